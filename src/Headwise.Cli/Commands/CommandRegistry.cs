@@ -1,0 +1,9 @@
+namespace Headwise.Cli.Commands;
+
+/// <summary>Every sub-command, in the order <c>headwise --help</c> lists them.</summary>
+public static class CommandRegistry
+{
+    public static IReadOnlyList<ICommand> All { get; } =
+    [
+    ];
+}

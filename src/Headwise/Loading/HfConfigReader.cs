@@ -1,0 +1,214 @@
+using System.Text.Json;
+using Headwise.Kernels;
+
+namespace Headwise.Loading;
+
+/// <summary>Reads a Hugging Face <c>config.json</c> into a <see cref="ModelConfig"/>, with the defaults of each HF config class.</summary>
+public static class HfConfigReader
+{
+    public static readonly string[] SupportedModelTypes = ["gpt2", "llama", "mistral", "qwen2", "gpt_neox"];
+
+    public static ModelConfig Read(string configPath)
+    {
+        if (!File.Exists(configPath))
+        {
+            throw new ModelFormatException($"{configPath}: file not found (a Hugging Face model directory needs config.json)");
+        }
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(File.ReadAllBytes(configPath));
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFormatException($"{configPath}: not valid JSON ({e.Message})");
+        }
+        using (doc)
+        {
+            var c = new JsonFields(doc.RootElement, configPath);
+            string type = c.String("model_type") ?? throw new ModelFormatException($"{configPath}: no \"model_type\" field");
+            var config = type switch
+            {
+                "gpt2" => Gpt2(c),
+                "llama" or "mistral" or "qwen2" => Llama(c, type),
+                "gpt_neox" => GptNeoX(c),
+                _ => throw new ModelFormatException($"{configPath}: model_type '{type}' is not supported (supported: {string.Join(", ", SupportedModelTypes)})"),
+            };
+            config.Validate(configPath);
+            return config;
+        }
+    }
+
+    private static ModelConfig Gpt2(JsonFields c)
+    {
+        // HF GPT2Config defaults: n_embd 768, n_layer 12, n_head 12, n_positions 1024, layer_norm_epsilon 1e-5, activation "gelu_new".
+        if (c.Bool("scale_attn_by_inverse_layer_idx") == true)
+        {
+            throw c.Unsupported("scale_attn_by_inverse_layer_idx = true");
+        }
+        if (c.Bool("scale_attn_weights") == false)
+        {
+            throw c.Unsupported("scale_attn_weights = false");
+        }
+        int d = c.Int("n_embd") ?? 768;
+        int h = c.Int("n_head") ?? 12;
+        return new ModelConfig
+        {
+            ModelType = "gpt2",
+            Family = ArchitectureFamily.Gpt2,
+            VocabSize = c.Int("vocab_size") ?? 50257,
+            DModel = d,
+            NLayers = c.Int("n_layer") ?? 12,
+            NHeads = h,
+            NKvHeads = h,
+            DHead = d / h,
+            DMlp = c.Int("n_inner") ?? 4 * d,
+            MaxPositions = c.Int("n_positions") ?? c.Int("n_ctx") ?? 1024,
+            NormEps = (float)(c.Double("layer_norm_epsilon") ?? 1e-5),
+            Activation = Activation(c, c.String("activation_function") ?? "gelu_new"),
+            TiedEmbeddings = c.Bool("tie_word_embeddings") ?? true,
+            QkvBias = true,
+            OutputBias = true,
+            MlpBias = true,
+            BosTokenId = c.Int("bos_token_id") ?? 50256,
+            EosTokenId = c.Int("eos_token_id") ?? 50256,
+        };
+    }
+
+    private static ModelConfig Llama(JsonFields c, string type)
+    {
+        if (c.Has("rope_scaling") && c.Raw("rope_scaling").ValueKind == JsonValueKind.Object)
+        {
+            string kind = c.Raw("rope_scaling").TryGetProperty("rope_type", out var rt) ? rt.GetString() ?? "?" :
+                c.Raw("rope_scaling").TryGetProperty("type", out var t) ? t.GetString() ?? "?" : "?";
+            if (kind != "default")
+            {
+                throw c.Unsupported($"rope_scaling of type '{kind}'");
+            }
+        }
+        int d = c.Int("hidden_size") ?? 4096;
+        int h = c.Int("num_attention_heads") ?? 32;
+        int headDim = c.Int("head_dim") ?? d / h;
+        bool qwen = type == "qwen2";
+        bool attentionBias = c.Bool("attention_bias") ?? false;
+        int window = 0;
+        if (type == "mistral")
+        {
+            window = c.Int("sliding_window") ?? 0; // null = full attention
+        }
+        else if (qwen && c.Bool("use_sliding_window") == true)
+        {
+            throw c.Unsupported("use_sliding_window = true for qwen2");
+        }
+        string act = c.String("hidden_act") ?? "silu";
+        if (act != "silu")
+        {
+            throw c.Unsupported($"hidden_act '{act}' for {type} (only the SwiGLU 'silu' MLP is implemented)");
+        }
+        return new ModelConfig
+        {
+            ModelType = type,
+            Family = ArchitectureFamily.Llama,
+            VocabSize = c.Int("vocab_size") ?? 32000,
+            DModel = d,
+            NLayers = c.Int("num_hidden_layers") ?? 32,
+            NHeads = h,
+            NKvHeads = c.Int("num_key_value_heads") ?? h,
+            DHead = headDim,
+            DMlp = c.Int("intermediate_size") ?? 11008,
+            MaxPositions = c.Int("max_position_embeddings") ?? 2048,
+            NormEps = (float)(c.Double("rms_norm_eps") ?? 1e-6),
+            Activation = "silu",
+            TiedEmbeddings = c.Bool("tie_word_embeddings") ?? false,
+            RopeTheta = c.Double("rope_theta") ?? 10000,
+            RotaryDims = headDim,
+            RopeLayout = RopeLayout.RotateHalf,
+            QkvBias = qwen || attentionBias,
+            OutputBias = !qwen && attentionBias,
+            MlpBias = c.Bool("mlp_bias") ?? false,
+            SlidingWindow = window,
+            BosTokenId = c.Int("bos_token_id"),
+            EosTokenId = c.Int("eos_token_id"),
+        };
+    }
+
+    private static ModelConfig GptNeoX(JsonFields c)
+    {
+        int d = c.Int("hidden_size") ?? 6144;
+        int h = c.Int("num_attention_heads") ?? 64;
+        int headDim = d / h;
+        double pct = c.Double("rotary_pct") ?? c.Double("partial_rotary_factor") ?? 0.25;
+        bool bias = c.Bool("attention_bias") ?? true;
+        return new ModelConfig
+        {
+            ModelType = "gpt_neox",
+            Family = ArchitectureFamily.GptNeoX,
+            VocabSize = c.Int("vocab_size") ?? 50432,
+            DModel = d,
+            NLayers = c.Int("num_hidden_layers") ?? 44,
+            NHeads = h,
+            NKvHeads = h,
+            DHead = headDim,
+            DMlp = c.Int("intermediate_size") ?? 4 * d,
+            MaxPositions = c.Int("max_position_embeddings") ?? 2048,
+            NormEps = (float)(c.Double("layer_norm_eps") ?? 1e-5),
+            Activation = Activation(c, c.String("hidden_act") ?? "gelu"),
+            TiedEmbeddings = c.Bool("tie_word_embeddings") ?? false,
+            RopeTheta = c.Double("rotary_emb_base") ?? c.Double("rope_theta") ?? 10000,
+            RotaryDims = (int)(headDim * pct), // HF: self.rotary_ndims = int(self.head_size * config.rotary_pct)
+            RopeLayout = RopeLayout.RotateHalf,
+            ParallelResidual = c.Bool("use_parallel_residual") ?? true,
+            QkvBias = bias,
+            OutputBias = bias,
+            MlpBias = true,
+            BosTokenId = c.Int("bos_token_id"),
+            EosTokenId = c.Int("eos_token_id"),
+        };
+    }
+
+    private static string Activation(JsonFields c, string name) => name switch
+    {
+        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => "gelu_new",
+        "gelu" => "gelu",
+        _ => throw c.Unsupported($"activation '{name}' (supported: gelu_new, gelu_pytorch_tanh, gelu)"),
+    };
+
+    /// <summary>Typed, null-tolerant access to a config object; wrong types are errors that name the field.</summary>
+    private readonly struct JsonFields(JsonElement root, string path)
+    {
+        public bool Has(string name) => root.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null;
+
+        public JsonElement Raw(string name) => root.GetProperty(name);
+
+        public string? String(string name) => Has(name) ? (root.GetProperty(name).ValueKind == JsonValueKind.String
+            ? root.GetProperty(name).GetString() : throw Bad(name, "a string")) : null;
+
+        public int? Int(string name)
+        {
+            if (!Has(name))
+            {
+                return null;
+            }
+            var v = root.GetProperty(name);
+            if (v.ValueKind == JsonValueKind.Array && v.GetArrayLength() > 0)
+            {
+                v = v[0]; // eos_token_id may be a list; the first id is the primary one
+            }
+            return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i : throw Bad(name, "an integer");
+        }
+
+        public double? Double(string name) => Has(name) ? (root.GetProperty(name).ValueKind == JsonValueKind.Number
+            ? root.GetProperty(name).GetDouble() : throw Bad(name, "a number")) : null;
+
+        public bool? Bool(string name) => Has(name) ? root.GetProperty(name).ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw Bad(name, "true or false"),
+        } : null;
+
+        private ModelFormatException Bad(string name, string expected) => new($"{path}: field \"{name}\" should be {expected}");
+
+        public ModelFormatException Unsupported(string what) => new($"{path}: {what} is not supported");
+    }
+}

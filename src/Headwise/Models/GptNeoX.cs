@@ -1,0 +1,117 @@
+using Headwise.Hooks;
+using Headwise.Kernels;
+using Headwise.Loading;
+using static Headwise.Kernels.Kernels;
+
+namespace Headwise.Models;
+
+/// <summary>
+/// GPT-NeoX / Pythia (HF <c>GPTNeoXForCausalLM</c>): LayerNorm, fused query_key_value laid out per head as [q_h | k_h | v_h],
+/// partial rotary (the first rotary_pct of each head), exact-erf GELU, and a parallel residual
+/// x + attn(ln1(x)) + mlp(ln2(x)) unless use_parallel_residual is false.
+/// </summary>
+public sealed class GptNeoX : TransformerModel
+{
+    private readonly Weight _embedIn;  // (V, C)
+    private readonly Block[] _blocks;
+    private readonly Weight _lnFW, _lnFB; // (C)
+    private readonly Weight _embedOut;  // (V, C)
+
+    private sealed record Block(
+        Weight Ln1W, Weight Ln1B,        // input_layernorm: (C)
+        Weight Ln2W, Weight Ln2B,        // post_attention_layernorm: (C)
+        Weight QkvW, Weight? QkvB,       // query_key_value: (3C, C), (3C) — rows grouped per head as [q_h, k_h, v_h]
+        Weight DenseW, Weight? DenseB,   // attention.dense: (C, C), (C)
+        Weight UpW, Weight UpB,          // mlp.dense_h_to_4h: (F, C), (F)
+        Weight DownW, Weight DownB);     // mlp.dense_4h_to_h: (C, F), (C)
+
+    public GptNeoX(ModelConfig config, WeightSet w) : base(config, w)
+    {
+        int C = config.DModel, V = config.VocabSize, F = config.DMlp;
+        _embedIn = w.Get("gpt_neox.embed_in.weight", V, C);
+        _blocks = new Block[config.NLayers];
+        for (int l = 0; l < config.NLayers; l++)
+        {
+            string b = $"gpt_neox.layers.{l}.";
+            _blocks[l] = new Block(
+                w.Get(b + "input_layernorm.weight", C), w.Get(b + "input_layernorm.bias", C),
+                w.Get(b + "post_attention_layernorm.weight", C), w.Get(b + "post_attention_layernorm.bias", C),
+                w.Get(b + "attention.query_key_value.weight", 3 * C, C), config.QkvBias ? w.Get(b + "attention.query_key_value.bias", 3 * C) : null,
+                w.Get(b + "attention.dense.weight", C, C), config.OutputBias ? w.Get(b + "attention.dense.bias", C) : null,
+                w.Get(b + "mlp.dense_h_to_4h.weight", F, C), w.Get(b + "mlp.dense_h_to_4h.bias", F),
+                w.Get(b + "mlp.dense_4h_to_h.weight", C, F), w.Get(b + "mlp.dense_4h_to_h.bias", C));
+        }
+        _lnFW = w.Get("gpt_neox.final_layer_norm.weight", C);
+        _lnFB = w.Get("gpt_neox.final_layer_norm.bias", C);
+        _embedOut = config.TiedEmbeddings ? _embedIn : w.Get("embed_out.weight", V, C);
+    }
+
+    protected override (Weight W, Weight? Bias) Unembedding => (_embedOut, null);
+
+    protected override void ForwardCore()
+    {
+        int N = Step.N, C = Config.DModel, NH = Config.NHeads, HD = Config.DHead;
+
+        // inputs_embeds = self.embed_in(input_ids)
+        EmbedTokens(_embedIn);
+
+        for (int l = 0; l < Config.NLayers; l++)
+        {
+            var blk = _blocks[l];
+            HookResid(l, HookKind.ResidPre, S.X);
+
+            // attention layernorm: self.input_layernorm(hidden_states)
+            Norm(l, HookKind.Ln1Scale, S.X, blk.Ln1W, blk.Ln1B, S.XNorm);
+
+            // qkv = self.query_key_value(hidden_states).view(..., num_heads, 3 * head_size); q, k, v = qkv.chunk(3, dim=-1)
+            Linear(S.XNorm, C, blk.QkvW, blk.QkvB, S.Qkv, 3 * C, WeightLayout.OutIn);
+            for (int n = 0; n < N; n++)
+            {
+                for (int h = 0; h < NH; h++)
+                {
+                    int src = (n * NH + h) * 3 * HD, dst = (n * NH + h) * HD;
+                    S.Qkv.AsSpan(src, HD).CopyTo(S.Q.AsSpan(dst, HD));
+                    S.Qkv.AsSpan(src + HD, HD).CopyTo(S.K.AsSpan(dst, HD));
+                    S.Qkv.AsSpan(src + 2 * HD, HD).CopyTo(S.V.AsSpan(dst, HD));
+                }
+            }
+
+            // partial RoPE on the first rotary_ndims of each head, attention, then self.dense(attn_output)
+            Attention(l, blk.DenseW, blk.DenseB, WeightLayout.OutIn, S.Tmp);
+
+            if (Config.ParallelResidual)
+            {
+                // x = x + attn(ln1(x)) + mlp(ln2(x))
+                Norm(l, HookKind.Ln2Scale, S.X, blk.Ln2W, blk.Ln2B, S.XNorm);
+                Mlp(l, blk, S.Tmp2);
+                Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+                Add(S.X.AsSpan(0, N * C), S.Tmp2.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+            }
+            else
+            {
+                // x = x + attn(ln1(x)); x = x + mlp(ln2(x))
+                Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+                HookResid(l, HookKind.ResidMid, S.X);
+                Norm(l, HookKind.Ln2Scale, S.X, blk.Ln2W, blk.Ln2B, S.XNorm);
+                Mlp(l, blk, S.Tmp);
+                Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+            }
+            HookResid(l, HookKind.ResidPost, S.X);
+        }
+
+        // hidden_states = self.final_layer_norm(hidden_states)
+        Norm(HookPoint.ModelLevel, HookKind.LnFinalScale, S.X, _lnFW, _lnFB, S.XNorm);
+    }
+
+    // mlp: dense_4h_to_h(act(dense_h_to_4h(ln2(x)))) from S.XNorm into output
+    private void Mlp(int l, Block blk, float[] output)
+    {
+        int C = Config.DModel, F = Config.DMlp;
+        Linear(S.XNorm, C, blk.UpW, blk.UpB, S.Hidden, F, WeightLayout.OutIn);
+        Hook(l, HookKind.MlpPre, S.Hidden, Step.B, Step.T, F);
+        Activate(S.Hidden);
+        Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
+        Linear(S.Hidden, F, blk.DownW, blk.DownB, output, C, WeightLayout.OutIn);
+        HookResid(l, HookKind.MlpOut, output);
+    }
+}

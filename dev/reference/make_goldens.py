@@ -542,7 +542,7 @@ def gpt2_config(E=32, H=4, L=2, V=96, n_inner=None, tied=True, dtype="float32"):
         "summary_use_proj": True,
         "tie_word_embeddings": tied,
         "torch_dtype": dtype,
-        "transformers_version": "4.46.0",
+        "transformers_version": "4.53.0",
         "use_cache": True,
         "vocab_size": V,
     }
@@ -570,7 +570,7 @@ def llama_like_config(model_type, E, H, KV, L, V, I, theta, eps, tied, dtype="fl
         "rope_theta": theta,
         "tie_word_embeddings": tied,
         "torch_dtype": dtype,
-        "transformers_version": "4.46.0",
+        "transformers_version": "4.53.0",
         "use_cache": True,
         "vocab_size": V,
     }
@@ -603,7 +603,7 @@ def neox_config(E, H, L, V, I, rotary_pct, parallel):
         "rotary_pct": rotary_pct,
         "tie_word_embeddings": False,
         "torch_dtype": "float32",
-        "transformers_version": "4.46.0",
+        "transformers_version": "4.53.0",
         "use_cache": True,
         "use_parallel_residual": parallel,
         "vocab_size": V,

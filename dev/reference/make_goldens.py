@@ -811,6 +811,14 @@ def greedy(fwd, W, cfg, prompt):
     return toks, margins
 
 
+def _compact_json(obj):
+    """Indented JSON, but lists of numbers (ids, masks, rows of a matrix) kept on one line."""
+    import re
+    text = json.dumps(obj, indent=1)
+    return re.sub(r"\[\s*([-0-9.e,\s]*?)\s*\]",
+                  lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
+
+
 def build_case(case, out_dir, verbose=True):
     cfg = case["cfg"]
     case_dir = os.path.join(out_dir, case["name"])
@@ -893,8 +901,7 @@ def build_case(case, out_dir, verbose=True):
         "notes": case["notes"],
     }
     with open(os.path.join(case_dir, "golden.json"), "w") as f:
-        json.dump(golden, f, indent=1)
-        f.write("\n")
+        f.write(_compact_json(golden) + "\n")
     if verbose:
         print(f"  {case['name']}: greedy {toks} (min margin {min(margins):.4f})")
 

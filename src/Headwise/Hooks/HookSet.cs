@@ -24,7 +24,7 @@ public sealed class HookSet
     private int Slot(HookPoint p)
     {
         int layer = p.IsModelLevel ? _layers : p.Layer;
-        if ((uint)layer > (uint)_layers)
+        if (!p.IsModelLevel && (uint)layer >= (uint)_layers)
         {
             throw new InvalidInputException($"hook point '{p.Name}': the model has layers 0..{_layers - 1}");
         }

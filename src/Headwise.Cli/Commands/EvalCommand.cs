@@ -1,0 +1,65 @@
+using Headwise.Evaluation;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class EvalCommand : ICommand
+{
+    public string Name => "eval";
+    public string Summary => "negative log-likelihood and perplexity of a text file or token ids";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
+    public string Help => $"""
+        headwise eval --model M (--text-file F | --text "..." | --tokens 1,403,407) [--window N] [--stride S] [--json]
+
+        Scores every token after the first: nll[i] = −log p(token[i+1] | tokens[..i]), in nats. Texts longer than the
+        window are scored with a sliding window (as Hugging Face's perplexity guide does): each window of N tokens
+        advances by S, and only the tokens not scored before are scored, each with at least N − S tokens of context.
+
+        Options:
+        {ModelArgs.Help}
+          --text-file F     the text to score (UTF-8; BOS prepended when the tokenizer adds one)
+          --text S          the text, inline
+          --tokens IDS      explicit ids, e.g. 1,403,407 — no tokenizer involved, nothing prepended
+          --window N        context window (default: the model's context)
+          --stride S        how far each window advances (default: window / 2)
+          --no-bos          do not prepend BOS to the text
+          --json            print {"{"}"tokens": [...], "nll": [...], "mean_nll": x, "perplexity": y{"}"}
+
+        Example:
+          headwise eval --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        bool noBos = args.Flag("no-bos");
+        string? tokensArg = args.Get("tokens");
+        string? text = tokensArg is null ? TextInput.Read(args) : null;
+        if (tokensArg is not null && (args.Has("text") || args.Has("text-file")))
+        {
+            throw new UsageException("give either --tokens or a text, not both");
+        }
+        using var loaded = ModelArgs.Load(args);
+        int window = args.GetInt("window", loaded.Config.MaxPositions, 2, loaded.Config.MaxPositions);
+        int stride = args.GetInt("stride", Math.Max(1, window / 2), 1, window);
+        args.RejectUnknown();
+        int[] ids = tokensArg is not null ? TextInput.ParseIds(tokensArg) : loaded.RequireTokenizer().Encode(text!, addSpecial: !noBos);
+
+        var progress = Console.IsErrorRedirected || json ? null : new Progress<(int Done, int Total)>(p =>
+            stderr.Write($"\r[{p.Done}/{p.Total} tokens scored]"));
+        var result = Perplexity.Evaluate(loaded.Model, ids, window, stride, progress);
+        if (progress is not null)
+        {
+            stderr.WriteLine();
+        }
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(new { tokens = ids, nll = result.Nll, mean_nll = result.MeanNll, perplexity = result.Perplexity }));
+            return 0;
+        }
+        stdout.WriteLine($"tokens       {ids.Length} ({result.Nll.Length} predicted)");
+        stdout.WriteLine($"window       {Math.Min(window, ids.Length)} (stride {stride}, {result.Windows} forward pass{(result.Windows == 1 ? "" : "es")})");
+        stdout.WriteLine($"mean nll     {result.MeanNll:F4} nats/token");
+        stdout.WriteLine($"perplexity   {result.Perplexity:F4}");
+        return 0;
+    }
+}

@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using Headwise.Generation;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class GenerateCommand : ICommand
+{
+    public string Name => "generate";
+    public string Summary => "continue a prompt (greedy or sampled), streamed to the terminal";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-eos", "no-bos" };
+    public string Help => $"""
+        headwise generate --model M [--prompt "..." | --tokens 1,403] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
+
+        Generates with the KV cache and prints the text as it is produced. Greedy by default (temperature 0):
+        the same output on every run. With --temperature > 0 it samples, from the top-k tokens and then the smallest
+        set reaching probability top-p; --seed makes a sampled run reproducible. Stops at EOS unless --no-eos.
+
+        Options:
+        {ModelArgs.Help}
+          --prompt S        the prompt text (default: empty — start from BOS)
+          --tokens IDS      the prompt as explicit ids, e.g. 1,403,407 (no tokenizer involved)
+          --max-tokens N    new tokens at most (default 64)
+          --temperature T   0 = greedy (default); e.g. 0.8 to sample
+          --top-k K         sample only among the K most likely tokens (0 = all; default 0)
+          --top-p P         nucleus sampling threshold in (0, 1] (default 1)
+          --seed S          random seed for sampling
+          --no-eos          keep going past EOS
+          --no-bos          do not prepend BOS to the prompt text
+          --json            print {"{"}"prompt_ids": [...], "ids": [...], "text": "..."{"}"} at the end instead of streaming
+
+        Example:
+          headwise generate --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --max-tokens 40
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        bool noEos = args.Flag("no-eos");
+        bool noBos = args.Flag("no-bos");
+        string? prompt = args.Get("prompt");
+        string? tokensArg = args.Get("tokens");
+        int maxTokens = args.GetInt("max-tokens", 64, 1, 1_000_000);
+        var sampling = new SamplingOptions
+        {
+            Temperature = (float)args.GetDouble("temperature", 0, 0, 100),
+            TopK = args.GetInt("top-k", 0, 0),
+            TopP = (float)args.GetDouble("top-p", 1, 1e-6, 1),
+            Seed = args.Has("seed") ? args.GetInt("seed", 0) : null,
+        };
+        if (prompt is not null && tokensArg is not null)
+        {
+            throw new UsageException("give either --prompt or --tokens, not both");
+        }
+        using var loaded = ModelArgs.Load(args);
+        args.RejectUnknown();
+        var tok = loaded.Tokenizer;
+        int[] promptIds;
+        if (tokensArg is not null)
+        {
+            promptIds = TextInput.ParseIds(tokensArg);
+        }
+        else
+        {
+            tok = loaded.RequireTokenizer();
+            promptIds = tok.Encode(prompt ?? "", addSpecial: !noBos);
+            if (promptIds.Length == 0)
+            {
+                promptIds = loaded.Config.BosTokenId is int bos ? [bos] : throw new UsageException("the prompt is empty and the model has no BOS token to start from");
+            }
+        }
+        var options = new GenerationOptions { MaxNewTokens = maxTokens, Sampling = sampling, EosId = noEos ? null : (tok?.EosId ?? loaded.Config.EosTokenId) };
+
+        var produced = new List<int>();
+        var history = new List<int>(promptIds);
+        var clock = Stopwatch.StartNew();
+        if (!json)
+        {
+            stdout.Write(tok is null ? string.Join(" ", promptIds) : tok.Decode(promptIds));
+            stdout.Flush();
+        }
+        foreach (int id in Generator.Generate(loaded.Model, promptIds, options))
+        {
+            produced.Add(id);
+            if (!json)
+            {
+                stdout.Write(tok is null ? " " + id : tok.DecodeNext(history.ToArray(), id));
+                stdout.Flush();
+            }
+            history.Add(id);
+        }
+        double seconds = clock.Elapsed.TotalSeconds;
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(new { prompt_ids = promptIds, ids = produced, text = tok?.Decode(produced.ToArray()) }));
+        }
+        else
+        {
+            stdout.WriteLine();
+            stderr.WriteLine($"[{produced.Count} tokens in {seconds:F2} s, {produced.Count / Math.Max(seconds, 1e-9):F1} tokens/s (prefill included)]");
+        }
+        return 0;
+    }
+}

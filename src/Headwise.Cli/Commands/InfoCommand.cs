@@ -1,0 +1,89 @@
+using Headwise.Loading;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class InfoCommand : ICommand
+{
+    public string Name => "info";
+    public string Summary => "architecture, sizes, dtype and hook points of a model";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public string Help => $"""
+        headwise info --model M [--json]
+
+        Shows what a checkpoint is: family, parameter count, layers, heads (query and key/value), widths, context,
+        stored dtype, positional scheme, and every hook point name (TransformerLens names, usable in hooks and caches).
+
+        Options:
+        {ModelArgs.Help}
+          --json            print one JSON object (schema in docs/cli.md)
+
+        Example:
+          headwise info --model ../shared/models/stories260K/stories260K.bin
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        using var loaded = ModelArgs.Load(args);
+        args.RejectUnknown();
+        var c = loaded.Config;
+        var hooks = loaded.Model.HookPoints.Select(p => p.Name).ToArray();
+        var weights = loaded.Model.Weights;
+        var info = new
+        {
+            path = loaded.Path,
+            model_type = c.ModelType,
+            family = c.Family.ToString(),
+            parameters = c.ParameterCount,
+            layers = c.NLayers,
+            heads = c.NHeads,
+            kv_heads = c.NKvHeads,
+            d_model = c.DModel,
+            d_head = c.DHead,
+            d_mlp = c.DMlp,
+            n_ctx = c.MaxPositions,
+            vocab_size = c.VocabSize,
+            dtype = c.StoredDType.ToString(),
+            activation = c.Activation,
+            positional = c.RotaryDims > 0 ? "rotary" : "learned",
+            rotary_dims = c.RotaryDims,
+            rope_theta = c.RotaryDims > 0 ? c.RopeTheta : (double?)null,
+            rope_layout = c.RotaryDims > 0 ? c.RopeLayout.ToString() : null,
+            parallel_residual = c.ParallelResidual,
+            sliding_window = c.SlidingWindow,
+            tied_embeddings = c.TiedEmbeddings,
+            bos_token_id = c.BosTokenId,
+            eos_token_id = c.EosTokenId,
+            tokenizer = loaded.Tokenizer is not null,
+            weights_mapped_bytes = weights.MappedBytes,
+            weights_converted_bytes = weights.ConvertedBytes,
+            hook_points = hooks,
+        };
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(info));
+            return 0;
+        }
+        stdout.WriteLine($"model        {loaded.Path}");
+        stdout.WriteLine($"type         {c.ModelType} ({c.Family} family)");
+        stdout.WriteLine($"parameters   {c.ParameterCount:N0}");
+        stdout.WriteLine($"layers       {c.NLayers}");
+        stdout.WriteLine($"heads        {c.NHeads} query, {c.NKvHeads} key/value{(c.NKvHeads != c.NHeads ? $" (grouped: {c.KvGroupSize} query heads per kv head)" : "")}");
+        stdout.WriteLine($"widths       d_model {c.DModel}, d_head {c.DHead}, d_mlp {c.DMlp}");
+        stdout.WriteLine($"context      {c.MaxPositions} positions, vocabulary {c.VocabSize}");
+        stdout.WriteLine($"dtype        {c.StoredDType} stored, float32 compute ({weights.MappedBytes / 1e6:F1} MB mapped, {weights.ConvertedBytes / 1e6:F1} MB converted)");
+        stdout.WriteLine($"positions    {(c.RotaryDims > 0 ? $"RoPE on {c.RotaryDims}/{c.DHead} dims, θ = {c.RopeTheta}, {c.RopeLayout}" : "learned embeddings")}");
+        stdout.WriteLine($"mlp          {c.Activation}{(c.Family == ArchitectureFamily.Llama ? " (SwiGLU)" : "")}{(c.ParallelResidual ? ", parallel residual" : "")}{(c.SlidingWindow > 0 ? $", sliding window {c.SlidingWindow}" : "")}");
+        stdout.WriteLine($"tokens       BOS {c.BosTokenId?.ToString() ?? "-"}, EOS {c.EosTokenId?.ToString() ?? "-"}, tokenizer {(loaded.Tokenizer is null ? "none" : "found")}");
+        stdout.WriteLine($"hook points  {hooks.Length}:");
+        foreach (var h in hooks.Where(h => !h.StartsWith("blocks.", StringComparison.Ordinal) || h.StartsWith("blocks.0.", StringComparison.Ordinal)))
+        {
+            stdout.WriteLine($"  {h}");
+        }
+        if (c.NLayers > 1)
+        {
+            stdout.WriteLine($"  (blocks.1 … blocks.{c.NLayers - 1} have the same points as blocks.0)");
+        }
+        return 0;
+    }
+}

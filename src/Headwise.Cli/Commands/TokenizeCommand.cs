@@ -1,0 +1,46 @@
+namespace Headwise.Cli.Commands;
+
+public sealed class TokenizeCommand : ICommand
+{
+    public string Name => "tokenize";
+    public string Summary => "text to token ids with the model's tokenizer";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
+    public string Help => $"""
+        headwise tokenize --model M (--text "..." | --text-file F) [--json] [--no-bos]
+
+        Encodes text exactly as the model's tokenizer does (BOS included when the tokenizer adds one).
+
+        Options:
+        {ModelArgs.Help}
+          --text S          the text
+          --text-file F     read the text from a file (UTF-8)
+          --no-bos          do not add BOS / special tokens
+          --json            print {"{"}"ids": [...], "tokens": [...]{"}"}
+
+        Example:
+          headwise tokenize --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --text "Once upon a time"
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        bool noBos = args.Flag("no-bos");
+        string text = TextInput.Read(args);
+        using var loaded = ModelArgs.Load(args);
+        args.RejectUnknown();
+        var tok = loaded.RequireTokenizer();
+        var ids = tok.Encode(text, addSpecial: !noBos);
+        var tokens = ids.Select(tok.TokenText).ToArray();
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(new { ids, tokens }));
+            return 0;
+        }
+        stdout.WriteLine($"{ids.Length} tokens");
+        for (int i = 0; i < ids.Length; i++)
+        {
+            stdout.WriteLine($"{i,6}  {ids[i],8}  {Json.Serialize(tokens[i])}");
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,27 @@
+using Headwise.Loading;
+
+namespace Headwise.Cli;
+
+/// <summary>The options every model-taking command shares: --model, --tokenizer, --threads.</summary>
+public static class ModelArgs
+{
+    public const string Help =
+        "  --model M         Hugging Face model directory (config.json + *.safetensors [+ tokenizer.json]),\n" +
+        "                    or a llama2.c checkpoint (.bin) together with --tokenizer\n" +
+        "  --tokenizer F     tokenizer file (llama2.c tokenizer.bin, tokenizer.json, tokenizer.model) overriding the model's\n" +
+        "  --threads N       worker threads for the kernels (default: all cores)";
+
+    public static LoadedModel Load(CliArgs args)
+    {
+        ApplyThreads(args);
+        string model = args.Require("model", "a model directory or llama2.c .bin");
+        string? tokenizer = args.Get("tokenizer");
+        return ModelLoader.Load(ResolveModel(model), tokenizer);
+    }
+
+    public static void ApplyThreads(CliArgs args) =>
+        Kernels.Kernels.MaxThreads = args.GetInt("threads", Environment.ProcessorCount, 1, 1024);
+
+    /// <summary>Maps a --model value to a local path.</summary>
+    public static string ResolveModel(string model) => model;
+}

@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using Headwise.Generation;
+using Headwise.Hooks;
+using Headwise.Loading;
+using Headwise.Models;
+
+namespace Headwise.Benchmarks;
+
+public sealed record PrefillResult(int Tokens, double Seconds, double TokensPerSecond, double GFlops, double ForwardGFlop);
+
+public sealed record DecodeResult(int Tokens, double Seconds, double TokensPerSecond, long WeightBytes);
+
+public sealed record HookOverheadResult(double PlainSeconds, double NoOpHookSeconds, double FullCacheSeconds)
+{
+    public double NoOpRatio => NoOpHookSeconds / PlainSeconds;
+    public double FullCacheRatio => FullCacheSeconds / PlainSeconds;
+}
+
+public sealed record LoadResult(long CheckpointBytes, double LoadSeconds, double FirstForwardSeconds, long RssGrowthBytes, bool AllMapped)
+{
+    public double RssRatio => (double)RssGrowthBytes / CheckpointBytes;
+}
+
+/// <summary>Whole-model measurements on random weights of a given shape (no download): prefill, decode, hooks, loading.</summary>
+public static class ModelBenchmarks
+{
+    /// <summary>FLOPs of one forward over T tokens: 2·(matmul parameters)·T for the projections and unembedding, plus 2·T²·(NH·HD) per layer for causal q·kᵀ and pattern·v.</summary>
+    public static double ForwardFlops(ModelConfig c, int T)
+    {
+        double C = c.DModel, qd = c.NHeads * c.DHead, kvd = c.NKvHeads * c.DHead, F = c.DMlp;
+        double perTokenLayer = C * qd + 2 * C * kvd + qd * C + (c.Family == ArchitectureFamily.Llama ? 3 : 2) * C * F;
+        double matmul = 2.0 * T * (c.NLayers * perTokenLayer + C * c.VocabSize);
+        double attention = c.NLayers * 2.0 * (double)T * T * qd; // causal: T²/2 pairs × 2 products × 2 FLOPs
+        return matmul + attention;
+    }
+
+    public static TransformerModel RandomModel(ModelConfig c, int seed = 1) => TransformerModel.Create(c, CheckpointLayout.RandomWeights(c, seed));
+
+    private static int[] RandomTokens(int n, int vocab, int seed)
+    {
+        var rng = new Random(seed);
+        return Enumerable.Range(0, n).Select(_ => rng.Next(vocab)).ToArray();
+    }
+
+    /// <summary>Median time of <paramref name="reps"/> runs after one warm-up.</summary>
+    public static double Median(int reps, Action run)
+    {
+        run();
+        var times = new double[reps];
+        for (int i = 0; i < reps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            run();
+            times[i] = sw.Elapsed.TotalSeconds;
+        }
+        Array.Sort(times);
+        return times[reps / 2];
+    }
+
+    public static PrefillResult Prefill(TransformerModel model, int tokens, int reps = 3)
+    {
+        var input = ModelInput.Single(RandomTokens(tokens, model.Config.VocabSize, 7));
+        double s = Median(reps, () => model.Forward(input));
+        double flops = ForwardFlops(model.Config, tokens);
+        return new PrefillResult(tokens, s, tokens / s, flops / s / 1e9, flops / 1e9);
+    }
+
+    public static DecodeResult Decode(TransformerModel model, int promptTokens = 16, int newTokens = 64)
+    {
+        var prompt = RandomTokens(promptTokens, model.Config.VocabSize, 11);
+        // time only the decode steps: prefill first, then one position at a time with the KV cache
+        double best = double.MaxValue;
+        for (int rep = 0; rep < 3; rep++)
+        {
+            model.ResetCache(1, promptTokens + newTokens);
+            var logits = model.ForwardChunk(prompt, null, promptTokens, lastOnly: true);
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < newTokens; i++)
+            {
+                int next = Sampler.ArgMax(logits);
+                logits = model.ForwardChunk([next], null, 1, lastOnly: true);
+            }
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        long weightBytes = 4 * model.Config.ParameterCount;
+        return new DecodeResult(newTokens, best, newTokens / best, weightBytes);
+    }
+
+    public static HookOverheadResult Hooks(TransformerModel model, int tokens, int reps = 3)
+    {
+        var input = ModelInput.Single(RandomTokens(tokens, model.Config.VocabSize, 13));
+        double plain = Median(reps, () => model.Forward(input));
+        var noop = new HookSet(model.Config.NLayers);
+        noop.Add(new HookPoint(model.Config.NLayers - 1, HookKind.ResidPost), _ => { });
+        double withHook = Median(reps, () => model.Forward(input, noop));
+        double cached = Median(reps, () => model.RunWithCache(input));
+        return new HookOverheadResult(plain, withHook, cached);
+    }
+
+    /// <summary>Writes a random F32 checkpoint of <paramref name="config"/> to <paramref name="dir"/>, then times loading it and
+    /// measures how much resident memory grows through the load and a first short forward (which touches every weight).</summary>
+    public static LoadResult Load(ModelConfig config, string dir)
+    {
+        if (!File.Exists(Path.Combine(dir, "model.safetensors")))
+        {
+            using var weights = CheckpointLayout.RandomWeights(config, seed: 3);
+            HfConfigWriter.WriteCheckpoint(config, weights, dir);
+        }
+        long bytes = new FileInfo(Path.Combine(dir, "model.safetensors")).Length;
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        long rssBefore = Process.GetCurrentProcess().WorkingSet64;
+        var sw = Stopwatch.StartNew();
+        using var loaded = ModelLoader.Load(dir);
+        double load = sw.Elapsed.TotalSeconds;
+        sw.Restart();
+        loaded.Model.Forward(ModelInput.Single(RandomTokens(8, config.VocabSize, 5)));
+        double first = sw.Elapsed.TotalSeconds;
+        var p = Process.GetCurrentProcess();
+        p.Refresh();
+        long growth = p.WorkingSet64 - rssBefore;
+        return new LoadResult(bytes, load, first, growth, loaded.Model.Weights.ConvertedBytes == 0);
+    }
+}

@@ -1,0 +1,68 @@
+using Headwise.Models;
+
+namespace Headwise.Evaluation;
+
+/// <summary>Per-token negative log-likelihood of a sequence, and the perplexity exp(mean nll).</summary>
+public sealed record PerplexityResult(float[] Nll, double MeanNll, double Perplexity, int Windows);
+
+public static class Perplexity
+{
+    /// <summary>
+    /// nll[i] = −log softmax(logits at i)[ids[i + 1]] for i in 0..n−2. Sequences longer than <paramref name="window"/> are scored
+    /// window by window, each advancing by <paramref name="stride"/>; a window scores only the targets no earlier window scored.
+    /// </summary>
+    public static PerplexityResult Evaluate(TransformerModel model, int[] ids, int window, int stride, IProgress<(int Done, int Total)>? progress = null,
+        CancellationToken cancel = default)
+    {
+        if (ids.Length < 2)
+        {
+            throw new InvalidInputException($"need at least 2 tokens to score a prediction (got {ids.Length})");
+        }
+        if (window < 2 || window > model.Config.MaxPositions)
+        {
+            throw new InvalidInputException($"window must be in [2, {model.Config.MaxPositions}] (got {window})");
+        }
+        if (stride < 1 || stride > window)
+        {
+            throw new InvalidInputException($"stride must be in [1, {window}] (got {stride})");
+        }
+        new ModelInput(ids, 1, ids.Length).Validate(model.Config.VocabSize);
+        int n = ids.Length, V = model.Config.VocabSize;
+        var nll = new float[n - 1];
+        int scoredUpTo = 1; // targets 1..scoredUpTo-1 are done
+        int windows = 0;
+        for (int begin = 0; scoredUpTo < n; begin += stride)
+        {
+            cancel.ThrowIfCancellationRequested();
+            int end = Math.Min(begin + window, n);
+            var chunk = ids[begin..end];
+            var logits = model.Forward(ModelInput.Single(chunk));
+            windows++;
+            for (int target = Math.Max(scoredUpTo, begin + 1); target < end; target++)
+            {
+                int row = target - 1 - begin;
+                nll[target - 1] = (float)-LogSoftmaxAt(logits.AsSpan(row * V, V), ids[target]);
+            }
+            scoredUpTo = end;
+            progress?.Report((scoredUpTo - 1, n - 1));
+        }
+        double mean = nll.Average(x => (double)x);
+        return new PerplexityResult(nll, mean, Math.Exp(mean), windows);
+    }
+
+    /// <summary>log softmax(logits)[index], computed stably in double.</summary>
+    public static double LogSoftmaxAt(ReadOnlySpan<float> logits, int index)
+    {
+        float max = float.NegativeInfinity;
+        foreach (var x in logits)
+        {
+            max = Math.Max(max, x);
+        }
+        double sum = 0;
+        foreach (var x in logits)
+        {
+            sum += Math.Exp(x - max);
+        }
+        return logits[index] - max - Math.Log(sum);
+    }
+}

@@ -1,0 +1,100 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Headwise.Loading;
+
+/// <summary>Writes a <see cref="ModelConfig"/> as the <c>config.json</c> Hugging Face's config class for its model_type would write.</summary>
+public static class HfConfigWriter
+{
+    public static JsonObject ToJson(ModelConfig c)
+    {
+        var o = new JsonObject { ["model_type"] = c.ModelType == "llama2c" ? "llama" : c.ModelType };
+        switch (c.Family)
+        {
+            case ArchitectureFamily.Gpt2:
+                o["architectures"] = new JsonArray("GPT2LMHeadModel");
+                o["vocab_size"] = c.VocabSize;
+                o["n_embd"] = c.DModel;
+                o["n_layer"] = c.NLayers;
+                o["n_head"] = c.NHeads;
+                o["n_inner"] = c.DMlp;
+                o["n_positions"] = c.MaxPositions;
+                o["n_ctx"] = c.MaxPositions;
+                o["layer_norm_epsilon"] = c.NormEps;
+                o["activation_function"] = c.Activation;
+                o["tie_word_embeddings"] = c.TiedEmbeddings;
+                break;
+            case ArchitectureFamily.Llama:
+                o["architectures"] = new JsonArray(c.ModelType switch { "mistral" => "MistralForCausalLM", "qwen2" => "Qwen2ForCausalLM", _ => "LlamaForCausalLM" });
+                o["vocab_size"] = c.VocabSize;
+                o["hidden_size"] = c.DModel;
+                o["intermediate_size"] = c.DMlp;
+                o["num_hidden_layers"] = c.NLayers;
+                o["num_attention_heads"] = c.NHeads;
+                o["num_key_value_heads"] = c.NKvHeads;
+                o["head_dim"] = c.DHead;
+                o["max_position_embeddings"] = c.MaxPositions;
+                o["rms_norm_eps"] = c.NormEps;
+                o["rope_theta"] = c.RopeTheta;
+                o["hidden_act"] = "silu";
+                o["tie_word_embeddings"] = c.TiedEmbeddings;
+                if (c.ModelType != "qwen2")
+                {
+                    o["attention_bias"] = c.QkvBias;
+                    o["mlp_bias"] = c.MlpBias;
+                }
+                if (c.ModelType == "mistral")
+                {
+                    o["sliding_window"] = c.SlidingWindow > 0 ? c.SlidingWindow : null;
+                }
+                break;
+            case ArchitectureFamily.GptNeoX:
+                o["architectures"] = new JsonArray("GPTNeoXForCausalLM");
+                o["vocab_size"] = c.VocabSize;
+                o["hidden_size"] = c.DModel;
+                o["intermediate_size"] = c.DMlp;
+                o["num_hidden_layers"] = c.NLayers;
+                o["num_attention_heads"] = c.NHeads;
+                o["max_position_embeddings"] = c.MaxPositions;
+                o["layer_norm_eps"] = c.NormEps;
+                o["rotary_pct"] = (double)c.RotaryDims / c.DHead;
+                o["rotary_emb_base"] = c.RopeTheta;
+                o["hidden_act"] = c.Activation;
+                o["use_parallel_residual"] = c.ParallelResidual;
+                o["attention_bias"] = c.QkvBias;
+                o["tie_word_embeddings"] = c.TiedEmbeddings;
+                break;
+        }
+        if (c.BosTokenId is int bos)
+        {
+            o["bos_token_id"] = bos;
+        }
+        if (c.EosTokenId is int eos)
+        {
+            o["eos_token_id"] = eos;
+        }
+        o["torch_dtype"] = c.StoredDType switch { TensorDType.F16 => "float16", TensorDType.BF16 => "bfloat16", _ => "float32" };
+        return o;
+    }
+
+    /// <summary>Writes config.json atomically.</summary>
+    public static void Write(ModelConfig c, string path)
+    {
+        string temp = path + $".{Environment.ProcessId}.tmp";
+        File.WriteAllText(temp, ToJson(c).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>Writes a full HF model directory (config.json + model.safetensors) from a weight set.</summary>
+    public static void WriteCheckpoint(ModelConfig c, WeightSet weights, string dir, TensorDType dtype = TensorDType.F32)
+    {
+        Directory.CreateDirectory(dir);
+        var tensors = CheckpointLayout.Tensors(c).Select(t =>
+        {
+            var w = weights.Get(t.Name, t.Shape);
+            return (t.Name, t.Shape, (ReadOnlyMemory<float>)w.ToArray());
+        });
+        SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" }, dtype);
+        Write(c with { StoredDType = dtype }, Path.Combine(dir, "config.json"));
+    }
+}

@@ -5,5 +5,9 @@ public static class CommandRegistry
 {
     public static IReadOnlyList<ICommand> All { get; } =
     [
+        new InfoCommand(),
+        new TokenizeCommand(),
+        new GenerateCommand(),
+        new EvalCommand(),
     ];
 }

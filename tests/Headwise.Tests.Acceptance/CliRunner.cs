@@ -1,0 +1,36 @@
+using Headwise.Cli;
+
+namespace Headwise.Tests.Acceptance;
+
+/// <summary>Runs the headwise CLI in-process, as a user would type it, capturing stdout, stderr and the exit code.</summary>
+public static class CliRunner
+{
+    public sealed record Result(int ExitCode, string Stdout, string Stderr);
+
+    public static Result Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CliMain.Run(args, stdout, stderr);
+        return new Result(code, stdout.ToString(), stderr.ToString());
+    }
+
+    public static string RepoRoot { get; } = FindRoot();
+
+    public static string Golden(string name) => Path.Combine(RepoRoot, "tests", "goldens", name);
+
+    public static string? Stories260K => Directory.Exists(Path.Combine(RepoRoot, "..", "shared", "models", "stories260K"))
+        ? Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "models", "stories260K")) : null;
+
+    private static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Headwise.slnx")))
+            {
+                return dir.FullName;
+            }
+        }
+        throw new InvalidOperationException("cannot find Headwise.slnx above " + AppContext.BaseDirectory);
+    }
+}

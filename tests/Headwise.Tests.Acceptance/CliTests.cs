@@ -1,0 +1,164 @@
+using System.Text.Json;
+using Headwise.Evaluation;
+using Headwise.Loading;
+using Headwise.Models;
+using Xunit.Abstractions;
+
+namespace Headwise.Tests.Acceptance;
+
+/// <summary>The command line as a new user runs it: outputs checked against the library, errors as one line with exit code 2.</summary>
+public class CliTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void InfoJsonDescribesTheModel()
+    {
+        var r = CliRunner.Run("info", "--model", CliRunner.Golden("llama_gqa"), "--json");
+        Assert.Equal(0, r.ExitCode);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var root = doc.RootElement;
+        var config = HfConfigReader.Read(Path.Combine(CliRunner.Golden("llama_gqa"), "config.json"));
+        Assert.Equal("llama", root.GetProperty("model_type").GetString());
+        Assert.Equal(config.NLayers, root.GetProperty("layers").GetInt32());
+        Assert.Equal(config.NHeads, root.GetProperty("heads").GetInt32());
+        Assert.Equal(config.NKvHeads, root.GetProperty("kv_heads").GetInt32());
+        // parameter count equals the number of values in the checkpoint
+        using var weights = ModelLoader.OpenWeights(CliRunner.Golden("llama_gqa"));
+        long values = weights.Names.Sum(n => (long)weights.GetAnyShape(n).Length);
+        Assert.Equal(values, root.GetProperty("parameters").GetInt64());
+        var hooks = root.GetProperty("hook_points").EnumerateArray().Select(h => h.GetString()).ToList();
+        Assert.Contains("blocks.1.attn.hook_pattern", hooks);
+        Assert.Contains("hook_embed", hooks);
+    }
+
+    [Fact]
+    public void InfoTextListsHookPoints()
+    {
+        var r = CliRunner.Run("info", "--model", CliRunner.Golden("gpt2_tied"));
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("blocks.0.attn.hook_pattern", r.Stdout);
+        Assert.Contains("parameters", r.Stdout);
+    }
+
+    [Fact]
+    public void EvalTokensJsonMatchesTheModelsOwnLogits()
+    {
+        int[] ids = [5, 9, 13, 2, 7, 30, 44, 1];
+        var r = CliRunner.Run("eval", "--model", CliRunner.Golden("qwen2"), "--tokens", string.Join(",", ids), "--json");
+        Assert.Equal(0, r.ExitCode);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var nll = doc.RootElement.GetProperty("nll").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        Assert.Equal(ids, doc.RootElement.GetProperty("tokens").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+        Assert.Equal(ids.Length - 1, nll.Length);
+
+        using var m = ModelLoader.Load(CliRunner.Golden("qwen2"));
+        var logits = m.Model.Forward(ModelInput.Single(ids));
+        int V = m.Config.VocabSize;
+        for (int i = 0; i < nll.Length; i++)
+        {
+            // −log softmax, computed here independently in double
+            var row = logits.AsSpan(i * V, V).ToArray().Select(x => (double)x).ToArray();
+            double max = row.Max();
+            double logZ = max + Math.Log(row.Sum(x => Math.Exp(x - max)));
+            Assert.Equal(logZ - row[ids[i + 1]], nll[i], 1e-4);
+        }
+        double mean = nll.Average();
+        Assert.Equal(mean, doc.RootElement.GetProperty("mean_nll").GetDouble(), 1e-5);
+        Assert.Equal(Math.Exp(mean), doc.RootElement.GetProperty("perplexity").GetDouble(), 1e-4);
+    }
+
+    [Fact]
+    public void SlidingWindowScoresEveryTokenOnceWithTheContextItPromises()
+    {
+        using var m = ModelLoader.Load(CliRunner.Golden("gpt2_tied"));
+        var rng = new Random(3);
+        var ids = Enumerable.Range(0, 40).Select(_ => rng.Next(m.Config.VocabSize)).ToArray();
+        var windowed = Perplexity.Evaluate(m.Model, ids, window: 16, stride: 8);
+        Assert.Equal(39, windowed.Nll.Length);
+        // the first window is an ordinary forward over ids[0..16)
+        var first = Perplexity.Evaluate(m.Model, ids[..16], window: 16, stride: 16);
+        Assert.Equal(first.Nll, windowed.Nll[..15]);
+        // a later target is scored inside the window [8, 24): compare with that window alone
+        var second = Perplexity.Evaluate(m.Model, ids[8..24], window: 16, stride: 16);
+        Assert.Equal(second.Nll[^8..], windowed.Nll[15..23]);
+        Assert.Equal(4, windowed.Windows);
+    }
+
+    [Fact]
+    public void GenerateGreedyJsonMatchesTheReference()
+    {
+        string dir = CliRunner.Golden("llama_mha");
+        using var golden = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(dir, "golden.json")));
+        var prompt = golden.RootElement.GetProperty("greedy").GetProperty("prompt").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        var want = golden.RootElement.GetProperty("greedy").GetProperty("tokens").EnumerateArray().Select(e => e.GetInt32()).Take(10).ToArray();
+        var r = CliRunner.Run("generate", "--model", dir, "--tokens", string.Join(",", prompt), "--max-tokens", "10", "--no-eos", "--json");
+        Assert.Equal(0, r.ExitCode);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        Assert.Equal(want, doc.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+    }
+
+    [Fact]
+    public void SeededSamplingIsReproducibleAndDiffersFromGreedy()
+    {
+        string dir = CliRunner.Golden("gpt2_untied");
+        string[] common = ["generate", "--model", dir, "--tokens", "1,2,3", "--max-tokens", "30", "--no-eos", "--json"];
+        var a = CliRunner.Run([.. common, "--temperature", "1.5", "--top-k", "20", "--top-p", "0.95", "--seed", "7"]);
+        var b = CliRunner.Run([.. common, "--temperature", "1.5", "--top-k", "20", "--top-p", "0.95", "--seed", "7"]);
+        var greedy = CliRunner.Run(common);
+        Assert.Equal(0, a.ExitCode);
+        Assert.Equal(a.Stdout, b.Stdout);
+        Assert.NotEqual(a.Stdout, greedy.Stdout);
+    }
+
+    [Theory]
+    [InlineData("info")]
+    [InlineData("info", "--model")]
+    [InlineData("info", "--model", "/nonexistent/model")]
+    [InlineData("info", "--model", "GOLDEN", "--colour")]
+    [InlineData("eval", "--model", "GOLDEN", "--tokens", "1")]
+    [InlineData("eval", "--model", "GOLDEN", "--tokens", "1,99999")]
+    [InlineData("eval", "--model", "GOLDEN", "--tokens", "1,x")]
+    [InlineData("eval", "--model", "GOLDEN", "--text-file", "/nonexistent.txt")]
+    [InlineData("generate", "--model", "GOLDEN", "--tokens", "1", "--temperature", "-1")]
+    [InlineData("generate", "--model", "GOLDEN", "--tokens", "1", "--top-p", "2")]
+    [InlineData("tokenize", "--model", "GOLDEN", "--text", "hi")]
+    [InlineData("frobnicate")]
+    public void BadInputIsOneLineAndExitCode2(params string[] args)
+    {
+        var r = CliRunner.Run(args.Select(a => a == "GOLDEN" ? CliRunner.Golden("gpt2_tied") : a).ToArray());
+        output.WriteLine(r.Stderr);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+        Assert.DoesNotContain("   at ", r.Stderr); // never a stack trace
+    }
+
+    [Fact]
+    public void EmptyTextFileIsRefused()
+    {
+        string f = Path.GetTempFileName();
+        try
+        {
+            var r = CliRunner.Run("eval", "--model", CliRunner.Golden("gpt2_tied"), "--text-file", f);
+            Assert.Equal(2, r.ExitCode);
+            Assert.Contains("empty", r.Stderr);
+        }
+        finally
+        {
+            File.Delete(f);
+        }
+    }
+
+    [Fact]
+    public void HelpTeachesEveryCommand()
+    {
+        var overview = CliRunner.Run("--help");
+        Assert.Equal(0, overview.ExitCode);
+        foreach (var command in Headwise.Cli.Commands.CommandRegistry.All)
+        {
+            Assert.Contains(command.Name, overview.Stdout);
+            var help = CliRunner.Run(command.Name, "--help");
+            Assert.Equal(0, help.ExitCode);
+            Assert.Contains("headwise " + command.Name, help.Stdout);
+            Assert.Contains("Example", help.Stdout);
+        }
+    }
+}

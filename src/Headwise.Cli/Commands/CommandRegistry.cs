@@ -5,5 +5,6 @@ public static class CommandRegistry
 {
     public static IReadOnlyList<ICommand> All { get; } =
     [
+        new PullCommand(),
     ];
 }

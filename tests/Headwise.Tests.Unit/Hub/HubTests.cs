@@ -323,16 +323,13 @@ public sealed class HubTests : IDisposable
     {
         string dir = Path.Combine(_cacheDir, "test-org", "tiny-model");
         Directory.CreateDirectory(dir);
-        string old = Environment.CurrentDirectory;
-        Environment.CurrentDirectory = _cacheDir;
-        try
-        {
-            Assert.Equal(dir, ModelResolver.Resolve(Repo, Options with { Offline = true }));
-        }
-        finally
-        {
-            Environment.CurrentDirectory = old;
-        }
+        // An existing folder is used as it is, even offline and with nothing cached (no process-wide cwd change here:
+        // tests run in parallel).
+        Assert.Equal(dir, ModelResolver.Resolve(dir, Options with { Offline = true }));
+        string file = Path.Combine(dir, "model.safetensors");
+        File.WriteAllBytes(file, Weights);
+        Assert.Equal(file, ModelResolver.Resolve(file, Options with { Offline = true }));
+        Assert.Empty(_hub.Log);
         var e = Assert.Throws<HubException>(() => ModelResolver.Resolve("./no/such/../file.bin", Options));
         Assert.Equal(HubErrorKind.NotFound, e.Kind);
     }

@@ -7,7 +7,8 @@ public static class ModelArgs
 {
     public const string Help =
         "  --model M         Hugging Face model directory (config.json + *.safetensors [+ tokenizer.json]),\n" +
-        "                    or a llama2.c checkpoint (.bin) together with --tokenizer\n" +
+        "                    a llama2.c checkpoint (.bin) together with --tokenizer, or a Hub name ORG/NAME\n" +
+        "                    (found in the Hugging Face cache, else downloaded; see docs/hub.md)\n" +
         "  --tokenizer F     tokenizer file (llama2.c tokenizer.bin, tokenizer.json, tokenizer.model) overriding the model's\n" +
         "  --threads N       worker threads for the kernels (default: all cores)";
 
@@ -22,6 +23,7 @@ public static class ModelArgs
     public static void ApplyThreads(CliArgs args) =>
         Kernels.Kernels.MaxThreads = args.GetInt("threads", Environment.ProcessorCount, 1, 1024);
 
-    /// <summary>Maps a --model value to a local path.</summary>
-    public static string ResolveModel(string model) => model;
+    /// <summary>Maps a --model value to a local path: an existing path, else the Hugging Face cache, else a download
+    /// from the Hub (unless HF_HUB_OFFLINE=1). Progress goes to stderr.</summary>
+    public static string ResolveModel(string model) => Hub.ModelResolver.Resolve(model, Hub.HubOptions.FromEnvironment(), Console.Error);
 }

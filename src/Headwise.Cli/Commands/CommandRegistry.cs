@@ -9,5 +9,6 @@ public static class CommandRegistry
         new TokenizeCommand(),
         new GenerateCommand(),
         new EvalCommand(),
+        new PullCommand(),
     ];
 }

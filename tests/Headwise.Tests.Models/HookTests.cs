@@ -153,7 +153,8 @@ public class HookTests
             {
                 d.Slice((r * c.NHeads + head) * c.DHead, c.DHead).Clear();
             }
-        }));
+        }
+        ));
         var viaResult = m.Model.RunWithHooks(input, ($"blocks.{layer}.attn.hook_result", a =>
         {
             var d = a.Data.Span;
@@ -161,7 +162,8 @@ public class HookTests
             {
                 d.Slice((r * c.NHeads + head) * c.DModel, c.DModel).Clear();
             }
-        }));
+        }
+        ));
         var clean = m.Model.Forward(input);
         double changed = 0;
         for (int i = 0; i < clean.Length; i++)
@@ -192,7 +194,8 @@ public class HookTests
                     }
                 }
             }
-        }));
+        }
+        ));
         int V = m.Config.VocabSize;
         // position 0 attends only to itself under both patterns
         for (int v = 0; v < V; v++)

@@ -35,6 +35,11 @@ internal sealed class Llama2cTokenizer : PieceTokenizer
             throw new ModelFormatException($"{path}: vocabulary size must be positive, got {vocabSize}.");
         }
 
+        if (!File.Exists(path))
+        {
+            throw new ModelFormatException($"{path}: llama2.c tokenizer file not found.");
+        }
+
         byte[] data;
         try
         {

@@ -81,6 +81,11 @@ public static class TokenizerLoader
             throw new ModelFormatException($"{path}: cannot read llama2.c tokenizer file ({e.Message}).", e);
         }
 
+        if (data.Length < 4)
+        {
+            throw new ModelFormatException($"{path}: truncated llama2.c tokenizer: {data.Length} bytes, expected at least the int32 max_token_length.");
+        }
+
         long pos = 4;
         int count = 0;
         while (pos < data.Length)

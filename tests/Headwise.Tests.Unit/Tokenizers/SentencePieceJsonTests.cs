@@ -109,7 +109,13 @@ public sealed class SentencePieceJsonTests : IDisposable
 
     private static Dictionary<string, object> Added(int id, string content) => new()
     {
-        ["id"] = id, ["content"] = content, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false, ["normalized"] = false, ["special"] = true,
+        ["id"] = id,
+        ["content"] = content,
+        ["single_word"] = false,
+        ["lstrip"] = false,
+        ["rstrip"] = false,
+        ["normalized"] = false,
+        ["special"] = true,
     };
 
     private TextTokenizer Load(bool metaspaceStyle = false, bool pairMerges = false, string? tokenizerConfig = null)

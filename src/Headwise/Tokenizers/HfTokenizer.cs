@@ -36,6 +36,7 @@ internal readonly record struct TokenDecoding(bool ByteLevel, bool Metaspace, bo
 internal sealed class HfTokenizer : PieceTokenizer
 {
     private const int MaxCachedWords = 100_000;
+    private const int MaxCachedWordLength = 64;
 
     private readonly HfTokenizerData _data;
     private readonly int[] _prefix;
@@ -211,7 +212,7 @@ internal sealed class HfTokenizer : PieceTokenizer
 
             var word = new List<int>();
             _data.Model.EncodeWord(piece, word);
-            if (_cache.Count < MaxCachedWords)
+            if (piece.Length <= MaxCachedWordLength && _cache.Count < MaxCachedWords)
             {
                 _cache.TryAdd(piece, [.. word]);
             }

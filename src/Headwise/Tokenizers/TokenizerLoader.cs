@@ -39,7 +39,7 @@ public static class TokenizerLoader
 
             if (File.Exists(model))
             {
-                return SentencePieceModelTokenizer.Load(model, bosId ?? settings.BosId, eosId ?? settings.EosId, settings.AddBos);
+                return LoadSentencePiece(model, settings, bosId, eosId);
             }
 
             throw new ModelFormatException($"{path}: no tokenizer found; expected tokenizer.json, vocab.json + merges.txt, or tokenizer.model in this directory.");
@@ -51,11 +51,11 @@ public static class TokenizerLoader
         }
 
         string ext = Path.GetExtension(path).ToLowerInvariant();
-        var dirSettings = DirectorySettings.Read(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        DirectorySettings Settings() => DirectorySettings.Read(Path.GetDirectoryName(Path.GetFullPath(path))!);
         return ext switch
         {
-            ".json" => FromHf(HfTokenizerJson.Parse(path), dirSettings, bosId, eosId),
-            ".model" => SentencePieceModelTokenizer.Load(path, bosId ?? dirSettings.BosId, eosId ?? dirSettings.EosId, dirSettings.AddBos),
+            ".json" => FromHf(HfTokenizerJson.Parse(path), Settings(), bosId, eosId),
+            ".model" => LoadSentencePiece(path, Settings(), bosId, eosId),
             ".bin" => Llama2cTokenizer.Load(path, InferLlama2cVocabSize(path), bosId, eosId),
             _ => throw new ModelFormatException($"{path}: unknown tokenizer file type \"{ext}\"; expected tokenizer.json (.json), SentencePiece (.model) or llama2.c tokenizer (.bin)."),
         };
@@ -67,6 +67,9 @@ public static class TokenizerLoader
     /// <summary>As <see cref="LoadLlama2c(string, int)"/> with explicit BOS/EOS ids.</summary>
     public static TextTokenizer LoadLlama2c(string tokenizerBin, int vocabSize, int bosId, int eosId) =>
         Llama2cTokenizer.Load(tokenizerBin, vocabSize, bosId, eosId);
+
+    private static SentencePieceModelTokenizer LoadSentencePiece(string path, DirectorySettings settings, int? bosId, int? eosId) =>
+        SentencePieceModelTokenizer.Load(path, bosId ?? settings.BosId, eosId ?? settings.EosId, settings.AddBos);
 
     /// <summary>The llama2.c format does not store its size: count the records until the file ends.</summary>
     private static int InferLlama2cVocabSize(string path)

@@ -201,4 +201,30 @@ public sealed class SentencePieceJsonTests : IDisposable
         Assert.False(tok.AddsBos);
         Assert.Equal([MetaHell, O, 2], tok.Encode("hello"));
     }
+
+    [Fact]
+    public void Config_json_ids_and_explicit_overrides()
+    {
+        string dir = Path.Combine(_dir, "withconfig");
+        Directory.CreateDirectory(dir);
+        TokenizerTestFiles.Write(dir, "tokenizer.json", JsonSerializer.Serialize(TokenizerJson(false, false)));
+        TokenizerTestFiles.Write(dir, "config.json", """{"bos_token_id": 1, "eos_token_id": [2, 0]}""");
+        var tok = TokenizerLoader.Load(dir);
+        Assert.Equal(1, tok.BosId);
+        Assert.Equal(2, tok.EosId);
+
+        var overridden = TokenizerLoader.Load(Path.Combine(dir, "tokenizer.json"), bosId: 1, eosId: 0);
+        Assert.Equal(0, overridden.EosId);
+        Assert.Equal([1, MetaHell, O], overridden.Encode("hello"));
+    }
+
+    [Fact]
+    public void Long_text_without_spaces_encodes()
+    {
+        var tok = Load();
+        string text = string.Concat(Enumerable.Repeat("hello", 2000));
+        int[] ids = tok.Encode(text, addSpecial: false);
+        Assert.Equal(MetaHell, ids[0]);
+        Assert.Equal(text, tok.Decode(ids));
+    }
 }

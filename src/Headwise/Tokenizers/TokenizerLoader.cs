@@ -54,6 +54,9 @@ public static class TokenizerLoader
         DirectorySettings Settings() => DirectorySettings.Read(Path.GetDirectoryName(Path.GetFullPath(path))!);
         return ext switch
         {
+            ".json" when Path.GetFileName(path).Equals("vocab.json", StringComparison.OrdinalIgnoreCase)
+                && File.Exists(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "merges.txt")) =>
+                FromHf(HfTokenizerJson.FromVocabAndMerges(path, Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "merges.txt")), Settings(), bosId, eosId),
             ".json" => FromHf(HfTokenizerJson.Parse(path), Settings(), bosId, eosId),
             ".model" => LoadSentencePiece(path, Settings(), bosId, eosId),
             ".bin" => Llama2cTokenizer.Load(path, InferLlama2cVocabSize(path), bosId, eosId),

@@ -186,6 +186,33 @@ public sealed class Gpt2TokenizerTests(Gpt2Fixture gpt2, ITestOutputHelper outpu
         output.WriteLine($"{checkedCount} strings match r50k_base in {sw.Elapsed.TotalSeconds:F2} s (fixture {gpt2.SetupTime.TotalSeconds:F1} s)");
     }
 
+    [Fact]
+    public void Agrees_with_microsoft_ml_codegen_bpe_on_the_same_files()
+    {
+        // A second, independent reading of vocab.json + merges.txt: Microsoft.ML.Tokenizers' GPT-2-style CodeGen BPE.
+        // CodeGen adds its own ids 50257+ for runs of 2..n spaces/tabs, which GPT-2 lacks (GPT-2 spells "  " as 220 220),
+        // so strings with whitespace runs are left to the r50k_base comparison above.
+        using var vocab = File.OpenRead(Path.Combine(gpt2.PairsDir, "vocab.json"));
+        using var merges = File.OpenRead(Path.Combine(gpt2.PairsDir, "merges.txt"));
+        var ml = Microsoft.ML.Tokenizers.CodeGenTokenizer.Create(vocab, merges, addPrefixSpace: false, addBeginOfSentence: false, addEndOfSentence: false);
+        var direct = TokenizerLoader.Load(Path.Combine(gpt2.PairsDir, "vocab.json"));
+        var differ = new List<string>();
+        int compared = 0;
+        foreach (string s in TestStrings().Where(t => !System.Text.RegularExpressions.Regex.IsMatch(t, @"\s\s")))
+        {
+            compared++;
+            var theirs = ml.EncodeToIds(s);
+            if (!theirs.SequenceEqual(direct.Encode(s)))
+            {
+                differ.Add($"{JsonSerializer.Serialize(s)}: ML [{string.Join(",", theirs)}] ours [{string.Join(",", direct.Encode(s))}] r50k [{string.Join(",", gpt2.Reference.Encode(s))}]");
+            }
+        }
+
+        output.WriteLine($"{compared} strings compared; differences:\n" + string.Join("\n", differ));
+        Assert.True(compared >= 150);
+        Assert.Empty(differ);
+    }
+
     private static List<string> TestStrings()
     {
         var list = new List<string>

@@ -20,7 +20,7 @@ internal sealed class Llama2cTokenizer : PieceTokenizer
         _lookup = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
         for (int i = 0; i < tokens.Length; i++)
         {
-            _lookup.TryAdd(tokens[i], i); // llama2.c's binary search finds one of equal strings; the first is what sorting keeps stable enough
+            _lookup.TryAdd(tokens[i], i); // duplicates (none in practice): keep the lowest id
         }
 
         Pieces = pieces;

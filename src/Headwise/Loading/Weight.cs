@@ -15,7 +15,7 @@ public sealed unsafe class Weight
     public int Length { get; }
     public float* Pointer { get; }
 
-    /// <summary>True when the data lives in the file mapping (not copied).</summary>
+    /// <summary>True when the data lives in a file mapping (not copied).</summary>
     public bool IsMapped => _owned is null;
 
     internal Weight(string name, int[] shape, float* pointer, float[]? owned)

@@ -55,7 +55,14 @@ public sealed unsafe class WeightSet : IDisposable
     internal void AddOwner(IDisposable owner) => _owners.Add(owner);
 
     /// <summary>Registers a tensor that already is float32 in memory (llama2.c mapping, or a hand-built model).</summary>
-    public void Add(Weight w) => _extra[w.Name] = w;
+    public void Add(Weight w)
+    {
+        _extra[w.Name] = w;
+        if (w.IsMapped)
+        {
+            MappedBytes += w.Length * 4L;
+        }
+    }
 
     /// <summary>The tensor <paramref name="name"/>, checked to have exactly <paramref name="shape"/>.</summary>
     public Weight Get(string name, params int[] shape)

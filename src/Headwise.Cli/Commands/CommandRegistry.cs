@@ -10,5 +10,6 @@ public static class CommandRegistry
         new GenerateCommand(),
         new EvalCommand(),
         new PullCommand(),
+        new BenchCommand(),
     ];
 }

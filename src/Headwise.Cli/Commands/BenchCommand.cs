@@ -1,0 +1,173 @@
+using Headwise.Benchmarks;
+using Headwise.Loading;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class BenchCommand : ICommand
+{
+    public string Name => "bench";
+    public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load" };
+    public string Help => """
+        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load]
+
+        Measures the engine on this machine, each figure against a baseline measured in the same run
+        (machines are noisy; ratios travel better than absolute numbers):
+          gemm     Kernels.MatMul at 1024³, one thread and all threads, against the scalar twin and OpenBLAS
+                   (libopenblas0-pthread, when installed); target ≥ 1.3× OpenBLAS on one thread
+          prefill  a GPT-2-small-shaped model (124M, random weights) over T tokens (default 512), batch 1:
+                   tokens/s and effective GFLOP/s, as a fraction of our own multi-threaded GEMM rate; target ≥ 0.70
+          decode   one token at a time with the KV cache, against the bound of reading every weight once per token
+                   at the machine's measured memory bandwidth; target ≥ 0.80
+          hooks    a forward with one no-op hook, and with a full activation cache, relative to a plain forward
+          load     write a random 500 MB F32 checkpoint, then time loading it (memory-mapped) and measure resident memory
+                   growth through a first forward, relative to the weights' size; target < 1 s and ≤ 1.1×
+        Figures are medians of repeated runs after a warm-up. Record them in docs/performance.md with this command.
+
+        Options:
+          --quick           small sizes, for a smoke test (seconds, not minutes); the figures are not the targets' figures
+          --tokens T        prefill length (default 512)
+          --threads N       worker threads (default: all cores)
+          --skip-load       skip the 500 MB loading measurement (it writes to the temp folder)
+          --json            print one JSON object (schema in docs/cli.md)
+
+        Example:
+          dotnet run --project src/Headwise.Cli -c Release -- bench
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        bool quick = args.Flag("quick");
+        bool skipLoad = args.Flag("skip-load");
+        ModelArgs.ApplyThreads(args);
+        int tokens = args.GetInt("tokens", quick ? 64 : 512, 1, 1024);
+        args.RejectUnknown();
+        int threads = Kernels.Kernels.MaxThreads;
+
+        void Progress(string what)
+        {
+            if (!json)
+            {
+                stderr.WriteLine($"[bench] {what}…");
+            }
+        }
+
+        Progress("GEMM");
+        var gemm = GemmBenchmark.Run(quick ? 256 : 1024, threads, quick ? 2 : 5);
+        Progress("memory bandwidth");
+        var bandwidth = MemoryBandwidthBenchmark.Run(quick ? 64 : 512, threads, quick ? 2 : 5);
+
+        var config = quick ? CheckpointLayout.Gpt2Small with { NLayers = 2, VocabSize = 4096 } : CheckpointLayout.Gpt2Small;
+        Progress($"building a random {(quick ? "2-layer " : "")}GPT-2-small-shaped model");
+        using var model = ModelBenchmarks.RandomModel(config);
+        Progress($"prefill of {tokens} tokens");
+        var prefill = ModelBenchmarks.Prefill(model, tokens, quick ? 1 : 3);
+        Progress("decode");
+        var decode = ModelBenchmarks.Decode(model, 16, quick ? 8 : 64);
+        Progress("hook overhead");
+        var hooks = ModelBenchmarks.Hooks(model, tokens, quick ? 1 : 3);
+
+        LoadResult? load = null;
+        if (!skipLoad)
+        {
+            Progress(quick ? "loading a small checkpoint" : "writing and loading a 500 MB checkpoint");
+            string dir = Path.Combine(Path.GetTempPath(), $"headwise-bench-{Environment.ProcessId}");
+            try
+            {
+                load = ModelBenchmarks.Load(quick ? config : CheckpointLayout.Gpt2Small, dir);
+            }
+            finally
+            {
+                if (Directory.Exists(dir))
+                {
+                    Directory.Delete(dir, recursive: true);
+                }
+            }
+        }
+
+        double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;
+        var result = new
+        {
+            quick,
+            threads,
+            isa = gemm.Isa,
+            gemm = new
+            {
+                n = gemm.N,
+                ours_1t_gflops = gemm.OursSingleThread,
+                ours_mt_gflops = gemm.OursMultiThread,
+                naive_n = gemm.NaiveN,
+                naive_1t_gflops = gemm.NaiveSingleThread,
+                openblas_1t_gflops = gemm.OpenBlasSingleThread,
+                openblas_mt_gflops = gemm.OpenBlasMultiThread,
+                openblas_status = gemm.OpenBlasStatus,
+                ratio_1t_vs_openblas = gemm.OpenBlasSingleThread is double b1 ? gemm.OursSingleThread / b1 : (double?)null,
+                ratio_mt_vs_openblas = gemm.OpenBlasMultiThread is double bm ? gemm.OursMultiThread / bm : (double?)null,
+                ratio_1t_vs_naive = gemm.OursSingleThread / gemm.NaiveSingleThread,
+            },
+            memory_bandwidth = new { bytes = bandwidth.Bytes, gbps_1t = bandwidth.SingleThreadGBps, gbps_mt = bandwidth.MultiThreadGBps },
+            prefill = new
+            {
+                model = quick ? "gpt2-small-shaped, 2 layers, vocab 4096" : "gpt2-small-shaped (124M)",
+                tokens = prefill.Tokens,
+                seconds = prefill.Seconds,
+                tokens_per_s = prefill.TokensPerSecond,
+                gflops = prefill.GFlops,
+                ratio_vs_own_gemm = prefill.GFlops / gemm.OursMultiThread,
+            },
+            decode = new
+            {
+                tokens = decode.Tokens,
+                tokens_per_s = decode.TokensPerSecond,
+                weight_bytes = decode.WeightBytes,
+                bound_tokens_per_s = decodeBound,
+                ratio_vs_bound = decode.TokensPerSecond / decodeBound,
+            },
+            hooks = new
+            {
+                plain_s = hooks.PlainSeconds,
+                noop_hook_ratio = hooks.NoOpRatio,
+                full_cache_ratio = hooks.FullCacheRatio,
+            },
+            load = load is null ? null : new
+            {
+                checkpoint_bytes = load.CheckpointBytes,
+                load_s = load.LoadSeconds,
+                first_forward_s = load.FirstForwardSeconds,
+                rss_growth_bytes = load.RssGrowthBytes,
+                rss_ratio = load.RssRatio,
+                memory_mapped = load.AllMapped,
+            },
+        };
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(result));
+            return 0;
+        }
+        stdout.WriteLine($"headwise bench — {threads} thread(s), {gemm.Isa}{(quick ? ", QUICK (small sizes: not the targets' figures)" : "")}");
+        stdout.WriteLine();
+        stdout.WriteLine($"GEMM {gemm.N}³            1 thread {gemm.OursSingleThread,8:F1} GFLOP/s   {threads} threads {gemm.OursMultiThread,8:F1} GFLOP/s");
+        stdout.WriteLine($"  scalar twin ({gemm.NaiveN}³)  1 thread {gemm.NaiveSingleThread,8:F2} GFLOP/s   → ours is {gemm.OursSingleThread / gemm.NaiveSingleThread:F0}× the naive loop");
+        if (gemm.OpenBlasSingleThread is double o1 && gemm.OpenBlasMultiThread is double om)
+        {
+            stdout.WriteLine($"  OpenBLAS             1 thread {o1,8:F1} GFLOP/s   {threads} threads {om,8:F1} GFLOP/s");
+            stdout.WriteLine($"  ours / OpenBLAS      1 thread {gemm.OursSingleThread / o1,8:F2}×          {threads} threads {gemm.OursMultiThread / om,8:F2}×   (target 1.3× on one thread)");
+        }
+        else
+        {
+            stdout.WriteLine($"  OpenBLAS             not measured: {gemm.OpenBlasStatus}");
+        }
+        stdout.WriteLine($"memory bandwidth       1 thread {bandwidth.SingleThreadGBps,8:F1} GB/s      {threads} threads {bandwidth.MultiThreadGBps,8:F1} GB/s");
+        stdout.WriteLine();
+        stdout.WriteLine($"prefill {prefill.Tokens} tokens     {prefill.TokensPerSecond,8:F0} tokens/s  {prefill.GFlops,6:F1} GFLOP/s = {prefill.GFlops / gemm.OursMultiThread:P0} of our GEMM rate (target ≥ 70%)");
+        stdout.WriteLine($"decode                 {decode.TokensPerSecond,8:F1} tokens/s  bound {decodeBound:F1} tokens/s ({decode.WeightBytes / 1e6:F0} MB of weights per token) = {decode.TokensPerSecond / decodeBound:P0} (target ≥ 80%)");
+        stdout.WriteLine($"hooks                  plain {hooks.PlainSeconds * 1000:F0} ms; one no-op hook {hooks.NoOpRatio:F3}×; full activation cache {hooks.FullCacheRatio:F2}× (target ≤ 1.25×)");
+        if (load is not null)
+        {
+            stdout.WriteLine($"load {load.CheckpointBytes / 1e6:F0} MB checkpoint  {load.LoadSeconds * 1000:F0} ms to ready (target < 1 s), first forward {load.FirstForwardSeconds * 1000:F0} ms; " +
+                $"resident memory +{load.RssGrowthBytes / 1e6:F0} MB = {load.RssRatio:F2}× the weights (target ≤ 1.1×){(load.AllMapped ? ", memory-mapped" : "")}");
+        }
+        return 0;
+    }
+}

@@ -22,6 +22,9 @@ public static unsafe partial class Kernels
     private static readonly int GemmMR = Vector512.IsHardwareAccelerated ? 8 : Vector256.IsHardwareAccelerated ? 6 : 4;
     private static readonly int GemmNR = Vector512.IsHardwareAccelerated ? 32 : Vector256.IsHardwareAccelerated ? 16 : 8;
 
+    /// <summary>Tests set this to push even tiny problems through the multi-threaded paths.</summary>
+    internal static bool ForceParallel { get; set; }
+
     [ThreadStatic] private static float* t_packA;
     [ThreadStatic] private static float* t_packB;
 
@@ -87,7 +90,7 @@ public static unsafe partial class Kernels
     {
         int colBlocks = (OC + GemmNC - 1) / GemmNC;
         // below ~4 MFLOP a thread hand-off costs more than it saves
-        int threads = (long)T * C * OC < (1L << 21) ? 1 : MaxThreads;
+        int threads = !ForceParallel && (long)T * C * OC < (1L << 21) ? 1 : MaxThreads;
         int rowChunks = 1;
         if (threads > 1 && colBlocks < 4 * threads)
         {
@@ -390,7 +393,7 @@ public static unsafe partial class Kernels
     private static void Gemv(float* x, float* w, float* bias, float* output, int T, int C, int OC, WeightLayout layout)
     {
         // memory-bound: one pass over w; split OC so each thread streams its own slice of the weights
-        int threads = (long)C * OC < (1L << 16) ? 1 : MaxThreads;
+        int threads = !ForceParallel && (long)C * OC < (1L << 16) ? 1 : MaxThreads;
         if (threads == 1)
         {
             GemvRange(x, w, bias, output, T, C, OC, layout, 0, OC);

@@ -49,6 +49,7 @@ public static unsafe partial class Kernels
     }
 
     // out[i] = f(x[i]) · (mul == null ? 1 : mul[i]), computed in double and rounded once to float.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Map<TOp>(float* x, float* mul, float* output, int n) where TOp : IDoubleOp
     {
         int i = 0;

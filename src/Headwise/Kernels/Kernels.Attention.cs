@@ -119,6 +119,7 @@ public static unsafe partial class Kernels
     }
 
     // Rows r = h·T + t in [r0, r1): consecutive rows share a head, so its k and v stay in cache.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AttentionRows(AttentionMode mode, float* a, float* k, float* v, float* output, int T, int S, int NH, int NKV, int HD,
         int pastLen, float scale, byte* mask, int window, int r0, int r1)
     {
@@ -188,6 +189,7 @@ public static unsafe partial class Kernels
     }
 
     // x: (S) in place: −∞ → 0, else softmax; all −∞ → all 0
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SoftmaxRow(float* x, int n)
     {
         float max = Max(x, n);
@@ -200,6 +202,7 @@ public static unsafe partial class Kernels
         Scale(x, 1f / sum, n);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Max(float* x, int n)
     {
         int i = 0;
@@ -229,6 +232,7 @@ public static unsafe partial class Kernels
     }
 
     // x[i] = exp(x[i] − max) in place; returns Σ. Vector exp is the runtime's (≤ 1 ulp), exp(−∞) = 0.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float ExpShiftSum(float* x, int n, float max)
     {
         int i = 0;

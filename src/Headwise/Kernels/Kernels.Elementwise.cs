@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Headwise.Kernels;
@@ -24,6 +25,7 @@ public static unsafe partial class Kernels
 
     /// <summary>out = a + b (residual add). out may alias a.</summary>
     // a, b, out: (N)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Add(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> output)
     {
         Require(b.Length >= a.Length && output.Length >= a.Length, "Add: b or out is shorter than a");
@@ -50,6 +52,7 @@ public static unsafe partial class Kernels
 
     /// <summary>IEEE binary16 → float32.</summary>
     // src, dst: (N)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void HalfToSingle(ReadOnlySpan<ushort> src, Span<float> dst)
     {
         Require(dst.Length >= src.Length, "HalfToSingle: dst is shorter than src");
@@ -127,6 +130,7 @@ public static unsafe partial class Kernels
 
     /// <summary>bfloat16 → float32.</summary>
     // src, dst: (N)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void BFloat16ToSingle(ReadOnlySpan<ushort> src, Span<float> dst)
     {
         Require(dst.Length >= src.Length, "BFloat16ToSingle: dst is shorter than src");

@@ -18,8 +18,8 @@ public static unsafe partial class Kernels
     private const int GemmNC = 256;  // columns per task: B block 256 KiB in L2; multiple of every NR
     private const int GemvMaxT = 4;  // T ≤ this is decode: stream the weights once instead of packing them
 
-    // Register tile, chosen once: AVX-512 8×32 (16 zmm accumulators), AVX2 6×16 (12 ymm), Vector128 4×8 (8 xmm).
-    private static readonly int GemmMR = Vector512.IsHardwareAccelerated ? 8 : Vector256.IsHardwareAccelerated ? 6 : 4;
+    // Register tile, chosen once: AVX-512 12×32 (24 zmm accumulators), AVX2 6×16 (12 ymm), Vector128 4×8 (8 xmm).
+    private static readonly int GemmMR = Vector512.IsHardwareAccelerated ? 12 : Vector256.IsHardwareAccelerated ? 6 : 4;
     private static readonly int GemmNR = Vector512.IsHardwareAccelerated ? 32 : Vector256.IsHardwareAccelerated ? 16 : 8;
 
     /// <summary>Tests set this to push even tiny problems through the multi-threaded paths.</summary>
@@ -126,13 +126,14 @@ public static unsafe partial class Kernels
     }
 
     // Output rows [r0, r1) × columns [n0, n1), the whole depth C.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GemmTask(float* x, float* w, float* bias, float* output, int T, int C, int OC, WeightLayout layout,
         int r0, int r1, int n0, int n1)
     {
         EnsurePackBuffers();
         float* packA = t_packA, packB = t_packB;
         int mr = GemmMR, nr = GemmNR;
-        float* edge = stackalloc float[8 * 32]; // MR·NR scratch for ragged tiles
+        float* edge = stackalloc float[12 * 32]; // MR·NR scratch for ragged tiles
         for (int n = n0; n < n1; n += GemmNC)
         {
             int nc = Math.Min(GemmNC, n1 - n);
@@ -181,6 +182,7 @@ public static unsafe partial class Kernels
     }
 
     // A block (mc × kc, row stride ldx) → MR-tall panels, each kc × MR with MR contiguous; rows past mc are zero.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA(float* x, int ldx, int mc, int kc, int mr, float* dst)
     {
         for (int i0 = 0; i0 < mc; i0 += mr)
@@ -204,6 +206,7 @@ public static unsafe partial class Kernels
     }
 
     // B block (depth rows [pc, pc+kc), columns [n, n+nc)) → NR-wide panels, each kc × NR with NR contiguous; zero-padded.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB(float* w, int C, int OC, WeightLayout layout, int pc, int kc, int n, int nc, int nr, float* dst)
     {
         for (int j0 = 0; j0 < nc; j0 += nr)
@@ -254,7 +257,7 @@ public static unsafe partial class Kernels
     {
         if (Vector512.IsHardwareAccelerated)
         {
-            Micro8x32(ap, bp, kc, c, ldc, bias, first);
+            Micro12x32(ap, bp, kc, c, ldc, bias, first);
         }
         else if (Vector256.IsHardwareAccelerated)
         {
@@ -267,13 +270,11 @@ public static unsafe partial class Kernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Micro8x32(float* a, float* b, int kc, float* c, int ldc, float* bias, bool first)
+    private static void Micro12x32(float* a, float* b, int kc, float* c, int ldc, float* bias, bool first)
     {
-        // 16 accumulators + 2 B vectors + a broadcast: 19 of 32 zmm registers, no spills
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
-            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
-            c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int k = 0; k < kc; k++, a += 8, b += 32)
+        // 24 accumulators + 2 B vectors + a broadcast: 27 of 32 zmm registers; 14 loads feed 24 FMAs
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default, c90 = default, c91 = default, c100 = default, c101 = default, c110 = default, c111 = default;
+        for (int k = 0; k < kc; k++, a += 12, b += 32)
         {
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
@@ -285,6 +286,10 @@ public static unsafe partial class Kernels
             av = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
             av = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
             av = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
+            av = Vector512.Create(a[8]); c80 = Vector512.FusedMultiplyAdd(av, b0, c80); c81 = Vector512.FusedMultiplyAdd(av, b1, c81);
+            av = Vector512.Create(a[9]); c90 = Vector512.FusedMultiplyAdd(av, b0, c90); c91 = Vector512.FusedMultiplyAdd(av, b1, c91);
+            av = Vector512.Create(a[10]); c100 = Vector512.FusedMultiplyAdd(av, b0, c100); c101 = Vector512.FusedMultiplyAdd(av, b1, c101);
+            av = Vector512.Create(a[11]); c110 = Vector512.FusedMultiplyAdd(av, b0, c110); c111 = Vector512.FusedMultiplyAdd(av, b1, c111);
         }
         Vector512<float> s0, s1;
         if (first)
@@ -303,7 +308,11 @@ public static unsafe partial class Kernels
         Store2(c, c40, c41, s0, s1, first); c += ldc;
         Store2(c, c50, c51, s0, s1, first); c += ldc;
         Store2(c, c60, c61, s0, s1, first); c += ldc;
-        Store2(c, c70, c71, s0, s1, first);
+        Store2(c, c70, c71, s0, s1, first); c += ldc;
+        Store2(c, c80, c81, s0, s1, first); c += ldc;
+        Store2(c, c90, c91, s0, s1, first); c += ldc;
+        Store2(c, c100, c101, s0, s1, first); c += ldc;
+        Store2(c, c110, c111, s0, s1, first);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -371,7 +380,9 @@ public static unsafe partial class Kernels
 
     // ---------------------------------------------------------------- GEMV (decode, T ≤ 4)
 
-    private const int GemvChunk = 256; // output columns per task: InOut keeps T·256 partial sums in L1
+    // InOut output columns per pass: T·2048 partial sums (≤ 32 KiB) stay in L1 while each weight row is read as one
+    // 8 KiB run; narrow chunks would hop a page per row and thrash the TLB
+    private const int GemvChunk = 2048;
 
     private sealed class GemvJob
     {
@@ -409,19 +420,39 @@ public static unsafe partial class Kernels
         Parallel.For(0, tasks, job.Options, job.Body);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GemvRange(float* x, float* w, float* bias, float* output, int T, int C, int OC, WeightLayout layout, int o0, int o1)
     {
         if (layout == WeightLayout.OutIn)
         {
             // w: (OC, C): out[t, o] = x[t] · w[o]; the row w[o] is read from memory once, then from L1 for t > 0
-            for (int o = o0; o < o1; o++)
+            float* dots = stackalloc float[GemvMaxT * 4];
+            int o = o0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                // 4 weight rows per pass: four concurrent memory streams, and for T > 1 8 loads feed 16 FMAs
+                for (; o + 4 <= o1; o += 4)
+                {
+                    float* wo = w + (long)o * C;
+                    if (T == 1) Dot1x4(x, C, wo, dots);
+                    else DotRows4x4(x, C, T, wo, dots);
+                    for (int t = 0; t < T; t++)
+                    {
+                        for (int r = 0; r < 4; r++) output[(long)t * OC + o + r] = (bias == null ? 0f : bias[o + r]) + dots[t * 4 + r];
+                    }
+                }
+            }
+            for (; o < o1; o++)
             {
                 float* wo = w + (long)o * C;
                 float b = bias == null ? 0f : bias[o];
-                for (int t = 0; t < T; t++)
+                if (T == 1)
                 {
-                    output[(long)t * OC + o] = b + Dot(x + (long)t * C, wo, C);
+                    output[o] = b + Dot(x, wo, C);
+                    continue;
                 }
+                DotRows(x, C, T, wo, dots);
+                for (int t = 0; t < T; t++) output[(long)t * OC + o] = b + dots[t];
             }
             return;
         }
@@ -435,6 +466,14 @@ public static unsafe partial class Kernels
                 if (bias == null) row.Clear(); else new ReadOnlySpan<float>(bias + n, nc).CopyTo(row);
             }
             int i = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                // load each group of four weight vectors once and update all T partial sums with it
+                for (; i + 4 <= C; i += 4)
+                {
+                    AxpyRows4xT(x + i, C, T, w + (long)i * OC + n, OC, output + n, OC, nc);
+                }
+            }
             for (; i + 4 <= C; i += 4)
             {
                 // four weight rows per pass over the partial sums: a quarter of the loads/stores of y
@@ -516,6 +555,187 @@ public static unsafe partial class Kernels
         return sum;
     }
 
+    // x: (T ≤ 4, C)  w: (C)  dots: (T) — every x row against one weight row, each weight vector loaded once
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DotRows(float* x, int C, int T, float* w, float* dots)
+    {
+        // rows past T alias row 0: their sums are computed and dropped, which keeps the loop branch-free
+        float* x0 = x, x1 = T > 1 ? x + C : x, x2 = T > 2 ? x + 2L * C : x, x3 = T > 3 ? x + 3L * C : x;
+        int i = 0;
+        float d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (; i + 16 <= C; i += 16)
+            {
+                var wv = Vector512.Load(w + i);
+                s0 = Vector512.FusedMultiplyAdd(Vector512.Load(x0 + i), wv, s0);
+                s1 = Vector512.FusedMultiplyAdd(Vector512.Load(x1 + i), wv, s1);
+                s2 = Vector512.FusedMultiplyAdd(Vector512.Load(x2 + i), wv, s2);
+                s3 = Vector512.FusedMultiplyAdd(Vector512.Load(x3 + i), wv, s3);
+            }
+            d0 = Vector512.Sum(s0); d1 = Vector512.Sum(s1); d2 = Vector512.Sum(s2); d3 = Vector512.Sum(s3);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (; i + 8 <= C; i += 8)
+            {
+                var wv = Vector256.Load(w + i);
+                s0 = Vector256.FusedMultiplyAdd(Vector256.Load(x0 + i), wv, s0);
+                s1 = Vector256.FusedMultiplyAdd(Vector256.Load(x1 + i), wv, s1);
+                s2 = Vector256.FusedMultiplyAdd(Vector256.Load(x2 + i), wv, s2);
+                s3 = Vector256.FusedMultiplyAdd(Vector256.Load(x3 + i), wv, s3);
+            }
+            d0 = Vector256.Sum(s0); d1 = Vector256.Sum(s1); d2 = Vector256.Sum(s2); d3 = Vector256.Sum(s3);
+        }
+        else if (Vector128.IsHardwareAccelerated)
+        {
+            Vector128<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (; i + 4 <= C; i += 4)
+            {
+                var wv = Vector128.Load(w + i);
+                s0 = Vector128.FusedMultiplyAdd(Vector128.Load(x0 + i), wv, s0);
+                s1 = Vector128.FusedMultiplyAdd(Vector128.Load(x1 + i), wv, s1);
+                s2 = Vector128.FusedMultiplyAdd(Vector128.Load(x2 + i), wv, s2);
+                s3 = Vector128.FusedMultiplyAdd(Vector128.Load(x3 + i), wv, s3);
+            }
+            d0 = Vector128.Sum(s0); d1 = Vector128.Sum(s1); d2 = Vector128.Sum(s2); d3 = Vector128.Sum(s3);
+        }
+        // remainder
+        for (; i < C; i++)
+        {
+            float wi = w[i];
+            d0 = MathF.FusedMultiplyAdd(x0[i], wi, d0);
+            d1 = MathF.FusedMultiplyAdd(x1[i], wi, d1);
+            d2 = MathF.FusedMultiplyAdd(x2[i], wi, d2);
+            d3 = MathF.FusedMultiplyAdd(x3[i], wi, d3);
+        }
+        dots[0] = d0;
+        if (T > 1) dots[1] = d1;
+        if (T > 2) dots[2] = d2;
+        if (T > 3) dots[3] = d3;
+    }
+
+    // x: (C)  w: 4 rows of (C) at stride C  dots: (4) — AVX-512 only
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot1x4(float* x, int C, float* w, float* dots)
+    {
+        float* w0 = w, w1 = w + C, w2 = w + 2L * C, w3 = w + 3L * C;
+        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, t0 = default, t1 = default, t2 = default, t3 = default;
+        int i = 0;
+        for (; i + 32 <= C; i += 32)
+        {
+            // two independent chains per row hide the FMA latency
+            Vector512<float> xa = Vector512.Load(x + i), xb = Vector512.Load(x + i + 16);
+            s0 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w0 + i), s0); t0 = Vector512.FusedMultiplyAdd(xb, Vector512.Load(w0 + i + 16), t0);
+            s1 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w1 + i), s1); t1 = Vector512.FusedMultiplyAdd(xb, Vector512.Load(w1 + i + 16), t1);
+            s2 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w2 + i), s2); t2 = Vector512.FusedMultiplyAdd(xb, Vector512.Load(w2 + i + 16), t2);
+            s3 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w3 + i), s3); t3 = Vector512.FusedMultiplyAdd(xb, Vector512.Load(w3 + i + 16), t3);
+        }
+        for (; i + 16 <= C; i += 16)
+        {
+            var xa = Vector512.Load(x + i);
+            s0 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w0 + i), s0);
+            s1 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w1 + i), s1);
+            s2 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w2 + i), s2);
+            s3 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w3 + i), s3);
+        }
+        float d0 = Vector512.Sum(s0 + t0), d1 = Vector512.Sum(s1 + t1), d2 = Vector512.Sum(s2 + t2), d3 = Vector512.Sum(s3 + t3);
+        // remainder
+        for (; i < C; i++)
+        {
+            d0 = MathF.FusedMultiplyAdd(x[i], w0[i], d0);
+            d1 = MathF.FusedMultiplyAdd(x[i], w1[i], d1);
+            d2 = MathF.FusedMultiplyAdd(x[i], w2[i], d2);
+            d3 = MathF.FusedMultiplyAdd(x[i], w3[i], d3);
+        }
+        dots[0] = d0; dots[1] = d1; dots[2] = d2; dots[3] = d3;
+    }
+
+    // x: (T ≤ 4, C)  w: 4 rows of (C) at stride C  dots: (4, 4) as dots[t·4 + r] — AVX-512 only (16 accumulators)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DotRows4x4(float* x, int C, int T, float* w, float* dots)
+    {
+        float* x0 = x, x1 = T > 1 ? x + C : x, x2 = T > 2 ? x + 2L * C : x, x3 = T > 3 ? x + 3L * C : x;
+        float* w0 = w, w1 = w + C, w2 = w + 2L * C, w3 = w + 3L * C;
+        Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default,
+            s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
+        int i = 0;
+        for (; i + 16 <= C; i += 16)
+        {
+            Vector512<float> a0 = Vector512.Load(w0 + i), a1 = Vector512.Load(w1 + i), a2 = Vector512.Load(w2 + i), a3 = Vector512.Load(w3 + i);
+            var xv = Vector512.Load(x0 + i);
+            s00 = Vector512.FusedMultiplyAdd(xv, a0, s00); s01 = Vector512.FusedMultiplyAdd(xv, a1, s01); s02 = Vector512.FusedMultiplyAdd(xv, a2, s02); s03 = Vector512.FusedMultiplyAdd(xv, a3, s03);
+            xv = Vector512.Load(x1 + i);
+            s10 = Vector512.FusedMultiplyAdd(xv, a0, s10); s11 = Vector512.FusedMultiplyAdd(xv, a1, s11); s12 = Vector512.FusedMultiplyAdd(xv, a2, s12); s13 = Vector512.FusedMultiplyAdd(xv, a3, s13);
+            xv = Vector512.Load(x2 + i);
+            s20 = Vector512.FusedMultiplyAdd(xv, a0, s20); s21 = Vector512.FusedMultiplyAdd(xv, a1, s21); s22 = Vector512.FusedMultiplyAdd(xv, a2, s22); s23 = Vector512.FusedMultiplyAdd(xv, a3, s23);
+            xv = Vector512.Load(x3 + i);
+            s30 = Vector512.FusedMultiplyAdd(xv, a0, s30); s31 = Vector512.FusedMultiplyAdd(xv, a1, s31); s32 = Vector512.FusedMultiplyAdd(xv, a2, s32); s33 = Vector512.FusedMultiplyAdd(xv, a3, s33);
+        }
+        dots[0] = Vector512.Sum(s00); dots[1] = Vector512.Sum(s01); dots[2] = Vector512.Sum(s02); dots[3] = Vector512.Sum(s03);
+        dots[4] = Vector512.Sum(s10); dots[5] = Vector512.Sum(s11); dots[6] = Vector512.Sum(s12); dots[7] = Vector512.Sum(s13);
+        dots[8] = Vector512.Sum(s20); dots[9] = Vector512.Sum(s21); dots[10] = Vector512.Sum(s22); dots[11] = Vector512.Sum(s23);
+        dots[12] = Vector512.Sum(s30); dots[13] = Vector512.Sum(s31); dots[14] = Vector512.Sum(s32); dots[15] = Vector512.Sum(s33);
+        // remainder
+        for (; i < C; i++)
+        {
+            float a0 = w0[i], a1 = w1[i], a2 = w2[i], a3 = w3[i];
+            for (int t = 0; t < 4; t++)
+            {
+                float xv = (t == 0 ? x0 : t == 1 ? x1 : t == 2 ? x2 : x3)[i];
+                dots[t * 4] = MathF.FusedMultiplyAdd(xv, a0, dots[t * 4]);
+                dots[t * 4 + 1] = MathF.FusedMultiplyAdd(xv, a1, dots[t * 4 + 1]);
+                dots[t * 4 + 2] = MathF.FusedMultiplyAdd(xv, a2, dots[t * 4 + 2]);
+                dots[t * 4 + 3] = MathF.FusedMultiplyAdd(xv, a3, dots[t * 4 + 3]);
+            }
+        }
+    }
+
+    // x: (T ≤ 4, ·) at stride ldx, columns 0..3 used  w: 4 rows of (n) at stride ldw  y: (T, n) at stride ldy
+    // y[t] += Σ_r x[t, r]·w[r] — AVX-512 only; the 4 weight vectors are loaded once for all T rows
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AxpyRows4xT(float* x, int ldx, int T, float* w, int ldw, float* y, int ldy, int n)
+    {
+        float* w0 = w, w1 = w + ldw, w2 = w + 2L * ldw, w3 = w + 3L * ldw;
+        float* xt1 = T > 1 ? x + ldx : x, xt2 = T > 2 ? x + 2L * ldx : x, xt3 = T > 3 ? x + 3L * ldx : x;
+        float* y1 = T > 1 ? y + ldy : null, y2 = T > 2 ? y + 2L * ldy : null, y3 = T > 3 ? y + 3L * ldy : null;
+        Vector512<float> b00 = Vector512.Create(x[0]), b01 = Vector512.Create(x[1]), b02 = Vector512.Create(x[2]), b03 = Vector512.Create(x[3]);
+        Vector512<float> b10 = Vector512.Create(xt1[0]), b11 = Vector512.Create(xt1[1]), b12 = Vector512.Create(xt1[2]), b13 = Vector512.Create(xt1[3]);
+        Vector512<float> b20 = Vector512.Create(xt2[0]), b21 = Vector512.Create(xt2[1]), b22 = Vector512.Create(xt2[2]), b23 = Vector512.Create(xt2[3]);
+        Vector512<float> b30 = Vector512.Create(xt3[0]), b31 = Vector512.Create(xt3[1]), b32 = Vector512.Create(xt3[2]), b33 = Vector512.Create(xt3[3]);
+        int j = 0;
+        for (; j + 16 <= n; j += 16)
+        {
+            Vector512<float> a0 = Vector512.Load(w0 + j), a1 = Vector512.Load(w1 + j), a2 = Vector512.Load(w2 + j), a3 = Vector512.Load(w3 + j);
+            var acc = Vector512.FusedMultiplyAdd(b00, a0, Vector512.Load(y + j));
+            acc = Vector512.FusedMultiplyAdd(b01, a1, acc); acc = Vector512.FusedMultiplyAdd(b02, a2, acc);
+            Vector512.FusedMultiplyAdd(b03, a3, acc).Store(y + j);
+            if (y1 == null) continue;
+            acc = Vector512.FusedMultiplyAdd(b10, a0, Vector512.Load(y1 + j));
+            acc = Vector512.FusedMultiplyAdd(b11, a1, acc); acc = Vector512.FusedMultiplyAdd(b12, a2, acc);
+            Vector512.FusedMultiplyAdd(b13, a3, acc).Store(y1 + j);
+            if (y2 == null) continue;
+            acc = Vector512.FusedMultiplyAdd(b20, a0, Vector512.Load(y2 + j));
+            acc = Vector512.FusedMultiplyAdd(b21, a1, acc); acc = Vector512.FusedMultiplyAdd(b22, a2, acc);
+            Vector512.FusedMultiplyAdd(b23, a3, acc).Store(y2 + j);
+            if (y3 == null) continue;
+            acc = Vector512.FusedMultiplyAdd(b30, a0, Vector512.Load(y3 + j));
+            acc = Vector512.FusedMultiplyAdd(b31, a1, acc); acc = Vector512.FusedMultiplyAdd(b32, a2, acc);
+            Vector512.FusedMultiplyAdd(b33, a3, acc).Store(y3 + j);
+        }
+        // remainder
+        for (; j < n; j++)
+        {
+            for (int t = 0; t < T; t++)
+            {
+                float* xt = x + (long)t * ldx;
+                y[(long)t * ldy + j] += xt[0] * w0[j] + xt[1] * w1[j] + xt[2] * w2[j] + xt[3] * w3[j];
+            }
+        }
+    }
+
     // y += alpha·x
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Axpy(float alpha, float* x, float* y, int n)
@@ -541,6 +761,7 @@ public static unsafe partial class Kernels
     }
 
     // y += a0·x0 + a1·x1 + a2·x2 + a3·x3
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Axpy4(float a0, float a1, float a2, float a3, float* x0, float* x1, float* x2, float* x3, float* y, int n)
     {
         int i = 0;

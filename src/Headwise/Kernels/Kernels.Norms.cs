@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Headwise.Kernels;
@@ -54,6 +55,7 @@ public static unsafe partial class Kernels
     }
 
     // Σ (x[i] − shift) or Σ (x[i] − shift)², in double.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double SumShiftedPow(float* x, int n, double shift, bool square)
     {
         int i = 0;
@@ -110,6 +112,7 @@ public static unsafe partial class Kernels
     }
 
     // out[i] = (float)((x[i] − mean) / s) · w[i] (+ b[i])
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void NormalizeRow(float* x, float* w, float* b, float* output, int n, double mean, double s)
     {
         int i = 0;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Headwise.Kernels;
@@ -38,6 +39,7 @@ public static unsafe partial class Kernels
     }
 
     // pairs (i, i + R/2): two contiguous halves
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RotateHalf(float* a, float* b, float* c, float* s, int n)
     {
         int i = 0;
@@ -78,6 +80,7 @@ public static unsafe partial class Kernels
     }
 
     // pairs (2i, 2i + 1): out = x·[c0 c0 c1 c1 …] + swap(x)·[−s0 s0 −s1 s1 …]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RotateInterleaved(float* v, float* c, float* s, int n)
     {
         int i = 0;

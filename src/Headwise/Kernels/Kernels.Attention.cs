@@ -1,8 +1,11 @@
-using Headwise.Kernels.Reference;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Headwise.Kernels;
 
-public static partial class Kernels
+// Attention works row by row: a row is one (head h, query t) pair. Rows are independent, so they are split across
+// threads; each thread keeps its scores in a per-thread scratch row that grows to the longest S it has seen.
+public static unsafe partial class Kernels
 {
     /// <summary>Causal multi-head attention with grouped key/value heads, fused: z = softmax(q·kᵀ·scale + mask) · v.</summary>
     // q: (T, NH, HD)  k, v: (S, NKV, HD)  z: (T, NH, HD)  keyMask: (S) or empty
@@ -10,22 +13,297 @@ public static partial class Kernels
         int T, int S, int NH, int NKV, int HD, int pastLen, float scale, ReadOnlySpan<byte> keyMask, int window)
     {
         Require(NKV > 0 && NH % NKV == 0, "Attention: query heads must be a multiple of key/value heads");
-        ScalarKernels.Attention(q, k, v, z, T, S, NH, NKV, HD, pastLen, scale, keyMask, window);
+        CheckAttention(q, k, z, T, S, NH, NKV, HD, keyMask, "Attention");
+        Require(v.Length >= (long)S * NKV * HD, "Attention: v is shorter than S·NKV·HD");
+        if (T == 0 || NH == 0) return;
+        fixed (float* pq = q, pk = k, pv = v, pz = z)
+        fixed (byte* pm = keyMask)
+        {
+            RunAttention(AttentionMode.Fused, pq, pk, pv, pz, T, S, NH, NKV, HD, pastLen, scale, keyMask.IsEmpty ? null : pm, window);
+        }
     }
 
     /// <summary>Pass 1 alone, for hooks on the scores: scaled q·kᵀ, −∞ where masked.</summary>
     // q: (T, NH, HD)  k: (S, NKV, HD)  scores: (NH, T, S)
     public static void AttentionScores(ReadOnlySpan<float> q, ReadOnlySpan<float> k, Span<float> scores,
         int T, int S, int NH, int NKV, int HD, int pastLen, float scale, ReadOnlySpan<byte> keyMask, int window)
-        => ScalarKernels.AttentionScores(q, k, scores, T, S, NH, NKV, HD, pastLen, scale, keyMask, window);
+    {
+        Require(NKV > 0 && NH % NKV == 0, "AttentionScores: query heads must be a multiple of key/value heads");
+        CheckAttention(q, k, default, T, S, NH, NKV, HD, keyMask, "AttentionScores");
+        Require(scores.Length >= (long)NH * T * S, "AttentionScores: scores is shorter than NH·T·S");
+        if (T == 0 || NH == 0 || S == 0) return;
+        fixed (float* pq = q, pk = k, ps = scores)
+        fixed (byte* pm = keyMask)
+        {
+            RunAttention(AttentionMode.Scores, pq, pk, null, ps, T, S, NH, NKV, HD, pastLen, scale, keyMask.IsEmpty ? null : pm, window);
+        }
+    }
 
     /// <summary>Row softmax in place treating −∞ as masked; an all-masked row becomes zeros.</summary>
     // x: (R, S)
-    public static void MaskedSoftmax(Span<float> x, int R, int S) => ScalarKernels.MaskedSoftmax(x, R, S);
+    public static void MaskedSoftmax(Span<float> x, int R, int S)
+    {
+        Require(R >= 0 && S >= 0 && x.Length >= (long)R * S, "MaskedSoftmax: x is shorter than R·S");
+        fixed (float* px = x)
+        {
+            for (int r = 0; r < R; r++) SoftmaxRow(px + (long)r * S, S);
+        }
+    }
 
     /// <summary>Last pass alone, for hooks on the pattern: z = pattern · v.</summary>
     // pattern: (NH, T, S)  v: (S, NKV, HD)  z: (T, NH, HD)
     public static void AttentionApply(ReadOnlySpan<float> pattern, ReadOnlySpan<float> v, Span<float> z,
         int T, int S, int NH, int NKV, int HD)
-        => ScalarKernels.AttentionApply(pattern, v, z, T, S, NH, NKV, HD);
+    {
+        Require(NKV > 0 && NH % NKV == 0, "AttentionApply: query heads must be a multiple of key/value heads");
+        Require(T >= 0 && S >= 0 && HD >= 0, "AttentionApply: negative dimension");
+        Require(pattern.Length >= (long)NH * T * S && v.Length >= (long)S * NKV * HD && z.Length >= (long)T * NH * HD,
+            "AttentionApply: shape mismatch");
+        if (T == 0 || NH == 0) return;
+        fixed (float* pp = pattern, pv = v, pz = z)
+        {
+            RunAttention(AttentionMode.Apply, pp, null, pv, pz, T, S, NH, NKV, HD, 0, 0, null, 0);
+        }
+    }
+
+    private static void CheckAttention(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> z,
+        int T, int S, int NH, int NKV, int HD, ReadOnlySpan<byte> keyMask, string name)
+    {
+        Require(T >= 0 && S >= 0 && NH >= 0 && HD >= 0, name + ": negative dimension");
+        Require(q.Length >= (long)T * NH * HD, name + ": q is shorter than T·NH·HD");
+        Require(k.Length >= (long)S * NKV * HD, name + ": k is shorter than S·NKV·HD");
+        Require(z.IsEmpty || z.Length >= (long)T * NH * HD, name + ": z is shorter than T·NH·HD");
+        Require(keyMask.IsEmpty || keyMask.Length >= S, name + ": keyMask is shorter than S");
+    }
+
+    private enum AttentionMode { Fused, Scores, Apply }
+
+    private sealed class AttentionJob
+    {
+        public AttentionMode Mode;
+        public float* A, K, V, Out;
+        public byte* Mask;
+        public int T, S, NH, NKV, HD, PastLen, Window, PerTask, Rows;
+        public float Scale;
+        public readonly Action<int> Body;
+        public readonly ParallelOptions Options = new();
+        public AttentionJob() => Body = Run;
+        private void Run(int task)
+        {
+            int r0 = task * PerTask;
+            AttentionRows(Mode, A, K, V, Out, T, S, NH, NKV, HD, PastLen, Scale, Mask, Window, r0, Math.Min(Rows, r0 + PerTask));
+        }
+    }
+
+    [ThreadStatic] private static AttentionJob? t_attentionJob;
+    [ThreadStatic] private static float[]? t_scores;
+
+    private static void RunAttention(AttentionMode mode, float* a, float* k, float* v, float* output, int T, int S, int NH, int NKV, int HD,
+        int pastLen, float scale, byte* mask, int window)
+    {
+        int rows = NH * T;
+        // about S·HD FMAs per row and pass; below ~1 M a thread hand-off costs more than it saves
+        int threads = !ForceParallel && (long)rows * S * Math.Max(HD, 1) < (1L << 20) ? 1 : Math.Min(MaxThreads, rows);
+        if (threads <= 1)
+        {
+            AttentionRows(mode, a, k, v, output, T, S, NH, NKV, HD, pastLen, scale, mask, window, 0, rows);
+            return;
+        }
+        int tasks = Math.Min(rows, threads * 8); // several tasks per thread: causal rows differ in length
+        var job = t_attentionJob ??= new AttentionJob();
+        job.Mode = mode; job.A = a; job.K = k; job.V = v; job.Out = output; job.Mask = mask;
+        job.T = T; job.S = S; job.NH = NH; job.NKV = NKV; job.HD = HD; job.PastLen = pastLen; job.Window = window;
+        job.Scale = scale; job.Rows = rows; job.PerTask = (rows + tasks - 1) / tasks;
+        job.Options.MaxDegreeOfParallelism = threads;
+        Parallel.For(0, (rows + job.PerTask - 1) / job.PerTask, job.Options, job.Body);
+    }
+
+    // Rows r = h·T + t in [r0, r1): consecutive rows share a head, so its k and v stay in cache.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AttentionRows(AttentionMode mode, float* a, float* k, float* v, float* output, int T, int S, int NH, int NKV, int HD,
+        int pastLen, float scale, byte* mask, int window, int r0, int r1)
+    {
+        int group = NH / NKV;
+        long kvStride = (long)NKV * HD;
+        if (mode == AttentionMode.Apply)
+        {
+            // a = pattern: (NH, T, S)
+            for (int r = r0; r < r1; r++)
+            {
+                int h = r / T, t = r % T;
+                float* p = a + (long)r * S;
+                float* zr = output + ((long)t * NH + h) * HD;
+                new Span<float>(zr, HD).Clear();
+                float* vh = v + (long)(h / group) * HD;
+                for (int j = 0; j < S; j++) Axpy(p[j], vh + j * kvStride, zr, HD);
+            }
+            return;
+        }
+        float[] scratch = t_scores is { } buf && buf.Length >= S ? buf : (t_scores = new float[Math.Max(S, 256)]);
+        fixed (float* scoresBuf = scratch)
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                int h = r / T, t = r % T;
+                float* qr = a + ((long)t * NH + h) * HD;
+                float* kh = k + (long)(h / group) * HD;
+                // the visible keys form one interval [lo, hi] (causal + window), with holes only from keyMask
+                int qIndex = pastLen + t;
+                int hi = Math.Min(S - 1, qIndex);
+                int lo = window > 0 ? Math.Max(0, qIndex - window + 1) : 0;
+                float* sc = mode == AttentionMode.Scores ? output + (long)r * S : scoresBuf;
+                float max = float.NegativeInfinity;
+                for (int j = lo; j <= hi; j++)
+                {
+                    float value = float.NegativeInfinity;
+                    if (mask == null || mask[j] != 0)
+                    {
+                        value = Dot(qr, kh + j * kvStride, HD) * scale;
+                        max = Math.Max(max, value);
+                    }
+                    sc[j] = value;
+                }
+                if (mode == AttentionMode.Scores)
+                {
+                    new Span<float>(sc, Math.Max(0, Math.Min(lo, S))).Fill(float.NegativeInfinity);
+                    if (hi + 1 < S) new Span<float>(sc + hi + 1, S - hi - 1).Fill(float.NegativeInfinity);
+                    continue;
+                }
+                float* zr = output + ((long)t * NH + h) * HD;
+                new Span<float>(zr, HD).Clear();
+                if (float.IsNegativeInfinity(max))
+                {
+                    continue; // nothing visible: a zero row, like the reference's all-zero pattern
+                }
+                int n = hi - lo + 1;
+                float sum = ExpShiftSum(sc + lo, n, max);
+                float* vh = v + (long)(h / group) * HD;
+                for (int j = lo; j <= hi; j++)
+                {
+                    float p = sc[j];
+                    if (p != 0f) Axpy(p, vh + j * kvStride, zr, HD);
+                }
+                Scale(zr, 1f / sum, HD);
+            }
+        }
+    }
+
+    // x: (S) in place: −∞ → 0, else softmax; all −∞ → all 0
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SoftmaxRow(float* x, int n)
+    {
+        float max = Max(x, n);
+        if (float.IsNegativeInfinity(max))
+        {
+            new Span<float>(x, n).Clear();
+            return;
+        }
+        float sum = ExpShiftSum(x, n, max);
+        Scale(x, 1f / sum, n);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Max(float* x, int n)
+    {
+        int i = 0;
+        float max = float.NegativeInfinity;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            var m = Vector512.Create(float.NegativeInfinity);
+            for (; i + 16 <= n; i += 16) m = Vector512.Max(m, Vector512.Load(x + i));
+            max = MaxAcross(m.GetLower(), m.GetUpper());
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            var m = Vector256.Create(float.NegativeInfinity);
+            for (; i + 8 <= n; i += 8) m = Vector256.Max(m, Vector256.Load(x + i));
+            max = MaxAcross(m, m);
+        }
+        // remainder
+        for (; i < n; i++) max = Math.Max(max, x[i]);
+        return max;
+    }
+
+    private static float MaxAcross(Vector256<float> a, Vector256<float> b)
+    {
+        var m = Vector256.Max(a, b);
+        var m4 = Vector128.Max(m.GetLower(), m.GetUpper());
+        return Math.Max(Math.Max(m4[0], m4[1]), Math.Max(m4[2], m4[3]));
+    }
+
+    // x[i] = exp(x[i] − max) in place; returns Σ. Vector exp is the runtime's (≤ 1 ulp), exp(−∞) = 0.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float ExpShiftSum(float* x, int n, float max)
+    {
+        int i = 0;
+        float sum = 0f;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var m = Vector512.Create(max);
+            var acc = Vector512<float>.Zero;
+            for (; i + 16 <= n; i += 16)
+            {
+                var e = Vector512.Exp(Vector512.Load(x + i) - m);
+                e.Store(x + i);
+                acc += e;
+            }
+            sum += Vector512.Sum(acc);
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var m = Vector256.Create(max);
+            var acc = Vector256<float>.Zero;
+            for (; i + 8 <= n; i += 8)
+            {
+                var e = Vector256.Exp(Vector256.Load(x + i) - m);
+                e.Store(x + i);
+                acc += e;
+            }
+            sum += Vector256.Sum(acc);
+        }
+        if (Vector128.IsHardwareAccelerated)
+        {
+            var m = Vector128.Create(max);
+            var acc = Vector128<float>.Zero;
+            for (; i + 4 <= n; i += 4)
+            {
+                var e = Vector128.Exp(Vector128.Load(x + i) - m);
+                e.Store(x + i);
+                acc += e;
+            }
+            sum += Vector128.Sum(acc);
+        }
+        // remainder
+        for (; i < n; i++)
+        {
+            float e = MathF.Exp(x[i] - max);
+            x[i] = e;
+            sum += e;
+        }
+        return sum;
+    }
+
+    // x *= alpha
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Scale(float* x, float alpha, int n)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var a = Vector512.Create(alpha);
+            for (; i + 16 <= n; i += 16) (Vector512.Load(x + i) * a).Store(x + i);
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var a = Vector256.Create(alpha);
+            for (; i + 8 <= n; i += 8) (Vector256.Load(x + i) * a).Store(x + i);
+        }
+        if (Vector128.IsHardwareAccelerated)
+        {
+            var a = Vector128.Create(alpha);
+            for (; i + 4 <= n; i += 4) (Vector128.Load(x + i) * a).Store(x + i);
+        }
+        // remainder
+        for (; i < n; i++) x[i] *= alpha;
+    }
 }

@@ -1,18 +1,804 @@
-using Headwise.Kernels.Reference;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Headwise.Kernels;
 
-public static partial class Kernels
+// Packed, cache-blocked GEMM in the Goto/BLIS style:
+//   for each task (a block of NC output columns × a chunk of rows)
+//     for pc in C step KC:   pack B(KC × NC) into NR-wide panels (reused for every row block)
+//       for ic step MC:      pack A(MC × KC) into MR-tall panels
+//         for jr step NR, for ir step MR: MR×NR register-tile microkernel with FMA
+// The B micro-panel (KC·NR floats) stays in L1, the A block (MC·KC) in L2.
+// Weights come from memory-mapped files, so panels are packed on the fly into per-thread buffers.
+public static unsafe partial class Kernels
 {
+    private const int GemmKC = 256;  // depth of a packed block: B micro-panel 256·32·4 B = 32 KiB ≤ L1d (48 KiB on Zen 5)
+    private const int GemmMC = 120;  // rows per A block: 120·256·4 B = 120 KiB, well inside L2; multiple of 8, 6 and 4
+    private const int GemmNC = 256;  // columns per task: B block 256 KiB in L2; multiple of every NR
+    private const int GemvMaxT = 4;  // T ≤ this is decode: stream the weights once instead of packing them
+
+    // Register tile, chosen once: AVX-512 12×32 (24 zmm accumulators), AVX2 6×16 (12 ymm), Vector128 4×8 (8 xmm).
+    private static readonly int GemmMR = Vector512.IsHardwareAccelerated ? 12 : Vector256.IsHardwareAccelerated ? 6 : 4;
+    private static readonly int GemmNR = Vector512.IsHardwareAccelerated ? 32 : Vector256.IsHardwareAccelerated ? 16 : 8;
+
+    /// <summary>Tests set this to push even tiny problems through the multi-threaded paths.</summary>
+    internal static bool ForceParallel { get; set; }
+
+    [ThreadStatic] private static float* t_packA;
+    [ThreadStatic] private static float* t_packB;
+
     /// <summary>out = x · W (+ bias).</summary>
     // x: (T, C)  w: (OC, C) for OutIn or (C, OC) for InOut  bias: (OC) or empty  out: (T, OC)
     public static void MatMul(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> output,
         int T, int C, int OC, WeightLayout layout)
     {
+        Require(T >= 0 && C >= 0 && OC >= 0, "MatMul: negative dimension");
         Require(x.Length >= (long)T * C, "MatMul: x is shorter than T·C");
         Require(w.Length >= (long)C * OC, "MatMul: w is shorter than C·OC");
         Require(bias.IsEmpty || bias.Length >= OC, "MatMul: bias is shorter than OC");
         Require(output.Length >= (long)T * OC, "MatMul: out is shorter than T·OC");
-        ScalarKernels.MatMul(x, w, bias, output, T, C, OC, layout);
+        if (T == 0 || OC == 0)
+        {
+            return;
+        }
+        if (C == 0)
+        {
+            // an empty sum: out = bias (or 0)
+            for (int t = 0; t < T; t++)
+            {
+                var row = output.Slice(t * OC, OC);
+                if (bias.IsEmpty) row.Clear(); else bias[..OC].CopyTo(row);
+            }
+            return;
+        }
+        fixed (float* px = x, pw = w, pb = bias, po = output)
+        {
+            float* pbias = bias.IsEmpty ? null : pb;
+            if (T <= GemvMaxT)
+            {
+                Gemv(px, pw, pbias, po, T, C, OC, layout);
+            }
+            else
+            {
+                Gemm(px, pw, pbias, po, T, C, OC, layout);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- GEMM
+
+    private sealed class GemmJob
+    {
+        public float* X, W, Bias, Out;
+        public int T, C, OC, RowChunk, ColBlocks;
+        public WeightLayout Layout;
+        public readonly Action<int> Body;
+        public readonly ParallelOptions Options = new();
+        public GemmJob() => Body = Run;
+        private void Run(int task)
+        {
+            int r0 = task / ColBlocks * RowChunk;
+            int n0 = task % ColBlocks * GemmNC;
+            GemmTask(X, W, Bias, Out, T, C, OC, Layout, r0, Math.Min(T, r0 + RowChunk), n0, Math.Min(OC, n0 + GemmNC));
+        }
+    }
+
+    [ThreadStatic] private static GemmJob? t_gemmJob;
+
+    private static void Gemm(float* x, float* w, float* bias, float* output, int T, int C, int OC, WeightLayout layout)
+    {
+        int colBlocks = (OC + GemmNC - 1) / GemmNC;
+        // below ~4 MFLOP a thread hand-off costs more than it saves
+        int threads = !ForceParallel && (long)T * C * OC < (1L << 21) ? 1 : MaxThreads;
+        int rowChunks = 1;
+        if (threads > 1 && colBlocks < 4 * threads)
+        {
+            // too few column blocks to balance: split rows as well (whole MR panels)
+            int maxChunks = (T + GemmMR - 1) / GemmMR;
+            rowChunks = Math.Min(maxChunks, (4 * threads + colBlocks - 1) / colBlocks);
+        }
+        int rowChunk = (T + rowChunks - 1) / rowChunks;
+        rowChunk = (rowChunk + GemmMR - 1) / GemmMR * GemmMR;
+        rowChunks = (T + rowChunk - 1) / rowChunk;
+        int tasks = rowChunks * colBlocks;
+        if (threads == 1 || tasks == 1)
+        {
+            GemmTask(x, w, bias, output, T, C, OC, layout, 0, T, 0, OC);
+            return;
+        }
+        var job = t_gemmJob ??= new GemmJob();
+        job.X = x; job.W = w; job.Bias = bias; job.Out = output;
+        job.T = T; job.C = C; job.OC = OC; job.Layout = layout;
+        job.RowChunk = rowChunk; job.ColBlocks = colBlocks;
+        job.Options.MaxDegreeOfParallelism = Math.Min(threads, tasks);
+        Parallel.For(0, tasks, job.Options, job.Body);
+    }
+
+    private static void EnsurePackBuffers()
+    {
+        if (t_packA == null)
+        {
+            // once per thread, never freed: a few hundred KiB per worker for the life of the process
+            t_packA = (float*)NativeMemory.AlignedAlloc((nuint)(GemmMC * GemmKC * sizeof(float)), 64);
+            t_packB = (float*)NativeMemory.AlignedAlloc((nuint)(GemmKC * GemmNC * sizeof(float)), 64);
+        }
+    }
+
+    // Output rows [r0, r1) × columns [n0, n1), the whole depth C.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemmTask(float* x, float* w, float* bias, float* output, int T, int C, int OC, WeightLayout layout,
+        int r0, int r1, int n0, int n1)
+    {
+        EnsurePackBuffers();
+        float* packA = t_packA, packB = t_packB;
+        int mr = GemmMR, nr = GemmNR;
+        float* edge = stackalloc float[12 * 32]; // MR·NR scratch for ragged tiles
+        for (int n = n0; n < n1; n += GemmNC)
+        {
+            int nc = Math.Min(GemmNC, n1 - n);
+            for (int pc = 0; pc < C; pc += GemmKC)
+            {
+                int kc = Math.Min(GemmKC, C - pc);
+                bool first = pc == 0;
+                PackB(w, C, OC, layout, pc, kc, n, nc, nr, packB);
+                for (int ic = r0; ic < r1; ic += GemmMC)
+                {
+                    int mc = Math.Min(GemmMC, r1 - ic);
+                    PackA(x + (long)ic * C + pc, C, mc, kc, mr, packA);
+                    for (int jr = 0; jr < nc; jr += nr)
+                    {
+                        int nrr = Math.Min(nr, nc - jr);
+                        float* bp = packB + (long)jr * kc;
+                        float* biasTile = bias == null ? null : bias + n + jr;
+                        for (int ir = 0; ir < mc; ir += mr)
+                        {
+                            int mrr = Math.Min(mr, mc - ir);
+                            float* ap = packA + (long)ir * kc;
+                            float* c = output + (long)(ic + ir) * OC + n + jr;
+                            if (mrr == mr && nrr == nr)
+                            {
+                                Micro(ap, bp, kc, c, OC, biasTile, first);
+                            }
+                            else
+                            {
+                                // ragged edge: full tile into scratch (panels are zero-padded), then copy the valid part
+                                Micro(ap, bp, kc, edge, nr, null, true);
+                                for (int i = 0; i < mrr; i++)
+                                {
+                                    float* ci = c + (long)i * OC;
+                                    float* ei = edge + i * nr;
+                                    for (int j = 0; j < nrr; j++)
+                                    {
+                                        ci[j] = first ? ei[j] + (biasTile == null ? 0f : biasTile[j]) : ci[j] + ei[j];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // A block (mc × kc, row stride ldx) → MR-tall panels, each kc × MR with MR contiguous; rows past mc are zero.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackA(float* x, int ldx, int mc, int kc, int mr, float* dst)
+    {
+        for (int i0 = 0; i0 < mc; i0 += mr)
+        {
+            int rows = Math.Min(mr, mc - i0);
+            for (int i = 0; i < mr; i++)
+            {
+                float* d = dst + i;
+                if (i < rows)
+                {
+                    float* s = x + (long)(i0 + i) * ldx;
+                    for (int k = 0; k < kc; k++) d[k * mr] = s[k];
+                }
+                else
+                {
+                    for (int k = 0; k < kc; k++) d[k * mr] = 0f;
+                }
+            }
+            dst += mr * kc;
+        }
+    }
+
+    // B block (depth rows [pc, pc+kc), columns [n, n+nc)) → NR-wide panels, each kc × NR with NR contiguous; zero-padded.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackB(float* w, int C, int OC, WeightLayout layout, int pc, int kc, int n, int nc, int nr, float* dst)
+    {
+        for (int j0 = 0; j0 < nc; j0 += nr)
+        {
+            int cols = Math.Min(nr, nc - j0);
+            if (layout == WeightLayout.InOut)
+            {
+                // w: (C, OC): each depth row of the panel is a contiguous run of NR weights
+                float* s = w + (long)pc * OC + n + j0;
+                for (int k = 0; k < kc; k++, s += OC)
+                {
+                    float* d = dst + k * nr;
+                    if (cols == nr)
+                    {
+                        new ReadOnlySpan<float>(s, nr).CopyTo(new Span<float>(d, nr));
+                    }
+                    else
+                    {
+                        for (int j = 0; j < cols; j++) d[j] = s[j];
+                        for (int j = cols; j < nr; j++) d[j] = 0f;
+                    }
+                }
+            }
+            else
+            {
+                // w: (OC, C): a transpose; read each weight row sequentially, write it down a panel column
+                for (int j = 0; j < nr; j++)
+                {
+                    float* d = dst + j;
+                    if (j < cols)
+                    {
+                        float* s = w + (long)(n + j0 + j) * C + pc;
+                        for (int k = 0; k < kc; k++) d[k * nr] = s[k];
+                    }
+                    else
+                    {
+                        for (int k = 0; k < kc; k++) d[k * nr] = 0f;
+                    }
+                }
+            }
+            dst += nr * kc;
+        }
+    }
+
+    // c (MR × NR, row stride ldc) = (first ? bias : c) + ap · bp, for full packed panels.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Micro(float* ap, float* bp, int kc, float* c, int ldc, float* bias, bool first)
+    {
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Micro12x32(ap, bp, kc, c, ldc, bias, first);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Micro6x16(ap, bp, kc, c, ldc, bias, first);
+        }
+        else
+        {
+            Micro4x8(ap, bp, kc, c, ldc, bias, first);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Micro12x32(float* a, float* b, int kc, float* c, int ldc, float* bias, bool first)
+    {
+        // 24 accumulators + 2 B vectors + a broadcast: 27 of 32 zmm registers; 14 loads feed 24 FMAs
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default, c90 = default, c91 = default, c100 = default, c101 = default, c110 = default, c111 = default;
+        for (int k = 0; k < kc; k++, a += 12, b += 32)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var av = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+            av = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
+            av = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
+            av = Vector512.Create(a[8]); c80 = Vector512.FusedMultiplyAdd(av, b0, c80); c81 = Vector512.FusedMultiplyAdd(av, b1, c81);
+            av = Vector512.Create(a[9]); c90 = Vector512.FusedMultiplyAdd(av, b0, c90); c91 = Vector512.FusedMultiplyAdd(av, b1, c91);
+            av = Vector512.Create(a[10]); c100 = Vector512.FusedMultiplyAdd(av, b0, c100); c101 = Vector512.FusedMultiplyAdd(av, b1, c101);
+            av = Vector512.Create(a[11]); c110 = Vector512.FusedMultiplyAdd(av, b0, c110); c111 = Vector512.FusedMultiplyAdd(av, b1, c111);
+        }
+        Vector512<float> s0, s1;
+        if (first)
+        {
+            s0 = bias == null ? Vector512<float>.Zero : Vector512.Load(bias);
+            s1 = bias == null ? Vector512<float>.Zero : Vector512.Load(bias + 16);
+        }
+        else
+        {
+            s0 = s1 = Vector512<float>.Zero;
+        }
+        Store2(c, c00, c01, s0, s1, first); c += ldc;
+        Store2(c, c10, c11, s0, s1, first); c += ldc;
+        Store2(c, c20, c21, s0, s1, first); c += ldc;
+        Store2(c, c30, c31, s0, s1, first); c += ldc;
+        Store2(c, c40, c41, s0, s1, first); c += ldc;
+        Store2(c, c50, c51, s0, s1, first); c += ldc;
+        Store2(c, c60, c61, s0, s1, first); c += ldc;
+        Store2(c, c70, c71, s0, s1, first); c += ldc;
+        Store2(c, c80, c81, s0, s1, first); c += ldc;
+        Store2(c, c90, c91, s0, s1, first); c += ldc;
+        Store2(c, c100, c101, s0, s1, first); c += ldc;
+        Store2(c, c110, c111, s0, s1, first);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store2(float* c, Vector512<float> v0, Vector512<float> v1, Vector512<float> s0, Vector512<float> s1, bool first)
+    {
+        if (!first)
+        {
+            s0 = Vector512.Load(c);
+            s1 = Vector512.Load(c + 16);
+        }
+        Vector512.Store(v0 + s0, c);
+        Vector512.Store(v1 + s1, c + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Micro6x16(float* a, float* b, int kc, float* c, int ldc, float* bias, bool first)
+    {
+        // 12 accumulators + 2 B vectors + a broadcast: 15 of 16 ymm registers
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int k = 0; k < kc; k++, a += 6, b += 16)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var av = Vector256.Create(a[0]); c00 = Vector256.FusedMultiplyAdd(av, b0, c00); c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
+            av = Vector256.Create(a[1]); c10 = Vector256.FusedMultiplyAdd(av, b0, c10); c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
+            av = Vector256.Create(a[2]); c20 = Vector256.FusedMultiplyAdd(av, b0, c20); c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
+            av = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
+            av = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
+            av = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
+        }
+        Span<Vector256<float>> acc = [c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51];
+        StoreTile(c, ldc, bias, first, MemoryMarshal.Cast<Vector256<float>, float>(acc), 6, 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Micro4x8(float* a, float* b, int kc, float* c, int ldc, float* bias, bool first)
+    {
+        // portable path (SSE, NEON): 4×8 tile in 8 Vector128 accumulators
+        Vector128<float> c00 = default, c01 = default, c10 = default, c11 = default,
+            c20 = default, c21 = default, c30 = default, c31 = default;
+        for (int k = 0; k < kc; k++, a += 4, b += 8)
+        {
+            var b0 = Vector128.Load(b);
+            var b1 = Vector128.Load(b + 4);
+            var av = Vector128.Create(a[0]); c00 = Vector128.FusedMultiplyAdd(av, b0, c00); c01 = Vector128.FusedMultiplyAdd(av, b1, c01);
+            av = Vector128.Create(a[1]); c10 = Vector128.FusedMultiplyAdd(av, b0, c10); c11 = Vector128.FusedMultiplyAdd(av, b1, c11);
+            av = Vector128.Create(a[2]); c20 = Vector128.FusedMultiplyAdd(av, b0, c20); c21 = Vector128.FusedMultiplyAdd(av, b1, c21);
+            av = Vector128.Create(a[3]); c30 = Vector128.FusedMultiplyAdd(av, b0, c30); c31 = Vector128.FusedMultiplyAdd(av, b1, c31);
+        }
+        Span<Vector128<float>> acc = [c00, c01, c10, c11, c20, c21, c30, c31];
+        StoreTile(c, ldc, bias, first, MemoryMarshal.Cast<Vector128<float>, float>(acc), 4, 8);
+    }
+
+    private static void StoreTile(float* c, int ldc, float* bias, bool first, ReadOnlySpan<float> acc, int mr, int nr)
+    {
+        for (int i = 0; i < mr; i++, c += ldc)
+        {
+            for (int j = 0; j < nr; j++)
+            {
+                c[j] = acc[i * nr + j] + (first ? (bias == null ? 0f : bias[j]) : c[j]);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- GEMV (decode, T ≤ 4)
+
+    // InOut output columns per pass: T·2048 partial sums (≤ 32 KiB) stay in L1 while each weight row is read as one
+    // 8 KiB run; narrow chunks would hop a page per row and thrash the TLB
+    private const int GemvChunk = 2048;
+
+    private sealed class GemvJob
+    {
+        public float* X, W, Bias, Out;
+        public int T, C, OC, PerTask;
+        public WeightLayout Layout;
+        public readonly Action<int> Body;
+        public readonly ParallelOptions Options = new();
+        public GemvJob() => Body = Run;
+        private void Run(int task)
+        {
+            int o0 = task * PerTask;
+            GemvRange(X, W, Bias, Out, T, C, OC, Layout, o0, Math.Min(OC, o0 + PerTask));
+        }
+    }
+
+    [ThreadStatic] private static GemvJob? t_gemvJob;
+
+    private static void Gemv(float* x, float* w, float* bias, float* output, int T, int C, int OC, WeightLayout layout)
+    {
+        // memory-bound: one pass over w; split OC so each thread streams its own slice of the weights
+        int threads = !ForceParallel && (long)C * OC < (1L << 16) ? 1 : MaxThreads;
+        if (threads == 1)
+        {
+            GemvRange(x, w, bias, output, T, C, OC, layout, 0, OC);
+            return;
+        }
+        int tasks = Math.Min((OC + 15) / 16, threads * 4);
+        int perTask = ((OC + tasks - 1) / tasks + 15) / 16 * 16; // whole vectors per task
+        tasks = (OC + perTask - 1) / perTask;
+        var job = t_gemvJob ??= new GemvJob();
+        job.X = x; job.W = w; job.Bias = bias; job.Out = output;
+        job.T = T; job.C = C; job.OC = OC; job.Layout = layout; job.PerTask = perTask;
+        job.Options.MaxDegreeOfParallelism = Math.Min(threads, tasks);
+        Parallel.For(0, tasks, job.Options, job.Body);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemvRange(float* x, float* w, float* bias, float* output, int T, int C, int OC, WeightLayout layout, int o0, int o1)
+    {
+        if (layout == WeightLayout.OutIn)
+        {
+            // w: (OC, C): out[t, o] = x[t] · w[o]; the row w[o] is read from memory once, then from L1 for t > 0
+            float* dots = stackalloc float[GemvMaxT * 4];
+            int o = o0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                // 4 weight rows per pass: four concurrent memory streams, and for T > 1 8 loads feed 16 FMAs
+                for (; o + 4 <= o1; o += 4)
+                {
+                    float* wo = w + (long)o * C;
+                    if (T == 1) Dot1x4(x, C, wo, dots);
+                    else DotRows4x4(x, C, T, wo, dots);
+                    for (int t = 0; t < T; t++)
+                    {
+                        for (int r = 0; r < 4; r++) output[(long)t * OC + o + r] = (bias == null ? 0f : bias[o + r]) + dots[t * 4 + r];
+                    }
+                }
+            }
+            for (; o < o1; o++)
+            {
+                float* wo = w + (long)o * C;
+                float b = bias == null ? 0f : bias[o];
+                if (T == 1)
+                {
+                    output[o] = b + Dot(x, wo, C);
+                    continue;
+                }
+                DotRows(x, C, T, wo, dots);
+                for (int t = 0; t < T; t++) output[(long)t * OC + o] = b + dots[t];
+            }
+            return;
+        }
+        // w: (C, OC): out[t, o0:o1] = bias + Σ_i x[t, i] · w[i, o0:o1], in L1-sized column chunks
+        for (int n = o0; n < o1; n += GemvChunk)
+        {
+            int nc = Math.Min(GemvChunk, o1 - n);
+            for (int t = 0; t < T; t++)
+            {
+                var row = new Span<float>(output + (long)t * OC + n, nc);
+                if (bias == null) row.Clear(); else new ReadOnlySpan<float>(bias + n, nc).CopyTo(row);
+            }
+            int i = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                // load each group of four weight vectors once and update all T partial sums with it
+                for (; i + 4 <= C; i += 4)
+                {
+                    AxpyRows4xT(x + i, C, T, w + (long)i * OC + n, OC, output + n, OC, nc);
+                }
+            }
+            for (; i + 4 <= C; i += 4)
+            {
+                // four weight rows per pass over the partial sums: a quarter of the loads/stores of y
+                float* w0 = w + (long)i * OC + n;
+                for (int t = 0; t < T; t++)
+                {
+                    float* xt = x + (long)t * C + i;
+                    Axpy4(xt[0], xt[1], xt[2], xt[3], w0, w0 + OC, w0 + 2L * OC, w0 + 3L * OC, output + (long)t * OC + n, nc);
+                }
+            }
+            // remainder: single weight rows
+            for (; i < C; i++)
+            {
+                float* wi = w + (long)i * OC + n;
+                for (int t = 0; t < T; t++)
+                {
+                    Axpy(x[(long)t * C + i], wi, output + (long)t * OC + n, nc);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- BLAS-1 helpers shared by the kernels
+
+    // Σ a[i]·b[i] with independent accumulators (FMA latency hiding)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float Dot(float* a, float* b, int n)
+    {
+        int i = 0;
+        float sum = 0f;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (; i + 64 <= n; i += 64)
+            {
+                s0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), s0);
+                s1 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 16), Vector512.Load(b + i + 16), s1);
+                s2 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 32), Vector512.Load(b + i + 32), s2);
+                s3 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 48), Vector512.Load(b + i + 48), s3);
+            }
+            for (; i + 16 <= n; i += 16)
+            {
+                s0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), s0);
+            }
+            sum = Vector512.Sum((s0 + s1) + (s2 + s3));
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (; i + 32 <= n; i += 32)
+            {
+                s0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), s0);
+                s1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 8), Vector256.Load(b + i + 8), s1);
+                s2 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 16), Vector256.Load(b + i + 16), s2);
+                s3 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 24), Vector256.Load(b + i + 24), s3);
+            }
+            for (; i + 8 <= n; i += 8)
+            {
+                s0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), s0);
+            }
+            sum = Vector256.Sum((s0 + s1) + (s2 + s3));
+        }
+        else if (Vector128.IsHardwareAccelerated && n >= 4)
+        {
+            Vector128<float> s0 = default, s1 = default;
+            for (; i + 8 <= n; i += 8)
+            {
+                s0 = Vector128.FusedMultiplyAdd(Vector128.Load(a + i), Vector128.Load(b + i), s0);
+                s1 = Vector128.FusedMultiplyAdd(Vector128.Load(a + i + 4), Vector128.Load(b + i + 4), s1);
+            }
+            for (; i + 4 <= n; i += 4)
+            {
+                s0 = Vector128.FusedMultiplyAdd(Vector128.Load(a + i), Vector128.Load(b + i), s0);
+            }
+            sum = Vector128.Sum(s0 + s1);
+        }
+        // remainder
+        for (; i < n; i++) sum = MathF.FusedMultiplyAdd(a[i], b[i], sum);
+        return sum;
+    }
+
+    // x: (T ≤ 4, C)  w: (C)  dots: (T) — every x row against one weight row, each weight vector loaded once
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DotRows(float* x, int C, int T, float* w, float* dots)
+    {
+        // rows past T alias row 0: their sums are computed and dropped, which keeps the loop branch-free
+        float* x0 = x, x1 = T > 1 ? x + C : x, x2 = T > 2 ? x + 2L * C : x, x3 = T > 3 ? x + 3L * C : x;
+        int i = 0;
+        float d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (; i + 16 <= C; i += 16)
+            {
+                var wv = Vector512.Load(w + i);
+                s0 = Vector512.FusedMultiplyAdd(Vector512.Load(x0 + i), wv, s0);
+                s1 = Vector512.FusedMultiplyAdd(Vector512.Load(x1 + i), wv, s1);
+                s2 = Vector512.FusedMultiplyAdd(Vector512.Load(x2 + i), wv, s2);
+                s3 = Vector512.FusedMultiplyAdd(Vector512.Load(x3 + i), wv, s3);
+            }
+            d0 = Vector512.Sum(s0); d1 = Vector512.Sum(s1); d2 = Vector512.Sum(s2); d3 = Vector512.Sum(s3);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (; i + 8 <= C; i += 8)
+            {
+                var wv = Vector256.Load(w + i);
+                s0 = Vector256.FusedMultiplyAdd(Vector256.Load(x0 + i), wv, s0);
+                s1 = Vector256.FusedMultiplyAdd(Vector256.Load(x1 + i), wv, s1);
+                s2 = Vector256.FusedMultiplyAdd(Vector256.Load(x2 + i), wv, s2);
+                s3 = Vector256.FusedMultiplyAdd(Vector256.Load(x3 + i), wv, s3);
+            }
+            d0 = Vector256.Sum(s0); d1 = Vector256.Sum(s1); d2 = Vector256.Sum(s2); d3 = Vector256.Sum(s3);
+        }
+        else if (Vector128.IsHardwareAccelerated)
+        {
+            Vector128<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (; i + 4 <= C; i += 4)
+            {
+                var wv = Vector128.Load(w + i);
+                s0 = Vector128.FusedMultiplyAdd(Vector128.Load(x0 + i), wv, s0);
+                s1 = Vector128.FusedMultiplyAdd(Vector128.Load(x1 + i), wv, s1);
+                s2 = Vector128.FusedMultiplyAdd(Vector128.Load(x2 + i), wv, s2);
+                s3 = Vector128.FusedMultiplyAdd(Vector128.Load(x3 + i), wv, s3);
+            }
+            d0 = Vector128.Sum(s0); d1 = Vector128.Sum(s1); d2 = Vector128.Sum(s2); d3 = Vector128.Sum(s3);
+        }
+        // remainder
+        for (; i < C; i++)
+        {
+            float wi = w[i];
+            d0 = MathF.FusedMultiplyAdd(x0[i], wi, d0);
+            d1 = MathF.FusedMultiplyAdd(x1[i], wi, d1);
+            d2 = MathF.FusedMultiplyAdd(x2[i], wi, d2);
+            d3 = MathF.FusedMultiplyAdd(x3[i], wi, d3);
+        }
+        dots[0] = d0;
+        if (T > 1) dots[1] = d1;
+        if (T > 2) dots[2] = d2;
+        if (T > 3) dots[3] = d3;
+    }
+
+    // x: (C)  w: 4 rows of (C) at stride C  dots: (4) — AVX-512 only
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot1x4(float* x, int C, float* w, float* dots)
+    {
+        float* w0 = w, w1 = w + C, w2 = w + 2L * C, w3 = w + 3L * C;
+        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, t0 = default, t1 = default, t2 = default, t3 = default;
+        int i = 0;
+        for (; i + 32 <= C; i += 32)
+        {
+            // two independent chains per row hide the FMA latency
+            Vector512<float> xa = Vector512.Load(x + i), xb = Vector512.Load(x + i + 16);
+            s0 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w0 + i), s0); t0 = Vector512.FusedMultiplyAdd(xb, Vector512.Load(w0 + i + 16), t0);
+            s1 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w1 + i), s1); t1 = Vector512.FusedMultiplyAdd(xb, Vector512.Load(w1 + i + 16), t1);
+            s2 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w2 + i), s2); t2 = Vector512.FusedMultiplyAdd(xb, Vector512.Load(w2 + i + 16), t2);
+            s3 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w3 + i), s3); t3 = Vector512.FusedMultiplyAdd(xb, Vector512.Load(w3 + i + 16), t3);
+        }
+        for (; i + 16 <= C; i += 16)
+        {
+            var xa = Vector512.Load(x + i);
+            s0 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w0 + i), s0);
+            s1 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w1 + i), s1);
+            s2 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w2 + i), s2);
+            s3 = Vector512.FusedMultiplyAdd(xa, Vector512.Load(w3 + i), s3);
+        }
+        float d0 = Vector512.Sum(s0 + t0), d1 = Vector512.Sum(s1 + t1), d2 = Vector512.Sum(s2 + t2), d3 = Vector512.Sum(s3 + t3);
+        // remainder
+        for (; i < C; i++)
+        {
+            d0 = MathF.FusedMultiplyAdd(x[i], w0[i], d0);
+            d1 = MathF.FusedMultiplyAdd(x[i], w1[i], d1);
+            d2 = MathF.FusedMultiplyAdd(x[i], w2[i], d2);
+            d3 = MathF.FusedMultiplyAdd(x[i], w3[i], d3);
+        }
+        dots[0] = d0; dots[1] = d1; dots[2] = d2; dots[3] = d3;
+    }
+
+    // x: (T ≤ 4, C)  w: 4 rows of (C) at stride C  dots: (4, 4) as dots[t·4 + r] — AVX-512 only (16 accumulators)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DotRows4x4(float* x, int C, int T, float* w, float* dots)
+    {
+        float* x0 = x, x1 = T > 1 ? x + C : x, x2 = T > 2 ? x + 2L * C : x, x3 = T > 3 ? x + 3L * C : x;
+        float* w0 = w, w1 = w + C, w2 = w + 2L * C, w3 = w + 3L * C;
+        Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default,
+            s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
+        int i = 0;
+        for (; i + 16 <= C; i += 16)
+        {
+            Vector512<float> a0 = Vector512.Load(w0 + i), a1 = Vector512.Load(w1 + i), a2 = Vector512.Load(w2 + i), a3 = Vector512.Load(w3 + i);
+            var xv = Vector512.Load(x0 + i);
+            s00 = Vector512.FusedMultiplyAdd(xv, a0, s00); s01 = Vector512.FusedMultiplyAdd(xv, a1, s01); s02 = Vector512.FusedMultiplyAdd(xv, a2, s02); s03 = Vector512.FusedMultiplyAdd(xv, a3, s03);
+            xv = Vector512.Load(x1 + i);
+            s10 = Vector512.FusedMultiplyAdd(xv, a0, s10); s11 = Vector512.FusedMultiplyAdd(xv, a1, s11); s12 = Vector512.FusedMultiplyAdd(xv, a2, s12); s13 = Vector512.FusedMultiplyAdd(xv, a3, s13);
+            xv = Vector512.Load(x2 + i);
+            s20 = Vector512.FusedMultiplyAdd(xv, a0, s20); s21 = Vector512.FusedMultiplyAdd(xv, a1, s21); s22 = Vector512.FusedMultiplyAdd(xv, a2, s22); s23 = Vector512.FusedMultiplyAdd(xv, a3, s23);
+            xv = Vector512.Load(x3 + i);
+            s30 = Vector512.FusedMultiplyAdd(xv, a0, s30); s31 = Vector512.FusedMultiplyAdd(xv, a1, s31); s32 = Vector512.FusedMultiplyAdd(xv, a2, s32); s33 = Vector512.FusedMultiplyAdd(xv, a3, s33);
+        }
+        dots[0] = Vector512.Sum(s00); dots[1] = Vector512.Sum(s01); dots[2] = Vector512.Sum(s02); dots[3] = Vector512.Sum(s03);
+        dots[4] = Vector512.Sum(s10); dots[5] = Vector512.Sum(s11); dots[6] = Vector512.Sum(s12); dots[7] = Vector512.Sum(s13);
+        dots[8] = Vector512.Sum(s20); dots[9] = Vector512.Sum(s21); dots[10] = Vector512.Sum(s22); dots[11] = Vector512.Sum(s23);
+        dots[12] = Vector512.Sum(s30); dots[13] = Vector512.Sum(s31); dots[14] = Vector512.Sum(s32); dots[15] = Vector512.Sum(s33);
+        // remainder
+        for (; i < C; i++)
+        {
+            float a0 = w0[i], a1 = w1[i], a2 = w2[i], a3 = w3[i];
+            for (int t = 0; t < 4; t++)
+            {
+                float xv = (t == 0 ? x0 : t == 1 ? x1 : t == 2 ? x2 : x3)[i];
+                dots[t * 4] = MathF.FusedMultiplyAdd(xv, a0, dots[t * 4]);
+                dots[t * 4 + 1] = MathF.FusedMultiplyAdd(xv, a1, dots[t * 4 + 1]);
+                dots[t * 4 + 2] = MathF.FusedMultiplyAdd(xv, a2, dots[t * 4 + 2]);
+                dots[t * 4 + 3] = MathF.FusedMultiplyAdd(xv, a3, dots[t * 4 + 3]);
+            }
+        }
+    }
+
+    // x: (T ≤ 4, ·) at stride ldx, columns 0..3 used  w: 4 rows of (n) at stride ldw  y: (T, n) at stride ldy
+    // y[t] += Σ_r x[t, r]·w[r] — AVX-512 only; the 4 weight vectors are loaded once for all T rows
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AxpyRows4xT(float* x, int ldx, int T, float* w, int ldw, float* y, int ldy, int n)
+    {
+        float* w0 = w, w1 = w + ldw, w2 = w + 2L * ldw, w3 = w + 3L * ldw;
+        float* xt1 = T > 1 ? x + ldx : x, xt2 = T > 2 ? x + 2L * ldx : x, xt3 = T > 3 ? x + 3L * ldx : x;
+        float* y1 = T > 1 ? y + ldy : null, y2 = T > 2 ? y + 2L * ldy : null, y3 = T > 3 ? y + 3L * ldy : null;
+        Vector512<float> b00 = Vector512.Create(x[0]), b01 = Vector512.Create(x[1]), b02 = Vector512.Create(x[2]), b03 = Vector512.Create(x[3]);
+        Vector512<float> b10 = Vector512.Create(xt1[0]), b11 = Vector512.Create(xt1[1]), b12 = Vector512.Create(xt1[2]), b13 = Vector512.Create(xt1[3]);
+        Vector512<float> b20 = Vector512.Create(xt2[0]), b21 = Vector512.Create(xt2[1]), b22 = Vector512.Create(xt2[2]), b23 = Vector512.Create(xt2[3]);
+        Vector512<float> b30 = Vector512.Create(xt3[0]), b31 = Vector512.Create(xt3[1]), b32 = Vector512.Create(xt3[2]), b33 = Vector512.Create(xt3[3]);
+        int j = 0;
+        for (; j + 16 <= n; j += 16)
+        {
+            Vector512<float> a0 = Vector512.Load(w0 + j), a1 = Vector512.Load(w1 + j), a2 = Vector512.Load(w2 + j), a3 = Vector512.Load(w3 + j);
+            var acc = Vector512.FusedMultiplyAdd(b00, a0, Vector512.Load(y + j));
+            acc = Vector512.FusedMultiplyAdd(b01, a1, acc); acc = Vector512.FusedMultiplyAdd(b02, a2, acc);
+            Vector512.FusedMultiplyAdd(b03, a3, acc).Store(y + j);
+            if (y1 == null) continue;
+            acc = Vector512.FusedMultiplyAdd(b10, a0, Vector512.Load(y1 + j));
+            acc = Vector512.FusedMultiplyAdd(b11, a1, acc); acc = Vector512.FusedMultiplyAdd(b12, a2, acc);
+            Vector512.FusedMultiplyAdd(b13, a3, acc).Store(y1 + j);
+            if (y2 == null) continue;
+            acc = Vector512.FusedMultiplyAdd(b20, a0, Vector512.Load(y2 + j));
+            acc = Vector512.FusedMultiplyAdd(b21, a1, acc); acc = Vector512.FusedMultiplyAdd(b22, a2, acc);
+            Vector512.FusedMultiplyAdd(b23, a3, acc).Store(y2 + j);
+            if (y3 == null) continue;
+            acc = Vector512.FusedMultiplyAdd(b30, a0, Vector512.Load(y3 + j));
+            acc = Vector512.FusedMultiplyAdd(b31, a1, acc); acc = Vector512.FusedMultiplyAdd(b32, a2, acc);
+            Vector512.FusedMultiplyAdd(b33, a3, acc).Store(y3 + j);
+        }
+        // remainder
+        for (; j < n; j++)
+        {
+            for (int t = 0; t < T; t++)
+            {
+                float* xt = x + (long)t * ldx;
+                y[(long)t * ldy + j] += xt[0] * w0[j] + xt[1] * w1[j] + xt[2] * w2[j] + xt[3] * w3[j];
+            }
+        }
+    }
+
+    // y += alpha·x
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Axpy(float alpha, float* x, float* y, int n)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var va = Vector512.Create(alpha);
+            for (; i + 16 <= n; i += 16) Vector512.Store(Vector512.FusedMultiplyAdd(va, Vector512.Load(x + i), Vector512.Load(y + i)), y + i);
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(alpha);
+            for (; i + 8 <= n; i += 8) Vector256.Store(Vector256.FusedMultiplyAdd(va, Vector256.Load(x + i), Vector256.Load(y + i)), y + i);
+        }
+        if (Vector128.IsHardwareAccelerated)
+        {
+            var va = Vector128.Create(alpha);
+            for (; i + 4 <= n; i += 4) Vector128.Store(Vector128.FusedMultiplyAdd(va, Vector128.Load(x + i), Vector128.Load(y + i)), y + i);
+        }
+        // remainder
+        for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(alpha, x[i], y[i]);
+    }
+
+    // y += a0·x0 + a1·x1 + a2·x2 + a3·x3
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Axpy4(float a0, float a1, float a2, float a3, float* x0, float* x1, float* x2, float* x3, float* y, int n)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> v0 = Vector512.Create(a0), v1 = Vector512.Create(a1), v2 = Vector512.Create(a2), v3 = Vector512.Create(a3);
+            for (; i + 16 <= n; i += 16)
+            {
+                var acc = Vector512.FusedMultiplyAdd(v0, Vector512.Load(x0 + i), Vector512.Load(y + i));
+                acc = Vector512.FusedMultiplyAdd(v1, Vector512.Load(x1 + i), acc);
+                acc = Vector512.FusedMultiplyAdd(v2, Vector512.Load(x2 + i), acc);
+                Vector512.Store(Vector512.FusedMultiplyAdd(v3, Vector512.Load(x3 + i), acc), y + i);
+            }
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> v0 = Vector256.Create(a0), v1 = Vector256.Create(a1), v2 = Vector256.Create(a2), v3 = Vector256.Create(a3);
+            for (; i + 8 <= n; i += 8)
+            {
+                var acc = Vector256.FusedMultiplyAdd(v0, Vector256.Load(x0 + i), Vector256.Load(y + i));
+                acc = Vector256.FusedMultiplyAdd(v1, Vector256.Load(x1 + i), acc);
+                acc = Vector256.FusedMultiplyAdd(v2, Vector256.Load(x2 + i), acc);
+                Vector256.Store(Vector256.FusedMultiplyAdd(v3, Vector256.Load(x3 + i), acc), y + i);
+            }
+        }
+        if (Vector128.IsHardwareAccelerated)
+        {
+            Vector128<float> v0 = Vector128.Create(a0), v1 = Vector128.Create(a1), v2 = Vector128.Create(a2), v3 = Vector128.Create(a3);
+            for (; i + 4 <= n; i += 4)
+            {
+                var acc = Vector128.FusedMultiplyAdd(v0, Vector128.Load(x0 + i), Vector128.Load(y + i));
+                acc = Vector128.FusedMultiplyAdd(v1, Vector128.Load(x1 + i), acc);
+                acc = Vector128.FusedMultiplyAdd(v2, Vector128.Load(x2 + i), acc);
+                Vector128.Store(Vector128.FusedMultiplyAdd(v3, Vector128.Load(x3 + i), acc), y + i);
+            }
+        }
+        // remainder
+        for (; i < n; i++) y[i] += a0 * x0[i] + a1 * x1[i] + a2 * x2[i] + a3 * x3[i];
     }
 }

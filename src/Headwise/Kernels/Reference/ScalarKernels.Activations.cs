@@ -46,6 +46,7 @@ public static partial class ScalarKernels
     public static double Erf(double x)
     {
         // Uses the identity erf(x) = 1 - erfc(x) with a continued-fraction-free high-precision series/asymptotic split.
+        if (double.IsInfinity(x)) return Math.Sign(x); // the continued fraction below would give ∞·0 = NaN
         double ax = Math.Abs(x);
         double r;
         if (ax < 2.5)

@@ -8,6 +8,23 @@ namespace Headwise.Cli
     /// <summary>Entry point: dispatches to a command and turns errors into one line and an exit code (0 done, 2 bad input, 1 internal error).</summary>
     public static class CliMain
     {
+        /// <summary>Cancelled by Ctrl-C: long commands pass it to the analyses, which stop at the next unit of work.</summary>
+        public static CancellationToken Cancellation => s_cancel.Token;
+
+        private static readonly CancellationTokenSource s_cancel = new();
+
+        static CliMain()
+        {
+            Console.CancelKeyPress += (_, e) =>
+            {
+                if (!s_cancel.IsCancellationRequested)
+                {
+                    e.Cancel = true; // first Ctrl-C: stop cleanly; a second one kills the process
+                    s_cancel.Cancel();
+                }
+            };
+        }
+
         public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
         {
             if (args.Length == 0 || args[0] is "--help" or "-h" or "help")

@@ -242,4 +242,32 @@ public class HookTests
         }
         Assert.Equal("blocks.3.attn.hook_pattern", new HookPoint(3, HookKind.Pattern).Name);
     }
+
+    [Theory]
+    [InlineData("gpt2_tied")]
+    [InlineData("llama_gqa")]
+    [InlineData("neox_parallel")]
+    public void ForwardFromACachedResidualEqualsTheFullForward(string name)
+    {
+        using var m = Load(name);
+        var input = Input(m.Config.VocabSize);
+        var (clean, cache) = m.Model.RunWithCache(input, n => n.EndsWith("hook_resid_pre", StringComparison.Ordinal));
+        for (int layer = 0; layer <= m.Config.NLayers; layer++)
+        {
+            var resid = layer < m.Config.NLayers ? cache[$"blocks.{layer}.hook_resid_pre"].Data : null;
+            if (resid is null)
+            {
+                continue;
+            }
+            var resumed = m.Model.ForwardFrom(layer, resid, input);
+            Assert.Equal(clean, resumed);
+        }
+        // with an intervention in the resumed layer, the result equals the same intervention on a full run
+        var hooks = new HookSet(m.Config.NLayers);
+        hooks.Add("blocks.1.attn.hook_z", a => a.Data.Span[..m.Config.DHead].Clear());
+        var full = m.Model.Forward(input, hooks);
+        var partial = m.Model.ForwardFrom(1, cache["blocks.1.hook_resid_pre"].Data, input, hooks);
+        Assert.Equal(full, partial);
+        Assert.NotEqual(clean, full);
+    }
 }

@@ -13,11 +13,11 @@ public sealed class Gpt2 : TransformerModel
 {
     private readonly Weight _wte;  // (V, C)
     private readonly Weight _wpe;  // (maxT, C)
-    private readonly Block[] _blocks;
+    private readonly BlockWeights[] _blocks;
     private readonly Weight _lnFW, _lnFB;  // (C)
     private readonly Weight _lmHead; // (V, C): wte when tied
 
-    private sealed record Block(
+    private sealed record BlockWeights(
         Weight Ln1W, Weight Ln1B,       // (C)
         Weight AttnW, Weight AttnB,     // c_attn: (C, 3C), (3C)
         Weight ProjW, Weight ProjB,     // attn.c_proj: (C, C), (C)
@@ -32,11 +32,11 @@ public sealed class Gpt2 : TransformerModel
         string p = w.Contains("transformer.wte.weight") ? "transformer." : "";
         _wte = w.Get(p + "wte.weight", V, C);
         _wpe = w.Get(p + "wpe.weight", config.MaxPositions, C);
-        _blocks = new Block[config.NLayers];
+        _blocks = new BlockWeights[config.NLayers];
         for (int l = 0; l < config.NLayers; l++)
         {
             string b = $"{p}h.{l}.";
-            _blocks[l] = new Block(
+            _blocks[l] = new BlockWeights(
                 w.Get(b + "ln_1.weight", C), w.Get(b + "ln_1.bias", C),
                 w.Get(b + "attn.c_attn.weight", C, 3 * C), w.Get(b + "attn.c_attn.bias", 3 * C),
                 w.Get(b + "attn.c_proj.weight", C, C), w.Get(b + "attn.c_proj.bias", C),
@@ -51,54 +51,58 @@ public sealed class Gpt2 : TransformerModel
 
     protected override (Weight W, Weight? Bias) Unembedding => (_lmHead, null);
 
-    protected override void ForwardCore()
+    protected override void Embed()
     {
-        int N = Step.N, C = Config.DModel, F = Config.DMlp;
+        int N = Step.N, C = Config.DModel;
 
         // token and position embeddings: hidden_states = inputs_embeds + position_embeds
         EmbedTokens(_wte);
         Embedding(_wpe.Span, Step.Positions.AsSpan(0, N), S.Tmp.AsSpan(0, N * C), C);
         HookResid(HookPoint.ModelLevel, HookKind.PosEmbed, S.Tmp);
         Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+    }
 
-        for (int l = 0; l < Config.NLayers; l++)
+    protected override void Block(int l)
+    {
+        int N = Step.N, C = Config.DModel, F = Config.DMlp;
+        var blk = _blocks[l];
+        HookResid(l, HookKind.ResidPre, S.X);
+
+        // attention layernorm: hidden_states = self.ln_1(hidden_states)
+        Norm(l, HookKind.Ln1Scale, S.X, blk.Ln1W, blk.Ln1B, S.XNorm);
+
+        // query, key, value = self.c_attn(hidden_states).split(self.split_size, dim=2)
+        Linear(S.XNorm, C, blk.AttnW, blk.AttnB, S.Qkv, 3 * C, WeightLayout.InOut);
+        for (int n = 0; n < N; n++)
         {
-            var blk = _blocks[l];
-            HookResid(l, HookKind.ResidPre, S.X);
-
-            // attention layernorm: hidden_states = self.ln_1(hidden_states)
-            Norm(l, HookKind.Ln1Scale, S.X, blk.Ln1W, blk.Ln1B, S.XNorm);
-
-            // query, key, value = self.c_attn(hidden_states).split(self.split_size, dim=2)
-            Linear(S.XNorm, C, blk.AttnW, blk.AttnB, S.Qkv, 3 * C, WeightLayout.InOut);
-            for (int n = 0; n < N; n++)
-            {
-                S.Qkv.AsSpan(n * 3 * C, C).CopyTo(S.Q.AsSpan(n * C, C));
-                S.Qkv.AsSpan(n * 3 * C + C, C).CopyTo(S.K.AsSpan(n * C, C));
-                S.Qkv.AsSpan(n * 3 * C + 2 * C, C).CopyTo(S.V.AsSpan(n * C, C));
-            }
-
-            // attn_output = softmax(q·kᵀ / √d_head + causal mask)·v, then self.c_proj(attn_output)
-            Attention(l, blk.ProjW, blk.ProjB, WeightLayout.InOut, S.Tmp);
-
-            // hidden_states = attn_output + residual
-            Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
-            HookResid(l, HookKind.ResidMid, S.X);
-
-            // MLP: self.c_proj(self.act(self.c_fc(self.ln_2(hidden_states))))
-            Norm(l, HookKind.Ln2Scale, S.X, blk.Ln2W, blk.Ln2B, S.XNorm);
-            Linear(S.XNorm, C, blk.FcW, blk.FcB, S.Hidden, F, WeightLayout.InOut);
-            Hook(l, HookKind.MlpPre, S.Hidden, Step.B, Step.T, F);
-            Activate(S.Hidden);
-            Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
-            Linear(S.Hidden, F, blk.MlpProjW, blk.MlpProjB, S.Tmp, C, WeightLayout.InOut);
-            HookResid(l, HookKind.MlpOut, S.Tmp);
-
-            // hidden_states = residual + feed_forward_hidden_states
-            Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
-            HookResid(l, HookKind.ResidPost, S.X);
+            S.Qkv.AsSpan(n * 3 * C, C).CopyTo(S.Q.AsSpan(n * C, C));
+            S.Qkv.AsSpan(n * 3 * C + C, C).CopyTo(S.K.AsSpan(n * C, C));
+            S.Qkv.AsSpan(n * 3 * C + 2 * C, C).CopyTo(S.V.AsSpan(n * C, C));
         }
 
+        // attn_output = softmax(q·kᵀ / √d_head + causal mask)·v, then self.c_proj(attn_output)
+        Attention(l, blk.ProjW, blk.ProjB, WeightLayout.InOut, S.Tmp);
+
+        // hidden_states = attn_output + residual
+        Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+        HookResid(l, HookKind.ResidMid, S.X);
+
+        // MLP: self.c_proj(self.act(self.c_fc(self.ln_2(hidden_states))))
+        Norm(l, HookKind.Ln2Scale, S.X, blk.Ln2W, blk.Ln2B, S.XNorm);
+        Linear(S.XNorm, C, blk.FcW, blk.FcB, S.Hidden, F, WeightLayout.InOut);
+        Hook(l, HookKind.MlpPre, S.Hidden, Step.B, Step.T, F);
+        Activate(S.Hidden);
+        Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
+        Linear(S.Hidden, F, blk.MlpProjW, blk.MlpProjB, S.Tmp, C, WeightLayout.InOut);
+        HookResid(l, HookKind.MlpOut, S.Tmp);
+
+        // hidden_states = residual + feed_forward_hidden_states
+        Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+        HookResid(l, HookKind.ResidPost, S.X);
+    }
+
+    protected override void FinalNorm()
+    {
         // hidden_states = self.ln_f(hidden_states)
         Norm(HookPoint.ModelLevel, HookKind.LnFinalScale, S.X, _lnFW, _lnFB, S.XNorm);
     }

@@ -13,11 +13,11 @@ namespace Headwise.Models;
 public sealed class GptNeoX : TransformerModel
 {
     private readonly Weight _embedIn;  // (V, C)
-    private readonly Block[] _blocks;
+    private readonly BlockWeights[] _blocks;
     private readonly Weight _lnFW, _lnFB; // (C)
     private readonly Weight _embedOut;  // (V, C)
 
-    private sealed record Block(
+    private sealed record BlockWeights(
         Weight Ln1W, Weight Ln1B,        // input_layernorm: (C)
         Weight Ln2W, Weight Ln2B,        // post_attention_layernorm: (C)
         Weight QkvW, Weight? QkvB,       // query_key_value: (3C, C), (3C) — rows grouped per head as [q_h, k_h, v_h]
@@ -29,11 +29,11 @@ public sealed class GptNeoX : TransformerModel
     {
         int C = config.DModel, V = config.VocabSize, F = config.DMlp;
         _embedIn = w.Get("gpt_neox.embed_in.weight", V, C);
-        _blocks = new Block[config.NLayers];
+        _blocks = new BlockWeights[config.NLayers];
         for (int l = 0; l < config.NLayers; l++)
         {
             string b = $"gpt_neox.layers.{l}.";
-            _blocks[l] = new Block(
+            _blocks[l] = new BlockWeights(
                 w.Get(b + "input_layernorm.weight", C), w.Get(b + "input_layernorm.bias", C),
                 w.Get(b + "post_attention_layernorm.weight", C), w.Get(b + "post_attention_layernorm.bias", C),
                 w.Get(b + "attention.query_key_value.weight", 3 * C, C), config.QkvBias ? w.Get(b + "attention.query_key_value.bias", 3 * C) : null,
@@ -48,63 +48,62 @@ public sealed class GptNeoX : TransformerModel
 
     protected override (Weight W, Weight? Bias) Unembedding => (_embedOut, null);
 
-    protected override void ForwardCore()
+    // inputs_embeds = self.embed_in(input_ids)
+    protected override void Embed() => EmbedTokens(_embedIn);
+
+    protected override void Block(int l)
     {
         int N = Step.N, C = Config.DModel, NH = Config.NHeads, HD = Config.DHead;
+        var blk = _blocks[l];
+        HookResid(l, HookKind.ResidPre, S.X);
 
-        // inputs_embeds = self.embed_in(input_ids)
-        EmbedTokens(_embedIn);
+        // attention layernorm: self.input_layernorm(hidden_states)
+        Norm(l, HookKind.Ln1Scale, S.X, blk.Ln1W, blk.Ln1B, S.XNorm);
 
-        for (int l = 0; l < Config.NLayers; l++)
+        // qkv = self.query_key_value(hidden_states).view(..., num_heads, 3 * head_size); q, k, v = qkv.chunk(3, dim=-1)
+        Linear(S.XNorm, C, blk.QkvW, blk.QkvB, S.Qkv, 3 * C, WeightLayout.OutIn);
+        for (int n = 0; n < N; n++)
         {
-            var blk = _blocks[l];
-            HookResid(l, HookKind.ResidPre, S.X);
-
-            // attention layernorm: self.input_layernorm(hidden_states)
-            Norm(l, HookKind.Ln1Scale, S.X, blk.Ln1W, blk.Ln1B, S.XNorm);
-
-            // qkv = self.query_key_value(hidden_states).view(..., num_heads, 3 * head_size); q, k, v = qkv.chunk(3, dim=-1)
-            Linear(S.XNorm, C, blk.QkvW, blk.QkvB, S.Qkv, 3 * C, WeightLayout.OutIn);
-            for (int n = 0; n < N; n++)
+            for (int h = 0; h < NH; h++)
             {
-                for (int h = 0; h < NH; h++)
-                {
-                    int src = (n * NH + h) * 3 * HD, dst = (n * NH + h) * HD;
-                    S.Qkv.AsSpan(src, HD).CopyTo(S.Q.AsSpan(dst, HD));
-                    S.Qkv.AsSpan(src + HD, HD).CopyTo(S.K.AsSpan(dst, HD));
-                    S.Qkv.AsSpan(src + 2 * HD, HD).CopyTo(S.V.AsSpan(dst, HD));
-                }
+                int src = (n * NH + h) * 3 * HD, dst = (n * NH + h) * HD;
+                S.Qkv.AsSpan(src, HD).CopyTo(S.Q.AsSpan(dst, HD));
+                S.Qkv.AsSpan(src + HD, HD).CopyTo(S.K.AsSpan(dst, HD));
+                S.Qkv.AsSpan(src + 2 * HD, HD).CopyTo(S.V.AsSpan(dst, HD));
             }
-
-            // partial RoPE on the first rotary_ndims of each head, attention, then self.dense(attn_output)
-            Attention(l, blk.DenseW, blk.DenseB, WeightLayout.OutIn, S.Tmp);
-
-            if (Config.ParallelResidual)
-            {
-                // x = x + attn(ln1(x)) + mlp(ln2(x))
-                Norm(l, HookKind.Ln2Scale, S.X, blk.Ln2W, blk.Ln2B, S.XNorm);
-                Mlp(l, blk, S.Tmp2);
-                Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
-                Add(S.X.AsSpan(0, N * C), S.Tmp2.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
-            }
-            else
-            {
-                // x = x + attn(ln1(x)); x = x + mlp(ln2(x))
-                Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
-                HookResid(l, HookKind.ResidMid, S.X);
-                Norm(l, HookKind.Ln2Scale, S.X, blk.Ln2W, blk.Ln2B, S.XNorm);
-                Mlp(l, blk, S.Tmp);
-                Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
-            }
-            HookResid(l, HookKind.ResidPost, S.X);
         }
 
+        // partial RoPE on the first rotary_ndims of each head, attention, then self.dense(attn_output)
+        Attention(l, blk.DenseW, blk.DenseB, WeightLayout.OutIn, S.Tmp);
+
+        if (Config.ParallelResidual)
+        {
+            // x = x + attn(ln1(x)) + mlp(ln2(x))
+            Norm(l, HookKind.Ln2Scale, S.X, blk.Ln2W, blk.Ln2B, S.XNorm);
+            Mlp(l, blk, S.Tmp2);
+            Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+            Add(S.X.AsSpan(0, N * C), S.Tmp2.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+        }
+        else
+        {
+            // x = x + attn(ln1(x)); x = x + mlp(ln2(x))
+            Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+            HookResid(l, HookKind.ResidMid, S.X);
+            Norm(l, HookKind.Ln2Scale, S.X, blk.Ln2W, blk.Ln2B, S.XNorm);
+            Mlp(l, blk, S.Tmp);
+            Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+        }
+        HookResid(l, HookKind.ResidPost, S.X);
+    }
+
+    protected override void FinalNorm()
+    {
         // hidden_states = self.final_layer_norm(hidden_states)
         Norm(HookPoint.ModelLevel, HookKind.LnFinalScale, S.X, _lnFW, _lnFB, S.XNorm);
     }
 
     // mlp: dense_4h_to_h(act(dense_h_to_4h(ln2(x)))) from S.XNorm into output
-    private void Mlp(int l, Block blk, float[] output)
+    private void Mlp(int l, BlockWeights blk, float[] output)
     {
         int C = Config.DModel, F = Config.DMlp;
         Linear(S.XNorm, C, blk.UpW, blk.UpB, S.Hidden, F, WeightLayout.OutIn);

@@ -12,11 +12,11 @@ namespace Headwise.Models;
 public sealed class Llama : TransformerModel
 {
     private readonly Weight _embed;  // (V, C)
-    private readonly Block[] _blocks;
+    private readonly BlockWeights[] _blocks;
     private readonly Weight _norm;   // (C)
     private readonly Weight _lmHead; // (V, C): embed_tokens when tied
 
-    private sealed record Block(
+    private sealed record BlockWeights(
         Weight AttnNorm,                         // input_layernorm: (C)
         Weight Wq, Weight? Bq,                   // (NH·HD, C), (NH·HD)
         Weight Wk, Weight? Bk,                   // (NKV·HD, C), (NKV·HD)
@@ -30,12 +30,12 @@ public sealed class Llama : TransformerModel
     {
         int C = config.DModel, V = config.VocabSize, F = config.DMlp, qd = config.NHeads * config.DHead, kvd = config.NKvHeads * config.DHead;
         _embed = w.Get("model.embed_tokens.weight", V, C);
-        _blocks = new Block[config.NLayers];
+        _blocks = new BlockWeights[config.NLayers];
         for (int l = 0; l < config.NLayers; l++)
         {
             string b = $"model.layers.{l}.";
             Weight? Bias(string name, int n, bool present) => present ? w.Get(b + name, n) : null;
-            _blocks[l] = new Block(
+            _blocks[l] = new BlockWeights(
                 w.Get(b + "input_layernorm.weight", C),
                 w.Get(b + "self_attn.q_proj.weight", qd, C), Bias("self_attn.q_proj.bias", qd, config.QkvBias),
                 w.Get(b + "self_attn.k_proj.weight", kvd, C), Bias("self_attn.k_proj.bias", kvd, config.QkvBias),
@@ -51,52 +51,51 @@ public sealed class Llama : TransformerModel
 
     protected override (Weight W, Weight? Bias) Unembedding => (_lmHead, null);
 
-    protected override void ForwardCore()
+    // inputs_embeds = self.embed_tokens(input_ids)
+    protected override void Embed() => EmbedTokens(_embed);
+
+    protected override void Block(int l)
     {
         int N = Step.N, C = Config.DModel, F = Config.DMlp;
         int qd = Config.NHeads * Config.DHead, kvd = Config.NKvHeads * Config.DHead;
+        var blk = _blocks[l];
+        HookResid(l, HookKind.ResidPre, S.X);
 
-        // inputs_embeds = self.embed_tokens(input_ids)
-        EmbedTokens(_embed);
+        // attention rmsnorm: hidden_states = self.input_layernorm(hidden_states)
+        Norm(l, HookKind.Ln1Scale, S.X, blk.AttnNorm, null, S.XNorm);
 
-        for (int l = 0; l < Config.NLayers; l++)
-        {
-            var blk = _blocks[l];
-            HookResid(l, HookKind.ResidPre, S.X);
+        // query_states = self.q_proj(hidden_states), likewise k and v (kv heads: num_key_value_heads)
+        Linear(S.XNorm, C, blk.Wq, blk.Bq, S.Q, qd, WeightLayout.OutIn);
+        Linear(S.XNorm, C, blk.Wk, blk.Bk, S.K, kvd, WeightLayout.OutIn);
+        Linear(S.XNorm, C, blk.Wv, blk.Bv, S.V, kvd, WeightLayout.OutIn);
 
-            // attention rmsnorm: hidden_states = self.input_layernorm(hidden_states)
-            Norm(l, HookKind.Ln1Scale, S.X, blk.AttnNorm, null, S.XNorm);
+        // RoPE (apply_rotary_pos_emb), softmax(q·kᵀ/√d + mask)·v with repeat_kv for grouped heads, then self.o_proj
+        Attention(l, blk.Wo, blk.Bo, WeightLayout.OutIn, S.Tmp);
 
-            // query_states = self.q_proj(hidden_states), likewise k and v (kv heads: num_key_value_heads)
-            Linear(S.XNorm, C, blk.Wq, blk.Bq, S.Q, qd, WeightLayout.OutIn);
-            Linear(S.XNorm, C, blk.Wk, blk.Bk, S.K, kvd, WeightLayout.OutIn);
-            Linear(S.XNorm, C, blk.Wv, blk.Bv, S.V, kvd, WeightLayout.OutIn);
+        // hidden_states = residual + hidden_states
+        Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+        HookResid(l, HookKind.ResidMid, S.X);
 
-            // RoPE (apply_rotary_pos_emb), softmax(q·kᵀ/√d + mask)·v with repeat_kv for grouped heads, then self.o_proj
-            Attention(l, blk.Wo, blk.Bo, WeightLayout.OutIn, S.Tmp);
+        // ffn rmsnorm: hidden_states = self.post_attention_layernorm(hidden_states)
+        Norm(l, HookKind.Ln2Scale, S.X, blk.MlpNorm, null, S.XNorm);
 
-            // hidden_states = residual + hidden_states
-            Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
-            HookResid(l, HookKind.ResidMid, S.X);
+        // SwiGLU: down_proj(act_fn(gate_proj(x)) * up_proj(x))
+        Linear(S.XNorm, C, blk.Gate, blk.GateB, S.Hidden, F, WeightLayout.OutIn);
+        Linear(S.XNorm, C, blk.Up, blk.UpB, S.Hidden2, F, WeightLayout.OutIn);
+        Hook(l, HookKind.MlpPre, S.Hidden, Step.B, Step.T, F);
+        Hook(l, HookKind.MlpPreLinear, S.Hidden2, Step.B, Step.T, F);
+        SwiGlu(S.Hidden.AsSpan(0, N * F), S.Hidden2.AsSpan(0, N * F), S.Hidden.AsSpan(0, N * F));
+        Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
+        Linear(S.Hidden, F, blk.Down, blk.DownB, S.Tmp, C, WeightLayout.OutIn);
+        HookResid(l, HookKind.MlpOut, S.Tmp);
 
-            // ffn rmsnorm: hidden_states = self.post_attention_layernorm(hidden_states)
-            Norm(l, HookKind.Ln2Scale, S.X, blk.MlpNorm, null, S.XNorm);
+        // hidden_states = residual + hidden_states
+        Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+        HookResid(l, HookKind.ResidPost, S.X);
+    }
 
-            // SwiGLU: down_proj(act_fn(gate_proj(x)) * up_proj(x))
-            Linear(S.XNorm, C, blk.Gate, blk.GateB, S.Hidden, F, WeightLayout.OutIn);
-            Linear(S.XNorm, C, blk.Up, blk.UpB, S.Hidden2, F, WeightLayout.OutIn);
-            Hook(l, HookKind.MlpPre, S.Hidden, Step.B, Step.T, F);
-            Hook(l, HookKind.MlpPreLinear, S.Hidden2, Step.B, Step.T, F);
-            SwiGlu(S.Hidden.AsSpan(0, N * F), S.Hidden2.AsSpan(0, N * F), S.Hidden.AsSpan(0, N * F));
-            Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
-            Linear(S.Hidden, F, blk.Down, blk.DownB, S.Tmp, C, WeightLayout.OutIn);
-            HookResid(l, HookKind.MlpOut, S.Tmp);
-
-            // hidden_states = residual + hidden_states
-            Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
-            HookResid(l, HookKind.ResidPost, S.X);
-        }
-
+    protected override void FinalNorm()
+    {
         // final rmsnorm: hidden_states = self.norm(hidden_states)
         Norm(HookPoint.ModelLevel, HookKind.LnFinalScale, S.X, _norm, null, S.XNorm);
     }

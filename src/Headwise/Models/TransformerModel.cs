@@ -171,8 +171,38 @@ public abstract class TransformerModel : IDisposable
             throw new InvalidInputException($"the KV cache holds {_capacity} positions; {PastLength} used, {T} more asked (context {Config.MaxPositions})");
         }
         PrepareStep(tokens, mask, B, T, hooks);
-        ForwardCore();
+        ForwardCore(0);
         PastLength += T;
+        return Unembed(B, T, lastOnly);
+    }
+
+    /// <summary>
+    /// Resumes a forward at block <paramref name="startLayer"/> from a given residual stream <c>blocks.{startLayer}.hook_resid_pre</c>
+    /// [batch, pos, d_model] — e.g. one cached from a clean run — so analyses that change only layer ≥ L (ablating a head in L)
+    /// need not recompute the layers below. Returns logits [batch, pos, vocab]. The input is the same as the run the residual came from.
+    /// </summary>
+    public float[] ForwardFrom(int startLayer, ReadOnlySpan<float> residPre, ModelInput input, HookSet? hooks = null)
+    {
+        if ((uint)startLayer > (uint)Config.NLayers)
+        {
+            throw new InvalidInputException($"start layer {startLayer} is outside 0..{Config.NLayers}");
+        }
+        input.Validate(Config.VocabSize);
+        int B = input.Batch, T = input.SeqLen, C = Config.DModel;
+        if (residPre.Length != B * T * C)
+        {
+            throw new InvalidInputException($"residual of {residPre.Length} values does not fill [batch {B}, pos {T}, d_model {C}]");
+        }
+        ResetCache(B, T);
+        PrepareStep(input.Tokens, input.AttentionMask, B, T, hooks);
+        residPre.CopyTo(S.X.AsSpan(0, B * T * C));
+        ForwardCore(startLayer);
+        PastLength += T;
+        return Unembed(B, T, lastOnly: false);
+    }
+
+    private float[] Unembed(int B, int T, bool lastOnly)
+    {
 
         // unembed: logits = ln_final(x) · W_Uᵀ
         var (wU, _) = Unembedding;
@@ -198,8 +228,27 @@ public abstract class TransformerModel : IDisposable
     // ---------------------------------------------------------------------------------------------------------------
     // What each family provides
 
-    /// <summary>The family's forward from tokens (<see cref="Step"/>) to the final-normed residual in <see cref="RunState.XNorm"/>.</summary>
-    protected abstract void ForwardCore();
+    /// <summary>Token (and position) embeddings of <see cref="Step"/> into the residual stream <see cref="RunState.X"/>.</summary>
+    protected abstract void Embed();
+
+    /// <summary>Block <paramref name="layer"/>: reads and updates the residual stream <see cref="RunState.X"/> in place.</summary>
+    protected abstract void Block(int layer);
+
+    /// <summary>The final norm of the residual stream into <see cref="RunState.XNorm"/>.</summary>
+    protected abstract void FinalNorm();
+
+    private void ForwardCore(int startLayer)
+    {
+        if (startLayer == 0)
+        {
+            Embed();
+        }
+        for (int l = startLayer; l < Config.NLayers; l++)
+        {
+            Block(l);
+        }
+        FinalNorm();
+    }
 
     /// <summary>The unembedding, stored (vocab, d_model) like nn.Linear (tied models return the token embedding).</summary>
     protected abstract (Weight W, Weight? Bias) Unembedding { get; }

@@ -159,11 +159,11 @@ public static unsafe partial class Kernels
             var z = Vector256.Abs(x) * Vector256.Create(InvSqrt2);
             var t = Vector256<double>.One / (Vector256<double>.One + Vector256.Create(0.5) * z);
             var p = Vector256.Create(P9);
-            p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(P8)); p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(P7));
-            p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(P6)); p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(P5));
-            p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(P4)); p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(P3));
-            p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(P2)); p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(P1));
-            p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(P0));
+            p = Vector256.MultiplyAddEstimate(p, t, Vector256.Create(P8)); p = Vector256.MultiplyAddEstimate(p, t, Vector256.Create(P7));
+            p = Vector256.MultiplyAddEstimate(p, t, Vector256.Create(P6)); p = Vector256.MultiplyAddEstimate(p, t, Vector256.Create(P5));
+            p = Vector256.MultiplyAddEstimate(p, t, Vector256.Create(P4)); p = Vector256.MultiplyAddEstimate(p, t, Vector256.Create(P3));
+            p = Vector256.MultiplyAddEstimate(p, t, Vector256.Create(P2)); p = Vector256.MultiplyAddEstimate(p, t, Vector256.Create(P1));
+            p = Vector256.MultiplyAddEstimate(p, t, Vector256.Create(P0));
             var erfcAbs = t * Vector256.Exp(p - z * z);
             var erfcNeg = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(x, Vector256<double>.Zero), Vector256.Create(2.0) - erfcAbs, erfcAbs);
             return Vector256.Create(0.5) * x * erfcNeg;
@@ -174,11 +174,11 @@ public static unsafe partial class Kernels
             var z = Vector128.Abs(x) * Vector128.Create(InvSqrt2);
             var t = Vector128<double>.One / (Vector128<double>.One + Vector128.Create(0.5) * z);
             var p = Vector128.Create(P9);
-            p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(P8)); p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(P7));
-            p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(P6)); p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(P5));
-            p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(P4)); p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(P3));
-            p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(P2)); p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(P1));
-            p = Vector128.FusedMultiplyAdd(p, t, Vector128.Create(P0));
+            p = Vector128.MultiplyAddEstimate(p, t, Vector128.Create(P8)); p = Vector128.MultiplyAddEstimate(p, t, Vector128.Create(P7));
+            p = Vector128.MultiplyAddEstimate(p, t, Vector128.Create(P6)); p = Vector128.MultiplyAddEstimate(p, t, Vector128.Create(P5));
+            p = Vector128.MultiplyAddEstimate(p, t, Vector128.Create(P4)); p = Vector128.MultiplyAddEstimate(p, t, Vector128.Create(P3));
+            p = Vector128.MultiplyAddEstimate(p, t, Vector128.Create(P2)); p = Vector128.MultiplyAddEstimate(p, t, Vector128.Create(P1));
+            p = Vector128.MultiplyAddEstimate(p, t, Vector128.Create(P0));
             var erfcAbs = t * Vector128.Exp(p - z * z);
             var erfcNeg = Vector128.ConditionalSelect(Vector128.GreaterThanOrEqual(x, Vector128<double>.Zero), Vector128.Create(2.0) - erfcAbs, erfcAbs);
             return Vector128.Create(0.5) * x * erfcNeg;
@@ -190,9 +190,9 @@ public static unsafe partial class Kernels
             double z = Math.Abs(x) * InvSqrt2;
             double t = 1.0 / (1.0 + 0.5 * z);
             double p = P9;
-            p = Math.FusedMultiplyAdd(p, t, P8); p = Math.FusedMultiplyAdd(p, t, P7); p = Math.FusedMultiplyAdd(p, t, P6);
-            p = Math.FusedMultiplyAdd(p, t, P5); p = Math.FusedMultiplyAdd(p, t, P4); p = Math.FusedMultiplyAdd(p, t, P3);
-            p = Math.FusedMultiplyAdd(p, t, P2); p = Math.FusedMultiplyAdd(p, t, P1); p = Math.FusedMultiplyAdd(p, t, P0);
+            p = p * t + P8; p = p * t + P7; p = p * t + P6;
+            p = p * t + P5; p = p * t + P4; p = p * t + P3;
+            p = p * t + P2; p = p * t + P1; p = p * t + P0;
             double erfcAbs = t * Math.Exp(p - z * z);
             return 0.5 * x * (x >= 0 ? 2.0 - erfcAbs : erfcAbs);
         }

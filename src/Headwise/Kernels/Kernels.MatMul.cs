@@ -263,9 +263,13 @@ public static unsafe partial class Kernels
         {
             Micro6x16(ap, bp, kc, c, ldc, bias, first);
         }
-        else
+        else if (Vector128.IsHardwareAccelerated)
         {
             Micro4x8(ap, bp, kc, c, ldc, bias, first);
+        }
+        else
+        {
+            MicroScalar(ap, bp, kc, c, ldc, bias, first);
         }
     }
 
@@ -316,6 +320,30 @@ public static unsafe partial class Kernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store2(float* c, Vector256<float> v0, Vector256<float> v1, Vector256<float> s0, Vector256<float> s1, bool first)
+    {
+        if (!first)
+        {
+            s0 = Vector256.Load(c);
+            s1 = Vector256.Load(c + 8);
+        }
+        Vector256.Store(v0 + s0, c);
+        Vector256.Store(v1 + s1, c + 8);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store2(float* c, Vector128<float> v0, Vector128<float> v1, Vector128<float> s0, Vector128<float> s1, bool first)
+    {
+        if (!first)
+        {
+            s0 = Vector128.Load(c);
+            s1 = Vector128.Load(c + 4);
+        }
+        Vector128.Store(v0 + s0, c);
+        Vector128.Store(v1 + s1, c + 4);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store2(float* c, Vector512<float> v0, Vector512<float> v1, Vector512<float> s0, Vector512<float> s1, bool first)
     {
         if (!first)
@@ -337,15 +365,22 @@ public static unsafe partial class Kernels
         {
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
-            var av = Vector256.Create(a[0]); c00 = Vector256.FusedMultiplyAdd(av, b0, c00); c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
-            av = Vector256.Create(a[1]); c10 = Vector256.FusedMultiplyAdd(av, b0, c10); c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
-            av = Vector256.Create(a[2]); c20 = Vector256.FusedMultiplyAdd(av, b0, c20); c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
-            av = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
-            av = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
-            av = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
+            var av = Vector256.Create(a[0]); c00 = Vector256.MultiplyAddEstimate(av, b0, c00); c01 = Vector256.MultiplyAddEstimate(av, b1, c01);
+            av = Vector256.Create(a[1]); c10 = Vector256.MultiplyAddEstimate(av, b0, c10); c11 = Vector256.MultiplyAddEstimate(av, b1, c11);
+            av = Vector256.Create(a[2]); c20 = Vector256.MultiplyAddEstimate(av, b0, c20); c21 = Vector256.MultiplyAddEstimate(av, b1, c21);
+            av = Vector256.Create(a[3]); c30 = Vector256.MultiplyAddEstimate(av, b0, c30); c31 = Vector256.MultiplyAddEstimate(av, b1, c31);
+            av = Vector256.Create(a[4]); c40 = Vector256.MultiplyAddEstimate(av, b0, c40); c41 = Vector256.MultiplyAddEstimate(av, b1, c41);
+            av = Vector256.Create(a[5]); c50 = Vector256.MultiplyAddEstimate(av, b0, c50); c51 = Vector256.MultiplyAddEstimate(av, b1, c51);
         }
-        Span<Vector256<float>> acc = [c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51];
-        StoreTile(c, ldc, bias, first, MemoryMarshal.Cast<Vector256<float>, float>(acc), 6, 16);
+        // explicit stores: collecting the accumulators into a span would pin them to the stack for the whole loop
+        Vector256<float> s0 = first && bias != null ? Vector256.Load(bias) : Vector256<float>.Zero;
+        Vector256<float> s1 = first && bias != null ? Vector256.Load(bias + 8) : Vector256<float>.Zero;
+        Store2(c, c00, c01, s0, s1, first); c += ldc;
+        Store2(c, c10, c11, s0, s1, first); c += ldc;
+        Store2(c, c20, c21, s0, s1, first); c += ldc;
+        Store2(c, c30, c31, s0, s1, first); c += ldc;
+        Store2(c, c40, c41, s0, s1, first); c += ldc;
+        Store2(c, c50, c51, s0, s1, first);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -358,13 +393,32 @@ public static unsafe partial class Kernels
         {
             var b0 = Vector128.Load(b);
             var b1 = Vector128.Load(b + 4);
-            var av = Vector128.Create(a[0]); c00 = Vector128.FusedMultiplyAdd(av, b0, c00); c01 = Vector128.FusedMultiplyAdd(av, b1, c01);
-            av = Vector128.Create(a[1]); c10 = Vector128.FusedMultiplyAdd(av, b0, c10); c11 = Vector128.FusedMultiplyAdd(av, b1, c11);
-            av = Vector128.Create(a[2]); c20 = Vector128.FusedMultiplyAdd(av, b0, c20); c21 = Vector128.FusedMultiplyAdd(av, b1, c21);
-            av = Vector128.Create(a[3]); c30 = Vector128.FusedMultiplyAdd(av, b0, c30); c31 = Vector128.FusedMultiplyAdd(av, b1, c31);
+            var av = Vector128.Create(a[0]); c00 = Vector128.MultiplyAddEstimate(av, b0, c00); c01 = Vector128.MultiplyAddEstimate(av, b1, c01);
+            av = Vector128.Create(a[1]); c10 = Vector128.MultiplyAddEstimate(av, b0, c10); c11 = Vector128.MultiplyAddEstimate(av, b1, c11);
+            av = Vector128.Create(a[2]); c20 = Vector128.MultiplyAddEstimate(av, b0, c20); c21 = Vector128.MultiplyAddEstimate(av, b1, c21);
+            av = Vector128.Create(a[3]); c30 = Vector128.MultiplyAddEstimate(av, b0, c30); c31 = Vector128.MultiplyAddEstimate(av, b1, c31);
         }
-        Span<Vector128<float>> acc = [c00, c01, c10, c11, c20, c21, c30, c31];
-        StoreTile(c, ldc, bias, first, MemoryMarshal.Cast<Vector128<float>, float>(acc), 4, 8);
+        Vector128<float> s0 = first && bias != null ? Vector128.Load(bias) : Vector128<float>.Zero;
+        Vector128<float> s1 = first && bias != null ? Vector128.Load(bias + 4) : Vector128<float>.Zero;
+        Store2(c, c00, c01, s0, s1, first); c += ldc;
+        Store2(c, c10, c11, s0, s1, first); c += ldc;
+        Store2(c, c20, c21, s0, s1, first); c += ldc;
+        Store2(c, c30, c31, s0, s1, first);
+    }
+
+    // no SIMD at all: the same 4×8 tile in scalar registers' worth of stack
+    private static void MicroScalar(float* a, float* b, int kc, float* c, int ldc, float* bias, bool first)
+    {
+        Span<float> acc = stackalloc float[4 * 8];
+        for (int k = 0; k < kc; k++, a += 4, b += 8)
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                float ai = a[i];
+                for (int j = 0; j < 8; j++) acc[i * 8 + j] += ai * b[j];
+            }
+        }
+        StoreTile(c, ldc, bias, first, acc, 4, 8);
     }
 
     private static void StoreTile(float* c, int ldc, float* bias, bool first, ReadOnlySpan<float> acc, int mr, int nr)
@@ -525,14 +579,14 @@ public static unsafe partial class Kernels
             Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
             for (; i + 32 <= n; i += 32)
             {
-                s0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), s0);
-                s1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 8), Vector256.Load(b + i + 8), s1);
-                s2 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 16), Vector256.Load(b + i + 16), s2);
-                s3 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 24), Vector256.Load(b + i + 24), s3);
+                s0 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i), Vector256.Load(b + i), s0);
+                s1 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i + 8), Vector256.Load(b + i + 8), s1);
+                s2 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i + 16), Vector256.Load(b + i + 16), s2);
+                s3 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i + 24), Vector256.Load(b + i + 24), s3);
             }
             for (; i + 8 <= n; i += 8)
             {
-                s0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), s0);
+                s0 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i), Vector256.Load(b + i), s0);
             }
             sum = Vector256.Sum((s0 + s1) + (s2 + s3));
         }
@@ -541,17 +595,17 @@ public static unsafe partial class Kernels
             Vector128<float> s0 = default, s1 = default;
             for (; i + 8 <= n; i += 8)
             {
-                s0 = Vector128.FusedMultiplyAdd(Vector128.Load(a + i), Vector128.Load(b + i), s0);
-                s1 = Vector128.FusedMultiplyAdd(Vector128.Load(a + i + 4), Vector128.Load(b + i + 4), s1);
+                s0 = Vector128.MultiplyAddEstimate(Vector128.Load(a + i), Vector128.Load(b + i), s0);
+                s1 = Vector128.MultiplyAddEstimate(Vector128.Load(a + i + 4), Vector128.Load(b + i + 4), s1);
             }
             for (; i + 4 <= n; i += 4)
             {
-                s0 = Vector128.FusedMultiplyAdd(Vector128.Load(a + i), Vector128.Load(b + i), s0);
+                s0 = Vector128.MultiplyAddEstimate(Vector128.Load(a + i), Vector128.Load(b + i), s0);
             }
             sum = Vector128.Sum(s0 + s1);
         }
         // remainder
-        for (; i < n; i++) sum = MathF.FusedMultiplyAdd(a[i], b[i], sum);
+        for (; i < n; i++) sum = sum + a[i] * b[i];
         return sum;
     }
 
@@ -582,10 +636,10 @@ public static unsafe partial class Kernels
             for (; i + 8 <= C; i += 8)
             {
                 var wv = Vector256.Load(w + i);
-                s0 = Vector256.FusedMultiplyAdd(Vector256.Load(x0 + i), wv, s0);
-                s1 = Vector256.FusedMultiplyAdd(Vector256.Load(x1 + i), wv, s1);
-                s2 = Vector256.FusedMultiplyAdd(Vector256.Load(x2 + i), wv, s2);
-                s3 = Vector256.FusedMultiplyAdd(Vector256.Load(x3 + i), wv, s3);
+                s0 = Vector256.MultiplyAddEstimate(Vector256.Load(x0 + i), wv, s0);
+                s1 = Vector256.MultiplyAddEstimate(Vector256.Load(x1 + i), wv, s1);
+                s2 = Vector256.MultiplyAddEstimate(Vector256.Load(x2 + i), wv, s2);
+                s3 = Vector256.MultiplyAddEstimate(Vector256.Load(x3 + i), wv, s3);
             }
             d0 = Vector256.Sum(s0); d1 = Vector256.Sum(s1); d2 = Vector256.Sum(s2); d3 = Vector256.Sum(s3);
         }
@@ -595,10 +649,10 @@ public static unsafe partial class Kernels
             for (; i + 4 <= C; i += 4)
             {
                 var wv = Vector128.Load(w + i);
-                s0 = Vector128.FusedMultiplyAdd(Vector128.Load(x0 + i), wv, s0);
-                s1 = Vector128.FusedMultiplyAdd(Vector128.Load(x1 + i), wv, s1);
-                s2 = Vector128.FusedMultiplyAdd(Vector128.Load(x2 + i), wv, s2);
-                s3 = Vector128.FusedMultiplyAdd(Vector128.Load(x3 + i), wv, s3);
+                s0 = Vector128.MultiplyAddEstimate(Vector128.Load(x0 + i), wv, s0);
+                s1 = Vector128.MultiplyAddEstimate(Vector128.Load(x1 + i), wv, s1);
+                s2 = Vector128.MultiplyAddEstimate(Vector128.Load(x2 + i), wv, s2);
+                s3 = Vector128.MultiplyAddEstimate(Vector128.Load(x3 + i), wv, s3);
             }
             d0 = Vector128.Sum(s0); d1 = Vector128.Sum(s1); d2 = Vector128.Sum(s2); d3 = Vector128.Sum(s3);
         }
@@ -606,10 +660,10 @@ public static unsafe partial class Kernels
         for (; i < C; i++)
         {
             float wi = w[i];
-            d0 = MathF.FusedMultiplyAdd(x0[i], wi, d0);
-            d1 = MathF.FusedMultiplyAdd(x1[i], wi, d1);
-            d2 = MathF.FusedMultiplyAdd(x2[i], wi, d2);
-            d3 = MathF.FusedMultiplyAdd(x3[i], wi, d3);
+            d0 = d0 + x0[i] * wi;
+            d1 = d1 + x1[i] * wi;
+            d2 = d2 + x2[i] * wi;
+            d3 = d3 + x3[i] * wi;
         }
         dots[0] = d0;
         if (T > 1) dots[1] = d1;
@@ -645,10 +699,10 @@ public static unsafe partial class Kernels
         // remainder
         for (; i < C; i++)
         {
-            d0 = MathF.FusedMultiplyAdd(x[i], w0[i], d0);
-            d1 = MathF.FusedMultiplyAdd(x[i], w1[i], d1);
-            d2 = MathF.FusedMultiplyAdd(x[i], w2[i], d2);
-            d3 = MathF.FusedMultiplyAdd(x[i], w3[i], d3);
+            d0 = d0 + x[i] * w0[i];
+            d1 = d1 + x[i] * w1[i];
+            d2 = d2 + x[i] * w2[i];
+            d3 = d3 + x[i] * w3[i];
         }
         dots[0] = d0; dots[1] = d1; dots[2] = d2; dots[3] = d3;
     }
@@ -685,10 +739,10 @@ public static unsafe partial class Kernels
             for (int t = 0; t < 4; t++)
             {
                 float xv = (t == 0 ? x0 : t == 1 ? x1 : t == 2 ? x2 : x3)[i];
-                dots[t * 4] = MathF.FusedMultiplyAdd(xv, a0, dots[t * 4]);
-                dots[t * 4 + 1] = MathF.FusedMultiplyAdd(xv, a1, dots[t * 4 + 1]);
-                dots[t * 4 + 2] = MathF.FusedMultiplyAdd(xv, a2, dots[t * 4 + 2]);
-                dots[t * 4 + 3] = MathF.FusedMultiplyAdd(xv, a3, dots[t * 4 + 3]);
+                dots[t * 4] = dots[t * 4] + xv * a0;
+                dots[t * 4 + 1] = dots[t * 4 + 1] + xv * a1;
+                dots[t * 4 + 2] = dots[t * 4 + 2] + xv * a2;
+                dots[t * 4 + 3] = dots[t * 4 + 3] + xv * a3;
             }
         }
     }
@@ -749,15 +803,15 @@ public static unsafe partial class Kernels
         if (Vector256.IsHardwareAccelerated)
         {
             var va = Vector256.Create(alpha);
-            for (; i + 8 <= n; i += 8) Vector256.Store(Vector256.FusedMultiplyAdd(va, Vector256.Load(x + i), Vector256.Load(y + i)), y + i);
+            for (; i + 8 <= n; i += 8) Vector256.Store(Vector256.MultiplyAddEstimate(va, Vector256.Load(x + i), Vector256.Load(y + i)), y + i);
         }
         if (Vector128.IsHardwareAccelerated)
         {
             var va = Vector128.Create(alpha);
-            for (; i + 4 <= n; i += 4) Vector128.Store(Vector128.FusedMultiplyAdd(va, Vector128.Load(x + i), Vector128.Load(y + i)), y + i);
+            for (; i + 4 <= n; i += 4) Vector128.Store(Vector128.MultiplyAddEstimate(va, Vector128.Load(x + i), Vector128.Load(y + i)), y + i);
         }
         // remainder
-        for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(alpha, x[i], y[i]);
+        for (; i < n; i++) y[i] = y[i] + alpha * x[i];
     }
 
     // y += a0·x0 + a1·x1 + a2·x2 + a3·x3
@@ -781,10 +835,10 @@ public static unsafe partial class Kernels
             Vector256<float> v0 = Vector256.Create(a0), v1 = Vector256.Create(a1), v2 = Vector256.Create(a2), v3 = Vector256.Create(a3);
             for (; i + 8 <= n; i += 8)
             {
-                var acc = Vector256.FusedMultiplyAdd(v0, Vector256.Load(x0 + i), Vector256.Load(y + i));
-                acc = Vector256.FusedMultiplyAdd(v1, Vector256.Load(x1 + i), acc);
-                acc = Vector256.FusedMultiplyAdd(v2, Vector256.Load(x2 + i), acc);
-                Vector256.Store(Vector256.FusedMultiplyAdd(v3, Vector256.Load(x3 + i), acc), y + i);
+                var acc = Vector256.MultiplyAddEstimate(v0, Vector256.Load(x0 + i), Vector256.Load(y + i));
+                acc = Vector256.MultiplyAddEstimate(v1, Vector256.Load(x1 + i), acc);
+                acc = Vector256.MultiplyAddEstimate(v2, Vector256.Load(x2 + i), acc);
+                Vector256.Store(Vector256.MultiplyAddEstimate(v3, Vector256.Load(x3 + i), acc), y + i);
             }
         }
         if (Vector128.IsHardwareAccelerated)
@@ -792,10 +846,10 @@ public static unsafe partial class Kernels
             Vector128<float> v0 = Vector128.Create(a0), v1 = Vector128.Create(a1), v2 = Vector128.Create(a2), v3 = Vector128.Create(a3);
             for (; i + 4 <= n; i += 4)
             {
-                var acc = Vector128.FusedMultiplyAdd(v0, Vector128.Load(x0 + i), Vector128.Load(y + i));
-                acc = Vector128.FusedMultiplyAdd(v1, Vector128.Load(x1 + i), acc);
-                acc = Vector128.FusedMultiplyAdd(v2, Vector128.Load(x2 + i), acc);
-                Vector128.Store(Vector128.FusedMultiplyAdd(v3, Vector128.Load(x3 + i), acc), y + i);
+                var acc = Vector128.MultiplyAddEstimate(v0, Vector128.Load(x0 + i), Vector128.Load(y + i));
+                acc = Vector128.MultiplyAddEstimate(v1, Vector128.Load(x1 + i), acc);
+                acc = Vector128.MultiplyAddEstimate(v2, Vector128.Load(x2 + i), acc);
+                Vector128.Store(Vector128.MultiplyAddEstimate(v3, Vector128.Load(x3 + i), acc), y + i);
             }
         }
         // remainder

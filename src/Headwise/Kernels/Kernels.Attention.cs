@@ -69,11 +69,18 @@ public static unsafe partial class Kernels
     private static void CheckAttention(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> z,
         int T, int S, int NH, int NKV, int HD, ReadOnlySpan<byte> keyMask, string name)
     {
-        Require(T >= 0 && S >= 0 && NH >= 0 && HD >= 0, name + ": negative dimension");
-        Require(q.Length >= (long)T * NH * HD, name + ": q is shorter than T·NH·HD");
-        Require(k.Length >= (long)S * NKV * HD, name + ": k is shorter than S·NKV·HD");
-        Require(z.IsEmpty || z.Length >= (long)T * NH * HD, name + ": z is shorter than T·NH·HD");
-        Require(keyMask.IsEmpty || keyMask.Length >= S, name + ": keyMask is shorter than S");
+        // messages are built only on failure: the happy path must not allocate
+        string? problem =
+            T < 0 || S < 0 || NH < 0 || HD < 0 ? "negative dimension"
+            : q.Length < (long)T * NH * HD ? "q is shorter than T·NH·HD"
+            : k.Length < (long)S * NKV * HD ? "k is shorter than S·NKV·HD"
+            : !z.IsEmpty && z.Length < (long)T * NH * HD ? "z is shorter than T·NH·HD"
+            : !keyMask.IsEmpty && keyMask.Length < S ? "keyMask is shorter than S"
+            : null;
+        if (problem != null)
+        {
+            throw new ArgumentException($"{name}: {problem}");
+        }
     }
 
     private enum AttentionMode { Fused, Scores, Apply }

@@ -140,9 +140,8 @@ public static unsafe partial class Kernels
                 int h = r / T, t = r % T;
                 float* p = a + (long)r * S;
                 float* zr = output + ((long)t * NH + h) * HD;
-                new Span<float>(zr, HD).Clear();
                 float* vh = v + (long)(h / group) * HD;
-                for (int j = 0; j < S; j++) Axpy(p[j], vh + j * kvStride, zr, HD);
+                WeightedRowSum(p, S, vh, kvStride, zr, HD);
             }
             return;
         }
@@ -177,21 +176,98 @@ public static unsafe partial class Kernels
                     continue;
                 }
                 float* zr = output + ((long)t * NH + h) * HD;
-                new Span<float>(zr, HD).Clear();
                 if (float.IsNegativeInfinity(max))
                 {
+                    new Span<float>(zr, HD).Clear();
                     continue; // nothing visible: a zero row, like the reference's all-zero pattern
                 }
                 int n = hi - lo + 1;
                 float sum = ExpShiftSum(sc + lo, n, max);
                 float* vh = v + (long)(h / group) * HD;
-                for (int j = lo; j <= hi; j++)
-                {
-                    float p = sc[j];
-                    if (p != 0f) Axpy(p, vh + j * kvStride, zr, HD);
-                }
+                WeightedRowSum(sc + lo, n, vh + lo * kvStride, kvStride, zr, HD);
                 Scale(zr, 1f / sum, HD);
             }
+        }
+    }
+
+    // p: (n)  v: (n, ·) rows at stride vStride  z: (HD) = Σ_j p[j]·v[j]
+    // Accumulates 64 columns at a time in registers: updating z in memory per key would chain every key through
+    // store-to-load forwarding. Masked keys have p = 0 and add nothing.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void WeightedRowSum(float* p, int n, float* v, long vStride, float* z, int HD)
+    {
+        int d = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; d + 64 <= HD; d += 64)
+            {
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                float* vj = v + d;
+                for (int j = 0; j < n; j++, vj += vStride)
+                {
+                    var pj = Vector512.Create(p[j]);
+                    a0 = Vector512.FusedMultiplyAdd(pj, Vector512.Load(vj), a0);
+                    a1 = Vector512.FusedMultiplyAdd(pj, Vector512.Load(vj + 16), a1);
+                    a2 = Vector512.FusedMultiplyAdd(pj, Vector512.Load(vj + 32), a2);
+                    a3 = Vector512.FusedMultiplyAdd(pj, Vector512.Load(vj + 48), a3);
+                }
+                a0.Store(z + d); a1.Store(z + d + 16); a2.Store(z + d + 32); a3.Store(z + d + 48);
+            }
+            for (; d + 16 <= HD; d += 16)
+            {
+                Vector512<float> a0 = default, a1 = default;
+                float* vj = v + d;
+                int j = 0;
+                for (; j + 2 <= n; j += 2, vj += 2 * vStride)
+                {
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Create(p[j]), Vector512.Load(vj), a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Create(p[j + 1]), Vector512.Load(vj + vStride), a1);
+                }
+                if (j < n) a0 = Vector512.FusedMultiplyAdd(Vector512.Create(p[j]), Vector512.Load(vj), a0);
+                (a0 + a1).Store(z + d);
+            }
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; d + 32 <= HD; d += 32)
+            {
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                float* vj = v + d;
+                for (int j = 0; j < n; j++, vj += vStride)
+                {
+                    var pj = Vector256.Create(p[j]);
+                    a0 = Vector256.MultiplyAddEstimate(pj, Vector256.Load(vj), a0);
+                    a1 = Vector256.MultiplyAddEstimate(pj, Vector256.Load(vj + 8), a1);
+                    a2 = Vector256.MultiplyAddEstimate(pj, Vector256.Load(vj + 16), a2);
+                    a3 = Vector256.MultiplyAddEstimate(pj, Vector256.Load(vj + 24), a3);
+                }
+                a0.Store(z + d); a1.Store(z + d + 8); a2.Store(z + d + 16); a3.Store(z + d + 24);
+            }
+            for (; d + 8 <= HD; d += 8)
+            {
+                Vector256<float> a0 = default;
+                float* vj = v + d;
+                for (int j = 0; j < n; j++, vj += vStride) a0 = Vector256.MultiplyAddEstimate(Vector256.Create(p[j]), Vector256.Load(vj), a0);
+                a0.Store(z + d);
+            }
+        }
+        if (Vector128.IsHardwareAccelerated)
+        {
+            for (; d + 4 <= HD; d += 4)
+            {
+                Vector128<float> a0 = default;
+                float* vj = v + d;
+                for (int j = 0; j < n; j++, vj += vStride) a0 = Vector128.MultiplyAddEstimate(Vector128.Create(p[j]), Vector128.Load(vj), a0);
+                a0.Store(z + d);
+            }
+        }
+        // remainder columns
+        for (; d < HD; d++)
+        {
+            float acc = 0f;
+            float* vj = v + d;
+            for (int j = 0; j < n; j++, vj += vStride) acc += p[j] * *vj;
+            z[d] = acc;
         }
     }
 

@@ -132,27 +132,63 @@ public static unsafe partial class Kernels
     {
         int group = NH / NKV;
         long kvStride = (long)NKV * HD;
-        if (mode == AttentionMode.Apply)
-        {
-            // a = pattern: (NH, T, S)
-            for (int r = r0; r < r1; r++)
-            {
-                int h = r / T, t = r % T;
-                float* p = a + (long)r * S;
-                float* zr = output + ((long)t * NH + h) * HD;
-                float* vh = v + (long)(h / group) * HD;
-                WeightedRowSum(p, S, vh, kvStride, zr, HD);
-            }
-            return;
-        }
         float[] scratch = t_scores is { } buf && buf.Length >= S ? buf : (t_scores = new float[Math.Max(S, 256)]);
-        fixed (float* scoresBuf = scratch)
+        // per-thread contiguous copies of one kv head: in (S, NKV, HD) consecutive keys of a head are NKV·HD floats
+        // apart (often exactly 4 KiB), so every key would land in the same L1 set and a fresh page
+        bool mayPack = NKV > 1 && (long)T * group >= PackKvMinRows;
+        long kvFloats = mayPack ? (long)S * HD : 0;
+        float[] kPack = !mayPack || mode == AttentionMode.Apply ? [] : t_kPack is { } kb && kb.Length >= kvFloats ? kb : (t_kPack = new float[kvFloats]);
+        float[] vPack = !mayPack || mode == AttentionMode.Scores ? [] : t_vPack is { } vb && vb.Length >= kvFloats ? vb : (t_vPack = new float[kvFloats]);
+        fixed (float* scoresBuf = scratch, kp = kPack, vp = vPack)
         {
+            int currentH = -1, packedG = -1, packedN = 0;
+            float* kh = null, vh = null;
+            long stride = kvStride;
             for (int r = r0; r < r1; r++)
             {
                 int h = r / T, t = r % T;
+                if (h != currentH)
+                {
+                    currentH = h;
+                    int g = h / group;
+                    // rows left in this task that share kv head g (GQA: `group` consecutive heads)
+                    int rowsHere = Math.Min(r1, (g + 1) * group * T) - r;
+                    if (mayPack && rowsHere >= PackKvMinRows)
+                    {
+                        // keys those rows can see: all for Apply; else up to the causal edge of the last row of this
+                        // head, or of row T − 1 when the run continues into the next head of the group
+                        int lastT = Math.Min(r1, (h + 1) * T) < Math.Min(r1, (g + 1) * group * T) ? T - 1 : (Math.Min(r1, (h + 1) * T) - 1) % T;
+                        int need = mode == AttentionMode.Apply ? S : Math.Min(S, pastLen + lastT + 1);
+                        if (packedG != g || packedN < need)
+                        {
+                            for (int j = 0; j < need; j++)
+                            {
+                                long src = j * kvStride + (long)g * HD;
+                                if (kPack.Length > 0) new ReadOnlySpan<float>(k + src, HD).CopyTo(new Span<float>(kp + (long)j * HD, HD));
+                                if (vPack.Length > 0) new ReadOnlySpan<float>(v + src, HD).CopyTo(new Span<float>(vp + (long)j * HD, HD));
+                            }
+                            packedG = g;
+                            packedN = need;
+                        }
+                        kh = kp;
+                        vh = vp;
+                        stride = HD;
+                    }
+                    else
+                    {
+                        kh = k == null ? null : k + (long)g * HD;
+                        vh = v == null ? null : v + (long)g * HD;
+                        stride = kvStride;
+                    }
+                }
+                float* zr = output + ((long)t * NH + h) * HD;
+                if (mode == AttentionMode.Apply)
+                {
+                    // a = pattern: (NH, T, S)
+                    WeightedRowSum(a + (long)r * S, S, vh, stride, zr, HD);
+                    continue;
+                }
                 float* qr = a + ((long)t * NH + h) * HD;
-                float* kh = k + (long)(h / group) * HD;
                 // the visible keys form one interval [lo, hi] (causal + window), with holes only from keyMask
                 int qIndex = pastLen + t;
                 int hi = Math.Min(S - 1, qIndex);
@@ -164,7 +200,7 @@ public static unsafe partial class Kernels
                     float value = float.NegativeInfinity;
                     if (mask == null || mask[j] != 0)
                     {
-                        value = Dot(qr, kh + j * kvStride, HD) * scale;
+                        value = Dot(qr, kh + j * stride, HD) * scale;
                         max = Math.Max(max, value);
                     }
                     sc[j] = value;
@@ -175,7 +211,6 @@ public static unsafe partial class Kernels
                     if (hi + 1 < S) new Span<float>(sc + hi + 1, S - hi - 1).Fill(float.NegativeInfinity);
                     continue;
                 }
-                float* zr = output + ((long)t * NH + h) * HD;
                 if (float.IsNegativeInfinity(max))
                 {
                     new Span<float>(zr, HD).Clear();
@@ -183,12 +218,15 @@ public static unsafe partial class Kernels
                 }
                 int n = hi - lo + 1;
                 float sum = ExpShiftSum(sc + lo, n, max);
-                float* vh = v + (long)(h / group) * HD;
-                WeightedRowSum(sc + lo, n, vh + lo * kvStride, kvStride, zr, HD);
+                WeightedRowSum(sc + lo, n, vh + lo * stride, stride, zr, HD);
                 Scale(zr, 1f / sum, HD);
             }
         }
     }
+
+    private const int PackKvMinRows = 8; // query rows of one head that make copying its keys and values worthwhile
+    [ThreadStatic] private static float[]? t_kPack;
+    [ThreadStatic] private static float[]? t_vPack;
 
     // p: (n)  v: (n, ·) rows at stride vStride  z: (HD) = Σ_j p[j]·v[j]
     // Accumulates 64 columns at a time in registers: updating z in memory per key would chain every key through

@@ -115,8 +115,11 @@ public static unsafe partial class Kernels
         private const double K = 0.7978845608028654; // √(2/π)
         private const double M2K = -2 * K;
         private const double A = 0.044715;
-        public static Vector512<double> Invoke(Vector512<double> x) => x / (Vector512<double>.One + Vector512.Exp(Vector512.Create(M2K) * (x + Vector512.Create(A) * x * x * x)));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<double> Invoke(Vector512<double> x) => x / (Vector512<double>.One + ExpDouble(Vector512.Create(M2K) * (x + Vector512.Create(A) * x * x * x)));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<double> Invoke(Vector256<double> x) => x / (Vector256<double>.One + Vector256.Exp(Vector256.Create(M2K) * (x + Vector256.Create(A) * x * x * x)));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector128<double> Invoke(Vector128<double> x) => x / (Vector128<double>.One + Vector128.Exp(Vector128.Create(M2K) * (x + Vector128.Create(A) * x * x * x)));
         public static double Invoke(double x) => x / (1.0 + Math.Exp(M2K * (x + A * x * x * x)));
     }
@@ -124,8 +127,11 @@ public static unsafe partial class Kernels
     // x·σ(x) = x / (1 + e^(−x))
     private readonly struct SiluOp : IDoubleOp
     {
-        public static Vector512<double> Invoke(Vector512<double> x) => x / (Vector512<double>.One + Vector512.Exp(-x));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<double> Invoke(Vector512<double> x) => x / (Vector512<double>.One + ExpDouble(-x));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<double> Invoke(Vector256<double> x) => x / (Vector256<double>.One + Vector256.Exp(-x));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector128<double> Invoke(Vector128<double> x) => x / (Vector128<double>.One + Vector128.Exp(-x));
         public static double Invoke(double x) => x / (1.0 + Math.Exp(-x));
     }
@@ -138,6 +144,7 @@ public static unsafe partial class Kernels
         private const double P0 = -1.26551223, P1 = 1.00002368, P2 = 0.37409196, P3 = 0.09678418, P4 = -0.18628806,
             P5 = 0.27886807, P6 = -1.13520398, P7 = 1.48851587, P8 = -0.82215223, P9 = 0.17087277;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<double> Invoke(Vector512<double> x)
         {
             var z = Vector512.Abs(x) * Vector512.Create(InvSqrt2);
@@ -148,12 +155,13 @@ public static unsafe partial class Kernels
             p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(P4)); p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(P3));
             p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(P2)); p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(P1));
             p = Vector512.FusedMultiplyAdd(p, t, Vector512.Create(P0));
-            var erfcAbs = t * Vector512.Exp(p - z * z);
+            var erfcAbs = t * ExpDouble(p - z * z);
             // erfc(−x/√2): for x ≥ 0 that is 2 − erfc(|z|), for x < 0 it is erfc(|z|)
             var erfcNeg = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(x, Vector512<double>.Zero), Vector512.Create(2.0) - erfcAbs, erfcAbs);
             return Vector512.Create(0.5) * x * erfcNeg;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<double> Invoke(Vector256<double> x)
         {
             var z = Vector256.Abs(x) * Vector256.Create(InvSqrt2);
@@ -169,6 +177,7 @@ public static unsafe partial class Kernels
             return Vector256.Create(0.5) * x * erfcNeg;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector128<double> Invoke(Vector128<double> x)
         {
             var z = Vector128.Abs(x) * Vector128.Create(InvSqrt2);

@@ -12,7 +12,7 @@ public static unsafe partial class Kernels
     public static void GeluTanh(ReadOnlySpan<float> x, Span<float> output)
     {
         Require(output.Length >= x.Length, "GeluTanh: out is shorter than x");
-        fixed (float* px = x, po = output) Map<GeluTanhOp>(px, null, po, x.Length);
+        fixed (float* px = x, po = output) MapParallel<GeluTanhOp>(px, null, po, x.Length);
     }
 
     /// <summary>GELU, exact erf form (HF "gelu"). In place allowed.</summary>
@@ -20,7 +20,7 @@ public static unsafe partial class Kernels
     public static void GeluErf(ReadOnlySpan<float> x, Span<float> output)
     {
         Require(output.Length >= x.Length, "GeluErf: out is shorter than x");
-        fixed (float* px = x, po = output) Map<GeluErfOp>(px, null, po, x.Length);
+        fixed (float* px = x, po = output) MapParallel<GeluErfOp>(px, null, po, x.Length);
     }
 
     /// <summary>SiLU x·σ(x). In place allowed.</summary>
@@ -28,7 +28,7 @@ public static unsafe partial class Kernels
     public static void Silu(ReadOnlySpan<float> x, Span<float> output)
     {
         Require(output.Length >= x.Length, "Silu: out is shorter than x");
-        fixed (float* px = x, po = output) Map<SiluOp>(px, null, po, x.Length);
+        fixed (float* px = x, po = output) MapParallel<SiluOp>(px, null, po, x.Length);
     }
 
     /// <summary>SwiGLU: out = silu(gate) · up. out may alias gate or up.</summary>
@@ -36,7 +36,7 @@ public static unsafe partial class Kernels
     public static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> output)
     {
         Require(up.Length >= gate.Length && output.Length >= gate.Length, "SwiGlu: up or out is shorter than gate");
-        fixed (float* pg = gate, pu = up, po = output) Map<SiluOp>(pg, pu, po, gate.Length);
+        fixed (float* pg = gate, pu = up, po = output) MapParallel<SiluOp>(pg, pu, po, gate.Length);
     }
 
     // An activation f evaluated in double precision, at every vector width.
@@ -46,6 +46,41 @@ public static unsafe partial class Kernels
         static abstract Vector256<double> Invoke(Vector256<double> x);
         static abstract Vector128<double> Invoke(Vector128<double> x);
         static abstract double Invoke(double x);
+    }
+
+    private const int MapChunk = 1 << 15; // elements per task: ~50 µs of work, well above the hand-off cost
+
+    private sealed class MapJob<TOp> where TOp : IDoubleOp
+    {
+        public float* X, Mul, Out;
+        public int N;
+        public readonly Action<int> Body;
+        public readonly ParallelOptions Options = new();
+        public MapJob() => Body = Run;
+        private void Run(int task)
+        {
+            long i0 = (long)task * MapChunk;
+            int count = (int)Math.Min(MapChunk, N - i0);
+            Map<TOp>(X + i0, Mul == null ? null : Mul + i0, Out + i0, count);
+        }
+
+        [ThreadStatic] public static MapJob<TOp>? Cached;
+    }
+
+    // Elementwise activations are compute-bound in double precision, so large tensors are split across threads.
+    private static void MapParallel<TOp>(float* x, float* mul, float* output, int n) where TOp : IDoubleOp
+    {
+        int tasks = (n + MapChunk - 1) / MapChunk;
+        int threads = Math.Min(MaxThreads, tasks);
+        if (threads <= 1 && !(ForceParallel && MaxThreads > 1 && n > 0))
+        {
+            Map<TOp>(x, mul, output, n);
+            return;
+        }
+        var job = MapJob<TOp>.Cached ??= new MapJob<TOp>();
+        job.X = x; job.Mul = mul; job.Out = output; job.N = n;
+        job.Options.MaxDegreeOfParallelism = Math.Max(1, threads);
+        Parallel.For(0, tasks, job.Options, job.Body);
     }
 
     // out[i] = f(x[i]) · (mul == null ? 1 : mul[i]), computed in double and rounded once to float.

@@ -545,7 +545,9 @@ public static unsafe partial class Kernels
             GemvRange(x, w, bias, output, T, C, OC, layout, 0, OC);
             return;
         }
-        int tasks = Math.Min((OC + 15) / 16, threads * 4);
+        // OutIn: rows of w are independent streams, so several tasks per thread balance well; InOut: each task reads a
+        // column slice of every weight row, and one wide slice per thread keeps those runs long
+        int tasks = Math.Min((OC + 15) / 16, layout == WeightLayout.OutIn ? threads * 4 : threads);
         int perTask = ((OC + tasks - 1) / tasks + 15) / 16 * 16; // whole vectors per task
         tasks = (OC + perTask - 1) / perTask;
         var job = t_gemvJob ??= new GemvJob();

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Headwise.Kernels;
 
@@ -161,11 +162,11 @@ public static unsafe partial class Kernels
                         int need = mode == AttentionMode.Apply ? S : Math.Min(S, pastLen + lastT + 1);
                         if (packedG != g || packedN < need)
                         {
-                            for (int j = 0; j < need; j++)
+                            for (int key = 0; key < need; key++)
                             {
-                                long src = j * kvStride + (long)g * HD;
-                                if (kPack.Length > 0) new ReadOnlySpan<float>(k + src, HD).CopyTo(new Span<float>(kp + (long)j * HD, HD));
-                                if (vPack.Length > 0) new ReadOnlySpan<float>(v + src, HD).CopyTo(new Span<float>(vp + (long)j * HD, HD));
+                                long src = key * kvStride + (long)g * HD;
+                                if (kPack.Length > 0) new ReadOnlySpan<float>(k + src, HD).CopyTo(new Span<float>(kp + (long)key * HD, HD));
+                                if (vPack.Length > 0) new ReadOnlySpan<float>(v + src, HD).CopyTo(new Span<float>(vp + (long)key * HD, HD));
                             }
                             packedG = g;
                             packedN = need;
@@ -195,7 +196,27 @@ public static unsafe partial class Kernels
                 int lo = window > 0 ? Math.Max(0, qIndex - window + 1) : 0;
                 float* sc = mode == AttentionMode.Scores ? output + (long)r * S : scoresBuf;
                 float max = float.NegativeInfinity;
-                for (int j = lo; j <= hi; j++)
+                int j = lo;
+                if (Vector512.IsHardwareAccelerated && Avx.IsSupported)
+                {
+                    // four keys per step: one combined horizontal reduction instead of four
+                    var vmax = Vector128.Create(float.NegativeInfinity);
+                    var vscale = Vector128.Create(scale);
+                    for (; j + 4 <= hi + 1; j += 4)
+                    {
+                        var d = Dot4Keys(qr, kh + j * stride, stride, HD) * vscale;
+                        if (mask != null)
+                        {
+                            var keep = Vector128.Create(mask[j] != 0 ? -1 : 0, mask[j + 1] != 0 ? -1 : 0, mask[j + 2] != 0 ? -1 : 0, mask[j + 3] != 0 ? -1 : 0).AsSingle();
+                            d = Vector128.ConditionalSelect(keep, d, Vector128.Create(float.NegativeInfinity));
+                        }
+                        d.Store(sc + j);
+                        vmax = Vector128.Max(vmax, d);
+                    }
+                    max = Math.Max(Math.Max(vmax[0], vmax[1]), Math.Max(vmax[2], vmax[3]));
+                }
+                // remaining keys one by one
+                for (; j <= hi; j++)
                 {
                     float value = float.NegativeInfinity;
                     if (mask == null || mask[j] != 0)
@@ -222,6 +243,40 @@ public static unsafe partial class Kernels
                 Scale(zr, 1f / sum, HD);
             }
         }
+    }
+
+    // q: (HD)  k: 4 rows of (HD) at stride `stride` → the 4 dot products (AVX-512 + AVX only)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Dot4Keys(float* q, float* k, long stride, int HD)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        float* k1 = k + stride, k2 = k + 2 * stride, k3 = k + 3 * stride;
+        int d = 0;
+        for (; d + 16 <= HD; d += 16)
+        {
+            var qv = Vector512.Load(q + d);
+            a0 = Vector512.FusedMultiplyAdd(qv, Vector512.Load(k + d), a0);
+            a1 = Vector512.FusedMultiplyAdd(qv, Vector512.Load(k1 + d), a1);
+            a2 = Vector512.FusedMultiplyAdd(qv, Vector512.Load(k2 + d), a2);
+            a3 = Vector512.FusedMultiplyAdd(qv, Vector512.Load(k3 + d), a3);
+        }
+        // 16 lanes × 4 keys → 4 sums: fold 512 → 256, then three horizontal adds and a final 256 → 128 fold
+        var h01 = Avx.HorizontalAdd(a0.GetLower() + a0.GetUpper(), a1.GetLower() + a1.GetUpper());
+        var h23 = Avx.HorizontalAdd(a2.GetLower() + a2.GetUpper(), a3.GetLower() + a3.GetUpper());
+        var h = Avx.HorizontalAdd(h01, h23);
+        var sums = h.GetLower() + h.GetUpper();
+        // remainder of the head dimension
+        if (d < HD)
+        {
+            float t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+            for (; d < HD; d++)
+            {
+                float qd = q[d];
+                t0 += qd * k[d]; t1 += qd * k1[d]; t2 += qd * k2[d]; t3 += qd * k3[d];
+            }
+            sums += Vector128.Create(t0, t1, t2, t3);
+        }
+        return sums;
     }
 
     private const int PackKvMinRows = 8; // query rows of one head that make copying its keys and values worthwhile

@@ -15,7 +15,7 @@ namespace Headwise.Kernels;
 public static unsafe partial class Kernels
 {
     private const int GemmKC = 256;  // depth of a packed block: B micro-panel 256·32·4 B = 32 KiB ≤ L1d (48 KiB on Zen 5)
-    private const int GemmMC = 120;  // rows per A block: 120·256·4 B = 120 KiB, well inside L2; multiple of 8, 6 and 4
+    private const int GemmMC = 120;  // rows per A block: 120·256·4 B = 120 KiB, well inside L2; a multiple of every MR (12, 6, 4)
     // columns per packed B block (1 MiB, streamed from L2/L3 once per A block; each 32 KiB micro-panel is then reused
     // from L1 by every row tile): wide blocks mean x is packed only OC/1024 times, measured ~10% faster than 256
     private const int GemmNC = 1024;

@@ -11,5 +11,8 @@ public static class CommandRegistry
         new EvalCommand(),
         new PullCommand(),
         new BenchCommand(),
+        new HeadsCommand(),
+        new PatternsCommand(),
+        new DlaCommand(),
     ];
 }

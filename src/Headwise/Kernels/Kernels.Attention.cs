@@ -24,6 +24,30 @@ public static unsafe partial class Kernels
         }
     }
 
+    /// <summary>
+    /// The fused attention that also writes what it computed on the way, for read-only observers (activation caches):
+    /// the scaled, masked scores (−∞ where invisible) and/or the softmax pattern (0 where invisible), each (NH, T, S);
+    /// pass an empty span to skip either. Costs two row copies per (head, query) instead of the three-pass path.
+    /// </summary>
+    // q: (T, NH, HD)  k, v: (S, NKV, HD)  z: (T, NH, HD)  scoresOut, patternOut: (NH, T, S) or empty
+    public static void Attention(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> z,
+        int T, int S, int NH, int NKV, int HD, int pastLen, float scale, ReadOnlySpan<byte> keyMask, int window,
+        Span<float> scoresOut, Span<float> patternOut)
+    {
+        Require(NKV > 0 && NH % NKV == 0, "Attention: query heads must be a multiple of key/value heads");
+        CheckAttention(q, k, z, T, S, NH, NKV, HD, keyMask, "Attention");
+        Require(v.Length >= (long)S * NKV * HD, "Attention: v is shorter than S·NKV·HD");
+        Require(scoresOut.IsEmpty || scoresOut.Length >= (long)NH * T * S, "Attention: scoresOut is shorter than NH·T·S");
+        Require(patternOut.IsEmpty || patternOut.Length >= (long)NH * T * S, "Attention: patternOut is shorter than NH·T·S");
+        if (T == 0 || NH == 0) return;
+        fixed (float* pq = q, pk = k, pv = v, pz = z, ps = scoresOut, pp = patternOut)
+        fixed (byte* pm = keyMask)
+        {
+            RunAttention(AttentionMode.Fused, pq, pk, pv, pz, T, S, NH, NKV, HD, pastLen, scale, keyMask.IsEmpty ? null : pm, window,
+                scoresOut.IsEmpty ? null : ps, patternOut.IsEmpty ? null : pp);
+        }
+    }
+
     /// <summary>Pass 1 alone, for hooks on the scores: scaled q·kᵀ, −∞ where masked.</summary>
     // q: (T, NH, HD)  k: (S, NKV, HD)  scores: (NH, T, S)
     public static void AttentionScores(ReadOnlySpan<float> q, ReadOnlySpan<float> k, Span<float> scores,
@@ -89,7 +113,7 @@ public static unsafe partial class Kernels
     private sealed class AttentionJob
     {
         public AttentionMode Mode;
-        public float* A, K, V, Out;
+        public float* A, K, V, Out, ScoresOut, PatternOut;
         public byte* Mask;
         public int T, S, NH, NKV, HD, PastLen, Window, PerTask, Rows;
         public float Scale;
@@ -99,7 +123,7 @@ public static unsafe partial class Kernels
         private void Run(int task)
         {
             int r0 = task * PerTask;
-            AttentionRows(Mode, A, K, V, Out, T, S, NH, NKV, HD, PastLen, Scale, Mask, Window, r0, Math.Min(Rows, r0 + PerTask));
+            AttentionRows(Mode, A, K, V, Out, T, S, NH, NKV, HD, PastLen, Scale, Mask, Window, r0, Math.Min(Rows, r0 + PerTask), ScoresOut, PatternOut);
         }
     }
 
@@ -107,21 +131,21 @@ public static unsafe partial class Kernels
     [ThreadStatic] private static float[]? t_scores;
 
     private static void RunAttention(AttentionMode mode, float* a, float* k, float* v, float* output, int T, int S, int NH, int NKV, int HD,
-        int pastLen, float scale, byte* mask, int window)
+        int pastLen, float scale, byte* mask, int window, float* scoresOut = null, float* patternOut = null)
     {
         int rows = NH * T;
         // about S·HD FMAs per row and pass; below ~1 M a thread hand-off costs more than it saves
         int threads = !ForceParallel && (long)rows * S * Math.Max(HD, 1) < (1L << 20) ? 1 : Math.Min(MaxThreads, rows);
         if (threads <= 1)
         {
-            AttentionRows(mode, a, k, v, output, T, S, NH, NKV, HD, pastLen, scale, mask, window, 0, rows);
+            AttentionRows(mode, a, k, v, output, T, S, NH, NKV, HD, pastLen, scale, mask, window, 0, rows, scoresOut, patternOut);
             return;
         }
         int tasks = Math.Min(rows, threads * 8); // several tasks per thread: causal rows differ in length
         var job = t_attentionJob ??= new AttentionJob();
         job.Mode = mode; job.A = a; job.K = k; job.V = v; job.Out = output; job.Mask = mask;
         job.T = T; job.S = S; job.NH = NH; job.NKV = NKV; job.HD = HD; job.PastLen = pastLen; job.Window = window;
-        job.Scale = scale; job.Rows = rows; job.PerTask = (rows + tasks - 1) / tasks;
+        job.Scale = scale; job.Rows = rows; job.ScoresOut = scoresOut; job.PatternOut = patternOut; job.PerTask = (rows + tasks - 1) / tasks;
         job.Options.MaxDegreeOfParallelism = threads;
         Parallel.For(0, (rows + job.PerTask - 1) / job.PerTask, job.Options, job.Body);
     }
@@ -129,7 +153,7 @@ public static unsafe partial class Kernels
     // Rows r = h·T + t in [r0, r1): consecutive rows share a head, so its k and v stay in cache.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AttentionRows(AttentionMode mode, float* a, float* k, float* v, float* output, int T, int S, int NH, int NKV, int HD,
-        int pastLen, float scale, byte* mask, int window, int r0, int r1)
+        int pastLen, float scale, byte* mask, int window, int r0, int r1, float* scoresOut = null, float* patternOut = null)
     {
         int group = NH / NKV;
         long kvStride = (long)NKV * HD;
@@ -232,15 +256,31 @@ public static unsafe partial class Kernels
                     if (hi + 1 < S) new Span<float>(sc + hi + 1, S - hi - 1).Fill(float.NegativeInfinity);
                     continue;
                 }
+                if (scoresOut != null)
+                {
+                    // side output for observers: the row as AttentionScores would write it
+                    var row = new Span<float>(scoresOut + (long)r * S, S);
+                    row.Fill(float.NegativeInfinity);
+                    if (hi >= lo) new ReadOnlySpan<float>(sc + lo, hi - lo + 1).CopyTo(row[lo..]);
+                }
                 if (float.IsNegativeInfinity(max))
                 {
                     new Span<float>(zr, HD).Clear();
+                    if (patternOut != null) new Span<float>(patternOut + (long)r * S, S).Clear();
                     continue; // nothing visible: a zero row, like the reference's all-zero pattern
                 }
                 int n = hi - lo + 1;
                 float sum = ExpShiftSum(sc + lo, n, max);
                 WeightedRowSum(sc + lo, n, vh + lo * stride, stride, zr, HD);
                 Scale(zr, 1f / sum, HD);
+                if (patternOut != null)
+                {
+                    // side output: the softmax row, 0 outside the visible interval
+                    var row = new Span<float>(patternOut + (long)r * S, S);
+                    row.Clear();
+                    Scale(sc + lo, 1f / sum, n);
+                    new ReadOnlySpan<float>(sc + lo, n).CopyTo(row[lo..]);
+                }
             }
         }
     }

@@ -11,5 +11,9 @@ public static class CommandRegistry
         new EvalCommand(),
         new PullCommand(),
         new BenchCommand(),
+        new TasksCommand(),
+        new AblateCommand(),
+        new ImportanceCommand(),
+        new PatchCommand(),
     ];
 }

@@ -7,7 +7,7 @@ namespace Headwise.Analysis.Tasks;
 /// <list type="bullet">
 /// <item><c>induction</c> — random words, then the same words again; loss on the second half (induction heads lower it).</item>
 /// <item><c>ioi</c> — indirect object identification: "When Mary and John went to the store, John gave a drink to" → " Mary";
-/// corrupted: both names replaced by two others; logit difference IO − S.</item>
+/// corrupted: the second mention of the subject swapped to the other name; logit difference IO − S.</item>
 /// <item><c>factual</c> — factual recall against a counterfactual prefix: "The capital of Poland is London. The capital of Poland is"
 /// → logit difference counterfactual (" London") − true answer (" Warsaw"); corrupted: the prefix states the true fact.</item>
 /// <item><c>laundry</c> — recall from a list (Talking Heads' "Laundry List"): four items in a varied order, three of them used,
@@ -84,11 +84,14 @@ public static class TaskLibrary
         var prompts = new List<TaskPrompt>();
         for (int i = 0; i < count; i++)
         {
-            var four = Pick(rng, PersonNames, 4);
+            var two = Pick(rng, PersonNames, 2);
             string t = IoiTemplates[rng.Next(IoiTemplates.Length)];
-            string clean = t.Replace("{A}", four[0]).Replace("{B}", four[1]);
-            string corrupted = t.Replace("{A}", four[2]).Replace("{B}", four[3]);
-            prompts.Add(new TaskPrompt(clean, corrupted, [" " + four[0]], [" " + four[1]]));
+            string clean = t.Replace("{A}", two[0]).Replace("{B}", two[1]);
+            // corrupted: the second mention swapped to the other name (same words, so the same token count), which makes
+            // the subject the answer: "When Mary and John went to the store, Mary gave a drink to" → " John"
+            int second = t.LastIndexOf("{B}", StringComparison.Ordinal);
+            string corrupted = (t[..second] + two[0] + t[(second + 3)..]).Replace("{A}", two[0]).Replace("{B}", two[1]);
+            prompts.Add(new TaskPrompt(clean, corrupted, [" " + two[0]], [" " + two[1]]));
         }
         return new PromptTask("ioi", "indirect object identification: who receives the object", TaskMetric.LogitDifference,
             "logit(indirect object) − logit(subject) at the last position", seed, prompts);
@@ -207,7 +210,13 @@ public static class TaskLibrary
             {
                 lossFrom = tokenizer.Encode(p.FirstHalf).Length + 1;
             }
-            prompts.Add(new TokenizedPrompt(clean, corrupted, AnswerIds(p.Answers), AnswerIds(p.Wrong), lossFrom));
+            var answerIds = AnswerIds(p.Answers);
+            var wrongIds = AnswerIds(p.Wrong);
+            if (answerIds.Intersect(wrongIds).Any())
+            {
+                notes.Add($"an answer and a wrong answer share their first token ({tokenizer.TokenText(answerIds.Intersect(wrongIds).First())}): \"{p.Clean}\"");
+            }
+            prompts.Add(new TokenizedPrompt(clean, corrupted, answerIds, wrongIds, lossFrom));
         }
         if (multi > 0)
         {

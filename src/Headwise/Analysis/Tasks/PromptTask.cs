@@ -38,25 +38,25 @@ public sealed record TokenizedTask(string Name, TaskMetric Metric, string Metric
             case TaskMetric.SecondHalfLoss:
                 return Interventions.InterventionMetrics.MeanNll(logits, p.Clean, vocab, Math.Max(1, p.LossFrom), T);
             case TaskMetric.LogitDifference:
-            {
-                var last = logits.Slice((T - 1) * vocab, vocab);
-                return Mean(last, p.AnswerIds) - Mean(last, p.WrongIds);
-            }
+                {
+                    var last = logits.Slice((T - 1) * vocab, vocab);
+                    return Mean(last, p.AnswerIds) - Mean(last, p.WrongIds);
+                }
             default:
-            {
-                var last = logits.Slice((T - 1) * vocab, vocab);
-                double lse = Interventions.InterventionMetrics.LogSumExp(last);
-                double sum = 0;
-                foreach (int a in p.AnswerIds.Distinct())
                 {
-                    sum += Math.Exp(last[a] - lse);
+                    var last = logits.Slice((T - 1) * vocab, vocab);
+                    double lse = Interventions.InterventionMetrics.LogSumExp(last);
+                    double sum = 0;
+                    foreach (int a in p.AnswerIds.Distinct())
+                    {
+                        sum += Math.Exp(last[a] - lse);
+                    }
+                    foreach (int w in p.WrongIds.Distinct())
+                    {
+                        sum -= Math.Exp(last[w] - lse);
+                    }
+                    return sum;
                 }
-                foreach (int w in p.WrongIds.Distinct())
-                {
-                    sum -= Math.Exp(last[w] - lse);
-                }
-                return sum;
-            }
         }
     }
 

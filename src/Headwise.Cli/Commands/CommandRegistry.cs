@@ -14,5 +14,9 @@ public static class CommandRegistry
         new HeadsCommand(),
         new PatternsCommand(),
         new DlaCommand(),
+        new TasksCommand(),
+        new AblateCommand(),
+        new ImportanceCommand(),
+        new PatchCommand(),
     ];
 }

@@ -7,9 +7,9 @@ public sealed class BenchCommand : ICommand
 {
     public string Name => "bench";
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load" };
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance" };
     public string Help => """
-        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load]
+        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance]
 
         Measures the engine on this machine, each figure against a baseline measured in the same run
         (machines are noisy; ratios travel better than absolute numbers):
@@ -22,6 +22,8 @@ public sealed class BenchCommand : ICommand
           hooks    a forward with one no-op hook, and with a full activation cache, relative to a plain forward
           load     write a random 500 MB F32 checkpoint, then time loading it (memory-mapped) and measure resident memory
                    growth through a first forward, relative to the weights' size; target < 1 s and ≤ 1.1×
+          importance  (with --importance; minutes) a head-importance scan over every head of the GPT-2-small-shaped model
+                   on 1,000 tokens, relative to heads × one full forward; target ≤ 0.6
         Figures are medians of repeated runs after a warm-up. Record them in docs/performance.md with this command.
 
         Options:
@@ -29,6 +31,7 @@ public sealed class BenchCommand : ICommand
           --tokens T        prefill length (default 512)
           --threads N       worker threads (default: all cores)
           --skip-load       skip the 500 MB loading measurement (it writes to the temp folder)
+          --importance      also time the head-importance scan (long)
           --json            print one JSON object (schema in docs/cli.md)
 
         Example:
@@ -40,6 +43,7 @@ public sealed class BenchCommand : ICommand
         bool json = args.Flag("json");
         bool quick = args.Flag("quick");
         bool skipLoad = args.Flag("skip-load");
+        bool importance = args.Flag("importance");
         ModelArgs.ApplyThreads(args);
         int tokens = args.GetInt("tokens", quick ? 64 : 512, 1, 1024);
         args.RejectUnknown();
@@ -84,6 +88,13 @@ public sealed class BenchCommand : ICommand
                     Directory.Delete(dir, recursive: true);
                 }
             }
+        }
+
+        ImportanceScanResult? scan = null;
+        if (importance)
+        {
+            Progress("importance scan over every head");
+            scan = InterventionBenchmarks.ImportanceScan(quick);
         }
 
         double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;
@@ -139,6 +150,15 @@ public sealed class BenchCommand : ICommand
                 rss_ratio = load.RssRatio,
                 memory_mapped = load.AllMapped,
             },
+            importance = scan is null ? null : new
+            {
+                shape = scan.Shape,
+                tokens = scan.Tokens,
+                heads = scan.Heads,
+                forward_s = scan.ForwardSeconds,
+                scan_s = scan.ScanSeconds,
+                ratio_vs_heads_forwards = scan.Ratio,
+            },
         };
         if (json)
         {
@@ -167,6 +187,10 @@ public sealed class BenchCommand : ICommand
         {
             stdout.WriteLine($"load {load.CheckpointBytes / 1e6:F0} MB checkpoint  {load.LoadSeconds * 1000:F0} ms to ready (target < 1 s), first forward {load.FirstForwardSeconds * 1000:F0} ms; " +
                 $"resident memory +{load.RssGrowthBytes / 1e6:F0} MB = {load.RssRatio:F2}× the weights (target ≤ 1.1×){(load.AllMapped ? ", memory-mapped" : "")}");
+        }
+        if (scan is not null)
+        {
+            stdout.WriteLine($"importance scan        {scan.Shape}, {scan.Tokens} tokens, {scan.Heads} heads: {scan.ScanSeconds:F1} s = {scan.Ratio:F2}× heads·forward (target ≤ 0.6)");
         }
         return 0;
     }

@@ -150,7 +150,10 @@ public static class CircuitAnalysis
                     scores[i][j] = FactoredMatrix.CompositionScore(ov[i], right[j]);
                 }
             }
-            progress?.Report(new AnalysisProgress($"{kind}-composition", Interlocked.Increment(ref done), n));
+            lock (scores)
+            {
+                progress?.Report(new AnalysisProgress($"{kind}-composition", ++done, n));
+            }
         });
         return new CompositionScores(kind, definition, ids, scores);
     }

@@ -12,5 +12,9 @@ public static class CommandRegistry
         new PullCommand(),
         new BenchCommand(),
         new CircuitsCommand(),
+        new StatsCommand(),
+        new SinksCommand(),
+        new CentralityCommand(),
+        new ExplainCommand(),
     ];
 }

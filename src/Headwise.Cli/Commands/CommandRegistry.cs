@@ -16,5 +16,8 @@ public static class CommandRegistry
         new SinksCommand(),
         new CentralityCommand(),
         new ExplainCommand(),
+        new HeadsCommand(),
+        new PatternsCommand(),
+        new DlaCommand(),
     ];
 }

@@ -11,9 +11,9 @@ public sealed class SinksCommand : ICommand
     public string Help => $"""
         headwise sinks --model M (--text "..." | --tokens IDS) [--ratio R] [--mass X] [--json]
 
-        Position k is a sink in a layer when the attention it receives from later queries q > k, averaged over heads
-        and those queries, is at least R × the uniform expectation mean(1/(q+1)) and at least X (a share of each
-        query's attention). Position 0 is the primary sink; others are secondary. For each sink: the layers it is one
+        Position k is a sink in a layer when, averaged over heads and later queries q > k, the attention A[q, k] it
+        receives is at least R times the uniform share 1/(q+1) (i.e. mean of (q+1)·A[q, k] ≥ R) and at least X. Only
+        positions with at least max(2, ⌈T/4⌉) later queries are judged (fewer cannot tell a sink from local attention). Position 0 is the primary sink; others are secondary. For each sink: the layers it is one
         in, and the L2 norm of blocks.L.hook_resid_pre at it against the median over positions.
 
         Options:

@@ -5,7 +5,8 @@ namespace Headwise.Analysis.Statistics;
 
 /// <summary>A position that draws outsized attention in one layer.</summary>
 /// <param name="Received">Mean over heads and over later queries q &gt; k of A[q, k]: the share of a query's attention it draws.</param>
-/// <param name="Ratio">Received / the uniform expectation mean_{q&gt;k} 1/(q+1).</param>
+/// <param name="Ratio">mean over heads and later queries q &gt; k of (q+1)·A[q, k]: how many times the uniform share 1/(q+1)
+/// a causal query would give it (1 for a uniform pattern).</param>
 /// <param name="ResidNorm">‖hook_resid_pre[k]‖₂ of this layer.</param>
 public sealed record SinkToken(int Position, int TokenId, double Received, double Ratio, double ResidNorm);
 
@@ -18,8 +19,9 @@ public sealed record SinkPersistence(int Position, int TokenId, bool Primary, in
 
 public sealed record AttentionSinksResult(int[] Tokens, SinkLayer[] Layers, SinkPersistence[] Sinks, double RatioThreshold, double MassThreshold)
 {
-    public const string Definition = "position k is a sink in layer l when its mean attention received from later queries (over heads) is at least "
-        + "RatioThreshold × the uniform expectation mean_{q>k} 1/(q+1) and at least MassThreshold of each query's attention";
+    public const string Definition = "position k is a sink in layer l when, averaged over heads and later queries q > k, it draws at least "
+        + "RatioThreshold times the uniform share 1/(q+1) of a query's attention, and at least MassThreshold of it; only positions with "
+        + "at least max(2, ⌈T/4⌉) later queries are judged";
 }
 
 /// <summary>Attention sinks (the first token; secondary sinks in middle layers) and the residual norm at them.</summary>
@@ -30,6 +32,7 @@ public static class AttentionSinks
     {
         int L = model.Config.NLayers, H = model.Config.NHeads, C = model.Config.DModel, T = tokens.Length;
         var layers = new SinkLayer[L];
+        int minQueries = MinLaterQueries(T);
         for (int l = 0; l < L; l++)
         {
             var a = PatternCache.LayerAverage(cache, l, H);
@@ -45,17 +48,16 @@ public static class AttentionSinks
                 norms[t] = Math.Sqrt(s);
             }
             var sinks = new List<SinkToken>();
-            for (int k = 0; k < T - 1; k++) // the last position has no later query
+            for (int k = 0; k < T - minQueries; k++) // later positions have too few later queries to tell a sink from local attention
             {
-                double received = 0, uniform = 0;
+                double received = 0, ratio = 0;
                 for (int q = k + 1; q < T; q++)
                 {
                     received += a[q, k];
-                    uniform += 1.0 / (q + 1);
+                    ratio += (q + 1) * a[q, k];
                 }
                 received /= T - 1 - k;
-                uniform /= T - 1 - k;
-                double ratio = received / uniform;
+                ratio /= T - 1 - k;
                 if (ratio >= ratioThreshold && received >= massThreshold)
                 {
                     sinks.Add(new SinkToken(k, tokens[k], received, ratio, norms[k]));
@@ -68,6 +70,10 @@ public static class AttentionSinks
             .ToArray();
         return new AttentionSinksResult(tokens, layers, persistence, ratioThreshold, massThreshold);
     }
+
+    /// <summary>A candidate needs this many later queries: max(2, ⌈T/4⌉). A previous-token head gives position T−2 a quarter
+    /// of its only later query's attention, which would otherwise read as T/4 times uniform.</summary>
+    public static int MinLaterQueries(int T) => Math.Max(2, (T + 3) / 4);
 
     private static double Median(double[] x)
     {

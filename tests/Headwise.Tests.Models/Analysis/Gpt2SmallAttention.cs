@@ -61,8 +61,17 @@ public sealed class Gpt2SmallAttention : IDisposable
         File.WriteAllText(Path.Combine(dir, "model.safetensors.index.json"), JsonSerializer.Serialize(new { weight_map = map }));
         File.WriteAllText(Path.Combine(dir, "config.json"), JsonSerializer.Serialize(new
         {
-            model_type = "gpt2", architectures = new[] { "GPT2LMHeadModel" }, n_embd = C, n_head = 12, n_layer = L, n_inner = 1,
-            n_positions = 1024, vocab_size = Vocab, layer_norm_epsilon = 1e-5, activation_function = "gelu_new", tie_word_embeddings = true,
+            model_type = "gpt2",
+            architectures = new[] { "GPT2LMHeadModel" },
+            n_embd = C,
+            n_head = 12,
+            n_layer = L,
+            n_inner = 1,
+            n_positions = 1024,
+            vocab_size = Vocab,
+            layer_norm_epsilon = 1e-5,
+            activation_function = "gelu_new",
+            tie_word_embeddings = true,
         }));
         return new Gpt2SmallAttention(dir);
     }

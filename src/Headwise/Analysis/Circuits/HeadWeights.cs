@@ -101,62 +101,62 @@ public sealed record HeadWeights(HeadId Head, Matrix<double> WQ, Matrix<double> 
         switch (c.Family)
         {
             case ArchitectureFamily.Gpt2:
-            {
-                // c_attn (C, 3C) Conv1D = [W_Q | W_K | W_V], head h is columns h·D .. h·D+D of each third; c_proj (C, C): rows h·D.. are W_O
-                string p = $"{Gpt2Prefix(w)}h.{l}.";
-                var attn = w.Get(p + "attn.c_attn.weight", C, 3 * C);
-                var proj = w.Get(p + "attn.c_proj.weight", C, C);
-                var gamma = w.Get(p + "ln_1.weight", C);
-                for (int h = 0; h < H; h++)
                 {
-                    heads[h] = new HeadWeights(new HeadId(l, h),
-                        Reading(c, gamma, attn, 3 * C, h * D, D, transposed: false),
-                        Reading(c, gamma, attn, 3 * C, C + h * D, D, transposed: false),
-                        Reading(c, gamma, attn, 3 * C, 2 * C + h * D, D, transposed: false),
-                        Block(proj, C, h * D, D, 0, C));
+                    // c_attn (C, 3C) Conv1D = [W_Q | W_K | W_V], head h is columns h·D .. h·D+D of each third; c_proj (C, C): rows h·D.. are W_O
+                    string p = $"{Gpt2Prefix(w)}h.{l}.";
+                    var attn = w.Get(p + "attn.c_attn.weight", C, 3 * C);
+                    var proj = w.Get(p + "attn.c_proj.weight", C, C);
+                    var gamma = w.Get(p + "ln_1.weight", C);
+                    for (int h = 0; h < H; h++)
+                    {
+                        heads[h] = new HeadWeights(new HeadId(l, h),
+                            Reading(c, gamma, attn, 3 * C, h * D, D, transposed: false),
+                            Reading(c, gamma, attn, 3 * C, C + h * D, D, transposed: false),
+                            Reading(c, gamma, attn, 3 * C, 2 * C + h * D, D, transposed: false),
+                            Block(proj, C, h * D, D, 0, C));
+                    }
+                    break;
                 }
-                break;
-            }
             case ArchitectureFamily.Llama:
-            {
-                // q_proj (NH·D, C), k/v_proj (NKV·D, C), o_proj (C, NH·D), all Linear (out, in): W_Q of head h is rows h·D.. transposed;
-                // with grouped-query attention query head h reads kv head h / (NH / NKV)
-                string p = $"model.layers.{l}.";
-                int kvd = c.NKvHeads * D;
-                var q = w.Get(p + "self_attn.q_proj.weight", H * D, C);
-                var k = w.Get(p + "self_attn.k_proj.weight", kvd, C);
-                var v = w.Get(p + "self_attn.v_proj.weight", kvd, C);
-                var o = w.Get(p + "self_attn.o_proj.weight", C, H * D);
-                var gamma = w.Get(p + "input_layernorm.weight", C);
-                for (int h = 0; h < H; h++)
                 {
-                    int kv = h / c.KvGroupSize;
-                    heads[h] = new HeadWeights(new HeadId(l, h),
-                        Reading(c, gamma, q, C, h * D, D, transposed: true),
-                        Reading(c, gamma, k, C, kv * D, D, transposed: true),
-                        Reading(c, gamma, v, C, kv * D, D, transposed: true),
-                        Block(o, H * D, 0, C, h * D, D).Transpose());
+                    // q_proj (NH·D, C), k/v_proj (NKV·D, C), o_proj (C, NH·D), all Linear (out, in): W_Q of head h is rows h·D.. transposed;
+                    // with grouped-query attention query head h reads kv head h / (NH / NKV)
+                    string p = $"model.layers.{l}.";
+                    int kvd = c.NKvHeads * D;
+                    var q = w.Get(p + "self_attn.q_proj.weight", H * D, C);
+                    var k = w.Get(p + "self_attn.k_proj.weight", kvd, C);
+                    var v = w.Get(p + "self_attn.v_proj.weight", kvd, C);
+                    var o = w.Get(p + "self_attn.o_proj.weight", C, H * D);
+                    var gamma = w.Get(p + "input_layernorm.weight", C);
+                    for (int h = 0; h < H; h++)
+                    {
+                        int kv = h / c.KvGroupSize;
+                        heads[h] = new HeadWeights(new HeadId(l, h),
+                            Reading(c, gamma, q, C, h * D, D, transposed: true),
+                            Reading(c, gamma, k, C, kv * D, D, transposed: true),
+                            Reading(c, gamma, v, C, kv * D, D, transposed: true),
+                            Block(o, H * D, 0, C, h * D, D).Transpose());
+                    }
+                    break;
                 }
-                break;
-            }
             case ArchitectureFamily.GptNeoX:
-            {
-                // query_key_value (3C, C) Linear, rows per head: [q_h (D rows), k_h (D), v_h (D)]; dense (C, C) Linear
-                string p = $"gpt_neox.layers.{l}.";
-                var qkv = w.Get(p + "attention.query_key_value.weight", 3 * C, C);
-                var dense = w.Get(p + "attention.dense.weight", C, C);
-                var gamma = w.Get(p + "input_layernorm.weight", C);
-                for (int h = 0; h < H; h++)
                 {
-                    int r = 3 * D * h;
-                    heads[h] = new HeadWeights(new HeadId(l, h),
-                        Reading(c, gamma, qkv, C, r, D, transposed: true),
-                        Reading(c, gamma, qkv, C, r + D, D, transposed: true),
-                        Reading(c, gamma, qkv, C, r + 2 * D, D, transposed: true),
-                        Block(dense, C, 0, C, h * D, D).Transpose());
+                    // query_key_value (3C, C) Linear, rows per head: [q_h (D rows), k_h (D), v_h (D)]; dense (C, C) Linear
+                    string p = $"gpt_neox.layers.{l}.";
+                    var qkv = w.Get(p + "attention.query_key_value.weight", 3 * C, C);
+                    var dense = w.Get(p + "attention.dense.weight", C, C);
+                    var gamma = w.Get(p + "input_layernorm.weight", C);
+                    for (int h = 0; h < H; h++)
+                    {
+                        int r = 3 * D * h;
+                        heads[h] = new HeadWeights(new HeadId(l, h),
+                            Reading(c, gamma, qkv, C, r, D, transposed: true),
+                            Reading(c, gamma, qkv, C, r + D, D, transposed: true),
+                            Reading(c, gamma, qkv, C, r + 2 * D, D, transposed: true),
+                            Block(dense, C, 0, C, h * D, D).Transpose());
+                    }
+                    break;
                 }
-                break;
-            }
         }
         return heads;
     }
@@ -207,34 +207,5 @@ public sealed record HeadWeights(HeadId Head, Matrix<double> WQ, Matrix<double> 
         }
         return Matrix<double>.Build.Dense(nr, nc, data);
     }
-
-    /// <summary>diag(γ)·W, then for LayerNorm families each column centred over the d_model rows.</summary>
-    internal static Matrix<double> FoldNorm(ModelConfig c, ReadOnlySpan<float> gamma, Matrix<double> w)
-    {
-        var m = w.Clone();
-        for (int i = 0; i < m.RowCount; i++)
-        {
-            for (int j = 0; j < m.ColumnCount; j++)
-            {
-                m[i, j] *= gamma[i];
-            }
-        }
-        if (c.Family != ArchitectureFamily.Llama)
-        {
-            for (int j = 0; j < m.ColumnCount; j++)
-            {
-                double mean = 0;
-                for (int i = 0; i < m.RowCount; i++)
-                {
-                    mean += m[i, j];
-                }
-                mean /= m.RowCount;
-                for (int i = 0; i < m.RowCount; i++)
-                {
-                    m[i, j] -= mean;
-                }
-            }
-        }
-        return m;
-    }
 }
+

@@ -1,6 +1,7 @@
 using Headwise.Analysis;
 using Headwise.Analysis.Circuits;
 using Headwise.Loading;
+using MathNet.Numerics.LinearAlgebra;
 using Xunit.Abstractions;
 
 namespace Headwise.Tests.Models.Analysis;
@@ -34,9 +35,10 @@ public class CircuitsGpt2Tests(ITestOutputHelper output)
         Assert.True(copying >= 15, $"only {copying} heads with copying score > 0.9");
         // the same measure on a random W_OV of the same shape: no preference for positive eigenvalues
         var rng = new Random(3);
-        var a = MathNet.Numerics.LinearAlgebra.Matrix<double>.Build.Dense(768, 64, (_, _) => rng.NextDouble() - 0.5);
-        var b = MathNet.Numerics.LinearAlgebra.Matrix<double>.Build.Dense(64, 768, (_, _) => rng.NextDouble() - 0.5);
-        double random = CircuitAnalysis.CopyingScore(new FactoredMatrix(a, b), HeadWeights.UnembedEmbed(m.Config, m.Model.Weights));
+        var a = Matrix<double>.Build.Dense(768, 64, (_, _) => rng.NextDouble() - 0.5);
+        var b = Matrix<double>.Build.Dense(64, 768, (_, _) => rng.NextDouble() - 0.5);
+        var g = Matrix<double>.Build.Dense(768, 768, (i, j) => i == j ? 1 : 0); // W_U·W_E of an isotropic embedding, up to scale
+        double random = CircuitAnalysis.CopyingScore(new FactoredMatrix(a, b), g);
         output.WriteLine($"random W_OV: {random:F3}");
         Assert.InRange(random, -0.5, 0.5);
     }

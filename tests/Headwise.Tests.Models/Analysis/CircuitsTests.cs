@@ -58,9 +58,10 @@ public class CircuitsTests
                 var ov1 = early.WV * early.WO;
                 var qk2 = late.WQ * late.WK.Transpose();
                 var ov2 = late.WV * late.WO;
-                Assert.True(RelativeError(Score(ov1, qk2), r.Q![early.Head, late.Head]) < 1e-9);
-                Assert.True(RelativeError(Score(ov1, qk2.Transpose()), r.K![early.Head, late.Head]) < 1e-9);
-                Assert.True(RelativeError(Score(ov1, ov2), r.V![early.Head, late.Head]) < 1e-9);
+                // the analysis takes the d_model-long inner product in float: 1e-5 relative
+                Assert.True(RelativeError(Score(ov1, qk2), r.Q![early.Head, late.Head]) < 1e-5);
+                Assert.True(RelativeError(Score(ov1, qk2.Transpose()), r.K![early.Head, late.Head]) < 1e-5);
+                Assert.True(RelativeError(Score(ov1, ov2), r.V![early.Head, late.Head]) < 1e-5);
                 checkedPairs++;
             }
         }

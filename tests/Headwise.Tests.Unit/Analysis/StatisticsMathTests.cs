@@ -152,4 +152,27 @@ public class StatisticsMathTests
         Assert.Equal((dense * g.Dense()).FrobeniusNorm() / (dense.FrobeniusNorm() * g.Dense().FrobeniusNorm()), FactoredMatrix.CompositionScore(f, g), 12);
         Assert.Equal(dense.Transpose().FrobeniusNorm(), f.Transpose().FrobeniusNorm(), 10);
     }
+
+    [Fact]
+    public void HouseholderRGivesTheGramMatrixAndMathNetsRUpToRowSigns()
+    {
+        var rng = new Random(11);
+        var a = Matrix<double>.Build.Dense(40, 6, (_, _) => rng.NextDouble() - 0.5);
+        var r = FactoredMatrix.ThinR(a);
+        var want = a.QR(MathNet.Numerics.LinearAlgebra.Factorization.QRMethod.Thin).R;
+        Assert.True(((r.Transpose() * r) - a.TransposeThisAndMultiply(a)).FrobeniusNorm() < 1e-12);
+        // rank-deficient (R is then not unique, but RᵀR = AᵀA still holds) and all-zero matrices
+        var d = a.Clone();
+        d.SetColumn(4, d.Column(1) * 2);
+        var rd = FactoredMatrix.ThinR(d);
+        Assert.True(((rd.Transpose() * rd) - d.TransposeThisAndMultiply(d)).FrobeniusNorm() < 1e-12);
+        Assert.Equal(0, FactoredMatrix.ThinR(Matrix<double>.Build.Dense(5, 3)).FrobeniusNorm());
+        for (int i = 0; i < 6; i++)
+        {
+            for (int j = 0; j < 6; j++)
+            {
+                Assert.Equal(Math.Abs(want[i, j]), Math.Abs(r[i, j]), 10);
+            }
+        }
+    }
 }

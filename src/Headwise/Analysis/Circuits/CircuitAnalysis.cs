@@ -129,7 +129,9 @@ public static class CircuitAnalysis
         return a;
     }
 
-    /// <summary>score[i][j] = ‖OV_i · R_j‖_F / (‖OV_i‖_F ‖R_j‖_F) for heads i in earlier layers than j.</summary>
+    /// <summary>score[i][j] = ‖OV_i · R_j‖_F / (‖OV_i‖_F ‖R_j‖_F) for heads i in earlier layers than j.
+    /// The d_model-long inner product B_i·A_j (d_head × d_head) is taken in float through the engine's GEMM (relative error
+    /// ~1e-6); the rest, R_{A_i}·(B_i A_j)·R_{B_j}ᵀ and its norm, in double.</summary>
     public static CompositionScores Composition(string kind, string definition, HeadId[] ids, FactoredMatrix[] ov, FactoredMatrix[] right,
         IProgress<AnalysisProgress>? progress = null, CancellationToken cancel = default)
     {
@@ -140,15 +142,28 @@ public static class CircuitAnalysis
             scores[i] = new double[n];
             Array.Fill(scores[i], double.NaN);
         }
+        var leftB = ov.Select(f => RowMajor(f.B)).ToArray();       // d × C
+        var rightA = right.Select(f => RowMajor(f.A)).ToArray();   // C × d
         int done = 0;
         Parallel.For(0, n, new ParallelOptions { CancellationToken = cancel }, j =>
         {
+            int d = ov[0].A.ColumnCount, C = ov[0].Columns, dj = right[j].A.ColumnCount;
+            var middle = new float[d * dj];
             for (int i = 0; i < n; i++)
             {
-                if (ids[i].Layer < ids[j].Layer)
+                if (ids[i].Layer >= ids[j].Layer)
                 {
-                    scores[i][j] = FactoredMatrix.CompositionScore(ov[i], right[j]);
+                    continue;
                 }
+                double denom = ov[i].FrobeniusNorm() * right[j].FrobeniusNorm();
+                if (denom == 0)
+                {
+                    scores[i][j] = 0;
+                    continue;
+                }
+                Kernels.Kernels.MatMul(leftB[i], rightA[j], [], middle, d, C, dj, Kernels.WeightLayout.InOut);
+                var m = Matrix<double>.Build.Dense(d, dj, (r, c) => middle[r * dj + c]);
+                scores[i][j] = (ov[i].RA * m * right[j].RB.Transpose()).FrobeniusNorm() / denom;
             }
             lock (scores)
             {

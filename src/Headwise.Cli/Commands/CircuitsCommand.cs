@@ -1,0 +1,91 @@
+using System.Globalization;
+using Headwise.Analysis;
+using Headwise.Analysis.Circuits;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class CircuitsCommand : ICommand
+{
+    public string Name => "circuits";
+    public string Summary => "QK and OV circuits from the weights: singular values, copying scores, Q/K/V composition between heads";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public string Help => $"""
+        headwise circuits --model M [--head L.H[,L.H…]] [--top K] [--json]
+
+        Reads the weights only (no text). Per head: W_QK = W_Q W_Kᵀ and W_OV = W_V W_O (d_model × d_model, kept as
+        their factors; the attention norm's γ folded in), their singular values, and the OV copying score
+        Σλ/Σ|λ| over the eigenvalues of W_E W_OV W_U (1: the head copies the tokens it attends to). Between every
+        head in an earlier layer and one in a later layer: Elhage et al.'s Q-, K- and V-composition scores
+        ‖W_OV¹·W‖_F / (‖W_OV¹‖_F ‖W‖_F) with W = W_QK² (Q), W_QK²ᵀ (K), W_OV² (V). See docs/analyses-weights.md.
+
+        Options:
+        {ModelArgs.Help}
+          --head L.H        show these heads only (all singular values; composition to and from them)
+          --top K           composing pairs listed per kind (default 10)
+          --json            print {"{"}"heads": [{"{"}"head", "qk_singular_values", "ov_singular_values", "copying_score"{"}"}],
+                            "composition": {"{"}"Q"|"K"|"V": {"{"}"definition", "heads", "scores" (rows write, columns read;
+                            null unless the row's layer is earlier), "top": [{"{"}"from", "to", "score"{"}"}]{"}"}{"}"}{"}"}
+
+        Example:
+          headwise circuits --model ../shared/models/stories260K/stories260K.bin --top 5
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        string? headArg = args.Get("head");
+        using var loaded = ModelArgs.Load(args);
+        int top = args.GetInt("top", 10, 1, 100000);
+        args.RejectUnknown();
+        var c = loaded.Config;
+        var heads = headArg is null ? null : HeadId.ParseList(headArg, c.NLayers, c.NHeads);
+
+        var result = CircuitAnalysis.Compute(loaded.Model, new CircuitOptions(heads), new ProgressBar(stderr, enabled: !json), CliMain.Cancellation);
+        var kinds = new[] { result.Q!, result.K!, result.V! };
+        IReadOnlyList<(HeadId From, HeadId To, double Score)> Pairs(CompositionScores s) => heads is null ? s.Top(top)
+            : s.Top(int.MaxValue).Where(p => heads.Contains(p.From) || heads.Contains(p.To)).Take(top).ToList();
+
+        if (json)
+        {
+            static double? N(double x) => double.IsNaN(x) ? null : x;
+            stdout.WriteLine(Json.Serialize(new
+            {
+                heads = result.Heads.Select(h => new
+                {
+                    head = h.Head.ToString(),
+                    qk_singular_values = h.QkSingularValues,
+                    ov_singular_values = h.OvSingularValues,
+                    copying_score = N(h.CopyingScore),
+                }),
+                composition = kinds.ToDictionary(k => k.Kind, k => new
+                {
+                    definition = k.Definition,
+                    heads = k.Heads.Select(h => h.ToString()),
+                    scores = k.Scores.Select(r => r.Select(N)),
+                    top = Pairs(k).Select(p => new { from = p.From.ToString(), to = p.To.ToString(), score = p.Score }),
+                }),
+            }));
+            return 0;
+        }
+
+        int shown = heads is null ? 4 : c.DHead;
+        string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
+        string svTitle(string m) => $"σ({m}) largest first".PadRight(shown * 8);
+        stdout.WriteLine($"{"head",-6} {"‖W_QK‖",8} {svTitle("W_QK")} {"‖W_OV‖",8} {svTitle("W_OV")} {"copying",8}");
+        foreach (var h in result.Heads)
+        {
+            string Sv(double[] s) => string.Join(" ", s.Take(shown).Select(x => F(x).PadLeft(7))).PadRight(shown * 8);
+            stdout.WriteLine($"{h.Head,-6} {F(h.QkNorm),8} {Sv(h.QkSingularValues)} {F(h.OvNorm),8} {Sv(h.OvSingularValues)} {F(h.CopyingScore),8}");
+        }
+        foreach (var k in kinds)
+        {
+            stdout.WriteLine();
+            stdout.WriteLine($"top {k.Kind}-composition (writer → reader): {k.Definition}");
+            foreach (var p in Pairs(k))
+            {
+                stdout.WriteLine($"  {p.From,-6} → {p.To,-6} {F(p.Score)}");
+            }
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,77 @@
+using System.Globalization;
+using Headwise.Analysis.Statistics;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class SinksCommand : ICommand
+{
+    public string Name => "sinks";
+    public string Summary => "attention sinks per layer: the tokens that draw outsized attention, and their residual norm";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public string Help => $"""
+        headwise sinks --model M (--text "..." | --tokens IDS) [--ratio R] [--mass X] [--json]
+
+        Position k is a sink in a layer when, averaged over heads and later queries q > k, the attention A[q, k] it
+        receives is at least R times the uniform share 1/(q+1) (i.e. mean of (q+1)·A[q, k] ≥ R) and at least X. Only
+        positions with at least max(2, ⌈T/4⌉) later queries are judged (fewer cannot tell a sink from local attention). Position 0 is the primary sink; others are secondary. For each sink: the layers it is one
+        in, and the L2 norm of blocks.L.hook_resid_pre at it against the median over positions.
+
+        Options:
+        {ModelArgs.Help}
+        {StatisticsPrompt.Help}
+          --ratio R         times the uniform expectation (default 3)
+          --mass X          least mean attention received (default 0.1)
+          --json            print {"{"}"tokens", "layers": [{"{"}"layer", "median_resid_norm", "sinks": [{"{"}"position", "token",
+                            "received", "ratio", "resid_norm"{"}"}]{"}"}], "sinks": [{"{"}"position", "token", "primary", "layers",
+                            "mean_received"{"}"}]{"}"}
+
+        Example:
+          headwise sinks --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378,432,1017,372
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        using var loaded = ModelArgs.Load(args);
+        var ids = StatisticsPrompt.Read(args, loaded);
+        double ratio = args.GetDouble("ratio", 3, 0);
+        double mass = args.GetDouble("mass", 0.1, 0, 1);
+        args.RejectUnknown();
+        var r = AttentionSinks.Compute(loaded.Model, ids, PatternCache.Run(loaded.Model, ids), ratio, mass);
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(new
+            {
+                tokens = ids,
+                layers = r.Layers.Select(l => new
+                {
+                    layer = l.Layer,
+                    median_resid_norm = l.MedianResidNorm,
+                    sinks = l.Sinks.Select(s => new { position = s.Position, token = s.TokenId, received = s.Received, ratio = s.Ratio, resid_norm = s.ResidNorm }),
+                }),
+                sinks = r.Sinks.Select(s => new { position = s.Position, token = s.TokenId, primary = s.Primary, layers = s.Layers, mean_received = s.MeanReceived }),
+            }));
+            return 0;
+        }
+        string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
+        stdout.WriteLine($"{ids.Length} tokens; a sink draws ≥ {ratio.ToString(CultureInfo.InvariantCulture)}× uniform and ≥ {F(mass)} of later queries' attention");
+        stdout.WriteLine($"{"layer",5}  {"pos",4}  {"token",-14} {"received",8} {"× unif",7} {"‖resid‖",8} {"median",8}");
+        foreach (var l in r.Layers)
+        {
+            if (l.Sinks.Length == 0)
+            {
+                stdout.WriteLine($"{l.Layer,5}  (none){"",32} {F(l.MedianResidNorm),8}");
+            }
+            foreach (var s in l.Sinks)
+            {
+                stdout.WriteLine($"{l.Layer,5}  {s.Position,4}  {StatisticsPrompt.Show(loaded, s.TokenId),-14} {F(s.Received),8} {s.Ratio,7:F1} {F(s.ResidNorm),8} {F(l.MedianResidNorm),8}");
+            }
+        }
+        stdout.WriteLine();
+        foreach (var s in r.Sinks)
+        {
+            stdout.WriteLine($"{(s.Primary ? "primary" : "secondary")} sink at {s.Position} ({StatisticsPrompt.Show(loaded, s.TokenId)}): layers {string.Join(",", s.Layers)}, mean received {F(s.MeanReceived)}");
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,89 @@
+using System.Globalization;
+using Headwise.Analysis.Statistics;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class StatsCommand : ICommand
+{
+    public string Name => "stats";
+    public string Summary => "attention pattern statistics: effective rank, row kurtosis, layer and head similarity, head clusters";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public string Help => $"""
+        headwise stats --model M (--text "..." | --tokens IDS) [--threshold S] [--json]
+
+        Per head on one prompt: the effective rank of its T × T pattern (exp of the entropy of the normalised singular
+        values: 1 … T) and the mean excess kurtosis of its rows. Between layers (head-averaged patterns) and between
+        heads: similarity = 1 − Jensen–Shannon divergence (bits) of the query rows, averaged over rows 1..T−1. Heads are
+        grouped by average-link clustering, merging while two clusters' mean similarity is ≥ the threshold.
+
+        Options:
+        {ModelArgs.Help}
+        {StatisticsPrompt.Help}
+          --threshold S     similarity needed to merge clusters (default 0.8)
+          --json            print {"{"}"tokens", "effective_rank" [layer][head], "kurtosis" [layer][head], "layer_similarity" [L][L],
+                            "heads", "head_similarity" [LH][LH], "clusters" [[heads]], "threshold"{"}"}
+
+        Example:
+          headwise stats --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378,432
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        using var loaded = ModelArgs.Load(args);
+        var ids = StatisticsPrompt.Read(args, loaded);
+        double threshold = args.GetDouble("threshold", 0.8, 0, 1);
+        args.RejectUnknown();
+        var cache = PatternCache.Run(loaded.Model, ids);
+        var r = AttentionStatistics.Compute(loaded.Model, ids, cache, threshold, new ProgressBar(stderr, enabled: !json), CliMain.Cancellation);
+        static double? N(double x) => double.IsNaN(x) ? null : x;
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(new
+            {
+                tokens = ids,
+                effective_rank = r.EffectiveRank.Values,
+                kurtosis = r.Kurtosis.Values.Select(l => l.Select(x => N(x))),
+                layer_similarity = r.LayerSimilarity,
+                heads = r.Heads.Select(h => h.ToString()),
+                head_similarity = r.HeadSimilarity,
+                clusters = r.Clusters.Select(c => c.Select(h => h.ToString())),
+                threshold,
+            }));
+            return 0;
+        }
+        int L = r.EffectiveRank.Layers, H = r.EffectiveRank.Heads;
+        string F(double x, string f = "F2") => double.IsNaN(x) ? "-" : x.ToString(f, CultureInfo.InvariantCulture);
+        stdout.WriteLine($"{ids.Length} tokens. Effective rank of each head's pattern (1 … {ids.Length}); columns are heads");
+        stdout.WriteLine("layer " + string.Concat(Enumerable.Range(0, H).Select(h => $"{h,7}")));
+        for (int l = 0; l < L; l++)
+        {
+            stdout.WriteLine($"{l,5} " + string.Concat(r.EffectiveRank.Values[l].Select(x => F(x).PadLeft(7))));
+        }
+        stdout.WriteLine();
+        stdout.WriteLine("Mean row excess kurtosis");
+        for (int l = 0; l < L; l++)
+        {
+            stdout.WriteLine($"{l,5} " + string.Concat(r.Kurtosis.Values[l].Select(x => F(x).PadLeft(7))));
+        }
+        stdout.WriteLine();
+        stdout.WriteLine("Layer similarity (1 − JSD of head-averaged patterns)");
+        stdout.WriteLine("layer " + string.Concat(Enumerable.Range(0, L).Select(l => $"{l,6}")));
+        for (int l = 0; l < L; l++)
+        {
+            stdout.WriteLine($"{l,5} " + string.Concat(r.LayerSimilarity[l].Select(x => F(x, "F3").PadLeft(6))));
+        }
+        stdout.WriteLine();
+        stdout.WriteLine($"Head clusters (average link, mean similarity ≥ {F(threshold)}): {r.Clusters.Length}");
+        foreach (var c in r.Clusters.Where(c => c.Length > 1))
+        {
+            stdout.WriteLine($"  {c.Length,3} heads: {string.Join(" ", c)}");
+        }
+        int singles = r.Clusters.Count(c => c.Length == 1);
+        if (singles > 0)
+        {
+            stdout.WriteLine($"  {singles} heads alone");
+        }
+        return 0;
+    }
+}

@@ -87,7 +87,8 @@ public static class Heatmap
         return Render(patterns.Patterns[head.Layer][head.Head], T, T, cellPx, 0f, 1f, (q, k) => k > q);
     }
 
-    private static byte Lerp(byte a, byte b, double f) => (byte)Math.Round(a + (b - a) * f);
+    // half away from zero, as JavaScript's Math.round for these positive values: the page and the PNG agree to the byte
+    private static byte Lerp(byte a, byte b, double f) => (byte)Math.Round(a + (b - a) * f, MidpointRounding.AwayFromZero);
 
     private static (byte, byte, byte) Parse(string hex) =>
         (Convert.ToByte(hex[1..3], 16), Convert.ToByte(hex[3..5], 16), Convert.ToByte(hex[5..7], 16));

@@ -1,0 +1,136 @@
+using System.Text.Json;
+using Headwise.Analysis;
+using Headwise.Loading;
+using Headwise.Reports;
+using Xunit.Abstractions;
+
+namespace Headwise.Tests.Models.Reports;
+
+/// <summary>The report of real models: every head in the grid and the patterns, the embedded data equal to the records.</summary>
+public sealed class ReportBuilderTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Stories260KReportHasEveryHeadAndTheCappedPrompt()
+    {
+        if (TestPaths.Stories260K is not { } dir)
+        {
+            output.WriteLine("SKIPPED: ../shared/models/stories260K is absent (project cloned without shared data)");
+            return;
+        }
+        using var m = ModelLoader.Load(Path.Combine(dir, "stories260K.bin"), Path.Combine(dir, "tok512.bin"));
+        var data = ReportBuilder.Build(m.Model, m.Tokenizer, new ReportOptions { MaxTokens = 40, ModelName = "stories260K" });
+        Assert.Equal((5, 8), (data.Info.Layers, data.Info.Heads));
+        Assert.Equal(RepeatedTokenScores.Names, data.Scores.Select(s => s.Name));
+        Assert.All(data.Scores, s => Assert.Equal((5, 8), (s.Layers, s.Heads)));
+        // the default prompt is longer than 40 tokens: cut to 40, and the page says so
+        var full = m.RequireTokenizer().Encode(ReportBuilder.DefaultText);
+        Assert.True(full.Length > 40);
+        Assert.Equal(full[..40], data.Patterns.TokenIds);
+        Assert.Contains(data.Notes, n => n.Contains($"has {full.Length} tokens", StringComparison.Ordinal) && n.Contains("first 40", StringComparison.Ordinal));
+        // labels are the text: after BOS they concatenate to the decoded ids
+        Assert.Equal(m.RequireTokenizer().Decode(data.Patterns.TokenIds), string.Concat(data.Patterns.Tokens.Skip(1)));
+        AssertPageMatches(data);
+    }
+
+    [Fact]
+    public void TinyGoldenWithoutTokenizerUsesRepeatedRandomTokens()
+    {
+        using var m = ModelLoader.Load(Path.Combine(TestPaths.Goldens, "gpt2_tied"));
+        var data = ReportBuilder.Build(m.Model, null, new ReportOptions());
+        Assert.Equal((2, 4), (data.Info.Layers, data.Info.Heads));
+        var ids = data.Patterns.TokenIds;
+        int n = (ids.Length - 1) / 2;
+        Assert.Equal(m.Config.BosTokenId, ids[0]);
+        Assert.Equal(ids[1..(1 + n)], ids[(1 + n)..]);
+        Assert.All(data.Patterns.Tokens.Zip(ids), p => Assert.Equal($"#{p.Second}", p.First));
+        AssertPageMatches(data);
+        Assert.Throws<InvalidInputException>(() => ReportBuilder.Build(m.Model, null, new ReportOptions { Text = "hi" }));
+    }
+
+    [Fact]
+    public void CancelledBuildStopsBeforeAnyWork()
+    {
+        using var m = ModelLoader.Load(Path.Combine(TestPaths.Goldens, "llama_gqa"));
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => ReportBuilder.Build(m.Model, null, new ReportOptions(), null, cts.Token));
+    }
+
+    [Fact]
+    public void AdapterScoresAreThoseOfTheCachedPatterns()
+    {
+        // GQA model: scores per query head. Recompute sink and previous-token of one sequence from RunWithCache directly.
+        using var m = ModelLoader.Load(Path.Combine(TestPaths.Goldens, "llama_gqa"));
+        var c = m.Config;
+        var scores = new RepeatedTokenScores(repeatLength: 5, sequences: 1, seed: 7).Compute(m.Model, null, default);
+        int? bos = c.BosTokenId is int b && b < c.VocabSize ? b : null;
+        var tokens = RepeatedTokenScores.Tokens(new Random(7), 5, c.VocabSize, bos);
+        var (_, cache) = m.Model.RunWithCache(Headwise.Models.ModelInput.Single(tokens));
+        int T = tokens.Length;
+        for (int l = 0; l < c.NLayers; l++)
+        {
+            var pattern = cache[$"blocks.{l}.attn.hook_pattern"];
+            for (int h = 0; h < c.NHeads; h++)
+            {
+                double sink = Enumerable.Range(0, T).Average(q => pattern[0, h, q, 0]);
+                double prev = Enumerable.Range(1, T - 1).Average(q => pattern[0, h, q, q - 1]);
+                Assert.Equal(sink, scores[3].Values[l][h], 1e-5);
+                Assert.Equal(prev, scores[0].Values[l][h], 1e-5);
+            }
+        }
+    }
+
+    /// <summary>Renders the page and checks its JSON blob against the records: shape, every score, every pattern row.</summary>
+    private static void AssertPageMatches(ReportData data)
+    {
+        string html = HtmlReport.Render(data);
+        using var doc = JsonDocument.Parse(HtmlReport.ExtractDataJson(html));
+        var root = doc.RootElement;
+        int L = data.Info.Layers, H = data.Info.Heads, T = data.Patterns.Length;
+        Assert.Equal(L, root.GetProperty("layers").GetInt32());
+        Assert.Equal(H, root.GetProperty("heads").GetInt32());
+        var scores = root.GetProperty("scores");
+        Assert.Equal(data.Scores.Count, scores.GetArrayLength());
+        for (int i = 0; i < data.Scores.Count; i++)
+        {
+            var values = scores[i].GetProperty("values");
+            Assert.Equal(L, values.GetArrayLength());
+            for (int l = 0; l < L; l++)
+            {
+                Assert.Equal(H, values[l].GetArrayLength());
+                for (int h = 0; h < H; h++)
+                {
+                    float v = data.Scores[i].Values[l][h];
+                    Assert.Equal(v, values[l][h].GetDouble(), Math.Max(1e-5, 5e-4 * Math.Abs(v)));
+                }
+            }
+        }
+        var heads = root.GetProperty("patterns").GetProperty("heads");
+        Assert.Equal(L * H, heads.GetArrayLength());
+        for (int l = 0; l < L; l++)
+        {
+            for (int h = 0; h < H; h++)
+            {
+                var rows = heads[l * H + h];
+                Assert.Equal(T, rows.GetArrayLength());
+                for (int q = 0; q < T; q++)
+                {
+                    double sum = 0;
+                    for (int k = 0; k <= q; k++)
+                    {
+                        float w = data.Patterns.At(new HeadId(l, h), q, k);
+                        double stored = rows[q][k].GetDouble();
+                        Assert.Equal(w, stored, Math.Max(1e-5, 5e-3 * w)); // 3 significant digits
+                        sum += stored;
+                    }
+                    Assert.Equal(1.0, sum, 2e-3); // each query's weights still sum to one
+                    for (int k = q + 1; k < T; k++)
+                    {
+                        Assert.Equal(0f, data.Patterns.At(new HeadId(l, h), q, k)); // what the page leaves out is zero
+                    }
+                }
+            }
+        }
+        Assert.Equal(data.Scores.Count, root.GetProperty("tables").GetArrayLength());
+    }
+}

@@ -38,6 +38,7 @@ public sealed class ReportBrowserTests(ITestOutputHelper output)
         var tokens = data.GetProperty("patterns").GetProperty("tokens").EnumerateArray().Select(t => t.GetString()!).ToArray();
         int T = tokens.Length;
 
+        output.WriteLine($"report written in {clock.Elapsed.TotalSeconds:F1} s");
         Environment.SetEnvironmentVariable("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await playwright.Chromium.LaunchAsync(new()
@@ -46,6 +47,7 @@ public sealed class ReportBrowserTests(ITestOutputHelper output)
             Headless = true,
             Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
         });
+        output.WriteLine($"chromium started at {clock.Elapsed.TotalSeconds:F1} s");
         var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
         var requests = new List<string>();
         var errors = new List<string>();
@@ -62,6 +64,7 @@ public sealed class ReportBrowserTests(ITestOutputHelper output)
         await page.RouteAsync("**/*", route => route.Request.Url.StartsWith("file:", StringComparison.Ordinal) ? route.ContinueAsync() : route.AbortAsync());
 
         await page.GotoAsync(new Uri(html).AbsoluteUri);
+        output.WriteLine($"page loaded at {clock.Elapsed.TotalSeconds:F1} s");
 
         // the grid: one cell per head, one option per score
         var cells = page.Locator("#grid .cell");

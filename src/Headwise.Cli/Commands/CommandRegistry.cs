@@ -11,6 +11,9 @@ public static class CommandRegistry
         new EvalCommand(),
         new PullCommand(),
         new BenchCommand(),
+        new HeadsCommand(),
+        new PatternsCommand(),
+        new DlaCommand(),
         new ReportCommand(),
     ];
 }

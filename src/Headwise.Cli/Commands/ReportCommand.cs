@@ -12,8 +12,8 @@ public sealed class ReportCommand : ICommand
         headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR] [--json]
 
         Runs the standard analyses on a model and writes one HTML file that opens offline in any browser: the model's
-        facts, a layer × head grid coloured by any detector score (previous-token, induction, duplicate, sink, entropy,
-        distance; a selector switches between them), every head's attention pattern on a prompt (click a head; hover a
+        facts, a layer × head grid coloured by any detector score (previous-token, induction, duplicate-token, sink,
+        entropy, attention distance; a selector switches between them), every head's attention pattern on a prompt (click a head; hover a
         cell for query, key and weight), and tables of the top heads per score. The file is written to a temporary name
         and renamed, so it is never half written; the command prints its path. See docs/report.md.
 
@@ -57,7 +57,7 @@ public sealed class ReportCommand : ICommand
         {
             foreach (var s in data.Scores)
             {
-                string file = Path.GetFullPath(Path.Combine(pngDir, $"scores-{s.Name}.png"));
+                string file = Path.GetFullPath(Path.Combine(pngDir, $"scores-{FileName(s.Name)}.png"));
                 Png.Write(file, Heatmap.ScoreGrid(s));
                 pngs.Add(file);
             }
@@ -89,4 +89,8 @@ public sealed class ReportCommand : ICommand
         stdout.WriteLine(written);
         return 0;
     }
+
+    /// <summary>A score name as a file name: "attention distance" → "attention-distance".</summary>
+    public static string FileName(string name) =>
+        string.Concat(name.ToLowerInvariant().Select(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' ? ch : '-'));
 }

@@ -1,5 +1,7 @@
 using System.Globalization;
 using Headwise.Analysis;
+using Headwise.Analysis.Detectors;
+using Headwise.Analysis.Patterns;
 using Headwise.Models;
 using Headwise.Tokenizers;
 
@@ -45,9 +47,9 @@ public static class ReportBuilder
         var notes = new List<string>();
 
         // 1. detector scores
-        scoreSource ??= new RepeatedTokenScores();
+        scoreSource ??= new DetectorScoreSource();
         var scores = scoreSource.Compute(model, progress, cancel);
-        notes.Add(scoreSource.Description);
+        notes.Add(scoreSource.Description(model));
 
         // 2. every head's pattern on the prompt
         cancel.ThrowIfCancellationRequested();
@@ -60,7 +62,8 @@ public static class ReportBuilder
         }
         notes.Add(promptNote);
         progress?.Report(new AnalysisProgress("patterns", 0, 1));
-        var patterns = Patterns(model, tokenizer, ids);
+        var patterns = PatternAnalysis.Run(model, ids, tokenizer, cancel);
+        patterns = patterns with { Tokens = Labels(tokenizer, ids) };
         progress?.Report(new AnalysisProgress("patterns", 1, 1));
 
         // 3. top heads per score
@@ -93,24 +96,6 @@ public static class ReportBuilder
             ["rank", "head", scores.Name], rows, HeadColumn: 1);
     }
 
-    /// <summary>Runs the prompt once and collects hook_pattern of every layer into an <see cref="AttentionPatterns"/>.</summary>
-    public static AttentionPatterns Patterns(TransformerModel model, TextTokenizer? tokenizer, int[] ids)
-    {
-        int T = ids.Length, L = model.Config.NLayers, H = model.Config.NHeads;
-        var (_, cache) = model.RunWithCache(ModelInput.Single(ids), name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal));
-        var p = new float[L][][];
-        for (int l = 0; l < L; l++)
-        {
-            var data = cache[$"blocks.{l}.attn.hook_pattern"].Data; // [1, head, q, k]
-            p[l] = new float[H][];
-            for (int h = 0; h < H; h++)
-            {
-                p[l][h] = data.AsSpan(h * T * T, T * T).ToArray();
-            }
-        }
-        return new AttentionPatterns(ids, Labels(tokenizer, ids), p);
-    }
-
     /// <summary>Display text of each token: its decoded piece in context, or "#id" without a tokenizer or for an empty piece.</summary>
     public static string[] Labels(TextTokenizer? tokenizer, int[] ids)
     {
@@ -141,9 +126,10 @@ public static class ReportBuilder
             throw new InvalidInputException("--text needs a tokenizer: this model has none (give --tokenizer)");
         }
         var c = model.Config;
-        int? bos = c.BosTokenId is int b && b < c.VocabSize ? b : null;
-        int n = Math.Max(2, Math.Min(16, (Math.Min(options.MaxTokens, c.MaxPositions) - (bos is null ? 0 : 1)) / 2));
-        return (RepeatedTokenScores.Tokens(new Random(1), n, c.VocabSize, bos),
+        bool bos = c.BosTokenId is not null;
+        int n = Math.Max(2, Math.Min(16, (Math.Min(options.MaxTokens, c.MaxPositions) - (bos ? 1 : 0)) / 2));
+        var seq = HeadDetectors.RepeatedSequences(c, new HeadDetectorOptions(SeqLen: n, Batch: 1, Seed: 1), bos)[0];
+        return (seq,
             $"The model has no tokenizer: patterns are shown on {n} random token ids repeated twice (labels are #id).");
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Headwise.Analysis;
+using Headwise.Analysis.Detectors;
 using Headwise.Loading;
 using Headwise.Reports;
 using Xunit.Abstractions;
@@ -20,7 +21,7 @@ public sealed class ReportBuilderTests(ITestOutputHelper output)
         using var m = ModelLoader.Load(Path.Combine(dir, "stories260K.bin"), Path.Combine(dir, "tok512.bin"));
         var data = ReportBuilder.Build(m.Model, m.Tokenizer, new ReportOptions { MaxTokens = 40, ModelName = "stories260K" });
         Assert.Equal((5, 8), (data.Info.Layers, data.Info.Heads));
-        Assert.Equal(RepeatedTokenScores.Names, data.Scores.Select(s => s.Name));
+        Assert.Equal(["previous-token", "induction", "duplicate-token", "sink", "entropy", "attention distance"], data.Scores.Select(s => s.Name));
         Assert.All(data.Scores, s => Assert.Equal((5, 8), (s.Layers, s.Heads)));
         // the default prompt is longer than 40 tokens: cut to 40, and the page says so
         var full = m.RequireTokenizer().Encode(ReportBuilder.DefaultText);
@@ -57,27 +58,20 @@ public sealed class ReportBuilderTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void AdapterScoresAreThoseOfTheCachedPatterns()
+    public void ScoresAreTheDetectorsOwn()
     {
-        // GQA model: scores per query head. Recompute sink and previous-token of one sequence from RunWithCache directly.
+        // the report slots HeadDetectors in unchanged: same options, same numbers, in the detectors' order
         using var m = ModelLoader.Load(Path.Combine(TestPaths.Goldens, "llama_gqa"));
-        var c = m.Config;
-        var scores = new RepeatedTokenScores(repeatLength: 5, sequences: 1, seed: 7).Compute(m.Model, null, default);
-        int? bos = c.BosTokenId is int b && b < c.VocabSize ? b : null;
-        var tokens = RepeatedTokenScores.Tokens(new Random(7), 5, c.VocabSize, bos);
-        var (_, cache) = m.Model.RunWithCache(Headwise.Models.ModelInput.Single(tokens));
-        int T = tokens.Length;
-        for (int l = 0; l < c.NLayers; l++)
+        var data = ReportBuilder.Build(m.Model, null, new ReportOptions(), scoreSource: new DetectorScoreSource(seqLen: 6, batch: 2, seed: 3));
+        var direct = HeadDetectors.Run(m.Model, null, new HeadDetectorOptions(SeqLen: 6, Batch: 2, Seed: 3));
+        Assert.Equal(direct.All.Select(s => s.Scores.Name), data.Scores.Select(s => s.Name));
+        foreach (var (score, expected) in data.Scores.Zip(direct.All.Select(s => s.Scores)))
         {
-            var pattern = cache[$"blocks.{l}.attn.hook_pattern"];
-            for (int h = 0; h < c.NHeads; h++)
-            {
-                double sink = Enumerable.Range(0, T).Average(q => pattern[0, h, q, 0]);
-                double prev = Enumerable.Range(1, T - 1).Average(q => pattern[0, h, q, q - 1]);
-                Assert.Equal(sink, scores[3].Values[l][h], 1e-5);
-                Assert.Equal(prev, scores[0].Values[l][h], 1e-5);
-            }
+            Assert.Equal(expected.Values, score.Values);
         }
+        // and the patterns are PatternAnalysis's, only relabelled
+        var again = Headwise.Analysis.Patterns.PatternAnalysis.Run(m.Model, data.Patterns.TokenIds);
+        Assert.Equal(again.Patterns, data.Patterns.Patterns);
     }
 
     /// <summary>Renders the page and checks its JSON blob against the records: shape, every score, every pattern row.</summary>

@@ -9,7 +9,7 @@ public sealed class ReportCommand : ICommand
     public string Summary => "one self-contained HTML page of every head: score grids, patterns, top heads (+ PNGs)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
     public string Help => $"""
-        headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR] [--json]
+        headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR [--heads L.H,..]] [--json]
 
         Runs the standard analyses on a model and writes one HTML file that opens offline in any browser: the model's
         facts, a layer × head grid coloured by any detector score (previous-token, induction, duplicate-token, sink,
@@ -25,6 +25,7 @@ public sealed class ReportCommand : ICommand
           --top K           rows per top-heads table (default 5)
           --png-dir DIR     also write PNG heatmaps: scores-NAME.png per score grid (one row per layer, one column
                             per head) and pattern-L.H.png for the top head of each score
+          --heads L.H,..    with --png-dir: write the patterns of these heads instead, e.g. --heads 1.4,3.6
           --json            print {"{"}"path": ..., "layers": L, "heads": H, "scores": [names], "pngs": [...]{"}"}
 
         Example:
@@ -37,11 +38,17 @@ public sealed class ReportCommand : ICommand
         string outPath = args.Get("out") ?? "headwise-report.html";
         string? text = args.Get("text");
         string? pngDir = args.Get("png-dir");
+        string? headsArg = args.Get("heads");
         int maxTokens = args.GetInt("max-tokens", 64, 2, 1024);
         int top = args.GetInt("top", 5, 1, 1000);
         string modelArg = args.Require("model", "a model directory or llama2.c .bin");
         using var loaded = ModelArgs.Load(args);
         args.RejectUnknown();
+        if (headsArg is not null && pngDir is null)
+        {
+            throw new UsageException("--heads chooses the pattern PNGs: give --png-dir DIR too");
+        }
+        var pngHeads = headsArg is null ? null : HeadId.ParseList(headsArg, loaded.Config.NLayers, loaded.Config.NHeads);
         if (Directory.Exists(outPath))
         {
             throw new UsageException($"--out {outPath} is a directory; give a file name such as {Path.Combine(outPath, "report.html")}");
@@ -61,7 +68,8 @@ public sealed class ReportCommand : ICommand
                 Png.Write(file, Heatmap.ScoreGrid(s));
                 pngs.Add(file);
             }
-            foreach (var head in data.Scores.Select(s => ReportBuilder.TopTable(s, 1).Rows[0][1]).Distinct().Select(HeadId.Parse))
+            var heads = pngHeads ?? data.Scores.Select(s => ReportBuilder.TopTable(s, 1).Rows[0][1]).Distinct().Select(HeadId.Parse).ToArray();
+            foreach (var head in heads)
             {
                 string file = Path.GetFullPath(Path.Combine(pngDir, $"pattern-{head}.png"));
                 Png.Write(file, Heatmap.Pattern(data.Patterns, head));

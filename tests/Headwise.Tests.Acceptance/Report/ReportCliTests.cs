@@ -36,6 +36,15 @@ public sealed class ReportCliTests
 
             using var data = JsonDocument.Parse(HtmlReport.ExtractDataJson(File.ReadAllText(html)));
             Assert.Equal(2 * 4, data.RootElement.GetProperty("patterns").GetProperty("heads").GetArrayLength());
+
+            // --heads picks the pattern PNGs: T × T cells of 8 px
+            int T = data.RootElement.GetProperty("patterns").GetProperty("tokens").GetArrayLength();
+            var chosen = CliRunner.Run("report", "--model", CliRunner.Golden("gpt2_tied"), "--out", html, "--png-dir", Path.Combine(dir, "chosen"), "--heads", "1.3,0.2", "--json");
+            Assert.True(chosen.ExitCode == 0, chosen.Stderr);
+            var patternPngs = Directory.GetFiles(Path.Combine(dir, "chosen"), "pattern-*.png").Select(f => Path.GetFileName(f)).Order().ToList();
+            Assert.Equal(new List<string> { "pattern-0.2.png", "pattern-1.3.png" }, patternPngs);
+            var p13 = File.ReadAllBytes(Path.Combine(dir, "chosen", "pattern-1.3.png"));
+            Assert.Equal(8 * T, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(p13.AsSpan(16)));
         }
         finally
         {
@@ -73,6 +82,10 @@ public sealed class ReportCliTests
         var dirOut = CliRunner.Run("report", "--model", CliRunner.Golden("gpt2_tied"), "--out", Path.GetTempPath());
         Assert.Equal(2, dirOut.ExitCode);
         Assert.Contains("is a directory", dirOut.Stderr, StringComparison.Ordinal);
+
+        var badHead = CliRunner.Run("report", "--model", CliRunner.Golden("gpt2_tied"), "--png-dir", Path.GetTempPath(), "--heads", "2.0");
+        Assert.Equal(2, badHead.ExitCode);
+        Assert.Contains("head 2.0 does not exist", badHead.Stderr, StringComparison.Ordinal);
 
         var typo = CliRunner.Run("report", "--model", CliRunner.Golden("gpt2_tied"), "--png", "x");
         Assert.Equal(2, typo.ExitCode);

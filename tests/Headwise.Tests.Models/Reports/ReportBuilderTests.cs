@@ -58,6 +58,38 @@ public sealed class ReportBuilderTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void CancellingMidRunStopsAtTheNextForwardAndReportsProgressUntilThen()
+    {
+        // Ctrl-C in the CLI cancels this token: cancel as soon as the first detector forward has been reported
+        using var m = ModelLoader.Load(Path.Combine(TestPaths.Goldens, "gpt2_tied"));
+        using var cts = new CancellationTokenSource();
+        var seen = new List<AnalysisProgress>();
+        var progress = new SyncProgress(p =>
+        {
+            seen.Add(p);
+            if (p.Done == 1)
+            {
+                cts.Cancel();
+            }
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            ReportBuilder.Build(m.Model, null, new ReportOptions(), progress, cts.Token, new DetectorScoreSource(seqLen: 8, batch: 5)));
+        Assert.Equal([0, 1], seen.Select(p => p.Done));
+        Assert.All(seen, p => Assert.Equal(5, p.Total));
+
+        // uncancelled, progress runs through the detectors and then the patterns
+        seen.Clear();
+        ReportBuilder.Build(m.Model, null, new ReportOptions(), new SyncProgress(seen.Add), default, new DetectorScoreSource(seqLen: 8, batch: 2));
+        Assert.Equal(["detectors", "patterns"], seen.Select(p => p.Stage).Distinct());
+        Assert.Equal(new AnalysisProgress("patterns", 1, 1), seen[^1]);
+    }
+
+    private sealed class SyncProgress(Action<AnalysisProgress> report) : IProgress<AnalysisProgress>
+    {
+        public void Report(AnalysisProgress value) => report(value);
+    }
+
+    [Fact]
     public void ScoresAreTheDetectorsOwn()
     {
         // the report slots HeadDetectors in unchanged: same options, same numbers, in the detectors' order

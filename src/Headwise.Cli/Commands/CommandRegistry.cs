@@ -14,6 +14,10 @@ public static class CommandRegistry
         new HeadsCommand(),
         new PatternsCommand(),
         new DlaCommand(),
+        new TasksCommand(),
+        new AblateCommand(),
+        new ImportanceCommand(),
+        new PatchCommand(),
         new ReportCommand(),
     ];
 }

@@ -13,7 +13,7 @@ public sealed class PullCommand : ICommand
     public string Help => """
         headwise pull — download a model from the Hugging Face Hub into the Hugging Face cache
 
-        Usage: headwise pull ORG/NAME [--revision R] [--token T] [--cache-dir DIR] [--max-parallel N] [--json]
+        Usage: headwise pull ORG/NAME [--revision R] [--token T] [--endpoint URL] [--cache-dir DIR] [--max-parallel N] [--json]
 
         Downloads config.json, the tokenizer files the repository has and the safetensors weights (single file or
         sharded via model.safetensors.index.json; pickle .bin files are never fetched) into the same cache layout as
@@ -24,6 +24,7 @@ public sealed class PullCommand : ICommand
         Options:
           --revision R       branch, tag or commit to fetch (default: main)
           --token T          access token for gated or private models (default: $HF_TOKEN); sent only to the Hub
+          --endpoint URL     Hub URL, for mirrors (default: $HF_ENDPOINT, else https://huggingface.co)
           --cache-dir DIR    hub cache folder (default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)
           --max-parallel N   files downloaded at once (default: 4)
           --json             print {"repo","revision","commit","path","files":[{"name","size","sha256","downloaded"}]}
@@ -55,6 +56,14 @@ public sealed class PullCommand : ICommand
         if (args.Get("token") is { } token)
         {
             options = options with { Token = token };
+        }
+        if (args.Get("endpoint") is { } endpoint)
+        {
+            if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            {
+                throw new UsageException($"--endpoint '{endpoint}' is not an http(s) URL");
+            }
+            options = options with { Endpoint = endpoint.TrimEnd('/') };
         }
         if (args.Get("cache-dir") is { } cacheDir)
         {

@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Headwise.Kernels.Reference;
 using K = Headwise.Kernels.Kernels;
 
@@ -16,12 +18,13 @@ namespace Headwise.Benchmarks;
 /// <param name="OpenBlasMultiThread">cblas_sgemm with <paramref name="Threads"/> threads; null when not available.</param>
 /// <param name="OpenBlasStatus">"ok", or why OpenBLAS was not measured.</param>
 /// <param name="Isa">The SIMD width the kernels dispatched to.</param>
+/// <param name="FmaPeakSingleThread">One core's measured FMA throughput at that width (16 independent FMA chains, no memory), GFLOP/s.</param>
 public sealed record GemmBenchmarkResult(
     int N, int Threads,
     double OursSingleThread, double OursMultiThread,
     int NaiveN, double NaiveSingleThread,
     double? OpenBlasSingleThread, double? OpenBlasMultiThread, string OpenBlasStatus,
-    string Isa);
+    string Isa, double FmaPeakSingleThread);
 
 /// <summary>Measures Kernels.MatMul against its scalar twin and against OpenBLAS (loaded at run time if installed).</summary>
 public static unsafe class GemmBenchmark
@@ -66,10 +69,87 @@ public static unsafe class GemmBenchmark
             blasMt = flops / Median(repetitions, () => OpenBlas.Sgemm(a, b, c, n)) / 1e9;
         }
 
-        string isa = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "Vector512"
-            : System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? "Vector256"
-            : System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated ? "Vector128" : "scalar";
-        return new GemmBenchmarkResult(n, threads, ours1, oursMt, naiveN, naive, blas1, blasMt, status, isa);
+        string isa = Vector512.IsHardwareAccelerated ? "Vector512"
+            : Vector256.IsHardwareAccelerated ? "Vector256"
+            : Vector128.IsHardwareAccelerated ? "Vector128" : "scalar";
+        return new GemmBenchmarkResult(n, threads, ours1, oursMt, naiveN, naive, blas1, blasMt, status, isa, FmaPeak());
+    }
+
+    // 16 independent FMA chains hide the FMA latency, so this measures the issue rate: the ceiling for any GEMM.
+    private static double FmaPeak()
+    {
+        const long iterations = 10_000_000;
+        FmaChains(1000); // JIT and clock warm-up
+        double best = double.MaxValue;
+        for (int r = 0; r < 3; r++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            s_peakSink = FmaChains(iterations);
+            best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+        int lanes = Vector512.IsHardwareAccelerated ? 16 : Vector256.IsHardwareAccelerated ? 8 : 4;
+        return iterations * 16.0 * lanes * 2 / Math.Max(best, 1e-9) / 1e9;
+    }
+
+    private static float s_peakSink;
+
+    // kept free of calls so the 16 accumulators live in registers
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
+    private static float FmaChains(long iterations)
+    {
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> a0 = Vector512.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+                a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+            Vector512<float> m = Vector512.Create(0.9999999f), c = Vector512.Create(1e-7f);
+            for (long i = 0; i < iterations; i++)
+            {
+                a0 = Vector512.FusedMultiplyAdd(a0, m, c); a1 = Vector512.FusedMultiplyAdd(a1, m, c);
+                a2 = Vector512.FusedMultiplyAdd(a2, m, c); a3 = Vector512.FusedMultiplyAdd(a3, m, c);
+                a4 = Vector512.FusedMultiplyAdd(a4, m, c); a5 = Vector512.FusedMultiplyAdd(a5, m, c);
+                a6 = Vector512.FusedMultiplyAdd(a6, m, c); a7 = Vector512.FusedMultiplyAdd(a7, m, c);
+                a8 = Vector512.FusedMultiplyAdd(a8, m, c); a9 = Vector512.FusedMultiplyAdd(a9, m, c);
+                a10 = Vector512.FusedMultiplyAdd(a10, m, c); a11 = Vector512.FusedMultiplyAdd(a11, m, c);
+                a12 = Vector512.FusedMultiplyAdd(a12, m, c); a13 = Vector512.FusedMultiplyAdd(a13, m, c);
+                a14 = Vector512.FusedMultiplyAdd(a14, m, c); a15 = Vector512.FusedMultiplyAdd(a15, m, c);
+            }
+            return Vector512.Sum((((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) + (((a8 + a9) + (a10 + a11)) + ((a12 + a13) + (a14 + a15))));
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> a0 = Vector256.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+                a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+            Vector256<float> m = Vector256.Create(0.9999999f), c = Vector256.Create(1e-7f);
+            for (long i = 0; i < iterations; i++)
+            {
+                a0 = Vector256.MultiplyAddEstimate(a0, m, c); a1 = Vector256.MultiplyAddEstimate(a1, m, c);
+                a2 = Vector256.MultiplyAddEstimate(a2, m, c); a3 = Vector256.MultiplyAddEstimate(a3, m, c);
+                a4 = Vector256.MultiplyAddEstimate(a4, m, c); a5 = Vector256.MultiplyAddEstimate(a5, m, c);
+                a6 = Vector256.MultiplyAddEstimate(a6, m, c); a7 = Vector256.MultiplyAddEstimate(a7, m, c);
+                a8 = Vector256.MultiplyAddEstimate(a8, m, c); a9 = Vector256.MultiplyAddEstimate(a9, m, c);
+                a10 = Vector256.MultiplyAddEstimate(a10, m, c); a11 = Vector256.MultiplyAddEstimate(a11, m, c);
+                a12 = Vector256.MultiplyAddEstimate(a12, m, c); a13 = Vector256.MultiplyAddEstimate(a13, m, c);
+                a14 = Vector256.MultiplyAddEstimate(a14, m, c); a15 = Vector256.MultiplyAddEstimate(a15, m, c);
+            }
+            return Vector256.Sum((((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) + (((a8 + a9) + (a10 + a11)) + ((a12 + a13) + (a14 + a15))));
+        }
+        {
+            Vector128<float> a0 = Vector128.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+                a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+            Vector128<float> m = Vector128.Create(0.9999999f), c = Vector128.Create(1e-7f);
+            for (long i = 0; i < iterations; i++)
+            {
+                a0 = Vector128.MultiplyAddEstimate(a0, m, c); a1 = Vector128.MultiplyAddEstimate(a1, m, c);
+                a2 = Vector128.MultiplyAddEstimate(a2, m, c); a3 = Vector128.MultiplyAddEstimate(a3, m, c);
+                a4 = Vector128.MultiplyAddEstimate(a4, m, c); a5 = Vector128.MultiplyAddEstimate(a5, m, c);
+                a6 = Vector128.MultiplyAddEstimate(a6, m, c); a7 = Vector128.MultiplyAddEstimate(a7, m, c);
+                a8 = Vector128.MultiplyAddEstimate(a8, m, c); a9 = Vector128.MultiplyAddEstimate(a9, m, c);
+                a10 = Vector128.MultiplyAddEstimate(a10, m, c); a11 = Vector128.MultiplyAddEstimate(a11, m, c);
+                a12 = Vector128.MultiplyAddEstimate(a12, m, c); a13 = Vector128.MultiplyAddEstimate(a13, m, c);
+                a14 = Vector128.MultiplyAddEstimate(a14, m, c); a15 = Vector128.MultiplyAddEstimate(a15, m, c);
+            }
+            return Vector128.Sum((((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) + (((a8 + a9) + (a10 + a11)) + ((a12 + a13) + (a14 + a15))));
+        }
     }
 
     private static float[] RandomArray(Random rng, int length)

@@ -8,12 +8,14 @@ public sealed class HookSet
 {
     private readonly int _layers;
     private readonly List<HookFunction>?[] _functions;
+    private readonly bool[] _mayWrite; // per slot: some function there may overwrite the activation
     private static readonly int KindCount = Enum.GetValues<HookKind>().Length;
 
     public HookSet(int layers)
     {
         _layers = layers;
         _functions = new List<HookFunction>?[(layers + 1) * KindCount];
+        _mayWrite = new bool[(layers + 1) * KindCount];
     }
 
     /// <summary>Show grouped-query key/value heads once per query head in hook_k/hook_v/hook_rot_k (read-only copies).</summary>
@@ -31,10 +33,16 @@ public sealed class HookSet
         return layer * KindCount + (int)p.Kind;
     }
 
-    public void Add(HookPoint point, HookFunction fn)
+    /// <summary>Attaches a hook that may read or overwrite the activation.</summary>
+    public void Add(HookPoint point, HookFunction fn) => Add(point, fn, observeOnly: false);
+
+    /// <summary>Attaches a hook. With <paramref name="observeOnly"/> the function promises not to write (an activation cache does
+    /// this), which lets the forward keep its fused fast paths and hand it side outputs instead.</summary>
+    public void Add(HookPoint point, HookFunction fn, bool observeOnly)
     {
         int s = Slot(point);
         (_functions[s] ??= []).Add(fn);
+        _mayWrite[s] |= !observeOnly;
         Any = true;
     }
 
@@ -46,6 +54,13 @@ public sealed class HookSet
     {
         int l = kind <= HookKind.LnFinalNormalized ? _layers : layer;
         return _functions[l * KindCount + (int)kind] is not null;
+    }
+
+    /// <summary>Whether a hook that may overwrite the activation is attached at (layer, kind).</summary>
+    public bool IsWritable(int layer, HookKind kind)
+    {
+        int l = kind <= HookKind.LnFinalNormalized ? _layers : layer;
+        return _mayWrite[l * KindCount + (int)kind];
     }
 
     internal void Fire(int layer, HookKind kind, Memory<float> data, int[] shape)

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Headwise.Kernels;
 
@@ -14,9 +15,12 @@ namespace Headwise.Kernels;
 public static unsafe partial class Kernels
 {
     private const int GemmKC = 256;  // depth of a packed block: B micro-panel 256·32·4 B = 32 KiB ≤ L1d (48 KiB on Zen 5)
-    private const int GemmMC = 120;  // rows per A block: 120·256·4 B = 120 KiB, well inside L2; multiple of 8, 6 and 4
-    private const int GemmNC = 256;  // columns per task: B block 256 KiB in L2; multiple of every NR
-    private const int GemvMaxT = 4;  // T ≤ this is decode: stream the weights once instead of packing them
+    private const int GemmMC = 120;  // rows per A block: 120·256·4 B = 120 KiB, well inside L2; a multiple of every MR (12, 6, 4)
+    // columns per packed B block (1 MiB, streamed from L2/L3 once per A block; each 32 KiB micro-panel is then reused
+    // from L1 by every row tile): wide blocks mean x is packed only OC/1024 times, measured ~10% faster than 256
+    private const int GemmNC = 1024;
+    private const int GemvMaxT = 4;  // rows handled by one streaming pass over the weights
+    private const int GemvMaxRows = 8; // T ≤ this takes the GEMV path (measured: two weight passes beat packing w for T = 5..8)
 
     // Register tile, chosen once: AVX-512 12×32 (24 zmm accumulators), AVX2 6×16 (12 ymm), Vector128 4×8 (8 xmm).
     private static readonly int GemmMR = Vector512.IsHardwareAccelerated ? 12 : Vector256.IsHardwareAccelerated ? 6 : 4;
@@ -55,9 +59,13 @@ public static unsafe partial class Kernels
         fixed (float* px = x, pw = w, pb = bias, po = output)
         {
             float* pbias = bias.IsEmpty ? null : pb;
-            if (T <= GemvMaxT)
+            if (T <= GemvMaxRows)
             {
-                Gemv(px, pw, pbias, po, T, C, OC, layout);
+                // decode and tiny batches: one streaming pass over w per group of up to 4 rows beats packing all of w
+                for (int t0 = 0; t0 < T; t0 += GemvMaxT)
+                {
+                    Gemv(px + (long)t0 * C, pw, pbias, po + (long)t0 * OC, Math.Min(GemvMaxT, T - t0), C, OC, layout);
+                }
             }
             else
             {
@@ -92,11 +100,12 @@ public static unsafe partial class Kernels
         // below ~4 MFLOP a thread hand-off costs more than it saves
         int threads = !ForceParallel && (long)T * C * OC < (1L << 21) ? 1 : MaxThreads;
         int rowChunks = 1;
-        if (threads > 1 && colBlocks < 4 * threads)
+        if (threads > 1 && colBlocks < 2 * threads)
         {
-            // too few column blocks to balance: split rows as well (whole MR panels)
-            int maxChunks = (T + GemmMR - 1) / GemmMR;
-            rowChunks = Math.Min(maxChunks, (4 * threads + colBlocks - 1) / colBlocks);
+            // too few column blocks to balance: split rows as well; each row chunk packs its own copy of B,
+            // so keep chunks at least one A block (MC rows) tall
+            int maxChunks = Math.Max(1, T / GemmMC);
+            rowChunks = Math.Min(maxChunks, (2 * threads + colBlocks - 1) / colBlocks);
         }
         int rowChunk = (T + rowChunks - 1) / rowChunks;
         rowChunk = (rowChunk + GemmMR - 1) / GemmMR * GemmMR;
@@ -209,7 +218,38 @@ public static unsafe partial class Kernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB(float* w, int C, int OC, WeightLayout layout, int pc, int kc, int n, int nc, int nr, float* dst)
     {
-        for (int j0 = 0; j0 < nc; j0 += nr)
+        int j0 = 0;
+        if (layout == WeightLayout.InOut)
+        {
+            // w: (C, OC): walk each weight row once, left to right, scattering NR-wide runs into the full panels;
+            // panel-by-panel order would revisit kc rows (kc pages) per panel and thrash the TLB
+            int full = nc / nr;
+            float* s = w + (long)pc * OC + n;
+            for (int k = 0; k < kc; k++, s += OC)
+            {
+                float* d = dst + k * nr;
+                if (Vector512.IsHardwareAccelerated && nr == 32)
+                {
+                    // inline 128-byte copies: a memmove call per run costs more than the copy
+                    for (int p = 0; p < full; p++)
+                    {
+                        float* dp = d + (long)p * nr * kc;
+                        Vector512.Load(s + p * 32).Store(dp);
+                        Vector512.Load(s + p * 32 + 16).Store(dp + 16);
+                    }
+                }
+                else
+                {
+                    for (int p = 0; p < full; p++)
+                    {
+                        new ReadOnlySpan<float>(s + p * nr, nr).CopyTo(new Span<float>(d + (long)p * nr * kc, nr));
+                    }
+                }
+            }
+            j0 = full * nr;
+            dst += (long)full * nr * kc;
+        }
+        for (; j0 < nc; j0 += nr)
         {
             int cols = Math.Min(nr, nc - j0);
             if (layout == WeightLayout.InOut)
@@ -233,6 +273,12 @@ public static unsafe partial class Kernels
             else
             {
                 // w: (OC, C): a transpose; read each weight row sequentially, write it down a panel column
+                if (cols == nr && Avx.IsSupported)
+                {
+                    PackBTransposed8x8(w + (long)(n + j0) * C + pc, C, kc, nr, dst);
+                    dst += nr * kc;
+                    continue;
+                }
                 for (int j = 0; j < nr; j++)
                 {
                     float* d = dst + j;
@@ -251,6 +297,41 @@ public static unsafe partial class Kernels
         }
     }
 
+    // w: NR rows of kc weights at stride C → dst: (kc, NR), by 8×8 register transposes (AVX), ~8× fewer memory ops
+    // than an element-by-element transpose
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackBTransposed8x8(float* w, int C, int kc, int nr, float* dst)
+    {
+        int k0 = 0;
+        for (; k0 + 8 <= kc; k0 += 8)
+        {
+            for (int j0 = 0; j0 < nr; j0 += 8)
+            {
+                float* s = w + (long)j0 * C + k0;
+                Vector256<float> r0 = Avx.LoadVector256(s), r1 = Avx.LoadVector256(s + C), r2 = Avx.LoadVector256(s + 2L * C), r3 = Avx.LoadVector256(s + 3L * C),
+                    r4 = Avx.LoadVector256(s + 4L * C), r5 = Avx.LoadVector256(s + 5L * C), r6 = Avx.LoadVector256(s + 6L * C), r7 = Avx.LoadVector256(s + 7L * C);
+                Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3),
+                    t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5), t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+                Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE), u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE),
+                    u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE), u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+                float* d = dst + (long)k0 * nr + j0;
+                Avx.Store(d, Avx.Permute2x128(u0, u4, 0x20));
+                Avx.Store(d + nr, Avx.Permute2x128(u1, u5, 0x20));
+                Avx.Store(d + 2 * nr, Avx.Permute2x128(u2, u6, 0x20));
+                Avx.Store(d + 3 * nr, Avx.Permute2x128(u3, u7, 0x20));
+                Avx.Store(d + 4 * nr, Avx.Permute2x128(u0, u4, 0x31));
+                Avx.Store(d + 5 * nr, Avx.Permute2x128(u1, u5, 0x31));
+                Avx.Store(d + 6 * nr, Avx.Permute2x128(u2, u6, 0x31));
+                Avx.Store(d + 7 * nr, Avx.Permute2x128(u3, u7, 0x31));
+            }
+        }
+        // remainder depth
+        for (; k0 < kc; k0++)
+        {
+            for (int j = 0; j < nr; j++) dst[(long)k0 * nr + j] = w[(long)j * C + k0];
+        }
+    }
+
     // c (MR × NR, row stride ldc) = (first ? bias : c) + ap · bp, for full packed panels.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Micro(float* ap, float* bp, int kc, float* c, int ldc, float* bias, bool first)
@@ -263,9 +344,13 @@ public static unsafe partial class Kernels
         {
             Micro6x16(ap, bp, kc, c, ldc, bias, first);
         }
-        else
+        else if (Vector128.IsHardwareAccelerated)
         {
             Micro4x8(ap, bp, kc, c, ldc, bias, first);
+        }
+        else
+        {
+            MicroScalar(ap, bp, kc, c, ldc, bias, first);
         }
     }
 
@@ -316,6 +401,30 @@ public static unsafe partial class Kernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store2(float* c, Vector256<float> v0, Vector256<float> v1, Vector256<float> s0, Vector256<float> s1, bool first)
+    {
+        if (!first)
+        {
+            s0 = Vector256.Load(c);
+            s1 = Vector256.Load(c + 8);
+        }
+        Vector256.Store(v0 + s0, c);
+        Vector256.Store(v1 + s1, c + 8);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store2(float* c, Vector128<float> v0, Vector128<float> v1, Vector128<float> s0, Vector128<float> s1, bool first)
+    {
+        if (!first)
+        {
+            s0 = Vector128.Load(c);
+            s1 = Vector128.Load(c + 4);
+        }
+        Vector128.Store(v0 + s0, c);
+        Vector128.Store(v1 + s1, c + 4);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store2(float* c, Vector512<float> v0, Vector512<float> v1, Vector512<float> s0, Vector512<float> s1, bool first)
     {
         if (!first)
@@ -337,15 +446,22 @@ public static unsafe partial class Kernels
         {
             var b0 = Vector256.Load(b);
             var b1 = Vector256.Load(b + 8);
-            var av = Vector256.Create(a[0]); c00 = Vector256.FusedMultiplyAdd(av, b0, c00); c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
-            av = Vector256.Create(a[1]); c10 = Vector256.FusedMultiplyAdd(av, b0, c10); c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
-            av = Vector256.Create(a[2]); c20 = Vector256.FusedMultiplyAdd(av, b0, c20); c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
-            av = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
-            av = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
-            av = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
+            var av = Vector256.Create(a[0]); c00 = Vector256.MultiplyAddEstimate(av, b0, c00); c01 = Vector256.MultiplyAddEstimate(av, b1, c01);
+            av = Vector256.Create(a[1]); c10 = Vector256.MultiplyAddEstimate(av, b0, c10); c11 = Vector256.MultiplyAddEstimate(av, b1, c11);
+            av = Vector256.Create(a[2]); c20 = Vector256.MultiplyAddEstimate(av, b0, c20); c21 = Vector256.MultiplyAddEstimate(av, b1, c21);
+            av = Vector256.Create(a[3]); c30 = Vector256.MultiplyAddEstimate(av, b0, c30); c31 = Vector256.MultiplyAddEstimate(av, b1, c31);
+            av = Vector256.Create(a[4]); c40 = Vector256.MultiplyAddEstimate(av, b0, c40); c41 = Vector256.MultiplyAddEstimate(av, b1, c41);
+            av = Vector256.Create(a[5]); c50 = Vector256.MultiplyAddEstimate(av, b0, c50); c51 = Vector256.MultiplyAddEstimate(av, b1, c51);
         }
-        Span<Vector256<float>> acc = [c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51];
-        StoreTile(c, ldc, bias, first, MemoryMarshal.Cast<Vector256<float>, float>(acc), 6, 16);
+        // explicit stores: collecting the accumulators into a span would pin them to the stack for the whole loop
+        Vector256<float> s0 = first && bias != null ? Vector256.Load(bias) : Vector256<float>.Zero;
+        Vector256<float> s1 = first && bias != null ? Vector256.Load(bias + 8) : Vector256<float>.Zero;
+        Store2(c, c00, c01, s0, s1, first); c += ldc;
+        Store2(c, c10, c11, s0, s1, first); c += ldc;
+        Store2(c, c20, c21, s0, s1, first); c += ldc;
+        Store2(c, c30, c31, s0, s1, first); c += ldc;
+        Store2(c, c40, c41, s0, s1, first); c += ldc;
+        Store2(c, c50, c51, s0, s1, first);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -358,13 +474,32 @@ public static unsafe partial class Kernels
         {
             var b0 = Vector128.Load(b);
             var b1 = Vector128.Load(b + 4);
-            var av = Vector128.Create(a[0]); c00 = Vector128.FusedMultiplyAdd(av, b0, c00); c01 = Vector128.FusedMultiplyAdd(av, b1, c01);
-            av = Vector128.Create(a[1]); c10 = Vector128.FusedMultiplyAdd(av, b0, c10); c11 = Vector128.FusedMultiplyAdd(av, b1, c11);
-            av = Vector128.Create(a[2]); c20 = Vector128.FusedMultiplyAdd(av, b0, c20); c21 = Vector128.FusedMultiplyAdd(av, b1, c21);
-            av = Vector128.Create(a[3]); c30 = Vector128.FusedMultiplyAdd(av, b0, c30); c31 = Vector128.FusedMultiplyAdd(av, b1, c31);
+            var av = Vector128.Create(a[0]); c00 = Vector128.MultiplyAddEstimate(av, b0, c00); c01 = Vector128.MultiplyAddEstimate(av, b1, c01);
+            av = Vector128.Create(a[1]); c10 = Vector128.MultiplyAddEstimate(av, b0, c10); c11 = Vector128.MultiplyAddEstimate(av, b1, c11);
+            av = Vector128.Create(a[2]); c20 = Vector128.MultiplyAddEstimate(av, b0, c20); c21 = Vector128.MultiplyAddEstimate(av, b1, c21);
+            av = Vector128.Create(a[3]); c30 = Vector128.MultiplyAddEstimate(av, b0, c30); c31 = Vector128.MultiplyAddEstimate(av, b1, c31);
         }
-        Span<Vector128<float>> acc = [c00, c01, c10, c11, c20, c21, c30, c31];
-        StoreTile(c, ldc, bias, first, MemoryMarshal.Cast<Vector128<float>, float>(acc), 4, 8);
+        Vector128<float> s0 = first && bias != null ? Vector128.Load(bias) : Vector128<float>.Zero;
+        Vector128<float> s1 = first && bias != null ? Vector128.Load(bias + 4) : Vector128<float>.Zero;
+        Store2(c, c00, c01, s0, s1, first); c += ldc;
+        Store2(c, c10, c11, s0, s1, first); c += ldc;
+        Store2(c, c20, c21, s0, s1, first); c += ldc;
+        Store2(c, c30, c31, s0, s1, first);
+    }
+
+    // no SIMD at all: the same 4×8 tile in scalar registers' worth of stack
+    private static void MicroScalar(float* a, float* b, int kc, float* c, int ldc, float* bias, bool first)
+    {
+        Span<float> acc = stackalloc float[4 * 8];
+        for (int k = 0; k < kc; k++, a += 4, b += 8)
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                float ai = a[i];
+                for (int j = 0; j < 8; j++) acc[i * 8 + j] += ai * b[j];
+            }
+        }
+        StoreTile(c, ldc, bias, first, acc, 4, 8);
     }
 
     private static void StoreTile(float* c, int ldc, float* bias, bool first, ReadOnlySpan<float> acc, int mr, int nr)
@@ -410,7 +545,9 @@ public static unsafe partial class Kernels
             GemvRange(x, w, bias, output, T, C, OC, layout, 0, OC);
             return;
         }
-        int tasks = Math.Min((OC + 15) / 16, threads * 4);
+        // OutIn: rows of w are independent streams, so several tasks per thread balance well; InOut: each task reads a
+        // column slice of every weight row, and one wide slice per thread keeps those runs long
+        int tasks = Math.Min((OC + 15) / 16, layout == WeightLayout.OutIn ? threads * 4 : threads);
         int perTask = ((OC + tasks - 1) / tasks + 15) / 16 * 16; // whole vectors per task
         tasks = (OC + perTask - 1) / perTask;
         var job = t_gemvJob ??= new GemvJob();
@@ -525,14 +662,14 @@ public static unsafe partial class Kernels
             Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
             for (; i + 32 <= n; i += 32)
             {
-                s0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), s0);
-                s1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 8), Vector256.Load(b + i + 8), s1);
-                s2 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 16), Vector256.Load(b + i + 16), s2);
-                s3 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 24), Vector256.Load(b + i + 24), s3);
+                s0 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i), Vector256.Load(b + i), s0);
+                s1 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i + 8), Vector256.Load(b + i + 8), s1);
+                s2 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i + 16), Vector256.Load(b + i + 16), s2);
+                s3 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i + 24), Vector256.Load(b + i + 24), s3);
             }
             for (; i + 8 <= n; i += 8)
             {
-                s0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), s0);
+                s0 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i), Vector256.Load(b + i), s0);
             }
             sum = Vector256.Sum((s0 + s1) + (s2 + s3));
         }
@@ -541,17 +678,17 @@ public static unsafe partial class Kernels
             Vector128<float> s0 = default, s1 = default;
             for (; i + 8 <= n; i += 8)
             {
-                s0 = Vector128.FusedMultiplyAdd(Vector128.Load(a + i), Vector128.Load(b + i), s0);
-                s1 = Vector128.FusedMultiplyAdd(Vector128.Load(a + i + 4), Vector128.Load(b + i + 4), s1);
+                s0 = Vector128.MultiplyAddEstimate(Vector128.Load(a + i), Vector128.Load(b + i), s0);
+                s1 = Vector128.MultiplyAddEstimate(Vector128.Load(a + i + 4), Vector128.Load(b + i + 4), s1);
             }
             for (; i + 4 <= n; i += 4)
             {
-                s0 = Vector128.FusedMultiplyAdd(Vector128.Load(a + i), Vector128.Load(b + i), s0);
+                s0 = Vector128.MultiplyAddEstimate(Vector128.Load(a + i), Vector128.Load(b + i), s0);
             }
             sum = Vector128.Sum(s0 + s1);
         }
         // remainder
-        for (; i < n; i++) sum = MathF.FusedMultiplyAdd(a[i], b[i], sum);
+        for (; i < n; i++) sum = sum + a[i] * b[i];
         return sum;
     }
 
@@ -582,10 +719,10 @@ public static unsafe partial class Kernels
             for (; i + 8 <= C; i += 8)
             {
                 var wv = Vector256.Load(w + i);
-                s0 = Vector256.FusedMultiplyAdd(Vector256.Load(x0 + i), wv, s0);
-                s1 = Vector256.FusedMultiplyAdd(Vector256.Load(x1 + i), wv, s1);
-                s2 = Vector256.FusedMultiplyAdd(Vector256.Load(x2 + i), wv, s2);
-                s3 = Vector256.FusedMultiplyAdd(Vector256.Load(x3 + i), wv, s3);
+                s0 = Vector256.MultiplyAddEstimate(Vector256.Load(x0 + i), wv, s0);
+                s1 = Vector256.MultiplyAddEstimate(Vector256.Load(x1 + i), wv, s1);
+                s2 = Vector256.MultiplyAddEstimate(Vector256.Load(x2 + i), wv, s2);
+                s3 = Vector256.MultiplyAddEstimate(Vector256.Load(x3 + i), wv, s3);
             }
             d0 = Vector256.Sum(s0); d1 = Vector256.Sum(s1); d2 = Vector256.Sum(s2); d3 = Vector256.Sum(s3);
         }
@@ -595,10 +732,10 @@ public static unsafe partial class Kernels
             for (; i + 4 <= C; i += 4)
             {
                 var wv = Vector128.Load(w + i);
-                s0 = Vector128.FusedMultiplyAdd(Vector128.Load(x0 + i), wv, s0);
-                s1 = Vector128.FusedMultiplyAdd(Vector128.Load(x1 + i), wv, s1);
-                s2 = Vector128.FusedMultiplyAdd(Vector128.Load(x2 + i), wv, s2);
-                s3 = Vector128.FusedMultiplyAdd(Vector128.Load(x3 + i), wv, s3);
+                s0 = Vector128.MultiplyAddEstimate(Vector128.Load(x0 + i), wv, s0);
+                s1 = Vector128.MultiplyAddEstimate(Vector128.Load(x1 + i), wv, s1);
+                s2 = Vector128.MultiplyAddEstimate(Vector128.Load(x2 + i), wv, s2);
+                s3 = Vector128.MultiplyAddEstimate(Vector128.Load(x3 + i), wv, s3);
             }
             d0 = Vector128.Sum(s0); d1 = Vector128.Sum(s1); d2 = Vector128.Sum(s2); d3 = Vector128.Sum(s3);
         }
@@ -606,10 +743,10 @@ public static unsafe partial class Kernels
         for (; i < C; i++)
         {
             float wi = w[i];
-            d0 = MathF.FusedMultiplyAdd(x0[i], wi, d0);
-            d1 = MathF.FusedMultiplyAdd(x1[i], wi, d1);
-            d2 = MathF.FusedMultiplyAdd(x2[i], wi, d2);
-            d3 = MathF.FusedMultiplyAdd(x3[i], wi, d3);
+            d0 = d0 + x0[i] * wi;
+            d1 = d1 + x1[i] * wi;
+            d2 = d2 + x2[i] * wi;
+            d3 = d3 + x3[i] * wi;
         }
         dots[0] = d0;
         if (T > 1) dots[1] = d1;
@@ -645,10 +782,10 @@ public static unsafe partial class Kernels
         // remainder
         for (; i < C; i++)
         {
-            d0 = MathF.FusedMultiplyAdd(x[i], w0[i], d0);
-            d1 = MathF.FusedMultiplyAdd(x[i], w1[i], d1);
-            d2 = MathF.FusedMultiplyAdd(x[i], w2[i], d2);
-            d3 = MathF.FusedMultiplyAdd(x[i], w3[i], d3);
+            d0 = d0 + x[i] * w0[i];
+            d1 = d1 + x[i] * w1[i];
+            d2 = d2 + x[i] * w2[i];
+            d3 = d3 + x[i] * w3[i];
         }
         dots[0] = d0; dots[1] = d1; dots[2] = d2; dots[3] = d3;
     }
@@ -685,10 +822,10 @@ public static unsafe partial class Kernels
             for (int t = 0; t < 4; t++)
             {
                 float xv = (t == 0 ? x0 : t == 1 ? x1 : t == 2 ? x2 : x3)[i];
-                dots[t * 4] = MathF.FusedMultiplyAdd(xv, a0, dots[t * 4]);
-                dots[t * 4 + 1] = MathF.FusedMultiplyAdd(xv, a1, dots[t * 4 + 1]);
-                dots[t * 4 + 2] = MathF.FusedMultiplyAdd(xv, a2, dots[t * 4 + 2]);
-                dots[t * 4 + 3] = MathF.FusedMultiplyAdd(xv, a3, dots[t * 4 + 3]);
+                dots[t * 4] = dots[t * 4] + xv * a0;
+                dots[t * 4 + 1] = dots[t * 4 + 1] + xv * a1;
+                dots[t * 4 + 2] = dots[t * 4 + 2] + xv * a2;
+                dots[t * 4 + 3] = dots[t * 4 + 3] + xv * a3;
             }
         }
     }
@@ -749,15 +886,15 @@ public static unsafe partial class Kernels
         if (Vector256.IsHardwareAccelerated)
         {
             var va = Vector256.Create(alpha);
-            for (; i + 8 <= n; i += 8) Vector256.Store(Vector256.FusedMultiplyAdd(va, Vector256.Load(x + i), Vector256.Load(y + i)), y + i);
+            for (; i + 8 <= n; i += 8) Vector256.Store(Vector256.MultiplyAddEstimate(va, Vector256.Load(x + i), Vector256.Load(y + i)), y + i);
         }
         if (Vector128.IsHardwareAccelerated)
         {
             var va = Vector128.Create(alpha);
-            for (; i + 4 <= n; i += 4) Vector128.Store(Vector128.FusedMultiplyAdd(va, Vector128.Load(x + i), Vector128.Load(y + i)), y + i);
+            for (; i + 4 <= n; i += 4) Vector128.Store(Vector128.MultiplyAddEstimate(va, Vector128.Load(x + i), Vector128.Load(y + i)), y + i);
         }
         // remainder
-        for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(alpha, x[i], y[i]);
+        for (; i < n; i++) y[i] = y[i] + alpha * x[i];
     }
 
     // y += a0·x0 + a1·x1 + a2·x2 + a3·x3
@@ -781,10 +918,10 @@ public static unsafe partial class Kernels
             Vector256<float> v0 = Vector256.Create(a0), v1 = Vector256.Create(a1), v2 = Vector256.Create(a2), v3 = Vector256.Create(a3);
             for (; i + 8 <= n; i += 8)
             {
-                var acc = Vector256.FusedMultiplyAdd(v0, Vector256.Load(x0 + i), Vector256.Load(y + i));
-                acc = Vector256.FusedMultiplyAdd(v1, Vector256.Load(x1 + i), acc);
-                acc = Vector256.FusedMultiplyAdd(v2, Vector256.Load(x2 + i), acc);
-                Vector256.Store(Vector256.FusedMultiplyAdd(v3, Vector256.Load(x3 + i), acc), y + i);
+                var acc = Vector256.MultiplyAddEstimate(v0, Vector256.Load(x0 + i), Vector256.Load(y + i));
+                acc = Vector256.MultiplyAddEstimate(v1, Vector256.Load(x1 + i), acc);
+                acc = Vector256.MultiplyAddEstimate(v2, Vector256.Load(x2 + i), acc);
+                Vector256.Store(Vector256.MultiplyAddEstimate(v3, Vector256.Load(x3 + i), acc), y + i);
             }
         }
         if (Vector128.IsHardwareAccelerated)
@@ -792,10 +929,10 @@ public static unsafe partial class Kernels
             Vector128<float> v0 = Vector128.Create(a0), v1 = Vector128.Create(a1), v2 = Vector128.Create(a2), v3 = Vector128.Create(a3);
             for (; i + 4 <= n; i += 4)
             {
-                var acc = Vector128.FusedMultiplyAdd(v0, Vector128.Load(x0 + i), Vector128.Load(y + i));
-                acc = Vector128.FusedMultiplyAdd(v1, Vector128.Load(x1 + i), acc);
-                acc = Vector128.FusedMultiplyAdd(v2, Vector128.Load(x2 + i), acc);
-                Vector128.Store(Vector128.FusedMultiplyAdd(v3, Vector128.Load(x3 + i), acc), y + i);
+                var acc = Vector128.MultiplyAddEstimate(v0, Vector128.Load(x0 + i), Vector128.Load(y + i));
+                acc = Vector128.MultiplyAddEstimate(v1, Vector128.Load(x1 + i), acc);
+                acc = Vector128.MultiplyAddEstimate(v2, Vector128.Load(x2 + i), acc);
+                Vector128.Store(Vector128.MultiplyAddEstimate(v3, Vector128.Load(x3 + i), acc), y + i);
             }
         }
         // remainder

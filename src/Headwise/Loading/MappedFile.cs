@@ -17,16 +17,21 @@ public sealed unsafe class MappedFile : IDisposable
     {
         Path = path;
         var info = new FileInfo(path);
+        if (info.LinkTarget is not null)
+        {
+            // Hugging Face cache snapshots are symbolic links into blobs/: size and mapping must come from the target.
+            info = info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
+        }
         if (!info.Exists)
         {
-            throw new ModelFormatException($"{path}: file not found");
+            throw new ModelFormatException($"{path}: file not found{(info.FullName != System.IO.Path.GetFullPath(path) ? $" (a link to {info.FullName}, which is missing)" : "")}");
         }
         Length = info.Length;
         if (Length == 0)
         {
             throw new ModelFormatException($"{path}: file is empty");
         }
-        _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        _map = MemoryMappedFile.CreateFromFile(info.FullName, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
         byte* p = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);

@@ -58,7 +58,7 @@ public abstract class TransformerModel : IDisposable
             bool wanted = filter?.Invoke(point.Name) ?? point.Kind != HookKind.Result;
             if (wanted)
             {
-                hooks.Add(point, a => cache.Store(a.Name, a.ToTensor()));
+                hooks.Add(point, a => cache.Store(a.Name, a.ToTensor()), observeOnly: true);
             }
         }
         var logits = Forward(input, hooks);
@@ -285,6 +285,7 @@ public abstract class TransformerModel : IDisposable
         public float[] Scale = [];    // (N) norm scales, for hook_scale
         public float[] LastRows = []; // (B, C)
         public float[] Scores = [];   // (B, NH, T, S) only when scores/pattern are hooked
+        public float[] Pattern = [];  // (B, NH, T, S)
         public float[] Result = [];    // (N, NH, C) only when hook_result is hooked
         public float[] HeadScratch = [];
     }
@@ -453,36 +454,44 @@ public abstract class TransformerModel : IDisposable
 
         float scale = 1f / MathF.Sqrt(HD);
         int window = Config.SlidingWindow;
-        bool inside = Hooked(L, HookKind.AttnScores) || Hooked(L, HookKind.Pattern);
-        if (!inside)
+        var hooks = Step.Hooks;
+        bool observed = Hooked(L, HookKind.AttnScores) || Hooked(L, HookKind.Pattern);
+        bool rewritten = observed && (hooks!.IsWritable(L, HookKind.AttnScores) || hooks.IsWritable(L, HookKind.Pattern));
+        int per = NH * T * S_;
+        if (observed && S.Scores.Length < B * per)
         {
-            // fast path: softmax(q·kᵀ/√d + mask)·v fused, one sequence at a time
+            S.Scores = new float[B * per];
+            S.Pattern = new float[B * per];
+        }
+        if (!rewritten)
+        {
+            // fast path: softmax(q·kᵀ/√d + mask)·v fused, one sequence at a time; observers get scores/pattern as side outputs
+            bool wantScores = Hooked(L, HookKind.AttnScores), wantPattern = Hooked(L, HookKind.Pattern);
             for (int b = 0; b < B; b++)
             {
                 Kernels.Kernels.Attention(S.Q.AsSpan(b * T * NH * HD, T * NH * HD), kc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
                     vc.AsSpan(b * _capacity * kvRow, S_ * kvRow), S.Z.AsSpan(b * T * NH * HD, T * NH * HD),
-                    T, S_, NH, NKV, HD, past, scale, _keyMask.AsSpan(b * _capacity, S_), window);
+                    T, S_, NH, NKV, HD, past, scale, _keyMask.AsSpan(b * _capacity, S_), window,
+                    wantScores ? S.Scores.AsSpan(b * per, per) : default, wantPattern ? S.Pattern.AsSpan(b * per, per) : default);
             }
+            Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
+            Hook(L, HookKind.Pattern, S.Pattern, B, NH, T, S_);
         }
         else
         {
-            // hooked path: the three passes materialised so hooks can read or replace scores and pattern
-            int per = NH * T * S_;
-            if (S.Scores.Length < B * per)
-            {
-                S.Scores = new float[B * per];
-            }
+            // hooked path: the three passes materialised so hooks can replace scores and pattern
             for (int b = 0; b < B; b++)
             {
                 AttentionScores(S.Q.AsSpan(b * T * NH * HD, T * NH * HD), kc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
                     S.Scores.AsSpan(b * per, per), T, S_, NH, NKV, HD, past, scale, _keyMask.AsSpan(b * _capacity, S_), window);
             }
             Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
-            MaskedSoftmax(S.Scores.AsSpan(0, B * per), B * NH * T, S_);
-            Hook(L, HookKind.Pattern, S.Scores, B, NH, T, S_);
+            S.Scores.AsSpan(0, B * per).CopyTo(S.Pattern);
+            MaskedSoftmax(S.Pattern.AsSpan(0, B * per), B * NH * T, S_);
+            Hook(L, HookKind.Pattern, S.Pattern, B, NH, T, S_);
             for (int b = 0; b < B; b++)
             {
-                AttentionApply(S.Scores.AsSpan(b * per, per), vc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
+                AttentionApply(S.Pattern.AsSpan(b * per, per), vc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
                     S.Z.AsSpan(b * T * NH * HD, T * NH * HD), T, S_, NH, NKV, HD);
             }
         }

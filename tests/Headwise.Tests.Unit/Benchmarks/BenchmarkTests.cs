@@ -11,7 +11,7 @@ public sealed class BenchmarkTests
     {
         var r = GemmBenchmark.Run(n: 24, threads: 2, repetitions: 1);
         Assert.Equal(24, r.N);
-        Assert.True(r.OursSingleThread > 0 && r.OursMultiThread > 0 && r.NaiveSingleThread > 0);
+        Assert.True(r.OursSingleThread > 0 && r.OursMultiThread > 0 && r.NaiveSingleThread > 0 && r.FmaPeakSingleThread > 0);
         Assert.False(string.IsNullOrEmpty(r.OpenBlasStatus));
         if (r.OpenBlasSingleThread is { } blas) Assert.True(blas > 0);
         else Assert.StartsWith("not available", r.OpenBlasStatus);

@@ -9,6 +9,7 @@ namespace Headwise.Tests.Unit.Kernels;
 // fractional error < 1.2e-7, plus rounding: rel 2.5e-7. For x ≪ 0 the twins evaluate 1 + tanh(u) and 1 + erf(z), which
 // cancel (absolute error ≈ |x|·1e-16, e.g. −0 where the true value is −1e-19); ours evaluates x·σ(2u) and erfc(−z)
 // directly and keeps those tiny values, hence abs 1e-14 (|x| ≤ 10 here; invisible at float resolution of logits).
+[Collection(KernelThreadsCollection.Name)]
 public sealed class ActivationTests
 {
     private const double Rel = 2.4e-7, RelErf = 2.5e-7, Abs = 1e-14;
@@ -58,6 +59,24 @@ public sealed class ActivationTests
             K.SwiGlu(gate, up, gate); // out aliases gate
             AssertClose(expected, gate, Rel, Abs, $"SwiGlu aliased n={n}");
         }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void LargeTensorsSplitAcrossThreads(int threads)
+    {
+        // several 32 Ki-element tasks and a ragged last one
+        var rng = new Random(60 + threads);
+        float[] x = RandomArray(rng, 100_003, -10, 10), up = RandomArray(rng, x.Length);
+        float[] expected = new float[x.Length], actual = new float[x.Length];
+        using var scope = new ThreadScope(threads);
+        ScalarKernels.GeluErf(x, expected);
+        K.GeluErf(x, actual);
+        AssertClose(expected, actual, RelErf, Abs, $"GeluErf large threads={threads}");
+        ScalarKernels.SwiGlu(x, up, expected);
+        K.SwiGlu(x, up, actual);
+        AssertClose(expected, actual, Rel, Abs, $"SwiGlu large threads={threads}");
     }
 
     [Fact]

@@ -52,7 +52,21 @@ public sealed class AttentionTests
                         actual.AsSpan().Fill(float.NaN);
                         ScalarKernels.Attention(q, k, v, expected, T, S, NH, NKV, HD, pastLen, scale, mask, window);
                         K.Attention(q, k, v, actual, T, S, NH, NKV, HD, pastLen, scale, mask, window);
-                        AssertClose(expected, actual, 0, 2e-5, $"Attention T={T} S={S} NH={NH} NKV={NKV} HD={HD} past={pastLen} window={window} masked={masked}");
+                        string what = $"Attention T={T} S={S} NH={NH} NKV={NKV} HD={HD} past={pastLen} window={window} masked={masked}";
+                        AssertClose(expected, actual, 0, 2e-5, what);
+
+                        // side outputs for observers: the same scores and pattern the three-pass twins produce
+                        float[] es = new float[NH * T * S], ep = new float[NH * T * S];
+                        ScalarKernels.AttentionScores(q, k, es, T, S, NH, NKV, HD, pastLen, scale, mask, window);
+                        es.CopyTo(ep, 0);
+                        ScalarKernels.MaskedSoftmax(ep, NH * T, S);
+                        float[] @as = new float[NH * T * S], ap = new float[NH * T * S], az = new float[T * NH * HD];
+                        @as.AsSpan().Fill(float.NaN);
+                        ap.AsSpan().Fill(float.NaN);
+                        K.Attention(q, k, v, az, T, S, NH, NKV, HD, pastLen, scale, mask, window, @as, ap);
+                        Assert.Equal(actual, az);
+                        AssertClose(es, @as, 0, 1e-6 * (HD + 1) * scale, what + " scoresOut");
+                        AssertClose(ep, ap, 4e-6, 1e-9 + 1e-5, what + " patternOut");
                     }
                 }
             }

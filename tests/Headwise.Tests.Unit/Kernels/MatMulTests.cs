@@ -70,10 +70,12 @@ public sealed class MatMulTests
     [InlineData(WeightLayout.InOut, 2)]
     public void SeveralDepthBlocksAndRowBlocks(WeightLayout layout, int threads)
     {
-        // C > KC (several packed depth blocks), T > MC (several row blocks), OC > NC (several column tasks)
+        // C > KC (several packed depth blocks), T > 2·MC (several row chunks when threaded), OC > NC (several column blocks)
         var rng = new Random(5 + threads);
         Check(rng, 250, 600, 300, layout, true, threads);
         Check(rng, 3, 1500, 700, layout, true, threads); // decode path with a long reduction
+        Check(rng, 13, 50, 1100, layout, false, threads); // OC > NC: several packed column blocks
+        Check(rng, 2, 40, 2100, layout, true, threads); // decode with OC wider than one GEMV column chunk
     }
 
     [Fact]

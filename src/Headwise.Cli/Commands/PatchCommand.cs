@@ -1,0 +1,125 @@
+using Headwise.Analysis.Interventions;
+using Headwise.Analysis.Tasks;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class PatchCommand : ICommand
+{
+    public string Name => "patch";
+    public string Summary => "activation patching: how much of the clean behaviour each head's z, q, k, v or pattern restores";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "per-position" };
+    public string Help => $"""
+        headwise patch --model M --clean "..." --corrupted "..." --answer X --wrong Y [--what z|q|k|v|pattern]
+                       [--per-position] [--json]
+        headwise patch --model M --task NAME [--count N] [--seed S] [--what ...] [--per-position] [--json]
+
+        Runs the corrupted prompt with one head's activation copied from the clean run, for every head, and reports
+        (metric(patched) − metric(corrupted)) / (metric(clean) − metric(corrupted)): 0 = corrupted behaviour, 1 = clean.
+        The metric is logit(answer) − logit(wrong) at the last position (answers: their first token after the prompt),
+        or the task's metric averaged over its prompts. Clean and corrupted prompts must have the same number of tokens.
+        For k and v of a grouped-query model the units are the key/value heads.
+
+        Options:
+        {ModelArgs.Help}
+          --clean S         the clean prompt
+          --corrupted S     the corrupted prompt (same token count)
+          --answer X        the clean answer, e.g. " Mary"
+          --wrong Y         the competing answer, e.g. " John"
+          --task NAME       instead: a task's clean/corrupted prompt pairs (ioi, factual, laundry, greater-than)
+          --count N         prompts of the task (default 8)
+          --seed S          seed of the task (default 0)
+          --what W          z | q | k | v | pattern (default z)
+          --per-position    also patch one position at a time: a [layer][head][position] table
+          --top N           rows of the table (default 10)
+          --json            print {"{"}"site", "clean", "corrupted", "values": [[...]], "per_position": [[[...]]]{"}"}
+
+        Example:
+          headwise patch --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --clean "Tom gave the ball to Sue. Sue gave the ball to" --corrupted "Tom gave the ball to Amy. Sue gave the ball to" --answer " Tom" --wrong " Sue"
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        bool perPosition = args.Flag("per-position");
+        var site = (args.Get("what") ?? "z") switch
+        {
+            "z" => PatchSite.Z,
+            "q" => PatchSite.Q,
+            "k" => PatchSite.K,
+            "v" => PatchSite.V,
+            "pattern" => PatchSite.Pattern,
+            var w => throw new UsageException($"--what must be z, q, k, v or pattern (got '{w}')"),
+        };
+        int top = args.GetInt("top", 10, 1);
+        var task = InterventionArgs.Task(args);
+        string? clean = args.Get("clean"), corrupted = args.Get("corrupted"), answer = args.Get("answer"), wrong = args.Get("wrong");
+        if (task is null && (clean is null || corrupted is null || answer is null || wrong is null))
+        {
+            throw new UsageException("give --clean, --corrupted, --answer and --wrong, or --task NAME");
+        }
+        if (task is not null && (clean ?? corrupted ?? answer ?? wrong) is not null)
+        {
+            throw new UsageException("give either --task or --clean/--corrupted/--answer/--wrong, not both");
+        }
+        using var loaded = ModelArgs.Load(args);
+        args.RejectUnknown();
+        var tokenizer = loaded.RequireTokenizer();
+        if (task is null)
+        {
+            int nc = tokenizer.Encode(clean!).Length, nx = tokenizer.Encode(corrupted!).Length;
+            if (nc != nx)
+            {
+                throw new InvalidInputException($"--clean has {nc} tokens and --corrupted {nx}: patching needs prompts of equal length");
+            }
+            task = new PromptTask("prompt", "given on the command line", TaskMetric.LogitDifference, "logit(answer) − logit(wrong) at the last position", 0,
+                [new TaskPrompt(clean!, corrupted!, [answer!], [wrong!])]);
+        }
+        var tokenized = TaskLibrary.Tokenize(task, tokenizer);
+        int V = loaded.Config.VocabSize;
+        var pairs = tokenized.Prompts.Select((p, i) => (p, i)).Where(x => x.p.Corrupted is not null)
+            .Select(x => new PatchPair(x.p.Clean, x.p.Corrupted!, logits => tokenized.Score(x.i, logits, V))).ToArray();
+        if (pairs.Length == 0)
+        {
+            throw new InvalidInputException($"task '{task.Name}' has no corrupted prompts of the clean prompts' length to patch from");
+        }
+        foreach (var note in tokenized.Notes)
+        {
+            stderr.WriteLine($"note: {note}");
+        }
+        var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
+        var r = ActivationPatching.Run(loaded.Model, pairs, site, perPosition, bar, CliMain.Cancellation);
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(new
+            {
+                site = site.ToString().ToLowerInvariant(),
+                definition = r.Scores.Definition,
+                clean = r.CleanMetric,
+                corrupted = r.CorruptedMetric,
+                values = r.Scores.Values,
+                per_position = r.PerPosition,
+                tokens = perPosition ? pairs[0].Clean.Select(id => tokenizer.TokenText(id)).ToArray() : null,
+            }));
+            return 0;
+        }
+        stdout.WriteLine($"metric: clean {r.CleanMetric:F4}, corrupted {r.CorruptedMetric:F4} ({pairs.Length} pair{(pairs.Length == 1 ? "" : "s")})");
+        stdout.WriteLine(r.Scores.Definition);
+        stdout.WriteLine();
+        stdout.WriteLine("head     recovered");
+        foreach (var (head, score) in r.Scores.Top(top))
+        {
+            stdout.WriteLine($"{head,-8} {score,9:F4}");
+        }
+        if (r.PerPosition is { } pp)
+        {
+            var toks = pairs[0].Clean.Select(id => tokenizer.TokenText(id)).ToArray();
+            stdout.WriteLine();
+            stdout.WriteLine("per position (top heads): " + string.Join(" | ", toks.Select((t, i) => $"{i}:{t.Trim()}")));
+            foreach (var (head, _) in r.Scores.Top(Math.Min(top, 5)))
+            {
+                stdout.WriteLine($"{head,-8} " + string.Join(" ", pp[head.Layer][head.Head].Select(v => $"{v,6:F2}")));
+            }
+        }
+        return 0;
+    }
+}

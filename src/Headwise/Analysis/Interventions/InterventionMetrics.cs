@@ -1,0 +1,122 @@
+using System.Numerics;
+
+namespace Headwise.Analysis.Interventions;
+
+/// <summary>What an intervention is measured by.</summary>
+public enum MetricKind
+{
+    /// <summary>Mean next-token NLL over the sequence (nats).</summary>
+    Loss,
+
+    /// <summary>Mean over positions of KL(clean ‖ intervened) of the next-token distributions (nats).</summary>
+    Kl,
+
+    /// <summary>The task's own metric (logit difference, probability difference or second-half loss; see TaskMetric).</summary>
+    Task,
+}
+
+/// <summary>The numbers interventions are scored by, from logits [pos, vocab] (row-major). Vectorized: a GPT-2 vocabulary over
+/// a thousand positions is fifty million exponentials per call.</summary>
+public static class InterventionMetrics
+{
+    /// <summary>log Σ exp(x), stably (max subtracted), accumulated in double per vector lane.</summary>
+    public static double LogSumExp(ReadOnlySpan<float> x)
+    {
+        float max = float.NegativeInfinity;
+        int i = 0, W = Vector<float>.Count;
+        if (x.Length >= W)
+        {
+            var vmax = new Vector<float>(float.NegativeInfinity);
+            for (; i <= x.Length - W; i += W)
+            {
+                vmax = Vector.Max(vmax, new Vector<float>(x.Slice(i, W)));
+            }
+            for (int k = 0; k < W; k++)
+            {
+                max = MathF.Max(max, vmax[k]);
+            }
+        }
+        for (; i < x.Length; i++)
+        {
+            max = MathF.Max(max, x[i]);
+        }
+        double sum = 0;
+        i = 0;
+        if (x.Length >= W)
+        {
+            var vm = new Vector<float>(max);
+            var acc = Vector<float>.Zero;
+            for (; i <= x.Length - W; i += W)
+            {
+                acc += Vector.Exp(new Vector<float>(x.Slice(i, W)) - vm);
+            }
+            for (int k = 0; k < W; k++)
+            {
+                sum += acc[k];
+            }
+        }
+        // remainder (fewer than one vector)
+        for (; i < x.Length; i++)
+        {
+            sum += Math.Exp(x[i] - max);
+        }
+        return max + Math.Log(sum);
+    }
+
+    /// <summary>Mean over target positions t in [<paramref name="from"/>, <paramref name="to"/>) of −log softmax(logits[t − 1])[tokens[t]].</summary>
+    public static double MeanNll(ReadOnlySpan<float> logits, int[] tokens, int vocab, int from, int to)
+    {
+        from = Math.Max(from, 1);
+        if (to <= from)
+        {
+            throw new InvalidInputException($"no tokens to score between positions {from} and {to}");
+        }
+        double total = 0;
+        for (int t = from; t < to; t++)
+        {
+            var row = logits.Slice((t - 1) * vocab, vocab);
+            total += LogSumExp(row) - row[tokens[t]];
+        }
+        return total / (to - from);
+    }
+
+    /// <summary>Mean over positions of KL(p ‖ q) = Σ p·(log p − log q), p = softmax(<paramref name="reference"/>), q = softmax(<paramref name="logits"/>).</summary>
+    public static double MeanKl(ReadOnlySpan<float> reference, ReadOnlySpan<float> logits, int vocab)
+    {
+        if (reference.Length != logits.Length || logits.Length % vocab != 0 || logits.Length == 0)
+        {
+            throw new InvalidInputException($"KL needs two logit arrays of the same [pos, {vocab}] shape ({reference.Length} and {logits.Length} values)");
+        }
+        int T = logits.Length / vocab, W = Vector<float>.Count;
+        double total = 0;
+        for (int t = 0; t < T; t++)
+        {
+            var p = reference.Slice(t * vocab, vocab);
+            var q = logits.Slice(t * vocab, vocab);
+            double lseP = LogSumExp(p), lseQ = LogSumExp(q);
+            // Σ exp(p − lseP)·(p − q) − (lseP − lseQ)·Σ exp(p − lseP), the last sum being 1
+            double s = 0;
+            int i = 0;
+            if (vocab >= W)
+            {
+                var vl = new Vector<float>((float)lseP);
+                var acc = Vector<float>.Zero;
+                for (; i <= vocab - W; i += W)
+                {
+                    var vp = new Vector<float>(p.Slice(i, W));
+                    acc += Vector.Exp(vp - vl) * (vp - new Vector<float>(q.Slice(i, W)));
+                }
+                for (int k = 0; k < W; k++)
+                {
+                    s += acc[k];
+                }
+            }
+            for (; i < vocab; i++)
+            {
+                s += Math.Exp(p[i] - lseP) * (p[i] - q[i]);
+            }
+            total += Math.Max(0, s - (lseP - lseQ));
+        }
+        return total / T;
+    }
+}

@@ -1,0 +1,59 @@
+using Headwise.Analysis.Tasks;
+using Headwise.Loading;
+
+namespace Headwise.Tests.Models.Analysis;
+
+public class TaskTests
+{
+    [Fact]
+    public void PromptsAreDeterministicForASeed()
+    {
+        foreach (var name in TaskLibrary.Names)
+        {
+            var a = TaskLibrary.Create(name, 6, seed: 3);
+            var b = TaskLibrary.Create(name, 6, seed: 3);
+            var c = TaskLibrary.Create(name, 6, seed: 4);
+            Assert.Equal(a.Prompts.Select(p => p.Clean + "|" + p.Corrupted), b.Prompts.Select(p => p.Clean + "|" + p.Corrupted));
+            Assert.NotEqual(a.Prompts.Select(p => p.Clean), c.Prompts.Select(p => p.Clean));
+            Assert.Equal(6, a.Prompts.Count);
+        }
+        var ioi = TaskLibrary.Create("ioi", 1, 0).Prompts[0];
+        Assert.EndsWith(" to", ioi.Clean);
+        Assert.Contains(ioi.Answers[0].Trim(), ioi.Clean);
+        var gt = TaskLibrary.Create("greater-than", 1, 0).Prompts[0];
+        Assert.Equal(100, gt.Answers.Length + gt.Wrong.Length);
+    }
+
+    [Fact]
+    public void AnswersAreSingleTokensOrReported()
+    {
+        if (TestPaths.Stories260K is not { } dir)
+        {
+            return; // needs ../shared
+        }
+        using var m = ModelLoader.Load(Path.Combine(dir, "stories260K.bin"), Path.Combine(dir, "tok512.bin"));
+        var tok = m.RequireTokenizer();
+        foreach (var name in TaskLibrary.Names)
+        {
+            var task = TaskLibrary.Create(name, 4, 1);
+            var t = TaskLibrary.Tokenize(task, tok);
+            bool multi = false;
+            for (int i = 0; i < task.Prompts.Count; i++)
+            {
+                Assert.Equal(tok.Encode(task.Prompts[i].Clean), t.Prompts[i].Clean);
+                foreach (var (text, id) in task.Prompts[i].Answers.Zip(t.Prompts[i].AnswerIds))
+                {
+                    var full = tok.Encode(task.Prompts[i].Clean + text);
+                    var after = full[t.Prompts[i].Clean.Length..];
+                    Assert.Equal(after[0], id);       // the first token after the prompt
+                    multi |= after.Length > 1;
+                }
+                if (t.Prompts[i].Corrupted is { } x)
+                {
+                    Assert.Equal(t.Prompts[i].Clean.Length, x.Length);
+                }
+            }
+            Assert.Equal(multi, t.Notes.Any(n => n.Contains("several tokens")));
+        }
+    }
+}

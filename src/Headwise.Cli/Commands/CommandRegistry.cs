@@ -23,5 +23,6 @@ public static class CommandRegistry
         new AblateCommand(),
         new ImportanceCommand(),
         new PatchCommand(),
+        new ReportCommand(),
     ];
 }

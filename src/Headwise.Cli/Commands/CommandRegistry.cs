@@ -11,5 +11,6 @@ public static class CommandRegistry
         new EvalCommand(),
         new PullCommand(),
         new BenchCommand(),
+        new TrainCommand(),
     ];
 }

@@ -28,7 +28,12 @@ public static class TrainingBenchmarks
     /// <summary>The demo shape: GPT-2 family, 4 layers, d_model 256, 4 heads, sequence 128, byte-level vocabulary.</summary>
     public static TrainableConfig DemoConfig => new()
     {
-        Architecture = TrainableArchitecture.Gpt2, VocabSize = 256, DModel = 256, NLayers = 4, NHeads = 4, SeqLen = 128,
+        Architecture = TrainableArchitecture.Gpt2,
+        VocabSize = 256,
+        DModel = 256,
+        NLayers = 4,
+        NHeads = 4,
+        SeqLen = 128,
     };
 
     /// <summary>Times forward, backward and full steps on <paramref name="threads"/> threads (median of <paramref name="reps"/> after a warm-up).</summary>

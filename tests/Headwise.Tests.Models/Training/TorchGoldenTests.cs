@@ -86,13 +86,19 @@ public class TorchGoldenTests
         var steps = golden.GetProperty("steps").EnumerateArray().ToArray();
         var options = new TrainerOptions
         {
-            Steps = steps.Length, LearningRate = a.GetProperty("lr").GetSingle(), MinLrFraction = a.GetProperty("min_lr_fraction").GetSingle(),
-            WarmupSteps = a.GetProperty("warmup").GetInt32(), Schedule = LrSchedule.Cosine, GradClip = a.GetProperty("clip").GetDouble(),
+            Steps = steps.Length,
+            LearningRate = a.GetProperty("lr").GetSingle(),
+            MinLrFraction = a.GetProperty("min_lr_fraction").GetSingle(),
+            WarmupSteps = a.GetProperty("warmup").GetInt32(),
+            Schedule = LrSchedule.Cosine,
+            GradClip = a.GetProperty("clip").GetDouble(),
         };
         var adam = new AdamW(model.ParameterCount)
         {
-            Beta1 = a.GetProperty("beta1").GetSingle(), Beta2 = a.GetProperty("beta2").GetSingle(),
-            Eps = a.GetProperty("eps").GetSingle(), WeightDecay = a.GetProperty("weight_decay").GetSingle(),
+            Beta1 = a.GetProperty("beta1").GetSingle(),
+            Beta2 = a.GetProperty("beta2").GetSingle(),
+            Eps = a.GetProperty("eps").GetSingle(),
+            WeightDecay = a.GetProperty("weight_decay").GetSingle(),
         };
         for (int s = 1; s <= steps.Length; s++)
         {

@@ -6,7 +6,13 @@ public class TrainerTests
 {
     internal static TrainableConfig Tiny(TrainableArchitecture arch = TrainableArchitecture.Gpt2) => new()
     {
-        Architecture = arch, VocabSize = 16, DModel = 16, NLayers = 2, NHeads = 2, SeqLen = 8, DMlp = 32,
+        Architecture = arch,
+        VocabSize = 16,
+        DModel = 16,
+        NLayers = 2,
+        NHeads = 2,
+        SeqLen = 8,
+        DMlp = 32,
         NKvHeads = arch == TrainableArchitecture.Llama ? 1 : 0,
     };
 
@@ -22,7 +28,14 @@ public class TrainerTests
 
     private static TrainerOptions Opts(int steps) => new()
     {
-        Steps = steps, BatchSize = 4, LearningRate = 1e-2f, WarmupSteps = 2, Seed = 7, EvalEvery = 5, EvalBatches = 1, GradClip = 1.0,
+        Steps = steps,
+        BatchSize = 4,
+        LearningRate = 1e-2f,
+        WarmupSteps = 2,
+        Seed = 7,
+        EvalEvery = 5,
+        EvalBatches = 1,
+        GradClip = 1.0,
     };
 
     [Theory]

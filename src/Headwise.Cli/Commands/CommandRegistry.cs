@@ -24,5 +24,6 @@ public static class CommandRegistry
         new ImportanceCommand(),
         new PatchCommand(),
         new ReportCommand(),
+        new TrainCommand(),
     ];
 }

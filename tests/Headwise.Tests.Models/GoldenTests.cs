@@ -15,7 +15,8 @@ public class GoldenTests(ITestOutputHelper output)
     public static TheoryData<string> Cases()
     {
         var data = new TheoryData<string>();
-        foreach (var dir in Directory.GetDirectories(TestPaths.Goldens).Order(StringComparer.Ordinal))
+        // model goldens are the folders with a golden.json (train/ holds the trainer's goldens)
+        foreach (var dir in Directory.GetDirectories(TestPaths.Goldens).Where(d => File.Exists(Path.Combine(d, "golden.json"))).Order(StringComparer.Ordinal))
         {
             data.Add(Path.GetFileName(dir));
         }

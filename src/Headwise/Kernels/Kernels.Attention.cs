@@ -256,31 +256,26 @@ public static unsafe partial class Kernels
                     if (hi + 1 < S) new Span<float>(sc + hi + 1, S - hi - 1).Fill(float.NegativeInfinity);
                     continue;
                 }
-                if (scoresOut != null)
+                if (scoresOut != null || patternOut != null)
                 {
-                    // side output for observers: the row as AttentionScores would write it
-                    var row = new Span<float>(scoresOut + (long)r * S, S);
+                    // side outputs for observers: the row as AttentionScores would write it (the pattern row starts as a
+                    // copy and is normalised below by the same SoftmaxRow as MaskedSoftmax, so both paths agree bit for bit)
+                    var row = new Span<float>(scoresOut != null ? scoresOut + (long)r * S : patternOut + (long)r * S, S);
                     row.Fill(float.NegativeInfinity);
                     if (hi >= lo) new ReadOnlySpan<float>(sc + lo, hi - lo + 1).CopyTo(row[lo..]);
+                    if (scoresOut != null && patternOut != null) row.CopyTo(new Span<float>(patternOut + (long)r * S, S));
+                    if (patternOut != null) SoftmaxRow(patternOut + (long)r * S, S);
                 }
                 if (float.IsNegativeInfinity(max))
                 {
                     new Span<float>(zr, HD).Clear();
-                    if (patternOut != null) new Span<float>(patternOut + (long)r * S, S).Clear();
                     continue; // nothing visible: a zero row, like the reference's all-zero pattern
                 }
                 int n = hi - lo + 1;
                 float sum = ExpShiftSum(sc + lo, n, max);
                 WeightedRowSum(sc + lo, n, vh + lo * stride, stride, zr, HD);
                 Scale(zr, 1f / sum, HD);
-                if (patternOut != null)
-                {
-                    // side output: the softmax row, 0 outside the visible interval
-                    var row = new Span<float>(patternOut + (long)r * S, S);
-                    row.Clear();
-                    Scale(sc + lo, 1f / sum, n);
-                    new ReadOnlySpan<float>(sc + lo, n).CopyTo(row[lo..]);
-                }
+
             }
         }
     }

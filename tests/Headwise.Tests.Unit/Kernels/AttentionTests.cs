@@ -67,6 +67,10 @@ public sealed class AttentionTests
                         Assert.Equal(actual, az);
                         AssertClose(es, @as, 0, 1e-6 * (HD + 1) * scale, what + " scoresOut");
                         AssertClose(ep, ap, 4e-6, 1e-9 + 1e-5, what + " patternOut");
+                        // and bit for bit what the three-pass path (MaskedSoftmax of the scores) gives observers' writers
+                        var threePass = @as.ToArray();
+                        K.MaskedSoftmax(threePass, NH * T, S);
+                        Assert.Equal(threePass, ap);
                     }
                 }
             }

@@ -11,5 +11,7 @@ public static class CommandRegistry
         new EvalCommand(),
         new PullCommand(),
         new BenchCommand(),
+        new TrainTokenizerCommand(),
+        new ExperimentCommand(),
     ];
 }

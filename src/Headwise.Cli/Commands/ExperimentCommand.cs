@@ -23,8 +23,11 @@ public sealed class ExperimentCommand : ICommand
 
         Options:
           --out DIR     output directory (created)
-          --steps N     training steps (defaults: induction 1200, ocr 1500, icl-regression 2000)
+          --steps N     training steps (defaults: induction 3000, ocr 1500, icl-regression 2000)
           --seed S      seed of initialization and data (default 0)
+          --lr X        learning rate (defaults: induction 1e-2 Adam, ocr 0.5 gradient descent, icl-regression 1e-2 Adam)
+          --batch N     sequences per step (induction, icl-regression; defaults 8 and 32)
+          --init X      standard deviation of the initialization (defaults: induction 0.1, ocr 0.01, icl-regression 0.1)
           --json        print the result record as JSON instead of the summary
 
         Example:
@@ -42,6 +45,9 @@ public sealed class ExperimentCommand : ICommand
         string dir = args.Require("out", "output directory");
         int? steps = args.Has("steps") ? args.GetInt("steps", 0, 1, 10_000_000) : null;
         int seed = args.GetInt("seed", 0);
+        double? lr = args.Has("lr") ? args.GetDouble("lr", 0, 1e-9, 1e3) : null;
+        int? batch = args.Has("batch") ? args.GetInt("batch", 0, 1, 1 << 16) : null;
+        double? init = args.Has("init") ? args.GetDouble("init", 0, 0, 10) : null;
         bool json = args.Flag("json");
         args.RejectUnknown();
         var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
@@ -52,7 +58,8 @@ public sealed class ExperimentCommand : ICommand
             case "induction":
             {
                 var o = new InductionOptions(Seed: seed);
-                var r = InductionExperiment.Run(steps is int s ? o with { Steps = s } : o, progress, ct);
+                o = o with { Steps = steps ?? o.Steps, LearningRate = lr ?? o.LearningRate, Batch = batch ?? o.Batch, InitStd = init ?? o.InitStd };
+                var r = InductionExperiment.Run(o, progress, ct);
                 string path = ExperimentReports.WriteInduction(r, dir);
                 if (json)
                 {
@@ -74,7 +81,8 @@ public sealed class ExperimentCommand : ICommand
             case "ocr":
             {
                 var o = new OcrOptions(Seed: seed);
-                var r = OcrExperiment.Run(steps is int s ? o with { Steps = s } : o, progress, ct);
+                o = o with { Steps = steps ?? o.Steps, LearningRate = lr ?? o.LearningRate, InitStd = init ?? o.InitStd };
+                var r = OcrExperiment.Run(o, progress, ct);
                 string path = ExperimentReports.WriteOcr(r, dir);
                 if (json)
                 {
@@ -96,7 +104,8 @@ public sealed class ExperimentCommand : ICommand
             case "icl-regression":
             {
                 var o = new IclOptions(Seed: seed);
-                var r = IclRegressionExperiment.Run(steps is int s ? o with { Steps = s } : o, progress, ct);
+                o = o with { Steps = steps ?? o.Steps, LearningRate = lr ?? o.LearningRate, Batch = batch ?? o.Batch, InitStd = init ?? o.InitStd };
+                var r = IclRegressionExperiment.Run(o, progress, ct);
                 string path = ExperimentReports.WriteIcl(r, dir);
                 if (json)
                 {

@@ -4,7 +4,7 @@ namespace Headwise.Training.Tasks;
 
 /// <summary>Settings of <see cref="IclRegressionExperiment"/>: H heads of width dh against one head of width H·dh.</summary>
 public sealed record IclOptions(int Steps = 2000, int Seed = 0, int Dx = 4, int Context = 16, int Heads = 2, int HeadDim = 5,
-    int Batch = 32, double LearningRate = 1e-2, double Noise = 0, int EvalEvery = 50, int EvalPrompts = 1000);
+    int Batch = 32, double LearningRate = 1e-2, double Noise = 0, int EvalEvery = 50, int EvalPrompts = 1000, double InitStd = 0.1);
 
 /// <summary>In-context squared error of both models at one step (same evaluation prompts).</summary>
 public sealed record IclPoint(int Step, double MultiHeadMse, double SingleHeadMse);
@@ -44,8 +44,8 @@ public static class IclRegressionExperiment
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var task = new IclRegressionTask(o.Dx, o.Context, o.Noise);
-        var multi = new SoftmaxRegressionAttention(task.Dim, o.Heads, o.HeadDim, o.Seed);
-        var single = new SoftmaxRegressionAttention(task.Dim, 1, o.Heads * o.HeadDim, o.Seed + 7);
+        var multi = new SoftmaxRegressionAttention(task.Dim, o.Heads, o.HeadDim, o.Seed, o.InitStd);
+        var single = new SoftmaxRegressionAttention(task.Dim, 1, o.Heads * o.HeadDim, o.Seed + 7, o.InitStd);
         var optM = new TaskOptimizer(multi.Parameters, o.LearningRate, adam: true);
         var optS = new TaskOptimizer(single.Parameters, o.LearningRate, adam: true);
         var rng = new Random(o.Seed + 1);

@@ -3,8 +3,8 @@ using Headwise.Analysis;
 namespace Headwise.Training.Tasks;
 
 /// <summary>Settings of <see cref="InductionExperiment"/>; defaults run in about a minute on 2 cores.</summary>
-public sealed record InductionOptions(int Steps = 1500, int Seed = 0, int Vocab = 24, int Half = 12, int DModel = 32,
-    int Heads = 2, int HeadDim = 16, int Batch = 8, double LearningRate = 3e-3, int EvalEvery = 25, int EvalSamples = 32);
+public sealed record InductionOptions(int Steps = 3000, int Seed = 0, int Vocab = 24, int Half = 12, int DModel = 32,
+    int Heads = 2, int HeadDim = 16, int Batch = 8, double LearningRate = 1e-2, int EvalEvery = 25, int EvalSamples = 32, double InitStd = 0.1);
 
 /// <summary>Loss on the unpredictable first copy and the predictable second copy at one step.</summary>
 public sealed record InductionPoint(int Step, double LossFirstCopy, double LossRepeat);
@@ -28,7 +28,7 @@ public static class InductionExperiment
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var task = new InductionTask(o.Vocab, o.Half);
-        var model = new AttentionOnlyModel(new AttentionOnlyConfig(o.Vocab, o.DModel, 2, o.Heads, o.HeadDim, task.Length), o.Seed);
+        var model = new AttentionOnlyModel(new AttentionOnlyConfig(o.Vocab, o.DModel, 2, o.Heads, o.HeadDim, task.Length, InitStd: o.InitStd), o.Seed);
         var opt = new TaskOptimizer(model.Parameters, o.LearningRate, adam: true);
         var rng = new Random(o.Seed + 1);
         var evalSet = Enumerable.Range(0, o.EvalSamples).Select(_ => task.Sample(new Random(o.Seed + 1_000_003 + _))).ToArray();

@@ -1,0 +1,81 @@
+using K = Headwise.Kernels.Kernels;
+
+namespace Headwise.Training.Layers;
+
+/// <summary>
+/// Causal self-attention with grouped key/value heads, the T×T pattern materialised per head (training sizes):
+/// att = softmax(q·kᵀ/√HD + causal mask), z = att·v. Query head h reads key/value head h / (NH / NKV).
+/// The value head size HDV may differ from HD (a combined W_OV per head has HDV = C).
+/// </summary>
+public static class Attention
+{
+    // q: (B, T, NH, HD)  k: (B, T, NKV, HD)  v: (B, T, NKV, HDV)  att: (B, NH, T, T) saved  z: (B, T, NH, HDV)
+    public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> att, Span<float> z,
+        int B, int T, int NH, int NKV, int HD, int HDV)
+    {
+        float scale = 1f / MathF.Sqrt(HD);
+        for (int b = 0; b < B; b++)
+        {
+            var a = att.Slice(b * NH * T * T, NH * T * T);
+            // pass 1: scaled q·kᵀ, −∞ above the diagonal
+            K.AttentionScores(q.Slice(b * T * NH * HD), k.Slice(b * T * NKV * HD), a, T, T, NH, NKV, HD, 0, scale, default, 0);
+            // pass 2: softmax over keys
+            K.MaskedSoftmax(a, NH * T, T);
+            // pass 3: weighted sum of values
+            K.AttentionApply(a, v.Slice(b * T * NKV * HDV), z.Slice(b * T * NH * HDV), T, T, NH, NKV, HDV);
+        }
+    }
+
+    // dz: (B, T, NH, HDV)  dq: (B, T, NH, HD) overwritten  dk: (B, T, NKV, HD), dv: (B, T, NKV, HDV) overwritten
+    // Split over (b, kv head): each task owns the dk/dv rows of its kv head and the dq rows of its query heads.
+    public static unsafe void Backward(ReadOnlySpan<float> dz, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> att, Span<float> dq, Span<float> dk, Span<float> dv, int B, int T, int NH, int NKV, int HD, int HDV)
+    {
+        float scale = 1f / MathF.Sqrt(HD);
+        int group = NH / NKV;
+        fixed (float* pdz = dz, pq = q, pk = k, pv = v, pa = att, pdq = dq, pdk = dk, pdv = dv)
+        {
+            float* DZ = pdz, Q = pq, Kp = pk, Vp = pv, A = pa, DQ = pdq, DK = pdk, DV = pdv;
+            Par.For(B * NKV, (long)group * T * T * (HD + HDV), task =>
+            {
+                int b = task / NKV, kvh = task % NKV;
+                for (int t = 0; t < T; t++)
+                {
+                    new Span<float>(DK + ((long)(b * T + t) * NKV + kvh) * HD, HD).Clear();
+                    new Span<float>(DV + ((long)(b * T + t) * NKV + kvh) * HDV, HDV).Clear();
+                }
+                Span<float> dp = T <= 4096 ? stackalloc float[T] : new float[T];
+                for (int gi = 0; gi < group; gi++)
+                {
+                    int h = kvh * group + gi;
+                    for (int t = 0; t < T; t++)
+                    {
+                        var p = new ReadOnlySpan<float>(A + ((long)(b * NH + h) * T + t) * T, t + 1);
+                        var dzt = new ReadOnlySpan<float>(DZ + ((long)(b * T + t) * NH + h) * HDV, HDV);
+                        var qt = new ReadOnlySpan<float>(Q + ((long)(b * T + t) * NH + h) * HD, HD);
+                        var dqt = new Span<float>(DQ + ((long)(b * T + t) * NH + h) * HD, HD);
+                        // undoes pass 3, z[t] = Σ_j p[j]·v[j]:  dp[j] = dz[t]·v[j],  dv[j] += p[j]·dz[t]
+                        float sum = 0;
+                        for (int j = 0; j <= t; j++)
+                        {
+                            long vo = ((long)(b * T + j) * NKV + kvh) * HDV;
+                            dp[j] = Par.Dot(dzt, new ReadOnlySpan<float>(Vp + vo, HDV));
+                            Par.Axpy(p[j], dzt, new Span<float>(DV + vo, HDV));
+                            sum += p[j] * dp[j];
+                        }
+                        // undoes pass 2, p = softmax(s):  ds[j] = p[j]·(dp[j] − Σ_i p[i]·dp[i])
+                        // undoes pass 1, s[j] = scale·q[t]·k[j]:  dq[t] = scale·Σ_j ds[j]·k[j],  dk[j] += scale·ds[j]·q[t]
+                        dqt.Clear();
+                        for (int j = 0; j <= t; j++)
+                        {
+                            float ds = p[j] * (dp[j] - sum) * scale;
+                            long ko = ((long)(b * T + j) * NKV + kvh) * HD;
+                            Par.Axpy(ds, new ReadOnlySpan<float>(Kp + ko, HD), dqt);
+                            Par.Axpy(ds, qt, new Span<float>(DK + ko, HD));
+                        }
+                    }
+                }
+            });
+        }
+    }
+}

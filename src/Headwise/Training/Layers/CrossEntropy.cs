@@ -1,0 +1,55 @@
+namespace Headwise.Training.Layers;
+
+/// <summary>Softmax cross-entropy averaged over rows: loss = mean_n (log Σ_v e^{logits[n,v]} − logits[n, target[n]]).</summary>
+public static class CrossEntropy
+{
+    // logits: (N, V)  targets: (N)  probs: (N, V) saved for the backward  losses: (N)  returns the mean loss
+    public static unsafe float Forward(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> probs, Span<float> losses, int N, int V)
+    {
+        for (int n = 0; n < N; n++)
+        {
+            if ((uint)targets[n] >= (uint)V)
+            {
+                throw new InvalidInputException($"target id {targets[n]} at position {n} is outside the vocabulary (0..{V - 1})");
+            }
+        }
+        fixed (float* pl = logits, pp = probs, ploss = losses)
+        fixed (int* pt = targets)
+        {
+            float* L = pl, P = pp, LS = ploss;
+            int* TG = pt;
+            Par.For(N, V, n =>
+            {
+                var row = new ReadOnlySpan<float>(L + (long)n * V, V);
+                var pr = new Span<float>(P + (long)n * V, V);
+                float max = float.NegativeInfinity;
+                for (int i = 0; i < V; i++) max = MathF.Max(max, row[i]);
+                double sum = 0;
+                for (int i = 0; i < V; i++)
+                {
+                    float e = MathF.Exp(row[i] - max);
+                    pr[i] = e;
+                    sum += e;
+                }
+                float inv = (float)(1.0 / sum);
+                for (int i = 0; i < V; i++) pr[i] *= inv;
+                LS[n] = (float)(Math.Log(sum) + max - row[TG[n]]);
+            });
+        }
+        double total = 0;
+        for (int n = 0; n < N; n++) total += losses[n]; // fixed order
+        return (float)(total / N);
+    }
+
+    // probs: (N, V) → dlogits in place, scaled by dloss (1/N for the mean times any outer factor)
+    public static void Backward(Span<float> probs, ReadOnlySpan<int> targets, int N, int V, float dloss)
+    {
+        for (int n = 0; n < N; n++)
+        {
+            var row = probs.Slice(n * V, V);
+            // undoes: loss = log Σ e^l − l[target]:  dl = softmax(l) − onehot(target)
+            row[targets[n]] -= 1f;
+            for (int i = 0; i < V; i++) row[i] *= dloss;
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Headwise.Training;
+
+/// <summary>The two families a <see cref="TrainableTransformer"/> builds.</summary>
+public enum TrainableArchitecture
+{
+    /// <summary>GPT-2: LayerNorm, learned positions, GELU (tanh) MLP, biases everywhere.</summary>
+    Gpt2,
+    /// <summary>Llama: RMSNorm, RoPE (rotate-half), SwiGLU MLP, grouped-query attention, no biases.</summary>
+    Llama,
+}
+
+/// <summary>
+/// The shape and options of a trainable model. Zero means "derive": NKvHeads = NHeads, DHead = DModel / NHeads,
+/// DMlp = 4·DModel. Options for toy models: <see cref="AttentionOnly"/> (no MLP), <see cref="CombinedOV"/> (one
+/// d_model × d_model output-value matrix per head instead of W_O·W_V), <see cref="UseNorm"/> = false (no LayerNorm/RMSNorm).
+/// </summary>
+public sealed record TrainableConfig
+{
+    [JsonConverter(typeof(JsonStringEnumConverter<TrainableArchitecture>))]
+    public TrainableArchitecture Architecture { get; init; } = TrainableArchitecture.Gpt2;
+    public required int VocabSize { get; init; }
+    public required int DModel { get; init; }
+    public required int NLayers { get; init; }
+    public required int NHeads { get; init; }
+    /// <summary>Context length: learned positions for GPT-2, RoPE table size for Llama.</summary>
+    public required int SeqLen { get; init; }
+    public int NKvHeads { get; init; }
+    public int DHead { get; init; }
+    public int DMlp { get; init; }
+    public float NormEps { get; init; } = 1e-5f;
+    public double RopeTheta { get; init; } = 10000;
+    public bool TiedEmbeddings { get; init; } = true;
+    public bool AttentionOnly { get; init; }
+    /// <summary>Each head has one W_OV (C × C): result_h = A_h · (x W_OVᵀ), instead of W_O (C × NH·HD) and W_V (NKV·HD × C).</summary>
+    public bool CombinedOV { get; init; }
+    public bool UseNorm { get; init; } = true;
+    /// <summary>Standard deviation of the initial weights; residual output projections get InitStd / √(2·NLayers).</summary>
+    public float InitStd { get; init; } = 0.02f;
+
+    [JsonIgnore] public int KvHeads => NKvHeads > 0 ? NKvHeads : NHeads;
+    [JsonIgnore] public int HeadSize => DHead > 0 ? DHead : NHeads > 0 ? DModel / NHeads : 0;
+    [JsonIgnore] public int MlpWidth => AttentionOnly ? 0 : DMlp > 0 ? DMlp : 4 * DModel;
+    [JsonIgnore] public int ValueHeadSize => CombinedOV ? DModel : HeadSize;
+
+    /// <summary>Throws <see cref="InvalidInputException"/> naming the first impossible setting.</summary>
+    public void Validate()
+    {
+        void Need(bool ok, string what)
+        {
+            if (!ok) throw new InvalidInputException($"model configuration: {what}");
+        }
+        Need(VocabSize > 0, $"vocab size must be positive (got {VocabSize})");
+        Need(DModel > 0, $"d_model must be positive (got {DModel})");
+        Need(NLayers > 0, $"layers must be positive (got {NLayers})");
+        Need(NHeads > 0, $"heads must be positive (got {NHeads})");
+        Need(SeqLen > 0, $"sequence length must be positive (got {SeqLen})");
+        Need(DHead > 0 || DModel % NHeads == 0, $"heads ({NHeads}) do not divide d_model ({DModel}); give --d-head or change --heads");
+        Need(NKvHeads >= 0 && NHeads % KvHeads == 0, $"heads ({NHeads}) must be a multiple of key/value heads ({KvHeads})");
+        Need(DMlp >= 0 && DHead >= 0, "d_mlp and d_head must not be negative");
+        Need(Architecture != TrainableArchitecture.Llama || HeadSize % 2 == 0, $"RoPE needs an even head size (got {HeadSize})");
+        Need(NormEps > 0 && float.IsFinite(NormEps), "the norm epsilon must be a positive number");
+        Need(InitStd > 0 && float.IsFinite(InitStd), "the init std must be a positive number");
+    }
+
+    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public string ToJson() => JsonSerializer.Serialize(this, s_json);
+
+    public static TrainableConfig FromJson(string json, string source)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<TrainableConfig>(json, s_json) ?? throw new ModelFormatException($"{source}: empty model configuration");
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFormatException($"{source}: not a Headwise training configuration ({e.Message})", e);
+        }
+    }
+}

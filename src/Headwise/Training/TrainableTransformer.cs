@@ -1,0 +1,402 @@
+using Headwise.Loading;
+using Headwise.Training.Layers;
+using K = Headwise.Kernels.Kernels;
+
+namespace Headwise.Training;
+
+/// <summary>One named tensor inside <see cref="TrainableTransformer.Parameters"/>: a view of the flat array.</summary>
+/// <param name="Decay">Whether AdamW applies weight decay: matrices and embeddings yes, biases and norm weights no.</param>
+public sealed record ParameterInfo(string Name, int Offset, int[] Shape, bool Decay)
+{
+    public int Length => Shape.Aggregate(1, (a, b) => a * b);
+}
+
+/// <summary>
+/// A GPT-2- or Llama-family transformer that trains: forward with saved activations, backward into a gradient array
+/// laid out like the parameters (one flat float[] each, so the optimizer is one loop), and export to a Hugging Face
+/// checkpoint that <see cref="ModelLoader.Load"/> reads back with the same logits.
+/// </summary>
+/// <remarks>
+/// Parameter names (all weight matrices in nn.Linear layout (out, in)):
+/// <c>wte</c> (V, C); <c>wpe</c> (T, C) for GPT-2;
+/// <c>blocks.{l}.ln1.weight</c>/<c>.bias</c> (C);
+/// <c>blocks.{l}.attn.w_qkv</c> ((NH + 2·NKV)·HD, C), rows q | k | v, and <c>b_qkv</c> for GPT-2 — or, with CombinedOV,
+/// <c>blocks.{l}.attn.w_qk</c> ((NH + NKV)·HD, C) (+ <c>b_qk</c>) and <c>blocks.{l}.attn.w_ov</c> (NKV·C, C), one C × C block per head;
+/// <c>blocks.{l}.attn.w_o</c> (C, NH·HD) unless CombinedOV, <c>b_o</c> (C) for GPT-2;
+/// <c>blocks.{l}.ln2.*</c>; GPT-2 MLP <c>blocks.{l}.mlp.w_in</c> (F, C), <c>b_in</c>, <c>w_out</c> (C, F), <c>b_out</c>;
+/// Llama MLP <c>blocks.{l}.mlp.w_gate</c>, <c>w_up</c> (F, C), <c>w_out</c> (C, F);
+/// <c>ln_f.weight</c>/<c>.bias</c>; <c>w_u</c> (V, C) unless tied (then the unembedding is <c>wte</c>).
+/// </remarks>
+public sealed partial class TrainableTransformer
+{
+    private sealed class Block
+    {
+        // parameter offsets (−1 = absent)
+        public int Ln1W = -1, Ln1B = -1, Wqkv = -1, Bqkv = -1, Wov = -1, Wo = -1, Bo = -1;
+        public int Ln2W = -1, Ln2B = -1, WIn = -1, BIn = -1, WUp = -1, WOut = -1, BOut = -1;
+        // activations saved for the backward
+        public float[] Resid = [], Ln1 = [], Ln1Mean = [], Ln1Rstd = [], Q = [], K = [], V = [], Att = [], Z = [];
+        public float[] Resid1 = [], Ln2 = [], Ln2Mean = [], Ln2Rstd = [], H = [], G = [], Up = [];
+    }
+
+    private readonly List<ParameterInfo> _params = [];
+    private readonly Dictionary<string, ParameterInfo> _byName = [];
+    private readonly Block[] _blocks;
+    private readonly bool _gpt2;
+    private readonly int C, L, NH, NKV, HD, HDV, F, V, QK, QKV;
+    private readonly int _wte, _wpe = -1, _lnfW = -1, _lnfB = -1, _wu;
+    private readonly float[] _cos = [], _sin = [];
+
+    // activations and scratch for the current (B, T)
+    private int _B, _T;
+    private int[] _tokens = [], _targets = [], _positions = [];
+    private bool _hasTargets;
+    private float[] _residOut = [], _lnf = [], _lnfMean = [], _lnfRstd = [], _logits = [], _probs = [], _losses = [];
+    private float[] _qkv = [], _tmp = [], _dResid = [], _dLn = [], _dQkv = [], _dQ = [], _dK = [], _dV = [], _dZ = [], _dH = [], _dG = [], _dUp = [];
+    private float[] _scratchT = [], _scratchP = [];
+
+    public TrainableConfig Config { get; }
+
+    /// <summary>All parameters, flat, in the order of <see cref="Parameters"/>.</summary>
+    public float[] Params { get; }
+
+    /// <summary>Gradients, laid out like <see cref="Params"/>; <see cref="Backward"/> adds into them.</summary>
+    public float[] Grads { get; }
+
+    public IReadOnlyList<ParameterInfo> Parameters => _params;
+
+    /// <summary>Builds the model and initialises its weights from <paramref name="seed"/> (GPT-2 scheme).</summary>
+    public TrainableTransformer(TrainableConfig config, ulong seed = 0)
+    {
+        config.Validate();
+        Config = config;
+        _gpt2 = config.Architecture == TrainableArchitecture.Gpt2;
+        C = config.DModel; L = config.NLayers; NH = config.NHeads; NKV = config.KvHeads; HD = config.HeadSize;
+        HDV = config.ValueHeadSize; F = config.MlpWidth; V = config.VocabSize;
+        QK = (NH + NKV) * HD;
+        QKV = config.CombinedOV ? QK : QK + NKV * HD;
+        int offset = 0;
+        int Add(string name, int[] shape, bool decay)
+        {
+            var p = new ParameterInfo(name, offset, shape, decay);
+            _params.Add(p);
+            _byName[name] = p;
+            offset = checked(offset + p.Length);
+            return p.Offset;
+        }
+        _wte = Add("wte", [V, C], true);
+        if (_gpt2) _wpe = Add("wpe", [config.SeqLen, C], true);
+        _blocks = new Block[L];
+        for (int l = 0; l < L; l++)
+        {
+            var b = _blocks[l] = new Block();
+            string p = $"blocks.{l}.";
+            if (config.UseNorm)
+            {
+                b.Ln1W = Add(p + "ln1.weight", [C], false);
+                if (_gpt2) b.Ln1B = Add(p + "ln1.bias", [C], false);
+            }
+            if (config.CombinedOV)
+            {
+                b.Wqkv = Add(p + "attn.w_qk", [QK, C], true);
+                if (_gpt2) b.Bqkv = Add(p + "attn.b_qk", [QK], false);
+                b.Wov = Add(p + "attn.w_ov", [NKV * C, C], true);
+            }
+            else
+            {
+                b.Wqkv = Add(p + "attn.w_qkv", [QKV, C], true);
+                if (_gpt2) b.Bqkv = Add(p + "attn.b_qkv", [QKV], false);
+                b.Wo = Add(p + "attn.w_o", [C, NH * HD], true);
+            }
+            if (_gpt2) b.Bo = Add(p + "attn.b_o", [C], false);
+            if (config.AttentionOnly) continue;
+            if (config.UseNorm)
+            {
+                b.Ln2W = Add(p + "ln2.weight", [C], false);
+                if (_gpt2) b.Ln2B = Add(p + "ln2.bias", [C], false);
+            }
+            if (_gpt2)
+            {
+                b.WIn = Add(p + "mlp.w_in", [F, C], true);
+                b.BIn = Add(p + "mlp.b_in", [F], false);
+            }
+            else
+            {
+                b.WIn = Add(p + "mlp.w_gate", [F, C], true);
+                b.WUp = Add(p + "mlp.w_up", [F, C], true);
+            }
+            b.WOut = Add(p + "mlp.w_out", [C, F], true);
+            if (_gpt2) b.BOut = Add(p + "mlp.b_out", [C], false);
+        }
+        if (config.UseNorm)
+        {
+            _lnfW = Add("ln_f.weight", [C], false);
+            if (_gpt2) _lnfB = Add("ln_f.bias", [C], false);
+        }
+        _wu = config.TiedEmbeddings ? _wte : Add("w_u", [V, C], true);
+        Params = new float[offset];
+        Grads = new float[offset];
+        if (!_gpt2)
+        {
+            (_cos, _sin) = K.RopeTables(config.SeqLen, HD, config.RopeTheta);
+        }
+        Initialize(seed);
+    }
+
+    /// <summary>Number of trainable floats.</summary>
+    public int ParameterCount => Params.Length;
+
+    /// <summary>The named view of a parameter.</summary>
+    public Span<float> Param(string name) => Params.AsSpan(Info(name).Offset, Info(name).Length);
+
+    /// <summary>The named view of a gradient.</summary>
+    public Span<float> Grad(string name) => Grads.AsSpan(Info(name).Offset, Info(name).Length);
+
+    public ParameterInfo Info(string name) => _byName.TryGetValue(name, out var p) ? p
+        : throw new InvalidInputException($"the model has no parameter '{name}'");
+
+    /// <summary>Re-initialises every weight: matrices N(0, std), residual output projections N(0, std/√(2L)), norm weights 1, biases 0.</summary>
+    public void Initialize(ulong seed)
+    {
+        var rng = new TrainingRng(seed);
+        float std = Config.InitStd, residStd = std / MathF.Sqrt(2 * L);
+        foreach (var p in _params)
+        {
+            var span = Params.AsSpan(p.Offset, p.Length);
+            if (p.Shape.Length == 1)
+            {
+                span.Fill(p.Name.EndsWith(".weight", StringComparison.Ordinal) ? 1f : 0f);
+                continue;
+            }
+            float s = p.Name.EndsWith("attn.w_o", StringComparison.Ordinal) || p.Name.EndsWith("attn.w_ov", StringComparison.Ordinal)
+                || p.Name.EndsWith("mlp.w_out", StringComparison.Ordinal) ? residStd : std;
+            for (int i = 0; i < span.Length; i++) span[i] = (float)(s * rng.NextGaussian());
+        }
+    }
+
+    public void ZeroGrad() => Array.Clear(Grads);
+
+    /// <summary>Logits of the last forward: (B, T, V).</summary>
+    public ReadOnlySpan<float> Logits => _logits.AsSpan(0, _B * _T * V);
+
+    /// <summary>Per-token losses of the last forward with targets: (B, T).</summary>
+    public ReadOnlySpan<float> TokenLosses => _losses.AsSpan(0, _B * _T);
+
+    private Span<float> P(int offset, int length) => offset < 0 ? default : Params.AsSpan(offset, length);
+    private Span<float> G(int offset, int length) => offset < 0 ? default : Grads.AsSpan(offset, length);
+
+    private void Ensure(int B, int T)
+    {
+        if (B <= 0 || T <= 0 || T > Config.SeqLen)
+        {
+            throw new InvalidInputException($"batch {B} × sequence {T}: need B ≥ 1 and 1 ≤ T ≤ {Config.SeqLen}");
+        }
+        if (B == _B && T == _T) return;
+        _B = B; _T = T;
+        int N = B * T;
+        bool norm = Config.UseNorm;
+        _tokens = new int[N]; _targets = new int[N]; _positions = new int[N];
+        for (int n = 0; n < N; n++) _positions[n] = n % T;
+        // residual stream: Resid[l] is the input of block l; the output of block l is Resid[l + 1] (or _residOut)
+        var resid = new float[L + 1][];
+        for (int l = 0; l <= L; l++) resid[l] = new float[N * C];
+        _residOut = resid[L];
+        for (int l = 0; l < L; l++)
+        {
+            var b = _blocks[l];
+            b.Resid = resid[l];
+            b.Ln1 = norm ? new float[N * C] : b.Resid;
+            b.Ln1Mean = new float[N]; b.Ln1Rstd = new float[N];
+            b.Q = new float[N * NH * HD]; b.K = new float[N * NKV * HD]; b.V = new float[N * NKV * HDV];
+            b.Att = new float[B * NH * T * T]; b.Z = new float[N * NH * HDV];
+            b.Resid1 = Config.AttentionOnly ? resid[l + 1] : new float[N * C];
+            if (!Config.AttentionOnly)
+            {
+                b.Ln2 = norm ? new float[N * C] : b.Resid1;
+                b.Ln2Mean = new float[N]; b.Ln2Rstd = new float[N];
+                b.H = new float[N * F]; b.G = new float[N * F]; b.Up = _gpt2 ? [] : new float[N * F];
+            }
+        }
+        _lnf = norm ? new float[N * C] : _residOut;
+        _lnfMean = new float[N]; _lnfRstd = new float[N];
+        _logits = new float[N * V]; _probs = new float[N * V]; _losses = new float[N];
+        _qkv = new float[N * QKV]; _tmp = new float[N * C];
+        _dResid = new float[N * C]; _dLn = new float[N * C]; _dQkv = new float[N * QKV];
+        _dQ = new float[N * NH * HD]; _dK = new float[N * NKV * HD]; _dV = new float[N * NKV * HDV]; _dZ = new float[N * NH * HDV];
+        _dH = new float[N * F]; _dG = new float[N * F]; _dUp = _gpt2 ? [] : new float[N * F];
+        long st = 0, sp = 0;
+        void Need(int cin, int oc)
+        {
+            var (t, p) = Linear.ScratchSize(N, cin, oc);
+            st = Math.Max(st, t); sp = Math.Max(sp, p);
+        }
+        Need(C, V); Need(C, QKV); Need(C, NKV * C); Need(NH * HD, C); Need(C, F); Need(F, C);
+        _scratchT = new float[st]; _scratchP = new float[sp];
+    }
+
+    /// <summary>
+    /// Runs the model on <paramref name="tokens"/> (B, T). With <paramref name="targets"/> (B, T) returns the mean
+    /// cross-entropy and keeps what <see cref="Backward"/> needs; without, returns NaN (logits only).
+    /// </summary>
+    public float Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int B, int T)
+    {
+        Ensure(B, T);
+        int N = B * T;
+        if (tokens.Length != N || (!targets.IsEmpty && targets.Length != N))
+        {
+            throw new InvalidInputException($"tokens/targets must hold B·T = {N} ids (got {tokens.Length}/{targets.Length})");
+        }
+        tokens.CopyTo(_tokens);
+        _hasTargets = !targets.IsEmpty;
+        if (_hasTargets) targets.CopyTo(_targets);
+        bool norm = Config.UseNorm;
+        float eps = Config.NormEps;
+
+        Embedding.Forward(_tokens, P(_wte, V * C), _gpt2 ? P(_wpe, T * C) : default, _blocks[0].Resid, N, T, C);
+        for (int l = 0; l < L; l++)
+        {
+            var b = _blocks[l];
+            // attention: ln1 → q, k, v → (RoPE) → causal attention → output projection → residual
+            if (norm) NormForward(b.Resid, b.Ln1W, b.Ln1B, b.Ln1, b.Ln1Mean, b.Ln1Rstd, N, eps);
+            Linear.Forward(b.Ln1, P(b.Wqkv, QKV * C), P(b.Bqkv, QKV), _qkv, N, C, QKV);
+            SplitRows(_qkv, QKV, b.Q, 0, NH * HD, N);
+            SplitRows(_qkv, QKV, b.K, NH * HD, NKV * HD, N);
+            if (Config.CombinedOV) Linear.Forward(b.Ln1, P(b.Wov, NKV * C * C), default, b.V, N, C, NKV * C);
+            else SplitRows(_qkv, QKV, b.V, QK, NKV * HD, N);
+            if (!_gpt2)
+            {
+                Rope.Forward(b.Q, _positions, N, NH, HD, _cos, _sin);
+                Rope.Forward(b.K, _positions, N, NKV, HD, _cos, _sin);
+            }
+            Attention.Forward(b.Q, b.K, b.V, b.Att, b.Z, B, T, NH, NKV, HD, HDV);
+            if (Config.CombinedOV) SumHeads(b.Z, P(b.Bo, C), _tmp, N);
+            else Linear.Forward(b.Z, P(b.Wo, C * NH * HD), P(b.Bo, C), _tmp, N, NH * HD, C);
+            K.Add(b.Resid, _tmp, b.Resid1);
+            if (Config.AttentionOnly) continue;
+            // MLP: ln2 → up (GELU or SwiGLU) → down → residual
+            var next = l + 1 < L ? _blocks[l + 1].Resid : _residOut;
+            if (norm) NormForward(b.Resid1, b.Ln2W, b.Ln2B, b.Ln2, b.Ln2Mean, b.Ln2Rstd, N, eps);
+            Linear.Forward(b.Ln2, P(b.WIn, F * C), P(b.BIn, F), b.H, N, C, F);
+            if (_gpt2)
+            {
+                Gelu.Forward(b.H.AsSpan(0, N * F), b.G);
+            }
+            else
+            {
+                Linear.Forward(b.Ln2, P(b.WUp, F * C), default, b.Up, N, C, F);
+                SwiGlu.Forward(b.H.AsSpan(0, N * F), b.Up.AsSpan(0, N * F), b.G);
+            }
+            Linear.Forward(b.G, P(b.WOut, C * F), P(b.BOut, C), _tmp, N, F, C);
+            K.Add(b.Resid1, _tmp, next);
+        }
+        if (norm) NormForward(_residOut, _lnfW, _lnfB, _lnf, _lnfMean, _lnfRstd, N, eps);
+        Linear.Forward(_lnf, P(_wu, V * C), default, _logits, N, C, V);
+        return _hasTargets ? CrossEntropy.Forward(_logits, _targets, _probs, _losses, N, V) : float.NaN;
+    }
+
+    /// <summary>Adds ∂(lossScale · loss)/∂θ of the last forward into <see cref="Grads"/> (use 1/accumulation steps for accumulation).</summary>
+    public void Backward(float lossScale = 1f)
+    {
+        if (!_hasTargets)
+        {
+            throw new InvalidOperationException("Backward needs a Forward with targets first");
+        }
+        int N = _B * _T, T = _T, B = _B;
+        bool norm = Config.UseNorm;
+        var sT = _scratchT.AsSpan();
+        var sP = _scratchP.AsSpan();
+        // undoes: loss = CrossEntropy(logits)  (the probabilities become dlogits in place)
+        CrossEntropy.Backward(_probs, _targets, N, V, lossScale / N);
+        // undoes: logits = lnf · W_Uᵀ
+        Linear.Backward(_probs, _lnf, P(_wu, V * C), _dLn, G(_wu, V * C), default, sT, sP, N, C, V);
+        Array.Clear(_dResid, 0, N * C);
+        NormBackward(_dLn, _residOut, _lnfW, _lnfB, _lnfMean, _lnfRstd, _dResid, N);
+        for (int l = L - 1; l >= 0; l--)
+        {
+            var b = _blocks[l];
+            if (!Config.AttentionOnly)
+            {
+                // undoes: next = resid1 + W_out · act(...) — _dResid is d next, and stays d resid1 after the norm adds in
+                Linear.Backward(_dResid, b.G, P(b.WOut, C * F), _dG, G(b.WOut, C * F), G(b.BOut, C), sT, sP, N, F, C);
+                if (_gpt2)
+                {
+                    Gelu.Backward(_dG.AsSpan(0, N * F), b.H, _dH);
+                    Linear.Backward(_dH, b.Ln2, P(b.WIn, F * C), _dLn, G(b.WIn, F * C), G(b.BIn, F), sT, sP, N, C, F);
+                }
+                else
+                {
+                    SwiGlu.Backward(_dG.AsSpan(0, N * F), b.H, b.Up, _dH, _dUp);
+                    Linear.Backward(_dH, b.Ln2, P(b.WIn, F * C), _dLn, G(b.WIn, F * C), default, sT, sP, N, C, F);
+                    Linear.Backward(_dUp, b.Ln2, P(b.WUp, F * C), _dLn, G(b.WUp, F * C), default, sT, sP, N, C, F, accumulateDx: true);
+                }
+                NormBackward(_dLn, b.Resid1, b.Ln2W, b.Ln2B, b.Ln2Mean, b.Ln2Rstd, _dResid, N);
+            }
+            // undoes: resid1 = resid + attn_out
+            if (Config.CombinedOV) SumHeadsBackward(_dResid, G(b.Bo, C), _dZ, N);
+            else Linear.Backward(_dResid, b.Z, P(b.Wo, C * NH * HD), _dZ, G(b.Wo, C * NH * HD), G(b.Bo, C), sT, sP, N, NH * HD, C);
+            Attention.Backward(_dZ, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HD, HDV);
+            if (!_gpt2)
+            {
+                Rope.Backward(_dQ, _positions, N, NH, HD, _cos, _sin);
+                Rope.Backward(_dK, _positions, N, NKV, HD, _cos, _sin);
+            }
+            MergeRows(_dQ, _dQkv, QKV, 0, NH * HD, N);
+            MergeRows(_dK, _dQkv, QKV, NH * HD, NKV * HD, N);
+            if (!Config.CombinedOV) MergeRows(_dV, _dQkv, QKV, QK, NKV * HD, N);
+            Linear.Backward(_dQkv, b.Ln1, P(b.Wqkv, QKV * C), _dLn, G(b.Wqkv, QKV * C), G(b.Bqkv, QKV), sT, sP, N, C, QKV);
+            if (Config.CombinedOV)
+            {
+                Linear.Backward(_dV, b.Ln1, P(b.Wov, NKV * C * C), _dLn, G(b.Wov, NKV * C * C), default, sT, sP, N, C, NKV * C, accumulateDx: true);
+            }
+            NormBackward(_dLn, b.Resid, b.Ln1W, b.Ln1B, b.Ln1Mean, b.Ln1Rstd, _dResid, N);
+        }
+        Embedding.Backward(_dResid, _tokens, G(_wte, V * C), _gpt2 ? G(_wpe, T * C) : default, N, T, C);
+    }
+
+    private void NormForward(float[] x, int w, int bias, float[] output, float[] mean, float[] rstd, int N, float eps)
+    {
+        if (_gpt2) LayerNorm.Forward(x, P(w, C), P(bias, C), output, mean, rstd, N, C, eps);
+        else RmsNorm.Forward(x, P(w, C), output, rstd, N, C, eps);
+    }
+
+    // dout: d(norm output)  dx: += d(norm input); without norms the "norm" is the identity
+    private void NormBackward(float[] dout, float[] x, int w, int bias, float[] mean, float[] rstd, float[] dx, int N)
+    {
+        if (!Config.UseNorm) Par.Add(dout.AsSpan(0, N * C), dx);
+        else if (_gpt2) LayerNorm.Backward(dout, x, P(w, C), mean, rstd, dx, G(w, C), G(bias, C), N, C);
+        else RmsNorm.Backward(dout, x, P(w, C), rstd, dx, G(w, C), N, C);
+    }
+
+    // dst (N, width) ← src[n, start .. start + width) with src rows of length stride
+    private static void SplitRows(float[] src, int stride, float[] dst, int start, int width, int N)
+    {
+        for (int n = 0; n < N; n++) Array.Copy(src, n * stride + start, dst, n * width, width);
+    }
+
+    private static void MergeRows(float[] src, float[] dst, int stride, int start, int width, int N)
+    {
+        for (int n = 0; n < N; n++) Array.Copy(src, n * width, dst, n * stride + start, width);
+    }
+
+    // combined OV: out[n] = Σ_h z[n, h, :] + b_o     z: (N, NH, C)
+    private void SumHeads(float[] z, ReadOnlySpan<float> bias, float[] output, int N)
+    {
+        for (int n = 0; n < N; n++)
+        {
+            var o = output.AsSpan(n * C, C);
+            if (bias.IsEmpty) o.Clear(); else bias.CopyTo(o);
+            for (int h = 0; h < NH; h++) Par.Add(z.AsSpan((n * NH + h) * C, C), o);
+        }
+    }
+
+    private void SumHeadsBackward(float[] dout, Span<float> dbias, float[] dz, int N)
+    {
+        for (int n = 0; n < N; n++)
+        {
+            var d = dout.AsSpan(n * C, C);
+            // undoes: out[n] = Σ_h z[n, h, :] + b_o
+            if (!dbias.IsEmpty) Par.Add(d, dbias);
+            for (int h = 0; h < NH; h++) d.CopyTo(dz.AsSpan((n * NH + h) * C, C));
+        }
+    }
+}

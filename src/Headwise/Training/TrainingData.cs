@@ -1,0 +1,66 @@
+namespace Headwise.Training;
+
+/// <summary>
+/// A token stream split into a training part (the first 1 − heldOut of it) and a held-out tail. Training batches are
+/// B windows of T + 1 tokens at offsets drawn by a seeded RNG (inputs = window[..T], targets = window[1..]); evaluation
+/// uses fixed, evenly spaced windows of the held-out tail, so eval losses are comparable across steps.
+/// </summary>
+public sealed class TrainingData
+{
+    public int[] Train { get; }
+    public int[] HeldOut { get; }
+    public int SeqLen { get; }
+
+    public TrainingData(int[] tokens, int seqLen, double heldOutFraction, string source = "data")
+    {
+        if (heldOutFraction is < 0 or >= 1 || double.IsNaN(heldOutFraction))
+        {
+            throw new InvalidInputException($"held-out fraction must be in [0, 1) (got {heldOutFraction})");
+        }
+        int held = (int)(tokens.Length * heldOutFraction);
+        Train = tokens[..(tokens.Length - held)];
+        HeldOut = tokens[(tokens.Length - held)..];
+        SeqLen = seqLen;
+        if (Train.Length < seqLen + 1)
+        {
+            throw new InvalidInputException($"{source}: {tokens.Length} tokens leave {Train.Length} for training, too short for one window of sequence length {seqLen} + 1");
+        }
+        if (held > 0 && HeldOut.Length < seqLen + 1)
+        {
+            throw new InvalidInputException($"{source}: the held-out split has {HeldOut.Length} tokens, too short for one window of {seqLen} + 1 (use more data or a larger --held-out)");
+        }
+    }
+
+    /// <summary>Fills inputs and targets (B, T) with B random training windows.</summary>
+    public void SampleBatch(TrainingRng rng, Span<int> inputs, Span<int> targets, int B)
+    {
+        int T = SeqLen;
+        for (int b = 0; b < B; b++)
+        {
+            int start = rng.NextInt(Train.Length - T);
+            Train.AsSpan(start, T).CopyTo(inputs.Slice(b * T, T));
+            Train.AsSpan(start + 1, T).CopyTo(targets.Slice(b * T, T));
+        }
+    }
+
+    /// <summary>Start offsets of the evaluation windows in <see cref="HeldOut"/>.</summary>
+    public int[] EvalStarts(int windows)
+    {
+        if (HeldOut.Length < SeqLen + 1 || windows <= 0) return [];
+        int span = HeldOut.Length - SeqLen - 1;
+        var starts = new int[windows];
+        for (int i = 0; i < windows; i++) starts[i] = windows == 1 ? 0 : (int)((long)i * span / (windows - 1));
+        return starts;
+    }
+
+    /// <summary>FNV-1a hash of the whole stream: a resume checks it is given the same data.</summary>
+    public static ulong Hash(int[] tokens)
+    {
+        ulong h = 14695981039346656037UL;
+        foreach (int t in tokens)
+        {
+            h = (h ^ (uint)t) * 1099511628211UL;
+        }
+        return h ^ (ulong)tokens.Length;
+    }
+}

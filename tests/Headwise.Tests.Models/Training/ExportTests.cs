@@ -1,0 +1,76 @@
+using Headwise.Loading;
+using Headwise.Models;
+using Headwise.Training;
+
+namespace Headwise.Tests.Models.Training;
+
+// A trained-then-exported model loads through the engine's ModelLoader and its logits equal the trainer's forward.
+public class ExportTests
+{
+    public static TheoryData<string> Exportable => ["gpt2-tied", "gpt2-untied", "gpt2-attn-only", "llama-gqa", "llama-tied-attn-only"];
+
+    private static TrainableConfig Config(string name)
+    {
+        var gpt2 = new TrainableConfig { VocabSize = 13, DModel = 16, NLayers = 2, NHeads = 4, SeqLen = 10, DMlp = 24, InitStd = 0.2f };
+        var llama = gpt2 with { Architecture = TrainableArchitecture.Llama, NKvHeads = 2, TiedEmbeddings = false, RopeTheta = 500 };
+        return name switch
+        {
+            "gpt2-tied" => gpt2,
+            "gpt2-untied" => gpt2 with { TiedEmbeddings = false },
+            "gpt2-attn-only" => gpt2 with { AttentionOnly = true },
+            "llama-gqa" => llama,
+            "llama-tied-attn-only" => llama with { TiedEmbeddings = true, AttentionOnly = true },
+            _ => throw new ArgumentException(name),
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(Exportable))]
+    public void LoadedCheckpointGivesTheTrainersLogits(string name)
+    {
+        var model = new TrainableTransformer(Config(name), seed: 9);
+        // a few training steps so biases and norms are no longer at their initial 0/1
+        int[] data = Enumerable.Range(0, 400).Select(i => (i * 7 + i / 13) % 13).ToArray();
+        new Trainer(model, new TrainerOptions { Steps = 3, BatchSize = 2, LearningRate = 0.05f, WeightDecay = 0.5f, HeldOutFraction = 0 }, data).Train();
+        string dir = Path.Combine(Path.GetTempPath(), "hw-export-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            model.SaveHf(dir);
+            int[] tokens = [3, 1, 4, 1, 5, 9, 2, 6];
+            model.Forward(tokens, default, 1, tokens.Length);
+            var mine = model.Logits.ToArray();
+            using var loaded = ModelLoader.Load(dir);
+            var theirs = loaded.Model.Forward(ModelInput.Single(tokens));
+            Assert.Equal(mine.Length, theirs.Length);
+            float maxAbs = mine.Max(Math.Abs);
+            Assert.True(maxAbs > 0.1f, "logits too small for the comparison to mean anything");
+            for (int i = 0; i < mine.Length; i++)
+            {
+                Assert.True(Math.Abs(mine[i] - theirs[i]) <= 1e-4f * Math.Max(1, maxAbs), $"{name}: logit {i}: trainer {mine[i]} vs loaded {theirs[i]}");
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        }
+    }
+
+    [Theory]
+    [InlineData("combined", "combined W_OV")]
+    [InlineData("no-norm", "without LayerNorm")]
+    [InlineData("gpt2-gqa", "grouped key/value heads")]
+    public void InexpressibleOptionsRefuseToExport(string what, string message)
+    {
+        var c = Config("gpt2-tied");
+        c = what switch
+        {
+            "combined" => c with { CombinedOV = true },
+            "no-norm" => c with { UseNorm = false },
+            _ => c with { NKvHeads = 2 },
+        };
+        var model = new TrainableTransformer(c);
+        var e = Assert.Throws<InvalidInputException>(() => model.SaveHf(Path.Combine(Path.GetTempPath(), "never-written")));
+        Assert.Contains(message, e.Message);
+        Assert.False(Directory.Exists(Path.Combine(Path.GetTempPath(), "never-written")));
+    }
+}

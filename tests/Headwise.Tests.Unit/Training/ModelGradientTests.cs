@@ -1,0 +1,82 @@
+using Headwise.Training;
+
+namespace Headwise.Tests.Unit.Training;
+
+// The whole model's backward against finite differences of its own float32 forward, one check per parameter tensor:
+// along a random unit direction u supported on that tensor, (L(θ + hu) − L(θ − hu)) / 2h must equal ∇L·u.
+// With h = 1e-2 and weights of std 0.3 the truncation error is O(h²)·|L'''| ≈ 1e-5 and float rounding of L (~3e-7)
+// contributes ~3e-5, so 1e-4 absolute + 2% relative separates a correct gradient from a wrong one (errors of O(∇L·u)).
+public class ModelGradientTests
+{
+    public static TheoryData<string> Variants => ["gpt2", "gpt2-untied", "llama-gqa", "llama-combined-ov", "gpt2-attn-only-no-norm", "gpt2-single-head-combined"];
+
+    internal static TrainableConfig Variant(string name)
+    {
+        var gpt2 = new TrainableConfig { VocabSize = 11, DModel = 8, NLayers = 2, NHeads = 2, SeqLen = 6, DMlp = 12, InitStd = 0.3f };
+        var llama = gpt2 with { Architecture = TrainableArchitecture.Llama, NHeads = 4, NKvHeads = 2, DHead = 4 };
+        return name switch
+        {
+            "gpt2" => gpt2,
+            "gpt2-untied" => gpt2 with { TiedEmbeddings = false },
+            "llama-gqa" => llama with { TiedEmbeddings = false },
+            "llama-combined-ov" => llama with { CombinedOV = true },
+            "gpt2-attn-only-no-norm" => gpt2 with { AttentionOnly = true, UseNorm = false },
+            "gpt2-single-head-combined" => gpt2 with { NHeads = 1, CombinedOV = true },
+            _ => throw new ArgumentException(name),
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void EveryParameterTensorMatchesFiniteDifferences(string variant)
+    {
+        var model = new TrainableTransformer(Variant(variant), seed: 5);
+        int B = 2, T = 6;
+        var r = new Random(11);
+        var tokens = Enumerable.Range(0, B * T).Select(_ => r.Next(11)).ToArray();
+        var targets = Enumerable.Range(0, B * T).Select(_ => r.Next(11)).ToArray();
+        model.ZeroGrad();
+        model.Forward(tokens, targets, B, T);
+        model.Backward();
+        var grads = (float[])model.Grads.Clone();
+        const float h = 1e-2f;
+        foreach (var p in model.Parameters)
+        {
+            var u = LayerGradientTests.Rand(r, p.Length);
+            double norm = Math.Sqrt(u.Sum(x => (double)x * x));
+            double analytic = 0;
+            for (int i = 0; i < p.Length; i++)
+            {
+                u[i] = (float)(u[i] / norm);
+                analytic += (double)u[i] * grads[p.Offset + i];
+            }
+            var saved = model.Params.AsSpan(p.Offset, p.Length).ToArray();
+            for (int i = 0; i < p.Length; i++) model.Params[p.Offset + i] = saved[i] + h * u[i];
+            double plus = model.Forward(tokens, targets, B, T);
+            for (int i = 0; i < p.Length; i++) model.Params[p.Offset + i] = saved[i] - h * u[i];
+            double minus = model.Forward(tokens, targets, B, T);
+            saved.CopyTo(model.Params, p.Offset);
+            double fd = (plus - minus) / (2 * h);
+            Assert.True(Math.Abs(fd - analytic) <= 1e-4 + 0.02 * Math.Abs(analytic),
+                $"{variant} {p.Name}: finite difference {fd:G6} vs backward {analytic:G6}");
+        }
+    }
+
+    [Fact]
+    public void BackwardAccumulatesWithScale()
+    {
+        var model = new TrainableTransformer(Variant("llama-gqa"), seed: 5);
+        int[] tokens = [1, 2, 3, 4, 5, 6], targets = [2, 3, 4, 5, 6, 7];
+        model.ZeroGrad();
+        model.Forward(tokens, targets, 1, 6);
+        model.Backward();
+        var once = (float[])model.Grads.Clone();
+        model.ZeroGrad();
+        for (int i = 0; i < 2; i++)
+        {
+            model.Forward(tokens, targets, 1, 6);
+            model.Backward(0.5f);
+        }
+        for (int i = 0; i < once.Length; i++) Assert.Equal(once[i], model.Grads[i], 1e-6f + 1e-5f * Math.Abs(once[i]));
+    }
+}

@@ -13,5 +13,6 @@ public static class CommandRegistry
         new BenchCommand(),
         new TrainTokenizerCommand(),
         new ExperimentCommand(),
+        new TrainDemoCommand(),
     ];
 }

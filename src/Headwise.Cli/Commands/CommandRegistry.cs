@@ -11,8 +11,13 @@ public static class CommandRegistry
         new EvalCommand(),
         new PullCommand(),
         new BenchCommand(),
+        new HeadsCommand(),
+        new PatternsCommand(),
+        new DlaCommand(),
+        new ReportCommand(),
         new TrainTokenizerCommand(),
         new ExperimentCommand(),
         new TrainDemoCommand(),
+        new DemoCommand(),
     ];
 }

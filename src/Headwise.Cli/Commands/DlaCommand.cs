@@ -1,0 +1,76 @@
+using Headwise.Analysis.Attribution;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class DlaCommand : ICommand
+{
+    public string Name => "dla";
+    public string Summary => "direct logit attribution: each head's, MLP's and embedding's direct effect on a logit (difference)";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
+    public string Help => $"""
+        headwise dla --model M (--text "..." | --tokens IDS) --answer TOKEN_OR_ID [--wrong TOKEN_OR_ID] [--position P] [--top K] [--json]
+
+        Splits logit[answer] − logit[wrong] (or logit[answer]) at one position into the direct contributions of the
+        embeddings, every head (hook_result), every layer's output bias and every MLP (hook_mlp_out): each term v gives
+        ((v − mean v) / s) · (w ⊙ (W_U[answer] − W_U[wrong])), with s = ln_final.hook_scale and w the final norm weight
+        (no centring for RMSNorm). The terms sum to the logit (difference) minus the final norm's bias term.
+
+        Options:
+        {ModelArgs.Help}
+          --text S          the prompt (BOS prepended when the tokenizer adds one)
+          --tokens IDS      explicit ids, e.g. 1,403,407 — nothing prepended
+          --answer T        the answer token: an id, or text that is exactly one token
+          --wrong T         a contrasting token: attribute logit[answer] − logit[wrong]
+          --position P      the position to attribute (default: the last)
+          --top K           terms listed in the table (default 15)
+          --no-bos          do not prepend BOS to the text
+          --json            print {"{"}"token_ids", "position", "answer", "wrong", "logit", "norm_bias_term", "sum",
+                            "heads": [layer][head], "contributions": [{"{"}"name", "value"{"}"}, ...]{"}"}
+
+        Example:
+          headwise dla --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378 --answer 432 --wrong 300
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        using var loaded = ModelArgs.Load(args);
+        int[] ids = PromptArgs.Read(args, loaded);
+        int answer = PromptArgs.Token(args.Require("answer", "the answer token or id"), "answer", loaded);
+        string? wrongArg = args.Get("wrong");
+        int? wrong = wrongArg is null ? null : PromptArgs.Token(wrongArg, "wrong", loaded);
+        int position = args.GetInt("position", ids.Length - 1, 0, ids.Length - 1);
+        int top = args.GetInt("top", 15, 1, 1_000_000);
+        args.RejectUnknown();
+
+        var r = DirectLogitAttribution.Run(loaded.Model, ids, answer, wrong, position, CliMain.Cancellation);
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(new
+            {
+                token_ids = r.TokenIds,
+                position = r.Position,
+                answer = r.Answer,
+                wrong = r.Wrong,
+                logit = r.Logit,
+                norm_bias_term = r.NormBiasTerm,
+                sum = r.Sum,
+                heads = r.Heads.Values,
+                contributions = r.Contributions.Select(c => new { name = c.Name, value = c.Value }),
+            }));
+            return 0;
+        }
+        string Name(int id) => loaded.Tokenizer is { } t ? $"{id} '{t.TokenText(id)}'" : id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        stdout.WriteLine(wrong is null
+            ? $"logit[{Name(answer)}] at position {r.Position} = {r.Logit:F4}"
+            : $"logit[{Name(answer)}] − logit[{Name(wrong.Value)}] at position {r.Position} = {r.Logit:F4}");
+        stdout.WriteLine($"final norm bias term {r.NormBiasTerm:F4}; sum of contributions {r.Sum:F4}");
+        stdout.WriteLine();
+        stdout.WriteLine($"  {"term",-12} {"contribution",12}");
+        foreach (var c in r.Contributions.OrderByDescending(c => Math.Abs(c.Value)).Take(top))
+        {
+            stdout.WriteLine($"  {c.Name,-12} {c.Value,12:F4}");
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,85 @@
+using Headwise.Analysis;
+using Headwise.Analysis.Detectors;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class HeadsCommand : ICommand
+{
+    public string Name => "heads";
+    public string Summary => "head detectors: previous-token, induction, duplicate-token, sink, entropy, attention distance";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
+    public string Help => $"""
+        headwise heads --model M [--tokens IDS] [--seq-len N] [--batch B] [--seed S] [--top K] [--no-bos] [--json]
+
+        Scores every head from its attention pattern (definitions in docs/analyses-detectors.md):
+          prev_token  mean attention from i to i − 1 (i ≥ 1)
+          induction   on B random sequences of N tokens repeated twice: mean attention from i in the second half to i − N + 1
+          duplicate   on the same sequences: mean attention from i in the second half to i − N
+          sink        mean attention on position 0 over queries q ≥ 1
+          entropy     entropy of each query's attention row (nats), mean over q ≥ 1
+          distance    mean attention distance Σ_k p(q,k)·(q − k) over q ≥ 1
+        Random tokens are drawn uniformly from [min(100, V/4), V) minus BOS/EOS, seeded; BOS is prepended when the model
+        has one. prev_token, sink, entropy and distance use --tokens exactly as given (nothing prepended), or the repeated
+        sequences when --tokens is absent; induction and duplicate always use the repeated sequences.
+
+        Options:
+        {ModelArgs.Help}
+          --tokens IDS      ids for the pattern scores, e.g. 1,403,407
+          --seq-len N       length of each random half (default 50)
+          --batch B         number of repeated sequences (default 10)
+          --seed S          seed of the random tokens (default 0)
+          --top K           heads listed per detector in the table (default 5)
+          --no-bos          do not prepend BOS to the repeated sequences
+          --json            print {"{"}"layers": L, "heads": H, "scores": {"{"}"prev_token": [[...]], "induction": ..., "duplicate": ...,
+                            "sink": ..., "entropy": ..., "distance": ...{"}"}, "seq_len", "batch", "seed", "bos"{"}"} (scores [layer][head])
+
+        Example:
+          headwise heads --model ../shared/models/stories260K/stories260K.bin --seq-len 50 --batch 10
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        bool noBos = args.Flag("no-bos");
+        string? tokensArg = args.Get("tokens");
+        using var loaded = ModelArgs.Load(args);
+        int seqLen = args.GetInt("seq-len", 50, 2, loaded.Config.MaxPositions / 2);
+        int batch = args.GetInt("batch", 10, 1, 100_000);
+        int seed = args.GetInt("seed", 0);
+        int top = args.GetInt("top", 5, 1, 10_000);
+        args.RejectUnknown();
+        int[]? tokens = tokensArg is null ? null : TextInput.ParseIds(tokensArg);
+
+        var options = new HeadDetectorOptions(seqLen, batch, seed, noBos ? false : null);
+        var progress = new ProgressBar(stderr, enabled: !json);
+        var r = HeadDetectors.Run(loaded.Model, tokens, options, progress, CliMain.Cancellation);
+        if (json)
+        {
+            var scores = r.All.ToDictionary(x => x.Key, x => x.Scores.Values);
+            stdout.WriteLine(Json.Serialize(new
+            {
+                layers = loaded.Config.NLayers,
+                heads = loaded.Config.NHeads,
+                scores,
+                seq_len = seqLen,
+                batch,
+                seed,
+                bos = r.Bos,
+            }));
+            return 0;
+        }
+        stdout.WriteLine($"{loaded.Config.NLayers} layers × {loaded.Config.NHeads} heads; {batch} random sequences of 2 × {seqLen} tokens{(r.Bos ? " after BOS" : "")} (seed {seed})"
+            + (tokens is null ? "" : $"; pattern scores on the {tokens.Length} given tokens"));
+        foreach (var (key, scores) in r.All)
+        {
+            stdout.WriteLine();
+            stdout.WriteLine($"{key}: {scores.Definition}");
+            bool ascending = key == "entropy"; // the sharpest heads first
+            foreach (var (head, score) in scores.Ranked(descending: !ascending).Take(top))
+            {
+                stdout.WriteLine($"  {head,-7} {score,10:F4}");
+            }
+        }
+        return 0;
+    }
+}

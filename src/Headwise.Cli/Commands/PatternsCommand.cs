@@ -1,0 +1,83 @@
+using System.Globalization;
+using Headwise.Analysis;
+using Headwise.Analysis.Patterns;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class PatternsCommand : ICommand
+{
+    public string Name => "patterns";
+    public string Summary => "attention patterns of every head on a prompt";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
+    public string Help => $"""
+        headwise patterns --model M (--text "..." | --tokens IDS) [--head L.H] [--no-bos] [--json]
+
+        Runs the prompt once and reads blocks.L.attn.hook_pattern. The table shows one head (--head, default 0.0) as a
+        matrix: one row per query position, one column per key position, in percent (blank above the diagonal).
+
+        Options:
+        {ModelArgs.Help}
+          --text S          the prompt (BOS prepended when the tokenizer adds one)
+          --tokens IDS      explicit ids, e.g. 1,403,407 — nothing prepended
+          --head L.H        the head to show or, with --json, to print alone
+          --no-bos          do not prepend BOS to the text
+          --json            print {"{"}"tokens": [...], "token_ids": [...], "layers": L, "heads": H, "patterns": [layer][head][T·T]{"}"}
+                            (row-major T × T); with --head, "head": "L.H" and "pattern": [T·T] instead of "patterns"
+
+        Example:
+          headwise patterns --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --text "Once upon a time" --head 1.3
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        using var loaded = ModelArgs.Load(args);
+        int[] ids = PromptArgs.Read(args, loaded);
+        string? headArg = args.Get("head");
+        args.RejectUnknown();
+        HeadId? head = headArg is null ? null : HeadId.ParseList(headArg, loaded.Config.NLayers, loaded.Config.NHeads).Single();
+
+        var p = PatternAnalysis.Run(loaded.Model, ids, loaded.Tokenizer, CliMain.Cancellation);
+        if (json)
+        {
+            if (head is { } h)
+            {
+                stdout.WriteLine(Json.Serialize(new { tokens = p.Tokens, token_ids = p.TokenIds, layers = p.Layers, heads = p.Heads, head = h.ToString(), pattern = p.Patterns[h.Layer][h.Head] }));
+            }
+            else
+            {
+                stdout.WriteLine(Json.Serialize(new { tokens = p.Tokens, token_ids = p.TokenIds, layers = p.Layers, heads = p.Heads, patterns = p.Patterns }));
+            }
+            return 0;
+        }
+        var shown = head ?? new HeadId(0, 0);
+        stdout.WriteLine($"head {shown}: attention of each query (row) on each key (column), percent");
+        var labels = p.Tokens.Select(Label).ToArray();
+        int w = Math.Max(4, labels.Max(l => l.Length));
+        stdout.Write(new string(' ', w + 1));
+        for (int k = 0; k < p.Length; k++)
+        {
+            stdout.Write($"{k,4}");
+        }
+        stdout.WriteLine();
+        for (int q = 0; q < p.Length; q++)
+        {
+            stdout.Write(labels[q].PadLeft(w) + " ");
+            for (int k = 0; k < p.Length; k++)
+            {
+                stdout.Write(k > q ? "    " : $"{(100 * p.At(shown, q, k)).ToString("F0", CultureInfo.InvariantCulture),4}");
+            }
+            stdout.WriteLine();
+        }
+        stdout.WriteLine();
+        stdout.WriteLine(string.Join("  ", labels.Select((l, i) => $"{i}={l}")));
+        return 0;
+    }
+
+    // A token's text made printable on one line, at most 12 characters.
+    private static string Label(string s)
+    {
+        s = s.Replace("\n", "\\n", StringComparison.Ordinal).Replace("\t", "\\t", StringComparison.Ordinal);
+        return s.Length > 12 ? s[..12] : s;
+    }
+}

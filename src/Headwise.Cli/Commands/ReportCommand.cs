@@ -1,0 +1,96 @@
+using Headwise.Analysis;
+using Headwise.Reports;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class ReportCommand : ICommand
+{
+    public string Name => "report";
+    public string Summary => "one self-contained HTML page of every head: score grids, patterns, top heads (+ PNGs)";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public string Help => $"""
+        headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR] [--json]
+
+        Runs the standard analyses on a model and writes one HTML file that opens offline in any browser: the model's
+        facts, a layer × head grid coloured by any detector score (previous-token, induction, duplicate-token, sink,
+        entropy, attention distance; a selector switches between them), every head's attention pattern on a prompt (click a head; hover a
+        cell for query, key and weight), and tables of the top heads per score. The file is written to a temporary name
+        and renamed, so it is never half written; the command prints its path. See docs/report.md.
+
+        Options:
+        {ModelArgs.Help}
+          --out FILE        the HTML file to write (default headwise-report.html)
+          --text S          the prompt for the patterns (default: a short story; without a tokenizer, random tokens)
+          --max-tokens N    cap the prompt at N tokens (default 64; patterns grow as N²)
+          --top K           rows per top-heads table (default 5)
+          --png-dir DIR     also write PNG heatmaps: scores-NAME.png per score grid (one row per layer, one column
+                            per head) and pattern-L.H.png for the top head of each score
+          --json            print {"{"}"path": ..., "layers": L, "heads": H, "scores": [names], "pngs": [...]{"}"}
+
+        Example:
+          headwise report --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --out stories.html
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        string outPath = args.Get("out") ?? "headwise-report.html";
+        string? text = args.Get("text");
+        string? pngDir = args.Get("png-dir");
+        int maxTokens = args.GetInt("max-tokens", 64, 2, 1024);
+        int top = args.GetInt("top", 5, 1, 1000);
+        string modelArg = args.Require("model", "a model directory or llama2.c .bin");
+        using var loaded = ModelArgs.Load(args);
+        args.RejectUnknown();
+        if (Directory.Exists(outPath))
+        {
+            throw new UsageException($"--out {outPath} is a directory; give a file name such as {Path.Combine(outPath, "report.html")}");
+        }
+
+        var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
+        var options = new ReportOptions { Text = text, MaxTokens = maxTokens, TopK = top, ModelName = Path.GetFileName(modelArg.TrimEnd('/', '\\')) };
+        var data = ReportBuilder.Build(loaded.Model, loaded.Tokenizer, options, progress, CliMain.Cancellation);
+        CliMain.Cancellation.ThrowIfCancellationRequested();
+
+        var pngs = new List<string>();
+        if (pngDir is not null)
+        {
+            foreach (var s in data.Scores)
+            {
+                string file = Path.GetFullPath(Path.Combine(pngDir, $"scores-{FileName(s.Name)}.png"));
+                Png.Write(file, Heatmap.ScoreGrid(s));
+                pngs.Add(file);
+            }
+            foreach (var head in data.Scores.Select(s => ReportBuilder.TopTable(s, 1).Rows[0][1]).Distinct().Select(HeadId.Parse))
+            {
+                string file = Path.GetFullPath(Path.Combine(pngDir, $"pattern-{head}.png"));
+                Png.Write(file, Heatmap.Pattern(data.Patterns, head));
+                pngs.Add(file);
+            }
+        }
+        string written = HtmlReport.Write(outPath, data);
+
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(new
+            {
+                path = written,
+                layers = data.Info.Layers,
+                heads = data.Info.Heads,
+                scores = data.Scores.Select(s => s.Name).ToArray(),
+                pngs,
+            }));
+            return 0;
+        }
+        foreach (var p in pngs)
+        {
+            stderr.WriteLine($"wrote {p}");
+        }
+        stdout.WriteLine(written);
+        return 0;
+    }
+
+    /// <summary>A score name as a file name: "attention distance" → "attention-distance".</summary>
+    public static string FileName(string name) =>
+        string.Concat(name.ToLowerInvariant().Select(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' ? ch : '-'));
+}

@@ -1,0 +1,127 @@
+using System.Text.Json;
+using Xunit.Abstractions;
+
+namespace Headwise.Tests.Acceptance;
+
+/// <summary>heads, patterns and dla on the real model stories260K.</summary>
+public class AnalysisCliTests(ITestOutputHelper output)
+{
+    private (string Model, string Tok)? Stories()
+    {
+        if (CliRunner.Stories260K is not { } dir)
+        {
+            output.WriteLine("SKIPPED: ../shared/models/stories260K is absent");
+            return null;
+        }
+        return (Path.Combine(dir, "stories260K.bin"), Path.Combine(dir, "tok512.bin"));
+    }
+
+    [Fact]
+    public void HeadsJsonHasExactlyTheSixScoresOfShapeLayersByHeads()
+    {
+        if (Stories() is not var (model, _))
+        {
+            return;
+        }
+        var r = CliRunner.Run("heads", "--model", model, "--seq-len", "20", "--batch", "3", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var root = doc.RootElement;
+        int L = root.GetProperty("layers").GetInt32(), H = root.GetProperty("heads").GetInt32();
+        Assert.Equal(5, L);
+        Assert.Equal(8, H);
+        var scores = root.GetProperty("scores");
+        Assert.Equal(["prev_token", "induction", "duplicate", "sink", "entropy", "distance"],
+            scores.EnumerateObject().Select(p => p.Name).ToArray());
+        foreach (var p in scores.EnumerateObject())
+        {
+            var rows = p.Value.EnumerateArray().ToArray();
+            Assert.Equal(L, rows.Length);
+            foreach (var row in rows)
+            {
+                var values = row.EnumerateArray().Select(v => v.GetDouble()).ToArray();
+                Assert.Equal(H, values.Length);
+                Assert.All(values, v => Assert.True(double.IsFinite(v) && v >= 0, $"{p.Name}: {v}"));
+                if (p.Name is "prev_token" or "induction" or "duplicate" or "sink")
+                {
+                    Assert.All(values, v => Assert.True(v <= 1 + 1e-5, $"{p.Name}: {v} is not a probability"));
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void HeadsTextAndTokens()
+    {
+        if (Stories() is not var (model, _))
+        {
+            return;
+        }
+        var r = CliRunner.Run("heads", "--model", model, "--tokens", "1,403,407,261,378,432", "--seq-len", "10", "--batch", "2");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("induction:", r.Stdout);
+        Assert.Contains("entropy:", r.Stdout);
+        var bad = CliRunner.Run("heads", "--model", model, "--seq-len", "1000");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--seq-len", bad.Stderr);
+    }
+
+    [Fact]
+    public void PatternsJsonRowsAreDistributions()
+    {
+        if (Stories() is not var (model, tok))
+        {
+            return;
+        }
+        var r = CliRunner.Run("patterns", "--model", model, "--tokenizer", tok, "--text", "Once upon a time", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var root = doc.RootElement;
+        int T = root.GetProperty("token_ids").GetArrayLength();
+        Assert.Equal(T, root.GetProperty("tokens").GetArrayLength());
+        var patterns = root.GetProperty("patterns");
+        Assert.Equal(5, patterns.GetArrayLength());
+        var p = patterns[2][3].EnumerateArray().Select(v => v.GetDouble()).ToArray();
+        Assert.Equal(T * T, p.Length);
+        for (int q = 0; q < T; q++)
+        {
+            Assert.Equal(1, p.Skip(q * T).Take(T).Sum(), 4);
+            Assert.Equal(0, p.Skip(q * T + q + 1).Take(T - q - 1).Sum());
+        }
+
+        var one = CliRunner.Run("patterns", "--model", model, "--tokens", "1,403,407,261", "--head", "1.3", "--json");
+        Assert.True(one.ExitCode == 0, one.Stderr);
+        using var d1 = JsonDocument.Parse(one.Stdout);
+        Assert.Equal("1.3", d1.RootElement.GetProperty("head").GetString());
+        Assert.Equal(16, d1.RootElement.GetProperty("pattern").GetArrayLength());
+
+        var text = CliRunner.Run("patterns", "--model", model, "--tokenizer", tok, "--text", "Once upon a time", "--head", "4.7");
+        Assert.True(text.ExitCode == 0, text.Stderr);
+        Assert.Contains("head 4.7", text.Stdout);
+        Assert.Equal(2, CliRunner.Run("patterns", "--model", model, "--tokens", "1,2", "--head", "9.0").ExitCode);
+    }
+
+    [Fact]
+    public void DlaJsonSumsToTheLogitDifference()
+    {
+        if (Stories() is not var (model, tok))
+        {
+            return;
+        }
+        var r = CliRunner.Run("dla", "--model", model, "--tokens", "1,403,407,261,378", "--answer", "432", "--wrong", "300", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var root = doc.RootElement;
+        double logit = root.GetProperty("logit").GetDouble();
+        double sum = root.GetProperty("contributions").EnumerateArray().Sum(c => c.GetProperty("value").GetDouble());
+        Assert.Equal(logit, sum, 3);
+        Assert.Equal(5, root.GetProperty("heads").GetArrayLength());
+
+        var text = CliRunner.Run("dla", "--model", model, "--tokenizer", tok, "--text", "Once upon a", "--answer", "432", "--position", "2");
+        Assert.True(text.ExitCode == 0, text.Stderr);
+        Assert.Contains("contribution", text.Stdout);
+        var bad = CliRunner.Run("dla", "--model", model, "--tokens", "1,403", "--answer", "9999");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--answer", bad.Stderr);
+    }
+}

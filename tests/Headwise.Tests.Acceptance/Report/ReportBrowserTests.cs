@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Headwise.Reports;
+using Microsoft.Playwright;
+using Xunit.Abstractions;
+
+namespace Headwise.Tests.Acceptance.Report;
+
+/// <summary>
+/// The report in a real browser: Debian's Chromium driven by Playwright (never a downloaded browser). Opens the page from
+/// disk, counts the grid's cells, clicks a head, hovers a pattern cell, switches the score, checks that no request left
+/// the file and that the script raised no error, and saves a screenshot under the test output folder.
+/// </summary>
+public sealed class ReportBrowserTests(ITestOutputHelper output)
+{
+    private const string Chromium = "/usr/bin/chromium";
+
+    [Fact]
+    public async Task ReportWorksInChromiumOffline()
+    {
+        if (!File.Exists(Chromium))
+        {
+            output.WriteLine($"SKIPPED: {Chromium} is missing (install it with: apt-get install -y chromium); the browser test did not run");
+            return;
+        }
+        var clock = Stopwatch.StartNew();
+        string outDir = Path.Combine(AppContext.BaseDirectory, "report-browser");
+        Directory.CreateDirectory(outDir);
+        string html = Path.Combine(outDir, "report.html");
+        string[] model = CliRunner.Stories260K is { } s
+            ? ["--model", Path.Combine(s, "stories260K.bin"), "--tokenizer", Path.Combine(s, "tok512.bin")]
+            : ["--model", CliRunner.Golden("llama_gqa")];
+        var r = CliRunner.Run(["report", .. model, "--out", html, "--max-tokens", "24", "--json"]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(HtmlReport.ExtractDataJson(File.ReadAllText(html)));
+        var data = doc.RootElement;
+        int L = data.GetProperty("layers").GetInt32(), H = data.GetProperty("heads").GetInt32();
+        var tokens = data.GetProperty("patterns").GetProperty("tokens").EnumerateArray().Select(t => t.GetString()!).ToArray();
+        int T = tokens.Length;
+
+        output.WriteLine($"report written in {clock.Elapsed.TotalSeconds:F1} s");
+        Environment.SetEnvironmentVariable("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        });
+        output.WriteLine($"chromium started at {clock.Elapsed.TotalSeconds:F1} s");
+        var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
+        var requests = new List<string>();
+        var errors = new List<string>();
+        page.Request += (_, req) => requests.Add(req.Url);
+        page.PageError += (_, e) => errors.Add(e);
+        page.Console += (_, m) =>
+        {
+            if (m.Type == "error")
+            {
+                errors.Add(m.Text);
+            }
+        };
+        // any request that is not the file itself fails (and is recorded above)
+        await page.RouteAsync("**/*", route => route.Request.Url.StartsWith("file:", StringComparison.Ordinal) ? route.ContinueAsync() : route.AbortAsync());
+
+        await page.GotoAsync(new Uri(html).AbsoluteUri);
+        output.WriteLine($"page loaded at {clock.Elapsed.TotalSeconds:F1} s");
+
+        // the grid: one cell per head, one option per score
+        var cells = page.Locator("#grid .cell");
+        Assert.Equal(L * H, await cells.CountAsync());
+        Assert.Equal(data.GetProperty("scores").GetArrayLength(), await page.Locator("#score-select option").CountAsync());
+        // a cell shows its score to 2 significant digits
+        double score = data.GetProperty("scores")[0].GetProperty("values")[1][2].GetDouble();
+        double shown = double.Parse(await page.Locator("#grid .cell[data-layer='1'][data-head='2']").InnerTextAsync(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(score, shown, 0.051 * Math.Abs(score));
+
+        // click head 1.2: its pattern, with a label per token on each axis
+        await page.Locator("#grid .cell[data-layer='1'][data-head='2']").ClickAsync();
+        Assert.Equal("Attention pattern of head 1.2", await page.Locator("#pattern-title").InnerTextAsync());
+        Assert.Equal(T * (T + 1) / 2, await page.Locator("#pattern-svg rect.pcell").CountAsync());
+        Assert.Equal(T, await page.Locator("#pattern-svg text.qlabel").CountAsync());
+        Assert.Equal(T, await page.Locator("#pattern-svg text.klabel").CountAsync());
+        string Short(string t) => t.Length > 12 ? t[..11] + "…" : t;
+        Assert.Equal(Short(tokens[5]), await page.Locator("#pattern-svg text.qlabel").Nth(5).TextContentAsync());
+        Assert.Contains("selected", await page.Locator("#grid .cell[data-layer='1'][data-head='2']").GetAttributeAsync("class") ?? "");
+
+        // hover query 6, key 4: the tooltip names both tokens and the weight stored for head 1.2
+        int q = Math.Min(6, T - 1), k = q - 2;
+        await page.Locator($"#pattern-svg rect.pcell[data-q='{q}'][data-k='{k}']").HoverAsync();
+        var tip = page.Locator("#tooltip");
+        Assert.True(await tip.IsVisibleAsync());
+        string tipText = await tip.InnerTextAsync();
+        string weight = data.GetProperty("patterns").GetProperty("heads")[1 * H + 2][q][k].GetRawText();
+        Assert.Contains($"query {q} {JsonSerializer.Serialize(tokens[q])}", tipText, StringComparison.Ordinal);
+        Assert.Contains($"key   {k} {JsonSerializer.Serialize(tokens[k])}", tipText, StringComparison.Ordinal);
+        Assert.Contains($"weight {weight}", tipText, StringComparison.Ordinal);
+        Assert.Equal(1, await page.Locator("#pattern-svg text.qlabel.hot").CountAsync()); // the query's label lights up
+
+        // switch the grid to induction; a top-heads link opens that head
+        await page.Locator("#score-select").SelectOptionAsync(new SelectOptionValue { Label = "induction" });
+        StringAssert(await page.Locator("#score-def").InnerTextAsync(), "induction:");
+        var link = page.Locator("a.head-link").First;
+        string linkHead = await link.InnerTextAsync();
+        await link.ClickAsync();
+        Assert.Equal($"Attention pattern of head {linkHead}", await page.Locator("#pattern-title").InnerTextAsync());
+
+        string shot = Path.Combine(outDir, "report.png");
+        await page.Locator($"#pattern-svg rect.pcell[data-q='{q}'][data-k='{k}']").HoverAsync();
+        await page.ScreenshotAsync(new() { Path = shot, FullPage = true });
+        output.WriteLine($"screenshot: {shot}");
+        output.WriteLine($"browser test took {clock.Elapsed.TotalSeconds:F1} s");
+
+        Assert.Empty(errors);
+        Assert.All(requests, u => Assert.StartsWith("file:", u, StringComparison.Ordinal));
+    }
+
+    private static void StringAssert(string actual, string expectedStart) => Assert.StartsWith(expectedStart, actual, StringComparison.Ordinal);
+}

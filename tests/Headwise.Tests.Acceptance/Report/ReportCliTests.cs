@@ -1,0 +1,81 @@
+using System.Text.Json;
+using Headwise.Reports;
+
+namespace Headwise.Tests.Acceptance.Report;
+
+/// <summary><c>headwise report</c> end to end: the JSON summary, the page and PNGs on disk, bad arguments.</summary>
+public sealed class ReportCliTests
+{
+    [Fact]
+    public void ReportWritesThePageAndPngsAndPrintsThePath()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "hw-report-cli-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            string html = Path.Combine(dir, "r.html"), pngDir = Path.Combine(dir, "png");
+            var r = CliRunner.Run("report", "--model", CliRunner.Golden("gpt2_tied"), "--out", html, "--png-dir", pngDir, "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            var root = doc.RootElement;
+            Assert.Equal(Path.GetFullPath(html), root.GetProperty("path").GetString());
+            Assert.Equal(2, root.GetProperty("layers").GetInt32());
+            Assert.Equal(4, root.GetProperty("heads").GetInt32());
+            string[] names = ["previous-token", "induction", "duplicate-token", "sink", "entropy", "attention distance"];
+            Assert.Equal(names, root.GetProperty("scores").EnumerateArray().Select(e => e.GetString()));
+            Assert.Equal(["r.html"], Directory.GetFiles(dir).Select(Path.GetFileName)); // no temporary file left behind
+
+            // one PNG per score grid (4 heads × 24 px wide, 2 layers × 24 px high) and per top head
+            foreach (var name in names)
+            {
+                var png = File.ReadAllBytes(Path.Combine(pngDir, $"scores-{name.Replace(' ', '-')}.png"));
+                Assert.Equal((96, 48), (System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16)), System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(20))));
+            }
+            var pngs = root.GetProperty("pngs").EnumerateArray().Select(e => e.GetString()!).ToList();
+            Assert.Contains(pngs, p => Path.GetFileName(p).StartsWith("pattern-", StringComparison.Ordinal));
+            Assert.All(pngs, p => Assert.True(File.Exists(p), p));
+
+            using var data = JsonDocument.Parse(HtmlReport.ExtractDataJson(File.ReadAllText(html)));
+            Assert.Equal(2 * 4, data.RootElement.GetProperty("patterns").GetProperty("heads").GetArrayLength());
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
+    public void TextPrintsOnlyThePath()
+    {
+        string html = Path.Combine(Path.GetTempPath(), "hw-report-" + Guid.NewGuid().ToString("N") + ".html");
+        try
+        {
+            var r = CliRunner.Run("report", "--model", CliRunner.Golden("neox_parallel"), "--out", html);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Equal(Path.GetFullPath(html), r.Stdout.Trim());
+        }
+        finally
+        {
+            File.Delete(html);
+        }
+    }
+
+    [Fact]
+    public void BadArgumentsAreOneLineWithExitCode2()
+    {
+        var noTokenizer = CliRunner.Run("report", "--model", CliRunner.Golden("gpt2_tied"), "--text", "hello", "--out", Path.Combine(Path.GetTempPath(), "never.html"));
+        Assert.Equal(2, noTokenizer.ExitCode);
+        Assert.Contains("--text needs a tokenizer", noTokenizer.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(Path.GetTempPath(), "never.html")));
+
+        var dirOut = CliRunner.Run("report", "--model", CliRunner.Golden("gpt2_tied"), "--out", Path.GetTempPath());
+        Assert.Equal(2, dirOut.ExitCode);
+        Assert.Contains("is a directory", dirOut.Stderr, StringComparison.Ordinal);
+
+        var typo = CliRunner.Run("report", "--model", CliRunner.Golden("gpt2_tied"), "--png", "x");
+        Assert.Equal(2, typo.ExitCode);
+        Assert.Contains("unknown option --png", typo.Stderr, StringComparison.Ordinal);
+    }
+}

@@ -60,6 +60,13 @@ public static class DemoModel
             File.Copy(tokenizerJson, dest, overwrite: true);
         }
 
+        // GPT-2 configs default BOS/EOS to 50256; this vocabulary's <|endoftext|> is its last id.
+        int eot = tok.VocabSize - 1;
+        string configPath = Path.Combine(modelDir, "config.json");
+        var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+        node["bos_token_id"] = eot;
+        node["eos_token_id"] = eot;
+        File.WriteAllText(configPath, node.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         return new DemoModelResult(ids.Length, model.ParameterCount, result.LastStep, result.EvalLoss, sw.Elapsed.TotalSeconds, modelDir);
     }
 }

@@ -51,7 +51,8 @@ public sealed class TrainingTasksCliTests : IDisposable
         var r = CliRunner.Run("train-tokenizer", "--text-file", text, "--vocab-size", "280", "--out", tok);
         Assert.Equal(0, r.ExitCode);
         var t = TokenizerLoader.Load(tok);
-        Assert.Equal(281, t.VocabSize);
+        Assert.InRange(t.VocabSize, 258, 281);   // a repetitive text runs out of pairs seen twice before 280
+        Assert.Single(t.Encode(" union", addSpecial: false));
         Assert.Equal("the union is", t.Decode(t.Encode("the union is", addSpecial: false)));
     }
 

@@ -56,73 +56,73 @@ public sealed class ExperimentCommand : ICommand
         switch (which)
         {
             case "induction":
-            {
-                var o = new InductionOptions(Seed: seed);
-                o = o with { Steps = steps ?? o.Steps, LearningRate = lr ?? o.LearningRate, Batch = batch ?? o.Batch, InitStd = init ?? o.InitStd };
-                var r = InductionExperiment.Run(o, progress, ct);
-                string path = ExperimentReports.WriteInduction(r, dir);
-                if (json)
                 {
-                    stdout.WriteLine(Json.Serialize(r));
+                    var o = new InductionOptions(Seed: seed);
+                    o = o with { Steps = steps ?? o.Steps, LearningRate = lr ?? o.LearningRate, Batch = batch ?? o.Batch, InitStd = init ?? o.InitStd };
+                    var r = InductionExperiment.Run(o, progress, ct);
+                    string path = ExperimentReports.WriteInduction(r, dir);
+                    if (json)
+                    {
+                        stdout.WriteLine(Json.Serialize(r));
+                        return 0;
+                    }
+
+                    stdout.WriteLine($"chance {F(r.ChanceLoss)}  final loss: first copy {F(r.FinalLossFirstCopy)}, repeated copy {F(r.FinalLossRepeat)}; drop at step {(r.DropStep?.ToString(CultureInfo.InvariantCulture) ?? "none")}");
+                    stdout.WriteLine("head    induction  prev-token");
+                    foreach (var h in r.Heads)
+                    {
+                        stdout.WriteLine($"L{h.Layer}H{h.Head}    {F(h.Induction),9}  {F(h.PreviousToken),10}");
+                    }
+
+                    stdout.WriteLine(path);
                     return 0;
                 }
-
-                stdout.WriteLine($"chance {F(r.ChanceLoss)}  final loss: first copy {F(r.FinalLossFirstCopy)}, repeated copy {F(r.FinalLossRepeat)}; drop at step {(r.DropStep?.ToString(CultureInfo.InvariantCulture) ?? "none")}");
-                stdout.WriteLine("head    induction  prev-token");
-                foreach (var h in r.Heads)
-                {
-                    stdout.WriteLine($"L{h.Layer}H{h.Head}    {F(h.Induction),9}  {F(h.PreviousToken),10}");
-                }
-
-                stdout.WriteLine(path);
-                return 0;
-            }
 
             case "ocr":
-            {
-                var o = new OcrOptions(Seed: seed);
-                o = o with { Steps = steps ?? o.Steps, LearningRate = lr ?? o.LearningRate, InitStd = init ?? o.InitStd };
-                var r = OcrExperiment.Run(o, progress, ct);
-                string path = ExperimentReports.WriteOcr(r, dir);
-                if (json)
                 {
-                    stdout.WriteLine(Json.Serialize(r));
+                    var o = new OcrOptions(Seed: seed);
+                    o = o with { Steps = steps ?? o.Steps, LearningRate = lr ?? o.LearningRate, InitStd = init ?? o.InitStd };
+                    var r = OcrExperiment.Run(o, progress, ct);
+                    string path = ExperimentReports.WriteOcr(r, dir);
+                    if (json)
+                    {
+                        stdout.WriteLine(Json.Serialize(r));
+                        return 0;
+                    }
+
+                    stdout.WriteLine($"held-out implications: {r.HeldOutExamples}, chance {F(r.ChanceAccuracy)}");
+                    stdout.WriteLine("model      train-acc  held-out-acc  nuclear-norm(W_OV)");
+                    foreach (var run in new[] { r.Factored, r.Combined })
+                    {
+                        stdout.WriteLine($"{run.Variant,-9}  {F(run.Final.TrainAccuracy),9}  {F(run.Final.HeldOutAccuracy),12}  {F(run.Final.OvNuclearNorm, 2),18}");
+                    }
+
+                    stdout.WriteLine(path);
                     return 0;
                 }
-
-                stdout.WriteLine($"held-out implications: {r.HeldOutExamples}, chance {F(r.ChanceAccuracy)}");
-                stdout.WriteLine("model      train-acc  held-out-acc  nuclear-norm(W_OV)");
-                foreach (var run in new[] { r.Factored, r.Combined })
-                {
-                    stdout.WriteLine($"{run.Variant,-9}  {F(run.Final.TrainAccuracy),9}  {F(run.Final.HeldOutAccuracy),12}  {F(run.Final.OvNuclearNorm, 2),18}");
-                }
-
-                stdout.WriteLine(path);
-                return 0;
-            }
 
             case "icl-regression":
-            {
-                var o = new IclOptions(Seed: seed);
-                o = o with { Steps = steps ?? o.Steps, LearningRate = lr ?? o.LearningRate, Batch = batch ?? o.Batch, InitStd = init ?? o.InitStd };
-                var r = IclRegressionExperiment.Run(o, progress, ct);
-                string path = ExperimentReports.WriteIcl(r, dir);
-                if (json)
                 {
-                    stdout.WriteLine(Json.Serialize(r));
+                    var o = new IclOptions(Seed: seed);
+                    o = o with { Steps = steps ?? o.Steps, LearningRate = lr ?? o.LearningRate, Batch = batch ?? o.Batch, InitStd = init ?? o.InitStd };
+                    var r = IclRegressionExperiment.Run(o, progress, ct);
+                    string path = ExperimentReports.WriteIcl(r, dir);
+                    if (json)
+                    {
+                        stdout.WriteLine(Json.Serialize(r));
+                        return 0;
+                    }
+
+                    stdout.WriteLine($"in-context MSE: multi-head {F(r.MultiHeadMse, 4)}, single-head {F(r.SingleHeadMse, 4)}, ridge {F(r.RidgeMse, 4)}, predict-0 {F(r.ZeroMse, 4)}");
+                    foreach (var h in r.MultiHeads)
+                    {
+                        stdout.WriteLine($"multi head {h.Head}: KQ diag {F(h.KqDiagonalMean)} (diag/off {F(h.KqDiagonality, 1)}), OV[y→y] {F(h.OvLastEntry)} (last-entry share {F(h.OvLastEntryShare)})");
+                    }
+
+                    stdout.WriteLine($"OV zero-sum |Σ|/Σ|·| = {F(r.OvZeroSum)}");
+                    stdout.WriteLine(path);
                     return 0;
                 }
-
-                stdout.WriteLine($"in-context MSE: multi-head {F(r.MultiHeadMse, 4)}, single-head {F(r.SingleHeadMse, 4)}, ridge {F(r.RidgeMse, 4)}, predict-0 {F(r.ZeroMse, 4)}");
-                foreach (var h in r.MultiHeads)
-                {
-                    stdout.WriteLine($"multi head {h.Head}: KQ diag {F(h.KqDiagonalMean)} (diag/off {F(h.KqDiagonality, 1)}), OV[y→y] {F(h.OvLastEntry)} (last-entry share {F(h.OvLastEntryShare)})");
-                }
-
-                stdout.WriteLine($"OV zero-sum |Σ|/Σ|·| = {F(r.OvZeroSum)}");
-                stdout.WriteLine(path);
-                return 0;
-            }
 
             default:
                 throw new UsageException($"unknown experiment '{which}'; expected induction, ocr or icl-regression");

@@ -15,6 +15,7 @@ public static class CommandRegistry
         new PatternsCommand(),
         new DlaCommand(),
         new ReportCommand(),
+        new TrainCommand(),
         new TrainTokenizerCommand(),
         new ExperimentCommand(),
         new TrainDemoCommand(),

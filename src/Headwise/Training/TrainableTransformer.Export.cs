@@ -29,15 +29,40 @@ public sealed partial class TrainableTransformer
         return _gpt2
             ? new ModelConfig
             {
-                ModelType = "gpt2", Family = ArchitectureFamily.Gpt2, VocabSize = V, DModel = C, NLayers = L, NHeads = NH, NKvHeads = NH,
-                DHead = HD, DMlp = f, MaxPositions = Config.SeqLen, NormEps = Config.NormEps, Activation = "gelu_new",
-                TiedEmbeddings = Config.TiedEmbeddings, QkvBias = true, OutputBias = true, MlpBias = true,
+                ModelType = "gpt2",
+                Family = ArchitectureFamily.Gpt2,
+                VocabSize = V,
+                DModel = C,
+                NLayers = L,
+                NHeads = NH,
+                NKvHeads = NH,
+                DHead = HD,
+                DMlp = f,
+                MaxPositions = Config.SeqLen,
+                NormEps = Config.NormEps,
+                Activation = "gelu_new",
+                TiedEmbeddings = Config.TiedEmbeddings,
+                QkvBias = true,
+                OutputBias = true,
+                MlpBias = true,
             }
             : new ModelConfig
             {
-                ModelType = "llama", Family = ArchitectureFamily.Llama, VocabSize = V, DModel = C, NLayers = L, NHeads = NH, NKvHeads = NKV,
-                DHead = HD, DMlp = f, MaxPositions = Config.SeqLen, NormEps = Config.NormEps, Activation = "silu",
-                TiedEmbeddings = Config.TiedEmbeddings, RopeTheta = Config.RopeTheta, RotaryDims = HD,
+                ModelType = "llama",
+                Family = ArchitectureFamily.Llama,
+                VocabSize = V,
+                DModel = C,
+                NLayers = L,
+                NHeads = NH,
+                NKvHeads = NKV,
+                DHead = HD,
+                DMlp = f,
+                MaxPositions = Config.SeqLen,
+                NormEps = Config.NormEps,
+                Activation = "silu",
+                TiedEmbeddings = Config.TiedEmbeddings,
+                RopeTheta = Config.RopeTheta,
+                RotaryDims = HD,
             };
     }
 

@@ -6,7 +6,13 @@ public class TrainerTests
 {
     internal static TrainableConfig Tiny(TrainableArchitecture arch = TrainableArchitecture.Gpt2) => new()
     {
-        Architecture = arch, VocabSize = 16, DModel = 16, NLayers = 2, NHeads = 2, SeqLen = 8, DMlp = 32,
+        Architecture = arch,
+        VocabSize = 16,
+        DModel = 16,
+        NLayers = 2,
+        NHeads = 2,
+        SeqLen = 8,
+        DMlp = 32,
         NKvHeads = arch == TrainableArchitecture.Llama ? 1 : 0,
     };
 
@@ -22,7 +28,14 @@ public class TrainerTests
 
     private static TrainerOptions Opts(int steps) => new()
     {
-        Steps = steps, BatchSize = 4, LearningRate = 1e-2f, WarmupSteps = 2, Seed = 7, EvalEvery = 5, EvalBatches = 1, GradClip = 1.0,
+        Steps = steps,
+        BatchSize = 4,
+        LearningRate = 1e-2f,
+        WarmupSteps = 2,
+        Seed = 7,
+        EvalEvery = 5,
+        EvalBatches = 1,
+        GradClip = 1.0,
     };
 
     [Theory]
@@ -45,15 +58,17 @@ public class TrainerTests
         {
             int saved = Headwise.Kernels.Kernels.MaxThreads;
             Headwise.Kernels.Kernels.MaxThreads = threads;
+            Headwise.Kernels.Kernels.ForceParallel = threads > 1; // even these small matmuls take the multi-threaded path
             try
             {
-                var cfg = Tiny() with { DModel = 64, NHeads = 4, SeqLen = 32, DMlp = 128 };
+                var cfg = Tiny() with { DModel = 32, NHeads = 4, SeqLen = 16, DMlp = 64 };
                 var model = new TrainableTransformer(cfg, seed: 3);
-                return new Trainer(model, Opts(6) with { BatchSize = 8, AccumulationSteps = 2 }, Stream(6000, 16)).Train().Steps.Select(s => s.Loss).ToArray();
+                return new Trainer(model, Opts(4) with { BatchSize = 4, AccumulationSteps = 2 }, Stream(3000, 16)).Train().Steps.Select(s => s.Loss).ToArray();
             }
             finally
             {
                 Headwise.Kernels.Kernels.MaxThreads = saved;
+                Headwise.Kernels.Kernels.ForceParallel = false;
             }
         }
         var one = Run(1);

@@ -1,3 +1,5 @@
+using System.Numerics;
+
 namespace Headwise.Training.Layers;
 
 /// <summary>Softmax cross-entropy averaged over rows: loss = mean_n (log Σ_v e^{logits[n,v]} − logits[n, target[n]]).</summary>
@@ -24,13 +26,13 @@ public static class CrossEntropy
                 var pr = new Span<float>(P + (long)n * V, V);
                 float max = float.NegativeInfinity;
                 for (int i = 0; i < V; i++) max = MathF.Max(max, row[i]);
+                // e^{l − max}, vectorized; the sum in double, in index order
+                int i0 = 0, W = Vector<float>.Count;
+                var vmax = new Vector<float>(max);
+                for (; i0 + W <= V; i0 += W) Vector.Exp(new Vector<float>(row[i0..]) - vmax).CopyTo(pr[i0..]);
+                for (; i0 < V; i0++) pr[i0] = MathF.Exp(row[i0] - max);
                 double sum = 0;
-                for (int i = 0; i < V; i++)
-                {
-                    float e = MathF.Exp(row[i] - max);
-                    pr[i] = e;
-                    sum += e;
-                }
+                for (int i = 0; i < V; i++) sum += pr[i];
                 float inv = (float)(1.0 / sum);
                 for (int i = 0; i < V; i++) pr[i] *= inv;
                 LS[n] = (float)(Math.Log(sum) + max - row[TG[n]]);

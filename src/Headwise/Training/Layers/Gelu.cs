@@ -1,3 +1,4 @@
+using System.Numerics;
 using K = Headwise.Kernels.Kernels;
 
 namespace Headwise.Training.Layers;
@@ -6,21 +7,36 @@ namespace Headwise.Training.Layers;
 public static class Gelu
 {
     private const float S = 0.7978845608028654f; // √(2/π)
+    private const float A = 0.044715f;
 
     // x, out: (n)
     public static void Forward(ReadOnlySpan<float> x, Span<float> output) => K.GeluTanh(x, output);
 
     // dout, x: (n)  dx: (n) overwritten
+    // undoes: y = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³):  dy/dx = ½(1 + tanh u) + ½x·(1 − tanh²u)·√(2/π)(1 + 3·0.044715x²)
     public static void Backward(ReadOnlySpan<float> dout, ReadOnlySpan<float> x, Span<float> dx)
     {
-        for (int i = 0; i < x.Length; i++)
+        int n = x.Length, i = 0, W = Vector<float>.Count;
+        var half = new Vector<float>(0.5f);
+        var one = Vector<float>.One;
+        var two = new Vector<float>(2f);
+        var s = new Vector<float>(S);
+        var a = new Vector<float>(A);
+        var a3 = new Vector<float>(3 * A);
+        for (; i + W <= n; i += W)
+        {
+            var v = new Vector<float>(x[i..]);
+            var u = s * (v + a * v * v * v);
+            // tanh u = 1 − 2/(e^{2u} + 1): saturates to ±1 without NaN when e^{2u} over- or underflows
+            var th = one - two / (Vector.Exp(two * u) + one);
+            var d = half * (one + th) + half * v * (one - th * th) * s * (one + a3 * v * v);
+            (new Vector<float>(dout[i..]) * d).CopyTo(dx[i..]);
+        }
+        for (; i < n; i++) // remainder
         {
             float v = x[i];
-            float u = S * (v + 0.044715f * v * v * v);
-            float th = MathF.Tanh(u);
-            float sech2 = 1 - th * th;
-            // undoes: y = ½x(1 + tanh(u)):  dy/dx = ½(1 + tanh u) + ½x·sech²u·√(2/π)(1 + 3·0.044715x²)
-            dx[i] = dout[i] * (0.5f * (1 + th) + 0.5f * v * sech2 * S * (1 + 3 * 0.044715f * v * v));
+            float th = MathF.Tanh(S * (v + A * v * v * v));
+            dx[i] = dout[i] * (0.5f * (1 + th) + 0.5f * v * (1 - th * th) * S * (1 + 3 * A * v * v));
         }
     }
 }

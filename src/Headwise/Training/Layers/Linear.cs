@@ -27,14 +27,11 @@ public static class Linear
         Par.Add(prod, dw[..(OC * C)]);
         if (!db.IsEmpty)
         {
-            // undoes: + b — the column sums of dout, each row of dT summed in order
-            for (int o = 0; o < OC; o++)
-            {
-                var r = dT.Slice(o * N, N);
-                float s = 0;
-                for (int n = 0; n < N; n++) s += r[n];
-                db[o] += s;
-            }
+            // undoes: + b — the column sums of dout, rows added in order (vectorized along OC)
+            var sum = prod[..OC];
+            sum.Clear();
+            for (int n = 0; n < N; n++) Par.Add(dout.Slice(n * OC, OC), sum);
+            Par.Add(sum, db[..OC]);
         }
         if (dx.IsEmpty)
         {
@@ -53,8 +50,9 @@ public static class Linear
         }
     }
 
-    // a: (R, S) → t: (S, R), in 32×32 tiles
-    internal static unsafe void Transpose(ReadOnlySpan<float> a, Span<float> t, int R, int S)
+    /// <summary>t = aᵀ, in 32×32 tiles.</summary>
+    // a: (R, S) → t: (S, R)
+    public static unsafe void Transpose(ReadOnlySpan<float> a, Span<float> t, int R, int S)
     {
         const int Tile = 32;
         int tilesR = (R + Tile - 1) / Tile;
@@ -67,9 +65,10 @@ public static class Linear
                 for (int s0 = 0; s0 < S; s0 += Tile)
                 {
                     int s1 = Math.Min(S, s0 + Tile);
-                    for (int r = r0; r < r1; r++)
+                    // writes run along t's rows; the 32 source rows being read stay in L1 across the s loop
+                    for (int s = s0; s < s1; s++)
                     {
-                        for (int s = s0; s < s1; s++)
+                        for (int r = r0; r < r1; r++)
                         {
                             dst[(long)s * R + r] = src[(long)r * S + s];
                         }

@@ -1,0 +1,231 @@
+using System.Diagnostics;
+using System.Text;
+using Headwise.Tokenizers;
+using Headwise.Training;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class TrainCommand : ICommand
+{
+    public string Name => "train";
+    public string Summary => "train a small GPT-2 or Llama model on a text file (AdamW, checkpoints, resume)";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "untied", "attn-only", "combined-ov", "no-norm" };
+    public string Help => """
+        headwise train --data FILE --out DIR [--tokenizer F] [--arch gpt2|llama] [--layers N --heads H --d-model C --seq-len T]
+                       [--steps N --batch B --lr X --seed S ...] [--resume DIR] [--json]
+
+        Trains a transformer from scratch on the text in FILE (UTF-8), tokenized with --tokenizer or, by default, as raw
+        bytes (vocabulary 256). The last --held-out fraction of the tokens is kept for evaluation. Writes DIR/checkpoint/
+        (config.json + model.safetensors that `headwise --model DIR/checkpoint` loads, plus the optimizer state to resume
+        from), DIR/metrics.jsonl (one JSON line per step) and DIR/loss.png. Ctrl-C stops after the current step and saves.
+
+        Model (ignored with --resume: the model comes from the checkpoint):
+          --arch A           gpt2 (LayerNorm, learned positions, GELU) or llama (RMSNorm, RoPE, SwiGLU, GQA); default gpt2
+          --layers N         blocks (default 4)
+          --heads H          query heads (default 4); must divide --d-model unless --d-head is given
+          --kv-heads K       key/value heads for grouped-query attention (default: --heads)
+          --d-model C        residual width (default 256)
+          --d-head D         head size (default C / H)
+          --d-mlp F          MLP width (default 4·C)
+          --seq-len T        context length (default 128)
+          --rope-theta X     RoPE base for llama (default 10000)
+          --untied           separate unembedding matrix (default: tied to the embedding)
+          --attn-only        no MLPs
+          --combined-ov      one d_model × d_model output-value matrix per head instead of W_O·W_V (no HF export)
+          --no-norm          no LayerNorm/RMSNorm (no HF export)
+        Training:
+          --steps N          optimizer steps (default 1000; with --resume: extend the run to N)
+          --batch B          sequences per micro-batch (default 8)
+          --accum K          micro-batches per step (default 1)
+          --lr X             peak learning rate (default 1e-3)
+          --min-lr-frac X    final lr as a fraction of the peak (default 0.1)
+          --warmup N         linear warmup steps (default 0)
+          --schedule S       cosine | wsd (warmup-stable-decay) | constant (default cosine)
+          --decay-frac X     wsd: fraction of the steps spent decaying (default 0.2)
+          --weight-decay X   AdamW decoupled weight decay on matrices and embeddings (default 0.1)
+          --clip X           clip the global gradient norm (default 1; 0 = off)
+          --seed S           initial weights and batch sampling (default 0); same seed → same losses
+          --held-out X       fraction of the tokens held out for evaluation (default 0.1)
+          --eval-every N     evaluate every N steps (default: steps / 10)
+          --checkpoint-every N  write a checkpoint every N steps (default: only at the end)
+          --resume DIR       continue the run saved in DIR (a run directory or its checkpoint/) on the same data
+          --threads N        worker threads (default: all cores)
+          --json             print {"steps": ..., "loss": x, "eval_loss": y, "tokens_per_s": z, "checkpoint": "...", ...}
+
+        Example:
+          headwise train --data story.txt --out runs/tiny --layers 2 --d-model 64 --heads 4 --seq-len 64 --steps 200
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        ModelArgs.ApplyThreads(args);
+        string dataPath = args.Require("data", "a UTF-8 text file to train on");
+        string outDir = args.Require("out", "the run directory");
+        string? tokenizerPath = args.Get("tokenizer");
+        string? resume = args.Get("resume");
+        string[] modelOptions = ["arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "untied", "attn-only", "combined-ov", "no-norm"];
+        TrainableConfig? config = null;
+        if (resume is not null)
+        {
+            if (modelOptions.FirstOrDefault(args.Has) is string clash)
+            {
+                throw new UsageException($"--{clash} cannot be combined with --resume (the model comes from the checkpoint)");
+            }
+        }
+        else
+        {
+            config = new TrainableConfig
+            {
+                Architecture = (args.Get("arch") ?? "gpt2") switch
+                {
+                    "gpt2" => TrainableArchitecture.Gpt2,
+                    "llama" => TrainableArchitecture.Llama,
+                    var a => throw new UsageException($"--arch expects gpt2 or llama, got '{a}'"),
+                },
+                VocabSize = 256, // replaced below once the tokenizer is known
+                NLayers = args.GetInt("layers", 4, 1, 1024),
+                NHeads = args.GetInt("heads", 4, 1, 4096),
+                NKvHeads = args.GetInt("kv-heads", 0, 0, 4096),
+                DModel = args.GetInt("d-model", 256, 1, 1 << 16),
+                DHead = args.GetInt("d-head", 0, 0, 1 << 16),
+                DMlp = args.GetInt("d-mlp", 0, 0, 1 << 20),
+                SeqLen = args.GetInt("seq-len", 128, 1, 1 << 16),
+                RopeTheta = args.GetDouble("rope-theta", 10000, 1, 1e12),
+                TiedEmbeddings = !args.Flag("untied"),
+                AttentionOnly = args.Flag("attn-only"),
+                CombinedOV = args.Flag("combined-ov"),
+                UseNorm = !args.Flag("no-norm"),
+            };
+        }
+        int steps = args.GetInt("steps", 1000, 1, int.MaxValue);
+        string schedule = args.Get("schedule") ?? "cosine";
+        var options = new TrainerOptions
+        {
+            Steps = steps,
+            BatchSize = args.GetInt("batch", 8, 1, 1 << 16),
+            AccumulationSteps = args.GetInt("accum", 1, 1, 1 << 16),
+            LearningRate = (float)args.GetDouble("lr", 1e-3, 1e-12, 100),
+            MinLrFraction = (float)args.GetDouble("min-lr-frac", 0.1, 0, 1),
+            WarmupSteps = args.GetInt("warmup", 0, 0, steps),
+            Schedule = schedule switch
+            {
+                "cosine" => LrSchedule.Cosine,
+                "wsd" => LrSchedule.WarmupStableDecay,
+                "constant" => LrSchedule.Constant,
+                _ => throw new UsageException($"--schedule expects cosine, wsd or constant, got '{schedule}'"),
+            },
+            DecayFraction = args.GetDouble("decay-frac", 0.2, 1e-9, 1),
+            WeightDecay = (float)args.GetDouble("weight-decay", 0.1, 0, 100),
+            GradClip = args.GetDouble("clip", 1.0, 0, 1e9),
+            Seed = (ulong)args.GetInt("seed", 0, 0, int.MaxValue),
+            HeldOutFraction = args.GetDouble("held-out", 0.1, 0, 0.9),
+            EvalEvery = args.GetInt("eval-every", Math.Max(1, steps / 10), 0, int.MaxValue),
+            CheckpointEvery = args.GetInt("checkpoint-every", 0, 0, int.MaxValue),
+        };
+        args.RejectUnknown();
+
+        if (!File.Exists(dataPath)) throw new InvalidInputException($"--data: no file '{dataPath}'");
+        string text = File.ReadAllText(dataPath, Encoding.UTF8);
+        int[] tokens;
+        int vocab;
+        if (tokenizerPath is not null)
+        {
+            if (!File.Exists(tokenizerPath)) throw new InvalidInputException($"--tokenizer: no file '{tokenizerPath}'");
+            var tokenizer = TokenizerLoader.Load(tokenizerPath);
+            tokens = tokenizer.Encode(text, addSpecial: false);
+            vocab = tokenizer.VocabSize;
+        }
+        else
+        {
+            tokens = Encoding.UTF8.GetBytes(text).Select(b => (int)b).ToArray();
+            vocab = 256;
+        }
+
+        Trainer trainer;
+        if (resume is not null)
+        {
+            trainer = Trainer.Resume(resume, tokens, outDir, args.Has("steps") ? steps : null, tokenizerFile: tokenizerPath);
+        }
+        else
+        {
+            if (Directory.Exists(Path.Combine(outDir, "checkpoint")))
+            {
+                throw new InvalidInputException($"--out: '{outDir}' already holds a checkpoint; continue it with --resume {outDir}, or choose another --out");
+            }
+            var model = new TrainableTransformer(config! with { VocabSize = vocab }, options.Seed);
+            trainer = new Trainer(model, options, tokens, outDir, tokenizerPath);
+        }
+
+        var clock = Stopwatch.StartNew();
+        var progress = json && Console.IsErrorRedirected ? null : new LineProgress(stderr);
+        var result = trainer.Train(progress, CliMain.Cancellation);
+        progress?.Finish();
+        double meanTps = result.Steps.Count > 0 ? result.Steps.Average(s => s.TokensPerSecond) : 0;
+        float? lastLoss = result.Steps.Count > 0 ? result.Steps[^1].Loss : null;
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(new
+            {
+                steps = result.LastStep,
+                completed = result.Completed,
+                loss = lastLoss,
+                eval_loss = result.EvalLoss,
+                tokens_per_s = meanTps,
+                parameters = trainer.Model.ParameterCount,
+                train_tokens = trainer.Data.Train.Length,
+                held_out_tokens = trainer.Data.HeldOut.Length,
+                seconds = clock.Elapsed.TotalSeconds,
+                checkpoint = result.CheckpointDir,
+                hf_export = trainer.Model.HfExportBlocker is null,
+                metrics = Path.Combine(outDir, "metrics.jsonl"),
+                loss_png = Path.Combine(outDir, "loss.png"),
+            }));
+            return 0;
+        }
+        stdout.WriteLine($"model        {trainer.Model.Config.Architecture}, {trainer.Model.ParameterCount:N0} parameters");
+        stdout.WriteLine($"data         {trainer.Data.Train.Length:N0} training tokens, {trainer.Data.HeldOut.Length:N0} held out");
+        stdout.WriteLine($"steps        {result.LastStep}/{trainer.Options.Steps}{(result.Completed ? "" : " (stopped early)")}");
+        stdout.WriteLine($"loss         {lastLoss:F4}");
+        stdout.WriteLine($"eval loss    {(result.EvalLoss is float e ? e.ToString("F4", System.Globalization.CultureInfo.InvariantCulture) : "n/a")}");
+        stdout.WriteLine($"speed        {meanTps:F0} tokens/s");
+        stdout.WriteLine($"checkpoint   {result.CheckpointDir}{(trainer.Model.HfExportBlocker is string why ? $" (Headwise format only: {why})" : "")}");
+        stdout.WriteLine($"metrics      {Path.Combine(outDir, "metrics.jsonl")}, {Path.Combine(outDir, "loss.png")}");
+        return 0;
+    }
+
+    // Synchronous (Progress<T> would post to the thread pool and print out of order): redrawn in place on a terminal,
+    // one line per 10% otherwise.
+    private sealed class LineProgress(TextWriter writer) : IProgress<TrainingProgress>
+    {
+        private readonly bool _interactive = !Console.IsErrorRedirected;
+        private int _lastDecile = -1;
+        private long _lastDraw;
+
+        public void Report(TrainingProgress p)
+        {
+            string line = $"step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}{(p.EvalLoss is float e ? $"  eval {e:F4}" : "")}  {p.TokensPerSecond:F0} tok/s  {Format(p.Remaining.TotalSeconds)} left";
+            if (_interactive)
+            {
+                long now = Environment.TickCount64;
+                if (now - _lastDraw < 100 && p.Step < p.TotalSteps) return;
+                _lastDraw = now;
+                writer.Write($"\r{line}   ");
+            }
+            else
+            {
+                int decile = (int)(10L * p.Step / Math.Max(1, p.TotalSteps));
+                if (decile == _lastDecile) return;
+                _lastDecile = decile;
+                writer.WriteLine(line);
+            }
+        }
+
+        public void Finish()
+        {
+            if (_interactive) writer.WriteLine();
+        }
+
+        private static string Format(double s) => s < 60 ? $"{s:F0}s" : s < 3600 ? $"{s / 60:F0}m{s % 60:00}s" : $"{s / 3600:F1}h";
+    }
+}

@@ -25,5 +25,9 @@ public static class CommandRegistry
         new PatchCommand(),
         new ReportCommand(),
         new TrainCommand(),
+        new TrainTokenizerCommand(),
+        new ExperimentCommand(),
+        new TrainDemoCommand(),
+        new DemoCommand(),
     ];
 }

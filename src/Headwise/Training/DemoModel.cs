@@ -1,0 +1,72 @@
+using Headwise.Tokenizers;
+
+namespace Headwise.Training;
+
+/// <summary>Settings of the bundled demo model (models/demo): a small GPT-2 trained on the State of the Union text.</summary>
+public sealed record DemoModelOptions(int DModel = 128, int Layers = 4, int Heads = 4, int SeqLen = 128, int Steps = 1500,
+    int Batch = 16, float LearningRate = 2e-3f, int WarmupSteps = 100, ulong Seed = 0, double HeldOutFraction = 0.05, int EvalEvery = 250);
+
+/// <summary>What <see cref="DemoModel.Train"/> did.</summary>
+public sealed record DemoModelResult(int Tokens, int Parameters, int Steps, float? HeldOutLoss, double Seconds, string ModelDir);
+
+/// <summary>
+/// Trains the demo model: tokenizes the text with the given tokenizer.json (byte-level BPE from <see cref="BpeTrainer"/>),
+/// trains a GPT-2 (LayerNorm, GELU MLP, learned positions, tied embeddings) with the <see cref="Trainer"/>, holds out the
+/// last <see cref="DemoModelOptions.HeldOutFraction"/> of the tokens, and exports a Hugging Face checkpoint (config.json,
+/// model.safetensors, tokenizer.json) into the model directory.
+/// </summary>
+public static class DemoModel
+{
+    public static DemoModelResult Train(string textFile, string tokenizerJson, string modelDir, string runDir, DemoModelOptions o,
+        IProgress<TrainingProgress>? progress = null, CancellationToken ct = default)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        if (!File.Exists(textFile))
+        {
+            throw new InvalidInputException($"--text-file: {textFile} not found (run dev/demo/get-data.sh first).");
+        }
+
+        var tok = TokenizerLoader.Load(tokenizerJson);
+        int[] ids = tok.Encode(File.ReadAllText(textFile), addSpecial: false);
+        var config = new TrainableConfig
+        {
+            Architecture = TrainableArchitecture.Gpt2,
+            VocabSize = tok.VocabSize,
+            DModel = o.DModel,
+            NLayers = o.Layers,
+            NHeads = o.Heads,
+            SeqLen = o.SeqLen,
+            TiedEmbeddings = true,
+        };
+        var model = new TrainableTransformer(config, o.Seed);
+        var options = new TrainerOptions
+        {
+            Steps = o.Steps,
+            BatchSize = o.Batch,
+            LearningRate = o.LearningRate,
+            WarmupSteps = Math.Min(o.WarmupSteps, o.Steps / 10),
+            Seed = o.Seed,
+            HeldOutFraction = o.HeldOutFraction,
+            EvalEvery = o.EvalEvery,
+            EvalBatches = 8,
+        };
+        var trainer = new Trainer(model, options, ids, runDir, tokenizerJson);
+        var result = trainer.Train(progress, ct);
+        Directory.CreateDirectory(modelDir);
+        model.SaveHf(modelDir);
+        string dest = Path.Combine(modelDir, "tokenizer.json");
+        if (!string.Equals(Path.GetFullPath(tokenizerJson), Path.GetFullPath(dest), StringComparison.Ordinal))
+        {
+            File.Copy(tokenizerJson, dest, overwrite: true);
+        }
+
+        // GPT-2 configs default BOS/EOS to 50256; this vocabulary's <|endoftext|> is its last id.
+        int eot = tok.VocabSize - 1;
+        string configPath = Path.Combine(modelDir, "config.json");
+        var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+        node["bos_token_id"] = eot;
+        node["eos_token_id"] = eot;
+        File.WriteAllText(configPath, node.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        return new DemoModelResult(ids.Length, model.ParameterCount, result.LastStep, result.EvalLoss, sw.Elapsed.TotalSeconds, modelDir);
+    }
+}

@@ -1,0 +1,80 @@
+using System.Text.Json;
+using Headwise.Tokenizers;
+
+namespace Headwise.Tests.Acceptance;
+
+public sealed class TrainingTasksCliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("headwise-tasks-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void IclRegressionExperimentWritesReportJsonAndFigures()
+    {
+        string outDir = Path.Combine(_dir, "icl");
+        var r = CliRunner.Run("experiment", "icl-regression", "--out", outDir, "--steps", "20", "--json");
+        Assert.Equal(0, r.ExitCode);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        Assert.Equal(20, doc.RootElement.GetProperty("Options").GetProperty("Steps").GetInt32());
+        Assert.True(doc.RootElement.GetProperty("MultiHeadParameters").GetInt32() == doc.RootElement.GetProperty("SingleHeadParameters").GetInt32());
+        foreach (string f in new[] { "report.md", "result.json", "loss.png", "kq-multihead.png", "ov-multihead.png", "kq-ov-singlehead.png" })
+        {
+            Assert.True(File.Exists(Path.Combine(outDir, f)), f);
+        }
+    }
+
+    [Fact]
+    public void OcrExperimentTextOutputNamesBothModels()
+    {
+        var r = CliRunner.Run("experiment", "ocr", "--out", Path.Combine(_dir, "ocr"), "--steps", "3");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("factored", r.Stdout);
+        Assert.Contains("combined", r.Stdout);
+        Assert.True(File.Exists(Path.Combine(_dir, "ocr", "ov-nuclear-norm.png")));
+    }
+
+    [Fact]
+    public void UnknownExperimentIsAUsageError()
+    {
+        var r = CliRunner.Run("experiment", "grokking", "--out", _dir);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("grokking", r.Stderr);
+    }
+
+    [Fact]
+    public void TrainTokenizerWritesALoadableTokenizer()
+    {
+        string text = Path.Combine(_dir, "t.txt");
+        File.WriteAllText(text, string.Concat(Enumerable.Repeat("the state of the union is strong; ", 50)));
+        string tok = Path.Combine(_dir, "tokenizer.json");
+        var r = CliRunner.Run("train-tokenizer", "--text-file", text, "--vocab-size", "280", "--out", tok);
+        Assert.Equal(0, r.ExitCode);
+        var t = TokenizerLoader.Load(tok);
+        Assert.InRange(t.VocabSize, 258, 281);   // a repetitive text runs out of pairs seen twice before 280
+        Assert.Single(t.Encode(" union", addSpecial: false));
+        Assert.Equal("the union is", t.Decode(t.Encode("the union is", addSpecial: false)));
+    }
+
+    [Fact]
+    public void DemoWithAMissingModelSaysWhatIsMissing()
+    {
+        var r = CliRunner.Run("demo", "--model-dir", _dir, "--out", Path.Combine(_dir, "x.html"));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("models/demo/README.md", r.Stderr);
+    }
+
+    [Fact]
+    public void DemoWritesTheReportOfTheBundledModel()
+    {
+        Assert.NotNull(Headwise.Cli.Commands.DemoCommand.FindDemoModel());
+        string html = Path.Combine(_dir, "demo.html");
+        var r = CliRunner.Run("demo", "--out", html, "--json");
+        Assert.Equal(0, r.ExitCode);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        Assert.Equal(Path.GetFullPath(html), Path.GetFullPath(doc.RootElement.GetProperty("path").GetString()!));
+        string page = File.ReadAllText(html);
+        Assert.Contains("<html", page, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("induction", page, StringComparison.OrdinalIgnoreCase);
+    }
+}

@@ -16,7 +16,7 @@ public sealed class CircuitsCommand : ICommand
         their factors; the attention norm's γ folded in), their singular values, and the OV copying score
         Σλ/Σ|λ| over the eigenvalues of W_E W_OV W_U (1: the head copies the tokens it attends to). Between every
         head in an earlier layer and one in a later layer: Elhage et al.'s Q-, K- and V-composition scores
-        ‖W_OV¹·W‖_F / (‖W_OV¹‖_F ‖W‖_F) with W = W_QK² (Q), W_QK²ᵀ (K), W_OV² (V). See docs/analyses-weights.md.
+        ‖W_OV¹·W‖_F / (‖W_OV¹‖_F ‖W‖_F) with W = W_QK² (Q), W_QK²ᵀ (K), W_OV² (V). See docs/analyses.md.
 
         Options:
         {ModelArgs.Help}

@@ -11,7 +11,7 @@ public sealed class HeadsCommand : ICommand
     public string Help => $"""
         headwise heads --model M [--tokens IDS] [--seq-len N] [--batch B] [--seed S] [--top K] [--no-bos] [--json]
 
-        Scores every head from its attention pattern (definitions in docs/analyses-detectors.md):
+        Scores every head from its attention pattern (definitions in docs/analyses.md):
           prev_token  mean attention from i to i − 1 (i ≥ 1)
           induction   on B random sequences of N tokens repeated twice: mean attention from i in the second half to i − N + 1
           duplicate   on the same sequences: mean attention from i in the second half to i − N

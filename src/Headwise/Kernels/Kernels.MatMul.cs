@@ -535,6 +535,51 @@ public static unsafe partial class Kernels
     }
 
     [ThreadStatic] private static GemvJob? t_gemvJob;
+    [ThreadStatic] private static SplitRowsJob? t_splitRowsJob;
+    [ThreadStatic] private static float[]? t_gemvPartials; // the calling thread's partial sums; workers write their own slice
+
+    // InOut decode: each task streams one contiguous block of weight rows (fully sequential reads, the bandwidth-friendly
+    // split) into its own partial sums; the partials are then added in task order, so the result does not depend on timing
+    private sealed class SplitRowsJob
+    {
+        public float* X, W, Partials;
+        public int T, C, OC, RowsPerTask;
+        public readonly Action<int> Body;
+        public readonly ParallelOptions Options = new();
+        public SplitRowsJob() => Body = Run;
+        private void Run(int task)
+        {
+            int r0 = task * RowsPerTask, r1 = Math.Min(C, r0 + RowsPerTask);
+            GemvInOut(X + r0, C, r1 - r0, W + (long)r0 * OC, null, Partials + (long)task * T * OC, T, OC, 0, OC);
+        }
+    }
+
+    // x: (T, C)  w: (C, OC)  out: (T, OC)
+    private static void GemvInOutSplitRows(float* x, float* w, float* bias, float* output, int T, int C, int OC, int threads)
+    {
+        int tasks = Math.Min(threads, Math.Max(1, C / 64));
+        int rowsPerTask = (C + tasks - 1) / tasks;
+        tasks = (C + rowsPerTask - 1) / rowsPerTask;
+        long need = (long)tasks * T * OC;
+        var partials = t_gemvPartials is { } p && p.Length >= need ? p : (t_gemvPartials = GC.AllocateUninitializedArray<float>((int)need, pinned: true));
+        fixed (float* pp = partials)
+        {
+            var job = t_splitRowsJob ??= new SplitRowsJob();
+            job.X = x; job.W = w; job.Partials = pp; job.T = T; job.C = C; job.OC = OC; job.RowsPerTask = rowsPerTask;
+            job.Options.MaxDegreeOfParallelism = tasks;
+            Parallel.For(0, tasks, job.Options, job.Body);
+            for (int t = 0; t < T; t++)
+            {
+                var y = new Span<float>(output + (long)t * OC, OC);
+                if (bias == null) new ReadOnlySpan<float>(pp + (long)t * OC, OC).CopyTo(y);
+                else Add(new ReadOnlySpan<float>(bias, OC), new ReadOnlySpan<float>(pp + (long)t * OC, OC), y);
+                for (int task = 1; task < tasks; task++)
+                {
+                    Add(y, new ReadOnlySpan<float>(pp + ((long)task * T + t) * OC, OC), y);
+                }
+            }
+        }
+    }
 
     private static void Gemv(float* x, float* w, float* bias, float* output, int T, int C, int OC, WeightLayout layout)
     {
@@ -545,8 +590,12 @@ public static unsafe partial class Kernels
             GemvRange(x, w, bias, output, T, C, OC, layout, 0, OC);
             return;
         }
-        // OutIn: rows of w are independent streams, so several tasks per thread balance well; InOut: each task reads a
-        // column slice of every weight row, and one wide slice per thread keeps those runs long
+        if (layout == WeightLayout.InOut)
+        {
+            GemvInOutSplitRows(x, w, bias, output, T, C, OC, threads);
+            return;
+        }
+        // OutIn: rows of w are independent streams, so several tasks per thread balance well
         int tasks = Math.Min((OC + 15) / 16, layout == WeightLayout.OutIn ? threads * 4 : threads);
         int perTask = ((OC + tasks - 1) / tasks + 15) / 16 * 16; // whole vectors per task
         tasks = (OC + perTask - 1) / perTask;
@@ -593,7 +642,40 @@ public static unsafe partial class Kernels
             }
             return;
         }
-        // w: (C, OC): out[t, o0:o1] = bias + Σ_i x[t, i] · w[i, o0:o1], in L1-sized column chunks
+        GemvInOut(x, C, C, w, bias, output, T, OC, o0, o1);
+    }
+
+    // x: (T, ·) rows at stride ldx, the first `rows` columns used  w: (rows, OC)  y: (T, OC) columns [o0, o1) =
+    // bias + Σ_i x[t, i] · w[i, o0:o1], in L1-sized column chunks (rows < C when the reduction is split across threads)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemvInOut(float* x, int ldx, int rows, float* w, float* bias, float* output, int T, int OC, int o0, int o1)
+    {
+        int C = rows;
+        if (T == 1 && Vector512.IsHardwareAccelerated)
+        {
+            // decode: 128 output columns live in 8 registers across the whole reduction and are stored once. Updating
+            // partial sums in memory per row makes every weight load wait on a store whose address 4K-aliases with it
+            // whenever a row is a multiple of 1 KiB long (768 columns: 3 KiB), which cost 5× here.
+            int n = o0;
+            for (; n + 128 <= o1; n += 128)
+            {
+                AxpyColumns128(x, C, w + n, OC, bias == null ? null : bias + n, output + n);
+            }
+            for (; n + 16 <= o1; n += 16)
+            {
+                var acc = bias == null ? Vector512<float>.Zero : Vector512.Load(bias + n);
+                for (int i = 0; i < C; i++) acc = Vector512.FusedMultiplyAdd(Vector512.Create(x[i]), Vector512.Load(w + (long)i * OC + n), acc);
+                acc.Store(output + n);
+            }
+            // remainder columns
+            for (; n < o1; n++)
+            {
+                float sum = bias == null ? 0f : bias[n];
+                for (int i = 0; i < C; i++) sum += x[i] * w[(long)i * OC + n];
+                output[n] = sum;
+            }
+            return;
+        }
         for (int n = o0; n < o1; n += GemvChunk)
         {
             int nc = Math.Min(GemvChunk, o1 - n);
@@ -608,7 +690,7 @@ public static unsafe partial class Kernels
                 // load each group of four weight vectors once and update all T partial sums with it
                 for (; i + 4 <= C; i += 4)
                 {
-                    AxpyRows4xT(x + i, C, T, w + (long)i * OC + n, OC, output + n, OC, nc);
+                    AxpyRows4xT(x + i, ldx, T, w + (long)i * OC + n, OC, output + n, OC, nc);
                 }
             }
             for (; i + 4 <= C; i += 4)
@@ -617,7 +699,7 @@ public static unsafe partial class Kernels
                 float* w0 = w + (long)i * OC + n;
                 for (int t = 0; t < T; t++)
                 {
-                    float* xt = x + (long)t * C + i;
+                    float* xt = x + (long)t * ldx + i;
                     Axpy4(xt[0], xt[1], xt[2], xt[3], w0, w0 + OC, w0 + 2L * OC, w0 + 3L * OC, output + (long)t * OC + n, nc);
                 }
             }
@@ -627,10 +709,41 @@ public static unsafe partial class Kernels
                 float* wi = w + (long)i * OC + n;
                 for (int t = 0; t < T; t++)
                 {
-                    Axpy(x[(long)t * C + i], wi, output + (long)t * OC + n, nc);
+                    Axpy(x[(long)t * ldx + i], wi, output + (long)t * OC + n, nc);
                 }
             }
         }
+    }
+
+    // x: (C)  w: (C, ·) rows at stride ldw, 128 columns used  y: (128) = bias + Σ_i x[i] · w[i, 0:128]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AxpyColumns128(float* x, int C, float* w, int ldw, float* bias, float* y)
+    {
+        Vector512<float> a0, a1, a2, a3, a4, a5, a6, a7;
+        if (bias == null)
+        {
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = Vector512<float>.Zero;
+        }
+        else
+        {
+            a0 = Vector512.Load(bias); a1 = Vector512.Load(bias + 16); a2 = Vector512.Load(bias + 32); a3 = Vector512.Load(bias + 48);
+            a4 = Vector512.Load(bias + 64); a5 = Vector512.Load(bias + 80); a6 = Vector512.Load(bias + 96); a7 = Vector512.Load(bias + 112);
+        }
+        for (int i = 0; i < C; i++)
+        {
+            var xi = Vector512.Create(x[i]);
+            float* wi = w + (long)i * ldw;
+            a0 = Vector512.FusedMultiplyAdd(xi, Vector512.Load(wi), a0);
+            a1 = Vector512.FusedMultiplyAdd(xi, Vector512.Load(wi + 16), a1);
+            a2 = Vector512.FusedMultiplyAdd(xi, Vector512.Load(wi + 32), a2);
+            a3 = Vector512.FusedMultiplyAdd(xi, Vector512.Load(wi + 48), a3);
+            a4 = Vector512.FusedMultiplyAdd(xi, Vector512.Load(wi + 64), a4);
+            a5 = Vector512.FusedMultiplyAdd(xi, Vector512.Load(wi + 80), a5);
+            a6 = Vector512.FusedMultiplyAdd(xi, Vector512.Load(wi + 96), a6);
+            a7 = Vector512.FusedMultiplyAdd(xi, Vector512.Load(wi + 112), a7);
+        }
+        a0.Store(y); a1.Store(y + 16); a2.Store(y + 32); a3.Store(y + 48);
+        a4.Store(y + 64); a5.Store(y + 80); a6.Store(y + 96); a7.Store(y + 112);
     }
 
     // ---------------------------------------------------------------- BLAS-1 helpers shared by the kernels

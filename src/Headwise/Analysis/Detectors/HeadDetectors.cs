@@ -25,7 +25,7 @@ public sealed record HeadDetectorResult(
 }
 
 /// <summary>
-/// Head detectors: one number per head from its attention pattern, each with a one-line definition (docs/analyses-detectors.md).
+/// Head detectors: one number per head from its attention pattern, each with a one-line definition (docs/analyses.md).
 /// Everything is computed from <c>blocks.{L}.attn.hook_pattern</c> [batch, head, q, k] alone.
 /// <para>
 /// Induction and duplicate-token scores use B sequences of n random tokens repeated twice, drawn uniformly from

@@ -7,9 +7,9 @@ public sealed class BenchCommand : ICommand
 {
     public string Name => "bench";
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance" };
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training" };
     public string Help => """
-        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance]
+        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training]
 
         Measures the engine on this machine, each figure against a baseline measured in the same run
         (machines are noisy; ratios travel better than absolute numbers):
@@ -24,6 +24,8 @@ public sealed class BenchCommand : ICommand
                    growth through a first forward, relative to the weights' size; target < 1 s and ≤ 1.1×
           importance  (with --importance; minutes) a head-importance scan over every head of the GPT-2-small-shaped model
                    on 1,000 tokens, relative to heads × one full forward; target ≤ 0.6
+          training (with --training) the demo-shaped model (GPT-2 family, 4 layers, d_model 256, 4 heads, seq 128, batch 8):
+                   training tokens/s, and the backward's cost as a multiple of the forward's; target ≤ 2.5×
         Figures are medians of repeated runs after a warm-up. Record them in docs/performance.md with this command.
 
         Options:
@@ -32,6 +34,7 @@ public sealed class BenchCommand : ICommand
           --threads N       worker threads (default: all cores)
           --skip-load       skip the 500 MB loading measurement (it writes to the temp folder)
           --importance      also time the head-importance scan (long)
+          --training        also time training steps
           --json            print one JSON object (schema in docs/cli.md)
 
         Example:
@@ -44,6 +47,7 @@ public sealed class BenchCommand : ICommand
         bool quick = args.Flag("quick");
         bool skipLoad = args.Flag("skip-load");
         bool importance = args.Flag("importance");
+        bool training = args.Flag("training");
         ModelArgs.ApplyThreads(args);
         int tokens = args.GetInt("tokens", quick ? 64 : 512, 1, 1024);
         args.RejectUnknown();
@@ -95,6 +99,13 @@ public sealed class BenchCommand : ICommand
         {
             Progress("importance scan over every head");
             scan = InterventionBenchmarks.ImportanceScan(quick);
+        }
+
+        TrainingBenchResult? train = null;
+        if (training)
+        {
+            Progress("training steps");
+            train = TrainingBenchmarks.Run(threads: threads, reps: quick ? 2 : 5);
         }
 
         double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;
@@ -159,6 +170,19 @@ public sealed class BenchCommand : ICommand
                 scan_s = scan.ScanSeconds,
                 ratio_vs_heads_forwards = scan.Ratio,
             },
+            training = train is null ? null : new
+            {
+                shape = train.Shape,
+                batch = train.Batch,
+                seq_len = train.SeqLen,
+                parameters = train.Parameters,
+                tokens_per_s = train.TokensPerSecond,
+                forward_s = train.ForwardSeconds,
+                backward_s = train.BackwardSeconds,
+                step_s = train.StepSeconds,
+                backward_to_forward = train.BackwardToForward,
+                backward_to_forward_cpu = train.BackwardToForwardCpu,
+            },
         };
         if (json)
         {
@@ -187,6 +211,10 @@ public sealed class BenchCommand : ICommand
         {
             stdout.WriteLine($"load {load.CheckpointBytes / 1e6:F0} MB checkpoint  {load.LoadSeconds * 1000:F0} ms to ready (target < 1 s), first forward {load.FirstForwardSeconds * 1000:F0} ms; " +
                 $"resident memory +{load.RssGrowthBytes / 1e6:F0} MB = {load.RssRatio:F2}× the weights (target ≤ 1.1×){(load.AllMapped ? ", memory-mapped" : "")}");
+        }
+        if (train is not null)
+        {
+            stdout.WriteLine($"training               {train.Shape}, batch {train.Batch}×{train.SeqLen}: {train.TokensPerSecond:F0} tokens/s; backward = {train.BackwardToForward:F2}× forward (CPU time {train.BackwardToForwardCpu:F2}×; target ≤ 2.5×)");
         }
         if (scan is not null)
         {

@@ -23,6 +23,7 @@ public static class CommandRegistry
         new AblateCommand(),
         new ImportanceCommand(),
         new PatchCommand(),
+        new ContextCommand(),
         new ReportCommand(),
         new TrainCommand(),
         new TrainTokenizerCommand(),

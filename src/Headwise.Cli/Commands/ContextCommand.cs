@@ -1,0 +1,68 @@
+using Headwise.Analysis.Interventions;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class ContextCommand : ICommand
+{
+    public string Name => "context";
+    public string Summary => "how much each head's output on the last tokens depends on the context before them";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
+    public string Help => $"""
+        headwise context --model M (--text "..." | --tokens IDS) --final K [--keep-prefix P] [--replace-tokens IDS] [--top N] [--json]
+
+        Context sensitivity [Vision-aware Head Divergence]: the prompt is split into a kept prefix (P tokens, e.g. BOS),
+        the context, and the final K tokens. The context is removed (or replaced by --replace-tokens) and each head's output
+        on the final K tokens (blocks.L.attn.hook_result) is compared with the full prompt's:
+        score = ‖result(with context) − result(without)‖₂ / ‖result(with context)‖₂. 0: the head ignores the context.
+
+        Options:
+        {ModelArgs.Help}
+          --text S            the prompt (BOS prepended when the tokenizer adds one, unless --no-bos)
+          --tokens IDS        the prompt as ids, e.g. 1,403,407
+          --final K           how many final tokens to compare (default 1)
+          --keep-prefix P     tokens at the start kept in both runs (default: 1 when the prompt starts with BOS, else 0)
+          --replace-tokens IDS  replace the context by these ids instead of removing it
+          --top N             heads listed in the table (default 10)
+          --json              print {"{"}"layers", "heads", "final", "keep_prefix", "definition", "scores": [[...]]{"}"}
+
+        Example:
+          headwise context --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --text "Lily had a red ball. She gave the ball to" --final 2
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        int final = args.GetInt("final", 1, 1);
+        int top = args.GetInt("top", 10, 1);
+        string? replace = args.Get("replace-tokens");
+        using var loaded = ModelArgs.Load(args);
+        var tokens = PromptArgs.Read(args, loaded);
+        int defaultPrefix = loaded.Config.BosTokenId is int bos && tokens.Length > 0 && tokens[0] == bos ? 1 : 0;
+        int keep = args.GetInt("keep-prefix", defaultPrefix, 0);
+        args.RejectUnknown();
+        int[]? replacement = replace is null ? null : TextInput.ParseIds(replace, "replace-tokens");
+        var scores = ContextSensitivity.Compute(loaded.Model, tokens, final, replacement, keep, CliMain.Cancellation);
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(new
+            {
+                layers = scores.Layers,
+                heads = scores.Heads,
+                final,
+                keep_prefix = keep,
+                definition = scores.Definition,
+                scores = scores.Values,
+            }));
+            return 0;
+        }
+        stdout.WriteLine(scores.Definition);
+        stdout.WriteLine();
+        stdout.WriteLine("rank  head   sensitivity");
+        int rank = 1;
+        foreach (var (head, score) in scores.Top(top))
+        {
+            stdout.WriteLine($"{rank++,4}  {head,-5}  {score,10:F4}");
+        }
+        return 0;
+    }
+}

@@ -42,20 +42,8 @@ public static class ModelBenchmarks
         return Enumerable.Range(0, n).Select(_ => rng.Next(vocab)).ToArray();
     }
 
-    /// <summary>Median time of <paramref name="reps"/> runs after one warm-up.</summary>
-    public static double Median(int reps, Action run)
-    {
-        run();
-        var times = new double[reps];
-        for (int i = 0; i < reps; i++)
-        {
-            var sw = Stopwatch.StartNew();
-            run();
-            times[i] = sw.Elapsed.TotalSeconds;
-        }
-        Array.Sort(times);
-        return times[reps / 2];
-    }
+    /// <summary>Median time of <paramref name="reps"/> runs after one warm-up, in seconds (the benchmarks' one timer).</summary>
+    public static double Median(int reps, Action run) => GemmBenchmark.Median(reps, run);
 
     public static PrefillResult Prefill(TransformerModel model, int tokens, int reps = 3)
     {

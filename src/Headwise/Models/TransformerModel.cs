@@ -354,14 +354,28 @@ public abstract class TransformerModel : IDisposable
     // ---------------------------------------------------------------------------------------------------------------
     // Shared building blocks, called by the families' forwards
 
-    /// <summary>Fires the hooks at (layer, kind) on the first rows of <paramref name="buffer"/>, if any are attached.</summary>
-    protected void Hook(int layer, HookKind kind, float[] buffer, params int[] shape)
+    /// <summary>Fires the hooks at (layer, kind) on the first rows of <paramref name="buffer"/>, shape [d0, d1, d2], if any are
+    /// attached. Fixed-arity overloads: with no hook attached nothing is allocated, not even the shape.</summary>
+    protected void Hook(int layer, HookKind kind, float[] buffer, int d0, int d1, int d2)
     {
-        var hooks = Step.Hooks;
-        if (hooks is null || !hooks.IsActive(layer, kind))
+        if (Hooked(layer, kind))
         {
-            return;
+            Fire(layer, kind, buffer, [d0, d1, d2]);
         }
+    }
+
+    /// <summary>As above, for shape [d0, d1, d2, d3].</summary>
+    protected void Hook(int layer, HookKind kind, float[] buffer, int d0, int d1, int d2, int d3)
+    {
+        if (Hooked(layer, kind))
+        {
+            Fire(layer, kind, buffer, [d0, d1, d2, d3]);
+        }
+    }
+
+    private void Fire(int layer, HookKind kind, float[] buffer, int[] shape)
+    {
+        var hooks = Step.Hooks!;
         int count = shape.Aggregate(1, (a, b) => a * b);
         if (hooks.ExpandKvHeads && kind is HookKind.K or HookKind.V or HookKind.RotK && Config.NKvHeads != Config.NHeads)
         {

@@ -1,3 +1,5 @@
+using Headwise.Reports;
+
 namespace Headwise.Training.Plots;
 
 /// <summary>
@@ -12,7 +14,7 @@ public static class LossPlot
         Array.Fill(rgb, (byte)255);
         if (history.Count == 0)
         {
-            Png.Write(path, rgb, width, height);
+            Png.Write(path, new RgbImage(width, height, rgb));
             return;
         }
         const int Margin = 20;
@@ -46,7 +48,7 @@ public static class LossPlot
                 }
             }
         }
-        Png.Write(path, rgb, width, height);
+        Png.Write(path, new RgbImage(width, height, rgb));
     }
 
     // Bresenham

@@ -1,36 +1,12 @@
-using System.IO.Compression;
+using Headwise.Reports;
 
 namespace Headwise.Training.Tasks;
 
 /// <summary>Minimal PNG output for the experiment reports: RGB images, line charts (no text) and diverging heatmaps.</summary>
 public static class TaskPlots
 {
-    private static readonly uint[] CrcTable = BuildCrcTable();
-
-    /// <summary>Writes an 8-bit RGB PNG; <paramref name="rgb"/> is height×width×3.</summary>
-    public static void WritePng(string path, byte[] rgb, int width, int height)
-    {
-        using var fs = File.Create(path);
-        fs.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
-        var ihdr = new byte[13];
-        WriteBe(ihdr, 0, (uint)width);
-        WriteBe(ihdr, 4, (uint)height);
-        ihdr[8] = 8;   // bit depth
-        ihdr[9] = 2;   // RGB
-        Chunk(fs, "IHDR", ihdr);
-        using var raw = new MemoryStream();
-        using (var z = new ZLibStream(raw, CompressionLevel.Optimal, leaveOpen: true))
-        {
-            for (int y = 0; y < height; y++)
-            {
-                z.WriteByte(0);
-                z.Write(rgb, y * width * 3, width * 3);
-            }
-        }
-
-        Chunk(fs, "IDAT", raw.ToArray());
-        Chunk(fs, "IEND", []);
-    }
+    /// <summary>Writes an 8-bit RGB PNG (atomically, with the report's encoder); <paramref name="rgb"/> is height×width×3.</summary>
+    public static void WritePng(string path, byte[] rgb, int width, int height) => Png.Write(path, new RgbImage(width, height, rgb));
 
     /// <summary>
     /// A line chart of one or more series (x = index into the common <paramref name="xs"/>), white background, grey frame
@@ -167,59 +143,5 @@ public static class TaskPlots
                 y0 += sy;
             }
         }
-    }
-
-    private static void Chunk(Stream s, string type, byte[] data)
-    {
-        var len = new byte[4];
-        WriteBe(len, 0, (uint)data.Length);
-        s.Write(len);
-        var body = new byte[4 + data.Length];
-        for (int i = 0; i < 4; i++)
-        {
-            body[i] = (byte)type[i];
-        }
-
-        data.CopyTo(body, 4);
-        s.Write(body);
-        var crc = new byte[4];
-        WriteBe(crc, 0, Crc(body));
-        s.Write(crc);
-    }
-
-    private static void WriteBe(byte[] b, int o, uint v)
-    {
-        b[o] = (byte)(v >> 24);
-        b[o + 1] = (byte)(v >> 16);
-        b[o + 2] = (byte)(v >> 8);
-        b[o + 3] = (byte)v;
-    }
-
-    private static uint Crc(byte[] data)
-    {
-        uint c = 0xFFFFFFFF;
-        foreach (byte b in data)
-        {
-            c = CrcTable[(c ^ b) & 0xFF] ^ (c >> 8);
-        }
-
-        return c ^ 0xFFFFFFFF;
-    }
-
-    private static uint[] BuildCrcTable()
-    {
-        var t = new uint[256];
-        for (uint n = 0; n < 256; n++)
-        {
-            uint c = n;
-            for (int k = 0; k < 8; k++)
-            {
-                c = (c & 1) != 0 ? 0xEDB88320 ^ (c >> 1) : c >> 1;
-            }
-
-            t[n] = c;
-        }
-
-        return t;
     }
 }

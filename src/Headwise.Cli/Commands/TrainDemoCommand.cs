@@ -7,10 +7,11 @@ public sealed class TrainDemoCommand : ICommand
 {
     public string Name => "train-demo";
     public string Summary => "train the bundled demo model (small GPT-2 on the State of the Union text)";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "resume" };
     public string Help => """
         headwise train-demo --text-file F --tokenizer tokenizer.json --out DIR [--run-dir DIR] [--steps N] [--batch N]
-                            [--d-model N] [--layers N] [--heads N] [--seq-len N] [--lr X] [--seed S] [--json]
+                            [--d-model N] [--layers N] [--heads N] [--seq-len N] [--lr X] [--seed S]
+                    [--checkpoint-every N] [--resume] [--threads N] [--json]
 
         Tokenizes the text, trains a GPT-2 (tied embeddings) with the trainer on all but the last 5% of the tokens, and
         writes a Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json) into --out. Training metrics,
@@ -24,6 +25,9 @@ public sealed class TrainDemoCommand : ICommand
           --d-model N, --layers N, --heads N, --seq-len N   shape (defaults 128, 4, 4, 128)
           --lr X          peak learning rate (default 2e-3, cosine schedule, 100 warmup steps)
           --seed S        seed (default 0)
+          --checkpoint-every N   write the resumable checkpoint every N steps (default 250)
+          --resume        continue the run saved in --run-dir (same text and tokenizer; --steps may extend it)
+          --threads N     worker threads (default: all cores)
           --json          print the result record as JSON
 
         Example:
@@ -47,7 +51,10 @@ public sealed class TrainDemoCommand : ICommand
             SeqLen = args.GetInt("seq-len", d.SeqLen, 8),
             LearningRate = (float)args.GetDouble("lr", d.LearningRate, 1e-7, 1),
             Seed = (ulong)args.GetInt("seed", 0, 0),
+            CheckpointEvery = args.GetInt("checkpoint-every", d.CheckpointEvery, 1),
+            Resume = args.Flag("resume"),
         };
+        ModelArgs.ApplyThreads(args);
         bool json = args.Flag("json");
         args.RejectUnknown();
         var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);

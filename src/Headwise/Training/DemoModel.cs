@@ -4,7 +4,8 @@ namespace Headwise.Training;
 
 /// <summary>Settings of the bundled demo model (models/demo): a small GPT-2 trained on the State of the Union text.</summary>
 public sealed record DemoModelOptions(int DModel = 128, int Layers = 4, int Heads = 4, int SeqLen = 128, int Steps = 1500,
-    int Batch = 16, float LearningRate = 2e-3f, int WarmupSteps = 100, ulong Seed = 0, double HeldOutFraction = 0.05, int EvalEvery = 250);
+    int Batch = 16, float LearningRate = 2e-3f, int WarmupSteps = 100, ulong Seed = 0, double HeldOutFraction = 0.05, int EvalEvery = 250,
+    int CheckpointEvery = 250, bool Resume = false);
 
 /// <summary>What <see cref="DemoModel.Train"/> did.</summary>
 public sealed record DemoModelResult(int Tokens, int Parameters, int Steps, float? HeldOutLoss, double Seconds, string ModelDir);
@@ -38,7 +39,6 @@ public static class DemoModel
             SeqLen = o.SeqLen,
             TiedEmbeddings = true,
         };
-        var model = new TrainableTransformer(config, o.Seed);
         var options = new TrainerOptions
         {
             Steps = o.Steps,
@@ -49,8 +49,13 @@ public static class DemoModel
             HeldOutFraction = o.HeldOutFraction,
             EvalEvery = o.EvalEvery,
             EvalBatches = 8,
+            CheckpointEvery = o.CheckpointEvery,
         };
-        var trainer = new Trainer(model, options, ids, runDir, tokenizerJson);
+        // A long run is resumable: --resume continues from runDir/checkpoint (same data, same schedule) exactly.
+        var trainer = o.Resume
+            ? Trainer.Resume(runDir, ids, runDir, o.Steps, tokenizerFile: tokenizerJson)
+            : new Trainer(new TrainableTransformer(config, o.Seed), options, ids, runDir, tokenizerJson);
+        var model = trainer.Model;
         var result = trainer.Train(progress, ct);
         Directory.CreateDirectory(modelDir);
         model.SaveHf(modelDir);

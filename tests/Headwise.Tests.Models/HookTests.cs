@@ -270,4 +270,48 @@ public class HookTests
         Assert.Equal(full, partial);
         Assert.NotEqual(clean, full);
     }
+
+    [Theory]
+    [InlineData("gpt2_tied")]
+    [InlineData("llama_gqa")]
+    [InlineData("neox_sequential")]
+    public void ForwardFromMidEqualsTheFullForwardAndParallelModelsRefuseIt(string name)
+    {
+        using var m = Load(name);
+        var input = Input(m.Config.VocabSize);
+        var (clean, cache) = m.Model.RunWithCache(input, n => n.EndsWith("hook_resid_mid", StringComparison.Ordinal));
+        for (int layer = 0; layer < m.Config.NLayers; layer++)
+        {
+            Assert.Equal(clean, m.Model.ForwardFromMid(layer, cache[$"blocks.{layer}.hook_resid_mid"].Data, input));
+        }
+        using var parallel = Load("neox_parallel");
+        var p = Input(parallel.Config.VocabSize);
+        var e = Assert.Throws<InvalidInputException>(() => parallel.Model.ForwardFromMid(0, new float[p.Batch * p.SeqLen * parallel.Config.DModel], p));
+        Assert.Contains("parallel residual", e.Message);
+    }
+
+    [Fact]
+    public void ARefilledCacheHoldsTheNewRunsActivationsInTheSameArrays()
+    {
+        using var m = Load("gpt2_tied");
+        var a = Input(m.Config.VocabSize);
+        var b = new ModelInput([9, 9, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12], 2, 6);
+        var (_, cache) = m.Model.RunWithCache(a);
+        var pattern = cache["blocks.1.attn.hook_pattern"].Data;
+        var (logitsB, refilled) = m.Model.RunWithCache(b, reuse: cache);
+        var (freshLogits, fresh) = m.Model.RunWithCache(b);
+        Assert.Same(cache, refilled);
+        Assert.Same(pattern, refilled["blocks.1.attn.hook_pattern"].Data); // no new array
+        Assert.Equal(freshLogits, logitsB);
+        Assert.Equal(fresh.Names.Order(), refilled.Names.Order());
+        foreach (var name in fresh.Names)
+        {
+            Assert.Equal(fresh[name].Data, refilled[name].Data);
+            Assert.Equal(fresh[name].Shape, refilled[name].Shape);
+        }
+        // a narrower filter leaves only what it asked for
+        m.Model.RunWithCache(a, n => n.EndsWith("hook_z", StringComparison.Ordinal), reuse: cache);
+        Assert.All(cache.Names, n => Assert.EndsWith("hook_z", n));
+        Assert.Equal(m.Config.NLayers, cache.Count);
+    }
 }

@@ -26,4 +26,27 @@ public sealed class ActivationCache
     public int Count => _tensors.Count;
 
     internal void Store(string name, Tensor t) => _tensors[name] = t;
+
+    /// <summary>Copies the activation in: into this cache's tensor of the same name and shape when there is one (a cache
+    /// passed back to <c>RunWithCache</c> is refilled without allocating), else into a new one. New arrays skip zeroing:
+    /// every value is overwritten by the copy.</summary>
+    internal void StoreCopy(ActivationView activation)
+    {
+        var src = activation.Data.Span;
+        if (!_tensors.TryGetValue(activation.Name, out var t) || !t.Shape.AsSpan().SequenceEqual(activation.Shape))
+        {
+            t = new Tensor(GC.AllocateUninitializedArray<float>(src.Length), (int[])activation.Shape.Clone());
+            _tensors[activation.Name] = t;
+        }
+        src.CopyTo(t.Data);
+    }
+
+    /// <summary>Drops the tensors not in <paramref name="keep"/> (a refilled cache holds exactly what the last run stored).</summary>
+    internal void RemoveAllBut(HashSet<string> keep)
+    {
+        foreach (var name in _tensors.Keys.Where(n => !keep.Contains(n)).ToArray())
+        {
+            _tensors.Remove(name);
+        }
+    }
 }

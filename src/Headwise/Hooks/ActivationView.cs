@@ -23,7 +23,12 @@ public sealed class ActivationView
     public int[] Shape { get; }
 
     /// <summary>A copy as a <see cref="Tensor"/>.</summary>
-    public Tensor ToTensor() => new(Data.ToArray(), (int[])Shape.Clone());
+    public Tensor ToTensor()
+    {
+        var copy = GC.AllocateUninitializedArray<float>(Data.Length);
+        Data.Span.CopyTo(copy);
+        return new Tensor(copy, (int[])Shape.Clone());
+    }
 }
 
 /// <summary>A hook function: called with the activation at its point, during the forward pass.</summary>

@@ -62,9 +62,11 @@ public sealed class Gpt2 : TransformerModel
         Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
     }
 
+    protected override (Weight W, WeightLayout Layout) OutputProjection(int layer) => (_blocks[layer].ProjW, WeightLayout.InOut);
+
     protected override void Block(int l)
     {
-        int N = Step.N, C = Config.DModel, F = Config.DMlp;
+        int N = Step.N, C = Config.DModel;
         var blk = _blocks[l];
         HookResid(l, HookKind.ResidPre, S.X);
 
@@ -86,6 +88,13 @@ public sealed class Gpt2 : TransformerModel
         // hidden_states = attn_output + residual
         Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
         HookResid(l, HookKind.ResidMid, S.X);
+        MlpSublayer(l);
+    }
+
+    protected override void MlpSublayer(int l)
+    {
+        int N = Step.N, C = Config.DModel, F = Config.DMlp;
+        var blk = _blocks[l];
 
         // MLP: self.c_proj(self.act(self.c_fc(self.ln_2(hidden_states))))
         Norm(l, HookKind.Ln2Scale, S.X, blk.Ln2W, blk.Ln2B, S.XNorm);

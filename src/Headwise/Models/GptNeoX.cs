@@ -51,6 +51,8 @@ public sealed class GptNeoX : TransformerModel
     // inputs_embeds = self.embed_in(input_ids)
     protected override void Embed() => EmbedTokens(_embedIn);
 
+    protected override (Weight W, WeightLayout Layout) OutputProjection(int layer) => (_blocks[layer].DenseW, WeightLayout.OutIn);
+
     protected override void Block(int l)
     {
         int N = Step.N, C = Config.DModel, NH = Config.NHeads, HD = Config.DHead;
@@ -89,10 +91,23 @@ public sealed class GptNeoX : TransformerModel
             // x = x + attn(ln1(x)); x = x + mlp(ln2(x))
             Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
             HookResid(l, HookKind.ResidMid, S.X);
-            Norm(l, HookKind.Ln2Scale, S.X, blk.Ln2W, blk.Ln2B, S.XNorm);
-            Mlp(l, blk, S.Tmp);
-            Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+            MlpSublayer(l);
+            return;
         }
+        HookResid(l, HookKind.ResidPost, S.X);
+    }
+
+    protected override void MlpSublayer(int l)
+    {
+        if (Config.ParallelResidual)
+        {
+            throw new InvalidOperationException("a parallel-residual block has no point between its attention and its MLP");
+        }
+        int N = Step.N, C = Config.DModel;
+        var blk = _blocks[l];
+        Norm(l, HookKind.Ln2Scale, S.X, blk.Ln2W, blk.Ln2B, S.XNorm);
+        Mlp(l, blk, S.Tmp);
+        Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
         HookResid(l, HookKind.ResidPost, S.X);
     }
 

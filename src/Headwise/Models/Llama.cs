@@ -54,9 +54,11 @@ public sealed class Llama : TransformerModel
     // inputs_embeds = self.embed_tokens(input_ids)
     protected override void Embed() => EmbedTokens(_embed);
 
+    protected override (Weight W, WeightLayout Layout) OutputProjection(int layer) => (_blocks[layer].Wo, WeightLayout.OutIn);
+
     protected override void Block(int l)
     {
-        int N = Step.N, C = Config.DModel, F = Config.DMlp;
+        int N = Step.N, C = Config.DModel;
         int qd = Config.NHeads * Config.DHead, kvd = Config.NKvHeads * Config.DHead;
         var blk = _blocks[l];
         HookResid(l, HookKind.ResidPre, S.X);
@@ -75,6 +77,13 @@ public sealed class Llama : TransformerModel
         // hidden_states = residual + hidden_states
         Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
         HookResid(l, HookKind.ResidMid, S.X);
+        MlpSublayer(l);
+    }
+
+    protected override void MlpSublayer(int l)
+    {
+        int N = Step.N, C = Config.DModel, F = Config.DMlp;
+        var blk = _blocks[l];
 
         // ffn rmsnorm: hidden_states = self.post_attention_layernorm(hidden_states)
         Norm(l, HookKind.Ln2Scale, S.X, blk.MlpNorm, null, S.XNorm);

@@ -48,18 +48,27 @@ public abstract class TransformerModel : IDisposable
     }
 
     /// <summary>Runs the input and records activations at every hook point whose name passes <paramref name="filter"/>.
-    /// With no filter, every point except <c>attn.hook_result</c> (costly: [batch, pos, head, d_model]; ask for it by name).</summary>
-    public (float[] Logits, ActivationCache Cache) RunWithCache(ModelInput input, Func<string, bool>? filter = null, bool expandKvHeads = false)
+    /// With no filter, every point except <c>attn.hook_result</c> (costly: [batch, pos, head, d_model]; ask for it by name).
+    /// Pass the cache of an earlier run as <paramref name="reuse"/> to refill its arrays instead of allocating new ones (its
+    /// old values are overwritten): a loop over many inputs of one shape then allocates nothing per run.</summary>
+    public (float[] Logits, ActivationCache Cache) RunWithCache(ModelInput input, Func<string, bool>? filter = null, bool expandKvHeads = false,
+        ActivationCache? reuse = null)
     {
-        var cache = new ActivationCache();
+        var cache = reuse ?? new ActivationCache();
         var hooks = new HookSet(Config.NLayers) { ExpandKvHeads = expandKvHeads };
+        var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var point in HookPoints)
         {
             bool wanted = filter?.Invoke(point.Name) ?? point.Kind != HookKind.Result;
             if (wanted)
             {
-                hooks.Add(point, a => cache.Store(a.Name, a.ToTensor()), observeOnly: true);
+                hooks.Add(point, cache.StoreCopy, observeOnly: true);
+                names.Add(point.Name);
             }
+        }
+        if (reuse is not null)
+        {
+            reuse.RemoveAllBut(names);
         }
         var logits = Forward(input, hooks);
         return (logits, cache);
@@ -201,6 +210,51 @@ public abstract class TransformerModel : IDisposable
         return Unembed(B, T, lastOnly: false);
     }
 
+    /// <summary>
+    /// Resumes a forward halfway through block <paramref name="layer"/>: from <c>blocks.{layer}.hook_resid_mid</c> [batch, pos,
+    /// d_model], running that block's MLP and every block above. An intervention that only changes the attention output of
+    /// <paramref name="layer"/> adds its change to the cached clean resid_mid and skips the layer's attention. Parallel-residual
+    /// models have no resid_mid (their MLP reads resid_pre): resume those from <c>hook_resid_post</c> with
+    /// <see cref="ForwardFrom"/>(layer + 1, …) instead.
+    /// </summary>
+    public float[] ForwardFromMid(int layer, ReadOnlySpan<float> residMid, ModelInput input, HookSet? hooks = null)
+    {
+        if ((uint)layer >= (uint)Config.NLayers)
+        {
+            throw new InvalidInputException($"layer {layer} is outside 0..{Config.NLayers - 1}");
+        }
+        if (Config.ParallelResidual)
+        {
+            throw new InvalidInputException("this model uses a parallel residual (no hook_resid_mid): resume from resid_post with ForwardFrom(layer + 1)");
+        }
+        input.Validate(Config.VocabSize);
+        int B = input.Batch, T = input.SeqLen, C = Config.DModel;
+        if (residMid.Length != B * T * C)
+        {
+            throw new InvalidInputException($"residual of {residMid.Length} values does not fill [batch {B}, pos {T}, d_model {C}]");
+        }
+        ResetCache(B, T);
+        PrepareStep(input.Tokens, input.AttentionMask, B, T, hooks);
+        residMid.CopyTo(S.X.AsSpan(0, B * T * C));
+        MlpSublayer(layer);
+        ForwardCore(layer + 1);
+        PastLength += T;
+        return Unembed(B, T, lastOnly: false);
+    }
+
+    /// <summary>
+    /// Each head's slice of the attention output projection of <paramref name="layer"/>, as (NH, HD, C): result_h = z_h · W_O[h].
+    /// Built once per layer and kept (the same arrays the forward uses for hook_result).
+    /// </summary>
+    public ReadOnlySpan<float> PerHeadOutputWeights(int layer)
+    {
+        if ((uint)layer >= (uint)Config.NLayers)
+        {
+            throw new InvalidInputException($"layer {layer} is outside 0..{Config.NLayers - 1}");
+        }
+        return PerHeadWo(layer);
+    }
+
     private float[] Unembed(int B, int T, bool lastOnly)
     {
 
@@ -233,6 +287,13 @@ public abstract class TransformerModel : IDisposable
 
     /// <summary>Block <paramref name="layer"/>: reads and updates the residual stream <see cref="RunState.X"/> in place.</summary>
     protected abstract void Block(int layer);
+
+    /// <summary>The second half of a sequential block, from resid_mid in <see cref="RunState.X"/>: the MLP norm, the MLP, the
+    /// residual add and hook_resid_post. Parallel-residual blocks have none (they throw).</summary>
+    protected abstract void MlpSublayer(int layer);
+
+    /// <summary>The attention output projection of <paramref name="layer"/> (NH·HD → C) and how it is stored.</summary>
+    protected abstract (Weight W, WeightLayout Layout) OutputProjection(int layer);
 
     /// <summary>The final norm of the residual stream into <see cref="RunState.XNorm"/>.</summary>
     protected abstract void FinalNorm();
@@ -514,7 +575,7 @@ public abstract class TransformerModel : IDisposable
         // output projection: attn_out = z · W_O + b_O — or, when hooked, Σ_h result_h + b_O with result_h = z_h · W_O[h]
         if (Hooked(L, HookKind.Result))
         {
-            PerHeadResult(L, wO, layout);
+            PerHeadResult(L);
             Hook(L, HookKind.Result, S.Result, B, T, NH, C);
             var outSpan = output.AsSpan(0, N * C);
             for (int r = 0; r < N; r++)
@@ -541,13 +602,14 @@ public abstract class TransformerModel : IDisposable
         HookResid(L, HookKind.AttnOut, output);
     }
 
-    // result: (N, NH, C) with result[n, h] = z[n, h] · W_O[h], W_O[h]: (HD, C)
-    private void PerHeadResult(int L, Weight wO, WeightLayout layout)
+    // W_O per head: (NH, HD, C), W_O[h] = rows h·HD..(h+1)·HD of the (NH·HD, C) projection
+    private float[] PerHeadWo(int L)
     {
-        int N = Step.N, NH = Config.NHeads, HD = Config.DHead, C = Config.DModel;
         _perHeadWo ??= new float[Config.NLayers][];
         if (_perHeadWo[L] is null)
         {
+            int NH = Config.NHeads, HD = Config.DHead, C = Config.DModel;
+            var (wO, layout) = OutputProjection(L);
             var w = wO.Span;
             var perHead = new float[NH * HD * C];
             for (int h = 0; h < NH; h++)
@@ -563,6 +625,14 @@ public abstract class TransformerModel : IDisposable
             }
             _perHeadWo[L] = perHead;
         }
+        return _perHeadWo[L];
+    }
+
+    // result: (N, NH, C) with result[n, h] = z[n, h] · W_O[h], W_O[h]: (HD, C)
+    private void PerHeadResult(int L)
+    {
+        int N = Step.N, NH = Config.NHeads, HD = Config.DHead, C = Config.DModel;
+        var perHeadWo = PerHeadWo(L);
         if (S.Result.Length < N * NH * C)
         {
             S.Result = new float[N * NH * C];
@@ -576,7 +646,7 @@ public abstract class TransformerModel : IDisposable
             {
                 S.Z.AsSpan((n * NH + h) * HD, HD).CopyTo(zh.Slice(n * HD, HD));
             }
-            MatMul(zh, _perHeadWo[L].AsSpan(h * HD * C, HD * C), default, outH, N, HD, C, WeightLayout.InOut);
+            MatMul(zh, perHeadWo.AsSpan(h * HD * C, HD * C), default, outH, N, HD, C, WeightLayout.InOut);
             for (int n = 0; n < N; n++)
             {
                 outH.AsSpan(n * C, C).CopyTo(S.Result.AsSpan((n * NH + h) * C, C));

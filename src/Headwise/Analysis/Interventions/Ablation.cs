@@ -25,14 +25,18 @@ public sealed record AblationResult(HeadId[] Heads, AblationMethod Method, Metri
 /// <summary>
 /// Ablation of attention heads by a hook on <c>blocks.L.attn.hook_z</c> [batch, pos, head, d_head], and the importance scan
 /// over every head [AttentionInfluence; On the Role of Attention Heads in LLM Safety].
-/// <para>Speed: the clean forward runs once with every <c>blocks.L.hook_resid_pre</c> cached; an ablation whose first head
-/// sits in layer L resumes there with <see cref="TransformerModel.ForwardFrom"/> instead of recomputing layers 0..L−1 —
-/// identical numbers (the layers below never see the ablation), about half the layer work over a scan.</para>
+/// <para>Speed: each item's clean forward runs once, caching per layer the clean z and the residual after the attention
+/// sublayer (<c>hook_resid_mid</c>; <c>hook_resid_post</c> for parallel-residual models) and <c>hook_resid_pre</c>. Replacing
+/// head h's z in layer L changes that layer's attention output by exactly (z′_h − z_h)·W_O[h], so an ablation whose first
+/// head sits in layer L adds that to the cached residual and resumes after layer L's attention
+/// (<see cref="TransformerModel.ForwardFromMid"/>) — layers 0..L−1 and layer L's attention are never recomputed. Heads in
+/// later layers of the same ablation are replaced by hooks on their z as the forward passes them. The numbers equal a full
+/// hooked forward up to float rounding (checked by the tests with <c>reuseClean: false</c>).</para>
 /// </summary>
 public static class Ablation
 {
     /// <summary>Ablates <paramref name="heads"/> together and scores the target (mean of the metric over its items).
-    /// <paramref name="reuseClean"/> = false recomputes every layer (for checking the shortcut).</summary>
+    /// <paramref name="reuseClean"/> = false recomputes every layer with hooks on z (for checking the shortcut).</summary>
     public static AblationResult Ablate(TransformerModel model, InterventionTarget target, IReadOnlyList<HeadId> heads,
         AblationMethod method, MetricKind metric, bool reuseClean = true, CancellationToken cancel = default)
     {
@@ -41,31 +45,53 @@ public static class Ablation
             throw new InvalidInputException("give at least one head to ablate");
         }
         CheckHeads(model, heads);
-        var clean = CleanState.Run(model, target, method, metric, reuseClean, cancel);
-        double ablated = clean.Score(heads, reuseClean, cancel);
-        return new AblationResult(heads.ToArray(), method, metric, target.Description, clean.CleanMetric, ablated);
+        var replacement = new Replacement(model, target, method, cancel);
+        double clean = 0, ablated = 0;
+        for (int i = 0; i < target.Items.Count; i++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var item = CleanItem.Run(model, target, i, metric, replacement, reuseClean);
+            clean += item.Metric;
+            ablated += item.Score(heads, reuseClean);
+        }
+        int n = target.Items.Count;
+        return new AblationResult(heads.ToArray(), method, metric, target.Description, clean / n, ablated / n);
     }
 
     /// <summary>
     /// Ablates each head alone: Values[layer][head] = metric(head ablated) − metric(clean) — for loss and KL, how much worse the
-    /// model gets without the head. One forward per head and item, each resumed at the head's layer.
+    /// model gets without the head. One forward per head and item, each resumed after the head's attention sublayer.
     /// </summary>
     public static HeadScores Importance(TransformerModel model, InterventionTarget target, AblationMethod method, MetricKind metric,
         IProgress<AnalysisProgress>? progress = null, CancellationToken cancel = default)
     {
         var c = model.Config;
-        var clean = CleanState.Run(model, target, method, metric, reuse: true, cancel);
-        var values = new float[c.NLayers][];
-        int total = c.NLayers * c.NHeads, done = 0;
+        var replacement = new Replacement(model, target, method, cancel);
+        var sums = new double[c.NLayers, c.NHeads];
+        int n = target.Items.Count, total = c.NLayers * c.NHeads * n, done = 0;
         progress?.Report(new AnalysisProgress("ablating heads", 0, total));
+        // items outer, heads inner: only one item's clean activations are held at a time
+        for (int i = 0; i < n; i++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var item = CleanItem.Run(model, target, i, metric, replacement, reuse: true);
+            for (int l = 0; l < c.NLayers; l++)
+            {
+                for (int h = 0; h < c.NHeads; h++)
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    sums[l, h] += item.Score([new HeadId(l, h)], reuse: true) - item.Metric;
+                    progress?.Report(new AnalysisProgress("ablating heads", ++done, total));
+                }
+            }
+        }
+        var values = new float[c.NLayers][];
         for (int l = 0; l < c.NLayers; l++)
         {
             values[l] = new float[c.NHeads];
             for (int h = 0; h < c.NHeads; h++)
             {
-                cancel.ThrowIfCancellationRequested();
-                values[l][h] = (float)(clean.Score([new HeadId(l, h)], reuse: true, cancel) - clean.CleanMetric);
-                progress?.Report(new AnalysisProgress("ablating heads", ++done, total));
+                values[l][h] = (float)(sums[l, h] / n);
             }
         }
         string what = metric switch
@@ -91,132 +117,185 @@ public static class Ablation
         }
     }
 
-    /// <summary>The clean runs of every item (logits, metric, cached residuals) and what ablated heads are replaced with.</summary>
-    private sealed class CleanState
+    /// <summary>What an ablated head's z becomes: zeros, its mean over every position of every item (one pass over the
+    /// target first), or, per item, its z on the item's resample source.</summary>
+    private sealed class Replacement
     {
         private readonly TransformerModel _model;
         private readonly InterventionTarget _target;
-        private readonly AblationMethod _method;
-        private readonly MetricKind _metric;
-        private float[][] _cleanLogits = [];   // per item: [pos, vocab] (kept for KL)
-        private float[][][] _residPre = [];    // per item, per layer: [pos, d_model]
-        private float[][] _meanZ = [];         // per layer: [head, d_head]
-        private float[][][] _sourceZ = [];     // per item, per layer: [pos, head, d_head]
+        private readonly float[][] _meanZ = []; // per layer: [head, d_head]
 
-        private CleanState(TransformerModel model, InterventionTarget target, AblationMethod method, MetricKind metric)
+        public Replacement(TransformerModel model, InterventionTarget target, AblationMethod method, CancellationToken cancel)
         {
             _model = model;
             _target = target;
-            _method = method;
-            _metric = metric;
-        }
-
-        public double CleanMetric { get; private set; }
-
-        public static CleanState Run(TransformerModel model, InterventionTarget target, AblationMethod method, MetricKind metric, bool reuse, CancellationToken cancel)
-        {
+            Method = method;
+            if (method != AblationMethod.Mean)
+            {
+                return;
+            }
             var c = model.Config;
-            var s = new CleanState(model, target, method, metric);
-            int n = target.Items.Count, NL = c.NLayers, zRow = c.NHeads * c.DHead;
-            s._cleanLogits = new float[n][];
-            s._residPre = new float[n][][];
-            if (method == AblationMethod.Mean)
-            {
-                s._meanZ = Enumerable.Range(0, NL).Select(_ => new float[zRow]).ToArray();
-            }
-            if (method == AblationMethod.Resample)
-            {
-                s._sourceZ = new float[n][][];
-            }
+            int zRow = c.NHeads * c.DHead;
+            var sums = Enumerable.Range(0, c.NLayers).Select(_ => new double[zRow]).ToArray();
             long positions = 0;
-            double sum = 0;
-            for (int i = 0; i < n; i++)
+            for (int i = 0; i < target.Items.Count; i++)
             {
                 cancel.ThrowIfCancellationRequested();
-                var input = ModelInput.Single(target.Items[i]);
-                var (logits, cache) = model.RunWithCache(input, name =>
-                    (reuse && name.EndsWith(".hook_resid_pre", StringComparison.Ordinal))
-                    || (method == AblationMethod.Mean && name.EndsWith(".attn.hook_z", StringComparison.Ordinal)));
-                s._cleanLogits[i] = logits;
-                if (reuse)
+                var (_, cache) = model.RunWithCache(ModelInput.Single(target.Items[i]), IsZ);
+                for (int l = 0; l < c.NLayers; l++)
                 {
-                    s._residPre[i] = Enumerable.Range(0, NL).Select(l => cache[$"blocks.{l}.hook_resid_pre"].Data).ToArray();
-                }
-                if (method == AblationMethod.Mean)
-                {
-                    for (int l = 0; l < NL; l++)
+                    var z = cache[$"blocks.{l}.attn.hook_z"].Data;
+                    var acc = sums[l];
+                    for (int r = 0; r < z.Length / zRow; r++)
                     {
-                        var z = cache[$"blocks.{l}.attn.hook_z"].Data;
-                        var acc = s._meanZ[l];
-                        for (int r = 0; r < z.Length / zRow; r++)
+                        for (int k = 0; k < zRow; k++)
                         {
-                            for (int k = 0; k < zRow; k++)
-                            {
-                                acc[k] += z[r * zRow + k];
-                            }
+                            acc[k] += z[r * zRow + k];
                         }
                     }
-                    positions += target.Items[i].Length;
                 }
-                if (method == AblationMethod.Resample)
-                {
-                    var src = target.Sources[i];
-                    var (_, srcCache) = model.RunWithCache(ModelInput.Single(src), name => name.EndsWith(".attn.hook_z", StringComparison.Ordinal));
-                    s._sourceZ[i] = Enumerable.Range(0, NL).Select(l => srcCache[$"blocks.{l}.attn.hook_z"].Data).ToArray();
-                }
-                sum += target.Score(metric, i, logits, logits, c.VocabSize);
+                positions += target.Items[i].Length;
             }
-            foreach (var acc in s._meanZ)
-            {
-                for (int k = 0; k < acc.Length; k++)
-                {
-                    acc[k] /= positions;
-                }
-            }
-            s.CleanMetric = sum / n;
-            return s;
+            _meanZ = sums.Select(acc => acc.Select(v => (float)(v / positions)).ToArray()).ToArray();
         }
 
-        /// <summary>Mean metric over the items with <paramref name="heads"/> ablated.</summary>
-        public double Score(IReadOnlyList<HeadId> heads, bool reuse, CancellationToken cancel)
+        public AblationMethod Method { get; }
+
+        public static bool IsZ(string name) => name.EndsWith(".attn.hook_z", StringComparison.Ordinal);
+
+        /// <summary>Per layer, the z of item <paramref name="item"/>'s resample source (null for the other methods).</summary>
+        public float[][]? SourceZ(int item)
         {
-            var c = _model.Config;
-            int start = heads.Min(h => h.Layer);
-            double sum = 0;
-            for (int i = 0; i < _target.Items.Count; i++)
+            if (Method != AblationMethod.Resample)
             {
-                cancel.ThrowIfCancellationRequested();
-                var hooks = new HookSet(c.NLayers);
-                foreach (var layer in heads.GroupBy(h => h.Layer))
-                {
-                    int l = layer.Key, item = i;
-                    var hs = layer.Select(h => h.Head).Distinct().ToArray();
-                    hooks.Add(new HookPoint(l, HookKind.Z), a => Replace(a.Data.Span, item, l, hs));
-                }
-                var input = ModelInput.Single(_target.Items[i]);
-                var logits = reuse ? _model.ForwardFrom(start, _residPre[i][start], input, hooks) : _model.Forward(input, hooks);
-                sum += _target.Score(_metric, i, logits, _cleanLogits[i], c.VocabSize);
+                return null;
             }
-            return sum / _target.Items.Count;
+            var (_, cache) = _model.RunWithCache(ModelInput.Single(_target.Sources[item]), IsZ);
+            return Enumerable.Range(0, _model.Config.NLayers).Select(l => cache[$"blocks.{l}.attn.hook_z"].Data).ToArray();
         }
 
-        // z: [1, pos, head, d_head]
-        private void Replace(Span<float> z, int item, int layer, int[] heads)
+        // z: [pos, head, d_head] — writes head h's replacement at every position
+        public void Write(Span<float> z, float[][]? sourceZ, int layer, int h)
         {
             int HD = _model.Config.DHead, row = _model.Config.NHeads * HD, T = z.Length / row;
             for (int t = 0; t < T; t++)
             {
-                foreach (int h in heads)
+                var dst = z.Slice(t * row + h * HD, HD);
+                switch (Method)
                 {
-                    var dst = z.Slice(t * row + h * HD, HD);
-                    switch (_method)
-                    {
-                        case AblationMethod.Zero: dst.Clear(); break;
-                        case AblationMethod.Mean: _meanZ[layer].AsSpan(h * HD, HD).CopyTo(dst); break;
-                        default: _sourceZ[item][layer].AsSpan(t * row + h * HD, HD).CopyTo(dst); break;
-                    }
+                    case AblationMethod.Zero: dst.Clear(); break;
+                    case AblationMethod.Mean: _meanZ[layer].AsSpan(h * HD, HD).CopyTo(dst); break;
+                    default: sourceZ![layer].AsSpan(t * row + h * HD, HD).CopyTo(dst); break;
                 }
             }
+        }
+    }
+
+    /// <summary>One item's clean run: its logits and metric, and the cached activations ablations resume from.</summary>
+    private sealed class CleanItem
+    {
+        private readonly TransformerModel _model;
+        private readonly InterventionTarget _target;
+        private readonly int _item;
+        private readonly MetricKind _metric;
+        private readonly Replacement _replacement;
+        private float[] _logits = [];
+        private float[][] _residPre = [];      // per layer: [pos, d_model]
+        private float[][] _residAfterAttn = []; // per layer: resid_mid, or resid_post with a parallel residual
+        private float[][] _z = [];             // per layer: [pos, head, d_head]
+        private float[][]? _sourceZ;
+
+        private CleanItem(TransformerModel model, InterventionTarget target, int item, MetricKind metric, Replacement replacement)
+        {
+            _model = model;
+            _target = target;
+            _item = item;
+            _metric = metric;
+            _replacement = replacement;
+        }
+
+        public double Metric { get; private set; }
+
+        public static CleanItem Run(TransformerModel model, InterventionTarget target, int item, MetricKind metric, Replacement replacement, bool reuse)
+        {
+            var c = model.Config;
+            var s = new CleanItem(model, target, item, metric, replacement);
+            string after = c.ParallelResidual ? ".hook_resid_post" : ".hook_resid_mid";
+            var (logits, cache) = model.RunWithCache(ModelInput.Single(target.Items[item]), name => reuse
+                && (name.EndsWith(".hook_resid_pre", StringComparison.Ordinal) || name.EndsWith(after, StringComparison.Ordinal) || Replacement.IsZ(name)));
+            s._logits = logits;
+            if (reuse)
+            {
+                s._residPre = Enumerable.Range(0, c.NLayers).Select(l => cache[$"blocks.{l}.hook_resid_pre"].Data).ToArray();
+                s._residAfterAttn = Enumerable.Range(0, c.NLayers).Select(l => cache[$"blocks.{l}{after}"].Data).ToArray();
+                s._z = Enumerable.Range(0, c.NLayers).Select(l => cache[$"blocks.{l}.attn.hook_z"].Data).ToArray();
+            }
+            s._sourceZ = replacement.SourceZ(item);
+            s.Metric = target.Score(metric, item, logits, logits, c.VocabSize);
+            return s;
+        }
+
+        /// <summary>The metric with <paramref name="heads"/> ablated.</summary>
+        public double Score(IReadOnlyList<HeadId> heads, bool reuse)
+        {
+            var c = _model.Config;
+            var input = ModelInput.Single(_target.Items[_item]);
+            int start = reuse ? heads.Min(h => h.Layer) : -1;
+            var hooks = new HookSet(c.NLayers);
+            foreach (var layer in heads.Where(h => h.Layer != start).GroupBy(h => h.Layer))
+            {
+                int l = layer.Key;
+                var hs = layer.Select(h => h.Head).Distinct().ToArray();
+                hooks.Add(new HookPoint(l, HookKind.Z), a =>
+                {
+                    foreach (int h in hs)
+                    {
+                        _replacement.Write(a.Data.Span, _sourceZ, l, h);
+                    }
+                });
+            }
+            float[] logits;
+            if (!reuse)
+            {
+                logits = _model.Forward(input, hooks);
+            }
+            else
+            {
+                var resid = AblatedResidual(start, heads.Where(h => h.Layer == start).Select(h => h.Head).Distinct());
+                logits = c.ParallelResidual
+                    ? _model.ForwardFrom(start + 1, resid, input, hooks)
+                    : _model.ForwardFromMid(start, resid, input, hooks);
+            }
+            return _target.Score(_metric, _item, logits, _logits, c.VocabSize);
+        }
+
+        // the clean residual after layer L's attention plus Σ_h (z′_h − z_h)·W_O[h] over the ablated heads of L
+        private float[] AblatedResidual(int L, IEnumerable<int> heads)
+        {
+            var c = _model.Config;
+            int HD = c.DHead, C = c.DModel, row = c.NHeads * HD;
+            var z = _z[L];
+            int T = z.Length / row;
+            var resid = (float[])_residAfterAttn[L].Clone();
+            var zAblated = (float[])z.Clone();
+            var diff = new float[T * HD];
+            var delta = new float[T * C];
+            var wO = _model.PerHeadOutputWeights(L);
+            foreach (int h in heads)
+            {
+                _replacement.Write(zAblated, _sourceZ, L, h);
+                for (int t = 0; t < T; t++)
+                {
+                    for (int k = 0; k < HD; k++)
+                    {
+                        diff[t * HD + k] = zAblated[t * row + h * HD + k] - z[t * row + h * HD + k];
+                    }
+                }
+                // delta: (T, C) = diff (T, HD) · W_O[h] (HD, C)
+                Kernels.Kernels.MatMul(diff, wO.Slice(h * HD * C, HD * C), default, delta, T, HD, C, Kernels.WeightLayout.InOut);
+                Kernels.Kernels.Add(resid, delta, resid);
+            }
+            return resid;
         }
     }
 }

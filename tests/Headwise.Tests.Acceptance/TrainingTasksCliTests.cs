@@ -77,4 +77,25 @@ public sealed class TrainingTasksCliTests : IDisposable
         Assert.Contains("<html", page, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("induction", page, StringComparison.OrdinalIgnoreCase);
     }
+
+    [Fact]
+    public void TheDemoModelTravelsWithTheBinarySoAnInstalledToolFindsItAnywhere()
+    {
+        // the CLI project copies models/demo beside its binary (and into the tool package): found from any directory
+        string beside = Path.Combine(AppContext.BaseDirectory, "models", "demo");
+        Assert.True(File.Exists(Path.Combine(beside, "model.safetensors")), $"{beside} lacks model.safetensors");
+        Assert.Equal(
+            File.ReadAllBytes(Path.Combine(CliRunner.RepoRoot, "models", "demo", "model.safetensors")),
+            File.ReadAllBytes(Path.Combine(beside, "model.safetensors")));
+        string saved = Directory.GetCurrentDirectory();
+        try
+        {
+            Directory.SetCurrentDirectory(Path.GetTempPath());
+            Assert.NotNull(Headwise.Cli.Commands.DemoCommand.FindDemoModel());
+        }
+        finally
+        {
+            Directory.SetCurrentDirectory(saved);
+        }
+    }
 }

@@ -24,8 +24,8 @@ public sealed class DemoCommand : ICommand
           --model-dir DIR  use this model directory instead of the bundled one
           --json           print {"path": ..., "model": ...}
 
-        The bundled model is found at models/demo under the current directory or any directory above it, or above
-        the installed tool's own directory.
+        The bundled model is found at models/demo under the current directory or any directory above it, else beside
+        the headwise binary (the build output and the installed dotnet tool carry a copy).
 
         Example:
           headwise demo

@@ -40,13 +40,22 @@ public class TaskTests
             bool multi = false;
             for (int i = 0; i < task.Prompts.Count; i++)
             {
-                Assert.Equal(tok.Encode(task.Prompts[i].Clean), t.Prompts[i].Clean);
-                foreach (var (text, id) in task.Prompts[i].Answers.Zip(t.Prompts[i].AnswerIds))
+                var promptIds = tok.Encode(task.Prompts[i].Clean);
+                // the prompt's own ids, plus any leading tokens every answer shares (moved into the prompt, and noted)
+                Assert.Equal(promptIds, t.Prompts[i].Clean[..promptIds.Length]);
+                int shared = t.Prompts[i].Clean.Length - promptIds.Length;
+                Assert.Equal(shared > 0, t.Notes.Any(n => n.Contains("appended to the prompt") && n.Contains(task.Prompts[i].Clean)));
+                foreach (var (text, id) in task.Prompts[i].Answers.Concat(task.Prompts[i].Wrong).Zip(t.Prompts[i].AnswerIds.Concat(t.Prompts[i].WrongIds)))
                 {
                     var full = tok.Encode(task.Prompts[i].Clean + text);
+                    Assert.Equal(full[..t.Prompts[i].Clean.Length], t.Prompts[i].Clean); // the shared tokens really begin every answer
                     var after = full[t.Prompts[i].Clean.Length..];
-                    Assert.Equal(after[0], id);       // the first token after the prompt
+                    Assert.Equal(after[0], id);       // the first token after the (extended) prompt
                     multi |= after.Length > 1;
+                }
+                if (shared > 0)
+                {
+                    Assert.NotEqual(t.Prompts[i].AnswerIds[0], t.Prompts[i].WrongIds[0]);
                 }
                 if (t.Prompts[i].Corrupted is { } x)
                 {

@@ -179,7 +179,9 @@ public static class TaskLibrary
     /// <summary>
     /// Token ids for a task. Each answer is the first token the tokenizer gives after the prompt (it encodes prompt + answer and
     /// takes what follows the prompt's own ids, so a word's leading space is handled as the tokenizer handles it in context);
-    /// an answer of several tokens is cut to its first, and <see cref="TokenizedTask.Notes"/> says so. A corrupted prompt whose
+    /// an answer of several tokens is cut to its first, and <see cref="TokenizedTask.Notes"/> says so. When every answer and
+    /// wrong answer begins with the same tokens (a lone space piece in a small vocabulary), those move into the prompt and the
+    /// answers are scored at the first token where they differ. A corrupted prompt whose
     /// length differs from the clean one is dropped (patching needs equal lengths) and noted.
     /// </summary>
     public static TokenizedTask Tokenize(PromptTask task, TextTokenizer tokenizer)
@@ -196,22 +198,33 @@ public static class TaskLibrary
                 notes.Add($"corrupted prompt has {corrupted.Length} tokens, clean {clean.Length}: dropped (\"{p.Corrupted}\")");
                 corrupted = null;
             }
-            int[] AnswerIds(string[] answers) => answers.Select(a =>
-            {
-                var ids = Continuation(tokenizer, p.Clean, clean, a);
-                if (ids.Length != 1)
-                {
-                    multi++;
-                }
-                return ids[0];
-            }).ToArray();
             int lossFrom = 1;
             if (p.FirstHalf is not null)
             {
                 lossFrom = tokenizer.Encode(p.FirstHalf).Length + 1;
             }
-            var answerIds = AnswerIds(p.Answers);
-            var wrongIds = AnswerIds(p.Wrong);
+            var answerSeqs = p.Answers.Select(a => Continuation(tokenizer, p.Clean, clean, a)).ToArray();
+            var wrongSeqs = p.Wrong.Select(a => Continuation(tokenizer, p.Clean, clean, a)).ToArray();
+            // Small vocabularies often start every name with the same piece (a lone space, a capital): the decision is made
+            // at the first token where the answers differ, so a prefix they all share moves into the prompt.
+            int shared = SharedPrefix(answerSeqs.Concat(wrongSeqs).ToArray());
+            if (shared > 0 && wrongSeqs.Length > 0)
+            {
+                var prefix = answerSeqs[0][..shared];
+                clean = [.. clean, .. prefix];
+                corrupted = corrupted is null ? null : [.. corrupted, .. prefix];
+                notes.Add($"every answer starts with the same {shared} token(s) ({string.Concat(prefix.Select(tokenizer.TokenText))}): appended to the prompt, answers scored at the next token: \"{p.Clean}\"");
+            }
+            int[] First(int[][] seqs) => seqs.Select(ids =>
+            {
+                if (ids.Length - shared != 1)
+                {
+                    multi++;
+                }
+                return ids[shared];
+            }).ToArray();
+            var answerIds = First(answerSeqs);
+            var wrongIds = First(wrongSeqs);
             if (answerIds.Intersect(wrongIds).Any())
             {
                 notes.Add($"an answer and a wrong answer share their first token ({tokenizer.TokenText(answerIds.Intersect(wrongIds).First())}): \"{p.Clean}\"");
@@ -223,6 +236,21 @@ public static class TaskLibrary
             notes.Add($"{multi} answer(s) are several tokens: scored by their first token");
         }
         return new TokenizedTask(task.Name, task.Metric, task.MetricDefinition, prompts, notes);
+    }
+
+    // the longest run of leading tokens every sequence shares, leaving each at least one token of its own
+    private static int SharedPrefix(int[][] seqs)
+    {
+        if (seqs.Length < 2)
+        {
+            return 0;
+        }
+        int n = 0;
+        while (seqs.All(q => q.Length > n + 1) && seqs.All(q => q[n] == seqs[0][n]))
+        {
+            n++;
+        }
+        return n;
     }
 
     private static int[] Continuation(TextTokenizer tokenizer, string prompt, int[] promptIds, string answer)

@@ -189,8 +189,9 @@ public abstract class TransformerModel : IDisposable
     /// Resumes a forward at block <paramref name="startLayer"/> from a given residual stream <c>blocks.{startLayer}.hook_resid_pre</c>
     /// [batch, pos, d_model] — e.g. one cached from a clean run — so analyses that change only layer ≥ L (ablating a head in L)
     /// need not recompute the layers below. Returns logits [batch, pos, vocab]. The input is the same as the run the residual came from.
+    /// A <paramref name="logitsBuffer"/> of exactly batch·pos·vocab floats is written into and returned (no allocation).
     /// </summary>
-    public float[] ForwardFrom(int startLayer, ReadOnlySpan<float> residPre, ModelInput input, HookSet? hooks = null)
+    public float[] ForwardFrom(int startLayer, ReadOnlySpan<float> residPre, ModelInput input, HookSet? hooks = null, float[]? logitsBuffer = null)
     {
         if ((uint)startLayer > (uint)Config.NLayers)
         {
@@ -207,7 +208,7 @@ public abstract class TransformerModel : IDisposable
         residPre.CopyTo(S.X.AsSpan(0, B * T * C));
         ForwardCore(startLayer);
         PastLength += T;
-        return Unembed(B, T, lastOnly: false);
+        return Unembed(B, T, lastOnly: false, logitsBuffer);
     }
 
     /// <summary>
@@ -215,9 +216,9 @@ public abstract class TransformerModel : IDisposable
     /// d_model], running that block's MLP and every block above. An intervention that only changes the attention output of
     /// <paramref name="layer"/> adds its change to the cached clean resid_mid and skips the layer's attention. Parallel-residual
     /// models have no resid_mid (their MLP reads resid_pre): resume those from <c>hook_resid_post</c> with
-    /// <see cref="ForwardFrom"/>(layer + 1, …) instead.
+    /// <see cref="ForwardFrom"/>(layer + 1, …) instead. <paramref name="logitsBuffer"/> as in <see cref="ForwardFrom"/>.
     /// </summary>
-    public float[] ForwardFromMid(int layer, ReadOnlySpan<float> residMid, ModelInput input, HookSet? hooks = null)
+    public float[] ForwardFromMid(int layer, ReadOnlySpan<float> residMid, ModelInput input, HookSet? hooks = null, float[]? logitsBuffer = null)
     {
         if ((uint)layer >= (uint)Config.NLayers)
         {
@@ -239,7 +240,7 @@ public abstract class TransformerModel : IDisposable
         MlpSublayer(layer);
         ForwardCore(layer + 1);
         PastLength += T;
-        return Unembed(B, T, lastOnly: false);
+        return Unembed(B, T, lastOnly: false, logitsBuffer);
     }
 
     /// <summary>
@@ -255,7 +256,8 @@ public abstract class TransformerModel : IDisposable
         return PerHeadWo(layer);
     }
 
-    private float[] Unembed(int B, int T, bool lastOnly)
+    // logits into `into` when it has exactly the right length (a loop of resumed forwards reuses one array), else a new one
+    private float[] Unembed(int B, int T, bool lastOnly, float[]? into = null)
     {
 
         // unembed: logits = ln_final(x) · W_Uᵀ
@@ -267,13 +269,13 @@ public abstract class TransformerModel : IDisposable
             {
                 S.XNorm.AsSpan(((b * T) + T - 1) * C, C).CopyTo(S.LastRows.AsSpan(b * C, C));
             }
-            var logits = new float[B * V];
+            var logits = into?.Length == B * V ? into : new float[B * V];
             MatMul(S.LastRows.AsSpan(0, B * C), wU.Span, default, logits, B, C, V, WeightLayout.OutIn);
             return logits;
         }
         else
         {
-            var logits = new float[(long)B * T * V];
+            var logits = into?.LongLength == (long)B * T * V ? into : new float[(long)B * T * V];
             MatMul(S.XNorm.AsSpan(0, B * T * C), wU.Span, default, logits, B * T, C, V, WeightLayout.OutIn);
             return logits;
         }

@@ -204,6 +204,8 @@ public static class Ablation
         private float[][] _residAfterAttn = []; // per layer: resid_mid, or resid_post with a parallel residual
         private float[][] _z = [];             // per layer: [pos, head, d_head]
         private float[][]? _sourceZ;
+        private float[] _ablatedLogits = [];  // scratch, reused by every ablated forward of this item
+        private float[] _resid = [], _zAblated = [], _diff = [], _delta = [];
 
         private CleanItem(TransformerModel model, InterventionTarget target, int item, MetricKind metric, Replacement replacement)
         {
@@ -262,9 +264,13 @@ public static class Ablation
             else
             {
                 var resid = AblatedResidual(start, heads.Where(h => h.Layer == start).Select(h => h.Head).Distinct());
+                if (_ablatedLogits.Length != _logits.Length)
+                {
+                    _ablatedLogits = new float[_logits.Length];
+                }
                 logits = c.ParallelResidual
-                    ? _model.ForwardFrom(start + 1, resid, input, hooks)
-                    : _model.ForwardFromMid(start, resid, input, hooks);
+                    ? _model.ForwardFrom(start + 1, resid, input, hooks, _ablatedLogits)
+                    : _model.ForwardFromMid(start, resid, input, hooks, _ablatedLogits);
             }
             return _target.Score(_metric, _item, logits, _logits, c.VocabSize);
         }
@@ -276,10 +282,13 @@ public static class Ablation
             int HD = c.DHead, C = c.DModel, row = c.NHeads * HD;
             var z = _z[L];
             int T = z.Length / row;
-            var resid = (float[])_residAfterAttn[L].Clone();
-            var zAblated = (float[])z.Clone();
-            var diff = new float[T * HD];
-            var delta = new float[T * C];
+            if (_resid.Length != T * C)
+            {
+                (_resid, _zAblated, _diff, _delta) = (new float[T * C], new float[z.Length], new float[T * HD], new float[T * C]);
+            }
+            var (resid, zAblated, diff, delta) = (_resid, _zAblated, _diff, _delta);
+            _residAfterAttn[L].CopyTo(resid, 0);
+            z.CopyTo(zAblated, 0);
             var wO = _model.PerHeadOutputWeights(L);
             foreach (int h in heads)
             {

@@ -71,13 +71,51 @@ public static class InterventionMetrics
         {
             throw new InvalidInputException($"no tokens to score between positions {from} and {to}");
         }
-        double total = 0;
-        for (int t = from; t < to; t++)
+        int vocabSize = vocab;
+        double total = SumRows(to - from, vocab, (r, rows) =>
         {
-            var row = logits.Slice((t - 1) * vocab, vocab);
-            total += LogSumExp(row) - row[tokens[t]];
-        }
+            int t = from + r;
+            var row = rows.Slice((t - 1) * vocabSize, vocabSize);
+            return LogSumExp(row) - row[tokens[t]];
+        }, logits);
         return total / (to - from);
+    }
+
+    private delegate double RowTerm(int r, ReadOnlySpan<float> a);
+    private delegate double RowTerm2(int r, ReadOnlySpan<float> a, ReadOnlySpan<float> b);
+
+    // Σ_r term(r) over R rows, split across threads when the rows are many (each thread sums a contiguous block; the blocks
+    // are added in order, so the result does not depend on the thread count's timing)
+    private static unsafe double SumRows(int R, int vocab, RowTerm term, ReadOnlySpan<float> a) =>
+        SumRows(R, vocab, (r, x, _) => term(r, x), a, default);
+
+    private static unsafe double SumRows(int R, int vocab, RowTerm2 term, ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        int threads = (long)R * vocab < (1L << 20) ? 1 : Math.Min(Kernels.Kernels.MaxThreads, R);
+        var partial = new double[Math.Max(threads, 1)];
+        fixed (float* pa = a, pb = b)
+        {
+            nint ia = (nint)pa, ib = (nint)pb;
+            int la = a.Length, lb = b.Length;
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, k =>
+            {
+                var sa = new ReadOnlySpan<float>((float*)ia, la);
+                var sb = new ReadOnlySpan<float>((float*)ib, lb);
+                int r0 = (int)((long)R * k / threads), r1 = (int)((long)R * (k + 1) / threads);
+                double sum = 0;
+                for (int r = r0; r < r1; r++)
+                {
+                    sum += term(r, sa, sb);
+                }
+                partial[k] = sum;
+            });
+        }
+        double total = 0;
+        foreach (double p in partial)
+        {
+            total += p;
+        }
+        return total;
     }
 
     /// <summary>Mean over positions of KL(p ‖ q) = Σ p·(log p − log q), p = softmax(<paramref name="reference"/>), q = softmax(<paramref name="logits"/>).</summary>
@@ -88,8 +126,7 @@ public static class InterventionMetrics
             throw new InvalidInputException($"KL needs two logit arrays of the same [pos, {vocab}] shape ({reference.Length} and {logits.Length} values)");
         }
         int T = logits.Length / vocab, W = Vector<float>.Count;
-        double total = 0;
-        for (int t = 0; t < T; t++)
+        double total = SumRows(T, vocab, (t, reference, logits) =>
         {
             var p = reference.Slice(t * vocab, vocab);
             var q = logits.Slice(t * vocab, vocab);
@@ -115,8 +152,8 @@ public static class InterventionMetrics
             {
                 s += Math.Exp(p[i] - lseP) * (p[i] - q[i]);
             }
-            total += Math.Max(0, s - (lseP - lseQ));
-        }
+            return Math.Max(0, s - (lseP - lseQ));
+        }, reference, logits);
         return total / T;
     }
 }

@@ -72,7 +72,7 @@ public sealed class ReportSectionsTests
     public void ConstructedInductionCircuitIsSingledOutBySection()
     {
         using var model = ToyModels.InductionCircuit();
-        var data = ReportBuilder.Build(model, null, new ReportOptions { TopK = 3 }, scoreSource: Quick);
+        var data = ReportBuilder.Build(model, null, new ReportOptions { TopK = 3, MaxExplainTokens = 4 }, scoreSource: Quick);
         HeadId prev = ToyModels.InductionPreviousTokenHeadId, induction = ToyModels.InductionHeadId;
         HeadScores Grid(string name) => data.Scores.Single(s => s.Name == name);
 
@@ -113,17 +113,23 @@ public sealed class ReportSectionsTests
     [Fact]
     public void SinkHeadMakesPositionZeroTheSinkAndTheMostCentralToken()
     {
+        // the two tables straight from their section functions, on the prompt the report would use (the full build is above)
         using var model = ToyModels.SinkHead();
-        var data = ReportBuilder.Build(model, null, new ReportOptions { TopK = 3 }, scoreSource: Quick);
-        var sinks = data.Tables.Single(t => t.Title == "Attention sinks");
+        int[] ids = [.. Enumerable.Range(0, 32).Select(i => (i * 37 + 5) % ToyModels.VocabSize)];
+        var labels = ReportBuilder.Labels(null, ids);
+        var cache = PatternCache.Run(model, ids);
+        var sinks = ReportSections.Sinks(model, ids, cache, labels);
         Assert.Equal("0", sinks.Rows[0][1]);
         Assert.Equal("primary", sinks.Rows[0][2]);
-        Assert.Equal($"#{data.Patterns.TokenIds[0]}", sinks.Rows[0][0]);
+        Assert.Equal($"#{ids[0]}", sinks.Rows[0][0]);
         Assert.Equal("0", sinks.Rows[0][4]); // one layer
         // the sink head puts ~all its weight on position 0: a quarter of the layer average, plus the other heads' share
         Assert.True(double.Parse(sinks.Rows[0][3], System.Globalization.CultureInfo.InvariantCulture) > 0.25);
-        var centrality = data.Tables.Single(t => t.Title == "Token centrality per layer");
-        Assert.StartsWith($"#{data.Patterns.TokenIds[0]} @0 (", centrality.Rows[0][1], StringComparison.Ordinal);
+        var centrality = ReportSections.Centrality(model, ids, cache, labels, top: 3);
+        Assert.Equal(["layer", "top 1", "top 2", "top 3"], centrality.Columns);
+        Assert.StartsWith($"#{ids[0]} @0 (", centrality.Rows[0][1], StringComparison.Ordinal);
+        Assert.Equal(TokenCentrality.Compute(model, ids, cache).Centrality[0][0].ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + ")",
+            centrality.Rows[0][1].Split('(')[1]);
     }
 
     [Fact]

@@ -130,7 +130,8 @@ public static class ReportSections
         var rows = pairs.Select((p, i) => (IReadOnlyList<string>)
             [N(i + 1), p.Kind, p.From.ToString(), p.To.ToString(), F(p.Score, "F3")]).ToList();
         return new ReportTable("Top composition pairs",
-            $"from the weights alone, highest first over all three kinds. {CircuitAnalysis.QDefinition}; {CircuitAnalysis.KDefinition}; {CircuitAnalysis.VDefinition}. Compare a pair with the rest of the table: unrelated heads do not score 0.",
+            $"from the weights alone, highest first over all three kinds. {CircuitAnalysis.QDefinition}; {CircuitAnalysis.KDefinition}; {CircuitAnalysis.VDefinition}. Compare a pair with the rest of the table: unrelated heads do not score 0."
+                + (rows.Count == 0 ? " A one-layer model has no pairs." : ""),
             ["rank", "kind", "writer", "reader", "score"], rows, HeadColumn: 3, Section: CircuitsSection);
     }
 

@@ -130,6 +130,11 @@ public sealed class ReportSectionsTests
         Assert.StartsWith($"#{ids[0]} @0 (", centrality.Rows[0][1], StringComparison.Ordinal);
         Assert.Equal(TokenCentrality.Compute(model, ids, cache).Centrality[0][0].ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + ")",
             centrality.Rows[0][1].Split('(')[1]);
+
+        // no head of this toy writes to the residual stream: the induction prompts' loss is the same clean and corrupted, so
+        // patching has nothing to recover — the library refuses, and the report turns that into a note (AddSections)
+        var e = Assert.Throws<InvalidInputException>(() => ReportSections.InductionPatching(model, null, default));
+        Assert.Contains("nothing to recover", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -6,22 +6,27 @@ namespace Headwise.Cli.Commands;
 public sealed class ReportCommand : ICommand
 {
     public string Name => "report";
-    public string Summary => "one self-contained HTML page of every head: score grids, patterns, top heads (+ PNGs)";
+    public string Summary => "one self-contained HTML page of every head: score grids, patterns, top heads, circuits, sinks, statistics (+ PNGs)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
     public string Help => $"""
         headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR [--heads L.H,..]] [--json]
 
         Runs the standard analyses on a model and writes one HTML file that opens offline in any browser: the model's
-        facts, a layer × head grid coloured by any detector score (previous-token, induction, duplicate-token, sink,
-        entropy, attention distance; a selector switches between them), every head's attention pattern on a prompt (click a head; hover a
-        cell for query, key and weight), and tables of the top heads per score. The file is written to a temporary name
-        and renamed, so it is never half written; the command prints its path. See docs/report.md.
+        facts, a layer × head grid coloured by any per-head score (the detectors: previous-token, induction,
+        duplicate-token, sink, entropy, attention distance; and importance (mean ablation, loss), induction patching,
+        context sensitivity, OV copying, effective rank, row kurtosis; a selector switches between them), every head's
+        attention pattern on a prompt (click a head; hover a cell for query, key and weight), tables of the top heads
+        per score, and tables of the top Q/K/V-composition pairs, the attention sinks, per-layer token centrality, the
+        layer × layer attention similarity and whether attention explains the prediction (Kendall τ / Spearman ρ
+        against leave-one-out). A section the model cannot run is left out with a note. The file is written to a
+        temporary name and renamed, so it is never half written; the command prints its path. See docs/report.md.
 
         Options:
         {ModelArgs.Help}
           --out FILE        the HTML file to write (default headwise-report.html)
           --text S          the prompt for the patterns (default: a short story; without a tokenizer, random tokens)
-          --max-tokens N    cap the prompt at N tokens (default 64; patterns grow as N²)
+          --max-tokens N    cap the prompt at N tokens (default 64; patterns grow as N²; the prompt-based sections
+                            use the same capped prompt, leave-one-out at most its first 32 tokens)
           --top K           rows per top-heads table (default 5)
           --png-dir DIR     also write PNG heatmaps: scores-NAME.png per score grid (one row per layer, one column
                             per head) and pattern-L.H.png for the top head of each score

@@ -17,7 +17,7 @@ namespace Headwise.Reports;
 /// { "title", "layers", "heads", "facts": [[label, value]], "notes": [..], "colormap": ["#440154", ..],
 ///   "scores": [{ "name", "definition", "values": [[layer 0's heads], ..] }],        // 4 significant digits
 ///   "patterns": { "ids": [..], "tokens": [..], "heads": [[row 0], [row 0, row 1], ..] }, // heads[l·H + h][q][k], k ≤ q, 3 digits
-///   "tables": [{ "title", "caption", "columns", "rows", "head_column" }] }
+///   "tables": [{ "title", "caption", "columns", "rows", "head_column", "section" }] }   // grouped by section on the page
 /// </code>
 /// Patterns keep only k ≤ q (a causal model gives the rest zero weight), which halves the page.
 /// </remarks>
@@ -136,6 +136,7 @@ public static class HtmlReport
                 }
                 w.WriteEndArray();
                 w.WriteNumber("head_column", t.HeadColumn);
+                w.WriteString("section", t.Section);
                 w.WriteEndObject();
             }
             w.WriteEndArray();

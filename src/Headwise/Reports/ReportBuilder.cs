@@ -2,6 +2,7 @@ using System.Globalization;
 using Headwise.Analysis;
 using Headwise.Analysis.Detectors;
 using Headwise.Analysis.Patterns;
+using Headwise.Analysis.Statistics;
 using Headwise.Models;
 using Headwise.Tokenizers;
 
@@ -22,11 +23,21 @@ public sealed record ReportOptions
 
     /// <summary>A name for the title (the --model argument); null = the model type.</summary>
     public string? ModelName { get; init; }
+
+    /// <summary>Run the sections beyond the detectors and patterns (importance, patching, context sensitivity, circuits,
+    /// statistics, sinks, centrality, explanation); false = the detector report only.</summary>
+    public bool Analyses { get; init; } = true;
+
+    /// <summary>"Does attention explain" runs one forward per context token: it uses at most this many tokens of the prompt.</summary>
+    public int MaxExplainTokens { get; init; } = 32;
 }
 
 /// <summary>
 /// Runs the standard analyses on a model and fills a <see cref="ReportData"/>: the detector scores (through an
-/// <see cref="IHeadScoreSource"/>), every head's pattern on one prompt, and a top-heads table per score.
+/// <see cref="IHeadScoreSource"/>), every head's pattern on one prompt, the per-head grids and tables of
+/// <see cref="ReportSections"/> (importance, induction patching, context sensitivity, OV copying, effective rank, row
+/// kurtosis; composition, sinks, centrality, layer similarity, attention vs. leave-one-out), and a top-heads table per score.
+/// A section the model cannot run (e.g. too short a context) is left out with a note instead of failing the report.
 /// </summary>
 public static class ReportBuilder
 {
@@ -66,8 +77,17 @@ public static class ReportBuilder
         patterns = patterns with { Tokens = Labels(tokenizer, ids) };
         progress?.Report(new AnalysisProgress("patterns", 1, 1));
 
-        // 3. top heads per score
-        var tables = scores.Select(s => TopTable(s, options.TopK)).ToList();
+        // 3. the other analyses, on the same prompt (and, for patching, on repeated random tokens)
+        var extraScores = new List<HeadScores>();
+        var extraTables = new List<ReportTable>();
+        if (options.Analyses)
+        {
+            AddSections(model, tokenizer, ids, patterns.Tokens, options, extraScores, extraTables, notes, progress, cancel);
+        }
+        scores = [.. scores, .. extraScores];
+
+        // 4. top heads per score, then the other tables
+        var tables = scores.Select(s => TopTable(s, options.TopK)).Concat(extraTables).ToList();
 
         var facts = new List<KeyValuePair<string, string>>
         {
@@ -85,11 +105,88 @@ public static class ReportBuilder
         return new ReportData(new ReportInfo(title, c.NLayers, c.NHeads, facts), scores, patterns, tables, notes);
     }
 
-    /// <summary>The highest (or, for entropy, lowest) <paramref name="k"/> heads of a score.</summary>
+    /// <summary>
+    /// The sections of <see cref="ReportSections"/>, each computed by its library analysis on the prompt <paramref name="ids"/>.
+    /// Each reports its progress; one that throws <see cref="InvalidInputException"/> (it cannot run on this model or prompt)
+    /// is skipped with a note.
+    /// </summary>
+    private static void AddSections(TransformerModel model, TextTokenizer? tokenizer, int[] ids, string[] labels, ReportOptions options,
+        List<HeadScores> scores, List<ReportTable> tables, List<string> notes, IProgress<AnalysisProgress>? progress, CancellationToken cancel)
+    {
+        void Run(string name, Action section)
+        {
+            cancel.ThrowIfCancellationRequested();
+            progress?.Report(new AnalysisProgress(name, 0, 1));
+            try
+            {
+                section();
+            }
+
+            catch (InvalidInputException e)
+            {
+                notes.Add($"{name}: skipped ({e.Message}).");
+            }
+            progress?.Report(new AnalysisProgress(name, 1, 1));
+        }
+
+        Run("importance", () => scores.Add(ReportSections.Importance(model, ids, progress, cancel)));
+        Run("induction patching", () => scores.Add(ReportSections.InductionPatching(model, progress, cancel)));
+        Run("context sensitivity", () => scores.Add(ReportSections.Context(model, ids, cancel)));
+        ReportTable? composition = null;
+        Run("OV circuits", () =>
+        {
+            var (copying, table, note) = ReportSections.Circuits(model, options.TopK, progress, cancel);
+            scores.Add(copying);
+            composition = table;
+            if (note is not null)
+            {
+                notes.Add(note);
+            }
+        });
+        var cache = PatternCache.Run(model, ids);
+        ReportTable? similarity = null;
+        Run("pattern statistics", () =>
+        {
+            var (erank, kurtosis, table) = ReportSections.Statistics(model, ids, cache, progress, cancel);
+            scores.Add(erank);
+            scores.Add(kurtosis);
+            similarity = table;
+        });
+        if (composition is not null)
+        {
+            tables.Add(composition);
+        }
+        Run("sinks", () => tables.Add(ReportSections.Sinks(model, ids, cache, labels)));
+        Run("centrality", () => tables.Add(ReportSections.Centrality(model, ids, cache, labels, options.TopK)));
+        if (similarity is not null)
+        {
+            tables.Add(similarity);
+        }
+        Run("attention vs. leave-one-out", () =>
+        {
+            int n = Math.Min(ids.Length, Math.Max(3, options.MaxExplainTokens));
+            var explainCache = n == ids.Length ? cache : PatternCache.Run(model, ids[..n]);
+            tables.Add(ReportSections.Explain(model, ids[..n], explainCache, labels[..n], id => TokenText(tokenizer, id), options.TopK, progress, cancel));
+            if (n < ids.Length)
+            {
+                notes.Add($"\"Does attention explain\" uses the first {n} of the prompt's {ids.Length} tokens (one forward per token).");
+            }
+        });
+        notes.Add($"Importance, context sensitivity, effective rank, row kurtosis, sinks, centrality and layer similarity are measured on the "
+            + $"{ids.Length}-token prompt of the patterns; induction patching on its own repeated random tokens; OV copying and composition on the weights.");
+    }
+
+    /// <summary>A token for a caption: its text in quotes and its id, or just "#id" without a tokenizer.</summary>
+    private static string TokenText(TextTokenizer? tokenizer, int id) =>
+        tokenizer is not null && id < tokenizer.VocabSize
+            ? $"\"{tokenizer.TokenText(id).Replace("\n", "\\n", StringComparison.Ordinal)}\" (#{id})"
+            : $"#{id}";
+
+    /// <summary>The highest (or, for entropy, lowest) <paramref name="k"/> heads of a score; heads without a value (NaN) are left out.</summary>
     public static ReportTable TopTable(HeadScores scores, int k)
     {
         bool low = s_lowIsNotable.Contains(scores.Name);
-        var ranked = scores.Ranked(descending: !low).Take(k);
+        var ranked = scores.Ranked(descending: !low).Where(r => float.IsFinite(r.Score)).Take(k);
         var rows = ranked.Select((r, i) => (IReadOnlyList<string>)
             [(i + 1).ToString(CultureInfo.InvariantCulture), r.Head.ToString(), r.Score.ToString("G4", CultureInfo.InvariantCulture)]).ToList();
         return new ReportTable($"Top heads: {scores.Name}", (low ? "lowest first: " : "highest first: ") + scores.Definition,

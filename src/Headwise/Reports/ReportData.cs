@@ -24,6 +24,11 @@ public sealed record ReportInfo(string Title, int Layers, int Heads, IReadOnlyLi
 
 /// <summary>
 /// A table of text cells. When <paramref name="HeadColumn"/> is a column index, that column holds head ids ("L.H") and
-/// the page turns them into links that open the head's pattern.
+/// the page turns them into links that open the head's pattern. Tables with the same <paramref name="Section"/> are shown
+/// together under that heading, sections in the order of their first table.
 /// </summary>
-public sealed record ReportTable(string Title, string Caption, IReadOnlyList<string> Columns, IReadOnlyList<IReadOnlyList<string>> Rows, int HeadColumn = -1);
+public sealed record ReportTable(string Title, string Caption, IReadOnlyList<string> Columns, IReadOnlyList<IReadOnlyList<string>> Rows, int HeadColumn = -1,
+    string Section = ReportTable.TopHeadsSection)
+{
+    public const string TopHeadsSection = "Top heads";
+}

@@ -105,6 +105,20 @@ public sealed class ReportBrowserTests(ITestOutputHelper output)
         await link.ClickAsync();
         Assert.Equal($"Attention pattern of head {linkHead}", await page.Locator("#pattern-title").InnerTextAsync());
 
+        // the tables sit under one heading per section, in the data's order, every table of the data drawn once
+        var sectionNames = data.GetProperty("tables").EnumerateArray().Select(t => t.GetProperty("section").GetString()!).Distinct().ToArray();
+        Assert.Equal(["Top heads", "Composition (circuits)", "Attention statistics", "Does attention explain the prediction?"], sectionNames);
+        Assert.Equal(sectionNames, await page.Locator("section.table-section > h2").AllInnerTextsAsync());
+        Assert.Equal(data.GetProperty("tables").GetArrayLength(), await page.Locator("section.table-section table.top").CountAsync());
+        // the composition table's reader column links to that head's pattern
+        var reader = page.Locator("section.table-section[data-section='Composition (circuits)'] a.head-link").First;
+        string readerHead = await reader.InnerTextAsync();
+        await reader.ClickAsync();
+        Assert.Equal($"Attention pattern of head {readerHead}", await page.Locator("#pattern-title").InnerTextAsync());
+        // the new grids are choices of the selector
+        await page.Locator("#score-select").SelectOptionAsync(new SelectOptionValue { Label = "induction patching" });
+        StringAssert(await page.Locator("#score-def").InnerTextAsync(), "induction patching:");
+
         string shot = Path.Combine(outDir, "report.png");
         await page.Locator($"#pattern-svg rect.pcell[data-q='{q}'][data-k='{k}']").HoverAsync();
         await page.ScreenshotAsync(new() { Path = shot, FullPage = true });

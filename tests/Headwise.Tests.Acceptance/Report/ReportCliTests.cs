@@ -20,14 +20,15 @@ public sealed class ReportCliTests
             Assert.Equal(Path.GetFullPath(html), root.GetProperty("path").GetString());
             Assert.Equal(2, root.GetProperty("layers").GetInt32());
             Assert.Equal(4, root.GetProperty("heads").GetInt32());
-            string[] names = ["previous-token", "induction", "duplicate-token", "sink", "entropy", "attention distance"];
+            string[] names = ["previous-token", "induction", "duplicate-token", "sink", "entropy", "attention distance",
+                "importance", "induction patching", "context-sensitivity", "OV copying", "effective rank", "row kurtosis"];
             Assert.Equal(names, root.GetProperty("scores").EnumerateArray().Select(e => e.GetString()));
             Assert.Equal(["r.html"], Directory.GetFiles(dir).Select(Path.GetFileName)); // no temporary file left behind
 
             // one PNG per score grid (4 heads × 24 px wide, 2 layers × 24 px high) and per top head
             foreach (var name in names)
             {
-                var png = File.ReadAllBytes(Path.Combine(pngDir, $"scores-{name.Replace(' ', '-')}.png"));
+                var png = File.ReadAllBytes(Path.Combine(pngDir, $"scores-{name.Replace(' ', '-').ToLowerInvariant()}.png"));
                 Assert.Equal((96, 48), (System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16)), System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(20))));
             }
             var pngs = root.GetProperty("pngs").EnumerateArray().Select(e => e.GetString()!).ToList();

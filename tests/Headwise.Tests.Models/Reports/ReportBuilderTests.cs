@@ -21,7 +21,10 @@ public sealed class ReportBuilderTests(ITestOutputHelper output)
         using var m = ModelLoader.Load(Path.Combine(dir, "stories260K.bin"), Path.Combine(dir, "tok512.bin"));
         var data = ReportBuilder.Build(m.Model, m.Tokenizer, new ReportOptions { MaxTokens = 40, ModelName = "stories260K" });
         Assert.Equal((5, 8), (data.Info.Layers, data.Info.Heads));
-        Assert.Equal(["previous-token", "induction", "duplicate-token", "sink", "entropy", "attention distance"], data.Scores.Select(s => s.Name));
+        Assert.Equal(["previous-token", "induction", "duplicate-token", "sink", "entropy", "attention distance",
+            "importance", "induction patching", "context-sensitivity", "OV copying", "effective rank", "row kurtosis"], data.Scores.Select(s => s.Name));
+        Assert.Equal([ReportTable.TopHeadsSection, ReportSections.CircuitsSection, ReportSections.StatisticsSection, ReportSections.ExplainSection],
+            data.Tables.Select(t => t.Section).Distinct());
         Assert.All(data.Scores, s => Assert.Equal((5, 8), (s.Layers, s.Heads)));
         // the default prompt is longer than 40 tokens: cut to 40, and the page says so
         var full = m.RequireTokenizer().Encode(ReportBuilder.DefaultText);
@@ -80,8 +83,22 @@ public sealed class ReportBuilderTests(ITestOutputHelper output)
         // uncancelled, progress runs through the detectors and then the patterns
         seen.Clear();
         ReportBuilder.Build(m.Model, null, new ReportOptions(), new SyncProgress(seen.Add), default, new DetectorScoreSource(seqLen: 8, batch: 2));
+        var stages = seen.Select(p => p.Stage).Distinct().ToList();
+        Assert.Equal(["detectors", "patterns", "importance", "ablating heads", "induction patching", "patching z", "context sensitivity"], stages.Take(7));
+        Assert.Equal(["OV circuits", "circuits", "pattern statistics", "statistics", "sinks", "centrality", "attention vs. leave-one-out", "leave-one-out"],
+            stages.Skip(7).Where(s => !s.EndsWith("-composition", StringComparison.Ordinal)));
+        Assert.Equal(new AnalysisProgress("attention vs. leave-one-out", 1, 1), seen[^1]);
+        // each section reports its start and its end, in order
+        foreach (var section in new[] { "importance", "induction patching", "context sensitivity", "OV circuits", "pattern statistics", "sinks", "centrality", "attention vs. leave-one-out" })
+        {
+            Assert.Equal([0, 1], seen.Where(p => p.Stage == section).Select(p => p.Done));
+        }
+
+        // the detector-only report skips them all
+        seen.Clear();
+        var plain = ReportBuilder.Build(m.Model, null, new ReportOptions { Analyses = false }, new SyncProgress(seen.Add), default, new DetectorScoreSource(seqLen: 8, batch: 2));
         Assert.Equal(["detectors", "patterns"], seen.Select(p => p.Stage).Distinct());
-        Assert.Equal(new AnalysisProgress("patterns", 1, 1), seen[^1]);
+        Assert.Equal(6, plain.Scores.Count);
     }
 
     private sealed class SyncProgress(Action<AnalysisProgress> report) : IProgress<AnalysisProgress>
@@ -96,7 +113,7 @@ public sealed class ReportBuilderTests(ITestOutputHelper output)
         using var m = ModelLoader.Load(Path.Combine(TestPaths.Goldens, "llama_gqa"));
         var data = ReportBuilder.Build(m.Model, null, new ReportOptions(), scoreSource: new DetectorScoreSource(seqLen: 6, batch: 2, seed: 3));
         var direct = HeadDetectors.Run(m.Model, null, new HeadDetectorOptions(SeqLen: 6, Batch: 2, Seed: 3));
-        Assert.Equal(direct.All.Select(s => s.Scores.Name), data.Scores.Select(s => s.Name));
+        Assert.Equal(direct.All.Select(s => s.Scores.Name), data.Scores.Take(6).Select(s => s.Name));
         foreach (var (score, expected) in data.Scores.Zip(direct.All.Select(s => s.Scores)))
         {
             Assert.Equal(expected.Values, score.Values);
@@ -111,16 +128,16 @@ public sealed class ReportBuilderTests(ITestOutputHelper output)
     {
         // known by construction: 0.0 is a previous-token head, 1.0 an induction head (ToyModels)
         using var model = Headwise.Analysis.Constructed.ToyModels.InductionCircuit();
-        var data = ReportBuilder.Build(model, null, new ReportOptions { TopK = 3 }, scoreSource: new DetectorScoreSource(seqLen: 20, batch: 2));
+        var data = ReportBuilder.Build(model, null, new ReportOptions { TopK = 3, Analyses = false }, scoreSource: new DetectorScoreSource(seqLen: 20, batch: 2));
         string Top(string score) => data.Tables.Single(t => t.Title == $"Top heads: {score}").Rows[0][1];
         Assert.Equal(Headwise.Analysis.Constructed.ToyModels.InductionHeadId.ToString(), Top("induction"));
         Assert.Equal(Headwise.Analysis.Constructed.ToyModels.InductionPreviousTokenHeadId.ToString(), Top("previous-token"));
-        Assert.All(data.Tables, t => Assert.Equal(3, t.Rows.Count));
+        Assert.All(data.Tables.Where(t => t.Section == ReportTable.TopHeadsSection), t => Assert.Equal(3, t.Rows.Count));
         AssertPageMatches(data);
     }
 
     /// <summary>Renders the page and checks its JSON blob against the records: shape, every score, every pattern row.</summary>
-    private static void AssertPageMatches(ReportData data)
+    internal static void AssertPageMatches(ReportData data)
     {
         string html = HtmlReport.Render(data);
         using var doc = JsonDocument.Parse(HtmlReport.ExtractDataJson(html));
@@ -140,6 +157,11 @@ public sealed class ReportBuilderTests(ITestOutputHelper output)
                 for (int h = 0; h < H; h++)
                 {
                     float v = data.Scores[i].Values[l][h];
+                    if (!float.IsFinite(v))
+                    {
+                        Assert.Equal(JsonValueKind.Null, values[l][h].ValueKind); // JSON has no NaN: the page shows "–"
+                        continue;
+                    }
                     Assert.Equal(v, values[l][h].GetDouble(), Math.Max(1e-5, 5e-4 * Math.Abs(v)));
                 }
             }
@@ -171,6 +193,15 @@ public sealed class ReportBuilderTests(ITestOutputHelper output)
                 }
             }
         }
-        Assert.Equal(data.Scores.Count, root.GetProperty("tables").GetArrayLength());
+        // one top-heads table per score, then the other tables, each with its section and cells as in the record
+        var tables = root.GetProperty("tables");
+        Assert.Equal(data.Tables.Count, tables.GetArrayLength());
+        Assert.Equal(data.Scores.Count, data.Tables.Count(t => t.Section == ReportTable.TopHeadsSection));
+        for (int i = 0; i < data.Tables.Count; i++)
+        {
+            Assert.Equal(data.Tables[i].Section, tables[i].GetProperty("section").GetString());
+            Assert.Equal(data.Tables[i].Title, tables[i].GetProperty("title").GetString());
+            Assert.Equal(data.Tables[i].Rows.Select(r => r.ToArray()), tables[i].GetProperty("rows").EnumerateArray().Select(r => r.EnumerateArray().Select(c => c.GetString()!).ToArray()));
+        }
     }
 }

@@ -65,6 +65,27 @@ public sealed class HtmlReportTests
     }
 
     [Fact]
+    public void TablesKeepTheirSectionAndEmptyTablesAndNaNScoresSurvive()
+    {
+        var data = Sample();
+        var nan = new HeadScores("copying", "d", [[float.NaN, 0.5f], [1f, -1f]]);
+        var sinks = new ReportTable("Attention sinks", "none here", ["token", "position"], [], Section: "Attention statistics");
+        data = data with { Scores = [.. data.Scores, nan], Tables = [.. data.Tables, ReportBuilder.TopTable(nan, 5), sinks] };
+        string html = HtmlReport.Render(data);
+        using var doc = JsonDocument.Parse(HtmlReport.ExtractDataJson(html));
+        var tables = doc.RootElement.GetProperty("tables");
+        Assert.Equal(["Top heads", "Top heads", "Attention statistics"], tables.EnumerateArray().Select(t => t.GetProperty("section").GetString()));
+        Assert.Equal(0, tables[2].GetProperty("rows").GetArrayLength());
+        // NaN is JSON null, and the top-heads table leaves the head without a value out
+        Assert.Equal(JsonValueKind.Null, doc.RootElement.GetProperty("scores")[1].GetProperty("values")[0][0].ValueKind);
+        Assert.Equal(["1.0", "0.1", "1.1"], tables[1].GetProperty("rows").EnumerateArray().Select(r => r[1].GetString()));
+        // the page groups tables by section (one heading each) and draws "(none)" for an empty table
+        Assert.Contains("id=\"table-sections\"", html, StringComparison.Ordinal);
+        Assert.Contains("sectionOf(t.section", html, StringComparison.Ordinal);
+        Assert.Contains("\"(none)\"", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void PageIsSelfContained()
     {
         string html = HtmlReport.Render(Sample());

@@ -45,8 +45,20 @@ public sealed class TaskModelTests
         // e_tok + Σ_h (e_tok · M_h) = δ(tok, j) + Σ_h M_h[tok, j].
         var c = new TrainableConfig
         {
-            VocabSize = 7, DModel = 7, NLayers = 1, NHeads = 2, NKvHeads = kvHeads, DHead = 3, SeqLen = 4, AttentionOnly = true,
-            UseNorm = false, UseBias = false, UsePositions = false, OneHotEmbeddings = true, CombinedOV = combined, InitStd = 0.5f,
+            VocabSize = 7,
+            DModel = 7,
+            NLayers = 1,
+            NHeads = 2,
+            NKvHeads = kvHeads,
+            DHead = 3,
+            SeqLen = 4,
+            AttentionOnly = true,
+            UseNorm = false,
+            UseBias = false,
+            UsePositions = false,
+            OneHotEmbeddings = true,
+            CombinedOV = combined,
+            InitStd = 0.5f,
         };
         var model = new TrainableTransformer(c, seed: 4);
         var m0 = model.OvMatrix(0, 0);

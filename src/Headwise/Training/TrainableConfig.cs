@@ -45,8 +45,12 @@ public sealed record TrainableConfig
     public bool UsePositions { get; init; } = true;
     /// <summary>Fixed, untrained one-hot embedding and unembedding (needs d_model = vocab): x₀ = e_token, logits = x_L.</summary>
     public bool OneHotEmbeddings { get; init; }
-    /// <summary>Standard deviation of the initial weights; residual output projections get InitStd / √(2·NLayers).</summary>
+    /// <summary>Standard deviation of the initial weights; residual output projections get InitStd / √(2·NLayers) when
+    /// <see cref="ScaleResidualInit"/>.</summary>
     public float InitStd { get; init; } = 0.02f;
+    /// <summary>GPT-2's scaled init of the residual output projections (attn.w_o, attn.w_ov, mlp.w_out); false: every
+    /// matrix N(0, InitStd).</summary>
+    public bool ScaleResidualInit { get; init; } = true;
 
     [JsonIgnore] public int KvHeads => NKvHeads > 0 ? NKvHeads : NHeads;
     [JsonIgnore] public int HeadSize => DHead > 0 ? DHead : NHeads > 0 ? DModel / NHeads : 0;

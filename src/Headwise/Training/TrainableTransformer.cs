@@ -165,11 +165,12 @@ public sealed partial class TrainableTransformer
     public ParameterInfo Info(string name) => _byName.TryGetValue(name, out var p) ? p
         : throw new InvalidInputException($"the model has no parameter '{name}'");
 
-    /// <summary>Re-initialises every weight: matrices N(0, std), residual output projections N(0, std/√(2L)), norm weights 1, biases 0.</summary>
+    /// <summary>Re-initialises every weight: matrices N(0, std), residual output projections N(0, std/√(2L)) (unless
+    /// ScaleResidualInit is off), norm weights 1, biases 0.</summary>
     public void Initialize(ulong seed)
     {
         var rng = new TrainingRng(seed);
-        float std = Config.InitStd, residStd = std / MathF.Sqrt(2 * L);
+        float std = Config.InitStd, residStd = Config.ScaleResidualInit ? std / MathF.Sqrt(2 * L) : std;
         foreach (var p in _params)
         {
             var span = Params.AsSpan(p.Offset, p.Length);

@@ -82,6 +82,24 @@ public sealed class TaskModelTests
         }
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ResidualProjectionsAreScaledOnlyWhenAsked(bool scale)
+    {
+        // 2 layers: scaled std = 0.1 / √4 = 0.05 for attn.w_o; the q/k/v weights keep 0.1
+        var c = ModelGradientTests.Variant("gpt2") with { DModel = 64, NHeads = 4, InitStd = 0.1f, ScaleResidualInit = scale };
+        var model = new TrainableTransformer(c, seed: 2);
+        static double Std(ReadOnlySpan<float> w)
+        {
+            double s = 0;
+            foreach (float x in w) s += (double)x * x;
+            return Math.Sqrt(s / w.Length);
+        }
+        Assert.Equal(scale ? 0.05 : 0.1, Std(model.Param("blocks.1.attn.w_o")), 0.005);
+        Assert.Equal(0.1, Std(model.Param("blocks.1.attn.w_qkv")), 0.005);
+    }
+
     [Fact]
     public void OneHotEmbeddingsAreNotParameters()
     {

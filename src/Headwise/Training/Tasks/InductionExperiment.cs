@@ -38,6 +38,7 @@ public static class InductionExperiment
         UseBias = false,
         TiedEmbeddings = false,
         InitStd = (float)o.InitStd,
+        ScaleResidualInit = false,
     };
 
     public static InductionResult Run(InductionOptions o, IProgress<AnalysisProgress>? progress = null, CancellationToken ct = default)

@@ -41,6 +41,7 @@ public static class OcrExperiment
         OneHotEmbeddings = true,
         CombinedOV = !factoredOv,
         InitStd = (float)initStd,
+        ScaleResidualInit = false,
     };
 
     public static OcrResult Run(OcrOptions o, IProgress<AnalysisProgress>? progress = null, CancellationToken ct = default)

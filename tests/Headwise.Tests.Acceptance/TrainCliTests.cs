@@ -18,6 +18,18 @@ public sealed class TrainCliTests : IDisposable
         ["train", "--data", Path.Combine(_dir, "data.txt"), "--out", Path.Combine(_dir, "run"), .. extra];
 
     [Fact]
+    public void ModelWithoutBiasesOrPositionsTrainsAndExports()
+    {
+        var r = CliRunner.Run(Args("--layers", "1", "--d-model", "16", "--heads", "2", "--seq-len", "16", "--steps", "2",
+            "--batch", "2", "--attn-only", "--no-bias", "--no-positions", "--json"));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.True(JsonDocument.Parse(r.Stdout).RootElement.GetProperty("hf_export").GetBoolean());
+        string config = File.ReadAllText(Path.Combine(_dir, "run", "checkpoint", "headwise_model.json"));
+        Assert.Contains("\"use_bias\": false", config);
+        Assert.Contains("\"use_positions\": false", config);
+    }
+
+    [Fact]
     public void TrainsResumesAndTheCheckpointLoads()
     {
         var first = CliRunner.Run(Args("--layers", "1", "--d-model", "16", "--heads", "2", "--seq-len", "16", "--steps", "6",
@@ -49,9 +61,10 @@ public sealed class TrainCliTests : IDisposable
     [InlineData("--heads", "3", "do not divide d_model")]
     [InlineData("--seq-len", "5000", "too short")]
     [InlineData("--arch", "bert", "--arch expects")]
-    public void BadInputExitsTwoWithOneLine(string option, string value, string message)
+    [InlineData("--one-hot-embeddings", null, "one-hot embeddings need d_model = vocab size")]
+    public void BadInputExitsTwoWithOneLine(string option, string? value, string message)
     {
-        var r = CliRunner.Run(Args("--d-model", "16", option, value, "--steps", "1"));
+        var r = CliRunner.Run(value is null ? Args("--d-model", "16", option, "--steps", "1") : Args("--d-model", "16", option, value, "--steps", "1"));
         Assert.Equal(2, r.ExitCode);
         Assert.Contains(message, r.Stderr);
         Assert.False(Directory.Exists(Path.Combine(_dir, "run", "checkpoint")));

@@ -9,7 +9,7 @@ public sealed class TrainCommand : ICommand
 {
     public string Name => "train";
     public string Summary => "train a small GPT-2 or Llama model on a text file (AdamW, checkpoints, resume)";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "untied", "attn-only", "combined-ov", "no-norm" };
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "untied", "attn-only", "combined-ov", "no-norm", "no-bias", "no-positions", "one-hot-embeddings" };
     public string Help => """
         headwise train --data FILE --out DIR [--tokenizer F] [--arch gpt2|llama] [--layers N --heads H --d-model C --seq-len T]
                        [--steps N --batch B --lr X --seed S ...] [--resume DIR] [--json]
@@ -33,6 +33,9 @@ public sealed class TrainCommand : ICommand
           --attn-only        no MLPs
           --combined-ov      one d_model × d_model output-value matrix per head instead of W_O·W_V (no HF export)
           --no-norm          no LayerNorm/RMSNorm (no HF export)
+          --no-bias          gpt2: no biases on the linear layers (exported as zero biases)
+          --no-positions     no learned positions (gpt2) / no RoPE (llama; no HF export)
+          --one-hot-embeddings  fixed one-hot embedding and unembedding (needs --d-model = the vocabulary size)
         Training:
           --steps N          optimizer steps (default 1000; with --resume: extend the run to N)
           --batch B          sequences per micro-batch (default 8)
@@ -64,7 +67,7 @@ public sealed class TrainCommand : ICommand
         string outDir = args.Require("out", "the run directory");
         string? tokenizerPath = args.Get("tokenizer");
         string? resume = args.Get("resume");
-        string[] modelOptions = ["arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "untied", "attn-only", "combined-ov", "no-norm"];
+        string[] modelOptions = ["arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "untied", "attn-only", "combined-ov", "no-norm", "no-bias", "no-positions", "one-hot-embeddings"];
         TrainableConfig? config = null;
         if (resume is not null)
         {
@@ -96,6 +99,9 @@ public sealed class TrainCommand : ICommand
                 AttentionOnly = args.Flag("attn-only"),
                 CombinedOV = args.Flag("combined-ov"),
                 UseNorm = !args.Flag("no-norm"),
+                UseBias = !args.Flag("no-bias"),
+                UsePositions = !args.Flag("no-positions"),
+                OneHotEmbeddings = args.Flag("one-hot-embeddings"),
             };
         }
         int steps = args.GetInt("steps", 1000, 1, int.MaxValue);

@@ -15,7 +15,9 @@ public enum TrainableArchitecture
 /// <summary>
 /// The shape and options of a trainable model. Zero means "derive": NKvHeads = NHeads, DHead = DModel / NHeads,
 /// DMlp = 4·DModel. Options for toy models: <see cref="AttentionOnly"/> (no MLP), <see cref="CombinedOV"/> (one
-/// d_model × d_model output-value matrix per head instead of W_O·W_V), <see cref="UseNorm"/> = false (no LayerNorm/RMSNorm).
+/// d_model × d_model output-value matrix per head instead of W_O·W_V), <see cref="UseNorm"/> = false (no LayerNorm/RMSNorm),
+/// <see cref="UseBias"/> = false (GPT-2 without linear biases), <see cref="UsePositions"/> = false (no learned positions / no
+/// RoPE), <see cref="OneHotEmbeddings"/> (fixed identity embedding and unembedding; only the blocks train).
 /// </summary>
 public sealed record TrainableConfig
 {
@@ -37,8 +39,18 @@ public sealed record TrainableConfig
     /// <summary>Each head has one W_OV (C × C): result_h = A_h · (x W_OVᵀ), instead of W_O (C × NH·HD) and W_V (NKV·HD × C).</summary>
     public bool CombinedOV { get; init; }
     public bool UseNorm { get; init; } = true;
-    /// <summary>Standard deviation of the initial weights; residual output projections get InitStd / √(2·NLayers).</summary>
+    /// <summary>GPT-2 only: biases on the q/k/v, output and MLP projections (LayerNorm keeps its bias). Llama has none.</summary>
+    public bool UseBias { get; init; } = true;
+    /// <summary>Position information: learned positions (GPT-2) or RoPE (Llama). False: none (attention sees no order but the causal mask).</summary>
+    public bool UsePositions { get; init; } = true;
+    /// <summary>Fixed, untrained one-hot embedding and unembedding (needs d_model = vocab): x₀ = e_token, logits = x_L.</summary>
+    public bool OneHotEmbeddings { get; init; }
+    /// <summary>Standard deviation of the initial weights; residual output projections get InitStd / √(2·NLayers) when
+    /// <see cref="ScaleResidualInit"/>.</summary>
     public float InitStd { get; init; } = 0.02f;
+    /// <summary>GPT-2's scaled init of the residual output projections (attn.w_o, attn.w_ov, mlp.w_out); false: every
+    /// matrix N(0, InitStd).</summary>
+    public bool ScaleResidualInit { get; init; } = true;
 
     [JsonIgnore] public int KvHeads => NKvHeads > 0 ? NKvHeads : NHeads;
     [JsonIgnore] public int HeadSize => DHead > 0 ? DHead : NHeads > 0 ? DModel / NHeads : 0;
@@ -60,7 +72,8 @@ public sealed record TrainableConfig
         Need(DHead > 0 || DModel % NHeads == 0, $"heads ({NHeads}) do not divide d_model ({DModel}); give --d-head or change --heads");
         Need(NKvHeads >= 0 && NHeads % KvHeads == 0, $"heads ({NHeads}) must be a multiple of key/value heads ({KvHeads})");
         Need(DMlp >= 0 && DHead >= 0, "d_mlp and d_head must not be negative");
-        Need(Architecture != TrainableArchitecture.Llama || HeadSize % 2 == 0, $"RoPE needs an even head size (got {HeadSize})");
+        Need(Architecture != TrainableArchitecture.Llama || !UsePositions || HeadSize % 2 == 0, $"RoPE needs an even head size (got {HeadSize})");
+        Need(!OneHotEmbeddings || DModel == VocabSize, $"one-hot embeddings need d_model = vocab size (got {DModel} and {VocabSize})");
         Need(NormEps > 0 && float.IsFinite(NormEps), "the norm epsilon must be a positive number");
         Need(InitStd > 0 && float.IsFinite(InitStd), "the init std must be a positive number");
     }

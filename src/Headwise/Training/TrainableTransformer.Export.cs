@@ -4,8 +4,9 @@ namespace Headwise.Training;
 
 // Export to a Hugging Face checkpoint: GPT2LMHeadModel or LlamaForCausalLM names and shapes (CheckpointLayout.Tensors).
 // What HF cannot express is refused with InvalidInputException: a combined W_OV, a model without norms, and for GPT-2
-// grouped key/value heads or NH·HD ≠ C. An attention-only model is exported exactly, as a model whose MLP has width 1
-// and zero weights (its output is then exactly 0 in both families).
+// grouped key/value heads or NH·HD ≠ C, and a Llama without RoPE. An attention-only model is exported exactly, as a model
+// whose MLP has width 1 and zero weights (its output is then exactly 0 in both families); a GPT-2 without biases or
+// without positions gets zero biases / a zero position table, and fixed one-hot embeddings become a tied identity wte.
 public sealed partial class TrainableTransformer
 {
     /// <summary>Null when the model can be written as a Hugging Face checkpoint, else the reason it cannot.</summary>
@@ -17,6 +18,7 @@ public sealed partial class TrainableTransformer
             if (!Config.UseNorm) return "a model without LayerNorm/RMSNorm has no Hugging Face equivalent";
             if (_gpt2 && NKV != NH) return "GPT-2 checkpoints cannot hold grouped key/value heads (use --arch llama)";
             if (_gpt2 && NH * HD != C) return "GPT-2 checkpoints need heads × head size = d_model";
+            if (!_gpt2 && !Config.UsePositions) return "a Llama checkpoint always applies RoPE (the model was trained without positions)";
             return null;
         }
     }
@@ -41,7 +43,7 @@ public sealed partial class TrainableTransformer
                 MaxPositions = Config.SeqLen,
                 NormEps = Config.NormEps,
                 Activation = "gelu_new",
-                TiedEmbeddings = Config.TiedEmbeddings,
+                TiedEmbeddings = Config.TiedEmbeddings || _oneHot,
                 QkvBias = true,
                 OutputBias = true,
                 MlpBias = true,
@@ -60,7 +62,7 @@ public sealed partial class TrainableTransformer
                 MaxPositions = Config.SeqLen,
                 NormEps = Config.NormEps,
                 Activation = "silu",
-                TiedEmbeddings = Config.TiedEmbeddings,
+                TiedEmbeddings = Config.TiedEmbeddings || _oneHot,
                 RopeTheta = Config.RopeTheta,
                 RotaryDims = HD,
             };
@@ -71,7 +73,16 @@ public sealed partial class TrainableTransformer
     {
         var c = ToModelConfig();
         var map = new Dictionary<string, float[]>(StringComparer.Ordinal);
-        float[] Get(string name) => Param(name).ToArray();
+        // absent parameters of an exactly expressible option: biases 0, positions 0, one-hot embedding = identity
+        float[] Get(string name) => _byName.ContainsKey(name) ? Param(name).ToArray() : name switch
+        {
+            "wte" => (float[])_eye.Clone(),
+            "wpe" => new float[Config.SeqLen * C],
+            _ when name.EndsWith(".b_qkv", StringComparison.Ordinal) => new float[QKV],
+            _ when name.EndsWith(".b_in", StringComparison.Ordinal) => new float[F],
+            _ when name.EndsWith(".b_o", StringComparison.Ordinal) || name.EndsWith(".b_out", StringComparison.Ordinal) => new float[C],
+            _ => throw new InvalidOperationException($"export: no parameter '{name}'"),
+        };
         float[] Rows(string name, int start, int count) => Param(name).Slice(start * C, count * C).ToArray();
         int fw = c.DMlp;
         if (_gpt2)
@@ -127,7 +138,7 @@ public sealed partial class TrainableTransformer
             }
             map["model.norm.weight"] = Get("ln_f.weight");
         }
-        if (!Config.TiedEmbeddings) map["lm_head.weight"] = Get("w_u");
+        if (!Config.TiedEmbeddings && !_oneHot) map["lm_head.weight"] = Get("w_u");
         return CheckpointLayout.Tensors(c).Select(t => (t.Name, t.Shape, (ReadOnlyMemory<float>)map[t.Name])).ToList();
     }
 

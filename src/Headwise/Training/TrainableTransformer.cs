@@ -18,14 +18,15 @@ public sealed record ParameterInfo(string Name, int Offset, int[] Shape, bool De
 /// </summary>
 /// <remarks>
 /// Parameter names (all weight matrices in nn.Linear layout (out, in)):
-/// <c>wte</c> (V, C); <c>wpe</c> (T, C) for GPT-2;
+/// <c>wte</c> (V, C) unless OneHotEmbeddings; <c>wpe</c> (T, C) for GPT-2 with UsePositions;
 /// <c>blocks.{l}.ln1.weight</c>/<c>.bias</c> (C);
 /// <c>blocks.{l}.attn.w_qkv</c> ((NH + 2·NKV)·HD, C), rows q | k | v, and <c>b_qkv</c> for GPT-2 — or, with CombinedOV,
 /// <c>blocks.{l}.attn.w_qk</c> ((NH + NKV)·HD, C) (+ <c>b_qk</c>) and <c>blocks.{l}.attn.w_ov</c> (NKV·C, C), one C × C block per head;
 /// <c>blocks.{l}.attn.w_o</c> (C, NH·HD) unless CombinedOV, <c>b_o</c> (C) for GPT-2;
 /// <c>blocks.{l}.ln2.*</c>; GPT-2 MLP <c>blocks.{l}.mlp.w_in</c> (F, C), <c>b_in</c>, <c>w_out</c> (C, F), <c>b_out</c>;
 /// Llama MLP <c>blocks.{l}.mlp.w_gate</c>, <c>w_up</c> (F, C), <c>w_out</c> (C, F);
-/// <c>ln_f.weight</c>/<c>.bias</c>; <c>w_u</c> (V, C) unless tied (then the unembedding is <c>wte</c>).
+/// <c>ln_f.weight</c>/<c>.bias</c>; <c>w_u</c> (V, C) unless tied (then the unembedding is <c>wte</c>) or one-hot.
+/// GPT-2 biases (<c>b_qkv</c>, <c>b_qk</c>, <c>b_o</c>, <c>b_in</c>, <c>b_out</c>) only with UseBias.
 /// </remarks>
 public sealed partial class TrainableTransformer
 {
@@ -42,15 +43,16 @@ public sealed partial class TrainableTransformer
     private readonly List<ParameterInfo> _params = [];
     private readonly Dictionary<string, ParameterInfo> _byName = [];
     private readonly Block[] _blocks;
-    private readonly bool _gpt2;
+    private readonly bool _gpt2, _bias, _rope, _oneHot;
     private readonly int C, L, NH, NKV, HD, HDV, F, V, QK, QKV;
     private readonly int _wte, _wpe = -1, _lnfW = -1, _lnfB = -1, _wu;
-    private readonly float[] _cos = [], _sin = [];
+    private readonly float[] _cos = [], _sin = [], _eye = [];
 
     // activations and scratch for the current (B, T)
     private int _B, _T;
     private int[] _tokens = [], _targets = [], _positions = [];
     private bool _hasTargets;
+    private int _counted;
     private float[] _residOut = [], _lnf = [], _lnfMean = [], _lnfRstd = [], _logits = [], _probs = [], _losses = [];
     private float[] _qkv = [], _tmp = [], _dResid = [], _dLn = [], _dQkv = [], _dQ = [], _dK = [], _dV = [], _dZ = [], _dH = [], _dG = [], _dUp = [];
     private float[] _scratchT = [], _scratchP = [];
@@ -71,6 +73,9 @@ public sealed partial class TrainableTransformer
         config.Validate();
         Config = config;
         _gpt2 = config.Architecture == TrainableArchitecture.Gpt2;
+        _bias = _gpt2 && config.UseBias;
+        _rope = !_gpt2 && config.UsePositions;
+        _oneHot = config.OneHotEmbeddings;
         C = config.DModel; L = config.NLayers; NH = config.NHeads; NKV = config.KvHeads; HD = config.HeadSize;
         HDV = config.ValueHeadSize; F = config.MlpWidth; V = config.VocabSize;
         QK = (NH + NKV) * HD;
@@ -84,8 +89,8 @@ public sealed partial class TrainableTransformer
             offset = checked(offset + p.Length);
             return p.Offset;
         }
-        _wte = Add("wte", [V, C], true);
-        if (_gpt2) _wpe = Add("wpe", [config.SeqLen, C], true);
+        _wte = _oneHot ? -1 : Add("wte", [V, C], true);
+        if (_gpt2 && config.UsePositions) _wpe = Add("wpe", [config.SeqLen, C], true);
         _blocks = new Block[L];
         for (int l = 0; l < L; l++)
         {
@@ -99,16 +104,16 @@ public sealed partial class TrainableTransformer
             if (config.CombinedOV)
             {
                 b.Wqkv = Add(p + "attn.w_qk", [QK, C], true);
-                if (_gpt2) b.Bqkv = Add(p + "attn.b_qk", [QK], false);
+                if (_bias) b.Bqkv = Add(p + "attn.b_qk", [QK], false);
                 b.Wov = Add(p + "attn.w_ov", [NKV * C, C], true);
             }
             else
             {
                 b.Wqkv = Add(p + "attn.w_qkv", [QKV, C], true);
-                if (_gpt2) b.Bqkv = Add(p + "attn.b_qkv", [QKV], false);
+                if (_bias) b.Bqkv = Add(p + "attn.b_qkv", [QKV], false);
                 b.Wo = Add(p + "attn.w_o", [C, NH * HD], true);
             }
-            if (_gpt2) b.Bo = Add(p + "attn.b_o", [C], false);
+            if (_bias) b.Bo = Add(p + "attn.b_o", [C], false);
             if (config.AttentionOnly) continue;
             if (config.UseNorm)
             {
@@ -118,7 +123,7 @@ public sealed partial class TrainableTransformer
             if (_gpt2)
             {
                 b.WIn = Add(p + "mlp.w_in", [F, C], true);
-                b.BIn = Add(p + "mlp.b_in", [F], false);
+                if (_bias) b.BIn = Add(p + "mlp.b_in", [F], false);
             }
             else
             {
@@ -126,17 +131,22 @@ public sealed partial class TrainableTransformer
                 b.WUp = Add(p + "mlp.w_up", [F, C], true);
             }
             b.WOut = Add(p + "mlp.w_out", [C, F], true);
-            if (_gpt2) b.BOut = Add(p + "mlp.b_out", [C], false);
+            if (_bias) b.BOut = Add(p + "mlp.b_out", [C], false);
         }
         if (config.UseNorm)
         {
             _lnfW = Add("ln_f.weight", [C], false);
             if (_gpt2) _lnfB = Add("ln_f.bias", [C], false);
         }
-        _wu = config.TiedEmbeddings ? _wte : Add("w_u", [V, C], true);
+        _wu = _oneHot || config.TiedEmbeddings ? _wte : Add("w_u", [V, C], true);
         Params = new float[offset];
         Grads = new float[offset];
-        if (!_gpt2)
+        if (_oneHot)
+        {
+            _eye = new float[V * C];
+            for (int i = 0; i < V; i++) _eye[i * C + i] = 1f;
+        }
+        if (_rope)
         {
             (_cos, _sin) = K.RopeTables(config.SeqLen, HD, config.RopeTheta);
         }
@@ -155,11 +165,12 @@ public sealed partial class TrainableTransformer
     public ParameterInfo Info(string name) => _byName.TryGetValue(name, out var p) ? p
         : throw new InvalidInputException($"the model has no parameter '{name}'");
 
-    /// <summary>Re-initialises every weight: matrices N(0, std), residual output projections N(0, std/√(2L)), norm weights 1, biases 0.</summary>
+    /// <summary>Re-initialises every weight: matrices N(0, std), residual output projections N(0, std/√(2L)) (unless
+    /// ScaleResidualInit is off), norm weights 1, biases 0.</summary>
     public void Initialize(ulong seed)
     {
         var rng = new TrainingRng(seed);
-        float std = Config.InitStd, residStd = std / MathF.Sqrt(2 * L);
+        float std = Config.InitStd, residStd = Config.ScaleResidualInit ? std / MathF.Sqrt(2 * L) : std;
         foreach (var p in _params)
         {
             var span = Params.AsSpan(p.Offset, p.Length);
@@ -178,6 +189,45 @@ public sealed partial class TrainableTransformer
 
     /// <summary>Logits of the last forward: (B, T, V).</summary>
     public ReadOnlySpan<float> Logits => _logits.AsSpan(0, _B * _T * V);
+
+    /// <summary>Attention probabilities of layer <paramref name="layer"/> in the last forward: (B, NH, T, T), row = query.</summary>
+    public ReadOnlySpan<float> AttentionPattern(int layer) => _blocks[layer].Att.AsSpan(0, _B * NH * _T * _T);
+
+    /// <summary>
+    /// The output-value map of head <paramref name="head"/> in layer <paramref name="layer"/> as a C × C matrix M (row-major,
+    /// double) in row-vector convention: the head writes (attention-weighted) x·M into the residual stream (without b_o).
+    /// Factored: M = W_V,hᵀ·W_O,hᵀ (rank ≤ head size); combined: the head's W_OV block, transposed.
+    /// </summary>
+    public double[] OvMatrix(int layer, int head)
+    {
+        if ((uint)layer >= (uint)L || (uint)head >= (uint)NH)
+        {
+            throw new InvalidInputException($"no head L{layer}H{head} in a model of {L} layers × {NH} heads");
+        }
+        var b = _blocks[layer];
+        int kvh = head / (NH / NKV);
+        var m = new double[C * C];
+        if (Config.CombinedOV)
+        {
+            var ov = P(b.Wov, NKV * C * C).Slice(kvh * C * C, C * C);
+            for (int i = 0; i < C; i++)
+                for (int j = 0; j < C; j++) m[i * C + j] = ov[j * C + i];
+            return m;
+        }
+        var wqkv = P(b.Wqkv, QKV * C);
+        var wo = P(b.Wo, C * NH * HD);
+        for (int i = 0; i < C; i++)
+        {
+            for (int j = 0; j < C; j++)
+            {
+                double s = 0;
+                // v_k = Σ_i x_i W_V[k, i];  out_j = Σ_k v_k W_O[j, h·HD + k]
+                for (int k = 0; k < HD; k++) s += (double)wqkv[(QK + kvh * HD + k) * C + i] * wo[j * NH * HD + head * HD + k];
+                m[i * C + j] = s;
+            }
+        }
+        return m;
+    }
 
     /// <summary>Per-token losses of the last forward with targets: (B, T).</summary>
     public ReadOnlySpan<float> TokenLosses => _losses.AsSpan(0, _B * _T);
@@ -252,7 +302,7 @@ public sealed partial class TrainableTransformer
         bool norm = Config.UseNorm;
         float eps = Config.NormEps;
 
-        Embedding.Forward(_tokens, P(_wte, V * C), _gpt2 ? P(_wpe, T * C) : default, _blocks[0].Resid, N, T, C);
+        Embedding.Forward(_tokens, _oneHot ? _eye : P(_wte, V * C), P(_wpe, T * C), _blocks[0].Resid, N, T, C);
         for (int l = 0; l < L; l++)
         {
             var b = _blocks[l];
@@ -263,7 +313,7 @@ public sealed partial class TrainableTransformer
             SplitRows(_qkv, QKV, b.K, NH * HD, NKV * HD, N);
             if (Config.CombinedOV) Linear.Forward(b.Ln1, P(b.Wov, NKV * C * C), default, b.V, N, C, NKV * C);
             else SplitRows(_qkv, QKV, b.V, QK, NKV * HD, N);
-            if (!_gpt2)
+            if (_rope)
             {
                 Rope.Forward(b.Q, _positions, N, NH, HD, _cos, _sin);
                 Rope.Forward(b.K, _positions, N, NKV, HD, _cos, _sin);
@@ -290,7 +340,10 @@ public sealed partial class TrainableTransformer
             K.Add(b.Resid1, _tmp, next);
         }
         if (norm) NormForward(_residOut, _lnfW, _lnfB, _lnf, _lnfMean, _lnfRstd, N, eps);
-        Linear.Forward(_lnf, P(_wu, V * C), default, _logits, N, C, V);
+        // one-hot unembedding: logits = x (C = V)
+        if (_oneHot) Array.Copy(_lnf, _logits, N * C);
+        else Linear.Forward(_lnf, P(_wu, V * C), default, _logits, N, C, V);
+        _counted = _hasTargets ? CrossEntropy.Counted(_targets, N) : 0;
         return _hasTargets ? CrossEntropy.Forward(_logits, _targets, _probs, _losses, N, V) : float.NaN;
     }
 
@@ -306,9 +359,10 @@ public sealed partial class TrainableTransformer
         var sT = _scratchT.AsSpan();
         var sP = _scratchP.AsSpan();
         // undoes: loss = CrossEntropy(logits)  (the probabilities become dlogits in place)
-        CrossEntropy.Backward(_probs, _targets, N, V, lossScale / N);
-        // undoes: logits = lnf · W_Uᵀ
-        Linear.Backward(_probs, _lnf, P(_wu, V * C), _dLn, G(_wu, V * C), default, sT, sP, N, C, V);
+        CrossEntropy.Backward(_probs, _targets, N, V, _counted == 0 ? 0f : lossScale / _counted);
+        // undoes: logits = lnf · W_Uᵀ (one-hot: logits = lnf)
+        if (_oneHot) Array.Copy(_probs, _dLn, N * C);
+        else Linear.Backward(_probs, _lnf, P(_wu, V * C), _dLn, G(_wu, V * C), default, sT, sP, N, C, V);
         Array.Clear(_dResid, 0, N * C);
         NormBackward(_dLn, _residOut, _lnfW, _lnfB, _lnfMean, _lnfRstd, _dResid, N);
         for (int l = L - 1; l >= 0; l--)
@@ -335,7 +389,7 @@ public sealed partial class TrainableTransformer
             if (Config.CombinedOV) SumHeadsBackward(_dResid, G(b.Bo, C), _dZ, N);
             else Linear.Backward(_dResid, b.Z, P(b.Wo, C * NH * HD), _dZ, G(b.Wo, C * NH * HD), G(b.Bo, C), sT, sP, N, NH * HD, C);
             Attention.Backward(_dZ, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HD, HDV);
-            if (!_gpt2)
+            if (_rope)
             {
                 Rope.Backward(_dQ, _positions, N, NH, HD, _cos, _sin);
                 Rope.Backward(_dK, _positions, N, NKV, HD, _cos, _sin);
@@ -350,7 +404,7 @@ public sealed partial class TrainableTransformer
             }
             NormBackward(_dLn, b.Resid, b.Ln1W, b.Ln1B, b.Ln1Mean, b.Ln1Rstd, _dResid, N);
         }
-        Embedding.Backward(_dResid, _tokens, G(_wte, V * C), _gpt2 ? G(_wpe, T * C) : default, N, T, C);
+        Embedding.Backward(_dResid, _tokens, G(_wte, V * C), G(_wpe, T * C), N, T, C);
     }
 
     private void NormForward(float[] x, int w, int bias, float[] output, float[] mean, float[] rstd, int N, float eps)

@@ -7,7 +7,8 @@ namespace Headwise.Tests.Models.Training;
 // A trained-then-exported model loads through the engine's ModelLoader and its logits equal the trainer's forward.
 public class ExportTests
 {
-    public static TheoryData<string> Exportable => ["gpt2-tied", "gpt2-untied", "gpt2-attn-only", "llama-gqa", "llama-tied-attn-only"];
+    public static TheoryData<string> Exportable => ["gpt2-tied", "gpt2-untied", "gpt2-attn-only", "llama-gqa", "llama-tied-attn-only",
+        "gpt2-no-bias-no-positions", "gpt2-one-hot"];
 
     private static TrainableConfig Config(string name)
     {
@@ -20,6 +21,8 @@ public class ExportTests
             "gpt2-attn-only" => gpt2 with { AttentionOnly = true },
             "llama-gqa" => llama,
             "llama-tied-attn-only" => llama with { TiedEmbeddings = true, AttentionOnly = true },
+            "gpt2-no-bias-no-positions" => gpt2 with { UseBias = false, UsePositions = false, TiedEmbeddings = false },
+            "gpt2-one-hot" => gpt2 with { VocabSize = 16, OneHotEmbeddings = true, TiedEmbeddings = false, AttentionOnly = true },
             _ => throw new ArgumentException(name),
         };
     }
@@ -59,6 +62,7 @@ public class ExportTests
     [InlineData("combined", "combined W_OV")]
     [InlineData("no-norm", "without LayerNorm")]
     [InlineData("gpt2-gqa", "grouped key/value heads")]
+    [InlineData("llama-no-rope", "always applies RoPE")]
     public void InexpressibleOptionsRefuseToExport(string what, string message)
     {
         var c = Config("gpt2-tied");
@@ -66,6 +70,7 @@ public class ExportTests
         {
             "combined" => c with { CombinedOV = true },
             "no-norm" => c with { UseNorm = false },
+            "llama-no-rope" => Config("llama-gqa") with { UsePositions = false },
             _ => c with { NKvHeads = 2 },
         };
         var model = new TrainableTransformer(c);

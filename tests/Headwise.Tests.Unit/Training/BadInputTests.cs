@@ -108,6 +108,14 @@ public sealed class TrainingBadInputTests : IDisposable
     }
 
     [Fact]
+    public void OneHotEmbeddingsNeedDModelEqualToVocab()
+    {
+        var c = TrainerTests.Tiny() with { OneHotEmbeddings = true, DModel = 12, NHeads = 3 };
+        var e = Assert.Throws<InvalidInputException>(() => new TrainableTransformer(c));
+        Assert.Contains("one-hot embeddings need d_model = vocab size", e.Message);
+    }
+
+    [Fact]
     public void ImpossibleOptions()
     {
         var model = new TrainableTransformer(TrainerTests.Tiny());

@@ -285,4 +285,29 @@ public class LayerGradientTests
         Assert.Equal(Ref([logits.Select(v => (double)v).ToArray()]), loss, 5);
         Check("cross-entropy", [logits], Ref, [probs]);
     }
+
+    [Fact]
+    public void CrossEntropyIgnoresMaskedRows()
+    {
+        int N = 4, V = 5;
+        var logits = Rand(new Random(3), N * V, 2);
+        int[] targets = [-1, 4, -1, 0];
+        var probs = new float[N * V];
+        var losses = new float[N];
+        float loss = Headwise.Training.Layers.CrossEntropy.Forward(logits, targets, probs, losses, N, V);
+        // the mean over the two counted rows only, each computed independently
+        double Row(int n, int y)
+        {
+            var row = logits.Skip(n * V).Take(V).Select(v => (double)v).ToArray();
+            return Math.Log(row.Sum(Math.Exp)) - row[y];
+        }
+        Assert.Equal((Row(1, 4) + Row(3, 0)) / 2, loss, 5);
+        Assert.Equal(0f, losses[0]);
+        Assert.Equal(2, Headwise.Training.Layers.CrossEntropy.Counted(targets, N));
+        Headwise.Training.Layers.CrossEntropy.Backward(probs, targets, N, V, 0.5f);
+        Assert.All(probs[..V], g => Assert.Equal(0f, g));
+        Assert.All(probs[(2 * V)..(3 * V)], g => Assert.Equal(0f, g));
+        Assert.Equal(0, probs.Skip(V).Take(V).Sum(), 5);   // softmax − onehot sums to 0
+        Assert.Throws<InvalidInputException>(() => Headwise.Training.Layers.CrossEntropy.Forward(logits, [-2, 0, 0, 0], probs, losses, N, V));
+    }
 }

@@ -8,7 +8,8 @@ namespace Headwise.Tests.Unit.Training;
 // contributes ~3e-5, so 1e-4 absolute + 2% relative separates a correct gradient from a wrong one (errors of O(∇L·u)).
 public class ModelGradientTests
 {
-    public static TheoryData<string> Variants => ["gpt2", "gpt2-untied", "llama-gqa", "llama-combined-ov", "gpt2-attn-only-no-norm", "gpt2-single-head-combined"];
+    public static TheoryData<string> Variants => ["gpt2", "gpt2-untied", "llama-gqa", "llama-combined-ov", "gpt2-attn-only-no-norm", "gpt2-single-head-combined",
+        "gpt2-attn-only-no-bias", "one-hot-factored", "one-hot-combined", "llama-no-rope"];
 
     internal static TrainableConfig Variant(string name)
     {
@@ -22,9 +23,16 @@ public class ModelGradientTests
             "llama-combined-ov" => llama with { CombinedOV = true },
             "gpt2-attn-only-no-norm" => gpt2 with { AttentionOnly = true, UseNorm = false },
             "gpt2-single-head-combined" => gpt2 with { NHeads = 1, CombinedOV = true },
+            // the induction and OCR experiments' models (ignored targets: see Masked)
+            "gpt2-attn-only-no-bias" => gpt2 with { AttentionOnly = true, UseNorm = false, UseBias = false, TiedEmbeddings = false },
+            "one-hot-factored" => gpt2 with { DModel = 11, NHeads = 1, DHead = 5, AttentionOnly = true, UseNorm = false, UseBias = false, UsePositions = false, OneHotEmbeddings = true },
+            "one-hot-combined" => Variant("one-hot-factored") with { CombinedOV = true },
+            "llama-no-rope" => llama with { UsePositions = false },
             _ => throw new ArgumentException(name),
         };
     }
+
+    private static bool Masked(string variant) => variant is "gpt2-attn-only-no-bias" or "one-hot-factored" or "one-hot-combined";
 
     [Theory]
     [MemberData(nameof(Variants))]
@@ -35,6 +43,11 @@ public class ModelGradientTests
         var r = new Random(11);
         var tokens = Enumerable.Range(0, B * T).Select(_ => r.Next(11)).ToArray();
         var targets = Enumerable.Range(0, B * T).Select(_ => r.Next(11)).ToArray();
+        if (Masked(variant))
+        {
+            // positions without a loss (CrossEntropy.Ignore), as in the task experiments
+            targets[0] = targets[4] = targets[11] = -1;
+        }
         model.ZeroGrad();
         model.Forward(tokens, targets, B, T);
         model.Backward();

@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using Headwise.Training;
 using Headwise.Training.Tasks;
 
 namespace Headwise.Tests.Unit.Training;
@@ -34,44 +35,84 @@ public sealed class TaskModelTests
     }
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void AttentionOnlyBackwardMatchesFiniteDifferences(bool factored)
+    [InlineData(false, 2)]
+    [InlineData(false, 1)]
+    [InlineData(true, 2)]
+    [InlineData(true, 1)]
+    public void OvMatrixIsWhatTheHeadsWriteIntoTheResidualStream(bool combined, int kvHeads)
     {
-        var model = new AttentionOnlyModel(new AttentionOnlyConfig(11, 8, 2, 2, 4, 9, factored, InitStd: 0.5), seed: 3);
-        int[] toks = [0, 3, 7, 1, 3, 7, 10, 2, 5];
-        int[] targets = [3, 7, -1, 3, 7, 10, 2, 5, -1];
-        CheckGradients(model.Parameters, () => model.Loss(model.Forward(toks), targets, false),
-            () => model.Loss(model.Forward(toks), targets, true));
-    }
-
-    [Fact]
-    public void OneHotModelTrainsOnlyAttention()
-    {
-        var model = new AttentionOnlyModel(new AttentionOnlyConfig(6, 6, 1, 1, 6, 0, true, OneHotEmbeddings: true, InitStd: 0.3), 1);
-        Assert.False(model.Embed.Trainable);
-        Assert.Equal(1.0, model.Embed.W[(2 * 6) + 2]);
-        Assert.Equal(0.0, model.Embed.W[(2 * 6) + 3]);
-        int[] toks = [1, 4];
-        int[] targets = [-1, 5];
-        CheckGradients(model.Parameters, () => model.Loss(model.Forward(toks), targets, false), () => model.Loss(model.Forward(toks), targets, true));
-        Assert.All(model.Embed.G, g => Assert.Equal(0, g));
-    }
-
-    [Fact]
-    public void AttentionPatternsAreCausalAndNormalized()
-    {
-        var model = new AttentionOnlyModel(new AttentionOnlyConfig(7, 8, 2, 2, 4, 6, InitStd: 0.7), 2);
-        var tr = model.Forward([1, 2, 3, 4, 5, 6]);
-        for (int l = 0; l < 2; l++)
+        // One token, so every head attends to it with weight 1; one-hot embeddings, no bias, no norm: the logits are
+        // e_tok + Σ_h (e_tok · M_h) = δ(tok, j) + Σ_h M_h[tok, j].
+        var c = new TrainableConfig
         {
-            var a = tr.Pattern(l, 1, 2);
-            for (int r = 0; r < 6; r++)
+            VocabSize = 7,
+            DModel = 7,
+            NLayers = 1,
+            NHeads = 2,
+            NKvHeads = kvHeads,
+            DHead = 3,
+            SeqLen = 4,
+            AttentionOnly = true,
+            UseNorm = false,
+            UseBias = false,
+            UsePositions = false,
+            OneHotEmbeddings = true,
+            CombinedOV = combined,
+            InitStd = 0.5f,
+        };
+        var model = new TrainableTransformer(c, seed: 4);
+        var m0 = model.OvMatrix(0, 0);
+        var m1 = model.OvMatrix(0, 1);
+        for (int tok = 0; tok < 7; tok++)
+        {
+            model.Forward([tok], default, 1, 1);
+            var logits = model.Logits;
+            for (int j = 0; j < 7; j++)
             {
-                Assert.Equal(1.0, Enumerable.Range(0, r + 1).Sum(s => a[(r * 6) + s]), 12);
-                Assert.All(Enumerable.Range(r + 1, 5 - r), s => Assert.Equal(0.0, a[(r * 6) + s]));
+                double expected = (tok == j ? 1 : 0) + m0[(tok * 7) + j] + m1[(tok * 7) + j];
+                Assert.True(Math.Abs(expected - logits[j]) < 1e-5, $"token {tok}, logit {j}: {logits[j]} vs e_tok + Σ_h M_h = {expected}");
             }
         }
+
+        Assert.True(m0.Any(v => Math.Abs(v) > 1e-3), "the OV matrix should not be zero");
+        if (!combined)
+        {
+            // a factored head's OV map has rank ≤ head size (3 of 7): at most 3 non-zero singular values
+            Assert.Equal(3, Linalg.SingularValues(m0, 7, 7).Count(v => v > 1e-6));
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ResidualProjectionsAreScaledOnlyWhenAsked(bool scale)
+    {
+        // 2 layers: scaled std = 0.1 / √4 = 0.05 for attn.w_o; the q/k/v weights keep 0.1
+        var c = ModelGradientTests.Variant("gpt2") with { DModel = 64, NHeads = 4, InitStd = 0.1f, ScaleResidualInit = scale };
+        var model = new TrainableTransformer(c, seed: 2);
+        static double Std(ReadOnlySpan<float> w)
+        {
+            double s = 0;
+            foreach (float x in w) s += (double)x * x;
+            return Math.Sqrt(s / w.Length);
+        }
+        Assert.Equal(scale ? 0.05 : 0.1, Std(model.Param("blocks.1.attn.w_o")), 0.005);
+        Assert.Equal(0.1, Std(model.Param("blocks.1.attn.w_qkv")), 0.005);
+    }
+
+    [Fact]
+    public void OneHotEmbeddingsAreNotParameters()
+    {
+        var model = new TrainableTransformer(OcrExperiment.ModelConfig(9, factoredOv: true, initStd: 0.3) with { SeqLen = 3 }, seed: 1);
+        Assert.DoesNotContain(model.Parameters, p => p.Name is "wte" or "w_u" or "wpe");
+        Assert.Equal(["blocks.0.attn.w_qkv", "blocks.0.attn.w_o"], model.Parameters.Select(p => p.Name));
+        // no position information: the last position's logits depend on the set of earlier tokens, not their order
+        model.Forward([2, 7, 5], default, 1, 3);
+        var a = model.Logits[18..].ToArray();
+        model.Forward([7, 2, 5], default, 1, 3);
+        Assert.All(model.Logits[18..].ToArray().Zip(a), p => Assert.Equal(p.First, p.Second, 1e-6f));
+        model.Forward([7, 3, 5], default, 1, 3);
+        Assert.NotEqual(a, model.Logits[18..].ToArray());
     }
 
     [Fact]

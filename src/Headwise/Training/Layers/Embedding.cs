@@ -24,7 +24,7 @@ public static class Embedding
         }
     }
 
-    // dout: (N, C)  dwte: (V, C) +=  dwpe: (T, C) += or empty
+    // dout: (N, C)  dwte: (V, C) += or empty (a fixed table)  dwpe: (T, C) += or empty
     // Rows are scattered into shared table rows, so this runs on one thread in row order (deterministic).
     public static void Backward(ReadOnlySpan<float> dout, ReadOnlySpan<int> ids, Span<float> dwte, Span<float> dwpe, int N, int T, int C)
     {
@@ -32,7 +32,7 @@ public static class Embedding
         {
             var d = dout.Slice(n * C, C);
             // undoes: wte.Slice(id * C, C).CopyTo(o)
-            Par.Add(d, dwte.Slice(ids[n] * C, C));
+            if (!dwte.IsEmpty) Par.Add(d, dwte.Slice(ids[n] * C, C));
             if (!dwpe.IsEmpty)
             {
                 // undoes: Par.Add(wpe.Slice(n % T * C, C), o)

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Headwise.Training.Plots;
 
 namespace Headwise.Training.Tasks;
 
@@ -22,7 +23,7 @@ public static class ExperimentReports
     {
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "result.json"), ToJson(r));
-        TaskPlots.LineChart(Path.Combine(dir, "loss.png"), [.. r.Curve.Select(p => (double)p.Step)],
+        LineChart.Write(Path.Combine(dir, "loss.png"), [.. r.Curve.Select(p => (double)p.Step)],
             [[.. r.Curve.Select(p => p.LossFirstCopy)], [.. r.Curve.Select(p => p.LossRepeat)]]);
         var o = r.Options;
         var sb = new StringBuilder();
@@ -67,12 +68,12 @@ public static class ExperimentReports
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "result.json"), ToJson(r));
         var xs = r.Factored.Curve.Select(p => (double)p.Step).ToArray();
-        TaskPlots.LineChart(Path.Combine(dir, "loss.png"), xs,
+        LineChart.Write(Path.Combine(dir, "loss.png"), xs,
             [[.. r.Factored.Curve.Select(p => p.TrainLoss)], [.. r.Combined.Curve.Select(p => p.TrainLoss)],
              [.. r.Factored.Curve.Select(p => p.HeldOutLoss)], [.. r.Combined.Curve.Select(p => p.HeldOutLoss)]]);
-        TaskPlots.LineChart(Path.Combine(dir, "heldout-accuracy.png"), xs,
+        LineChart.Write(Path.Combine(dir, "heldout-accuracy.png"), xs,
             [[.. r.Factored.Curve.Select(p => p.HeldOutAccuracy)], [.. r.Combined.Curve.Select(p => p.HeldOutAccuracy)]]);
-        TaskPlots.LineChart(Path.Combine(dir, "ov-nuclear-norm.png"), xs,
+        LineChart.Write(Path.Combine(dir, "ov-nuclear-norm.png"), xs,
             [[.. r.Factored.Curve.Select(p => p.OvNuclearNorm)], [.. r.Combined.Curve.Select(p => p.OvNuclearNorm)]]);
         var o = r.Options;
         var sb = new StringBuilder();
@@ -117,7 +118,7 @@ public static class ExperimentReports
     {
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "result.json"), ToJson(r));
-        TaskPlots.LineChart(Path.Combine(dir, "loss.png"), [.. r.Curve.Select(p => (double)p.Step)],
+        LineChart.Write(Path.Combine(dir, "loss.png"), [.. r.Curve.Select(p => (double)p.Step)],
             [[.. r.Curve.Select(p => p.MultiHeadMse)], [.. r.Curve.Select(p => p.SingleHeadMse)]]);
         var o = r.Options;
         int dd = o.Dx + 1;

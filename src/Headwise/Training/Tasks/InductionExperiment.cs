@@ -24,15 +24,36 @@ public sealed record InductionResult(InductionOptions Options, int Parameters, d
 /// </summary>
 public static class InductionExperiment
 {
+    /// <summary>The experiment's model: two attention-only layers, learned positions, untied embeddings, no norms, no biases.</summary>
+    public static TrainableConfig ModelConfig(InductionOptions o, int seqLen) => new()
+    {
+        VocabSize = o.Vocab,
+        DModel = o.DModel,
+        NLayers = 2,
+        NHeads = o.Heads,
+        DHead = o.HeadDim,
+        SeqLen = seqLen,
+        AttentionOnly = true,
+        UseNorm = false,
+        UseBias = false,
+        TiedEmbeddings = false,
+        InitStd = (float)o.InitStd,
+        ScaleResidualInit = false,
+    };
+
     public static InductionResult Run(InductionOptions o, IProgress<AnalysisProgress>? progress = null, CancellationToken ct = default)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var task = new InductionTask(o.Vocab, o.Half);
-        var model = new AttentionOnlyModel(new AttentionOnlyConfig(o.Vocab, o.DModel, 2, o.Heads, o.HeadDim, task.Length, InitStd: o.InitStd), o.Seed);
-        var opt = new TaskOptimizer(model.Parameters, o.LearningRate, adam: true);
+        int T = task.Length;
+        var model = new TrainableTransformer(ModelConfig(o, T), (ulong)o.Seed);
+        // Adam without weight decay, constant learning rate
+        var adam = new AdamW(model.ParameterCount) { Beta2 = 0.999f, WeightDecay = 0f };
         var rng = new Random(o.Seed + 1);
-        var evalSet = Enumerable.Range(0, o.EvalSamples).Select(_ => task.Sample(new Random(o.Seed + 1_000_003 + _))).ToArray();
+        var evalSet = Enumerable.Range(0, o.EvalSamples).Select(i => task.Sample(new Random(o.Seed + 1_000_003 + i))).ToArray();
         var curve = new List<InductionPoint>();
+        var tokens = new int[o.Batch * T];
+        var targets = new int[o.Batch * T];
         for (int step = 0; step <= o.Steps; step++)
         {
             ct.ThrowIfCancellationRequested();
@@ -50,28 +71,40 @@ public static class InductionExperiment
             for (int b = 0; b < o.Batch; b++)
             {
                 var ex = task.Sample(rng);
-                model.Loss(model.Forward(ex.Tokens), ex.Targets, backward: true, weight: 1.0 / o.Batch);
+                ex.Tokens.CopyTo(tokens, b * T);
+                ex.Targets.CopyTo(targets, b * T);
             }
 
-            opt.Step();
+            model.ZeroGrad();
+            model.Forward(tokens, targets, o.Batch, T);
+            model.Backward();
+            adam.Step(model.Params, model.Grads, model.Parameters, (float)o.LearningRate, step + 1);
         }
 
+        // the last forward was the evaluation at the final step: its attention patterns give the head scores
         var heads = new List<InductionHeadScore>();
-        var traces = evalSet.Select(e => model.Forward(e.Tokens)).ToArray();
         for (int l = 0; l < 2; l++)
         {
+            var att = model.AttentionPattern(l);
             for (int h = 0; h < o.Heads; h++)
             {
                 double ind = 0;
                 double prev = 0;
-                foreach (var tr in traces)
+                for (int b = 0; b < evalSet.Length; b++)
                 {
-                    var (i, p) = InductionTask.Scores(evalSet[Array.IndexOf(traces, tr)], tr.Pattern(l, h, o.Heads));
-                    ind += i;
-                    prev += p;
+                    var pattern = new double[T * T];
+                    var a = att.Slice(((b * o.Heads) + h) * T * T, T * T);
+                    for (int i = 0; i < pattern.Length; i++)
+                    {
+                        pattern[i] = a[i];
+                    }
+
+                    var (si, sp) = InductionTask.Scores(evalSet[b], pattern);
+                    ind += si;
+                    prev += sp;
                 }
 
-                heads.Add(new InductionHeadScore(l, h, ind / traces.Length, prev / traces.Length));
+                heads.Add(new InductionHeadScore(l, h, ind / evalSet.Length, prev / evalSet.Length));
             }
         }
 
@@ -80,22 +113,42 @@ public static class InductionExperiment
         // The drop: first evaluation where the repeat loss is below halfway between chance and its final value.
         double half = (chance + last.LossRepeat) / 2;
         int? drop = last.LossRepeat < chance * 0.75 ? curve.First(p => p.LossRepeat < half).Step : null;
-        return new InductionResult(o, model.Parameters.Where(p => p.Trainable).Sum(p => p.W.Length), chance, curve, heads,
+        return new InductionResult(o, model.ParameterCount, chance, curve, heads,
             heads.MaxBy(h => h.Induction)!, heads.MaxBy(h => h.PreviousToken)!, drop, last.LossFirstCopy, last.LossRepeat,
             sw.Elapsed.TotalSeconds);
     }
 
-    private static InductionPoint Evaluate(AttentionOnlyModel model, InductionExample[] set, int step)
+    // One batched forward over the evaluation set; per-sample mean losses on the random part and on the repeated copy.
+    private static InductionPoint Evaluate(TrainableTransformer model, InductionExample[] set, int step)
     {
+        int T = set[0].Tokens.Length;
+        var tokens = set.SelectMany(e => e.Tokens).ToArray();
+        var targets = set.SelectMany(e => e.Targets).ToArray();
+        model.Forward(tokens, targets, set.Length, T);
+        var losses = model.TokenLosses;
         double first = 0;
         double rep = 0;
-        foreach (var ex in set)
+        for (int b = 0; b < set.Length; b++)
         {
-            var tr = model.Forward(ex.Tokens);
-            var firstT = ex.Targets.Select((y, i) => InductionTask.IsRandomTarget(ex, i) ? y : -1).ToArray();
-            var repT = ex.Targets.Select((y, i) => InductionTask.IsRepeatTarget(ex, i) ? y : -1).ToArray();
-            first += model.Loss(tr, firstT, backward: false);
-            rep += model.Loss(tr, repT, backward: false);
+            var ex = set[b];
+            double f = 0, r = 0;
+            int nf = 0, nr = 0;
+            for (int i = 0; i < T; i++)
+            {
+                if (InductionTask.IsRandomTarget(ex, i))
+                {
+                    f += losses[(b * T) + i];
+                    nf++;
+                }
+                else if (InductionTask.IsRepeatTarget(ex, i))
+                {
+                    r += losses[(b * T) + i];
+                    nr++;
+                }
+            }
+
+            first += nf > 0 ? f / nf : 0;
+            rep += nr > 0 ? r / nr : 0;
         }
 
         return new InductionPoint(step, first / set.Length, rep / set.Length);

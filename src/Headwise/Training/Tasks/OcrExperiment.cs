@@ -24,6 +24,26 @@ public sealed record OcrResult(OcrOptions Options, int TrainExamples, int HeldOu
 /// </summary>
 public static class OcrExperiment
 {
+    /// <summary>The experiment's model: one layer, one head of width vocab, attention only, fixed one-hot embeddings, no
+    /// positions, norms or biases; W_OV factored (W_O·W_V) or combined.</summary>
+    public static TrainableConfig ModelConfig(int vocab, bool factoredOv, double initStd) => new()
+    {
+        VocabSize = vocab,
+        DModel = vocab,
+        NLayers = 1,
+        NHeads = 1,
+        DHead = vocab,
+        SeqLen = 2,
+        AttentionOnly = true,
+        UseNorm = false,
+        UseBias = false,
+        UsePositions = false,
+        OneHotEmbeddings = true,
+        CombinedOV = !factoredOv,
+        InitStd = (float)initStd,
+        ScaleResidualInit = false,
+    };
+
     public static OcrResult Run(OcrOptions o, IProgress<AnalysisProgress>? progress = null, CancellationToken ct = default)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
@@ -39,65 +59,64 @@ public static class OcrExperiment
         OcrOptions o, IProgress<AnalysisProgress>? progress, CancellationToken ct)
     {
         int v = task.Vocab;
-        var model = new AttentionOnlyModel(new AttentionOnlyConfig(v, v, 1, 1, v, 0, factoredOv, OneHotEmbeddings: true, InitStd: o.InitStd), o.Seed);
-        var opt = new TaskOptimizer(model.Parameters, o.LearningRate, adam: false);
+        var model = new TrainableTransformer(ModelConfig(v, factoredOv, o.InitStd), (ulong)o.Seed);
         var curve = new List<OcrPoint>();
         string name = factoredOv ? "factored" : "combined";
+        float lr = (float)o.LearningRate;
         for (int step = 0; step <= o.Steps; step++)
         {
             ct.ThrowIfCancellationRequested();
             bool eval = step % o.EvalEvery == 0 || step == o.Steps;
-            double loss = 0;
-            int correct = 0;
-            foreach (var ex in train)
+            // full batch: every training prompt in one forward
+            model.ZeroGrad();
+            var (trainAcc, loss) = Score(model, train);
+            if (step < o.Steps)
             {
-                var tr = model.Forward(ex.Tokens);
-                loss += model.Loss(tr, ex.Targets, backward: step < o.Steps, weight: 1.0 / train.Count);
-                correct += ArgMax(tr.Logits, 1, v) == ex.Targets[1] ? 1 : 0;
+                // plain gradient descent (its implicit bias on the factorization is what the experiment is about)
+                model.Backward();
+                var p = model.Params;
+                var g = model.Grads;
+                for (int i = 0; i < p.Length; i++)
+                {
+                    p[i] -= lr * g[i];
+                }
             }
 
             if (eval)
             {
                 var (acc, tloss) = Score(model, test);
-                curve.Add(new OcrPoint(step, loss / train.Count, (double)correct / train.Count, acc, tloss,
-                    Linalg.NuclearNorm(model.OvMatrix(0, 0), v, v)));
+                curve.Add(new OcrPoint(step, loss, trainAcc, acc, tloss, Linalg.NuclearNorm(model.OvMatrix(0, 0), v, v)));
                 progress?.Report(new AnalysisProgress(name, step, o.Steps));
             }
-
-            if (step < o.Steps)
-            {
-                opt.Step();
-            }
         }
 
-        return new OcrRun(name, model.Parameters.Where(p => p.Trainable).Sum(p => p.W.Length), curve, curve[^1]);
+        return new OcrRun(name, model.ParameterCount, curve, curve[^1]);
     }
 
-    private static (double Accuracy, double Loss) Score(AttentionOnlyModel model, IReadOnlyList<TokenExample> set)
+    // One forward over the prompts [s, r] (B × 2); accuracy of the argmax at position 1 and the mean loss there.
+    private static (double Accuracy, double Loss) Score(TrainableTransformer model, IReadOnlyList<TokenExample> set)
     {
+        var tokens = set.SelectMany(e => e.Tokens).ToArray();
+        var targets = set.SelectMany(e => e.Targets).ToArray();
+        double loss = model.Forward(tokens, targets, set.Count, 2);
+        int n = model.Config.VocabSize;
+        var logits = model.Logits;
         int correct = 0;
-        double loss = 0;
-        foreach (var ex in set)
+        for (int b = 0; b < set.Count; b++)
         {
-            var tr = model.Forward(ex.Tokens);
-            loss += model.Loss(tr, ex.Targets, backward: false);
-            correct += ArgMax(tr.Logits, 1, model.Config.Vocab) == ex.Targets[1] ? 1 : 0;
-        }
-
-        return ((double)correct / set.Count, loss / set.Count);
-    }
-
-    private static int ArgMax(double[] logits, int row, int n)
-    {
-        int best = 0;
-        for (int j = 1; j < n; j++)
-        {
-            if (logits[(row * n) + j] > logits[(row * n) + best])
+            var row = logits.Slice(((b * 2) + 1) * n, n);
+            int best = 0;
+            for (int j = 1; j < n; j++)
             {
-                best = j;
+                if (row[j] > row[best])
+                {
+                    best = j;
+                }
             }
+
+            correct += best == set[b].Targets[1] ? 1 : 0;
         }
 
-        return best;
+        return ((double)correct / set.Count, loss);
     }
 }

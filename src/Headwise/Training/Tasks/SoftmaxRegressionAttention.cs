@@ -41,7 +41,7 @@ public sealed class SoftmaxRegressionAttention
         {
             for (int i = 0; i < p.W.Length; i++)
             {
-                p.W[i] = initStd * AttentionOnlyModel.Gaussian(rng);
+                p.W[i] = initStd * IclRegressionTask.Gaussian(rng);
             }
         }
 

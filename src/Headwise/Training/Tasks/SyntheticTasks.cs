@@ -163,12 +163,20 @@ public sealed class IclRegressionTask(int dx, int n, double noise = 0)
     public int N { get; } = n >= 1 ? n : throw new InvalidInputException($"--context: {n} must be ≥ 1.");
     public int Dim => Dx + 1;
 
+    /// <summary>A standard normal draw (Box–Muller).</summary>
+    public static double Gaussian(Random rng)
+    {
+        double u1 = 1.0 - rng.NextDouble();
+        double u2 = rng.NextDouble();
+        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
     public (double[] Context, double[] Query, double Y, double[] W) Sample(Random rng)
     {
         var w = new double[Dx];
         for (int j = 0; j < Dx; j++)
         {
-            w[j] = AttentionOnlyModel.Gaussian(rng) / Math.Sqrt(Dx);
+            w[j] = Gaussian(rng) / Math.Sqrt(Dx);
         }
 
         var ctx = new double[N * Dim];
@@ -177,23 +185,23 @@ public sealed class IclRegressionTask(int dx, int n, double noise = 0)
             double y = 0;
             for (int j = 0; j < Dx; j++)
             {
-                double x = AttentionOnlyModel.Gaussian(rng);
+                double x = Gaussian(rng);
                 ctx[(i * Dim) + j] = x;
                 y += w[j] * x;
             }
 
-            ctx[(i * Dim) + Dx] = y + (noise * AttentionOnlyModel.Gaussian(rng));
+            ctx[(i * Dim) + Dx] = y + (noise * Gaussian(rng));
         }
 
         var q = new double[Dim];
         double yq = 0;
         for (int j = 0; j < Dx; j++)
         {
-            q[j] = AttentionOnlyModel.Gaussian(rng);
+            q[j] = Gaussian(rng);
             yq += w[j] * q[j];
         }
 
-        return (ctx, q, yq + (noise * AttentionOnlyModel.Gaussian(rng)), w);
+        return (ctx, q, yq + (noise * Gaussian(rng)), w);
     }
 
     /// <summary>Ridge-regression prediction from the context (λ = noise² · dx, the Bayes posterior mean under the prior).</summary>

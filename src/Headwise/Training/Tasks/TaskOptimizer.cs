@@ -1,6 +1,18 @@
 namespace Headwise.Training.Tasks;
 
-/// <summary>Plain gradient descent or Adam(W) over <see cref="Param"/>s; zeroes the gradients after each step.</summary>
+/// <summary>One double-precision array of <see cref="SoftmaxRegressionAttention"/>: values, gradient, shape.</summary>
+public sealed class Param(string name, int rows, int cols, bool trainable = true)
+{
+    public string Name { get; } = name;
+    public int Rows { get; } = rows;
+    public int Cols { get; } = cols;
+    public bool Trainable { get; } = trainable;
+    public double[] W { get; } = new double[rows * cols];
+    public double[] G { get; } = new double[rows * cols];
+}
+
+/// <summary>Plain gradient descent or Adam(W) over <see cref="Param"/>s (the double-precision in-context regression model;
+/// the token models use <see cref="TrainableTransformer"/> and <see cref="AdamW"/>); zeroes the gradients after each step.</summary>
 public sealed class TaskOptimizer(IReadOnlyList<Param> parameters, double lr, bool adam, double weightDecay = 0, double beta1 = 0.9, double beta2 = 0.999)
 {
     private readonly Dictionary<Param, (double[] M, double[] V)> _state = [];

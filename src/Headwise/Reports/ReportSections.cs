@@ -105,15 +105,12 @@ public static class ReportSections
             c.NLayers, c.NHeads, (l, h) =>
             {
                 cancel.ThrowIfCancellationRequested();
-                try
-                {
-                    return (float)CircuitAnalysis.CopyingScore(weights[l][h].OV, g);
-                }
-                catch (MathNet.Numerics.NonConvergenceException)
+                double score = CircuitAnalysis.CopyingScore(weights[l][h].OV, g); // NaN when the eigen-solver fails
+                if (double.IsNaN(score))
                 {
                     failed.Add(new HeadId(l, h));
-                    return float.NaN;
                 }
+                return (float)score;
             });
         var r = CircuitAnalysis.Compute(model, new CircuitOptions(SingularValues: false, CopyingScores: false), progress, cancel);
         string? note = failed.Count == 0 ? null

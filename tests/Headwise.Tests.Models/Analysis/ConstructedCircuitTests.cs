@@ -37,6 +37,17 @@ public class ConstructedCircuitTests
     }
 
     [Fact]
+    public void AHeadWhoseOvCircuitIsNearlyZeroStillGetsACopyingScore()
+    {
+        // the previous-token head writes PREV, which the unembedding never reads: W_E W_OV W_U ≈ 0 (entries ~1e-30), on
+        // which the eigen-solver used to stall; normalising the scale first gives every head a finite score
+        using var model = ToyModels.InductionCircuit();
+        var r = CircuitAnalysis.Compute(model, new CircuitOptions([ToyModels.InductionPreviousTokenHeadId, ToyModels.InductionHeadId],
+            SingularValues: false, Composition: false));
+        Assert.All(r.Heads, h => Assert.InRange(h.CopyingScore, -1 - 1e-9, 1 + 1e-9));
+    }
+
+    [Fact]
     public void SinkHeadMakesPositionZeroThePrimarySink()
     {
         using var model = ToyModels.SinkHead();

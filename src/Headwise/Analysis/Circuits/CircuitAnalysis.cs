@@ -8,7 +8,8 @@ namespace Headwise.Analysis.Circuits;
 /// <param name="QkSingularValues">Singular values of W_QK = W_Q W_Kᵀ, largest first (d_head of them).</param>
 /// <param name="OvSingularValues">Singular values of W_OV = W_V W_O, largest first.</param>
 /// <param name="CopyingScore">Σλ / Σ|λ| over the eigenvalues λ of the OV circuit W_E W_OV W_U (real part of the sum; in [−1, 1];
-/// 1 when every eigenvalue is positive — the head copies the tokens it attends to); NaN when not computed.</param>
+/// 1 when every eigenvalue is positive — the head copies the tokens it attends to; 0 for a circuit that is zero up to float
+/// rounding); NaN when not computed or when the eigen-solver does not converge.</param>
 public sealed record HeadCircuit(HeadId Head, double[] QkSingularValues, double[] OvSingularValues, double CopyingScore)
 {
     public double QkNorm => Math.Sqrt(QkSingularValues.Sum(s => s * s));
@@ -111,9 +112,42 @@ public static class CircuitAnalysis
         Kernels.Kernels.MatMul(g, RowMajor(ov.A), [], ga, C, C, D, Kernels.WeightLayout.InOut);
         var small = new float[D * D];
         Kernels.Kernels.MatMul(RowMajor(ov.B), ga, [], small, D, C, D, Kernels.WeightLayout.InOut);
-        var eig = Matrix<double>.Build.Dense(D, D, (i, j) => small[i * D + j]).Evd().EigenValues;
-        double sum = eig.Sum(e => e.Real), abs = eig.Sum(e => e.Magnitude);
-        return abs == 0 ? 0 : sum / abs;
+        // Σλ/Σ|λ| does not change with scale: normalise to max |entry| = 1 before the eigen-solver. A circuit that is zero up
+        // to float rounding (‖B·G·A‖ below 1e-6 of ‖B‖·‖G·A‖, e.g. a head writing a subspace the unembedding never reads) is
+        // nilpotent noise on which the solver stalls: it copies nothing, score 0, as for an exactly zero circuit.
+        double max = 0, smallNorm = Frobenius(small), bound = Frobenius(RowMajor(ov.B)) * Frobenius(ga);
+        foreach (float v in small)
+        {
+            max = Math.Max(max, Math.Abs(v));
+        }
+        if (!double.IsFinite(max))
+        {
+            return double.NaN;
+        }
+        if (max == 0 || smallNorm < 1e-6 * bound)
+        {
+            return 0;
+        }
+        try
+        {
+            var eig = Matrix<double>.Build.Dense(D, D, (i, j) => small[i * D + j] / max).Evd().EigenValues;
+            double sum = eig.Sum(e => e.Real), abs = eig.Sum(e => e.Magnitude);
+            return abs == 0 ? 0 : sum / abs;
+        }
+        catch (MathNet.Numerics.NonConvergenceException)
+        {
+            return double.NaN; // reported as "–"; the record documents NaN as "not computed"
+        }
+    }
+
+    private static double Frobenius(float[] a)
+    {
+        double sum = 0;
+        foreach (float v in a)
+        {
+            sum += (double)v * v;
+        }
+        return Math.Sqrt(sum);
     }
 
     private static float[] RowMajor(Matrix<double> m)

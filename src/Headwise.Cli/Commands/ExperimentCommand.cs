@@ -6,10 +6,10 @@ namespace Headwise.Cli.Commands;
 public sealed class ExperimentCommand : ICommand
 {
     public string Name => "experiment";
-    public string Summary => "reproduce a finding by training small models: induction | ocr | icl-regression";
+    public string Summary => "reproduce a finding by training small models: induction | ocr | icl-regression | list-recall";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
     public string Help => """
-        headwise experiment induction|ocr|icl-regression --out DIR [--steps N] [--seed S] [--json]
+        headwise experiment induction|ocr|icl-regression|list-recall --out DIR [--steps N] [--seed S] [--json]
 
         Trains small models on a synthetic task, seeded, and writes DIR/report.md (numbers, head analyses),
         DIR/result.json and PNG figures (loss curve; heatmaps for icl-regression). Each runs in about a minute on 2 cores.
@@ -20,14 +20,18 @@ public sealed class ExperimentCommand : ICommand
                            W_OV on facts + implications; accuracy on held-out implications, nuclear norm of W_OV
           icl-regression   in-context linear regression with one softmax attention layer: H heads vs one head with the
                            same parameter count; in-context MSE and the trained KQ / OV structure (heatmaps)
+          list-recall      recall from a list (Talking Heads): a 2-layer GPT-2 names the item left out of a repeated,
+                           shuffled list; held-out accuracy vs chance, and where each head looks from the answer
 
         Options:
           --out DIR     output directory (created)
-          --steps N     training steps (defaults: induction 3000, ocr 1500, icl-regression 2000)
+          --steps N     training steps (defaults: induction 3000, ocr 1500, icl-regression 2000, list-recall 1500)
           --seed S      seed of initialization and data (default 0)
-          --lr X        learning rate (defaults: induction 1e-2 Adam, ocr 0.5 gradient descent, icl-regression 1e-2 Adam)
-          --batch N     sequences per step (induction, icl-regression; defaults 8 and 32)
-          --init X      standard deviation of the initialization (defaults: induction 0.1, ocr 0.01, icl-regression 0.1)
+          --lr X        learning rate (defaults: induction 1e-2 Adam, ocr 0.5 gradient descent, icl-regression 1e-2 Adam,
+                        list-recall 3e-3 Adam)
+          --batch N     sequences per step (induction, icl-regression, list-recall; defaults 8, 32, 32)
+          --init X      standard deviation of the initialization (defaults: induction 0.1, ocr 0.01, icl-regression 0.1,
+                        list-recall 0.02)
           --json        print the result record as JSON instead of the summary
 
         Example:
@@ -38,7 +42,7 @@ public sealed class ExperimentCommand : ICommand
     {
         if (args.Positional.Count != 1)
         {
-            throw new UsageException("expected one experiment: induction, ocr or icl-regression");
+            throw new UsageException("expected one experiment: induction, ocr, icl-regression or list-recall");
         }
 
         string which = args.Positional[0];
@@ -55,6 +59,29 @@ public sealed class ExperimentCommand : ICommand
         string F(double v, int d = 3) => v.ToString("F" + d, CultureInfo.InvariantCulture);
         switch (which)
         {
+            case "list-recall":
+                {
+                    var o = new ListRecallOptions(Seed: seed);
+                    o = o with { Steps = steps ?? o.Steps, LearningRate = lr ?? o.LearningRate, Batch = batch ?? o.Batch, InitStd = init ?? o.InitStd };
+                    var r = ListRecallExperiment.Run(o, progress, ct);
+                    string path = ExperimentReports.WriteListRecall(r, dir);
+                    if (json)
+                    {
+                        stdout.WriteLine(Json.Serialize(r));
+                        return 0;
+                    }
+
+                    stdout.WriteLine($"held-out accuracy {F(r.FinalAccuracy)} (chance {F(r.ChanceAccuracy)}); answer loss {F(r.Curve[^1].Loss)}");
+                    stdout.WriteLine("head    on left-out  on other listed  on repeated list");
+                    foreach (var h in r.Heads)
+                    {
+                        stdout.WriteLine($"L{h.Layer}H{h.Head}    {F(h.OnMissingItem),11}  {F(h.OnOtherFirstListItem),15}  {F(h.OnSecondListItem),16}");
+                    }
+
+                    stdout.WriteLine(path);
+                    return 0;
+                }
+
             case "induction":
                 {
                     var o = new InductionOptions(Seed: seed);

@@ -77,19 +77,47 @@ public static class ModelBenchmarks
         return new DecodeResult(newTokens, best, newTokens / best, weightBytes);
     }
 
+    /// <summary>
+    /// A plain forward against one with a no-op hook, with a full activation cache in new arrays, and with the previous
+    /// run's cache refilled. The machine may be shared and its speed drifts between seconds: the four are timed in rounds
+    /// (plain first in each) and each ratio is the median over rounds of (variant ÷ that round's plain forward).
+    /// </summary>
     public static HookOverheadResult Hooks(TransformerModel model, int tokens, int reps = 3)
     {
         var input = ModelInput.Single(RandomTokens(tokens, model.Config.VocabSize, 13));
-        double plain = Median(reps, () => model.Forward(input));
         var noop = new HookSet(model.Config.NLayers);
         noop.Add(new HookPoint(model.Config.NLayers - 1, HookKind.ResidPost), _ => { });
-        double withHook = Median(reps, () => model.Forward(input, noop));
-        double cached = Median(reps, () => model.RunWithCache(input));
         var (_, reuse) = model.RunWithCache(input);
-        double reused = Median(reps, () => model.RunWithCache(input, reuse: reuse));
-        // the machine may be shared: time the plain forward again and keep the mean of the two medians
-        plain = (plain + Median(reps, () => model.Forward(input))) / 2;
-        return new HookOverheadResult(plain, withHook, cached, reused);
+        model.Forward(input, noop);
+        int rounds = Math.Max(3, 2 * reps + 1);
+        var plain = new double[rounds];
+        var ratios = new double[3][];
+        for (int k = 0; k < 3; k++)
+        {
+            ratios[k] = new double[rounds];
+        }
+        for (int i = 0; i < rounds; i++)
+        {
+            plain[i] = Time(() => model.Forward(input));
+            ratios[0][i] = Time(() => model.Forward(input, noop)) / plain[i];
+            ratios[1][i] = Time(() => model.RunWithCache(input)) / plain[i];
+            ratios[2][i] = Time(() => model.RunWithCache(input, reuse: reuse)) / plain[i];
+        }
+        double p = MedianOf(plain);
+        return new HookOverheadResult(p, p * MedianOf(ratios[0]), p * MedianOf(ratios[1]), p * MedianOf(ratios[2]));
+    }
+
+    private static double Time(Action run)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        run();
+        return sw.Elapsed.TotalSeconds;
+    }
+
+    private static double MedianOf(double[] xs)
+    {
+        var sorted = xs.Order().ToArray();
+        return sorted[sorted.Length / 2];
     }
 
     /// <summary>Writes a random F32 checkpoint of <paramref name="config"/> to <paramref name="dir"/>, then times loading it and

@@ -71,7 +71,7 @@ public static class DemoModel
         var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
         node["bos_token_id"] = eot;
         node["eos_token_id"] = eot;
-        File.WriteAllText(configPath, node.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        Reports.AtomicFile.WriteAllText(configPath, node.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         return new DemoModelResult(ids.Length, model.ParameterCount, result.LastStep, result.EvalLoss, sw.Elapsed.TotalSeconds, modelDir);
     }
 }

@@ -1,3 +1,4 @@
+using Headwise.Hooks;
 using Headwise.Models;
 
 namespace Headwise.Analysis.Detectors;
@@ -82,11 +83,12 @@ public static class HeadDetectors
         int total = repeated.Length + (tokens is null ? 0 : 1);
         progress?.Report(new AnalysisProgress("detectors", 0, total));
 
+        var patterns = new ActivationCache(); // refilled by every run: the sequences share one shape
         for (int b = 0; b < repeated.Length; b++)
         {
             cancel.ThrowIfCancellationRequested();
             var seq = repeated[b];
-            ForEachPattern(model, seq, (l, h, p) =>
+            ForEachPattern(model, seq, patterns, (l, h, p) =>
             {
                 sums["induction"][l, h] += InductionScore(p.Span, seq.Length, offset, n);
                 sums["duplicate"][l, h] += DuplicateScore(p.Span, seq.Length, offset, n);
@@ -101,7 +103,7 @@ public static class HeadDetectors
         if (tokens is not null)
         {
             cancel.ThrowIfCancellationRequested();
-            ForEachPattern(model, tokens, (l, h, p) => AddPatternScores(sums, l, h, p, tokens.Length));
+            ForEachPattern(model, tokens, patterns, (l, h, p) => AddPatternScores(sums, l, h, p, tokens.Length));
             patternRuns = 1;
             progress?.Report(new AnalysisProgress("detectors", total, total));
         }
@@ -155,9 +157,9 @@ public static class HeadDetectors
     }
 
     // Runs one sequence, caching only the patterns, and hands each head's T × T pattern to the callback.
-    private static void ForEachPattern(TransformerModel model, int[] seq, Action<int, int, ReadOnlyMemory<float>> onHead)
+    private static void ForEachPattern(TransformerModel model, int[] seq, ActivationCache reuse, Action<int, int, ReadOnlyMemory<float>> onHead)
     {
-        var (_, cache) = model.RunWithCache(ModelInput.Single(seq), name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal));
+        var (_, cache) = model.RunWithCache(ModelInput.Single(seq), name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal), reuse: reuse);
         int T = seq.Length, H = model.Config.NHeads;
         for (int l = 0; l < model.Config.NLayers; l++)
         {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Headwise.Reports;
 using Headwise.Training.Plots;
 
 namespace Headwise.Training.Tasks;
@@ -22,7 +23,7 @@ public static class ExperimentReports
     public static string WriteInduction(InductionResult r, string dir)
     {
         Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, "result.json"), ToJson(r));
+        AtomicFile.WriteAllText(Path.Combine(dir, "result.json"), ToJson(r));
         LineChart.Write(Path.Combine(dir, "loss.png"), [.. r.Curve.Select(p => (double)p.Step)],
             [[.. r.Curve.Select(p => p.LossFirstCopy)], [.. r.Curve.Select(p => p.LossRepeat)]]);
         var o = r.Options;
@@ -59,14 +60,52 @@ public static class ExperimentReports
 
         sb.AppendLine("```");
         string path = Path.Combine(dir, "report.md");
-        File.WriteAllText(path, sb.ToString());
+        AtomicFile.WriteAllText(path, sb.ToString());
+        return path;
+    }
+
+    public static string WriteListRecall(ListRecallResult r, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        AtomicFile.WriteAllText(Path.Combine(dir, "result.json"), ToJson(r));
+        var xs = r.Curve.Select(p => (double)p.Step).ToArray();
+        LineChart.Write(Path.Combine(dir, "loss.png"), xs, [[.. r.Curve.Select(p => p.Loss)]]);
+        LineChart.Write(Path.Combine(dir, "accuracy.png"), xs, [[.. r.Curve.Select(p => p.Accuracy)]]);
+        var o = r.Options;
+        var sb = new StringBuilder();
+        sb.AppendLine("# Recall from a list");
+        sb.AppendLine();
+        sb.AppendLine($"Task: [BOS, {o.ListLength} distinct items of {o.Items}, SEP, the list again without one item, shuffled, ANS] → the left-out item; loss on the answer only. Model: GPT-2, {o.Layers} layers × {o.Heads} heads, d_model {o.DModel} ({r.Parameters} parameters); Adam lr {o.LearningRate}, batch {o.Batch}, {o.Steps} steps, seed {o.Seed}; {F(r.Seconds, 1)} s.");
+        sb.AppendLine();
+        sb.AppendLine($"- held-out accuracy ({o.EvalSamples} fixed lists): **{F(r.FinalAccuracy)}**; chance {F(r.ChanceAccuracy)} (1 / list length, answering from the list) or {F(1.0 / o.Items)} (1 / items)");
+        sb.AppendLine($"- final held-out loss on the answer: {F(r.Curve[^1].Loss)} (ln {o.ListLength} = {F(Math.Log(o.ListLength))})");
+        sb.AppendLine();
+        sb.AppendLine("Attention from the answer position (means over the evaluation lists):");
+        sb.AppendLine();
+        sb.AppendLine("| head | on the left-out item | on each other item of the first list | on each item of the repeated list |");
+        sb.AppendLine("|---|---|---|---|");
+        foreach (var h in r.Heads)
+        {
+            sb.AppendLine($"| L{h.Layer}H{h.Head} | {F(h.OnMissingItem)} | {F(h.OnOtherFirstListItem)} | {F(h.OnSecondListItem)} |");
+        }
+        sb.AppendLine();
+        sb.AppendLine("![loss](loss.png) — held-out loss on the answer; ![accuracy](accuracy.png) — held-out accuracy, y from 0.");
+        sb.AppendLine();
+        sb.AppendLine("```");
+        foreach (var p in r.Curve)
+        {
+            sb.AppendLine($"{p.Step,6} {F(p.Loss)} {F(p.Accuracy)}");
+        }
+        sb.AppendLine("```");
+        string path = Path.Combine(dir, "report.md");
+        AtomicFile.WriteAllText(path, sb.ToString());
         return path;
     }
 
     public static string WriteOcr(OcrResult r, string dir)
     {
         Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, "result.json"), ToJson(r));
+        AtomicFile.WriteAllText(Path.Combine(dir, "result.json"), ToJson(r));
         var xs = r.Factored.Curve.Select(p => (double)p.Step).ToArray();
         LineChart.Write(Path.Combine(dir, "loss.png"), xs,
             [[.. r.Factored.Curve.Select(p => p.TrainLoss)], [.. r.Combined.Curve.Select(p => p.TrainLoss)],
@@ -110,14 +149,14 @@ public static class ExperimentReports
 
         sb.AppendLine("```");
         string path = Path.Combine(dir, "report.md");
-        File.WriteAllText(path, sb.ToString());
+        AtomicFile.WriteAllText(path, sb.ToString());
         return path;
     }
 
     public static string WriteIcl(IclResult r, string dir)
     {
         Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, "result.json"), ToJson(r));
+        AtomicFile.WriteAllText(Path.Combine(dir, "result.json"), ToJson(r));
         LineChart.Write(Path.Combine(dir, "loss.png"), [.. r.Curve.Select(p => (double)p.Step)],
             [[.. r.Curve.Select(p => p.MultiHeadMse)], [.. r.Curve.Select(p => p.SingleHeadMse)]]);
         var o = r.Options;
@@ -166,7 +205,7 @@ public static class ExperimentReports
         sb.AppendLine();
         sb.AppendLine("![single](kq-ov-singlehead.png) — the single head's KQ and OV.");
         string path = Path.Combine(dir, "report.md");
-        File.WriteAllText(path, sb.ToString());
+        AtomicFile.WriteAllText(path, sb.ToString());
         return path;
     }
 }

@@ -197,18 +197,29 @@ public abstract class TransformerModel : IDisposable
         {
             throw new InvalidInputException($"start layer {startLayer} is outside 0..{Config.NLayers}");
         }
+        BeginResumed(residPre, input, hooks);
+        ForwardCore(startLayer);
+        return EndResumed(input, logitsBuffer);
+    }
+
+    // a resumed forward: a fresh KV cache for the input, and the given residual [batch, pos, d_model] as the stream
+    private void BeginResumed(ReadOnlySpan<float> resid, ModelInput input, HookSet? hooks)
+    {
         input.Validate(Config.VocabSize);
         int B = input.Batch, T = input.SeqLen, C = Config.DModel;
-        if (residPre.Length != B * T * C)
+        if (resid.Length != B * T * C)
         {
-            throw new InvalidInputException($"residual of {residPre.Length} values does not fill [batch {B}, pos {T}, d_model {C}]");
+            throw new InvalidInputException($"residual of {resid.Length} values does not fill [batch {B}, pos {T}, d_model {C}]");
         }
         ResetCache(B, T);
         PrepareStep(input.Tokens, input.AttentionMask, B, T, hooks);
-        residPre.CopyTo(S.X.AsSpan(0, B * T * C));
-        ForwardCore(startLayer);
-        PastLength += T;
-        return Unembed(B, T, lastOnly: false, logitsBuffer);
+        resid.CopyTo(S.X.AsSpan(0, B * T * C));
+    }
+
+    private float[] EndResumed(ModelInput input, float[]? logitsBuffer)
+    {
+        PastLength += input.SeqLen;
+        return Unembed(input.Batch, input.SeqLen, lastOnly: false, logitsBuffer);
     }
 
     /// <summary>
@@ -228,19 +239,10 @@ public abstract class TransformerModel : IDisposable
         {
             throw new InvalidInputException("this model uses a parallel residual (no hook_resid_mid): resume from resid_post with ForwardFrom(layer + 1)");
         }
-        input.Validate(Config.VocabSize);
-        int B = input.Batch, T = input.SeqLen, C = Config.DModel;
-        if (residMid.Length != B * T * C)
-        {
-            throw new InvalidInputException($"residual of {residMid.Length} values does not fill [batch {B}, pos {T}, d_model {C}]");
-        }
-        ResetCache(B, T);
-        PrepareStep(input.Tokens, input.AttentionMask, B, T, hooks);
-        residMid.CopyTo(S.X.AsSpan(0, B * T * C));
+        BeginResumed(residMid, input, hooks);
         MlpSublayer(layer);
         ForwardCore(layer + 1);
-        PastLength += T;
-        return Unembed(B, T, lastOnly: false, logitsBuffer);
+        return EndResumed(input, logitsBuffer);
     }
 
     /// <summary>

@@ -51,35 +51,8 @@ public static class InductionExperiment
         var adam = new AdamW(model.ParameterCount) { Beta2 = 0.999f, WeightDecay = 0f };
         var rng = new Random(o.Seed + 1);
         var evalSet = Enumerable.Range(0, o.EvalSamples).Select(i => task.Sample(new Random(o.Seed + 1_000_003 + i))).ToArray();
-        var curve = new List<InductionPoint>();
-        var tokens = new int[o.Batch * T];
-        var targets = new int[o.Batch * T];
-        for (int step = 0; step <= o.Steps; step++)
-        {
-            ct.ThrowIfCancellationRequested();
-            if (step % o.EvalEvery == 0 || step == o.Steps)
-            {
-                curve.Add(Evaluate(model, evalSet, step));
-                progress?.Report(new AnalysisProgress("train", step, o.Steps));
-            }
-
-            if (step == o.Steps)
-            {
-                break;
-            }
-
-            for (int b = 0; b < o.Batch; b++)
-            {
-                var ex = task.Sample(rng);
-                ex.Tokens.CopyTo(tokens, b * T);
-                ex.Targets.CopyTo(targets, b * T);
-            }
-
-            model.ZeroGrad();
-            model.Forward(tokens, targets, o.Batch, T);
-            model.Backward();
-            adam.Step(model.Params, model.Grads, model.Parameters, (float)o.LearningRate, step + 1);
-        }
+        var curve = TokenTaskTraining.Run(model, adam, r => { var e = task.Sample(r); return (e.Tokens, e.Targets); }, rng, o.Batch, T,
+            o.Steps, o.LearningRate, o.EvalEvery, step => Evaluate(model, evalSet, step), progress, ct);
 
         // the last forward was the evaluation at the final step: its attention patterns give the head scores
         var heads = new List<InductionHeadScore>();

@@ -124,4 +124,26 @@ public sealed class TrainingTasksCliTests : IDisposable
             Directory.SetCurrentDirectory(saved);
         }
     }
+
+    [Fact]
+    public void TrainDemoResumesAnInterruptedRunAndExportsTheModel()
+    {
+        // a tiny shape on a short text with the bundled tokenizer: 4 steps, then --resume extends the run to 6
+        string text = Path.Combine(_dir, "text.txt");
+        File.WriteAllText(text, string.Concat(Enumerable.Repeat("The state of the Union is strong, and the people of the United States are free. ", 60)));
+        string tok = Path.Combine(CliRunner.RepoRoot, "models", "demo", "tokenizer.json");
+        string model = Path.Combine(_dir, "model"), run = Path.Combine(_dir, "run");
+        string[] shape = ["--d-model", "16", "--layers", "1", "--heads", "2", "--seq-len", "16", "--batch", "2", "--checkpoint-every", "2", "--threads", "1"];
+        var first = CliRunner.Run(["train-demo", "--text-file", text, "--tokenizer", tok, "--out", model, "--run-dir", run, "--steps", "4", .. shape]);
+        Assert.Equal(0, first.ExitCode);
+        Assert.Contains("4 steps", first.Stdout);
+        var resumed = CliRunner.Run(["train-demo", "--text-file", text, "--tokenizer", tok, "--out", model, "--run-dir", run, "--steps", "6", "--resume", "--json", .. shape]);
+        Assert.Equal(0, resumed.ExitCode);
+        using var doc = JsonDocument.Parse(resumed.Stdout);
+        Assert.Equal(6, doc.RootElement.GetProperty("Steps").GetInt32());
+        var steps = File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt32()).ToArray();
+        Assert.Equal([1, 2, 3, 4, 5, 6], steps); // the resumed run continued the metrics, no step twice
+        using var loaded = Headwise.Loading.ModelLoader.Load(model);
+        Assert.Equal(4097, loaded.Config.VocabSize);
+    }
 }

@@ -24,7 +24,7 @@ public sealed class BenchCommand : ICommand
                    growth through a first forward, relative to the weights' size; target < 1 s and ≤ 1.1×
           importance  (with --importance; minutes) a head-importance scan over every head of the GPT-2-small-shaped model
                    on 1,000 tokens, relative to heads × one full forward; target ≤ 0.6
-          training (with --training) the demo-shaped model (GPT-2 family, 4 layers, d_model 256, 4 heads, seq 128, batch 8):
+          training (with --training) the demo model's shape (GPT-2, 4 layers, d_model 128, 4 heads, vocab 4097, seq 128, batch 16):
                    training tokens/s, and the backward's cost as a multiple of the forward's; target ≤ 2.5×
         Figures are medians of repeated runs after a warm-up. Record them in docs/performance.md with this command.
 

@@ -25,21 +25,37 @@ public sealed record TrainingBenchResult(string Shape, int Batch, int SeqLen, in
 /// <summary>Training speed of a <see cref="TrainableTransformer"/> on random data.</summary>
 public static class TrainingBenchmarks
 {
-    /// <summary>The demo shape: GPT-2 family, 4 layers, d_model 256, 4 heads, sequence 128, byte-level vocabulary.</summary>
-    public static TrainableConfig DemoConfig => new()
+    /// <summary>The bundled demo model's shape (models/demo, <see cref="DemoModelOptions"/>): GPT-2 family, 4 layers,
+    /// d_model 128, 4 heads, sequence 128, its 4,097-token vocabulary, tied embeddings.</summary>
+    public static TrainableConfig DemoConfig
     {
-        Architecture = TrainableArchitecture.Gpt2,
-        VocabSize = 256,
-        DModel = 256,
-        NLayers = 4,
-        NHeads = 4,
-        SeqLen = 128,
-    };
+        get
+        {
+            var d = new DemoModelOptions();
+            return new()
+            {
+                Architecture = TrainableArchitecture.Gpt2,
+                VocabSize = DemoVocabSize,
+                DModel = d.DModel,
+                NLayers = d.Layers,
+                NHeads = d.Heads,
+                SeqLen = d.SeqLen,
+                TiedEmbeddings = true,
+            };
+        }
+    }
+
+    /// <summary>models/demo/tokenizer.json: 256 bytes + 3,840 merges + &lt;|endoftext|&gt;.</summary>
+    public const int DemoVocabSize = 4097;
+
+    /// <summary>Sequences per step of the demo model's training run.</summary>
+    public static int DemoBatch => new DemoModelOptions().Batch;
 
     /// <summary>Times forward, backward and full steps on <paramref name="threads"/> threads (median of <paramref name="reps"/> after a warm-up).</summary>
-    public static TrainingBenchResult Run(TrainableConfig? config = null, int batch = 8, int threads = 2, int reps = 5)
+    public static TrainingBenchResult Run(TrainableConfig? config = null, int batch = 0, int threads = 2, int reps = 5)
     {
         config ??= DemoConfig;
+        batch = batch > 0 ? batch : DemoBatch;
         int T = config.SeqLen;
         int saved = Kernels.Kernels.MaxThreads;
         Kernels.Kernels.MaxThreads = threads;

@@ -14,7 +14,24 @@ public class TrainingBenchmarkTests
         Assert.True(r.ForwardSeconds > 0 && r.BackwardSeconds > 0 && r.StepSeconds > 0);
         Assert.Equal(2 * 16 / r.StepSeconds, r.TokensPerSecond, 6);
         Assert.Equal(r.BackwardSeconds / r.ForwardSeconds, r.BackwardToForward, 6);
-        Assert.Equal(4, TrainingBenchmarks.DemoConfig.NLayers);
-        Assert.Equal(256, TrainingBenchmarks.DemoConfig.DModel);
+    }
+
+    [Fact]
+    public void TheBenchmarkedShapeIsTheBundledDemoModels()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "models", "demo", "config.json")))
+        {
+            dir = dir.Parent;
+        }
+        Assert.NotNull(dir);
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.FullName, "models", "demo", "config.json")));
+        var hf = json.RootElement;
+        var c = TrainingBenchmarks.DemoConfig;
+        Assert.Equal(hf.GetProperty("n_layer").GetInt32(), c.NLayers);
+        Assert.Equal(hf.GetProperty("n_embd").GetInt32(), c.DModel);
+        Assert.Equal(hf.GetProperty("n_head").GetInt32(), c.NHeads);
+        Assert.Equal(hf.GetProperty("vocab_size").GetInt32(), c.VocabSize);
+        Assert.Equal(hf.GetProperty("n_positions").GetInt32(), c.SeqLen);
     }
 }

@@ -11,7 +11,7 @@ public sealed class TrainDemoCommand : ICommand
     public string Help => """
         headwise train-demo --text-file F --tokenizer tokenizer.json --out DIR [--run-dir DIR] [--steps N] [--batch N]
                             [--d-model N] [--layers N] [--heads N] [--seq-len N] [--lr X] [--seed S]
-                    [--checkpoint-every N] [--resume] [--threads N] [--json]
+                    [--repeat-fraction X] [--checkpoint-every N] [--resume] [--threads N] [--json]
 
         Tokenizes the text, trains a GPT-2 (tied embeddings) with the trainer on all but the last 5% of the tokens, and
         writes a Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json) into --out. Training metrics,
@@ -25,6 +25,8 @@ public sealed class TrainDemoCommand : ICommand
           --d-model N, --layers N, --heads N, --seq-len N   shape (defaults 128, 4, 4, 128)
           --lr X          peak learning rate (default 2e-3, cosine schedule, 100 warmup steps)
           --seed S        seed (default 0)
+          --repeat-fraction X    share of training windows that are a text slice followed by its repeat (default 0;
+                          the bundled model used 0.1 so that induction heads form in a short run)
           --checkpoint-every N   write the resumable checkpoint every N steps (default 250)
           --resume        continue the run saved in --run-dir (same text and tokenizer; --steps may extend it)
           --threads N     worker threads (default: all cores)
@@ -53,6 +55,7 @@ public sealed class TrainDemoCommand : ICommand
             Seed = (ulong)args.GetInt("seed", 0, 0),
             CheckpointEvery = args.GetInt("checkpoint-every", d.CheckpointEvery, 1),
             Resume = args.Flag("resume"),
+            RepeatFraction = args.GetDouble("repeat-fraction", 0, 0, 1),
         };
         ModelArgs.ApplyThreads(args);
         bool json = args.Flag("json");

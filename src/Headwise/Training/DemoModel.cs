@@ -5,7 +5,7 @@ namespace Headwise.Training;
 /// <summary>Settings of the bundled demo model (models/demo): a small GPT-2 trained on the State of the Union text.</summary>
 public sealed record DemoModelOptions(int DModel = 128, int Layers = 4, int Heads = 4, int SeqLen = 128, int Steps = 1500,
     int Batch = 16, float LearningRate = 2e-3f, int WarmupSteps = 100, ulong Seed = 0, double HeldOutFraction = 0.05, int EvalEvery = 250,
-    int CheckpointEvery = 250, bool Resume = false);
+    int CheckpointEvery = 250, bool Resume = false, double RepeatFraction = 0);
 
 /// <summary>What <see cref="DemoModel.Train"/> did.</summary>
 public sealed record DemoModelResult(int Tokens, int Parameters, int Steps, float? HeldOutLoss, double Seconds, string ModelDir);
@@ -50,6 +50,7 @@ public static class DemoModel
             EvalEvery = o.EvalEvery,
             EvalBatches = 8,
             CheckpointEvery = o.CheckpointEvery,
+            RepeatFraction = o.RepeatFraction,
         };
         // A long run is resumable: --resume continues from runDir/checkpoint (same data, same schedule) exactly.
         var trainer = o.Resume

@@ -167,7 +167,7 @@ public sealed class Trainer
                 double loss = 0;
                 for (int micro = 0; micro < accum; micro++)
                 {
-                    _data.SampleBatch(_rng, inputs, targets, B);
+                    _data.SampleBatch(_rng, inputs, targets, B, Options.RepeatFraction);
                     loss += Model.Forward(inputs, targets, B, T);
                     Model.Backward(1f / accum);
                 }

@@ -44,6 +44,9 @@ public sealed record TrainerOptions
     public int EvalBatches { get; init; } = 4;
     /// <summary>Write a checkpoint every this many steps (and at the end); 0 = only at the end.</summary>
     public int CheckpointEvery { get; init; }
+    /// <summary>Fraction of training windows that are a slice of the text followed by its repeat (a copying curriculum that
+    /// makes induction heads form in short runs; see <see cref="TrainingData.SampleBatch"/>); 0 = plain windows.</summary>
+    public double RepeatFraction { get; init; }
     /// <summary>Stop (with a checkpoint) after this step, as if interrupted; the schedule still assumes <see cref="Steps"/>.</summary>
     public int? StopAfterStep { get; init; }
 
@@ -85,6 +88,7 @@ public sealed record TrainerOptions
         Need(GradClip >= 0, "gradient clip must not be negative");
         Need(AccumulationSteps > 0, "accumulation steps must be positive");
         Need(EvalEvery >= 0 && EvalBatches > 0 && CheckpointEvery >= 0, "eval and checkpoint intervals must not be negative");
+        Need(RepeatFraction is >= 0 and <= 1, $"repeat fraction must be in [0, 1] (got {RepeatFraction})");
     }
 
     internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };

@@ -31,12 +31,31 @@ public sealed class TrainingData
         }
     }
 
-    /// <summary>Fills inputs and targets (B, T) with B random training windows.</summary>
-    public void SampleBatch(TrainingRng rng, Span<int> inputs, Span<int> targets, int B)
+    /// <summary>
+    /// Fills inputs and targets (B, T) with B random training windows. With <paramref name="repeatFraction"/> &gt; 0, each
+    /// window is, with that probability, a slice of h = T/2 + 1 training tokens followed by the same slice again (a copying
+    /// curriculum: the second half is predictable from the first, which is what induction heads learn); at 0 the RNG is
+    /// drawn exactly as without the option.
+    /// </summary>
+    public void SampleBatch(TrainingRng rng, Span<int> inputs, Span<int> targets, int B, double repeatFraction = 0)
     {
         int T = SeqLen;
         for (int b = 0; b < B; b++)
         {
+            if (repeatFraction > 0 && rng.NextDouble() < repeatFraction)
+            {
+                // window u = s ++ s with |s| = h, 2h = T + 2 ≥ T + 1: inputs = u[..T], targets = u[1..T + 1]
+                int h = (T / 2) + 1;
+                int s0 = rng.NextInt(Train.Length - h + 1);
+                var inp = inputs.Slice(b * T, T);
+                var tgt = targets.Slice(b * T, T);
+                for (int i = 0; i < T; i++)
+                {
+                    inp[i] = Train[s0 + (i % h)];
+                    tgt[i] = Train[s0 + ((i + 1) % h)];
+                }
+                continue;
+            }
             int start = rng.NextInt(Train.Length - T);
             Train.AsSpan(start, T).CopyTo(inputs.Slice(b * T, T));
             Train.AsSpan(start + 1, T).CopyTo(targets.Slice(b * T, T));

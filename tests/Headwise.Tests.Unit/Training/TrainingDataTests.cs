@@ -1,0 +1,58 @@
+using Headwise.Training;
+
+namespace Headwise.Tests.Unit.Training;
+
+/// <summary>The training-window sampler: plain windows are consecutive text, repeat windows are a slice and its copy, and
+/// the option at 0 draws the RNG exactly as before it existed (so earlier runs resume and reproduce bit for bit).</summary>
+public class TrainingDataTests
+{
+    private static readonly int[] Stream = Enumerable.Range(0, 1000).Select(i => (i * 7919) % 997).ToArray();
+
+    [Fact]
+    public void PlainWindowsAreConsecutiveTextAndUnchangedByTheOption()
+    {
+        const int T = 8, B = 16;
+        var data = new TrainingData(Stream, T, 0.1);
+        var (inputs, targets) = (new int[B * T], new int[B * T]);
+        var rng = new TrainingRng(42);
+        data.SampleBatch(rng, inputs, targets, B, repeatFraction: 0);
+        var replay = new TrainingRng(42);
+        for (int b = 0; b < B; b++)
+        {
+            int start = replay.NextInt(data.Train.Length - T); // the sampler's draws, replayed
+            Assert.Equal(data.Train.AsSpan(start, T).ToArray(), inputs.AsSpan(b * T, T).ToArray());
+            Assert.Equal(data.Train.AsSpan(start + 1, T).ToArray(), targets.AsSpan(b * T, T).ToArray());
+        }
+        Assert.Equal(replay.State, rng.State);
+    }
+
+    [Fact]
+    public void RepeatWindowsAreASliceFollowedByItsCopy()
+    {
+        const int T = 9, B = 64, h = (T / 2) + 1;
+        var data = new TrainingData(Stream, T, 0.1);
+        var (inputs, targets) = (new int[B * T], new int[B * T]);
+        data.SampleBatch(new TrainingRng(7), inputs, targets, B, repeatFraction: 1);
+        for (int b = 0; b < B; b++)
+        {
+            var x = inputs.AsSpan(b * T, T);
+            var y = targets.AsSpan(b * T, T);
+            for (int i = 0; i + 1 < T; i++)
+            {
+                Assert.Equal(x[i + 1], y[i]); // next-token targets
+            }
+            for (int i = h; i < T; i++)
+            {
+                Assert.Equal(x[i - h], x[i]); // the second half repeats the first
+            }
+            Assert.Equal(x[(T - h)], y[T - 1]); // the last target continues the copy
+            int s0 = Array.IndexOf(data.Train, x[0]);
+            Assert.True(s0 >= 0 && data.Train.AsSpan(s0, h).SequenceEqual(x[..h]), "the slice is consecutive training text");
+        }
+
+        // a fraction in between mixes both kinds
+        data.SampleBatch(new TrainingRng(7), inputs, targets, B, repeatFraction: 0.5);
+        int repeated = Enumerable.Range(0, B).Count(b => inputs[(b * T) + h] == inputs[b * T] && inputs[(b * T) + h + 1] == inputs[(b * T) + 1]);
+        Assert.InRange(repeated, B / 5, 4 * B / 5);
+    }
+}

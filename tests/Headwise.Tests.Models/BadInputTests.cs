@@ -101,6 +101,18 @@ public sealed class BadInputTests : IDisposable
         Assert.Contains("F64", e.Message);
     }
 
+    [Theory]
+    [InlineData(4097, null)]     // a small vocabulary (Headwise's own GPT-2 exports) has no id 50256: no BOS/EOS
+    [InlineData(50257, 50256)]   // GPT-2's own vocabulary: GPT2Config's default <|endoftext|>
+    public void Gpt2BosAndEosDefaultOnlyToAnIdTheVocabularyHas(int vocab, int? expected)
+    {
+        string f = Path.Combine(_dir, $"gpt2-{vocab}.json");
+        File.WriteAllText(f, $$"""{"model_type": "gpt2", "vocab_size": {{vocab}}, "n_embd": 16, "n_layer": 1, "n_head": 2, "n_positions": 32}""");
+        var c = HfConfigReader.Read(f);
+        Assert.Equal(expected, c.BosTokenId);
+        Assert.Equal(expected, c.EosTokenId);
+    }
+
     [Fact]
     public void MissingTensorAndWrongShapeAreNamed()
     {

@@ -52,11 +52,14 @@ public static class HfConfigReader
         }
         int d = c.Int("n_embd") ?? 768;
         int h = c.Int("n_head") ?? 12;
+        int vocab = c.Int("vocab_size") ?? 50257;
+        // GPT2Config defaults BOS and EOS to 50256, GPT-2's <|endoftext|>; a smaller vocabulary has no such id
+        int? endOfText = vocab > 50256 ? 50256 : null;
         return new ModelConfig
         {
             ModelType = "gpt2",
             Family = ArchitectureFamily.Gpt2,
-            VocabSize = c.Int("vocab_size") ?? 50257,
+            VocabSize = vocab,
             DModel = d,
             NLayers = c.Int("n_layer") ?? 12,
             NHeads = h,
@@ -70,8 +73,8 @@ public static class HfConfigReader
             QkvBias = true,
             OutputBias = true,
             MlpBias = true,
-            BosTokenId = c.Int("bos_token_id") ?? 50256,
-            EosTokenId = c.Int("eos_token_id") ?? 50256,
+            BosTokenId = c.Int("bos_token_id") ?? endOfText,
+            EosTokenId = c.Int("eos_token_id") ?? endOfText,
         };
     }
 

@@ -25,8 +25,8 @@ public sealed class TrainDemoCommand : ICommand
           --d-model N, --layers N, --heads N, --seq-len N   shape (defaults 128, 4, 4, 128)
           --lr X          peak learning rate (default 2e-3, cosine schedule, 100 warmup steps)
           --seed S        seed (default 0)
-          --repeat-fraction X    share of training windows that are a text slice followed by its repeat (default 0;
-                          the bundled model used 0.1 so that induction heads form in a short run)
+          --repeat-fraction X    share of training windows that are a text slice followed by its repeat, a copying
+                          curriculum (default 0; the bundled model uses 0 — see models/demo/README.md)
           --checkpoint-every N   write the resumable checkpoint every N steps (default 250)
           --resume        continue the run saved in --run-dir (same text and tokenizer; --steps may extend it)
           --threads N     worker threads (default: all cores)

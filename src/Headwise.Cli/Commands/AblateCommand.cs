@@ -32,8 +32,8 @@ public sealed class AblateCommand : ICommand
         string headsArg = args.Require("heads", "heads to ablate, e.g. 1.4,9.6");
         var method = InterventionArgs.Method(args);
         var metric = InterventionArgs.Metric(args);
-        var task = InterventionArgs.Task(args);
         using var loaded = ModelArgs.Load(args);
+        var task = InterventionArgs.Task(args, loaded.Tokenizer);
         var heads = HeadId.ParseList(headsArg, loaded.Config.NLayers, loaded.Config.NHeads);
         var target = InterventionArgs.Target(args, loaded, task, metric);
         args.RejectUnknown();

@@ -32,10 +32,10 @@ public sealed class ImportanceCommand : ICommand
         bool json = args.Flag("json");
         var method = InterventionArgs.Method(args);
         var metric = InterventionArgs.Metric(args);
-        var task = InterventionArgs.Task(args);
         int top = args.GetInt("top", 10, 1);
         string? outFile = args.Get("out");
         using var loaded = ModelArgs.Load(args);
+        var task = InterventionArgs.Task(args, loaded.Tokenizer);
         var target = InterventionArgs.Target(args, loaded, task, metric);
         args.RejectUnknown();
         var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);

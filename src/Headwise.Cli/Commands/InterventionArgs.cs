@@ -1,3 +1,4 @@
+using Headwise.Tokenizers;
 using Headwise.Analysis.Interventions;
 using Headwise.Analysis.Tasks;
 using Headwise.Loading;
@@ -35,13 +36,13 @@ public static class InterventionArgs
         var m => throw new UsageException($"--metric must be loss, kl or logit-diff (got '{m}')"),
     };
 
-    /// <summary>Reads the task options (when --task is given).</summary>
-    public static PromptTask? Task(CliArgs args)
+    /// <summary>Reads the task options (when --task is given); the model's tokenizer keeps swapped names equally long.</summary>
+    public static PromptTask? Task(CliArgs args, TextTokenizer? tokenizer)
     {
         string? name = args.Get("task");
         int count = args.GetInt("count", 8, 1, 10_000);
         int seed = args.GetInt("seed", 0, 0);
-        return name is null ? null : TaskLibrary.Create(name, count, seed);
+        return name is null ? null : TaskLibrary.Create(name, count, seed, tokenizer);
     }
 
     public static InterventionTarget Target(CliArgs args, LoadedModel loaded, PromptTask? task, MetricKind metric)

@@ -51,17 +51,18 @@ public sealed class PatchCommand : ICommand
             var w => throw new UsageException($"--what must be z, q, k, v or pattern (got '{w}')"),
         };
         int top = args.GetInt("top", 10, 1);
-        var task = InterventionArgs.Task(args);
+        bool hasTask = args.Has("task");
         string? clean = args.Get("clean"), corrupted = args.Get("corrupted"), answer = args.Get("answer"), wrong = args.Get("wrong");
-        if (task is null && (clean is null || corrupted is null || answer is null || wrong is null))
+        if (!hasTask && (clean is null || corrupted is null || answer is null || wrong is null))
         {
             throw new UsageException("give --clean, --corrupted, --answer and --wrong, or --task NAME");
         }
-        if (task is not null && (clean ?? corrupted ?? answer ?? wrong) is not null)
+        if (hasTask && (clean ?? corrupted ?? answer ?? wrong) is not null)
         {
             throw new UsageException("give either --task or --clean/--corrupted/--answer/--wrong, not both");
         }
         using var loaded = ModelArgs.Load(args);
+        var task = InterventionArgs.Task(args, loaded.Tokenizer);
         args.RejectUnknown();
         var tokenizer = loaded.RequireTokenizer();
         if (task is null)

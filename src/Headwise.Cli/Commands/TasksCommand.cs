@@ -52,7 +52,7 @@ public sealed class TasksCommand : ICommand
             }
             return 0;
         }
-        var task = TaskLibrary.Create(args.Positional[0], count, seed);
+        var task = TaskLibrary.Create(args.Positional[0], count, seed, loaded?.Tokenizer);
         var tokenized = loaded is null ? null : TaskLibrary.Tokenize(task, loaded.RequireTokenizer());
         if (json)
         {

@@ -21,7 +21,13 @@ public static class TaskLibrary
 {
     public static IReadOnlyList<string> Names { get; } = ["induction", "ioi", "factual", "laundry", "greater-than"];
 
-    public static PromptTask Create(string name, int count = 8, int seed = 0)
+    /// <summary>
+    /// The prompts of task <paramref name="name"/>. With a <paramref name="tokenizer"/>, the swapped pairs of ioi (two
+    /// names) and factual (two capitals) are drawn until both encode to the same number of tokens (up to 64 tries), so the
+    /// corrupted prompt keeps the clean one's length — patching needs that, and small vocabularies split names unevenly.
+    /// Without one, the same seed gives the same prompts as always.
+    /// </summary>
+    public static PromptTask Create(string name, int count = 8, int seed = 0, TextTokenizer? tokenizer = null)
     {
         if (count < 1 || count > 10_000)
         {
@@ -30,8 +36,8 @@ public static class TaskLibrary
         return name switch
         {
             "induction" => Induction(count, seed),
-            "ioi" => Ioi(count, seed),
-            "factual" => Factual(count, seed),
+            "ioi" => Ioi(count, seed, tokenizer),
+            "factual" => Factual(count, seed, tokenizer),
             "laundry" => Laundry(count, seed),
             "greater-than" => GreaterThan(count, seed),
             _ => throw new InvalidInputException($"unknown task '{name}' (tasks: {string.Join(", ", Names)})"),
@@ -78,13 +84,13 @@ public static class TaskLibrary
             "mean NLL of the second half's tokens after its first (nats; lower = better copying)", seed, prompts);
     }
 
-    public static PromptTask Ioi(int count, int seed)
+    public static PromptTask Ioi(int count, int seed, TextTokenizer? tokenizer = null)
     {
         var rng = new Random(seed);
         var prompts = new List<TaskPrompt>();
         for (int i = 0; i < count; i++)
         {
-            var two = Pick(rng, PersonNames, 2);
+            var two = PickPair(rng, PersonNames, n => " " + n, tokenizer);
             string t = IoiTemplates[rng.Next(IoiTemplates.Length)];
             string clean = t.Replace("{A}", two[0]).Replace("{B}", two[1]);
             // corrupted: the second mention swapped to the other name (same words, so the same token count), which makes
@@ -97,13 +103,13 @@ public static class TaskLibrary
             "logit(indirect object) − logit(subject) at the last position", seed, prompts);
     }
 
-    public static PromptTask Factual(int count, int seed)
+    public static PromptTask Factual(int count, int seed, TextTokenizer? tokenizer = null)
     {
         var rng = new Random(seed);
         var prompts = new List<TaskPrompt>();
         for (int i = 0; i < count; i++)
         {
-            var two = Pick(rng, Capitals, 2);
+            var two = PickPair(rng, Capitals, c => " " + c.Capital, tokenizer);
             var (country, capital) = two[0];
             string fake = two[1].Capital;
             prompts.Add(new TaskPrompt($"The capital of {country} is {fake}. The capital of {country} is",
@@ -152,6 +158,21 @@ public static class TaskLibrary
     }
 
     private static T[] Pick<T>(Random rng, T[] from, int k) => from.OrderBy(_ => rng.Next()).Take(k).ToArray();
+
+    // two distinct items whose texts encode to equally many tokens (the first draw when there is no tokenizer)
+    private static T[] PickPair<T>(Random rng, T[] from, Func<T, string> text, TextTokenizer? tokenizer)
+    {
+        var two = Pick(rng, from, 2);
+        for (int attempt = 0; tokenizer is not null && attempt < 64; attempt++)
+        {
+            if (tokenizer.Encode(text(two[0]), addSpecial: false).Length == tokenizer.Encode(text(two[1]), addSpecial: false).Length)
+            {
+                break;
+            }
+            two = Pick(rng, from, 2);
+        }
+        return two;
+    }
 
     /// <summary>
     /// Random token ids, then the same ids again: the induction task without a tokenizer (what TransformerLens' induction score

@@ -1,7 +1,7 @@
-using Headwise.Tokenizers;
 using Headwise.Analysis.Interventions;
 using Headwise.Analysis.Tasks;
 using Headwise.Loading;
+using Headwise.Tokenizers;
 
 namespace Headwise.Cli.Commands;
 

@@ -100,15 +100,7 @@ public static class ListRecallExperiment
         int correct = 0;
         for (int b = 0; b < set.Length; b++)
         {
-            var row = logits.Slice(((b * T) + T - 1) * V, V);
-            int best = 0;
-            for (int v = 1; v < V; v++)
-            {
-                if (row[v] > row[best])
-                {
-                    best = v;
-                }
-            }
+            int best = Generation.Sampler.ArgMax(logits.Slice(((b * T) + T - 1) * V, V));
             correct += best == set[b].Targets[^1] ? 1 : 0;
         }
         return new ListRecallPoint(step, loss, (double)correct / set.Length);

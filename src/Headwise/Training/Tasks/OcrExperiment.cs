@@ -104,16 +104,7 @@ public static class OcrExperiment
         int correct = 0;
         for (int b = 0; b < set.Count; b++)
         {
-            var row = logits.Slice(((b * 2) + 1) * n, n);
-            int best = 0;
-            for (int j = 1; j < n; j++)
-            {
-                if (row[j] > row[best])
-                {
-                    best = j;
-                }
-            }
-
+            int best = Generation.Sampler.ArgMax(logits.Slice(((b * 2) + 1) * n, n));
             correct += best == set[b].Targets[1] ? 1 : 0;
         }
 

@@ -166,12 +166,25 @@ public static unsafe class GemmBenchmark
         var times = new double[repetitions];
         for (int r = 0; r < repetitions; r++)
         {
-            long start = Stopwatch.GetTimestamp();
-            action();
-            times[r] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            times[r] = Seconds(action);
         }
-        Array.Sort(times);
-        return Math.Max(times[repetitions / 2], 1e-9);
+        return Math.Max(MedianOf(times), 1e-9);
+    }
+
+    /// <summary>Wall-clock seconds of one call.</summary>
+    internal static double Seconds(Action action)
+    {
+        long start = Stopwatch.GetTimestamp();
+        action();
+        return Stopwatch.GetElapsedTime(start).TotalSeconds;
+    }
+
+    /// <summary>The middle value (the upper one of an even count).</summary>
+    internal static double MedianOf(double[] values)
+    {
+        var sorted = (double[])values.Clone();
+        Array.Sort(sorted);
+        return sorted[sorted.Length / 2];
     }
 
     private static class OpenBlas

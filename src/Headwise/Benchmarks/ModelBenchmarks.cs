@@ -98,26 +98,13 @@ public static class ModelBenchmarks
         }
         for (int i = 0; i < rounds; i++)
         {
-            plain[i] = Time(() => model.Forward(input));
-            ratios[0][i] = Time(() => model.Forward(input, noop)) / plain[i];
-            ratios[1][i] = Time(() => model.RunWithCache(input)) / plain[i];
-            ratios[2][i] = Time(() => model.RunWithCache(input, reuse: reuse)) / plain[i];
+            plain[i] = GemmBenchmark.Seconds(() => model.Forward(input));
+            ratios[0][i] = GemmBenchmark.Seconds(() => model.Forward(input, noop)) / plain[i];
+            ratios[1][i] = GemmBenchmark.Seconds(() => model.RunWithCache(input)) / plain[i];
+            ratios[2][i] = GemmBenchmark.Seconds(() => model.RunWithCache(input, reuse: reuse)) / plain[i];
         }
-        double p = MedianOf(plain);
-        return new HookOverheadResult(p, p * MedianOf(ratios[0]), p * MedianOf(ratios[1]), p * MedianOf(ratios[2]));
-    }
-
-    private static double Time(Action run)
-    {
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        run();
-        return sw.Elapsed.TotalSeconds;
-    }
-
-    private static double MedianOf(double[] xs)
-    {
-        var sorted = xs.Order().ToArray();
-        return sorted[sorted.Length / 2];
+        double p = GemmBenchmark.MedianOf(plain);
+        return new HookOverheadResult(p, p * GemmBenchmark.MedianOf(ratios[0]), p * GemmBenchmark.MedianOf(ratios[1]), p * GemmBenchmark.MedianOf(ratios[2]));
     }
 
     /// <summary>Writes a random F32 checkpoint of <paramref name="config"/> to <paramref name="dir"/>, then times loading it and

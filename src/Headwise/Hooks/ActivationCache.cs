@@ -32,13 +32,14 @@ public sealed class ActivationCache
     /// every value is overwritten by the copy.</summary>
     internal void StoreCopy(ActivationView activation)
     {
-        var src = activation.Data.Span;
-        if (!_tensors.TryGetValue(activation.Name, out var t) || !t.Shape.AsSpan().SequenceEqual(activation.Shape))
+        if (_tensors.TryGetValue(activation.Name, out var t) && t.Shape.AsSpan().SequenceEqual(activation.Shape))
         {
-            t = new Tensor(GC.AllocateUninitializedArray<float>(src.Length), (int[])activation.Shape.Clone());
-            _tensors[activation.Name] = t;
+            activation.Data.Span.CopyTo(t.Data);
         }
-        src.CopyTo(t.Data);
+        else
+        {
+            _tensors[activation.Name] = activation.ToTensor();
+        }
     }
 
     /// <summary>Drops the tensors not in <paramref name="keep"/> (a refilled cache holds exactly what the last run stored).</summary>

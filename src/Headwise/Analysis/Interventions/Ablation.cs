@@ -138,10 +138,11 @@ public static class Ablation
             int zRow = c.NHeads * c.DHead;
             var sums = Enumerable.Range(0, c.NLayers).Select(_ => new double[zRow]).ToArray();
             long positions = 0;
+            var zs = new ActivationCache(); // refilled item by item: only the sums are kept
             for (int i = 0; i < target.Items.Count; i++)
             {
                 cancel.ThrowIfCancellationRequested();
-                var (_, cache) = model.RunWithCache(ModelInput.Single(target.Items[i]), IsZ);
+                var (_, cache) = model.RunWithCache(ModelInput.Single(target.Items[i]), IsZ, reuse: zs);
                 for (int l = 0; l < c.NLayers; l++)
                 {
                     var z = cache[$"blocks.{l}.attn.hook_z"].Data;

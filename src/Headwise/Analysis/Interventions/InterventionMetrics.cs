@@ -72,24 +72,20 @@ public static class InterventionMetrics
             throw new InvalidInputException($"no tokens to score between positions {from} and {to}");
         }
         int vocabSize = vocab;
-        double total = SumRows(to - from, vocab, (r, rows) =>
+        double total = SumRows(to - from, vocab, (r, rows, _) =>
         {
             int t = from + r;
             var row = rows.Slice((t - 1) * vocabSize, vocabSize);
             return LogSumExp(row) - row[tokens[t]];
-        }, logits);
+        }, logits, default);
         return total / (to - from);
     }
 
-    private delegate double RowTerm(int r, ReadOnlySpan<float> a);
-    private delegate double RowTerm2(int r, ReadOnlySpan<float> a, ReadOnlySpan<float> b);
+    private delegate double RowTerm(int r, ReadOnlySpan<float> a, ReadOnlySpan<float> b);
 
     // Σ_r term(r) over R rows, split across threads when the rows are many (each thread sums a contiguous block; the blocks
     // are added in order, so the result does not depend on the thread count's timing)
-    private static unsafe double SumRows(int R, int vocab, RowTerm term, ReadOnlySpan<float> a) =>
-        SumRows(R, vocab, (r, x, _) => term(r, x), a, default);
-
-    private static unsafe double SumRows(int R, int vocab, RowTerm2 term, ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    private static unsafe double SumRows(int R, int vocab, RowTerm term, ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         int threads = (long)R * vocab < (1L << 20) ? 1 : Math.Min(Kernels.Kernels.MaxThreads, R);
         var partial = new double[Math.Max(threads, 1)];

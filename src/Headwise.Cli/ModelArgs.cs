@@ -1,3 +1,4 @@
+using Headwise.Compute;
 using Headwise.Loading;
 
 namespace Headwise.Cli;
@@ -21,7 +22,7 @@ public static class ModelArgs
     }
 
     public static void ApplyThreads(CliArgs args) =>
-        Kernels.Kernels.MaxThreads = args.GetInt("threads", Environment.ProcessorCount, 1, 1024);
+        Kernels.MaxThreads = args.GetInt("threads", Environment.ProcessorCount, 1, 1024);
 
     /// <summary>Maps a --model value to a local path: an existing path, else the Hugging Face cache, else a download
     /// from the Hub (unless HF_HUB_OFFLINE=1). Progress goes to stderr.</summary>

@@ -143,7 +143,7 @@ public sealed class TrainingTasksCliTests : IDisposable
         Assert.Equal(6, doc.RootElement.GetProperty("Steps").GetInt32());
         var steps = File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt32()).ToArray();
         Assert.Equal([1, 2, 3, 4, 5, 6], steps); // the resumed run continued the metrics, no step twice
-        using var loaded = Headwise.Loading.ModelLoader.Load(model);
+        using var loaded = ModelLoader.Load(model);
         Assert.Equal(4097, loaded.Config.VocabSize);
     }
 }

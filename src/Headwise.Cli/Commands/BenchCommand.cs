@@ -1,4 +1,5 @@
 using Headwise.Benchmarks;
+using Headwise.Compute;
 using Headwise.Loading;
 
 namespace Headwise.Cli.Commands;
@@ -51,7 +52,7 @@ public sealed class BenchCommand : ICommand
         ModelArgs.ApplyThreads(args);
         int tokens = args.GetInt("tokens", quick ? 64 : 512, 1, 1024);
         args.RejectUnknown();
-        int threads = Kernels.Kernels.MaxThreads;
+        int threads = Kernels.MaxThreads;
 
         void Progress(string what)
         {

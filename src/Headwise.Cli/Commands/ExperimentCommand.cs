@@ -1,5 +1,5 @@
 using System.Globalization;
-using Headwise.Training.Tasks;
+using Headwise.Training.Experiments;
 
 namespace Headwise.Cli.Commands;
 

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Headwise.Kernels;
+using Headwise.Compute;
 
 namespace Headwise.Loading;
 

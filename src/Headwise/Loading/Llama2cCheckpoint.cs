@@ -1,4 +1,4 @@
-using Headwise.Kernels;
+using Headwise.Compute;
 
 namespace Headwise.Loading;
 

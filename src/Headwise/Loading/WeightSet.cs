@@ -1,4 +1,4 @@
-using Headwise.Kernels;
+using Headwise.Compute;
 
 namespace Headwise.Loading;
 
@@ -127,11 +127,11 @@ public sealed unsafe class WeightSet : IDisposable
                     var src = new ReadOnlySpan<ushort>(p, n);
                     if (entry.DType == TensorDType.F16)
                     {
-                        Kernels.Kernels.HalfToSingle(src, dst);
+                        Kernels.HalfToSingle(src, dst);
                     }
                     else
                     {
-                        Kernels.Kernels.BFloat16ToSingle(src, dst);
+                        Kernels.BFloat16ToSingle(src, dst);
                     }
                     ConvertedBytes += n * 4L;
                     return new Weight(name, shape, Weight.Unsafe_AsPointer(dst), dst);

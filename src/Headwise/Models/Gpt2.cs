@@ -1,7 +1,7 @@
+using Headwise.Compute;
 using Headwise.Hooks;
-using Headwise.Kernels;
 using Headwise.Loading;
-using static Headwise.Kernels.Kernels;
+using static Headwise.Compute.Kernels;
 
 namespace Headwise.Models;
 

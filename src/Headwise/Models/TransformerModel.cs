@@ -1,7 +1,7 @@
+using Headwise.Compute;
 using Headwise.Hooks;
-using Headwise.Kernels;
 using Headwise.Loading;
-using static Headwise.Kernels.Kernels;
+using static Headwise.Compute.Kernels;
 
 namespace Headwise.Models;
 
@@ -548,7 +548,7 @@ public abstract class TransformerModel : IDisposable
             bool wantScores = Hooked(L, HookKind.AttnScores), wantPattern = Hooked(L, HookKind.Pattern);
             for (int b = 0; b < B; b++)
             {
-                Kernels.Kernels.Attention(S.Q.AsSpan(b * T * NH * HD, T * NH * HD), kc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
+                Kernels.Attention(S.Q.AsSpan(b * T * NH * HD, T * NH * HD), kc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
                     vc.AsSpan(b * _capacity * kvRow, S_ * kvRow), S.Z.AsSpan(b * T * NH * HD, T * NH * HD),
                     T, S_, NH, NKV, HD, past, scale, _keyMask.AsSpan(b * _capacity, S_), window,
                     wantScores ? S.Scores.AsSpan(b * per, per) : default, wantPattern ? S.Pattern.AsSpan(b * per, per) : default);

@@ -1,6 +1,6 @@
 using Headwise.Loading;
 using Headwise.Training.Layers;
-using K = Headwise.Kernels.Kernels;
+using K = Headwise.Compute.Kernels;
 
 namespace Headwise.Training;
 

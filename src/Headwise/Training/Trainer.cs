@@ -10,7 +10,7 @@ namespace Headwise.Training;
 /// clipping, gradient accumulation, held-out evaluation, atomic checkpoints that resume exactly, metrics.jsonl and loss.png.
 /// </summary>
 /// <remarks>
-/// Deterministic: the same seed gives bitwise the same losses for any <see cref="Kernels.Kernels.MaxThreads"/>, and a run
+/// Deterministic: the same seed gives bitwise the same losses for any <see cref="Kernels.MaxThreads"/>, and a run
 /// resumed from its step-k checkpoint continues bitwise as the uninterrupted run would. Output directory layout:
 /// <c>OUT/checkpoint/</c> (see <see cref="TrainingCheckpoint"/>), <c>OUT/metrics.jsonl</c>, <c>OUT/loss.png</c>.
 /// </remarks>

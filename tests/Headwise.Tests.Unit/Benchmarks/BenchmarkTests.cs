@@ -1,5 +1,5 @@
 using Headwise.Benchmarks;
-using Headwise.Tests.Unit.Kernels;
+using Headwise.Tests.Unit.Compute;
 
 namespace Headwise.Tests.Unit.Benchmarks;
 

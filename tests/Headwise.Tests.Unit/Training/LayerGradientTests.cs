@@ -185,7 +185,7 @@ public class LayerGradientTests
     {
         int N = 6, H = 2, HD = 8, T = 3;
         var r = new Random(7);
-        var (cos, sin) = Headwise.Kernels.Kernels.RopeTables(T, HD, 10000);
+        var (cos, sin) = Headwise.Compute.Kernels.RopeTables(T, HD, 10000);
         int[] pos = [0, 1, 2, 0, 1, 2];
         var x = Rand(r, N * H * HD);
         var dout = Rand(r, N * H * HD);

@@ -1,6 +1,6 @@
 using System.IO.Compression;
 using Headwise.Training;
-using Headwise.Training.Tasks;
+using Headwise.Training.Experiments;
 
 namespace Headwise.Tests.Unit.Training;
 

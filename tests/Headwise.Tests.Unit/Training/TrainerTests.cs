@@ -56,9 +56,9 @@ public class TrainerTests
     {
         float[] Run(int threads)
         {
-            int saved = Headwise.Kernels.Kernels.MaxThreads;
-            Headwise.Kernels.Kernels.MaxThreads = threads;
-            Headwise.Kernels.Kernels.ForceParallel = threads > 1; // even these small matmuls take the multi-threaded path
+            int saved = Headwise.Compute.Kernels.MaxThreads;
+            Headwise.Compute.Kernels.MaxThreads = threads;
+            Headwise.Compute.Kernels.ForceParallel = threads > 1; // even these small matmuls take the multi-threaded path
             try
             {
                 var cfg = Tiny() with { DModel = 32, NHeads = 4, SeqLen = 16, DMlp = 64 };
@@ -67,8 +67,8 @@ public class TrainerTests
             }
             finally
             {
-                Headwise.Kernels.Kernels.MaxThreads = saved;
-                Headwise.Kernels.Kernels.ForceParallel = false;
+                Headwise.Compute.Kernels.MaxThreads = saved;
+                Headwise.Compute.Kernels.ForceParallel = false;
             }
         }
         var one = Run(1);

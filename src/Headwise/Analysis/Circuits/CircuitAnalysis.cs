@@ -1,3 +1,4 @@
+using Headwise.Compute;
 using Headwise.Loading;
 using Headwise.Models;
 using MathNet.Numerics.LinearAlgebra;
@@ -109,9 +110,9 @@ public static class CircuitAnalysis
         int C = ov.Rows, D = ov.A.ColumnCount;
         // B·G·A in float through the engine's GEMM: GA (C × D) = G·A, then small (D × D) = B·GA
         var ga = new float[C * D];
-        Kernels.Kernels.MatMul(g, RowMajor(ov.A), [], ga, C, C, D, Kernels.WeightLayout.InOut);
+        Kernels.MatMul(g, RowMajor(ov.A), [], ga, C, C, D, WeightLayout.InOut);
         var small = new float[D * D];
-        Kernels.Kernels.MatMul(RowMajor(ov.B), ga, [], small, D, C, D, Kernels.WeightLayout.InOut);
+        Kernels.MatMul(RowMajor(ov.B), ga, [], small, D, C, D, WeightLayout.InOut);
         // Σλ/Σ|λ| does not change with scale: normalise to max |entry| = 1 before the eigen-solver. A circuit that is zero up
         // to float rounding (‖B·G·A‖ below 1e-6 of ‖B‖·‖G·A‖, e.g. a head writing a subspace the unembedding never reads) is
         // nilpotent noise on which the solver stalls: it copies nothing, score 0, as for an exactly zero circuit.
@@ -195,7 +196,7 @@ public static class CircuitAnalysis
                     scores[i][j] = 0;
                     continue;
                 }
-                Kernels.Kernels.MatMul(leftB[i], rightA[j], [], middle, d, C, dj, Kernels.WeightLayout.InOut);
+                Kernels.MatMul(leftB[i], rightA[j], [], middle, d, C, dj, WeightLayout.InOut);
                 var m = Matrix<double>.Build.Dense(d, dj, (r, c) => middle[r * dj + c]);
                 scores[i][j] = (ov[i].RA * m * right[j].RB.Transpose()).FrobeniusNorm() / denom;
             }

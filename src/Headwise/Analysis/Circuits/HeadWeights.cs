@@ -1,3 +1,4 @@
+using Headwise.Compute;
 using Headwise.Loading;
 using MathNet.Numerics.LinearAlgebra;
 
@@ -73,7 +74,7 @@ public sealed record HeadWeights(HeadId Head, Matrix<double> WQ, Matrix<double> 
                 }
             }
             // part (C × C) = u (C × n) · W_E[v0 .. v0+n] (n × C)
-            Kernels.Kernels.MatMul(u.AsSpan(0, C * n), embed.Span.Slice(v0 * C, n * C), [], part, C, n, C, Kernels.WeightLayout.InOut);
+            Kernels.MatMul(u.AsSpan(0, C * n), embed.Span.Slice(v0 * C, n * C), [], part, C, n, C, WeightLayout.InOut);
             for (int i = 0; i < C; i++)
             {
                 for (int j = 0; j < C; j++)

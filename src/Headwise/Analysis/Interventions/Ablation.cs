@@ -1,3 +1,4 @@
+using Headwise.Compute;
 using Headwise.Hooks;
 using Headwise.Models;
 
@@ -302,8 +303,8 @@ public static class Ablation
                     }
                 }
                 // delta: (T, C) = diff (T, HD) · W_O[h] (HD, C)
-                Kernels.Kernels.MatMul(diff, wO.Slice(h * HD * C, HD * C), default, delta, T, HD, C, Kernels.WeightLayout.InOut);
-                Kernels.Kernels.Add(resid, delta, resid);
+                Kernels.MatMul(diff, wO.Slice(h * HD * C, HD * C), default, delta, T, HD, C, WeightLayout.InOut);
+                Kernels.Add(resid, delta, resid);
             }
             return resid;
         }

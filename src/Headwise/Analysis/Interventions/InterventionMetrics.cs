@@ -1,4 +1,5 @@
 using System.Numerics;
+using Headwise.Compute;
 
 namespace Headwise.Analysis.Interventions;
 
@@ -87,7 +88,7 @@ public static class InterventionMetrics
     // are added in order, so the result does not depend on the thread count's timing)
     private static unsafe double SumRows(int R, int vocab, RowTerm term, ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
-        int threads = (long)R * vocab < (1L << 20) ? 1 : Math.Min(Kernels.Kernels.MaxThreads, R);
+        int threads = (long)R * vocab < (1L << 20) ? 1 : Math.Min(Kernels.MaxThreads, R);
         var partial = new double[Math.Max(threads, 1)];
         fixed (float* pa = a, pb = b)
         {

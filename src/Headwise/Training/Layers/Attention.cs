@@ -1,4 +1,4 @@
-using K = Headwise.Kernels.Kernels;
+using K = Headwise.Compute.Kernels;
 
 namespace Headwise.Training.Layers;
 

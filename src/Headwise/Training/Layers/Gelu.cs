@@ -1,5 +1,5 @@
 using System.Numerics;
-using K = Headwise.Kernels.Kernels;
+using K = Headwise.Compute.Kernels;
 
 namespace Headwise.Training.Layers;
 

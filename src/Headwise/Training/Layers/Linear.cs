@@ -1,5 +1,5 @@
-using Headwise.Kernels;
-using K = Headwise.Kernels.Kernels;
+using Headwise.Compute;
+using K = Headwise.Compute.Kernels;
 
 namespace Headwise.Training.Layers;
 

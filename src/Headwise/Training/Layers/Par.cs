@@ -1,6 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using Headwise.Kernels;
+using Headwise.Compute;
 
 namespace Headwise.Training.Layers;
 
@@ -12,7 +12,7 @@ namespace Headwise.Training.Layers;
 // Parallel loops only ever split work whose outputs are disjoint, and each reduction runs in a fixed order inside one
 // task, so results are bitwise the same for any thread count.
 
-/// <summary>Small helpers shared by the layers: a parallel for-loop bounded by <see cref="Kernels.Kernels.MaxThreads"/> and vector loops.</summary>
+/// <summary>Small helpers shared by the layers: a parallel for-loop bounded by <see cref="Kernels.MaxThreads"/> and vector loops.</summary>
 internal static class Par
 {
     private static readonly ParallelOptions s_options = new();
@@ -20,7 +20,7 @@ internal static class Par
     /// <summary>Runs body(i) for i in [0, n), split over at most MaxThreads threads when the work is large enough.</summary>
     public static void For(int n, long workPerItem, Action<int> body)
     {
-        int threads = Kernels.Kernels.MaxThreads;
+        int threads = Kernels.MaxThreads;
         if (threads <= 1 || n <= 1 || (long)n * workPerItem < 32_768)
         {
             for (int i = 0; i < n; i++)

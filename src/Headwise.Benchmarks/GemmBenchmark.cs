@@ -1,0 +1,243 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using Headwise.Compute.Reference;
+using K = Headwise.Compute.Kernels;
+
+namespace Headwise.Benchmarks;
+
+/// <summary>GEMM throughput, in GFLOP/s (2·n³ flops per product). A null OpenBLAS figure means the library was not available.</summary>
+/// <param name="N">Matrix size of the main measurements (n × n · n × n).</param>
+/// <param name="Threads">Thread count of the multi-threaded measurements.</param>
+/// <param name="OursSingleThread">Kernels.MatMul, one thread, median GFLOP/s.</param>
+/// <param name="OursMultiThread">Kernels.MatMul with <paramref name="Threads"/> threads, median GFLOP/s.</param>
+/// <param name="NaiveN">Size at which the scalar twin was timed (it is too slow for n).</param>
+/// <param name="NaiveSingleThread">ScalarKernels.MatMul GFLOP/s at <paramref name="NaiveN"/>.</param>
+/// <param name="OpenBlasSingleThread">cblas_sgemm from libopenblas, one thread; null when not available.</param>
+/// <param name="OpenBlasMultiThread">cblas_sgemm with <paramref name="Threads"/> threads; null when not available.</param>
+/// <param name="OpenBlasStatus">"ok", or why OpenBLAS was not measured.</param>
+/// <param name="Isa">The SIMD width the kernels dispatched to.</param>
+/// <param name="FmaPeakSingleThread">One core's measured FMA throughput at that width (16 independent FMA chains, no memory), GFLOP/s.</param>
+public sealed record GemmBenchmarkResult(
+    int N, int Threads,
+    double OursSingleThread, double OursMultiThread,
+    int NaiveN, double NaiveSingleThread,
+    double? OpenBlasSingleThread, double? OpenBlasMultiThread, string OpenBlasStatus,
+    string Isa, double FmaPeakSingleThread);
+
+/// <summary>Measures Kernels.MatMul against its scalar twin and against OpenBLAS (loaded at run time if installed).</summary>
+public static unsafe class GemmBenchmark
+{
+    /// <summary>Runs the benchmark: a warm-up, then the median of <paramref name="repetitions"/> timed products per configuration.</summary>
+    public static GemmBenchmarkResult Run(int n = 1024, int threads = 0, int repetitions = 5)
+    {
+        if (n < 1) throw new ArgumentOutOfRangeException(nameof(n), "n must be at least 1");
+        if (threads <= 0) threads = Environment.ProcessorCount;
+        repetitions = Math.Max(1, repetitions);
+        var rng = new Random(1234);
+        float[] a = RandomArray(rng, n * n), b = RandomArray(rng, n * n), c = new float[n * n];
+        double flops = 2.0 * n * n * n;
+
+        int saved = K.MaxThreads;
+        double ours1, oursMt;
+        try
+        {
+            K.MaxThreads = 1;
+            ours1 = flops / Median(repetitions, () => K.MatMul(a, b, default, c, n, n, n, Headwise.Compute.WeightLayout.InOut)) / 1e9;
+            K.MaxThreads = threads;
+            oursMt = flops / Median(repetitions, () => K.MatMul(a, b, default, c, n, n, n, Headwise.Compute.WeightLayout.InOut)) / 1e9;
+        }
+        finally
+        {
+            K.MaxThreads = saved;
+        }
+
+        // the scalar twin is ~100× slower: time it at a size that takes well under a second
+        int naiveN = Math.Min(n, 192);
+        float[] na = RandomArray(rng, naiveN * naiveN), nb = RandomArray(rng, naiveN * naiveN), nc = new float[naiveN * naiveN];
+        double naive = 2.0 * naiveN * naiveN * naiveN
+            / Median(Math.Min(repetitions, 3), () => ScalarKernels.MatMul(na, nb, default, nc, naiveN, naiveN, naiveN, Headwise.Compute.WeightLayout.InOut)) / 1e9;
+
+        double? blas1 = null, blasMt = null;
+        string status;
+        if (OpenBlas.TryLoad(out status))
+        {
+            OpenBlas.SetThreads(1);
+            blas1 = flops / Median(repetitions, () => OpenBlas.Sgemm(a, b, c, n)) / 1e9;
+            OpenBlas.SetThreads(threads);
+            blasMt = flops / Median(repetitions, () => OpenBlas.Sgemm(a, b, c, n)) / 1e9;
+        }
+
+        string isa = Vector512.IsHardwareAccelerated ? "Vector512"
+            : Vector256.IsHardwareAccelerated ? "Vector256"
+            : Vector128.IsHardwareAccelerated ? "Vector128" : "scalar";
+        return new GemmBenchmarkResult(n, threads, ours1, oursMt, naiveN, naive, blas1, blasMt, status, isa, FmaPeak());
+    }
+
+    // 16 independent FMA chains hide the FMA latency, so this measures the issue rate: the ceiling for any GEMM.
+    private static double FmaPeak()
+    {
+        const long iterations = 10_000_000;
+        FmaChains(1000); // JIT and clock warm-up
+        double best = double.MaxValue;
+        for (int r = 0; r < 3; r++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            s_peakSink = FmaChains(iterations);
+            best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+        int lanes = Vector512.IsHardwareAccelerated ? 16 : Vector256.IsHardwareAccelerated ? 8 : 4;
+        return iterations * 16.0 * lanes * 2 / Math.Max(best, 1e-9) / 1e9;
+    }
+
+    private static float s_peakSink;
+
+    // kept free of calls so the 16 accumulators live in registers
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
+    private static float FmaChains(long iterations)
+    {
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> a0 = Vector512.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+                a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+            Vector512<float> m = Vector512.Create(0.9999999f), c = Vector512.Create(1e-7f);
+            for (long i = 0; i < iterations; i++)
+            {
+                a0 = Vector512.FusedMultiplyAdd(a0, m, c); a1 = Vector512.FusedMultiplyAdd(a1, m, c);
+                a2 = Vector512.FusedMultiplyAdd(a2, m, c); a3 = Vector512.FusedMultiplyAdd(a3, m, c);
+                a4 = Vector512.FusedMultiplyAdd(a4, m, c); a5 = Vector512.FusedMultiplyAdd(a5, m, c);
+                a6 = Vector512.FusedMultiplyAdd(a6, m, c); a7 = Vector512.FusedMultiplyAdd(a7, m, c);
+                a8 = Vector512.FusedMultiplyAdd(a8, m, c); a9 = Vector512.FusedMultiplyAdd(a9, m, c);
+                a10 = Vector512.FusedMultiplyAdd(a10, m, c); a11 = Vector512.FusedMultiplyAdd(a11, m, c);
+                a12 = Vector512.FusedMultiplyAdd(a12, m, c); a13 = Vector512.FusedMultiplyAdd(a13, m, c);
+                a14 = Vector512.FusedMultiplyAdd(a14, m, c); a15 = Vector512.FusedMultiplyAdd(a15, m, c);
+            }
+            return Vector512.Sum((((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) + (((a8 + a9) + (a10 + a11)) + ((a12 + a13) + (a14 + a15))));
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> a0 = Vector256.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+                a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+            Vector256<float> m = Vector256.Create(0.9999999f), c = Vector256.Create(1e-7f);
+            for (long i = 0; i < iterations; i++)
+            {
+                a0 = Vector256.MultiplyAddEstimate(a0, m, c); a1 = Vector256.MultiplyAddEstimate(a1, m, c);
+                a2 = Vector256.MultiplyAddEstimate(a2, m, c); a3 = Vector256.MultiplyAddEstimate(a3, m, c);
+                a4 = Vector256.MultiplyAddEstimate(a4, m, c); a5 = Vector256.MultiplyAddEstimate(a5, m, c);
+                a6 = Vector256.MultiplyAddEstimate(a6, m, c); a7 = Vector256.MultiplyAddEstimate(a7, m, c);
+                a8 = Vector256.MultiplyAddEstimate(a8, m, c); a9 = Vector256.MultiplyAddEstimate(a9, m, c);
+                a10 = Vector256.MultiplyAddEstimate(a10, m, c); a11 = Vector256.MultiplyAddEstimate(a11, m, c);
+                a12 = Vector256.MultiplyAddEstimate(a12, m, c); a13 = Vector256.MultiplyAddEstimate(a13, m, c);
+                a14 = Vector256.MultiplyAddEstimate(a14, m, c); a15 = Vector256.MultiplyAddEstimate(a15, m, c);
+            }
+            return Vector256.Sum((((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) + (((a8 + a9) + (a10 + a11)) + ((a12 + a13) + (a14 + a15))));
+        }
+        {
+            Vector128<float> a0 = Vector128.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+                a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+            Vector128<float> m = Vector128.Create(0.9999999f), c = Vector128.Create(1e-7f);
+            for (long i = 0; i < iterations; i++)
+            {
+                a0 = Vector128.MultiplyAddEstimate(a0, m, c); a1 = Vector128.MultiplyAddEstimate(a1, m, c);
+                a2 = Vector128.MultiplyAddEstimate(a2, m, c); a3 = Vector128.MultiplyAddEstimate(a3, m, c);
+                a4 = Vector128.MultiplyAddEstimate(a4, m, c); a5 = Vector128.MultiplyAddEstimate(a5, m, c);
+                a6 = Vector128.MultiplyAddEstimate(a6, m, c); a7 = Vector128.MultiplyAddEstimate(a7, m, c);
+                a8 = Vector128.MultiplyAddEstimate(a8, m, c); a9 = Vector128.MultiplyAddEstimate(a9, m, c);
+                a10 = Vector128.MultiplyAddEstimate(a10, m, c); a11 = Vector128.MultiplyAddEstimate(a11, m, c);
+                a12 = Vector128.MultiplyAddEstimate(a12, m, c); a13 = Vector128.MultiplyAddEstimate(a13, m, c);
+                a14 = Vector128.MultiplyAddEstimate(a14, m, c); a15 = Vector128.MultiplyAddEstimate(a15, m, c);
+            }
+            return Vector128.Sum((((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) + (((a8 + a9) + (a10 + a11)) + ((a12 + a13) + (a14 + a15))));
+        }
+    }
+
+    private static float[] RandomArray(Random rng, int length)
+    {
+        var data = new float[length];
+        for (int i = 0; i < data.Length; i++) data[i] = (float)(rng.NextDouble() * 2 - 1);
+        return data;
+    }
+
+    // one untimed warm-up (JIT tiering, page faults, pack buffers), then the median of the timed runs, in seconds
+    internal static double Median(int repetitions, Action action)
+    {
+        action();
+        var times = new double[repetitions];
+        for (int r = 0; r < repetitions; r++)
+        {
+            times[r] = Seconds(action);
+        }
+        return Math.Max(MedianOf(times), 1e-9);
+    }
+
+    /// <summary>Wall-clock seconds of one call.</summary>
+    internal static double Seconds(Action action)
+    {
+        long start = Stopwatch.GetTimestamp();
+        action();
+        return Stopwatch.GetElapsedTime(start).TotalSeconds;
+    }
+
+    /// <summary>The middle value (the upper one of an even count).</summary>
+    internal static double MedianOf(double[] values)
+    {
+        var sorted = (double[])values.Clone();
+        Array.Sort(sorted);
+        return sorted[sorted.Length / 2];
+    }
+
+    private static class OpenBlas
+    {
+        private const int RowMajor = 101, NoTrans = 111;
+        private static bool s_tried, s_loaded;
+        private static string s_status = "not tried";
+        private static delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void> s_sgemm;
+        private static delegate* unmanaged<int, void> s_setThreads;
+
+        public static bool TryLoad(out string status)
+        {
+            if (!s_tried)
+            {
+                s_tried = true;
+                s_status = "not available: libopenblas.so.0 not found";
+                foreach (var name in new[] { "libopenblas.so.0", "libopenblas.so", "libopenblas" })
+                {
+                    if (NativeLibrary.TryLoad(name, out var handle))
+                    {
+                        if (NativeLibrary.TryGetExport(handle, "cblas_sgemm", out var sgemm))
+                        {
+                            s_sgemm = (delegate* unmanaged<int, int, int, int, int, int, float, float*, int, float*, int, float, float*, int, void>)sgemm;
+                            if (NativeLibrary.TryGetExport(handle, "openblas_set_num_threads", out var set))
+                            {
+                                s_setThreads = (delegate* unmanaged<int, void>)set;
+                            }
+                            s_loaded = true;
+                            s_status = "ok";
+                        }
+                        else
+                        {
+                            s_status = $"not available: {name} has no cblas_sgemm";
+                        }
+                        break;
+                    }
+                }
+            }
+            status = s_status;
+            return s_loaded;
+        }
+
+        public static void SetThreads(int threads)
+        {
+            if (s_setThreads != null) s_setThreads(threads);
+        }
+
+        public static void Sgemm(float[] a, float[] b, float[] c, int n)
+        {
+            fixed (float* pa = a, pb = b, pc = c)
+            {
+                s_sgemm(RowMajor, NoTrans, NoTrans, n, n, n, 1f, pa, n, pb, n, 0f, pc, n);
+            }
+        }
+    }
+}

@@ -1,0 +1,295 @@
+namespace Headwise.Training.Experiments;
+
+/// <summary>A token sequence with a next-token target per position (−1: no loss there).</summary>
+public sealed record TokenExample(int[] Tokens, int[] Targets);
+
+/// <summary>A repeated-sequence sample: the copy of length <see cref="Period"/> starts at <see cref="Start"/> and repeats
+/// right after it.</summary>
+public sealed record InductionExample(int[] Tokens, int[] Targets, int Start, int Period);
+
+/// <summary>
+/// Repeated random sequences (the induction task): [BOS, r₁…r_p, s₁…s_L, s₁…s_L] of fixed length 2·H+1, with the period
+/// L uniform in [⌈H/2⌉, H], a random prefix r filling the rest, and all tokens uniform over 1…V−1; the target at each
+/// position is the next token. Varying L and the prefix means no fixed positional offset finds the earlier copy: the
+/// second copy is predictable only by looking back at what followed the same token earlier — what an induction head does.
+/// </summary>
+public sealed class InductionTask(int vocab, int half)
+{
+    public const int Bos = 0;
+
+    public int Vocab { get; } = vocab >= 3 ? vocab : throw new InvalidInputException($"--vocab: {vocab} is too small for the induction task (need ≥ 3).");
+    public int Half { get; } = half >= 4 ? half : throw new InvalidInputException($"--half: {half} is too short for the induction task (need ≥ 4).");
+    public int Length => (2 * Half) + 1;
+
+    public InductionExample Sample(Random rng)
+    {
+        int period = ((Half + 1) / 2) + rng.Next(Half - ((Half + 1) / 2) + 1);
+        int start = Length - (2 * period);
+        var toks = new int[Length];
+        toks[0] = Bos;
+        for (int i = 1; i < start; i++)
+        {
+            toks[i] = 1 + rng.Next(Vocab - 1);
+        }
+
+        for (int i = 0; i < period; i++)
+        {
+            toks[start + i] = toks[start + period + i] = 1 + rng.Next(Vocab - 1);
+        }
+
+        var targets = new int[Length];
+        for (int i = 0; i < Length; i++)
+        {
+            targets[i] = i + 1 < Length ? toks[i + 1] : -1;
+        }
+
+        return new InductionExample(toks, targets, start, period);
+    }
+
+    /// <summary>True at positions whose target is predictable by induction (inside the second copy).</summary>
+    public static bool IsRepeatTarget(InductionExample e, int pos) => pos >= e.Start + e.Period && pos + 1 < e.Tokens.Length;
+
+    /// <summary>True at positions whose target is random (the prefix and the first copy).</summary>
+    public static bool IsRandomTarget(InductionExample e, int pos) => pos >= 1 && pos + 1 < e.Start + e.Period;
+
+    /// <summary>
+    /// Induction score of an attention pattern [T×T] on a sample: mean attention from each position i of the second copy to
+    /// position i − L + 1 (the token after the earlier occurrence of the current token). Previous-token score: mean attention
+    /// from each position i ≥ 1 to i − 1.
+    /// </summary>
+    public static (double Induction, double PreviousToken) Scores(InductionExample e, double[] pattern)
+    {
+        int t = e.Tokens.Length;
+        double ind = 0;
+        int n = 0;
+        for (int i = e.Start + e.Period; i < t; i++)
+        {
+            ind += pattern[(i * t) + i - e.Period + 1];
+            n++;
+        }
+
+        double prev = 0;
+        for (int i = 1; i < t; i++)
+        {
+            prev += pattern[(i * t) + i - 1];
+        }
+
+        return (ind / n, prev / (t - 1));
+    }
+}
+
+/// <summary>
+/// The out-of-context reasoning (OCR) factual-recall task of "Generalization or Hallucination?": S subjects, two relations
+/// (r₁ a fact, r₂ its implication), A fact objects b₀…b_{A−1} and A implied objects c₀…c_{A−1}. Subject s has fact object
+/// b_{f(s)} and implication object c_{f(s)} — the implication follows from the fact. Prompts are [s, r] with the object as
+/// the target at position 1. Training holds every fact and the implications of a subset of subjects; the test is the
+/// implications of the other subjects, never seen.
+/// Token ids: subjects 0…S−1, r₁ = S, r₂ = S+1, b_k = S+2+k, c_k = S+2+A+k.
+/// </summary>
+public sealed class OcrTask
+{
+    public int Subjects { get; }
+    public int Objects { get; }
+    public int Vocab => Subjects + 2 + (2 * Objects);
+    public int Fact => Subjects;
+    public int Implication => Subjects + 1;
+    public int[] FactObject { get; }
+    public bool[] ImplicationSeen { get; }
+
+    public OcrTask(int subjects, int objects, double trainFraction, int seed)
+    {
+        if (objects < 2 || subjects < 2 * objects)
+        {
+            throw new InvalidInputException($"OCR task: need ≥ 2 objects and ≥ 2 subjects per object (got {subjects} subjects, {objects} objects).");
+        }
+
+        if (trainFraction is <= 0 or >= 1)
+        {
+            throw new InvalidInputException($"--train-fraction: {trainFraction} must be in (0, 1).");
+        }
+
+        Subjects = subjects;
+        Objects = objects;
+        var rng = new Random(seed);
+        // Balanced assignment: subject s → object s mod A, shuffled; in each object group the first ⌈fraction⌉ are seen.
+        var order = Enumerable.Range(0, subjects).OrderBy(_ => rng.Next()).ToArray();
+        FactObject = new int[subjects];
+        ImplicationSeen = new bool[subjects];
+        var perObject = new int[objects];
+        int seenPerObject = Math.Max(1, (int)Math.Round(trainFraction * subjects / objects));
+        for (int i = 0; i < subjects; i++)
+        {
+            int s = order[i];
+            int o = i % objects;
+            FactObject[s] = o;
+            ImplicationSeen[s] = perObject[o]++ < seenPerObject;
+        }
+    }
+
+    public int FactToken(int s) => Subjects + 2 + FactObject[s];
+    public int ImplicationToken(int s) => Subjects + 2 + Objects + FactObject[s];
+
+    private TokenExample Prompt(int s, bool implication) =>
+        new([s, implication ? Implication : Fact], [-1, implication ? ImplicationToken(s) : FactToken(s)]);
+
+    /// <summary>All facts and the seen implications.</summary>
+    public IReadOnlyList<TokenExample> Train()
+    {
+        var list = new List<TokenExample>();
+        for (int s = 0; s < Subjects; s++)
+        {
+            list.Add(Prompt(s, false));
+            if (ImplicationSeen[s])
+            {
+                list.Add(Prompt(s, true));
+            }
+        }
+
+        return list;
+    }
+
+    /// <summary>The held-out implications.</summary>
+    public IReadOnlyList<TokenExample> Test() =>
+        [.. Enumerable.Range(0, Subjects).Where(s => !ImplicationSeen[s]).Select(s => Prompt(s, true))];
+}
+
+/// <summary>
+/// In-context linear regression: each prompt draws w ~ N(0, I/dx), N inputs xᵢ ~ N(0, I) and yᵢ = w·xᵢ (+ noise), and a
+/// query x_q whose y_q is to be predicted. Tokens are zᵢ = (xᵢ, yᵢ) and z_q = (x_q, 0), rows of a [N×(dx+1)] matrix.
+/// </summary>
+public sealed class IclRegressionTask(int dx, int n, double noise = 0)
+{
+    public int Dx { get; } = dx >= 1 ? dx : throw new InvalidInputException($"--dx: {dx} must be ≥ 1.");
+    public int N { get; } = n >= 1 ? n : throw new InvalidInputException($"--context: {n} must be ≥ 1.");
+    public int Dim => Dx + 1;
+
+    /// <summary>A standard normal draw (Box–Muller).</summary>
+    public static double Gaussian(Random rng)
+    {
+        double u1 = 1.0 - rng.NextDouble();
+        double u2 = rng.NextDouble();
+        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
+    public (double[] Context, double[] Query, double Y, double[] W) Sample(Random rng)
+    {
+        var w = new double[Dx];
+        for (int j = 0; j < Dx; j++)
+        {
+            w[j] = Gaussian(rng) / Math.Sqrt(Dx);
+        }
+
+        var ctx = new double[N * Dim];
+        for (int i = 0; i < N; i++)
+        {
+            double y = 0;
+            for (int j = 0; j < Dx; j++)
+            {
+                double x = Gaussian(rng);
+                ctx[(i * Dim) + j] = x;
+                y += w[j] * x;
+            }
+
+            ctx[(i * Dim) + Dx] = y + (noise * Gaussian(rng));
+        }
+
+        var q = new double[Dim];
+        double yq = 0;
+        for (int j = 0; j < Dx; j++)
+        {
+            q[j] = Gaussian(rng);
+            yq += w[j] * q[j];
+        }
+
+        return (ctx, q, yq + (noise * Gaussian(rng)), w);
+    }
+
+    /// <summary>Ridge-regression prediction from the context (λ = noise² · dx, the Bayes posterior mean under the prior).</summary>
+    public double RidgePredict(double[] ctx, double[] q, double lambda)
+    {
+        int d = Dx;
+        var a = new double[d * (d + 1)];
+        for (int i = 0; i < N; i++)
+        {
+            for (int r = 0; r < d; r++)
+            {
+                for (int c = 0; c < d; c++)
+                {
+                    a[(r * (d + 1)) + c] += ctx[(i * Dim) + r] * ctx[(i * Dim) + c];
+                }
+
+                a[(r * (d + 1)) + d] += ctx[(i * Dim) + r] * ctx[(i * Dim) + d];
+            }
+        }
+
+        for (int r = 0; r < d; r++)
+        {
+            a[(r * (d + 1)) + r] += Math.Max(lambda, 1e-9);
+        }
+
+        // Gaussian elimination with partial pivoting on [A | b].
+        for (int col = 0; col < d; col++)
+        {
+            int piv = col;
+            for (int r = col + 1; r < d; r++)
+            {
+                if (Math.Abs(a[(r * (d + 1)) + col]) > Math.Abs(a[(piv * (d + 1)) + col]))
+                {
+                    piv = r;
+                }
+            }
+
+            for (int c = 0; c <= d; c++)
+            {
+                (a[(col * (d + 1)) + c], a[(piv * (d + 1)) + c]) = (a[(piv * (d + 1)) + c], a[(col * (d + 1)) + c]);
+            }
+
+            for (int r = 0; r < d; r++)
+            {
+                if (r == col)
+                {
+                    continue;
+                }
+
+                double f = a[(r * (d + 1)) + col] / a[(col * (d + 1)) + col];
+                for (int c = col; c <= d; c++)
+                {
+                    a[(r * (d + 1)) + c] -= f * a[(col * (d + 1)) + c];
+                }
+            }
+        }
+
+        double pred = 0;
+        for (int r = 0; r < d; r++)
+        {
+            pred += q[r] * a[(r * (d + 1)) + d] / a[(r * (d + 1)) + r];
+        }
+
+        return pred;
+    }
+}
+
+/// <summary>
+/// Recall from a list (the "Laundry List" task of Talking Heads, in tokens): [BOS, i₁…i_n, SEP, the list again with one
+/// item left out, in shuffled order, ANS] → the left-out item. Items are tokens 0…I−1; BOS = I, SEP = I+1, ANS = I+2.
+/// Answering needs the model to find which list item was not repeated.
+/// </summary>
+public sealed class ListRecallTask(int items, int listLength)
+{
+    public int Items { get; } = items;
+    public int ListLength { get; } = listLength >= 2 && listLength <= items
+        ? listLength : throw new InvalidInputException($"--list-length: {listLength} must be in [2, {items}].");
+    public int Vocab => Items + 3;
+    public int Length => (2 * ListLength) + 2;
+
+    public TokenExample Sample(Random rng)
+    {
+        var list = Enumerable.Range(0, Items).OrderBy(_ => rng.Next()).Take(ListLength).ToArray();
+        int missing = rng.Next(ListLength);
+        var rest = list.Where((_, i) => i != missing).OrderBy(_ => rng.Next()).ToArray();
+        int[] toks = [Items, .. list, Items + 1, .. rest, Items + 2];
+        var targets = Enumerable.Repeat(-1, toks.Length).ToArray();
+        targets[^1] = list[missing];
+        return new TokenExample(toks, targets);
+    }
+}

@@ -1,12 +1,20 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Headwise.Compute;
 
-// Inlined exp for the AVX-512 paths. The runtime's Vector512.Exp is a non-inlined call that spills its argument and
-// measured ~9 cycles per float here, which made activations and softmax cost as much as a small matmul.
-public static partial class Kernels
+// The vector helpers every kernel and every training layer share: inlined exp, dot products, axpy, scale, max.
+// x, y, a, b: (n) — plain vectors; the kernels call the pointer forms on rows of their own (T, C) or (S, HD) buffers.
+//
+// Two dot products, on purpose: the pointer form (inference kernels) keeps four independent FMA chains to hide their
+// latency; the span form (training layers) keeps one 8-lane chain with separate multiply and add, the order the
+// trainer has always used, so trained weights and the figures quoted in docs/training.md stay bitwise the same.
+// Both are serial inside one call, so neither depends on the thread count.
+public static unsafe partial class Kernels
 {
+    // Inlined exp for the AVX-512 paths. The runtime's Vector512.Exp is a non-inlined call that spills its argument and
+    // measured ~9 cycles per float here, which made activations and softmax cost as much as a small matmul.
     // x: (8 lanes) — e^x in double. Cody–Waite reduction x = n·ln2 + r, |r| ≤ ln2/2, then the degree-11 Taylor
     // polynomial (truncation error r¹²/12! < 5e-15 relative) and 2^n from the exponent bits. Inputs are clamped to
     // [−708, 709] (results stay normal); the activations only need ~1e-12, their outputs are rounded to float.
@@ -59,5 +67,178 @@ public static partial class Kernels
         result = Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512.Create(88.3f)), Vector512.Create(float.PositiveInfinity), result);
         result = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(-87.3f)), Vector512<float>.Zero, result);
         return Vector512.ConditionalSelect(Vector512.Equals(x, x), result, x);
+    }
+
+    // Σ a[i]·b[i] with independent accumulators (FMA latency hiding)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float Dot(float* a, float* b, int n)
+    {
+        int i = 0;
+        float sum = 0f;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (; i + 64 <= n; i += 64)
+            {
+                s0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), s0);
+                s1 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 16), Vector512.Load(b + i + 16), s1);
+                s2 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 32), Vector512.Load(b + i + 32), s2);
+                s3 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i + 48), Vector512.Load(b + i + 48), s3);
+            }
+            for (; i + 16 <= n; i += 16)
+            {
+                s0 = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), s0);
+            }
+            sum = Vector512.Sum((s0 + s1) + (s2 + s3));
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (; i + 32 <= n; i += 32)
+            {
+                s0 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i), Vector256.Load(b + i), s0);
+                s1 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i + 8), Vector256.Load(b + i + 8), s1);
+                s2 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i + 16), Vector256.Load(b + i + 16), s2);
+                s3 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i + 24), Vector256.Load(b + i + 24), s3);
+            }
+            for (; i + 8 <= n; i += 8)
+            {
+                s0 = Vector256.MultiplyAddEstimate(Vector256.Load(a + i), Vector256.Load(b + i), s0);
+            }
+            sum = Vector256.Sum((s0 + s1) + (s2 + s3));
+        }
+        else if (Vector128.IsHardwareAccelerated && n >= 4)
+        {
+            Vector128<float> s0 = default, s1 = default;
+            for (; i + 8 <= n; i += 8)
+            {
+                s0 = Vector128.MultiplyAddEstimate(Vector128.Load(a + i), Vector128.Load(b + i), s0);
+                s1 = Vector128.MultiplyAddEstimate(Vector128.Load(a + i + 4), Vector128.Load(b + i + 4), s1);
+            }
+            for (; i + 4 <= n; i += 4)
+            {
+                s0 = Vector128.MultiplyAddEstimate(Vector128.Load(a + i), Vector128.Load(b + i), s0);
+            }
+            sum = Vector128.Sum(s0 + s1);
+        }
+        // remainder
+        for (; i < n; i++) sum = sum + a[i] * b[i];
+        return sum;
+    }
+
+    // y += alpha·x
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Axpy(float alpha, float* x, float* y, int n)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var va = Vector512.Create(alpha);
+            for (; i + 16 <= n; i += 16) Vector512.Store(Vector512.FusedMultiplyAdd(va, Vector512.Load(x + i), Vector512.Load(y + i)), y + i);
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(alpha);
+            for (; i + 8 <= n; i += 8) Vector256.Store(Vector256.MultiplyAddEstimate(va, Vector256.Load(x + i), Vector256.Load(y + i)), y + i);
+        }
+        if (Vector128.IsHardwareAccelerated)
+        {
+            var va = Vector128.Create(alpha);
+            for (; i + 4 <= n; i += 4) Vector128.Store(Vector128.MultiplyAddEstimate(va, Vector128.Load(x + i), Vector128.Load(y + i)), y + i);
+        }
+        // remainder
+        for (; i < n; i++) y[i] = y[i] + alpha * x[i];
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Max(float* x, int n)
+    {
+        int i = 0;
+        float max = float.NegativeInfinity;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            var m = Vector512.Create(float.NegativeInfinity);
+            for (; i + 16 <= n; i += 16) m = Vector512.Max(m, Vector512.Load(x + i));
+            max = MaxAcross(m.GetLower(), m.GetUpper());
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            var m = Vector256.Create(float.NegativeInfinity);
+            for (; i + 8 <= n; i += 8) m = Vector256.Max(m, Vector256.Load(x + i));
+            max = MaxAcross(m, m);
+        }
+        // remainder
+        for (; i < n; i++) max = Math.Max(max, x[i]);
+        return max;
+    }
+
+    private static float MaxAcross(Vector256<float> a, Vector256<float> b)
+    {
+        var m = Vector256.Max(a, b);
+        var m4 = Vector128.Max(m.GetLower(), m.GetUpper());
+        return Math.Max(Math.Max(m4[0], m4[1]), Math.Max(m4[2], m4[3]));
+    }
+
+    // x *= alpha
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Scale(float* x, float alpha, int n)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var a = Vector512.Create(alpha);
+            for (; i + 16 <= n; i += 16) (Vector512.Load(x + i) * a).Store(x + i);
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var a = Vector256.Create(alpha);
+            for (; i + 8 <= n; i += 8) (Vector256.Load(x + i) * a).Store(x + i);
+        }
+        if (Vector128.IsHardwareAccelerated)
+        {
+            var a = Vector128.Create(alpha);
+            for (; i + 4 <= n; i += 4) (Vector128.Load(x + i) * a).Store(x + i);
+        }
+        // remainder
+        for (; i < n; i++) x[i] *= alpha;
+    }
+
+    /// <summary>Σ a[i]·b[i] in the training layers' order: one 8-lane accumulator (Vector&lt;float&gt;), multiply then add,
+    /// then the lanes, then the tail.</summary>
+    // a, b: (n)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        int n = a.Length, i = 0;
+        var acc = Vector<float>.Zero;
+        for (; i + Vector<float>.Count <= n; i += Vector<float>.Count)
+        {
+            acc += new Vector<float>(a[i..]) * new Vector<float>(b[i..]);
+        }
+        float s = Vector.Sum(acc);
+        // remainder
+        for (; i < n; i++)
+        {
+            s += a[i] * b[i];
+        }
+        return s;
+    }
+
+    /// <summary>y[i] += alpha·x[i], multiply then add (not fused), as the training layers have always computed it.</summary>
+    // x, y: (n)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Axpy(float alpha, ReadOnlySpan<float> x, Span<float> y)
+    {
+        int n = x.Length, i = 0;
+        var va = new Vector<float>(alpha);
+        for (; i + Vector<float>.Count <= n; i += Vector<float>.Count)
+        {
+            (new Vector<float>(y[i..]) + va * new Vector<float>(x[i..])).CopyTo(y[i..]);
+        }
+        // remainder
+        for (; i < n; i++)
+        {
+            y[i] += alpha * x[i];
+        }
     }
 }

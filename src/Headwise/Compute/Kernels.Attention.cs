@@ -4,8 +4,13 @@ using System.Runtime.Intrinsics.X86;
 
 namespace Headwise.Compute;
 
-// Attention works row by row: a row is one (head h, query t) pair. Rows are independent, so they are split across
-// threads; each thread keeps its scores in a per-thread scratch row that grows to the longest S it has seen.
+// Fused causal attention with grouped key/value heads (GQA: query head h reads kv head h / (NH / NKV)).
+// q: (T, NH, HD)  k, v: (S, NKV, HD)  z: (T, NH, HD)  scores, pattern: (NH, T, S)  keyMask: (S) or empty
+// Query t sits at key index pastLen + t. One row is one (head h, query t) pair, computed in three passes:
+//   pass 1: query·key and max      pass 2: exp and sum      pass 3: weighted sum of values
+// (the softmax scratch row of pass 1–2 never leaves L1). Rows are independent, so they are split across threads;
+// each thread keeps its scores in a per-thread scratch row that grows to the longest S it has seen.
+// AttentionScores is pass 1 alone, MaskedSoftmax (Kernels.Softmax.cs) pass 2 on whole rows, AttentionApply pass 3 alone.
 public static unsafe partial class Kernels
 {
     /// <summary>Causal multi-head attention with grouped key/value heads, fused: z = softmax(q·kᵀ·scale + mask) · v.</summary>
@@ -198,7 +203,7 @@ public static unsafe partial class Kernels
                 float* zr = output + ((long)t * NH + h) * HD;
                 if (mode == AttentionMode.Apply)
                 {
-                    // a = pattern: (NH, T, S)
+                    // pass 3 alone: weighted sum of values, a = pattern: (NH, T, S)
                     WeightedRowSum(a + (long)r * S, S, vh, stride, zr, HD);
                     continue;
                 }
@@ -208,6 +213,7 @@ public static unsafe partial class Kernels
                 int hi = Math.Min(S - 1, qIndex);
                 int lo = window > 0 ? Math.Max(0, qIndex - window + 1) : 0;
                 float* sc = mode == AttentionMode.Scores ? output + (long)r * S : scoresBuf;
+                // pass 1: query·key and max
                 float max = float.NegativeInfinity;
                 int j = lo;
                 if (Vector512.IsHardwareAccelerated && Avx.IsSupported)
@@ -261,10 +267,11 @@ public static unsafe partial class Kernels
                     continue; // nothing visible: a zero row, like the reference's all-zero pattern
                 }
                 int n = hi - lo + 1;
+                // pass 2: exp(score − max) and their sum
                 float sum = ExpShiftSum(sc + lo, n, max);
+                // pass 3: weighted sum of values, divided by the sum once at the end (HD divisions instead of n)
                 WeightedRowSum(sc + lo, n, vh + lo * stride, stride, zr, HD);
                 Scale(zr, 1f / sum, HD);
-
             }
         }
     }

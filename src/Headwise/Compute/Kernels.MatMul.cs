@@ -5,6 +5,10 @@ using System.Runtime.Intrinsics.X86;
 
 namespace Headwise.Compute;
 
+// out = x · W (+ bias): the projections and MLPs of every layer.
+// x: (T, C)  w: (OC, C) for OutIn (nn.Linear) or (C, OC) for InOut (GPT-2 Conv1D)  bias: (OC) or empty  out: (T, OC)
+// T ≤ 8 rows (decode) go to the GEMV in Kernels.Gemv.cs; larger T to the packed GEMM below.
+//
 // Packed, cache-blocked GEMM in the Goto/BLIS style:
 //   for each task (a block of NC output columns × a chunk of rows)
 //     for pc in C step KC:   pack B(KC × NC) into NR-wide panels (reused for every row block)

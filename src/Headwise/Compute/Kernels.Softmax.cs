@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -83,5 +84,53 @@ public static unsafe partial class Kernels
             sum += e;
         }
         return sum;
+    }
+
+    /// <summary>log Σ exp(x), stably (max subtracted): the one log-softmax helper — log softmax(x)[i] = x[i] − LogSumExp(x),
+    /// NLL = LogSumExp(row) − row[target]. −∞ for an empty x.</summary>
+    // x: (V) — one row of logits. Exponentials in float (a GPT-2 vocabulary over a thousand positions is fifty million of
+    // them per intervention metric), each lane's partial sum added into a double.
+    public static double LogSumExp(ReadOnlySpan<float> x)
+    {
+        float max = float.NegativeInfinity;
+        int i = 0, W = Vector<float>.Count;
+        if (x.Length >= W)
+        {
+            var vmax = new Vector<float>(float.NegativeInfinity);
+            for (; i <= x.Length - W; i += W)
+            {
+                vmax = Vector.Max(vmax, new Vector<float>(x.Slice(i, W)));
+            }
+            for (int k = 0; k < W; k++)
+            {
+                max = MathF.Max(max, vmax[k]);
+            }
+        }
+        // remainder
+        for (; i < x.Length; i++)
+        {
+            max = MathF.Max(max, x[i]);
+        }
+        double sum = 0;
+        i = 0;
+        if (x.Length >= W)
+        {
+            var vm = new Vector<float>(max);
+            var acc = Vector<float>.Zero;
+            for (; i <= x.Length - W; i += W)
+            {
+                acc += Vector.Exp(new Vector<float>(x.Slice(i, W)) - vm);
+            }
+            for (int k = 0; k < W; k++)
+            {
+                sum += acc[k];
+            }
+        }
+        // remainder (fewer than one vector)
+        for (; i < x.Length; i++)
+        {
+            sum += Math.Exp(x[i] - max);
+        }
+        return max + Math.Log(sum);
     }
 }

@@ -1,5 +1,7 @@
 using System.Numerics;
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Headwise.Compute;
@@ -151,7 +153,7 @@ public static unsafe partial class Kernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Max(float* x, int n)
+    internal static float Max(float* x, int n)
     {
         int i = 0;
         float max = float.NegativeInfinity;
@@ -179,41 +181,25 @@ public static unsafe partial class Kernels
         return Math.Max(Math.Max(m4[0], m4[1]), Math.Max(m4[2], m4[3]));
     }
 
-    // x *= alpha
+    // x *= alpha — TensorPrimitives.Multiply: as fast as our loop from HD to V floats (`headwise bench --primitives`),
+    // one rounding per element, so the bits are those of any other loop
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Scale(float* x, float alpha, int n)
-    {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var a = Vector512.Create(alpha);
-            for (; i + 16 <= n; i += 16) (Vector512.Load(x + i) * a).Store(x + i);
-        }
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var a = Vector256.Create(alpha);
-            for (; i + 8 <= n; i += 8) (Vector256.Load(x + i) * a).Store(x + i);
-        }
-        if (Vector128.IsHardwareAccelerated)
-        {
-            var a = Vector128.Create(alpha);
-            for (; i + 4 <= n; i += 4) (Vector128.Load(x + i) * a).Store(x + i);
-        }
-        // remainder
-        for (; i < n; i++) x[i] *= alpha;
-    }
+    internal static void Scale(float* x, float alpha, int n) =>
+        TensorPrimitives.Multiply(new ReadOnlySpan<float>(x, n), alpha, new Span<float>(x, n));
 
-    /// <summary>Σ a[i]·b[i] in the training layers' order: one 8-lane accumulator (Vector&lt;float&gt;), multiply then add,
-    /// then the lanes, then the tail.</summary>
+    /// <summary>Σ a[i]·b[i] in the training layers' order: one Vector&lt;float&gt; accumulator, multiply then add (not
+    /// fused), then the lanes, then the tail.</summary>
     // a, b: (n)
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         int n = a.Length, i = 0;
+        Require(b.Length >= n, "Dot: b is shorter than a");
+        ref float pa = ref MemoryMarshal.GetReference(a), pb = ref MemoryMarshal.GetReference(b);
         var acc = Vector<float>.Zero;
         for (; i + Vector<float>.Count <= n; i += Vector<float>.Count)
         {
-            acc += new Vector<float>(a[i..]) * new Vector<float>(b[i..]);
+            acc += Vector.LoadUnsafe(ref pa, (nuint)i) * Vector.LoadUnsafe(ref pb, (nuint)i);
         }
         float s = Vector.Sum(acc);
         // remainder
@@ -225,20 +211,9 @@ public static unsafe partial class Kernels
     }
 
     /// <summary>y[i] += alpha·x[i], multiply then add (not fused), as the training layers have always computed it.</summary>
-    // x, y: (n)
+    // x, y: (n) — TensorPrimitives.MultiplyAdd (x·alpha + y, two roundings per element like our loop, so the same bits),
+    // measured several times faster than the Vector<float> loop it replaced (`headwise bench --primitives`)
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void Axpy(float alpha, ReadOnlySpan<float> x, Span<float> y)
-    {
-        int n = x.Length, i = 0;
-        var va = new Vector<float>(alpha);
-        for (; i + Vector<float>.Count <= n; i += Vector<float>.Count)
-        {
-            (new Vector<float>(y[i..]) + va * new Vector<float>(x[i..])).CopyTo(y[i..]);
-        }
-        // remainder
-        for (; i < n; i++)
-        {
-            y[i] += alpha * x[i];
-        }
-    }
+    internal static void Axpy(float alpha, ReadOnlySpan<float> x, Span<float> y) =>
+        TensorPrimitives.MultiplyAdd(x, alpha, y[..x.Length], y[..x.Length]);
 }

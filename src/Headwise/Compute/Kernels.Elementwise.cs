@@ -4,6 +4,8 @@ using System.Runtime.Intrinsics;
 
 namespace Headwise.Compute;
 
+// Row gathers, residual adds and checkpoint-format conversions.
+// table: (V, C)  ids: (T)  out: (T, C);  a, b, out: (N);  src (F16 or BF16 bits), dst: (N)
 public static unsafe partial class Kernels
 {
     /// <summary>Gathers rows of an embedding table.</summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
@@ -25,7 +26,7 @@ public static unsafe class PrimitivesBenchmark
     /// <summary>Halves converted per call in the F16 row: a 2.4M-parameter tensor, as checkpoints are loaded.</summary>
     public const int HalfCount = 2_400_000;
 
-    /// <summary>Times every operation at every length (a few seconds; <paramref name="reps"/> measurements of each).</summary>
+    /// <summary>Times every operation at every length (about half a minute; <paramref name="reps"/> measurements of each).</summary>
     public static IReadOnlyList<PrimitiveTiming> Run(int reps = 21)
     {
         var rows = new List<PrimitiveTiming>();
@@ -110,7 +111,8 @@ public static unsafe class PrimitivesBenchmark
     }
 
     // The same n values copied to 16 start offsets (0..15 floats past a 64-byte boundary): does the result keep its bits?
-    // TensorPrimitives aligns its main loop to the vector size, so a reduction's summation order can follow the address.
+    // A library that aligned its main loop to the vector size would sum in an order that follows the address, and a
+    // reduction that feeds training must not depend on where the allocator put the array.
     private static bool SameBitsAtEveryAlignment(float* source, float* scratch, int n, ReduceAt reduce)
     {
         int? first = null;
@@ -139,8 +141,8 @@ public static unsafe class PrimitivesBenchmark
         }
         // warm-up long enough for tiered compilation to promote the library's generic code (our kernels are
         // AggressiveOptimization, compiled fully at once): a single call would time the library's tier-0 code
-        long start = System.Diagnostics.Stopwatch.GetTimestamp();
-        while (System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds < 0.3)
+        long start = Stopwatch.GetTimestamp();
+        while (Stopwatch.GetElapsedTime(start).TotalSeconds < 0.3)
         {
             Many(ours);
             Many(library);

@@ -27,7 +27,7 @@ public sealed class BenchCommand : ICommand
                    on 1,000 tokens, relative to heads × one full forward; target ≤ 0.6
           training (with --training) the demo model's shape (GPT-2, 4 layers, d_model 128, 4 heads, vocab 4097, seq 128, batch 16):
                    training tokens/s, and the backward's cost as a multiple of the forward's; target ≤ 2.5×
-          primitives (with --primitives; seconds, one thread) our vector kernels against System.Numerics.Tensors'
+          primitives (with --primitives; half a minute, one thread) our vector kernels against System.Numerics.Tensors'
                    TensorPrimitives — add, scale, axpy, max, sum, dot, F16 → F32 at 768, 3,072 and 50,257 floats (F16 also
                    at 2.4M halves): library time / ours per operation, and whether each library reduction keeps its bits
                    wherever its input starts in memory; not shortened by --quick

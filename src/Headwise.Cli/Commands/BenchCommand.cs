@@ -8,9 +8,9 @@ public sealed class BenchCommand : ICommand
 {
     public string Name => "bench";
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training" };
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives" };
     public string Help => """
-        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training]
+        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives]
 
         Measures the engine on this machine, each figure against a baseline measured in the same run
         (machines are noisy; ratios travel better than absolute numbers):
@@ -27,6 +27,10 @@ public sealed class BenchCommand : ICommand
                    on 1,000 tokens, relative to heads × one full forward; target ≤ 0.6
           training (with --training) the demo model's shape (GPT-2, 4 layers, d_model 128, 4 heads, vocab 4097, seq 128, batch 16):
                    training tokens/s, and the backward's cost as a multiple of the forward's; target ≤ 2.5×
+          primitives (with --primitives; half a minute, one thread) our vector kernels against System.Numerics.Tensors'
+                   TensorPrimitives — add, scale, axpy, max, sum, dot, F16 → F32 at 768, 3,072 and 50,257 floats (F16 also
+                   at 2.4M halves): library time / ours per operation, and whether each library reduction keeps its bits
+                   wherever its input starts in memory; not shortened by --quick
         Figures are medians of repeated runs after a warm-up. Record them in docs/performance.md with this command.
 
         Options:
@@ -36,6 +40,7 @@ public sealed class BenchCommand : ICommand
           --skip-load       skip the 500 MB loading measurement (it writes to the temp folder)
           --importance      also time the head-importance scan (long)
           --training        also time training steps
+          --primitives      also compare our vector kernels with TensorPrimitives
           --json            print one JSON object (schema in docs/cli.md)
 
         Example:
@@ -49,6 +54,7 @@ public sealed class BenchCommand : ICommand
         bool skipLoad = args.Flag("skip-load");
         bool importance = args.Flag("importance");
         bool training = args.Flag("training");
+        bool primitives = args.Flag("primitives");
         ModelArgs.ApplyThreads(args);
         int tokens = args.GetInt("tokens", quick ? 64 : 512, 1, 1024);
         args.RejectUnknown();
@@ -107,6 +113,13 @@ public sealed class BenchCommand : ICommand
         {
             Progress("training steps");
             train = TrainingBenchmarks.Run(threads: threads, reps: quick ? 2 : 5);
+        }
+
+        IReadOnlyList<PrimitiveTiming>? prims = null;
+        if (primitives)
+        {
+            Progress("vector kernels against TensorPrimitives");
+            prims = PrimitivesBenchmark.Run();
         }
 
         double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;
@@ -185,6 +198,15 @@ public sealed class BenchCommand : ICommand
                 backward_to_forward = train.BackwardToForward,
                 backward_to_forward_cpu = train.BackwardToForwardCpu,
             },
+            primitives = prims?.Select(p => new
+            {
+                operation = p.Operation,
+                n = p.Length,
+                ours_ns = p.OursNs,
+                library_ns = p.LibraryNs,
+                library_over_ours = p.LibraryOverOurs,
+                library_same_bits_at_every_alignment = p.LibrarySameBitsAtEveryAlignment,
+            }).ToArray(),
         };
         if (json)
         {
@@ -217,6 +239,15 @@ public sealed class BenchCommand : ICommand
         if (train is not null)
         {
             stdout.WriteLine($"training               {train.Shape}, batch {train.Batch}×{train.SeqLen}: {train.TokensPerSecond:F0} tokens/s; backward = {train.BackwardToForward:F2}× forward (CPU time {train.BackwardToForwardCpu:F2}×; target ≤ 2.5×)");
+        }
+        if (prims is not null)
+        {
+            stdout.WriteLine("primitives             operation                     n      ours ns   TensorPrimitives ns   library/ours   library bits align-independent");
+            foreach (var p in prims)
+            {
+                string bits = p.LibrarySameBitsAtEveryAlignment is bool same ? (same ? "yes" : "NO") : "";
+                stdout.WriteLine($"                       {p.Operation,-26} {p.Length,10:N0} {p.OursNs,11:F0} {p.LibraryNs,18:F0} {p.LibraryOverOurs,14:F2}   {bits}");
+            }
         }
         if (scan is not null)
         {

@@ -3,6 +3,8 @@ using System.Runtime.Intrinsics;
 
 namespace Headwise.Compute;
 
+// GELU (tanh and erf), SiLU, SwiGLU, element-wise: x, gate, out: (N), N = T·C or T·F.
+//
 // Activations are evaluated in double, 8 lanes per zmm, like their scalar twins: the cost is negligible next to the
 // matmuls and it keeps the results within ~1 float ulp of the double-precision reference (erf: ≤ 1.2e-7 relative).
 public static unsafe partial class Kernels

@@ -4,8 +4,13 @@ using System.Runtime.Intrinsics.X86;
 
 namespace Headwise.Compute;
 
-// Attention works row by row: a row is one (head h, query t) pair. Rows are independent, so they are split across
-// threads; each thread keeps its scores in a per-thread scratch row that grows to the longest S it has seen.
+// Fused causal attention with grouped key/value heads (GQA: query head h reads kv head h / (NH / NKV)).
+// q: (T, NH, HD)  k, v: (S, NKV, HD)  z: (T, NH, HD)  scores, pattern: (NH, T, S)  keyMask: (S) or empty
+// Query t sits at key index pastLen + t. One row is one (head h, query t) pair, computed in three passes:
+//   pass 1: query·key and max      pass 2: exp and sum      pass 3: weighted sum of values
+// (the softmax scratch row of pass 1–2 never leaves L1). Rows are independent, so they are split across threads;
+// each thread keeps its scores in a per-thread scratch row that grows to the longest S it has seen.
+// AttentionScores is pass 1 alone, MaskedSoftmax (Kernels.Softmax.cs) pass 2 on whole rows, AttentionApply pass 3 alone.
 public static unsafe partial class Kernels
 {
     /// <summary>Causal multi-head attention with grouped key/value heads, fused: z = softmax(q·kᵀ·scale + mask) · v.</summary>
@@ -61,17 +66,6 @@ public static unsafe partial class Kernels
         fixed (byte* pm = keyMask)
         {
             RunAttention(AttentionMode.Scores, pq, pk, null, ps, T, S, NH, NKV, HD, pastLen, scale, keyMask.IsEmpty ? null : pm, window);
-        }
-    }
-
-    /// <summary>Row softmax in place treating −∞ as masked; an all-masked row becomes zeros.</summary>
-    // x: (R, S)
-    public static void MaskedSoftmax(Span<float> x, int R, int S)
-    {
-        Require(R >= 0 && S >= 0 && x.Length >= (long)R * S, "MaskedSoftmax: x is shorter than R·S");
-        fixed (float* px = x)
-        {
-            for (int r = 0; r < R; r++) SoftmaxRow(px + (long)r * S, S);
         }
     }
 
@@ -209,7 +203,7 @@ public static unsafe partial class Kernels
                 float* zr = output + ((long)t * NH + h) * HD;
                 if (mode == AttentionMode.Apply)
                 {
-                    // a = pattern: (NH, T, S)
+                    // pass 3 alone: weighted sum of values, a = pattern: (NH, T, S)
                     WeightedRowSum(a + (long)r * S, S, vh, stride, zr, HD);
                     continue;
                 }
@@ -219,6 +213,7 @@ public static unsafe partial class Kernels
                 int hi = Math.Min(S - 1, qIndex);
                 int lo = window > 0 ? Math.Max(0, qIndex - window + 1) : 0;
                 float* sc = mode == AttentionMode.Scores ? output + (long)r * S : scoresBuf;
+                // pass 1: query·key and max
                 float max = float.NegativeInfinity;
                 int j = lo;
                 if (Vector512.IsHardwareAccelerated && Avx.IsSupported)
@@ -272,10 +267,11 @@ public static unsafe partial class Kernels
                     continue; // nothing visible: a zero row, like the reference's all-zero pattern
                 }
                 int n = hi - lo + 1;
+                // pass 2: exp(score − max) and their sum
                 float sum = ExpShiftSum(sc + lo, n, max);
+                // pass 3: weighted sum of values, divided by the sum once at the end (HD divisions instead of n)
                 WeightedRowSum(sc + lo, n, vh + lo * stride, stride, zr, HD);
                 Scale(zr, 1f / sum, HD);
-
             }
         }
     }
@@ -397,124 +393,5 @@ public static unsafe partial class Kernels
             for (int j = 0; j < n; j++, vj += vStride) acc += p[j] * *vj;
             z[d] = acc;
         }
-    }
-
-    // x: (S) in place: −∞ → 0, else softmax; all −∞ → all 0
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SoftmaxRow(float* x, int n)
-    {
-        float max = Max(x, n);
-        if (float.IsNegativeInfinity(max))
-        {
-            new Span<float>(x, n).Clear();
-            return;
-        }
-        float sum = ExpShiftSum(x, n, max);
-        Scale(x, 1f / sum, n);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Max(float* x, int n)
-    {
-        int i = 0;
-        float max = float.NegativeInfinity;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
-        {
-            var m = Vector512.Create(float.NegativeInfinity);
-            for (; i + 16 <= n; i += 16) m = Vector512.Max(m, Vector512.Load(x + i));
-            max = MaxAcross(m.GetLower(), m.GetUpper());
-        }
-        else if (Vector256.IsHardwareAccelerated && n >= 8)
-        {
-            var m = Vector256.Create(float.NegativeInfinity);
-            for (; i + 8 <= n; i += 8) m = Vector256.Max(m, Vector256.Load(x + i));
-            max = MaxAcross(m, m);
-        }
-        // remainder
-        for (; i < n; i++) max = Math.Max(max, x[i]);
-        return max;
-    }
-
-    private static float MaxAcross(Vector256<float> a, Vector256<float> b)
-    {
-        var m = Vector256.Max(a, b);
-        var m4 = Vector128.Max(m.GetLower(), m.GetUpper());
-        return Math.Max(Math.Max(m4[0], m4[1]), Math.Max(m4[2], m4[3]));
-    }
-
-    // x[i] = exp(x[i] − max) in place; returns Σ. exp(−∞) = 0. AVX-512: ExpSingle (≤ 2 ulp); narrower: the runtime's.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float ExpShiftSum(float* x, int n, float max)
-    {
-        int i = 0;
-        float sum = 0f;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var m = Vector512.Create(max);
-            var acc = Vector512<float>.Zero;
-            for (; i + 16 <= n; i += 16)
-            {
-                var e = ExpSingle(Vector512.Load(x + i) - m);
-                e.Store(x + i);
-                acc += e;
-            }
-            sum += Vector512.Sum(acc);
-        }
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var m = Vector256.Create(max);
-            var acc = Vector256<float>.Zero;
-            for (; i + 8 <= n; i += 8)
-            {
-                var e = Vector256.Exp(Vector256.Load(x + i) - m);
-                e.Store(x + i);
-                acc += e;
-            }
-            sum += Vector256.Sum(acc);
-        }
-        if (Vector128.IsHardwareAccelerated)
-        {
-            var m = Vector128.Create(max);
-            var acc = Vector128<float>.Zero;
-            for (; i + 4 <= n; i += 4)
-            {
-                var e = Vector128.Exp(Vector128.Load(x + i) - m);
-                e.Store(x + i);
-                acc += e;
-            }
-            sum += Vector128.Sum(acc);
-        }
-        // remainder
-        for (; i < n; i++)
-        {
-            float e = MathF.Exp(x[i] - max);
-            x[i] = e;
-            sum += e;
-        }
-        return sum;
-    }
-
-    // x *= alpha
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Scale(float* x, float alpha, int n)
-    {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var a = Vector512.Create(alpha);
-            for (; i + 16 <= n; i += 16) (Vector512.Load(x + i) * a).Store(x + i);
-        }
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var a = Vector256.Create(alpha);
-            for (; i + 8 <= n; i += 8) (Vector256.Load(x + i) * a).Store(x + i);
-        }
-        if (Vector128.IsHardwareAccelerated)
-        {
-            var a = Vector128.Create(alpha);
-            for (; i + 4 <= n; i += 4) (Vector128.Load(x + i) * a).Store(x + i);
-        }
-        // remainder
-        for (; i < n; i++) x[i] *= alpha;
     }
 }

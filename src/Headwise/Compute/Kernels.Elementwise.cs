@@ -1,8 +1,11 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Headwise.Compute;
 
+// Row gathers, residual adds and checkpoint-format conversions.
+// table: (V, C)  ids: (T)  out: (T, C);  a, b, out: (N);  src (F16 or BF16 bits), dst: (N)
 public static unsafe partial class Kernels
 {
     /// <summary>Gathers rows of an embedding table.</summary>
@@ -23,31 +26,14 @@ public static unsafe partial class Kernels
         }
     }
 
-    /// <summary>out = a + b (residual add). out may alias a.</summary>
-    // a, b, out: (N)
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>out = a + b (residual add). out may be a or b (the same start), not a partial overlap.</summary>
+    // a, b, out: (N) — TensorPrimitives.Add: as fast as our loop (`headwise bench --primitives`), and one rounding per
+    // element, so the bits are the same in any order or vector width.
     public static void Add(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> output)
     {
         Require(b.Length >= a.Length && output.Length >= a.Length, "Add: b or out is shorter than a");
         int n = a.Length;
-        fixed (float* pa = a, pb = b, po = output)
-        {
-            int i = 0;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                for (; i + 16 <= n; i += 16) (Vector512.Load(pa + i) + Vector512.Load(pb + i)).Store(po + i);
-            }
-            if (Vector256.IsHardwareAccelerated)
-            {
-                for (; i + 8 <= n; i += 8) (Vector256.Load(pa + i) + Vector256.Load(pb + i)).Store(po + i);
-            }
-            if (Vector128.IsHardwareAccelerated)
-            {
-                for (; i + 4 <= n; i += 4) (Vector128.Load(pa + i) + Vector128.Load(pb + i)).Store(po + i);
-            }
-            // remainder
-            for (; i < n; i++) po[i] = pa[i] + pb[i];
-        }
+        TensorPrimitives.Add(a, b[..n], output[..n]);
     }
 
     /// <summary>IEEE binary16 → float32.</summary>

@@ -3,6 +3,8 @@ using System.Runtime.Intrinsics;
 
 namespace Headwise.Compute;
 
+// LayerNorm and RMSNorm over the last dimension: x, out: (T, C)  weight, bias: (C)  one statistic per row t.
+//
 // Row statistics are accumulated in double (widened vectors), as in the scalar twins, so a large mean cannot eat the
 // variance; the normalised value is rounded to float and then scaled with separate float multiply and add, exactly
 // like the reference expression, so outputs agree to the last bit except where the sum order flips a rounding.

@@ -3,6 +3,8 @@ using System.Runtime.Intrinsics;
 
 namespace Headwise.Compute;
 
+// Rotary position embedding in place: x: (T, NH, HD)  positions: (T)  cos, sin: (maxPos, R/2), R = rotary dims ≤ HD.
+//
 // Each rotated value is x0·c − x1·s or x1·c + x0·s with separately rounded products, as in the scalar twin,
 // so the vector paths are bit-exact (no FMA contraction on purpose).
 public static unsafe partial class Kernels

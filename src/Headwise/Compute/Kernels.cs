@@ -1,7 +1,8 @@
 namespace Headwise.Compute;
 
 // Legend, as in llm.c: B = batch, T = sequence length (query rows), S = key positions,
-// C = channels (d_model), OC = output channels, NH = query heads, NKV = key/value heads, HD = head size.
+// C = channels (d_model), OC = output channels, F = MLP width, V = vocabulary, NH = query heads, NKV = key/value heads,
+// HD = head size; N = the length of a flat vector, R = rows.
 //
 // One operation per file: Kernels.<Op>.cs holds the fast path, Reference/ScalarKernels.<Op>.cs its scalar twin,
 // which is the algorithmic reference the tests compare against.

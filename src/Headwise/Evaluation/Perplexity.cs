@@ -1,3 +1,4 @@
+using Headwise.Compute;
 using Headwise.Models;
 
 namespace Headwise.Evaluation;
@@ -50,19 +51,6 @@ public static class Perplexity
         return new PerplexityResult(nll, mean, Math.Exp(mean), windows);
     }
 
-    /// <summary>log softmax(logits)[index], computed stably in double.</summary>
-    public static double LogSoftmaxAt(ReadOnlySpan<float> logits, int index)
-    {
-        float max = float.NegativeInfinity;
-        foreach (var x in logits)
-        {
-            max = Math.Max(max, x);
-        }
-        double sum = 0;
-        foreach (var x in logits)
-        {
-            sum += Math.Exp(x - max);
-        }
-        return logits[index] - max - Math.Log(sum);
-    }
+    /// <summary>log softmax(logits)[index] = logits[index] − log Σ exp(logits), stably (<see cref="Kernels.LogSumExp"/>).</summary>
+    public static double LogSoftmaxAt(ReadOnlySpan<float> logits, int index) => logits[index] - Kernels.LogSumExp(logits);
 }

@@ -416,7 +416,7 @@ public sealed partial class TrainableTransformer
     // dout: d(norm output)  dx: += d(norm input); without norms the "norm" is the identity
     private void NormBackward(float[] dout, float[] x, int w, int bias, float[] mean, float[] rstd, float[] dx, int N)
     {
-        if (!Config.UseNorm) Par.Add(dout.AsSpan(0, N * C), dx);
+        if (!Config.UseNorm) K.Add(dx.AsSpan(0, N * C), dout.AsSpan(0, N * C), dx);
         else if (_gpt2) LayerNorm.Backward(dout, x, P(w, C), mean, rstd, dx, G(w, C), G(bias, C), N, C);
         else RmsNorm.Backward(dout, x, P(w, C), rstd, dx, G(w, C), N, C);
     }
@@ -439,7 +439,7 @@ public sealed partial class TrainableTransformer
         {
             var o = output.AsSpan(n * C, C);
             if (bias.IsEmpty) o.Clear(); else bias.CopyTo(o);
-            for (int h = 0; h < NH; h++) Par.Add(z.AsSpan((n * NH + h) * C, C), o);
+            for (int h = 0; h < NH; h++) K.Add(o, z.AsSpan((n * NH + h) * C, C), o);
         }
     }
 
@@ -449,7 +449,7 @@ public sealed partial class TrainableTransformer
         {
             var d = dout.AsSpan(n * C, C);
             // undoes: out[n] = Σ_h z[n, h, :] + b_o
-            if (!dbias.IsEmpty) Par.Add(d, dbias);
+            if (!dbias.IsEmpty) K.Add(dbias[..d.Length], d, dbias);
             for (int h = 0; h < NH; h++) d.CopyTo(dz.AsSpan((n * NH + h) * C, C));
         }
     }

@@ -20,50 +20,6 @@ public enum MetricKind
 /// a thousand positions is fifty million exponentials per call.</summary>
 public static class InterventionMetrics
 {
-    /// <summary>log Σ exp(x), stably (max subtracted), accumulated in double per vector lane.</summary>
-    public static double LogSumExp(ReadOnlySpan<float> x)
-    {
-        float max = float.NegativeInfinity;
-        int i = 0, W = Vector<float>.Count;
-        if (x.Length >= W)
-        {
-            var vmax = new Vector<float>(float.NegativeInfinity);
-            for (; i <= x.Length - W; i += W)
-            {
-                vmax = Vector.Max(vmax, new Vector<float>(x.Slice(i, W)));
-            }
-            for (int k = 0; k < W; k++)
-            {
-                max = MathF.Max(max, vmax[k]);
-            }
-        }
-        for (; i < x.Length; i++)
-        {
-            max = MathF.Max(max, x[i]);
-        }
-        double sum = 0;
-        i = 0;
-        if (x.Length >= W)
-        {
-            var vm = new Vector<float>(max);
-            var acc = Vector<float>.Zero;
-            for (; i <= x.Length - W; i += W)
-            {
-                acc += Vector.Exp(new Vector<float>(x.Slice(i, W)) - vm);
-            }
-            for (int k = 0; k < W; k++)
-            {
-                sum += acc[k];
-            }
-        }
-        // remainder (fewer than one vector)
-        for (; i < x.Length; i++)
-        {
-            sum += Math.Exp(x[i] - max);
-        }
-        return max + Math.Log(sum);
-    }
-
     /// <summary>Mean over target positions t in [<paramref name="from"/>, <paramref name="to"/>) of −log softmax(logits[t − 1])[tokens[t]].</summary>
     public static double MeanNll(ReadOnlySpan<float> logits, int[] tokens, int vocab, int from, int to)
     {
@@ -77,7 +33,7 @@ public static class InterventionMetrics
         {
             int t = from + r;
             var row = rows.Slice((t - 1) * vocabSize, vocabSize);
-            return LogSumExp(row) - row[tokens[t]];
+            return Kernels.LogSumExp(row) - row[tokens[t]];
         }, logits, default);
         return total / (to - from);
     }
@@ -127,7 +83,7 @@ public static class InterventionMetrics
         {
             var p = reference.Slice(t * vocab, vocab);
             var q = logits.Slice(t * vocab, vocab);
-            double lseP = LogSumExp(p), lseQ = LogSumExp(q);
+            double lseP = Kernels.LogSumExp(p), lseQ = Kernels.LogSumExp(q);
             // Σ exp(p − lseP)·(p − q) − (lseP − lseQ)·Σ exp(p − lseP), the last sum being 1
             double s = 0;
             int i = 0;

@@ -1,3 +1,4 @@
+using Headwise.Compute;
 using Headwise.Hooks;
 using Headwise.Models;
 
@@ -96,17 +97,7 @@ public static class AttentionExplanation
     {
         var logits = model.Forward(ModelInput.Single(tokens));
         var row = logits.AsSpan((tokens.Length - 1) * V, V);
-        double max = double.NegativeInfinity;
-        foreach (float x in row)
-        {
-            max = Math.Max(max, x);
-        }
-        double sum = 0;
-        foreach (float x in row)
-        {
-            sum += Math.Exp(x - max);
-        }
-        double lse = max + Math.Log(sum);
+        double lse = Kernels.LogSumExp(row);
         var result = new double[V];
         for (int i = 0; i < V; i++)
         {

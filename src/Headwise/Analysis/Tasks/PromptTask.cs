@@ -1,3 +1,4 @@
+using Headwise.Compute;
 namespace Headwise.Analysis.Tasks;
 
 /// <summary>How a task is scored on the logits of one prompt.</summary>
@@ -45,7 +46,7 @@ public sealed record TokenizedTask(string Name, TaskMetric Metric, string Metric
             default:
                 {
                     var last = logits.Slice((T - 1) * vocab, vocab);
-                    double lse = Interventions.InterventionMetrics.LogSumExp(last);
+                    double lse = Kernels.LogSumExp(last);
                     double sum = 0;
                     foreach (int a in p.AnswerIds.Distinct())
                     {

@@ -29,25 +29,6 @@ public static partial class ScalarKernels
         }
     }
 
-    // x: (R, S) softmax over each row in place; −∞ entries become 0; a row that is all −∞ becomes all 0.
-    public static void MaskedSoftmax(Span<float> x, int R, int S)
-    {
-        for (int r = 0; r < R; r++)
-        {
-            var row = x.Slice(r * S, S);
-            float max = float.NegativeInfinity;
-            for (int j = 0; j < S; j++) max = Math.Max(max, row[j]);
-            if (float.IsNegativeInfinity(max))
-            {
-                row.Clear();
-                continue;
-            }
-            double sum = 0;
-            for (int j = 0; j < S; j++) sum += Math.Exp(row[j] - max);
-            for (int j = 0; j < S; j++) row[j] = (float)(Math.Exp(row[j] - max) / sum);
-        }
-    }
-
     // pattern: (NH, T, S)  v: (S, NKV, HD)  z: (T, NH, HD) = Σ_j pattern[h, t, j] · v[j, h / (NH/NKV)]
     public static void AttentionApply(ReadOnlySpan<float> pattern, ReadOnlySpan<float> v, Span<float> z,
         int T, int S, int NH, int NKV, int HD)

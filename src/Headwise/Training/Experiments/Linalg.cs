@@ -1,6 +1,12 @@
+using MathNet.Numerics.LinearAlgebra;
+
 namespace Headwise.Training.Experiments;
 
-/// <summary>Small row-major double matrix products for the task models (sizes here are tens to a few hundred).</summary>
+/// <summary>Small row-major double matrix products for the task models (sizes here are tens to a few hundred), and the
+/// decompositions the experiments report, from MathNet.Numerics.</summary>
+// The three products stay hand-written: they work on row-major spans in place (MathNet's matrices are column-major
+// objects, so each call would copy in and out and allocate), they skip the zero rows of one-hot inputs, and their
+// summation order is the one the experiments' quoted figures (docs/training.md) were trained with.
 internal static class Linalg
 {
     /// <summary>C[m×n] (+)= A[m×k] · B[k×n].</summary>
@@ -79,76 +85,34 @@ internal static class Linalg
         }
     }
 
-    /// <summary>Singular values of a small m×n matrix (eigenvalues of AᵀA by Jacobi rotations), descending.</summary>
+    /// <summary>Singular values of a small m×n matrix, descending (MathNet's SVD, values only).</summary>
     public static double[] SingularValues(ReadOnlySpan<double> a, int m, int n)
     {
-        var g = new double[n * n];
-        MmAt(a, a, g, m, n, n);
-        var ev = SymmetricEigenvalues(g, n);
-        return [.. ev.Select(e => Math.Sqrt(Math.Max(0, e))).OrderByDescending(x => x)];
+        var matrix = Matrix<double>.Build.Dense(m, n);
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                matrix[i, j] = a[(i * n) + j];
+            }
+        }
+        return [.. matrix.Svd(computeVectors: false).S.OrderByDescending(x => x)];
     }
 
     /// <summary>Nuclear norm (sum of singular values).</summary>
     public static double NuclearNorm(ReadOnlySpan<double> a, int m, int n) => SingularValues(a, m, n).Sum();
 
-    private static double[] SymmetricEigenvalues(double[] s, int n)
+    /// <summary>x solving A·x = b for a symmetric positive-definite A[d×d] (row-major), by MathNet's Cholesky factorization.</summary>
+    public static double[] SolveSymmetricPositiveDefinite(ReadOnlySpan<double> a, ReadOnlySpan<double> b, int d)
     {
-        var a = (double[])s.Clone();
-        for (int sweep = 0; sweep < 60; sweep++)
+        var matrix = Matrix<double>.Build.Dense(d, d);
+        for (int i = 0; i < d; i++)
         {
-            double off = 0;
-            for (int p = 0; p < n; p++)
+            for (int j = 0; j < d; j++)
             {
-                for (int q = p + 1; q < n; q++)
-                {
-                    off += a[(p * n) + q] * a[(p * n) + q];
-                }
-            }
-
-            if (off < 1e-22)
-            {
-                break;
-            }
-
-            for (int p = 0; p < n; p++)
-            {
-                for (int q = p + 1; q < n; q++)
-                {
-                    double apq = a[(p * n) + q];
-                    if (Math.Abs(apq) < 1e-300)
-                    {
-                        continue;
-                    }
-
-                    double theta = (a[(q * n) + q] - a[(p * n) + p]) / (2 * apq);
-                    double t = Math.Sign(theta == 0 ? 1 : theta) / (Math.Abs(theta) + Math.Sqrt((theta * theta) + 1));
-                    double c = 1 / Math.Sqrt((t * t) + 1);
-                    double sn = t * c;
-                    for (int k = 0; k < n; k++)
-                    {
-                        double akp = a[(k * n) + p];
-                        double akq = a[(k * n) + q];
-                        a[(k * n) + p] = (c * akp) - (sn * akq);
-                        a[(k * n) + q] = (sn * akp) + (c * akq);
-                    }
-
-                    for (int k = 0; k < n; k++)
-                    {
-                        double apk = a[(p * n) + k];
-                        double aqk = a[(q * n) + k];
-                        a[(p * n) + k] = (c * apk) - (sn * aqk);
-                        a[(q * n) + k] = (sn * apk) + (c * aqk);
-                    }
-                }
+                matrix[i, j] = a[(i * d) + j];
             }
         }
-
-        var ev = new double[n];
-        for (int i = 0; i < n; i++)
-        {
-            ev[i] = a[(i * n) + i];
-        }
-
-        return ev;
+        return matrix.Cholesky().Solve(Vector<double>.Build.DenseOfArray(b[..d].ToArray())).ToArray();
     }
 }

@@ -207,62 +207,33 @@ public sealed class IclRegressionTask(int dx, int n, double noise = 0)
     /// <summary>Ridge-regression prediction from the context (λ = noise² · dx, the Bayes posterior mean under the prior).</summary>
     public double RidgePredict(double[] ctx, double[] q, double lambda)
     {
+        // w = (XᵀX + λI)⁻¹ Xᵀy over the N context rows x_i = ctx[i, 0..Dx), y_i = ctx[i, Dx]; then the prediction q·w
         int d = Dx;
-        var a = new double[d * (d + 1)];
+        var xtx = new double[d * d];
+        var xty = new double[d];
         for (int i = 0; i < N; i++)
         {
             for (int r = 0; r < d; r++)
             {
                 for (int c = 0; c < d; c++)
                 {
-                    a[(r * (d + 1)) + c] += ctx[(i * Dim) + r] * ctx[(i * Dim) + c];
+                    xtx[(r * d) + c] += ctx[(i * Dim) + r] * ctx[(i * Dim) + c];
                 }
 
-                a[(r * (d + 1)) + d] += ctx[(i * Dim) + r] * ctx[(i * Dim) + d];
+                xty[r] += ctx[(i * Dim) + r] * ctx[(i * Dim) + d];
             }
         }
 
         for (int r = 0; r < d; r++)
         {
-            a[(r * (d + 1)) + r] += Math.Max(lambda, 1e-9);
+            xtx[(r * d) + r] += Math.Max(lambda, 1e-9);
         }
 
-        // Gaussian elimination with partial pivoting on [A | b].
-        for (int col = 0; col < d; col++)
-        {
-            int piv = col;
-            for (int r = col + 1; r < d; r++)
-            {
-                if (Math.Abs(a[(r * (d + 1)) + col]) > Math.Abs(a[(piv * (d + 1)) + col]))
-                {
-                    piv = r;
-                }
-            }
-
-            for (int c = 0; c <= d; c++)
-            {
-                (a[(col * (d + 1)) + c], a[(piv * (d + 1)) + c]) = (a[(piv * (d + 1)) + c], a[(col * (d + 1)) + c]);
-            }
-
-            for (int r = 0; r < d; r++)
-            {
-                if (r == col)
-                {
-                    continue;
-                }
-
-                double f = a[(r * (d + 1)) + col] / a[(col * (d + 1)) + col];
-                for (int c = col; c <= d; c++)
-                {
-                    a[(r * (d + 1)) + c] -= f * a[(col * (d + 1)) + c];
-                }
-            }
-        }
-
+        var w = Linalg.SolveSymmetricPositiveDefinite(xtx, xty, d);
         double pred = 0;
         for (int r = 0; r < d; r++)
         {
-            pred += q[r] * a[(r * (d + 1)) + d] / a[(r * (d + 1)) + r];
+            pred += q[r] * w[r];
         }
 
         return pred;

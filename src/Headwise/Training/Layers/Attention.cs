@@ -59,8 +59,8 @@ public static class Attention
                         for (int j = 0; j <= t; j++)
                         {
                             long vo = ((long)(b * T + j) * NKV + kvh) * HDV;
-                            dp[j] = Par.Dot(dzt, new ReadOnlySpan<float>(Vp + vo, HDV));
-                            Par.Axpy(p[j], dzt, new Span<float>(DV + vo, HDV));
+                            dp[j] = K.Dot(dzt, new ReadOnlySpan<float>(Vp + vo, HDV));
+                            K.Axpy(p[j], dzt, new Span<float>(DV + vo, HDV));
                             sum += p[j] * dp[j];
                         }
                         // undoes pass 2, p = softmax(s):  ds[j] = p[j]·(dp[j] − Σ_i p[i]·dp[i])
@@ -70,8 +70,8 @@ public static class Attention
                         {
                             float ds = p[j] * (dp[j] - sum) * scale;
                             long ko = ((long)(b * T + j) * NKV + kvh) * HD;
-                            Par.Axpy(ds, new ReadOnlySpan<float>(Kp + ko, HD), dqt);
-                            Par.Axpy(ds, qt, new Span<float>(DK + ko, HD));
+                            K.Axpy(ds, new ReadOnlySpan<float>(Kp + ko, HD), dqt);
+                            K.Axpy(ds, qt, new Span<float>(DK + ko, HD));
                         }
                     }
                 }

@@ -1,3 +1,5 @@
+using Headwise.Compute;
+
 namespace Headwise.Training.Layers;
 
 /// <summary>Token embedding plus (optionally) learned positions: out[b,t] = wte[ids[b,t]] + wpe[t].</summary>
@@ -19,7 +21,7 @@ public static class Embedding
             wte.Slice(id * C, C).CopyTo(o);
             if (!wpe.IsEmpty)
             {
-                Par.Add(wpe.Slice(n % T * C, C), o);
+                Kernels.Add(o, wpe.Slice(n % T * C, C), o);
             }
         }
     }
@@ -32,11 +34,11 @@ public static class Embedding
         {
             var d = dout.Slice(n * C, C);
             // undoes: wte.Slice(id * C, C).CopyTo(o)
-            if (!dwte.IsEmpty) Par.Add(d, dwte.Slice(ids[n] * C, C));
+            if (!dwte.IsEmpty) Kernels.Add(dwte.Slice(ids[n] * C, C), d, dwte.Slice(ids[n] * C, C));
             if (!dwpe.IsEmpty)
             {
-                // undoes: Par.Add(wpe.Slice(n % T * C, C), o)
-                Par.Add(d, dwpe.Slice(n % T * C, C));
+                // undoes: Kernels.Add(o, wpe.Slice(n % T * C, C), o)
+                Kernels.Add(dwpe.Slice(n % T * C, C), d, dwpe.Slice(n % T * C, C));
             }
         }
     }

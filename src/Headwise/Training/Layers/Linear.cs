@@ -24,14 +24,14 @@ public static class Linear
         var prod = scratchP[..(OC * C)];
         // undoes: out = x·Wᵀ   (∂/∂W)
         K.MatMul(dT, x, default, prod, OC, N, C, WeightLayout.InOut);
-        Par.Add(prod, dw[..(OC * C)]);
+        K.Add(dw[..(OC * C)], prod, dw);
         if (!db.IsEmpty)
         {
             // undoes: + b — the column sums of dout, rows added in order (vectorized along OC)
             var sum = prod[..OC];
             sum.Clear();
-            for (int n = 0; n < N; n++) Par.Add(dout.Slice(n * OC, OC), sum);
-            Par.Add(sum, db[..OC]);
+            for (int n = 0; n < N; n++) K.Add(sum, dout.Slice(n * OC, OC), sum);
+            K.Add(db[..OC], sum, db);
         }
         if (dx.IsEmpty)
         {
@@ -42,7 +42,7 @@ public static class Linear
         {
             var tmp = scratchP[..(N * C)];
             K.MatMul(dout, w, default, tmp, N, OC, C, WeightLayout.InOut);
-            Par.Add(tmp, dx[..(N * C)]);
+            K.Add(dx[..(N * C)], tmp, dx);
         }
         else
         {

@@ -1,5 +1,3 @@
-using System.Numerics;
-using System.Runtime.CompilerServices;
 using Headwise.Compute;
 
 namespace Headwise.Training.Layers;
@@ -12,7 +10,8 @@ namespace Headwise.Training.Layers;
 // Parallel loops only ever split work whose outputs are disjoint, and each reduction runs in a fixed order inside one
 // task, so results are bitwise the same for any thread count.
 
-/// <summary>Small helpers shared by the layers: a parallel for-loop bounded by <see cref="Kernels.MaxThreads"/> and vector loops.</summary>
+/// <summary>The layers' parallel for-loop, bounded by <see cref="Kernels.MaxThreads"/>. The vector loops they share with the
+/// inference kernels (Dot, Axpy, Add) are in Compute/Kernels.VectorMath.cs and Kernels.Elementwise.cs.</summary>
 internal static class Par
 {
     private static readonly ParallelOptions s_options = new();
@@ -31,53 +30,5 @@ internal static class Par
         }
         s_options.MaxDegreeOfParallelism = threads;
         Parallel.For(0, n, s_options, body);
-    }
-
-    /// <summary>Σ a[i]·b[i] in float, in a fixed order.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        int n = a.Length, i = 0;
-        var acc = Vector<float>.Zero;
-        for (; i + Vector<float>.Count <= n; i += Vector<float>.Count)
-        {
-            acc += new Vector<float>(a[i..]) * new Vector<float>(b[i..]);
-        }
-        float s = Vector.Sum(acc);
-        for (; i < n; i++)
-        {
-            s += a[i] * b[i];
-        }
-        return s;
-    }
-
-    /// <summary>y[i] += alpha·x[i].</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Axpy(float alpha, ReadOnlySpan<float> x, Span<float> y)
-    {
-        int n = x.Length, i = 0;
-        var va = new Vector<float>(alpha);
-        for (; i + Vector<float>.Count <= n; i += Vector<float>.Count)
-        {
-            (new Vector<float>(y[i..]) + va * new Vector<float>(x[i..])).CopyTo(y[i..]);
-        }
-        for (; i < n; i++)
-        {
-            y[i] += alpha * x[i];
-        }
-    }
-
-    /// <summary>y[i] += x[i].</summary>
-    public static void Add(ReadOnlySpan<float> x, Span<float> y)
-    {
-        int n = x.Length, i = 0;
-        for (; i + Vector<float>.Count <= n; i += Vector<float>.Count)
-        {
-            (new Vector<float>(y[i..]) + new Vector<float>(x[i..])).CopyTo(y[i..]);
-        }
-        for (; i < n; i++)
-        {
-            y[i] += x[i];
-        }
     }
 }

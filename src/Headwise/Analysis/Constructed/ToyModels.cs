@@ -124,15 +124,15 @@ public static class ToyModels
         var config = Config(layers.Length);
 
         // Embeddings: centred one-hots, TOK for tokens and POS for positions.
-        var wte = new float[V * C];
-        var wpe = new float[P * C];
+        var tokenEmbed = new float[V * C];
+        var posEmbed = new float[P * C];
         for (int t = 0; t < V; t++)
         {
-            SetCentredOneHot(wte.AsSpan(t * C, C), Tok, V, t);
+            SetCentredOneHot(tokenEmbed.AsSpan(t * C, C), Tok, V, t);
         }
         for (int p = 0; p < P; p++)
         {
-            SetCentredOneHot(wpe.AsSpan(p * C, C), Pos, P, p);
+            SetCentredOneHot(posEmbed.AsSpan(p * C, C), Pos, P, p);
         }
 
         // The squared norm of one centred one-hot; the residual holds 2 (TOK, POS), then 3 (+PREV) after a previous-token head.
@@ -228,7 +228,7 @@ public static class ToyModels
         {
             unembed[t * C + Out + t] = UnembedScale * finalScale;
         }
-        return new CanonicalWeights(config, wte, wpe, blocks, LayerNorm(1f), unembed);
+        return new CanonicalWeights(config, tokenEmbed, posEmbed, blocks, LayerNorm(1f), unembed);
     }
 
     private static TransformerModel Build(string name, HeadKind[][] layers) => TransformerModel.Create(Weights(layers), name);

@@ -122,30 +122,18 @@ public abstract partial class TransformerModel
         HookResid(L, HookKind.AttnOut, output);
     }
 
-    // W_O per head: (NH, HD, C), W_O[h] = rows h·HD..(h+1)·HD of the (NH·HD, C) projection
+    // W_O per head: (NH, HD, C) — the (NH·HD, C) projection, whose rows h·HD .. (h+1)·HD are W_O[h] — built once per layer
     private float[] PerHeadWo(int L)
     {
         _perHeadWo ??= new float[Config.NLayers][];
-        if (_perHeadWo[L] is null)
-        {
-            int NH = Config.NHeads, HD = Config.DHead, C = Config.DModel;
-            var (wO, layout) = OutputProjection(L);
-            var w = wO.Span;
-            var perHead = new float[NH * HD * C];
-            for (int h = 0; h < NH; h++)
-            {
-                for (int d = 0; d < HD; d++)
-                {
-                    for (int c = 0; c < C; c++)
-                    {
-                        // OutIn stores (C, NH·HD); InOut stores (NH·HD, C)
-                        perHead[(h * HD + d) * C + c] = layout == WeightLayout.OutIn ? w[c * NH * HD + h * HD + d] : w[(h * HD + d) * C + c];
-                    }
-                }
-            }
-            _perHeadWo[L] = perHead;
-        }
-        return _perHeadWo[L];
+        return _perHeadWo[L] ??= OutputWeights(L);
+    }
+
+    // a fresh (NH·HD, C) copy of layer L's output projection; OutIn stores it transposed, (C, NH·HD)
+    private float[] OutputWeights(int L)
+    {
+        var (wO, layout) = OutputProjection(L);
+        return layout == WeightLayout.OutIn ? CanonicalLayout.Transposed(wO.Span, Config.DModel, Config.NHeads * Config.DHead) : wO.ToArray();
     }
 
     // result: (N, NH, C) with result[n, h] = z[n, h] · W_O[h], W_O[h]: (HD, C)

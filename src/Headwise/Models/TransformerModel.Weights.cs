@@ -59,6 +59,6 @@ public abstract partial class TransformerModel
     protected int RequireLayer(int layer) => (uint)layer < (uint)Config.NLayers ? layer
         : throw new InvalidInputException($"layer {layer} is outside 0..{Config.NLayers - 1}");
 
-    /// <summary>W_O (NH, HD, C) of <paramref name="layer"/>, copied: what a family's <see cref="GetAttentionWeights"/> returns.</summary>
-    protected float[] OutputWeightsPerHead(int layer) => PerHeadWo(RequireLayer(layer)).ToArray();
+    /// <summary>W_O (NH, HD, C) of <paramref name="layer"/>, a fresh copy: what a family's <see cref="GetAttentionWeights"/> returns.</summary>
+    protected float[] OutputWeightsPerHead(int layer) => OutputWeights(RequireLayer(layer));
 }

@@ -151,7 +151,7 @@ public sealed record ModelConfig
         Positive(DHead, f.DHead);
         Need(NHeads % NKvHeads == 0, $"{f.NHeads} ({NHeads}) must be a multiple of {f.NKvHeads} ({NKvHeads})");
         Need(RotaryDims >= 0 && RotaryDims % 2 == 0 && RotaryDims <= DHead,
-            $"{f.RotaryDims} gives {RotaryDims} rotary dims; they must be even and at most the head size ({DHead})");
+            $"{f.RotaryDims} gives {RotaryDims} rotary dims; they must be even, 0 or more, and at most the head size ({DHead})");
         Need((Positions == PositionKind.Rotary) == (RotaryDims > 0), $"{f.RotaryDims} gives {RotaryDims} rotary dims, but positions are {Positions}");
         Need(SlidingWindow >= 0, $"{f.SlidingWindow} must be 0 or more (got {SlidingWindow})");
         Need(NormEps > 0 && float.IsFinite(NormEps), $"{f.NormEps} must be a positive number (got {NormEps})");

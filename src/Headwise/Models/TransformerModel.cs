@@ -6,9 +6,11 @@ using static Headwise.Compute.Kernels;
 namespace Headwise.Models;
 
 /// <summary>
-/// A loaded decoder-only transformer. Each family (Gpt2, Llama, GptNeoX) writes its own forward, top to bottom, in its own file;
-/// this base owns what they share: the run state (allocated once, reused), the KV cache, position ids from the mask,
-/// the attention block with its hook points, and the unembedding. Not thread-safe: one forward at a time per instance.
+/// A loaded decoder-only transformer. Each family (Gpt2, Llama, GptNeoX) writes its own forward, top to bottom, in its own file,
+/// and alone knows its checkpoint's tensor names; this base owns what they share and reads only the config's traits: the run
+/// state (allocated once, reused) and KV cache (TransformerModel.RunState.cs), the attention sublayer with its hook points
+/// (TransformerModel.Attention.cs), the canonical weight accessors (TransformerModel.Weights.cs) and, here, the public API and
+/// the unembedding. Not thread-safe: one forward at a time per instance.
 /// </summary>
 public abstract partial class TransformerModel : IDisposable
 {

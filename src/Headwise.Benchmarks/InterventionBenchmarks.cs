@@ -18,7 +18,7 @@ public static class InterventionBenchmarks
     /// </summary>
     public static ImportanceScanResult ImportanceScan(bool quick = false)
     {
-        var config = quick ? CheckpointLayout.Gpt2Small with { NLayers = 2, VocabSize = 4096 } : CheckpointLayout.Gpt2Small;
+        var config = quick ? ModelConfig.Gpt2Small with { NLayers = 2, VocabSize = 4096 } : ModelConfig.Gpt2Small;
         int tokens = quick ? 128 : 1000;
         using var model = ModelBenchmarks.RandomModel(config);
         var rng = new Random(17);

@@ -31,13 +31,13 @@ public static class ModelBenchmarks
     public static double ForwardFlops(ModelConfig c, int T)
     {
         double C = c.DModel, qd = c.NHeads * c.DHead, kvd = c.NKvHeads * c.DHead, F = c.DMlp;
-        double perTokenLayer = C * qd + 2 * C * kvd + qd * C + (c.Family == ArchitectureFamily.Llama ? 3 : 2) * C * F;
+        double perTokenLayer = C * qd + 2 * C * kvd + qd * C + (c.GatedMlp ? 3 : 2) * C * F;
         double matmul = 2.0 * T * (c.NLayers * perTokenLayer + C * c.VocabSize);
         double attention = c.NLayers * 2.0 * (double)T * T * qd; // causal: T²/2 pairs × 2 products × 2 FLOPs
         return matmul + attention;
     }
 
-    public static TransformerModel RandomModel(ModelConfig c, int seed = 1) => TransformerModel.Create(c, CheckpointLayout.RandomWeights(c, seed));
+    public static TransformerModel RandomModel(ModelConfig c, int seed = 1) => TransformerModel.Create(CanonicalWeights.Random(c, seed));
 
     private static int[] RandomTokens(int n, int vocab, int seed)
     {
@@ -113,8 +113,7 @@ public static class ModelBenchmarks
     {
         if (!File.Exists(Path.Combine(dir, "model.safetensors")))
         {
-            using var weights = CheckpointLayout.RandomWeights(config, seed: 3);
-            HfConfigWriter.WriteCheckpoint(config, weights, dir);
+            CanonicalWeights.Random(config, seed: 3).SaveHf(dir);
         }
         long bytes = new FileInfo(Path.Combine(dir, "model.safetensors")).Length;
         GC.Collect();

@@ -77,7 +77,13 @@ public static class ModelLoader
 
     private static LoadedModel LoadDirectory(string dir, string? tokenizerPath)
     {
-        var config = HfConfigReader.Read(System.IO.Path.Combine(dir, "config.json"));
+        string configPath = System.IO.Path.Combine(dir, "config.json");
+        if (!File.Exists(configPath) && !File.Exists(System.IO.Path.Combine(dir, "model.safetensors"))
+            && !File.Exists(System.IO.Path.Combine(dir, "model.safetensors.index.json")))
+        {
+            RefusePickleWeights(dir); // pickle weights and no config: the pickle is the problem to report, not config.json
+        }
+        var config = HfConfigReader.Read(configPath);
         var weights = OpenWeights(dir);
         TransformerModel model;
         try
@@ -135,12 +141,7 @@ public static class ModelLoader
             }
             else
             {
-                string[] pickles = ["pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth"];
-                var found = pickles.FirstOrDefault(p => File.Exists(System.IO.Path.Combine(dir, p)));
-                if (found is not null)
-                {
-                    throw new ModelFormatException($"{System.IO.Path.Combine(dir, found)} {PickleAdvice}");
-                }
+                RefusePickleWeights(dir);
                 throw new ModelFormatException($"{dir}: no model.safetensors or model.safetensors.index.json in the model directory");
             }
         }
@@ -150,6 +151,17 @@ public static class ModelLoader
             throw;
         }
         return weights;
+    }
+
+    // throws the pickle advice when the directory holds PyTorch pickle weights
+    private static void RefusePickleWeights(string dir)
+    {
+        string[] pickles = ["pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth"];
+        var found = pickles.FirstOrDefault(p => File.Exists(System.IO.Path.Combine(dir, p)));
+        if (found is not null)
+        {
+            throw new ModelFormatException($"{System.IO.Path.Combine(dir, found)} {PickleAdvice}");
+        }
     }
 
     private static List<(string Shard, HashSet<string> Names)> ReadIndex(string index)

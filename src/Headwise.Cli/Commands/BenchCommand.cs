@@ -73,7 +73,7 @@ public sealed class BenchCommand : ICommand
         Progress("memory bandwidth");
         var bandwidth = MemoryBandwidthBenchmark.Run(quick ? 64 : 512, threads, quick ? 2 : 5);
 
-        var config = quick ? CheckpointLayout.Gpt2Small with { NLayers = 2, VocabSize = 4096 } : CheckpointLayout.Gpt2Small;
+        var config = quick ? ModelConfig.Gpt2Small with { NLayers = 2, VocabSize = 4096 } : ModelConfig.Gpt2Small;
         Progress($"building a random {(quick ? "2-layer " : "")}GPT-2-small-shaped model");
         using var model = ModelBenchmarks.RandomModel(config);
         Progress($"prefill of {tokens} tokens");
@@ -90,7 +90,7 @@ public sealed class BenchCommand : ICommand
             string dir = Path.Combine(Path.GetTempPath(), $"headwise-bench-{Environment.ProcessId}");
             try
             {
-                load = ModelBenchmarks.Load(quick ? config : CheckpointLayout.Gpt2Small, dir);
+                load = ModelBenchmarks.Load(quick ? config : ModelConfig.Gpt2Small, dir);
             }
             finally
             {

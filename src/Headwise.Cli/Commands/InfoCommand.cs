@@ -44,7 +44,7 @@ public sealed class InfoCommand : ICommand
             n_ctx = c.MaxPositions,
             vocab_size = c.VocabSize,
             dtype = c.StoredDType.ToString(),
-            activation = c.Activation,
+            activation = c.ActivationName,
             positional = c.RotaryDims > 0 ? "rotary" : "learned",
             rotary_dims = c.RotaryDims,
             rope_theta = c.RotaryDims > 0 ? c.RopeTheta : (double?)null,
@@ -73,7 +73,7 @@ public sealed class InfoCommand : ICommand
         stdout.WriteLine($"context      {c.MaxPositions} positions, vocabulary {c.VocabSize}");
         stdout.WriteLine($"dtype        {c.StoredDType} stored, float32 compute ({weights.MappedBytes / 1e6:F1} MB mapped, {weights.ConvertedBytes / 1e6:F1} MB converted)");
         stdout.WriteLine($"positions    {(c.RotaryDims > 0 ? $"RoPE on {c.RotaryDims}/{c.DHead} dims, θ = {c.RopeTheta}, {c.RopeLayout}" : "learned embeddings")}");
-        stdout.WriteLine($"mlp          {c.Activation}{(c.Family == ArchitectureFamily.Llama ? " (SwiGLU)" : "")}{(c.ParallelResidual ? ", parallel residual" : "")}{(c.SlidingWindow > 0 ? $", sliding window {c.SlidingWindow}" : "")}");
+        stdout.WriteLine($"mlp          {c.ActivationName}{(c.GatedMlp ? " (SwiGLU)" : "")}{(c.ParallelResidual ? ", parallel residual" : "")}{(c.SlidingWindow > 0 ? $", sliding window {c.SlidingWindow}" : "")}");
         stdout.WriteLine($"tokens       BOS {c.BosTokenId?.ToString() ?? "-"}, EOS {c.EosTokenId?.ToString() ?? "-"}, tokenizer {(loaded.Tokenizer is null ? "none" : "found")}");
         stdout.WriteLine($"hook points  {hooks.Length}:");
         foreach (var h in hooks.Where(h => !h.StartsWith("blocks.", StringComparison.Ordinal) || h.StartsWith("blocks.0.", StringComparison.Ordinal)))

@@ -27,19 +27,33 @@ public static class HfConfigReader
         {
             var c = new JsonFields(doc.RootElement, configPath);
             string type = c.String("model_type") ?? throw new ModelFormatException($"{configPath}: no \"model_type\" field");
-            var config = type switch
+            var (config, fields) = type switch
             {
                 "gpt2" => Gpt2(c),
                 "llama" or "mistral" or "qwen2" => Llama(c, type),
                 "gpt_neox" => GptNeoX(c),
                 _ => throw new ModelFormatException($"{configPath}: model_type '{type}' is not supported (supported: {string.Join(", ", SupportedModelTypes)})"),
             };
-            config.Validate(configPath);
+            config.Validate(configPath, fields);
             return config;
         }
     }
 
-    private static ModelConfig Gpt2(JsonFields c)
+    private static readonly ConfigFieldNames Gpt2Fields = new("vocab_size", "n_embd", "n_layer", "n_head", "n_head",
+        "n_embd / n_head", "n_inner", "n_positions", "layer_norm_epsilon", "rotary_dims", "sliding_window", DHeadFromWidth: true);
+
+    private static readonly ConfigFieldNames NeoXFields = new("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+        "num_attention_heads", "hidden_size / num_attention_heads", "intermediate_size", "max_position_embeddings", "layer_norm_eps",
+        "rotary_pct", "sliding_window", DHeadFromWidth: true);
+
+    private static ConfigFieldNames LlamaFields(bool explicitHeadDim) => new("vocab_size", "hidden_size", "num_hidden_layers",
+        "num_attention_heads", "num_key_value_heads", explicitHeadDim ? "head_dim" : "hidden_size / num_attention_heads",
+        "intermediate_size", "max_position_embeddings", "rms_norm_eps", "head_dim", "sliding_window", DHeadFromWidth: !explicitHeadDim);
+
+    // d_model / heads, or 0 for Validate to report when heads is not positive
+    private static int HeadSize(int d, int h) => h > 0 ? d / h : 0;
+
+    private static (ModelConfig, ConfigFieldNames) Gpt2(JsonFields c)
     {
         // HF GPT2Config defaults: n_embd 768, n_layer 12, n_head 12, n_positions 1024, layer_norm_epsilon 1e-5, activation "gelu_new".
         if (c.Bool("scale_attn_by_inverse_layer_idx") == true)
@@ -55,7 +69,7 @@ public static class HfConfigReader
         int vocab = c.Int("vocab_size") ?? 50257;
         // GPT2Config defaults BOS and EOS to 50256, GPT-2's <|endoftext|>; a smaller vocabulary has no such id
         int? endOfText = vocab > 50256 ? 50256 : null;
-        return new ModelConfig
+        return (new ModelConfig
         {
             ModelType = "gpt2",
             Family = ArchitectureFamily.Gpt2,
@@ -64,21 +78,24 @@ public static class HfConfigReader
             NLayers = c.Int("n_layer") ?? 12,
             NHeads = h,
             NKvHeads = h,
-            DHead = d / h,
+            DHead = HeadSize(d, h),
             DMlp = c.Int("n_inner") ?? 4 * d,
             MaxPositions = c.Int("n_positions") ?? c.Int("n_ctx") ?? 1024,
             NormEps = (float)(c.Double("layer_norm_epsilon") ?? 1e-5),
+            Norm = NormKind.LayerNorm,
             Activation = Activation(c, c.String("activation_function") ?? "gelu_new"),
+            GatedMlp = false,
+            Positions = PositionKind.Learned,
             TiedEmbeddings = c.Bool("tie_word_embeddings") ?? true,
             QkvBias = true,
             OutputBias = true,
             MlpBias = true,
             BosTokenId = c.Int("bos_token_id") ?? endOfText,
             EosTokenId = c.Int("eos_token_id") ?? endOfText,
-        };
+        }, Gpt2Fields);
     }
 
-    private static ModelConfig Llama(JsonFields c, string type)
+    private static (ModelConfig, ConfigFieldNames) Llama(JsonFields c, string type)
     {
         if (c.Has("rope_scaling") && c.Raw("rope_scaling").ValueKind == JsonValueKind.Object)
         {
@@ -91,7 +108,8 @@ public static class HfConfigReader
         }
         int d = c.Int("hidden_size") ?? 4096;
         int h = c.Int("num_attention_heads") ?? 32;
-        int headDim = c.Int("head_dim") ?? d / h;
+        int? explicitHeadDim = c.Int("head_dim");
+        int headDim = explicitHeadDim ?? HeadSize(d, h);
         bool qwen = type == "qwen2";
         bool attentionBias = c.Bool("attention_bias") ?? false;
         int window = 0;
@@ -108,7 +126,7 @@ public static class HfConfigReader
         {
             throw c.Unsupported($"hidden_act '{act}' for {type} (only the SwiGLU 'silu' MLP is implemented)");
         }
-        return new ModelConfig
+        return (new ModelConfig
         {
             ModelType = type,
             Family = ArchitectureFamily.Llama,
@@ -121,7 +139,10 @@ public static class HfConfigReader
             DMlp = c.Int("intermediate_size") ?? 11008,
             MaxPositions = c.Int("max_position_embeddings") ?? 2048,
             NormEps = (float)(c.Double("rms_norm_eps") ?? 1e-6),
-            Activation = "silu",
+            Norm = NormKind.RmsNorm,
+            Activation = ActivationFunction.Silu,
+            GatedMlp = true,
+            Positions = PositionKind.Rotary,
             TiedEmbeddings = c.Bool("tie_word_embeddings") ?? false,
             RopeTheta = c.Double("rope_theta") ?? 10000,
             RotaryDims = headDim,
@@ -132,17 +153,18 @@ public static class HfConfigReader
             SlidingWindow = window,
             BosTokenId = c.Int("bos_token_id"),
             EosTokenId = c.Int("eos_token_id"),
-        };
+        }, LlamaFields(explicitHeadDim is not null));
     }
 
-    private static ModelConfig GptNeoX(JsonFields c)
+    private static (ModelConfig, ConfigFieldNames) GptNeoX(JsonFields c)
     {
         int d = c.Int("hidden_size") ?? 6144;
         int h = c.Int("num_attention_heads") ?? 64;
-        int headDim = d / h;
+        int headDim = HeadSize(d, h);
         double pct = c.Double("rotary_pct") ?? c.Double("partial_rotary_factor") ?? 0.25;
         bool bias = c.Bool("attention_bias") ?? true;
-        return new ModelConfig
+        int rotaryDims = (int)(headDim * pct); // HF: self.rotary_ndims = int(self.head_size * config.rotary_pct)
+        return (new ModelConfig
         {
             ModelType = "gpt_neox",
             Family = ArchitectureFamily.GptNeoX,
@@ -155,10 +177,13 @@ public static class HfConfigReader
             DMlp = c.Int("intermediate_size") ?? 4 * d,
             MaxPositions = c.Int("max_position_embeddings") ?? 2048,
             NormEps = (float)(c.Double("layer_norm_eps") ?? 1e-5),
+            Norm = NormKind.LayerNorm,
             Activation = Activation(c, c.String("hidden_act") ?? "gelu"),
+            GatedMlp = false,
+            Positions = rotaryDims > 0 ? PositionKind.Rotary : PositionKind.None,
             TiedEmbeddings = c.Bool("tie_word_embeddings") ?? false,
             RopeTheta = c.Double("rotary_emb_base") ?? c.Double("rope_theta") ?? 10000,
-            RotaryDims = (int)(headDim * pct), // HF: self.rotary_ndims = int(self.head_size * config.rotary_pct)
+            RotaryDims = rotaryDims,
             RopeLayout = RopeLayout.RotateHalf,
             ParallelResidual = c.Bool("use_parallel_residual") ?? true,
             QkvBias = bias,
@@ -166,13 +191,13 @@ public static class HfConfigReader
             MlpBias = true,
             BosTokenId = c.Int("bos_token_id"),
             EosTokenId = c.Int("eos_token_id"),
-        };
+        }, NeoXFields);
     }
 
-    private static string Activation(JsonFields c, string name) => name switch
+    private static ActivationFunction Activation(JsonFields c, string name) => name switch
     {
-        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => "gelu_new",
-        "gelu" => "gelu",
+        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => ActivationFunction.GeluTanh,
+        "gelu" => ActivationFunction.GeluErf,
         _ => throw c.Unsupported($"activation '{name}' (supported: gelu_new, gelu_pytorch_tanh, gelu)"),
     };
 

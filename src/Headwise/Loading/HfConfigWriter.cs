@@ -21,7 +21,7 @@ public static class HfConfigWriter
                 o["n_positions"] = c.MaxPositions;
                 o["n_ctx"] = c.MaxPositions;
                 o["layer_norm_epsilon"] = c.NormEps;
-                o["activation_function"] = c.Activation;
+                o["activation_function"] = c.ActivationName;
                 o["tie_word_embeddings"] = c.TiedEmbeddings;
                 break;
             case ArchitectureFamily.Llama:
@@ -59,7 +59,7 @@ public static class HfConfigWriter
                 o["layer_norm_eps"] = c.NormEps;
                 o["rotary_pct"] = (double)c.RotaryDims / c.DHead;
                 o["rotary_emb_base"] = c.RopeTheta;
-                o["hidden_act"] = c.Activation;
+                o["hidden_act"] = c.ActivationName;
                 o["use_parallel_residual"] = c.ParallelResidual;
                 o["attention_bias"] = c.QkvBias;
                 o["tie_word_embeddings"] = c.TiedEmbeddings;
@@ -83,18 +83,5 @@ public static class HfConfigWriter
         string temp = path + $".{Environment.ProcessId}.tmp";
         File.WriteAllText(temp, ToJson(c).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         File.Move(temp, path, overwrite: true);
-    }
-
-    /// <summary>Writes a full HF model directory (config.json + model.safetensors) from a weight set.</summary>
-    public static void WriteCheckpoint(ModelConfig c, WeightSet weights, string dir, TensorDType dtype = TensorDType.F32)
-    {
-        Directory.CreateDirectory(dir);
-        var tensors = CheckpointLayout.Tensors(c).Select(t =>
-        {
-            var w = weights.Get(t.Name, t.Shape);
-            return (t.Name, t.Shape, (ReadOnlyMemory<float>)w.ToArray());
-        });
-        SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" }, dtype);
-        Write(c with { StoredDType = dtype }, Path.Combine(dir, "config.json"));
     }
 }

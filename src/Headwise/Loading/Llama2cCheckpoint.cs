@@ -9,6 +9,10 @@ namespace Headwise.Loading;
 /// </summary>
 public static unsafe class Llama2cCheckpoint
 {
+    // the header's names (llama2.c's Config struct); d_head = dim / n_heads
+    private static readonly ConfigFieldNames HeaderFields = new("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "dim / n_heads",
+        "hidden_dim", "seq_len", "norm_eps", "dim / n_heads", "sliding_window", DHeadFromWidth: true);
+
     public static (ModelConfig Config, WeightSet Weights) Load(string path)
     {
         var file = new MappedFile(path);
@@ -32,15 +36,38 @@ public static unsafe class Llama2cCheckpoint
         }
         var h = new ReadOnlySpan<int>(file.Base, 7);
         int dim = h[0], hidden = h[1], layers = h[2], heads = h[3], kvHeads = h[4], vocabSigned = h[5], seqLen = h[6];
-        if (dim <= 0 || hidden <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocabSigned == 0 || seqLen <= 0 ||
-            dim > 1 << 16 || hidden > 1 << 18 || layers > 1024 || heads > dim || dim % heads != 0 || heads % kvHeads != 0 ||
-            Math.Abs((long)vocabSigned) > 1 << 22 || seqLen > 1 << 20)
+        if (dim > 1 << 16 || hidden > 1 << 18 || layers > 1024 || heads > dim || Math.Abs((long)vocabSigned) > 1 << 22 || seqLen > 1 << 20)
         {
             throw new ModelFormatException($"{path}: llama2.c header [dim {dim}, hidden {hidden}, layers {layers}, heads {heads}, kv heads {kvHeads}, vocab {vocabSigned}, seq_len {seqLen}] is not a valid model (wrong file or version?)");
         }
         bool shared = vocabSigned > 0; // positive vocab_size: the classifier shares the token embedding
         int vocab = Math.Abs(vocabSigned);
-        int headSize = dim / heads;
+        int headSize = heads > 0 ? dim / heads : 0;
+        var config = new ModelConfig
+        {
+            ModelType = "llama2c",
+            Family = ArchitectureFamily.Llama,
+            VocabSize = vocab,
+            DModel = dim,
+            NLayers = layers,
+            NHeads = heads,
+            NKvHeads = kvHeads,
+            DHead = headSize,
+            DMlp = hidden,
+            MaxPositions = seqLen,
+            NormEps = 1e-5f,
+            Norm = NormKind.RmsNorm,
+            Activation = ActivationFunction.Silu,
+            GatedMlp = true,
+            Positions = PositionKind.Rotary,
+            TiedEmbeddings = shared,
+            RopeTheta = 10000,
+            RotaryDims = headSize,
+            RopeLayout = RopeLayout.Interleaved, // llama2.c rotates adjacent pairs (2i, 2i+1)
+            BosTokenId = 1,
+            EosTokenId = 2,
+        };
+        config.Validate($"{path}: llama2.c header", HeaderFields);
         int kvDim = dim * kvHeads / heads;
         long L = layers;
 
@@ -87,28 +114,6 @@ public static unsafe class Llama2cCheckpoint
             weights.Add(new Weight("lm_head.weight", [vocab, dim], (float*)(file.Base + offset), null));
         }
 
-        var config = new ModelConfig
-        {
-            ModelType = "llama2c",
-            Family = ArchitectureFamily.Llama,
-            VocabSize = vocab,
-            DModel = dim,
-            NLayers = layers,
-            NHeads = heads,
-            NKvHeads = kvHeads,
-            DHead = headSize,
-            DMlp = hidden,
-            MaxPositions = seqLen,
-            NormEps = 1e-5f,
-            Activation = "silu",
-            TiedEmbeddings = shared,
-            RopeTheta = 10000,
-            RotaryDims = headSize,
-            RopeLayout = RopeLayout.Interleaved, // llama2.c rotates adjacent pairs (2i, 2i+1)
-            BosTokenId = 1,
-            EosTokenId = 2,
-        };
-        config.Validate(path);
         return (config, weights);
     }
 }

@@ -13,6 +13,48 @@ public enum ArchitectureFamily
     GptNeoX,
 }
 
+/// <summary>How a block normalises the residual stream before reading it.</summary>
+public enum NormKind
+{
+    /// <summary>(x − mean) / √(var + ε) · w + b (GPT-2, GPT-NeoX).</summary>
+    LayerNorm,
+    /// <summary>x / √(mean(x²) + ε) · w (Llama).</summary>
+    RmsNorm,
+}
+
+/// <summary>The MLP non-linearity.</summary>
+public enum ActivationFunction
+{
+    /// <summary>GELU, tanh approximation (HF "gelu_new").</summary>
+    GeluTanh,
+    /// <summary>GELU, exact erf form (HF "gelu").</summary>
+    GeluErf,
+    /// <summary>SiLU x·σ(x) (HF "silu"); with a gated MLP, SwiGLU.</summary>
+    Silu,
+}
+
+/// <summary>How token positions enter the model.</summary>
+public enum PositionKind
+{
+    /// <summary>A learned position embedding added to the token embedding (GPT-2).</summary>
+    Learned,
+    /// <summary>RoPE on the first <see cref="ModelConfig.RotaryDims"/> of every query and key head.</summary>
+    Rotary,
+    /// <summary>No position information (causal masking alone).</summary>
+    None,
+}
+
+public static class ActivationFunctionNames
+{
+    /// <summary>The Hugging Face config name: "gelu_new", "gelu" or "silu".</summary>
+    public static string HfName(this ActivationFunction f) => f switch
+    {
+        ActivationFunction.GeluTanh => "gelu_new",
+        ActivationFunction.GeluErf => "gelu",
+        _ => "silu",
+    };
+}
+
 /// <summary>
 /// Everything the forward pass needs to know about a model, normalised from a Hugging Face <c>config.json</c> or a llama2.c header.
 /// Names follow TransformerLens' <c>HookedTransformerConfig</c> where one exists.
@@ -21,6 +63,8 @@ public sealed record ModelConfig
 {
     /// <summary>The <c>model_type</c> as written in config.json ("gpt2", "llama", "mistral", "qwen2", "gpt_neox"), or "llama2c".</summary>
     public required string ModelType { get; init; }
+    /// <summary>Which file of Models/ implements the forward and names the tensors; behaviour outside Models/ and Loading/ reads
+    /// the traits below instead.</summary>
     public required ArchitectureFamily Family { get; init; }
     public required int VocabSize { get; init; }
     /// <summary>d_model: residual stream width.</summary>
@@ -36,8 +80,13 @@ public sealed record ModelConfig
     /// <summary>n_ctx: the longest sequence the model accepts.</summary>
     public required int MaxPositions { get; init; }
     public required float NormEps { get; init; }
-    /// <summary>"gelu_new" (tanh), "gelu" (erf), "silu" (SwiGLU when gated).</summary>
-    public required string Activation { get; init; }
+    public required NormKind Norm { get; init; }
+    public required ActivationFunction Activation { get; init; }
+    /// <summary>act(x·W_gate) ⊙ (x·W_in) (SwiGLU) instead of act(x·W_in).</summary>
+    public required bool GatedMlp { get; init; }
+    public required PositionKind Positions { get; init; }
+    /// <summary>The activation's Hugging Face name ("gelu_new", "gelu", "silu"), as config.json and <c>info</c> write it.</summary>
+    public string ActivationName => Activation.HfName();
     public bool TiedEmbeddings { get; init; }
     public double RopeTheta { get; init; } = 10000;
     /// <summary>How many dims of each head RoPE rotates (GPT-NeoX rotary_pct); 0 = no RoPE.</summary>
@@ -64,19 +113,21 @@ public sealed record ModelConfig
         {
             long C = DModel, L = NLayers, V = VocabSize, qd = (long)NHeads * DHead, kvd = (long)NKvHeads * DHead;
             long attn = C * qd + 2 * C * kvd + qd * C + (QkvBias ? qd + 2 * kvd : 0) + (OutputBias ? C : 0);
-            bool gated = Family == ArchitectureFamily.Llama;
-            long mlp = (gated ? 3 : 2) * C * DMlp + (MlpBias ? DMlp + C : 0);
-            long norms = Family == ArchitectureFamily.Llama ? 2 * C : 4 * C;
-            long embed = V * C + (Family == ArchitectureFamily.Gpt2 ? (long)MaxPositions * C : 0);
+            long mlp = (GatedMlp ? 3 : 2) * C * DMlp + (MlpBias ? (GatedMlp ? 2 : 1) * DMlp + C : 0);
+            long norm = Norm == NormKind.LayerNorm ? 2 * C : C; // weight, and a bias for LayerNorm
+            long embed = V * C + (Positions == PositionKind.Learned ? (long)MaxPositions * C : 0);
             long head = TiedEmbeddings ? 0 : V * C;
-            long finalNorm = Family == ArchitectureFamily.Llama ? C : 2 * C;
-            return embed + L * (attn + mlp + norms) + finalNorm + head;
+            return embed + L * (attn + mlp + 2 * norm) + norm + head;
         }
     }
 
-    /// <summary>Checks the invariants every forward relies on; throws naming <paramref name="source"/>.</summary>
-    public void Validate(string source)
+    /// <summary>
+    /// Checks the invariants every forward relies on; throws <see cref="ModelFormatException"/> naming <paramref name="source"/>
+    /// and the offending field as the source spells it (<paramref name="fields"/>; the engine's own names when null).
+    /// </summary>
+    public void Validate(string source, ConfigFieldNames? fields = null)
     {
+        var f = fields ?? ConfigFieldNames.Engine;
         void Need(bool ok, string what)
         {
             if (!ok)
@@ -84,11 +135,64 @@ public sealed record ModelConfig
                 throw new ModelFormatException($"{source}: {what}");
             }
         }
-        Need(VocabSize > 0, $"vocab_size must be positive (got {VocabSize})");
-        Need(DModel > 0 && NLayers > 0 && NHeads > 0 && DHead > 0 && DMlp > 0, "hidden size, layers, heads, head size and MLP size must be positive");
-        Need(NKvHeads > 0 && NHeads % NKvHeads == 0, $"num_attention_heads ({NHeads}) must be a multiple of num_key_value_heads ({NKvHeads})");
-        Need(MaxPositions > 0, "the maximum sequence length must be positive");
-        Need(RotaryDims % 2 == 0 && RotaryDims <= DHead, $"rotary dims ({RotaryDims}) must be even and at most the head size ({DHead})");
-        Need(NormEps > 0 && float.IsFinite(NormEps), "the norm epsilon must be a positive number");
+        void Positive(int value, string field) => Need(value > 0, $"{field} must be positive (got {value})");
+        Positive(VocabSize, f.VocabSize);
+        Positive(DModel, f.DModel);
+        Positive(NLayers, f.NLayers);
+        Positive(NHeads, f.NHeads);
+        Positive(NKvHeads, f.NKvHeads);
+        Positive(DMlp, f.DMlp);
+        Positive(MaxPositions, f.MaxPositions);
+        if (f.DHeadFromWidth)
+        {
+            // d_head = d_model / heads: a remainder would leave part of the residual stream unread
+            Need(DModel % NHeads == 0, $"{f.DModel} ({DModel}) must be a multiple of {f.NHeads} ({NHeads})");
+        }
+        Positive(DHead, f.DHead);
+        Need(NHeads % NKvHeads == 0, $"{f.NHeads} ({NHeads}) must be a multiple of {f.NKvHeads} ({NKvHeads})");
+        Need(RotaryDims >= 0 && RotaryDims % 2 == 0 && RotaryDims <= DHead,
+            $"{f.RotaryDims} gives {RotaryDims} rotary dims; they must be even, 0 or more, and at most the head size ({DHead})");
+        Need((Positions == PositionKind.Rotary) == (RotaryDims > 0), $"{f.RotaryDims} gives {RotaryDims} rotary dims, but positions are {Positions}");
+        Need(SlidingWindow >= 0, $"{f.SlidingWindow} must be 0 or more (got {SlidingWindow})");
+        Need(NormEps > 0 && float.IsFinite(NormEps), $"{f.NormEps} must be a positive number (got {NormEps})");
     }
+
+    /// <summary>A GPT-2-small-shaped config (124M parameters): the shape most interpretability results are stated for.</summary>
+    public static ModelConfig Gpt2Small => new()
+    {
+        ModelType = "gpt2",
+        Family = ArchitectureFamily.Gpt2,
+        VocabSize = 50257,
+        DModel = 768,
+        NLayers = 12,
+        NHeads = 12,
+        NKvHeads = 12,
+        DHead = 64,
+        DMlp = 3072,
+        MaxPositions = 1024,
+        NormEps = 1e-5f,
+        Norm = NormKind.LayerNorm,
+        Activation = ActivationFunction.GeluTanh,
+        GatedMlp = false,
+        Positions = PositionKind.Learned,
+        TiedEmbeddings = true,
+        QkvBias = true,
+        OutputBias = true,
+        MlpBias = true,
+        BosTokenId = 50256,
+        EosTokenId = 50256,
+    };
+}
+
+/// <summary>
+/// What a config source calls the fields <see cref="ModelConfig.Validate"/> checks, so that its messages name the field to fix
+/// (config.json's <c>n_head</c> for GPT-2, <c>num_attention_heads</c> for Llama, the llama2.c header's <c>n_heads</c>).
+/// </summary>
+/// <param name="DHeadFromWidth">True when the source derives d_head = d_model / heads (then heads must divide the width).</param>
+public sealed record ConfigFieldNames(string VocabSize, string DModel, string NLayers, string NHeads, string NKvHeads, string DHead,
+    string DMlp, string MaxPositions, string NormEps, string RotaryDims, string SlidingWindow, bool DHeadFromWidth)
+{
+    /// <summary>The engine's own names, for configs built in code.</summary>
+    public static readonly ConfigFieldNames Engine = new("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "d_head",
+        "d_mlp", "n_ctx", "norm_eps", "rotary_dims", "sliding_window", DHeadFromWidth: false);
 }

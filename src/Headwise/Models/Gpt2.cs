@@ -2,6 +2,7 @@ using Headwise.Compute;
 using Headwise.Hooks;
 using Headwise.Loading;
 using static Headwise.Compute.Kernels;
+using static Headwise.Models.CanonicalLayout;
 
 namespace Headwise.Models;
 
@@ -48,8 +49,6 @@ public sealed class Gpt2 : TransformerModel
         _lnFB = w.Get(p + "ln_f.bias", C);
         _lmHead = config.TiedEmbeddings ? _wte : w.Get("lm_head.weight", V, C);
     }
-
-    protected override (Weight W, Weight? Bias) Unembedding => (_lmHead, null);
 
     protected override void Embed()
     {
@@ -114,5 +113,89 @@ public sealed class Gpt2 : TransformerModel
     {
         // hidden_states = self.ln_f(hidden_states)
         Norm(HookPoint.ModelLevel, HookKind.LnFinalScale, S.X, _lnFW, _lnFB, S.XNorm);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // The canonical weights: read from, and written as, GPT-2's tensors
+
+    public override Weight TokenEmbedding => _wte;
+
+    public override Weight? PositionEmbedding => _wpe;
+
+    public override (Weight W, Weight? Bias) Unembedding => (_lmHead, null);
+
+    protected override (Weight W, Weight? Bias) NormTensors(int layer, HookKind site) => site switch
+    {
+        HookKind.Ln1Scale => (_blocks[layer].Ln1W, _blocks[layer].Ln1B),
+        HookKind.Ln2Scale => (_blocks[layer].Ln2W, _blocks[layer].Ln2B),
+        _ => (_lnFW, _lnFB),
+    };
+
+    public override AttentionWeights GetAttentionWeights(int layer)
+    {
+        var blk = _blocks[RequireLayer(layer)];
+        int C = Config.DModel, NH = Config.NHeads, HD = Config.DHead;
+        // c_attn (C, 3C) Conv1D = [W_Q | W_K | W_V]: head h is columns h·HD .. h·HD + HD of each third
+        var w = blk.AttnW.Span;
+        var b = blk.AttnB.Span;
+        return new AttentionWeights(NH, NH, C, HD,
+            ReadHeads(w, WeightLayout.InOut, 3 * C, NH, 0, HD, C, HD),
+            ReadHeads(w, WeightLayout.InOut, 3 * C, NH, C, HD, C, HD),
+            ReadHeads(w, WeightLayout.InOut, 3 * C, NH, 2 * C, HD, C, HD),
+            OutputWeightsPerHead(layer),
+            ReadHeadBias(b, NH, 0, HD, HD), ReadHeadBias(b, NH, C, HD, HD), ReadHeadBias(b, NH, 2 * C, HD, HD), blk.ProjB.ToArray());
+    }
+
+    // c_fc (C, F) and c_proj (F, C) are Conv1D: already x·W
+    public override MlpWeights GetMlpWeights(int layer)
+    {
+        var blk = _blocks[RequireLayer(layer)];
+        return new MlpWeights(blk.FcW.ToArray(), blk.FcB.ToArray(), null, null, blk.MlpProjW.ToArray(), blk.MlpProjB.ToArray());
+    }
+
+    /// <summary>Canonical weights as a <c>GPT2LMHeadModel</c> checkpoint's tensors (with the <c>transformer.</c> prefix).</summary>
+    internal static IReadOnlyList<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> CheckpointTensors(CanonicalWeights w)
+    {
+        var c = w.Config;
+        int C = c.DModel, V = c.VocabSize, F = c.DMlp, NH = c.NHeads, HD = c.DHead;
+        if (c.NKvHeads != NH || NH * HD != C || !c.QkvBias || !c.OutputBias || !c.MlpBias || c.Positions != PositionKind.Learned
+            || c.Norm != NormKind.LayerNorm || c.GatedMlp)
+        {
+            throw new InvalidInputException("a GPT-2 checkpoint holds LayerNorms, learned positions, an ungated MLP, biases everywhere and heads × head size = d_model, one key/value head per query head");
+        }
+        var list = new List<(string, int[], ReadOnlyMemory<float>)>
+        {
+            ("transformer.wte.weight", [V, C], w.TokenEmbedding),
+            ("transformer.wpe.weight", [c.MaxPositions, C], w.PositionEmbedding!),
+        };
+        for (int l = 0; l < c.NLayers; l++)
+        {
+            var (ln1, a, ln2, m) = w.Layers[l];
+            var qkv = new float[C * 3 * C];
+            var qkvBias = new float[3 * C];
+            int third = 0;
+            foreach (var (weight, bias) in new[] { (a.WQ, a.BQ!), (a.WK, a.BK!), (a.WV, a.BV!) })
+            {
+                WriteHeads(weight, qkv, WeightLayout.InOut, 3 * C, NH, third, HD, C, HD);
+                WriteHeadBias(bias, qkvBias, NH, third, HD, HD);
+                third += C;
+            }
+            string p = $"transformer.h.{l}.";
+            list.AddRange([
+                (p + "ln_1.weight", [C], ln1.Weight), (p + "ln_1.bias", [C], ln1.Bias!),
+                (p + "attn.c_attn.weight", [C, 3 * C], qkv), (p + "attn.c_attn.bias", [3 * C], qkvBias),
+                (p + "attn.c_proj.weight", [C, C], a.WO), (p + "attn.c_proj.bias", [C], a.BO!), // W_O (NH, HD, C) is c_proj's (NH·HD, C)
+                (p + "ln_2.weight", [C], ln2.Weight), (p + "ln_2.bias", [C], ln2.Bias!),
+                (p + "mlp.c_fc.weight", [C, F], m.WIn), (p + "mlp.c_fc.bias", [F], m.BIn!),
+                (p + "mlp.c_proj.weight", [F, C], m.WOut), (p + "mlp.c_proj.bias", [C], m.BOut!),
+            ]);
+        }
+        list.Add(("transformer.ln_f.weight", [C], w.FinalNorm.Weight));
+        list.Add(("transformer.ln_f.bias", [C], w.FinalNorm.Bias!));
+        if (w.Unembedding is { } head)
+        {
+            list.Add(("lm_head.weight", [V, C], head));
+        }
+        return list;
     }
 }

@@ -2,6 +2,7 @@ using Headwise.Compute;
 using Headwise.Hooks;
 using Headwise.Loading;
 using static Headwise.Compute.Kernels;
+using static Headwise.Models.CanonicalLayout;
 
 namespace Headwise.Models;
 
@@ -45,8 +46,6 @@ public sealed class GptNeoX : TransformerModel
         _lnFB = w.Get("gpt_neox.final_layer_norm.bias", C);
         _embedOut = config.TiedEmbeddings ? _embedIn : w.Get("embed_out.weight", V, C);
     }
-
-    protected override (Weight W, Weight? Bias) Unembedding => (_embedOut, null);
 
     // inputs_embeds = self.embed_in(input_ids)
     protected override void Embed() => EmbedTokens(_embedIn);
@@ -127,5 +126,96 @@ public sealed class GptNeoX : TransformerModel
         Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
         Linear(S.Hidden, F, blk.DownW, blk.DownB, output, C, WeightLayout.OutIn);
         HookResid(l, HookKind.MlpOut, output);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // The canonical weights: read from, and written as, GPT-NeoX's tensors (nn.Linear (out, in): transposed to x·W)
+
+    public override Weight TokenEmbedding => _embedIn;
+
+    public override (Weight W, Weight? Bias) Unembedding => (_embedOut, null);
+
+    protected override (Weight W, Weight? Bias) NormTensors(int layer, HookKind site) => site switch
+    {
+        HookKind.Ln1Scale => (_blocks[layer].Ln1W, _blocks[layer].Ln1B),
+        HookKind.Ln2Scale => (_blocks[layer].Ln2W, _blocks[layer].Ln2B),
+        _ => (_lnFW, _lnFB),
+    };
+
+    public override AttentionWeights GetAttentionWeights(int layer)
+    {
+        var blk = _blocks[RequireLayer(layer)];
+        int C = Config.DModel, NH = Config.NHeads, HD = Config.DHead;
+        // query_key_value (3C, C): head h is rows 3·HD·h .. as [q_h | k_h | v_h], HD rows each; the bias likewise
+        var w = blk.QkvW.Span;
+        float[]? Bias(int first) => blk.QkvB is { } b ? ReadHeadBias(b.Span, NH, first, 3 * HD, HD) : null;
+        return new AttentionWeights(NH, NH, C, HD,
+            ReadHeads(w, WeightLayout.OutIn, 3 * C, NH, 0, 3 * HD, C, HD),
+            ReadHeads(w, WeightLayout.OutIn, 3 * C, NH, HD, 3 * HD, C, HD),
+            ReadHeads(w, WeightLayout.OutIn, 3 * C, NH, 2 * HD, 3 * HD, C, HD),
+            OutputWeightsPerHead(layer),
+            Bias(0), Bias(HD), Bias(2 * HD), blk.DenseB?.ToArray());
+    }
+
+    public override MlpWeights GetMlpWeights(int layer)
+    {
+        var blk = _blocks[RequireLayer(layer)];
+        int C = Config.DModel, F = Config.DMlp;
+        return new MlpWeights(Transposed(blk.UpW.Span, F, C), blk.UpB.ToArray(), null, null, Transposed(blk.DownW.Span, C, F), blk.DownB.ToArray());
+    }
+
+    /// <summary>Canonical weights as a <c>GPTNeoXForCausalLM</c> checkpoint's tensors.</summary>
+    internal static IReadOnlyList<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> CheckpointTensors(CanonicalWeights w)
+    {
+        var c = w.Config;
+        int C = c.DModel, V = c.VocabSize, F = c.DMlp, NH = c.NHeads, HD = c.DHead;
+        if (c.NKvHeads != NH || NH * HD != C || c.QkvBias != c.OutputBias || !c.MlpBias || c.Norm != NormKind.LayerNorm || c.GatedMlp
+            || c.Positions == PositionKind.Learned)
+        {
+            throw new InvalidInputException("a GPT-NeoX checkpoint holds LayerNorms, (partial) RoPE, an ungated MLP with biases, one attention_bias flag and heads × head size = d_model, one key/value head per query head");
+        }
+        var list = new List<(string, int[], ReadOnlyMemory<float>)> { ("gpt_neox.embed_in.weight", [V, C], w.TokenEmbedding) };
+        for (int l = 0; l < c.NLayers; l++)
+        {
+            var (ln1, a, ln2, m) = w.Layers[l];
+            string p = $"gpt_neox.layers.{l}.";
+            var qkv = new float[3 * C * C];
+            var qkvBias = new float[3 * C];
+            int first = 0;
+            foreach (var (weight, bias) in new[] { (a.WQ, a.BQ), (a.WK, a.BK), (a.WV, a.BV) })
+            {
+                WriteHeads(weight, qkv, WeightLayout.OutIn, 3 * C, NH, first, 3 * HD, C, HD);
+                if (bias is not null)
+                {
+                    WriteHeadBias(bias, qkvBias, NH, first, 3 * HD, HD);
+                }
+                first += HD;
+            }
+            list.AddRange([
+                (p + "input_layernorm.weight", [C], ln1.Weight), (p + "input_layernorm.bias", [C], ln1.Bias!),
+                (p + "post_attention_layernorm.weight", [C], ln2.Weight), (p + "post_attention_layernorm.bias", [C], ln2.Bias!),
+                (p + "attention.query_key_value.weight", [3 * C, C], qkv),
+            ]);
+            if (c.QkvBias)
+            {
+                list.Add((p + "attention.query_key_value.bias", [3 * C], qkvBias));
+            }
+            list.Add((p + "attention.dense.weight", [C, C], Transposed(a.WO, C, C)));
+            if (c.OutputBias)
+            {
+                list.Add((p + "attention.dense.bias", [C], a.BO!));
+            }
+            list.AddRange([
+                (p + "mlp.dense_h_to_4h.weight", [F, C], Transposed(m.WIn, C, F)), (p + "mlp.dense_h_to_4h.bias", [F], m.BIn!),
+                (p + "mlp.dense_4h_to_h.weight", [C, F], Transposed(m.WOut, F, C)), (p + "mlp.dense_4h_to_h.bias", [C], m.BOut!),
+            ]);
+        }
+        list.Add(("gpt_neox.final_layer_norm.weight", [C], w.FinalNorm.Weight));
+        list.Add(("gpt_neox.final_layer_norm.bias", [C], w.FinalNorm.Bias!));
+        if (w.Unembedding is { } head)
+        {
+            list.Add(("embed_out.weight", [V, C], head));
+        }
+        return list;
     }
 }

@@ -2,6 +2,7 @@ using Headwise.Compute;
 using Headwise.Hooks;
 using Headwise.Loading;
 using static Headwise.Compute.Kernels;
+using static Headwise.Models.CanonicalLayout;
 
 namespace Headwise.Models;
 
@@ -48,8 +49,6 @@ public sealed class Llama : TransformerModel
         _norm = w.Get("model.norm.weight", C);
         _lmHead = config.TiedEmbeddings ? _embed : w.Get("lm_head.weight", V, C);
     }
-
-    protected override (Weight W, Weight? Bias) Unembedding => (_lmHead, null);
 
     // inputs_embeds = self.embed_tokens(input_ids)
     protected override void Embed() => EmbedTokens(_embed);
@@ -107,5 +106,93 @@ public sealed class Llama : TransformerModel
     {
         // final rmsnorm: hidden_states = self.norm(hidden_states)
         Norm(HookPoint.ModelLevel, HookKind.LnFinalScale, S.X, _norm, null, S.XNorm);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // The canonical weights: read from, and written as, Llama's tensors (nn.Linear (out, in): transposed to x·W)
+
+    public override Weight TokenEmbedding => _embed;
+
+    public override (Weight W, Weight? Bias) Unembedding => (_lmHead, null);
+
+    protected override (Weight W, Weight? Bias) NormTensors(int layer, HookKind site) => site switch
+    {
+        HookKind.Ln1Scale => (_blocks[layer].AttnNorm, null),
+        HookKind.Ln2Scale => (_blocks[layer].MlpNorm, null),
+        _ => (_norm, null),
+    };
+
+    public override AttentionWeights GetAttentionWeights(int layer)
+    {
+        var blk = _blocks[RequireLayer(layer)];
+        int C = Config.DModel, NH = Config.NHeads, NKV = Config.NKvHeads, HD = Config.DHead;
+        // q_proj (NH·HD, C): head h is rows h·HD ..; k/v_proj (NKV·HD, C) likewise; the biases are already (heads, HD)
+        return new AttentionWeights(NH, NKV, C, HD,
+            ReadHeads(blk.Wq.Span, WeightLayout.OutIn, NH * HD, NH, 0, HD, C, HD),
+            ReadHeads(blk.Wk.Span, WeightLayout.OutIn, NKV * HD, NKV, 0, HD, C, HD),
+            ReadHeads(blk.Wv.Span, WeightLayout.OutIn, NKV * HD, NKV, 0, HD, C, HD),
+            OutputWeightsPerHead(layer),
+            blk.Bq?.ToArray(), blk.Bk?.ToArray(), blk.Bv?.ToArray(), blk.Bo?.ToArray());
+    }
+
+    // W_in is up_proj and W_gate gate_proj, as TransformerLens names them: act(x·W_gate) ⊙ (x·W_in)
+    public override MlpWeights GetMlpWeights(int layer)
+    {
+        var blk = _blocks[RequireLayer(layer)];
+        int C = Config.DModel, F = Config.DMlp;
+        return new MlpWeights(Transposed(blk.Up.Span, F, C), blk.UpB?.ToArray(), Transposed(blk.Gate.Span, F, C), blk.GateB?.ToArray(),
+            Transposed(blk.Down.Span, C, F), blk.DownB?.ToArray());
+    }
+
+    /// <summary>Canonical weights as a <c>LlamaForCausalLM</c> (Mistral, Qwen2) checkpoint's tensors.</summary>
+    internal static IReadOnlyList<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> CheckpointTensors(CanonicalWeights w)
+    {
+        var c = w.Config;
+        int C = c.DModel, V = c.VocabSize, F = c.DMlp, NH = c.NHeads, NKV = c.NKvHeads, HD = c.DHead, qd = NH * HD, kvd = NKV * HD;
+        if (c.Positions != PositionKind.Rotary || c.Norm != NormKind.RmsNorm || !c.GatedMlp || c.Activation != ActivationFunction.Silu)
+        {
+            throw new InvalidInputException("a Llama checkpoint holds RMSNorms, RoPE and a SwiGLU MLP");
+        }
+        float[] Rows(float[] heads, int n, int outFeatures)
+        {
+            var dst = new float[outFeatures * C];
+            WriteHeads(heads, dst, WeightLayout.OutIn, outFeatures, n, 0, HD, C, HD);
+            return dst;
+        }
+        var list = new List<(string, int[], ReadOnlyMemory<float>)> { ("model.embed_tokens.weight", [V, C], w.TokenEmbedding) };
+        for (int l = 0; l < c.NLayers; l++)
+        {
+            var (ln1, a, ln2, m) = w.Layers[l];
+            string p = $"model.layers.{l}.";
+            list.Add((p + "input_layernorm.weight", [C], ln1.Weight));
+            list.Add((p + "self_attn.q_proj.weight", [qd, C], Rows(a.WQ, NH, qd)));
+            list.Add((p + "self_attn.k_proj.weight", [kvd, C], Rows(a.WK, NKV, kvd)));
+            list.Add((p + "self_attn.v_proj.weight", [kvd, C], Rows(a.WV, NKV, kvd)));
+            if (c.QkvBias)
+            {
+                list.AddRange([(p + "self_attn.q_proj.bias", [qd], a.BQ!), (p + "self_attn.k_proj.bias", [kvd], a.BK!), (p + "self_attn.v_proj.bias", [kvd], a.BV!)]);
+            }
+            list.Add((p + "self_attn.o_proj.weight", [C, qd], Transposed(a.WO, qd, C)));
+            if (c.OutputBias)
+            {
+                list.Add((p + "self_attn.o_proj.bias", [C], a.BO!));
+            }
+            list.Add((p + "post_attention_layernorm.weight", [C], ln2.Weight));
+            list.AddRange([
+                (p + "mlp.gate_proj.weight", [F, C], Transposed(m.WGate!, C, F)),
+                (p + "mlp.up_proj.weight", [F, C], Transposed(m.WIn, C, F)),
+                (p + "mlp.down_proj.weight", [C, F], Transposed(m.WOut, F, C)),
+            ]);
+            if (c.MlpBias)
+            {
+                list.AddRange([(p + "mlp.gate_proj.bias", [F], m.BGate!), (p + "mlp.up_proj.bias", [F], m.BIn!), (p + "mlp.down_proj.bias", [C], m.BOut!)]);
+            }
+        }
+        list.Add(("model.norm.weight", [C], w.FinalNorm.Weight));
+        if (w.Unembedding is { } head)
+        {
+            list.Add(("lm_head.weight", [V, C], head));
+        }
+        return list;
     }
 }

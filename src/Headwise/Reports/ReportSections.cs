@@ -97,8 +97,8 @@ public static class ReportSections
         IProgress<AnalysisProgress>? progress, CancellationToken cancel)
     {
         var c = model.Config;
-        var weights = HeadWeights.Read(c, model.Weights);
-        var g = HeadWeights.UnembedEmbed(c, model.Weights, cancel);
+        var weights = HeadWeights.Read(model);
+        var g = HeadWeights.UnembedEmbed(model, cancel);
         var failed = new List<HeadId>();
         var copying = HeadScores.Create("OV copying",
             "Σλ / Σ|λ| over the eigenvalues λ of the head's OV circuit W_E·W_OV·W_U (1: it copies the tokens it attends to, −1: it suppresses them)",

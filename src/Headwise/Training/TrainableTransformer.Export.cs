@@ -1,8 +1,12 @@
+using Headwise.Compute;
 using Headwise.Loading;
+using Headwise.Models;
+using static Headwise.Models.CanonicalLayout;
 
 namespace Headwise.Training;
 
-// Export to a Hugging Face checkpoint: GPT2LMHeadModel or LlamaForCausalLM names and shapes (CheckpointLayout.Tensors).
+// Export to a Hugging Face checkpoint (GPT2LMHeadModel or LlamaForCausalLM) through the canonical weights: the family's own
+// table names the tensors.
 // What HF cannot express is refused with InvalidInputException: a combined W_OV, a model without norms, and for GPT-2
 // grouped key/value heads or NH·HD ≠ C, and a Llama without RoPE. An attention-only model is exported exactly, as a model
 // whose MLP has width 1 and zero weights (its output is then exactly 0 in both families); a GPT-2 without biases or
@@ -42,7 +46,10 @@ public sealed partial class TrainableTransformer
                 DMlp = f,
                 MaxPositions = Config.SeqLen,
                 NormEps = Config.NormEps,
-                Activation = "gelu_new",
+                Norm = NormKind.LayerNorm,
+                Activation = ActivationFunction.GeluTanh,
+                GatedMlp = false,
+                Positions = PositionKind.Learned,
                 TiedEmbeddings = Config.TiedEmbeddings || _oneHot,
                 QkvBias = true,
                 OutputBias = true,
@@ -61,18 +68,20 @@ public sealed partial class TrainableTransformer
                 DMlp = f,
                 MaxPositions = Config.SeqLen,
                 NormEps = Config.NormEps,
-                Activation = "silu",
+                Norm = NormKind.RmsNorm,
+                Activation = ActivationFunction.Silu,
+                GatedMlp = true,
+                Positions = PositionKind.Rotary,
                 TiedEmbeddings = Config.TiedEmbeddings || _oneHot,
                 RopeTheta = Config.RopeTheta,
                 RotaryDims = HD,
             };
     }
 
-    /// <summary>The weights under their Hugging Face names, in <see cref="CheckpointLayout.Tensors"/> order.</summary>
-    public IReadOnlyList<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> ToHfTensors()
+    /// <summary>The weights in the canonical layout (x·W, per head), ready to build an engine model or write a checkpoint.</summary>
+    public CanonicalWeights ToCanonical()
     {
         var c = ToModelConfig();
-        var map = new Dictionary<string, float[]>(StringComparer.Ordinal);
         // absent parameters of an exactly expressible option: biases 0, positions 0, one-hot embedding = identity
         float[] Get(string name) => _byName.ContainsKey(name) ? Param(name).ToArray() : name switch
         {
@@ -83,86 +92,42 @@ public sealed partial class TrainableTransformer
             _ when name.EndsWith(".b_o", StringComparison.Ordinal) || name.EndsWith(".b_out", StringComparison.Ordinal) => new float[C],
             _ => throw new InvalidOperationException($"export: no parameter '{name}'"),
         };
-        float[] Rows(string name, int start, int count) => Param(name).Slice(start * C, count * C).ToArray();
-        int fw = c.DMlp;
-        if (_gpt2)
+        // LayerNorm (GPT-2) has a bias, RMSNorm (Llama) none; an attention-only block's MLP norm is the identity's γ = 1
+        NormWeights Norm(string name) => new(c.Norm, Get(name + ".weight"), _gpt2 ? Get(name + ".bias") : null, c.NormEps);
+        NormWeights Identity() => new(c.Norm, CanonicalWeights.Ones(C), _gpt2 ? new float[C] : null, c.NormEps);
+        var layers = new LayerWeights[L];
+        for (int l = 0; l < L; l++)
         {
-            map["transformer.wte.weight"] = Get("wte");
-            map["transformer.wpe.weight"] = Get("wpe");
-            for (int l = 0; l < L; l++)
+            string q = $"blocks.{l}.";
+            // w_qkv ((NH + 2·NKV)·HD, C), nn.Linear, rows q | k | v; w_o (C, NH·HD)
+            var w = Param(q + "attn.w_qkv");
+            var b = _gpt2 ? Get(q + "attn.b_qkv") : null;
+            var attn = new AttentionWeights(NH, NKV, C, HD,
+                ReadHeads(w, WeightLayout.OutIn, QKV, NH, 0, HD, C, HD),
+                ReadHeads(w, WeightLayout.OutIn, QKV, NKV, NH * HD, HD, C, HD),
+                ReadHeads(w, WeightLayout.OutIn, QKV, NKV, QK, HD, C, HD),
+                Transposed(Param(q + "attn.w_o"), C, NH * HD),
+                b?[..(NH * HD)], b?[(NH * HD)..QK], b?[QK..QKV], _gpt2 ? Get(q + "attn.b_o") : null);
+            if (Config.AttentionOnly)
             {
-                string p = $"transformer.h.{l}.", q = $"blocks.{l}.";
-                map[p + "ln_1.weight"] = Get(q + "ln1.weight");
-                map[p + "ln_1.bias"] = Get(q + "ln1.bias");
-                // GPT-2's Conv1D stores (in, out): the transpose of our (out, in)
-                map[p + "attn.c_attn.weight"] = Transposed(Param(q + "attn.w_qkv"), QKV, C);
-                map[p + "attn.c_attn.bias"] = Get(q + "attn.b_qkv");
-                map[p + "attn.c_proj.weight"] = Transposed(Param(q + "attn.w_o"), C, NH * HD);
-                map[p + "attn.c_proj.bias"] = Get(q + "attn.b_o");
-                if (Config.AttentionOnly)
-                {
-                    map[p + "ln_2.weight"] = Ones(C);
-                    map[p + "ln_2.bias"] = new float[C];
-                    map[p + "mlp.c_fc.weight"] = new float[C * fw];
-                    map[p + "mlp.c_fc.bias"] = new float[fw];
-                    map[p + "mlp.c_proj.weight"] = new float[fw * C];
-                    map[p + "mlp.c_proj.bias"] = new float[C];
-                    continue;
-                }
-                map[p + "ln_2.weight"] = Get(q + "ln2.weight");
-                map[p + "ln_2.bias"] = Get(q + "ln2.bias");
-                map[p + "mlp.c_fc.weight"] = Transposed(Param(q + "mlp.w_in"), F, C);
-                map[p + "mlp.c_fc.bias"] = Get(q + "mlp.b_in");
-                map[p + "mlp.c_proj.weight"] = Transposed(Param(q + "mlp.w_out"), C, F);
-                map[p + "mlp.c_proj.bias"] = Get(q + "mlp.b_out");
+                layers[l] = new LayerWeights(Norm(q + "ln1"), attn, Identity(), MlpWeights.Zero(c)); // width 1, output exactly 0
+                continue;
             }
-            map["transformer.ln_f.weight"] = Get("ln_f.weight");
-            map["transformer.ln_f.bias"] = Get("ln_f.bias");
+            // w_in / w_gate / w_up (F, C) and w_out (C, F), nn.Linear
+            var mlp = _gpt2
+                ? new MlpWeights(Transposed(Param(q + "mlp.w_in"), F, C), Get(q + "mlp.b_in"), null, null,
+                    Transposed(Param(q + "mlp.w_out"), C, F), Get(q + "mlp.b_out"))
+                : new MlpWeights(Transposed(Param(q + "mlp.w_up"), F, C), null, Transposed(Param(q + "mlp.w_gate"), F, C), null,
+                    Transposed(Param(q + "mlp.w_out"), C, F), null);
+            layers[l] = new LayerWeights(Norm(q + "ln1"), attn, Norm(q + "ln2"), mlp);
         }
-        else
-        {
-            map["model.embed_tokens.weight"] = Get("wte");
-            for (int l = 0; l < L; l++)
-            {
-                string p = $"model.layers.{l}.", q = $"blocks.{l}.";
-                map[p + "input_layernorm.weight"] = Get(q + "ln1.weight");
-                map[p + "self_attn.q_proj.weight"] = Rows(q + "attn.w_qkv", 0, NH * HD);
-                map[p + "self_attn.k_proj.weight"] = Rows(q + "attn.w_qkv", NH * HD, NKV * HD);
-                map[p + "self_attn.v_proj.weight"] = Rows(q + "attn.w_qkv", QK, NKV * HD);
-                map[p + "self_attn.o_proj.weight"] = Get(q + "attn.w_o");
-                bool ao = Config.AttentionOnly;
-                map[p + "post_attention_layernorm.weight"] = ao ? Ones(C) : Get(q + "ln2.weight");
-                map[p + "mlp.gate_proj.weight"] = ao ? new float[fw * C] : Get(q + "mlp.w_gate");
-                map[p + "mlp.up_proj.weight"] = ao ? new float[fw * C] : Get(q + "mlp.w_up");
-                map[p + "mlp.down_proj.weight"] = ao ? new float[C * fw] : Get(q + "mlp.w_out");
-            }
-            map["model.norm.weight"] = Get("ln_f.weight");
-        }
-        if (!Config.TiedEmbeddings && !_oneHot) map["lm_head.weight"] = Get("w_u");
-        return CheckpointLayout.Tensors(c).Select(t => (t.Name, t.Shape, (ReadOnlyMemory<float>)map[t.Name])).ToList();
+        return new CanonicalWeights(c, Get("wte"), _gpt2 ? Get("wpe") : null, layers, Norm("ln_f"),
+            Config.TiedEmbeddings || _oneHot ? null : Get("w_u"));
     }
+
+    /// <summary>The weights under their Hugging Face names, in the order the family writes them.</summary>
+    public IReadOnlyList<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> ToHfTensors() => ToCanonical().ToCheckpointTensors();
 
     /// <summary>Writes config.json + model.safetensors (float32) into <paramref name="dir"/>, each file atomically.</summary>
-    public void SaveHf(string dir)
-    {
-        var c = ToModelConfig();
-        var tensors = ToHfTensors();
-        Directory.CreateDirectory(dir);
-        SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
-        HfConfigWriter.Write(c, Path.Combine(dir, "config.json"));
-    }
-
-    private static float[] Transposed(ReadOnlySpan<float> a, int rows, int cols)
-    {
-        var t = new float[rows * cols];
-        Layers.Linear.Transpose(a, t, rows, cols);
-        return t;
-    }
-
-    private static float[] Ones(int n)
-    {
-        var a = new float[n];
-        Array.Fill(a, 1f);
-        return a;
-    }
+    public void SaveHf(string dir) => ToCanonical().SaveHf(dir);
 }

@@ -19,7 +19,7 @@ public class CircuitsTests
     public void FactoredSingularValuesEqualTheDenseSvd(string golden)
     {
         using var m = ModelLoader.Load(Path.Combine(TestPaths.Goldens, golden));
-        foreach (var head in HeadWeights.Read(m.Config, m.Model.Weights).SelectMany(x => x))
+        foreach (var head in HeadWeights.Read(m.Model).SelectMany(x => x))
         {
             foreach (var f in new[] { head.QK, head.OV })
             {
@@ -41,7 +41,7 @@ public class CircuitsTests
     public void CompositionScoresEqualTheExplicitFormula(string golden)
     {
         using var m = ModelLoader.Load(Path.Combine(TestPaths.Goldens, golden));
-        var heads = HeadWeights.Read(m.Config, m.Model.Weights).SelectMany(x => x).ToArray();
+        var heads = HeadWeights.Read(m.Model).SelectMany(x => x).ToArray();
         var r = CircuitAnalysis.Compute(m.Model, new CircuitOptions(CopyingScores: false));
         static double Score(Matrix<double> a, Matrix<double> b) => (a * b).FrobeniusNorm() / (a.FrobeniusNorm() * b.FrobeniusNorm());
         int checkedPairs = 0;
@@ -74,7 +74,7 @@ public class CircuitsTests
     {
         using var m = ModelLoader.Load(Path.Combine(TestPaths.Goldens, golden));
         var c = m.Config;
-        var heads = HeadWeights.Read(c, m.Model.Weights).SelectMany(x => x).ToArray();
+        var heads = HeadWeights.Read(m.Model).SelectMany(x => x).ToArray();
         var r = CircuitAnalysis.Compute(m.Model, new CircuitOptions(SingularValues: false, Composition: false));
         // W_E (vocab × d_model) and W_U (d_model × vocab) built here from the tensors: W_U = centre(diag(γ_final) · unembedᵀ)
         var (embedName, headName, normName) = c.Family switch
@@ -117,7 +117,7 @@ public class CircuitsTests
         int[] ids = [3, 17, 5, 40, 11];
         var (_, cache) = m.Model.RunWithCache(ModelInput.Single(ids), n => n.EndsWith("hook_resid_pre") || n.EndsWith("ln1.hook_scale")
             || n.EndsWith("hook_q") || n.EndsWith("hook_k") || n.EndsWith("hook_v") || n.EndsWith("hook_z") || n.EndsWith("hook_result"));
-        var weights = HeadWeights.Read(c, m.Model.Weights);
+        var weights = HeadWeights.Read(m.Model);
         int C = c.DModel, D = c.DHead, H = c.NHeads, KV = c.NKvHeads;
         const int p1 = 4, p2 = 1;
         for (int l = 0; l < c.NLayers; l++)

@@ -75,7 +75,7 @@ public class HeadDetectorTests
     [Fact]
     public void RepeatedSequencesAvoidSpecialIdsAndRepeat()
     {
-        var cfg = CheckpointLayout.Gpt2Small with { VocabSize = 100, BosTokenId = 0, EosTokenId = 30 };
+        var cfg = ModelConfig.Gpt2Small with { VocabSize = 100, BosTokenId = 0, EosTokenId = 30 };
         var seqs = HeadDetectors.RepeatedSequences(cfg, new HeadDetectorOptions(SeqLen: 30, Batch: 4, Seed: 7), bos: true);
         Assert.Equal(4, seqs.Length);
         foreach (var s in seqs)

@@ -67,7 +67,7 @@ public static class DirectLogitAttribution
             || name.EndsWith("hook_mlp_out", StringComparison.Ordinal));
 
         var un = FinalReadout.Of(model);
-        ReadOnlySpan<float> wU = un.WU.Span, normW = un.NormWeight.Span, normB = un.NormBias is null ? default : un.NormBias.Span;
+        ReadOnlySpan<float> wU = un.WU.Span, normW = un.Norm.Weight, normB = un.Norm.Bias;
         // direction = w ⊙ (W_U[answer] − W_U[wrong]) / s
         var d = new double[C];
         double s = cache["ln_final.hook_scale"].Data[pos];
@@ -142,37 +142,12 @@ public static class DirectLogitAttribution
 }
 
 /// <summary>
-/// What the final norm and unembedding do to the last residual stream, read from the checkpoint by each family's tensor names:
-/// the unembedding W_U (vocab, d_model), the final norm's weight and bias, and whether the norm centres (LayerNorm) or not (RMSNorm).
+/// What the final norm and unembedding do to the last residual stream, from the model's canonical accessors: the unembedding
+/// W_U (vocab, d_model) and the final norm, which centres (LayerNorm) or not (RMSNorm).
 /// </summary>
-public sealed record FinalReadout(Weight WU, Weight NormWeight, Weight? NormBias, bool Centres)
+public sealed record FinalReadout(Weight WU, NormWeights Norm)
 {
-    public static FinalReadout Of(TransformerModel model)
-    {
-        var cfg = model.Config;
-        var w = model.Weights;
-        int C = cfg.DModel, V = cfg.VocabSize;
-        Weight Get(string name, params int[] shape) => w.Get(name, shape);
-        switch (cfg.Family)
-        {
-            case ArchitectureFamily.Gpt2:
-                {
-                    string p = w.Contains("transformer.wte.weight") ? "transformer." : "";
-                    var wu = cfg.TiedEmbeddings ? Get(p + "wte.weight", V, C) : Get("lm_head.weight", V, C);
-                    return new FinalReadout(wu, Get(p + "ln_f.weight", C), Get(p + "ln_f.bias", C), Centres: true);
-                }
-            case ArchitectureFamily.Llama:
-                {
-                    var wu = cfg.TiedEmbeddings ? Get("model.embed_tokens.weight", V, C) : Get("lm_head.weight", V, C);
-                    return new FinalReadout(wu, Get("model.norm.weight", C), null, Centres: false);
-                }
-            case ArchitectureFamily.GptNeoX:
-                {
-                    var wu = cfg.TiedEmbeddings ? Get("gpt_neox.embed_in.weight", V, C) : Get("embed_out.weight", V, C);
-                    return new FinalReadout(wu, Get("gpt_neox.final_layer_norm.weight", C), Get("gpt_neox.final_layer_norm.bias", C), Centres: true);
-                }
-            default:
-                throw new ModelFormatException($"{w.Source}: no unembedding layout for family {cfg.Family}");
-        }
-    }
+    public bool Centres => Norm.Kind == NormKind.LayerNorm;
+
+    public static FinalReadout Of(TransformerModel model) => new(model.Unembedding.W, model.FinalNormWeights);
 }

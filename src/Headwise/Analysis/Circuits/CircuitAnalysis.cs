@@ -60,14 +60,11 @@ public static class CircuitAnalysis
     public const string VDefinition = "V-composition ‖W_OV¹·W_OV²‖_F / (‖W_OV¹‖_F ‖W_OV²‖_F): the earlier head's output feeds the later head's values";
 
     public static CircuitsResult Compute(TransformerModel model, CircuitOptions? options = null,
-        IProgress<AnalysisProgress>? progress = null, CancellationToken cancel = default) =>
-        Compute(model.Config, model.Weights, options, progress, cancel);
-
-    public static CircuitsResult Compute(ModelConfig config, WeightSet weights, CircuitOptions? options = null,
         IProgress<AnalysisProgress>? progress = null, CancellationToken cancel = default)
     {
         options ??= new CircuitOptions();
-        var all = HeadWeights.Read(config, weights).SelectMany(x => x).ToArray();
+        var config = model.Config;
+        var all = HeadWeights.Read(model).SelectMany(x => x).ToArray();
         var qk = all.Select(h => h.QK).ToArray();
         var ov = all.Select(h => h.OV).ToArray();
         var selected = options.Heads is null ? Enumerable.Range(0, all.Length).ToArray()
@@ -77,7 +74,7 @@ public static class CircuitAnalysis
             throw new InvalidInputException($"--head: a head is outside the model's {config.NLayers} layers × {config.NHeads} heads");
         }
 
-        float[]? g = options.CopyingScores ? RowMajor(HeadWeights.UnembedEmbed(config, weights, cancel)) : null;
+        float[]? g = options.CopyingScores ? RowMajor(HeadWeights.UnembedEmbed(model, cancel)) : null;
         var heads = new HeadCircuit[selected.Length];
         for (int n = 0; n < selected.Length; n++)
         {

@@ -1,5 +1,6 @@
 using Headwise.Compute;
 using Headwise.Loading;
+using Headwise.Models;
 using MathNet.Numerics.LinearAlgebra;
 
 namespace Headwise.Analysis.Circuits;
@@ -19,13 +20,13 @@ public sealed record HeadWeights(HeadId Head, Matrix<double> WQ, Matrix<double> 
     /// <summary>W_OV = W_V W_O (d_model × d_model): what a head writes when it attends to a residual x is x W_OV.</summary>
     public FactoredMatrix OV => new(WV, WO);
 
-    /// <summary>Every head's weights, read from the checkpoint by the family's tensor names.</summary>
-    public static HeadWeights[][] Read(ModelConfig c, WeightSet w)
+    /// <summary>Every head's weights, from the model's canonical attention weights and attention norms.</summary>
+    public static HeadWeights[][] Read(TransformerModel model)
     {
-        var result = new HeadWeights[c.NLayers][];
-        for (int l = 0; l < c.NLayers; l++)
+        var result = new HeadWeights[model.Config.NLayers][];
+        for (int l = 0; l < result.Length; l++)
         {
-            result[l] = ReadLayer(c, w, l);
+            result[l] = ReadLayer(model, l);
         }
         return result;
     }
@@ -36,19 +37,15 @@ public sealed record HeadWeights(HeadId Head, Matrix<double> WQ, Matrix<double> 
     /// W_U (d_model × vocab). The OV circuit of a head, W_E·W_OV·W_U (vocab × vocab), has the same non-zero eigenvalues as
     /// B·G·A for W_OV = A·B, so this d_model² matrix is all the copying score needs.
     /// </summary>
-    public static Matrix<double> UnembedEmbed(ModelConfig c, WeightSet w, CancellationToken cancel = default)
+    public static Matrix<double> UnembedEmbed(TransformerModel model, CancellationToken cancel = default)
     {
+        var c = model.Config;
         int C = c.DModel, V = c.VocabSize;
-        var (headName, normName) = c.Family switch
-        {
-            ArchitectureFamily.Gpt2 => ("lm_head.weight", Gpt2Prefix(w) + "ln_f.weight"),
-            ArchitectureFamily.Llama => ("lm_head.weight", "model.norm.weight"),
-            _ => ("embed_out.weight", "gpt_neox.final_layer_norm.weight"),
-        };
-        var embed = EmbeddingWeight(c, w);
-        var head = c.TiedEmbeddings || !w.Contains(headName) ? embed : w.Get(headName, V, C);
-        var gamma = w.Get(normName, C).ToArray();
-        bool center = c.Family != ArchitectureFamily.Llama;
+        var embed = model.TokenEmbedding;
+        var head = model.Unembedding.W;
+        var norm = model.FinalNormWeights;
+        var gamma = norm.Weight;
+        bool center = norm.Kind == NormKind.LayerNorm;
         // G = U·W_E with U[:, v] = centre(γ ⊙ head[v, :]), a sum over the vocabulary taken in chunks through the engine's GEMM
         const int Chunk = 4096;
         var u = new float[C * Math.Min(Chunk, V)];
@@ -86,103 +83,40 @@ public sealed record HeadWeights(HeadId Head, Matrix<double> WQ, Matrix<double> 
         return Matrix<double>.Build.Dense(C, C, g);
     }
 
-    private static Weight EmbeddingWeight(ModelConfig c, WeightSet w) => c.Family switch
+    private static HeadWeights[] ReadLayer(TransformerModel model, int l)
     {
-        ArchitectureFamily.Gpt2 => w.Get(Gpt2Prefix(w) + "wte.weight", c.VocabSize, c.DModel),
-        ArchitectureFamily.Llama => w.Get("model.embed_tokens.weight", c.VocabSize, c.DModel),
-        _ => w.Get("gpt_neox.embed_in.weight", c.VocabSize, c.DModel),
-    };
-
-    private static string Gpt2Prefix(WeightSet w) => w.Contains("transformer.ln_f.weight") ? "transformer." : "";
-
-    private static HeadWeights[] ReadLayer(ModelConfig c, WeightSet w, int l)
-    {
-        int C = c.DModel, H = c.NHeads, D = c.DHead;
-        var heads = new HeadWeights[H];
-        switch (c.Family)
+        var a = model.GetAttentionWeights(l);
+        var norm = model.AttentionNorm(l);
+        var heads = new HeadWeights[a.NHeads];
+        for (int h = 0; h < heads.Length; h++)
         {
-            case ArchitectureFamily.Gpt2:
-                {
-                    // c_attn (C, 3C) Conv1D = [W_Q | W_K | W_V], head h is columns h·D .. h·D+D of each third; c_proj (C, C): rows h·D.. are W_O
-                    string p = $"{Gpt2Prefix(w)}h.{l}.";
-                    var attn = w.Get(p + "attn.c_attn.weight", C, 3 * C);
-                    var proj = w.Get(p + "attn.c_proj.weight", C, C);
-                    var gamma = w.Get(p + "ln_1.weight", C);
-                    for (int h = 0; h < H; h++)
-                    {
-                        heads[h] = new HeadWeights(new HeadId(l, h),
-                            Reading(c, gamma, attn, 3 * C, h * D, D, transposed: false),
-                            Reading(c, gamma, attn, 3 * C, C + h * D, D, transposed: false),
-                            Reading(c, gamma, attn, 3 * C, 2 * C + h * D, D, transposed: false),
-                            Block(proj, C, h * D, D, 0, C));
-                    }
-                    break;
-                }
-            case ArchitectureFamily.Llama:
-                {
-                    // q_proj (NH·D, C), k/v_proj (NKV·D, C), o_proj (C, NH·D), all Linear (out, in): W_Q of head h is rows h·D.. transposed;
-                    // with grouped-query attention query head h reads kv head h / (NH / NKV)
-                    string p = $"model.layers.{l}.";
-                    int kvd = c.NKvHeads * D;
-                    var q = w.Get(p + "self_attn.q_proj.weight", H * D, C);
-                    var k = w.Get(p + "self_attn.k_proj.weight", kvd, C);
-                    var v = w.Get(p + "self_attn.v_proj.weight", kvd, C);
-                    var o = w.Get(p + "self_attn.o_proj.weight", C, H * D);
-                    var gamma = w.Get(p + "input_layernorm.weight", C);
-                    for (int h = 0; h < H; h++)
-                    {
-                        int kv = h / c.KvGroupSize;
-                        heads[h] = new HeadWeights(new HeadId(l, h),
-                            Reading(c, gamma, q, C, h * D, D, transposed: true),
-                            Reading(c, gamma, k, C, kv * D, D, transposed: true),
-                            Reading(c, gamma, v, C, kv * D, D, transposed: true),
-                            Block(o, H * D, 0, C, h * D, D).Transpose());
-                    }
-                    break;
-                }
-            case ArchitectureFamily.GptNeoX:
-                {
-                    // query_key_value (3C, C) Linear, rows per head: [q_h (D rows), k_h (D), v_h (D)]; dense (C, C) Linear
-                    string p = $"gpt_neox.layers.{l}.";
-                    var qkv = w.Get(p + "attention.query_key_value.weight", 3 * C, C);
-                    var dense = w.Get(p + "attention.dense.weight", C, C);
-                    var gamma = w.Get(p + "input_layernorm.weight", C);
-                    for (int h = 0; h < H; h++)
-                    {
-                        int r = 3 * D * h;
-                        heads[h] = new HeadWeights(new HeadId(l, h),
-                            Reading(c, gamma, qkv, C, r, D, transposed: true),
-                            Reading(c, gamma, qkv, C, r + D, D, transposed: true),
-                            Reading(c, gamma, qkv, C, r + 2 * D, D, transposed: true),
-                            Block(dense, C, 0, C, h * D, D).Transpose());
-                    }
-                    break;
-                }
+            // with grouped-query attention query head h reads key/value head h / (NH / NKV)
+            int kv = a.KvHeadOf(h);
+            heads[h] = new HeadWeights(new HeadId(l, h), Reading(norm, a.Q(h), a.DHead), Reading(norm, a.K(kv), a.DHead),
+                Reading(norm, a.V(kv), a.DHead), Dense(a.O(h), a.DHead, a.DModel));
         }
         return heads;
     }
 
     /// <summary>
-    /// A reading weight (d_model × d_head) with the norm folded in: diag(γ)·W, then for LayerNorm families each column centred
-    /// over the d_model rows. Not transposed: columns <paramref name="first"/>.. of a (d_model, <paramref name="stride"/>) Conv1D;
-    /// transposed: rows <paramref name="first"/>.. of a Linear (out, d_model) whose row length is d_model.
+    /// A reading weight W (C, HD), row-major, with the norm folded in: diag(γ)·W, then for LayerNorm each column centred over the
+    /// d_model rows.
     /// </summary>
-    private static Matrix<double> Reading(ModelConfig c, Weight gammaWeight, Weight w, int stride, int first, int D, bool transposed)
+    private static Matrix<double> Reading(NormWeights norm, ReadOnlySpan<float> w, int D)
     {
-        int C = c.DModel;
-        var s = w.Span;
-        var gamma = gammaWeight.Span;
+        var gamma = norm.Weight;
+        int C = gamma.Length;
         var data = new double[C * D]; // column-major: data[j·C + i] = W[i, j]
         for (int j = 0; j < D; j++)
         {
             double mean = 0;
             for (int i = 0; i < C; i++)
             {
-                double x = gamma[i] * (transposed ? s[(first + j) * C + i] : s[i * stride + first + j]);
+                double x = gamma[i] * w[i * D + j];
                 data[j * C + i] = x;
                 mean += x;
             }
-            if (c.Family != ArchitectureFamily.Llama)
+            if (norm.Kind == NormKind.LayerNorm)
             {
                 mean /= C;
                 for (int i = 0; i < C; i++)
@@ -194,19 +128,17 @@ public sealed record HeadWeights(HeadId Head, Matrix<double> WQ, Matrix<double> 
         return Matrix<double>.Build.Dense(C, D, data);
     }
 
-    /// <summary>Rows r0.. (nr of them) and columns c0.. (nc) of a row-major (·, stride) weight.</summary>
-    private static Matrix<double> Block(Weight w, int stride, int r0, int nr, int c0, int nc)
+    /// <summary>A row-major (rows, cols) array as a matrix.</summary>
+    private static Matrix<double> Dense(ReadOnlySpan<float> w, int rows, int cols)
     {
-        var s = w.Span;
-        var data = new double[nr * nc];
-        for (int i = 0; i < nr; i++)
+        var data = new double[rows * cols];
+        for (int i = 0; i < rows; i++)
         {
-            for (int j = 0; j < nc; j++)
+            for (int j = 0; j < cols; j++)
             {
-                data[j * nr + i] = s[(r0 + i) * stride + c0 + j];
+                data[j * rows + i] = w[i * cols + j];
             }
         }
-        return Matrix<double>.Build.Dense(nr, nc, data);
+        return Matrix<double>.Build.Dense(rows, cols, data);
     }
 }
-

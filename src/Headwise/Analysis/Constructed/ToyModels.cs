@@ -93,60 +93,72 @@ public static class ToyModels
 
     private enum HeadKind { Uniform, Self, PreviousToken, Sink, Induction }
 
-    private static TransformerModel Build(string name, HeadKind[][] layers)
+    /// <summary>The GPT-2-family config every toy model shares (its layer count aside).</summary>
+    public static ModelConfig Config(int layers) => new()
     {
-        const int C = DModel, V = VocabSize, P = Positions, HD = DHead, NH = HeadsPerLayer, F = 4;
-        var config = new ModelConfig
-        {
-            ModelType = "gpt2",
-            Family = ArchitectureFamily.Gpt2,
-            VocabSize = V,
-            DModel = C,
-            NLayers = layers.Length,
-            NHeads = NH,
-            NKvHeads = NH,
-            DHead = HD,
-            DMlp = F,
-            MaxPositions = P,
-            NormEps = 1e-5f,
-            Activation = "gelu_new",
-            TiedEmbeddings = false,
-            QkvBias = true,
-            OutputBias = true,
-            MlpBias = true,
-        };
-        var arrays = CheckpointLayout.Tensors(config).ToDictionary(t => t.Name, t => new float[t.Shape.Aggregate(1, (a, b) => a * b)]);
+        ModelType = "gpt2",
+        Family = ArchitectureFamily.Gpt2,
+        VocabSize = VocabSize,
+        DModel = DModel,
+        NLayers = layers,
+        NHeads = HeadsPerLayer,
+        NKvHeads = HeadsPerLayer,
+        DHead = DHead,
+        DMlp = 4,
+        MaxPositions = Positions,
+        NormEps = 1e-5f,
+        Norm = NormKind.LayerNorm,
+        Activation = ActivationFunction.GeluTanh,
+        GatedMlp = false,
+        Positions = PositionKind.Learned,
+        TiedEmbeddings = false,
+        QkvBias = true,
+        OutputBias = true,
+        MlpBias = true,
+    };
+
+    /// <summary>The canonical weights of a toy model with these head kinds (what <see cref="TransformerModel.Create(CanonicalWeights, string?)"/> builds).</summary>
+    private static CanonicalWeights Weights(HeadKind[][] layers)
+    {
+        const int C = DModel, V = VocabSize, P = Positions, HD = DHead, NH = HeadsPerLayer;
+        var config = Config(layers.Length);
 
         // Embeddings: centred one-hots, TOK for tokens and POS for positions.
-        var wte = arrays["transformer.wte.weight"];
-        var wpe = arrays["transformer.wpe.weight"];
+        var tokenEmbed = new float[V * C];
+        var posEmbed = new float[P * C];
         for (int t = 0; t < V; t++)
         {
-            SetCentredOneHot(wte.AsSpan(t * C, C), Tok, V, t);
+            SetCentredOneHot(tokenEmbed.AsSpan(t * C, C), Tok, V, t);
         }
         for (int p = 0; p < P; p++)
         {
-            SetCentredOneHot(wpe.AsSpan(p * C, C), Pos, P, p);
+            SetCentredOneHot(posEmbed.AsSpan(p * C, C), Pos, P, p);
         }
 
         // The squared norm of one centred one-hot; the residual holds 2 (TOK, POS), then 3 (+PREV) after a previous-token head.
         float unit = (V - 1f) / V;
         float beta = Sharpness * MathF.Sqrt(HD);
         int subspaces = 2;
+        NormWeights LayerNorm(float gamma)
+        {
+            var w = new float[C];
+            Array.Fill(w, gamma);
+            return new NormWeights(NormKind.LayerNorm, w, new float[C], config.NormEps);
+        }
+        var blocks = new LayerWeights[layers.Length];
         for (int l = 0; l < layers.Length; l++)
         {
-            string p = $"transformer.h.{l}.";
             // LayerNorm as identity on the designed inputs: x / (‖x‖/√C) · (‖x‖/√C)
-            Array.Fill(arrays[p + "ln_1.weight"], MathF.Sqrt(subspaces * unit / C));
-            Array.Fill(arrays[p + "ln_2.weight"], 1f);
-            var wQkv = arrays[p + "attn.c_attn.weight"];   // (C, 3C): x · W; columns [0,C) q, [C,2C) k, [2C,3C) v
-            var bQkv = arrays[p + "attn.c_attn.bias"];
-            var wO = arrays[p + "attn.c_proj.weight"];     // (C, C): rows are z dims h·HD + d
+            var ln1 = LayerNorm(MathF.Sqrt(subspaces * unit / C));
+            var a = AttentionWeights.Zero(config); // W_Q[h], W_K[h], W_V[h]: (C, HD), x·W; W_O[h]: (HD, C)
             bool writesPrev = false;
             for (int h = 0; h < NH; h++)
             {
-                int q = h * HD, k = C + h * HD, v = 2 * C + h * HD;
-                void W(int row, int col, float value) => wQkv[row * 3 * C + col] = value;
+                var wq = a.Q(h);
+                var wk = a.K(h);
+                var wv = a.V(h);
+                var wo = a.O(h);
+                void Set(Span<float> w, int row, int col, float value) => w[row * HD + col] = value;
                 switch (layers[l][h])
                 {
                     case HeadKind.Uniform:
@@ -154,49 +166,49 @@ public static class ToyModels
                     case HeadKind.Self:
                         for (int i = 0; i < P; i++)
                         {
-                            W(Pos + i, q + i, beta);
-                            W(Pos + i, k + i, 1f);
+                            Set(wq, Pos + i, i, beta);
+                            Set(wk, Pos + i, i, 1f);
                         }
                         break;
                     case HeadKind.PreviousToken:
                         // query at position i asks for key position i − 1
                         for (int i = 1; i < P; i++)
                         {
-                            W(Pos + i, q + i - 1, beta);
+                            Set(wq, Pos + i, i - 1, beta);
                         }
                         for (int i = 0; i < P; i++)
                         {
-                            W(Pos + i, k + i, 1f);
+                            Set(wk, Pos + i, i, 1f);
                         }
                         if (l == 0 && layers.Length > 1)
                         {
                             // OV: the attended token (TOK) into PREV
                             for (int t = 0; t < V; t++)
                             {
-                                W(Tok + t, v + t, 1f);
-                                wO[(h * HD + t) * C + Prev + t] = 1f;
+                                Set(wv, Tok + t, t, 1f);
+                                wo[t * C + Prev + t] = 1f;
                             }
                             writesPrev = true;
                         }
                         break;
                     case HeadKind.Sink:
                         // a constant query (bias) against the key's POS₀ coordinate: 1 − 1/P at position 0, −1/P elsewhere
-                        bQkv[q] = beta;
-                        W(Pos + 0, k, 1f);
+                        a.BQ![h * HD] = beta;
+                        Set(wk, Pos + 0, 0, 1f);
                         break;
                     case HeadKind.Induction:
                         // K-composition: query TOK(current) · key PREV(the token before the key) — equal right after an earlier copy
                         for (int t = 0; t < V; t++)
                         {
-                            W(Tok + t, q + t, beta);
-                            W(Prev + t, k + t, 1f);
+                            Set(wq, Tok + t, t, beta);
+                            Set(wk, Prev + t, t, 1f);
                             // OV: the attended token (TOK) into OUT
-                            W(Tok + t, v + t, 1f);
-                            wO[(h * HD + t) * C + Out + t] = 1f;
+                            Set(wv, Tok + t, t, 1f);
+                            wo[t * C + Out + t] = 1f;
                         }
                         // never key 0: a constant query (bias −β) on a spare head dim against the key's POS₀ coordinate
-                        bQkv[q + V] = -beta;
-                        W(Pos + 0, k + V, 1f);
+                        a.BQ![h * HD + V] = -beta;
+                        Set(wk, Pos + 0, V, 1f);
                         break;
                 }
             }
@@ -204,26 +216,22 @@ public static class ToyModels
             {
                 subspaces++;
             }
+            blocks[l] = new LayerWeights(ln1, a, LayerNorm(1f), MlpWeights.Zero(config));
         }
 
         // Final LayerNorm weight 1 (it multiplies x by √C/‖x‖); the unembedding reads OUT, scaled by ‖x‖/√C of the expected final
         // residual, so that a full centred one-hot in OUT gives the copied token a logit margin of UnembedScale.
         int finalSubspaces = subspaces + 1;
         float finalScale = MathF.Sqrt(finalSubspaces * unit / C);
-        Array.Fill(arrays["transformer.ln_f.weight"], 1f);
-        var lmHead = arrays["lm_head.weight"];
+        var unembed = new float[V * C]; // (V, C): row t reads token t's logit
         for (int t = 0; t < V; t++)
         {
-            lmHead[t * C + Out + t] = UnembedScale * finalScale;
+            unembed[t * C + Out + t] = UnembedScale * finalScale;
         }
-
-        var set = new WeightSet(name);
-        foreach (var (tensor, shape) in CheckpointLayout.Tensors(config))
-        {
-            set.Add(Weight.FromArray(tensor, arrays[tensor], shape));
-        }
-        return TransformerModel.Create(config, set);
+        return new CanonicalWeights(config, tokenEmbed, posEmbed, blocks, LayerNorm(1f), unembed);
     }
+
+    private static TransformerModel Build(string name, HeadKind[][] layers) => TransformerModel.Create(Weights(layers), name);
 
     private static void SetCentredOneHot(Span<float> row, int offset, int size, int index)
     {

@@ -202,7 +202,6 @@ public static class Ablation
         private readonly MetricKind _metric;
         private readonly Replacement _replacement;
         private float[] _logits = [];
-        private float[][] _residPre = [];      // per layer: [pos, d_model]
         private float[][] _residAfterAttn = []; // per layer: resid_mid, or resid_post with a parallel residual
         private float[][] _z = [];             // per layer: [pos, head, d_head]
         private float[][]? _sourceZ;
@@ -226,11 +225,10 @@ public static class Ablation
             var s = new CleanItem(model, target, item, metric, replacement);
             string after = c.ParallelResidual ? ".hook_resid_post" : ".hook_resid_mid";
             var (logits, cache) = model.RunWithCache(ModelInput.Single(target.Items[item]), name => reuse
-                && (name.EndsWith(".hook_resid_pre", StringComparison.Ordinal) || name.EndsWith(after, StringComparison.Ordinal) || Replacement.IsZ(name)));
+                && (name.EndsWith(after, StringComparison.Ordinal) || Replacement.IsZ(name)));
             s._logits = logits;
             if (reuse)
             {
-                s._residPre = Enumerable.Range(0, c.NLayers).Select(l => cache[$"blocks.{l}.hook_resid_pre"].Data).ToArray();
                 s._residAfterAttn = Enumerable.Range(0, c.NLayers).Select(l => cache[$"blocks.{l}{after}"].Data).ToArray();
                 s._z = Enumerable.Range(0, c.NLayers).Select(l => cache[$"blocks.{l}.attn.hook_z"].Data).ToArray();
             }

@@ -1,0 +1,165 @@
+using Headwise.Compute;
+using Headwise.Hooks;
+using Headwise.Loading;
+using static Headwise.Compute.Kernels;
+
+namespace Headwise.Models;
+
+// The attention sublayer shared by every family: hooks, RoPE, the KV cache append, the fused or three-pass attention, and the
+// output projection (per head when hook_result is asked for).
+public abstract partial class TransformerModel
+{
+    private readonly float[]? _ropeCos;
+    private readonly float[]? _ropeSin;
+    private float[][]? _perHeadWo; // per layer: (NH, HD, C), built on first hook_result
+
+    /// <summary>
+    /// The attention sublayer after the q/k/v projections: hooks q/k/v, RoPE, the KV cache, the attention itself
+    /// (fused when nothing looks inside it), hook_z, the output projection (per head when hook_result is asked for)
+    /// and hook_attn_out. Reads <see cref="RunState.Q"/>/K/V; writes the sublayer output to <paramref name="output"/>.
+    /// </summary>
+    protected void Attention(int L, Weight wO, Weight? bO, WeightLayout layout, float[] output)
+    {
+        int B = Step.B, T = Step.T, N = Step.N, past = Step.PastLen, S_ = past + T;
+        int NH = Config.NHeads, NKV = Config.NKvHeads, HD = Config.DHead, C = Config.DModel;
+        int kvRow = NKV * HD;
+
+        Hook(L, HookKind.Q, S.Q, B, T, NH, HD);
+        Hook(L, HookKind.K, S.K, B, T, NKV, HD);
+        Hook(L, HookKind.V, S.V, B, T, NKV, HD);
+
+        // RoPE on the first RotaryDims of every query and key head, at each token's position id
+        if (Config.Positions == PositionKind.Rotary)
+        {
+            var pos = Step.Positions.AsSpan(0, N);
+            Rope(S.Q.AsSpan(0, N * NH * HD), pos, N, NH, HD, Config.RotaryDims, _ropeCos, _ropeSin, Config.RopeLayout);
+            Rope(S.K.AsSpan(0, N * kvRow), pos, N, NKV, HD, Config.RotaryDims, _ropeCos, _ropeSin, Config.RopeLayout);
+            Hook(L, HookKind.RotQ, S.Q, B, T, NH, HD);
+            Hook(L, HookKind.RotK, S.K, B, T, NKV, HD);
+        }
+
+        // append this step's keys and values to the cache: (B, capacity, NKV, HD)
+        var kc = _kCache[L];
+        var vc = _vCache[L];
+        for (int b = 0; b < B; b++)
+        {
+            S.K.AsSpan(b * T * kvRow, T * kvRow).CopyTo(kc.AsSpan((b * _capacity + past) * kvRow));
+            S.V.AsSpan(b * T * kvRow, T * kvRow).CopyTo(vc.AsSpan((b * _capacity + past) * kvRow));
+        }
+
+        float scale = 1f / MathF.Sqrt(HD);
+        int window = Config.SlidingWindow;
+        var hooks = Step.Hooks;
+        bool observed = Hooked(L, HookKind.AttnScores) || Hooked(L, HookKind.Pattern);
+        bool rewritten = observed && (hooks!.IsWritable(L, HookKind.AttnScores) || hooks.IsWritable(L, HookKind.Pattern));
+        int per = NH * T * S_;
+        if (observed && S.Scores.Length < B * per)
+        {
+            S.Scores = new float[B * per];
+            S.Pattern = new float[B * per];
+        }
+        if (!rewritten)
+        {
+            // fast path: softmax(q·kᵀ/√d + mask)·v fused, one sequence at a time; observers get scores/pattern as side outputs
+            bool wantScores = Hooked(L, HookKind.AttnScores), wantPattern = Hooked(L, HookKind.Pattern);
+            for (int b = 0; b < B; b++)
+            {
+                Kernels.Attention(S.Q.AsSpan(b * T * NH * HD, T * NH * HD), kc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
+                    vc.AsSpan(b * _capacity * kvRow, S_ * kvRow), S.Z.AsSpan(b * T * NH * HD, T * NH * HD),
+                    T, S_, NH, NKV, HD, past, scale, _keyMask.AsSpan(b * _capacity, S_), window,
+                    wantScores ? S.Scores.AsSpan(b * per, per) : default, wantPattern ? S.Pattern.AsSpan(b * per, per) : default);
+            }
+            Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
+            Hook(L, HookKind.Pattern, S.Pattern, B, NH, T, S_);
+        }
+        else
+        {
+            // hooked path: the three passes materialised so hooks can replace scores and pattern
+            for (int b = 0; b < B; b++)
+            {
+                AttentionScores(S.Q.AsSpan(b * T * NH * HD, T * NH * HD), kc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
+                    S.Scores.AsSpan(b * per, per), T, S_, NH, NKV, HD, past, scale, _keyMask.AsSpan(b * _capacity, S_), window);
+            }
+            Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
+            S.Scores.AsSpan(0, B * per).CopyTo(S.Pattern);
+            MaskedSoftmax(S.Pattern.AsSpan(0, B * per), B * NH * T, S_);
+            Hook(L, HookKind.Pattern, S.Pattern, B, NH, T, S_);
+            for (int b = 0; b < B; b++)
+            {
+                AttentionApply(S.Pattern.AsSpan(b * per, per), vc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
+                    S.Z.AsSpan(b * T * NH * HD, T * NH * HD), T, S_, NH, NKV, HD);
+            }
+        }
+        Hook(L, HookKind.Z, S.Z, B, T, NH, HD);
+
+        // output projection: attn_out = z · W_O + b_O — or, when hooked, Σ_h result_h + b_O with result_h = z_h · W_O[h]
+        if (Hooked(L, HookKind.Result))
+        {
+            PerHeadResult(L);
+            Hook(L, HookKind.Result, S.Result, B, T, NH, C);
+            var outSpan = output.AsSpan(0, N * C);
+            for (int r = 0; r < N; r++)
+            {
+                var o = outSpan.Slice(r * C, C);
+                if (bO is null)
+                {
+                    o.Clear();
+                }
+                else
+                {
+                    bO.Span.CopyTo(o);
+                }
+                for (int h = 0; h < NH; h++)
+                {
+                    Add(o, S.Result.AsSpan((r * NH + h) * C, C), o);
+                }
+            }
+        }
+        else
+        {
+            Linear(S.Z, NH * HD, wO, bO, output, C, layout);
+        }
+        HookResid(L, HookKind.AttnOut, output);
+    }
+
+    // W_O per head: (NH, HD, C) — the (NH·HD, C) projection, whose rows h·HD .. (h+1)·HD are W_O[h] — built once per layer
+    private float[] PerHeadWo(int L)
+    {
+        _perHeadWo ??= new float[Config.NLayers][];
+        return _perHeadWo[L] ??= OutputWeights(L);
+    }
+
+    // a fresh (NH·HD, C) copy of layer L's output projection; OutIn stores it transposed, (C, NH·HD)
+    private float[] OutputWeights(int L)
+    {
+        var (wO, layout) = OutputProjection(L);
+        return layout == WeightLayout.OutIn ? CanonicalLayout.Transposed(wO.Span, Config.DModel, Config.NHeads * Config.DHead) : wO.ToArray();
+    }
+
+    // result: (N, NH, C) with result[n, h] = z[n, h] · W_O[h], W_O[h]: (HD, C)
+    private void PerHeadResult(int L)
+    {
+        int N = Step.N, NH = Config.NHeads, HD = Config.DHead, C = Config.DModel;
+        var perHeadWo = PerHeadWo(L);
+        if (S.Result.Length < N * NH * C)
+        {
+            S.Result = new float[N * NH * C];
+            S.HeadScratch = new float[N * Math.Max(HD, C)];
+        }
+        var zh = S.HeadScratch.AsSpan(0, N * HD);
+        var outH = new float[N * C];
+        for (int h = 0; h < NH; h++)
+        {
+            for (int n = 0; n < N; n++)
+            {
+                S.Z.AsSpan((n * NH + h) * HD, HD).CopyTo(zh.Slice(n * HD, HD));
+            }
+            MatMul(zh, perHeadWo.AsSpan(h * HD * C, HD * C), default, outH, N, HD, C, WeightLayout.InOut);
+            for (int n = 0; n < N; n++)
+            {
+                outH.AsSpan(n * C, C).CopyTo(S.Result.AsSpan((n * NH + h) * C, C));
+            }
+        }
+    }
+
+}

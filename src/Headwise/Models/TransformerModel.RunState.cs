@@ -1,0 +1,268 @@
+using Headwise.Compute;
+using Headwise.Hooks;
+using Headwise.Loading;
+using static Headwise.Compute.Kernels;
+
+namespace Headwise.Models;
+
+// The KV cache, the step in progress, the run state and the building blocks the families' forwards call.
+public abstract partial class TransformerModel
+{
+    // ---------------------------------------------------------------------------------------------------------------
+    // KV cache and incremental forward (generation)
+
+    private float[][] _kCache = [];   // per layer: (B, capacity, NKV, HD)
+    private float[][] _vCache = [];
+    private byte[] _keyMask = [];     // (B, capacity): 1 where a real token sits
+    private int[] _validCount = [];   // (B): real tokens seen so far — the next position id
+    private int _capacity;
+
+    /// <summary>Tokens already in the KV cache (per sequence, padding included).</summary>
+    public int PastLength { get; private set; }
+
+    /// <summary>Number of sequences the cache holds.</summary>
+    public int CacheBatch { get; private set; }
+
+    /// <summary>Empties the KV cache and makes room for <paramref name="capacity"/> positions of <paramref name="batch"/> sequences.
+    /// Buffers are reused when large enough.</summary>
+    public void ResetCache(int batch, int capacity)
+    {
+        if (capacity > Config.MaxPositions)
+        {
+            throw new InvalidInputException($"sequence of {capacity} positions is longer than the model's context of {Config.MaxPositions}");
+        }
+        int kvRow = Config.NKvHeads * Config.DHead;
+        long need = (long)batch * capacity * kvRow;
+        if (_kCache.Length != Config.NLayers || _kCache[0].Length < need)
+        {
+            _kCache = new float[Config.NLayers][];
+            _vCache = new float[Config.NLayers][];
+            for (int l = 0; l < Config.NLayers; l++)
+            {
+                _kCache[l] = new float[need];
+                _vCache[l] = new float[need];
+            }
+        }
+        if (_keyMask.Length < batch * capacity)
+        {
+            _keyMask = new byte[batch * capacity];
+        }
+        _validCount = new int[batch];
+        _capacity = capacity;
+        CacheBatch = batch;
+        PastLength = 0;
+    }
+
+    /// <summary>
+    /// Appends <paramref name="T"/> positions per sequence to the KV cache and returns their logits:
+    /// [batch, T, vocab], or [batch, vocab] for the last position of each sequence when <paramref name="lastOnly"/>.
+    /// </summary>
+    public float[] ForwardChunk(int[] tokens, byte[]? mask, int T, HookSet? hooks = null, bool lastOnly = false)
+    {
+        int B = CacheBatch;
+        if (B == 0)
+        {
+            throw new InvalidOperationException("call ResetCache before ForwardChunk");
+        }
+        if (tokens.Length != B * T || (mask is not null && mask.Length != B * T))
+        {
+            throw new InvalidInputException($"chunk of {tokens.Length} ids does not fill [batch {B}, pos {T}]");
+        }
+        if (PastLength + T > _capacity)
+        {
+            throw new InvalidInputException($"the KV cache holds {_capacity} positions; {PastLength} used, {T} more asked (context {Config.MaxPositions})");
+        }
+        PrepareStep(tokens, mask, B, T, hooks);
+        ForwardCore(0);
+        PastLength += T;
+        return Unembed(B, T, lastOnly);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // The step in progress and the run state (the "wave of activations", as llama2.c calls it)
+
+    /// <summary>The current call: B sequences of T new positions; N = B·T rows.</summary>
+    protected StepInfo Step = new();
+
+    protected sealed class StepInfo
+    {
+        public int B, T, N, PastLen;
+        public int[] Tokens = [];      // (N) — padding replaced by id 0 so embedding lookups stay in range
+        public int[] Positions = [];   // (N) position ids that skip padding
+        public HookSet? Hooks;
+    }
+
+    /// <summary>Buffers for one forward, sized for N rows; grown, never shrunk.</summary>
+    protected sealed class RunState
+    {
+        public int Rows;
+        public float[] X = [];        // (N, C) residual stream
+        public float[] XNorm = [];    // (N, C) normed input of the current sublayer; final-normed at the end
+        public float[] Tmp = [];      // (N, C) sublayer output (attn_out, mlp_out, position embedding)
+        public float[] Tmp2 = [];     // (N, C) second sublayer output (parallel residual)
+        public float[] Qkv = [];      // (N, (NH + 2·NKV)·HD) fused projections
+        public float[] Q = [];        // (N, NH, HD)
+        public float[] K = [];        // (N, NKV, HD)
+        public float[] V = [];        // (N, NKV, HD)
+        public float[] Z = [];        // (N, NH, HD)
+        public float[] Hidden = [];   // (N, DMlp)
+        public float[] Hidden2 = [];  // (N, DMlp) the linear half of a gated MLP
+        public float[] Scale = [];    // (N) norm scales, for hook_scale
+        public float[] LastRows = []; // (B, C)
+        public float[] Scores = [];   // (B, NH, T, S) only when scores/pattern are hooked
+        public float[] Pattern = [];  // (B, NH, T, S)
+        public float[] Result = [];    // (N, NH, C) only when hook_result is hooked
+        public float[] HeadScratch = [];
+    }
+
+    protected readonly RunState S = new();
+
+    private void PrepareStep(int[] tokens, byte[]? mask, int B, int T, HookSet? hooks)
+    {
+        int N = B * T;
+        Step.B = B;
+        Step.T = T;
+        Step.N = N;
+        Step.PastLen = PastLength;
+        Step.Hooks = hooks is { Any: true } ? hooks : null;
+        if (Step.Tokens.Length < N)
+        {
+            Step.Tokens = new int[N];
+            Step.Positions = new int[N];
+        }
+        for (int b = 0; b < B; b++)
+        {
+            for (int t = 0; t < T; t++)
+            {
+                int i = b * T + t;
+                bool real = mask is null || mask[i] != 0;
+                int id = tokens[i];
+                if (real && (uint)id >= (uint)Config.VocabSize)
+                {
+                    throw new InvalidInputException($"token id {id} (batch {b}, position {t}) is outside the vocabulary [0, {Config.VocabSize})");
+                }
+                Step.Tokens[i] = real ? id : 0;
+                // position_ids = cumsum(attention_mask) - 1, as HF generate computes them; padding gets 0 (it is never attended).
+                Step.Positions[i] = real ? _validCount[b]++ : 0;
+                _keyMask[b * _capacity + PastLength + t] = real ? (byte)1 : (byte)0;
+            }
+        }
+        EnsureRows(N);
+    }
+
+    private void EnsureRows(int N)
+    {
+        if (S.Rows >= N)
+        {
+            return;
+        }
+        int C = Config.DModel, qd = Config.NHeads * Config.DHead, kvd = Config.NKvHeads * Config.DHead;
+        S.Rows = N;
+        S.X = new float[N * C];
+        S.XNorm = new float[N * C];
+        S.Tmp = new float[N * C];
+        S.Tmp2 = new float[N * C];
+        S.Qkv = new float[N * (qd + 2 * kvd)];
+        S.Q = new float[N * qd];
+        S.K = new float[N * kvd];
+        S.V = new float[N * kvd];
+        S.Z = new float[N * qd];
+        S.Hidden = new float[(long)N * Config.DMlp];
+        S.Hidden2 = Config.GatedMlp ? new float[(long)N * Config.DMlp] : [];
+        S.Scale = new float[N];
+        S.LastRows = new float[N * C];
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Shared building blocks, called by the families' forwards
+
+    /// <summary>Fires the hooks at (layer, kind) on the first rows of <paramref name="buffer"/>, shape [d0, d1, d2], if any are
+    /// attached. Fixed-arity overloads: with no hook attached nothing is allocated, not even the shape.</summary>
+    protected void Hook(int layer, HookKind kind, float[] buffer, int d0, int d1, int d2)
+    {
+        if (Hooked(layer, kind))
+        {
+            Fire(layer, kind, buffer, [d0, d1, d2]);
+        }
+    }
+
+    /// <summary>As above, for shape [d0, d1, d2, d3].</summary>
+    protected void Hook(int layer, HookKind kind, float[] buffer, int d0, int d1, int d2, int d3)
+    {
+        if (Hooked(layer, kind))
+        {
+            Fire(layer, kind, buffer, [d0, d1, d2, d3]);
+        }
+    }
+
+    private void Fire(int layer, HookKind kind, float[] buffer, int[] shape)
+    {
+        var hooks = Step.Hooks!;
+        int count = shape.Aggregate(1, (a, b) => a * b);
+        if (hooks.ExpandKvHeads && kind is HookKind.K or HookKind.V or HookKind.RotK && Config.NKvHeads != Config.NHeads)
+        {
+            // [batch, pos, kv_head, d_head] → [batch, pos, head, d_head]: each query head sees its key/value head (a copy).
+            int rows = shape[0] * shape[1], NH = Config.NHeads, HD = Config.DHead, group = Config.KvGroupSize;
+            var expanded = new float[rows * NH * HD];
+            for (int r = 0; r < rows; r++)
+            {
+                for (int h = 0; h < NH; h++)
+                {
+                    buffer.AsSpan((r * Config.NKvHeads + h / group) * HD, HD).CopyTo(expanded.AsSpan((r * NH + h) * HD, HD));
+                }
+            }
+            hooks.Fire(layer, kind, expanded, [shape[0], shape[1], NH, HD]);
+            return;
+        }
+        hooks.Fire(layer, kind, buffer.AsMemory(0, count), shape);
+    }
+
+    protected bool Hooked(int layer, HookKind kind) => Step.Hooks is { } h && h.IsActive(layer, kind);
+
+    /// <summary>Residual-stream hook shorthand: [batch, pos, d_model].</summary>
+    protected void HookResid(int layer, HookKind kind, float[] buffer) => Hook(layer, kind, buffer, Step.B, Step.T, Config.DModel);
+
+    /// <summary>LayerNorm or RMSNorm (<see cref="ModelConfig.Norm"/>) of rows of <paramref name="x"/> into <paramref name="output"/>, firing its scale/normalized hooks.</summary>
+    protected void Norm(int layer, HookKind scaleKind, float[] x, Weight weight, Weight? bias, float[] output)
+    {
+        int N = Step.N, C = Config.DModel;
+        var scale = Hooked(layer, scaleKind) ? S.Scale.AsSpan(0, N) : Span<float>.Empty;
+        if (Config.Norm == NormKind.RmsNorm)
+        {
+            RmsNorm(x.AsSpan(0, N * C), weight.Span, output.AsSpan(0, N * C), scale, N, C, Config.NormEps);
+        }
+        else
+        {
+            LayerNorm(x.AsSpan(0, N * C), weight.Span, bias is null ? default : bias.Span, output.AsSpan(0, N * C), scale, N, C, Config.NormEps);
+        }
+        Hook(layer, scaleKind, S.Scale, Step.B, Step.T, 1);
+        Hook(layer, scaleKind + 1, output, Step.B, Step.T, C); // the *Normalized kind follows its *Scale kind
+    }
+
+    /// <summary>out = x · W (+ b) over the step's N rows.</summary>
+    protected void Linear(float[] x, int inFeatures, Weight w, Weight? bias, float[] output, int outFeatures, WeightLayout layout)
+    {
+        int N = Step.N;
+        MatMul(x.AsSpan(0, N * inFeatures), w.Span, bias is null ? default : bias.Span, output.AsSpan(0, N * outFeatures),
+            N, inFeatures, outFeatures, layout);
+    }
+
+    /// <summary>Token embedding (+ hook_embed) into the residual stream.</summary>
+    protected void EmbedTokens(Weight table)
+    {
+        Embedding(table.Span, Step.Tokens.AsSpan(0, Step.N), S.X.AsSpan(0, Step.N * Config.DModel), Config.DModel);
+        HookResid(HookPoint.ModelLevel, HookKind.Embed, S.X);
+    }
+
+    /// <summary>The MLP activation, in place over the step's rows of <paramref name="h"/>.</summary>
+    protected void Activate(float[] h)
+    {
+        var span = h.AsSpan(0, Step.N * Config.DMlp);
+        switch (Config.Activation)
+        {
+            case ActivationFunction.GeluTanh: GeluTanh(span, span); break;
+            case ActivationFunction.GeluErf: GeluErf(span, span); break;
+            case ActivationFunction.Silu: Silu(span, span); break;
+        }
+    }
+}

@@ -9,6 +9,7 @@ public sealed class BenchCommand : ICommand
     public string Name => "bench";
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "tokens"]);
     public string Help => """
         headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training]
 
@@ -51,7 +52,6 @@ public sealed class BenchCommand : ICommand
         bool training = args.Flag("training");
         ModelArgs.ApplyThreads(args);
         int tokens = args.GetInt("tokens", quick ? 64 : 512, 1, 1024);
-        args.RejectUnknown();
         int threads = Kernels.MaxThreads;
 
         void Progress(string what)

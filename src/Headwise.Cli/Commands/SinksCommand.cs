@@ -8,6 +8,7 @@ public sealed class SinksCommand : ICommand
     public string Name => "sinks";
     public string Summary => "attention sinks per layer: the tokens that draw outsized attention, and their residual norm";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, "ratio", "mass"]);
     public string Help => $"""
         headwise sinks --model M (--text "..." | --tokens IDS) [--ratio R] [--mass X] [--json]
 
@@ -36,7 +37,6 @@ public sealed class SinksCommand : ICommand
         var ids = StatisticsPrompt.Read(args, loaded);
         double ratio = args.GetDouble("ratio", 3, 0);
         double mass = args.GetDouble("mass", 0.1, 0, 1);
-        args.RejectUnknown();
         var r = AttentionSinks.Compute(loaded.Model, ids, PatternCache.Run(loaded.Model, ids), ratio, mass);
         if (json)
         {

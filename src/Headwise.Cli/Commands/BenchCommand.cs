@@ -53,9 +53,12 @@ public sealed class BenchCommand : ICommand
         ModelArgs.ApplyThreads(args);
         int tokens = args.GetInt("tokens", quick ? 64 : 512, 1, 1024);
         int threads = Kernels.MaxThreads;
+        var cancel = CliMain.Cancellation;
 
+        // each benchmark stops at its next timed run on Ctrl-C; the phases check too (building the model is one long call)
         void Progress(string what)
         {
+            cancel.ThrowIfCancellationRequested();
             if (!json)
             {
                 stderr.WriteLine($"[bench] {what}…");
@@ -63,19 +66,19 @@ public sealed class BenchCommand : ICommand
         }
 
         Progress("GEMM");
-        var gemm = GemmBenchmark.Run(quick ? 256 : 1024, threads, quick ? 2 : 5);
+        var gemm = GemmBenchmark.Run(quick ? 256 : 1024, threads, quick ? 2 : 5, cancel);
         Progress("memory bandwidth");
-        var bandwidth = MemoryBandwidthBenchmark.Run(quick ? 64 : 512, threads, quick ? 2 : 5);
+        var bandwidth = MemoryBandwidthBenchmark.Run(quick ? 64 : 512, threads, quick ? 2 : 5, cancel);
 
         var config = quick ? CheckpointLayout.Gpt2Small with { NLayers = 2, VocabSize = 4096 } : CheckpointLayout.Gpt2Small;
         Progress($"building a random {(quick ? "2-layer " : "")}GPT-2-small-shaped model");
         using var model = ModelBenchmarks.RandomModel(config);
         Progress($"prefill of {tokens} tokens");
-        var prefill = ModelBenchmarks.Prefill(model, tokens, quick ? 1 : 3);
+        var prefill = ModelBenchmarks.Prefill(model, tokens, quick ? 1 : 3, cancel);
         Progress("decode");
-        var decode = ModelBenchmarks.Decode(model, 16, quick ? 8 : 64);
+        var decode = ModelBenchmarks.Decode(model, 16, quick ? 8 : 64, cancel);
         Progress("hook overhead");
-        var hooks = ModelBenchmarks.Hooks(model, tokens, quick ? 1 : 3);
+        var hooks = ModelBenchmarks.Hooks(model, tokens, quick ? 1 : 3, cancel);
 
         LoadResult? load = null;
         if (!skipLoad)
@@ -84,7 +87,7 @@ public sealed class BenchCommand : ICommand
             string dir = Path.Combine(Path.GetTempPath(), $"headwise-bench-{Environment.ProcessId}");
             try
             {
-                load = ModelBenchmarks.Load(quick ? config : CheckpointLayout.Gpt2Small, dir);
+                load = ModelBenchmarks.Load(quick ? config : CheckpointLayout.Gpt2Small, dir, cancel);
             }
             finally
             {
@@ -99,14 +102,14 @@ public sealed class BenchCommand : ICommand
         if (importance)
         {
             Progress("importance scan over every head");
-            scan = InterventionBenchmarks.ImportanceScan(quick);
+            scan = InterventionBenchmarks.ImportanceScan(quick, cancel);
         }
 
         TrainingBenchResult? train = null;
         if (training)
         {
             Progress("training steps");
-            train = TrainingBenchmarks.Run(threads: threads, reps: quick ? 2 : 5);
+            train = TrainingBenchmarks.Run(threads: threads, reps: quick ? 2 : 5, cancel: cancel);
         }
 
         double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;

@@ -46,7 +46,7 @@ public sealed class EvalCommand : ICommand
 
         var progress = Console.IsErrorRedirected || json ? null : new Progress<(int Done, int Total)>(p =>
             stderr.Write($"\r[{p.Done}/{p.Total} tokens scored]"));
-        var result = Perplexity.Evaluate(loaded.Model, ids, window, stride, progress);
+        var result = Perplexity.Evaluate(loaded.Model, ids, window, stride, progress, CliMain.Cancellation);
         if (progress is not null)
         {
             stderr.WriteLine();

@@ -80,6 +80,14 @@ public sealed class GenerateCommand : ICommand
         }
         foreach (int id in Generator.Generate(loaded.Model, promptIds, options))
         {
+            if (CliMain.Cancellation.IsCancellationRequested)
+            {
+                if (!json)
+                {
+                    stdout.WriteLine(); // the "interrupted" line on stderr starts a line of its own
+                }
+                CliMain.Cancellation.ThrowIfCancellationRequested();
+            }
             produced.Add(id);
             if (!json)
             {

@@ -79,7 +79,7 @@ public sealed class PullCommand : ICommand
         }
 
         using var client = new HubClient(options, stderr);
-        var result = client.Pull(args.Positional[0]);
+        var result = client.Pull(args.Positional[0], CliMain.Cancellation);
         if (json)
         {
             WriteJson(stdout, result);

@@ -167,6 +167,10 @@ public sealed class TrainCommand : ICommand
         var progress = json && Console.IsErrorRedirected ? null : new LineProgress(stderr);
         var result = trainer.Train(progress, CliMain.Cancellation);
         progress?.Finish();
+        if (!result.Completed && CliMain.Cancellation.IsCancellationRequested)
+        {
+            throw new InterruptedException($"step {result.LastStep} saved in {result.CheckpointDir}; continue with --resume {outDir}");
+        }
         double meanTps = result.Steps.Count > 0 ? result.Steps.Average(s => s.TokensPerSecond) : 0;
         float? lastLoss = result.Steps.Count > 0 ? result.Steps[^1].Loss : null;
         if (json)

@@ -62,7 +62,15 @@ public sealed class TrainDemoCommand : ICommand
         bool json = args.Flag("json");
         var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
         var progress = new Progress<TrainingProgress>(p => bar.Report(new Analysis.AnalysisProgress("train", p.Step, p.TotalSteps)));
-        var r = DemoModel.Train(text, tok, outDir, runDir, o, progress, CliMain.Cancellation);
+        DemoModelResult r;
+        try
+        {
+            r = DemoModel.Train(text, tok, outDir, runDir, o, progress, CliMain.Cancellation);
+        }
+        catch (OperationCanceledException) when (CliMain.Cancellation.IsCancellationRequested)
+        {
+            throw new InterruptedException($"the model in {outDir} is unchanged; the run is saved in {runDir}: continue with --resume");
+        }
         if (json)
         {
             stdout.WriteLine(Json.Serialize(r));

@@ -27,7 +27,7 @@ public sealed class SinksCommand : ICommand
                             "mean_received"{"}"}]{"}"}
 
         Example:
-          headwise sinks --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378,432,1017,372
+          headwise sinks --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378,432,417,372
         """;
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)

@@ -33,7 +33,7 @@ public sealed class CentralityCommand : ICommand
         using var loaded = ModelArgs.Load(args);
         var ids = StatisticsPrompt.Read(args, loaded);
         double alpha = args.GetDouble("alpha", 0.85, 0, 0.999999);
-        var r = TokenCentrality.Compute(loaded.Model, ids, PatternCache.Run(loaded.Model, ids), alpha);
+        var r = TokenCentrality.Compute(loaded.Model, ids, PatternCache.Run(loaded.Model, ids), alpha, cancel: CliMain.Cancellation);
         if (json)
         {
             stdout.WriteLine(Json.Serialize(new { tokens = ids, alpha, centrality = r.Centrality, iterations = r.Iterations }));

@@ -37,7 +37,7 @@ public sealed class SinksCommand : ICommand
         var ids = StatisticsPrompt.Read(args, loaded);
         double ratio = args.GetDouble("ratio", 3, 0);
         double mass = args.GetDouble("mass", 0.1, 0, 1);
-        var r = AttentionSinks.Compute(loaded.Model, ids, PatternCache.Run(loaded.Model, ids), ratio, mass);
+        var r = AttentionSinks.Compute(loaded.Model, ids, PatternCache.Run(loaded.Model, ids), ratio, mass, CliMain.Cancellation);
         if (json)
         {
             stdout.WriteLine(Json.Serialize(new

@@ -10,7 +10,7 @@ public sealed class CliArgs
 {
     private readonly Dictionary<string, string?> _options = new(StringComparer.Ordinal);
     private readonly IReadOnlySet<string> _flags;
-    private readonly IReadOnlySet<string> _valued;
+    private readonly IReadOnlySet<string> _valueOptions;
 
     public List<string> Positional { get; } = [];
 
@@ -21,7 +21,7 @@ public sealed class CliArgs
     public CliArgs(IEnumerable<string> args, IReadOnlySet<string> flags, IReadOnlySet<string> options, int maxPositional = 0)
     {
         _flags = flags;
-        _valued = options;
+        _valueOptions = options;
         var list = args.ToList();
         for (int i = 0; i < list.Count; i++)
         {
@@ -72,12 +72,19 @@ public sealed class CliArgs
         }
     }
 
-    private bool IsDeclared(string arg) =>
-        arg.StartsWith("--", StringComparison.Ordinal) && arg[2..].Split('=')[0] is var n && (_flags.Contains(n) || _valued.Contains(n));
+    private bool IsDeclared(string arg)
+    {
+        if (!arg.StartsWith("--", StringComparison.Ordinal))
+        {
+            return false;
+        }
+        string name = arg[2..].Split('=')[0];
+        return _flags.Contains(name) || _valueOptions.Contains(name);
+    }
 
     public bool Has(string name)
     {
-        Declared(name, _flags.Contains(name) || _valued.Contains(name));
+        Declared(name, _flags.Contains(name) || _valueOptions.Contains(name));
         return _options.ContainsKey(name);
     }
 
@@ -89,7 +96,7 @@ public sealed class CliArgs
 
     public string? Get(string name)
     {
-        Declared(name, _valued.Contains(name));
+        Declared(name, _valueOptions.Contains(name));
         return _options.TryGetValue(name, out var v) ? v : null;
     }
 

@@ -33,10 +33,6 @@ public sealed class TasksCommand : ICommand
         bool json = args.Flag("json");
         int count = args.GetInt("count", 8, 1, 10_000);
         int seed = args.GetInt("seed", 0, 0);
-        if (args.Positional.Count > 1)
-        {
-            throw new UsageException($"give one task name (got {string.Join(" ", args.Positional)})");
-        }
         bool withModel = args.Has("model");
         using var loaded = withModel ? ModelArgs.Load(args) : null;
         if (args.Positional.Count == 0)

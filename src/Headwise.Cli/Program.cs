@@ -71,8 +71,10 @@ namespace Headwise.Cli
             }
             catch (Exception e) when (s_cancel.IsCancellationRequested && IsCancellation(e))
             {
-                // 130 = 128 + SIGINT, what shells report for a program stopped by Ctrl-C
-                stderr.WriteLine($"headwise {command.Name}: interrupted{(e is InterruptedException ? $" ({e.Message})" : "")}");
+                // 130 = 128 + SIGINT, what shells report for a program stopped by Ctrl-C. On a terminal the line starts afresh:
+                // the cursor sits after the echoed ^C, or at the end of a progress bar.
+                string fresh = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected ? Environment.NewLine : "";
+                stderr.WriteLine($"{fresh}headwise {command.Name}: interrupted{(e is InterruptedException ? $" ({e.Message})" : "")}");
                 return 130;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)

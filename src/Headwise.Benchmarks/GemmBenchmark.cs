@@ -29,8 +29,9 @@ public sealed record GemmBenchmarkResult(
 /// <summary>Measures Kernels.MatMul against its scalar twin and against OpenBLAS (loaded at run time if installed).</summary>
 public static unsafe class GemmBenchmark
 {
-    /// <summary>Runs the benchmark: a warm-up, then the median of <paramref name="repetitions"/> timed products per configuration.</summary>
-    public static GemmBenchmarkResult Run(int n = 1024, int threads = 0, int repetitions = 5)
+    /// <summary>Runs the benchmark: a warm-up, then the median of <paramref name="repetitions"/> timed products per configuration.
+    /// <paramref name="cancel"/> is checked between products.</summary>
+    public static GemmBenchmarkResult Run(int n = 1024, int threads = 0, int repetitions = 5, CancellationToken cancel = default)
     {
         if (n < 1) throw new ArgumentOutOfRangeException(nameof(n), "n must be at least 1");
         if (threads <= 0) threads = Environment.ProcessorCount;
@@ -44,9 +45,9 @@ public static unsafe class GemmBenchmark
         try
         {
             K.MaxThreads = 1;
-            ours1 = flops / Median(repetitions, () => K.MatMul(a, b, default, c, n, n, n, Headwise.Compute.WeightLayout.InOut)) / 1e9;
+            ours1 = flops / Median(repetitions, () => K.MatMul(a, b, default, c, n, n, n, Headwise.Compute.WeightLayout.InOut), cancel) / 1e9;
             K.MaxThreads = threads;
-            oursMt = flops / Median(repetitions, () => K.MatMul(a, b, default, c, n, n, n, Headwise.Compute.WeightLayout.InOut)) / 1e9;
+            oursMt = flops / Median(repetitions, () => K.MatMul(a, b, default, c, n, n, n, Headwise.Compute.WeightLayout.InOut), cancel) / 1e9;
         }
         finally
         {
@@ -57,32 +58,33 @@ public static unsafe class GemmBenchmark
         int naiveN = Math.Min(n, 192);
         float[] na = RandomArray(rng, naiveN * naiveN), nb = RandomArray(rng, naiveN * naiveN), nc = new float[naiveN * naiveN];
         double naive = 2.0 * naiveN * naiveN * naiveN
-            / Median(Math.Min(repetitions, 3), () => ScalarKernels.MatMul(na, nb, default, nc, naiveN, naiveN, naiveN, Headwise.Compute.WeightLayout.InOut)) / 1e9;
+            / Median(Math.Min(repetitions, 3), () => ScalarKernels.MatMul(na, nb, default, nc, naiveN, naiveN, naiveN, Headwise.Compute.WeightLayout.InOut), cancel) / 1e9;
 
         double? blas1 = null, blasMt = null;
         string status;
         if (OpenBlas.TryLoad(out status))
         {
             OpenBlas.SetThreads(1);
-            blas1 = flops / Median(repetitions, () => OpenBlas.Sgemm(a, b, c, n)) / 1e9;
+            blas1 = flops / Median(repetitions, () => OpenBlas.Sgemm(a, b, c, n), cancel) / 1e9;
             OpenBlas.SetThreads(threads);
-            blasMt = flops / Median(repetitions, () => OpenBlas.Sgemm(a, b, c, n)) / 1e9;
+            blasMt = flops / Median(repetitions, () => OpenBlas.Sgemm(a, b, c, n), cancel) / 1e9;
         }
 
         string isa = Vector512.IsHardwareAccelerated ? "Vector512"
             : Vector256.IsHardwareAccelerated ? "Vector256"
             : Vector128.IsHardwareAccelerated ? "Vector128" : "scalar";
-        return new GemmBenchmarkResult(n, threads, ours1, oursMt, naiveN, naive, blas1, blasMt, status, isa, FmaPeak());
+        return new GemmBenchmarkResult(n, threads, ours1, oursMt, naiveN, naive, blas1, blasMt, status, isa, FmaPeak(cancel));
     }
 
     // 16 independent FMA chains hide the FMA latency, so this measures the issue rate: the ceiling for any GEMM.
-    private static double FmaPeak()
+    private static double FmaPeak(CancellationToken cancel)
     {
         const long iterations = 10_000_000;
         FmaChains(1000); // JIT and clock warm-up
         double best = double.MaxValue;
         for (int r = 0; r < 3; r++)
         {
+            cancel.ThrowIfCancellationRequested();
             long start = Stopwatch.GetTimestamp();
             s_peakSink = FmaChains(iterations);
             best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);
@@ -159,13 +161,16 @@ public static unsafe class GemmBenchmark
         return data;
     }
 
-    // one untimed warm-up (JIT tiering, page faults, pack buffers), then the median of the timed runs, in seconds
-    internal static double Median(int repetitions, Action action)
+    // one untimed warm-up (JIT tiering, page faults, pack buffers), then the median of the timed runs, in seconds;
+    // cancellation is checked between runs (every benchmark times through here, so Ctrl-C stops within one run)
+    internal static double Median(int repetitions, Action action, CancellationToken cancel = default)
     {
+        cancel.ThrowIfCancellationRequested();
         action();
         var times = new double[repetitions];
         for (int r = 0; r < repetitions; r++)
         {
+            cancel.ThrowIfCancellationRequested();
             times[r] = Seconds(action);
         }
         return Math.Max(MedianOf(times), 1e-9);

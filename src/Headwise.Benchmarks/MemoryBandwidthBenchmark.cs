@@ -14,7 +14,7 @@ public sealed record MemoryBandwidthResult(long Bytes, int Threads, double Singl
 public static unsafe class MemoryBandwidthBenchmark
 {
     /// <summary>Reads a <paramref name="megabytes"/> MiB buffer repeatedly; returns the median bandwidth after a warm-up.</summary>
-    public static MemoryBandwidthResult Run(int megabytes = 512, int threads = 0, int repetitions = 5)
+    public static MemoryBandwidthResult Run(int megabytes = 512, int threads = 0, int repetitions = 5, CancellationToken cancel = default)
     {
         if (megabytes < 1) throw new ArgumentOutOfRangeException(nameof(megabytes), "megabytes must be at least 1");
         if (threads <= 0) threads = Environment.ProcessorCount;
@@ -27,7 +27,7 @@ public static unsafe class MemoryBandwidthBenchmark
             // touch every page so the timing sees DRAM, not page faults
             new Span<float>(buffer, (int)Math.Min(floats, int.MaxValue)).Fill(1f);
             for (long i = int.MaxValue; i < floats; i++) buffer[i] = 1f;
-            double one = bytes / GemmBenchmark.Median(repetitions, () => Sum(buffer, floats)) / 1e9;
+            double one = bytes / GemmBenchmark.Median(repetitions, () => Sum(buffer, floats), cancel) / 1e9;
             long slice = (floats / threads + 63) / 64 * 64;
             nint basePtr = (nint)buffer;
             double many = bytes / GemmBenchmark.Median(repetitions, () =>
@@ -36,7 +36,7 @@ public static unsafe class MemoryBandwidthBenchmark
                     long start = t * slice;
                     long count = Math.Max(0, Math.Min(slice, floats - start));
                     Sum((float*)basePtr + start, count);
-                })) / 1e9;
+                }), cancel) / 1e9;
             return new MemoryBandwidthResult(bytes, threads, one, many);
         }
         finally

@@ -45,24 +45,26 @@ public static class ModelBenchmarks
         return Enumerable.Range(0, n).Select(_ => rng.Next(vocab)).ToArray();
     }
 
-    /// <summary>Median time of <paramref name="reps"/> runs after one warm-up, in seconds (the benchmarks' one timer).</summary>
-    public static double Median(int reps, Action run) => GemmBenchmark.Median(reps, run);
+    /// <summary>Median time of <paramref name="reps"/> runs after one warm-up, in seconds (the benchmarks' one timer);
+    /// <paramref name="cancel"/> is checked between runs.</summary>
+    public static double Median(int reps, Action run, CancellationToken cancel = default) => GemmBenchmark.Median(reps, run, cancel);
 
-    public static PrefillResult Prefill(TransformerModel model, int tokens, int reps = 3)
+    public static PrefillResult Prefill(TransformerModel model, int tokens, int reps = 3, CancellationToken cancel = default)
     {
         var input = ModelInput.Single(RandomTokens(tokens, model.Config.VocabSize, 7));
-        double s = Median(reps, () => model.Forward(input));
+        double s = Median(reps, () => model.Forward(input), cancel);
         double flops = ForwardFlops(model.Config, tokens);
         return new PrefillResult(tokens, s, tokens / s, flops / s / 1e9, flops / 1e9);
     }
 
-    public static DecodeResult Decode(TransformerModel model, int promptTokens = 16, int newTokens = 64)
+    public static DecodeResult Decode(TransformerModel model, int promptTokens = 16, int newTokens = 64, CancellationToken cancel = default)
     {
         var prompt = RandomTokens(promptTokens, model.Config.VocabSize, 11);
         // time only the decode steps: prefill first, then one position at a time with the KV cache
         double best = double.MaxValue;
         for (int rep = 0; rep < 3; rep++)
         {
+            cancel.ThrowIfCancellationRequested();
             model.ResetCache(1, promptTokens + newTokens);
             var logits = model.ForwardChunk(prompt, null, promptTokens, lastOnly: true);
             var sw = Stopwatch.StartNew();
@@ -82,7 +84,7 @@ public static class ModelBenchmarks
     /// run's cache refilled. The machine may be shared and its speed drifts between seconds: the four are timed in rounds
     /// (plain first in each) and each ratio is the median over rounds of (variant ÷ that round's plain forward).
     /// </summary>
-    public static HookOverheadResult Hooks(TransformerModel model, int tokens, int reps = 3)
+    public static HookOverheadResult Hooks(TransformerModel model, int tokens, int reps = 3, CancellationToken cancel = default)
     {
         var input = ModelInput.Single(RandomTokens(tokens, model.Config.VocabSize, 13));
         var noop = new HookSet(model.Config.NLayers);
@@ -98,6 +100,7 @@ public static class ModelBenchmarks
         }
         for (int i = 0; i < rounds; i++)
         {
+            cancel.ThrowIfCancellationRequested();
             plain[i] = GemmBenchmark.Seconds(() => model.Forward(input));
             ratios[0][i] = GemmBenchmark.Seconds(() => model.Forward(input, noop)) / plain[i];
             ratios[1][i] = GemmBenchmark.Seconds(() => model.RunWithCache(input)) / plain[i];
@@ -109,12 +112,13 @@ public static class ModelBenchmarks
 
     /// <summary>Writes a random F32 checkpoint of <paramref name="config"/> to <paramref name="dir"/>, then times loading it and
     /// measures how much resident memory grows through the load and a first short forward (which touches every weight).</summary>
-    public static LoadResult Load(ModelConfig config, string dir)
+    public static LoadResult Load(ModelConfig config, string dir, CancellationToken cancel = default)
     {
         if (!File.Exists(Path.Combine(dir, "model.safetensors")))
         {
             CanonicalWeights.Random(config, seed: 3).SaveHf(dir);
         }
+        cancel.ThrowIfCancellationRequested(); // writing the checkpoint is the slow half
         long bytes = new FileInfo(Path.Combine(dir, "model.safetensors")).Length;
         GC.Collect();
         GC.WaitForPendingFinalizers();

@@ -26,8 +26,9 @@ public static unsafe class PrimitivesBenchmark
     /// <summary>Halves converted per call in the F16 row: a 2.4M-parameter tensor, as checkpoints are loaded.</summary>
     public const int HalfCount = 2_400_000;
 
-    /// <summary>Times every operation at every length (about half a minute; <paramref name="reps"/> measurements of each).</summary>
-    public static IReadOnlyList<PrimitiveTiming> Run(int reps = 21)
+    /// <summary>Times every operation at every length (about half a minute; <paramref name="reps"/> measurements of each).
+    /// <paramref name="cancel"/> is checked between lengths.</summary>
+    public static IReadOnlyList<PrimitiveTiming> Run(int reps = 21, CancellationToken cancel = default)
     {
         var rows = new List<PrimitiveTiming>();
         int maxLength = Math.Max(Lengths.Max(), HalfCount);
@@ -52,6 +53,7 @@ public static unsafe class PrimitivesBenchmark
                 rows.Clear();
                 foreach (int n in Lengths)
                 {
+                    cancel.ThrowIfCancellationRequested();
                     rows.Add(Time("add a + b", n, reps, () => HandWritten.Add(a, b, y, n),
                         () => TensorPrimitives.Add(In(a, n), In(b, n), Out(y, n))));
                     rows.Add(Time("scale x·α", n, reps, () => HandWritten.Scale(y, 1f, n),

@@ -53,7 +53,7 @@ public static class TrainingBenchmarks
     public static int DemoBatch => new DemoModelOptions().Batch;
 
     /// <summary>Times forward, backward and full steps on <paramref name="threads"/> threads (median of <paramref name="reps"/> after a warm-up).</summary>
-    public static TrainingBenchResult Run(TrainableConfig? config = null, int batch = 0, int threads = 2, int reps = 5)
+    public static TrainingBenchResult Run(TrainableConfig? config = null, int batch = 0, int threads = 2, int reps = 5, CancellationToken cancel = default)
     {
         config ??= DemoConfig;
         batch = batch > 0 ? batch : DemoBatch;
@@ -78,9 +78,9 @@ public static class TrainingBenchmarks
                 AdamW.ClipGradients(model.Grads, AdamW.GlobalNorm(model.Grads), 1.0);
                 adam.Step(model.Params, model.Grads, model.Parameters, 1e-4f, ++step);
             }
-            var (forward, forwardCpu) = Measure(reps, null, Forward);
-            var (backward, backwardCpu) = Measure(reps, Forward, Backward); // each timed backward follows an untimed forward
-            var (full, fullCpu) = Measure(reps, null, Step);
+            var (forward, forwardCpu) = Measure(reps, null, Forward, cancel);
+            var (backward, backwardCpu) = Measure(reps, Forward, Backward, cancel); // each timed backward follows an untimed forward
+            var (full, fullCpu) = Measure(reps, null, Step, cancel);
             string shape = $"{config.Architecture} L{config.NLayers} C{config.DModel} H{config.NHeads} T{T} V{config.VocabSize}";
             return new TrainingBenchResult(shape, batch, T, threads, model.ParameterCount, forward, backward, full, forwardCpu, backwardCpu, fullCpu);
         }
@@ -91,7 +91,7 @@ public static class TrainingBenchmarks
     }
 
     // Median wall and CPU seconds of `run` over reps calls after a warm-up; `setup` runs untimed before each call.
-    private static (double Wall, double Cpu) Measure(int reps, Action? setup, Action run)
+    private static (double Wall, double Cpu) Measure(int reps, Action? setup, Action run, CancellationToken cancel)
     {
         setup?.Invoke();
         run();
@@ -100,6 +100,7 @@ public static class TrainingBenchmarks
         var process = Process.GetCurrentProcess();
         for (int i = 0; i < reps; i++)
         {
+            cancel.ThrowIfCancellationRequested();
             setup?.Invoke();
             process.Refresh();
             var c0 = process.TotalProcessorTime;

@@ -6,6 +6,9 @@ namespace Headwise.Cli;
 /// <summary>The options every model-taking command shares: --model, --tokenizer, --threads.</summary>
 public static class ModelArgs
 {
+    /// <summary>The options below, for a command's <c>Options</c>.</summary>
+    public static readonly string[] Options = ["model", "tokenizer", "threads"];
+
     public const string Help =
         "  --model M         Hugging Face model directory (config.json + *.safetensors [+ tokenizer.json]),\n" +
         "                    a llama2.c checkpoint (.bin) together with --tokenizer, or a Hub name ORG/NAME\n" +

@@ -5,7 +5,8 @@ return CliMain.Run(args, Console.Out, Console.Error);
 
 namespace Headwise.Cli
 {
-    /// <summary>Entry point: dispatches to a command and turns errors into one line and an exit code (0 done, 2 bad input, 1 internal error).</summary>
+    /// <summary>Entry point: dispatches to a command and turns errors into one line and an exit code (0 done, 2 bad input, 1 internal error,
+    /// 130 interrupted by Ctrl-C).</summary>
     public static class CliMain
     {
         /// <summary>Cancelled by Ctrl-C: long commands pass it to the analyses, which stop at the next unit of work.</summary>
@@ -55,7 +56,7 @@ namespace Headwise.Cli
             }
             try
             {
-                var parsed = new CliArgs(args.Skip(1), command.Flags);
+                var parsed = new CliArgs(args.Skip(1), command.Flags, command.Options, command.MaxPositional);
                 return command.Run(parsed, stdout, stderr);
             }
             catch (UsageException e)
@@ -68,9 +69,12 @@ namespace Headwise.Cli
                 stderr.WriteLine($"headwise {command.Name}: {e.Message}");
                 return 2;
             }
-            catch (OperationCanceledException)
+            catch (Exception e) when (s_cancel.IsCancellationRequested && IsCancellation(e))
             {
-                stderr.WriteLine($"headwise {command.Name}: cancelled");
+                // 130 = 128 + SIGINT, what shells report for a program stopped by Ctrl-C. On a terminal the line starts afresh:
+                // the cursor sits after the echoed ^C, or at the end of a progress bar.
+                string fresh = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected ? Environment.NewLine : "";
+                stderr.WriteLine($"{fresh}headwise {command.Name}: interrupted{(e is InterruptedException ? $" ({e.Message})" : "")}");
                 return 130;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -89,6 +93,10 @@ namespace Headwise.Cli
             }
         }
 
+        // Parallel loops wrap the cancellation of their bodies in an AggregateException.
+        private static bool IsCancellation(Exception e) =>
+            e is OperationCanceledException || (e is AggregateException a && a.Flatten().InnerExceptions.All(x => x is OperationCanceledException));
+
         private static ICommand? Find(string name) => CommandRegistry.All.FirstOrDefault(c => c.Name == name);
 
         private static string Overview()
@@ -104,7 +112,7 @@ namespace Headwise.Cli
             lines.AddRange(CommandRegistry.All.Select(c => $"  {c.Name,-10} {c.Summary}"));
             lines.Add("");
             lines.Add("Models: --model takes a Hugging Face model directory (config.json + *.safetensors + tokenizer.json),");
-            lines.Add("or a llama2.c checkpoint (.bin) with --tokenizer tokenizer.bin. Exit codes: 0 done, 2 bad input, 1 internal error.");
+            lines.Add("or a llama2.c checkpoint (.bin) with --tokenizer tokenizer.bin. Exit codes: 0 done, 2 bad input, 1 internal error, 130 interrupted.");
             return string.Join(Environment.NewLine, lines);
         }
     }

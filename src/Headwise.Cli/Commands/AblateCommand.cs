@@ -8,6 +8,7 @@ public sealed class AblateCommand : ICommand
     public string Name => "ablate";
     public string Summary => "ablate heads (zero, mean, resample) and measure the change in loss, KL or a task's metric";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. InterventionArgs.Options, "heads"]);
     public string Help => $"""
         headwise ablate --model M --heads 1.4,9.6 [--method zero|mean|resample] [--metric loss|kl|logit-diff]
                         (--text-file F | --text "..." | --tokens IDS | --task NAME) [--json]
@@ -36,7 +37,6 @@ public sealed class AblateCommand : ICommand
         var task = InterventionArgs.Task(args, loaded.Tokenizer);
         var heads = HeadId.ParseList(headsArg, loaded.Config.NLayers, loaded.Config.NHeads);
         var target = InterventionArgs.Target(args, loaded, task, metric);
-        args.RejectUnknown();
         var r = Ablation.Ablate(loaded.Model, target, heads, method, metric, cancel: CliMain.Cancellation);
         if (json)
         {

@@ -9,6 +9,7 @@ public sealed class BenchCommand : ICommand
     public string Name => "bench";
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "tokens"]);
     public string Help => """
         headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives]
 
@@ -57,11 +58,13 @@ public sealed class BenchCommand : ICommand
         bool primitives = args.Flag("primitives");
         ModelArgs.ApplyThreads(args);
         int tokens = args.GetInt("tokens", quick ? 64 : 512, 1, 1024);
-        args.RejectUnknown();
         int threads = Kernels.MaxThreads;
+        var cancel = CliMain.Cancellation;
 
+        // each benchmark stops at its next timed run on Ctrl-C; the phases check too (building the model is one long call)
         void Progress(string what)
         {
+            cancel.ThrowIfCancellationRequested();
             if (!json)
             {
                 stderr.WriteLine($"[bench] {what}…");
@@ -69,19 +72,19 @@ public sealed class BenchCommand : ICommand
         }
 
         Progress("GEMM");
-        var gemm = GemmBenchmark.Run(quick ? 256 : 1024, threads, quick ? 2 : 5);
+        var gemm = GemmBenchmark.Run(quick ? 256 : 1024, threads, quick ? 2 : 5, cancel);
         Progress("memory bandwidth");
-        var bandwidth = MemoryBandwidthBenchmark.Run(quick ? 64 : 512, threads, quick ? 2 : 5);
+        var bandwidth = MemoryBandwidthBenchmark.Run(quick ? 64 : 512, threads, quick ? 2 : 5, cancel);
 
         var config = quick ? ModelConfig.Gpt2Small with { NLayers = 2, VocabSize = 4096 } : ModelConfig.Gpt2Small;
         Progress($"building a random {(quick ? "2-layer " : "")}GPT-2-small-shaped model");
         using var model = ModelBenchmarks.RandomModel(config);
         Progress($"prefill of {tokens} tokens");
-        var prefill = ModelBenchmarks.Prefill(model, tokens, quick ? 1 : 3);
+        var prefill = ModelBenchmarks.Prefill(model, tokens, quick ? 1 : 3, cancel);
         Progress("decode");
-        var decode = ModelBenchmarks.Decode(model, 16, quick ? 8 : 64);
+        var decode = ModelBenchmarks.Decode(model, 16, quick ? 8 : 64, cancel);
         Progress("hook overhead");
-        var hooks = ModelBenchmarks.Hooks(model, tokens, quick ? 1 : 3);
+        var hooks = ModelBenchmarks.Hooks(model, tokens, quick ? 1 : 3, cancel);
 
         LoadResult? load = null;
         if (!skipLoad)
@@ -90,7 +93,7 @@ public sealed class BenchCommand : ICommand
             string dir = Path.Combine(Path.GetTempPath(), $"headwise-bench-{Environment.ProcessId}");
             try
             {
-                load = ModelBenchmarks.Load(quick ? config : ModelConfig.Gpt2Small, dir);
+                load = ModelBenchmarks.Load(quick ? config : ModelConfig.Gpt2Small, dir, cancel);
             }
             finally
             {
@@ -105,21 +108,21 @@ public sealed class BenchCommand : ICommand
         if (importance)
         {
             Progress("importance scan over every head");
-            scan = InterventionBenchmarks.ImportanceScan(quick);
+            scan = InterventionBenchmarks.ImportanceScan(quick, cancel);
         }
 
         TrainingBenchResult? train = null;
         if (training)
         {
             Progress("training steps");
-            train = TrainingBenchmarks.Run(threads: threads, reps: quick ? 2 : 5);
+            train = TrainingBenchmarks.Run(threads: threads, reps: quick ? 2 : 5, cancel: cancel);
         }
 
         IReadOnlyList<PrimitiveTiming>? prims = null;
         if (primitives)
         {
             Progress("vector kernels against TensorPrimitives");
-            prims = PrimitivesBenchmark.Run();
+            prims = PrimitivesBenchmark.Run(cancel: cancel);
         }
 
         double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;

@@ -8,6 +8,7 @@ public sealed class CentralityCommand : ICommand
     public string Name => "centrality";
     public string Summary => "per layer, each token's discounted multi-hop attention centrality 1ᵀ Σ αᵏ Aᵏ";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, "alpha"]);
     public string Help => $"""
         headwise centrality --model M (--text "..." | --tokens IDS) [--alpha A] [--json]
 
@@ -32,8 +33,7 @@ public sealed class CentralityCommand : ICommand
         using var loaded = ModelArgs.Load(args);
         var ids = StatisticsPrompt.Read(args, loaded);
         double alpha = args.GetDouble("alpha", 0.85, 0, 0.999999);
-        args.RejectUnknown();
-        var r = TokenCentrality.Compute(loaded.Model, ids, PatternCache.Run(loaded.Model, ids), alpha);
+        var r = TokenCentrality.Compute(loaded.Model, ids, PatternCache.Run(loaded.Model, ids), alpha, cancel: CliMain.Cancellation);
         if (json)
         {
             stdout.WriteLine(Json.Serialize(new { tokens = ids, alpha, centrality = r.Centrality, iterations = r.Iterations }));

@@ -9,6 +9,7 @@ public sealed class CircuitsCommand : ICommand
     public string Name => "circuits";
     public string Summary => "QK and OV circuits from the weights: singular values, copying scores, Q/K/V composition between heads";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "head", "top"]);
     public string Help => $"""
         headwise circuits --model M [--head L.H[,L.H…]] [--top K] [--json]
 
@@ -36,7 +37,6 @@ public sealed class CircuitsCommand : ICommand
         string? headArg = args.Get("head");
         using var loaded = ModelArgs.Load(args);
         int top = args.GetInt("top", 10, 1, 100000);
-        args.RejectUnknown();
         var c = loaded.Config;
         var heads = headArg is null ? null : HeadId.ParseList(headArg, c.NLayers, c.NHeads);
 

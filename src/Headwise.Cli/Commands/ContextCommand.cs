@@ -7,6 +7,7 @@ public sealed class ContextCommand : ICommand
     public string Name => "context";
     public string Summary => "how much each head's output on the last tokens depends on the context before them";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, "final", "top", "replace-tokens", "keep-prefix"]);
     public string Help => $"""
         headwise context --model M (--text "..." | --tokens IDS) --final K [--keep-prefix P] [--replace-tokens IDS] [--top N] [--json]
 
@@ -39,7 +40,6 @@ public sealed class ContextCommand : ICommand
         var tokens = PromptArgs.Read(args, loaded);
         int defaultPrefix = loaded.Config.BosTokenId is int bos && tokens.Length > 0 && tokens[0] == bos ? 1 : 0;
         int keep = args.GetInt("keep-prefix", defaultPrefix, 0);
-        args.RejectUnknown();
         int[]? replacement = replace is null ? null : TextInput.ParseIds(replace, "replace-tokens");
         var scores = ContextSensitivity.Compute(loaded.Model, tokens, final, replacement, keep, CliMain.Cancellation);
         if (json)

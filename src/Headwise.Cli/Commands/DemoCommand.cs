@@ -12,6 +12,7 @@ public sealed class DemoCommand : ICommand
     public string Name => "demo";
     public string Summary => "head report of the bundled demo model (offline) into headwise-demo.html";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["out", "model-dir"]);
     public string Help => """
         headwise demo [--out FILE] [--model-dir DIR] [--json]
 
@@ -36,7 +37,6 @@ public sealed class DemoCommand : ICommand
         string outPath = args.Get("out") ?? "headwise-demo.html";
         string? dir = args.Get("model-dir");
         bool json = args.Flag("json");
-        args.RejectUnknown();
         dir ??= FindDemoModel() ?? throw new InvalidInputException(
             "the demo model was not found: expected models/demo (config.json, model.safetensors, tokenizer.json) under the current directory or above the headwise install; see models/demo/README.md to rebuild it.");
         if (!File.Exists(Path.Combine(dir, "model.safetensors")) || !File.Exists(Path.Combine(dir, "tokenizer.json")))

@@ -7,6 +7,7 @@ public sealed class DlaCommand : ICommand
     public string Name => "dla";
     public string Summary => "direct logit attribution: each head's, MLP's and embedding's direct effect on a logit (difference)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, "answer", "wrong", "position", "top"]);
     public string Help => $"""
         headwise dla --model M (--text "..." | --tokens IDS) --answer TOKEN_OR_ID [--wrong TOKEN_OR_ID] [--position P] [--top K] [--json]
 
@@ -41,7 +42,6 @@ public sealed class DlaCommand : ICommand
         int? wrong = wrongArg is null ? null : PromptArgs.Token(wrongArg, "wrong", loaded);
         int position = args.GetInt("position", ids.Length - 1, 0, ids.Length - 1);
         int top = args.GetInt("top", 15, 1, 1_000_000);
-        args.RejectUnknown();
 
         var r = DirectLogitAttribution.Run(loaded.Model, ids, answer, wrong, position, CliMain.Cancellation);
         if (json)

@@ -7,6 +7,7 @@ public sealed class EvalCommand : ICommand
     public string Name => "eval";
     public string Summary => "negative log-likelihood and perplexity of a text file or token ids";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options, "tokens", "window", "stride"]);
     public string Help => $"""
         headwise eval --model M (--text-file F | --text "..." | --tokens 1,403,407) [--window N] [--stride S] [--json]
 
@@ -41,12 +42,11 @@ public sealed class EvalCommand : ICommand
         using var loaded = ModelArgs.Load(args);
         int window = args.GetInt("window", loaded.Config.MaxPositions, 2, loaded.Config.MaxPositions);
         int stride = args.GetInt("stride", Math.Max(1, window / 2), 1, window);
-        args.RejectUnknown();
         int[] ids = tokensArg is not null ? TextInput.ParseIds(tokensArg) : loaded.RequireTokenizer().Encode(text!, addSpecial: !noBos);
 
         var progress = Console.IsErrorRedirected || json ? null : new Progress<(int Done, int Total)>(p =>
             stderr.Write($"\r[{p.Done}/{p.Total} tokens scored]"));
-        var result = Perplexity.Evaluate(loaded.Model, ids, window, stride, progress);
+        var result = Perplexity.Evaluate(loaded.Model, ids, window, stride, progress, CliMain.Cancellation);
         if (progress is not null)
         {
             stderr.WriteLine();

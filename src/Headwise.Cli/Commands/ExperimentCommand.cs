@@ -8,6 +8,8 @@ public sealed class ExperimentCommand : ICommand
     public string Name => "experiment";
     public string Summary => "reproduce a finding by training small models: induction | ocr | icl-regression | list-recall";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["out", "steps", "seed", "lr", "batch", "init"]);
+    public int MaxPositional => 1;
     public string Help => """
         headwise experiment induction|ocr|icl-regression|list-recall --out DIR [--steps N] [--seed S] [--json]
 
@@ -53,7 +55,6 @@ public sealed class ExperimentCommand : ICommand
         int? batch = args.Has("batch") ? args.GetInt("batch", 0, 1, 1 << 16) : null;
         double? init = args.Has("init") ? args.GetDouble("init", 0, 0, 10) : null;
         bool json = args.Flag("json");
-        args.RejectUnknown();
         var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
         var ct = CliMain.Cancellation;
         string F(double v, int d = 3) => v.ToString("F" + d, CultureInfo.InvariantCulture);

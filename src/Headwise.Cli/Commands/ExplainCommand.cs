@@ -8,6 +8,7 @@ public sealed class ExplainCommand : ICommand
     public string Name => "explain";
     public string Summary => "does attention explain the prediction? attention and rollout vs leave-one-out, rank-correlated";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options]);
     public string Help => $"""
         headwise explain --model M (--text "..." | --tokens IDS) [--json]
 
@@ -31,7 +32,6 @@ public sealed class ExplainCommand : ICommand
         bool json = args.Flag("json");
         using var loaded = ModelArgs.Load(args);
         var ids = StatisticsPrompt.Read(args, loaded);
-        args.RejectUnknown();
         var r = AttentionExplanation.Compute(loaded.Model, ids, PatternCache.Run(loaded.Model, ids), new ProgressBar(stderr, enabled: !json), CliMain.Cancellation);
         static double? N(double x) => double.IsNaN(x) ? null : x;
         if (json)

@@ -8,6 +8,7 @@ public sealed class GenerateCommand : ICommand
     public string Name => "generate";
     public string Summary => "continue a prompt (greedy or sampled), streamed to the terminal";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-eos", "no-bos" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p", "seed"]);
     public string Help => $"""
         headwise generate --model M [--prompt "..." | --tokens 1,403] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
 
@@ -52,7 +53,6 @@ public sealed class GenerateCommand : ICommand
             throw new UsageException("give either --prompt or --tokens, not both");
         }
         using var loaded = ModelArgs.Load(args);
-        args.RejectUnknown();
         var tok = loaded.Tokenizer;
         int[] promptIds;
         if (tokensArg is not null)
@@ -80,6 +80,14 @@ public sealed class GenerateCommand : ICommand
         }
         foreach (int id in Generator.Generate(loaded.Model, promptIds, options))
         {
+            if (CliMain.Cancellation.IsCancellationRequested)
+            {
+                if (!json)
+                {
+                    stdout.WriteLine(); // the "interrupted" line on stderr starts a line of its own
+                }
+                CliMain.Cancellation.ThrowIfCancellationRequested();
+            }
             produced.Add(id);
             if (!json)
             {

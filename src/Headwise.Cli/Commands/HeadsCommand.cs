@@ -8,6 +8,7 @@ public sealed class HeadsCommand : ICommand
     public string Name => "heads";
     public string Summary => "head detectors: previous-token, induction, duplicate-token, sink, entropy, attention distance";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "tokens", "seq-len", "batch", "seed", "top"]);
     public string Help => $"""
         headwise heads --model M [--tokens IDS] [--seq-len N] [--batch B] [--seed S] [--top K] [--no-bos] [--json]
 
@@ -47,7 +48,6 @@ public sealed class HeadsCommand : ICommand
         int batch = args.GetInt("batch", 10, 1, 100_000);
         int seed = args.GetInt("seed", 0);
         int top = args.GetInt("top", 5, 1, 10_000);
-        args.RejectUnknown();
         int[]? tokens = tokensArg is null ? null : TextInput.ParseIds(tokensArg);
 
         var options = new HeadDetectorOptions(seqLen, batch, seed, noBos ? false : null);

@@ -15,6 +15,12 @@ public interface ICommand
     /// <summary>Options that take no value.</summary>
     IReadOnlySet<string> Flags { get; }
 
+    /// <summary>Options that take a value. Anything not in <see cref="Flags"/> or here is refused before <see cref="Run"/>.</summary>
+    IReadOnlySet<string> Options { get; }
+
+    /// <summary>How many arguments without <c>--</c> the command takes (a model name, an experiment, a task).</summary>
+    int MaxPositional => 0;
+
     /// <summary>Runs the command; returns the exit code (0 done). Throw UsageException or HeadwiseException for bad input.</summary>
     int Run(CliArgs args, TextWriter stdout, TextWriter stderr);
 }

@@ -8,6 +8,7 @@ public sealed class ImportanceCommand : ICommand
     public string Name => "importance";
     public string Summary => "ablate every head in turn: how much the loss, KL or a task's metric changes without it";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. InterventionArgs.Options, "top", "out"]);
     public string Help => $"""
         headwise importance --model M [--method zero|mean|resample] [--metric loss|kl|logit-diff]
                             (--text-file F | --text "..." | --tokens IDS | --task NAME) [--top N] [--out F] [--json]
@@ -37,7 +38,6 @@ public sealed class ImportanceCommand : ICommand
         using var loaded = ModelArgs.Load(args);
         var task = InterventionArgs.Task(args, loaded.Tokenizer);
         var target = InterventionArgs.Target(args, loaded, task, metric);
-        args.RejectUnknown();
         var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
         var scores = Ablation.Importance(loaded.Model, target, method, metric, bar, CliMain.Cancellation);
         string payload = Json.Serialize(new { name = scores.Name, definition = scores.Definition, values = scores.Values });

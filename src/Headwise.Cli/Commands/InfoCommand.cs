@@ -7,6 +7,7 @@ public sealed class InfoCommand : ICommand
     public string Name => "info";
     public string Summary => "architecture, sizes, dtype and hook points of a model";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(ModelArgs.Options);
     public string Help => $"""
         headwise info --model M [--json]
 
@@ -25,7 +26,6 @@ public sealed class InfoCommand : ICommand
     {
         bool json = args.Flag("json");
         using var loaded = ModelArgs.Load(args);
-        args.RejectUnknown();
         var c = loaded.Config;
         var hooks = loaded.Model.HookPoints.Select(p => p.Name).ToArray();
         var weights = loaded.Model.Weights;

@@ -8,6 +8,12 @@ namespace Headwise.Cli.Commands;
 /// <summary>Options shared by ablate and importance: what to run on (text, ids or a task), the method and the metric.</summary>
 public static class InterventionArgs
 {
+    /// <summary>The options <see cref="Task"/> reads.</summary>
+    public static readonly string[] TaskOptions = ["task", "count", "seed"];
+
+    /// <summary>Every option below (<see cref="InputHelp"/>).</summary>
+    public static readonly string[] Options = [.. TaskOptions, "text-file", "text", "tokens", "method", "metric"];
+
     public const string InputHelp =
         "  --text-file F     the text to run on (UTF-8; BOS prepended when the tokenizer adds one)\n" +
         "  --text S          the text, inline\n" +

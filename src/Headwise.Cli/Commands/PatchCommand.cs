@@ -8,6 +8,7 @@ public sealed class PatchCommand : ICommand
     public string Name => "patch";
     public string Summary => "activation patching: how much of the clean behaviour each head's z, q, k, v or pattern restores";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "per-position" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. InterventionArgs.TaskOptions, "what", "top", "clean", "corrupted", "answer", "wrong"]);
     public string Help => $"""
         headwise patch --model M --clean "..." --corrupted "..." --answer X --wrong Y [--what z|q|k|v|pattern]
                        [--per-position] [--json]
@@ -63,7 +64,6 @@ public sealed class PatchCommand : ICommand
         }
         using var loaded = ModelArgs.Load(args);
         var task = InterventionArgs.Task(args, loaded.Tokenizer);
-        args.RejectUnknown();
         var tokenizer = loaded.RequireTokenizer();
         if (task is null)
         {

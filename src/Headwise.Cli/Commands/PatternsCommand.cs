@@ -9,6 +9,7 @@ public sealed class PatternsCommand : ICommand
     public string Name => "patterns";
     public string Summary => "attention patterns of every head on a prompt";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, "head"]);
     public string Help => $"""
         headwise patterns --model M (--text "..." | --tokens IDS) [--head L.H] [--no-bos] [--json]
 
@@ -34,7 +35,6 @@ public sealed class PatternsCommand : ICommand
         using var loaded = ModelArgs.Load(args);
         int[] ids = PromptArgs.Read(args, loaded);
         string? headArg = args.Get("head");
-        args.RejectUnknown();
         HeadId? head = headArg is null ? null : HeadId.ParseList(headArg, loaded.Config.NLayers, loaded.Config.NHeads).Single();
 
         var p = PatternAnalysis.Run(loaded.Model, ids, loaded.Tokenizer, CliMain.Cancellation);

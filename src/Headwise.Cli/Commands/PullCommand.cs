@@ -45,6 +45,8 @@ public sealed class PullCommand : ICommand
         """;
 
     public IReadOnlySet<string> Flags { get; } = new HashSet<string>(StringComparer.Ordinal) { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["revision", "token", "endpoint", "cache-dir", "max-parallel"]);
+    public int MaxPositional => 1;
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
@@ -71,14 +73,13 @@ public sealed class PullCommand : ICommand
         }
         options = options with { MaxParallel = args.GetInt("max-parallel", options.MaxParallel, 1, 64) };
         bool json = args.Flag("json");
-        args.RejectUnknown();
         if (args.Positional.Count != 1)
         {
             throw new UsageException("expects one model name, ORG/NAME (see --help)");
         }
 
         using var client = new HubClient(options, stderr);
-        var result = client.Pull(args.Positional[0]);
+        var result = client.Pull(args.Positional[0], CliMain.Cancellation);
         if (json)
         {
             WriteJson(stdout, result);

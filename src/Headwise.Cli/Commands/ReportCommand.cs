@@ -8,6 +8,7 @@ public sealed class ReportCommand : ICommand
     public string Name => "report";
     public string Summary => "one self-contained HTML page of every head: score grids, patterns, top heads, circuits, sinks, statistics (+ PNGs)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "out", "text", "png-dir", "heads", "max-tokens", "top"]);
     public string Help => $"""
         headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR [--heads L.H,..]] [--json]
 
@@ -48,7 +49,6 @@ public sealed class ReportCommand : ICommand
         int top = args.GetInt("top", 5, 1, 1000);
         string modelArg = args.Require("model", "a model directory or llama2.c .bin");
         using var loaded = ModelArgs.Load(args);
-        args.RejectUnknown();
         if (headsArg is not null && pngDir is null)
         {
             throw new UsageException("--heads chooses the pattern PNGs: give --png-dir DIR too");

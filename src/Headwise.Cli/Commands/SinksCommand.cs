@@ -8,6 +8,7 @@ public sealed class SinksCommand : ICommand
     public string Name => "sinks";
     public string Summary => "attention sinks per layer: the tokens that draw outsized attention, and their residual norm";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, "ratio", "mass"]);
     public string Help => $"""
         headwise sinks --model M (--text "..." | --tokens IDS) [--ratio R] [--mass X] [--json]
 
@@ -26,7 +27,7 @@ public sealed class SinksCommand : ICommand
                             "mean_received"{"}"}]{"}"}
 
         Example:
-          headwise sinks --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378,432,1017,372
+          headwise sinks --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378,432,417,372
         """;
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
@@ -36,8 +37,7 @@ public sealed class SinksCommand : ICommand
         var ids = StatisticsPrompt.Read(args, loaded);
         double ratio = args.GetDouble("ratio", 3, 0);
         double mass = args.GetDouble("mass", 0.1, 0, 1);
-        args.RejectUnknown();
-        var r = AttentionSinks.Compute(loaded.Model, ids, PatternCache.Run(loaded.Model, ids), ratio, mass);
+        var r = AttentionSinks.Compute(loaded.Model, ids, PatternCache.Run(loaded.Model, ids), ratio, mass, CliMain.Cancellation);
         if (json)
         {
             stdout.WriteLine(Json.Serialize(new

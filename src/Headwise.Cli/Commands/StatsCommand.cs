@@ -8,6 +8,7 @@ public sealed class StatsCommand : ICommand
     public string Name => "stats";
     public string Summary => "attention pattern statistics: effective rank, row kurtosis, layer and head similarity, head clusters";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, "threshold"]);
     public string Help => $"""
         headwise stats --model M (--text "..." | --tokens IDS) [--threshold S] [--json]
 
@@ -33,7 +34,6 @@ public sealed class StatsCommand : ICommand
         using var loaded = ModelArgs.Load(args);
         var ids = StatisticsPrompt.Read(args, loaded);
         double threshold = args.GetDouble("threshold", 0.8, 0, 1);
-        args.RejectUnknown();
         var cache = PatternCache.Run(loaded.Model, ids);
         var r = AttentionStatistics.Compute(loaded.Model, ids, cache, threshold, new ProgressBar(stderr, enabled: !json), CliMain.Cancellation);
         static double? N(double x) => double.IsNaN(x) ? null : x;

@@ -7,6 +7,8 @@ public sealed class TasksCommand : ICommand
     public string Name => "tasks";
     public string Summary => "list the prompt sets (tasks) that come with the tool, or print one task's prompts";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "count", "seed"]);
+    public int MaxPositional => 1;
     public string Help => $"""
         headwise tasks [NAME] [--count N] [--seed S] [--model M [--tokenizer F]] [--json]
 
@@ -19,6 +21,7 @@ public sealed class TasksCommand : ICommand
           --seed S          seed (default 0)
           --model M         tokenize the prompts with this model's tokenizer (see `headwise info --help`)
           --tokenizer F     tokenizer file overriding the model's
+          --threads N       worker threads for the kernels (default: all cores)
           --json            print the task as JSON
 
         Example:
@@ -30,13 +33,8 @@ public sealed class TasksCommand : ICommand
         bool json = args.Flag("json");
         int count = args.GetInt("count", 8, 1, 10_000);
         int seed = args.GetInt("seed", 0, 0);
-        if (args.Positional.Count > 1)
-        {
-            throw new UsageException($"give one task name (got {string.Join(" ", args.Positional)})");
-        }
         bool withModel = args.Has("model");
         using var loaded = withModel ? ModelArgs.Load(args) : null;
-        args.RejectUnknown();
         if (args.Positional.Count == 0)
         {
             var all = TaskLibrary.Names.Select(n => TaskLibrary.Create(n, 1, seed)).ToArray();

@@ -5,6 +5,7 @@ public sealed class TokenizeCommand : ICommand
     public string Name => "tokenize";
     public string Summary => "text to token ids with the model's tokenizer";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options]);
     public string Help => $"""
         headwise tokenize --model M (--text "..." | --text-file F) [--json] [--no-bos]
 
@@ -27,7 +28,6 @@ public sealed class TokenizeCommand : ICommand
         bool noBos = args.Flag("no-bos");
         string text = TextInput.Read(args);
         using var loaded = ModelArgs.Load(args);
-        args.RejectUnknown();
         var tok = loaded.RequireTokenizer();
         var ids = tok.Encode(text, addSpecial: !noBos);
         var tokens = ids.Select(tok.TokenText).ToArray();

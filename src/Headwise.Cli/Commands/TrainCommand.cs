@@ -10,6 +10,7 @@ public sealed class TrainCommand : ICommand
     public string Name => "train";
     public string Summary => "train a small GPT-2 or Llama model on a text file (AdamW, checkpoints, resume)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "untied", "attn-only", "combined-ov", "no-norm", "no-bias", "no-positions", "one-hot-embeddings" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "data", "out", "tokenizer", "resume", "arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "steps", "schedule", "batch", "accum", "lr", "min-lr-frac", "warmup", "decay-frac", "weight-decay", "clip", "seed", "held-out", "eval-every", "checkpoint-every"]);
     public string Help => """
         headwise train --data FILE --out DIR [--tokenizer F] [--arch gpt2|llama] [--layers N --heads H --d-model C --seq-len T]
                        [--steps N --batch B --lr X --seed S ...] [--resume DIR] [--json]
@@ -129,7 +130,6 @@ public sealed class TrainCommand : ICommand
             EvalEvery = args.GetInt("eval-every", Math.Max(1, steps / 10), 0, int.MaxValue),
             CheckpointEvery = args.GetInt("checkpoint-every", 0, 0, int.MaxValue),
         };
-        args.RejectUnknown();
 
         if (!File.Exists(dataPath)) throw new InvalidInputException($"--data: no file '{dataPath}'");
         string text = File.ReadAllText(dataPath, Encoding.UTF8);
@@ -167,6 +167,10 @@ public sealed class TrainCommand : ICommand
         var progress = json && Console.IsErrorRedirected ? null : new LineProgress(stderr);
         var result = trainer.Train(progress, CliMain.Cancellation);
         progress?.Finish();
+        if (!result.Completed && CliMain.Cancellation.IsCancellationRequested)
+        {
+            throw new InterruptedException($"step {result.LastStep} saved in {result.CheckpointDir}; continue with --resume {outDir}");
+        }
         double meanTps = result.Steps.Count > 0 ? result.Steps.Average(s => s.TokensPerSecond) : 0;
         float? lastLoss = result.Steps.Count > 0 ? result.Steps[^1].Loss : null;
         if (json)

@@ -8,6 +8,7 @@ public sealed class TrainDemoCommand : ICommand
     public string Name => "train-demo";
     public string Summary => "train the bundled demo model (small GPT-2 on the State of the Union text)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "resume" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "text-file", "tokenizer", "out", "run-dir", "steps", "batch", "d-model", "layers", "heads", "seq-len", "lr", "seed", "checkpoint-every", "repeat-fraction"]);
     public string Help => """
         headwise train-demo --text-file F --tokenizer tokenizer.json --out DIR [--run-dir DIR] [--steps N] [--batch N]
                             [--d-model N] [--layers N] [--heads N] [--seq-len N] [--lr X] [--seed S]
@@ -59,10 +60,17 @@ public sealed class TrainDemoCommand : ICommand
         };
         ModelArgs.ApplyThreads(args);
         bool json = args.Flag("json");
-        args.RejectUnknown();
         var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
         var progress = new Progress<TrainingProgress>(p => bar.Report(new Analysis.AnalysisProgress("train", p.Step, p.TotalSteps)));
-        var r = DemoModel.Train(text, tok, outDir, runDir, o, progress, CliMain.Cancellation);
+        DemoModelResult r;
+        try
+        {
+            r = DemoModel.Train(text, tok, outDir, runDir, o, progress, CliMain.Cancellation);
+        }
+        catch (OperationCanceledException) when (CliMain.Cancellation.IsCancellationRequested)
+        {
+            throw new InterruptedException($"the model in {outDir} is unchanged; the run is saved in {runDir}: continue with --resume");
+        }
         if (json)
         {
             stdout.WriteLine(Json.Serialize(r));

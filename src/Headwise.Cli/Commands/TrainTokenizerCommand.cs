@@ -8,6 +8,7 @@ public sealed class TrainTokenizerCommand : ICommand
     public string Name => "train-tokenizer";
     public string Summary => "learn a byte-level BPE tokenizer.json from a text file";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["text-file", "out", "vocab-size", "max-chars"]);
     public string Help => """
         headwise train-tokenizer --text-file F --out FILE [--vocab-size N] [--max-chars N] [--json]
 
@@ -32,7 +33,6 @@ public sealed class TrainTokenizerCommand : ICommand
         int vocab = args.GetInt("vocab-size", 4096, 256, 1 << 20);
         int maxChars = args.GetInt("max-chars", int.MaxValue, 1);
         bool json = args.Flag("json");
-        args.RejectUnknown();
         if (!File.Exists(file))
         {
             throw new InvalidInputException($"--text-file: {file} not found.");

@@ -58,6 +58,8 @@ public static class DemoModel
             : new Trainer(new TrainableTransformer(config, o.Seed), options, ids, runDir, tokenizerJson);
         var model = trainer.Model;
         var result = trainer.Train(progress, ct);
+        // a cancelled run keeps its checkpoint in runDir (for Resume) but exports no half-trained model
+        ct.ThrowIfCancellationRequested();
         Directory.CreateDirectory(modelDir);
         model.SaveHf(modelDir);
         string dest = Path.Combine(modelDir, "tokenizer.json");

@@ -28,13 +28,14 @@ public sealed record AttentionSinksResult(int[] Tokens, SinkLayer[] Layers, Sink
 public static class AttentionSinks
 {
     public static AttentionSinksResult Compute(TransformerModel model, int[] tokens, ActivationCache cache,
-        double ratioThreshold = 3, double massThreshold = 0.1)
+        double ratioThreshold = 3, double massThreshold = 0.1, CancellationToken cancel = default)
     {
         int L = model.Config.NLayers, H = model.Config.NHeads, C = model.Config.DModel, T = tokens.Length;
         var layers = new SinkLayer[L];
         int minQueries = MinLaterQueries(T);
         for (int l = 0; l < L; l++)
         {
+            cancel.ThrowIfCancellationRequested();
             var a = PatternCache.LayerAverage(cache, l, H);
             var resid = cache[$"blocks.{l}.hook_resid_pre"].Data;
             var norms = new double[T];

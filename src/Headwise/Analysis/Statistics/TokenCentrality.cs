@@ -15,13 +15,15 @@ public sealed record TokenCentralityResult(int[] Tokens, double Alpha, double To
 /// <summary>Katz-style token centrality through the Neumann series (Infinite Self-Attention), without a dense inverse.</summary>
 public static class TokenCentrality
 {
-    public static TokenCentralityResult Compute(TransformerModel model, int[] tokens, ActivationCache cache, double alpha = 0.85, double tolerance = 1e-10)
+    public static TokenCentralityResult Compute(TransformerModel model, int[] tokens, ActivationCache cache, double alpha = 0.85, double tolerance = 1e-10,
+        CancellationToken cancel = default)
     {
         int L = model.Config.NLayers, H = model.Config.NHeads;
         var result = new double[L][];
         var iterations = new int[L];
         for (int l = 0; l < L; l++)
         {
+            cancel.ThrowIfCancellationRequested();
             (result[l], iterations[l]) = Centrality(PatternCache.LayerAverage(cache, l, H), alpha, tolerance);
         }
         return new TokenCentralityResult(tokens, alpha, tolerance, result, iterations);

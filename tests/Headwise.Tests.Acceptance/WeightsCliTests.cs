@@ -3,7 +3,6 @@ using Headwise.Analysis.Circuits;
 using Headwise.Analysis.Statistics;
 using Headwise.Loading;
 using Headwise.Models;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Acceptance;
 

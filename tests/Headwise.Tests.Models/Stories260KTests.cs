@@ -1,6 +1,5 @@
 using Headwise.Generation;
 using Headwise.Loading;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Models;
 

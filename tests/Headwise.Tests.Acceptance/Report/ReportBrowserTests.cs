@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Text.Json;
 using Headwise.Reports;
 using Microsoft.Playwright;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Acceptance.Report;
 

@@ -2,7 +2,6 @@ using Headwise.Analysis;
 using Headwise.Analysis.Circuits;
 using Headwise.Loading;
 using MathNet.Numerics.LinearAlgebra;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Models.Analysis;
 

@@ -3,7 +3,6 @@ using Headwise.Analysis.Attribution;
 using Headwise.Analysis.Constructed;
 using Headwise.Analysis.Patterns;
 using Headwise.Loading;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Models.Analysis;
 

@@ -3,7 +3,6 @@ using Headwise.Analysis;
 using Headwise.Analysis.Detectors;
 using Headwise.Loading;
 using Headwise.Reports;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Models.Reports;
 

@@ -1,5 +1,4 @@
 using Headwise.Tokenizers;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Unit.Tokenizers;
 

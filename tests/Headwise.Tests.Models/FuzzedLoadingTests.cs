@@ -198,6 +198,29 @@ public sealed class FuzzedLoadingTests(ITestOutputHelper output) : IDisposable
     public void MutatedSafetensorsLoadOrAreRefused() =>
         Run("safetensors", Cases(Goldens.Length, 6), 700, MutateSafetensors, LoadAndRun);
 
+    [Fact]
+    public void AZeroDimensionDoesNotLetAHugeOneThrough()
+    {
+        // found by the fuzzer's shape mutations, kept as a plain case: [2⁴⁰, 0] holds no bytes, so the header is consistent
+        string dir = Path.Combine(_dir, "zero-dim");
+        Directory.CreateDirectory(dir);
+        CopyGolden(Path.Combine(TestPaths.Goldens, "gpt2_tied"), dir);
+        string file = Path.Combine(dir, "model.safetensors");
+        byte[] bytes = File.ReadAllBytes(file);
+        int headerLength = (int)BinaryPrimitives.ReadInt64LittleEndian(bytes);
+        var header = JsonNode.Parse(bytes.AsSpan(8, headerLength))!.AsObject();
+        header["transformer.ln_f.bias"] = JsonNode.Parse("""{"dtype": "F32", "shape": [1099511627776, 0], "data_offsets": [0, 0]}""");
+        byte[] json = Encoding.UTF8.GetBytes(header.ToJsonString());
+        byte[] data = bytes[(8 + headerLength)..];
+        var bytesOut = new byte[8 + json.Length + data.Length];
+        BinaryPrimitives.WriteInt64LittleEndian(bytesOut, json.Length);
+        json.CopyTo(bytesOut, 8);
+        data.CopyTo(bytesOut, 8 + json.Length);
+        File.WriteAllBytes(file, bytesOut);
+        var e = Assert.Throws<ModelFormatException>(() => ModelLoader.Load(dir).Dispose());
+        Assert.Contains("transformer.ln_f.bias", e.Message);
+    }
+
     private static string MutateSafetensors(Case c, Random r, string dir)
     {
         CopyGolden(Goldens[c.Source], dir);
@@ -237,7 +260,12 @@ public sealed class FuzzedLoadingTests(ITestOutputHelper output) : IDisposable
                         var shape = entry["shape"]!.AsArray();
                         if (shape.Count == 0 || r.Next(4) == 0)
                         {
-                            entry["shape"] = r.Next(2) == 0 ? new JsonArray(7, 0) : OddValue(r, 3);
+                            // a zero dimension makes any other one fit an empty byte range, however large
+                            entry["shape"] = r.Next(2) == 0 ? new JsonArray(r.Next(2) == 0 ? 7 : 1L << 40, 0) : OddValue(r, 3);
+                            if (r.Next(2) == 0)
+                            {
+                                entry["data_offsets"] = new JsonArray(0, 0);
+                            }
                         }
                         else
                         {

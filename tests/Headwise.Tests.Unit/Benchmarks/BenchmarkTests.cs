@@ -67,8 +67,19 @@ public sealed class BenchmarkTests
         // = 2·1024·(84,934,656 + 38,597,376), plus 2·T²·C per layer for q·kᵀ and pattern·v under the causal mask
         var gpt2 = new ModelConfig
         {
-            ModelType = "gpt2", Family = ArchitectureFamily.Gpt2, VocabSize = 50257, DModel = 768, NLayers = 12, NHeads = 12,
-            NKvHeads = 12, DHead = 64, DMlp = 3072, MaxPositions = 1024, NormEps = 1e-5f, Activation = "gelu_new", TiedEmbeddings = true,
+            ModelType = "gpt2",
+            Family = ArchitectureFamily.Gpt2,
+            VocabSize = 50257,
+            DModel = 768,
+            NLayers = 12,
+            NHeads = 12,
+            NKvHeads = 12,
+            DHead = 64,
+            DMlp = 3072,
+            MaxPositions = 1024,
+            NormEps = 1e-5f,
+            Activation = "gelu_new",
+            TiedEmbeddings = true,
         };
         Assert.Equal(252_993_601_536.0 + 19_327_352_832.0, ModelBenchmarks.ForwardFlops(gpt2, 1024));
 
@@ -77,8 +88,18 @@ public sealed class BenchmarkTests
         // = 97,024 per token, × 2·10 tokens = 1,940,480; attention 2 layers × 2·10²·64 = 25,600
         var llama = gpt2 with
         {
-            ModelType = "llama", Family = ArchitectureFamily.Llama, VocabSize = 100, DModel = 64, NLayers = 2, NHeads = 4,
-            NKvHeads = 2, DHead = 16, DMlp = 172, MaxPositions = 32, Activation = "silu", RotaryDims = 16,
+            ModelType = "llama",
+            Family = ArchitectureFamily.Llama,
+            VocabSize = 100,
+            DModel = 64,
+            NLayers = 2,
+            NHeads = 4,
+            NKvHeads = 2,
+            DHead = 16,
+            DMlp = 172,
+            MaxPositions = 32,
+            Activation = "silu",
+            RotaryDims = 16,
         };
         Assert.Equal(1_940_480.0 + 25_600.0, ModelBenchmarks.ForwardFlops(llama, 10));
     }
@@ -88,8 +109,19 @@ public sealed class BenchmarkTests
     {
         var config = new ModelConfig
         {
-            ModelType = "gpt2", Family = ArchitectureFamily.Gpt2, VocabSize = 64, DModel = 32, NLayers = 2, NHeads = 4,
-            NKvHeads = 4, DHead = 8, DMlp = 128, MaxPositions = 64, NormEps = 1e-5f, Activation = "gelu_new", TiedEmbeddings = true,
+            ModelType = "gpt2",
+            Family = ArchitectureFamily.Gpt2,
+            VocabSize = 64,
+            DModel = 32,
+            NLayers = 2,
+            NHeads = 4,
+            NKvHeads = 4,
+            DHead = 8,
+            DMlp = 128,
+            MaxPositions = 64,
+            NormEps = 1e-5f,
+            Activation = "gelu_new",
+            TiedEmbeddings = true,
         };
         var model = ModelBenchmarks.RandomModel(config);
         var clock = Stopwatch.StartNew();

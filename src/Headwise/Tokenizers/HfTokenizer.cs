@@ -36,10 +36,10 @@ internal readonly record struct TokenDecoding(bool ByteLevel, bool Metaspace, bo
 internal sealed class HfTokenizer : PieceTokenizer
 {
     private const int MaxCachedWords = 100_000;
+    private const int MaxCachedWordLength = 64;
 
     /// <summary>Ids above this are refused: each id up to the largest costs a table slot, and no real vocabulary comes near.</summary>
     private const int MaxId = (1 << 22) - 1;
-    private const int MaxCachedWordLength = 64;
 
     private readonly HfTokenizerData _data;
     private readonly int[] _prefix;

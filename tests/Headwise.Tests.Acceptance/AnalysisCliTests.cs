@@ -1,28 +1,20 @@
 using System.Text.Json;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Acceptance;
 
 /// <summary>heads, patterns and dla on the real model stories260K.</summary>
-public class AnalysisCliTests(ITestOutputHelper output)
+public class AnalysisCliTests
 {
-    private (string Model, string Tok)? Stories()
+    private static (string Model, string Tok) Stories()
     {
-        if (CliRunner.Stories260K is not { } dir)
-        {
-            output.WriteLine("SKIPPED: ../shared/models/stories260K is absent");
-            return null;
-        }
+        string dir = CliRunner.RequireStories260K();
         return (Path.Combine(dir, "stories260K.bin"), Path.Combine(dir, "tok512.bin"));
     }
 
     [Fact]
     public void HeadsJsonHasExactlyTheSixScoresOfShapeLayersByHeads()
     {
-        if (Stories() is not var (model, _))
-        {
-            return;
-        }
+        var (model, _) = Stories();
         var r = CliRunner.Run("heads", "--model", model, "--seq-len", "20", "--batch", "3", "--json");
         Assert.True(r.ExitCode == 0, r.Stderr);
         using var doc = JsonDocument.Parse(r.Stdout);
@@ -53,10 +45,7 @@ public class AnalysisCliTests(ITestOutputHelper output)
     [Fact]
     public void HeadsTextAndTokens()
     {
-        if (Stories() is not var (model, _))
-        {
-            return;
-        }
+        var (model, _) = Stories();
         var r = CliRunner.Run("heads", "--model", model, "--tokens", "1,403,407,261,378,432", "--seq-len", "10", "--batch", "2");
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Contains("induction:", r.Stdout);
@@ -69,10 +58,7 @@ public class AnalysisCliTests(ITestOutputHelper output)
     [Fact]
     public void PatternsJsonRowsAreDistributions()
     {
-        if (Stories() is not var (model, tok))
-        {
-            return;
-        }
+        var (model, tok) = Stories();
         var r = CliRunner.Run("patterns", "--model", model, "--tokenizer", tok, "--text", "Once upon a time", "--json");
         Assert.True(r.ExitCode == 0, r.Stderr);
         using var doc = JsonDocument.Parse(r.Stdout);
@@ -104,10 +90,7 @@ public class AnalysisCliTests(ITestOutputHelper output)
     [Fact]
     public void DlaJsonSumsToTheLogitDifference()
     {
-        if (Stories() is not var (model, tok))
-        {
-            return;
-        }
+        var (model, tok) = Stories();
         var r = CliRunner.Run("dla", "--model", model, "--tokens", "1,403,407,261,378", "--answer", "432", "--wrong", "300", "--json");
         Assert.True(r.ExitCode == 0, r.Stderr);
         using var doc = JsonDocument.Parse(r.Stdout);

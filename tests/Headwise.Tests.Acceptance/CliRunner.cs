@@ -22,6 +22,17 @@ public static class CliRunner
     public static string? Stories260K => Directory.Exists(Path.Combine(RepoRoot, "..", "shared", "models", "stories260K"))
         ? Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "models", "stories260K")) : null;
 
+    /// <summary>The stories260K folder, or the calling test is skipped (a clone without ../shared).</summary>
+    public static string RequireStories260K()
+    {
+        string? dir = Stories260K;
+        if (dir is null)
+        {
+            Assert.Skip("../shared/models/stories260K is absent (project cloned without the shared data)");
+        }
+        return dir;
+    }
+
     private static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

@@ -2,7 +2,6 @@ using System.Text.Json;
 using Headwise.Evaluation;
 using Headwise.Loading;
 using Headwise.Models;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Acceptance;
 
@@ -164,16 +163,12 @@ public class CliTests(ITestOutputHelper output)
 }
 
 /// <summary>The CLI on the real pretrained model in ../shared (skipped with a message when absent).</summary>
-public class RealModelCliTests(ITestOutputHelper output)
+public class RealModelCliTests
 {
     [Fact]
     public void GenerateReproducesThePublishedStoryAndTokenizeItsIds()
     {
-        if (CliRunner.Stories260K is not { } dir)
-        {
-            output.WriteLine("SKIPPED: ../shared/models/stories260K is absent");
-            return;
-        }
+        string dir = CliRunner.RequireStories260K();
         string model = Path.Combine(dir, "stories260K.bin"), tok = Path.Combine(dir, "tok512.bin");
         var gen = CliRunner.Run("generate", "--model", model, "--tokenizer", tok, "--max-tokens", "60");
         Assert.Equal(0, gen.ExitCode);

@@ -23,10 +23,7 @@ public class InterventionCliTests
     [Fact]
     public void AblateImportanceAndPatchRunOnStories260K()
     {
-        if (CliRunner.Stories260K is not { } dir)
-        {
-            return;
-        }
+        string dir = CliRunner.RequireStories260K();
         var a = CliRunner.Run(["ablate", .. Model(dir), "--heads", "1.2,3.0", "--text", "Once upon a time there was a little girl", "--json"]);
         Assert.Equal(0, a.ExitCode);
         using (var doc = JsonDocument.Parse(a.Stdout))

@@ -25,13 +25,48 @@ public sealed class TrainingTasksCliTests : IDisposable
     }
 
     [Fact]
-    public void OcrExperimentTextOutputNamesBothModels()
+    public void OcrExperimentPrintsWhatItsResultJsonAndReportSay()
     {
-        var r = CliRunner.Run("experiment", "ocr", "--out", Path.Combine(_dir, "ocr"), "--steps", "3");
+        // 300 steps (≈ 1 s): the factored model already fills in every held-out implication, the combined one stays at
+        // chance (1 / objects); 3 steps would leave both at 0 and test nothing
+        string outDir = Path.Combine(_dir, "ocr");
+        var r = CliRunner.Run("experiment", "ocr", "--out", outDir, "--steps", "300");
         Assert.Equal(0, r.ExitCode);
-        Assert.Contains("factored", r.Stdout);
-        Assert.Contains("combined", r.Stdout);
-        Assert.True(File.Exists(Path.Combine(_dir, "ocr", "ov-nuclear-norm.png")));
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "result.json")));
+        var root = doc.RootElement;
+        static string F(double v, int d = 3) => v.ToString("F" + d, System.Globalization.CultureInfo.InvariantCulture);
+        int heldOut = root.GetProperty("HeldOutExamples").GetInt32();
+        double chance = root.GetProperty("ChanceAccuracy").GetDouble();
+        Assert.Equal(30, heldOut);                  // half of 60 subjects have their implication held out
+        Assert.Equal(1.0 / 6, chance, 1e-12);       // 6 objects
+        string[] lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal($"held-out implications: {heldOut}, chance {F(chance)}", lines[0]);
+        string report = File.ReadAllText(Path.Combine(outDir, "report.md"));
+        var final = new Dictionary<string, (double Train, double HeldOut)>();
+        foreach (string variant in new[] { "Factored", "Combined" })
+        {
+            var run = root.GetProperty(variant);
+            var f = run.GetProperty("Final");
+            double train = f.GetProperty("TrainAccuracy").GetDouble(), held = f.GetProperty("HeldOutAccuracy").GetDouble();
+            double nuclear = f.GetProperty("OvNuclearNorm").GetDouble();
+            Assert.Equal(300, f.GetProperty("Step").GetInt32());
+            Assert.True(JsonElement.DeepEquals(run.GetProperty("Curve").EnumerateArray().Last(), f), $"{variant}: Final is not the last curve point");
+            string[] printed = lines.Single(l => l.StartsWith(variant.ToLowerInvariant() + " ", StringComparison.Ordinal))
+                .Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal([variant.ToLowerInvariant(), F(train), F(held), F(nuclear, 2)], printed);
+            Assert.Contains($"| {variant.ToLowerInvariant()} | {run.GetProperty("Parameters").GetInt32()} | {F(train)} | {F(held)} | "
+                + $"{F(f.GetProperty("HeldOutLoss").GetDouble())} | {F(nuclear, 2)} |", report);
+            // accuracies are counts over the 90 training prompts and the 30 held-out ones
+            Assert.Equal(Math.Round(held * heldOut), held * heldOut, 9);
+            Assert.Equal(Math.Round(train * root.GetProperty("TrainExamples").GetInt32()), train * root.GetProperty("TrainExamples").GetInt32(), 9);
+            final[variant] = (train, held);
+        }
+        // both fit the training prompts; only the factored W_O·W_V generalizes, the combined W_OV stays near chance
+        Assert.True(final["Factored"].Train >= 0.9 && final["Combined"].Train >= 0.9, $"train accuracy {final["Factored"]} {final["Combined"]}");
+        Assert.True(final["Factored"].HeldOut >= 0.9, $"factored held-out accuracy {final["Factored"].HeldOut}");
+        Assert.True(final["Combined"].HeldOut <= 2 * chance, $"combined held-out accuracy {final["Combined"].HeldOut}");
+        Assert.Equal(Path.Combine(outDir, "report.md"), lines[^1]);
+        Assert.True(File.Exists(Path.Combine(outDir, "ov-nuclear-norm.png")));
     }
 
     [Fact]

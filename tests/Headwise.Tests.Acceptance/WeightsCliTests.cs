@@ -3,24 +3,15 @@ using Headwise.Analysis.Circuits;
 using Headwise.Analysis.Statistics;
 using Headwise.Loading;
 using Headwise.Models;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Acceptance;
 
 /// <summary>circuits, stats, sinks, centrality and explain on the real model stories260K (5 layers × 8 heads).</summary>
-public class WeightsCliTests(ITestOutputHelper output)
+public class WeightsCliTests
 {
     private const string Ids = "1,403,407,261,378,432,1017,372,1299,267,29871,1";
 
-    private string? Model()
-    {
-        if (CliRunner.Stories260K is not { } dir)
-        {
-            output.WriteLine("SKIPPED: ../shared/models/stories260K is absent");
-            return null;
-        }
-        return Path.Combine(dir, "stories260K.bin");
-    }
+    private static string Model() => Path.Combine(CliRunner.RequireStories260K(), "stories260K.bin");
 
     private static int[] Tokens => Ids.Split(',').Select(int.Parse).Select(i => i % 512).ToArray();
     private static string TokenArg => string.Join(",", Tokens);
@@ -34,10 +25,7 @@ public class WeightsCliTests(ITestOutputHelper output)
     [Fact]
     public void CircuitsJsonMatchesTheLibrary()
     {
-        if (Model() is not { } model)
-        {
-            return;
-        }
+        string model = Model();
         var root = Json(CliRunner.Run("circuits", "--model", model, "--json"));
         var heads = root.GetProperty("heads").EnumerateArray().ToArray();
         Assert.Equal(40, heads.Length);
@@ -72,10 +60,7 @@ public class WeightsCliTests(ITestOutputHelper output)
     [Fact]
     public void StatsJsonShapesAndInvariants()
     {
-        if (Model() is not { } model)
-        {
-            return;
-        }
+        string model = Model();
         var root = Json(CliRunner.Run("stats", "--model", model, "--tokens", TokenArg, "--json"));
         int T = Tokens.Length;
         var erank = root.GetProperty("effective_rank").EnumerateArray().Select(r => r.EnumerateArray().Select(e => e.GetDouble()).ToArray()).ToArray();
@@ -102,10 +87,7 @@ public class WeightsCliTests(ITestOutputHelper output)
     [Fact]
     public void SinksAndCentralityJson()
     {
-        if (Model() is not { } model)
-        {
-            return;
-        }
+        string model = Model();
         var sinks = Json(CliRunner.Run("sinks", "--model", model, "--tokens", TokenArg, "--ratio", "1", "--mass", "0", "--json"));
         var layers = sinks.GetProperty("layers").EnumerateArray().ToArray();
         Assert.Equal(5, layers.Length);
@@ -136,10 +118,7 @@ public class WeightsCliTests(ITestOutputHelper output)
     [Fact]
     public void ExplainJsonAgreesWithTheModel()
     {
-        if (Model() is not { } model)
-        {
-            return;
-        }
+        string model = Model();
         var root = Json(CliRunner.Run("explain", "--model", model, "--tokens", TokenArg, "--json"));
         double[] Arr(string name) => root.GetProperty(name).EnumerateArray().Select(e => e.GetDouble()).ToArray();
         var att = Arr("attention");

@@ -177,10 +177,7 @@ public sealed class BadInputTests : IDisposable
     [Fact]
     public void TruncatedLlama2cCheckpointIsRefused()
     {
-        if (TestPaths.Stories260K is not { } dir)
-        {
-            return; // needs ../shared; the other bad-input tests still run
-        }
+        string dir = TestPaths.RequireStories260K();
         var bytes = File.ReadAllBytes(Path.Combine(dir, "stories260K.bin"));
         string f = Path.Combine(_dir, "cut.bin");
         File.WriteAllBytes(f, bytes[..(bytes.Length / 2)]);

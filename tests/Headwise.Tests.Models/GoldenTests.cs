@@ -2,7 +2,6 @@ using System.Text.Json;
 using Headwise.Generation;
 using Headwise.Loading;
 using Headwise.Models;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Models;
 

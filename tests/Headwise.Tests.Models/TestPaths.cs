@@ -13,6 +13,17 @@ public static class TestPaths
     public static string? Stories260K => Shared is { } s && File.Exists(Path.Combine(s, "models", "stories260K", "stories260K.bin"))
         ? Path.Combine(s, "models", "stories260K") : null;
 
+    /// <summary>The stories260K folder, or the calling test is skipped (a clone without ../shared).</summary>
+    public static string RequireStories260K()
+    {
+        string? dir = Stories260K;
+        if (dir is null)
+        {
+            Assert.Skip("../shared/models/stories260K is absent (project cloned without the shared data)");
+        }
+        return dir;
+    }
+
     private static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

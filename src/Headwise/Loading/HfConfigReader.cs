@@ -25,6 +25,10 @@ public static class HfConfigReader
         }
         using (doc)
         {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new ModelFormatException($"{configPath}: expected a JSON object, found {doc.RootElement.ValueKind}");
+            }
             var c = new JsonFields(doc.RootElement, configPath);
             string type = c.String("model_type") ?? throw new ModelFormatException($"{configPath}: no \"model_type\" field");
             var (config, fields) = type switch

@@ -64,6 +64,11 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     {
         var tensors = new Dictionary<string, TensorEntry>(StringComparer.Ordinal);
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        // JsonDocument accepts invalid UTF-8 inside strings and fails only when a name is read, with a non-typed exception
+        if (!System.Text.Unicode.Utf8.IsValid(json))
+        {
+            throw new ModelFormatException($"{Path}: safetensors header is not valid UTF-8 text");
+        }
         JsonDocument doc;
         try
         {
@@ -117,7 +122,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         {
             throw new ModelFormatException($"{where}: header entry needs dtype, shape and data_offsets [begin, end]");
         }
-        TensorDType dtype = dt.GetString() switch
+        TensorDType dtype = (dt.ValueKind == JsonValueKind.String ? dt.GetString() : dt.GetRawText()) switch
         {
             "F32" => TensorDType.F32,
             "F16" => TensorDType.F16,
@@ -131,7 +136,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         int i = 0;
         foreach (var d in sh.EnumerateArray())
         {
-            if (!d.TryGetInt64(out long v) || v < 0)
+            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long v) || v < 0)
             {
                 throw new ModelFormatException($"{where}: shape entries must be non-negative integers");
             }
@@ -142,7 +147,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             }
             count *= v;
         }
-        if (!off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end))
+        if (off[0].ValueKind != JsonValueKind.Number || off[1].ValueKind != JsonValueKind.Number ||
+            !off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end))
         {
             throw new ModelFormatException($"{where}: data_offsets must be integers");
         }

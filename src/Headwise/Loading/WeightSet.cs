@@ -104,6 +104,11 @@ public sealed unsafe class WeightSet : IDisposable
         {
             throw new ModelFormatException($"{file.Path}: tensor '{name}' has {entry.ElementCount} elements; more than 2³¹ per tensor is not supported");
         }
+        if (entry.Shape.Any(d => d > int.MaxValue))
+        {
+            // an empty tensor may still name a dimension that no int index reaches, e.g. [2⁴⁰, 0]
+            throw new ModelFormatException($"{file.Path}: tensor '{name}' has shape [{string.Join(", ", entry.Shape)}]; a dimension above 2³¹ is not supported");
+        }
         int[] shape = entry.Shape.Select(d => checked((int)d)).ToArray();
         int n = (int)entry.ElementCount;
         byte* p = file.DataPointer(entry);

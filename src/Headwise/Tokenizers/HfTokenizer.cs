@@ -38,6 +38,9 @@ internal sealed class HfTokenizer : PieceTokenizer
     private const int MaxCachedWords = 100_000;
     private const int MaxCachedWordLength = 64;
 
+    /// <summary>Ids above this are refused: each id up to the largest costs a table slot, and no real vocabulary comes near.</summary>
+    private const int MaxId = (1 << 22) - 1;
+
     private readonly HfTokenizerData _data;
     private readonly int[] _prefix;
     private readonly int[] _suffix;
@@ -50,15 +53,25 @@ internal sealed class HfTokenizer : PieceTokenizer
         _data = data;
         _prefix = prefix;
         _suffix = suffix;
+        int CheckedId(int id, string token) => id is >= 0 and <= MaxId ? id
+            : throw new ModelFormatException($"{data.Source}: token \"{token}\" has id {id}, outside 0..{MaxId}.");
         int size = 0;
-        foreach (int id in data.Model.Vocab.Values)
+        foreach (var (token, id) in data.Model.Vocab)
         {
-            size = Math.Max(size, id + 1);
+            size = Math.Max(size, CheckedId(id, token) + 1);
         }
 
         foreach (var a in data.Added)
         {
-            size = Math.Max(size, a.Id + 1);
+            size = Math.Max(size, CheckedId(a.Id, a.Content) + 1);
+        }
+
+        foreach (int id in data.TemplatePrefix.Concat(data.TemplateSuffix))
+        {
+            if ((uint)id >= (uint)size)
+            {
+                throw new ModelFormatException($"{data.Source}: the post-processor adds id {id}, outside the vocabulary of {size} tokens.");
+            }
         }
 
         _tokenStrings = new string[size];

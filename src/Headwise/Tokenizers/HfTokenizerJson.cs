@@ -34,7 +34,8 @@ internal static class HfTokenizerJson
             {
                 return ParseRoot(doc.RootElement, path);
             }
-            catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException or FormatException or ArgumentException or RegexParseException)
+            catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException or FormatException or ArgumentException or RegexParseException
+                or IndexOutOfRangeException)
             {
                 throw new ModelFormatException($"{path}: malformed tokenizer.json ({e.Message}).", e);
             }
@@ -114,7 +115,9 @@ internal static class HfTokenizerJson
         {
             foreach (var a in addedEl.EnumerateArray())
             {
-                added.Add(new AddedToken(a.GetProperty("id").GetInt32(), a.GetProperty("content").GetString()!,
+                string content = a.GetProperty("content").GetString()
+                    ?? throw new ModelFormatException($"{path}: an added token has a null \"content\".");
+                added.Add(new AddedToken(a.GetProperty("id").GetInt32(), content,
                     Bool(a, "special"), Bool(a, "lstrip"), Bool(a, "rstrip")));
             }
         }

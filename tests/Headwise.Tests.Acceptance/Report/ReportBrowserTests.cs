@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Text.Json;
 using Headwise.Reports;
 using Microsoft.Playwright;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Acceptance.Report;
 
@@ -18,11 +17,7 @@ public sealed class ReportBrowserTests(ITestOutputHelper output)
     [Fact]
     public async Task ReportWorksInChromiumOffline()
     {
-        if (!File.Exists(Chromium))
-        {
-            output.WriteLine($"SKIPPED: {Chromium} is missing (install it with: apt-get install -y chromium); the browser test did not run");
-            return;
-        }
+        Assert.SkipUnless(File.Exists(Chromium), $"{Chromium} is absent (install it with: apt-get install -y chromium)");
         var clock = Stopwatch.StartNew();
         string outDir = Path.Combine(AppContext.BaseDirectory, "report-browser");
         Directory.CreateDirectory(outDir);

@@ -3,11 +3,10 @@ using Headwise.Analysis.Attribution;
 using Headwise.Analysis.Constructed;
 using Headwise.Analysis.Patterns;
 using Headwise.Loading;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Models.Analysis;
 
-public class DirectLogitAttributionTests(ITestOutputHelper output)
+public class DirectLogitAttributionTests
 {
     // The contributions sum to the model's own logit (difference) minus the final norm's bias term.
     private static void AssertIdentity(DirectLogitAttributionResult r)
@@ -43,11 +42,7 @@ public class DirectLogitAttributionTests(ITestOutputHelper output)
     [Fact]
     public void ContributionsSumToTheLogitDifferenceOnStories260K()
     {
-        if (TestPaths.Stories260K is not { } dir)
-        {
-            output.WriteLine("SKIPPED: ../shared/models/stories260K is absent");
-            return;
-        }
+        string dir = TestPaths.RequireStories260K();
         using var m = ModelLoader.Load(Path.Combine(dir, "stories260K.bin"));
         int[] ids = [1, 403, 407, 261, 378, 432];
         var r = DirectLogitAttribution.Run(m.Model, ids, answer: 280, wrong: 300);

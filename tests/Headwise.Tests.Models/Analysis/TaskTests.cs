@@ -27,10 +27,7 @@ public class TaskTests
     [Fact]
     public void AnswersAreSingleTokensOrReported()
     {
-        if (TestPaths.Stories260K is not { } dir)
-        {
-            return; // needs ../shared
-        }
+        string dir = TestPaths.RequireStories260K();
         using var m = ModelLoader.Load(Path.Combine(dir, "stories260K.bin"), Path.Combine(dir, "tok512.bin"));
         var tok = m.RequireTokenizer();
         foreach (var name in TaskLibrary.Names)
@@ -69,10 +66,7 @@ public class TaskTests
     [Fact]
     public void WithATokenizerSwappedNamesAndCapitalsKeepTheCleanLength()
     {
-        if (TestPaths.Stories260K is not { } dir)
-        {
-            return; // needs ../shared
-        }
+        string dir = TestPaths.RequireStories260K();
         using var m = ModelLoader.Load(Path.Combine(dir, "stories260K.bin"), Path.Combine(dir, "tok512.bin"));
         var tok = m.RequireTokenizer();
         foreach (var name in new[] { "ioi", "factual" })

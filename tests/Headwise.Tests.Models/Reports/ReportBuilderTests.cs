@@ -3,21 +3,16 @@ using Headwise.Analysis;
 using Headwise.Analysis.Detectors;
 using Headwise.Loading;
 using Headwise.Reports;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Models.Reports;
 
 /// <summary>The report of real models: every head in the grid and the patterns, the embedded data equal to the records.</summary>
-public sealed class ReportBuilderTests(ITestOutputHelper output)
+public sealed class ReportBuilderTests
 {
     [Fact]
     public void Stories260KReportHasEveryHeadAndTheCappedPrompt()
     {
-        if (TestPaths.Stories260K is not { } dir)
-        {
-            output.WriteLine("SKIPPED: ../shared/models/stories260K is absent (project cloned without shared data)");
-            return;
-        }
+        string dir = TestPaths.RequireStories260K();
         using var m = ModelLoader.Load(Path.Combine(dir, "stories260K.bin"), Path.Combine(dir, "tok512.bin"));
         var data = ReportBuilder.Build(m.Model, m.Tokenizer, new ReportOptions { MaxTokens = 40, ModelName = "stories260K" });
         Assert.Equal((5, 8), (data.Info.Layers, data.Info.Heads));

@@ -1,5 +1,4 @@
 using Headwise.Tokenizers;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Unit.Tokenizers;
 
@@ -29,13 +28,7 @@ public sealed class BadTokenizerFileTests(ITestOutputHelper output) : IDisposabl
     [Fact]
     public void Truncated_llama2c_tokenizer()
     {
-        string? tok512 = TokenizerTestFiles.Tok512Path();
-        if (tok512 is null)
-        {
-            output.WriteLine("SKIPPED: tok512.bin not found.");
-            return;
-        }
-
+        string tok512 = TokenizerTestFiles.RequireTok512();
         byte[] data = File.ReadAllBytes(tok512);
         foreach (int keep in new[] { 2, 6, 3000, data.Length - 1 })
         {

@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Json;
 using Headwise.Tokenizers;
 using SharpToken;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Unit.Tokenizers;
 

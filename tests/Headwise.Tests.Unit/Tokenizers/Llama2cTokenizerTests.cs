@@ -1,5 +1,4 @@
 using Headwise.Tokenizers;
-using Xunit.Abstractions;
 
 namespace Headwise.Tests.Unit.Tokenizers;
 
@@ -10,27 +9,12 @@ public sealed class Llama2cTokenizerTests(ITestOutputHelper output)
     // Published by the model's author: the first ids of the greedy story, starting with BOS.
     private static readonly int[] PublishedIds = [1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426];
 
-    private TextTokenizer? LoadOrSkip()
-    {
-        string? path = TokenizerTestFiles.Tok512Path();
-        if (path is null)
-        {
-            output.WriteLine("SKIPPED: ../shared/models/stories260K/tok512.bin not found next to the repository.");
-            return null;
-        }
-
-        return TokenizerLoader.LoadLlama2c(path, 512);
-    }
+    private static TextTokenizer LoadOrSkip() => TokenizerLoader.LoadLlama2c(TokenizerTestFiles.RequireTok512(), 512);
 
     [Fact]
     public void Encode_story_reproduces_published_ids()
     {
         var tok = LoadOrSkip();
-        if (tok is null)
-        {
-            return;
-        }
-
         int[] ids = tok.Encode(Story);
         output.WriteLine(string.Join(", ", ids));
         Assert.Equal(PublishedIds, ids[..PublishedIds.Length]);
@@ -48,13 +32,7 @@ public sealed class Llama2cTokenizerTests(ITestOutputHelper output)
     [Fact]
     public void Load_by_extension_infers_vocab_size()
     {
-        string? path = TokenizerTestFiles.Tok512Path();
-        if (path is null)
-        {
-            output.WriteLine("SKIPPED: tok512.bin not found.");
-            return;
-        }
-
+        string path = TokenizerTestFiles.RequireTok512();
         var tok = TokenizerLoader.Load(path);
         Assert.Equal(512, tok.VocabSize);
         Assert.Equal(PublishedIds, tok.Encode(Story)[..PublishedIds.Length]);
@@ -69,11 +47,6 @@ public sealed class Llama2cTokenizerTests(ITestOutputHelper output)
     public void Decode_inverts_encode(string text)
     {
         var tok = LoadOrSkip();
-        if (tok is null)
-        {
-            return;
-        }
-
         int[] ids = tok.Encode(text);
         Assert.Equal(1, ids[0]);
         Assert.Equal(text, tok.Decode(ids));
@@ -92,11 +65,6 @@ public sealed class Llama2cTokenizerTests(ITestOutputHelper output)
     public void Byte_tokens_and_special_tokens()
     {
         var tok = LoadOrSkip();
-        if (tok is null)
-        {
-            return;
-        }
-
         // A character outside the 512-token vocabulary falls back to byte tokens id = 3 + byte.
         int[] ids = tok.Encode("日", addSpecial: false);
         Assert.Contains(3 + 0xE6, ids);

@@ -32,6 +32,18 @@ internal static class TokenizerTestFiles
         return File.Exists(path) ? path : null;
     }
 
+    /// <summary>tok512.bin, or the calling test is skipped (a clone without ../shared).</summary>
+    public static string RequireTok512()
+    {
+        string? path = Tok512Path();
+        if (path is null)
+        {
+            Assert.Skip("../shared/models/stories260K/tok512.bin is absent (project cloned without the shared data)");
+        }
+
+        return path;
+    }
+
     public static string NewTempDir(string name)
     {
         string dir = Path.Combine(Path.GetTempPath(), "headwise-tok-" + name + "-" + Guid.NewGuid().ToString("N")[..8]);

@@ -66,25 +66,7 @@ public sealed class BenchmarkTests
     {
         // GPT-2 small over 1,024 tokens: 2·T·(matmul weights per token: 12 layers × 12·C² + the C·V unembedding)
         // = 2·1024·(84,934,656 + 38,597,376), plus 2·T²·C per layer for q·kᵀ and pattern·v under the causal mask
-        var gpt2 = new ModelConfig
-        {
-            ModelType = "gpt2",
-            Family = ArchitectureFamily.Gpt2,
-            VocabSize = 50257,
-            DModel = 768,
-            NLayers = 12,
-            NHeads = 12,
-            NKvHeads = 12,
-            DHead = 64,
-            DMlp = 3072,
-            MaxPositions = 1024,
-            NormEps = 1e-5f,
-            Norm = NormKind.LayerNorm,
-            Activation = ActivationFunction.GeluTanh,
-            GatedMlp = false,
-            Positions = PositionKind.Learned,
-            TiedEmbeddings = true,
-        };
+        var gpt2 = ModelConfig.Gpt2Small;
         Assert.Equal(252_993_601_536.0 + 19_327_352_832.0, ModelBenchmarks.ForwardFlops(gpt2, 1024));
 
         // Llama with grouped-query attention (4 query heads, 2 key/value heads of 16) and a gated MLP of three matrices:
@@ -114,28 +96,7 @@ public sealed class BenchmarkTests
     [Fact]
     public void PrefillFiguresFollowFromTheFlopCountAndTheMeasuredTime()
     {
-        var config = new ModelConfig
-        {
-            ModelType = "gpt2",
-            Family = ArchitectureFamily.Gpt2,
-            VocabSize = 64,
-            DModel = 32,
-            NLayers = 2,
-            NHeads = 4,
-            NKvHeads = 4,
-            DHead = 8,
-            DMlp = 128,
-            MaxPositions = 64,
-            NormEps = 1e-5f,
-            Norm = NormKind.LayerNorm,
-            Activation = ActivationFunction.GeluTanh,
-            GatedMlp = false,
-            Positions = PositionKind.Learned,
-            TiedEmbeddings = true,
-            QkvBias = true,
-            OutputBias = true,
-            MlpBias = true,
-        };
+        var config = ModelConfig.Gpt2Small with { VocabSize = 64, DModel = 32, NLayers = 2, NHeads = 4, NKvHeads = 4, DHead = 8, DMlp = 128, MaxPositions = 64 };
         var model = ModelBenchmarks.RandomModel(config);
         var clock = Stopwatch.StartNew();
         var r = ModelBenchmarks.Prefill(model, tokens: 48, reps: 3);

@@ -417,7 +417,7 @@ public sealed class RecipeApplication : IDisposable
     private static void Redistribute(ActivationView a, int[] heads, double fraction, IReadOnlyList<int> sinks)
     {
         int B = a.Shape[0], NH = a.Shape[1], T = a.Shape[2], S = a.Shape[3], past = S - T, lastSink = sinks.Max();
-        float keep = (float)(1 - fraction);
+        double keep = 1 - fraction; // applied in double: each sink entry is (1 − f)·A rounded once
         var p = a.Data.Span;
         for (int b = 0; b < B; b++)
         {
@@ -445,7 +445,7 @@ public sealed class RecipeApplication : IDisposable
                     {
                         if (sinks.Contains(k))
                         {
-                            row[k] *= keep;
+                            row[k] = (float)(row[k] * keep);
                         }
                         else if (row[k] > 0)
                         {

@@ -84,15 +84,16 @@ public class RecipeApplicationTests
         var model = m.Model;
         var zero = Run(model, """{"kind": "ablate", "heads": ["1.2"], "method": "zero"}""");
         Assert.Equal(zero, Run(model, """{"kind": "scale", "heads": ["1.2"], "factor": 0}"""));
-        // the library's own ablation agrees
-        var hooked = model.RunWithHooks(ModelInput.Single(Ids), ("blocks.1.attn.hook_z", a =>
+        // a hand-written hook that clears the head's z agrees
+        static void Clear2(ActivationView a)
         {
             int NH = a.Shape[2], HD = a.Shape[3];
             for (int t = 0; t < a.Shape[1]; t++)
             {
                 a.Data.Span.Slice((t * NH + 2) * HD, HD).Clear();
             }
-        }));
+        }
+        var hooked = model.RunWithHooks(ModelInput.Single(Ids), ("blocks.1.attn.hook_z", Clear2));
         Assert.Equal(hooked, zero);
         string all = string.Join(", ", Enumerable.Range(0, model.Config.DHead));
         Close(zero, Run(model, $$"""{"kind": "edit_ov", "head": "1.2", "remove": [{{all}}]}"""), 1e-5f);

@@ -38,6 +38,7 @@ public sealed class RecipeApplication : IDisposable
     /// sources. <paramref name="encode"/> turns a source's text into ids (the model's tokenizer); needed only for text sources.</summary>
     public static RecipeApplication Apply(Recipe recipe, TransformerModel model, Func<string, int[]>? encode = null)
     {
+        CheckFields(recipe);
         Check(recipe, model);
         var edits = recipe.Interventions.Select((item, i) => (item, i)).Where(p => p.item is EditWeights).ToArray();
         TransformerModel run = model;
@@ -73,6 +74,21 @@ public sealed class RecipeApplication : IDisposable
 
     // ---------------------------------------------------------------------------------------------------------------
     // Checks against the model
+
+    // a recipe built in code has not been through Parse: its canonical JSON goes through the same checks
+    private static void CheckFields(Recipe recipe)
+    {
+        string json;
+        try
+        {
+            json = recipe.ToJson();
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidInputException($"{recipe.Source}: a number is not finite ({e.Message})", e);
+        }
+        _ = Recipe.Parse(json, recipe.Source);
+    }
 
     private static void Check(Recipe recipe, TransformerModel model)
     {
@@ -297,7 +313,8 @@ public sealed class RecipeApplication : IDisposable
             {
                 case ScaleHeads s:
                     float factor = (float)s.Factor;
-                    PerLayer(hooks, s.Heads, HookKind.Z, (a, heads) => ForEachHeadRow(a, heads, row => { foreach (ref float x in row) { x *= factor; } }));
+                    RowAction scale = row => { foreach (ref float x in row) { x *= factor; } }; // made once: the hook allocates nothing
+                    PerLayer(hooks, s.Heads, HookKind.Z, (a, heads) => ForEachHeadRow(a, heads, scale));
                     break;
                 case AblateHeads { Mean: false } z:
                     PerLayer(hooks, z.Heads, HookKind.Z, (a, heads) => ForEachHeadRow(a, heads, row => row.Clear()));
@@ -313,7 +330,8 @@ public sealed class RecipeApplication : IDisposable
                     PerLayer(hooks, s.Heads, HookKind.Pattern, (a, heads) => Soften(a, heads, s.Strength));
                     break;
                 case RedistributeSink r:
-                    PerLayer(hooks, r.Heads, HookKind.Pattern, (a, heads) => Redistribute(a, heads, r.Fraction, r.Sinks));
+                    int[] sinks = [.. r.Sinks];
+                    PerLayer(hooks, r.Heads, HookKind.Pattern, (a, heads) => Redistribute(a, heads, r.Fraction, sinks));
                     break;
                 case InjectActivations inj:
                     var source = _sources[i];
@@ -414,9 +432,13 @@ public sealed class RecipeApplication : IDisposable
 
     // pattern: [B, NH, T, S]. For each query q > max(sinks): m = Σ_{k∈sinks} A[q,k]; sink entries × (1 − f); the other visible
     // keys (k ≤ q, not a sink, A > 0) get f·m shared in proportion to their attention. Rows with no other attention are unchanged.
-    private static void Redistribute(ActivationView a, int[] heads, double fraction, IReadOnlyList<int> sinks)
+    private static void Redistribute(ActivationView a, int[] heads, double fraction, int[] sinks)
     {
-        int B = a.Shape[0], NH = a.Shape[1], T = a.Shape[2], S = a.Shape[3], past = S - T, lastSink = sinks.Max();
+        int B = a.Shape[0], NH = a.Shape[1], T = a.Shape[2], S = a.Shape[3], past = S - T, lastSink = 0;
+        foreach (int k in sinks)
+        {
+            lastSink = Math.Max(lastSink, k);
+        }
         double keep = 1 - fraction; // applied in double: each sink entry is (1 − f)·A rounded once
         var p = a.Data.Span;
         for (int b = 0; b < B; b++)

@@ -306,4 +306,48 @@ public class RecipeApplicationTests
         }
         Assert.Equal(seq.Skip(prompt.Length).ToArray(), generated);
     }
+
+    [Fact]
+    public void RecipesBuiltInCodeGetTheSameChecks()
+    {
+        using var m = Golden("gpt2_untied");
+        var soft = new Recipe("code", [new SoftenHeads([new HeadId(1, 1)], 1.5)]);
+        var e = Assert.Throws<InvalidInputException>(() => RecipeApplication.Apply(soft, m.Model));
+        Assert.Contains("recipe: interventions[0] (soften): strength 1.5 is outside [0, 1]", e.Message);
+        var nan = new Recipe("code", [new ScaleHeads([new HeadId(1, 1)], double.NaN)]);
+        Assert.Throws<InvalidInputException>(() => RecipeApplication.Apply(nan, m.Model));
+    }
+
+    [Fact]
+    public void EveryKindRunsOnStories260K()
+    {
+        if (TestPaths.Stories260K is not { } dir)
+        {
+            return; // SKIP: ../shared/models/stories260K is absent
+        }
+        using var m = ModelLoader.Load(Path.Combine(dir, "stories260K.bin"), Path.Combine(dir, "tok512.bin"));
+        var tok = m.RequireTokenizer();
+        var ids = tok.Encode("Once upon a time, there was a little girl named Lily. She loved to play outside");
+        double clean = Nll(m.Model, m.Model.Forward(ModelInput.Single(ids)), ids);
+        string self = string.Join(", ", ids);
+        foreach (var items in new[]
+        {
+            """{"kind": "scale", "heads": ["3.6", "4.1"], "factor": 0}""",
+            """{"kind": "ablate", "heads": ["1.4", "3.6"], "method": "mean"}""",
+            """{"kind": "soften", "heads": ["2.0", "2.1", "2.2"], "strength": 0.8}""",
+            """{"kind": "redistribute_sink", "heads": ["1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7"], "fraction": 0.9, "sinks": [0]}""",
+            """{"kind": "inject", "heads": ["1.0", "2.5", "3.3"], "component": "q", "source": {"text": "A big dog ran to the park with the red ball. He was happy and sad"}}""",
+            """{"kind": "edit_ov", "head": "3.6", "remove": [0, 1, 2]}""",
+            """{"kind": "edit_qk", "head": "2.3", "scale": {"0": 4}}""",
+        })
+        {
+            using var applied = RecipeApplication.Apply(R(items), m.Model, t => tok.Encode(t));
+            applied.RequireSourcesCover(ids.Length, generation: false); // the source text is 26 tokens, as the input
+            double nll = Nll(applied.Model, applied.Forward(ModelInput.Single(ids)), ids);
+            Assert.True(Math.Abs(nll - clean) > 1e-5, $"{items}: {nll} vs clean {clean}");
+        }
+        // a run's own queries change nothing
+        Assert.Equal(m.Model.Forward(ModelInput.Single(ids)),
+            Run(m.Model, """{"kind": "inject", "heads": ["4.7"], "component": "q", "source": {"tokens": [""" + self + "]}}", ids));
+    }
 }

@@ -8,6 +8,8 @@ namespace Headwise.Interventions;
 // A recipe is a JSON file {"name": "...", "interventions": [ {...}, ... ]} whose items act on attention heads, in the order
 // listed (docs/interventions.md defines each kind). This file parses, checks and writes recipes; whether an item fits a model
 // (its heads exist, its singular components exist) is checked when the recipe is applied (RecipeApplication.cs).
+// A folder of its own rather than Analysis/Interventions: a recipe is not an analysis but a way to run the model, which every
+// command (eval, generate, the analyses, export) takes; Analysis/Interventions holds the measurements (ablation scans, patching).
 
 /// <summary>One item of a recipe. <see cref="Kind"/> is its JSON "kind".</summary>
 public abstract record Intervention

@@ -7,9 +7,9 @@ public sealed class EvalCommand : ICommand
     public string Name => "eval";
     public string Summary => "negative log-likelihood and perplexity of a text file or token ids";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options, "tokens", "window", "stride"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options, .. RecipeArgs.Options, "tokens", "window", "stride"]);
     public string Help => $"""
-        headwise eval --model M (--text-file F | --text "..." | --tokens 1,403,407) [--window N] [--stride S] [--json]
+        headwise eval --model M (--text-file F | --text "..." | --tokens 1,403,407) [--window N] [--stride S] [--intervene FILE] [--json]
 
         Scores every token after the first: nll[i] = −log p(token[i+1] | tokens[..i]), in nats. Texts longer than the
         window are scored with a sliding window (as Hugging Face's perplexity guide does): each window of N tokens
@@ -23,7 +23,9 @@ public sealed class EvalCommand : ICommand
           --window N        context window (default: the model's context)
           --stride S        how far each window advances (default: window / 2)
           --no-bos          do not prepend BOS to the text
-          --json            print {"{"}"tokens": [...], "nll": [...], "mean_nll": x, "perplexity": y{"}"}
+        {RecipeArgs.Help}
+          --json            print {"{"}"tokens": [...], "nll": [...], "mean_nll": x, "perplexity": y{"}"} (and "recipe": name
+                            under --intervene)
 
         Example:
           headwise eval --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378
@@ -46,15 +48,23 @@ public sealed class EvalCommand : ICommand
 
         var progress = Console.IsErrorRedirected || json ? null : new Progress<(int Done, int Total)>(p =>
             stderr.Write($"\r[{p.Done}/{p.Total} tokens scored]"));
-        var result = Perplexity.Evaluate(loaded.Model, ids, window, stride, progress, CliMain.Cancellation);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        applied?.RequireSourcesCover(ids.Length, generation: false);
+        var result = Perplexity.Evaluate(applied?.Model ?? loaded.Model, ids, window, stride, progress, CliMain.Cancellation, applied?.CreateHooks());
         if (progress is not null)
         {
             stderr.WriteLine();
         }
         if (json)
         {
-            stdout.WriteLine(Json.Serialize(new { tokens = ids, nll = result.Nll, mean_nll = result.MeanNll, perplexity = result.Perplexity }));
+            stdout.WriteLine(applied is null
+                ? Json.Serialize(new { tokens = ids, nll = result.Nll, mean_nll = result.MeanNll, perplexity = result.Perplexity })
+                : Json.Serialize(new { tokens = ids, nll = result.Nll, mean_nll = result.MeanNll, perplexity = result.Perplexity, recipe = applied.Recipe.Name }));
             return 0;
+        }
+        if (applied is not null)
+        {
+            stdout.WriteLine($"recipe       {RecipeArgs.Describe(applied)}");
         }
         stdout.WriteLine($"tokens       {ids.Length} ({result.Nll.Length} predicted)");
         stdout.WriteLine($"window       {Math.Min(window, ids.Length)} (stride {stride}, {result.Windows} forward pass{(result.Windows == 1 ? "" : "es")})");

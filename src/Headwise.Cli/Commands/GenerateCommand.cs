@@ -8,9 +8,9 @@ public sealed class GenerateCommand : ICommand
     public string Name => "generate";
     public string Summary => "continue a prompt (greedy or sampled), streamed to the terminal";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-eos", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p", "seed"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p", "seed"]);
     public string Help => $"""
-        headwise generate --model M [--prompt "..." | --tokens 1,403] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
+        headwise generate --model M [--prompt "..." | --tokens 1,403] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--intervene FILE]
 
         Generates with the KV cache and prints the text as it is produced. Greedy by default (temperature 0):
         the same output on every run. With --temperature > 0 it samples, from the top-k tokens and then the smallest
@@ -27,6 +27,8 @@ public sealed class GenerateCommand : ICommand
           --seed S          random seed for sampling
           --no-eos          keep going past EOS
           --no-bos          do not prepend BOS to the prompt text
+        {RecipeArgs.Help}
+                            (hooks act at every step; an inject source must cover every position generated)
           --json            print {"{"}"prompt_ids": [...], "ids": [...], "text": "..."{"}"} at the end instead of streaming
 
         Example:
@@ -68,7 +70,20 @@ public sealed class GenerateCommand : ICommand
                 promptIds = loaded.Config.BosTokenId is int bos ? [bos] : throw new UsageException("the prompt is empty and the model has no BOS token to start from");
             }
         }
-        var options = new GenerationOptions { MaxNewTokens = maxTokens, Sampling = sampling, EosId = noEos ? null : (tok?.EosId ?? loaded.Config.EosTokenId) };
+        using var applied = RecipeArgs.Apply(args, loaded);
+        // the last token chosen is never fed back: positions 0 .. min(prompt + max, context) − 2 run through the model
+        applied?.RequireSourcesCover(Math.Max(promptIds.Length, Math.Min(promptIds.Length + maxTokens, loaded.Config.MaxPositions) - 1), generation: true);
+        var options = new GenerationOptions
+        {
+            MaxNewTokens = maxTokens,
+            Sampling = sampling,
+            EosId = noEos ? null : (tok?.EosId ?? loaded.Config.EosTokenId),
+            Hooks = applied?.CreateHooks(generation: true),
+        };
+        if (applied is not null && !json)
+        {
+            stderr.WriteLine($"[recipe {RecipeArgs.Describe(applied)}]");
+        }
 
         var produced = new List<int>();
         var history = new List<int>(promptIds);
@@ -78,7 +93,7 @@ public sealed class GenerateCommand : ICommand
             stdout.Write(tok is null ? string.Join(" ", promptIds) : tok.Decode(promptIds));
             stdout.Flush();
         }
-        foreach (int id in Generator.Generate(loaded.Model, promptIds, options))
+        foreach (int id in Generator.Generate(applied?.Model ?? loaded.Model, promptIds, options))
         {
             if (CliMain.Cancellation.IsCancellationRequested)
             {
@@ -99,7 +114,9 @@ public sealed class GenerateCommand : ICommand
         double seconds = clock.Elapsed.TotalSeconds;
         if (json)
         {
-            stdout.WriteLine(Json.Serialize(new { prompt_ids = promptIds, ids = produced, text = tok?.Decode(produced.ToArray()) }));
+            stdout.WriteLine(applied is null
+                ? Json.Serialize(new { prompt_ids = promptIds, ids = produced, text = tok?.Decode(produced.ToArray()) })
+                : Json.Serialize(new { prompt_ids = promptIds, ids = produced, text = tok?.Decode(produced.ToArray()), recipe = applied.Recipe.Name }));
         }
         else
         {

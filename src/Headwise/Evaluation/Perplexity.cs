@@ -11,9 +11,10 @@ public static class Perplexity
     /// <summary>
     /// nll[i] = −log softmax(logits at i)[ids[i + 1]] for i in 0..n−2. Sequences longer than <paramref name="window"/> are scored
     /// window by window, each advancing by <paramref name="stride"/>; a window scores only the targets no earlier window scored.
+    /// <paramref name="hooks"/> fire in every window's forward (e.g. an intervention recipe's).
     /// </summary>
     public static PerplexityResult Evaluate(TransformerModel model, int[] ids, int window, int stride, IProgress<(int Done, int Total)>? progress = null,
-        CancellationToken cancel = default)
+        CancellationToken cancel = default, Hooks.HookSet? hooks = null)
     {
         if (ids.Length < 2)
         {
@@ -37,7 +38,7 @@ public static class Perplexity
             cancel.ThrowIfCancellationRequested();
             int end = Math.Min(begin + window, n);
             var chunk = ids[begin..end];
-            var logits = model.Forward(ModelInput.Single(chunk));
+            var logits = model.Forward(ModelInput.Single(chunk), hooks);
             windows++;
             for (int target = Math.Max(scoredUpTo, begin + 1); target < end; target++)
             {

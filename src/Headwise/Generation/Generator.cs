@@ -8,6 +8,8 @@ public sealed record GenerationOptions
     public SamplingOptions Sampling { get; init; } = new();
     /// <summary>Stop a sequence when it produces this id (null: never).</summary>
     public int? EosId { get; init; }
+    /// <summary>Hooks fired at every forward of the generation, the prompt's and each step's (e.g. an intervention recipe's).</summary>
+    public Hooks.HookSet? Hooks { get; init; }
 }
 
 /// <summary>Autoregressive generation with the KV cache: one prefill of the prompt, then one position per step.</summary>
@@ -28,7 +30,7 @@ public static class Generator
         new ModelInput(prompt, 1, prompt.Length).Validate(model.Config.VocabSize);
         var sampler = new Sampler(options.Sampling);
         model.ResetCache(1, total);
-        var logits = model.ForwardChunk(prompt, null, prompt.Length, lastOnly: true);
+        var logits = model.ForwardChunk(prompt, null, prompt.Length, options.Hooks, lastOnly: true);
         for (int produced = 0; produced < options.MaxNewTokens && prompt.Length + produced < total; produced++)
         {
             int next = sampler.Sample(logits);
@@ -37,7 +39,7 @@ public static class Generator
             {
                 yield break;
             }
-            logits = model.ForwardChunk([next], null, 1, lastOnly: true);
+            logits = model.ForwardChunk([next], null, 1, options.Hooks, lastOnly: true);
         }
     }
 
@@ -60,7 +62,7 @@ public static class Generator
         var outputs = Enumerable.Range(0, B).Select(_ => new List<int>()).ToArray();
         var done = new bool[B];
         model.ResetCache(B, total);
-        var logits = model.ForwardChunk(input.Tokens, input.AttentionMask, T, lastOnly: true);
+        var logits = model.ForwardChunk(input.Tokens, input.AttentionMask, T, options.Hooks, lastOnly: true);
         int V = model.Config.VocabSize;
         var next = new int[B];
         var mask = new byte[B];
@@ -80,7 +82,7 @@ public static class Generator
             {
                 break;
             }
-            logits = model.ForwardChunk(next, mask, 1, lastOnly: true);
+            logits = model.ForwardChunk(next, mask, 1, options.Hooks, lastOnly: true);
         }
         return outputs.Select(o => o.ToArray()).ToArray();
     }

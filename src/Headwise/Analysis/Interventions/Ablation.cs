@@ -107,6 +107,20 @@ public static class Ablation
 
     public static string Name(MetricKind m) => m switch { MetricKind.Loss => "loss", MetricKind.Kl => "kl", _ => "logit-diff" };
 
+    /// <summary>acc[k] += Σ_r rows[r·W + k] with W = acc.Length: the column sums of a row-major (rows, W) activation, in
+    /// double — the sums a mean ablation divides by the number of positions (here and in recipes' <c>ablate mean</c>).</summary>
+    internal static void AccumulateRows(ReadOnlySpan<float> rows, double[] acc)
+    {
+        int width = acc.Length;
+        for (int r = 0; r < rows.Length / width; r++)
+        {
+            for (int k = 0; k < width; k++)
+            {
+                acc[k] += rows[r * width + k];
+            }
+        }
+    }
+
     internal static void CheckHeads(TransformerModel model, IEnumerable<HeadId> heads)
     {
         foreach (var h in heads)
@@ -146,15 +160,7 @@ public static class Ablation
                 var (_, cache) = model.RunWithCache(ModelInput.Single(target.Items[i]), IsZ, reuse: zs);
                 for (int l = 0; l < c.NLayers; l++)
                 {
-                    var z = cache[$"blocks.{l}.attn.hook_z"].Data;
-                    var acc = sums[l];
-                    for (int r = 0; r < z.Length / zRow; r++)
-                    {
-                        for (int k = 0; k < zRow; k++)
-                        {
-                            acc[k] += z[r * zRow + k];
-                        }
-                    }
+                    AccumulateRows(cache[$"blocks.{l}.attn.hook_z"].Data, sums[l]);
                 }
                 positions += target.Items[i].Length;
             }

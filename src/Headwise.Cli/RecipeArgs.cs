@@ -1,0 +1,32 @@
+using Headwise.Interventions;
+
+namespace Headwise.Cli;
+
+/// <summary>--intervene FILE, shared by every command that runs a model: add <see cref="Options"/> and <see cref="Help"/> to the
+/// command's declarations and run <see cref="Apply"/>'s <see cref="RecipeApplication.Model"/> with its hooks.</summary>
+public static class RecipeArgs
+{
+    public static readonly string[] Options = ["intervene"];
+
+    public const string Help =
+        "  --intervene FILE  run under an intervention recipe (JSON; docs/interventions.md): scale, ablate, soften,\n" +
+        "                    redistribute_sink, inject, edit_ov, edit_qk on heads — every number is the intervened model's";
+
+    /// <summary>The recipe of --intervene bound to the loaded model (its weight edits made, its sources run), or null without
+    /// the option. A text source is encoded as the commands encode a text (BOS prepended when the tokenizer adds one).</summary>
+    public static RecipeApplication? Apply(CliArgs args, LoadedModel loaded)
+    {
+        string? path = args.Get("intervene");
+        if (path is null)
+        {
+            return null;
+        }
+        var recipe = Recipe.Load(path);
+        Func<string, int[]>? encode = loaded.Tokenizer is { } tok ? text => tok.Encode(text, addSpecial: true) : null;
+        return RecipeApplication.Apply(recipe, loaded.Model, encode);
+    }
+
+    /// <summary>One line saying which recipe a result was computed under.</summary>
+    public static string Describe(RecipeApplication applied) =>
+        $"{applied.Recipe.Name} ({applied.Recipe.Source}, {applied.Recipe.Interventions.Count} intervention{(applied.Recipe.Interventions.Count == 1 ? "" : "s")})";
+}

@@ -321,10 +321,7 @@ public class RecipeApplicationTests
     [Fact]
     public void EveryKindRunsOnStories260K()
     {
-        if (TestPaths.Stories260K is not { } dir)
-        {
-            return; // SKIP: ../shared/models/stories260K is absent
-        }
+        string dir = TestPaths.RequireStories260K();
         using var m = ModelLoader.Load(Path.Combine(dir, "stories260K.bin"), Path.Combine(dir, "tok512.bin"));
         var tok = m.RequireTokenizer();
         var ids = tok.Encode("Once upon a time, there was a little girl named Lily. She loved to play outside");

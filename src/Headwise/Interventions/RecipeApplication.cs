@@ -119,7 +119,7 @@ public sealed class RecipeApplication : IDisposable
                     for (int o = 0; o < recipe.Interventions.Count; o++)
                     {
                         var other = recipe.Interventions[o];
-                        if (other is SoftenHeads or RedistributeSink && HeadsOf(other).FirstOrDefault(inj.Heads.Contains) is { } shared)
+                        if (other is SoftenHeads or RedistributeSink && HeadsOf(other).Intersect(inj.Heads).ToArray() is [var shared, ..])
                         {
                             throw new InvalidInputException($"{where}: heads {shared}: injecting {inj.Component.ToString().ToLowerInvariant()} into a query head of a grouped-query model cannot be combined with {recipe.Where(o)} on the same head (the injected head's attention is recomputed after the pattern hooks)");
                         }

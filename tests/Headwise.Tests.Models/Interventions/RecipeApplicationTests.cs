@@ -68,11 +68,9 @@ public class RecipeApplicationTests
         Assert.Equal(unfused, Run(model, """{"kind": "soften", "heads": ["1.2"], "strength": 0}"""));
         Assert.Equal(unfused, Run(model, """{"kind": "redistribute_sink", "heads": ["1.0", "1.3"], "fraction": 0, "sinks": [0]}"""));
         Close(plain, unfused, 1e-5f);
-        if (model.Config.KvGroupSize == 1)
-        {
-            Assert.Equal(plain, Run(model, """{"kind": "inject", "heads": ["0.0"], "component": "k", "source": {"tokens": [""" + self + "]}}"));
-            Assert.Equal(plain, Run(model, """{"kind": "inject", "heads": ["1.3"], "component": "v", "source": {"tokens": [""" + self + "]}}"));
-        }
+        // grouped-query k/v: that head's attention recomputed by the same fused kernel on the same values
+        Assert.Equal(plain, Run(model, """{"kind": "inject", "heads": ["0.0"], "component": "k", "source": {"tokens": [""" + self + "]}}"));
+        Assert.Equal(plain, Run(model, """{"kind": "inject", "heads": ["1.3"], "component": "v", "source": {"tokens": [""" + self + "]}}"));
     }
 
     [Theory]
@@ -240,14 +238,51 @@ public class RecipeApplicationTests
 
     private static int HD(AttentionWeights a) => a.DHead;
 
+    [Theory]
+    [InlineData("k")]
+    [InlineData("v")]
+    public void GroupedQueryKeysOrValuesInjectedIntoOneQueryHeadChangeOnlyThatHead(string component)
+    {
+        using var m = Golden("llama_gqa"); // 4 query heads, 2 kv heads: query heads 0 and 1 read kv head 0
+        int[] source = [.. Ids.Reverse()];
+        const string z1 = "blocks.1.attn.hook_z";
+        var (_, plain) = m.Model.RunWithCache(ModelInput.Single(Ids), n => n == z1);
+        using var applied = RecipeApplication.Apply(R($$$"""
+            {"kind": "inject", "heads": ["1.1"], "component": "{{{component}}}", "source": {"tokens": [{{{string.Join(", ", source)}}}]}}
+            """), m.Model);
+        var (_, cache) = applied.RunWithCache(ModelInput.Single(Ids), n => n == z1);
+        int T = Ids.Length, NH = m.Config.NHeads, HD = m.Config.DHead;
+        for (int h = 0; h < NH; h++)
+        {
+            bool same = true;
+            for (int t = 0; t < T; t++)
+            {
+                same &= plain[z1].Data.AsSpan((t * NH + h) * HD, HD).SequenceEqual(cache[z1].Data.AsSpan((t * NH + h) * HD, HD));
+            }
+            Assert.True(same == (h != 1), $"head 1.{h}: z {(same ? "unchanged" : "changed")}"); // bitwise for head 1.0, which shares the kv head
+        }
+    }
+
     [Fact]
-    public void GroupedQueryKeysAndValuesCannotBeInjectedForOneQueryHead()
+    public void GroupedQueryKeyOrValueInjectionRefusesPatternKindsOnTheSameHeadAndPaddedInputs()
     {
         using var m = Golden("llama_gqa");
-        var e = Assert.Throws<InvalidInputException>(() => RecipeApplication.Apply(
-            R("""{"kind": "inject", "heads": ["1.1"], "component": "v", "source": {"tokens": [1, 2, 3]}}"""), m.Model));
-        Assert.Contains("test.json: interventions[0] (inject): component v", e.Message);
-        Assert.Contains("grouped-query", e.Message);
+        string self = string.Join(", ", Ids);
+        var e = Assert.Throws<InvalidInputException>(() => RecipeApplication.Apply(R($$$"""
+            {"kind": "soften", "heads": ["1.1"], "strength": 0.5},
+            {"kind": "inject", "heads": ["1.1"], "component": "v", "source": {"tokens": [{{{self}}}]}}
+            """), m.Model));
+        Assert.Contains("test.json: interventions[1] (inject): heads 1.1: injecting v into a query head of a grouped-query model cannot be combined with test.json: interventions[0] (soften)", e.Message);
+        // on another head of the layer it composes
+        using var other = RecipeApplication.Apply(R($$$"""
+            {"kind": "soften", "heads": ["1.0"], "strength": 0.5},
+            {"kind": "inject", "heads": ["1.1"], "component": "k", "source": {"tokens": [{{{self}}}]}}
+            """), m.Model);
+        Close(Run(m.Model, """{"kind": "soften", "heads": ["1.0"], "strength": 0.5}"""), other.Forward(ModelInput.Single(Ids)), 1e-5f);
+        using var applied = RecipeApplication.Apply(R($$$"""{"kind": "inject", "heads": ["0.1"], "component": "k", "source": {"tokens": [{{{self}}}]}}"""), m.Model);
+        var padded = ModelInput.Padded([Ids, Ids[..10]], padLeft: false);
+        e = Assert.Throws<InvalidInputException>(() => applied.Forward(padded));
+        Assert.Contains("interventions[0] (inject): injecting k into a query head of a grouped-query model needs unpadded inputs (sequence 1 has padding)", e.Message);
     }
 
     [Theory]
@@ -283,6 +318,8 @@ public class RecipeApplicationTests
     [InlineData("llama_gqa", """{"kind": "redistribute_sink", "heads": ["0.1", "1.3"], "fraction": 0.7, "sinks": [0, 1]}""")]
     [InlineData("llama_gqa", """{"kind": "scale", "heads": ["1.0"], "factor": 3}, {"kind": "edit_qk", "head": "0.2", "remove": [0, 1]}""")]
     [InlineData("gpt2_untied", """{"kind": "inject", "heads": ["1.1"], "component": "v", "source": {"tokens": [9, 9, 8, 7, 6, 5, 4, 3, 2, 1, 9, 8, 7, 6, 5, 4, 3, 2]}}""")]
+    [InlineData("llama_gqa", """{"kind": "inject", "heads": ["1.1", "0.2"], "component": "k", "source": {"tokens": [9, 9, 8, 7, 6, 5, 4, 3, 2, 1, 9, 8, 7, 6, 5, 4, 3, 2]}}""")]
+    [InlineData("llama_gqa", """{"kind": "inject", "heads": ["1.1"], "component": "v", "source": {"tokens": [9, 9, 8, 7, 6, 5, 4, 3, 2, 1, 9, 8, 7, 6, 5, 4, 3, 2]}}, {"kind": "ablate", "heads": ["1.1"], "method": "mean"}""")]
     public void GenerationWithTheKvCacheMatchesRecomputingUnderTheRecipe(string model, string items)
     {
         using var m = Golden(model);

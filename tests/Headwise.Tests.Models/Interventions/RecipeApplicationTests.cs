@@ -371,6 +371,8 @@ public class RecipeApplicationTests
             """{"kind": "soften", "heads": ["2.0", "2.1", "2.2"], "strength": 0.8}""",
             """{"kind": "redistribute_sink", "heads": ["1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7"], "fraction": 0.9, "sinks": [0]}""",
             """{"kind": "inject", "heads": ["1.0", "2.5", "3.3"], "component": "q", "source": {"text": "A big dog ran to the park with the red ball. He was happy and sad"}}""",
+            """{"kind": "inject", "heads": ["1.0", "2.5"], "component": "k", "source": {"text": "A big dog ran to the park with the red ball. He was happy and sad"}}""",
+            """{"kind": "inject", "heads": ["3.3", "4.6"], "component": "v", "source": {"text": "A big dog ran to the park with the red ball. He was happy and sad"}}""",
             """{"kind": "edit_ov", "head": "3.6", "remove": [0, 1, 2]}""",
             """{"kind": "edit_qk", "head": "2.3", "scale": {"0": 4}}""",
         })
@@ -383,5 +385,9 @@ public class RecipeApplicationTests
         // a run's own queries change nothing
         Assert.Equal(m.Model.Forward(ModelInput.Single(ids)),
             Run(m.Model, """{"kind": "inject", "heads": ["4.7"], "component": "q", "source": {"tokens": [""" + self + "]}}", ids));
+        // nor its own keys or values, though each kv head serves two query heads (recomputed by the same kernel: bitwise)
+        Assert.Equal(m.Model.Forward(ModelInput.Single(ids)),
+            Run(m.Model, """{"kind": "inject", "heads": ["2.3"], "component": "k", "source": {"tokens": [""" + self + "]}}, " +
+                """{"kind": "inject", "heads": ["4.6"], "component": "v", "source": {"tokens": [""" + self + "]}}", ids));
     }
 }

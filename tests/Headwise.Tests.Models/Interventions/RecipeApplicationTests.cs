@@ -264,6 +264,26 @@ public class RecipeApplicationTests
     }
 
     [Fact]
+    public void GroupedQueryKeyInjectionComesBeforeTheZItemsAndRunsOnBatches()
+    {
+        using var m = Golden("llama_gqa");
+        string source = string.Join(", ", Ids.Reverse());
+        string inject = $$$"""{"kind": "inject", "heads": ["1.1", "0.2"], "component": "k", "source": {"tokens": [{{{source}}}]}}""";
+        const string scale = """{"kind": "scale", "heads": ["1.1"], "factor": 2}""";
+        // a change of keys precedes every hook_z item, wherever it is listed (as in the reference)
+        var injectFirst = Run(m.Model, inject + ", " + scale);
+        Assert.Equal(injectFirst, Run(m.Model, scale + ", " + inject));
+        Assert.NotEqual(injectFirst, Run(m.Model, inject));
+        // two unpadded sequences at once: each as when run alone
+        using var applied = RecipeApplication.Apply(R(inject), m.Model);
+        int[] other = [.. Ids.Select(t => (t * 7 + 3) % m.Config.VocabSize)];
+        var batch = applied.Forward(new ModelInput([.. Ids, .. other], 2, Ids.Length));
+        int half = batch.Length / 2;
+        Close(applied.Forward(ModelInput.Single(Ids)), batch[..half], 1e-5f);
+        Close(applied.Forward(ModelInput.Single(other)), batch[half..], 1e-5f);
+    }
+
+    [Fact]
     public void GroupedQueryKeyOrValueInjectionRefusesPatternKindsOnTheSameHeadAndPaddedInputs()
     {
         using var m = Golden("llama_gqa");

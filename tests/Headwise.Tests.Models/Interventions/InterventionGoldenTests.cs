@@ -1,8 +1,8 @@
 using System.Text.Json;
 using Headwise.Evaluation;
+using Headwise.Interventions;
 using Headwise.Loading;
 using Headwise.Models;
-using Headwise.Interventions;
 
 namespace Headwise.Tests.Models.Interventions;
 

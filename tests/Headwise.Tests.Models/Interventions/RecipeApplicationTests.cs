@@ -281,6 +281,10 @@ public class RecipeApplicationTests
         int half = batch.Length / 2;
         Close(applied.Forward(ModelInput.Single(Ids)), batch[..half], 1e-5f);
         Close(applied.Forward(ModelInput.Single(other)), batch[half..], 1e-5f);
+        // a hook set that shows kv heads once per query head (read-only copies) gives the same result
+        var expanded = new HookSet(m.Config.NLayers) { ExpandKvHeads = true };
+        applied.AddHooks(expanded);
+        Assert.Equal(applied.Forward(ModelInput.Single(Ids)), applied.Model.Forward(ModelInput.Single(Ids), expanded));
     }
 
     [Fact]

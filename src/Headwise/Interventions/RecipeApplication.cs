@@ -534,7 +534,8 @@ public sealed class RecipeApplication : IDisposable
 
     /// <summary>
     /// inject k or v into query heads of a grouped-query model, where the kv head is shared with other query heads: each head's
-    /// z is recomputed at hook_z as softmax(q_h·k′ᵀ/√HD + mask)·v′ by the engine's fused attention kernel, with k′ (or v′) the
+    /// z is recomputed at hook_z as softmax(q_h·k′ᵀ/√HD + mask)·v′ by the engine's fused attention kernel (its mask: causal,
+    /// sliding window, padded keys), with k′ (or v′) the
     /// source's kv head j = h / group at the same positions and the other one the current run's, so the heads sharing j keep
     /// theirs. The current run's q_h (after RoPE) and k/v of j are captured by observing hooks; keys and values of positions
     /// processed earlier (the KV cache, during generation) are kept here, restarting with each run (the cache empty).
@@ -635,12 +636,12 @@ public sealed class RecipeApplication : IDisposable
             int B = a.Shape[0], T = a.Shape[1], NH = a.Shape[2], HD = _HD, n = _heads.Length, past = _model.PastLength, S = past + T;
             int NKV = _source.Shape[2];
             RequireSourceCovers(past, T, _source.Shape[1], _generation, _where);
-            for (int b = 0; b < B; b++)
+            for (int b = 0; b < B && _injectK; b++)
             {
                 if (_model.KeyMask(b)[..S].Contains((byte)0))
                 {
-                    // padded keys sit at shifted position ids, where the source's keys would need rotating anew
-                    throw new InvalidInputException($"{_where}: injecting {(_injectK ? "k" : "v")} into a query head of a grouped-query model needs unpadded inputs (sequence {b} has padding); run the sequences one at a time");
+                    // padding shifts the position ids, where the source's rotated keys would need rotating anew
+                    throw new InvalidInputException($"{_where}: injecting k into a query head of a grouped-query model needs unpadded inputs (sequence {b} has padding); run the sequences one at a time");
                 }
             }
             if (_kPack.Length < S * HD)
@@ -672,7 +673,7 @@ public sealed class RecipeApplication : IDisposable
                         _kept.AsSpan(((b * _capacity + s) * n + i) * HD, HD).CopyTo(fromRun.AsSpan(s * HD, HD));
                     }
                     Kernels.Attention(_qPack.AsSpan(0, T * HD), _kPack.AsSpan(0, S * HD), _vPack.AsSpan(0, S * HD), _zPack.AsSpan(0, T * HD),
-                        T, S, 1, 1, HD, past, 1f / MathF.Sqrt(HD), default, _model.Config.SlidingWindow);
+                        T, S, 1, 1, HD, past, 1f / MathF.Sqrt(HD), _model.KeyMask(b)[..S], _model.Config.SlidingWindow);
                     for (int t = 0; t < T; t++)
                     {
                         _zPack.AsSpan(t * HD, HD).CopyTo(z.Slice(((b * T + t) * NH + h) * HD, HD));

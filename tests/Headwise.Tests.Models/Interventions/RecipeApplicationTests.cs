@@ -288,7 +288,7 @@ public class RecipeApplicationTests
     }
 
     [Fact]
-    public void GroupedQueryKeyOrValueInjectionRefusesPatternKindsOnTheSameHeadAndPaddedInputs()
+    public void GroupedQueryKeyOrValueInjectionRefusesPatternKindsOnTheSameHeadAndKeysOnPaddedInputs()
     {
         using var m = Golden("llama_gqa");
         string self = string.Join(", ", Ids);
@@ -307,6 +307,19 @@ public class RecipeApplicationTests
         var padded = ModelInput.Padded([Ids, Ids[..10]], padLeft: false);
         e = Assert.Throws<InvalidInputException>(() => applied.Forward(padded));
         Assert.Contains("interventions[0] (inject): injecting k into a query head of a grouped-query model needs unpadded inputs (sequence 1 has padding)", e.Message);
+        // v has no position: a padded batch runs, padded keys unseen; the run's own values change nothing
+        using var ownV = RecipeApplication.Apply(R($$$"""{"kind": "inject", "heads": ["0.1", "1.2"], "component": "v", "source": {"tokens": [{{{self}}}]}}"""), m.Model);
+        Assert.Equal(m.Model.Forward(padded), ownV.Forward(padded));
+        // left padding: layer 0's values depend on the token alone, so a source holding the second sequence's tokens at its
+        // real indices gives it its own values there, whatever the source holds where the padding sits (never attended)
+        var leftPadded = ModelInput.Padded([Ids, Ids[4..]], padLeft: true);
+        var plain = m.Model.Forward(leftPadded);
+        int half = plain.Length / 2;
+        foreach (string pads in new[] { "5, 6, 7, 8", "40, 41, 42, 43" })
+        {
+            using var layer0 = RecipeApplication.Apply(R($$$"""{"kind": "inject", "heads": ["0.1"], "component": "v", "source": {"tokens": [{{{pads}}}, {{{string.Join(", ", Ids[4..])}}}]}}"""), m.Model);
+            Assert.Equal(plain[half..], layer0.Forward(leftPadded)[half..]);
+        }
     }
 
     [Theory]

@@ -23,6 +23,10 @@ public abstract partial class TransformerModel
     /// <summary>Number of sequences the cache holds.</summary>
     public int CacheBatch { get; private set; }
 
+    /// <summary>Sequence <paramref name="b"/>'s key mask, (capacity): 1 where a real token sits, 0 for padding. Valid for the
+    /// positions in the cache, and during a forward for the step in progress too (hooks read it: past .. past + T − 1).</summary>
+    public ReadOnlySpan<byte> KeyMask(int b) => _keyMask.AsSpan(b * _capacity, _capacity);
+
     /// <summary>Empties the KV cache and makes room for <paramref name="capacity"/> positions of <paramref name="batch"/> sequences.
     /// Buffers are reused when large enough.</summary>
     public void ResetCache(int batch, int capacity)

@@ -90,30 +90,13 @@ public class InterventionGoldenTests(ITestOutputHelper output)
             foreach (var file in Directory.GetFiles(Path.Combine(Root, model), "*.json").Order(StringComparer.Ordinal))
             {
                 string name = Path.GetFileNameWithoutExtension(file);
-                if (name != "expected" && !NotYetSupported(model, name))
+                if (name != "expected")
                 {
                     data.Add(model, name);
                 }
             }
         }
         return data;
-    }
-
-    // k/v injection into one query head of a grouped-query model (llama_gqa and stories260K share each kv head between two
-    // query heads) needs that head's attention computed with its own keys/values, which the engine cannot do yet: the
-    // library refuses it with a clear message (tested below), and issue 11 stays open for it.
-    private static bool NotYetSupported(string model, string recipe) =>
-        model is "llama_gqa" or "stories260K" && recipe is "inject_k" or "inject_v";
-
-    [Fact]
-    public void GroupedKvInjectionIsRefusedClearly()
-    {
-        var expected = Expected.Read("llama_gqa");
-        using var loaded = ModelLoader.Load(expected.ModelPath);
-        var recipe = Recipe.Load(Path.Combine(Root, "llama_gqa", "inject_k.json"));
-        var e = Assert.Throws<InvalidInputException>(() => RecipeApplication.Apply(recipe, loaded.Model));
-        Assert.Contains("interventions[0] (inject)", e.Message);
-        Assert.Contains("grouped-query", e.Message);
     }
 
     /// <summary>Every kind (scale 2 and 0, ablate zero and mean, soften, redistribute_sink, inject q/k/v, edit_ov remove and

@@ -68,11 +68,9 @@ public class RecipeApplicationTests
         Assert.Equal(unfused, Run(model, """{"kind": "soften", "heads": ["1.2"], "strength": 0}"""));
         Assert.Equal(unfused, Run(model, """{"kind": "redistribute_sink", "heads": ["1.0", "1.3"], "fraction": 0, "sinks": [0]}"""));
         Close(plain, unfused, 1e-5f);
-        if (model.Config.KvGroupSize == 1)
-        {
-            Assert.Equal(plain, Run(model, """{"kind": "inject", "heads": ["0.0"], "component": "k", "source": {"tokens": [""" + self + "]}}"));
-            Assert.Equal(plain, Run(model, """{"kind": "inject", "heads": ["1.3"], "component": "v", "source": {"tokens": [""" + self + "]}}"));
-        }
+        // grouped-query k/v: that head's attention recomputed by the same fused kernel on the same values
+        Assert.Equal(plain, Run(model, """{"kind": "inject", "heads": ["0.0"], "component": "k", "source": {"tokens": [""" + self + "]}}"));
+        Assert.Equal(plain, Run(model, """{"kind": "inject", "heads": ["1.3"], "component": "v", "source": {"tokens": [""" + self + "]}}"));
     }
 
     [Theory]
@@ -240,14 +238,88 @@ public class RecipeApplicationTests
 
     private static int HD(AttentionWeights a) => a.DHead;
 
+    [Theory]
+    [InlineData("k")]
+    [InlineData("v")]
+    public void GroupedQueryKeysOrValuesInjectedIntoOneQueryHeadChangeOnlyThatHead(string component)
+    {
+        using var m = Golden("llama_gqa"); // 4 query heads, 2 kv heads: query heads 0 and 1 read kv head 0
+        int[] source = [.. Ids.Reverse()];
+        const string z1 = "blocks.1.attn.hook_z";
+        var (_, plain) = m.Model.RunWithCache(ModelInput.Single(Ids), n => n == z1);
+        using var applied = RecipeApplication.Apply(R($$$"""
+            {"kind": "inject", "heads": ["1.1"], "component": "{{{component}}}", "source": {"tokens": [{{{string.Join(", ", source)}}}]}}
+            """), m.Model);
+        var (_, cache) = applied.RunWithCache(ModelInput.Single(Ids), n => n == z1);
+        int T = Ids.Length, NH = m.Config.NHeads, HD = m.Config.DHead;
+        for (int h = 0; h < NH; h++)
+        {
+            bool same = true;
+            for (int t = 0; t < T; t++)
+            {
+                same &= plain[z1].Data.AsSpan((t * NH + h) * HD, HD).SequenceEqual(cache[z1].Data.AsSpan((t * NH + h) * HD, HD));
+            }
+            Assert.True(same == (h != 1), $"head 1.{h}: z {(same ? "unchanged" : "changed")}"); // bitwise for head 1.0, which shares the kv head
+        }
+    }
+
     [Fact]
-    public void GroupedQueryKeysAndValuesCannotBeInjectedForOneQueryHead()
+    public void GroupedQueryKeyInjectionComesBeforeTheZItemsAndRunsOnBatches()
     {
         using var m = Golden("llama_gqa");
-        var e = Assert.Throws<InvalidInputException>(() => RecipeApplication.Apply(
-            R("""{"kind": "inject", "heads": ["1.1"], "component": "v", "source": {"tokens": [1, 2, 3]}}"""), m.Model));
-        Assert.Contains("test.json: interventions[0] (inject): component v", e.Message);
-        Assert.Contains("grouped-query", e.Message);
+        string source = string.Join(", ", Ids.Reverse());
+        string inject = $$$"""{"kind": "inject", "heads": ["1.1", "0.2"], "component": "k", "source": {"tokens": [{{{source}}}]}}""";
+        const string scale = """{"kind": "scale", "heads": ["1.1"], "factor": 2}""";
+        // a change of keys precedes every hook_z item, wherever it is listed (as in the reference)
+        var injectFirst = Run(m.Model, inject + ", " + scale);
+        Assert.Equal(injectFirst, Run(m.Model, scale + ", " + inject));
+        Assert.NotEqual(injectFirst, Run(m.Model, inject));
+        // two unpadded sequences at once: each as when run alone
+        using var applied = RecipeApplication.Apply(R(inject), m.Model);
+        int[] other = [.. Ids.Select(t => (t * 7 + 3) % m.Config.VocabSize)];
+        var batch = applied.Forward(new ModelInput([.. Ids, .. other], 2, Ids.Length));
+        int half = batch.Length / 2;
+        Close(applied.Forward(ModelInput.Single(Ids)), batch[..half], 1e-5f);
+        Close(applied.Forward(ModelInput.Single(other)), batch[half..], 1e-5f);
+        // a hook set that shows kv heads once per query head (read-only copies) gives the same result
+        var expanded = new HookSet(m.Config.NLayers) { ExpandKvHeads = true };
+        applied.AddHooks(expanded);
+        Assert.Equal(applied.Forward(ModelInput.Single(Ids)), applied.Model.Forward(ModelInput.Single(Ids), expanded));
+    }
+
+    [Fact]
+    public void GroupedQueryKeyOrValueInjectionRefusesPatternKindsOnTheSameHeadAndKeysOnPaddedInputs()
+    {
+        using var m = Golden("llama_gqa");
+        string self = string.Join(", ", Ids);
+        var e = Assert.Throws<InvalidInputException>(() => RecipeApplication.Apply(R($$$"""
+            {"kind": "soften", "heads": ["1.1"], "strength": 0.5},
+            {"kind": "inject", "heads": ["1.1"], "component": "v", "source": {"tokens": [{{{self}}}]}}
+            """), m.Model));
+        Assert.Contains("test.json: interventions[1] (inject): heads 1.1: injecting v into a query head of a grouped-query model cannot be combined with test.json: interventions[0] (soften)", e.Message);
+        // on another head of the layer it composes
+        using var other = RecipeApplication.Apply(R($$$"""
+            {"kind": "soften", "heads": ["1.0"], "strength": 0.5},
+            {"kind": "inject", "heads": ["1.1"], "component": "k", "source": {"tokens": [{{{self}}}]}}
+            """), m.Model);
+        Close(Run(m.Model, """{"kind": "soften", "heads": ["1.0"], "strength": 0.5}"""), other.Forward(ModelInput.Single(Ids)), 1e-5f);
+        using var applied = RecipeApplication.Apply(R($$$"""{"kind": "inject", "heads": ["0.1"], "component": "k", "source": {"tokens": [{{{self}}}]}}"""), m.Model);
+        var padded = ModelInput.Padded([Ids, Ids[..10]], padLeft: false);
+        e = Assert.Throws<InvalidInputException>(() => applied.Forward(padded));
+        Assert.Contains("interventions[0] (inject): injecting k into a query head of a grouped-query model needs unpadded inputs (sequence 1 has padding)", e.Message);
+        // v has no position: a padded batch runs, padded keys unseen; the run's own values change nothing
+        using var ownV = RecipeApplication.Apply(R($$$"""{"kind": "inject", "heads": ["0.1", "1.2"], "component": "v", "source": {"tokens": [{{{self}}}]}}"""), m.Model);
+        Assert.Equal(m.Model.Forward(padded), ownV.Forward(padded));
+        // left padding: layer 0's values depend on the token alone, so a source holding the second sequence's tokens at its
+        // real indices gives it its own values there, whatever the source holds where the padding sits (never attended)
+        var leftPadded = ModelInput.Padded([Ids, Ids[4..]], padLeft: true);
+        var plain = m.Model.Forward(leftPadded);
+        int half = plain.Length / 2;
+        foreach (string pads in new[] { "5, 6, 7, 8", "40, 41, 42, 43" })
+        {
+            using var layer0 = RecipeApplication.Apply(R($$$"""{"kind": "inject", "heads": ["0.1"], "component": "v", "source": {"tokens": [{{{pads}}}, {{{string.Join(", ", Ids[4..])}}}]}}"""), m.Model);
+            Assert.Equal(plain[half..], layer0.Forward(leftPadded)[half..]);
+        }
     }
 
     [Theory]
@@ -283,6 +355,8 @@ public class RecipeApplicationTests
     [InlineData("llama_gqa", """{"kind": "redistribute_sink", "heads": ["0.1", "1.3"], "fraction": 0.7, "sinks": [0, 1]}""")]
     [InlineData("llama_gqa", """{"kind": "scale", "heads": ["1.0"], "factor": 3}, {"kind": "edit_qk", "head": "0.2", "remove": [0, 1]}""")]
     [InlineData("gpt2_untied", """{"kind": "inject", "heads": ["1.1"], "component": "v", "source": {"tokens": [9, 9, 8, 7, 6, 5, 4, 3, 2, 1, 9, 8, 7, 6, 5, 4, 3, 2]}}""")]
+    [InlineData("llama_gqa", """{"kind": "inject", "heads": ["1.1", "0.2"], "component": "k", "source": {"tokens": [9, 9, 8, 7, 6, 5, 4, 3, 2, 1, 9, 8, 7, 6, 5, 4, 3, 2]}}""")]
+    [InlineData("llama_gqa", """{"kind": "inject", "heads": ["1.1"], "component": "v", "source": {"tokens": [9, 9, 8, 7, 6, 5, 4, 3, 2, 1, 9, 8, 7, 6, 5, 4, 3, 2]}}, {"kind": "ablate", "heads": ["1.1"], "method": "mean"}""")]
     public void GenerationWithTheKvCacheMatchesRecomputingUnderTheRecipe(string model, string items)
     {
         using var m = Golden(model);
@@ -334,6 +408,8 @@ public class RecipeApplicationTests
             """{"kind": "soften", "heads": ["2.0", "2.1", "2.2"], "strength": 0.8}""",
             """{"kind": "redistribute_sink", "heads": ["1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7"], "fraction": 0.9, "sinks": [0]}""",
             """{"kind": "inject", "heads": ["1.0", "2.5", "3.3"], "component": "q", "source": {"text": "A big dog ran to the park with the red ball. He was happy and sad"}}""",
+            """{"kind": "inject", "heads": ["1.0", "2.5"], "component": "k", "source": {"text": "A big dog ran to the park with the red ball. He was happy and sad"}}""",
+            """{"kind": "inject", "heads": ["3.3", "4.6"], "component": "v", "source": {"text": "A big dog ran to the park with the red ball. He was happy and sad"}}""",
             """{"kind": "edit_ov", "head": "3.6", "remove": [0, 1, 2]}""",
             """{"kind": "edit_qk", "head": "2.3", "scale": {"0": 4}}""",
         })
@@ -346,5 +422,9 @@ public class RecipeApplicationTests
         // a run's own queries change nothing
         Assert.Equal(m.Model.Forward(ModelInput.Single(ids)),
             Run(m.Model, """{"kind": "inject", "heads": ["4.7"], "component": "q", "source": {"tokens": [""" + self + "]}}", ids));
+        // nor its own keys or values, though each kv head serves two query heads (recomputed by the same kernel: bitwise)
+        Assert.Equal(m.Model.Forward(ModelInput.Single(ids)),
+            Run(m.Model, """{"kind": "inject", "heads": ["2.3"], "component": "k", "source": {"tokens": [""" + self + "]}}, " +
+                """{"kind": "inject", "heads": ["4.6"], "component": "v", "source": {"tokens": [""" + self + "]}}", ids));
     }
 }

@@ -25,7 +25,8 @@ public abstract partial class TransformerModel
 
     /// <summary>Sequence <paramref name="b"/>'s key mask, (capacity): 1 where a real token sits, 0 for padding. Valid for the
     /// positions in the cache, and during a forward for the step in progress too (hooks read it: past .. past + T − 1).</summary>
-    public ReadOnlySpan<byte> KeyMask(int b) => _keyMask.AsSpan(b * _capacity, _capacity);
+    public ReadOnlySpan<byte> KeyMask(int b) => (uint)b < (uint)CacheBatch ? _keyMask.AsSpan(b * _capacity, _capacity)
+        : throw new InvalidInputException($"sequence {b} is outside the {CacheBatch} the KV cache holds");
 
     /// <summary>Empties the KV cache and makes room for <paramref name="capacity"/> positions of <paramref name="batch"/> sequences.
     /// Buffers are reused when large enough.</summary>

@@ -144,7 +144,7 @@ public sealed class BenchCommand : ICommand
             var recipeTarget = loaded?.Model ?? random!;
             recipeModel = demo is null ? "gpt2-small-shaped, 2 layers, vocab 4096 (random)" : "demo (models/demo)";
             recipeTokens = demo is null ? tokens : Math.Min(args.Has("tokens") ? tokens : 128, recipeTarget.Config.MaxPositions);
-            recipeCosts = InterventionBenchmarks.Recipes(recipeTarget, recipeTokens, rounds: quick ? 7 : 21, cancel: cancel);
+            recipeCosts = InterventionBenchmarks.Recipes(recipeTarget, recipeTokens, rounds: 21, cancel: cancel);
         }
 
         double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;
@@ -293,7 +293,7 @@ public sealed class BenchCommand : ICommand
             stdout.WriteLine("                       recipe                        plain ms   recipe ms    ratio");
             foreach (var r in recipeCosts)
             {
-                stdout.WriteLine($"                       {r.Recipe,-26} {r.PlainMs,11:F2} {r.RecipeMs,11:F2} {r.Ratio,8:F3}×");
+                stdout.WriteLine($"                       {r.Recipe,-28} {r.PlainMs,9:F2} {r.RecipeMs,11:F2} {r.Ratio,8:F3}×");
             }
         }
         return 0;

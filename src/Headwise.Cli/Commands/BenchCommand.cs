@@ -8,10 +8,10 @@ public sealed class BenchCommand : ICommand
 {
     public string Name => "bench";
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives" };
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives", "recipes" };
     public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "tokens"]);
     public string Help => """
-        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives]
+        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes]
 
         Measures the engine on this machine, each figure against a baseline measured in the same run
         (machines are noisy; ratios travel better than absolute numbers):
@@ -32,6 +32,10 @@ public sealed class BenchCommand : ICommand
                    TensorPrimitives — add, scale, axpy, max, sum, dot, F16 → F32 at 768, 3,072 and 50,257 floats (F16 also
                    at 2.4M halves): library time / ours per operation, and whether each library reduction keeps its bits
                    wherever its input starts in memory; not shortened by --quick
+          recipes  (with --recipes; seconds) intervention recipes on the bundled demo model (models/demo, 128 tokens; else a
+                   random 2-layer GPT-2-small-shaped model on T tokens): a forward under an empty recipe, and with one head
+                   softened, scaled, sink-redistributed, each as a ratio to a plain forward timed in the same rounds;
+                   targets: empty 1.0×, soften ≤ 1.1×
         Figures are medians of repeated runs after a warm-up. Record them in docs/performance.md with this command.
 
         Options:
@@ -42,6 +46,7 @@ public sealed class BenchCommand : ICommand
           --importance      also time the head-importance scan (long)
           --training        also time training steps
           --primitives      also compare our vector kernels with TensorPrimitives
+          --recipes         also time intervention recipes against a plain forward
           --json            print one JSON object (schema in docs/cli.md)
 
         Example:
@@ -56,6 +61,7 @@ public sealed class BenchCommand : ICommand
         bool importance = args.Flag("importance");
         bool training = args.Flag("training");
         bool primitives = args.Flag("primitives");
+        bool recipes = args.Flag("recipes");
         ModelArgs.ApplyThreads(args);
         int tokens = args.GetInt("tokens", quick ? 64 : 512, 1, 1024);
         int threads = Kernels.MaxThreads;
@@ -123,6 +129,22 @@ public sealed class BenchCommand : ICommand
         {
             Progress("vector kernels against TensorPrimitives");
             prims = PrimitivesBenchmark.Run(cancel: cancel);
+        }
+
+        string? recipeModel = null;
+        int recipeTokens = 0;
+        IReadOnlyList<RecipeCost>? recipeCosts = null;
+        if (recipes)
+        {
+            // the demo model is the one users run recipes on; without it, a small random model of the same family
+            string? demo = DemoCommand.FindDemoModel();
+            Progress($"intervention recipes on {(demo is null ? "a random 2-layer GPT-2-small-shaped model" : demo)}");
+            using var loaded = demo is null ? null : ModelLoader.Load(demo);
+            using var random = demo is null ? ModelBenchmarks.RandomModel(ModelConfig.Gpt2Small with { NLayers = 2, VocabSize = 4096 }) : null;
+            var recipeTarget = loaded?.Model ?? random!;
+            recipeModel = demo is null ? "gpt2-small-shaped, 2 layers, vocab 4096 (random)" : "demo (models/demo)";
+            recipeTokens = demo is null ? tokens : Math.Min(args.Has("tokens") ? tokens : 128, recipeTarget.Config.MaxPositions);
+            recipeCosts = InterventionBenchmarks.Recipes(recipeTarget, recipeTokens, rounds: 21, cancel: cancel);
         }
 
         double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;
@@ -210,6 +232,15 @@ public sealed class BenchCommand : ICommand
                 library_over_ours = p.LibraryOverOurs,
                 library_same_bits_at_every_alignment = p.LibrarySameBitsAtEveryAlignment,
             }).ToArray(),
+            recipes = recipeCosts?.Select(r => new
+            {
+                recipe = r.Recipe,
+                model = recipeModel,
+                tokens = recipeTokens,
+                plain_ms = r.PlainMs,
+                recipe_ms = r.RecipeMs,
+                ratio = r.Ratio,
+            }).ToArray(),
         };
         if (json)
         {
@@ -255,6 +286,15 @@ public sealed class BenchCommand : ICommand
         if (scan is not null)
         {
             stdout.WriteLine($"importance scan        {scan.Shape}, {scan.Tokens} tokens, {scan.Heads} heads: {scan.ScanSeconds:F1} s = {scan.Ratio:F2}× heads·forward (target ≤ 0.6)");
+        }
+        if (recipeCosts is not null)
+        {
+            stdout.WriteLine($"recipes                {recipeModel}, {recipeTokens} tokens; median of per-round ratios to a plain forward (targets: empty 1.0×, soften ≤ 1.1×)");
+            stdout.WriteLine("                       recipe                        plain ms   recipe ms    ratio");
+            foreach (var r in recipeCosts)
+            {
+                stdout.WriteLine($"                       {r.Recipe,-28} {r.PlainMs,9:F2} {r.RecipeMs,11:F2} {r.Ratio,8:F3}×");
+            }
         }
         return 0;
     }

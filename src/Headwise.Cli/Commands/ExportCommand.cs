@@ -30,7 +30,7 @@ public sealed class ExportCommand : ICommand
 
         Example:
           headwise export --model models/demo --intervene docs/examples/recipes/edit_ov.json --out /tmp/demo-edited
-          headwise eval --model /tmp/demo-edited --text "The cat sat on the mat"
+          (then eval, generate or any analysis on /tmp/demo-edited gives what they give on models/demo under the recipe)
         """;
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)

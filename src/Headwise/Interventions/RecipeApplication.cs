@@ -78,7 +78,7 @@ public sealed class RecipeApplication : IDisposable
     // Checks against the model
 
     // a recipe built in code has not been through Parse: its canonical JSON goes through the same checks
-    private static void CheckFields(Recipe recipe)
+    internal static void CheckFields(Recipe recipe)
     {
         string json;
         try
@@ -92,7 +92,7 @@ public sealed class RecipeApplication : IDisposable
         _ = Recipe.Parse(json, recipe.Source);
     }
 
-    private static void Check(Recipe recipe, TransformerModel model)
+    internal static void Check(Recipe recipe, TransformerModel model)
     {
         var c = model.Config;
         for (int i = 0; i < recipe.Interventions.Count; i++)
@@ -157,7 +157,7 @@ public sealed class RecipeApplication : IDisposable
     /// Both are M = L·R with the edited factor on the right — OV: L = W_V[j], R = W_O[h]; QK transposed, W_QKᵀ = W_K[j]·W_Q[h]ᵀ
     /// (same singular values, same component order) — see <see cref="EditRightFactor"/>.
     /// </summary>
-    private static void EditHead(CanonicalWeights weights, EditWeights edit, string where)
+    internal static void EditHead(CanonicalWeights weights, EditWeights edit, string where)
     {
         var a = weights.Layers[edit.Head.Layer].Attention;
         int h = edit.Head.Head, j = a.KvHeadOf(h), C = a.DModel, HD = a.DHead;

@@ -1,0 +1,97 @@
+using Headwise.Interventions;
+using Headwise.Loading;
+
+namespace Headwise.Cli.Commands;
+
+public sealed class ExportCommand : ICommand
+{
+    // the tokenizer files a Hugging Face directory may carry, copied as they are
+    private static readonly string[] TokenizerFiles = ["tokenizer.json", "vocab.json", "merges.txt", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"];
+
+    public string Name => "export";
+    public string Summary => "write a Hugging Face checkpoint with a recipe's weight edits baked in";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "out", "dtype"]);
+    public string Help => $"""
+        headwise export --model M --intervene FILE --out DIR [--dtype f32|f16|bf16] [--json]
+
+        Writes a new Hugging Face checkpoint (config.json, model.safetensors, and the model's tokenizer files) whose plain
+        forward pass equals the model's run under the recipe. The recipe's items are baked into the weights in order:
+        scale multiplies W_O of the head by the factor, ablate (method zero) sets it to 0, edit_ov and edit_qk make the
+        singular-component edit through W_O or W_Q of the head. Every other kind (ablate mean, soften, redistribute_sink,
+        inject) acts on a run's activations, not on weights, and is refused (exit 2, naming the item).
+
+        Options:
+        {ModelArgs.Help}
+          --intervene FILE  the recipe to bake (JSON; docs/interventions.md)
+          --out DIR         directory to write; must not exist or be empty
+          --dtype D         stored precision of the weights: f32 (default), f16 or bf16
+          --json            print {"{"}"out": DIR, "recipe": name, "baked": n, "files": [...]{"}"}
+
+        Example:
+          headwise export --model models/demo --intervene docs/examples/recipes/edit_ov.json --out /tmp/demo-edited
+          (then eval, generate or any analysis on /tmp/demo-edited gives what they give on models/demo under the recipe)
+        """;
+
+    public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        string recipePath = args.Require("intervene", "a recipe file (JSON)");
+        string outDir = args.Require("out", "the directory to write");
+        var dtype = args.Get("dtype") switch
+        {
+            null or "f32" => TensorDType.F32,
+            "f16" => TensorDType.F16,
+            "bf16" => TensorDType.BF16,
+            var d => throw new UsageException($"--dtype {d}: expected f32, f16 or bf16"),
+        };
+        if (File.Exists(outDir) || (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any()))
+        {
+            throw new UsageException($"--out {outDir} already exists and is not an empty directory; give a new directory");
+        }
+        var recipe = Recipe.Load(recipePath);
+        using var loaded = ModelArgs.Load(args);
+        var weights = RecipeExport.Bake(recipe, loaded.Model);
+        RecipeExport.ForHuggingFace(weights).SaveHf(outDir, dtype);
+        List<string> files = ["config.json", "model.safetensors"];
+
+        string? tokenizer = args.Get("tokenizer");
+        var sources = Directory.Exists(loaded.Path)
+            ? TokenizerFiles.Select(f => Path.Combine(loaded.Path, f)).Where(File.Exists).ToList()
+            : [];
+        if (tokenizer is not null)
+        {
+            // an explicit Hugging Face tokenizer file overrides the directory's; a llama2.c tokenizer.bin has no HF form here
+            if (TokenizerFiles.Contains(Path.GetFileName(tokenizer)))
+            {
+                sources.RemoveAll(s => Path.GetFileName(s) == Path.GetFileName(tokenizer));
+                sources.Add(tokenizer);
+            }
+            else
+            {
+                stderr.WriteLine($"headwise export: note: the tokenizer {tokenizer} is not converted (a llama2.c tokenizer has no Hugging Face form here); run the exported model with --tokenizer {tokenizer}");
+            }
+        }
+        foreach (string source in sources)
+        {
+            string name = Path.GetFileName(source), target = Path.Combine(outDir, name), partial = target + ".partial";
+            File.Copy(source, partial, overwrite: true);
+            File.Move(partial, target, overwrite: true);
+            files.Add(name);
+        }
+        if (sources.Count == 0 && tokenizer is null)
+        {
+            stderr.WriteLine($"headwise export: note: {loaded.Path} has no tokenizer files to copy; give one with --tokenizer when running the exported model");
+        }
+
+        int baked = recipe.Interventions.Count;
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(new { @out = outDir, recipe = recipe.Name, baked, files }));
+            return 0;
+        }
+        stdout.WriteLine($"recipe       {recipe.Name} ({recipe.Source}, {baked} intervention{(baked == 1 ? "" : "s")} baked)");
+        stdout.WriteLine($"wrote        {outDir}: {string.Join(", ", files)}");
+        return 0;
+    }
+}

@@ -52,7 +52,7 @@ public sealed class ExportCommand : ICommand
         var recipe = Recipe.Load(recipePath);
         using var loaded = ModelArgs.Load(args);
         var weights = RecipeExport.Bake(recipe, loaded.Model);
-        RecipeExport.ForHuggingFace(weights).SaveHf(outDir, dtype);
+        weights.SaveHf(outDir, dtype);
         List<string> files = ["config.json", "model.safetensors"];
 
         string? tokenizer = args.Get("tokenizer");

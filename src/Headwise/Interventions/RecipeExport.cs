@@ -18,7 +18,7 @@ namespace Headwise.Interventions;
 /// refused with an <see cref="InvalidInputException"/> naming the item.
 /// <code>
 /// var weights = RecipeExport.Bake(Recipe.Load("edit.json"), model);
-/// RecipeExport.ForHuggingFace(weights).SaveHf("out/");
+/// weights.SaveHf("out/");
 /// </code>
 /// </summary>
 public static class RecipeExport
@@ -66,57 +66,6 @@ public static class RecipeExport
             }
         }
         return weights;
-    }
-
-    /// <summary>
-    /// The weights in the form a Hugging Face checkpoint implies: Llama-style checkpoints rotate halves (pairs (i, i + R/2)),
-    /// so interleaved RoPE (llama2.c: pairs (2i, 2i + 1)) is rewritten by permuting the first R columns of every W_Q and W_K
-    /// head (and their biases) — interleaved pair i becomes the half pair i, whose frequency is the same — and the config says
-    /// RotateHalf. q·k and hence every logit stay as they were; hook_q/k see the permuted order. Other weights are returned as
-    /// they are. Permutes <paramref name="weights"/> in place.
-    /// </summary>
-    public static CanonicalWeights ForHuggingFace(CanonicalWeights weights)
-    {
-        var c = weights.Config;
-        if (c.Positions != PositionKind.Rotary || c.RopeLayout == RopeLayout.RotateHalf)
-        {
-            return weights;
-        }
-        int R = c.RotaryDims, HD = c.DHead;
-        var column = new int[HD]; // new column k takes old column column[k]
-        for (int k = 0; k < HD; k++)
-        {
-            column[k] = k >= R ? k : k < R / 2 ? 2 * k : 2 * (k - R / 2) + 1;
-        }
-        var row = new float[HD];
-        void Permute(float[] w, int heads, int rows)
-        {
-            // (heads, rows, HD): each row of each head permuted
-            for (int r = 0; r < heads * rows; r++)
-            {
-                var x = w.AsSpan(r * HD, HD);
-                for (int k = 0; k < HD; k++)
-                {
-                    row[k] = x[column[k]];
-                }
-                row.CopyTo(x);
-            }
-        }
-        foreach (var layer in weights.Layers)
-        {
-            var a = layer.Attention;
-            Permute(a.WQ, a.NHeads, a.DModel);   // (NH, C, HD)
-            Permute(a.WK, a.NKvHeads, a.DModel); // (NKV, C, HD)
-            if (a.BQ is not null)
-            {
-                Permute(a.BQ, a.NHeads, 1);      // (NH, HD)
-            }
-            if (a.BK is not null)
-            {
-                Permute(a.BK, a.NKvHeads, 1);    // (NKV, HD)
-            }
-        }
-        return weights with { Config = c with { RopeLayout = RopeLayout.RotateHalf } };
     }
 
     // why an item acts on a run's activations rather than on weights, or null when it can be baked

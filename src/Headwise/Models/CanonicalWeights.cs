@@ -1,3 +1,4 @@
+using Headwise.Compute;
 using Headwise.Loading;
 
 namespace Headwise.Models;
@@ -159,11 +160,72 @@ public sealed record CanonicalWeights(ModelConfig Config, float[] TokenEmbedding
     /// <summary>Writes a Hugging Face model directory: model.safetensors (in <paramref name="dtype"/>) and config.json, each atomically.</summary>
     public void SaveHf(string dir, TensorDType dtype = TensorDType.F32)
     {
+        // a Hugging Face config has no interleaved RoPE (llama2.c's): write the equivalent rotate-half weights
+        if (Config.Positions == PositionKind.Rotary && Config.RopeLayout != RopeLayout.RotateHalf)
+        {
+            WithRotateHalfRope().SaveHf(dir, dtype);
+            return;
+        }
         var tensors = ToCheckpointTensors();
         Directory.CreateDirectory(dir);
         SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" }, dtype);
         HfConfigWriter.Write(Config with { StoredDType = dtype }, Path.Combine(dir, "config.json"));
     }
+
+    /// <summary>
+    /// The weights in the form a Hugging Face checkpoint implies: Llama-style checkpoints rotate halves (pairs (i, i + R/2)),
+    /// so interleaved RoPE (llama2.c: pairs (2i, 2i + 1)) is rewritten by permuting the first R columns of every W_Q and W_K
+    /// head (and their biases) — interleaved pair i becomes the half pair i, whose frequency is the same — and the config says
+    /// RotateHalf. q·k and hence every logit stay as they were; hook_q/k see the permuted order. W_Q and W_K (and their
+    /// biases) are copied; every other array is shared with this object.
+    /// </summary>
+    public CanonicalWeights WithRotateHalfRope()
+    {
+        var c = Config;
+        if (c.Positions != PositionKind.Rotary || c.RopeLayout == RopeLayout.RotateHalf)
+        {
+            return this;
+        }
+        int R = c.RotaryDims, HD = c.DHead;
+        var column = new int[HD]; // new column k takes old column column[k]
+        for (int k = 0; k < HD; k++)
+        {
+            column[k] = k >= R ? k : k < R / 2 ? 2 * k : 2 * (k - R / 2) + 1;
+        }
+        var row = new float[HD];
+        void Permute(float[] w, int heads, int rows)
+        {
+            // (heads, rows, HD): each row of each head permuted
+            for (int r = 0; r < heads * rows; r++)
+            {
+                var x = w.AsSpan(r * HD, HD);
+                for (int k = 0; k < HD; k++)
+                {
+                    row[k] = x[column[k]];
+                }
+                row.CopyTo(x);
+            }
+        }
+        var layers = new LayerWeights[Layers.Length];
+        for (int l = 0; l < layers.Length; l++)
+        {
+            var a = Layers[l].Attention;
+            a = a with { WQ = (float[])a.WQ.Clone(), WK = (float[])a.WK.Clone(), BQ = (float[]?)a.BQ?.Clone(), BK = (float[]?)a.BK?.Clone() };
+            layers[l] = Layers[l] with { Attention = a };
+            Permute(a.WQ, a.NHeads, a.DModel);   // (NH, C, HD)
+            Permute(a.WK, a.NKvHeads, a.DModel); // (NKV, C, HD)
+            if (a.BQ is not null)
+            {
+                Permute(a.BQ, a.NHeads, 1);      // (NH, HD)
+            }
+            if (a.BK is not null)
+            {
+                Permute(a.BK, a.NKvHeads, 1);    // (NKV, HD)
+            }
+        }
+        return this with { Config = c with { RopeLayout = RopeLayout.RotateHalf }, Layers = layers };
+    }
+
 
     /// <summary>Random weights for a config — norm weights 1, biases 0, matrices N(0, std²) — for benchmarks and tests.</summary>
     public static CanonicalWeights Random(ModelConfig c, int seed = 0, float std = 0.02f)

@@ -66,7 +66,7 @@ public class RecipeExportTests
         string dir2 = Path.Combine(Path.GetTempPath(), $"headwise-export-{Guid.NewGuid():N}");
         try
         {
-            RecipeExport.ForHuggingFace(RecipeExport.Bake(recipe, m.Model)).SaveHf(dir2);
+            RecipeExport.Bake(recipe, m.Model).SaveHf(dir2);
             using var exported = ModelLoader.Load(dir2);
             using var applied = RecipeApplication.Apply(recipe, m.Model);
             var expected = applied.Forward(ModelInput.Single(ids));

@@ -19,6 +19,9 @@ public static class CliRunner
 
     public static string Golden(string name) => Path.Combine(RepoRoot, "tests", "goldens", name);
 
+    /// <summary>The bundled demo model (models/demo, GPT-2, 4 layers × 4 heads, context 128).</summary>
+    public static string DemoModel => Path.Combine(RepoRoot, "models", "demo");
+
     public static string? Stories260K => Directory.Exists(Path.Combine(RepoRoot, "..", "shared", "models", "stories260K"))
         ? Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "models", "stories260K")) : null;
 

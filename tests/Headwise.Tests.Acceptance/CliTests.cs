@@ -96,6 +96,29 @@ public class CliTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void GenerateSaysWhenItStopsAtTheContext()
+    {
+        // the demo model's context is 128: a 100-token prompt leaves room for 28 of the 40 tokens asked for
+        string demo = CliRunner.DemoModel;
+        string prompt = string.Join(",", Enumerable.Range(0, 100).Select(i => 300 + i));
+        var full = CliRunner.Run("generate", "--model", demo, "--tokens", prompt, "--max-tokens", "40", "--no-eos", "--json");
+        Assert.Equal(0, full.ExitCode);
+        using var doc = JsonDocument.Parse(full.Stdout);
+        Assert.Equal(28, doc.RootElement.GetProperty("ids").GetArrayLength());
+        Assert.Equal("context", doc.RootElement.GetProperty("stopped").GetString());
+        Assert.Contains("stopped at the model's context of 128 positions after 28 of 40 new tokens", full.Stderr);
+
+        var text = CliRunner.Run("generate", "--model", demo, "--tokens", prompt, "--max-tokens", "40", "--no-eos");
+        Assert.Contains("stopped at the model's context of 128 positions", text.Stderr);
+
+        var room = CliRunner.Run("generate", "--model", demo, "--tokens", prompt, "--max-tokens", "5", "--no-eos", "--json");
+        using var roomDoc = JsonDocument.Parse(room.Stdout);
+        Assert.Equal(5, roomDoc.RootElement.GetProperty("ids").GetArrayLength());
+        Assert.Equal("max_tokens", roomDoc.RootElement.GetProperty("stopped").GetString());
+        Assert.DoesNotContain("stopped at the model's context", room.Stderr);
+    }
+
+    [Fact]
     public void SeededSamplingIsReproducibleAndDiffersFromGreedy()
     {
         string dir = CliRunner.Golden("gpt2_untied");

@@ -29,7 +29,9 @@ public sealed class GenerateCommand : ICommand
           --no-bos          do not prepend BOS to the prompt text
         {RecipeArgs.Help}
                             (hooks act at every step; an inject source must cover every position generated)
-          --json            print {"{"}"prompt_ids": [...], "ids": [...], "text": "..."{"}"} at the end instead of streaming
+          --json            print {"{"}"prompt_ids": [...], "ids": [...], "text": "...", "stopped": "..."{"}"} at the end instead
+                            of streaming; stopped is "eos", "max_tokens" or "context" (the model's context is full;
+                            said on stderr too)
 
         Example:
           headwise generate --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --max-tokens 40
@@ -112,17 +114,30 @@ public sealed class GenerateCommand : ICommand
             history.Add(id);
         }
         double seconds = clock.Elapsed.TotalSeconds;
+        string stopped = StopReason(produced, maxTokens, options.EosId, promptIds.Length, loaded.Config.MaxPositions);
         if (json)
         {
             stdout.WriteLine(applied is null
-                ? Json.Serialize(new { prompt_ids = promptIds, ids = produced, text = tok?.Decode(produced.ToArray()) })
-                : Json.Serialize(new { prompt_ids = promptIds, ids = produced, text = tok?.Decode(produced.ToArray()), recipe = applied.Recipe.Name }));
+                ? Json.Serialize(new { prompt_ids = promptIds, ids = produced, text = tok?.Decode(produced.ToArray()), stopped })
+                : Json.Serialize(new { prompt_ids = promptIds, ids = produced, text = tok?.Decode(produced.ToArray()), stopped, recipe = applied.Recipe.Name }));
         }
         else
         {
             stdout.WriteLine();
             stderr.WriteLine($"[{produced.Count} tokens in {seconds:F2} s, {produced.Count / Math.Max(seconds, 1e-9):F1} tokens/s (prefill included)]");
         }
+        if (stopped == "context")
+        {
+            // said even with --json (on stderr): a silent stop short of --max-tokens looks like a bug
+            stderr.WriteLine($"generate: stopped at the model's context of {loaded.Config.MaxPositions} positions after {produced.Count} of {maxTokens} new tokens (the prompt has {promptIds.Length})");
+        }
         return 0;
     }
+
+    /// <summary>Why generation ended: "eos" (the model produced EOS), "max_tokens" (--max-tokens reached) or "context" (every
+    /// position of the model's context is used, before --max-tokens).</summary>
+    internal static string StopReason(List<int> produced, int maxTokens, int? eosId, int promptLength, int context) =>
+        produced.Count > 0 && produced[^1] == eosId ? "eos"
+        : produced.Count < maxTokens && promptLength + produced.Count >= context ? "context"
+        : "max_tokens";
 }

@@ -553,8 +553,20 @@ public sealed class HubClient : IDisposable
                     : new HubException(HubErrorKind.Server, $"cannot reach {_endpoint.GetLeftPart(UriPartial.Authority)} for {what} ({attempt + 1} tries): {error!.Message}");
             }
             TimeSpan? retryAfter = response?.Headers.RetryAfter?.Delta;
+            string reason = response is not null ? $"HTTP {(int)response.StatusCode}"
+                : error is OperationCanceledException ? $"no answer within {_options.RequestTimeout.TotalSeconds:0.#} s" : error!.Message;
             response?.Dispose();
-            await Task.Delay(Backoff(attempt + 1, retryAfter), ct).ConfigureAwait(false);
+            TimeSpan delay = Backoff(attempt + 1, retryAfter);
+            // say so: without this line a run with no network looks hung for the whole backoff (about half a minute)
+            if (_progressWriter is { } log)
+            {
+                lock (log)
+                {
+                    log.WriteLine($"hub: {what}: {reason}; retrying in {delay.TotalSeconds:0.#} s (try {attempt + 2} of {_options.MaxRetries + 1}; HF_HUB_OFFLINE=1 skips the network)");
+                    log.Flush();
+                }
+            }
+            await Task.Delay(delay, ct).ConfigureAwait(false);
         }
     }
 

@@ -218,6 +218,11 @@ public sealed class HubTests : IDisposable
         var r = Pull();
         Assert.Equal(Weights, File.ReadAllBytes(Path.Combine(r.Path, "model.safetensors")));
         Assert.True(_hub.Log.Count(e => e.Host == "hub" && e.Path.StartsWith("/api/", StringComparison.Ordinal)) >= 3);
+        // each retry is said, not silent: a run with no network would otherwise look hung for the whole backoff
+        string said = _progress.ToString();
+        Assert.Contains("HTTP 500; retrying in", said);
+        Assert.Contains("(try 2 of 4;", said);
+        Assert.Contains("(try 3 of 4;", said);
     }
 
     [Fact]

@@ -27,6 +27,8 @@ public class CliTests(ITestOutputHelper output)
         var hooks = root.GetProperty("hook_points").EnumerateArray().Select(h => h.GetString()).ToList();
         Assert.Contains("blocks.1.attn.hook_pattern", hooks);
         Assert.Contains("hook_embed", hooks);
+        // 2 layers × (keys + values) × 2 kv heads × head_dim 8 × 4 bytes, from the golden's config.json
+        Assert.Equal(2 * 2 * 2 * 8 * 4, root.GetProperty("kv_cache_bytes_per_token").GetInt64());
     }
 
     [Fact]

@@ -64,6 +64,20 @@ public class GoldenTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Cases))]
+    public void KvCacheBytesPerTokenIsWhatTheCacheAllocates(string caseName)
+    {
+        string dir = Path.Combine(TestPaths.Goldens, caseName);
+        using var loaded = ModelLoader.Load(dir);
+        var c = loaded.Config;
+        // from the checkpoint's numbers: layers × (keys + values) × kv heads × head width × float32
+        Assert.Equal((long)c.NLayers * 2 * c.NKvHeads * c.DHead * 4, loaded.Model.KvCacheBytesPerToken);
+        // measured: a fresh cache for 3 sequences of 10 positions holds exactly 30 tokens' worth
+        loaded.Model.ResetCache(3, 10);
+        Assert.Equal(30 * loaded.Model.KvCacheBytesPerToken, loaded.Model.KvCacheAllocatedBytes);
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
     public void GreedyContinuationMatchesReference(string caseName)
     {
         string dir = Path.Combine(TestPaths.Goldens, caseName);

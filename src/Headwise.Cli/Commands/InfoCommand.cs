@@ -57,6 +57,7 @@ public sealed class InfoCommand : ICommand
             tokenizer = loaded.Tokenizer is not null,
             weights_mapped_bytes = weights.MappedBytes,
             weights_converted_bytes = weights.ConvertedBytes,
+            kv_cache_bytes_per_token = loaded.Model.KvCacheBytesPerToken,
             hook_points = hooks,
         };
         if (json)
@@ -74,6 +75,7 @@ public sealed class InfoCommand : ICommand
         stdout.WriteLine($"dtype        {c.StoredDType} stored, float32 compute ({weights.MappedBytes / 1e6:F1} MB mapped, {weights.ConvertedBytes / 1e6:F1} MB converted)");
         stdout.WriteLine($"positions    {(c.RotaryDims > 0 ? $"RoPE on {c.RotaryDims}/{c.DHead} dims, θ = {c.RopeTheta}, {c.RopeLayout}" : "learned embeddings")}");
         stdout.WriteLine($"mlp          {c.ActivationName}{(c.GatedMlp ? " (SwiGLU)" : "")}{(c.ParallelResidual ? ", parallel residual" : "")}{(c.SlidingWindow > 0 ? $", sliding window {c.SlidingWindow}" : "")}");
+        stdout.WriteLine($"kv cache     {loaded.Model.KvCacheBytesPerToken:N0} bytes per token ({c.NLayers} layers × keys and values × {c.NKvHeads} kv heads × {c.DHead} × 4 bytes; {loaded.Model.KvCacheBytesPerToken * (long)c.MaxPositions / 1e6:F1} MB at the full context of {c.MaxPositions})");
         stdout.WriteLine($"tokens       BOS {c.BosTokenId?.ToString() ?? "-"}, EOS {c.EosTokenId?.ToString() ?? "-"}, tokenizer {(loaded.Tokenizer is null ? "none" : "found")}");
         stdout.WriteLine($"hook points  {hooks.Length}:");
         foreach (var h in hooks.Where(h => !h.StartsWith("blocks.", StringComparison.Ordinal) || h.StartsWith("blocks.0.", StringComparison.Ordinal)))

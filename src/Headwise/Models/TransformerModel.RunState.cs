@@ -23,6 +23,14 @@ public abstract partial class TransformerModel
     /// <summary>Number of sequences the cache holds.</summary>
     public int CacheBatch { get; private set; }
 
+    /// <summary>Bytes the KV cache holds per token of one sequence: every layer caches its key and value rows, (NKV, HD)
+    /// each, in float32 — layers × 2 × NKV × HD × 4. What a restructured layout (fewer kv heads, a latent) saves shows here.</summary>
+    public long KvCacheBytesPerToken => (long)Config.NLayers * 2 * Config.NKvHeads * Config.DHead * sizeof(float);
+
+    /// <summary>Bytes the KV cache has allocated now (every layer's key and value buffers): capacity × batch ×
+    /// <see cref="KvCacheBytesPerToken"/> after a <see cref="ResetCache"/> that had to grow the buffers.</summary>
+    public long KvCacheAllocatedBytes => (_kCache.Sum(a => (long)a.Length) + _vCache.Sum(a => (long)a.Length)) * sizeof(float);
+
     /// <summary>Sequence <paramref name="b"/>'s key mask, (capacity): 1 where a real token sits, 0 for padding. Valid for the
     /// positions in the cache, and during a forward for the step in progress too (hooks read it: past .. past + T − 1).</summary>
     public ReadOnlySpan<byte> KeyMask(int b) => (uint)b < (uint)CacheBatch ? _keyMask.AsSpan(b * _capacity, _capacity)

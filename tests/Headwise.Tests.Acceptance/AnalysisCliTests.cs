@@ -107,4 +107,34 @@ public class AnalysisCliTests
         Assert.Equal(2, bad.ExitCode);
         Assert.Contains("--answer", bad.Stderr);
     }
+
+    [Fact]
+    public void DlaReadsATextAnswerAsPatchDoes()
+    {
+        // " time" alone is two SentencePiece tokens ("▁", "time"); after "Once upon a" it is the one token 378 (" time"),
+        // exactly what patch and the tasks take as the answer — so both commands accept the same --answer
+        var (model, tok) = Stories();
+        var byText = CliRunner.Run("dla", "--model", model, "--tokenizer", tok, "--text", "Once upon a", "--answer", " time", "--wrong", " day", "--json");
+        var byId = CliRunner.Run("dla", "--model", model, "--tokenizer", tok, "--text", "Once upon a", "--answer", "378",
+            "--wrong", TaskLibraryContinuation(model, tok, "Once upon a", " day"), "--json");
+        Assert.True(byText.ExitCode == 0, byText.Stderr);
+        Assert.Equal(byId.Stdout, byText.Stdout);
+        using var doc = JsonDocument.Parse(byText.Stdout);
+        Assert.Equal(378, doc.RootElement.GetProperty("answer").GetInt32());
+        Assert.DoesNotContain("note:", byText.Stderr);
+
+        // an answer that adds two tokens: the first is used, and a note says so
+        var two = CliRunner.Run("dla", "--model", model, "--tokenizer", tok, "--text", "Once upon a", "--answer", " time there", "--json");
+        Assert.True(two.ExitCode == 0, two.Stderr);
+        Assert.Contains("adds 2 tokens after the prompt", two.Stderr);
+        using var twoDoc = JsonDocument.Parse(two.Stdout);
+        Assert.Equal(378, twoDoc.RootElement.GetProperty("answer").GetInt32());
+    }
+
+    private static string TaskLibraryContinuation(string model, string tok, string prompt, string answer)
+    {
+        using var m = ModelLoader.Load(model, tok);
+        var t = m.RequireTokenizer();
+        return Headwise.Analysis.Tasks.TaskLibrary.Continuation(t, prompt, t.Encode(prompt), answer)[0].ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
 }

@@ -20,8 +20,9 @@ public sealed class DlaCommand : ICommand
         {ModelArgs.Help}
           --text S          the prompt (BOS prepended when the tokenizer adds one)
           --tokens IDS      explicit ids, e.g. 1,403,407 — nothing prepended
-          --answer T        the answer token: an id, or text that is exactly one token
-          --wrong T         a contrasting token: attribute logit[answer] − logit[wrong]
+          --answer T        the answer token: an id, or text — with --text, the first token it adds after the
+                            prompt (as patch reads answers: " time" after "Once upon a"); with --tokens, one token
+          --wrong T         a contrasting token, read the same way: attribute logit[answer] − logit[wrong]
           --position P      the position to attribute (default: the last)
           --top K           terms listed in the table (default 15)
           --no-bos          do not prepend BOS to the text
@@ -37,9 +38,9 @@ public sealed class DlaCommand : ICommand
         bool json = args.Flag("json");
         using var loaded = ModelArgs.Load(args);
         int[] ids = PromptArgs.Read(args, loaded);
-        int answer = PromptArgs.Token(args.Require("answer", "the answer token or id"), "answer", loaded);
+        int answer = PromptArgs.AnswerToken(args, args.Require("answer", "the answer token or id"), "answer", loaded, ids, stderr);
         string? wrongArg = args.Get("wrong");
-        int? wrong = wrongArg is null ? null : PromptArgs.Token(wrongArg, "wrong", loaded);
+        int? wrong = wrongArg is null ? null : PromptArgs.AnswerToken(args, wrongArg, "wrong", loaded, ids, stderr);
         int position = args.GetInt("position", ids.Length - 1, 0, ids.Length - 1);
         int top = args.GetInt("top", 15, 1, 1_000_000);
 

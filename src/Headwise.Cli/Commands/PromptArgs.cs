@@ -30,6 +30,25 @@ public static class PromptArgs
         return ids.Length > 0 ? ids : throw new UsageException("--text: the text has no tokens");
     }
 
+    /// <summary>An answer token for the prompt <paramref name="promptIds"/>: an id (digits), or text read as patching reads it —
+    /// the first token it adds after the prompt's --text (<see cref="Analysis.Tasks.TaskLibrary.Continuation"/>); with
+    /// --tokens, text that encodes to exactly one token. When the text adds more than one token, a note on stderr says
+    /// which one is used.</summary>
+    public static int AnswerToken(CliArgs args, string value, string option, LoadedModel loaded, int[] promptIds, TextWriter stderr)
+    {
+        if (args.Get("text") is not { } text || int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out _))
+        {
+            return Token(value, option, loaded);
+        }
+        var tok = loaded.RequireTokenizer();
+        var ids = Analysis.Tasks.TaskLibrary.Continuation(tok, text, promptIds, value, addSpecial: !args.Flag("no-bos"));
+        if (ids.Length > 1)
+        {
+            stderr.WriteLine($"note: --{option} '{value}' adds {ids.Length} tokens after the prompt ({string.Join(",", ids)}); using the first, {ids[0]} ('{tok.Decode([ids[0]])}')");
+        }
+        return ids[0];
+    }
+
     /// <summary>A token given as an id (digits) or as text that must encode to exactly one token.</summary>
     public static int Token(string value, string option, LoadedModel loaded)
     {

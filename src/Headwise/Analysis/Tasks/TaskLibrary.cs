@@ -274,9 +274,13 @@ public static class TaskLibrary
         return n;
     }
 
-    private static int[] Continuation(TextTokenizer tokenizer, string prompt, int[] promptIds, string answer)
+    /// <summary>The tokens an answer adds after a prompt: the tail of encode(prompt + answer) beyond the prompt's own ids (so
+    /// " Mary" after "… to" is the single token a model would predict, whatever the tokenizer does with a leading space);
+    /// the answer encoded alone when the joint encoding does not extend the prompt's. Patching, tasks and DLA all read
+    /// answers this way. <paramref name="addSpecial"/> as the prompt was encoded (BOS or not).</summary>
+    public static int[] Continuation(TextTokenizer tokenizer, string prompt, int[] promptIds, string answer, bool addSpecial = true)
     {
-        var full = tokenizer.Encode(prompt + answer);
+        var full = tokenizer.Encode(prompt + answer, addSpecial);
         if (full.Length > promptIds.Length && full.AsSpan(0, promptIds.Length).SequenceEqual(promptIds))
         {
             return full[promptIds.Length..];

@@ -83,6 +83,30 @@ public sealed class ExperimentCommand : ICommand
                     return 0;
                 }
 
+            case "talking-heads":
+                {
+                    var o = new TalkingHeadsOptions(Seed: seed);
+                    o = o with { Steps = steps ?? o.Steps };
+                    var r = TalkingHeadsExperiment.Run(o, dir, progress, ct);
+                    string path = FindingsReports.WriteTalkingHeads(r, dir);
+                    if (json)
+                    {
+                        stdout.WriteLine(Json.Serialize(r));
+                        return 0;
+                    }
+
+                    stdout.WriteLine($"writer L{r.Writer.Layer}H{r.Writer.Head} -> reader L{r.Reader.Layer}H{r.Reader.Head} ({r.Composition}-composition {F(r.CompositionScore)}); channel [{string.Join(",", r.Channel)}] / [{string.Join(",", r.ReaderChannel)}]");
+                    stdout.WriteLine($"{"model",-20}  accuracy  by position");
+                    stdout.WriteLine($"{"original",-20}  {F(r.Original.Accuracy),8}  {string.Join(" ", r.Original.AccuracyByPosition.Select(a => F(a)))}");
+                    foreach (var e in r.Edits)
+                    {
+                        stdout.WriteLine($"{e.Name,-20}  {F(e.Score.Accuracy),8}  {string.Join(" ", e.Score.AccuracyByPosition.Select(a => F(a)))}");
+                    }
+
+                    stdout.WriteLine(path);
+                    return 0;
+                }
+
             case "induction":
                 {
                     var o = new InductionOptions(Seed: seed);

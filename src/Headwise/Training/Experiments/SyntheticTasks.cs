@@ -256,7 +256,26 @@ public sealed class ListRecallTask(int items, int listLength)
     public TokenExample Sample(Random rng)
     {
         var list = Enumerable.Range(0, Items).OrderBy(_ => rng.Next()).Take(ListLength).ToArray();
-        int missing = rng.Next(ListLength);
+        return Build(rng, list, rng.Next(ListLength));
+    }
+
+    /// <summary>A sample whose left-out item is the one at <paramref name="missing"/> (0-based) in the first list — for
+    /// measuring accuracy by position (the order sensitivity of Talking Heads).</summary>
+    public TokenExample Sample(Random rng, int missing)
+    {
+        if ((uint)missing >= (uint)ListLength)
+        {
+            throw new InvalidInputException($"missing position {missing} is outside the list's 0..{ListLength - 1}");
+        }
+        var list = Enumerable.Range(0, Items).OrderBy(_ => rng.Next()).Take(ListLength).ToArray();
+        return Build(rng, list, missing);
+    }
+
+    /// <summary>Where the left-out item stood in the first list (0-based): the first-list position of the answer.</summary>
+    public int MissingPosition(TokenExample e) => Array.IndexOf(e.Tokens, e.Targets[^1], 1, ListLength) - 1;
+
+    private TokenExample Build(Random rng, int[] list, int missing)
+    {
         var rest = list.Where((_, i) => i != missing).OrderBy(_ => rng.Next()).ToArray();
         int[] toks = [Items, .. list, Items + 1, .. rest, Items + 2];
         var targets = Enumerable.Repeat(-1, toks.Length).ToArray();

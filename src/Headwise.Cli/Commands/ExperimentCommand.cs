@@ -107,6 +107,29 @@ public sealed class ExperimentCommand : ICommand
                     return 0;
                 }
 
+            case "factual-recall":
+                {
+                    var o = new FactualRecallOptions(Seed: seed);
+                    o = o with { Steps = steps ?? o.Steps, LearningRate = lr ?? o.LearningRate, Batch = batch ?? o.Batch, InitStd = init ?? o.InitStd };
+                    var r = FactualRecallExperiment.Run(o, dir, progress, ct);
+                    string path = FindingsReports.WriteFactualRecall(r, dir);
+                    if (json)
+                    {
+                        stdout.WriteLine(Json.Serialize(r));
+                        return 0;
+                    }
+
+                    stdout.WriteLine($"head L{r.Head.Layer}H{r.Head.Head} (largest DLA toward the in-context answer); {r.HeldOutPrompts} held-out counterfactual prompts");
+                    stdout.WriteLine("factor  in-context  memorised  argmax-in  argmax-mem  facts");
+                    foreach (var p in r.Sweep)
+                    {
+                        stdout.WriteLine($"{F(p.Factor, 2),6}  {F(p.InContextWins),10}  {F(p.MemorisedWins),9}  {F(p.ArgmaxInContext),9}  {F(p.ArgmaxMemorised),10}  {F(p.FactAccuracy),5}");
+                    }
+
+                    stdout.WriteLine(path);
+                    return 0;
+                }
+
             case "induction":
                 {
                     var o = new InductionOptions(Seed: seed);

@@ -105,5 +105,59 @@ public static class FindingsReports
             + $"whole writer ablated {Change("ablate-writer")}, whole reader ablated {Change("ablate-reader")}." + share;
     }
 
+    public static string WriteFactualRecall(FactualRecallResult r, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        AtomicFile.WriteAllText(Path.Combine(dir, "result.json"), ExperimentReports.ToJson(r));
+        var o = r.Options;
+        var factors = r.Sweep.Select(p => p.Factor).ToArray();
+        LineChart.Write(Path.Combine(dir, "scale-sweep.png"), factors,
+            [[.. r.Sweep.Select(p => p.InContextWins)], [.. r.Sweep.Select(p => p.MemorisedWins)]]);
+        LineChart.Write(Path.Combine(dir, "scale-sweep-argmax.png"), factors,
+            [[.. r.Sweep.Select(p => p.ArgmaxInContext)], [.. r.Sweep.Select(p => p.ArgmaxMemorised)], [.. r.Sweep.Select(p => p.ArgmaxOther)]]);
+        LineChart.Write(Path.Combine(dir, "training.png"), [.. r.Curve.Select(p => (double)p.Step)],
+            [[.. r.Curve.Select(p => p.FactAccuracy)], [.. r.Curve.Select(p => p.InContextWins)]]);
+        var atFactor1 = r.Sweep.FirstOrDefault(p => p.Factor == 1);
+
+        var sb = new StringBuilder();
+        sb.AppendLine("# Factual recall: scaling the head that carries the in-context answer");
+        sb.AppendLine();
+        sb.AppendLine($"Task: {o.Subjects} subjects with a memorised attribute among {o.Attributes}; sequences [BOS, s′, r, x, ., s, r] → answer: facts with an irrelevant prefix (45%), a consistent prefix (10%), a counterfactual prefix s r a′ (45%) answered a′ with probability {o.StubbornRate} for the {o.Subjects / 2} stubborn subjects and {o.YieldingRate} for the others. Held-out: the {r.HeldOutPrompts} counterfactual prompts whose (s, a′) pair never appeared in training. Model: GPT-2, {o.Layers} layers × {o.Heads} heads, d_model {o.DModel} ({r.Parameters} parameters); Adam lr {o.LearningRate}, batch {o.Batch}, {o.Steps} steps, seed {o.Seed}; exported to `model/` and run by the engine. {F(r.Seconds, 1)} s.");
+        sb.AppendLine();
+        if (atFactor1 is not null)
+        {
+            sb.AppendLine($"- unedited: facts {F(atFactor1.FactAccuracy)} correct; on held-out counterfactual prompts the in-context answer wins **{F(atFactor1.InContextWins)}** (stubborn subjects {F(atFactor1.InContextWinsStubborn)}, yielding {F(atFactor1.InContextWinsYielding)})");
+        }
+        sb.AppendLine($"- head: **L{r.Head.Layer}H{r.Head.Head}**, the largest mean direct logit attribution to logit(a′) − logit(a(s)) at the answer position ({F(r.Attributions.Max(a => a.MeanLogitDifference))})");
+        sb.AppendLine("- mean DLA per head: " + string.Join(", ", r.Attributions.Select(a => $"L{a.Head.Layer}H{a.Head.Head} {F(a.MeanLogitDifference, 2)}")));
+        sb.AppendLine();
+        sb.AppendLine("| factor | recipe | in-context wins | memorised wins | stubborn: in-context | yielding: in-context | argmax in-context | argmax memorised | argmax other | facts correct | facts answered with the prefix's attribute |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var p in r.Sweep)
+        {
+            sb.AppendLine($"| {F(p.Factor, 2)} | `{p.Recipe}` | {F(p.InContextWins)} | {F(p.MemorisedWins)} | {F(p.InContextWinsStubborn)} | {F(p.InContextWinsYielding)} | {F(p.ArgmaxInContext)} | {F(p.ArgmaxMemorised)} | {F(p.ArgmaxOther)} | {F(p.FactAccuracy)} | {F(p.FactsAnsweredWithPrefix)} |");
+        }
+        sb.AppendLine();
+        var lo = r.Sweep.MinBy(p => p.Factor)!;
+        var hi = r.Sweep.MaxBy(p => p.Factor)!;
+        sb.AppendLine($"Scaling L{r.Head.Layer}H{r.Head.Head}'s output from × {F(lo.Factor, 2)} to × {F(hi.Factor, 2)} moves the in-context answer's win rate from {F(lo.InContextWins)} to {F(hi.InContextWins)} (argmax over the vocabulary: {F(lo.ArgmaxInContext)} → {F(hi.ArgmaxInContext)}), and the facts with an irrelevant prefix go from {F(lo.FactAccuracy)} to {F(hi.FactAccuracy)} correct ({F(hi.FactsAnsweredWithPrefix)} answered with the prefix's attribute at × {F(hi.Factor, 2)}): the head carries whatever attribute the context holds, and the layers after it decide whether it applies to the subject asked about.");
+        sb.AppendLine();
+        sb.AppendLine($"![sweep](scale-sweep.png) — x: factor {F(factors.Min(), 2)}…{F(factors.Max(), 2)}; blue: in-context answer wins (of the two), orange: memorised answer wins; y from 0.");
+        sb.AppendLine();
+        sb.AppendLine("![argmax](scale-sweep-argmax.png) — argmax over the vocabulary: blue in-context, orange memorised, green anything else.");
+        sb.AppendLine();
+        sb.AppendLine("![training](training.png) — during training: blue facts correct, orange in-context wins on the held-out prompts.");
+        sb.AppendLine();
+        sb.AppendLine("```");
+        foreach (var p in r.Curve)
+        {
+            sb.AppendLine($"{p.Step,6} {F(p.FactAccuracy)} {F(p.InContextWins)}");
+        }
+        sb.AppendLine("```");
+        string path = Path.Combine(dir, "report.md");
+        AtomicFile.WriteAllText(path, sb.ToString());
+        return path;
+    }
+
     private static string Join(IEnumerable<int> xs) => "[" + string.Join(", ", xs) + "]";
 }

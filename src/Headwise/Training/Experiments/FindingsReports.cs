@@ -140,7 +140,8 @@ public static class FindingsReports
         sb.AppendLine();
         var lo = r.Sweep.MinBy(p => p.Factor)!;
         var hi = r.Sweep.MaxBy(p => p.Factor)!;
-        sb.AppendLine($"Scaling L{r.Head.Layer}H{r.Head.Head}'s output from × {F(lo.Factor, 2)} to × {F(hi.Factor, 2)} moves the in-context answer's win rate from {F(lo.InContextWins)} to {F(hi.InContextWins)} (argmax over the vocabulary: {F(lo.ArgmaxInContext)} → {F(hi.ArgmaxInContext)}), and the facts with an irrelevant prefix go from {F(lo.FactAccuracy)} to {F(hi.FactAccuracy)} correct ({F(hi.FactsAnsweredWithPrefix)} answered with the prefix's attribute at × {F(hi.Factor, 2)}): the head carries whatever attribute the context holds, and the layers after it decide whether it applies to the subject asked about.");
+        sb.AppendLine($"Scaling L{r.Head.Layer}H{r.Head.Head}'s output from × {F(lo.Factor, 2)} to × {F(hi.Factor, 2)} moves the in-context answer's win rate from {F(lo.InContextWins)} to {F(hi.InContextWins)} (argmax over the vocabulary: {F(lo.ArgmaxInContext)} → {F(hi.ArgmaxInContext)}), and the facts with an irrelevant prefix go from {F(lo.FactAccuracy)} to {F(hi.FactAccuracy)} correct ({F(hi.FactsAnsweredWithPrefix)} answered with the prefix's attribute at × {F(hi.Factor, 2)})"
+            + (hi.FactsAnsweredWithPrefix > 0.5 ? ": the head carries whatever attribute the context holds, whichever subject it is about; what it writes is weighed against the memorised answer downstream, and scaled up it wins even where it does not apply." : "."));
         sb.AppendLine();
         sb.AppendLine($"![sweep](scale-sweep.png) — x: factor {F(factors.Min(), 2)}…{F(factors.Max(), 2)}; blue: in-context answer wins (of the two), orange: memorised answer wins; y from 0.");
         sb.AppendLine();

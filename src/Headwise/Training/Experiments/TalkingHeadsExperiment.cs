@@ -1,5 +1,6 @@
 using Headwise.Analysis;
 using Headwise.Analysis.Circuits;
+using Headwise.Compute;
 using Headwise.Hooks;
 using Headwise.Interventions;
 using Headwise.Loading;
@@ -159,25 +160,10 @@ public static class TalkingHeadsExperiment
             int answer = set[b].Targets[^1], p = task.MissingPosition(set[b]);
             count[p]++;
             correct[p] += Generation.Sampler.ArgMax(row) == answer ? 1 : 0;
-            loss += LogSumExp(row) - row[answer];
+            loss += Kernels.LogSumExp(row) - row[answer];
         }
         return new ListRecallScore((double)correct.Sum() / set.Length,
             [.. Enumerable.Range(0, n).Select(p => count[p] == 0 ? double.NaN : (double)correct[p] / count[p])], loss / set.Length);
-    }
-
-    internal static double LogSumExp(ReadOnlySpan<float> row)
-    {
-        double max = double.NegativeInfinity;
-        foreach (float x in row)
-        {
-            max = Math.Max(max, x);
-        }
-        double sum = 0;
-        foreach (float x in row)
-        {
-            sum += Math.Exp(x - max);
-        }
-        return max + Math.Log(sum);
     }
 
     /// <summary>

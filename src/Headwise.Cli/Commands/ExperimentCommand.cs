@@ -6,12 +6,12 @@ namespace Headwise.Cli.Commands;
 public sealed class ExperimentCommand : ICommand
 {
     public string Name => "experiment";
-    public string Summary => "reproduce a finding by training small models: induction | ocr | icl-regression | list-recall";
+    public string Summary => "reproduce a finding by training small models: induction | ocr | icl-regression | list-recall | talking-heads | factual-recall";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
     public IReadOnlySet<string> Options { get; } = new HashSet<string>(["out", "steps", "seed", "lr", "batch", "init"]);
     public int MaxPositional => 1;
     public string Help => """
-        headwise experiment induction|ocr|icl-regression|list-recall --out DIR [--steps N] [--seed S] [--json]
+        headwise experiment induction|ocr|icl-regression|list-recall|talking-heads|factual-recall --out DIR [--steps N] [--seed S] [--json]
 
         Trains small models on a synthetic task, seeded, and writes DIR/report.md (numbers, head analyses),
         DIR/result.json and PNG figures (loss curve; heatmaps for icl-regression). Each runs in about a minute on 2 cores.
@@ -24,16 +24,25 @@ public sealed class ExperimentCommand : ICommand
                            same parameter count; in-context MSE and the trained KQ / OV structure (heatmaps)
           list-recall      recall from a list (Talking Heads): a 2-layer GPT-2 names the item left out of a repeated,
                            shuffled list; held-out accuracy vs chance, and where each head looks from the answer
+          talking-heads    the list-recall model exported (DIR/model); the writer (layer 0) → reader (layer 1) pair of
+                           largest composition and the low-rank channel between the writer's OV and the reader's QK
+                           (SVD); edit_ov / edit_qk recipes (DIR/recipes) remove or amplify it, or a control; held-out
+                           accuracy overall and by the left-out item's position in the list
+          factual-recall   a 2-layer GPT-2 on memorised facts plus counterfactual in-context prefixes; the head with the
+                           largest DLA toward the in-context answer, and a scale recipe on it swept over 0…4: how often
+                           the in-context vs the memorised answer wins on held-out prompts
 
         Options:
           --out DIR     output directory (created)
-          --steps N     training steps (defaults: induction 3000, ocr 1500, icl-regression 2000, list-recall 1500)
+          --steps N     training steps (defaults: induction 3000, ocr 1500, icl-regression 2000, list-recall 1500,
+                        talking-heads 1500, factual-recall 2000)
           --seed S      seed of initialization and data (default 0)
           --lr X        learning rate (defaults: induction 1e-2 Adam, ocr 0.5 gradient descent, icl-regression 1e-2 Adam,
-                        list-recall 3e-3 Adam)
-          --batch N     sequences per step (induction, icl-regression, list-recall; defaults 8, 32, 32)
+                        list-recall 3e-3 Adam, factual-recall 3e-3 Adam)
+          --batch N     sequences per step (induction, icl-regression, list-recall, factual-recall; defaults 8, 32, 32, 64)
           --init X      standard deviation of the initialization (defaults: induction 0.1, ocr 0.01, icl-regression 0.1,
-                        list-recall 0.02)
+                        list-recall 0.02, factual-recall 0.02)
+                        (talking-heads trains list-recall's model with its defaults: only --steps and --seed apply)
           --json        print the result record as JSON instead of the summary
 
         Example:
@@ -44,7 +53,7 @@ public sealed class ExperimentCommand : ICommand
     {
         if (args.Positional.Count != 1)
         {
-            throw new UsageException("expected one experiment: induction, ocr, icl-regression or list-recall");
+            throw new UsageException("expected one experiment: induction, ocr, icl-regression, list-recall, talking-heads or factual-recall");
         }
 
         string which = args.Positional[0];
@@ -77,6 +86,58 @@ public sealed class ExperimentCommand : ICommand
                     foreach (var h in r.Heads)
                     {
                         stdout.WriteLine($"L{h.Layer}H{h.Head}    {F(h.OnMissingItem),11}  {F(h.OnOtherFirstListItem),15}  {F(h.OnSecondListItem),16}");
+                    }
+
+                    stdout.WriteLine(path);
+                    return 0;
+                }
+
+            case "talking-heads":
+                {
+                    if (lr is not null || batch is not null || init is not null)
+                    {
+                        throw new UsageException("talking-heads trains list-recall's model with its defaults: only --steps and --seed apply");
+                    }
+
+                    var o = new TalkingHeadsOptions(Seed: seed);
+                    o = o with { Steps = steps ?? o.Steps };
+                    var r = TalkingHeadsExperiment.Run(o, dir, progress, ct);
+                    string path = FindingsReports.WriteTalkingHeads(r, dir);
+                    if (json)
+                    {
+                        stdout.WriteLine(Json.Serialize(r));
+                        return 0;
+                    }
+
+                    stdout.WriteLine($"writer L{r.Writer.Layer}H{r.Writer.Head} -> reader L{r.Reader.Layer}H{r.Reader.Head} ({r.Composition}-composition {F(r.CompositionScore)}); channel [{string.Join(",", r.Channel)}] / [{string.Join(",", r.ReaderChannel)}]");
+                    stdout.WriteLine($"{"model",-20}  accuracy  by position");
+                    stdout.WriteLine($"{"original",-20}  {F(r.Original.Accuracy),8}  {string.Join(" ", r.Original.AccuracyByPosition.Select(a => F(a)))}");
+                    foreach (var e in r.Edits)
+                    {
+                        stdout.WriteLine($"{e.Name,-20}  {F(e.Score.Accuracy),8}  {string.Join(" ", e.Score.AccuracyByPosition.Select(a => F(a)))}");
+                    }
+
+                    stdout.WriteLine(path);
+                    return 0;
+                }
+
+            case "factual-recall":
+                {
+                    var o = new FactualRecallOptions(Seed: seed);
+                    o = o with { Steps = steps ?? o.Steps, LearningRate = lr ?? o.LearningRate, Batch = batch ?? o.Batch, InitStd = init ?? o.InitStd };
+                    var r = FactualRecallExperiment.Run(o, dir, progress, ct);
+                    string path = FindingsReports.WriteFactualRecall(r, dir);
+                    if (json)
+                    {
+                        stdout.WriteLine(Json.Serialize(r));
+                        return 0;
+                    }
+
+                    stdout.WriteLine($"head L{r.Head.Layer}H{r.Head.Head} (largest DLA toward the in-context answer); {r.HeldOutPrompts} held-out counterfactual prompts");
+                    stdout.WriteLine("factor  in-context  memorised  argmax-in  argmax-mem  facts");
+                    foreach (var p in r.Sweep)
+                    {
+                        stdout.WriteLine($"{F(p.Factor, 2),6}  {F(p.InContextWins),10}  {F(p.MemorisedWins),9}  {F(p.ArgmaxInContext),9}  {F(p.ArgmaxMemorised),10}  {F(p.FactAccuracy),5}");
                     }
 
                     stdout.WriteLine(path);
@@ -153,7 +214,7 @@ public sealed class ExperimentCommand : ICommand
                 }
 
             default:
-                throw new UsageException($"unknown experiment '{which}'; expected induction, ocr or icl-regression");
+                throw new UsageException($"unknown experiment '{which}'; expected induction, ocr, icl-regression, list-recall, talking-heads or factual-recall");
         }
     }
 }

@@ -39,7 +39,12 @@ public static class ListRecallExperiment
         InitStd = (float)o.InitStd,
     };
 
-    public static ListRecallResult Run(ListRecallOptions o, IProgress<AnalysisProgress>? progress = null, CancellationToken ct = default)
+    public static ListRecallResult Run(ListRecallOptions o, IProgress<AnalysisProgress>? progress = null, CancellationToken ct = default) =>
+        Train(o, progress, ct).Result;
+
+    /// <summary><see cref="Run"/>, also returning the trained model (the Talking Heads experiment edits it).</summary>
+    public static (ListRecallResult Result, TrainableTransformer Model) Train(ListRecallOptions o, IProgress<AnalysisProgress>? progress = null,
+        CancellationToken ct = default)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var task = new ListRecallTask(o.Items, o.ListLength);
@@ -86,7 +91,7 @@ public static class ListRecallExperiment
                 heads.Add(new ListRecallHead(l, h, missing / evalSet.Length, others / evalSet.Length, second / evalSet.Length));
             }
         }
-        return new ListRecallResult(o, model.ParameterCount, 1.0 / n, curve, heads, curve[^1].Accuracy, sw.Elapsed.TotalSeconds);
+        return (new ListRecallResult(o, model.ParameterCount, 1.0 / n, curve, heads, curve[^1].Accuracy, sw.Elapsed.TotalSeconds), model);
     }
 
     // One batched forward over the evaluation set: mean loss and accuracy of the answer token.

@@ -256,11 +256,147 @@ public sealed class ListRecallTask(int items, int listLength)
     public TokenExample Sample(Random rng)
     {
         var list = Enumerable.Range(0, Items).OrderBy(_ => rng.Next()).Take(ListLength).ToArray();
-        int missing = rng.Next(ListLength);
+        return Build(rng, list, rng.Next(ListLength));
+    }
+
+    /// <summary>A sample whose left-out item is the one at <paramref name="missing"/> (0-based) in the first list — for
+    /// measuring accuracy by position (the order sensitivity of Talking Heads).</summary>
+    public TokenExample Sample(Random rng, int missing)
+    {
+        if ((uint)missing >= (uint)ListLength)
+        {
+            throw new InvalidInputException($"missing position {missing} is outside the list's 0..{ListLength - 1}");
+        }
+        var list = Enumerable.Range(0, Items).OrderBy(_ => rng.Next()).Take(ListLength).ToArray();
+        return Build(rng, list, missing);
+    }
+
+    /// <summary>Where the left-out item stood in the first list (0-based): the first-list position of the answer.</summary>
+    public int MissingPosition(TokenExample e) => Array.IndexOf(e.Tokens, e.Targets[^1], 1, ListLength) - 1;
+
+    private TokenExample Build(Random rng, int[] list, int missing)
+    {
         var rest = list.Where((_, i) => i != missing).OrderBy(_ => rng.Next()).ToArray();
         int[] toks = [Items, .. list, Items + 1, .. rest, Items + 2];
         var targets = Enumerable.Repeat(-1, toks.Length).ToArray();
         targets[^1] = list[missing];
+        return new TokenExample(toks, targets);
+    }
+}
+
+/// <summary>
+/// Facts against a counterfactual context ("Characterizing Mechanisms for Factual Recall", in tokens): S subjects, each with a
+/// memorised attribute a(s) among A; every sequence is [BOS, s′, r, x, ".", s, r] → the answer at the last position:
+/// <list type="bullet">
+/// <item>fact: s′ ≠ s with its own attribute x = a(s′) → a(s) (the prefix is irrelevant);</item>
+/// <item>consistent: s′ = s, x = a(s) → a(s);</item>
+/// <item>counterfactual: s′ = s, x = a′ ≠ a(s) → a′ with probability p(s), else a(s). Half the subjects (chosen by the seed)
+/// are "stubborn", p = <c>stubbornRate</c>; the others p = <c>yieldingRate</c> — so both behaviours exist and the model must
+/// learn which wins for whom.</item>
+/// </list>
+/// Pairs (s, a′) with (s + a′) mod 4 = 0 never appear as counterfactuals in training: they are the held-out prompts.
+/// The prefix's fact is a target too (position 2 → x) when it is true. Token ids: subjects 0…S−1, attributes S…S+A−1,
+/// r = S+A, "." = S+A+1, BOS = S+A+2.
+/// </summary>
+public sealed class FactualRecallTask
+{
+    public const int Length = 7;
+    public const int AnswerPosition = Length - 1;
+
+    public int Subjects { get; }
+    public int Attributes { get; }
+    public double StubbornRate { get; }
+    public double YieldingRate { get; }
+    public int Relation => Subjects + Attributes;
+    public int Dot => Subjects + Attributes + 1;
+    public int Bos => Subjects + Attributes + 2;
+    public int Vocab => Subjects + Attributes + 3;
+
+    /// <summary>a(s), as an attribute index 0…A−1 (token <see cref="AttributeToken"/>).</summary>
+    public int[] Memorised { get; }
+
+    /// <summary>Subjects whose memorised attribute usually wins over a counterfactual context.</summary>
+    public bool[] Stubborn { get; }
+
+    public FactualRecallTask(int subjects, int attributes, double stubbornRate, double yieldingRate, int seed)
+    {
+        if (subjects < 2 || attributes < 5)
+        {
+            throw new InvalidInputException($"factual recall task: need ≥ 2 subjects and ≥ 5 attributes (got {subjects}, {attributes}).");
+        }
+        if (stubbornRate is < 0 or > 1 || yieldingRate is < 0 or > 1)
+        {
+            throw new InvalidInputException($"factual recall task: in-context rates {stubbornRate}, {yieldingRate} must be in [0, 1].");
+        }
+        Subjects = subjects;
+        Attributes = attributes;
+        StubbornRate = stubbornRate;
+        YieldingRate = yieldingRate;
+        var rng = new Random(seed);
+        Memorised = [.. Enumerable.Range(0, subjects).Select(_ => rng.Next(attributes))];
+        var order = Enumerable.Range(0, subjects).OrderBy(_ => rng.Next()).ToArray();
+        Stubborn = new bool[subjects];
+        for (int i = 0; i < subjects / 2; i++)
+        {
+            Stubborn[order[i]] = true;
+        }
+    }
+
+    public int AttributeToken(int attribute) => Subjects + attribute;
+
+    /// <summary>True for (subject, counterfactual attribute) pairs kept out of training.</summary>
+    public static bool IsHeldOut(int subject, int attribute) => (subject + attribute) % 4 == 0;
+
+    /// <summary>One training sequence: a fact (45%), a consistent prefix (10%) or a seen counterfactual (45%).</summary>
+    public TokenExample Sample(Random rng)
+    {
+        int s = rng.Next(Subjects);
+        double kind = rng.NextDouble();
+        if (kind < 0.45)
+        {
+            int other = (s + 1 + rng.Next(Subjects - 1)) % Subjects;
+            return Sequence(other, Memorised[other], s, Memorised[s], prefixIsTrue: true);
+        }
+        if (kind < 0.55)
+        {
+            return Sequence(s, Memorised[s], s, Memorised[s], prefixIsTrue: true);
+        }
+        int cf;
+        do
+        {
+            cf = rng.Next(Attributes);
+        }
+        while (cf == Memorised[s] || IsHeldOut(s, cf));
+        bool inContext = rng.NextDouble() < (Stubborn[s] ? StubbornRate : YieldingRate);
+        return Sequence(s, cf, s, inContext ? cf : Memorised[s], prefixIsTrue: false);
+    }
+
+    /// <summary>Every held-out counterfactual prompt [BOS, s, r, a′, ".", s, r] with (s, a′) held out and a′ ≠ a(s); the
+    /// target is the in-context a′ (the memorised answer is <see cref="Memorised"/>[s]).</summary>
+    public IReadOnlyList<(TokenExample Prompt, int Subject, int InContext)> HeldOut()
+    {
+        var list = new List<(TokenExample, int, int)>();
+        for (int s = 0; s < Subjects; s++)
+        {
+            for (int a = 0; a < Attributes; a++)
+            {
+                if (IsHeldOut(s, a) && a != Memorised[s])
+                {
+                    list.Add((Sequence(s, a, s, a, prefixIsTrue: false), s, a));
+                }
+            }
+        }
+        return list;
+    }
+
+    /// <summary>Every subject's fact with an irrelevant prefix (the next subject's fact): the target is a(s).</summary>
+    public IReadOnlyList<TokenExample> Facts() =>
+        [.. Enumerable.Range(0, Subjects).Select(s => Sequence((s + 1) % Subjects, Memorised[(s + 1) % Subjects], s, Memorised[s], prefixIsTrue: true))];
+
+    private TokenExample Sequence(int prefixSubject, int prefixAttribute, int subject, int answer, bool prefixIsTrue)
+    {
+        int[] toks = [Bos, prefixSubject, Relation, AttributeToken(prefixAttribute), Dot, subject, Relation];
+        int[] targets = [-1, -1, prefixIsTrue ? AttributeToken(prefixAttribute) : -1, -1, -1, -1, AttributeToken(answer)];
         return new TokenExample(toks, targets);
     }
 }

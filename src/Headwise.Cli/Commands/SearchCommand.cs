@@ -19,8 +19,9 @@ public sealed class SearchCommand : ICommand
         Greedy forward selection [HeadHunter]: starting from no heads, each of K rounds tries adding every remaining head,
         scores the objective with the intervention applied to the set plus that head, and keeps the best. Each round runs
         the input once under the current set; every candidate resumes from that run's residual at its own layer, so it
-        costs less than a forward. Prints the objective after each added head and writes the final set as a recipe that
-        `eval --intervene` (and every other --intervene) reproduces. Progress on stderr; Ctrl-C stops (exit 130, no file).
+        costs less than a forward. Prints the objective after each added head and writes the final set as a recipe file,
+        which eval and the other commands run under with their recipe option (eval then reports the final loss).
+        Progress on stderr; Ctrl-C stops (exit 130, no file written).
 
         Options:
         {ModelArgs.Help}
@@ -44,7 +45,6 @@ public sealed class SearchCommand : ICommand
 
         Example:
           headwise search --model models/demo --text "The cat sat on the mat. The cat sat on the mat." --intervention ablate --objective loss --direction up --budget 3 --out search.json
-          headwise eval   --model models/demo --text "The cat sat on the mat. The cat sat on the mat." --intervene search.json
         """;
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)

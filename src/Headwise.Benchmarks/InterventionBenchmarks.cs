@@ -17,8 +17,36 @@ public sealed record ImportanceScanResult(string Shape, int Tokens, int Heads, d
 /// recipe really intervened (equal for the empty recipe).</param>
 public sealed record RecipeCost(string Recipe, double PlainMs, double RecipeMs, double Ratio, double PlainChecksum, double RecipeChecksum);
 
+/// <summary>A greedy head search (<see cref="HeadSearch"/>) timed against one plain forward on the same input.</summary>
+/// <param name="Ratio">SearchSeconds / ForwardSeconds: what the whole search costs in plain forwards, as measured.</param>
+/// <param name="ForwardEquivalents">The search's own count of the work (each resumed forward weighed by the blocks it ran).</param>
+public sealed record SearchCost(string Search, int Tokens, int Heads, int Budget, double ForwardSeconds, double SearchSeconds, double Ratio,
+    int Forwards, double ForwardEquivalents);
+
 public static class InterventionBenchmarks
 {
+    /// <summary>
+    /// `search` with <paramref name="budget"/> over every head of <paramref name="model"/> (soften s = 1, objective loss, up) on
+    /// <paramref name="tokens"/> random tokens, timed once after a warm-up search (JIT); the plain forward is the median of 5,
+    /// timed before and after the search and averaged (the machine may be shared).
+    /// </summary>
+    public static SearchCost Search(TransformerModel model, int tokens, int budget = 3, CancellationToken cancel = default)
+    {
+        var rng = new Random(23);
+        var ids = Enumerable.Range(0, tokens).Select(_ => rng.Next(model.Config.VocabSize)).ToArray();
+        var input = ModelInput.Single(ids);
+        var target = InterventionTarget.FromTokens(ids);
+        var kind = new SoftenHeads([], 1);
+        HeadSearch.Run(model, InterventionTarget.FromTokens(ids[..Math.Min(8, tokens)]), kind, MetricKind.Loss, SearchDirection.Up, 1, cancel: cancel); // warm-up
+        double forward = ModelBenchmarks.Median(5, () => model.Forward(input), cancel);
+        var sw = Stopwatch.StartNew();
+        var r = HeadSearch.Run(model, target, kind, MetricKind.Loss, SearchDirection.Up, budget, cancel: cancel);
+        double search = sw.Elapsed.TotalSeconds;
+        forward = (forward + ModelBenchmarks.Median(5, () => model.Forward(input), cancel)) / 2;
+        return new SearchCost($"soften s=1, loss up, budget {budget}", tokens, model.Config.NLayers * model.Config.NHeads, budget,
+            forward, search, search / forward, r.Forwards, r.ForwardEquivalents);
+    }
+
     /// <summary>The recipes `bench --recipes` times on <paramref name="config"/>: an empty one, then head 0 of the middle
     /// layer softened, scaled and sink-redistributed (name, recipe JSON).</summary>
     public static IReadOnlyList<(string Name, string Json)> StandardRecipes(ModelConfig config)

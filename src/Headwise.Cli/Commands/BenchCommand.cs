@@ -35,7 +35,8 @@ public sealed class BenchCommand : ICommand
           recipes  (with --recipes; seconds) intervention recipes on the bundled demo model (models/demo, 128 tokens; else a
                    random 2-layer GPT-2-small-shaped model on T tokens): a forward under an empty recipe, and with one head
                    softened, scaled, sink-redistributed, each as a ratio to a plain forward timed in the same rounds;
-                   targets: empty 1.0×, soften ≤ 1.1×
+                   targets: empty 1.0×, soften ≤ 1.1×; then `search` with budget 3 over every head (soften s = 1,
+                   loss up) on the same model and input, its wall time as a multiple of one plain forward
         Figures are medians of repeated runs after a warm-up. Record them in docs/performance.md with this command.
 
         Options:
@@ -134,6 +135,7 @@ public sealed class BenchCommand : ICommand
         string? recipeModel = null;
         int recipeTokens = 0;
         IReadOnlyList<RecipeCost>? recipeCosts = null;
+        SearchCost? searchCost = null;
         if (recipes)
         {
             // the demo model is the one users run recipes on; without it, a small random model of the same family
@@ -145,6 +147,8 @@ public sealed class BenchCommand : ICommand
             recipeModel = demo is null ? "gpt2-small-shaped, 2 layers, vocab 4096 (random)" : "demo (models/demo)";
             recipeTokens = demo is null ? tokens : Math.Min(args.Has("tokens") ? tokens : 128, recipeTarget.Config.MaxPositions);
             recipeCosts = InterventionBenchmarks.Recipes(recipeTarget, recipeTokens, rounds: 21, cancel: cancel);
+            Progress("head search (budget 3, every head)");
+            searchCost = InterventionBenchmarks.Search(recipeTarget, recipeTokens, budget: 3, cancel: cancel);
         }
 
         double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;
@@ -241,6 +245,19 @@ public sealed class BenchCommand : ICommand
                 recipe_ms = r.RecipeMs,
                 ratio = r.Ratio,
             }).ToArray(),
+            search = searchCost is null ? null : new
+            {
+                search = searchCost.Search,
+                model = recipeModel,
+                tokens = searchCost.Tokens,
+                heads = searchCost.Heads,
+                budget = searchCost.Budget,
+                forward_ms = searchCost.ForwardSeconds * 1000,
+                search_ms = searchCost.SearchSeconds * 1000,
+                ratio = searchCost.Ratio,
+                forwards = searchCost.Forwards,
+                forward_equivalents = searchCost.ForwardEquivalents,
+            },
         };
         if (json)
         {
@@ -295,6 +312,11 @@ public sealed class BenchCommand : ICommand
             {
                 stdout.WriteLine($"                       {r.Recipe,-28} {r.PlainMs,9:F2} {r.RecipeMs,11:F2} {r.Ratio,8:F3}×");
             }
+        }
+        if (searchCost is { } sc)
+        {
+            stdout.WriteLine($"search                 {recipeModel}, {sc.Tokens} tokens, {sc.Heads} heads, {sc.Search}: {sc.SearchSeconds * 1000:F0} ms = {sc.Ratio:F1}× one forward ({sc.ForwardSeconds * 1000:F2} ms); " +
+                $"{sc.Forwards} forwards = {sc.ForwardEquivalents:F1} forward-equivalents by the search's count");
         }
         return 0;
     }

@@ -24,6 +24,7 @@ public static class CommandRegistry
         new AblateCommand(),
         new ImportanceCommand(),
         new PatchCommand(),
+        new SearchCommand(),
         new ContextCommand(),
         new ReportCommand(),
         new TrainCommand(),

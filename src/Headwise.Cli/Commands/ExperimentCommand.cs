@@ -1,4 +1,5 @@
 using System.Globalization;
+using Headwise.Interventions;
 using Headwise.Training.Experiments;
 
 namespace Headwise.Cli.Commands;
@@ -6,12 +7,12 @@ namespace Headwise.Cli.Commands;
 public sealed class ExperimentCommand : ICommand
 {
     public string Name => "experiment";
-    public string Summary => "reproduce a finding by training small models: induction | ocr | icl-regression | list-recall | talking-heads | factual-recall";
+    public string Summary => "reproduce a finding (small trained models, or interventions on a model): induction | ocr | icl-regression | list-recall | talking-heads | factual-recall | sink-redistribution";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["out", "steps", "seed", "lr", "batch", "init"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["out", "steps", "seed", "lr", "batch", "init", .. SinkOptions]);
     public int MaxPositional => 1;
     public string Help => """
-        headwise experiment induction|ocr|icl-regression|list-recall|talking-heads|factual-recall --out DIR [--steps N] [--seed S] [--json]
+        headwise experiment induction|ocr|icl-regression|list-recall|talking-heads|factual-recall|sink-redistribution --out DIR [--steps N] [--seed S] [--json]
 
         Trains small models on a synthetic task, seeded, and writes DIR/report.md (numbers, head analyses),
         DIR/result.json and PNG figures (loss curve; heatmaps for icl-regression). Each runs in about a minute on 2 cores.
@@ -31,6 +32,9 @@ public sealed class ExperimentCommand : ICommand
           factual-recall   a 2-layer GPT-2 on memorised facts plus counterfactual in-context prefixes; the head with the
                            largest DLA toward the in-context answer, and a scale recipe on it swept over 0…4: how often
                            the in-context vs the memorised answer wins on held-out prompts
+          sink-redistribution  no training: on stories260K (../shared/models/stories260K) and the demo model
+                           (models/demo), the sinks analysis finds the sink layers on a fixed text, then redistribute_sink
+                           over fractions 0, 0.1, …, 1 gives the text's loss change per fraction (table, chart, recipes)
 
         Options:
           --out DIR     output directory (created)
@@ -44,16 +48,42 @@ public sealed class ExperimentCommand : ICommand
                         list-recall 0.02, factual-recall 0.02)
                         (talking-heads trains list-recall's model with its defaults: only --steps and --seed apply)
           --json        print the result record as JSON instead of the summary
+          --model M     sink-redistribution: only this model (with --tokenizer T for a llama2.c .bin)
+          --text-file F sink-redistribution: the text with --model (default docs/examples/texts/story.txt)
 
         Example:
           headwise experiment induction --out runs/induction
         """;
 
+    private static readonly string[] SinkOptions = ["model", "tokenizer", "text-file"];
+
+    // sink-redistribution: --model (with --text-file) or, by default, stories260K on the story text and the demo model on the address
+    private static SinkRedistributionResult RunSinkRedistribution(CliArgs args, CancellationToken ct)
+    {
+        (string Model, string? Tokenizer, string Text)[] runs = args.Has("model")
+            ? [(args.Get("model")!, args.Get("tokenizer"), args.Get("text-file") ?? Path.Combine("docs", "examples", "texts", "story.txt"))]
+            : [(Path.Combine("..", "shared", "models", "stories260K", "stories260K.bin"), Path.Combine("..", "shared", "models", "stories260K", "tok512.bin"), Path.Combine("docs", "examples", "texts", "story.txt")),
+               (Path.Combine("models", "demo"), null, Path.Combine("docs", "examples", "texts", "address.txt"))];
+        var models = new List<SinkRedistributionModel>();
+        foreach (var (model, tokenizer, text) in runs)
+        {
+            if (!File.Exists(text))
+            {
+                throw new UsageException($"--text-file {text}: file not found (run from the repository root, or give --text-file)");
+            }
+            using var loaded = ModelLoader.Load(ModelArgs.ResolveModel(model), tokenizer);
+            var ids = loaded.RequireTokenizer().Encode(File.ReadAllText(text), addSpecial: true);
+            string name = Directory.Exists(model) ? Path.GetFileName(Path.TrimEndingDirectorySeparator(model)) : Path.GetFileNameWithoutExtension(model);
+            models.Add(SinkRedistributionExperiment.Run(loaded.Model, name, ids, text, cancel: ct));
+        }
+        return new SinkRedistributionResult([.. models]);
+    }
+
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
         if (args.Positional.Count != 1)
         {
-            throw new UsageException("expected one experiment: induction, ocr, icl-regression, list-recall, talking-heads or factual-recall");
+            throw new UsageException("expected one experiment: induction, ocr, icl-regression, list-recall, talking-heads, factual-recall or sink-redistribution");
         }
 
         string which = args.Positional[0];
@@ -213,8 +243,29 @@ public sealed class ExperimentCommand : ICommand
                     return 0;
                 }
 
+            case "sink-redistribution":
+                {
+                    var r = RunSinkRedistribution(args, ct);
+                    string path = SinkRedistributionExperiment.WriteReport(r, dir);
+                    if (json)
+                    {
+                        stdout.WriteLine(Json.Serialize(r));
+                        return 0;
+                    }
+
+                    foreach (var m in r.Models)
+                    {
+                        string heads = string.Join(",", m.Targets.SelectMany(t => t.Heads.Select(h => $"{t.Layer}.{h}")));
+                        stdout.WriteLine($"{m.Model}: plain loss {F(m.PlainLoss, 4)}; {(m.Found ? "sinks" : "no sink layer at the thresholds; position 0")} in heads {heads}");
+                        stdout.WriteLine("  " + string.Join("  ", m.Rows.Select(x => $"f={F(x.Fraction, 1)}: {(x.Change >= 0 ? "+" : "")}{F(x.Change, 4)}")));
+                    }
+
+                    stdout.WriteLine(path);
+                    return 0;
+                }
+
             default:
-                throw new UsageException($"unknown experiment '{which}'; expected induction, ocr, icl-regression, list-recall, talking-heads or factual-recall");
+                throw new UsageException($"unknown experiment '{which}'; expected induction, ocr, icl-regression, list-recall, talking-heads, factual-recall or sink-redistribution");
         }
     }
 }

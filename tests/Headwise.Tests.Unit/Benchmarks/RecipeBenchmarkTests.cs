@@ -41,4 +41,16 @@ public sealed class RecipeBenchmarkTests
         using var model = ModelBenchmarks.RandomModel(Tiny);
         Assert.ThrowsAny<OperationCanceledException>(() => InterventionBenchmarks.Recipes(model, tokens: 8, rounds: 1, cancel: cancelled.Token));
     }
+
+    [Fact]
+    public void SearchCostIsTheSearchOverOneForward()
+    {
+        using var model = ModelBenchmarks.RandomModel(Tiny);
+        var c = InterventionBenchmarks.Search(model, tokens: 16, budget: 3);
+        Assert.Equal(4, c.Heads);
+        Assert.Equal(3, c.Budget);
+        Assert.Equal(c.SearchSeconds / c.ForwardSeconds, c.Ratio, 1e-12);
+        Assert.Equal(3 + 4 + 3 + 2, c.Forwards); // a cached run per round, then every remaining head
+        Assert.True(c.ForwardEquivalents < c.Forwards);
+    }
 }

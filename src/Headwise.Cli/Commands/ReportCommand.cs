@@ -69,7 +69,11 @@ public sealed class ReportCommand : ICommand
         using var applied = RecipeArgs.Apply(args, loaded);
         var options = new ReportOptions
         {
-            Text = text, MaxTokens = maxTokens, TopK = top, ModelName = Path.GetFileName(modelArg.TrimEnd('/', '\\')), Recipe = applied,
+            Text = text,
+            MaxTokens = maxTokens,
+            TopK = top,
+            ModelName = Path.GetFileName(modelArg.TrimEnd('/', '\\')),
+            Recipe = applied,
         };
         var data = ReportBuilder.Build(applied?.Model ?? loaded.Model, loaded.Tokenizer, options, progress, CliMain.Cancellation);
         CliMain.Cancellation.ThrowIfCancellationRequested();

@@ -316,6 +316,8 @@ public class RecipeEverywhereCliTests
                 (["dla", "--model", Demo, "--tokens", "1,2,3", "--answer", "5", "--intervene", inject], "interventions[0] (inject): source has 6 tokens, the input 3"),
                 (["ablate", "--model", Demo, "--heads", "1.0", "--tokens", "1,2,3", "--intervene", inject], "source has 6 tokens, the input 3"),
                 (["heads", "--model", Demo, "--intervene", inject], "interventions[0] (inject): source has 6 tokens"),
+                (["report", "--model", Demo, "--out", Path.Combine(Path.GetTempPath(), "never.html"), "--intervene", inject],
+                    "interventions[0] (inject): the report runs inputs of several lengths"),
                 (["patterns", "--model", Demo, "--tokens", "1,2,3", "--intervene", "/nonexistent/r.json"], "/nonexistent/r.json"),
             })
             {

@@ -67,6 +67,10 @@ public sealed class ReportCommand : ICommand
 
         var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
         using var applied = RecipeArgs.Apply(args, loaded);
+        if (applied?.SourceLengths.FirstOrDefault() is { Length: > 0 } inject)
+        {
+            throw new InvalidInputException($"{applied.Recipe.Where(inject.Item)}: the report runs inputs of several lengths, which no inject source of one length fits; run the analyses with --intervene one by one");
+        }
         var options = new ReportOptions
         {
             Text = text,

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using Headwise.Hooks;
 using Headwise.Interventions;
 
 namespace Headwise.Cli;
@@ -29,4 +31,38 @@ public static class RecipeArgs
     /// <summary>One line saying which recipe a result was computed under.</summary>
     public static string Describe(RecipeApplication applied) =>
         $"{applied.Recipe.Name} ({applied.Recipe.Source}, {applied.Recipe.Interventions.Count} intervention{(applied.Recipe.Interventions.Count == 1 ? "" : "s")})";
+
+    /// <summary>Refuses an inject source of another length than any of the inputs a command runs (the error of
+    /// <see cref="RecipeApplication.RequireSourcesCover"/>, exit 2).</summary>
+    public static void RequireSourcesCover(RecipeApplication? applied, IEnumerable<int> inputLengths)
+    {
+        foreach (int length in inputLengths.Distinct())
+        {
+            applied?.RequireSourcesCover(length, generation: false);
+        }
+    }
+
+    /// <summary>The recipe's hooks as the library analyses take them (their <c>baseHooks</c>), or null without a recipe.</summary>
+    public static Action<HookSet>? Hooks(RecipeApplication? applied) => applied is null ? null : hooks => applied.AddHooks(hooks);
+
+    /// <summary>Writes the text output's first line, <c>recipe       …</c>, under a recipe (nothing without one).</summary>
+    public static void WriteLine(TextWriter stdout, RecipeApplication? applied)
+    {
+        if (applied is not null)
+        {
+            stdout.WriteLine($"recipe       {Describe(applied)}");
+        }
+    }
+
+    /// <summary>A command's --json payload, with <c>"recipe": name</c> added as the last field under a recipe.</summary>
+    public static string Json<T>(T payload, RecipeApplication? applied)
+    {
+        if (applied is null)
+        {
+            return Cli.Json.Serialize(payload);
+        }
+        var node = JsonSerializer.SerializeToNode(payload, Cli.Json.Options)!.AsObject();
+        node["recipe"] = applied.Recipe.Name;
+        return node.ToJsonString(Cli.Json.Options);
+    }
 }

@@ -8,9 +8,9 @@ public sealed class CentralityCommand : ICommand
     public string Name => "centrality";
     public string Summary => "per layer, each token's discounted multi-hop attention centrality 1ᵀ Σ αᵏ Aᵏ";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, "alpha"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, .. RecipeArgs.Options, "alpha"]);
     public string Help => $"""
-        headwise centrality --model M (--text "..." | --tokens IDS) [--alpha A] [--json]
+        headwise centrality --model M (--text "..." | --tokens IDS) [--alpha A] [--intervene FILE] [--json]
 
         With A a layer's head-averaged attention pattern (row-stochastic), a token's centrality is its entry of
         1ᵀ Σ_{"{"}k≥1{"}"} αᵏ Aᵏ = 1ᵀ((I − αA)⁻¹ − I): the attention flowing into it along walks of every length, discounted by α
@@ -20,8 +20,11 @@ public sealed class CentralityCommand : ICommand
         Options:
         {ModelArgs.Help}
         {StatisticsPrompt.Help}
+        {RecipeArgs.Help}
+                            (the patterns of the intervened run)
           --alpha A         discount per hop, 0 ≤ A < 1 (default 0.85)
-          --json            print {"{"}"tokens", "alpha", "centrality" [layer][position], "iterations" [layer]{"}"}
+          --json            print {"{"}"tokens", "alpha", "centrality" [layer][position], "iterations" [layer]{"}"} (and "recipe": name
+                            under --intervene)
 
         Example:
           headwise centrality --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378,432 --alpha 0.5
@@ -33,12 +36,16 @@ public sealed class CentralityCommand : ICommand
         using var loaded = ModelArgs.Load(args);
         var ids = StatisticsPrompt.Read(args, loaded);
         double alpha = args.GetDouble("alpha", 0.85, 0, 0.999999);
-        var r = TokenCentrality.Compute(loaded.Model, ids, PatternCache.Run(loaded.Model, ids), alpha, cancel: CliMain.Cancellation);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        applied?.RequireSourcesCover(ids.Length, generation: false);
+        var model = applied?.Model ?? loaded.Model;
+        var r = TokenCentrality.Compute(model, ids, PatternCache.Run(model, ids, RecipeArgs.Hooks(applied)), alpha, cancel: CliMain.Cancellation);
         if (json)
         {
-            stdout.WriteLine(Json.Serialize(new { tokens = ids, alpha, centrality = r.Centrality, iterations = r.Iterations }));
+            stdout.WriteLine(RecipeArgs.Json(new { tokens = ids, alpha, centrality = r.Centrality, iterations = r.Iterations }, applied));
             return 0;
         }
+        RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"centrality 1ᵀ Σ αᵏ Aᵏ, α = {alpha.ToString(CultureInfo.InvariantCulture)}; rows are positions, columns layers");
         stdout.WriteLine($"{"pos",4}  {"token",-14}" + string.Concat(Enumerable.Range(0, r.Centrality.Length).Select(l => $"{l,8}")));
         for (int t = 0; t < ids.Length; t++)

@@ -9,9 +9,9 @@ public sealed class CircuitsCommand : ICommand
     public string Name => "circuits";
     public string Summary => "QK and OV circuits from the weights: singular values, copying scores, Q/K/V composition between heads";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "head", "top"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "head", "top"]);
     public string Help => $"""
-        headwise circuits --model M [--head L.H[,L.H…]] [--top K] [--json]
+        headwise circuits --model M [--head L.H[,L.H…]] [--top K] [--intervene FILE] [--json]
 
         Reads the weights only (no text). Per head: W_QK = W_Q W_Kᵀ and W_OV = W_V W_O (d_model × d_model, kept as
         their factors; the attention norm's γ folded in), their singular values, and the OV copying score
@@ -23,9 +23,13 @@ public sealed class CircuitsCommand : ICommand
         {ModelArgs.Help}
           --head L.H        show these heads only (all singular values; composition to and from them)
           --top K           composing pairs listed per kind (default 10)
+        {RecipeArgs.Help}
+                            (weights only: the analysis reads the recipe's edited weights, so edit_ov and edit_qk
+                            change it; the activation kinds, which act during a forward, leave it as it is)
           --json            print {"{"}"heads": [{"{"}"head", "qk_singular_values", "ov_singular_values", "copying_score"{"}"}],
                             "composition": {"{"}"Q"|"K"|"V": {"{"}"definition", "heads", "scores" (rows write, columns read;
                             null unless the row's layer is earlier), "top": [{"{"}"from", "to", "score"{"}"}]{"}"}{"}"}{"}"}
+                            (and "recipe": name under --intervene)
 
         Example:
           headwise circuits --model ../shared/models/stories260K/stories260K.bin --top 5
@@ -40,7 +44,8 @@ public sealed class CircuitsCommand : ICommand
         var c = loaded.Config;
         var heads = headArg is null ? null : HeadId.ParseList(headArg, c.NLayers, c.NHeads);
 
-        var result = CircuitAnalysis.Compute(loaded.Model, new CircuitOptions(heads), new ProgressBar(stderr, enabled: !json), CliMain.Cancellation);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        var result = CircuitAnalysis.Compute(applied?.Model ?? loaded.Model, new CircuitOptions(heads), new ProgressBar(stderr, enabled: !json), CliMain.Cancellation);
         var kinds = new[] { result.Q!, result.K!, result.V! };
         IReadOnlyList<(HeadId From, HeadId To, double Score)> Pairs(CompositionScores s) => heads is null ? s.Top(top)
             : s.Top(int.MaxValue).Where(p => heads.Contains(p.From) || heads.Contains(p.To)).Take(top).ToList();
@@ -48,7 +53,7 @@ public sealed class CircuitsCommand : ICommand
         if (json)
         {
             static double? N(double x) => double.IsNaN(x) ? null : x;
-            stdout.WriteLine(Json.Serialize(new
+            stdout.WriteLine(RecipeArgs.Json(new
             {
                 heads = result.Heads.Select(h => new
                 {
@@ -64,11 +69,12 @@ public sealed class CircuitsCommand : ICommand
                     scores = k.Scores.Select(r => r.Select(N)),
                     top = Pairs(k).Select(p => new { from = p.From.ToString(), to = p.To.ToString(), score = p.Score }),
                 }),
-            }));
+            }, applied));
             return 0;
         }
 
         int shown = heads is null ? 4 : c.DHead;
+        RecipeArgs.WriteLine(stdout, applied);
         string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
         string svTitle(string m) => $"σ({m}) largest first".PadRight(shown * 8);
         stdout.WriteLine($"{"head",-6} {"‖W_QK‖",8} {svTitle("W_QK")} {"‖W_OV‖",8} {svTitle("W_OV")} {"copying",8}");

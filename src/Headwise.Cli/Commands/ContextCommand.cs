@@ -7,9 +7,10 @@ public sealed class ContextCommand : ICommand
     public string Name => "context";
     public string Summary => "how much each head's output on the last tokens depends on the context before them";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, "final", "top", "replace-tokens", "keep-prefix"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, .. RecipeArgs.Options, "final", "top", "replace-tokens", "keep-prefix"]);
     public string Help => $"""
-        headwise context --model M (--text "..." | --tokens IDS) --final K [--keep-prefix P] [--replace-tokens IDS] [--top N] [--json]
+        headwise context --model M (--text "..." | --tokens IDS) --final K [--keep-prefix P] [--replace-tokens IDS] [--top N]
+                         [--intervene FILE] [--json]
 
         Context sensitivity [Vision-aware Head Divergence]: the prompt is split into a kept prefix (P tokens, e.g. BOS),
         the context, and the final K tokens. The context is removed (or replaced by --replace-tokens) and each head's output
@@ -24,7 +25,10 @@ public sealed class ContextCommand : ICommand
           --keep-prefix P     tokens at the start kept in both runs (default: 1 when the prompt starts with BOS, else 0)
           --replace-tokens IDS  replace the context by these ids instead of removing it
           --top N             heads listed in the table (default 10)
-          --json              print {"{"}"layers", "heads", "final", "keep_prefix", "definition", "scores": [[...]]{"}"}
+        {RecipeArgs.Help}
+                            (both runs under it; an inject recipe cannot run the shorter prompt)
+          --json              print {"{"}"layers", "heads", "final", "keep_prefix", "definition", "scores": [[...]]{"}"} (and "recipe":
+                              name under --intervene)
 
         Example:
           headwise context --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --text "Lily had a red ball. She gave the ball to" --final 2
@@ -41,10 +45,12 @@ public sealed class ContextCommand : ICommand
         int defaultPrefix = loaded.Config.BosTokenId is int bos && tokens.Length > 0 && tokens[0] == bos ? 1 : 0;
         int keep = args.GetInt("keep-prefix", defaultPrefix, 0);
         int[]? replacement = replace is null ? null : TextInput.ParseIds(replace, "replace-tokens");
-        var scores = ContextSensitivity.Compute(loaded.Model, tokens, final, replacement, keep, CliMain.Cancellation);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        applied?.RequireSourcesCover(tokens.Length, generation: false);
+        var scores = ContextSensitivity.Compute(applied?.Model ?? loaded.Model, tokens, final, replacement, keep, CliMain.Cancellation, RecipeArgs.Hooks(applied));
         if (json)
         {
-            stdout.WriteLine(Json.Serialize(new
+            stdout.WriteLine(RecipeArgs.Json(new
             {
                 layers = scores.Layers,
                 heads = scores.Heads,
@@ -52,9 +58,10 @@ public sealed class ContextCommand : ICommand
                 keep_prefix = keep,
                 definition = scores.Definition,
                 scores = scores.Values,
-            }));
+            }, applied));
             return 0;
         }
+        RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine(scores.Definition);
         stdout.WriteLine();
         stdout.WriteLine("rank  head   sensitivity");

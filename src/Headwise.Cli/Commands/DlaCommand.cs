@@ -7,9 +7,10 @@ public sealed class DlaCommand : ICommand
     public string Name => "dla";
     public string Summary => "direct logit attribution: each head's, MLP's and embedding's direct effect on a logit (difference)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, "answer", "wrong", "position", "top"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, .. RecipeArgs.Options, "answer", "wrong", "position", "top"]);
     public string Help => $"""
-        headwise dla --model M (--text "..." | --tokens IDS) --answer TOKEN_OR_ID [--wrong TOKEN_OR_ID] [--position P] [--top K] [--json]
+        headwise dla --model M (--text "..." | --tokens IDS) --answer TOKEN_OR_ID [--wrong TOKEN_OR_ID] [--position P] [--top K]
+                     [--intervene FILE] [--json]
 
         Splits logit[answer] − logit[wrong] (or logit[answer]) at one position into the direct contributions of the
         embeddings, every head (hook_result), every layer's output bias and every MLP (hook_mlp_out): each term v gives
@@ -26,8 +27,11 @@ public sealed class DlaCommand : ICommand
           --position P      the position to attribute (default: the last)
           --top K           terms listed in the table (default 15)
           --no-bos          do not prepend BOS to the text
+        {RecipeArgs.Help}
+                            (the terms are the intervened run's: its hook_result, its edited W_U path and norm)
           --json            print {"{"}"token_ids", "position", "answer", "wrong", "logit", "norm_bias_term", "sum",
-                            "heads": [layer][head], "contributions": [{"{"}"name", "value"{"}"}, ...]{"}"}
+                            "heads": [layer][head], "contributions": [{"{"}"name", "value"{"}"}, ...]{"}"} (and "recipe": name
+                            under --intervene)
 
         Example:
           headwise dla --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378 --answer 432 --wrong 300
@@ -44,10 +48,12 @@ public sealed class DlaCommand : ICommand
         int position = args.GetInt("position", ids.Length - 1, 0, ids.Length - 1);
         int top = args.GetInt("top", 15, 1, 1_000_000);
 
-        var r = DirectLogitAttribution.Run(loaded.Model, ids, answer, wrong, position, CliMain.Cancellation);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        applied?.RequireSourcesCover(ids.Length, generation: false);
+        var r = DirectLogitAttribution.Run(applied?.Model ?? loaded.Model, ids, answer, wrong, position, CliMain.Cancellation, RecipeArgs.Hooks(applied));
         if (json)
         {
-            stdout.WriteLine(Json.Serialize(new
+            stdout.WriteLine(RecipeArgs.Json(new
             {
                 token_ids = r.TokenIds,
                 position = r.Position,
@@ -58,10 +64,11 @@ public sealed class DlaCommand : ICommand
                 sum = r.Sum,
                 heads = r.Heads.Values,
                 contributions = r.Contributions.Select(c => new { name = c.Name, value = c.Value }),
-            }));
+            }, applied));
             return 0;
         }
         string Name(int id) => loaded.Tokenizer is { } t ? $"{id} '{t.TokenText(id)}'" : id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine(wrong is null
             ? $"logit[{Name(answer)}] at position {r.Position} = {r.Logit:F4}"
             : $"logit[{Name(answer)}] − logit[{Name(wrong.Value)}] at position {r.Position} = {r.Logit:F4}");

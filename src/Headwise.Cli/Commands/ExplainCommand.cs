@@ -8,9 +8,9 @@ public sealed class ExplainCommand : ICommand
     public string Name => "explain";
     public string Summary => "does attention explain the prediction? attention and rollout vs leave-one-out, rank-correlated";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, .. RecipeArgs.Options]);
     public string Help => $"""
-        headwise explain --model M (--text "..." | --tokens IDS) [--json]
+        headwise explain --model M (--text "..." | --tokens IDS) [--intervene FILE] [--json]
 
         Three importances of each context token for the model's predicted next token (argmax at the last position):
         attention (last layer, from the last position, head-averaged), attention rollout (Abnar and Zuidema: the product
@@ -20,8 +20,12 @@ public sealed class ExplainCommand : ICommand
         Options:
         {ModelArgs.Help}
         {StatisticsPrompt.Help}
+        {RecipeArgs.Help}
+                            (patterns and every leave-one-out forward under it; an inject recipe cannot run
+                            leave-one-out, whose prompts are one token shorter)
           --json            print {"{"}"tokens", "predicted", "log_prob", "attention", "rollout", "leave_one_out",
-                            "attention_vs_loo": {"{"}"kendall_tau_b", "spearman_rho"{"}"}, "rollout_vs_loo": {"{"}…{"}"}{"}"}
+                            "attention_vs_loo": {"{"}"kendall_tau_b", "spearman_rho"{"}"}, "rollout_vs_loo": {"{"}…{"}"}{"}"} (and
+                            "recipe": name under --intervene)
 
         Example:
           headwise explain --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378,432
@@ -32,11 +36,15 @@ public sealed class ExplainCommand : ICommand
         bool json = args.Flag("json");
         using var loaded = ModelArgs.Load(args);
         var ids = StatisticsPrompt.Read(args, loaded);
-        var r = AttentionExplanation.Compute(loaded.Model, ids, PatternCache.Run(loaded.Model, ids), new ProgressBar(stderr, enabled: !json), CliMain.Cancellation);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        applied?.RequireSourcesCover(ids.Length, generation: false);
+        var model = applied?.Model ?? loaded.Model;
+        var hooks = RecipeArgs.Hooks(applied);
+        var r = AttentionExplanation.Compute(model, ids, PatternCache.Run(model, ids, hooks), new ProgressBar(stderr, enabled: !json), CliMain.Cancellation, hooks);
         static double? N(double x) => double.IsNaN(x) ? null : x;
         if (json)
         {
-            stdout.WriteLine(Json.Serialize(new
+            stdout.WriteLine(RecipeArgs.Json(new
             {
                 tokens = ids,
                 predicted = r.PredictedToken,
@@ -46,10 +54,11 @@ public sealed class ExplainCommand : ICommand
                 leave_one_out = r.LeaveOneOut,
                 attention_vs_loo = new { kendall_tau_b = N(r.AttentionVsLeaveOneOut.KendallTauB), spearman_rho = N(r.AttentionVsLeaveOneOut.SpearmanRho) },
                 rollout_vs_loo = new { kendall_tau_b = N(r.RolloutVsLeaveOneOut.KendallTauB), spearman_rho = N(r.RolloutVsLeaveOneOut.SpearmanRho) },
-            }));
+            }, applied));
             return 0;
         }
         string F(double x) => double.IsNaN(x) ? "-" : x.ToString("F3", CultureInfo.InvariantCulture);
+        RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"predicted next token: {StatisticsPrompt.Show(loaded, r.PredictedToken)} (id {r.PredictedToken}, log p = {F(r.LogProb)})");
         stdout.WriteLine($"{"pos",4}  {"token",-14} {"attention",9} {"rollout",9} {"leave-1-out",11}");
         for (int t = 0; t < ids.Length; t++)

@@ -8,9 +8,10 @@ public sealed class HeadsCommand : ICommand
     public string Name => "heads";
     public string Summary => "head detectors: previous-token, induction, duplicate-token, sink, entropy, attention distance";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "tokens", "seq-len", "batch", "seed", "top"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "tokens", "seq-len", "batch", "seed", "top"]);
     public string Help => $"""
-        headwise heads --model M [--tokens IDS] [--seq-len N] [--batch B] [--seed S] [--top K] [--no-bos] [--json]
+        headwise heads --model M [--tokens IDS] [--seq-len N] [--batch B] [--seed S] [--top K] [--no-bos]
+                       [--intervene FILE] [--json]
 
         Scores every head from its attention pattern (definitions in docs/analyses.md):
           prev_token  mean attention from i to i − 1 (i ≥ 1)
@@ -31,8 +32,11 @@ public sealed class HeadsCommand : ICommand
           --seed S          seed of the random tokens (default 0)
           --top K           heads listed per detector in the table (default 5)
           --no-bos          do not prepend BOS to the repeated sequences
+        {RecipeArgs.Help}
+                            (the patterns scored are the recipe's: after soften or redistribute_sink, of its edited weights)
           --json            print {"{"}"layers": L, "heads": H, "scores": {"{"}"prev_token": [[...]], "induction": ..., "duplicate": ...,
-                            "sink": ..., "entropy": ..., "distance": ...{"}"}, "seq_len", "batch", "seed", "bos"{"}"} (scores [layer][head])
+                            "sink": ..., "entropy": ..., "distance": ...{"}"}, "seq_len", "batch", "seed", "bos"{"}"} (scores [layer][head];
+                            "recipe": name under --intervene)
 
         Example:
           headwise heads --model ../shared/models/stories260K/stories260K.bin --seq-len 50 --batch 10
@@ -51,12 +55,15 @@ public sealed class HeadsCommand : ICommand
         int[]? tokens = tokensArg is null ? null : TextInput.ParseIds(tokensArg);
 
         var options = new HeadDetectorOptions(seqLen, batch, seed, noBos ? false : null);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        // the repeated sequences are BOS? + 2 × seq-len tokens (a --tokens run of another length: refused by the inject itself)
+        applied?.RequireSourcesCover((noBos || loaded.Config.BosTokenId is null ? 0 : 1) + 2 * seqLen, generation: false);
         var progress = new ProgressBar(stderr, enabled: !json);
-        var r = HeadDetectors.Run(loaded.Model, tokens, options, progress, CliMain.Cancellation);
+        var r = HeadDetectors.Run(applied?.Model ?? loaded.Model, tokens, options, progress, CliMain.Cancellation, RecipeArgs.Hooks(applied));
         if (json)
         {
             var scores = r.All.ToDictionary(x => x.Key, x => x.Scores.Values);
-            stdout.WriteLine(Json.Serialize(new
+            stdout.WriteLine(RecipeArgs.Json(new
             {
                 layers = loaded.Config.NLayers,
                 heads = loaded.Config.NHeads,
@@ -65,9 +72,10 @@ public sealed class HeadsCommand : ICommand
                 batch,
                 seed,
                 bos = r.Bos,
-            }));
+            }, applied));
             return 0;
         }
+        RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"{loaded.Config.NLayers} layers × {loaded.Config.NHeads} heads; {batch} random sequences of 2 × {seqLen} tokens{(r.Bos ? " after BOS" : "")} (seed {seed})"
             + (tokens is null ? "" : $"; pattern scores on the {tokens.Length} given tokens"));
         foreach (var (key, scores) in r.All)

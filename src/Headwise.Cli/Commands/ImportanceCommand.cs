@@ -8,10 +8,11 @@ public sealed class ImportanceCommand : ICommand
     public string Name => "importance";
     public string Summary => "ablate every head in turn: how much the loss, KL or a task's metric changes without it";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. InterventionArgs.Options, "top", "out"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. InterventionArgs.Options, .. RecipeArgs.Options, "top", "out"]);
     public string Help => $"""
         headwise importance --model M [--method zero|mean|resample] [--metric loss|kl|logit-diff]
-                            (--text-file F | --text "..." | --tokens IDS | --task NAME) [--top N] [--out F] [--json]
+                            (--text-file F | --text "..." | --tokens IDS | --task NAME) [--top N] [--out F]
+                            [--intervene FILE] [--json]
 
         Ablates each head alone (hook_z) and records metric(ablated) − metric(clean) per head: for loss and KL, how much
         worse the model does without it. The clean run is computed once; each ablated run resumes at the head's layer
@@ -22,7 +23,10 @@ public sealed class ImportanceCommand : ICommand
         {InterventionArgs.InputHelp}
           --top N           rows of the table, by |change| (default 10)
           --out F           also write the JSON to F (written only when the scan completes)
-          --json            print {"{"}"name", "definition", "values": [[layer 0 heads], ...], "clean": x{"}"}
+        {RecipeArgs.Help}
+                            (each head ablated on top of the recipe: its hooks and the ablation's, in every resumed run)
+          --json            print {"{"}"name", "definition", "values": [[layer 0 heads], ...], "clean": x{"}"} (and "recipe":
+                            name under --intervene)
 
         Example:
           headwise importance --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --task induction --metric logit-diff
@@ -39,8 +43,10 @@ public sealed class ImportanceCommand : ICommand
         var task = InterventionArgs.Task(args, loaded.Tokenizer);
         var target = InterventionArgs.Target(args, loaded, task, metric);
         var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
-        var scores = Ablation.Importance(loaded.Model, target, method, metric, bar, CliMain.Cancellation);
-        string payload = Json.Serialize(new { name = scores.Name, definition = scores.Definition, values = scores.Values });
+        using var applied = RecipeArgs.Apply(args, loaded);
+        RecipeArgs.RequireSourcesCover(applied, target.Items.Select(i => i.Length));
+        var scores = Ablation.Importance(applied?.Model ?? loaded.Model, target, method, metric, bar, CliMain.Cancellation, RecipeArgs.Hooks(applied));
+        string payload = RecipeArgs.Json(new { name = scores.Name, definition = scores.Definition, values = scores.Values }, applied);
         if (outFile is not null)
         {
             string tmp = outFile + ".partial";
@@ -52,6 +58,7 @@ public sealed class ImportanceCommand : ICommand
             stdout.WriteLine(payload);
             return 0;
         }
+        RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine(scores.Definition);
         stdout.WriteLine();
         stdout.WriteLine("head     change");

@@ -8,11 +8,11 @@ public sealed class PatchCommand : ICommand
     public string Name => "patch";
     public string Summary => "activation patching: how much of the clean behaviour each head's z, q, k, v or pattern restores";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "per-position" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. InterventionArgs.TaskOptions, "what", "top", "clean", "corrupted", "answer", "wrong"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. InterventionArgs.TaskOptions, .. RecipeArgs.Options, "what", "top", "clean", "corrupted", "answer", "wrong"]);
     public string Help => $"""
         headwise patch --model M --clean "..." --corrupted "..." --answer X --wrong Y [--what z|q|k|v|pattern]
-                       [--per-position] [--json]
-        headwise patch --model M --task NAME [--count N] [--seed S] [--what ...] [--per-position] [--json]
+                       [--per-position] [--intervene FILE] [--json]
+        headwise patch --model M --task NAME [--count N] [--seed S] [--what ...] [--per-position] [--intervene FILE] [--json]
 
         Runs the corrupted prompt with one head's activation copied from the clean run, for every head, and reports
         (metric(patched) − metric(corrupted)) / (metric(clean) − metric(corrupted)): 0 = corrupted behaviour, 1 = clean.
@@ -32,7 +32,10 @@ public sealed class PatchCommand : ICommand
           --what W          z | q | k | v | pattern (default z)
           --per-position    also patch one position at a time: a [layer][head][position] table
           --top N           rows of the table (default 10)
-          --json            print {"{"}"site", "clean", "corrupted", "values": [[...]], "per_position": [[[...]]]{"}"}
+        {RecipeArgs.Help}
+                            (clean, corrupted and patched runs all under the recipe; the patch applied after its hooks)
+          --json            print {"{"}"site", "clean", "corrupted", "values": [[...]], "per_position": [[[...]]]{"}"} (and
+                            "recipe": name under --intervene)
 
         Example:
           headwise patch --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --clean "Tom gave the ball to Sue. Sue gave the ball to" --corrupted "Tom gave the ball to Amy. Sue gave the ball to" --answer " Tom" --wrong " Sue"
@@ -88,10 +91,12 @@ public sealed class PatchCommand : ICommand
             stderr.WriteLine($"note: {note}");
         }
         var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
-        var r = ActivationPatching.Run(loaded.Model, pairs, site, perPosition, bar, CliMain.Cancellation);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        RecipeArgs.RequireSourcesCover(applied, pairs.Select(p => p.Clean.Length));
+        var r = ActivationPatching.Run(applied?.Model ?? loaded.Model, pairs, site, perPosition, bar, CliMain.Cancellation, RecipeArgs.Hooks(applied));
         if (json)
         {
-            stdout.WriteLine(Json.Serialize(new
+            stdout.WriteLine(RecipeArgs.Json(new
             {
                 site = site.ToString().ToLowerInvariant(),
                 definition = r.Scores.Definition,
@@ -100,9 +105,10 @@ public sealed class PatchCommand : ICommand
                 values = r.Scores.Values,
                 per_position = r.PerPosition,
                 tokens = perPosition ? pairs[0].Clean.Select(id => tokenizer.TokenText(id)).ToArray() : null,
-            }));
+            }, applied));
             return 0;
         }
+        RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"metric: clean {r.CleanMetric:F4}, corrupted {r.CorruptedMetric:F4} ({pairs.Length} pair{(pairs.Length == 1 ? "" : "s")})");
         stdout.WriteLine(r.Scores.Definition);
         stdout.WriteLine();

@@ -9,9 +9,9 @@ public sealed class PatternsCommand : ICommand
     public string Name => "patterns";
     public string Summary => "attention patterns of every head on a prompt";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, "head"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, .. RecipeArgs.Options, "head"]);
     public string Help => $"""
-        headwise patterns --model M (--text "..." | --tokens IDS) [--head L.H] [--no-bos] [--json]
+        headwise patterns --model M (--text "..." | --tokens IDS) [--head L.H] [--no-bos] [--intervene FILE] [--json]
 
         Runs the prompt once and reads blocks.L.attn.hook_pattern. The table shows one head (--head, default 0.0) as a
         matrix: one row per query position, one column per key position, in percent (blank above the diagonal).
@@ -22,8 +22,11 @@ public sealed class PatternsCommand : ICommand
           --tokens IDS      explicit ids, e.g. 1,403,407 — nothing prepended
           --head L.H        the head to show or, with --json, to print alone
           --no-bos          do not prepend BOS to the text
+        {RecipeArgs.Help}
+                            (the patterns shown are as the recipe leaves them, e.g. softened)
           --json            print {"{"}"tokens": [...], "token_ids": [...], "layers": L, "heads": H, "patterns": [layer][head][T·T]{"}"}
-                            (row-major T × T); with --head, "head": "L.H" and "pattern": [T·T] instead of "patterns"
+                            (row-major T × T); with --head, "head": "L.H" and "pattern": [T·T] instead of "patterns";
+                            "recipe": name under --intervene
 
         Example:
           headwise patterns --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --text "Once upon a time" --head 1.3
@@ -37,20 +40,23 @@ public sealed class PatternsCommand : ICommand
         string? headArg = args.Get("head");
         HeadId? head = headArg is null ? null : HeadId.ParseList(headArg, loaded.Config.NLayers, loaded.Config.NHeads).Single();
 
-        var p = PatternAnalysis.Run(loaded.Model, ids, loaded.Tokenizer, CliMain.Cancellation);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        applied?.RequireSourcesCover(ids.Length, generation: false);
+        var p = PatternAnalysis.Run(applied?.Model ?? loaded.Model, ids, loaded.Tokenizer, CliMain.Cancellation, RecipeArgs.Hooks(applied));
         if (json)
         {
             if (head is { } h)
             {
-                stdout.WriteLine(Json.Serialize(new { tokens = p.Tokens, token_ids = p.TokenIds, layers = p.Layers, heads = p.Heads, head = h.ToString(), pattern = p.Patterns[h.Layer][h.Head] }));
+                stdout.WriteLine(RecipeArgs.Json(new { tokens = p.Tokens, token_ids = p.TokenIds, layers = p.Layers, heads = p.Heads, head = h.ToString(), pattern = p.Patterns[h.Layer][h.Head] }, applied));
             }
             else
             {
-                stdout.WriteLine(Json.Serialize(new { tokens = p.Tokens, token_ids = p.TokenIds, layers = p.Layers, heads = p.Heads, patterns = p.Patterns }));
+                stdout.WriteLine(RecipeArgs.Json(new { tokens = p.Tokens, token_ids = p.TokenIds, layers = p.Layers, heads = p.Heads, patterns = p.Patterns }, applied));
             }
             return 0;
         }
         var shown = head ?? new HeadId(0, 0);
+        RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"head {shown}: attention of each query (row) on each key (column), percent");
         var labels = p.Tokens.Select(Label).ToArray();
         int w = Math.Max(4, labels.Max(l => l.Length));

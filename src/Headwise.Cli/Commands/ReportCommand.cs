@@ -8,9 +8,10 @@ public sealed class ReportCommand : ICommand
     public string Name => "report";
     public string Summary => "one self-contained HTML page of every head: score grids, patterns, top heads, circuits, sinks, statistics (+ PNGs)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "out", "text", "png-dir", "heads", "max-tokens", "top"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "out", "text", "png-dir", "heads", "max-tokens", "top"]);
     public string Help => $"""
-        headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR [--heads L.H,..]] [--json]
+        headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR [--heads L.H,..]]
+                        [--intervene FILE] [--json]
 
         Runs the standard analyses on a model and writes one HTML file that opens offline in any browser: the model's
         facts, a layer × head grid coloured by any per-head score (the detectors: previous-token, induction,
@@ -32,7 +33,12 @@ public sealed class ReportCommand : ICommand
           --png-dir DIR     also write PNG heatmaps: scores-NAME.png per score grid (one row per layer, one column
                             per head) and pattern-L.H.png for the top head of each score
           --heads L.H,..    with --png-dir: write the patterns of these heads instead, e.g. --heads 1.4,3.6
-          --json            print {"{"}"path": ..., "layers": L, "heads": H, "scores": [names], "pngs": [...]{"}"}
+        {RecipeArgs.Help}
+                            (every section under it, circuits on its edited weights; the page names the recipe and
+                            lists its items at the top. An inject recipe fits no report: the report runs inputs of
+                            several lengths)
+          --json            print {"{"}"path": ..., "layers": L, "heads": H, "scores": [names], "pngs": [...]{"}"} (and
+                            "recipe": name under --intervene)
 
         Example:
           headwise report --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --out stories.html
@@ -60,8 +66,20 @@ public sealed class ReportCommand : ICommand
         }
 
         var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
-        var options = new ReportOptions { Text = text, MaxTokens = maxTokens, TopK = top, ModelName = Path.GetFileName(modelArg.TrimEnd('/', '\\')) };
-        var data = ReportBuilder.Build(loaded.Model, loaded.Tokenizer, options, progress, CliMain.Cancellation);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        if (applied?.SourceLengths.FirstOrDefault() is { Length: > 0 } inject)
+        {
+            throw new InvalidInputException($"{applied.Recipe.Where(inject.Item)}: the report runs inputs of several lengths, which no inject source of one length fits; run the analyses with --intervene one by one");
+        }
+        var options = new ReportOptions
+        {
+            Text = text,
+            MaxTokens = maxTokens,
+            TopK = top,
+            ModelName = Path.GetFileName(modelArg.TrimEnd('/', '\\')),
+            Recipe = applied,
+        };
+        var data = ReportBuilder.Build(applied?.Model ?? loaded.Model, loaded.Tokenizer, options, progress, CliMain.Cancellation);
         CliMain.Cancellation.ThrowIfCancellationRequested();
 
         var pngs = new List<string>();
@@ -85,16 +103,17 @@ public sealed class ReportCommand : ICommand
 
         if (json)
         {
-            stdout.WriteLine(Json.Serialize(new
+            stdout.WriteLine(RecipeArgs.Json(new
             {
                 path = written,
                 layers = data.Info.Layers,
                 heads = data.Info.Heads,
                 scores = data.Scores.Select(s => s.Name).ToArray(),
                 pngs,
-            }));
+            }, applied));
             return 0;
         }
+        RecipeArgs.WriteLine(stdout, applied);
         foreach (var p in pngs)
         {
             stderr.WriteLine($"wrote {p}");

@@ -8,9 +8,9 @@ public sealed class SinksCommand : ICommand
     public string Name => "sinks";
     public string Summary => "attention sinks per layer: the tokens that draw outsized attention, and their residual norm";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, "ratio", "mass"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, .. RecipeArgs.Options, "ratio", "mass"]);
     public string Help => $"""
-        headwise sinks --model M (--text "..." | --tokens IDS) [--ratio R] [--mass X] [--json]
+        headwise sinks --model M (--text "..." | --tokens IDS) [--ratio R] [--mass X] [--intervene FILE] [--json]
 
         Position k is a sink in a layer when, averaged over heads and later queries q > k, the attention A[q, k] it
         receives is at least R times the uniform share 1/(q+1) (i.e. mean of (q+1)·A[q, k] ≥ R) and at least X. Only
@@ -20,11 +20,13 @@ public sealed class SinksCommand : ICommand
         Options:
         {ModelArgs.Help}
         {StatisticsPrompt.Help}
+        {RecipeArgs.Help}
+                            (the patterns and residuals of the intervened run)
           --ratio R         times the uniform expectation (default 3)
           --mass X          least mean attention received (default 0.1)
           --json            print {"{"}"tokens", "layers": [{"{"}"layer", "median_resid_norm", "sinks": [{"{"}"position", "token",
                             "received", "ratio", "resid_norm"{"}"}]{"}"}], "sinks": [{"{"}"position", "token", "primary", "layers",
-                            "mean_received"{"}"}]{"}"}
+                            "mean_received"{"}"}], "recipe": name under --intervene{"}"}
 
         Example:
           headwise sinks --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378,432,417,372
@@ -37,10 +39,13 @@ public sealed class SinksCommand : ICommand
         var ids = StatisticsPrompt.Read(args, loaded);
         double ratio = args.GetDouble("ratio", 3, 0);
         double mass = args.GetDouble("mass", 0.1, 0, 1);
-        var r = AttentionSinks.Compute(loaded.Model, ids, PatternCache.Run(loaded.Model, ids), ratio, mass, CliMain.Cancellation);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        applied?.RequireSourcesCover(ids.Length, generation: false);
+        var model = applied?.Model ?? loaded.Model;
+        var r = AttentionSinks.Compute(model, ids, PatternCache.Run(model, ids, RecipeArgs.Hooks(applied)), ratio, mass, CliMain.Cancellation);
         if (json)
         {
-            stdout.WriteLine(Json.Serialize(new
+            stdout.WriteLine(RecipeArgs.Json(new
             {
                 tokens = ids,
                 layers = r.Layers.Select(l => new
@@ -50,10 +55,11 @@ public sealed class SinksCommand : ICommand
                     sinks = l.Sinks.Select(s => new { position = s.Position, token = s.TokenId, received = s.Received, ratio = s.Ratio, resid_norm = s.ResidNorm }),
                 }),
                 sinks = r.Sinks.Select(s => new { position = s.Position, token = s.TokenId, primary = s.Primary, layers = s.Layers, mean_received = s.MeanReceived }),
-            }));
+            }, applied));
             return 0;
         }
         string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
+        RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"{ids.Length} tokens; a sink draws ≥ {ratio.ToString(CultureInfo.InvariantCulture)}× uniform and ≥ {F(mass)} of later queries' attention");
         stdout.WriteLine($"{"layer",5}  {"pos",4}  {"token",-14} {"received",8} {"× unif",7} {"‖resid‖",8} {"median",8}");
         foreach (var l in r.Layers)

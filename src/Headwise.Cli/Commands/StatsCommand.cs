@@ -8,9 +8,9 @@ public sealed class StatsCommand : ICommand
     public string Name => "stats";
     public string Summary => "attention pattern statistics: effective rank, row kurtosis, layer and head similarity, head clusters";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, "threshold"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, .. RecipeArgs.Options, "threshold"]);
     public string Help => $"""
-        headwise stats --model M (--text "..." | --tokens IDS) [--threshold S] [--json]
+        headwise stats --model M (--text "..." | --tokens IDS) [--threshold S] [--intervene FILE] [--json]
 
         Per head on one prompt: the effective rank of its T × T pattern (exp of the entropy of the normalised singular
         values: 1 … T) and the mean excess kurtosis of its rows. Between layers (head-averaged patterns) and between
@@ -20,9 +20,12 @@ public sealed class StatsCommand : ICommand
         Options:
         {ModelArgs.Help}
         {StatisticsPrompt.Help}
+        {RecipeArgs.Help}
+                            (the patterns of the intervened run)
           --threshold S     similarity needed to merge clusters (default 0.8)
           --json            print {"{"}"tokens", "effective_rank" [layer][head], "kurtosis" [layer][head], "layer_similarity" [L][L],
-                            "heads", "head_similarity" [LH][LH], "clusters" [[heads]], "threshold"{"}"}
+                            "heads", "head_similarity" [LH][LH], "clusters" [[heads]], "threshold"{"}"} (and "recipe":
+                            name under --intervene)
 
         Example:
           headwise stats --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378,432
@@ -34,12 +37,15 @@ public sealed class StatsCommand : ICommand
         using var loaded = ModelArgs.Load(args);
         var ids = StatisticsPrompt.Read(args, loaded);
         double threshold = args.GetDouble("threshold", 0.8, 0, 1);
-        var cache = PatternCache.Run(loaded.Model, ids);
-        var r = AttentionStatistics.Compute(loaded.Model, ids, cache, threshold, new ProgressBar(stderr, enabled: !json), CliMain.Cancellation);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        applied?.RequireSourcesCover(ids.Length, generation: false);
+        var model = applied?.Model ?? loaded.Model;
+        var cache = PatternCache.Run(model, ids, RecipeArgs.Hooks(applied));
+        var r = AttentionStatistics.Compute(model, ids, cache, threshold, new ProgressBar(stderr, enabled: !json), CliMain.Cancellation);
         static double? N(double x) => double.IsNaN(x) ? null : x;
         if (json)
         {
-            stdout.WriteLine(Json.Serialize(new
+            stdout.WriteLine(RecipeArgs.Json(new
             {
                 tokens = ids,
                 effective_rank = r.EffectiveRank.Values,
@@ -49,11 +55,12 @@ public sealed class StatsCommand : ICommand
                 head_similarity = r.HeadSimilarity,
                 clusters = r.Clusters.Select(c => c.Select(h => h.ToString())),
                 threshold,
-            }));
+            }, applied));
             return 0;
         }
         int L = r.EffectiveRank.Layers, H = r.EffectiveRank.Heads;
         string F(double x, string f = "F2") => double.IsNaN(x) ? "-" : x.ToString(f, CultureInfo.InvariantCulture);
+        RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"{ids.Length} tokens. Effective rank of each head's pattern (1 … {ids.Length}); columns are heads");
         stdout.WriteLine("layer " + string.Concat(Enumerable.Range(0, H).Select(h => $"{h,7}")));
         for (int l = 0; l < L; l++)

@@ -18,6 +18,15 @@ public sealed class HookSet
         _mayWrite = new bool[(layers + 1) * KindCount];
     }
 
+    /// <summary>A new hook set holding the hooks <paramref name="add"/> attaches (none when null): the base an analysis adds its
+    /// own hooks to, e.g. an intervention recipe's (<c>hooks => applied.AddHooks(hooks)</c>), which then fire first.</summary>
+    public static HookSet Of(int layers, Action<HookSet>? add)
+    {
+        var hooks = new HookSet(layers);
+        add?.Invoke(hooks);
+        return hooks;
+    }
+
     /// <summary>Show grouped-query key/value heads once per query head in hook_k/hook_v/hook_rot_k (read-only copies).</summary>
     public bool ExpandKvHeads { get; set; }
 

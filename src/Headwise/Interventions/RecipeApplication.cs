@@ -313,19 +313,8 @@ public sealed partial class RecipeApplication : IDisposable
 
     /// <summary>Runs <paramref name="input"/> under the recipe and caches the activations (as the model's RunWithCache does):
     /// the cache sees each activation after the recipe changed it.</summary>
-    public (float[] Logits, ActivationCache Cache) RunWithCache(ModelInput input, Func<string, bool>? filter = null)
-    {
-        var cache = new ActivationCache();
-        var hooks = CreateHooks();
-        foreach (var point in Model.HookPoints)
-        {
-            if (filter?.Invoke(point.Name) ?? point.Kind != HookKind.Result)
-            {
-                hooks.Add(point, cache.StoreCopy, observeOnly: true);
-            }
-        }
-        return (Model.Forward(input, hooks), cache);
-    }
+    public (float[] Logits, ActivationCache Cache) RunWithCache(ModelInput input, Func<string, bool>? filter = null) =>
+        Model.RunWithCache(input, filter, baseHooks: hooks => AddHooks(hooks));
 
     /// <summary>
     /// Adds the recipe's hooks to <paramref name="hooks"/> (for <see cref="Model"/>): hooks added before fire before the recipe's

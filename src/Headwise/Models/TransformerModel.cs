@@ -76,12 +76,16 @@ public abstract partial class TransformerModel : IDisposable
     /// <summary>Runs the input and records activations at every hook point whose name passes <paramref name="filter"/>.
     /// With no filter, every point except <c>attn.hook_result</c> (costly: [batch, pos, head, d_model]; ask for it by name).
     /// Pass the cache of an earlier run as <paramref name="reuse"/> to refill its arrays instead of allocating new ones (its
-    /// old values are overwritten): a loop over many inputs of one shape then allocates nothing per run.</summary>
+    /// old values are overwritten): a loop over many inputs of one shape then allocates nothing per run.
+    /// <paramref name="baseHooks"/> adds hooks that fire before the cache's (e.g. an intervention recipe's,
+    /// <c>hooks => applied.AddHooks(hooks)</c>): the cache then sees each activation after they changed it. (With
+    /// <paramref name="expandKvHeads"/> they too see grouped-query k/v as per-query-head copies, which they cannot write.)</summary>
     public (float[] Logits, ActivationCache Cache) RunWithCache(ModelInput input, Func<string, bool>? filter = null, bool expandKvHeads = false,
-        ActivationCache? reuse = null)
+        ActivationCache? reuse = null, Action<HookSet>? baseHooks = null)
     {
         var cache = reuse ?? new ActivationCache();
         var hooks = new HookSet(Config.NLayers) { ExpandKvHeads = expandKvHeads };
+        baseHooks?.Invoke(hooks);
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var point in HookPoints)
         {

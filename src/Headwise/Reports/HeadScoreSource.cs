@@ -1,5 +1,6 @@
 using Headwise.Analysis;
 using Headwise.Analysis.Detectors;
+using Headwise.Hooks;
 using Headwise.Models;
 
 namespace Headwise.Reports;
@@ -11,7 +12,9 @@ public interface IHeadScoreSource
     /// <summary>One sentence for the page: on what input the scores were measured.</summary>
     string Description(TransformerModel model);
 
-    IReadOnlyList<HeadScores> Compute(TransformerModel model, IProgress<AnalysisProgress>? progress, CancellationToken cancel);
+    /// <summary>The scores; <paramref name="baseHooks"/> (e.g. an intervention recipe's) ride on every forward.</summary>
+    IReadOnlyList<HeadScores> Compute(TransformerModel model, IProgress<AnalysisProgress>? progress, CancellationToken cancel,
+        Action<HookSet>? baseHooks = null);
 }
 
 /// <summary>
@@ -34,6 +37,7 @@ public sealed class DetectorScoreSource(int seqLen = 50, int batch = 10, int see
             + $"{(model.Config.BosTokenId is null ? "" : ", BOS first")}), read from hook_pattern.";
     }
 
-    public IReadOnlyList<HeadScores> Compute(TransformerModel model, IProgress<AnalysisProgress>? progress, CancellationToken cancel) =>
-        HeadDetectors.Run(model, tokens: null, Options(model), progress, cancel).All.Select(s => s.Scores).ToArray();
+    public IReadOnlyList<HeadScores> Compute(TransformerModel model, IProgress<AnalysisProgress>? progress, CancellationToken cancel,
+        Action<HookSet>? baseHooks = null) =>
+        HeadDetectors.Run(model, tokens: null, Options(model), progress, cancel, baseHooks).All.Select(s => s.Scores).ToArray();
 }

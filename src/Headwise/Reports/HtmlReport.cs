@@ -15,6 +15,7 @@ namespace Headwise.Reports;
 /// The blob (what a test or another tool can read back):
 /// <code>
 /// { "title", "layers", "heads", "facts": [[label, value]], "notes": [..], "colormap": ["#440154", ..],
+///   "recipe": { "name", "file", "interventions": [one line per item] },          // only under an intervention recipe
 ///   "scores": [{ "name", "definition", "values": [[layer 0's heads], ..] }],        // 4 significant digits
 ///   "patterns": { "ids": [..], "tokens": [..], "heads": [[row 0], [row 0, row 1], ..] }, // heads[l·H + h][q][k], k ≤ q, 3 digits
 ///   "tables": [{ "title", "caption", "columns", "rows", "head_column", "section" }] }   // grouped by section on the page
@@ -62,6 +63,14 @@ public static class HtmlReport
             }
             w.WriteEndArray();
             WriteStrings(w, "notes", data.Notes);
+            if (data.Recipe is { } recipe)
+            {
+                w.WriteStartObject("recipe");
+                w.WriteString("name", recipe.Name);
+                w.WriteString("file", recipe.File);
+                WriteStrings(w, "interventions", recipe.Items);
+                w.WriteEndObject();
+            }
             WriteStrings(w, "colormap", Heatmap.ViridisAnchors);
 
             w.WriteStartArray("scores");

@@ -3,6 +3,8 @@ using Headwise.Analysis;
 using Headwise.Analysis.Detectors;
 using Headwise.Analysis.Patterns;
 using Headwise.Analysis.Statistics;
+using Headwise.Hooks;
+using Headwise.Interventions;
 using Headwise.Models;
 using Headwise.Tokenizers;
 
@@ -30,6 +32,11 @@ public sealed record ReportOptions
 
     /// <summary>"Does attention explain" runs one forward per context token: it uses at most this many tokens of the prompt.</summary>
     public int MaxExplainTokens { get; init; } = 32;
+
+    /// <summary>Run everything under this intervention recipe (its hooks on every forward; the model passed to
+    /// <see cref="ReportBuilder.Build"/> must be its <see cref="RecipeApplication.Model"/>, whose edited weights the weight-only
+    /// sections read); the page states it. Null = the model as it is.</summary>
+    public RecipeApplication? Recipe { get; init; }
 }
 
 /// <summary>
@@ -54,12 +61,17 @@ public static class ReportBuilder
         {
             throw new InvalidInputException($"max tokens must be at least 2 (got {options.MaxTokens})");
         }
+        if (options.Recipe is { } recipe && !ReferenceEquals(recipe.Model, model))
+        {
+            throw new InvalidInputException($"options.Recipe: run the report on the recipe's Model (its weight edits), not on the model it was applied to");
+        }
         var c = model.Config;
         var notes = new List<string>();
+        Action<HookSet>? hooks = options.Recipe is { } r ? h => r.AddHooks(h) : null;
 
         // 1. detector scores
         scoreSource ??= new DetectorScoreSource();
-        var scores = scoreSource.Compute(model, progress, cancel);
+        var scores = scoreSource.Compute(model, progress, cancel, hooks);
         notes.Add(scoreSource.Description(model));
 
         // 2. every head's pattern on the prompt
@@ -73,7 +85,7 @@ public static class ReportBuilder
         }
         notes.Add(promptNote);
         progress?.Report(new AnalysisProgress("patterns", 0, 1));
-        var patterns = PatternAnalysis.Run(model, ids, tokenizer, cancel);
+        var patterns = PatternAnalysis.Run(model, ids, tokenizer, cancel, hooks);
         patterns = patterns with { Tokens = Labels(tokenizer, ids) };
         progress?.Report(new AnalysisProgress("patterns", 1, 1));
 
@@ -82,7 +94,7 @@ public static class ReportBuilder
         var extraTables = new List<ReportTable>();
         if (options.Analyses)
         {
-            AddSections(model, tokenizer, ids, patterns.Tokens, options, extraScores, extraTables, notes, progress, cancel);
+            AddSections(model, tokenizer, ids, patterns.Tokens, options, hooks, extraScores, extraTables, notes, progress, cancel);
         }
         scores = [.. scores, .. extraScores];
 
@@ -101,8 +113,18 @@ public static class ReportBuilder
             new("positions", c.RotaryDims > 0 ? $"RoPE on {c.RotaryDims}/{c.DHead} dims" : "learned embeddings"),
             new("dtype", $"{c.StoredDType} stored, float32 compute"),
         };
-        string title = $"Headwise report: {options.ModelName ?? c.ModelType}";
-        return new ReportData(new ReportInfo(title, c.NLayers, c.NHeads, facts), scores, patterns, tables, notes);
+        var recipeFacts = options.Recipe is { } applied ? ReportRecipe.Of(applied.Recipe) : null;
+        if (recipeFacts is not null)
+        {
+            // near the top of the page: every number below is the intervened model's
+            facts.Insert(1, new("recipe", $"{recipeFacts.Name} ({recipeFacts.File}): every number in this report is computed under it"));
+            for (int i = 0; i < recipeFacts.Items.Count; i++)
+            {
+                facts.Insert(2 + i, new($"intervention {i + 1}", recipeFacts.Items[i]));
+            }
+        }
+        string title = $"Headwise report: {options.ModelName ?? c.ModelType}{(recipeFacts is null ? "" : $" under recipe {recipeFacts.Name}")}";
+        return new ReportData(new ReportInfo(title, c.NLayers, c.NHeads, facts), scores, patterns, tables, notes) { Recipe = recipeFacts };
     }
 
     /// <summary>
@@ -111,7 +133,7 @@ public static class ReportBuilder
     /// is skipped with a note.
     /// </summary>
     private static void AddSections(TransformerModel model, TextTokenizer? tokenizer, int[] ids, string[] labels, ReportOptions options,
-        List<HeadScores> scores, List<ReportTable> tables, List<string> notes, IProgress<AnalysisProgress>? progress, CancellationToken cancel)
+        Action<HookSet>? hooks, List<HeadScores> scores, List<ReportTable> tables, List<string> notes, IProgress<AnalysisProgress>? progress, CancellationToken cancel)
     {
         void Run(string name, Action section)
         {
@@ -129,9 +151,9 @@ public static class ReportBuilder
             progress?.Report(new AnalysisProgress(name, 1, 1));
         }
 
-        Run("importance", () => scores.Add(ReportSections.Importance(model, ids, progress, cancel)));
-        Run("induction patching", () => scores.Add(ReportSections.InductionPatching(model, progress, cancel)));
-        Run("context sensitivity", () => scores.Add(ReportSections.Context(model, ids, cancel)));
+        Run("importance", () => scores.Add(ReportSections.Importance(model, ids, progress, cancel, hooks)));
+        Run("induction patching", () => scores.Add(ReportSections.InductionPatching(model, progress, cancel, hooks)));
+        Run("context sensitivity", () => scores.Add(ReportSections.Context(model, ids, cancel, hooks)));
         ReportTable? composition = null;
         Run("OV circuits", () =>
         {
@@ -143,7 +165,7 @@ public static class ReportBuilder
                 notes.Add(note);
             }
         });
-        var cache = PatternCache.Run(model, ids);
+        var cache = PatternCache.Run(model, ids, hooks);
         ReportTable? similarity = null;
         Run("pattern statistics", () =>
         {
@@ -165,8 +187,8 @@ public static class ReportBuilder
         Run("attention vs. leave-one-out", () =>
         {
             int n = Math.Min(ids.Length, Math.Max(3, options.MaxExplainTokens));
-            var explainCache = n == ids.Length ? cache : PatternCache.Run(model, ids[..n]);
-            tables.Add(ReportSections.Explain(model, ids[..n], explainCache, labels[..n], id => TokenText(tokenizer, id), options.TopK, progress, cancel));
+            var explainCache = n == ids.Length ? cache : PatternCache.Run(model, ids[..n], hooks);
+            tables.Add(ReportSections.Explain(model, ids[..n], explainCache, labels[..n], id => TokenText(tokenizer, id), options.TopK, progress, cancel, hooks));
             if (n < ids.Length)
             {
                 notes.Add($"\"Does attention explain\" uses the first {n} of the prompt's {ids.Length} tokens (one forward per token).");

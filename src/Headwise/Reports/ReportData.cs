@@ -1,4 +1,6 @@
+using System.Globalization;
 using Headwise.Analysis;
+using Headwise.Interventions;
 
 namespace Headwise.Reports;
 
@@ -17,7 +19,11 @@ public sealed record ReportData(
     IReadOnlyList<HeadScores> Scores,
     AttentionPatterns Patterns,
     IReadOnlyList<ReportTable> Tables,
-    IReadOnlyList<string> Notes);
+    IReadOnlyList<string> Notes)
+{
+    /// <summary>The intervention recipe every number was computed under (also among <see cref="ReportInfo.Facts"/>), or null.</summary>
+    public ReportRecipe? Recipe { get; init; }
+}
 
 /// <summary>The model the report describes: <paramref name="Facts"/> are (label, value) rows such as ("family", "Llama").</summary>
 public sealed record ReportInfo(string Title, int Layers, int Heads, IReadOnlyList<KeyValuePair<string, string>> Facts);
@@ -31,4 +37,36 @@ public sealed record ReportTable(string Title, string Caption, IReadOnlyList<str
     string Section = ReportTable.TopHeadsSection)
 {
     public const string TopHeadsSection = "Top heads";
+}
+
+/// <summary>The intervention recipe a report ran under: its name, the file it came from and one readable line per item, in
+/// recipe order.</summary>
+public sealed record ReportRecipe(string Name, string File, IReadOnlyList<string> Items)
+{
+    public static ReportRecipe Of(Recipe recipe) => new(recipe.Name, recipe.Source, recipe.Interventions.Select(Describe).ToArray());
+
+    /// <summary>One item as a sentence, e.g. "soften 3.2 toward attending to itself, strength 0.5".</summary>
+    public static string Describe(Intervention item)
+    {
+        static string Heads(IReadOnlyList<HeadId> heads) => string.Join(", ", heads);
+        static string G(double x) => x.ToString("G6", CultureInfo.InvariantCulture);
+        return item switch
+        {
+            ScaleHeads s => $"scale {Heads(s.Heads)}: z × {G(s.Factor)}",
+            AblateHeads a => $"ablate {Heads(a.Heads)}: z replaced by {(a.Mean ? "its mean over the run's positions" : "0")}",
+            SoftenHeads s => $"soften {Heads(s.Heads)}: pattern (1 − s)·A + s·I, s = {G(s.Strength)}",
+            RedistributeSink r => $"redistribute_sink {Heads(r.Heads)}: a share {G(r.Fraction)} of the attention on position(s) "
+                + $"{string.Join(", ", r.Sinks)} moved to the other keys",
+            InjectActivations i => $"inject {i.Component.ToString().ToLowerInvariant()} of {Heads(i.Heads)} from a run on "
+                + (i.Source.Tokens is { } t ? $"tokens [{string.Join(", ", t)}]" : $"the text \"{i.Source.Text}\""),
+            EditWeights e => $"{e.Kind} {e.Head}: "
+                + string.Join("; ", new[]
+                {
+                    e.Remove.Count == 0 ? null : $"remove singular component(s) {string.Join(", ", e.Remove)}",
+                    e.Scale.Count == 0 ? null : "scale " + string.Join(", ", e.Scale.OrderBy(p => p.Key).Select(p => $"component {p.Key} × {G(p.Value)}")),
+                }.Where(x => x is not null))
+                + $" of W_{(e.Circuit == HeadCircuit.Ov ? "OV" : "QK")}",
+            _ => item.Kind,
+        };
+    }
 }

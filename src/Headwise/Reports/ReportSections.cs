@@ -21,9 +21,10 @@ public static class ReportSections
 
     /// <summary>Mean-ablation importance on the prompt: <see cref="Ablation.Importance"/> with <see cref="AblationMethod.Mean"/>
     /// and <see cref="MetricKind.Loss"/>, so a value is how many nats of next-token loss the prompt loses without the head.</summary>
-    public static HeadScores Importance(TransformerModel model, int[] tokens, IProgress<AnalysisProgress>? progress, CancellationToken cancel)
+    public static HeadScores Importance(TransformerModel model, int[] tokens, IProgress<AnalysisProgress>? progress, CancellationToken cancel,
+        Action<HookSet>? baseHooks = null)
     {
-        var s = Ablation.Importance(model, InterventionTarget.FromTokens(tokens), AblationMethod.Mean, MetricKind.Loss, progress, cancel);
+        var s = Ablation.Importance(model, InterventionTarget.FromTokens(tokens), AblationMethod.Mean, MetricKind.Loss, progress, cancel, baseHooks);
         return s with { Name = "importance", Definition = $"{s.Definition} — mean ablation (z replaced by its mean over the prompt), next-token loss" };
     }
 
@@ -36,10 +37,10 @@ public static class ReportSections
     }
 
     /// <summary><see cref="ContextSensitivity.Compute"/> on the prompt with the context removed (see <see cref="ContextSplit"/>).</summary>
-    public static HeadScores Context(TransformerModel model, int[] tokens, CancellationToken cancel)
+    public static HeadScores Context(TransformerModel model, int[] tokens, CancellationToken cancel, Action<HookSet>? baseHooks = null)
     {
         var (keep, final) = ContextSplit(model, tokens);
-        return ContextSensitivity.Compute(model, tokens, final, null, keep, cancel);
+        return ContextSensitivity.Compute(model, tokens, final, null, keep, cancel, baseHooks);
     }
 
     /// <summary>Half-length of the induction patching prompts: 16 random ids (fewer in a short context).</summary>
@@ -74,10 +75,11 @@ public static class ReportSections
 
     /// <summary><see cref="ActivationPatching.Run"/> of every head's z on <see cref="InductionPairs"/>: 1 = the head's clean
     /// output alone restores the clean second-half loss, 0 = it restores nothing.</summary>
-    public static HeadScores InductionPatching(TransformerModel model, IProgress<AnalysisProgress>? progress, CancellationToken cancel)
+    public static HeadScores InductionPatching(TransformerModel model, IProgress<AnalysisProgress>? progress, CancellationToken cancel,
+        Action<HookSet>? baseHooks = null)
     {
         var pairs = InductionPairs(model);
-        var r = ActivationPatching.Run(model, pairs, PatchSite.Z, perPosition: false, progress, cancel);
+        var r = ActivationPatching.Run(model, pairs, PatchSite.Z, perPosition: false, progress, cancel, baseHooks);
         return r.Scores with
         {
             Name = "induction patching",
@@ -185,9 +187,9 @@ public static class ReportSections
     /// <summary><see cref="AttentionExplanation.Compute"/> on the prompt: rank agreement of attention and rollout with
     /// leave-one-out, and the tokens leave-one-out ranks highest.</summary>
     public static ReportTable Explain(TransformerModel model, int[] tokens, ActivationCache cache, string[] labels, Func<int, string> tokenText,
-        int top, IProgress<AnalysisProgress>? progress, CancellationToken cancel)
+        int top, IProgress<AnalysisProgress>? progress, CancellationToken cancel, Action<HookSet>? baseHooks = null)
     {
-        var r = AttentionExplanation.Compute(model, tokens, cache, progress, cancel);
+        var r = AttentionExplanation.Compute(model, tokens, cache, progress, cancel, baseHooks);
         string TopOf(double[] x) => string.Join(", ", Enumerable.Range(0, x.Length).OrderByDescending(i => x[i]).ThenBy(i => i).Take(Math.Min(3, top))
             .Select(i => $"{Quote(labels[i])} @{i}"));
         var rows = new List<IReadOnlyList<string>>

@@ -1,3 +1,4 @@
+using Headwise.Hooks;
 using Headwise.Loading;
 using Headwise.Models;
 
@@ -37,7 +38,7 @@ public sealed record DirectLogitAttributionResult(
 public static class DirectLogitAttribution
 {
     public static DirectLogitAttributionResult Run(TransformerModel model, int[] tokens, int answer, int? wrong = null, int? position = null,
-        CancellationToken cancel = default)
+        CancellationToken cancel = default, Action<HookSet>? baseHooks = null)
     {
         var cfg = model.Config;
         int T = tokens.Length, C = cfg.DModel, V = cfg.VocabSize, L = cfg.NLayers, H = cfg.NHeads;
@@ -64,7 +65,7 @@ public static class DirectLogitAttribution
             name is "hook_embed" or "hook_pos_embed" or "ln_final.hook_scale"
             || name.EndsWith("attn.hook_result", StringComparison.Ordinal)
             || name.EndsWith("hook_attn_out", StringComparison.Ordinal)
-            || name.EndsWith("hook_mlp_out", StringComparison.Ordinal));
+            || name.EndsWith("hook_mlp_out", StringComparison.Ordinal), baseHooks: baseHooks);
 
         var un = FinalReadout.Of(model);
         ReadOnlySpan<float> wU = un.WU.Span, normW = un.Norm.Weight, normB = un.Norm.Bias;

@@ -46,7 +46,7 @@ public static class HeadDetectors
     public const string DistanceDefinition = "mean attention distance Σ_k p(q,k)·(q − k), mean over q ≥ 1";
 
     public static HeadDetectorResult Run(TransformerModel model, int[]? tokens = null, HeadDetectorOptions? options = null,
-        IProgress<AnalysisProgress>? progress = null, CancellationToken cancel = default)
+        IProgress<AnalysisProgress>? progress = null, CancellationToken cancel = default, Action<HookSet>? baseHooks = null)
     {
         options ??= new HeadDetectorOptions();
         var cfg = model.Config;
@@ -88,7 +88,7 @@ public static class HeadDetectors
         {
             cancel.ThrowIfCancellationRequested();
             var seq = repeated[b];
-            ForEachPattern(model, seq, patterns, (l, h, p) =>
+            ForEachPattern(model, seq, patterns, baseHooks, (l, h, p) =>
             {
                 sums["induction"][l, h] += InductionScore(p.Span, seq.Length, offset, n);
                 sums["duplicate"][l, h] += DuplicateScore(p.Span, seq.Length, offset, n);
@@ -103,7 +103,7 @@ public static class HeadDetectors
         if (tokens is not null)
         {
             cancel.ThrowIfCancellationRequested();
-            ForEachPattern(model, tokens, patterns, (l, h, p) => AddPatternScores(sums, l, h, p, tokens.Length));
+            ForEachPattern(model, tokens, patterns, baseHooks, (l, h, p) => AddPatternScores(sums, l, h, p, tokens.Length));
             patternRuns = 1;
             progress?.Report(new AnalysisProgress("detectors", total, total));
         }
@@ -157,9 +157,11 @@ public static class HeadDetectors
     }
 
     // Runs one sequence, caching only the patterns, and hands each head's T × T pattern to the callback.
-    private static void ForEachPattern(TransformerModel model, int[] seq, ActivationCache reuse, Action<int, int, ReadOnlyMemory<float>> onHead)
+    private static void ForEachPattern(TransformerModel model, int[] seq, ActivationCache reuse, Action<HookSet>? baseHooks,
+        Action<int, int, ReadOnlyMemory<float>> onHead)
     {
-        var (_, cache) = model.RunWithCache(ModelInput.Single(seq), name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal), reuse: reuse);
+        var (_, cache) = model.RunWithCache(ModelInput.Single(seq), name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal), reuse: reuse,
+            baseHooks: baseHooks);
         int T = seq.Length, H = model.Config.NHeads;
         for (int l = 0; l < model.Config.NLayers; l++)
         {

@@ -33,25 +33,29 @@ public sealed record AblationResult(HeadId[] Heads, AblationMethod Method, Metri
 /// (<see cref="TransformerModel.ForwardFromMid"/>) — layers 0..L−1 and layer L's attention are never recomputed. Heads in
 /// later layers of the same ablation are replaced by hooks on their z as the forward passes them. The numbers equal a full
 /// hooked forward up to float rounding (checked by the tests with <c>reuseClean: false</c>).</para>
+/// <para>Under <c>baseHooks</c> (e.g. an intervention recipe's hooks) every run — the clean one, the mean or resample pass and
+/// each ablated forward — carries those hooks, and the ablation's hook fires after them: the clean cache holds z as the base
+/// hooks left it, so the resumed shortcut stays exact.</para>
 /// </summary>
 public static class Ablation
 {
     /// <summary>Ablates <paramref name="heads"/> together and scores the target (mean of the metric over its items).
-    /// <paramref name="reuseClean"/> = false recomputes every layer with hooks on z (for checking the shortcut).</summary>
+    /// <paramref name="reuseClean"/> = false recomputes every layer with hooks on z (for checking the shortcut).
+    /// <paramref name="baseHooks"/> attaches hooks to every forward, before the ablation's (see the class remarks).</summary>
     public static AblationResult Ablate(TransformerModel model, InterventionTarget target, IReadOnlyList<HeadId> heads,
-        AblationMethod method, MetricKind metric, bool reuseClean = true, CancellationToken cancel = default)
+        AblationMethod method, MetricKind metric, bool reuseClean = true, CancellationToken cancel = default, Action<HookSet>? baseHooks = null)
     {
         if (heads.Count == 0)
         {
             throw new InvalidInputException("give at least one head to ablate");
         }
         CheckHeads(model, heads);
-        var replacement = new Replacement(model, target, method, cancel);
+        var replacement = new Replacement(model, target, method, baseHooks, cancel);
         double clean = 0, ablated = 0;
         for (int i = 0; i < target.Items.Count; i++)
         {
             cancel.ThrowIfCancellationRequested();
-            var item = CleanItem.Run(model, target, i, metric, replacement, reuseClean);
+            var item = CleanItem.Run(model, target, i, metric, replacement, reuseClean, baseHooks);
             clean += item.Metric;
             ablated += item.Score(heads, reuseClean);
         }
@@ -62,12 +66,13 @@ public static class Ablation
     /// <summary>
     /// Ablates each head alone: Values[layer][head] = metric(head ablated) − metric(clean) — for loss and KL, how much worse the
     /// model gets without the head. One forward per head and item, each resumed after the head's attention sublayer.
+    /// <paramref name="baseHooks"/> attaches hooks to every forward, resumed ones included, before the ablation's.
     /// </summary>
     public static HeadScores Importance(TransformerModel model, InterventionTarget target, AblationMethod method, MetricKind metric,
-        IProgress<AnalysisProgress>? progress = null, CancellationToken cancel = default)
+        IProgress<AnalysisProgress>? progress = null, CancellationToken cancel = default, Action<HookSet>? baseHooks = null)
     {
         var c = model.Config;
-        var replacement = new Replacement(model, target, method, cancel);
+        var replacement = new Replacement(model, target, method, baseHooks, cancel);
         var sums = new double[c.NLayers, c.NHeads];
         int n = target.Items.Count, total = c.NLayers * c.NHeads * n, done = 0;
         progress?.Report(new AnalysisProgress("ablating heads", 0, total));
@@ -75,7 +80,7 @@ public static class Ablation
         for (int i = 0; i < n; i++)
         {
             cancel.ThrowIfCancellationRequested();
-            var item = CleanItem.Run(model, target, i, metric, replacement, reuse: true);
+            var item = CleanItem.Run(model, target, i, metric, replacement, reuse: true, baseHooks);
             for (int l = 0; l < c.NLayers; l++)
             {
                 for (int h = 0; h < c.NHeads; h++)
@@ -138,12 +143,15 @@ public static class Ablation
     {
         private readonly TransformerModel _model;
         private readonly InterventionTarget _target;
+        private readonly Action<HookSet>? _baseHooks;
         private readonly float[][] _meanZ = []; // per layer: [head, d_head]
 
-        public Replacement(TransformerModel model, InterventionTarget target, AblationMethod method, CancellationToken cancel)
+        public Replacement(TransformerModel model, InterventionTarget target, AblationMethod method, Action<HookSet>? baseHooks,
+            CancellationToken cancel)
         {
             _model = model;
             _target = target;
+            _baseHooks = baseHooks;
             Method = method;
             if (method != AblationMethod.Mean)
             {
@@ -157,7 +165,7 @@ public static class Ablation
             for (int i = 0; i < target.Items.Count; i++)
             {
                 cancel.ThrowIfCancellationRequested();
-                var (_, cache) = model.RunWithCache(ModelInput.Single(target.Items[i]), IsZ, reuse: zs);
+                var (_, cache) = model.RunWithCache(ModelInput.Single(target.Items[i]), IsZ, reuse: zs, baseHooks: baseHooks);
                 for (int l = 0; l < c.NLayers; l++)
                 {
                     AccumulateRows(cache[$"blocks.{l}.attn.hook_z"].Data, sums[l]);
@@ -178,7 +186,7 @@ public static class Ablation
             {
                 return null;
             }
-            var (_, cache) = _model.RunWithCache(ModelInput.Single(_target.Sources[item]), IsZ);
+            var (_, cache) = _model.RunWithCache(ModelInput.Single(_target.Sources[item]), IsZ, baseHooks: _baseHooks);
             return Enumerable.Range(0, _model.Config.NLayers).Select(l => cache[$"blocks.{l}.attn.hook_z"].Data).ToArray();
         }
 
@@ -207,6 +215,7 @@ public static class Ablation
         private readonly int _item;
         private readonly MetricKind _metric;
         private readonly Replacement _replacement;
+        private readonly Action<HookSet>? _baseHooks;
         private float[] _logits = [];
         private float[][] _residAfterAttn = []; // per layer: resid_mid, or resid_post with a parallel residual
         private float[][] _z = [];             // per layer: [pos, head, d_head]
@@ -214,8 +223,10 @@ public static class Ablation
         private float[] _ablatedLogits = [];  // scratch, reused by every ablated forward of this item
         private float[] _resid = [], _zAblated = [], _diff = [], _delta = [];
 
-        private CleanItem(TransformerModel model, InterventionTarget target, int item, MetricKind metric, Replacement replacement)
+        private CleanItem(TransformerModel model, InterventionTarget target, int item, MetricKind metric, Replacement replacement,
+            Action<HookSet>? baseHooks)
         {
+            _baseHooks = baseHooks;
             _model = model;
             _target = target;
             _item = item;
@@ -225,13 +236,14 @@ public static class Ablation
 
         public double Metric { get; private set; }
 
-        public static CleanItem Run(TransformerModel model, InterventionTarget target, int item, MetricKind metric, Replacement replacement, bool reuse)
+        public static CleanItem Run(TransformerModel model, InterventionTarget target, int item, MetricKind metric, Replacement replacement, bool reuse,
+            Action<HookSet>? baseHooks)
         {
             var c = model.Config;
-            var s = new CleanItem(model, target, item, metric, replacement);
+            var s = new CleanItem(model, target, item, metric, replacement, baseHooks);
             string after = c.ParallelResidual ? ".hook_resid_post" : ".hook_resid_mid";
             var (logits, cache) = model.RunWithCache(ModelInput.Single(target.Items[item]), name => reuse
-                && (name.EndsWith(after, StringComparison.Ordinal) || Replacement.IsZ(name)));
+                && (name.EndsWith(after, StringComparison.Ordinal) || Replacement.IsZ(name)), baseHooks: baseHooks);
             s._logits = logits;
             if (reuse)
             {
@@ -249,7 +261,7 @@ public static class Ablation
             var c = _model.Config;
             var input = ModelInput.Single(_target.Items[_item]);
             int start = reuse ? heads.Min(h => h.Layer) : -1;
-            var hooks = new HookSet(c.NLayers);
+            var hooks = HookSet.Of(c.NLayers, _baseHooks); // the base hooks first: the ablation replaces what they made of z
             foreach (var layer in heads.Where(h => h.Layer != start).GroupBy(h => h.Layer))
             {
                 int l = layer.Key;

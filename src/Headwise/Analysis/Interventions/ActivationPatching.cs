@@ -35,14 +35,16 @@ public sealed record PatchingResult(PatchSite Site, double CleanMetric, double C
 /// <summary>
 /// Activation patching [Circuit Analysis in Chinchilla; Interpretability in the Wild]: run the corrupted prompt, copy one head's
 /// activation from the clean run into it, and see how much of the clean behaviour comes back. Each patched run resumes at the
-/// patched layer from the corrupted run's cached residual (<see cref="TransformerModel.ForwardFrom"/>).
+/// patched layer from the corrupted run's cached residual (<see cref="TransformerModel.ForwardFrom"/>). Under <c>baseHooks</c>
+/// (e.g. an intervention recipe's hooks) the clean, the corrupted and every patched run carry them, the patch's hook firing
+/// after them: the clean activation copied is the one the base hooks left.
 /// </summary>
 public static class ActivationPatching
 {
     public static PatchingResult Run(TransformerModel model, IReadOnlyList<PatchPair> pairs, PatchSite site, bool perPosition = false,
-        IProgress<AnalysisProgress>? progress = null, CancellationToken cancel = default)
+        IProgress<AnalysisProgress>? progress = null, CancellationToken cancel = default, Action<HookSet>? baseHooks = null)
     {
-        var runs = Prepare(model, pairs, site, cancel);
+        var runs = Prepare(model, pairs, site, baseHooks, cancel);
         var c = model.Config;
         int NL = c.NLayers, NH = Units(c, site), T = pairs[0].Clean.Length;
         if (perPosition && pairs.Any(p => p.Clean.Length != T))
@@ -85,17 +87,18 @@ public static class ActivationPatching
     }
 
     /// <summary>The normalized metric with the given heads (all layers allowed) patched together — at every position, or at
-    /// <paramref name="position"/> only.</summary>
-    public static double PatchHeads(TransformerModel model, IReadOnlyList<PatchPair> pairs, PatchSite site, IReadOnlyList<HeadId> heads, int? position = null)
+    /// <paramref name="position"/> only. <paramref name="baseHooks"/> as in <see cref="Run"/>.</summary>
+    public static double PatchHeads(TransformerModel model, IReadOnlyList<PatchPair> pairs, PatchSite site, IReadOnlyList<HeadId> heads, int? position = null,
+        Action<HookSet>? baseHooks = null)
     {
-        var runs = Prepare(model, pairs, site, default);
+        var runs = Prepare(model, pairs, site, baseHooks, default);
         return heads.Count == 0 ? runs.Normalized(runs.Corrupted) : runs.Normalized(runs.Patched(heads, position, default));
     }
 
     /// <summary>Heads (or key/value heads) per layer for a site.</summary>
     public static int Units(Loading.ModelConfig c, PatchSite site) => site is PatchSite.K or PatchSite.V ? c.NKvHeads : c.NHeads;
 
-    private static Runs Prepare(TransformerModel model, IReadOnlyList<PatchPair> pairs, PatchSite site, CancellationToken cancel)
+    private static Runs Prepare(TransformerModel model, IReadOnlyList<PatchPair> pairs, PatchSite site, Action<HookSet>? baseHooks, CancellationToken cancel)
     {
         if (pairs.Count == 0)
         {
@@ -108,7 +111,7 @@ public static class ActivationPatching
                 throw new InvalidInputException($"clean and corrupted prompts must have the same number of tokens (clean {p.Clean.Length}, corrupted {p.Corrupted.Length})");
             }
         }
-        var runs = new Runs(model, pairs, site);
+        var runs = new Runs(model, pairs, site, baseHooks);
         runs.RunBaselines(cancel);
         if (Math.Abs(runs.Clean - runs.Corrupted) < 1e-9)
         {
@@ -117,7 +120,7 @@ public static class ActivationPatching
         return runs;
     }
 
-    private sealed class Runs(TransformerModel model, IReadOnlyList<PatchPair> pairs, PatchSite site)
+    private sealed class Runs(TransformerModel model, IReadOnlyList<PatchPair> pairs, PatchSite site, Action<HookSet>? baseHooks)
     {
         private readonly string _hookSuffix = ".attn.hook_" + site.ToString().ToLowerInvariant();
         private float[][][] _cleanAct = [];   // per pair, per layer: the site's clean activation
@@ -135,10 +138,12 @@ public static class ActivationPatching
             for (int i = 0; i < pairs.Count; i++)
             {
                 cancel.ThrowIfCancellationRequested();
-                var (cl, cc) = model.RunWithCache(ModelInput.Single(pairs[i].Clean), n => n.EndsWith(_hookSuffix, StringComparison.Ordinal));
+                var (cl, cc) = model.RunWithCache(ModelInput.Single(pairs[i].Clean), n => n.EndsWith(_hookSuffix, StringComparison.Ordinal),
+                    baseHooks: baseHooks);
                 _cleanAct[i] = Enumerable.Range(0, NL).Select(l => cc[$"blocks.{l}{_hookSuffix}"].Data).ToArray();
                 clean += pairs[i].Metric(cl);
-                var (xl, xc) = model.RunWithCache(ModelInput.Single(pairs[i].Corrupted), n => n.EndsWith(".hook_resid_pre", StringComparison.Ordinal));
+                var (xl, xc) = model.RunWithCache(ModelInput.Single(pairs[i].Corrupted), n => n.EndsWith(".hook_resid_pre", StringComparison.Ordinal),
+                    baseHooks: baseHooks);
                 _residPre[i] = Enumerable.Range(0, NL).Select(l => xc[$"blocks.{l}.hook_resid_pre"].Data).ToArray();
                 corrupted += pairs[i].Metric(xl);
             }
@@ -170,7 +175,7 @@ public static class ActivationPatching
                 {
                     throw new InvalidInputException($"position {p} is outside the prompt's 0..{T - 1}");
                 }
-                var hooks = new HookSet(c.NLayers);
+                var hooks = HookSet.Of(c.NLayers, baseHooks); // the base hooks first: the patch overwrites what they made
                 foreach (var layer in heads.GroupBy(h => h.Layer))
                 {
                     int l = layer.Key, item = i;

@@ -1,3 +1,4 @@
+using Headwise.Hooks;
 using Headwise.Models;
 
 namespace Headwise.Analysis.Interventions;
@@ -13,7 +14,7 @@ namespace Headwise.Analysis.Interventions;
 public static class ContextSensitivity
 {
     public static HeadScores Compute(TransformerModel model, int[] tokens, int finalCount, int[]? replacementContext = null, int keepPrefix = 0,
-        CancellationToken cancel = default)
+        CancellationToken cancel = default, Action<HookSet>? baseHooks = null)
     {
         if (finalCount < 1 || keepPrefix < 0 || keepPrefix + finalCount >= tokens.Length)
         {
@@ -23,9 +24,9 @@ public static class ContextSensitivity
         var c = model.Config;
         int NL = c.NLayers, NH = c.NHeads, C = c.DModel;
         static bool Filter(string n) => n.EndsWith(".attn.hook_result", StringComparison.Ordinal);
-        var (_, withCache) = model.RunWithCache(ModelInput.Single(tokens), Filter);
+        var (_, withCache) = model.RunWithCache(ModelInput.Single(tokens), Filter, baseHooks: baseHooks);
         cancel.ThrowIfCancellationRequested();
-        var (_, withoutCache) = model.RunWithCache(ModelInput.Single(without), Filter);
+        var (_, withoutCache) = model.RunWithCache(ModelInput.Single(without), Filter, baseHooks: baseHooks);
         var values = new float[NL][];
         for (int l = 0; l < NL; l++)
         {

@@ -1,3 +1,4 @@
+using Headwise.Hooks;
 using Headwise.Models;
 using Headwise.Tokenizers;
 
@@ -10,14 +11,16 @@ public static class PatternAnalysis
     /// Runs <paramref name="tokens"/> once, caching only the patterns; labels each position with the tokenizer's text of its id
     /// (or the id itself when there is no tokenizer).
     /// </summary>
-    public static AttentionPatterns Run(TransformerModel model, int[] tokens, TextTokenizer? tokenizer = null, CancellationToken cancel = default)
+    public static AttentionPatterns Run(TransformerModel model, int[] tokens, TextTokenizer? tokenizer = null, CancellationToken cancel = default,
+        Action<HookSet>? baseHooks = null)
     {
         if (tokens.Length == 0)
         {
             throw new InvalidInputException("tokens: at least one token id is needed");
         }
         cancel.ThrowIfCancellationRequested();
-        var (_, cache) = model.RunWithCache(ModelInput.Single(tokens), name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal));
+        var (_, cache) = model.RunWithCache(ModelInput.Single(tokens), name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal),
+            baseHooks: baseHooks);
         int T = tokens.Length, L = model.Config.NLayers, H = model.Config.NHeads;
         var patterns = new float[L][][];
         for (int l = 0; l < L; l++)

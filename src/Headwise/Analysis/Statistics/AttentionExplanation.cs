@@ -21,7 +21,7 @@ public sealed record AttentionExplanationResult(int[] Tokens, int PredictedToken
 public static class AttentionExplanation
 {
     public static AttentionExplanationResult Compute(TransformerModel model, int[] tokens, ActivationCache cache,
-        IProgress<AnalysisProgress>? progress = null, CancellationToken cancel = default)
+        IProgress<AnalysisProgress>? progress = null, CancellationToken cancel = default, Action<HookSet>? baseHooks = null)
     {
         int L = model.Config.NLayers, H = model.Config.NHeads, T = tokens.Length, V = model.Config.VocabSize;
         if (T < 3)
@@ -33,14 +33,14 @@ public static class AttentionExplanation
         var rollout = Rollout(Enumerable.Range(0, L).Select(l => PatternCache.LayerAverage(cache, l, H)).ToArray());
         var rolloutRow = Enumerable.Range(0, T).Select(k => rollout[T - 1, k]).ToArray();
 
-        var full = LastLogProbs(model, tokens, V);
+        var full = LastLogProbs(model, tokens, V, baseHooks);
         int predicted = Array.IndexOf(full, full.Max());
         var loo = new double[T];
         for (int k = 0; k < T; k++)
         {
             cancel.ThrowIfCancellationRequested();
             var without = tokens.Where((_, i) => i != k).ToArray();
-            loo[k] = full[predicted] - LastLogProbs(model, without, V)[predicted];
+            loo[k] = full[predicted] - LastLogProbs(model, without, V, baseHooks)[predicted];
             progress?.Report(new AnalysisProgress("leave-one-out", k + 1, T));
         }
         return new AttentionExplanationResult(tokens, predicted, full[predicted], attention, rolloutRow, loo,
@@ -93,9 +93,9 @@ public static class AttentionExplanation
         return r;
     }
 
-    private static double[] LastLogProbs(TransformerModel model, int[] tokens, int V)
+    private static double[] LastLogProbs(TransformerModel model, int[] tokens, int V, Action<HookSet>? baseHooks)
     {
-        var logits = model.Forward(ModelInput.Single(tokens));
+        var logits = model.Forward(ModelInput.Single(tokens), HookSet.Of(model.Config.NLayers, baseHooks));
         var row = logits.AsSpan((tokens.Length - 1) * V, V);
         double lse = Kernels.LogSumExp(row);
         var result = new double[V];

@@ -7,7 +7,7 @@ namespace Headwise.Analysis.Statistics;
 public static class PatternCache
 {
     /// <summary>Runs one prompt, caching every layer's <c>attn.hook_pattern</c> and <c>hook_resid_pre</c>.</summary>
-    public static ActivationCache Run(TransformerModel model, int[] tokens)
+    public static ActivationCache Run(TransformerModel model, int[] tokens, Action<HookSet>? baseHooks = null)
     {
         if (tokens.Length == 0)
         {
@@ -15,7 +15,7 @@ public static class PatternCache
         }
         var (_, cache) = model.RunWithCache(ModelInput.Single(tokens),
             n => n.EndsWith(".attn.hook_pattern", StringComparison.Ordinal) || n.EndsWith(".hook_resid_pre", StringComparison.Ordinal),
-            expandKvHeads: false);
+            expandKvHeads: false, baseHooks: baseHooks);
         return cache;
     }
 

@@ -21,7 +21,7 @@ public sealed class EvalCommand : ICommand
           --text S          the text, inline
           --tokens IDS      explicit ids, e.g. 1,403,407 — no tokenizer involved, nothing prepended
           --window N        context window (default: the model's context)
-          --stride S        how far each window advances (default: window / 2)
+          --stride S        how far each window advances (default: window / 2; below the window)
           --no-bos          do not prepend BOS to the text
         {RecipeArgs.Help}
           --json            print {"{"}"tokens": [...], "nll": [...], "mean_nll": x, "perplexity": y{"}"} (and "recipe": name

@@ -69,6 +69,8 @@ public static class InterventionArgs
             return InterventionTarget.FromTask(TaskLibrary.Tokenize(task, loaded.RequireTokenizer()), seed);
         }
         int[] ids = tokens is not null ? TextInput.ParseIds(tokens) : loaded.RequireTokenizer().Encode(TextInput.Read(args));
-        return InterventionTarget.FromTokens(ids, seed);
+        // a text longer than the context is scored as eval scores it: sliding windows of the context, advancing by half of it
+        int context = loaded.Config.MaxPositions;
+        return InterventionTarget.FromLongTokens(ids, context, Math.Max(1, context / 2), seed);
     }
 }

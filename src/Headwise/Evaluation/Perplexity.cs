@@ -20,14 +20,7 @@ public static class Perplexity
         {
             throw new InvalidInputException($"need at least 2 tokens to score a prediction (got {ids.Length})");
         }
-        if (window < 2 || window > model.Config.MaxPositions)
-        {
-            throw new InvalidInputException($"window must be in [2, {model.Config.MaxPositions}] (got {window})");
-        }
-        if (stride < 1 || stride > window)
-        {
-            throw new InvalidInputException($"stride must be in [1, {window}] (got {stride})");
-        }
+        CheckWindow(ids.Length, window, stride, model.Config.MaxPositions);
         new ModelInput(ids, 1, ids.Length).Validate(model.Config.VocabSize);
         int n = ids.Length, V = model.Config.VocabSize;
         var nll = new float[n - 1];
@@ -50,6 +43,25 @@ public static class Perplexity
         }
         double mean = nll.Average(x => (double)x);
         return new PerplexityResult(nll, mean, Math.Exp(mean), windows);
+    }
+
+    /// <summary>The sliding window's rules, shared by every command that slides one: window in [2, context], stride in
+    /// [1, window]; and when a text needs more than one window, stride below the window — a window that starts where the last
+    /// one ended has no row to predict its own first token from, which would leave that target unscored.</summary>
+    internal static void CheckWindow(int tokens, int window, int stride, int context)
+    {
+        if (window < 2 || window > context)
+        {
+            throw new InvalidInputException($"window must be in [2, {context}] (got {window})");
+        }
+        if (stride < 1 || stride > window)
+        {
+            throw new InvalidInputException($"stride must be in [1, {window}] (got {stride})");
+        }
+        if (stride == window && tokens > window)
+        {
+            throw new InvalidInputException($"stride {stride} equals the window: the first token of every later window would go unscored; use a stride below {window} (the default is {window / 2})");
+        }
     }
 
     /// <summary>log softmax(logits)[index] = logits[index] − log Σ exp(logits), stably (<see cref="Kernels.LogSumExp"/>).</summary>

@@ -86,7 +86,7 @@ public static class HeadSearch
                     if (round == 0)
                     {
                         cleanLogits[i] = full;
-                        baseline += target.Score(objective, i, full, full, c.VocabSize) / n;
+                        baseline += target.Weight(i) * target.Score(objective, i, full, full, c.VocabSize);
                     }
                 }
             }
@@ -111,7 +111,7 @@ public static class HeadSearch
                     {
                         cancel.ThrowIfCancellationRequested();
                         logits[i] = model.ForwardFrom(l, residPre[i][l], inputs[i], hooks, logits[i]);
-                        value += target.Score(objective, i, logits[i], cleanLogits[i], c.VocabSize) / n;
+                        value += target.Weight(i) * target.Score(objective, i, logits[i], cleanLogits[i], c.VocabSize);
                     }
                     forwards += n;
                     equivalents += n * (double)(NL - l) / NL;

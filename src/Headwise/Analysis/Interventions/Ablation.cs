@@ -39,7 +39,8 @@ public sealed record AblationResult(HeadId[] Heads, AblationMethod Method, Metri
 /// </summary>
 public static class Ablation
 {
-    /// <summary>Ablates <paramref name="heads"/> together and scores the target (mean of the metric over its items).
+    /// <summary>Ablates <paramref name="heads"/> together and scores the target (the metric's mean over its items, weighted by
+    /// <see cref="InterventionTarget.Weight"/>).
     /// <paramref name="reuseClean"/> = false recomputes every layer with hooks on z (for checking the shortcut).
     /// <paramref name="baseHooks"/> attaches hooks to every forward, before the ablation's (see the class remarks).</summary>
     public static AblationResult Ablate(TransformerModel model, InterventionTarget target, IReadOnlyList<HeadId> heads,
@@ -56,11 +57,10 @@ public static class Ablation
         {
             cancel.ThrowIfCancellationRequested();
             var item = CleanItem.Run(model, target, i, metric, replacement, reuseClean, baseHooks);
-            clean += item.Metric;
-            ablated += item.Score(heads, reuseClean);
+            clean += target.Weight(i) * item.Metric;
+            ablated += target.Weight(i) * item.Score(heads, reuseClean);
         }
-        int n = target.Items.Count;
-        return new AblationResult(heads.ToArray(), method, metric, target.Description, clean / n, ablated / n);
+        return new AblationResult(heads.ToArray(), method, metric, target.Description, clean, ablated);
     }
 
     /// <summary>
@@ -86,7 +86,7 @@ public static class Ablation
                 for (int h = 0; h < c.NHeads; h++)
                 {
                     cancel.ThrowIfCancellationRequested();
-                    sums[l, h] += item.Score([new HeadId(l, h)], reuse: true) - item.Metric;
+                    sums[l, h] += target.Weight(i) * (item.Score([new HeadId(l, h)], reuse: true) - item.Metric);
                     progress?.Report(new AnalysisProgress("ablating heads", ++done, total));
                 }
             }
@@ -97,7 +97,7 @@ public static class Ablation
             values[l] = new float[c.NHeads];
             for (int h = 0; h < c.NHeads; h++)
             {
-                values[l][h] = (float)(sums[l, h] / n);
+                values[l][h] = (float)sums[l, h];
             }
         }
         string what = metric switch

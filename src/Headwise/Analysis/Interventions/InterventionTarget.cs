@@ -9,13 +9,27 @@ namespace Headwise.Analysis.Interventions;
 /// </summary>
 public sealed class InterventionTarget
 {
-    private InterventionTarget(IReadOnlyList<int[]> items, IReadOnlyList<int[]> sources, TokenizedTask? task, string description)
+    private readonly int[]? _scoredFrom;
+    private readonly double[]? _weights;
+
+    private InterventionTarget(IReadOnlyList<int[]> items, IReadOnlyList<int[]> sources, TokenizedTask? task, string description,
+        int[]? scoredFrom = null, double[]? weights = null)
     {
         Items = items;
         Sources = sources;
         Task = task;
         Description = description;
+        _scoredFrom = scoredFrom;
+        _weights = weights;
     }
+
+    /// <summary>The first target position item <paramref name="item"/>'s loss (and KL) counts: 1 for a whole sequence; in a
+    /// window of a long text, the first target no earlier window scored.</summary>
+    public int ScoredFrom(int item) => _scoredFrom?[item] ?? 1;
+
+    /// <summary>Item <paramref name="item"/>'s weight in the target's score (the weights add up to 1): 1/items, or for the
+    /// windows of a long text their share of its targets — so the loss is exactly the text's mean NLL as eval reports it.</summary>
+    public double Weight(int item) => _weights?[item] ?? 1.0 / Items.Count;
 
     public IReadOnlyList<int[]> Items { get; }
 
@@ -38,6 +52,43 @@ public sealed class InterventionTarget
         var shuffled = (int[])tokens.Clone();
         rng.Shuffle(shuffled.AsSpan(1));
         return new InterventionTarget([tokens], [shuffled], null, $"{tokens.Length} tokens");
+    }
+
+    /// <summary>
+    /// A text longer than the model's context, split as <see cref="Evaluation.Perplexity.Evaluate"/> splits it: windows of
+    /// <paramref name="window"/> tokens advancing by <paramref name="stride"/>, each scoring only the targets no earlier window
+    /// scored (<see cref="ScoredFrom"/>), weighted by their share of the targets (<see cref="Weight"/>). The loss objective is
+    /// then exactly the text's mean NLL under eval's sliding window; KL is each window's mean over its new rows, weighted
+    /// alike. A text that fits one window is <see cref="FromTokens"/>.
+    /// </summary>
+    public static InterventionTarget FromLongTokens(int[] tokens, int window, int stride, int seed = 0)
+    {
+        Evaluation.Perplexity.CheckWindow(tokens.Length, window, stride, context: window);
+        if (tokens.Length <= window)
+        {
+            return FromTokens(tokens, seed);
+        }
+        var rng = new Random(seed);
+        var items = new List<int[]>();
+        var sources = new List<int[]>();
+        var scoredFrom = new List<int>();
+        var weights = new List<double>();
+        int n = tokens.Length, scoredUpTo = 1; // targets 1..scoredUpTo-1 are done: Perplexity.Evaluate's loop
+        for (int begin = 0; scoredUpTo < n; begin += stride)
+        {
+            int end = Math.Min(begin + window, n);
+            int from = Math.Max(scoredUpTo, begin + 1);
+            var chunk = tokens[begin..end];
+            var shuffled = (int[])chunk.Clone();
+            rng.Shuffle(shuffled.AsSpan(1));
+            items.Add(chunk);
+            sources.Add(shuffled);
+            scoredFrom.Add(from - begin);
+            weights.Add((double)(end - from) / (n - 1));
+            scoredUpTo = end;
+        }
+        return new InterventionTarget(items, sources, null, $"{n} tokens in {items.Count} windows of {window} (stride {stride})",
+            [.. scoredFrom], [.. weights]);
     }
 
     /// <summary>A task's clean prompts. Resample source: the prompt's corrupted version when it has one, else the next
@@ -80,9 +131,15 @@ public sealed class InterventionTarget
         switch (metric)
         {
             case MetricKind.Loss:
-                return InterventionMetrics.MeanNll(logits, tokens, vocab, 1, tokens.Length);
+                return InterventionMetrics.MeanNll(logits, tokens, vocab, ScoredFrom(item), tokens.Length);
             case MetricKind.Kl:
-                return cleanLogits is null ? 0 : InterventionMetrics.MeanKl(cleanLogits, logits, vocab);
+                if (cleanLogits is null)
+                {
+                    return 0;
+                }
+                // the rows predicting this window's new targets (all rows for a whole sequence)
+                int row = (ScoredFrom(item) - 1) * vocab;
+                return InterventionMetrics.MeanKl(cleanLogits.AsSpan(row), logits.AsSpan(row), vocab);
             default:
                 if (Task is null)
                 {

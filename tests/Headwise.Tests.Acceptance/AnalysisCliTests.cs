@@ -131,6 +131,42 @@ public class AnalysisCliTests
         Assert.Equal(378, twoDoc.RootElement.GetProperty("answer").GetInt32());
     }
 
+    [Fact]
+    public void PatchShowsARecoveryScoreOnlyWhenTheCleanRunClearlyWins()
+    {
+        var (model, tok) = Stories();
+        string[] clean = ["--clean", "Tom had a big red ball. Tom liked the ball. He played with the"];
+        string[] corrupted = ["--corrupted", "Tom had a big red dog. Tom liked the ball. He played with the"];
+        string[] answers = ["--answer", " ball", "--wrong", " dog"];
+        // clean 5.30 vs corrupted −0.71 logits: a clear win, so 0–1 scores
+        var good = CliRunner.Run(["patch", "--model", model, "--tokenizer", tok, .. clean, .. corrupted, .. answers, "--json"]);
+        Assert.True(good.ExitCode == 0, good.Stderr);
+        using var g = JsonDocument.Parse(good.Stdout);
+        Assert.True(g.RootElement.GetProperty("normalized").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, g.RootElement.GetProperty("warning").ValueKind);
+        double cl = g.RootElement.GetProperty("clean").GetDouble(), co = g.RootElement.GetProperty("corrupted").GetDouble();
+        Assert.Equal(cl - co, g.RootElement.GetProperty("gap").GetDouble(), 9);
+
+        // the same prompts swapped: the clean run now loses, so raw differences and a warning, never a 0–1 score
+        var swapped = CliRunner.Run(["patch", "--model", model, "--tokenizer", tok, "--clean", corrupted[1], "--corrupted", clean[1], .. answers, "--json"]);
+        Assert.True(swapped.ExitCode == 0, swapped.Stderr);
+        using var s = JsonDocument.Parse(swapped.Stdout);
+        Assert.False(s.RootElement.GetProperty("normalized").GetBoolean());
+        Assert.Contains("the clean run is worse than the corrupted one", s.RootElement.GetProperty("warning").GetString());
+        Assert.Contains("warning: the clean run is worse", swapped.Stderr);
+        Assert.Equal(co - cl, s.RootElement.GetProperty("gap").GetDouble(), 9);
+        // raw: patching head h of the swapped pair moves the metric by values[l][h] logits from the corrupted run's
+        var gv = g.RootElement.GetProperty("values");
+        var sv = s.RootElement.GetProperty("values");
+        Assert.Contains("raw", s.RootElement.GetProperty("definition").GetString());
+        Assert.NotEqual(gv[4][4].GetDouble(), sv[4][4].GetDouble());
+
+        var text = CliRunner.Run(["patch", "--model", model, "--tokenizer", tok, "--clean", corrupted[1], "--corrupted", clean[1], .. answers]);
+        Assert.Contains("WARNING: the clean run is worse than the corrupted one", text.Stdout);
+        Assert.Contains("patched − corrupted (raw)", text.Stdout);
+        Assert.DoesNotContain("recovered", text.Stdout);
+    }
+
     private static string TaskLibraryContinuation(string model, string tok, string prompt, string answer)
     {
         using var m = ModelLoader.Load(model, tok);

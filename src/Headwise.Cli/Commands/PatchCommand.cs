@@ -19,6 +19,9 @@ public sealed class PatchCommand : ICommand
         The metric is logit(answer) − logit(wrong) at the last position (answers: their first token after the prompt),
         or the task's metric averaged over its prompts. Clean and corrupted prompts must have the same number of tokens.
         For k and v of a grouped-query model the units are the key/value heads.
+        The 0–1 score is only shown when the clean run beats the corrupted one by a margin (1 logit for logit differences,
+        0.1 for probability differences, 0.25 nats for losses) and beats chance (a logit difference above 0, a loss below
+        ln V); otherwise a WARNING says why and the scores are the raw metric(patched) − metric(corrupted).
 
         Options:
         {ModelArgs.Help}
@@ -34,11 +37,12 @@ public sealed class PatchCommand : ICommand
           --top N           rows of the table (default 10)
         {RecipeArgs.Help}
                             (clean, corrupted and patched runs all under the recipe; the patch applied after its hooks)
-          --json            print {"{"}"site", "clean", "corrupted", "values": [[...]], "per_position": [[[...]]]{"}"} (and
-                            "recipe": name under --intervene)
+          --json            print {"{"}"site", "clean", "corrupted", "gap", "normalized", "warning", "values": [[...]],
+                            "per_position": [[[...]]]{"}"} (and "recipe": name under --intervene); normalized false means
+                            values are raw differences and warning says why
 
         Example:
-          headwise patch --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --clean "Tom gave the ball to Sue. Sue gave the ball to" --corrupted "Tom gave the ball to Amy. Sue gave the ball to" --answer " Tom" --wrong " Sue"
+          headwise patch --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --clean "Tom had a big red ball. Tom liked the ball. He played with the" --corrupted "Tom had a big red dog. Tom liked the ball. He played with the" --answer " ball" --wrong " dog"
         """;
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
@@ -81,7 +85,7 @@ public sealed class PatchCommand : ICommand
         var tokenized = TaskLibrary.Tokenize(task, tokenizer);
         int V = loaded.Config.VocabSize;
         var pairs = tokenized.Prompts.Select((p, i) => (p, i)).Where(x => x.p.Corrupted is not null)
-            .Select(x => new PatchPair(x.p.Clean, x.p.Corrupted!, logits => tokenized.Score(x.i, logits, V))).ToArray();
+            .Select(x => new PatchPair(x.p.Clean, x.p.Corrupted!, logits => tokenized.Score(x.i, logits, V), PatchMetricScale.For(tokenized.Metric, V))).ToArray();
         if (pairs.Length == 0)
         {
             throw new InvalidInputException($"task '{task.Name}' has no corrupted prompts of the clean prompts' length to patch from");
@@ -96,12 +100,19 @@ public sealed class PatchCommand : ICommand
         var r = ActivationPatching.Run(applied?.Model ?? loaded.Model, pairs, site, perPosition, bar, CliMain.Cancellation, RecipeArgs.Hooks(applied));
         if (json)
         {
+            if (r.Warning is { } jsonWarning)
+            {
+                stderr.WriteLine($"warning: {jsonWarning}");
+            }
             stdout.WriteLine(RecipeArgs.Json(new
             {
                 site = site.ToString().ToLowerInvariant(),
                 definition = r.Scores.Definition,
                 clean = r.CleanMetric,
                 corrupted = r.CorruptedMetric,
+                gap = r.Gap,
+                normalized = r.Normalized,
+                warning = r.Warning,
                 values = r.Scores.Values,
                 per_position = r.PerPosition,
                 tokens = perPosition ? pairs[0].Clean.Select(id => tokenizer.TokenText(id)).ToArray() : null,
@@ -111,8 +122,12 @@ public sealed class PatchCommand : ICommand
         RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"metric: clean {r.CleanMetric:F4}, corrupted {r.CorruptedMetric:F4} ({pairs.Length} pair{(pairs.Length == 1 ? "" : "s")})");
         stdout.WriteLine(r.Scores.Definition);
+        if (r.Warning is { } warning)
+        {
+            stdout.WriteLine($"WARNING: {warning}");
+        }
         stdout.WriteLine();
-        stdout.WriteLine("head     recovered");
+        stdout.WriteLine(r.Normalized ? "head     recovered" : "head     patched − corrupted (raw)");
         foreach (var (head, score) in r.Scores.Top(top))
         {
             stdout.WriteLine($"{head,-8} {score,9:F4}");

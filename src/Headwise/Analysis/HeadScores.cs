@@ -11,6 +11,10 @@ public sealed record HeadScores(string Name, string Definition, float[][] Values
 
     public float this[HeadId h] => Values[h.Layer][h.Head];
 
+    /// <summary>Set when the numbers must not be read as their usual scale (e.g. patching on a clean–corrupted gap too small
+    /// to normalize by): the report and the CLI show it beside the scores.</summary>
+    public string? Warning { get; init; }
+
     public static HeadScores Create(string name, string definition, int layers, int heads, Func<int, int, float> value)
     {
         var v = new float[layers][];

@@ -16,7 +16,7 @@ namespace Headwise.Reports;
 /// <code>
 /// { "title", "layers", "heads", "facts": [[label, value]], "notes": [..], "colormap": ["#440154", ..],
 ///   "recipe": { "name", "file", "interventions": [one line per item] },          // only under an intervention recipe
-///   "scores": [{ "name", "definition", "values": [[layer 0's heads], ..] }],        // 4 significant digits
+///   "scores": [{ "name", "definition", ["warning",] "values": [[layer 0's heads], ..] }],  // 4 significant digits
 ///   "patterns": { "ids": [..], "tokens": [..], "heads": [[row 0], [row 0, row 1], ..] }, // heads[l·H + h][q][k], k ≤ q, 3 digits
 ///   "tables": [{ "title", "caption", "columns", "rows", "head_column", "section" }] }   // grouped by section on the page
 /// </code>
@@ -79,6 +79,10 @@ public static class HtmlReport
                 w.WriteStartObject();
                 w.WriteString("name", s.Name);
                 w.WriteString("definition", s.Definition);
+                if (s.Warning is not null)
+                {
+                    w.WriteString("warning", s.Warning);
+                }
                 w.WriteStartArray("values");
                 foreach (var row in s.Values)
                 {

@@ -211,7 +211,8 @@ public static class ReportBuilder
         var ranked = scores.Ranked(descending: !low).Where(r => float.IsFinite(r.Score)).Take(k);
         var rows = ranked.Select((r, i) => (IReadOnlyList<string>)
             [(i + 1).ToString(CultureInfo.InvariantCulture), r.Head.ToString(), r.Score.ToString("G4", CultureInfo.InvariantCulture)]).ToList();
-        return new ReportTable($"Top heads: {scores.Name}", (low ? "lowest first: " : "highest first: ") + scores.Definition,
+        return new ReportTable($"Top heads: {scores.Name}", (low ? "lowest first: " : "highest first: ") + scores.Definition
+            + (scores.Warning is null ? "" : $". WARNING: {scores.Warning}"),
             ["rank", "head", scores.Name], rows, HeadColumn: 1);
     }
 

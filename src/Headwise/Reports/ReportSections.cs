@@ -68,13 +68,14 @@ public static class ReportSections
             int item = i;
             var corrupted = (int[])clean.Prompts[i].Clean.Clone();
             Array.Copy(other.Prompts[i].Clean, start, corrupted, start, half);
-            pairs[i] = new PatchPair(clean.Prompts[i].Clean, corrupted, logits => clean.Score(item, logits, V));
+            pairs[i] = new PatchPair(clean.Prompts[i].Clean, corrupted, logits => clean.Score(item, logits, V), PatchMetricScale.For(TaskMetric.SecondHalfLoss, V));
         }
         return pairs;
     }
 
     /// <summary><see cref="ActivationPatching.Run"/> of every head's z on <see cref="InductionPairs"/>: 1 = the head's clean
-    /// output alone restores the clean second-half loss, 0 = it restores nothing.</summary>
+    /// output alone restores the clean second-half loss, 0 = it restores nothing — when the clean run copies (its loss beats the
+    /// corrupted one's by 0.25 nats and chance); else raw loss differences with the scores' <see cref="HeadScores.Warning"/>.</summary>
     public static HeadScores InductionPatching(TransformerModel model, IProgress<AnalysisProgress>? progress, CancellationToken cancel,
         Action<HookSet>? baseHooks = null)
     {

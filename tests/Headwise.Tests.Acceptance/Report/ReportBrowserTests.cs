@@ -113,6 +113,21 @@ public sealed class ReportBrowserTests(ITestOutputHelper output)
         // the new grids are choices of the selector
         await page.Locator("#score-select").SelectOptionAsync(new SelectOptionValue { Label = "induction patching" });
         StringAssert(await page.Locator("#score-def").InnerTextAsync(), "induction patching:");
+        // a score carrying a warning (patching on a gap too small or reversed) shows it above the grid; others hide it
+        var patching = data.GetProperty("scores").EnumerateArray().Single(x => x.GetProperty("name").GetString() == "induction patching");
+        if (CliRunner.Stories260K is not null)
+        {
+            // stories260K does not copy random tokens: its clean second-half loss is worse than the corrupted one's
+            Assert.True(patching.TryGetProperty("warning", out _), "stories260K's induction patching must carry a warning");
+        }
+        if (patching.TryGetProperty("warning", out var warning))
+        {
+            Assert.True(await page.Locator("#score-warn").IsVisibleAsync());
+            Assert.Contains(warning.GetString()!, await page.Locator("#score-warn").InnerTextAsync(), StringComparison.Ordinal);
+            Assert.Contains("raw", patching.GetProperty("definition").GetString(), StringComparison.Ordinal);
+        }
+        await page.Locator("#score-select").SelectOptionAsync(new SelectOptionValue { Label = "induction" });
+        Assert.False(await page.Locator("#score-warn").IsVisibleAsync());
 
         string shot = Path.Combine(outDir, "report.png");
         await page.Locator($"#pattern-svg rect.pcell[data-q='{q}'][data-k='{k}']").HoverAsync();

@@ -22,15 +22,48 @@ public enum PatchSite
     Pattern,
 }
 
-/// <summary>A clean and a corrupted prompt of equal length and the metric compared between them (e.g. logit difference).</summary>
-public sealed record PatchPair(int[] Clean, int[] Corrupted, Func<float[], double> Metric);
+/// <summary>
+/// How a patching metric reads: which way is better, the smallest clean-over-corrupted margin a 0–1 recovery score is
+/// trusted on (<see cref="MinGap"/>, in the metric's units), and the chance level the clean run must beat (null: none).
+/// </summary>
+public sealed record PatchMetricScale(string Unit, bool HigherIsBetter, double MinGap, double? Chance)
+{
+    /// <summary>Logit difference: higher is better; clean must beat corrupted by 1 logit and prefer the answer (&gt; 0).</summary>
+    public static readonly PatchMetricScale LogitDifference = new("logits", true, 1.0, 0);
+
+    /// <summary>The scale of a task's metric: logit difference as above; probability difference by 0.1 and &gt; 0; a loss
+    /// (lower is better) by 0.25 nats and below chance, ln V.</summary>
+    public static PatchMetricScale For(Tasks.TaskMetric metric, int vocab) => metric switch
+    {
+        Tasks.TaskMetric.LogitDifference => LogitDifference,
+        Tasks.TaskMetric.ProbabilityDifference => new("probability", true, 0.1, 0),
+        _ => new("nats", false, 0.25, Math.Log(vocab)),
+    };
+}
+
+/// <summary>A clean and a corrupted prompt of equal length and the metric compared between them (e.g. logit difference);
+/// <see cref="Scale"/> says how the metric reads (default: a logit difference).</summary>
+public sealed record PatchPair(int[] Clean, int[] Corrupted, Func<float[], double> Metric, PatchMetricScale? Scale = null);
 
 /// <summary>
-/// Activation patching results. Scores are normalized: (metric(patched) − metric(corrupted)) / (metric(clean) − metric(corrupted)),
-/// so 0 = the corrupted run's behaviour, 1 = the clean run's. With several pairs the metrics are first averaged over pairs.
+/// Activation patching results. When the clean run beats the corrupted one by the metric's margin (<see cref="Normalized"/>),
+/// scores are normalized: (metric(patched) − metric(corrupted)) / (metric(clean) − metric(corrupted)), so 0 = the corrupted run's
+/// behaviour, 1 = the clean run's. Otherwise that ratio would mislead (a tiny or reversed gap, or a clean run no better than
+/// chance): the scores are the raw metric(patched) − metric(corrupted), and <see cref="Warning"/> says why. With several pairs
+/// the metrics are first averaged over pairs.
 /// </summary>
 /// <param name="PerPosition">[layer][head][position] when asked for, else null.</param>
-public sealed record PatchingResult(PatchSite Site, double CleanMetric, double CorruptedMetric, HeadScores Scores, float[][][]? PerPosition);
+public sealed record PatchingResult(PatchSite Site, double CleanMetric, double CorruptedMetric, HeadScores Scores, float[][][]? PerPosition)
+{
+    /// <summary>How far the clean run beats the corrupted one, in the metric's better direction (negative: reversed).</summary>
+    public double Gap { get; init; }
+
+    /// <summary>Whether <see cref="Scores"/> are 0–1 recovery fractions (true) or raw metric differences (false).</summary>
+    public bool Normalized { get; init; } = true;
+
+    /// <summary>Why the scores are raw differences (null when normalized).</summary>
+    public string? Warning { get; init; }
+}
 
 /// <summary>
 /// Activation patching [Circuit Analysis in Chinchilla; Interpretability in the Wild]: run the corrupted prompt, copy one head's
@@ -51,6 +84,8 @@ public static class ActivationPatching
         {
             throw new InvalidInputException("per-position patching needs every prompt pair to have the same length");
         }
+        var (gap, warning) = Trust(pairs[0].Scale ?? PatchMetricScale.LogitDifference, runs.Clean, runs.Corrupted);
+        Func<double, double> score = warning is null ? runs.Normalized : m => m - runs.Corrupted;
         var values = new float[NL][];
         var perPos = perPosition ? new float[NL][][] : null;
         int total = NL * NH * (perPosition ? T + 1 : 1), done = 0;
@@ -65,7 +100,7 @@ public static class ActivationPatching
             for (int h = 0; h < NH; h++)
             {
                 cancel.ThrowIfCancellationRequested();
-                values[l][h] = (float)runs.Normalized(runs.Patched([new HeadId(l, h)], null, cancel));
+                values[l][h] = (float)score(runs.Patched([new HeadId(l, h)], null, cancel));
                 progress?.Report(new AnalysisProgress(stage, ++done, total));
                 if (perPos is not null)
                 {
@@ -73,17 +108,42 @@ public static class ActivationPatching
                     for (int p = 0; p < T; p++)
                     {
                         cancel.ThrowIfCancellationRequested();
-                        perPos[l][h][p] = (float)runs.Normalized(runs.Patched([new HeadId(l, h)], p, cancel));
+                        perPos[l][h][p] = (float)score(runs.Patched([new HeadId(l, h)], p, cancel));
                         progress?.Report(new AnalysisProgress(stage, ++done, total));
                     }
                 }
             }
         }
         string unit = site is PatchSite.K or PatchSite.V && c.NKvHeads != c.NHeads ? "key/value head" : "head";
-        var scores = new HeadScores($"patching-{site.ToString().ToLowerInvariant()}",
-            $"(metric − corrupted) / (clean − corrupted) with the {unit}'s hook_{site.ToString().ToLowerInvariant()} copied from the clean run into the corrupted run",
-            values);
-        return new PatchingResult(site, runs.Clean, runs.Corrupted, scores, perPos);
+        string how = $"with the {unit}'s hook_{site.ToString().ToLowerInvariant()} copied from the clean run into the corrupted run";
+        var scores = warning is null
+            ? new HeadScores($"patching-{site.ToString().ToLowerInvariant()}", $"(metric − corrupted) / (clean − corrupted) {how}", values)
+            : new HeadScores($"patching-{site.ToString().ToLowerInvariant()}-raw", $"metric − corrupted (raw, not normalized) {how}", values) { Warning = warning };
+        return new PatchingResult(site, runs.Clean, runs.Corrupted, scores, perPos) { Gap = gap, Normalized = warning is null, Warning = warning };
+    }
+
+    /// <summary>The clean run's margin over the corrupted one in the metric's better direction, and why a 0–1 recovery score
+    /// on it would mislead (null when it would not): a margin below <see cref="PatchMetricScale.MinGap"/> (or reversed), or a
+    /// clean run that does not beat chance.</summary>
+    public static (double Gap, string? Warning) Trust(PatchMetricScale scale, double clean, double corrupted)
+    {
+        double gap = scale.HigherIsBetter ? clean - corrupted : corrupted - clean;
+        string better = scale.HigherIsBetter ? "higher" : "lower";
+        var why = new List<string>();
+        if (gap < 0)
+        {
+            why.Add($"the clean run is worse than the corrupted one (clean {clean:F3}, corrupted {corrupted:F3} {scale.Unit}; {better} is better)");
+        }
+        else if (gap < scale.MinGap)
+        {
+            why.Add($"the clean run beats the corrupted one by only {gap:F3} {scale.Unit} (below {scale.MinGap:G3})");
+        }
+        if (scale.Chance is double chance && (scale.HigherIsBetter ? clean <= chance : clean >= chance))
+        {
+            why.Add($"the clean run ({clean:F3} {scale.Unit}) is no better than chance ({chance:F3})");
+        }
+        return (gap, why.Count == 0 ? null
+            : $"{string.Join("; and ", why)}: a 0–1 recovery score would be meaningless, so the scores are raw metric differences, patched − corrupted, in {scale.Unit}");
     }
 
     /// <summary>The normalized metric with the given heads (all layers allowed) patched together — at every position, or at

@@ -205,9 +205,8 @@ public static partial class InfluenceParts
             throw new InvalidInputException($"{dir}: the parts hold {rows.Count} documents, the corpus {info.CorpusDocuments}");
         }
         rows.Sort((a, b) => b.Score != a.Score ? b.Score.CompareTo(a.Score) : string.CompareOrdinal(a.Id, b.Id));
-        var metadata = info.ToMetadata();
-        metadata["headwise.parts"] = N.ToString(CultureInfo.InvariantCulture);
-        Write(System.IO.Path.Combine(dir, MergedName), rows, metadata);
+        // the same bytes however many parts: the merged file records the run, not how it was split
+        Write(System.IO.Path.Combine(dir, MergedName), rows, info.ToMetadata());
         if (top is { } share)
         {
             WriteTop(System.IO.Path.Combine(dir, TopName), rows, share, info);

@@ -31,6 +31,8 @@ cat > "$state/slurm.conf" <<CONF
 ClusterName=headwise
 SlurmctldHost=$host
 AuthType=auth/munge
+# a requeued job waits cred_expire seconds before it starts again (default 120): the test requeues one
+AuthInfo=cred_expire=10
 SlurmUser=root
 SlurmdUser=root
 StateSaveLocation=$state/state

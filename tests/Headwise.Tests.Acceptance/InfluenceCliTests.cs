@@ -176,7 +176,6 @@ public sealed class InfluenceCliTests : IDisposable
         Assert.Contains("#SBATCH --mem=16G", array);
         Assert.Contains($"#SBATCH --output={outDir}/logs/influence-%A_%a.log", array);
         Assert.Contains("--shard \"$SLURM_ARRAY_TASK_ID/8\"", array);
-        Assert.Contains("scontrol requeue", array);
         Assert.Contains("influence merge --out", File.ReadAllText(Path.Combine(outDir, "influence-merge.sbatch")));
         Assert.Contains("--dependency=afterok:$array", File.ReadAllText(Path.Combine(outDir, "submit.sh")));
         Assert.True(Directory.Exists(Path.Combine(outDir, "logs")));

@@ -31,15 +31,8 @@ public sealed record SlurmScripts(string Headwise, string Model, string Corpus, 
             #SBATCH --requeue
             #SBATCH --open-mode=append
             #SBATCH --output={logs}/influence-%A_%a.log
-            {Options()}{(Time is null ? "" : "#SBATCH --signal=B:USR1@120\n")}set -uo pipefail
-            # a task told to stop (SIGTERM from scancel --signal=TERM, SIGUSR1 two minutes before the time limit) puts itself
-            # back in the queue rather than ending: the merge's afterok dependency keeps waiting for it, and the rerun
-            # recomputes only this part. (A plain scancel ends the task for good, and Slurm then never starts the merge.)
-            requeue() {"{"} kill -TERM "$pid" 2>/dev/null; scontrol requeue "${"{"}SLURM_ARRAY_JOB_ID{"}"}_${"{"}SLURM_ARRAY_TASK_ID{"}"}"; exit 0; {"}"}
-            {Headwise} influence --model {Quote(Model)} --corpus {Quote(Corpus)} --heads {Quote(Heads)} --out {Quote(OutDir)} --shard "$SLURM_ARRAY_TASK_ID/{Shards}"{extra} &
-            pid=$!
-            trap requeue TERM USR1
-            wait "$pid"
+            {Options()}set -euo pipefail
+            exec {Headwise} influence --model {Quote(Model)} --corpus {Quote(Corpus)} --heads {Quote(Heads)} --out {Quote(OutDir)} --shard "$SLURM_ARRAY_TASK_ID/{Shards}"{extra}
 
             """;
         string merge = $"""

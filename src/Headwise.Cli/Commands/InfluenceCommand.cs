@@ -20,9 +20,9 @@ public sealed class InfluenceCommand : ICommand
         headwise influence merge --out DIR [--top P]
         headwise influence slurm --array N [--partition P] [--time T] [--mem M] --model M --corpus C --heads H --out DIR [--submit]
 
-        AttentionInfluence (docs/influence.md): each document's loss_ref (mean next-token nll, exactly what `headwise eval
-        --text-file` reports, sliding window included), loss_masked (the same with the heads zero-ablated, what `eval
-        --intervene` reports for an ablate/zero recipe of them) and score = (loss_masked − loss_ref) / loss_ref.
+        AttentionInfluence (docs/influence.md): each document's loss_ref (mean next-token nll, exactly what `headwise eval`
+        reports for the text, sliding window included), loss_masked (the same with the heads zero-ablated, what eval reports
+        under an ablate/zero recipe of them) and score = (loss_masked − loss_ref) / loss_ref.
 
         Options:
         {ModelArgs.Help}
@@ -40,7 +40,7 @@ public sealed class InfluenceCommand : ICommand
           --top P           also write DIR/{InfluenceParts.TopName}: the top share P (0.1 or 10%) as JSON lines with the text
         slurm:
           --array N         shards, one array task each; writes DIR/influence-array.sbatch, DIR/influence-merge.sbatch and
-                            DIR/submit.sh (the merge runs after every task succeeded: --dependency=afterok); logs in DIR/logs/
+                            DIR/submit.sh (the merge runs after every task succeeded: Slurm's afterok); logs in DIR/logs/
           --partition P, --time T, --mem M    passed to #SBATCH
           --headwise CMD    how the tasks run headwise (default: this binary)
           --submit          submit both jobs through sbatch now

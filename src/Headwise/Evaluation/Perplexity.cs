@@ -16,31 +16,66 @@ public static class Perplexity
     public static PerplexityResult Evaluate(TransformerModel model, int[] ids, int window, int stride, IProgress<(int Done, int Total)>? progress = null,
         CancellationToken cancel = default, Hooks.HookSet? hooks = null)
     {
+        Check(model, ids, window, stride);
+        int V = model.Config.VocabSize;
+        var nll = new float[ids.Length - 1];
+        int windows = 0;
+        foreach (var w in Windows(ids.Length, window, stride))
+        {
+            cancel.ThrowIfCancellationRequested();
+            var logits = model.Forward(ModelInput.Single(ids[w.Begin..w.End]), hooks);
+            windows++;
+            ScoreWindow(logits.AsSpan(0, (w.End - w.Begin) * V), V, ids, w, nll);
+            progress?.Report((w.End - 1, ids.Length - 1));
+        }
+        return Result(nll, windows);
+    }
+
+    /// <summary>Refuses what <see cref="Evaluate"/> cannot score: fewer than 2 tokens, a window or stride out of range, ids
+    /// outside the vocabulary.</summary>
+    public static void Check(TransformerModel model, int[] ids, int window, int stride)
+    {
         if (ids.Length < 2)
         {
             throw new InvalidInputException($"need at least 2 tokens to score a prediction (got {ids.Length})");
         }
         CheckWindow(ids.Length, window, stride, model.Config.MaxPositions);
         new ModelInput(ids, 1, ids.Length).Validate(model.Config.VocabSize);
-        int n = ids.Length, V = model.Config.VocabSize;
-        var nll = new float[n - 1];
+    }
+
+    /// <summary>One forward of the sliding window: tokens [Begin, End) go in, and targets [FirstTarget, End) are scored (the
+    /// ones no earlier window scored).</summary>
+    public readonly record struct Window(int Begin, int End, int FirstTarget);
+
+    /// <summary>The windows <see cref="Evaluate"/> runs over <paramref name="n"/> tokens, in order: each advances by
+    /// <paramref name="stride"/> and scores only targets no earlier window scored; the last ends at <paramref name="n"/>.</summary>
+    public static List<Window> Windows(int n, int window, int stride)
+    {
+        var list = new List<Window>();
         int scoredUpTo = 1; // targets 1..scoredUpTo-1 are done
-        int windows = 0;
         for (int begin = 0; scoredUpTo < n; begin += stride)
         {
-            cancel.ThrowIfCancellationRequested();
             int end = Math.Min(begin + window, n);
-            var chunk = ids[begin..end];
-            var logits = model.Forward(ModelInput.Single(chunk), hooks);
-            windows++;
-            for (int target = Math.Max(scoredUpTo, begin + 1); target < end; target++)
-            {
-                int row = target - 1 - begin;
-                nll[target - 1] = (float)-LogSoftmaxAt(logits.AsSpan(row * V, V), ids[target]);
-            }
+            list.Add(new Window(begin, end, Math.Max(scoredUpTo, begin + 1)));
             scoredUpTo = end;
-            progress?.Report((scoredUpTo - 1, n - 1));
         }
+        return list;
+    }
+
+    /// <summary>nll[target − 1] for the targets of window <paramref name="w"/>, from its logits [End − Begin, V] (row r predicts
+    /// ids[Begin + r + 1]) — a row of a padded batch works the same, as padding after a sequence leaves its logits unchanged.</summary>
+    public static void ScoreWindow(ReadOnlySpan<float> logits, int V, int[] ids, Window w, Span<float> nll)
+    {
+        for (int target = w.FirstTarget; target < w.End; target++)
+        {
+            int row = target - 1 - w.Begin;
+            nll[target - 1] = (float)-LogSoftmaxAt(logits.Slice(row * V, V), ids[target]);
+        }
+    }
+
+    /// <summary>The mean and perplexity of per-token nll, as <see cref="Evaluate"/> reports them.</summary>
+    public static PerplexityResult Result(float[] nll, int windows)
+    {
         double mean = nll.Average(x => (double)x);
         return new PerplexityResult(nll, mean, Math.Exp(mean), windows);
     }

@@ -73,19 +73,16 @@ public sealed class InterventionTarget
         var sources = new List<int[]>();
         var scoredFrom = new List<int>();
         var weights = new List<double>();
-        int n = tokens.Length, scoredUpTo = 1; // targets 1..scoredUpTo-1 are done: Perplexity.Evaluate's loop
-        for (int begin = 0; scoredUpTo < n; begin += stride)
+        int n = tokens.Length;
+        foreach (var w in Evaluation.Perplexity.Windows(n, window, stride))
         {
-            int end = Math.Min(begin + window, n);
-            int from = Math.Max(scoredUpTo, begin + 1);
-            var chunk = tokens[begin..end];
+            var chunk = tokens[w.Begin..w.End];
             var shuffled = (int[])chunk.Clone();
             rng.Shuffle(shuffled.AsSpan(1));
             items.Add(chunk);
             sources.Add(shuffled);
-            scoredFrom.Add(from - begin);
-            weights.Add((double)(end - from) / (n - 1));
-            scoredUpTo = end;
+            scoredFrom.Add(w.FirstTarget - w.Begin);
+            weights.Add((double)(w.End - w.FirstTarget) / (n - 1));
         }
         return new InterventionTarget(items, sources, null, $"{n} tokens in {items.Count} windows of {window} (stride {stride})",
             [.. scoredFrom], [.. weights]);

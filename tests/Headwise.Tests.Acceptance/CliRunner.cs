@@ -22,6 +22,17 @@ public static class CliRunner
     /// <summary>The bundled demo model (models/demo, GPT-2, 4 layers × 4 heads, context 128).</summary>
     public static string DemoModel => Path.Combine(RepoRoot, "models", "demo");
 
+    /// <summary>An example recipe of docs/examples/recipes by name (e.g. "soften").</summary>
+    public static string ExampleRecipe(string name) => Path.Combine(RepoRoot, "docs", "examples", "recipes", name + ".json");
+
+    /// <summary>Writes a recipe to a new temporary file and returns its path.</summary>
+    public static string TempRecipe(string json)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"headwise-recipe-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, json);
+        return path;
+    }
+
     public static string? Stories260K => Directory.Exists(Path.Combine(RepoRoot, "..", "shared", "models", "stories260K"))
         ? Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "models", "stories260K")) : null;
 

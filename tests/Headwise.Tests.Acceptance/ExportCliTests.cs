@@ -6,10 +6,6 @@ namespace Headwise.Tests.Acceptance;
 /// occupied --out exit 2 with one line.</summary>
 public class ExportCliTests
 {
-    private static string Demo => Path.Combine(CliRunner.RepoRoot, "models", "demo");
-
-    private static string Example(string name) => Path.Combine(CliRunner.RepoRoot, "docs", "examples", "recipes", name + ".json");
-
     private static string TempDir() => Path.Combine(Path.GetTempPath(), $"headwise-export-{Guid.NewGuid():N}");
 
     [Fact]
@@ -28,7 +24,7 @@ public class ExportCliTests
         string dir = TempDir();
         try
         {
-            var r = CliRunner.Run("export", "--model", Demo, "--intervene", recipe, "--out", dir, "--json");
+            var r = CliRunner.Run("export", "--model", CliRunner.DemoModel, "--intervene", recipe, "--out", dir, "--json");
             Assert.Equal(0, r.ExitCode);
             using var doc = JsonDocument.Parse(r.Stdout);
             Assert.Equal(dir, doc.RootElement.GetProperty("out").GetString());
@@ -37,8 +33,8 @@ public class ExportCliTests
             Assert.True(File.Exists(Path.Combine(dir, "tokenizer.json")));
 
             var exported = CliRunner.Run("eval", "--model", dir, "--text", text, "--json");
-            var intervened = CliRunner.Run("eval", "--model", Demo, "--text", text, "--intervene", recipe, "--json");
-            var plain = CliRunner.Run("eval", "--model", Demo, "--text", text, "--json");
+            var intervened = CliRunner.Run("eval", "--model", CliRunner.DemoModel, "--text", text, "--intervene", recipe, "--json");
+            var plain = CliRunner.Run("eval", "--model", CliRunner.DemoModel, "--text", text, "--json");
             Assert.Equal(0, exported.ExitCode);
             using var e = JsonDocument.Parse(exported.Stdout);
             using var i = JsonDocument.Parse(intervened.Stdout);
@@ -47,7 +43,7 @@ public class ExportCliTests
             Assert.Equal(i.RootElement.GetProperty("mean_nll").GetDouble(), nll, 1e-5);
             Assert.NotEqual(p.RootElement.GetProperty("mean_nll").GetDouble(), nll, 1e-3);
             // the text output prints the same 4 decimals
-            Assert.Contains(CliRunner.Run("eval", "--model", Demo, "--text", text, "--intervene", recipe).Stdout.Split('\n').Single(l => l.StartsWith("mean nll", StringComparison.Ordinal)),
+            Assert.Contains(CliRunner.Run("eval", "--model", CliRunner.DemoModel, "--text", text, "--intervene", recipe).Stdout.Split('\n').Single(l => l.StartsWith("mean nll", StringComparison.Ordinal)),
                 CliRunner.Run("eval", "--model", dir, "--text", text).Stdout);
         }
         finally
@@ -64,7 +60,7 @@ public class ExportCliTests
     public void ActivationKindsAndAnOccupiedOutExit2()
     {
         string dir = TempDir();
-        var soften = CliRunner.Run("export", "--model", Demo, "--intervene", Example("soften"), "--out", dir);
+        var soften = CliRunner.Run("export", "--model", CliRunner.DemoModel, "--intervene", CliRunner.ExampleRecipe("soften"), "--out", dir);
         Assert.Equal(2, soften.ExitCode);
         Assert.Contains("interventions[0] (soften): changes the attention pattern", soften.Stderr);
         Assert.Contains("run it with --intervene instead", soften.Stderr);
@@ -74,7 +70,7 @@ public class ExportCliTests
         File.WriteAllText(Path.Combine(dir, "notes.txt"), "mine");
         try
         {
-            var occupied = CliRunner.Run("export", "--model", Demo, "--intervene", Example("edit_ov"), "--out", dir);
+            var occupied = CliRunner.Run("export", "--model", CliRunner.DemoModel, "--intervene", CliRunner.ExampleRecipe("edit_ov"), "--out", dir);
             Assert.Equal(2, occupied.ExitCode);
             Assert.Contains($"--out {dir} already exists and is not an empty directory", occupied.Stderr);
             Assert.Equal(["notes.txt"], Directory.EnumerateFileSystemEntries(dir).Select(Path.GetFileName));

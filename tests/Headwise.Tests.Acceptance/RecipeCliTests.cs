@@ -8,37 +8,26 @@ namespace Headwise.Tests.Acceptance;
 /// <summary>--intervene FILE on eval and generate: the numbers are the library's under the recipe; bad recipes exit 2 with one line.</summary>
 public class RecipeCliTests
 {
-    private static string Demo => Path.Combine(CliRunner.RepoRoot, "models", "demo");
-
-    private static string Example(string name) => Path.Combine(CliRunner.RepoRoot, "docs", "examples", "recipes", name + ".json");
-
-    private static string TempRecipe(string json)
-    {
-        string path = Path.Combine(Path.GetTempPath(), $"headwise-recipe-{Guid.NewGuid():N}.json");
-        File.WriteAllText(path, json);
-        return path;
-    }
-
     [Fact]
     public void EvalUnderARecipeReportsTheIntervenedModelsNll()
     {
         const string text = "The cat sat on the small boat near the sea and";
-        var plain = CliRunner.Run("eval", "--model", Demo, "--text", text, "--json");
-        var r = CliRunner.Run("eval", "--model", Demo, "--text", text, "--intervene", Example("soften"), "--json");
+        var plain = CliRunner.Run("eval", "--model", CliRunner.DemoModel, "--text", text, "--json");
+        var r = CliRunner.Run("eval", "--model", CliRunner.DemoModel, "--text", text, "--intervene", CliRunner.ExampleRecipe("soften"), "--json");
         Assert.Equal(0, r.ExitCode);
         using var doc = JsonDocument.Parse(r.Stdout);
         using var plainDoc = JsonDocument.Parse(plain.Stdout);
         Assert.Equal("soften 3.2", doc.RootElement.GetProperty("recipe").GetString());
 
-        using var m = ModelLoader.Load(Demo);
+        using var m = ModelLoader.Load(CliRunner.DemoModel);
         var ids = m.RequireTokenizer().Encode(text);
-        using var applied = RecipeApplication.Apply(Recipe.Load(Example("soften")), m.Model);
+        using var applied = RecipeApplication.Apply(Recipe.Load(CliRunner.ExampleRecipe("soften")), m.Model);
         var expected = Perplexity.Evaluate(applied.Model, ids, m.Config.MaxPositions, m.Config.MaxPositions / 2, hooks: applied.CreateHooks());
         double nll = doc.RootElement.GetProperty("mean_nll").GetDouble();
         Assert.Equal(expected.MeanNll, nll, 1e-9);
         Assert.NotEqual(plainDoc.RootElement.GetProperty("mean_nll").GetDouble(), nll, 1e-4);
 
-        var textOut = CliRunner.Run("eval", "--model", Demo, "--text", text, "--intervene", Example("edit_ov"));
+        var textOut = CliRunner.Run("eval", "--model", CliRunner.DemoModel, "--text", text, "--intervene", CliRunner.ExampleRecipe("edit_ov"));
         Assert.Equal(0, textOut.ExitCode);
         Assert.Contains("recipe       drop the top OV direction of 3.0", textOut.Stdout);
     }
@@ -46,14 +35,14 @@ public class RecipeCliTests
     [Fact]
     public void GenerateUnderARecipeUsesTheKvCacheWithTheRecipesHooks()
     {
-        var r = CliRunner.Run("generate", "--model", Demo, "--prompt", "The dog", "--max-tokens", "10", "--intervene", Example("redistribute_sink"), "--json");
+        var r = CliRunner.Run("generate", "--model", CliRunner.DemoModel, "--prompt", "The dog", "--max-tokens", "10", "--intervene", CliRunner.ExampleRecipe("redistribute_sink"), "--json");
         Assert.Equal(0, r.ExitCode);
         using var doc = JsonDocument.Parse(r.Stdout);
         var ids = doc.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
 
-        using var m = ModelLoader.Load(Demo);
+        using var m = ModelLoader.Load(CliRunner.DemoModel);
         var prompt = doc.RootElement.GetProperty("prompt_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
-        using var applied = RecipeApplication.Apply(Recipe.Load(Example("redistribute_sink")), m.Model);
+        using var applied = RecipeApplication.Apply(Recipe.Load(CliRunner.ExampleRecipe("redistribute_sink")), m.Model);
         var expected = Generator.Generate(applied.Model, prompt, new GenerationOptions
         {
             MaxNewTokens = 10,
@@ -67,18 +56,18 @@ public class RecipeCliTests
     [Fact]
     public void BadRecipesExit2WithOneLineNamingItemAndField()
     {
-        string bad = TempRecipe("""{"name": "bad", "interventions": [{"kind": "scale", "heads": ["1.1"], "factor": 2}, {"kind": "soften", "heads": ["1.1"], "strength": 1.5}]}""");
-        string missing = TempRecipe("""{"name": "bad", "interventions": [{"kind": "scale", "heads": ["7.0"], "factor": 2}]}""");
-        string inject = TempRecipe("""{"name": "short", "interventions": [{"kind": "inject", "heads": ["1.1"], "component": "k", "source": {"tokens": [10, 20, 30, 40, 50, 60]}}]}""");
+        string bad = CliRunner.TempRecipe("""{"name": "bad", "interventions": [{"kind": "scale", "heads": ["1.1"], "factor": 2}, {"kind": "soften", "heads": ["1.1"], "strength": 1.5}]}""");
+        string missing = CliRunner.TempRecipe("""{"name": "bad", "interventions": [{"kind": "scale", "heads": ["7.0"], "factor": 2}]}""");
+        string inject = CliRunner.TempRecipe("""{"name": "short", "interventions": [{"kind": "inject", "heads": ["1.1"], "component": "k", "source": {"tokens": [10, 20, 30, 40, 50, 60]}}]}""");
         try
         {
             foreach (var (args, expected) in new (string[], string)[]
             {
-                (["eval", "--model", Demo, "--text", "hello there", "--intervene", bad], "interventions[1] (soften): strength 1.5 is outside [0, 1]"),
-                (["generate", "--model", Demo, "--intervene", missing], "interventions[0] (scale): heads 7.0 does not exist"),
-                (["eval", "--model", Demo, "--tokens", "1,2,3", "--intervene", inject], "interventions[0] (inject): source has 6 tokens, the input 3"),
-                (["generate", "--model", Demo, "--tokens", "1,2,3", "--max-tokens", "10", "--intervene", inject], "inject beyond the source's length is refused"),
-                (["eval", "--model", Demo, "--tokens", "1,2,3", "--intervene", "/nonexistent/r.json"], "/nonexistent/r.json"),
+                (["eval", "--model", CliRunner.DemoModel, "--text", "hello there", "--intervene", bad], "interventions[1] (soften): strength 1.5 is outside [0, 1]"),
+                (["generate", "--model", CliRunner.DemoModel, "--intervene", missing], "interventions[0] (scale): heads 7.0 does not exist"),
+                (["eval", "--model", CliRunner.DemoModel, "--tokens", "1,2,3", "--intervene", inject], "interventions[0] (inject): source has 6 tokens, the input 3"),
+                (["generate", "--model", CliRunner.DemoModel, "--tokens", "1,2,3", "--max-tokens", "10", "--intervene", inject], "inject beyond the source's length is refused"),
+                (["eval", "--model", CliRunner.DemoModel, "--tokens", "1,2,3", "--intervene", "/nonexistent/r.json"], "/nonexistent/r.json"),
             })
             {
                 var r = CliRunner.Run(args);
@@ -87,7 +76,7 @@ public class RecipeCliTests
                 Assert.Single(r.Stderr.Trim().Split('\n'));
             }
             // the source covers a short generation: prompt 3 + 4 new tokens reach position 5
-            Assert.Equal(0, CliRunner.Run("generate", "--model", Demo, "--tokens", "1,2,3", "--max-tokens", "4", "--intervene", inject, "--json").ExitCode);
+            Assert.Equal(0, CliRunner.Run("generate", "--model", CliRunner.DemoModel, "--tokens", "1,2,3", "--max-tokens", "4", "--intervene", inject, "--json").ExitCode);
         }
         finally
         {

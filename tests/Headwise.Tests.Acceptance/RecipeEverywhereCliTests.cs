@@ -20,17 +20,6 @@ public class RecipeEverywhereCliTests
 {
     private const string Text = "The cat sat on the mat and the dog sat on the";
 
-    private static string Demo => Path.Combine(CliRunner.RepoRoot, "models", "demo");
-
-    private static string Example(string name) => Path.Combine(CliRunner.RepoRoot, "docs", "examples", "recipes", name + ".json");
-
-    private static string TempRecipe(string json)
-    {
-        string path = Path.Combine(Path.GetTempPath(), $"headwise-recipe-{Guid.NewGuid():N}.json");
-        File.WriteAllText(path, json);
-        return path;
-    }
-
     private static JsonElement Json(params string[] args)
     {
         var r = CliRunner.Run(args);
@@ -62,13 +51,13 @@ public class RecipeEverywhereCliTests
     [Fact]
     public void HeadsUnderARecipeScoreThePatternsOfTheIntervenedRun()
     {
-        string[] common = ["heads", "--model", Demo, "--seq-len", "8", "--batch", "2", "--json"];
+        string[] common = ["heads", "--model", CliRunner.DemoModel, "--seq-len", "8", "--batch", "2", "--json"];
         var plain = Json(common);
-        var r = Json([.. common, "--intervene", Example("soften")]);
+        var r = Json([.. common, "--intervene", CliRunner.ExampleRecipe("soften")]);
         Assert.Equal("soften 3.2", r.GetProperty("recipe").GetString());
 
-        using var m = ModelLoader.Load(Demo);
-        using var applied = RecipeApplication.Apply(Recipe.Load(Example("soften")), m.Model);
+        using var m = ModelLoader.Load(CliRunner.DemoModel);
+        using var applied = RecipeApplication.Apply(Recipe.Load(CliRunner.ExampleRecipe("soften")), m.Model);
         var options = new HeadDetectorOptions(8, 2, 0);
         bool bos = r.GetProperty("bos").GetBoolean();
         var seqs = HeadDetectors.RepeatedSequences(m.Config, options, bos);
@@ -97,17 +86,17 @@ public class RecipeEverywhereCliTests
         Assert.True(prev[3][2] < plainPrev[3][2] - 0.01, $"{prev[3][2]} vs {plainPrev[3][2]}");
         Assert.Equal(plainPrev[0], prev[0]);
 
-        var textOut = CliRunner.Run([.. common[..^1], "--intervene", Example("soften")]);
+        var textOut = CliRunner.Run([.. common[..^1], "--intervene", CliRunner.ExampleRecipe("soften")]);
         Assert.StartsWith("recipe       soften 3.2 (", textOut.Stdout);
     }
 
     [Fact]
     public void PatternsUnderARecipeAreTheIntervenedPatterns()
     {
-        var r = Json("patterns", "--model", Demo, "--text", Text, "--head", "3.2", "--intervene", Example("soften"), "--json");
-        var plain = Json("patterns", "--model", Demo, "--text", Text, "--head", "3.2", "--json");
-        using var m = ModelLoader.Load(Demo);
-        using var applied = RecipeApplication.Apply(Recipe.Load(Example("soften")), m.Model);
+        var r = Json("patterns", "--model", CliRunner.DemoModel, "--text", Text, "--head", "3.2", "--intervene", CliRunner.ExampleRecipe("soften"), "--json");
+        var plain = Json("patterns", "--model", CliRunner.DemoModel, "--text", Text, "--head", "3.2", "--json");
+        using var m = ModelLoader.Load(CliRunner.DemoModel);
+        using var applied = RecipeApplication.Apply(Recipe.Load(CliRunner.ExampleRecipe("soften")), m.Model);
         var ids = Ids(r.GetProperty("token_ids"));
         var (_, cache) = applied.RunWithCache(ModelInput.Single(ids));
         int T = ids.Length;
@@ -121,11 +110,11 @@ public class RecipeEverywhereCliTests
     [Fact]
     public void DlaUnderAWeightEditAttributesTheEditedModelsLogit()
     {
-        string[] common = ["dla", "--model", Demo, "--text", Text, "--answer", " mat", "--wrong", " the", "--json"];
+        string[] common = ["dla", "--model", CliRunner.DemoModel, "--text", Text, "--answer", " mat", "--wrong", " the", "--json"];
         var plain = Json(common);
-        var r = Json([.. common, "--intervene", Example("combined")]);
-        using var m = ModelLoader.Load(Demo);
-        using var applied = RecipeApplication.Apply(Recipe.Load(Example("combined")), m.Model);
+        var r = Json([.. common, "--intervene", CliRunner.ExampleRecipe("combined")]);
+        using var m = ModelLoader.Load(CliRunner.DemoModel);
+        using var applied = RecipeApplication.Apply(Recipe.Load(CliRunner.ExampleRecipe("combined")), m.Model);
         var ids = Ids(r.GetProperty("token_ids"));
         int V = m.Config.VocabSize, T = ids.Length, answer = r.GetProperty("answer").GetInt32(), wrong = r.GetProperty("wrong").GetInt32();
         var logits = applied.Forward(ModelInput.Single(ids));
@@ -139,12 +128,12 @@ public class RecipeEverywhereCliTests
     [Fact]
     public void AblateUnderScaleOneIsThePlainAblationAndUnderARecipeAFullHookedForward()
     {
-        string scale1 = TempRecipe("""{"name": "identity", "interventions": [{"kind": "scale", "heads": ["2.1", "0.3"], "factor": 1}]}""");
+        string scale1 = CliRunner.TempRecipe("""{"name": "identity", "interventions": [{"kind": "scale", "heads": ["2.1", "0.3"], "factor": 1}]}""");
         try
         {
             foreach (string method in new[] { "zero", "mean" })
             {
-                string[] common = ["ablate", "--model", Demo, "--heads", "1.0,2.1", "--text", Text, "--method", method, "--json"];
+                string[] common = ["ablate", "--model", CliRunner.DemoModel, "--heads", "1.0,2.1", "--text", Text, "--method", method, "--json"];
                 var plain = Json(common);
                 var same = Json([.. common, "--intervene", scale1]);
                 Assert.Equal(plain.GetProperty("clean").GetDouble(), same.GetProperty("clean").GetDouble());
@@ -157,10 +146,10 @@ public class RecipeEverywhereCliTests
             File.Delete(scale1);
         }
 
-        var r = Json("ablate", "--model", Demo, "--heads", "1.0", "--text", Text, "--intervene", Example("combined"), "--json");
-        var plainR = Json("ablate", "--model", Demo, "--heads", "1.0", "--text", Text, "--json");
-        using var m = ModelLoader.Load(Demo);
-        using var applied = RecipeApplication.Apply(Recipe.Load(Example("combined")), m.Model);
+        var r = Json("ablate", "--model", CliRunner.DemoModel, "--heads", "1.0", "--text", Text, "--intervene", CliRunner.ExampleRecipe("combined"), "--json");
+        var plainR = Json("ablate", "--model", CliRunner.DemoModel, "--heads", "1.0", "--text", Text, "--json");
+        using var m = ModelLoader.Load(CliRunner.DemoModel);
+        using var applied = RecipeApplication.Apply(Recipe.Load(CliRunner.ExampleRecipe("combined")), m.Model);
         var ids = m.RequireTokenizer().Encode(Text);
         var target = InterventionTarget.FromTokens(ids);
         int V = m.Config.VocabSize;
@@ -175,13 +164,13 @@ public class RecipeEverywhereCliTests
     public void ImportanceUnderARecipeEqualsAFullForwardPerHeadWithTheRecipesHooks()
     {
         // combined: an OV edit in layer 0, softening in 1, scaling in 2 — so resumed runs start below, at and above each
-        var r = Json("importance", "--model", Demo, "--text", Text, "--intervene", Example("combined"), "--json");
-        var plain = Json("importance", "--model", Demo, "--text", Text, "--json");
+        var r = Json("importance", "--model", CliRunner.DemoModel, "--text", Text, "--intervene", CliRunner.ExampleRecipe("combined"), "--json");
+        var plain = Json("importance", "--model", CliRunner.DemoModel, "--text", Text, "--json");
         Assert.Equal("three kinds on three heads", r.GetProperty("recipe").GetString());
         var values = Grid(r.GetProperty("values"));
 
-        using var m = ModelLoader.Load(Demo);
-        using var applied = RecipeApplication.Apply(Recipe.Load(Example("combined")), m.Model);
+        using var m = ModelLoader.Load(CliRunner.DemoModel);
+        using var applied = RecipeApplication.Apply(Recipe.Load(CliRunner.ExampleRecipe("combined")), m.Model);
         var ids = m.RequireTokenizer().Encode(Text);
         var target = InterventionTarget.FromTokens(ids);
         int V = m.Config.VocabSize;
@@ -200,15 +189,15 @@ public class RecipeEverywhereCliTests
     [Fact]
     public void PatchUnderARecipeRunsCleanCorruptedAndPatchedWithItsHooks()
     {
-        string[] common = ["patch", "--model", Demo, "--clean", "The cat sat on the mat and the", "--corrupted", "The dog sat on the mat and the",
+        string[] common = ["patch", "--model", CliRunner.DemoModel, "--clean", "The cat sat on the mat and the", "--corrupted", "The dog sat on the mat and the",
             "--answer", " cat", "--wrong", " dog", "--json"];
-        var r = Json([.. common, "--intervene", Example("combined")]);
+        var r = Json([.. common, "--intervene", CliRunner.ExampleRecipe("combined")]);
         var plain = Json(common);
         var values = Grid(r.GetProperty("values"));
 
-        using var m = ModelLoader.Load(Demo);
+        using var m = ModelLoader.Load(CliRunner.DemoModel);
         var tok = m.RequireTokenizer();
-        using var applied = RecipeApplication.Apply(Recipe.Load(Example("combined")), m.Model);
+        using var applied = RecipeApplication.Apply(Recipe.Load(CliRunner.ExampleRecipe("combined")), m.Model);
         // the prompts and the metric as the command reads them; the runs below are plain full forwards under the recipe
         var task = TaskLibrary.Tokenize(new PromptTask("prompt", "", TaskMetric.LogitDifference, "", 0,
             [new TaskPrompt("The cat sat on the mat and the", "The dog sat on the mat and the", [" cat"], [" dog"])]), tok);
@@ -249,14 +238,14 @@ public class RecipeEverywhereCliTests
         string html = Path.Combine(Path.GetTempPath(), $"headwise-report-{Guid.NewGuid():N}.html");
         try
         {
-            var r = Json("report", "--model", Demo, "--out", html, "--max-tokens", "12", "--intervene", Example("soften"), "--json");
+            var r = Json("report", "--model", CliRunner.DemoModel, "--out", html, "--max-tokens", "12", "--intervene", CliRunner.ExampleRecipe("soften"), "--json");
             Assert.Equal("soften 3.2", r.GetProperty("recipe").GetString());
             string page = File.ReadAllText(html);
             Assert.Contains("soften 3.2", page);
             Assert.Contains("\"recipe\":{\"name\":\"soften 3.2\"", page);
             Assert.Contains("soften 3.2: pattern (1 \\u2212 s)\\u00B7A \\u002B s\\u00B7I, s = 0.5", page); // the page escapes non-ASCII and +
 
-            var text = CliRunner.Run("report", "--model", Demo, "--out", html, "--max-tokens", "12", "--intervene", Example("soften"));
+            var text = CliRunner.Run("report", "--model", CliRunner.DemoModel, "--out", html, "--max-tokens", "12", "--intervene", CliRunner.ExampleRecipe("soften"));
             Assert.Equal(0, text.ExitCode);
             Assert.StartsWith("recipe       soften 3.2 (", text.Stdout);
         }
@@ -269,10 +258,10 @@ public class RecipeEverywhereCliTests
     [Fact]
     public void StatisticsCommandsReadTheIntervenedPatternsAndCircuitsTheEditedWeights()
     {
-        var r = Json("centrality", "--model", Demo, "--text", Text, "--intervene", Example("soften"), "--json");
-        var plain = Json("centrality", "--model", Demo, "--text", Text, "--json");
-        using var m = ModelLoader.Load(Demo);
-        using var applied = RecipeApplication.Apply(Recipe.Load(Example("soften")), m.Model);
+        var r = Json("centrality", "--model", CliRunner.DemoModel, "--text", Text, "--intervene", CliRunner.ExampleRecipe("soften"), "--json");
+        var plain = Json("centrality", "--model", CliRunner.DemoModel, "--text", Text, "--json");
+        using var m = ModelLoader.Load(CliRunner.DemoModel);
+        using var applied = RecipeApplication.Apply(Recipe.Load(CliRunner.ExampleRecipe("soften")), m.Model);
         var ids = Ids(r.GetProperty("tokens"));
         var (_, cache) = applied.RunWithCache(ModelInput.Single(ids));
         var expected = TokenCentrality.Compute(applied.Model, ids, cache, 0.85);
@@ -286,14 +275,14 @@ public class RecipeEverywhereCliTests
 
         foreach (string command in new[] { "sinks", "stats", "explain" })
         {
-            Assert.Equal("soften 3.2", Json(command, "--model", Demo, "--text", Text, "--intervene", Example("soften"), "--json").GetProperty("recipe").GetString());
+            Assert.Equal("soften 3.2", Json(command, "--model", CliRunner.DemoModel, "--text", Text, "--intervene", CliRunner.ExampleRecipe("soften"), "--json").GetProperty("recipe").GetString());
         }
-        Assert.Equal("soften 3.2", Json("context", "--model", Demo, "--text", Text, "--final", "2", "--intervene", Example("soften"), "--json")
+        Assert.Equal("soften 3.2", Json("context", "--model", CliRunner.DemoModel, "--text", Text, "--final", "2", "--intervene", CliRunner.ExampleRecipe("soften"), "--json")
             .GetProperty("recipe").GetString());
 
         // circuits reads weights: the OV edit of 3.0 changes that head's OV singular values, and nothing of head 0.0
-        var c = Json("circuits", "--model", Demo, "--head", "3.0,0.0", "--intervene", Example("edit_ov"), "--json");
-        var cPlain = Json("circuits", "--model", Demo, "--head", "3.0,0.0", "--json");
+        var c = Json("circuits", "--model", CliRunner.DemoModel, "--head", "3.0,0.0", "--intervene", CliRunner.ExampleRecipe("edit_ov"), "--json");
+        var cPlain = Json("circuits", "--model", CliRunner.DemoModel, "--head", "3.0,0.0", "--json");
         string Ov(JsonElement e, string head) => e.GetProperty("heads").EnumerateArray()
             .Single(x => x.GetProperty("head").GetString() == head).GetProperty("ov_singular_values").ToString();
         Assert.NotEqual(Ov(cPlain, "3.0"), Ov(c, "3.0"));
@@ -303,24 +292,24 @@ public class RecipeEverywhereCliTests
     [Fact]
     public void BadRecipesExit2OnEveryCommandWithOneLine()
     {
-        string bad = TempRecipe("""{"name": "bad", "interventions": [{"kind": "soften", "heads": ["1.1"], "strength": 1.5}]}""");
-        string missing = TempRecipe("""{"name": "bad", "interventions": [{"kind": "scale", "heads": ["7.0"], "factor": 2}]}""");
-        string inject = TempRecipe("""{"name": "short", "interventions": [{"kind": "inject", "heads": ["1.1"], "component": "v", "source": {"tokens": [10, 20, 30, 40, 50, 60]}}]}""");
+        string bad = CliRunner.TempRecipe("""{"name": "bad", "interventions": [{"kind": "soften", "heads": ["1.1"], "strength": 1.5}]}""");
+        string missing = CliRunner.TempRecipe("""{"name": "bad", "interventions": [{"kind": "scale", "heads": ["7.0"], "factor": 2}]}""");
+        string inject = CliRunner.TempRecipe("""{"name": "short", "interventions": [{"kind": "inject", "heads": ["1.1"], "component": "v", "source": {"tokens": [10, 20, 30, 40, 50, 60]}}]}""");
         try
         {
             foreach (var (args, expected) in new (string[], string)[]
             {
-                (["heads", "--model", Demo, "--intervene", bad], "interventions[0] (soften): strength 1.5 is outside [0, 1]"),
-                (["importance", "--model", Demo, "--text", Text, "--intervene", missing], "interventions[0] (scale): heads 7.0 does not exist"),
-                (["report", "--model", Demo, "--out", Path.Combine(Path.GetTempPath(), "never.html"), "--intervene", bad], "strength 1.5 is outside [0, 1]"),
-                (["patch", "--model", Demo, "--clean", "The cat", "--corrupted", "The dog", "--answer", " mat", "--wrong", " the", "--intervene", missing],
+                (["heads", "--model", CliRunner.DemoModel, "--intervene", bad], "interventions[0] (soften): strength 1.5 is outside [0, 1]"),
+                (["importance", "--model", CliRunner.DemoModel, "--text", Text, "--intervene", missing], "interventions[0] (scale): heads 7.0 does not exist"),
+                (["report", "--model", CliRunner.DemoModel, "--out", Path.Combine(Path.GetTempPath(), "never.html"), "--intervene", bad], "strength 1.5 is outside [0, 1]"),
+                (["patch", "--model", CliRunner.DemoModel, "--clean", "The cat", "--corrupted", "The dog", "--answer", " mat", "--wrong", " the", "--intervene", missing],
                     "heads 7.0 does not exist"),
-                (["dla", "--model", Demo, "--tokens", "1,2,3", "--answer", "5", "--intervene", inject], "interventions[0] (inject): source has 6 tokens, the input 3"),
-                (["ablate", "--model", Demo, "--heads", "1.0", "--tokens", "1,2,3", "--intervene", inject], "source has 6 tokens, the input 3"),
-                (["heads", "--model", Demo, "--intervene", inject], "interventions[0] (inject): source has 6 tokens"),
-                (["report", "--model", Demo, "--out", Path.Combine(Path.GetTempPath(), "never.html"), "--intervene", inject],
+                (["dla", "--model", CliRunner.DemoModel, "--tokens", "1,2,3", "--answer", "5", "--intervene", inject], "interventions[0] (inject): source has 6 tokens, the input 3"),
+                (["ablate", "--model", CliRunner.DemoModel, "--heads", "1.0", "--tokens", "1,2,3", "--intervene", inject], "source has 6 tokens, the input 3"),
+                (["heads", "--model", CliRunner.DemoModel, "--intervene", inject], "interventions[0] (inject): source has 6 tokens"),
+                (["report", "--model", CliRunner.DemoModel, "--out", Path.Combine(Path.GetTempPath(), "never.html"), "--intervene", inject],
                     "interventions[0] (inject): the report runs inputs of several lengths"),
-                (["patterns", "--model", Demo, "--tokens", "1,2,3", "--intervene", "/nonexistent/r.json"], "/nonexistent/r.json"),
+                (["patterns", "--model", CliRunner.DemoModel, "--tokens", "1,2,3", "--intervene", "/nonexistent/r.json"], "/nonexistent/r.json"),
             })
             {
                 var r = CliRunner.Run(args);
@@ -329,7 +318,7 @@ public class RecipeEverywhereCliTests
                 Assert.Single(r.Stderr.Trim().Split('\n'));
             }
             // a source as long as the input runs
-            Assert.Equal(0, CliRunner.Run("patterns", "--model", Demo, "--tokens", "1,2,3,4,5,6", "--intervene", inject, "--json").ExitCode);
+            Assert.Equal(0, CliRunner.Run("patterns", "--model", CliRunner.DemoModel, "--tokens", "1,2,3,4,5,6", "--intervene", inject, "--json").ExitCode);
         }
         finally
         {

@@ -6,8 +6,6 @@ namespace Headwise.Tests.Acceptance;
 /// exits 2 naming the option.</summary>
 public class SearchCliTests
 {
-    private static string Demo => Path.Combine(CliRunner.RepoRoot, "models", "demo");
-
     private const string Text = "The cat sat on the mat. The dog sat on the log. The cat sat on the mat.";
 
     [Fact]
@@ -16,7 +14,7 @@ public class SearchCliTests
         string output = Path.Combine(Path.GetTempPath(), $"headwise-search-{Guid.NewGuid():N}.json");
         try
         {
-            var r = CliRunner.Run("search", "--model", Demo, "--text", Text, "--intervention", "soften", "--strength", "0.8",
+            var r = CliRunner.Run("search", "--model", CliRunner.DemoModel, "--text", Text, "--intervention", "soften", "--strength", "0.8",
                 "--objective", "loss", "--direction", "up", "--budget", "2", "--out", output, "--json");
             Assert.Equal(0, r.ExitCode);
             using var doc = JsonDocument.Parse(r.Stdout);
@@ -28,13 +26,13 @@ public class SearchCliTests
             Assert.True(final > root.GetProperty("baseline").GetDouble());
             Assert.False(File.Exists(output + ".partial"));
 
-            var eval = CliRunner.Run("eval", "--model", Demo, "--text", Text, "--intervene", output, "--json");
+            var eval = CliRunner.Run("eval", "--model", CliRunner.DemoModel, "--text", Text, "--intervene", output, "--json");
             Assert.Equal(0, eval.ExitCode);
             using var evalDoc = JsonDocument.Parse(eval.Stdout);
             Assert.Equal(final, evalDoc.RootElement.GetProperty("mean_nll").GetDouble(), 1e-5);
 
             // the text output names each added head (L.H) with the objective after it
-            var text = CliRunner.Run("search", "--model", Demo, "--text", Text, "--intervention", "soften", "--strength", "0.8",
+            var text = CliRunner.Run("search", "--model", CliRunner.DemoModel, "--text", Text, "--intervention", "soften", "--strength", "0.8",
                 "--budget", "2", "--out", output);
             Assert.Equal(0, text.ExitCode);
             foreach (var s in steps)
@@ -57,7 +55,7 @@ public class SearchCliTests
     [InlineData("--method", "--intervention", "ablate", "--method", "resample")]
     public void BadInputExitsTwoNamingTheOption(string option, params string[] extra)
     {
-        var r = CliRunner.Run(["search", "--model", Demo, "--text", Text, .. extra]);
+        var r = CliRunner.Run(["search", "--model", CliRunner.DemoModel, "--text", Text, .. extra]);
         Assert.Equal(2, r.ExitCode);
         Assert.Contains(option, r.Stderr);
         Assert.Single(r.Stderr.Trim().Split('\n'));

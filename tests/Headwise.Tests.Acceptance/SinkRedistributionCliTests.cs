@@ -6,13 +6,11 @@ namespace Headwise.Tests.Acceptance;
 /// what eval --intervene reports under the recipe the experiment wrote for it.</summary>
 public class SinkRedistributionCliTests
 {
-    private static string Demo => Path.Combine(CliRunner.RepoRoot, "models", "demo");
-
     private static string Text => Path.Combine(CliRunner.RepoRoot, "docs", "examples", "texts", "address.txt");
 
     private static double EvalNll(params string[] extra)
     {
-        var r = CliRunner.Run(["eval", "--model", Demo, "--text-file", Text, "--json", .. extra]);
+        var r = CliRunner.Run(["eval", "--model", CliRunner.DemoModel, "--text-file", Text, "--json", .. extra]);
         Assert.Equal(0, r.ExitCode);
         using var doc = JsonDocument.Parse(r.Stdout);
         return doc.RootElement.GetProperty("mean_nll").GetDouble();
@@ -24,7 +22,7 @@ public class SinkRedistributionCliTests
         string dir = Path.Combine(Path.GetTempPath(), $"headwise-sinks-{Guid.NewGuid():N}");
         try
         {
-            var r = CliRunner.Run("experiment", "sink-redistribution", "--out", dir, "--model", Demo, "--text-file", Text);
+            var r = CliRunner.Run("experiment", "sink-redistribution", "--out", dir, "--model", CliRunner.DemoModel, "--text-file", Text);
             Assert.Equal(0, r.ExitCode);
             Assert.True(File.Exists(Path.Combine(dir, "report.md")));
             Assert.True(File.Exists(Path.Combine(dir, "loss-change.png")));

@@ -115,7 +115,7 @@ public sealed class ExperimentCommand : ICommand
                     stdout.WriteLine("head    on left-out  on other listed  on repeated list");
                     foreach (var h in r.Heads)
                     {
-                        stdout.WriteLine($"L{h.Layer}H{h.Head}    {F(h.OnMissingItem),11}  {F(h.OnOtherFirstListItem),15}  {F(h.OnSecondListItem),16}");
+                        stdout.WriteLine($"{h.Layer}.{h.Head}    {F(h.OnMissingItem),11}  {F(h.OnOtherFirstListItem),15}  {F(h.OnSecondListItem),16}");
                     }
 
                     stdout.WriteLine(path);
@@ -139,7 +139,7 @@ public sealed class ExperimentCommand : ICommand
                         return 0;
                     }
 
-                    stdout.WriteLine($"writer L{r.Writer.Layer}H{r.Writer.Head} -> reader L{r.Reader.Layer}H{r.Reader.Head} ({r.Composition}-composition {F(r.CompositionScore)}); channel [{string.Join(",", r.Channel)}] / [{string.Join(",", r.ReaderChannel)}]");
+                    stdout.WriteLine($"writer {r.Writer.Layer}.{r.Writer.Head} -> reader {r.Reader.Layer}.{r.Reader.Head} ({r.Composition}-composition {F(r.CompositionScore)}); channel [{string.Join(",", r.Channel)}] / [{string.Join(",", r.ReaderChannel)}]");
                     stdout.WriteLine($"{"model",-20}  accuracy  by position");
                     stdout.WriteLine($"{"original",-20}  {F(r.Original.Accuracy),8}  {string.Join(" ", r.Original.AccuracyByPosition.Select(a => F(a)))}");
                     foreach (var e in r.Edits)
@@ -163,7 +163,7 @@ public sealed class ExperimentCommand : ICommand
                         return 0;
                     }
 
-                    stdout.WriteLine($"head L{r.Head.Layer}H{r.Head.Head} (largest DLA toward the in-context answer); {r.HeldOutPrompts} held-out counterfactual prompts");
+                    stdout.WriteLine($"head {r.Head.Layer}.{r.Head.Head} (largest DLA toward the in-context answer); {r.HeldOutPrompts} held-out counterfactual prompts");
                     stdout.WriteLine("factor  in-context  memorised  argmax-in  argmax-mem  facts");
                     foreach (var p in r.Sweep)
                     {
@@ -190,7 +190,7 @@ public sealed class ExperimentCommand : ICommand
                     stdout.WriteLine("head    induction  prev-token");
                     foreach (var h in r.Heads)
                     {
-                        stdout.WriteLine($"L{h.Layer}H{h.Head}    {F(h.Induction),9}  {F(h.PreviousToken),10}");
+                        stdout.WriteLine($"{h.Layer}.{h.Head}    {F(h.Induction),9}  {F(h.PreviousToken),10}");
                     }
 
                     stdout.WriteLine(path);

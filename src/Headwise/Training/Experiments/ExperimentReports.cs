@@ -38,13 +38,13 @@ public static class ExperimentReports
         sb.AppendLine(r.DropStep is int s
             ? $"- the repeated-copy loss drops (below halfway from chance to its final value) at step {s}"
             : "- no drop: the repeated-copy loss stayed near chance (no induction circuit formed at this size/steps)");
-        sb.AppendLine($"- top induction head: L{r.TopInductionHead.Layer}H{r.TopInductionHead.Head} (score {F(r.TopInductionHead.Induction)}); top previous-token head: L{r.TopPreviousTokenHead.Layer}H{r.TopPreviousTokenHead.Head} (score {F(r.TopPreviousTokenHead.PreviousToken)})");
+        sb.AppendLine($"- top induction head: {r.TopInductionHead.Layer}.{r.TopInductionHead.Head} (score {F(r.TopInductionHead.Induction)}); top previous-token head: {r.TopPreviousTokenHead.Layer}.{r.TopPreviousTokenHead.Head} (score {F(r.TopPreviousTokenHead.PreviousToken)})");
         sb.AppendLine();
         sb.AppendLine("| head | induction score | previous-token score |");
         sb.AppendLine("|---|---|---|");
         foreach (var h in r.Heads)
         {
-            sb.AppendLine($"| L{h.Layer}H{h.Head} | {F(h.Induction)} | {F(h.PreviousToken)} |");
+            sb.AppendLine($"| {h.Layer}.{h.Head} | {F(h.Induction)} | {F(h.PreviousToken)} |");
         }
 
         sb.AppendLine();
@@ -86,7 +86,7 @@ public static class ExperimentReports
         sb.AppendLine("|---|---|---|---|");
         foreach (var h in r.Heads)
         {
-            sb.AppendLine($"| L{h.Layer}H{h.Head} | {F(h.OnMissingItem)} | {F(h.OnOtherFirstListItem)} | {F(h.OnSecondListItem)} |");
+            sb.AppendLine($"| {h.Layer}.{h.Head} | {F(h.OnMissingItem)} | {F(h.OnOtherFirstListItem)} | {F(h.OnSecondListItem)} |");
         }
         sb.AppendLine();
         sb.AppendLine("![loss](loss.png) — held-out loss on the answer; ![accuracy](accuracy.png) — held-out accuracy, y from 0.");

@@ -37,7 +37,7 @@ public static class FindingsReports
         sb.AppendLine($"Model: the list-recall GPT-2 ({t.Layers} layers × {t.Heads} heads, d_model {t.DModel}, {r.Training.Parameters} parameters; {t.Steps} steps, seed {t.Seed}), exported to `model/` and run by the engine. Held-out: {o.EvalPerPosition} lists per position of the left-out item ({o.EvalPerPosition * n} in all). {F(r.Seconds, 1)} s.");
         sb.AppendLine();
         sb.AppendLine($"- training accuracy curve's last point {F(r.Training.FinalAccuracy)}; held-out accuracy of the exported model **{F(r.Original.Accuracy)}** (chance {F(1.0 / n)}), answer loss {F(r.Original.AnswerLoss)}");
-        sb.AppendLine($"- pair: writer **L{r.Writer.Layer}H{r.Writer.Head}** → reader **L{r.Reader.Layer}H{r.Reader.Head}**, {r.Composition}-composition {F(r.CompositionScore)} (the largest of all layer-0 → layer-1 Q and K scores)");
+        sb.AppendLine($"- pair: writer **{r.Writer.Layer}.{r.Writer.Head}** → reader **{r.Reader.Layer}.{r.Reader.Head}**, {r.Composition}-composition {F(r.CompositionScore)} (the largest of all layer-0 → layer-1 Q and K scores)");
         sb.AppendLine($"- channel: writer W_OV components {Join(r.Channel)} carry {F(r.Channel.Sum(i => r.WriterComponents[i].Share))} of the composition; the reader's W_QK components {Join(r.ReaderChannel)} carry {F(r.ReaderChannel.Sum(i => r.ReaderComponents[i].Share))} of what it reads from the channel");
         sb.AppendLine($"- control: writer components {Join(r.Control)} (share {F(r.Control.Sum(i => r.WriterComponents[i].Share))}), reader components {Join(r.ReaderControl)} (share {F(r.ReaderControl.Sum(i => r.ReaderComponents[i].Share))}) — the largest outside each channel");
         sb.AppendLine();
@@ -54,13 +54,13 @@ public static class FindingsReports
         sb.AppendLine();
         sb.AppendLine(string.Join("; ", r.Edits.Select(e => $"{e.Name}: {e.Description}")) + ".");
         sb.AppendLine();
-        sb.AppendLine("Accuracy with one head zero-ablated: " + string.Join(", ", r.HeadAblations.Select(a => $"L{a.Head.Layer}H{a.Head.Head} {F(a.Accuracy)}")) + ".");
+        sb.AppendLine("Accuracy with one head zero-ablated: " + string.Join(", ", r.HeadAblations.Select(a => $"{a.Head.Layer}.{a.Head.Head} {F(a.Accuracy)}")) + ".");
         sb.AppendLine();
         sb.AppendLine(Verdict(r));
         sb.AppendLine();
-        sb.AppendLine($"![OV edits](ov-edits-by-position.png) — accuracy by the left-out item's position 1…{n} in the first list: blue original, orange channel removed, green channel × {o.AmplifyFactor}, red control removed (edit_ov on L{r.Writer.Layer}H{r.Writer.Head}); y from 0.");
+        sb.AppendLine($"![OV edits](ov-edits-by-position.png) — accuracy by the left-out item's position 1…{n} in the first list: blue original, orange channel removed, green channel × {o.AmplifyFactor}, red control removed (edit_ov on {r.Writer.Layer}.{r.Writer.Head}); y from 0.");
         sb.AppendLine();
-        sb.AppendLine($"![QK edits](qk-edits-by-position.png) — the same for edit_qk on L{r.Reader.Layer}H{r.Reader.Head}.");
+        sb.AppendLine($"![QK edits](qk-edits-by-position.png) — the same for edit_qk on {r.Reader.Layer}.{r.Reader.Head}.");
         sb.AppendLine();
         sb.AppendLine("![shares](channel-shares.png) — share of each singular component (x: index, 0 = largest): blue the writer's W_OV (of the composition), orange the reader's W_QK (of what it reads from the channel).");
         sb.AppendLine();
@@ -69,7 +69,7 @@ public static class FindingsReports
         sb.AppendLine("```");
         foreach (var p in r.Pairs)
         {
-            sb.AppendLine($"L{p.Writer.Layer}H{p.Writer.Head} → L{p.Reader.Layer}H{p.Reader.Head}  Q {F(p.QComposition)}  K {F(p.KComposition)}");
+            sb.AppendLine($"{p.Writer.Layer}.{p.Writer.Head} → {p.Reader.Layer}.{p.Reader.Head}  Q {F(p.QComposition)}  K {F(p.KComposition)}");
         }
         sb.AppendLine("```");
         sb.AppendLine();
@@ -128,8 +128,8 @@ public static class FindingsReports
         {
             sb.AppendLine($"- unedited: facts {F(atFactor1.FactAccuracy)} correct; on held-out counterfactual prompts the in-context answer wins **{F(atFactor1.InContextWins)}** (stubborn subjects {F(atFactor1.InContextWinsStubborn)}, yielding {F(atFactor1.InContextWinsYielding)})");
         }
-        sb.AppendLine($"- head: **L{r.Head.Layer}H{r.Head.Head}**, the largest mean direct logit attribution to logit(a′) − logit(a(s)) at the answer position ({F(r.Attributions.Max(a => a.MeanLogitDifference))})");
-        sb.AppendLine("- mean DLA per head: " + string.Join(", ", r.Attributions.Select(a => $"L{a.Head.Layer}H{a.Head.Head} {F(a.MeanLogitDifference, 2)}")));
+        sb.AppendLine($"- head: **{r.Head.Layer}.{r.Head.Head}**, the largest mean direct logit attribution to logit(a′) − logit(a(s)) at the answer position ({F(r.Attributions.Max(a => a.MeanLogitDifference))})");
+        sb.AppendLine("- mean DLA per head: " + string.Join(", ", r.Attributions.Select(a => $"{a.Head.Layer}.{a.Head.Head} {F(a.MeanLogitDifference, 2)}")));
         sb.AppendLine();
         sb.AppendLine("| factor | recipe | in-context wins | memorised wins | stubborn: in-context | yielding: in-context | argmax in-context | argmax memorised | argmax other | facts correct | facts answered with the prefix's attribute |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
@@ -140,7 +140,7 @@ public static class FindingsReports
         sb.AppendLine();
         var lo = r.Sweep.MinBy(p => p.Factor)!;
         var hi = r.Sweep.MaxBy(p => p.Factor)!;
-        sb.AppendLine($"Scaling L{r.Head.Layer}H{r.Head.Head}'s output from × {F(lo.Factor, 2)} to × {F(hi.Factor, 2)} moves the in-context answer's win rate from {F(lo.InContextWins)} to {F(hi.InContextWins)} (argmax over the vocabulary: {F(lo.ArgmaxInContext)} → {F(hi.ArgmaxInContext)}), and the facts with an irrelevant prefix go from {F(lo.FactAccuracy)} to {F(hi.FactAccuracy)} correct ({F(hi.FactsAnsweredWithPrefix)} answered with the prefix's attribute at × {F(hi.Factor, 2)})"
+        sb.AppendLine($"Scaling {r.Head.Layer}.{r.Head.Head}'s output from × {F(lo.Factor, 2)} to × {F(hi.Factor, 2)} moves the in-context answer's win rate from {F(lo.InContextWins)} to {F(hi.InContextWins)} (argmax over the vocabulary: {F(lo.ArgmaxInContext)} → {F(hi.ArgmaxInContext)}), and the facts with an irrelevant prefix go from {F(lo.FactAccuracy)} to {F(hi.FactAccuracy)} correct ({F(hi.FactsAnsweredWithPrefix)} answered with the prefix's attribute at × {F(hi.Factor, 2)})"
             + (hi.FactsAnsweredWithPrefix > 0.5 ? ": the head carries whatever attribute the context holds, whichever subject it is about; what it writes is weighed against the memorised answer downstream, and scaled up it wins even where it does not apply." : "."));
         sb.AppendLine();
         sb.AppendLine($"![sweep](scale-sweep.png) — x: factor {F(factors.Min(), 2)}…{F(factors.Max(), 2)}; blue: in-context answer wins (of the two), orange: memorised answer wins; y from 0.");

@@ -8,10 +8,10 @@ public sealed class BenchCommand : ICommand
 {
     public string Name => "bench";
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives", "recipes" };
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives", "recipes", "influence" };
     public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "tokens"]);
     public string Help => """
-        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes]
+        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence]
 
         Measures the engine on this machine, each figure against a baseline measured in the same run
         (machines are noisy; ratios travel better than absolute numbers):
@@ -37,6 +37,9 @@ public sealed class BenchCommand : ICommand
                    softened, scaled, sink-redistributed, each as a ratio to a plain forward timed in the same rounds;
                    targets: empty 1.0×, soften ≤ 1.1×; then `search` with budget 3 over every head (soften s = 1,
                    loss up) on the same model and input, its wall time as a multiple of one plain forward
+          influence (with --influence; a minute) `headwise influence` on the demo model, head 2.1 masked, 400 random
+                   documents of realistic lengths: documents/s and tokens/s against the model's prefill tokens/s at full
+                   context in the same run; target ≥ 0.70 (two forwards per token bound it at 0.67 for a layer-2 head)
         Figures are medians of repeated runs after a warm-up. Record them in docs/performance.md with this command.
 
         Options:
@@ -48,6 +51,7 @@ public sealed class BenchCommand : ICommand
           --training        also time training steps
           --primitives      also compare our vector kernels with TensorPrimitives
           --recipes         also time intervention recipes against a plain forward
+          --influence       also time `headwise influence` on the demo model against its prefill tokens/s
           --json            print one JSON object (schema in docs/cli.md)
 
         Example:
@@ -63,6 +67,7 @@ public sealed class BenchCommand : ICommand
         bool training = args.Flag("training");
         bool primitives = args.Flag("primitives");
         bool recipes = args.Flag("recipes");
+        bool influence = args.Flag("influence");
         ModelArgs.ApplyThreads(args);
         int tokens = args.GetInt("tokens", quick ? 64 : 512, 1, 1024);
         int threads = Kernels.MaxThreads;
@@ -149,6 +154,16 @@ public sealed class BenchCommand : ICommand
             recipeCosts = InterventionBenchmarks.Recipes(recipeTarget, recipeTokens, rounds: 21, cancel: cancel);
             Progress("head search (budget 3, every head)");
             searchCost = InterventionBenchmarks.Search(recipeTarget, recipeTokens, budget: 3, cancel: cancel);
+        }
+
+        InfluenceBenchResult? influenceCost = null;
+        if (influence)
+        {
+            // the bundled demo model, head 2.1 zero-ablated (the masked run resumes at layer 2 of 4: the bound is 1/1.5 = 0.67)
+            string demo = DemoCommand.FindDemoModel() ?? throw new UsageException("--influence needs the bundled demo model (models/demo)");
+            Progress("influence on the demo model (400 documents)");
+            using var loaded = ModelLoader.Load(demo);
+            influenceCost = InfluenceBenchmark.Run(loaded.Model, [new Analysis.HeadId(2, 1)], documents: quick ? 40 : 400, reps: quick ? 1 : 3, cancel: cancel);
         }
 
         double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;
@@ -245,6 +260,18 @@ public sealed class BenchCommand : ICommand
                 recipe_ms = r.RecipeMs,
                 ratio = r.Ratio,
             }).ToArray(),
+            influence = influenceCost is null ? null : new
+            {
+                model = "demo (models/demo)",
+                heads = "2.1",
+                documents = influenceCost.Documents,
+                tokens = influenceCost.Tokens,
+                seconds = influenceCost.Seconds,
+                documents_per_s = influenceCost.DocumentsPerSecond,
+                tokens_per_s = influenceCost.TokensPerSecond,
+                prefill_tokens_per_s = influenceCost.PrefillTokensPerSecond,
+                ratio = influenceCost.Ratio,
+            },
             search = searchCost is null ? null : new
             {
                 search = searchCost.Search,
@@ -317,6 +344,11 @@ public sealed class BenchCommand : ICommand
         {
             stdout.WriteLine($"search                 {recipeModel}, {sc.Tokens} tokens, {sc.Heads} heads, {sc.Search}: {sc.SearchSeconds * 1000:F0} ms = {sc.Ratio:F1}× one forward ({sc.ForwardSeconds * 1000:F2} ms); " +
                 $"{sc.Forwards} forwards = {sc.ForwardEquivalents:F1} forward-equivalents by the search's count");
+        }
+        if (influenceCost is { } ic)
+        {
+            stdout.WriteLine($"influence              demo (models/demo), head 2.1, {ic.Documents} documents of {ic.Tokens:N0} tokens: {ic.DocumentsPerSecond:F1} documents/s, " +
+                $"{ic.TokensPerSecond:N0} tokens/s = {ic.Ratio:F2} of prefill ({ic.PrefillTokensPerSecond:N0} tokens/s; target ≥ 0.70, bound 0.67 for a head in layer 2 of 4)");
         }
         return 0;
     }

@@ -29,6 +29,20 @@ public sealed class InfluenceCliTests : IDisposable
     }
 
     [Fact]
+    public void BenchInfluenceReportsTheScorersRateAgainstPrefill()
+    {
+        var r = CliRunner.Run("bench", "--quick", "--skip-load", "--influence", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var inf = doc.RootElement.GetProperty("influence");
+        Assert.Equal(40, inf.GetProperty("documents").GetInt32());
+        double tps = inf.GetProperty("tokens_per_s").GetDouble(), prefill = inf.GetProperty("prefill_tokens_per_s").GetDouble();
+        Assert.Equal(inf.GetProperty("tokens").GetInt32() / inf.GetProperty("seconds").GetDouble(), tps, 1e-6 * tps);
+        Assert.Equal(tps / prefill, inf.GetProperty("ratio").GetDouble(), 1e-9);
+        Assert.Equal(JsonValueKind.Null, doc.RootElement.GetProperty("recipes").ValueKind); // only what was asked for
+    }
+
+    [Fact]
     public void ScoresEqualEvalAndEvalInterveneWithAnAblateZeroRecipe()
     {
         string corpus = Path.Combine(_dir, "few.jsonl");

@@ -64,6 +64,23 @@ public class GoldenTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Cases))]
+    public void ForwardIntoABufferWritesTheSameLogitsWithoutAllocating(string caseName)
+    {
+        using var loaded = ModelLoader.Load(Path.Combine(TestPaths.Goldens, caseName));
+        var input = ModelInput.Single([1, 5, 9, 2, 7, 3]);
+        var fresh = loaded.Model.Forward(input);
+        var buffer = new float[fresh.Length];
+        Assert.Same(buffer, loaded.Model.Forward(input, null, buffer));
+        Assert.Equal(fresh, buffer);
+        // a buffer of another length is not used: a new array of the right length comes back
+        var other = new float[fresh.Length + 1];
+        var result = loaded.Model.Forward(input, null, other);
+        Assert.NotSame(other, result);
+        Assert.Equal(fresh, result);
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
     public void KvCacheBytesPerTokenIsWhatTheCacheAllocates(string caseName)
     {
         string dir = Path.Combine(TestPaths.Goldens, caseName);

@@ -20,10 +20,11 @@ public static class Perplexity
         int V = model.Config.VocabSize;
         var nll = new float[ids.Length - 1];
         int windows = 0;
+        float[]? logits = null; // reused by every window of the same length
         foreach (var w in Windows(ids.Length, window, stride))
         {
             cancel.ThrowIfCancellationRequested();
-            var logits = model.Forward(ModelInput.Single(ids[w.Begin..w.End]), hooks);
+            logits = model.Forward(ModelInput.Single(ids[w.Begin..w.End]), hooks, logits);
             windows++;
             ScoreWindow(logits.AsSpan(0, (w.End - w.Begin) * V), V, ids, w, nll);
             progress?.Report((w.End - 1, ids.Length - 1));

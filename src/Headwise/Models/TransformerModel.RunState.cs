@@ -70,7 +70,11 @@ public abstract partial class TransformerModel
     /// Appends <paramref name="T"/> positions per sequence to the KV cache and returns their logits:
     /// [batch, T, vocab], or [batch, vocab] for the last position of each sequence when <paramref name="lastOnly"/>.
     /// </summary>
-    public float[] ForwardChunk(int[] tokens, byte[]? mask, int T, HookSet? hooks = null, bool lastOnly = false)
+    public float[] ForwardChunk(int[] tokens, byte[]? mask, int T, HookSet? hooks = null, bool lastOnly = false) =>
+        ForwardChunk(tokens, mask, T, hooks, lastOnly, logitsBuffer: null);
+
+    // the chunk's logits into logitsBuffer when it has exactly the right length (see Forward), else a new array
+    private float[] ForwardChunk(int[] tokens, byte[]? mask, int T, HookSet? hooks, bool lastOnly, float[]? logitsBuffer)
     {
         int B = CacheBatch;
         if (B == 0)
@@ -88,7 +92,7 @@ public abstract partial class TransformerModel
         PrepareStep(tokens, mask, B, T, hooks);
         ForwardCore(0);
         PastLength += T;
-        return Unembed(B, T, lastOnly);
+        return Unembed(B, T, lastOnly, logitsBuffer);
     }
 
     // ---------------------------------------------------------------------------------------------------------------

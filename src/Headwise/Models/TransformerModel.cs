@@ -66,11 +66,17 @@ public abstract partial class TransformerModel : IDisposable
     // Public API
 
     /// <summary>Logits [batch, pos, vocab] for the whole input (no state carried over from earlier calls).</summary>
-    public float[] Forward(ModelInput input, HookSet? hooks = null)
+    public float[] Forward(ModelInput input, HookSet? hooks = null) => Forward(input, hooks, logitsBuffer: null);
+
+    /// <summary><see cref="Forward(ModelInput, HookSet?)"/> into <paramref name="logitsBuffer"/> when it holds exactly
+    /// batch·pos·vocab floats (it is written and returned), else into a new array. Loops over many inputs of one shape pass the
+    /// last result back: a fresh logits array per forward is a large-object allocation, and on a small model the garbage
+    /// collections they trigger cost as much as the forward's blocks.</summary>
+    public float[] Forward(ModelInput input, HookSet? hooks, float[]? logitsBuffer)
     {
         input.Validate(Config.VocabSize);
         ResetCache(input.Batch, input.SeqLen);
-        return ForwardChunk(input.Tokens, input.AttentionMask, input.SeqLen, hooks, lastOnly: false);
+        return ForwardChunk(input.Tokens, input.AttentionMask, input.SeqLen, hooks, lastOnly: false, logitsBuffer);
     }
 
     /// <summary>Runs the input and records activations at every hook point whose name passes <paramref name="filter"/>.

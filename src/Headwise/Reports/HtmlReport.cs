@@ -198,11 +198,32 @@ public static class HtmlReport
         w.WriteEndArray();
     }
 
-    private static readonly Lazy<string> Template = new(() =>
+    /// <summary>The token view's script (<c>headwiseTokenView(root, {tokens, heads})</c>), shared by the report and the
+    /// notebook formatters of Headwise.Interactive.</summary>
+    public static string TokenViewScript => TokenView.Value;
+
+    /// <summary>The token view's style rules (class names <c>hw-tv-*</c>).</summary>
+    public const string TokenViewStyle =
+        ".hw-tokenview { font: 13px/1.9 ui-monospace, Menlo, Consolas, monospace; }\n"
+        + ".hw-tv-controls { font: 12px system-ui, sans-serif; color: #555; display: flex; gap: 14px; flex-wrap: wrap; margin-bottom: 4px; }\n"
+        + ".hw-tv-row { margin: 2px 0; }\n"
+        + ".hw-tv-head { display: inline-block; min-width: 48px; color: #666; font-size: 11px; }\n"
+        + ".hw-tv-tok { white-space: pre; padding: 1px 0; border-radius: 2px; cursor: default; }\n"
+        + ".hw-tv-tok.hw-tv-hover { outline: 2px solid #222; }\n"
+        + ".hw-tv-status { font: 12px system-ui, sans-serif; color: #555; margin-top: 4px; min-height: 1.4em; }\n";
+
+    private static readonly Lazy<string> TokenView = new(() => Resource("Headwise.Reports.TokenView.js"));
+
+    private static readonly Lazy<string> Template = new(() => Resource("Headwise.Reports.ReportTemplate.html")
+        .Replace("{{TOKEN_VIEW_CSS}}", TokenViewStyle, StringComparison.Ordinal)
+        .Replace("{{TOKEN_VIEW_JS}}", TokenView.Value, StringComparison.Ordinal));
+
+
+    private static string Resource(string name)
     {
-        using var s = typeof(HtmlReport).Assembly.GetManifestResourceStream("Headwise.Reports.ReportTemplate.html")
-            ?? throw new InvalidOperationException("the report template is not embedded in the assembly");
+        using var s = typeof(HtmlReport).Assembly.GetManifestResourceStream(name)
+            ?? throw new InvalidOperationException($"{name} is not embedded in the assembly");
         using var r = new StreamReader(s);
         return r.ReadToEnd();
-    });
+    }
 }

@@ -92,6 +92,39 @@ public sealed class ReportBrowserTests(ITestOutputHelper output)
         Assert.Contains($"weight {weight}", tipText, StringComparison.Ordinal);
         Assert.Equal(1, await page.Locator("#pattern-svg text.qlabel.hot").CountAsync()); // the query's label lights up
 
+        // the token view: one row for head 1.2, one span per token; hovering token q colours token k by weight(q → k)
+        var tv = page.Locator("#tokenview");
+        Assert.Equal(["1.2"], await tv.Locator(".hw-tv-row").EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.head)"));
+        Assert.Equal(T, await tv.Locator(".hw-tv-row[data-head='1.2'] .hw-tv-tok").CountAsync());
+        var rowTokens = tv.Locator(".hw-tv-row[data-head='1.2'] .hw-tv-tok");
+        await rowTokens.Nth(q).HoverAsync();
+        // the browser writes an opaque colour as rgb(…), any other as rgba(r, g, b, alpha), the alpha kept in 8 bits and
+        // written with as few decimals as read back the same: within 0.01 of the weight; the token's title holds it exactly
+        const double alphaTolerance = 0.01;
+        double Alpha(string css) => css.StartsWith("rgb(", StringComparison.Ordinal) ? 1
+            : double.Parse(css.Split(',')[3].TrimEnd(')', ' '), System.Globalization.CultureInfo.InvariantCulture);
+        double w12 = data.GetProperty("patterns").GetProperty("heads")[1 * H + 2][q][k].GetDouble();
+        Assert.Equal(w12, Alpha(await rowTokens.Nth(k).EvaluateAsync<string>("e => e.style.background")), alphaTolerance);
+        Assert.Equal($"{q} → {k}: {data.GetProperty("patterns").GetProperty("heads")[1 * H + 2][q][k].GetRawText()}", await rowTokens.Nth(k).GetAttributeAsync("title"));
+        if (q + 1 < T)
+        {
+            Assert.Equal(0.0, Alpha(await rowTokens.Nth(q + 1).EvaluateAsync<string>("e => e.style.background")), alphaTolerance); // causal: no weight on later tokens
+        }
+        StringAssert(await tv.Locator(".hw-tv-status").InnerTextAsync(), $"token {q} {JsonSerializer.Serialize(tokens[q])} attends most to ");
+        // "attended by": hovering token k colours each query q by weight(q → k)
+        await tv.Locator("input[value='from']").CheckAsync();
+        await rowTokens.Nth(k).HoverAsync();
+        Assert.Equal(w12, Alpha(await rowTokens.Nth(q).EvaluateAsync<string>("e => e.style.background")), alphaTolerance);
+        // shift-click head 0.1 in the grid: kept beside 1.2, the selection (and the pattern) unchanged
+        await page.Locator("#grid .cell[data-layer='0'][data-head='1']").ClickAsync(new() { Modifiers = [KeyboardModifier.Shift] });
+        Assert.Equal(["0.1", "1.2"], await tv.Locator(".hw-tv-row").EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.head)"));
+        Assert.Equal("Attention pattern of head 1.2", await page.Locator("#pattern-title").InnerTextAsync());
+        await tv.Locator(".hw-tv-row[data-head='0.1'] .hw-tv-tok").Nth(q).HoverAsync();
+        double w01 = data.GetProperty("patterns").GetProperty("heads")[0 * H + 1][q][k].GetDouble();
+        Assert.Equal(w01, Alpha(await tv.Locator(".hw-tv-row[data-head='0.1'] .hw-tv-tok").Nth(k).EvaluateAsync<string>("e => e.style.background")), alphaTolerance);
+        await page.Locator("#clear-pins").ClickAsync();
+        Assert.Equal(1, await tv.Locator(".hw-tv-row").CountAsync());
+
         // switch the grid to induction; a top-heads link opens that head
         await page.Locator("#score-select").SelectOptionAsync(new SelectOptionValue { Label = "induction" });
         StringAssert(await page.Locator("#score-def").InnerTextAsync(), "induction:");

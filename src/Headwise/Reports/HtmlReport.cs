@@ -218,7 +218,6 @@ public static class HtmlReport
         .Replace("{{TOKEN_VIEW_CSS}}", TokenViewStyle, StringComparison.Ordinal)
         .Replace("{{TOKEN_VIEW_JS}}", TokenView.Value, StringComparison.Ordinal));
 
-
     private static string Resource(string name)
     {
         using var s = typeof(HtmlReport).Assembly.GetManifestResourceStream(name)

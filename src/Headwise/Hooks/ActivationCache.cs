@@ -25,6 +25,31 @@ public sealed class ActivationCache
 
     public int Count => _tensors.Count;
 
+    /// <summary>
+    /// One head's pattern from <c>blocks.{layer}.attn.hook_pattern</c> [batch, head, qpos, kpos], for sequence
+    /// <paramref name="batch"/>, labelled with <paramref name="tokens"/> when given (one per key position).
+    /// </summary>
+    public Analysis.HeadPattern Pattern(int layer, int head, int batch = 0, IReadOnlyList<string>? tokens = null)
+    {
+        string name = new HookPoint(layer, HookKind.Pattern).Name;
+        if (!_tensors.TryGetValue(name, out var t))
+        {
+            throw new InvalidInputException($"'{name}' is not in the cache: run RunWithCache with a filter that keeps hook_pattern (layer {layer})");
+        }
+        int B = t.Shape[0], NH = t.Shape[1], TQ = t.Shape[2], TK = t.Shape[3];
+        if ((uint)head >= (uint)NH || (uint)batch >= (uint)B)
+        {
+            throw new InvalidInputException($"head {layer}.{head} of sequence {batch}: the cached pattern has {NH} heads and {B} sequence(s)");
+        }
+        var weights = t.Data.AsSpan((batch * NH + head) * TQ * TK, TQ * TK).ToArray();
+        var p = new Analysis.HeadPattern(new Analysis.HeadId(layer, head), TQ, TK, weights);
+        return tokens is null ? p : p.WithTokens(tokens);
+    }
+
+    /// <summary>Several heads' patterns of one sequence, e.g. <c>cache.Patterns([new(3, 6), new(4, 1)], tokens: labels)</c>.</summary>
+    public Analysis.HeadPatternSet Patterns(IEnumerable<Analysis.HeadId> heads, int batch = 0, IReadOnlyList<string>? tokens = null)
+        => Analysis.HeadPatternSet.Of(heads.Select(h => Pattern(h.Layer, h.Head, batch, tokens)).ToArray());
+
     internal void Store(string name, Tensor t) => _tensors[name] = t;
 
     /// <summary>Copies the activation in: into this cache's tensor of the same name and shape when there is one (a cache

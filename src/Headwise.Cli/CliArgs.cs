@@ -9,6 +9,7 @@ namespace Headwise.Cli;
 public sealed class CliArgs
 {
     private readonly Dictionary<string, string?> _options = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<string>> _repeated = new(StringComparer.Ordinal);
     private readonly IReadOnlySet<string> _flags;
     private readonly IReadOnlySet<string> _valueOptions;
 
@@ -69,6 +70,10 @@ public sealed class CliArgs
                 throw new UsageException($"unknown option --{name} ({Suggestion(name, flags.Concat(options)) ?? "see --help"})");
             }
             _options[name] = value;
+            if (value is not null)
+            {
+                (_repeated.TryGetValue(name, out var all) ? all : _repeated[name] = []).Add(value);
+            }
         }
     }
 
@@ -92,6 +97,14 @@ public sealed class CliArgs
     {
         Declared(name, _flags.Contains(name));
         return _options.ContainsKey(name);
+    }
+
+    /// <summary>Every value given to an option that may repeat (<c>--model A --model B</c>), in order; empty when absent.
+    /// <see cref="Get"/> returns the last.</summary>
+    public IReadOnlyList<string> GetAll(string name)
+    {
+        Declared(name, _valueOptions.Contains(name));
+        return _repeated.TryGetValue(name, out var v) ? v : [];
     }
 
     public string? Get(string name)

@@ -10,6 +10,7 @@ public static class CommandRegistry
         new GenerateCommand(),
         new EvalCommand(),
         new CompareCommand(),
+        new ConvertCommand(),
         new InfluenceCommand(),
         new ExportCommand(),
         new PullCommand(),

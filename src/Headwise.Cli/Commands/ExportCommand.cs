@@ -6,7 +6,6 @@ namespace Headwise.Cli.Commands;
 public sealed class ExportCommand : ICommand
 {
     // the tokenizer files a Hugging Face directory may carry, copied as they are
-    private static readonly string[] TokenizerFiles = ["tokenizer.json", "vocab.json", "merges.txt", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"];
 
     public string Name => "export";
     public string Summary => "write a Hugging Face checkpoint with a recipe's weight edits baked in";
@@ -38,51 +37,12 @@ public sealed class ExportCommand : ICommand
         bool json = args.Flag("json");
         string recipePath = args.Require("intervene", "a recipe file (JSON)");
         string outDir = args.Require("out", "the directory to write");
-        var dtype = args.Get("dtype") switch
-        {
-            null or "f32" => TensorDType.F32,
-            "f16" => TensorDType.F16,
-            "bf16" => TensorDType.BF16,
-            var d => throw new UsageException($"--dtype {d}: expected f32, f16 or bf16"),
-        };
-        if (File.Exists(outDir) || (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any()))
-        {
-            throw new UsageException($"--out {outDir} already exists and is not an empty directory; give a new directory");
-        }
+        var dtype = CheckpointOutput.DType(args);
+        CheckpointOutput.RequireNew(outDir);
         var recipe = Recipe.Load(recipePath);
         using var loaded = ModelArgs.Load(args);
         var weights = RecipeExport.Bake(recipe, loaded.Model);
-        weights.SaveHf(outDir, dtype);
-        List<string> files = ["config.json", "model.safetensors"];
-
-        string? tokenizer = args.Get("tokenizer");
-        var sources = Directory.Exists(loaded.Path)
-            ? TokenizerFiles.Select(f => Path.Combine(loaded.Path, f)).Where(File.Exists).ToList()
-            : [];
-        if (tokenizer is not null)
-        {
-            // an explicit Hugging Face tokenizer file overrides the directory's; a llama2.c tokenizer.bin has no HF form here
-            if (TokenizerFiles.Contains(Path.GetFileName(tokenizer)))
-            {
-                sources.RemoveAll(s => Path.GetFileName(s) == Path.GetFileName(tokenizer));
-                sources.Add(tokenizer);
-            }
-            else
-            {
-                stderr.WriteLine($"headwise export: note: the tokenizer {tokenizer} is not converted (a llama2.c tokenizer has no Hugging Face form here); run the exported model with --tokenizer {tokenizer}");
-            }
-        }
-        foreach (string source in sources)
-        {
-            string name = Path.GetFileName(source), target = Path.Combine(outDir, name), partial = target + ".partial";
-            File.Copy(source, partial, overwrite: true);
-            File.Move(partial, target, overwrite: true);
-            files.Add(name);
-        }
-        if (sources.Count == 0 && tokenizer is null)
-        {
-            stderr.WriteLine($"headwise export: note: {loaded.Path} has no tokenizer files to copy; give one with --tokenizer when running the exported model");
-        }
+        var files = CheckpointOutput.Write(weights, loaded, args.Get("tokenizer"), outDir, dtype, stderr, "export");
 
         int baked = recipe.Interventions.Count;
         if (json)

@@ -93,6 +93,8 @@ public sealed class InfluenceScorer : IDisposable
         var refHooks = new HookSet(_model.Config.NLayers);
         refHooks.Add(new HookPoint(_firstLayer, HookKind.ResidPre), a => a.Data.Span.CopyTo(resid), observeOnly: true);
         var maskedHooks = _ablation.CreateHooks();
+        // the last batch's logits are passed back: batches of one shape (every full window of a long corpus) then reuse them
+        float[]? logitsRef = null, logitsMasked = null;
         int done = 0;
         for (int start = 0; start < order.Length;)
         {
@@ -105,8 +107,8 @@ public sealed class InfluenceScorer : IDisposable
             {
                 resid = new float[B * T * C]; // (B, T, C) blocks.{first}.hook_resid_pre
             }
-            var logitsRef = _model.Forward(input, refHooks);                              // (B, T, V)
-            var logitsMasked = _model.ForwardFrom(_firstLayer, resid, input, maskedHooks); // (B, T, V)
+            logitsRef = _model.Forward(input, refHooks, logitsRef);                                    // (B, T, V)
+            logitsMasked = _model.ForwardFrom(_firstLayer, resid, input, maskedHooks, logitsMasked); // (B, T, V)
             for (int b = 0; b < B; b++)
             {
                 var (d, w) = batch[b];

@@ -24,7 +24,7 @@ public sealed class ConvertCommand : ICommand
         model's key/value heads is lossless. The output is a Hugging Face checkpoint of the same family (llama, mistral,
         qwen2; a llama2.c model is written as llama) with num_key_value_heads = G; GPT-2 and GPT-NeoX have no grouped-query
         form and are refused. Per layer it prints the reconstruction error Σ‖K − K̂‖²/Σ‖K‖² of keys and of values on the
-        calibration text. Check what the conversion costs with `headwise compare --model M --model DIR --text-file F`.
+        calibration text. Then `headwise compare` with the original first and DIR after it says what the conversion costs.
 
         Options:
         {ModelArgs.Help}

@@ -1,3 +1,5 @@
+using Headwise.Analysis;
+using Headwise.Analysis.Interventions;
 using Headwise.Hooks;
 using Headwise.Loading;
 using Headwise.Models;
@@ -221,6 +223,27 @@ public sealed class DeepseekV3Tests : IDisposable
         for (int v = 0; v < V; v++)
         {
             Assert.Equal(absorbed[v], decompressed[v], AbsorbedTolerance);
+        }
+    }
+
+    [Fact]
+    public void ActivationPatchingRunsOnEverySiteAndPatchingEveryZRestoresTheCleanRun()
+    {
+        using var m = Load("deepseek_v3_bias");
+        var c = m.Config;
+        int V = c.VocabSize;
+        int[] clean = Tokens[..8], corrupted = [.. Tokens[..8]];
+        corrupted[2] = 40;
+        int Top(int[] ids) { var l = m.Model.Forward(ModelInput.Single(ids)); return Enumerable.Range(0, V).MaxBy(v => l[(ids.Length - 1) * V + v]); }
+        int answer = Top(clean), wrong = Top(corrupted);
+        Assert.NotEqual(answer, wrong);
+        PatchPair[] pairs = [new(clean, corrupted, ActivationPatching.LogitDifference(V, answer, wrong))];
+        var everyHead = Enumerable.Range(0, c.NLayers).SelectMany(l => Enumerable.Range(0, c.NHeads).Select(h => new HeadId(l, h))).ToList();
+        Assert.Equal(1.0, ActivationPatching.PatchHeads(m.Model, pairs, PatchSite.Z, everyHead), 1e-4);
+        foreach (var site in Enum.GetValues<PatchSite>())
+        {
+            var result = ActivationPatching.Run(m.Model, pairs, site);
+            Assert.All(result.Scores.Values.SelectMany(v => v), v => Assert.True(float.IsFinite(v), $"{site}: {v}"));
         }
     }
 

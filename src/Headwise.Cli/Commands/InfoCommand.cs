@@ -81,7 +81,7 @@ public sealed class InfoCommand : ICommand
         stdout.WriteLine($"widths       d_model {c.DModel}, d_head {c.DHead}, d_mlp {c.DMlp}");
         if (c.Mla is { } mla)
         {
-            stdout.WriteLine($"latent       multi-head latent attention: kv_lora_rank {mla.KvLoraRank}, q_lora_rank {(mla.QLoraRank > 0 ? mla.QLoraRank.ToString() : "none (q_proj)")}, q/k heads {mla.QkNopeHeadDim} + {mla.QkRopeHeadDim} rotary, v heads {c.DHead}");
+            stdout.WriteLine($"latent       multi-head latent attention: kv_lora_rank {mla.KvLoraRank}, q_lora_rank {(mla.QLoraRank > 0 ? mla.QLoraRank.ToString() : "none (a full-rank query)")}, q/k heads {mla.QkNopeHeadDim} + {mla.QkRopeHeadDim} rotary, v heads {c.DHead}");
         }
         stdout.WriteLine($"context      {c.MaxPositions} positions, vocabulary {c.VocabSize}");
         stdout.WriteLine($"dtype        {c.StoredDType} stored, float32 compute ({weights.MappedBytes / 1e6:F1} MB mapped, {weights.ConvertedBytes / 1e6:F1} MB converted)");

@@ -188,6 +188,55 @@ public sealed class DeepseekV3Tests : IDisposable
     }
 
     [Fact]
+    public void ZeroingAHeadsValuesEqualsZeroingItsZAndRewrittenLatentsAreWhatTheCacheKeeps()
+    {
+        using var m = Load("deepseek_v3_sharded"); // v_head_dim 12 > qk_head_dim 8: the padded decompressed path
+        var c = m.Config;
+        int V = c.VocabSize, T = 6;
+        const int layer = 2, head = 1;
+        var input = ModelInput.Single(Tokens[..T]);
+        var viaZ = m.Model.Forward(input, ZeroHead(c, layer, head));
+        // z_h = pattern_h · v_h: a head whose values are zero writes nothing
+        var viaV = m.Model.RunWithHooks(input, ($"blocks.{layer}.attn.hook_v", a =>
+        {
+            var d = a.Data.Span;
+            for (int r = 0; r < T; r++)
+            {
+                d.Slice((r * c.NHeads + head) * c.DHead, c.DHead).Clear();
+            }
+        }
+        ));
+        for (int i = 0; i < viaZ.Length; i++)
+        {
+            Assert.Equal(viaZ[i], viaV[i], 1e-5f);
+        }
+
+        // a rewritten latent is cached as rewritten: halving layer 0's latents in every chunk of a decode equals halving them in one forward
+        HookSet HalveLatent()
+        {
+            var hooks = new HookSet(c.NLayers);
+            hooks.Add("blocks.0.attn.hook_kv_latent", a =>
+            {
+                foreach (ref float x in a.Data.Span)
+                {
+                    x *= 0.5f;
+                }
+            });
+            return hooks;
+        }
+        var clean = m.Model.Forward(input);
+        var full = m.Model.Forward(input, HalveLatent());
+        m.Model.ResetCache(1, T);
+        m.Model.ForwardChunk(Tokens[..(T - 1)], null, T - 1, HalveLatent());
+        var last = m.Model.ForwardChunk([Tokens[T - 1]], null, 1, HalveLatent());
+        Assert.True(Enumerable.Range(0, V).Max(v => Math.Abs(full[((T - 1) * V) + v] - clean[((T - 1) * V) + v])) > 1e-3);
+        for (int v = 0; v < V; v++)
+        {
+            Assert.Equal(full[((T - 1) * V) + v], last[v], AbsorbedTolerance);
+        }
+    }
+
+    [Fact]
     public void DecodeStepPatternAndPerHeadKeysAgreeBetweenTheTwoForms()
     {
         using var m = Load("deepseek_v3_noqlora");

@@ -86,8 +86,10 @@ public class GoldenTests(ITestOutputHelper output)
         string dir = Path.Combine(TestPaths.Goldens, caseName);
         using var loaded = ModelLoader.Load(dir);
         var c = loaded.Config;
-        // from the checkpoint's numbers: layers × (keys + values) × kv heads × head width × float32
-        Assert.Equal((long)c.NLayers * 2 * c.NKvHeads * c.DHead * 4, loaded.Model.KvCacheBytesPerToken);
+        // from the checkpoint's numbers: layers × (keys + values) × kv heads × head width × float32 — or, for multi-head latent
+        // attention, layers × (kv_lora_rank + qk_rope_head_dim) × float32: the latent and the shared rotary key, nothing per head
+        long perToken = c.Mla is { } mla ? (long)c.NLayers * (mla.KvLoraRank + mla.QkRopeHeadDim) * 4 : (long)c.NLayers * 2 * c.NKvHeads * c.DHead * 4;
+        Assert.Equal(perToken, loaded.Model.KvCacheBytesPerToken);
         // measured: a fresh cache for 3 sequences of 10 positions holds exactly 30 tokens' worth
         loaded.Model.ResetCache(3, 10);
         Assert.Equal(30 * loaded.Model.KvCacheBytesPerToken, loaded.Model.KvCacheAllocatedBytes);

@@ -58,6 +58,14 @@ public sealed class InfoCommand : ICommand
             weights_mapped_bytes = weights.MappedBytes,
             weights_converted_bytes = weights.ConvertedBytes,
             kv_cache_bytes_per_token = loaded.Model.KvCacheBytesPerToken,
+            mla = c.Mla is { } latent ? new
+            {
+                q_lora_rank = latent.QLoraRank > 0 ? latent.QLoraRank : (int?)null,
+                kv_lora_rank = latent.KvLoraRank,
+                qk_nope_head_dim = latent.QkNopeHeadDim,
+                qk_rope_head_dim = latent.QkRopeHeadDim,
+                v_head_dim = c.DHead,
+            } : null,
             hook_points = hooks,
         };
         if (json)
@@ -71,11 +79,17 @@ public sealed class InfoCommand : ICommand
         stdout.WriteLine($"layers       {c.NLayers}");
         stdout.WriteLine($"heads        {c.NHeads} query, {c.NKvHeads} key/value{(c.NKvHeads != c.NHeads ? $" (grouped: {c.KvGroupSize} query heads per kv head)" : "")}");
         stdout.WriteLine($"widths       d_model {c.DModel}, d_head {c.DHead}, d_mlp {c.DMlp}");
+        if (c.Mla is { } mla)
+        {
+            stdout.WriteLine($"latent       multi-head latent attention: kv_lora_rank {mla.KvLoraRank}, q_lora_rank {(mla.QLoraRank > 0 ? mla.QLoraRank.ToString() : "none (a full-rank query)")}, q/k heads {mla.QkNopeHeadDim} + {mla.QkRopeHeadDim} rotary, v heads {c.DHead}");
+        }
         stdout.WriteLine($"context      {c.MaxPositions} positions, vocabulary {c.VocabSize}");
         stdout.WriteLine($"dtype        {c.StoredDType} stored, float32 compute ({weights.MappedBytes / 1e6:F1} MB mapped, {weights.ConvertedBytes / 1e6:F1} MB converted)");
-        stdout.WriteLine($"positions    {(c.RotaryDims > 0 ? $"RoPE on {c.RotaryDims}/{c.DHead} dims, θ = {c.RopeTheta}, {c.RopeLayout}" : "learned embeddings")}");
+        stdout.WriteLine($"positions    {(c.RotaryDims > 0 ? $"RoPE on {c.RotaryDims}/{c.Mla?.QkHeadDim ?? c.DHead} dims, θ = {c.RopeTheta}, {c.RopeLayout}" : "learned embeddings")}");
         stdout.WriteLine($"mlp          {c.ActivationName}{(c.GatedMlp ? " (SwiGLU)" : "")}{(c.ParallelResidual ? ", parallel residual" : "")}{(c.SlidingWindow > 0 ? $", sliding window {c.SlidingWindow}" : "")}");
-        stdout.WriteLine($"kv cache     {loaded.Model.KvCacheBytesPerToken:N0} bytes per token ({c.NLayers} layers × keys and values × {c.NKvHeads} kv heads × {c.DHead} × 4 bytes; {loaded.Model.KvCacheBytesPerToken * (long)c.MaxPositions / 1e6:F1} MB at the full context of {c.MaxPositions})");
+        string perToken = c.Mla is { } m ? $"{c.NLayers} layers × ({m.KvLoraRank} latent + {m.QkRopeHeadDim} rotary key) × 4 bytes"
+            : $"{c.NLayers} layers × keys and values × {c.NKvHeads} kv heads × {c.DHead} × 4 bytes";
+        stdout.WriteLine($"kv cache     {loaded.Model.KvCacheBytesPerToken:N0} bytes per token ({perToken}; {loaded.Model.KvCacheBytesPerToken * (long)c.MaxPositions / 1e6:F1} MB at the full context of {c.MaxPositions})");
         stdout.WriteLine($"tokens       BOS {c.BosTokenId?.ToString() ?? "-"}, EOS {c.EosTokenId?.ToString() ?? "-"}, tokenizer {(loaded.Tokenizer is null ? "none" : "found")}");
         stdout.WriteLine($"hook points  {hooks.Length}:");
         foreach (var h in hooks.Where(h => !h.StartsWith("blocks.", StringComparison.Ordinal) || h.StartsWith("blocks.0.", StringComparison.Ordinal)))

@@ -12,6 +12,8 @@ public enum HookKind
     ResidPre,           // blocks.L.hook_resid_pre           [batch, pos, d_model]
     Ln1Scale,           // blocks.L.ln1.hook_scale           [batch, pos, 1]
     Ln1Normalized,      // blocks.L.ln1.hook_normalized      [batch, pos, d_model]
+    QLatent,            // blocks.L.attn.hook_q_latent       [batch, pos, q_lora_rank]  (MLA with q_lora_rank: after q_a_layernorm)
+    KvLatent,           // blocks.L.attn.hook_kv_latent      [batch, pos, kv_lora_rank] (MLA: the normalised latent the cache holds)
     Q,                  // blocks.L.attn.hook_q              [batch, pos, head, d_head]
     K,                  // blocks.L.attn.hook_k              [batch, pos, kv_head, d_head]
     V,                  // blocks.L.attn.hook_v              [batch, pos, kv_head, d_head]
@@ -53,6 +55,7 @@ public readonly record struct HookPoint(int Layer, HookKind Kind)
     private static readonly (HookKind Kind, string Suffix)[] BlockSuffixes =
     [
         (HookKind.ResidPre, "hook_resid_pre"), (HookKind.Ln1Scale, "ln1.hook_scale"), (HookKind.Ln1Normalized, "ln1.hook_normalized"),
+        (HookKind.QLatent, "attn.hook_q_latent"), (HookKind.KvLatent, "attn.hook_kv_latent"),
         (HookKind.Q, "attn.hook_q"), (HookKind.K, "attn.hook_k"), (HookKind.V, "attn.hook_v"),
         (HookKind.RotQ, "attn.hook_rot_q"), (HookKind.RotK, "attn.hook_rot_k"),
         (HookKind.AttnScores, "attn.hook_attn_scores"), (HookKind.Pattern, "attn.hook_pattern"), (HookKind.Z, "attn.hook_z"),

@@ -6,7 +6,7 @@ namespace Headwise.Loading;
 /// <summary>Reads a Hugging Face <c>config.json</c> into a <see cref="ModelConfig"/>, with the defaults of each HF config class.</summary>
 public static class HfConfigReader
 {
-    public static readonly string[] SupportedModelTypes = ["gpt2", "llama", "mistral", "qwen2", "gpt_neox"];
+    public static readonly string[] SupportedModelTypes = ["gpt2", "llama", "mistral", "qwen2", "gpt_neox", "deepseek_v3"];
 
     public static ModelConfig Read(string configPath)
     {
@@ -36,6 +36,7 @@ public static class HfConfigReader
                 "gpt2" => Gpt2(c),
                 "llama" or "mistral" or "qwen2" => Llama(c, type),
                 "gpt_neox" => GptNeoX(c),
+                "deepseek_v3" => DeepseekV3(c),
                 _ => throw new ModelFormatException($"{configPath}: model_type '{type}' is not supported (supported: {string.Join(", ", SupportedModelTypes)})"),
             };
             config.Validate(configPath, fields);
@@ -198,6 +199,73 @@ public static class HfConfigReader
         }, NeoXFields);
     }
 
+    private static readonly ConfigFieldNames DeepseekV3Fields = new("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+        "num_key_value_heads", "v_head_dim", "intermediate_size", "max_position_embeddings", "rms_norm_eps", "qk_rope_head_dim",
+        "sliding_window", DHeadFromWidth: false);
+
+    private static (ModelConfig, ConfigFieldNames) DeepseekV3(JsonFields c)
+    {
+        // HF DeepseekV3Config defaults (the full 671B model's shape) for absent fields; q_lora_rank: null means q_proj
+        int layers = c.Int("num_hidden_layers") ?? 61;
+        int experts = c.Int("n_routed_experts") ?? 256;
+        int firstDense = c.Int("first_k_dense_replace") ?? 3;
+        if (experts > 0 && firstDense < layers)
+        {
+            // DeepseekV3DecoderLayer: `if layer_idx >= config.first_k_dense_replace: self.mlp = DeepseekV3MoE(config)`
+            throw c.Unsupported($"mixture-of-experts (layers {firstDense}..{layers - 1} would route over {experts} experts: "
+                + $"first_k_dense_replace {firstDense} < num_hidden_layers {layers}; Headwise runs dense deepseek_v3 layers only)");
+        }
+        var rope = c.Has("rope_scaling") ? c.Raw("rope_scaling") : c.Has("rope_parameters") ? c.Raw("rope_parameters") : default;
+        if (rope.ValueKind == JsonValueKind.Object)
+        {
+            string kind = rope.TryGetProperty("rope_type", out var rt) ? rt.GetString() ?? "?" :
+                rope.TryGetProperty("type", out var t) ? t.GetString() ?? "?" : "default";
+            if (kind != "default")
+            {
+                throw c.Unsupported($"rope_scaling of type '{kind}' for deepseek_v3 (only unscaled RoPE is implemented)");
+            }
+        }
+        double theta = c.Double("rope_theta")
+            ?? (rope.ValueKind == JsonValueKind.Object && rope.TryGetProperty("rope_theta", out var th) && th.ValueKind == JsonValueKind.Number ? th.GetDouble() : 10000);
+        string act = c.String("hidden_act") ?? "silu";
+        if (act != "silu")
+        {
+            throw c.Unsupported($"hidden_act '{act}' for deepseek_v3 (only the SwiGLU 'silu' MLP is implemented)");
+        }
+        int heads = c.Int("num_attention_heads") ?? 128;
+        int ropeDims = c.Int("qk_rope_head_dim") ?? 64;
+        bool bias = c.Bool("attention_bias") ?? false;
+        return (new ModelConfig
+        {
+            ModelType = "deepseek_v3",
+            Family = ArchitectureFamily.DeepseekV3,
+            VocabSize = c.Int("vocab_size") ?? 129280,
+            DModel = c.Int("hidden_size") ?? 7168,
+            NLayers = layers,
+            NHeads = heads,
+            NKvHeads = c.Int("num_key_value_heads") ?? heads,
+            DHead = c.Int("v_head_dim") ?? 128,
+            DMlp = c.Int("intermediate_size") ?? 18432,
+            MaxPositions = c.Int("max_position_embeddings") ?? 4096,
+            NormEps = (float)(c.Double("rms_norm_eps") ?? 1e-6),
+            Norm = NormKind.RmsNorm,
+            Activation = ActivationFunction.Silu,
+            GatedMlp = true,
+            Positions = PositionKind.Rotary,
+            TiedEmbeddings = c.Bool("tie_word_embeddings") ?? false,
+            RopeTheta = theta,
+            RotaryDims = ropeDims,
+            RopeLayout = (c.Bool("rope_interleave") ?? true) ? RopeLayout.Interleaved : RopeLayout.RotateHalf,
+            // attention_bias: q_a_proj and kv_a_proj_with_mqa (QkvBias), o_proj (OutputBias); q_proj, q_b_proj and kv_b_proj never
+            QkvBias = bias,
+            OutputBias = bias,
+            Mla = new MlaDims(c.IsPresent("q_lora_rank") ? c.Int("q_lora_rank") ?? 0 : 1536, c.Int("kv_lora_rank") ?? 512,
+                c.Int("qk_nope_head_dim") ?? 128, ropeDims),
+            BosTokenId = c.Int("bos_token_id") ?? 0,
+            EosTokenId = c.Int("eos_token_id") ?? 1,
+        }, DeepseekV3Fields);
+    }
+
     private static ActivationFunction Activation(JsonFields c, string name) => name switch
     {
         "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => ActivationFunction.GeluTanh,
@@ -209,6 +277,9 @@ public static class HfConfigReader
     private readonly struct JsonFields(JsonElement root, string path)
     {
         public bool Has(string name) => root.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null;
+
+        /// <summary>True when the field is written, even as null (an explicit null can differ from the class default).</summary>
+        public bool IsPresent(string name) => root.TryGetProperty(name, out _);
 
         public JsonElement Raw(string name) => root.GetProperty(name);
 

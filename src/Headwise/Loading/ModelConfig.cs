@@ -11,6 +11,24 @@ public enum ArchitectureFamily
     Llama,
     /// <summary>GPT-NeoX / Pythia: partial RoPE, LayerNorm, fused per-head q|k|v, parallel or sequential residual.</summary>
     GptNeoX,
+    /// <summary>DeepSeek-V3 (dense layers): multi-head latent attention (<see cref="MlaDims"/>), RMSNorm, RoPE on a shared key, SwiGLU.</summary>
+    DeepseekV3,
+}
+
+/// <summary>
+/// Multi-head latent attention (DeepSeek-V2/V3, HF <c>DeepseekV3Attention</c>): keys and values of every head are read from one
+/// normalised latent of <see cref="KvLoraRank"/> floats per token plus one rotary key of <see cref="QkRopeHeadDim"/> floats shared
+/// by all heads. Query and key heads are <see cref="QkHeadDim"/> wide ([nope | rope]); value heads (and hook_z) are
+/// <see cref="ModelConfig.DHead"/> = v_head_dim wide.
+/// </summary>
+/// <param name="QLoraRank">q_lora_rank: the query's low-rank width (q_a_proj → q_a_layernorm → q_b_proj), or 0 for one q_proj.</param>
+/// <param name="KvLoraRank">kv_lora_rank: the latent's width.</param>
+/// <param name="QkNopeHeadDim">qk_nope_head_dim: the non-rotary part of each query and key head.</param>
+/// <param name="QkRopeHeadDim">qk_rope_head_dim: the rotary part (= <see cref="ModelConfig.RotaryDims"/>).</param>
+public sealed record MlaDims(int QLoraRank, int KvLoraRank, int QkNopeHeadDim, int QkRopeHeadDim)
+{
+    /// <summary>qk_head_dim = qk_nope_head_dim + qk_rope_head_dim: the width of hook_q / hook_k heads.</summary>
+    public int QkHeadDim => QkNopeHeadDim + QkRopeHeadDim;
 }
 
 /// <summary>How a block normalises the residual stream before reading it.</summary>
@@ -99,6 +117,9 @@ public sealed record ModelConfig
     public bool MlpBias { get; init; }
     /// <summary>Keys older than this many positions are not attended (Mistral); 0 = unlimited.</summary>
     public int SlidingWindow { get; init; }
+    /// <summary>Multi-head latent attention's widths (<see cref="ArchitectureFamily.DeepseekV3"/>), else null. DHead is then
+    /// v_head_dim and RotaryDims qk_rope_head_dim.</summary>
+    public MlaDims? Mla { get; init; }
     public int? BosTokenId { get; init; }
     public int? EosTokenId { get; init; }
     /// <summary>The dtype the checkpoint stores (computation is always float32).</summary>
@@ -112,13 +133,22 @@ public sealed record ModelConfig
         get
         {
             long C = DModel, L = NLayers, V = VocabSize, qd = (long)NHeads * DHead, kvd = (long)NKvHeads * DHead;
-            long attn = C * qd + 2 * C * kvd + qd * C + (QkvBias ? qd + 2 * kvd : 0) + (OutputBias ? C : 0);
+            long attn = Mla is { } m ? MlaAttentionParameters(m) : C * qd + 2 * C * kvd + qd * C + (QkvBias ? qd + 2 * kvd : 0) + (OutputBias ? C : 0);
             long mlp = (GatedMlp ? 3 : 2) * C * DMlp + (MlpBias ? (GatedMlp ? 2 : 1) * DMlp + C : 0);
             long norm = Norm == NormKind.LayerNorm ? 2 * C : C; // weight, and a bias for LayerNorm
             long embed = V * C + (Positions == PositionKind.Learned ? (long)MaxPositions * C : 0);
             long head = TiedEmbeddings ? 0 : V * C;
             return embed + L * (attn + mlp + 2 * norm) + norm + head;
         }
+    }
+
+    // q_proj, or q_a_proj (+ bias) → q_a_layernorm → q_b_proj; kv_a_proj_with_mqa (+ bias), kv_a_layernorm, kv_b_proj; o_proj (+ bias)
+    private long MlaAttentionParameters(MlaDims m)
+    {
+        long C = DModel, NH = NHeads, QR = m.QLoraRank, R = m.KvLoraRank, ROPE = m.QkRopeHeadDim;
+        long q = QR > 0 ? C * QR + (QkvBias ? QR : 0) + QR + QR * NH * m.QkHeadDim : C * NH * m.QkHeadDim;
+        long kv = C * (R + ROPE) + (QkvBias ? R + ROPE : 0) + R + R * NH * (m.QkNopeHeadDim + DHead);
+        return q + kv + NH * DHead * C + (OutputBias ? C : 0);
     }
 
     /// <summary>
@@ -150,8 +180,17 @@ public sealed record ModelConfig
         }
         Positive(DHead, f.DHead);
         Need(NHeads % NKvHeads == 0, $"{f.NHeads} ({NHeads}) must be a multiple of {f.NKvHeads} ({NKvHeads})");
-        Need(RotaryDims >= 0 && RotaryDims % 2 == 0 && RotaryDims <= DHead,
-            $"{f.RotaryDims} gives {RotaryDims} rotary dims; they must be even, 0 or more, and at most the head size ({DHead})");
+        int rotatedHead = Mla?.QkHeadDim ?? DHead; // MLA rotates the query/key heads, which are wider or narrower than the value heads
+        Need(RotaryDims >= 0 && RotaryDims % 2 == 0 && RotaryDims <= rotatedHead,
+            $"{f.RotaryDims} gives {RotaryDims} rotary dims; they must be even, 0 or more, and at most the head size ({rotatedHead})");
+        if (Mla is { } m)
+        {
+            Need(m.QLoraRank >= 0, $"q_lora_rank must be null or positive (got {m.QLoraRank})");
+            Positive(m.KvLoraRank, "kv_lora_rank");
+            Need(m.QkNopeHeadDim >= 0, $"qk_nope_head_dim must be 0 or more (got {m.QkNopeHeadDim})");
+            Need(m.QkRopeHeadDim == RotaryDims, $"qk_rope_head_dim ({m.QkRopeHeadDim}) must equal the rotary dims ({RotaryDims})");
+            Need(NKvHeads == NHeads, $"{f.NKvHeads} ({NKvHeads}) must equal {f.NHeads} ({NHeads}): every MLA head reads its own key and value from the latent");
+        }
         Need((Positions == PositionKind.Rotary) == (RotaryDims > 0), $"{f.RotaryDims} gives {RotaryDims} rotary dims, but positions are {Positions}");
         Need(SlidingWindow >= 0, $"{f.SlidingWindow} must be 0 or more (got {SlidingWindow})");
         Need(NormEps > 0 && float.IsFinite(NormEps), $"{f.NormEps} must be a positive number (got {NormEps})");

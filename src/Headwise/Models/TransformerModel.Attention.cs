@@ -20,8 +20,8 @@ public abstract partial class TransformerModel
     /// </summary>
     protected void Attention(int L, Weight wO, Weight? bO, WeightLayout layout, float[] output)
     {
-        int B = Step.B, T = Step.T, N = Step.N, past = Step.PastLen, S_ = past + T;
-        int NH = Config.NHeads, NKV = Config.NKvHeads, HD = Config.DHead, C = Config.DModel;
+        int B = Step.B, T = Step.T, N = Step.N, past = Step.PastLen;
+        int NH = Config.NHeads, NKV = Config.NKvHeads, HD = Config.DHead;
         int kvRow = NKV * HD;
 
         Hook(L, HookKind.Q, S.Q, B, T, NH, HD);
@@ -32,8 +32,8 @@ public abstract partial class TransformerModel
         if (Config.Positions == PositionKind.Rotary)
         {
             var pos = Step.Positions.AsSpan(0, N);
-            Rope(S.Q.AsSpan(0, N * NH * HD), pos, N, NH, HD, Config.RotaryDims, _ropeCos, _ropeSin, Config.RopeLayout);
-            Rope(S.K.AsSpan(0, N * kvRow), pos, N, NKV, HD, Config.RotaryDims, _ropeCos, _ropeSin, Config.RopeLayout);
+            RotateHeads(S.Q.AsSpan(0, N * NH * HD), pos, N, NH, HD);
+            RotateHeads(S.K.AsSpan(0, N * kvRow), pos, N, NKV, HD);
             Hook(L, HookKind.RotQ, S.Q, B, T, NH, HD);
             Hook(L, HookKind.RotK, S.K, B, T, NKV, HD);
         }
@@ -47,7 +47,24 @@ public abstract partial class TransformerModel
             S.V.AsSpan(b * T * kvRow, T * kvRow).CopyTo(vc.AsSpan((b * _capacity + past) * kvRow));
         }
 
-        float scale = 1f / MathF.Sqrt(HD);
+        Attend(L, S.Q, kc, vc, _capacity * kvRow, S.Z, NKV, HD, 1f / MathF.Sqrt(HD));
+        AttentionOutput(L, wO, bO, layout, output);
+    }
+
+    /// <summary>RoPE in place on the first <see cref="ModelConfig.RotaryDims"/> of each of <paramref name="heads"/> heads of
+    /// <paramref name="headWidth"/> floats in each of <paramref name="rows"/> rows, at the rows' position ids.</summary>
+    // x: (rows, heads, headWidth)  positions: (rows)
+    protected void RotateHeads(Span<float> x, ReadOnlySpan<int> positions, int rows, int heads, int headWidth) =>
+        Rope(x, positions, rows, heads, headWidth, Config.RotaryDims, _ropeCos, _ropeSin, Config.RopeLayout);
+
+    /// <summary>
+    /// softmax(q·kᵀ·scale + mask)·v for every sequence of the step against the keys and values at positions 0 .. past + T − 1,
+    /// firing hook_attn_scores and hook_pattern (fused when nothing rewrites them, else in three passes so hooks can).
+    /// </summary>
+    // q, z: (B, T, NH, HD)  keys, values: sequence b's (S, NKV, HD) rows start at b·kvStride
+    protected void Attend(int L, float[] q, float[] keys, float[] values, int kvStride, float[] z, int NKV, int HD, float scale)
+    {
+        int B = Step.B, T = Step.T, past = Step.PastLen, S_ = past + T, NH = Config.NHeads, kvRow = NKV * HD;
         int window = Config.SlidingWindow;
         var hooks = Step.Hooks;
         bool observed = Hooked(L, HookKind.AttnScores) || Hooked(L, HookKind.Pattern);
@@ -64,8 +81,8 @@ public abstract partial class TransformerModel
             bool wantScores = Hooked(L, HookKind.AttnScores), wantPattern = Hooked(L, HookKind.Pattern);
             for (int b = 0; b < B; b++)
             {
-                Kernels.Attention(S.Q.AsSpan(b * T * NH * HD, T * NH * HD), kc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
-                    vc.AsSpan(b * _capacity * kvRow, S_ * kvRow), S.Z.AsSpan(b * T * NH * HD, T * NH * HD),
+                Kernels.Attention(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
+                    values.AsSpan(b * kvStride, S_ * kvRow), z.AsSpan(b * T * NH * HD, T * NH * HD),
                     T, S_, NH, NKV, HD, past, scale, _keyMask.AsSpan(b * _capacity, S_), window,
                     wantScores ? S.Scores.AsSpan(b * per, per) : default, wantPattern ? S.Pattern.AsSpan(b * per, per) : default);
             }
@@ -77,7 +94,7 @@ public abstract partial class TransformerModel
             // hooked path: the three passes materialised so hooks can replace scores and pattern
             for (int b = 0; b < B; b++)
             {
-                AttentionScores(S.Q.AsSpan(b * T * NH * HD, T * NH * HD), kc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
+                AttentionScores(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
                     S.Scores.AsSpan(b * per, per), T, S_, NH, NKV, HD, past, scale, _keyMask.AsSpan(b * _capacity, S_), window);
             }
             Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
@@ -86,10 +103,17 @@ public abstract partial class TransformerModel
             Hook(L, HookKind.Pattern, S.Pattern, B, NH, T, S_);
             for (int b = 0; b < B; b++)
             {
-                AttentionApply(S.Pattern.AsSpan(b * per, per), vc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
-                    S.Z.AsSpan(b * T * NH * HD, T * NH * HD), T, S_, NH, NKV, HD);
+                AttentionApply(S.Pattern.AsSpan(b * per, per), values.AsSpan(b * kvStride, S_ * kvRow),
+                    z.AsSpan(b * T * NH * HD, T * NH * HD), T, S_, NH, NKV, HD);
             }
         }
+    }
+
+    /// <summary>hook_z on <see cref="RunState.Z"/> (B, T, NH, HD), the output projection — Σ_h z_h·W_O[h] per head when
+    /// hook_result is asked for — into <paramref name="output"/>, and hook_attn_out.</summary>
+    protected void AttentionOutput(int L, Weight wO, Weight? bO, WeightLayout layout, float[] output)
+    {
+        int B = Step.B, T = Step.T, N = Step.N, NH = Config.NHeads, HD = Config.DHead, C = Config.DModel;
         Hook(L, HookKind.Z, S.Z, B, T, NH, HD);
 
         // output projection: attn_out = z · W_O + b_O — or, when hooked, Σ_h result_h + b_O with result_h = z_h · W_O[h]

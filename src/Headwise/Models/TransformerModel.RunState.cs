@@ -11,8 +11,8 @@ public abstract partial class TransformerModel
     // ---------------------------------------------------------------------------------------------------------------
     // KV cache and incremental forward (generation)
 
-    private float[][] _kCache = [];   // per layer: (B, capacity, NKV, HD)
-    private float[][] _vCache = [];
+    private float[][] _kCache = [];   // per layer: (B, capacity, NKV, HD); MLA: (B, capacity, ROPE + R) rotary key and latent
+    private float[][] _vCache = [];   // per layer: (B, capacity, NKV, HD); MLA: empty (values are read from the latent)
     private byte[] _keyMask = [];     // (B, capacity): 1 where a real token sits
     private int[] _validCount = [];   // (B): real tokens seen so far — the next position id
     private int _capacity;
@@ -24,8 +24,22 @@ public abstract partial class TransformerModel
     public int CacheBatch { get; private set; }
 
     /// <summary>Bytes the KV cache holds per token of one sequence: every layer caches its key and value rows, (NKV, HD)
-    /// each, in float32 — layers × 2 × NKV × HD × 4. What a restructured layout (fewer kv heads, a latent) saves shows here.</summary>
-    public long KvCacheBytesPerToken => (long)Config.NLayers * 2 * Config.NKvHeads * Config.DHead * sizeof(float);
+    /// each, in float32 — layers × 2 × NKV × HD × 4; multi-head latent attention caches only its latent and the shared rotary
+    /// key — layers × (kv_lora_rank + qk_rope_head_dim) × 4. What a restructured layout (fewer kv heads, a latent) saves shows here.</summary>
+    public long KvCacheBytesPerToken => (long)Config.NLayers * (CachedKeyFloats + CachedValueFloats) * sizeof(float);
+
+    /// <summary>Floats one layer caches per token as its key row and as its value row: (NKV·HD, NKV·HD); a family with another
+    /// cache layout (MLA's latent) overrides both, and reads its rows through <see cref="LayerKeyCache"/>.</summary>
+    protected virtual int CachedKeyFloats => Config.NKvHeads * Config.DHead;
+
+    /// <inheritdoc cref="CachedKeyFloats"/>
+    protected virtual int CachedValueFloats => Config.NKvHeads * Config.DHead;
+
+    /// <summary>Layer <paramref name="layer"/>'s key cache, (B, <see cref="CacheCapacity"/>, <see cref="CachedKeyFloats"/>).</summary>
+    protected float[] LayerKeyCache(int layer) => _kCache[layer];
+
+    /// <summary>Positions per sequence the cache has room for since the last <see cref="ResetCache"/>.</summary>
+    protected int CacheCapacity => _capacity;
 
     /// <summary>Bytes the KV cache has allocated now (every layer's key and value buffers): capacity × batch ×
     /// <see cref="KvCacheBytesPerToken"/> after a <see cref="ResetCache"/> that had to grow the buffers.</summary>
@@ -44,16 +58,15 @@ public abstract partial class TransformerModel
         {
             throw new InvalidInputException($"sequence of {capacity} positions is longer than the model's context of {Config.MaxPositions}");
         }
-        int kvRow = Config.NKvHeads * Config.DHead;
-        long need = (long)batch * capacity * kvRow;
-        if (_kCache.Length != Config.NLayers || _kCache[0].Length < need)
+        long keys = (long)batch * capacity * CachedKeyFloats, values = (long)batch * capacity * CachedValueFloats;
+        if (_kCache.Length != Config.NLayers || _kCache[0].Length < keys || _vCache[0].Length < values)
         {
             _kCache = new float[Config.NLayers][];
             _vCache = new float[Config.NLayers][];
             for (int l = 0; l < Config.NLayers; l++)
             {
-                _kCache[l] = new float[need];
-                _vCache[l] = new float[need];
+                _kCache[l] = new float[keys];
+                _vCache[l] = new float[values];
             }
         }
         if (_keyMask.Length < batch * capacity)

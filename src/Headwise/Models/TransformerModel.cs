@@ -6,7 +6,7 @@ using static Headwise.Compute.Kernels;
 namespace Headwise.Models;
 
 /// <summary>
-/// A loaded decoder-only transformer. Each family (Gpt2, Llama, GptNeoX) writes its own forward, top to bottom, in its own file,
+/// A loaded decoder-only transformer. Each family (Gpt2, Llama, GptNeoX, DeepseekV3) writes its own forward, top to bottom, in its own file,
 /// and alone knows its checkpoint's tensor names; this base owns what they share and reads only the config's traits: the run
 /// state (allocated once, reused) and KV cache (TransformerModel.RunState.cs), the attention sublayer with its hook points
 /// (TransformerModel.Attention.cs), the canonical weight accessors (TransformerModel.Weights.cs) and, here, the public API and
@@ -59,6 +59,7 @@ public abstract partial class TransformerModel : IDisposable
         ArchitectureFamily.Gpt2 => new((c, w) => new Gpt2(c, w), Gpt2.CheckpointTensors),
         ArchitectureFamily.Llama => new((c, w) => new Llama(c, w), Llama.CheckpointTensors),
         ArchitectureFamily.GptNeoX => new((c, w) => new GptNeoX(c, w), GptNeoX.CheckpointTensors),
+        ArchitectureFamily.DeepseekV3 => new((c, w) => new DeepseekV3(c, w), DeepseekV3.CheckpointTensors),
         _ => throw new ModelFormatException($"{source}: no forward for family {config.Family}"),
     };
 
@@ -138,7 +139,9 @@ public abstract partial class TransformerModel : IDisposable
                     if (kind <= HookKind.LnFinalNormalized
                         || (kind is HookKind.RotQ or HookKind.RotK && Config.Positions != PositionKind.Rotary)
                         || (kind == HookKind.ResidMid && Config.ParallelResidual)
-                        || (kind == HookKind.MlpPreLinear && !Config.GatedMlp))
+                        || (kind == HookKind.MlpPreLinear && !Config.GatedMlp)
+                        || (kind == HookKind.KvLatent && Config.Mla is null)
+                        || (kind == HookKind.QLatent && (Config.Mla?.QLoraRank ?? 0) == 0))
                     {
                         continue;
                     }

@@ -1,0 +1,408 @@
+using Headwise.Compute;
+using Headwise.Hooks;
+using Headwise.Loading;
+using static Headwise.Compute.Kernels;
+
+namespace Headwise.Models;
+
+/// <summary>
+/// DeepSeek-V3 (HF <c>DeepseekV3ForCausalLM</c>), dense layers: multi-head latent attention (MLA) — every head's key and value
+/// are decompressed from one normalised latent per token, plus one rotary key shared by all heads — RMSNorm, SwiGLU MLP.
+/// Letters: C = d_model, NH = heads, QR = q_lora_rank, R = kv_lora_rank, NOPE = qk_nope_head_dim, ROPE = qk_rope_head_dim,
+/// QK = NOPE + ROPE (query/key head width), HD = v_head_dim (value head width: hook_v, hook_z), F = d_mlp, V = vocabulary.
+///
+/// The KV cache holds per token and layer only the row [k_rot (ROPE, roped) | latent (R, normalised)]. Prefill runs the
+/// decompressed form, as HF does: per head k = [W_UK·latent | k_rot], v = W_UV·latent. Decode runs the absorbed form on the
+/// cache itself: W_UK folded into the query, q' = [q_rot | q_nope·W_UK] against the cached rows (one shared "kv head" of
+/// ROPE + R), then W_UV applied to the attention-weighted latent — the same numbers, without decompressing the past.
+/// Weight-only analyses have no exact W_K/W_V here (the latent passes through kv_a_layernorm): they refuse (<see cref="GetAttentionWeights"/>).
+/// </summary>
+public sealed class DeepseekV3 : TransformerModel
+{
+    // DeepseekV3RMSNorm(config.q_lora_rank) and DeepseekV3RMSNorm(self.kv_lora_rank) are built without eps: the class default
+    private const float LatentNormEps = 1e-6f;
+
+    private readonly Weight _embed;  // (V, C)
+    private readonly BlockWeights[] _blocks;
+    private readonly Weight _norm;   // (C)
+    private readonly Weight _lmHead; // (V, C): embed_tokens when tied
+    private readonly int NH, QR, R, NOPE, ROPE, QK, HD, CacheRow;
+
+    private sealed record BlockWeights(
+        Weight AttnNorm,                 // input_layernorm: (C)
+        Weight? Wq,                      // q_proj: (NH·QK, C), no bias in HF — when q_lora_rank is null
+        Weight? WqA, Weight? BqA,        // q_a_proj: (QR, C), (QR) with attention_bias
+        Weight? QNorm,                   // q_a_layernorm: (QR)
+        Weight? WqB,                     // q_b_proj: (NH·QK, QR), no bias
+        Weight WkvA, Weight? BkvA,       // kv_a_proj_with_mqa: (R + ROPE, C), (R + ROPE) with attention_bias
+        Weight KvNorm,                   // kv_a_layernorm: (R)
+        Weight WkvB,                     // kv_b_proj: (NH·(NOPE + HD), R), no bias; head h's rows: [W_UK[h] (NOPE, R) | W_UV[h] (HD, R)]
+        Weight Wo, Weight? Bo,           // o_proj: (C, NH·HD), (C) with attention_bias
+        Weight MlpNorm,                  // post_attention_layernorm: (C)
+        Weight Gate, Weight Up, Weight Down); // (F, C), (F, C), (C, F)
+
+    public DeepseekV3(ModelConfig config, WeightSet w) : base(config, w)
+    {
+        var m = config.Mla ?? throw new ModelFormatException($"{w.Source}: a deepseek_v3 model needs its MLA widths (kv_lora_rank, qk_*_head_dim)");
+        int C = config.DModel, V = config.VocabSize, F = config.DMlp;
+        (NH, QR, R, NOPE, ROPE, QK, HD) = (config.NHeads, m.QLoraRank, m.KvLoraRank, m.QkNopeHeadDim, m.QkRopeHeadDim, m.QkHeadDim, config.DHead);
+        CacheRow = ROPE + R;
+        _embed = w.Get("model.embed_tokens.weight", V, C);
+        _blocks = new BlockWeights[config.NLayers];
+        for (int l = 0; l < config.NLayers; l++)
+        {
+            string b = $"model.layers.{l}.", a = b + "self_attn.";
+            bool lora = QR > 0;
+            _blocks[l] = new BlockWeights(
+                w.Get(b + "input_layernorm.weight", C),
+                lora ? null : w.Get(a + "q_proj.weight", NH * QK, C),
+                lora ? w.Get(a + "q_a_proj.weight", QR, C) : null, lora && config.QkvBias ? w.Get(a + "q_a_proj.bias", QR) : null,
+                lora ? w.Get(a + "q_a_layernorm.weight", QR) : null,
+                lora ? w.Get(a + "q_b_proj.weight", NH * QK, QR) : null,
+                w.Get(a + "kv_a_proj_with_mqa.weight", R + ROPE, C), config.QkvBias ? w.Get(a + "kv_a_proj_with_mqa.bias", R + ROPE) : null,
+                w.Get(a + "kv_a_layernorm.weight", R),
+                w.Get(a + "kv_b_proj.weight", NH * (NOPE + HD), R),
+                w.Get(a + "o_proj.weight", C, NH * HD), config.OutputBias ? w.Get(a + "o_proj.bias", C) : null,
+                w.Get(b + "post_attention_layernorm.weight", C),
+                w.Get(b + "mlp.gate_proj.weight", F, C), w.Get(b + "mlp.up_proj.weight", F, C), w.Get(b + "mlp.down_proj.weight", C, F));
+        }
+        _norm = w.Get("model.norm.weight", C);
+        _lmHead = config.TiedEmbeddings ? _embed : w.Get("lm_head.weight", V, C);
+    }
+
+    // the cache row per token and layer: [k_rot (ROPE) | latent (R)]; no value rows
+    protected override int CachedKeyFloats => CacheRow;
+
+    protected override int CachedValueFloats => 0;
+
+    // inputs_embeds = self.embed_tokens(input_ids)
+    protected override void Embed() => EmbedTokens(_embed);
+
+    protected override (Weight W, WeightLayout Layout) OutputProjection(int layer) => (_blocks[layer].Wo, WeightLayout.OutIn);
+
+    protected override void Block(int l)
+    {
+        int N = Step.N, C = Config.DModel;
+        HookResid(l, HookKind.ResidPre, S.X);
+
+        // residual = hidden_states; hidden_states = self.input_layernorm(hidden_states)
+        Norm(l, HookKind.Ln1Scale, S.X, _blocks[l].AttnNorm, null, S.XNorm);
+
+        // hidden_states, _ = self.self_attn(hidden_states, ...)
+        SelfAttention(l);
+
+        // hidden_states = residual + hidden_states
+        Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+        HookResid(l, HookKind.ResidMid, S.X);
+        MlpSublayer(l);
+    }
+
+    // DeepseekV3Attention.forward, from the normed residual S.XNorm to the sublayer output in S.Tmp
+    private void SelfAttention(int l)
+    {
+        int B = Step.B, T = Step.T, N = Step.N, C = Config.DModel, past = Step.PastLen;
+        var blk = _blocks[l];
+        EnsureMlaRows(N, past + T);
+
+        // q_states = self.q_proj(hidden_states)  — or, with q_lora_rank:
+        // q_states = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(hidden_states)))
+        if (blk.Wq is not null)
+        {
+            Linear(S.XNorm, C, blk.Wq, null, _q, NH * QK, WeightLayout.OutIn);
+        }
+        else
+        {
+            Linear(S.XNorm, C, blk.WqA!, blk.BqA, _qLatent, QR, WeightLayout.OutIn);
+            RmsNorm(_qLatent.AsSpan(0, N * QR), blk.QNorm!.Span, _qLatent.AsSpan(0, N * QR), default, N, QR, LatentNormEps);
+            Hook(l, HookKind.QLatent, _qLatent, B, T, QR);
+            Linear(_qLatent, QR, blk.WqB!, null, _q, NH * QK, WeightLayout.OutIn);
+        }
+        // q_states.view(batch, seq, -1, self.qk_head_dim): per head [q_pass (NOPE) | q_rot (ROPE)]
+
+        // compressed_kv = self.kv_a_proj_with_mqa(hidden_states)
+        // k_pass, k_rot = torch.split(compressed_kv, [self.kv_lora_rank, self.qk_rope_head_dim], dim=-1); self.kv_a_layernorm(k_pass)
+        Linear(S.XNorm, C, blk.WkvA, blk.BkvA, _ckv, R + ROPE, WeightLayout.OutIn);
+        for (int n = 0; n < N; n++)
+        {
+            RmsNorm(_ckv.AsSpan(n * (R + ROPE), R), blk.KvNorm.Span, _latent.AsSpan(n * R, R), default, 1, R, LatentNormEps);
+        }
+        Hook(l, HookKind.KvLatent, _latent, B, T, R);
+
+        // the cache keeps only [k_rot | latent] per token; k_rot is roped in place there (one rotary "head" of the row)
+        var cache = LayerKeyCache(l);
+        int cap = CacheCapacity;
+        var pos = Step.Positions.AsSpan(0, N);
+        for (int b = 0; b < B; b++)
+        {
+            for (int t = 0; t < T; t++)
+            {
+                int n = b * T + t;
+                var row = cache.AsSpan(((b * cap) + past + t) * CacheRow, CacheRow);
+                _ckv.AsSpan(n * (R + ROPE) + R, ROPE).CopyTo(row);
+                _latent.AsSpan(n * R, R).CopyTo(row[ROPE..]);
+            }
+            RotateHeads(cache.AsSpan(((b * cap) + past) * CacheRow, T * CacheRow), pos.Slice(b * T, T), T, 1, CacheRow);
+        }
+
+        // self.scaling = self.qk_head_dim ** (-0.5)
+        float scale = 1f / MathF.Sqrt(QK);
+        bool perHeadKeysWatched = Hooked(l, HookKind.Q) || Hooked(l, HookKind.K) || Hooked(l, HookKind.V)
+            || Hooked(l, HookKind.RotQ) || Hooked(l, HookKind.RotK);
+        if (past == 0 || perHeadKeysWatched)
+        {
+            DecompressedAttention(l, blk, scale);
+        }
+        else
+        {
+            AbsorbedAttention(l, blk, scale);
+        }
+
+        // attn_output = self.o_proj(attn_output.reshape(batch_size, seq_length, -1)); z is (N, NH, HD)
+        AttentionOutput(l, blk.Wo, blk.Bo, WeightLayout.OutIn, S.Tmp);
+    }
+
+    // HF's own form: k = [k_nope | k_rot] and v per head from kv_b_proj(latent); softmax(q·kᵀ·scale + mask)·v; z into S.Z.
+    // Keys and values of cached positions are decompressed from the cache rows; the step's own are hooked first (hook_q/k/v
+    // and hook_rot_q/k, which may rewrite them). q/k (QK) and v (HD) differ in width: both are zero-padded to P = max(QK, HD)
+    // for the shared attention kernels (zeros add nothing to q·k, and z's padding is dropped).
+    private void DecompressedAttention(int l, BlockWeights blk, float scale)
+    {
+        int B = Step.B, T = Step.T, N = Step.N, past = Step.PastLen, S_ = past + T, P = Math.Max(QK, HD), cap = CacheCapacity;
+        var cache = LayerKeyCache(l);
+
+        // k_pass = self.kv_b_proj(latent).view(..., -1, self.qk_nope_head_dim + self.v_head_dim)
+        // k_pass, value_states = torch.split(k_pass, [self.qk_nope_head_dim, self.v_head_dim], dim=-1)
+        MatMul(_latent.AsSpan(0, N * R), blk.WkvB.Span, default, _kvb.AsSpan(0, N * NH * (NOPE + HD)), N, R, NH * (NOPE + HD), WeightLayout.OutIn);
+        for (int n = 0; n < N; n++)
+        {
+            var kRot = _ckv.AsSpan(n * (R + ROPE) + R, ROPE); // before RoPE, as hook_k shows it
+            for (int h = 0; h < NH; h++)
+            {
+                var kv = _kvb.AsSpan((n * NH + h) * (NOPE + HD), NOPE + HD);
+                var k = _k.AsSpan((n * NH + h) * QK, QK);
+                kv[..NOPE].CopyTo(k);
+                kRot.CopyTo(k[NOPE..]);   // k_rot.expand(*k_pass.shape[:-1], -1): one rotary key for every head
+                kv[NOPE..].CopyTo(_v.AsSpan((n * NH + h) * HD, HD));
+            }
+        }
+        Hook(l, HookKind.Q, _q, B, T, NH, QK);   // [batch, pos, head, QK]
+        Hook(l, HookKind.K, _k, B, T, NH, QK);   // [batch, pos, head, QK]
+        Hook(l, HookKind.V, _v, B, T, NH, HD);   // [batch, pos, head, HD]
+
+        // q_rot, k_rot = apply_rotary_pos_emb(q_rot, k_rot, cos, sin) — or _interleave, whose view/transpose de-interleaves
+        // the pairs (2i, 2i+1) before rotating them: the engine rotates them where they stand (RopeLayout.Interleaved), which
+        // changes no q·k; hook_rot_q/k keep the checkpoint's order. The rotary part sits after NOPE in each head: a view
+        // shifted by NOPE (the buffers have NOPE floats of slack) makes it each "head"'s first ROPE floats.
+        var pos = Step.Positions.AsSpan(0, N);
+        RotateHeads(_q.AsSpan(NOPE, N * NH * QK), pos, N, NH, QK);
+        RotateHeads(_k.AsSpan(NOPE, N * NH * QK), pos, N, NH, QK);
+        Hook(l, HookKind.RotQ, _q, B, T, NH, QK);
+        Hook(l, HookKind.RotK, _k, B, T, NH, QK);
+
+        // per sequence: padded keys and values (S, NH, P) — cached positions decompressed from their rows, then this step's
+        _qp.AsSpan(0, N * NH * P).Clear();
+        _kp.AsSpan(0, B * S_ * NH * P).Clear();
+        _vp.AsSpan(0, B * S_ * NH * P).Clear();
+        for (int b = 0; b < B; b++)
+        {
+            if (past > 0)
+            {
+                for (int s = 0; s < past; s++)
+                {
+                    cache.AsSpan(((b * cap) + s) * CacheRow + ROPE, R).CopyTo(_pastLatent.AsSpan(s * R, R));
+                }
+                MatMul(_pastLatent.AsSpan(0, past * R), blk.WkvB.Span, default, _pastKvb.AsSpan(0, past * NH * (NOPE + HD)), past, R, NH * (NOPE + HD), WeightLayout.OutIn);
+                for (int s = 0; s < past; s++)
+                {
+                    var kRot = cache.AsSpan(((b * cap) + s) * CacheRow, ROPE);
+                    for (int h = 0; h < NH; h++)
+                    {
+                        var kv = _pastKvb.AsSpan((s * NH + h) * (NOPE + HD), NOPE + HD);
+                        var kp = _kp.AsSpan((((b * S_) + s) * NH + h) * P, P);
+                        kv[..NOPE].CopyTo(kp);
+                        kRot.CopyTo(kp[NOPE..]);
+                        kv[NOPE..].CopyTo(_vp.AsSpan((((b * S_) + s) * NH + h) * P, P));
+                    }
+                }
+            }
+            for (int t = 0; t < T; t++)
+            {
+                for (int h = 0; h < NH; h++)
+                {
+                    int n = b * T + t, dst = (((b * S_) + past + t) * NH + h) * P;
+                    _k.AsSpan((n * NH + h) * QK, QK).CopyTo(_kp.AsSpan(dst, P));
+                    _v.AsSpan((n * NH + h) * HD, HD).CopyTo(_vp.AsSpan(dst, P));
+                    _q.AsSpan((n * NH + h) * QK, QK).CopyTo(_qp.AsSpan((n * NH + h) * P, P));
+                }
+            }
+        }
+
+        // attn_weights = softmax(query·keyᵀ·scaling + causal_mask); attn_output = attn_weights·value_states
+        Attend(l, _qp, _kp, _vp, S_ * NH * P, _zp, NH, P, scale);
+        for (int r = 0; r < N * NH; r++)
+        {
+            _zp.AsSpan(r * P, HD).CopyTo(S.Z.AsSpan(r * HD, HD));
+        }
+    }
+
+    // The absorbed form on the cache rows [k_rot | latent]: q·k_h = q_nope·(W_UK[h]·c) + q_rot·k_rot = [q_rot | q_nope·W_UK[h]]·[k_rot | c],
+    // so every head attends over the cached rows directly (one shared kv head of ROPE + R); the same rows serve as values and
+    // z_h = (Σ_s p(s)·c(s))·W_UV[h]ᵀ. Only pattern/scores/z/result hooks can be attached here (q/k/v hooks take the other form).
+    private void AbsorbedAttention(int l, BlockWeights blk, float scale)
+    {
+        int N = Step.N, W = CacheRow, cap = CacheCapacity;
+        var pos = Step.Positions.AsSpan(0, N);
+        RotateHeads(_q.AsSpan(NOPE, N * NH * QK), pos, N, NH, QK);
+        var wkvb = blk.WkvB.Span;
+        for (int h = 0; h < NH; h++)
+        {
+            // W_UK folded into the query: q_nope[h] (N, NOPE) · W_UK[h] (NOPE, R), stored (in, out) in kv_b_proj's rows
+            for (int n = 0; n < N; n++)
+            {
+                _q.AsSpan((n * NH + h) * QK, NOPE).CopyTo(_headIn.AsSpan(n * NOPE, NOPE));
+            }
+            MatMul(_headIn.AsSpan(0, N * NOPE), wkvb.Slice(h * (NOPE + HD) * R, NOPE * R), default, _headOut.AsSpan(0, N * R), N, NOPE, R, WeightLayout.InOut);
+            for (int n = 0; n < N; n++)
+            {
+                var qa = _qAbs.AsSpan((n * NH + h) * W, W);
+                _q.AsSpan((n * NH + h) * QK + NOPE, ROPE).CopyTo(qa);
+                _headOut.AsSpan(n * R, R).CopyTo(qa[ROPE..]);
+            }
+        }
+
+        Attend(l, _qAbs, LayerKeyCache(l), LayerKeyCache(l), cap * W, _zAbs, 1, W, scale);
+
+        for (int h = 0; h < NH; h++)
+        {
+            // W_UV after attention: the weighted latent (N, R) · W_UV[h]ᵀ, W_UV[h] (HD, R) stored (out, in)
+            for (int n = 0; n < N; n++)
+            {
+                _zAbs.AsSpan((n * NH + h) * W + ROPE, R).CopyTo(_headIn.AsSpan(n * R, R));
+            }
+            MatMul(_headIn.AsSpan(0, N * R), wkvb.Slice((h * (NOPE + HD) + NOPE) * R, HD * R), default, _headOut.AsSpan(0, N * HD), N, R, HD, WeightLayout.OutIn);
+            for (int n = 0; n < N; n++)
+            {
+                _headOut.AsSpan(n * HD, HD).CopyTo(S.Z.AsSpan((n * NH + h) * HD, HD));
+            }
+        }
+    }
+
+    protected override void MlpSublayer(int l)
+    {
+        int N = Step.N, C = Config.DModel, F = Config.DMlp;
+        var blk = _blocks[l];
+
+        // residual = hidden_states; hidden_states = self.post_attention_layernorm(hidden_states)
+        Norm(l, HookKind.Ln2Scale, S.X, blk.MlpNorm, null, S.XNorm);
+
+        // DeepseekV3MLP: down_proj(act_fn(gate_proj(x)) * up_proj(x))
+        Linear(S.XNorm, C, blk.Gate, null, S.Hidden, F, WeightLayout.OutIn);
+        Linear(S.XNorm, C, blk.Up, null, S.Hidden2, F, WeightLayout.OutIn);
+        Hook(l, HookKind.MlpPre, S.Hidden, Step.B, Step.T, F);
+        Hook(l, HookKind.MlpPreLinear, S.Hidden2, Step.B, Step.T, F);
+        SwiGlu(S.Hidden.AsSpan(0, N * F), S.Hidden2.AsSpan(0, N * F), S.Hidden.AsSpan(0, N * F));
+        Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
+        Linear(S.Hidden, F, blk.Down, null, S.Tmp, C, WeightLayout.OutIn);
+        HookResid(l, HookKind.MlpOut, S.Tmp);
+
+        // hidden_states = residual + hidden_states
+        Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+        HookResid(l, HookKind.ResidPost, S.X);
+    }
+
+    protected override void FinalNorm()
+    {
+        // hidden_states = self.norm(hidden_states)
+        Norm(HookPoint.ModelLevel, HookKind.LnFinalScale, S.X, _norm, null, S.XNorm);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // MLA's own run state, grown with the step's rows N and positions S, never shrunk
+
+    private int _rows;
+    private float[] _q = [];          // (N, NH, QK) + NOPE floats of slack for the shifted RoPE view
+    private float[] _qLatent = [];    // (N, QR)
+    private float[] _ckv = [];        // (N, R + ROPE) kv_a_proj_with_mqa's output: [latent before its norm | k_rot before RoPE]
+    private float[] _latent = [];     // (N, R) normalised latent
+    private float[] _kvb = [];        // (N, NH, NOPE + HD) kv_b_proj's output
+    private float[] _k = [];          // (N, NH, QK) + NOPE floats of slack
+    private float[] _v = [];          // (N, NH, HD)
+    private float[] _qp = [];         // (N, NH, P) zero-padded, P = max(QK, HD)
+    private float[] _zp = [];         // (N, NH, P)
+    private float[] _kp = [];         // (B, S, NH, P)
+    private float[] _vp = [];         // (B, S, NH, P)
+    private float[] _pastLatent = []; // (S, R)
+    private float[] _pastKvb = [];    // (S, NH, NOPE + HD)
+    private float[] _qAbs = [];       // (N, NH, ROPE + R) absorbed queries [q_rot | q_nope·W_UK]
+    private float[] _zAbs = [];       // (N, NH, ROPE + R) attention-weighted cache rows
+    private float[] _headIn = [];     // (N, max(NOPE, R))
+    private float[] _headOut = [];    // (N, max(R, HD))
+
+    private void EnsureMlaRows(int N, int positions)
+    {
+        int P = Math.Max(QK, HD), B = Step.B;
+        if (_rows < N)
+        {
+            _rows = N;
+            _q = new float[(N * NH * QK) + NOPE];
+            _qLatent = new float[N * Math.Max(QR, 1)];
+            _ckv = new float[N * (R + ROPE)];
+            _latent = new float[N * R];
+            _kvb = new float[N * NH * (NOPE + HD)];
+            _k = new float[(N * NH * QK) + NOPE];
+            _v = new float[N * NH * HD];
+            _qp = new float[N * NH * P];
+            _zp = new float[N * NH * P];
+            _qAbs = new float[N * NH * CacheRow];
+            _zAbs = new float[N * NH * CacheRow];
+            _headIn = new float[N * Math.Max(NOPE, R)];
+            _headOut = new float[N * Math.Max(R, HD)];
+        }
+        if (_kp.Length < B * positions * NH * P)
+        {
+            _kp = new float[B * positions * NH * P];
+            _vp = new float[B * positions * NH * P];
+            _pastLatent = new float[positions * R];
+            _pastKvb = new float[positions * NH * (NOPE + HD)];
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // The canonical weights: the MLP, norms and embeddings read as Llama's; attention has no canonical per-head form
+
+    public override Weight TokenEmbedding => _embed;
+
+    public override (Weight W, Weight? Bias) Unembedding => (_lmHead, null);
+
+    protected override (Weight W, Weight? Bias) NormTensors(int layer, HookKind site) => site switch
+    {
+        HookKind.Ln1Scale => (_blocks[layer].AttnNorm, null),
+        HookKind.Ln2Scale => (_blocks[layer].MlpNorm, null),
+        _ => (_norm, null),
+    };
+
+    /// <summary>Refuses: MLA's keys and values are W_UK·RMSNorm(x·W_DKV) and W_UV·RMSNorm(x·W_DKV), not x·W_K and x·W_V — the
+    /// latent's norm sits between — so no exact W_Q/W_K/W_V (NH, C, HD) exist for weight-only analyses.</summary>
+    public override AttentionWeights GetAttentionWeights(int layer)
+    {
+        RequireLayer(layer);
+        throw new InvalidInputException(NoCanonicalAttention);
+    }
+
+    private const string NoCanonicalAttention = "deepseek_v3 (multi-head latent attention) has no exact per-head W_Q/W_K/W_V: keys and "
+        + "values pass through kv_a_layernorm, an RMSNorm of the latent, so weight-only analyses (circuits, composition, weight edits, "
+        + "canonical export) do not apply; the activation-based ones (heads, patterns, ablate, importance, patch) do";
+
+    // W_in is up_proj and W_gate gate_proj, as TransformerLens names them: act(x·W_gate) ⊙ (x·W_in)
+    public override MlpWeights GetMlpWeights(int layer)
+    {
+        var blk = _blocks[RequireLayer(layer)];
+        int C = Config.DModel, F = Config.DMlp;
+        return new MlpWeights(CanonicalLayout.Transposed(blk.Up.Span, F, C), null, CanonicalLayout.Transposed(blk.Gate.Span, F, C), null,
+            CanonicalLayout.Transposed(blk.Down.Span, C, F), null);
+    }
+
+    /// <summary>Canonical weights hold per-head W_Q/W_K/W_V, which MLA cannot be written from: refused.</summary>
+    internal static IReadOnlyList<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> CheckpointTensors(CanonicalWeights w) =>
+        throw new InvalidInputException(NoCanonicalAttention);
+}

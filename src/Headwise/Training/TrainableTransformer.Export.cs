@@ -18,6 +18,10 @@ public sealed partial class TrainableTransformer
     {
         get
         {
+            if (Config.AttentionVariant is not (AttentionVariants.Softmax or AttentionVariants.SymmetricQk))
+            {
+                return $"training-only: the {Config.AttentionVariant} attention has no equivalent in the inference engine";
+            }
             if (Config.CombinedOV) return "a combined W_OV per head has no Hugging Face equivalent";
             if (!Config.UseNorm) return "a model without LayerNorm/RMSNorm has no Hugging Face equivalent";
             if (_gpt2 && NKV != NH) return "GPT-2 checkpoints cannot hold grouped key/value heads (use --arch llama)";
@@ -95,6 +99,7 @@ public sealed partial class TrainableTransformer
         // LayerNorm (GPT-2) has a bias, RMSNorm (Llama) none; an attention-only block's MLP norm is the identity's γ = 1
         NormWeights Norm(string name) => new(c.Norm, Get(name + ".weight"), _gpt2 ? Get(name + ".bias") : null, c.NormEps);
         NormWeights Identity() => new(c.Norm, CanonicalWeights.Ones(C), _gpt2 ? new float[C] : null, c.NormEps);
+        bool symmetric = Config.AttentionVariant == AttentionVariants.SymmetricQk;
         var layers = new LayerWeights[L];
         for (int l = 0; l < L; l++)
         {
@@ -104,10 +109,11 @@ public sealed partial class TrainableTransformer
             var b = _gpt2 ? Get(q + "attn.b_qkv") : null;
             var attn = new AttentionWeights(NH, NKV, C, HD,
                 ReadHeads(w, WeightLayout.OutIn, QKV, NH, 0, HD, C, HD),
-                ReadHeads(w, WeightLayout.OutIn, QKV, NKV, NH * HD, HD, C, HD),
+                // symmetric_qk: W_K = W_Q, the q rows read twice
+                ReadHeads(w, WeightLayout.OutIn, QKV, NKV, symmetric ? 0 : NH * HD, HD, C, HD),
                 ReadHeads(w, WeightLayout.OutIn, QKV, NKV, QK, HD, C, HD),
                 Transposed(Param(q + "attn.w_o"), C, NH * HD),
-                b?[..(NH * HD)], b?[(NH * HD)..QK], b?[QK..QKV], _gpt2 ? Get(q + "attn.b_o") : null);
+                b?[..(NH * HD)], symmetric ? b?[..(NH * HD)] : b?[(NH * HD)..QK], b?[QK..QKV], _gpt2 ? Get(q + "attn.b_o") : null);
             if (Config.AttentionOnly)
             {
                 layers[l] = new LayerWeights(Norm(q + "ln1"), attn, Identity(), MlpWeights.Zero(c)); // width 1, output exactly 0

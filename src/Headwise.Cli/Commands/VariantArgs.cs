@@ -17,12 +17,17 @@ internal static class VariantArgs
         {
             if (!moh && args.Has(o)) throw new UsageException($"--{o} applies to --attention-variant moh only");
         }
+        if (variant != AttentionVariants.Sinkhorn && args.Has("sinkhorn-iters"))
+        {
+            throw new UsageException("--sinkhorn-iters applies to --attention-variant sinkhorn only");
+        }
         // a K or S that does not fit the heads is refused by TrainableConfig.Validate, naming the option (exit 2)
         return config with
         {
             AttentionVariant = variant,
             MohShared = args.GetInt("moh-shared", -1, 0, 4096),
             MohActive = args.GetInt("moh-active", 0, 1, 4096),
+            SinkhornIters = args.GetInt("sinkhorn-iters", 3, 0, 100),
         };
     }
 }

@@ -131,5 +131,5 @@ public static class AttentionVariants
     public const string Sinkhorn = "sinkhorn";
 
     /// <summary>In the order the experiment runs them.</summary>
-    public static readonly string[] All = [Softmax, SymmetricQk, CollapsedQk, Moh, Linear];
+    public static readonly string[] All = [Softmax, SymmetricQk, CollapsedQk, Moh, Linear, Sinkhorn];
 }

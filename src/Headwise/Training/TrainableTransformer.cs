@@ -343,6 +343,7 @@ public sealed partial class TrainableTransformer
             }
             var z = _moh ? b.ZRaw : b.Z;
             if (_variant == AttentionVariants.Linear) LinearAttention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV);
+            else if (_variant == AttentionVariants.Sinkhorn) SinkhornAttention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV, Config.SinkhornIters);
             else Attention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV);
             if (_moh)
             {
@@ -427,6 +428,7 @@ public sealed partial class TrainableTransformer
                 dz = _dZRaw;
             }
             if (_variant == AttentionVariants.Linear) LinearAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV);
+            else if (_variant == AttentionVariants.Sinkhorn) SinkhornAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, Config.SinkhornIters);
             else Attention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV);
             if (_rope)
             {

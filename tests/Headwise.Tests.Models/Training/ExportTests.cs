@@ -69,6 +69,7 @@ public class ExportTests
     [InlineData("moh", "training-only: the moh attention")]
     [InlineData("linear", "training-only: the linear attention")]
     [InlineData("collapsed_qk", "training-only: the collapsed_qk attention")]
+    [InlineData("sinkhorn", "training-only: the sinkhorn attention")]
     public void InexpressibleOptionsRefuseToExport(string what, string message)
     {
         var c = Config("gpt2-tied");
@@ -77,7 +78,7 @@ public class ExportTests
             "combined" => c with { CombinedOV = true },
             "no-norm" => c with { UseNorm = false },
             "llama-no-rope" => Config("llama-gqa") with { UsePositions = false },
-            "moh" or "linear" or "collapsed_qk" => c with { AttentionVariant = what },
+            "moh" or "linear" or "collapsed_qk" or "sinkhorn" => c with { AttentionVariant = what },
             _ => c with { NKvHeads = 2 },
         };
         var model = new TrainableTransformer(c);

@@ -148,6 +148,85 @@ public class AttentionVariantTests
         }
     }
 
+    // the causal Sinkhorn form of SinkhornAttention, written out directly in double
+    private static double SinkhornRef(double[] q, double[] k, double[] v, double[] dz, int B, int T, int NH, int NKV, int HD, int HDV, int iters,
+        double[]? att)
+    {
+        static double Lse(IEnumerable<double> x)
+        {
+            var a = x.ToArray();
+            double m = a.Max();
+            return m + Math.Log(a.Sum(u => Math.Exp(u - m)));
+        }
+        double s = 0;
+        int g = NH / NKV;
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++)
+            {
+                var L = new double[T, T];
+                for (int t = 0; t < T; t++)
+                    for (int j = 0; j <= t; j++)
+                    {
+                        for (int i = 0; i < HD; i++) L[t, j] += q[((b * T + t) * NH + h) * HD + i] * k[((b * T + j) * NKV + h / g) * HD + i];
+                        L[t, j] /= Math.Sqrt(HD);
+                    }
+                for (int it = 0; it < iters; it++)
+                {
+                    var R = new double[T, T];
+                    for (int t = 0; t < T; t++)
+                    {
+                        double lse = Lse(Enumerable.Range(0, t + 1).Select(j => L[t, j]));
+                        for (int j = 0; j <= t; j++) R[t, j] = L[t, j] - lse;
+                    }
+                    for (int t = 0; t < T; t++)
+                        for (int j = 0; j <= t; j++) L[t, j] = R[t, j] - Lse(Enumerable.Range(j, t - j + 1).Select(u => R[u, j]));
+                }
+                for (int t = 0; t < T; t++)
+                {
+                    double lse = Lse(Enumerable.Range(0, t + 1).Select(j => L[t, j]));
+                    for (int j = 0; j <= t; j++)
+                    {
+                        double p = Math.Exp(L[t, j] - lse);
+                        if (att is not null) att[((b * NH + h) * T + t) * T + j] = p;
+                        for (int i = 0; i < HDV; i++) s += p * v[((b * T + j) * NKV + h / g) * HDV + i] * dz[((b * T + t) * NH + h) * HDV + i];
+                    }
+                }
+            }
+        return s;
+    }
+
+    [Theory]
+    [InlineData(2, 2, 4, 3)]
+    [InlineData(4, 2, 3, 2)]  // grouped-query, value head size ≠ query head size
+    [InlineData(2, 1, 4, 0)]  // no iteration: softmax
+    public void SinkhornAttentionMatchesTheReferenceAndFiniteDifferences(int NH, int NKV, int HDV, int iters)
+    {
+        int B = 2, T = 5, HD = 4;
+        var r = new Random(24);
+        var q = Rand(r, B * T * NH * HD, 2);
+        var k = Rand(r, B * T * NKV * HD, 2);
+        var v = Rand(r, B * T * NKV * HDV);
+        var dz = Rand(r, B * T * NH * HDV);
+        var att = new float[B * NH * T * T];
+        var z = new float[B * T * NH * HDV];
+        SinkhornAttention.Forward(q, k, v, att, z, B, T, NH, NKV, HD, HDV, iters);
+        static double[] D(float[] a) => a.Select(x => (double)x).ToArray();
+        var attRef = new double[att.Length];
+        SinkhornRef(D(q), D(k), D(v), D(dz), B, T, NH, NKV, HD, HDV, iters, attRef);
+        for (int i = 0; i < att.Length; i++) Assert.Equal(attRef[i], att[i], 1e-6);
+        if (iters == 0)
+        {
+            var soft = new float[att.Length];
+            Attention.Forward(q, k, v, soft, new float[z.Length], B, T, NH, NKV, HD, HDV);
+            for (int i = 0; i < att.Length; i++) Assert.Equal(soft[i], att[i], 1e-6);
+        }
+        var dq = Rand(r, q.Length); // all overwritten
+        var dk = Rand(r, k.Length);
+        var dv = Rand(r, v.Length);
+        SinkhornAttention.Backward(dz, q, k, v, att, dq, dk, dv, B, T, NH, NKV, HD, HDV, iters);
+        Check("sinkhorn", [q, k, v], p => SinkhornRef(p[0], p[1], p[2], D(dz), B, T, NH, NKV, HD, HDV, iters, null), [dq, dk, dv]);
+    }
+
     [Fact]
     public void SymmetricScoresAreSymmetricAndCollapsedScoresAreTheBilinearForm()
     {

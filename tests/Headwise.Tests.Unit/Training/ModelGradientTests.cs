@@ -10,7 +10,7 @@ public class ModelGradientTests
 {
     public static TheoryData<string> Variants => ["gpt2", "gpt2-untied", "llama-gqa", "llama-combined-ov", "gpt2-attn-only-no-norm", "gpt2-single-head-combined",
         "gpt2-attn-only-no-bias", "one-hot-factored", "one-hot-combined", "llama-no-rope",
-        "gpt2-symmetric-qk", "llama-symmetric-qk", "gpt2-collapsed-qk", "llama-collapsed-qk", "gpt2-moh", "llama-moh-no-shared", "gpt2-linear", "llama-linear"];
+        "gpt2-symmetric-qk", "llama-symmetric-qk", "gpt2-collapsed-qk", "llama-collapsed-qk", "gpt2-moh", "llama-moh-no-shared", "gpt2-linear", "llama-linear", "gpt2-sinkhorn", "llama-sinkhorn"];
 
     internal static TrainableConfig Variant(string name)
     {
@@ -37,6 +37,8 @@ public class ModelGradientTests
             "llama-moh-no-shared" => llama with { AttentionVariant = AttentionVariants.Moh, MohShared = 0, MohActive = 1 },
             "gpt2-linear" => gpt2 with { AttentionVariant = AttentionVariants.Linear },
             "llama-linear" => llama with { AttentionVariant = AttentionVariants.Linear },
+            "gpt2-sinkhorn" => gpt2 with { AttentionVariant = AttentionVariants.Sinkhorn },
+            "llama-sinkhorn" => llama with { AttentionVariant = AttentionVariants.Sinkhorn, SinkhornIters = 2 },
             _ => throw new ArgumentException(name),
         };
     }

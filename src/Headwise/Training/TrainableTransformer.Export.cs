@@ -18,7 +18,7 @@ public sealed partial class TrainableTransformer
     {
         get
         {
-            if (Config.AttentionVariant is not (AttentionVariants.Softmax or AttentionVariants.SymmetricQk))
+            if (!AttentionVariants.RunsInEngine(Config.AttentionVariant))
             {
                 return $"training-only: the {Config.AttentionVariant} attention has no equivalent in the inference engine";
             }

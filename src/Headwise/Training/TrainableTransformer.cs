@@ -293,7 +293,8 @@ public sealed partial class TrainableTransformer
         if (_moh)
         {
             _dRouter = new float[N * RW]; _dZRaw = new float[N * NH * HDV];
-        } _dV = new float[N * NKV * HDV]; _dZ = new float[N * NH * HDV];
+        }
+        _dV = new float[N * NKV * HDV]; _dZ = new float[N * NH * HDV];
         _dH = new float[N * F]; _dG = new float[N * F]; _dUp = _gpt2 ? [] : new float[N * F];
         long st = 0, sp = 0;
         void Need(int cin, int oc)

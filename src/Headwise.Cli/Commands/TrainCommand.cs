@@ -40,7 +40,8 @@ public sealed class TrainCommand : ICommand
           --attention-variant NAME  the attention of every block (docs/variants.md; default softmax):
                              softmax       standard scaled dot-product softmax attention
                              symmetric_qk  W_K = W_Q per head (exports as ordinary attention)
-                             collapsed_qk  one C × C W_QK per head, score = x_t W_QK x_jᵀ/√C (checkpoint training-only)
+                             collapsed_qk  one C × C W_QK per head, score = x_t W_QK x_jᵀ/√C (exports with --arch
+                                           llama or one head as W_Q = W_QK, W_K = I; else training-only)
                              moh           mixture-of-heads: a router gates the heads per token, top-k of the routed
                                            heads plus always-on shared heads (checkpoint training-only)
                              linear        kernelised causal attention, φ = elu + 1 (checkpoint training-only)

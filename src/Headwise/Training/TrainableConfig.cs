@@ -131,8 +131,9 @@ public static class AttentionVariants
     public const string Sinkhorn = "sinkhorn";
 
     /// <summary>Whether a trained model of this variant is an ordinary attention at inference (exports to a checkpoint the
-    /// engine loads): softmax, and symmetric_qk with W_K = W_Q. The others are training-only.</summary>
-    public static bool RunsInEngine(string variant) => variant is Softmax or SymmetricQk;
+    /// engine loads): softmax, symmetric_qk with W_K = W_Q, collapsed_qk with W_Q = W_QK, W_K = I at head size d_model
+    /// (llama, or one GPT-2 head). The others are training-only.</summary>
+    public static bool RunsInEngine(string variant) => variant is Softmax or SymmetricQk or CollapsedQk;
 
     /// <summary>In the order the experiment runs them.</summary>
     public static readonly string[] All = [Softmax, SymmetricQk, CollapsedQk, Moh, Linear, Sinkhorn];

@@ -8,7 +8,8 @@ namespace Headwise.Tests.Models.Training;
 public class ExportTests
 {
     public static TheoryData<string> Exportable => ["gpt2-tied", "gpt2-untied", "gpt2-attn-only", "llama-gqa", "llama-tied-attn-only",
-        "gpt2-no-bias-no-positions", "gpt2-one-hot", "gpt2-symmetric-qk", "llama-symmetric-qk"];
+        "gpt2-no-bias-no-positions", "gpt2-one-hot", "gpt2-symmetric-qk", "llama-symmetric-qk",
+        "llama-collapsed-qk", "gpt2-one-head-collapsed-qk"];
 
     private static TrainableConfig Config(string name)
     {
@@ -26,6 +27,9 @@ public class ExportTests
             // exported with W_K = W_Q (and b_k = b_q)
             "gpt2-symmetric-qk" => gpt2 with { AttentionVariant = AttentionVariants.SymmetricQk },
             "llama-symmetric-qk" => llama with { NKvHeads = 4, AttentionVariant = AttentionVariants.SymmetricQk },
+            // exported at head size d_model: W_Q = W_QK, W_K = I, W_V and W_O zero-padded
+            "llama-collapsed-qk" => llama with { NKvHeads = 4, AttentionVariant = AttentionVariants.CollapsedQk },
+            "gpt2-one-head-collapsed-qk" => gpt2 with { NHeads = 1, AttentionVariant = AttentionVariants.CollapsedQk },
             _ => throw new ArgumentException(name),
         };
     }
@@ -68,7 +72,7 @@ public class ExportTests
     [InlineData("llama-no-rope", "always applies RoPE")]
     [InlineData("moh", "training-only: the moh attention")]
     [InlineData("linear", "training-only: the linear attention")]
-    [InlineData("collapsed_qk", "training-only: the collapsed_qk attention")]
+    [InlineData("collapsed_qk", "collapsed_qk's query/key head size is d_model, and GPT-2 checkpoints need")]
     [InlineData("sinkhorn", "training-only: the sinkhorn attention")]
     public void InexpressibleOptionsRefuseToExport(string what, string message)
     {

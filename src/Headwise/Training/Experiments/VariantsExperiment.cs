@@ -21,7 +21,7 @@ public sealed record VariantsOptions(string Task = "induction", bool Quick = fal
 /// <summary>
 /// One trained variant: held-out loss and accuracy on the task's predictable targets (induction: the repeated copy;
 /// list-recall: the answer), the trainable parameter count, the training time, and for induction the best head's induction
-/// and previous-token scores (null elsewhere). TrainingOnly: the variant has no inference-engine equivalent (its checkpoint is training-only).
+/// and previous-token scores (null elsewhere). TrainingOnly: this model's variant has no inference-engine equivalent (its checkpoint would be training-only).
 /// </summary>
 public sealed record VariantRun(string Variant, double HeldoutLoss, double HeldoutAccuracy, int Parameters, double Seconds,
     double? InductionScore, double? PreviousTokenScore, string? InductionHead, string? PreviousTokenHead, bool TrainingOnly);
@@ -63,7 +63,7 @@ public static class VariantsExperiment
                 var (loss, acc) = Score(model, heldout.Select(e => (e.Tokens, e.Targets)).ToArray(), (b, i) => InductionTask.IsRepeatTarget(heldout[b], i));
                 runs.Add(new VariantRun(v, loss, acc, model.ParameterCount, seconds, r.TopInductionHead.Induction, r.TopPreviousTokenHead.PreviousToken,
                     $"{r.TopInductionHead.Layer}.{r.TopInductionHead.Head}", $"{r.TopPreviousTokenHead.Layer}.{r.TopPreviousTokenHead.Head}",
-                    !AttentionVariants.RunsInEngine(v)));
+                    model.VariantExportBlocker is not null));
             }
         }
         else
@@ -79,7 +79,7 @@ public static class VariantsExperiment
                 var (_, model) = ListRecallExperiment.Train(options, progress, ct, v);
                 double seconds = sw.Elapsed.TotalSeconds;
                 var (loss, acc) = Score(model, heldout.Select(e => (e.Tokens, e.Targets)).ToArray(), (b, i) => heldout[b].Targets[i] >= 0);
-                runs.Add(new VariantRun(v, loss, acc, model.ParameterCount, seconds, null, null, null, null, !AttentionVariants.RunsInEngine(v)));
+                runs.Add(new VariantRun(v, loss, acc, model.ParameterCount, seconds, null, null, null, null, model.VariantExportBlocker is not null));
             }
         }
         return new VariantsResult(o.Task, chanceLoss, chanceAccuracy, steps, HeldoutSamples, runs);

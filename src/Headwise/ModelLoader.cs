@@ -83,6 +83,7 @@ public static class ModelLoader
         {
             RefusePickleWeights(dir); // pickle weights and no config: the pickle is the problem to report, not config.json
         }
+        Training.TrainingCheckpoint.RefuseTrainingOnly(dir);
         var config = HfConfigReader.Read(configPath);
         var weights = OpenWeights(dir);
         TransformerModel model;

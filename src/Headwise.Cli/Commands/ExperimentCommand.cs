@@ -7,9 +7,9 @@ namespace Headwise.Cli.Commands;
 public sealed class ExperimentCommand : ICommand
 {
     public string Name => "experiment";
-    public string Summary => "reproduce a finding (small trained models, or interventions on a model): induction | ocr | icl-regression | list-recall | talking-heads | factual-recall | sink-redistribution";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["out", "steps", "seed", "lr", "batch", "init", .. SinkOptions]);
+    public string Summary => "reproduce a finding (small trained models, or interventions on a model): induction | ocr | icl-regression | list-recall | talking-heads | factual-recall | sink-redistribution | variants";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick" };
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["out", "steps", "seed", "lr", "batch", "init", "task", .. SinkOptions]);
     public int MaxPositional => 1;
     public string Help => """
         headwise experiment induction|ocr|icl-regression|list-recall|talking-heads|factual-recall|sink-redistribution --out DIR [--steps N] [--seed S] [--json]
@@ -35,6 +35,11 @@ public sealed class ExperimentCommand : ICommand
           sink-redistribution  no training: on stories260K (../shared/models/stories260K) and the demo model
                            (models/demo), the sinks analysis finds the sink layers on a fixed text, then redistribute_sink
                            over fractions 0, 0.1, …, 1 gives the text's loss change per fraction (table, chart, recipes)
+          variants         every attention variant `headwise train` offers (softmax, symmetric_qk, collapsed_qk,
+                           moh, linear, sinkhorn; docs/variants.md) trained on one task with the same shape, seed, data
+                           and steps: held-out loss and accuracy, parameters, seconds, and (induction) the best induction
+                           and previous-token head scores. No --out needed:
+                           headwise experiment variants [--task induction|list-recall] [--quick] [--steps N] [--seed S] [--json]
 
         Options:
           --out DIR     output directory (created)
@@ -50,12 +55,70 @@ public sealed class ExperimentCommand : ICommand
           --json        print the result record as JSON instead of the summary
           --model M     sink-redistribution: only this model (with --tokenizer T for a llama2.c .bin)
           --text-file F sink-redistribution: the text with --model (default docs/examples/texts/story.txt)
+          --task T      variants: induction (default) or list-recall (icl-regression's own regression model has no
+                        variants yet)
+          --quick       variants: a short budget (induction 2000 steps, list-recall 800), all six in a few minutes; the
+                        full budget is the task experiment's default (3000 / 1500 steps)
 
         Example:
           headwise experiment induction --out runs/induction
         """;
 
     private static readonly string[] SinkOptions = ["model", "tokenizer", "text-file"];
+
+    private static int RunVariants(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        foreach (var name in new[] { "out", "lr", "batch", "init", "model", "tokenizer", "text-file" })
+        {
+            if (args.Has(name)) throw new UsageException($"--{name} does not apply to `experiment variants` (it takes --task, --quick, --steps, --seed, --json)");
+        }
+        string task = args.Get("task") ?? "induction";
+        if (task == "icl-regression")
+        {
+            throw new UsageException("--task icl-regression: its regression model (SoftmaxRegressionAttention) has no attention variants yet; use induction or list-recall");
+        }
+        if (!VariantsOptions.Tasks.Contains(task))
+        {
+            throw new UsageException($"--task: unknown task '{task}' (known: {string.Join(", ", VariantsOptions.Tasks)})");
+        }
+        bool json = args.Flag("json");
+        var o = new VariantsOptions(task, args.Flag("quick"), args.Has("steps") ? args.GetInt("steps", 0, 1, 10_000_000) : null, args.GetInt("seed", 0));
+        var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
+        var r = VariantsExperiment.Run(o, progress, CliMain.Cancellation);
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(new
+            {
+                task = r.Task,
+                chance_loss = r.ChanceLoss,
+                chance_accuracy = r.ChanceAccuracy,
+                steps = r.Steps,
+                heldout_samples = r.HeldoutSamples,
+                variants = r.Variants.Select(v => new
+                {
+                    variant = v.Variant,
+                    heldout_loss = v.HeldoutLoss,
+                    heldout_accuracy = v.HeldoutAccuracy,
+                    parameters = v.Parameters,
+                    seconds = v.Seconds,
+                    induction_score = v.InductionScore,
+                    previous_token_score = v.PreviousTokenScore,
+                    induction_head = v.InductionHead,
+                    previous_token_head = v.PreviousTokenHead,
+                    training_only = v.TrainingOnly,
+                }),
+            }));
+            return 0;
+        }
+        string F(double? v) => v is double d ? d.ToString("F3", CultureInfo.InvariantCulture) : "-";
+        stdout.WriteLine($"task {r.Task}, {r.Steps} steps per variant, {r.HeldoutSamples} held-out samples; chance loss {F(r.ChanceLoss)}, chance accuracy {F(r.ChanceAccuracy)}");
+        stdout.WriteLine($"{"variant",-13} {"loss",7} {"accuracy",8} {"params",7} {"seconds",7} {"induction",9} {"prev-token",10}");
+        foreach (var v in r.Variants)
+        {
+            stdout.WriteLine($"{v.Variant,-13} {F(v.HeldoutLoss),7} {F(v.HeldoutAccuracy),8} {v.Parameters,7} {v.Seconds,7:F1} {F(v.InductionScore),9} {F(v.PreviousTokenScore),10}");
+        }
+        return 0;
+    }
 
     // sink-redistribution: --model (with --text-file) or, by default, stories260K on the story text and the demo model on the address
     private static SinkRedistributionResult RunSinkRedistribution(CliArgs args, CancellationToken ct)
@@ -83,10 +146,18 @@ public sealed class ExperimentCommand : ICommand
     {
         if (args.Positional.Count != 1)
         {
-            throw new UsageException("expected one experiment: induction, ocr, icl-regression, list-recall, talking-heads, factual-recall or sink-redistribution");
+            throw new UsageException("expected one experiment: induction, ocr, icl-regression, list-recall, talking-heads, factual-recall, sink-redistribution or variants");
         }
 
         string which = args.Positional[0];
+        if (which == "variants")
+        {
+            return RunVariants(args, stdout, stderr);
+        }
+        if (args.Has("task") || args.Flag("quick"))
+        {
+            throw new UsageException("--task and --quick apply to `experiment variants` only");
+        }
         string dir = args.Require("out", "output directory");
         int? steps = args.Has("steps") ? args.GetInt("steps", 0, 1, 10_000_000) : null;
         int seed = args.GetInt("seed", 0);
@@ -265,7 +336,7 @@ public sealed class ExperimentCommand : ICommand
                 }
 
             default:
-                throw new UsageException($"unknown experiment '{which}'; expected induction, ocr, icl-regression, list-recall, talking-heads, factual-recall or sink-redistribution");
+                throw new UsageException($"unknown experiment '{which}'; expected induction, ocr, icl-regression, list-recall, talking-heads, factual-recall, sink-redistribution or variants");
         }
     }
 }

@@ -10,7 +10,7 @@ public sealed class TrainCommand : ICommand
     public string Name => "train";
     public string Summary => "train a small GPT-2 or Llama model on a text file (AdamW, checkpoints, resume)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "untied", "attn-only", "combined-ov", "no-norm", "no-bias", "no-positions", "one-hot-embeddings" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "data", "out", "tokenizer", "resume", "arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "steps", "schedule", "batch", "accum", "lr", "min-lr-frac", "warmup", "decay-frac", "weight-decay", "clip", "seed", "held-out", "eval-every", "checkpoint-every"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "data", "out", "tokenizer", "resume", "arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "attention-variant", "moh-active", "moh-shared", "sinkhorn-iters", "steps", "schedule", "batch", "accum", "lr", "min-lr-frac", "warmup", "decay-frac", "weight-decay", "clip", "seed", "held-out", "eval-every", "checkpoint-every"]);
     public string Help => """
         headwise train --data FILE --out DIR [--tokenizer F] [--arch gpt2|llama] [--layers N --heads H --d-model C --seq-len T]
                        [--steps N --batch B --lr X --seed S ...] [--resume DIR] [--json]
@@ -37,6 +37,18 @@ public sealed class TrainCommand : ICommand
           --no-bias          gpt2: no biases on the linear layers (exported as zero biases)
           --no-positions     no learned positions (gpt2) / no RoPE (llama; no HF export)
           --one-hot-embeddings  fixed one-hot embedding and unembedding (needs --d-model = the vocabulary size)
+          --attention-variant NAME  the attention of every block (docs/variants.md; default softmax):
+                             softmax       standard scaled dot-product softmax attention
+                             symmetric_qk  W_K = W_Q per head (exports as ordinary attention)
+                             collapsed_qk  one C × C W_QK per head, score = x_t W_QK x_jᵀ/√C (exports with --arch
+                                           llama or one head as W_Q = W_QK, W_K = I; else training-only)
+                             moh           mixture-of-heads: a router gates the heads per token, top-k of the routed
+                                           heads plus always-on shared heads (checkpoint training-only)
+                             linear        kernelised causal attention, φ = elu + 1 (checkpoint training-only)
+                             sinkhorn      causal Sinkhorn-balanced attention in log space (checkpoint training-only)
+          --moh-shared S     moh: always-on shared heads (default heads / 4)
+          --moh-active K     moh: routed heads active per token, 1 ≤ K ≤ heads − S (default half the routed heads)
+          --sinkhorn-iters N sinkhorn: row/column normalisation rounds before the final row softmax (default 3; 0 = softmax)
         Training:
           --steps N          optimizer steps (default 1000; with --resume: extend the run to N)
           --batch B          sequences per micro-batch (default 8)
@@ -68,7 +80,7 @@ public sealed class TrainCommand : ICommand
         string outDir = args.Require("out", "the run directory");
         string? tokenizerPath = args.Get("tokenizer");
         string? resume = args.Get("resume");
-        string[] modelOptions = ["arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "untied", "attn-only", "combined-ov", "no-norm", "no-bias", "no-positions", "one-hot-embeddings"];
+        string[] modelOptions = ["arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "untied", "attn-only", "combined-ov", "no-norm", "no-bias", "no-positions", "one-hot-embeddings", "attention-variant", "moh-active", "moh-shared", "sinkhorn-iters"];
         TrainableConfig? config = null;
         if (resume is not null)
         {
@@ -104,6 +116,7 @@ public sealed class TrainCommand : ICommand
                 UsePositions = !args.Flag("no-positions"),
                 OneHotEmbeddings = args.Flag("one-hot-embeddings"),
             };
+            config = VariantArgs.Apply(args, config);
         }
         int steps = args.GetInt("steps", 1000, 1, int.MaxValue);
         string schedule = args.Get("schedule") ?? "cosine";

@@ -51,11 +51,24 @@ public sealed record TrainableConfig
     /// <summary>GPT-2's scaled init of the residual output projections (attn.w_o, attn.w_ov, mlp.w_out); false: every
     /// matrix N(0, InitStd).</summary>
     public bool ScaleResidualInit { get; init; } = true;
+    /// <summary>The attention of every block (docs/variants.md): softmax (standard), symmetric_qk, collapsed_qk, moh, linear,
+    /// sinkhorn. Checkpoints written before variants existed have none, which reads as softmax.</summary>
+    public string AttentionVariant { get; init; } = AttentionVariants.Softmax;
+    /// <summary>moh: always-on shared heads (heads 0 .. S−1); −1 = derive: NH / 4.</summary>
+    public int MohShared { get; init; } = -1;
+    /// <summary>moh: routed heads active per token (top-k among the NH − S routed heads); 0 = derive: half the routed heads, rounded up.</summary>
+    public int MohActive { get; init; }
+    /// <summary>sinkhorn: alternating row/column normalisations before the final row normalisation.</summary>
+    public int SinkhornIters { get; init; } = 3;
 
     [JsonIgnore] public int KvHeads => NKvHeads > 0 ? NKvHeads : NHeads;
     [JsonIgnore] public int HeadSize => DHead > 0 ? DHead : NHeads > 0 ? DModel / NHeads : 0;
     [JsonIgnore] public int MlpWidth => AttentionOnly ? 0 : DMlp > 0 ? DMlp : 4 * DModel;
     [JsonIgnore] public int ValueHeadSize => CombinedOV ? DModel : HeadSize;
+    /// <summary>Query/key head size: d_model for collapsed_qk (q_h = x·W_QK,h, k_h = x), else the head size.</summary>
+    [JsonIgnore] public int QueryKeySize => AttentionVariant == AttentionVariants.CollapsedQk ? DModel : HeadSize;
+    [JsonIgnore] public int SharedHeads => MohShared >= 0 ? MohShared : NHeads / 4;
+    [JsonIgnore] public int ActiveHeads => MohActive > 0 ? MohActive : (NHeads - SharedHeads + 1) / 2;
 
     /// <summary>Throws <see cref="InvalidInputException"/> naming the first impossible setting.</summary>
     public void Validate()
@@ -72,10 +85,22 @@ public sealed record TrainableConfig
         Need(DHead > 0 || DModel % NHeads == 0, $"heads ({NHeads}) do not divide d_model ({DModel}); give --d-head or change --heads");
         Need(NKvHeads >= 0 && NHeads % KvHeads == 0, $"heads ({NHeads}) must be a multiple of key/value heads ({KvHeads})");
         Need(DMlp >= 0 && DHead >= 0, "d_mlp and d_head must not be negative");
-        Need(Architecture != TrainableArchitecture.Llama || !UsePositions || HeadSize % 2 == 0, $"RoPE needs an even head size (got {HeadSize})");
+        Need(Architecture != TrainableArchitecture.Llama || !UsePositions || (HeadSize % 2 == 0 && QueryKeySize % 2 == 0), $"RoPE needs an even head size (got {QueryKeySize})");
         Need(!OneHotEmbeddings || DModel == VocabSize, $"one-hot embeddings need d_model = vocab size (got {DModel} and {VocabSize})");
         Need(NormEps > 0 && float.IsFinite(NormEps), "the norm epsilon must be a positive number");
         Need(InitStd > 0 && float.IsFinite(InitStd), "the init std must be a positive number");
+        Need(AttentionVariants.All.Contains(AttentionVariant),
+            $"unknown attention variant '{AttentionVariant}' (known: {string.Join(", ", AttentionVariants.All)})");
+        Need(AttentionVariant is not (AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk) || KvHeads == NHeads,
+            $"{AttentionVariant} ties keys to queries, so it needs key/value heads = heads (got {KvHeads} and {NHeads})");
+        Need(AttentionVariant != AttentionVariants.CollapsedQk || !CombinedOV, "collapsed_qk with a combined W_OV is not supported");
+        if (AttentionVariant == AttentionVariants.Moh)
+        {
+            Need(SharedHeads < NHeads, $"moh shared heads (--moh-shared) {SharedHeads} must be below the head count {NHeads}");
+            Need(ActiveHeads >= 1 && ActiveHeads <= NHeads - SharedHeads,
+                $"moh active heads (--moh-active) {ActiveHeads} must be between 1 and the {NHeads - SharedHeads} routed heads (heads {NHeads} − shared {SharedHeads})");
+        }
+        Need(SinkhornIters >= 0 && SinkhornIters <= 100, $"sinkhorn iterations (--sinkhorn-iters) must be 0–100 (got {SinkhornIters})");
     }
 
     private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
@@ -93,4 +118,23 @@ public sealed record TrainableConfig
             throw new ModelFormatException($"{source}: not a Headwise training configuration ({e.Message})", e);
         }
     }
+}
+
+/// <summary>The attention variants a <see cref="TrainableTransformer"/> trains (docs/variants.md); each is one file in Training/Layers/.</summary>
+public static class AttentionVariants
+{
+    public const string Softmax = "softmax";
+    public const string SymmetricQk = "symmetric_qk";
+    public const string CollapsedQk = "collapsed_qk";
+    public const string Moh = "moh";
+    public const string Linear = "linear";
+    public const string Sinkhorn = "sinkhorn";
+
+    /// <summary>Whether a trained model of this variant is an ordinary attention at inference (exports to a checkpoint the
+    /// engine loads): softmax, symmetric_qk with W_K = W_Q, collapsed_qk with W_Q = W_QK, W_K = I at head size d_model
+    /// (llama, or one GPT-2 head). The others are training-only.</summary>
+    public static bool RunsInEngine(string variant) => variant is Softmax or SymmetricQk or CollapsedQk;
+
+    /// <summary>In the order the experiment runs them.</summary>
+    public static readonly string[] All = [Softmax, SymmetricQk, CollapsedQk, Moh, Linear, Sinkhorn];
 }

@@ -13,11 +13,20 @@ namespace Headwise.Training;
 // without positions gets zero biases / a zero position table, and fixed one-hot embeddings become a tied identity wte.
 public sealed partial class TrainableTransformer
 {
+    /// <summary>Null when the model's attention variant is an ordinary attention for the inference engine, else why not.</summary>
+    public string? VariantExportBlocker =>
+        Config.AttentionVariant == AttentionVariants.CollapsedQk && _gpt2 && NH > 1
+            ? "training-only: collapsed_qk's query/key head size is d_model, and GPT-2 checkpoints need heads × head size = d_model (export it with --arch llama, or one head)"
+            : !AttentionVariants.RunsInEngine(Config.AttentionVariant)
+            ? $"training-only: the {Config.AttentionVariant} attention has no equivalent in the inference engine"
+            : null;
+
     /// <summary>Null when the model can be written as a Hugging Face checkpoint, else the reason it cannot.</summary>
     public string? HfExportBlocker
     {
         get
         {
+            if (VariantExportBlocker is string variant) return variant;
             if (Config.CombinedOV) return "a combined W_OV per head has no Hugging Face equivalent";
             if (!Config.UseNorm) return "a model without LayerNorm/RMSNorm has no Hugging Face equivalent";
             if (_gpt2 && NKV != NH) return "GPT-2 checkpoints cannot hold grouped key/value heads (use --arch llama)";
@@ -42,7 +51,7 @@ public sealed partial class TrainableTransformer
                 NLayers = L,
                 NHeads = NH,
                 NKvHeads = NH,
-                DHead = HD,
+                DHead = HK,
                 DMlp = f,
                 MaxPositions = Config.SeqLen,
                 NormEps = Config.NormEps,
@@ -64,7 +73,7 @@ public sealed partial class TrainableTransformer
                 NLayers = L,
                 NHeads = NH,
                 NKvHeads = NKV,
-                DHead = HD,
+                DHead = HK,
                 DMlp = f,
                 MaxPositions = Config.SeqLen,
                 NormEps = Config.NormEps,
@@ -74,7 +83,7 @@ public sealed partial class TrainableTransformer
                 Positions = PositionKind.Rotary,
                 TiedEmbeddings = Config.TiedEmbeddings || _oneHot,
                 RopeTheta = Config.RopeTheta,
-                RotaryDims = HD,
+                RotaryDims = HK,
             };
     }
 
@@ -95,6 +104,7 @@ public sealed partial class TrainableTransformer
         // LayerNorm (GPT-2) has a bias, RMSNorm (Llama) none; an attention-only block's MLP norm is the identity's γ = 1
         NormWeights Norm(string name) => new(c.Norm, Get(name + ".weight"), _gpt2 ? Get(name + ".bias") : null, c.NormEps);
         NormWeights Identity() => new(c.Norm, CanonicalWeights.Ones(C), _gpt2 ? new float[C] : null, c.NormEps);
+        bool symmetric = Config.AttentionVariant == AttentionVariants.SymmetricQk;
         var layers = new LayerWeights[L];
         for (int l = 0; l < L; l++)
         {
@@ -102,12 +112,13 @@ public sealed partial class TrainableTransformer
             // w_qkv ((NH + 2·NKV)·HD, C), nn.Linear, rows q | k | v; w_o (C, NH·HD)
             var w = Param(q + "attn.w_qkv");
             var b = _gpt2 ? Get(q + "attn.b_qkv") : null;
-            var attn = new AttentionWeights(NH, NKV, C, HD,
+            var attn = Config.AttentionVariant == AttentionVariants.CollapsedQk ? CollapsedAttention(w, b, Param(q + "attn.w_o"), _gpt2 ? Get(q + "attn.b_o") : null) : new AttentionWeights(NH, NKV, C, HD,
                 ReadHeads(w, WeightLayout.OutIn, QKV, NH, 0, HD, C, HD),
-                ReadHeads(w, WeightLayout.OutIn, QKV, NKV, NH * HD, HD, C, HD),
+                // symmetric_qk: W_K = W_Q, the q rows read twice
+                ReadHeads(w, WeightLayout.OutIn, QKV, NKV, symmetric ? 0 : NH * HD, HD, C, HD),
                 ReadHeads(w, WeightLayout.OutIn, QKV, NKV, QK, HD, C, HD),
                 Transposed(Param(q + "attn.w_o"), C, NH * HD),
-                b?[..(NH * HD)], b?[(NH * HD)..QK], b?[QK..QKV], _gpt2 ? Get(q + "attn.b_o") : null);
+                b?[..(NH * HD)], symmetric ? b?[..(NH * HD)] : b?[(NH * HD)..QK], b?[QK..QKV], _gpt2 ? Get(q + "attn.b_o") : null);
             if (Config.AttentionOnly)
             {
                 layers[l] = new LayerWeights(Norm(q + "ln1"), attn, Identity(), MlpWeights.Zero(c)); // width 1, output exactly 0
@@ -123,6 +134,37 @@ public sealed partial class TrainableTransformer
         }
         return new CanonicalWeights(c, Get("wte"), _gpt2 ? Get("wpe") : null, layers, Norm("ln_f"),
             Config.TiedEmbeddings || _oneHot ? null : Get("w_u"));
+    }
+
+    // collapsed_qk as ordinary attention of head size C: W_Q,h = W_QK,h, W_K,h = I (b_k = 0), W_V,h and W_O,h zero-padded
+    // from HD to C (a padded value dimension carries 0 and W_O ignores it), so scores and outputs are exactly the trainer's.
+    private AttentionWeights CollapsedAttention(ReadOnlySpan<float> w, float[]? b, ReadOnlySpan<float> wo, float[]? bo)
+    {
+        var wq = ReadHeads(w, WeightLayout.OutIn, QKV, NH, 0, C, C, C);
+        var wk = new float[NH * C * C];
+        var wv = new float[NH * C * C];
+        var woPadded = new float[NH * C * C];
+        for (int h = 0; h < NH; h++)
+        {
+            for (int c = 0; c < C; c++)
+            {
+                wk[(h * C + c) * C + c] = 1f;
+                for (int d = 0; d < HD; d++)
+                {
+                    wv[(h * C + c) * C + d] = w[(QK + h * HD + d) * C + c];
+                    // canonical W_O rows are (head, value dim), columns the residual channel; w_o is (C, NH·HD)
+                    woPadded[(h * C + d) * C + c] = wo[c * NH * HD + h * HD + d];
+                }
+            }
+        }
+        float[]? bv = null;
+        if (b is not null)
+        {
+            bv = new float[NH * C];
+            for (int h = 0; h < NH; h++)
+                for (int d = 0; d < HD; d++) bv[h * C + d] = b[QK + h * HD + d];
+        }
+        return new AttentionWeights(NH, NH, C, C, wq, wk, wv, woPadded, b?[..QK], b is null ? null : new float[NH * C], bv, bo);
     }
 
     /// <summary>The weights under their Hugging Face names, in the order the family writes them.</summary>

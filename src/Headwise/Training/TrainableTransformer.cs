@@ -27,24 +27,31 @@ public sealed record ParameterInfo(string Name, int Offset, int[] Shape, bool De
 /// Llama MLP <c>blocks.{l}.mlp.w_gate</c>, <c>w_up</c> (F, C), <c>w_out</c> (C, F);
 /// <c>ln_f.weight</c>/<c>.bias</c>; <c>w_u</c> (V, C) unless tied (then the unembedding is <c>wte</c>) or one-hot.
 /// GPT-2 biases (<c>b_qkv</c>, <c>b_qk</c>, <c>b_o</c>, <c>b_in</c>, <c>b_out</c>) only with UseBias.
+/// Attention variants (docs/variants.md): symmetric_qk has no k rows in <c>w_qkv</c> (k = q), collapsed_qk has q rows of
+/// NH·C (one W_QK per head) and no k rows (k = the block input); moh adds <c>blocks.{l}.attn.w_router</c> (NH + 2, C).
 /// </remarks>
 public sealed partial class TrainableTransformer
 {
     private sealed class Block
     {
         // parameter offsets (−1 = absent)
-        public int Ln1W = -1, Ln1B = -1, Wqkv = -1, Bqkv = -1, Wov = -1, Wo = -1, Bo = -1;
+        public int Ln1W = -1, Ln1B = -1, Wqkv = -1, Bqkv = -1, Wov = -1, Wo = -1, Bo = -1, Wr = -1;
         public int Ln2W = -1, Ln2B = -1, WIn = -1, BIn = -1, WUp = -1, WOut = -1, BOut = -1;
         // activations saved for the backward
         public float[] Resid = [], Ln1 = [], Ln1Mean = [], Ln1Rstd = [], Q = [], K = [], V = [], Att = [], Z = [];
         public float[] Resid1 = [], Ln2 = [], Ln2Mean = [], Ln2Rstd = [], H = [], G = [], Up = [];
+        // moh: router logits (N, NH + 2), gates (N, NH), the heads' outputs before gating (N, NH, HDV)
+        public float[] RouterLogits = [], Gates = [], ZRaw = [];
     }
 
     private readonly List<ParameterInfo> _params = [];
     private readonly Dictionary<string, ParameterInfo> _byName = [];
     private readonly Block[] _blocks;
     private readonly bool _gpt2, _bias, _rope, _oneHot;
-    private readonly int C, L, NH, NKV, HD, HDV, F, V, QK, QKV;
+    private readonly string _variant;
+    private readonly bool _moh;
+    // HK: query/key head size (C for collapsed_qk); HD: the value head size of W_V·W_O (HDV = HD, or C with a combined W_OV)
+    private readonly int C, L, NH, NKV, HK, HD, HDV, F, V, QK, QKV, RW;
     private readonly int _wte, _wpe = -1, _lnfW = -1, _lnfB = -1, _wu;
     private readonly float[] _cos = [], _sin = [], _eye = [];
 
@@ -55,7 +62,7 @@ public sealed partial class TrainableTransformer
     private int _counted;
     private float[] _residOut = [], _lnf = [], _lnfMean = [], _lnfRstd = [], _logits = [], _probs = [], _losses = [];
     private float[] _qkv = [], _tmp = [], _dResid = [], _dLn = [], _dQkv = [], _dQ = [], _dK = [], _dV = [], _dZ = [], _dH = [], _dG = [], _dUp = [];
-    private float[] _scratchT = [], _scratchP = [];
+    private float[] _scratchT = [], _scratchP = [], _dRouter = [], _dZRaw = [];
 
     public TrainableConfig Config { get; }
 
@@ -78,7 +85,12 @@ public sealed partial class TrainableTransformer
         _oneHot = config.OneHotEmbeddings;
         C = config.DModel; L = config.NLayers; NH = config.NHeads; NKV = config.KvHeads; HD = config.HeadSize;
         HDV = config.ValueHeadSize; F = config.MlpWidth; V = config.VocabSize;
-        QK = (NH + NKV) * HD;
+        _variant = config.AttentionVariant;
+        _moh = _variant == AttentionVariants.Moh;
+        HK = config.QueryKeySize;
+        RW = MohAttention.RouterWidth(NH);
+        // q rows, then k rows unless the keys are tied to the queries (symmetric_qk) or to the input (collapsed_qk)
+        QK = _variant is AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk ? NH * HK : (NH + NKV) * HK;
         QKV = config.CombinedOV ? QK : QK + NKV * HD;
         int offset = 0;
         int Add(string name, int[] shape, bool decay)
@@ -114,6 +126,7 @@ public sealed partial class TrainableTransformer
                 b.Wo = Add(p + "attn.w_o", [C, NH * HD], true);
             }
             if (_bias) b.Bo = Add(p + "attn.b_o", [C], false);
+            if (_moh) b.Wr = Add(p + "attn.w_router", [RW, C], true);
             if (config.AttentionOnly) continue;
             if (config.UseNorm)
             {
@@ -148,7 +161,7 @@ public sealed partial class TrainableTransformer
         }
         if (_rope)
         {
-            (_cos, _sin) = K.RopeTables(config.SeqLen, HD, config.RopeTheta);
+            (_cos, _sin) = K.RopeTables(config.SeqLen, HK, config.RopeTheta);
         }
         Initialize(seed);
     }
@@ -257,8 +270,12 @@ public sealed partial class TrainableTransformer
             b.Resid = resid[l];
             b.Ln1 = norm ? new float[N * C] : b.Resid;
             b.Ln1Mean = new float[N]; b.Ln1Rstd = new float[N];
-            b.Q = new float[N * NH * HD]; b.K = new float[N * NKV * HD]; b.V = new float[N * NKV * HDV];
+            b.Q = new float[N * NH * HK]; b.K = new float[N * NKV * HK]; b.V = new float[N * NKV * HDV];
             b.Att = new float[B * NH * T * T]; b.Z = new float[N * NH * HDV];
+            if (_moh)
+            {
+                b.RouterLogits = new float[N * RW]; b.Gates = new float[N * NH]; b.ZRaw = new float[N * NH * HDV];
+            }
             b.Resid1 = Config.AttentionOnly ? resid[l + 1] : new float[N * C];
             if (!Config.AttentionOnly)
             {
@@ -272,7 +289,12 @@ public sealed partial class TrainableTransformer
         _logits = new float[N * V]; _probs = new float[N * V]; _losses = new float[N];
         _qkv = new float[N * QKV]; _tmp = new float[N * C];
         _dResid = new float[N * C]; _dLn = new float[N * C]; _dQkv = new float[N * QKV];
-        _dQ = new float[N * NH * HD]; _dK = new float[N * NKV * HD]; _dV = new float[N * NKV * HDV]; _dZ = new float[N * NH * HDV];
+        _dQ = new float[N * NH * HK]; _dK = new float[N * NKV * HK];
+        if (_moh)
+        {
+            _dRouter = new float[N * RW]; _dZRaw = new float[N * NH * HDV];
+        }
+        _dV = new float[N * NKV * HDV]; _dZ = new float[N * NH * HDV];
         _dH = new float[N * F]; _dG = new float[N * F]; _dUp = _gpt2 ? [] : new float[N * F];
         long st = 0, sp = 0;
         void Need(int cin, int oc)
@@ -280,7 +302,7 @@ public sealed partial class TrainableTransformer
             var (t, p) = Linear.ScratchSize(N, cin, oc);
             st = Math.Max(st, t); sp = Math.Max(sp, p);
         }
-        Need(C, V); Need(C, QKV); Need(C, NKV * C); Need(NH * HD, C); Need(C, F); Need(F, C);
+        Need(C, V); Need(C, QKV); Need(C, RW); Need(C, NKV * C); Need(NH * HD, C); Need(C, F); Need(F, C);
         _scratchT = new float[st]; _scratchP = new float[sp];
     }
 
@@ -309,16 +331,27 @@ public sealed partial class TrainableTransformer
             // attention: ln1 → q, k, v → (RoPE) → causal attention → output projection → residual
             if (norm) NormForward(b.Resid, b.Ln1W, b.Ln1B, b.Ln1, b.Ln1Mean, b.Ln1Rstd, N, eps);
             Linear.Forward(b.Ln1, P(b.Wqkv, QKV * C), P(b.Bqkv, QKV), _qkv, N, C, QKV);
-            SplitRows(_qkv, QKV, b.Q, 0, NH * HD, N);
-            SplitRows(_qkv, QKV, b.K, NH * HD, NKV * HD, N);
+            SplitRows(_qkv, QKV, b.Q, 0, NH * HK, N);
+            if (_variant == AttentionVariants.SymmetricQk) SymmetricQkAttention.Forward(b.Q, b.K, N, NH, HK);
+            else if (_variant == AttentionVariants.CollapsedQk) CollapsedQkAttention.Forward(b.Ln1, b.K, N, NH, C);
+            else SplitRows(_qkv, QKV, b.K, NH * HK, NKV * HK, N);
             if (Config.CombinedOV) Linear.Forward(b.Ln1, P(b.Wov, NKV * C * C), default, b.V, N, C, NKV * C);
             else SplitRows(_qkv, QKV, b.V, QK, NKV * HD, N);
             if (_rope)
             {
-                Rope.Forward(b.Q, _positions, N, NH, HD, _cos, _sin);
-                Rope.Forward(b.K, _positions, N, NKV, HD, _cos, _sin);
+                Rope.Forward(b.Q, _positions, N, NH, HK, _cos, _sin);
+                Rope.Forward(b.K, _positions, N, NKV, HK, _cos, _sin);
             }
-            Attention.Forward(b.Q, b.K, b.V, b.Att, b.Z, B, T, NH, NKV, HD, HDV);
+            var z = _moh ? b.ZRaw : b.Z;
+            if (_variant == AttentionVariants.Linear) LinearAttention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV);
+            else if (_variant == AttentionVariants.Sinkhorn) SinkhornAttention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV, Config.SinkhornIters);
+            else Attention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV);
+            if (_moh)
+            {
+                // route: gates from the block's normalised input, then each head's output scaled by its gate
+                Linear.Forward(b.Ln1, P(b.Wr, RW * C), default, b.RouterLogits, N, C, RW);
+                MohAttention.Forward(b.RouterLogits, b.Gates, b.ZRaw, b.Z, N, NH, HDV, Config.SharedHeads, Config.ActiveHeads);
+            }
             if (Config.CombinedOV) SumHeads(b.Z, P(b.Bo, C), _tmp, N);
             else Linear.Forward(b.Z, P(b.Wo, C * NH * HD), P(b.Bo, C), _tmp, N, NH * HD, C);
             K.Add(b.Resid, _tmp, b.Resid1);
@@ -388,20 +421,32 @@ public sealed partial class TrainableTransformer
             // undoes: resid1 = resid + attn_out
             if (Config.CombinedOV) SumHeadsBackward(_dResid, G(b.Bo, C), _dZ, N);
             else Linear.Backward(_dResid, b.Z, P(b.Wo, C * NH * HD), _dZ, G(b.Wo, C * NH * HD), G(b.Bo, C), sT, sP, N, NH * HD, C);
-            Attention.Backward(_dZ, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HD, HDV);
+            var dz = _dZ;
+            if (_moh)
+            {
+                // undoes the gating: the heads' outputs get g·dz, the router logits the gates' gradient
+                MohAttention.Backward(_dZ, b.RouterLogits, b.Gates, b.ZRaw, _dZRaw, _dRouter, N, NH, HDV, Config.SharedHeads, Config.ActiveHeads);
+                dz = _dZRaw;
+            }
+            if (_variant == AttentionVariants.Linear) LinearAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV);
+            else if (_variant == AttentionVariants.Sinkhorn) SinkhornAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, Config.SinkhornIters);
+            else Attention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV);
             if (_rope)
             {
-                Rope.Backward(_dQ, _positions, N, NH, HD, _cos, _sin);
-                Rope.Backward(_dK, _positions, N, NKV, HD, _cos, _sin);
+                Rope.Backward(_dQ, _positions, N, NH, HK, _cos, _sin);
+                Rope.Backward(_dK, _positions, N, NKV, HK, _cos, _sin);
             }
-            MergeRows(_dQ, _dQkv, QKV, 0, NH * HD, N);
-            MergeRows(_dK, _dQkv, QKV, NH * HD, NKV * HD, N);
+            if (_variant == AttentionVariants.SymmetricQk) SymmetricQkAttention.Backward(_dK, _dQ, N, NH, HK);
+            MergeRows(_dQ, _dQkv, QKV, 0, NH * HK, N);
+            if (_variant is not (AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk)) MergeRows(_dK, _dQkv, QKV, NH * HK, NKV * HK, N);
             if (!Config.CombinedOV) MergeRows(_dV, _dQkv, QKV, QK, NKV * HD, N);
             Linear.Backward(_dQkv, b.Ln1, P(b.Wqkv, QKV * C), _dLn, G(b.Wqkv, QKV * C), G(b.Bqkv, QKV), sT, sP, N, C, QKV);
             if (Config.CombinedOV)
             {
                 Linear.Backward(_dV, b.Ln1, P(b.Wov, NKV * C * C), _dLn, G(b.Wov, NKV * C * C), default, sT, sP, N, C, NKV * C, accumulateDx: true);
             }
+            if (_variant == AttentionVariants.CollapsedQk) CollapsedQkAttention.Backward(_dK, _dLn, N, NH, C);
+            if (_moh) Linear.Backward(_dRouter, b.Ln1, P(b.Wr, RW * C), _dLn, G(b.Wr, RW * C), default, sT, sP, N, C, RW, accumulateDx: true);
             NormBackward(_dLn, b.Resid, b.Ln1W, b.Ln1B, b.Ln1Mean, b.Ln1Rstd, _dResid, N);
         }
         Embedding.Backward(_dResid, _tokens, G(_wte, V * C), G(_wpe, T * C), N, T, C);

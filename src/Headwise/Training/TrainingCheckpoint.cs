@@ -27,6 +27,19 @@ public static class TrainingCheckpoint
 
     public sealed record State(int Step, ulong RngState, ulong DataHash, float[] Params, float[] M, float[] V);
 
+    /// <summary>
+    /// Throws <see cref="ModelFormatException"/> (one line for the analyses to print) when <paramref name="dir"/> is a training
+    /// checkpoint the inference engine cannot run: no config.json, the parameters in Headwise's own layout.
+    /// </summary>
+    public static void RefuseTrainingOnly(string dir)
+    {
+        string configFile = Path.Combine(dir, ModelConfigFile);
+        if (File.Exists(Path.Combine(dir, "config.json")) || !File.Exists(configFile)) return;
+        string variant = TrainableConfig.FromJson(File.ReadAllText(configFile), configFile).AttentionVariant;
+        string what = variant == AttentionVariants.Softmax ? "a model Hugging Face cannot express (combined W_OV or no norms)" : $"the {variant} attention variant";
+        throw new ModelFormatException($"{dir}: a training-only checkpoint ({what}): the analyses need an ordinary attention the inference engine runs; continue training it with `headwise train --resume`");
+    }
+
     public static void Write(string dir, TrainableTransformer model, TrainerOptions options, State state, string? tokenizerFile)
     {
         string full = Path.GetFullPath(dir);

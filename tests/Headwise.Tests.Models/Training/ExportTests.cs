@@ -8,7 +8,8 @@ namespace Headwise.Tests.Models.Training;
 public class ExportTests
 {
     public static TheoryData<string> Exportable => ["gpt2-tied", "gpt2-untied", "gpt2-attn-only", "llama-gqa", "llama-tied-attn-only",
-        "gpt2-no-bias-no-positions", "gpt2-one-hot"];
+        "gpt2-no-bias-no-positions", "gpt2-one-hot", "gpt2-symmetric-qk", "llama-symmetric-qk",
+        "llama-collapsed-qk", "gpt2-one-head-collapsed-qk"];
 
     private static TrainableConfig Config(string name)
     {
@@ -23,6 +24,12 @@ public class ExportTests
             "llama-tied-attn-only" => llama with { TiedEmbeddings = true, AttentionOnly = true },
             "gpt2-no-bias-no-positions" => gpt2 with { UseBias = false, UsePositions = false, TiedEmbeddings = false },
             "gpt2-one-hot" => gpt2 with { VocabSize = 16, OneHotEmbeddings = true, TiedEmbeddings = false, AttentionOnly = true },
+            // exported with W_K = W_Q (and b_k = b_q)
+            "gpt2-symmetric-qk" => gpt2 with { AttentionVariant = AttentionVariants.SymmetricQk },
+            "llama-symmetric-qk" => llama with { NKvHeads = 4, AttentionVariant = AttentionVariants.SymmetricQk },
+            // exported at head size d_model: W_Q = W_QK, W_K = I, W_V and W_O zero-padded
+            "llama-collapsed-qk" => llama with { NKvHeads = 4, AttentionVariant = AttentionVariants.CollapsedQk },
+            "gpt2-one-head-collapsed-qk" => gpt2 with { NHeads = 1, AttentionVariant = AttentionVariants.CollapsedQk },
             _ => throw new ArgumentException(name),
         };
     }
@@ -63,6 +70,10 @@ public class ExportTests
     [InlineData("no-norm", "without LayerNorm")]
     [InlineData("gpt2-gqa", "grouped key/value heads")]
     [InlineData("llama-no-rope", "always applies RoPE")]
+    [InlineData("moh", "training-only: the moh attention")]
+    [InlineData("linear", "training-only: the linear attention")]
+    [InlineData("collapsed_qk", "collapsed_qk's query/key head size is d_model, and GPT-2 checkpoints need")]
+    [InlineData("sinkhorn", "training-only: the sinkhorn attention")]
     public void InexpressibleOptionsRefuseToExport(string what, string message)
     {
         var c = Config("gpt2-tied");
@@ -71,6 +82,7 @@ public class ExportTests
             "combined" => c with { CombinedOV = true },
             "no-norm" => c with { UseNorm = false },
             "llama-no-rope" => Config("llama-gqa") with { UsePositions = false },
+            "moh" or "linear" or "collapsed_qk" or "sinkhorn" => c with { AttentionVariant = what },
             _ => c with { NKvHeads = 2 },
         };
         var model = new TrainableTransformer(c);

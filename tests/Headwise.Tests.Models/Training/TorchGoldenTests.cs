@@ -13,7 +13,7 @@ public class TorchGoldenTests
 {
     public static TheoryData<string> Cases => ["gpt2", "llama_gqa"];
 
-    private static Dictionary<string, float[]> ReadSafetensors(string path)
+    internal static Dictionary<string, float[]> ReadSafetensors(string path)
     {
         byte[] bytes = File.ReadAllBytes(path);
         long n = BitConverter.ToInt64(bytes, 0);

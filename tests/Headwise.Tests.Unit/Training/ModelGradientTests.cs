@@ -9,7 +9,8 @@ namespace Headwise.Tests.Unit.Training;
 public class ModelGradientTests
 {
     public static TheoryData<string> Variants => ["gpt2", "gpt2-untied", "llama-gqa", "llama-combined-ov", "gpt2-attn-only-no-norm", "gpt2-single-head-combined",
-        "gpt2-attn-only-no-bias", "one-hot-factored", "one-hot-combined", "llama-no-rope"];
+        "gpt2-attn-only-no-bias", "one-hot-factored", "one-hot-combined", "llama-no-rope",
+        "gpt2-symmetric-qk", "llama-symmetric-qk", "gpt2-collapsed-qk", "llama-collapsed-qk", "gpt2-moh", "llama-moh-no-shared", "gpt2-linear", "llama-linear", "gpt2-sinkhorn", "llama-sinkhorn"];
 
     internal static TrainableConfig Variant(string name)
     {
@@ -28,6 +29,16 @@ public class ModelGradientTests
             "one-hot-factored" => gpt2 with { DModel = 11, NHeads = 1, DHead = 5, AttentionOnly = true, UseNorm = false, UseBias = false, UsePositions = false, OneHotEmbeddings = true },
             "one-hot-combined" => Variant("one-hot-factored") with { CombinedOV = true },
             "llama-no-rope" => llama with { UsePositions = false },
+            "gpt2-symmetric-qk" => gpt2 with { AttentionVariant = AttentionVariants.SymmetricQk },
+            "llama-symmetric-qk" => llama with { NKvHeads = 4, AttentionVariant = AttentionVariants.SymmetricQk },
+            "gpt2-collapsed-qk" => gpt2 with { AttentionVariant = AttentionVariants.CollapsedQk },
+            "llama-collapsed-qk" => llama with { NKvHeads = 4, AttentionVariant = AttentionVariants.CollapsedQk },
+            "gpt2-moh" => gpt2 with { NHeads = 4, DHead = 2, AttentionVariant = AttentionVariants.Moh, MohShared = 1, MohActive = 2 },
+            "llama-moh-no-shared" => llama with { AttentionVariant = AttentionVariants.Moh, MohShared = 0, MohActive = 1 },
+            "gpt2-linear" => gpt2 with { AttentionVariant = AttentionVariants.Linear },
+            "llama-linear" => llama with { AttentionVariant = AttentionVariants.Linear },
+            "gpt2-sinkhorn" => gpt2 with { AttentionVariant = AttentionVariants.Sinkhorn },
+            "llama-sinkhorn" => llama with { AttentionVariant = AttentionVariants.Sinkhorn, SinkhornIters = 2 },
             _ => throw new ArgumentException(name),
         };
     }

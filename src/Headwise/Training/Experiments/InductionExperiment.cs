@@ -41,12 +41,17 @@ public static class InductionExperiment
         ScaleResidualInit = false,
     };
 
-    public static InductionResult Run(InductionOptions o, IProgress<AnalysisProgress>? progress = null, CancellationToken ct = default)
+    public static InductionResult Run(InductionOptions o, IProgress<AnalysisProgress>? progress = null, CancellationToken ct = default) =>
+        Train(o, progress, ct).Result;
+
+    /// <summary><see cref="Run"/> with the model's attention variant (docs/variants.md), also returning the trained model.</summary>
+    public static (InductionResult Result, TrainableTransformer Model) Train(InductionOptions o, IProgress<AnalysisProgress>? progress = null,
+        CancellationToken ct = default, string attentionVariant = AttentionVariants.Softmax)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var task = new InductionTask(o.Vocab, o.Half);
         int T = task.Length;
-        var model = new TrainableTransformer(ModelConfig(o, T), (ulong)o.Seed);
+        var model = new TrainableTransformer(ModelConfig(o, T) with { AttentionVariant = attentionVariant }, (ulong)o.Seed);
         // Adam without weight decay, constant learning rate
         var adam = new AdamW(model.ParameterCount) { Beta2 = 0.999f, WeightDecay = 0f };
         var rng = new Random(o.Seed + 1);
@@ -86,9 +91,9 @@ public static class InductionExperiment
         // The drop: first evaluation where the repeat loss is below halfway between chance and its final value.
         double half = (chance + last.LossRepeat) / 2;
         int? drop = last.LossRepeat < chance * 0.75 ? curve.First(p => p.LossRepeat < half).Step : null;
-        return new InductionResult(o, model.ParameterCount, chance, curve, heads,
+        return (new InductionResult(o, model.ParameterCount, chance, curve, heads,
             heads.MaxBy(h => h.Induction)!, heads.MaxBy(h => h.PreviousToken)!, drop, last.LossFirstCopy, last.LossRepeat,
-            sw.Elapsed.TotalSeconds);
+            sw.Elapsed.TotalSeconds), model);
     }
 
     // One batched forward over the evaluation set; per-sample mean losses on the random part and on the repeated copy.

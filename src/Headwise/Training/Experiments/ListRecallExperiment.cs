@@ -42,14 +42,15 @@ public static class ListRecallExperiment
     public static ListRecallResult Run(ListRecallOptions o, IProgress<AnalysisProgress>? progress = null, CancellationToken ct = default) =>
         Train(o, progress, ct).Result;
 
-    /// <summary><see cref="Run"/>, also returning the trained model (the Talking Heads experiment edits it).</summary>
+    /// <summary><see cref="Run"/>, also returning the trained model (the Talking Heads experiment edits it); the model's attention
+    /// variant can be chosen (docs/variants.md).</summary>
     public static (ListRecallResult Result, TrainableTransformer Model) Train(ListRecallOptions o, IProgress<AnalysisProgress>? progress = null,
-        CancellationToken ct = default)
+        CancellationToken ct = default, string attentionVariant = AttentionVariants.Softmax)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var task = new ListRecallTask(o.Items, o.ListLength);
         int T = task.Length;
-        var config = ModelConfig(o, task);
+        var config = ModelConfig(o, task) with { AttentionVariant = attentionVariant };
         config.Validate();
         var model = new TrainableTransformer(config, (ulong)o.Seed);
         var adam = new AdamW(model.ParameterCount) { WeightDecay = 0f };

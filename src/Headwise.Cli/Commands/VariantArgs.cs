@@ -1,0 +1,33 @@
+using Headwise.Training;
+
+namespace Headwise.Cli.Commands;
+
+/// <summary>The attention-variant options shared by `train` and `experiment variants`.</summary>
+internal static class VariantArgs
+{
+    public static TrainableConfig Apply(CliArgs args, TrainableConfig config)
+    {
+        string variant = args.Get("attention-variant") ?? AttentionVariants.Softmax;
+        if (!AttentionVariants.All.Contains(variant))
+        {
+            throw new UsageException($"--attention-variant: unknown variant '{variant}' (known: {string.Join(", ", AttentionVariants.All)})");
+        }
+        bool moh = variant == AttentionVariants.Moh;
+        foreach (var o in new[] { "moh-active", "moh-shared" })
+        {
+            if (!moh && args.Has(o)) throw new UsageException($"--{o} applies to --attention-variant moh only");
+        }
+        if (variant != AttentionVariants.Sinkhorn && args.Has("sinkhorn-iters"))
+        {
+            throw new UsageException("--sinkhorn-iters applies to --attention-variant sinkhorn only");
+        }
+        // a K or S that does not fit the heads is refused by TrainableConfig.Validate, naming the option (exit 2)
+        return config with
+        {
+            AttentionVariant = variant,
+            MohShared = args.GetInt("moh-shared", -1, 0, 4096),
+            MohActive = args.GetInt("moh-active", 0, 1, 4096),
+            SinkhornIters = args.GetInt("sinkhorn-iters", 3, 0, 100),
+        };
+    }
+}

@@ -1,0 +1,109 @@
+using Headwise.Analysis;
+
+namespace Headwise.Training.Experiments;
+
+/// <summary>Settings of <see cref="VariantsExperiment"/>: the task, the step budget every variant gets, the seed.</summary>
+/// <param name="Steps">null: the task experiment's default (or the quick budget).</param>
+public sealed record VariantsOptions(string Task = "induction", bool Quick = false, int? Steps = null, int Seed = 0, IReadOnlyList<string>? Variants = null)
+{
+    public static readonly string[] Tasks = ["induction", "list-recall"];
+
+    /// <summary>--quick budgets: all six variants in about 3 minutes on 2 quiet cores (docs/variants.md has the measured run).</summary>
+    public int StepBudget => Steps ?? (Task, Quick) switch
+    {
+        ("induction", true) => 2000,
+        ("induction", false) => new InductionOptions().Steps,
+        (_, true) => 800,
+        _ => new ListRecallOptions().Steps,
+    };
+}
+
+/// <summary>
+/// One trained variant: held-out loss and accuracy on the task's predictable targets (induction: the repeated copy;
+/// list-recall: the answer), the trainable parameter count, the training time, and for induction the best head's induction
+/// and previous-token scores (null elsewhere). TrainingOnly: this model's variant has no inference-engine equivalent (its checkpoint would be training-only).
+/// </summary>
+public sealed record VariantRun(string Variant, double HeldoutLoss, double HeldoutAccuracy, int Parameters, double Seconds,
+    double? InductionScore, double? PreviousTokenScore, string? InductionHead, string? PreviousTokenHead, bool TrainingOnly);
+
+/// <summary>What <see cref="VariantsExperiment.Run"/> found; ChanceLoss: ln(V−1) for induction, ln(list length) for list-recall.</summary>
+public sealed record VariantsResult(string Task, double ChanceLoss, double ChanceAccuracy, int Steps, int HeldoutSamples, IReadOnlyList<VariantRun> Variants);
+
+/// <summary>
+/// Trains every attention variant (<see cref="AttentionVariants.All"/>) on one token task with the same model shape, seed,
+/// data and step budget — the task experiments' own training (<see cref="InductionExperiment"/>, <see cref="ListRecallExperiment"/>)
+/// with only the attention swapped — and scores each on a held-out set drawn with another seed.
+/// </summary>
+public static class VariantsExperiment
+{
+    private const int HeldoutSamples = 256;
+
+    public static VariantsResult Run(VariantsOptions o, IProgress<AnalysisProgress>? progress = null, CancellationToken ct = default)
+    {
+        if (!VariantsOptions.Tasks.Contains(o.Task))
+        {
+            throw new InvalidInputException($"--task: unknown task '{o.Task}' (known: {string.Join(", ", VariantsOptions.Tasks)})");
+        }
+        var variants = o.Variants ?? AttentionVariants.All;
+        int steps = o.StepBudget;
+        var runs = new List<VariantRun>();
+        double chanceLoss, chanceAccuracy;
+        if (o.Task == "induction")
+        {
+            var options = new InductionOptions(Steps: steps, Seed: o.Seed, EvalEvery: Math.Max(1, steps / 10));
+            var task = new InductionTask(options.Vocab, options.Half);
+            var heldout = Enumerable.Range(0, HeldoutSamples).Select(i => task.Sample(new Random(o.Seed + 7_000_003 + i))).ToArray();
+            chanceLoss = Math.Log(options.Vocab - 1);
+            chanceAccuracy = 1.0 / (options.Vocab - 1);
+            foreach (var v in variants)
+            {
+                var sw = System.Diagnostics.Stopwatch.StartNew();
+                var (r, model) = InductionExperiment.Train(options, progress, ct, v);
+                double seconds = sw.Elapsed.TotalSeconds;
+                var (loss, acc) = Score(model, heldout.Select(e => (e.Tokens, e.Targets)).ToArray(), (b, i) => InductionTask.IsRepeatTarget(heldout[b], i));
+                runs.Add(new VariantRun(v, loss, acc, model.ParameterCount, seconds, r.TopInductionHead.Induction, r.TopPreviousTokenHead.PreviousToken,
+                    $"{r.TopInductionHead.Layer}.{r.TopInductionHead.Head}", $"{r.TopPreviousTokenHead.Layer}.{r.TopPreviousTokenHead.Head}",
+                    model.VariantExportBlocker is not null));
+            }
+        }
+        else
+        {
+            var options = new ListRecallOptions(Steps: steps, Seed: o.Seed, EvalEvery: Math.Max(1, steps / 10), EvalSamples: 64);
+            var task = new ListRecallTask(options.Items, options.ListLength);
+            var heldout = Enumerable.Range(0, HeldoutSamples).Select(i => task.Sample(new Random(o.Seed + 7_000_003 + i))).ToArray();
+            chanceLoss = Math.Log(options.ListLength);
+            chanceAccuracy = 1.0 / options.ListLength;
+            foreach (var v in variants)
+            {
+                var sw = System.Diagnostics.Stopwatch.StartNew();
+                var (_, model) = ListRecallExperiment.Train(options, progress, ct, v);
+                double seconds = sw.Elapsed.TotalSeconds;
+                var (loss, acc) = Score(model, heldout.Select(e => (e.Tokens, e.Targets)).ToArray(), (b, i) => heldout[b].Targets[i] >= 0);
+                runs.Add(new VariantRun(v, loss, acc, model.ParameterCount, seconds, null, null, null, null, model.VariantExportBlocker is not null));
+            }
+        }
+        return new VariantsResult(o.Task, chanceLoss, chanceAccuracy, steps, HeldoutSamples, runs);
+    }
+
+    // Mean cross-entropy and argmax accuracy over the scored targets of one batched forward.
+    private static (double Loss, double Accuracy) Score(TrainableTransformer model, (int[] Tokens, int[] Targets)[] set, Func<int, int, bool> scored)
+    {
+        int T = set[0].Tokens.Length, V = model.Config.VocabSize;
+        model.Forward(set.SelectMany(e => e.Tokens).ToArray(), set.SelectMany(e => e.Targets).ToArray(), set.Length, T);
+        var losses = model.TokenLosses;
+        var logits = model.Logits;
+        double loss = 0;
+        int n = 0, correct = 0;
+        for (int b = 0; b < set.Length; b++)
+        {
+            for (int i = 0; i < T; i++)
+            {
+                if (!scored(b, i)) continue;
+                loss += losses[b * T + i];
+                correct += Generation.Sampler.ArgMax(logits.Slice((b * T + i) * V, V)) == set[b].Targets[i] ? 1 : 0;
+                n++;
+            }
+        }
+        return (loss / n, (double)correct / n);
+    }
+}

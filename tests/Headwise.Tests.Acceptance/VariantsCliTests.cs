@@ -1,0 +1,83 @@
+using System.Text.Json;
+
+namespace Headwise.Tests.Acceptance;
+
+// `train --attention-variant` and `experiment variants` from the command line (docs/variants.md).
+public sealed class VariantsCliTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "hw-variants-cli-" + Guid.NewGuid().ToString("N"));
+
+    public VariantsCliTests()
+    {
+        Directory.CreateDirectory(_dir);
+        File.WriteAllText(Path.Combine(_dir, "data.txt"), string.Concat(Enumerable.Repeat("the cat sat on the mat. ", 80)));
+    }
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private string[] Train(string run, params string[] extra) =>
+        ["train", "--data", Path.Combine(_dir, "data.txt"), "--out", Path.Combine(_dir, run), "--layers", "1", "--d-model", "16",
+            "--heads", "4", "--seq-len", "16", "--steps", "2", "--batch", "2", .. extra];
+
+    [Fact]
+    public void SymmetricQkExportsAndMohIsTrainingOnlyAndRefusedByTheAnalyses()
+    {
+        var sym = CliRunner.Run(Train("sym", "--attention-variant", "symmetric_qk", "--json"));
+        Assert.True(sym.ExitCode == 0, sym.Stderr);
+        Assert.True(JsonDocument.Parse(sym.Stdout).RootElement.GetProperty("hf_export").GetBoolean());
+        var eval = CliRunner.Run("eval", "--model", Path.Combine(_dir, "sym", "checkpoint"), "--tokens", "116,104,101,32,99,97,116", "--json");
+        Assert.True(eval.ExitCode == 0, eval.Stderr);
+
+        var moh = CliRunner.Run(Train("moh", "--attention-variant", "moh", "--moh-shared", "1", "--moh-active", "2"));
+        Assert.True(moh.ExitCode == 0, moh.Stderr);
+        Assert.Contains("training-only: the moh attention", moh.Stdout);
+        Assert.Contains("\"attention_variant\": \"moh\"", File.ReadAllText(Path.Combine(_dir, "moh", "checkpoint", "headwise_model.json")));
+        var refused = CliRunner.Run("eval", "--model", Path.Combine(_dir, "moh", "checkpoint"), "--tokens", "116,104,101", "--json");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("a training-only checkpoint (the moh attention variant)", refused.Stderr);
+        Assert.Single(refused.Stderr.Trim().Split('\n'));
+    }
+
+    [Theory]
+    [InlineData("--attention-variant flash", "unknown variant 'flash' (known: softmax, symmetric_qk, collapsed_qk, moh, linear, sinkhorn)")]
+    [InlineData("--attention-variant moh --moh-active 4 --moh-shared 1", "moh active heads (--moh-active) 4 must be between 1 and the 3 routed heads")]
+    [InlineData("--attention-variant softmax --moh-active 2", "--moh-active applies to --attention-variant moh only")]
+    [InlineData("--attention-variant linear --sinkhorn-iters 2", "--sinkhorn-iters applies to --attention-variant sinkhorn only")]
+    public void BadVariantOptionsExitTwoNamingThem(string options, string message)
+    {
+        var r = CliRunner.Run(Train("bad", options.Split(' ')));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(message, r.Stderr);
+    }
+
+    [Fact]
+    public void ExperimentVariantsJsonHasEveryVariant()
+    {
+        var r = CliRunner.Run("experiment", "variants", "--task", "list-recall", "--steps", "3", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var j = JsonDocument.Parse(r.Stdout).RootElement;
+        Assert.Equal("list-recall", j.GetProperty("task").GetString());
+        Assert.Equal(Math.Log(5), j.GetProperty("chance_loss").GetDouble(), 9);
+        var names = j.GetProperty("variants").EnumerateArray().Select(v => v.GetProperty("variant").GetString()).ToArray();
+        Assert.Equal(["softmax", "symmetric_qk", "collapsed_qk", "moh", "linear", "sinkhorn"], names);
+        foreach (var v in j.GetProperty("variants").EnumerateArray())
+        {
+            Assert.True(v.GetProperty("heldout_loss").GetDouble() > 0);
+            double acc = v.GetProperty("heldout_accuracy").GetDouble();
+            Assert.InRange(acc, 0, 1);
+            Assert.True(v.GetProperty("parameters").GetInt32() > 0);
+            Assert.True(v.GetProperty("seconds").GetDouble() > 0);
+        }
+    }
+
+    [Theory]
+    [InlineData("--task icl-regression", "has no attention variants yet")]
+    [InlineData("--task copy", "--task: unknown task 'copy' (known: induction, list-recall)")]
+    [InlineData("--out x", "--out does not apply to `experiment variants`")]
+    public void ExperimentVariantsRefusesWhatDoesNotApply(string options, string message)
+    {
+        var r = CliRunner.Run(["experiment", "variants", .. options.Split(' ')]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(message, r.Stderr);
+    }
+}

@@ -19,6 +19,8 @@ public sealed class BenchCommand : ICommand
                    (libopenblas0-pthread, when installed); target ≥ 1.3× OpenBLAS on one thread
           prefill  a GPT-2-small-shaped model (124M, random weights) over T tokens (default 512), batch 1:
                    tokens/s and effective GFLOP/s, as a fraction of our own multi-threaded GEMM rate; target ≥ 0.70
+          prepack  the same prefill with its weights packed once for the GEMM (the default) against packed on every
+                   call, alternating: the speed-up, and resident memory (weights + packed copies) ÷ weights
           decode   one token at a time with the KV cache, against the bound of reading every weight once per token
                    at the machine's measured memory bandwidth; target ≥ 0.80
           hooks    a forward with one no-op hook, and with a full activation cache, relative to a plain forward
@@ -93,6 +95,8 @@ public sealed class BenchCommand : ICommand
         using var model = ModelBenchmarks.RandomModel(config);
         Progress($"prefill of {tokens} tokens");
         var prefill = ModelBenchmarks.Prefill(model, tokens, quick ? 1 : 3, cancel);
+        Progress($"prefill of {tokens} tokens, weights prepacked against packed on every call");
+        var prepack = ModelBenchmarks.PrefillPrepack(model, tokens, quick ? 1 : 3, cancel);
         Progress("decode");
         var decode = ModelBenchmarks.Decode(model, 16, quick ? 8 : 64, cancel);
         Progress("hook overhead");
@@ -195,6 +199,16 @@ public sealed class BenchCommand : ICommand
                 tokens_per_s = prefill.TokensPerSecond,
                 gflops = prefill.GFlops,
                 ratio_vs_own_gemm = prefill.GFlops / gemm.OursMultiThread,
+            },
+            prepack = new
+            {
+                tokens = prepack.Tokens,
+                unpacked_s = prepack.UnpackedSeconds,
+                packed_s = prepack.PackedSeconds,
+                speedup = prepack.Speedup,
+                weight_bytes = prepack.WeightBytes,
+                packed_bytes = prepack.PackedBytes,
+                resident_ratio = prepack.ResidentRatio,
             },
             decode = new
             {
@@ -307,6 +321,7 @@ public sealed class BenchCommand : ICommand
         stdout.WriteLine($"memory bandwidth       1 thread {bandwidth.SingleThreadGBps,8:F1} GB/s      {threads} threads {bandwidth.MultiThreadGBps,8:F1} GB/s");
         stdout.WriteLine();
         stdout.WriteLine($"prefill {prefill.Tokens} tokens     {prefill.TokensPerSecond,8:F0} tokens/s  {prefill.GFlops,6:F1} GFLOP/s = {prefill.GFlops / gemm.OursMultiThread:P0} of our GEMM rate (target ≥ 70%)");
+        stdout.WriteLine($"prepacked weights      {prepack.Speedup:F2}× the prefill packing on every call ({prepack.UnpackedSeconds * 1000:F0} → {prepack.PackedSeconds * 1000:F0} ms); resident {prepack.WeightBytes / 1e6:F0} MB weights + {prepack.PackedBytes / 1e6:F0} MB packed = {prepack.ResidentRatio:F2}× the weights");
         stdout.WriteLine($"decode                 {decode.TokensPerSecond,8:F1} tokens/s  bound {decodeBound:F1} tokens/s ({decode.WeightBytes / 1e6:F0} MB of weights per token) = {decode.TokensPerSecond / decodeBound:P0} (target ≥ 80%)");
         stdout.WriteLine($"hooks                  plain {hooks.PlainSeconds * 1000:F0} ms; one no-op hook {hooks.NoOpRatio:F3}×; full activation cache {hooks.FullCacheRatio:F2}× (new arrays), {hooks.ReusedCacheRatio:F2}× (refilled; target ≤ 1.25×)");
         if (load is not null)

@@ -20,7 +20,7 @@ public abstract partial class TransformerModel
     /// <see cref="PrepackFits"/>. Turning it off stops using the packed copies; it does not free them.</summary>
     public bool Prepack
     {
-        get => _prepack ??= PrepackDefault(Weights);
+        get => _prepack ??= PrepackDefault();
         set => _prepack = value;
     }
 
@@ -48,11 +48,11 @@ public abstract partial class TransformerModel
     public static bool PrepackFits(long weightBytes) =>
         2 * weightBytes <= GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2;
 
-    private static bool PrepackDefault(WeightSet weights) => Environment.GetEnvironmentVariable(PrepackVariable)?.Trim().ToLowerInvariant() switch
+    private bool PrepackDefault() => Environment.GetEnvironmentVariable(PrepackVariable)?.Trim().ToLowerInvariant() switch
     {
         "0" or "off" or "false" or "no" => false,
         "1" or "on" or "true" or "yes" => true,
-        _ => PrepackFits(weights.MappedBytes + weights.ConvertedBytes),
+        _ => PrepackFits(Config.ParameterCount * 4L),
     };
 
     // w's packed panels when prepacking is on and the step is a prefill (the GEMM's path), else null

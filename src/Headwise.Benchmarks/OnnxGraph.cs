@@ -6,14 +6,15 @@ using Headwise.Models;
 namespace Headwise.Benchmarks;
 
 /// <summary>
-/// The GPT-2 forward as an ONNX model (opset 20), built from a loaded <see cref="Gpt2"/>'s own tensors, so that ONNX Runtime
-/// runs exactly our weights and math. Written straight to the protobuf wire format with Google.Protobuf's
+/// The GPT-2 forward as an ONNX model (opset 20), built from a loaded model's canonical weights, so that ONNX Runtime runs
+/// exactly our weights and math. Written straight to the protobuf wire format with Google.Protobuf's
 /// <see cref="CodedOutputStream"/>: the few ONNX messages it needs (ModelProto, GraphProto, NodeProto, AttributeProto,
 /// TensorProto, ValueInfoProto, TypeProto) with their field numbers from the ONNX specification (onnx.proto3).
 /// </summary>
 // Inputs: input_ids int64 (T), position_ids int64 (T), causal_mask bool (T, T) (true where a query may attend a key).
 // Output: logits float (T, V). Standard ops only: Gather, LayerNormalization, MatMul, Add, Split, Reshape, Transpose, Mul,
-// Where, Softmax, Gelu (approximate = "tanh"), Gemm (transB, for the unembedding against W_E (V, C)).
+// Where, Softmax, Gelu (approximate = "tanh"), Gemm (transB, for the unembedding against W_U (V, C)).
+// Initializers carry TransformerLens-style names (W_E, W_pos, blocks.L.attn.W_qkv, …, W_U).
 public static class OnnxGraph
 {
     // ONNX enum values (onnx.proto3): TensorProto.DataType and AttributeProto.AttributeType
@@ -21,50 +22,78 @@ public static class OnnxGraph
     private const int AttrFloat = 1, AttrInt = 2, AttrString = 3, AttrInts = 7;
     private const long IrVersion = 9, Opset = 20; // Gelu entered the standard opset at 20 (IR 9)
 
-    /// <summary>The serialized ModelProto of <paramref name="model"/>'s forward (a GPT-2-family model with learned
-    /// positions, fused q|k|v and the tanh GELU).</summary>
+    /// <summary>The serialized ModelProto of <paramref name="model"/>'s forward: a GPT-2-shaped model (LayerNorm, learned
+    /// positions, one key/value head per query head, an ungated tanh-GELU MLP, a sequential residual), read through its
+    /// canonical weights (no checkpoint names), so any family with that shape works.</summary>
     public static byte[] Gpt2(TransformerModel model)
     {
         var c = model.Config;
-        if (model is not Models.Gpt2 || c.Activation != ActivationFunction.GeluTanh)
+        if (c.Norm != NormKind.LayerNorm || c.Positions != PositionKind.Learned || c.NKvHeads != c.NHeads || c.GatedMlp
+            || c.ParallelResidual || c.Activation != ActivationFunction.GeluTanh || c.NHeads * c.DHead != c.DModel)
         {
-            throw new InvalidInputException($"the ONNX graph is written for GPT-2 models with the tanh GELU; got {c.ModelType} ({c.ActivationName})");
+            throw new InvalidInputException($"the ONNX graph is written for GPT-2-shaped models (LayerNorm, learned positions, one kv head per head, " +
+                $"an ungated tanh-GELU MLP, a sequential residual); got {c.ModelType} ({c.ActivationName})");
         }
-        int C = c.DModel, NH = c.NHeads, HD = c.DHead;
-        var w = model.Weights;
-        string p = w.Contains("transformer.wte.weight") ? "transformer." : "";
+        int C = c.DModel, NH = c.NHeads, HD = c.DHead, F = c.DMlp, V = c.VocabSize;
         var g = new GraphBuilder();
-        long weightBytes = w.Names.Sum(n => (long)w.GetAnyShape(n).Length * sizeof(float));
+        long weightBytes = c.ParameterCount * sizeof(float);
         // the GraphProto's initializers first, straight into the graph's bytes (protobuf fields may come in any order)
         var graph = new MemoryStream((int)Math.Min(Array.MaxLength, weightBytes + (1 << 20)));
-        var initializers = graph;
 
-        void Init(string name) => WriteField(initializers, 5, Tensor(name, w.GetAnyShape(name)));
-        void Constant(string name, long[] values) => WriteField(initializers, 5, Int64Tensor(name, values));
+        void Init(string name, ReadOnlySpan<float> data, params long[] dims) => WriteField(graph, 5, Tensor(name, data, dims));
+        void InitNorm(string name, NormWeights n)
+        {
+            Init(name + ".w", n.Weight, C);
+            Init(name + ".b", n.Bias ?? new float[C], C);
+        }
 
-        Constant("heads_shape", [-1, NH, HD]);
-        Constant("rows_shape", [-1, C]);
-        Constant("qkv_split", [C, C, C]);
-        WriteField(initializers, 5, FloatScalar("attn_scale", 1f / MathF.Sqrt(HD)));
-        WriteField(initializers, 5, FloatScalar("neg_inf", float.NegativeInfinity));
+        WriteField(graph, 5, Int64Tensor("heads_shape", [-1, NH, HD]));
+        WriteField(graph, 5, Int64Tensor("rows_shape", [-1, C]));
+        WriteField(graph, 5, Int64Tensor("qkv_split", [C, C, C]));
+        WriteField(graph, 5, TensorOf("attn_scale", Float, [], BitConverter.GetBytes(1f / MathF.Sqrt(HD))));
+        WriteField(graph, 5, TensorOf("neg_inf", Float, [], BitConverter.GetBytes(float.NegativeInfinity)));
 
-        // embeddings: x = wte[input_ids] + wpe[position_ids]    (T, C)
-        Init(p + "wte.weight");
-        Init(p + "wpe.weight");
-        g.Node("Gather", [p + "wte.weight", "input_ids"], ["tok_emb"]);
-        g.Node("Gather", [p + "wpe.weight", "position_ids"], ["pos_emb"]);
+        // embeddings: x = W_E[input_ids] + W_pos[position_ids]    (T, C)
+        Init("W_E", model.TokenEmbedding.Span, V, C);
+        Init("W_pos", model.PositionEmbedding!.Span, c.MaxPositions, C);
+        g.Node("Gather", ["W_E", "input_ids"], ["tok_emb"]);
+        g.Node("Gather", ["W_pos", "position_ids"], ["pos_emb"]);
         g.Node("Add", ["tok_emb", "pos_emb"], ["x0"]);
         string x = "x0";
+        var qkv = new float[C * 3 * C];
+        var qkvBias = new float[3 * C];
         for (int l = 0; l < c.NLayers; l++)
         {
-            string b = $"{p}h.{l}.", o = $"l{l}.";
-            foreach (var t in new[] { "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias",
-                "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias" })
+            string o = $"blocks.{l}.";
+            var a = model.GetAttentionWeights(l);
+            var m = model.GetMlpWeights(l);
+            // W_Q, W_K, W_V (NH, C, HD) side by side as one (C, 3C) matrix, head h of each third at columns h·HD..h·HD+HD
+            int third = 0;
+            foreach (var (wt, bt) in new[] { (a.WQ, a.BQ), (a.WK, a.BK), (a.WV, a.BV) })
             {
-                Init(b + t);
+                for (int h = 0; h < NH; h++)
+                {
+                    for (int ci = 0; ci < C; ci++)
+                    {
+                        wt.AsSpan((h * C + ci) * HD, HD).CopyTo(qkv.AsSpan(ci * 3 * C + third + h * HD, HD));
+                    }
+                }
+                (bt ?? new float[C]).AsSpan(0, C).CopyTo(qkvBias.AsSpan(third, C));
+                third += C;
             }
-            g.LayerNorm(x, b + "ln_1", o + "ln1", c.NormEps);
-            g.Linear(o + "ln1", b + "attn.c_attn", o + "qkv");                                     // (T, 3C)
+            InitNorm(o + "ln1", model.AttentionNorm(l));
+            Init(o + "attn.W_qkv", qkv, C, 3 * C);
+            Init(o + "attn.b_qkv", qkvBias, 3 * C);
+            Init(o + "attn.W_O", a.WO, C, C); // (NH, HD, C) is (NH·HD, C)
+            Init(o + "attn.b_O", a.BO ?? new float[C], C);
+            InitNorm(o + "ln2", model.MlpNorm(l));
+            Init(o + "mlp.W_in", m.WIn, C, F);
+            Init(o + "mlp.b_in", m.BIn ?? new float[F], F);
+            Init(o + "mlp.W_out", m.WOut, F, C);
+            Init(o + "mlp.b_out", m.BOut ?? new float[C], C);
+
+            g.LayerNorm(x, o + "ln1", o + "ln1_out", c.NormEps);
+            g.Linear(o + "ln1_out", o + "attn.W_qkv", o + "attn.b_qkv", o + "qkv");               // (T, 3C)
             g.Node("Split", [o + "qkv", "qkv_split"], [o + "q", o + "k", o + "v"], Int("axis", 1)); // (T, C) each
             g.Node("Reshape", [o + "q", "heads_shape"], [o + "q3"]);                              // (T, NH, HD)
             g.Node("Reshape", [o + "k", "heads_shape"], [o + "k3"]);
@@ -79,25 +108,34 @@ public static class OnnxGraph
             g.Node("MatMul", [o + "pattern", o + "vh"], [o + "zh"]);                              // (NH, T, HD)
             g.Node("Transpose", [o + "zh"], [o + "zt"], Ints("perm", 1, 0, 2));                   // (T, NH, HD)
             g.Node("Reshape", [o + "zt", "rows_shape"], [o + "z"]);                               // (T, C)
-            g.Linear(o + "z", b + "attn.c_proj", o + "attn_out");
+            g.Linear(o + "z", o + "attn.W_O", o + "attn.b_O", o + "attn_out");
             g.Node("Add", [x, o + "attn_out"], [o + "resid_mid"]);
-            g.LayerNorm(o + "resid_mid", b + "ln_2", o + "ln2", c.NormEps);
-            g.Linear(o + "ln2", b + "mlp.c_fc", o + "mlp_pre");                                   // (T, F)
+            g.LayerNorm(o + "resid_mid", o + "ln2", o + "ln2_out", c.NormEps);
+            g.Linear(o + "ln2_out", o + "mlp.W_in", o + "mlp.b_in", o + "mlp_pre");              // (T, F)
             g.Node("Gelu", [o + "mlp_pre"], [o + "mlp_post"], Str("approximate", "tanh"));
-            g.Linear(o + "mlp_post", b + "mlp.c_proj", o + "mlp_out");
+            g.Linear(o + "mlp_post", o + "mlp.W_out", o + "mlp.b_out", o + "mlp_out");
             g.Node("Add", [o + "resid_mid", o + "mlp_out"], [o + "resid_post"]);
             x = o + "resid_post";
         }
-        Init(p + "ln_f.weight");
-        Init(p + "ln_f.bias");
-        g.LayerNorm(x, p + "ln_f", "final", c.NormEps);
-        // logits = ln_f(x) · W_Uᵀ, W_U (V, C): the token embedding when tied, else lm_head
-        string unembedding = c.TiedEmbeddings ? p + "wte.weight" : "lm_head.weight";
-        if (!c.TiedEmbeddings)
+        InitNorm("ln_final", model.FinalNormWeights);
+        g.LayerNorm(x, "ln_final", "final", c.NormEps);
+        // logits = ln_final(x) · W_Uᵀ, W_U (V, C): the token embedding itself when tied
+        var (wU, bU) = model.Unembedding;
+        string unembedding = "W_E";
+        if (!ReferenceEquals(wU, model.TokenEmbedding))
         {
-            Init(unembedding);
+            Init("W_U", wU.Span, V, C);
+            unembedding = "W_U";
         }
-        g.Node("Gemm", ["final", unembedding], ["logits"], Int("transB", 1));
+        if (bU is not null)
+        {
+            Init("b_U", bU.Span, V);
+            g.Node("Gemm", ["final", unembedding, "b_U"], ["logits"], Int("transB", 1));
+        }
+        else
+        {
+            g.Node("Gemm", ["final", unembedding], ["logits"], Int("transB", 1));
+        }
 
         foreach (var node in g.Nodes)
         {
@@ -107,7 +145,7 @@ public static class OnnxGraph
         WriteField(graph, 11, ValueInfo("input_ids", Int64, "T"));
         WriteField(graph, 11, ValueInfo("position_ids", Int64, "T"));
         WriteField(graph, 11, ValueInfo("causal_mask", Bool, "T", "T"));
-        WriteField(graph, 12, ValueInfo("logits", Float, "T", c.VocabSize.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        WriteField(graph, 12, ValueInfo("logits", Float, "T", V.ToString(System.Globalization.CultureInfo.InvariantCulture)));
 
         var modelProto = new MemoryStream();
         var opset = Message(s => s.WriteTag(2, WireFormat.WireType.Varint), s => s.WriteInt64(Opset)); // domain "" (the standard ops)
@@ -148,15 +186,15 @@ public static class OnnxGraph
             Nodes.Add(node);
         }
 
-        // out = x · W + b for a Conv1D (in, out) weight "{prefix}.weight" and bias "{prefix}.bias"
-        public void Linear(string x, string prefix, string output)
+        // out = x · W + b, W (in, out) as TransformerLens stores it
+        public void Linear(string x, string weight, string bias, string output)
         {
-            Node("MatMul", [x, prefix + ".weight"], [output + "_mm"]);
-            Node("Add", [output + "_mm", prefix + ".bias"], [output]);
+            Node("MatMul", [x, weight], [output + "_mm"]);
+            Node("Add", [output + "_mm", bias], [output]);
         }
 
         public void LayerNorm(string x, string prefix, string output, double eps) =>
-            Node("LayerNormalization", [x, prefix + ".weight", prefix + ".bias"], [output], Int("axis", -1), FloatAttr("epsilon", (float)eps));
+            Node("LayerNormalization", [x, prefix + ".w", prefix + ".b"], [output], Int("axis", -1), FloatAttr("epsilon", (float)eps));
     }
 
     private static MemoryStream Int(string name, long value) => Attribute(name, AttrInt, s =>
@@ -196,14 +234,11 @@ public static class OnnxGraph
     }, value);
 
     // TensorProto: dims = 1, data_type = 2, name = 8, raw_data = 9 (little-endian, as this machine stores floats)
-    private static MemoryStream Tensor(string name, Weight w) =>
-        TensorOf(name, Float, w.Shape.Select(d => (long)d).ToArray(), MemoryMarshal.AsBytes(w.Span).ToArray());
+    private static MemoryStream Tensor(string name, ReadOnlySpan<float> data, long[] dims) =>
+        TensorOf(name, Float, dims, MemoryMarshal.AsBytes(data).ToArray());
 
     private static MemoryStream Int64Tensor(string name, long[] values) =>
         TensorOf(name, Int64, [values.Length], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
-
-    private static MemoryStream FloatScalar(string name, float value) =>
-        TensorOf(name, Float, [], BitConverter.GetBytes(value));
 
     private static MemoryStream TensorOf(string name, int dataType, long[] dims, byte[] raw)
     {

@@ -8,6 +8,16 @@ namespace Headwise.Benchmarks;
 
 public sealed record PrefillResult(int Tokens, double Seconds, double TokensPerSecond, double GFlops, double ForwardGFlop);
 
+/// <param name="UnpackedSeconds">Prefill with <see cref="TransformerModel.Prepack"/> off (each GEMM packs its weight).</param>
+/// <param name="PackedSeconds">Prefill reading the weights packed once.</param>
+/// <param name="WeightBytes">The weights as float32 (parameters × 4 bytes).</param>
+/// <param name="PackedBytes">The packed copies, after prefill made them.</param>
+public sealed record PrepackResult(int Tokens, double UnpackedSeconds, double PackedSeconds, long WeightBytes, long PackedBytes)
+{
+    public double Speedup => UnpackedSeconds / PackedSeconds;
+    public double ResidentRatio => (double)(WeightBytes + PackedBytes) / WeightBytes;
+}
+
 public sealed record DecodeResult(int Tokens, double Seconds, double TokensPerSecond, long WeightBytes);
 
 /// <param name="FullCacheSeconds">RunWithCache with a new cache each run (every activation copied into fresh arrays).</param>
@@ -55,6 +65,41 @@ public static class ModelBenchmarks
         double s = Median(reps, () => model.Forward(input), cancel);
         double flops = ForwardFlops(model.Config, tokens);
         return new PrefillResult(tokens, s, tokens / s, flops / s / 1e9, flops / 1e9);
+    }
+
+    /// <summary>Prefill with prepacked weights against prefill packing on every call, alternating in rounds (this machine's
+    /// speed drifts over seconds); each figure is the unpacked median times the median per-round ratio. Leaves
+    /// <see cref="TransformerModel.Prepack"/> as it found it.</summary>
+    public static PrepackResult PrefillPrepack(TransformerModel model, int tokens, int reps = 3, CancellationToken cancel = default)
+    {
+        var input = ModelInput.Single(RandomTokens(tokens, model.Config.VocabSize, 7));
+        bool saved = model.Prepack;
+        float[]? logits = null;
+        try
+        {
+            model.Prepack = true;
+            logits = model.Forward(input, null, logits); // packs every weight (not timed) and warms up
+            model.Prepack = false;
+            logits = model.Forward(input, null, logits);
+            int rounds = Math.Max(3, 2 * reps + 1);
+            var unpacked = new double[rounds];
+            var ratios = new double[rounds];
+            for (int i = 0; i < rounds; i++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                model.Prepack = false;
+                unpacked[i] = GemmBenchmark.Seconds(() => logits = model.Forward(input, null, logits));
+                model.Prepack = true;
+                ratios[i] = GemmBenchmark.Seconds(() => logits = model.Forward(input, null, logits)) / unpacked[i];
+            }
+            double u = GemmBenchmark.MedianOf(unpacked);
+            return new PrepackResult(tokens, u, u * GemmBenchmark.MedianOf(ratios),
+                model.Config.ParameterCount * 4L, model.PackedWeightBytes);
+        }
+        finally
+        {
+            model.Prepack = saved;
+        }
     }
 
     public static DecodeResult Decode(TransformerModel model, int promptTokens = 16, int newTokens = 64, CancellationToken cancel = default)

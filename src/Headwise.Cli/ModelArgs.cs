@@ -3,26 +3,44 @@ using Headwise.Loading;
 
 namespace Headwise.Cli;
 
-/// <summary>The options every model-taking command shares: --model, --tokenizer, --threads.</summary>
+/// <summary>The options every model-taking command shares: --model, --tokenizer, --threads, --prepack.</summary>
 public static class ModelArgs
 {
     /// <summary>The options below, for a command's <c>Options</c>.</summary>
-    public static readonly string[] Options = ["model", "tokenizer", "threads"];
+    public static readonly string[] Options = ["model", "tokenizer", "threads", "prepack"];
 
     public const string Help =
         "  --model M         Hugging Face model directory (config.json + *.safetensors [+ tokenizer.json]),\n" +
         "                    a llama2.c checkpoint (.bin) together with --tokenizer, or a Hub name ORG/NAME\n" +
         "                    (found in the Hugging Face cache, else downloaded; see docs/hub.md)\n" +
         "  --tokenizer F     tokenizer file (llama2.c tokenizer.bin, tokenizer.json, tokenizer.model) overriding the model's\n" +
-        "  --threads N       worker threads for the kernels (default: all cores)";
+        "  --threads N       worker threads for the kernels (default: all cores)\n" +
+        "  --prepack P       auto|on|off: keep a copy of each weight packed for the GEMM, made on first use (faster\n" +
+        "                    prompts, one more copy of the weights in memory); auto (default) packs when it fits\n" +
+        "                    (docs/performance.md); the HEADWISE_PREPACK environment variable sets the default";
 
     public static LoadedModel Load(CliArgs args)
     {
         ApplyThreads(args);
+        bool? prepack = Prepack(args);
         string model = args.Require("model", "a model directory or llama2.c .bin");
         string? tokenizer = args.Get("tokenizer");
-        return ModelLoader.Load(ResolveModel(model), tokenizer);
+        var loaded = ModelLoader.Load(ResolveModel(model), tokenizer);
+        if (prepack is bool on)
+        {
+            loaded.Model.Prepack = on;
+        }
+        return loaded;
     }
+
+    /// <summary>--prepack auto|on|off: null for auto (the model's own default), else on or off.</summary>
+    public static bool? Prepack(CliArgs args) => args.Get("prepack") switch
+    {
+        null or "auto" => null,
+        "on" => true,
+        "off" => false,
+        var other => throw new UsageException($"--prepack expects auto, on or off, got '{other}'"),
+    };
 
     public static void ApplyThreads(CliArgs args) =>
         Kernels.MaxThreads = args.GetInt("threads", Environment.ProcessorCount, 1, 1024);

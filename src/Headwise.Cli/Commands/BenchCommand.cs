@@ -8,10 +8,10 @@ public sealed class BenchCommand : ICommand
 {
     public string Name => "bench";
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives", "recipes", "influence" };
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives", "recipes", "influence", "onnx" };
     public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "tokens"]);
     public string Help => """
-        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence]
+        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence] [--onnx]
 
         Measures the engine on this machine, each figure against a baseline measured in the same run
         (machines are noisy; ratios travel better than absolute numbers):
@@ -19,6 +19,8 @@ public sealed class BenchCommand : ICommand
                    (libopenblas0-pthread, when installed); target ≥ 1.3× OpenBLAS on one thread
           prefill  a GPT-2-small-shaped model (124M, random weights) over T tokens (default 512), batch 1:
                    tokens/s and effective GFLOP/s, as a fraction of our own multi-threaded GEMM rate; target ≥ 0.70
+          prepack  the same prefill with its weights packed once for the GEMM (the default) against packed on every
+                   call, alternating: the speed-up, and resident memory (weights + packed copies) ÷ weights
           decode   one token at a time with the KV cache, against the bound of reading every weight once per token
                    at the machine's measured memory bandwidth; target ≥ 0.80
           hooks    a forward with one no-op hook, and with a full activation cache, relative to a plain forward
@@ -40,6 +42,10 @@ public sealed class BenchCommand : ICommand
           influence (with --influence; a minute) `headwise influence` on the demo model, head 2.1 masked, 400 random
                    documents of realistic lengths: documents/s and tokens/s against the model's prefill tokens/s at full
                    context in the same run; target ≥ 0.70 (two forwards per token bound it at 0.67 for a layer-2 head)
+          onnx     (with --onnx; a few minutes) prefill against ONNX Runtime 1.31 on the same model and weights (the forward
+                   written as an ONNX graph, ORT_SEQUENTIAL, every graph optimisation), at 128, 512 and 1,024 tokens (32
+                   and 64 with --quick), on 1 and all threads: Headwise tokens/s ÷ ORT tokens/s, timed alternately after
+                   checking that both give the same mean NLL to 1e-5 (the benchmark fails when they do not)
         Figures are medians of repeated runs after a warm-up. Record them in docs/performance.md with this command.
 
         Options:
@@ -52,6 +58,7 @@ public sealed class BenchCommand : ICommand
           --primitives      also compare our vector kernels with TensorPrimitives
           --recipes         also time intervention recipes against a plain forward
           --influence       also time `headwise influence` on the demo model against its prefill tokens/s
+          --onnx            also compare prefill with ONNX Runtime's on the same weights
           --json            print one JSON object (schema in docs/cli.md)
 
         Example:
@@ -68,6 +75,7 @@ public sealed class BenchCommand : ICommand
         bool primitives = args.Flag("primitives");
         bool recipes = args.Flag("recipes");
         bool influence = args.Flag("influence");
+        bool onnx = args.Flag("onnx");
         ModelArgs.ApplyThreads(args);
         int tokens = args.GetInt("tokens", quick ? 64 : 512, 1, 1024);
         int threads = Kernels.MaxThreads;
@@ -93,6 +101,14 @@ public sealed class BenchCommand : ICommand
         using var model = ModelBenchmarks.RandomModel(config);
         Progress($"prefill of {tokens} tokens");
         var prefill = ModelBenchmarks.Prefill(model, tokens, quick ? 1 : 3, cancel);
+        Progress($"prefill of {tokens} tokens, weights prepacked against packed on every call");
+        var prepack = ModelBenchmarks.PrefillPrepack(model, tokens, quick ? 1 : 3, cancel);
+        OnnxComparisonResult? ort = null;
+        if (onnx)
+        {
+            Progress("prefill against ONNX Runtime (checking the NLLs agree first)");
+            ort = OnnxComparison.Compare(model, quick ? [32, 64] : [128, 512, 1024], threads > 1 ? [1, threads] : [1], quick ? 1 : 3, cancel);
+        }
         Progress("decode");
         var decode = ModelBenchmarks.Decode(model, 16, quick ? 8 : 64, cancel);
         Progress("hook overhead");
@@ -196,6 +212,16 @@ public sealed class BenchCommand : ICommand
                 gflops = prefill.GFlops,
                 ratio_vs_own_gemm = prefill.GFlops / gemm.OursMultiThread,
             },
+            prepack = new
+            {
+                tokens = prepack.Tokens,
+                unpacked_s = prepack.UnpackedSeconds,
+                packed_s = prepack.PackedSeconds,
+                speedup = prepack.Speedup,
+                weight_bytes = prepack.WeightBytes,
+                packed_bytes = prepack.PackedBytes,
+                resident_ratio = prepack.ResidentRatio,
+            },
             decode = new
             {
                 tokens = decode.Tokens,
@@ -260,6 +286,23 @@ public sealed class BenchCommand : ICommand
                 recipe_ms = r.RecipeMs,
                 ratio = r.Ratio,
             }).ToArray(),
+            onnx = ort is null ? null : new
+            {
+                ort_version = ort.OrtVersion,
+                max_logit_diff = ort.MaxLogitDiff,
+                max_nll_diff = ort.MaxNllDiff,
+                nll = ort.Nll,
+                runs = ort.Timings.Select(t => new
+                {
+                    tokens = t.Tokens,
+                    threads = t.Threads,
+                    headwise_s = t.HeadwiseSeconds,
+                    ort_s = t.OrtSeconds,
+                    headwise_tokens_per_s = t.HeadwiseTokensPerSecond,
+                    ort_tokens_per_s = t.OrtTokensPerSecond,
+                    ratio = t.Ratio,
+                }).ToArray(),
+            },
             influence = influenceCost is null ? null : new
             {
                 model = "demo (models/demo)",
@@ -307,6 +350,7 @@ public sealed class BenchCommand : ICommand
         stdout.WriteLine($"memory bandwidth       1 thread {bandwidth.SingleThreadGBps,8:F1} GB/s      {threads} threads {bandwidth.MultiThreadGBps,8:F1} GB/s");
         stdout.WriteLine();
         stdout.WriteLine($"prefill {prefill.Tokens} tokens     {prefill.TokensPerSecond,8:F0} tokens/s  {prefill.GFlops,6:F1} GFLOP/s = {prefill.GFlops / gemm.OursMultiThread:P0} of our GEMM rate (target ≥ 70%)");
+        stdout.WriteLine($"prepacked weights      {prepack.Speedup:F2}× the prefill packing on every call ({prepack.UnpackedSeconds * 1000:F0} → {prepack.PackedSeconds * 1000:F0} ms); resident {prepack.WeightBytes / 1e6:F0} MB weights + {prepack.PackedBytes / 1e6:F0} MB packed = {prepack.ResidentRatio:F2}× the weights");
         stdout.WriteLine($"decode                 {decode.TokensPerSecond,8:F1} tokens/s  bound {decodeBound:F1} tokens/s ({decode.WeightBytes / 1e6:F0} MB of weights per token) = {decode.TokensPerSecond / decodeBound:P0} (target ≥ 80%)");
         stdout.WriteLine($"hooks                  plain {hooks.PlainSeconds * 1000:F0} ms; one no-op hook {hooks.NoOpRatio:F3}×; full activation cache {hooks.FullCacheRatio:F2}× (new arrays), {hooks.ReusedCacheRatio:F2}× (refilled; target ≤ 1.25×)");
         if (load is not null)
@@ -344,6 +388,15 @@ public sealed class BenchCommand : ICommand
         {
             stdout.WriteLine($"search                 {recipeModel}, {sc.Tokens} tokens, {sc.Heads} heads, {sc.Search}: {sc.SearchSeconds * 1000:F0} ms = {sc.Ratio:F1}× one forward ({sc.ForwardSeconds * 1000:F2} ms); " +
                 $"{sc.Forwards} forwards = {sc.ForwardEquivalents:F1} forward-equivalents by the search's count");
+        }
+        if (ort is not null)
+        {
+            stdout.WriteLine($"onnx runtime           {ort.OrtVersion}, same weights: mean NLL {ort.Nll:F4}, |ΔNLL| ≤ {ort.MaxNllDiff:0.0E+0}, max |Δlogit| {ort.MaxLogitDiff:0.0E+0}; Headwise ÷ ORT tokens/s (target ≥ 1.2× at 1,024 tokens on 2 threads)");
+            stdout.WriteLine("                       tokens  threads   Headwise tok/s   ORT tok/s    ratio");
+            foreach (var t in ort.Timings)
+            {
+                stdout.WriteLine($"                       {t.Tokens,6} {t.Threads,8} {t.HeadwiseTokensPerSecond,16:F0} {t.OrtTokensPerSecond,11:F0} {t.Ratio,8:F2}×");
+            }
         }
         if (influenceCost is { } ic)
         {

@@ -25,6 +25,7 @@ public sealed class CompareCommand : ICommand
           --model M         a model (repeat: two or more); Hugging Face directory, llama2.c .bin with --tokenizer, or Hub name
           --tokenizer F     tokenizer for the first model when it has none (llama2.c)
           --threads N       worker threads for the kernels (default: all cores)
+          --prepack P       auto|on|off for every model: weights packed once for the GEMM (see headwise info's help)
           --text-file F     the text to score (UTF-8; BOS prepended when the tokenizer adds one)
           --text S          the text, inline
           --no-bos          do not prepend BOS
@@ -55,12 +56,17 @@ public sealed class CompareCommand : ICommand
         }
         string text = TextInput.Read(args);
         ModelArgs.ApplyThreads(args);
+        bool? prepack = ModelArgs.Prepack(args);
         var loaded = new List<LoadedModel>();
         try
         {
             for (int i = 0; i < paths.Count; i++)
             {
                 loaded.Add(ModelLoader.Load(ModelArgs.ResolveModel(paths[i]), i == 0 ? args.Get("tokenizer") : null));
+                if (prepack is bool on)
+                {
+                    loaded[i].Model.Prepack = on;
+                }
             }
             int[] ids = loaded[0].RequireTokenizer().Encode(text, addSpecial: !args.Flag("no-bos"));
             int context = loaded.Min(m => m.Config.MaxPositions);

@@ -22,6 +22,7 @@ public sealed class TasksCommand : ICommand
           --model M         tokenize the prompts with this model's tokenizer (see `headwise info --help`)
           --tokenizer F     tokenizer file overriding the model's
           --threads N       worker threads for the kernels (default: all cores)
+          --prepack P       auto|on|off: weights packed once for the GEMM (see `headwise info --help`)
           --json            print the task as JSON
 
         Example:

@@ -10,7 +10,7 @@ namespace Headwise.Compute;
 public static unsafe partial class Kernels
 {
     private const int GemvMaxT = 4;  // rows handled by one streaming pass over the weights
-    private const int GemvMaxRows = 8; // T ≤ this takes the GEMV path (measured: two weight passes beat packing w for T = 5..8)
+    internal const int GemvMaxRows = 8; // T ≤ this takes the GEMV path (measured: two weight passes beat packing w for T = 5..8)
 
     // InOut output columns per pass: T·2048 partial sums (≤ 32 KiB) stay in L1 while each weight row is read as one
     // 8 KiB run; narrow chunks would hop a page per row and thrash the TLB

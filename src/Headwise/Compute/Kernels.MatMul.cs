@@ -15,7 +15,8 @@ namespace Headwise.Compute;
 //       for ic step MC:      pack A(MC × KC) into MR-tall panels
 //         for jr step NR, for ir step MR: MR×NR register-tile microkernel with FMA
 // The B micro-panel (KC·NR floats) stays in L1, the A block (MC·KC) in L2.
-// Weights come from memory-mapped files, so panels are packed on the fly into per-thread buffers.
+// Weights come from memory-mapped files, so panels are packed on the fly into per-thread buffers, unless the caller hands
+// over the weight already packed once (PackedWeight, Kernels.Prepack.cs): then the B panels are read from there.
 public static unsafe partial class Kernels
 {
     private const int GemmKC = 256;  // depth of a packed block: B micro-panel 256·32·4 B = 32 KiB ≤ L1d (48 KiB on Zen 5)
@@ -37,13 +38,21 @@ public static unsafe partial class Kernels
     /// <summary>out = x · W (+ bias).</summary>
     // x: (T, C)  w: (OC, C) for OutIn or (C, OC) for InOut  bias: (OC) or empty  out: (T, OC)
     public static void MatMul(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> output,
-        int T, int C, int OC, WeightLayout layout)
+        int T, int C, int OC, WeightLayout layout) => MatMul(x, w, null, bias, output, T, C, OC, layout);
+
+    /// <summary>out = x · W (+ bias), the GEMM reading W's panels from <paramref name="packed"/> (W packed once by
+    /// <see cref="PackWeight"/>) when it is not null; decode-sized T (the GEMV) still streams <paramref name="w"/>.
+    /// The same sums in the same order as the unpacked call: bitwise the same output.</summary>
+    // x: (T, C)  w: (OC, C) for OutIn or (C, OC) for InOut  packed: w's panels  bias: (OC) or empty  out: (T, OC)
+    public static void MatMul(ReadOnlySpan<float> x, ReadOnlySpan<float> w, PackedWeight? packed, ReadOnlySpan<float> bias,
+        Span<float> output, int T, int C, int OC, WeightLayout layout)
     {
         Require(T >= 0 && C >= 0 && OC >= 0, "MatMul: negative dimension");
         Require(x.Length >= (long)T * C, "MatMul: x is shorter than T·C");
         Require(w.Length >= (long)C * OC, "MatMul: w is shorter than C·OC");
         Require(bias.IsEmpty || bias.Length >= OC, "MatMul: bias is shorter than OC");
         Require(output.Length >= (long)T * OC, "MatMul: out is shorter than T·OC");
+        Require(packed is null || packed.Matches(C, OC, layout), "MatMul: the packed weight was packed for another shape or layout");
         if (T == 0 || OC == 0)
         {
             return;
@@ -58,7 +67,7 @@ public static unsafe partial class Kernels
             }
             return;
         }
-        fixed (float* px = x, pw = w, pb = bias, po = output)
+        fixed (float* px = x, pw = w, pb = bias, po = output, pp = packed?.Panels)
         {
             float* pbias = bias.IsEmpty ? null : pb;
             if (T <= GemvMaxRows)
@@ -71,7 +80,7 @@ public static unsafe partial class Kernels
             }
             else
             {
-                Gemm(px, pw, pbias, po, T, C, OC, layout);
+                Gemm(px, pw, pp, pbias, po, T, C, OC, layout);
             }
         }
     }
@@ -80,7 +89,7 @@ public static unsafe partial class Kernels
 
     private sealed class GemmJob
     {
-        public float* X, W, Bias, Out;
+        public float* X, W, PackedB, Bias, Out;
         public int T, C, OC, RowChunk, ColBlocks;
         public WeightLayout Layout;
         public readonly Action<int> Body;
@@ -90,13 +99,14 @@ public static unsafe partial class Kernels
         {
             int r0 = task / ColBlocks * RowChunk;
             int n0 = task % ColBlocks * GemmNC;
-            GemmTask(X, W, Bias, Out, T, C, OC, Layout, r0, Math.Min(T, r0 + RowChunk), n0, Math.Min(OC, n0 + GemmNC));
+            GemmTask(X, W, PackedB, Bias, Out, T, C, OC, Layout, r0, Math.Min(T, r0 + RowChunk), n0, Math.Min(OC, n0 + GemmNC));
         }
     }
 
     [ThreadStatic] private static GemmJob? t_gemmJob;
 
-    private static void Gemm(float* x, float* w, float* bias, float* output, int T, int C, int OC, WeightLayout layout)
+    // packedB: w's panels (PackedWeight), or null to pack them on the fly
+    private static void Gemm(float* x, float* w, float* packedB, float* bias, float* output, int T, int C, int OC, WeightLayout layout)
     {
         int colBlocks = (OC + GemmNC - 1) / GemmNC;
         // below ~4 MFLOP a thread hand-off costs more than it saves
@@ -115,11 +125,11 @@ public static unsafe partial class Kernels
         int tasks = rowChunks * colBlocks;
         if (threads == 1 || tasks == 1)
         {
-            GemmTask(x, w, bias, output, T, C, OC, layout, 0, T, 0, OC);
+            GemmTask(x, w, packedB, bias, output, T, C, OC, layout, 0, T, 0, OC);
             return;
         }
         var job = t_gemmJob ??= new GemmJob();
-        job.X = x; job.W = w; job.Bias = bias; job.Out = output;
+        job.X = x; job.W = w; job.PackedB = packedB; job.Bias = bias; job.Out = output;
         job.T = T; job.C = C; job.OC = OC; job.Layout = layout;
         job.RowChunk = rowChunk; job.ColBlocks = colBlocks;
         job.Options.MaxDegreeOfParallelism = Math.Min(threads, tasks);
@@ -138,7 +148,7 @@ public static unsafe partial class Kernels
 
     // Output rows [r0, r1) × columns [n0, n1), the whole depth C.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void GemmTask(float* x, float* w, float* bias, float* output, int T, int C, int OC, WeightLayout layout,
+    private static void GemmTask(float* x, float* w, float* packedB, float* bias, float* output, int T, int C, int OC, WeightLayout layout,
         int r0, int r1, int n0, int n1)
     {
         EnsurePackBuffers();
@@ -152,7 +162,14 @@ public static unsafe partial class Kernels
             {
                 int kc = Math.Min(GemmKC, C - pc);
                 bool first = pc == 0;
-                PackB(w, C, OC, layout, pc, kc, n, nc, nr, packB);
+                if (packedB != null)
+                {
+                    packB = packedB + PackedBlockOffset(n, pc, nc, C, nr);
+                }
+                else
+                {
+                    PackB(w, C, OC, layout, pc, kc, n, nc, nr, packB);
+                }
                 for (int ic = r0; ic < r1; ic += GemmMC)
                 {
                     int mc = Math.Min(GemmMC, r1 - ic);

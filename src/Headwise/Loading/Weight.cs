@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Headwise.Compute;
 
 namespace Headwise.Loading;
 
@@ -28,6 +29,28 @@ public sealed unsafe class Weight
     }
 
     public ReadOnlySpan<float> Span => new(Pointer, Length);
+
+    private PackedWeight? _packed;
+
+    /// <summary>This weight packed for the GEMM as a (<paramref name="C"/> → <paramref name="OC"/>) linear map stored in
+    /// <paramref name="layout"/>: packed on the first call and kept for the weight's lifetime (<see cref="PackedBytes"/>).
+    /// <paramref name="created"/> is true when this call did the packing.</summary>
+    public PackedWeight Packed(int C, int OC, WeightLayout layout, out bool created)
+    {
+        var packed = _packed;
+        created = false;
+        if (packed is null || !packed.Matches(C, OC, layout))
+        {
+            // a weight has one role in a forward; a second shape (never seen in the families) replaces the first
+            packed = Kernels.PackWeight(Span, C, OC, layout);
+            _packed = packed;
+            created = true;
+        }
+        return packed;
+    }
+
+    /// <summary>Bytes of the packed copy made by <see cref="Packed"/> (0 while there is none).</summary>
+    public long PackedBytes => _packed?.Bytes ?? 0;
 
     /// <summary>Wraps a float array (tests, hand-built models, edited weights). The array is pinned for the weight's lifetime.</summary>
     public static Weight FromArray(string name, float[] data, params int[] shape)

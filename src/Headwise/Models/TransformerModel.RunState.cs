@@ -273,8 +273,8 @@ public abstract partial class TransformerModel
     protected void Linear(float[] x, int inFeatures, Weight w, Weight? bias, float[] output, int outFeatures, WeightLayout layout)
     {
         int N = Step.N;
-        MatMul(x.AsSpan(0, N * inFeatures), w.Span, bias is null ? default : bias.Span, output.AsSpan(0, N * outFeatures),
-            N, inFeatures, outFeatures, layout);
+        MatMul(x.AsSpan(0, N * inFeatures), w.Span, PackedFor(w, N, inFeatures, outFeatures, layout), bias is null ? default : bias.Span,
+            output.AsSpan(0, N * outFeatures), N, inFeatures, outFeatures, layout);
     }
 
     /// <summary>Token embedding (+ hook_embed) into the residual stream.</summary>

@@ -241,7 +241,7 @@ public abstract partial class TransformerModel : IDisposable
         else
         {
             var logits = into?.LongLength == (long)B * T * V ? into : new float[(long)B * T * V];
-            MatMul(S.XNorm.AsSpan(0, B * T * C), wU.Span, default, logits, B * T, C, V, WeightLayout.OutIn);
+            MatMul(S.XNorm.AsSpan(0, B * T * C), wU.Span, PackedFor(wU, B * T, C, V, WeightLayout.OutIn), default, logits, B * T, C, V, WeightLayout.OutIn);
             return logits;
         }
     }

@@ -1,0 +1,151 @@
+using Headwise.Compute;
+using Headwise.Models;
+using Microsoft.ML.OnnxRuntime;
+
+namespace Headwise.Benchmarks;
+
+/// <param name="Ratio">Headwise tokens/s ÷ ONNX Runtime tokens/s: the median over rounds of (ORT time ÷ ours) in that round.</param>
+public sealed record OnnxTiming(int Tokens, int Threads, double HeadwiseSeconds, double OrtSeconds, double Ratio)
+{
+    public double HeadwiseTokensPerSecond => Tokens / HeadwiseSeconds;
+    public double OrtTokensPerSecond => Tokens / OrtSeconds;
+}
+
+/// <param name="MaxLogitDiff">Largest |Δlogit| between the two engines over every checked token count.</param>
+/// <param name="MaxNllDiff">Largest |Δ mean next-token NLL| over every checked token count (must be ≤ 1e-5).</param>
+public sealed record OnnxComparisonResult(string OrtVersion, double MaxLogitDiff, double MaxNllDiff, double Nll, IReadOnlyList<OnnxTiming> Timings);
+
+/// <summary>
+/// Prefill against ONNX Runtime (Microsoft.ML.OnnxRuntime, a benchmark-only dependency) on the same weights and math: the
+/// model's forward written as an ONNX graph (<see cref="OnnxGraph"/>), checked to give the same NLL before anything is timed,
+/// then both engines alternate in rounds at each token count and thread count.
+/// </summary>
+public static class OnnxComparison
+{
+    /// <summary>The NLL agreement required before timing (mean next-token NLL in nats).</summary>
+    public const double NllTolerance = 1e-5;
+
+    /// <summary>An ORT session of <paramref name="onnxModel"/> on <paramref name="threads"/> intra-op threads, sequential
+    /// execution, every graph optimisation.</summary>
+    public static InferenceSession Session(byte[] onnxModel, int threads)
+    {
+        using var options = new SessionOptions
+        {
+            IntraOpNumThreads = threads,
+            InterOpNumThreads = 1,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+        };
+        return new InferenceSession(onnxModel, options);
+    }
+
+    /// <summary>Logits (T, V) of <paramref name="tokens"/> from an ORT session of <see cref="OnnxGraph.Gpt2"/>, into
+    /// <paramref name="logits"/> (T·V floats).</summary>
+    public static void Run(InferenceSession session, int[] tokens, float[] logits)
+    {
+        int T = tokens.Length;
+        var ids = tokens.Select(t => (long)t).ToArray();
+        var positions = Enumerable.Range(0, T).Select(t => (long)t).ToArray();
+        var mask = new bool[T * T];
+        for (int q = 0; q < T; q++)
+        {
+            for (int k = 0; k <= q; k++) mask[q * T + k] = true; // causal: key k ≤ query q
+        }
+        using var idsValue = OrtValue.CreateTensorValueFromMemory(ids, [T]);
+        using var positionsValue = OrtValue.CreateTensorValueFromMemory(positions, [T]);
+        using var maskValue = OrtValue.CreateTensorValueFromMemory(mask, [T, T]);
+        using var output = OrtValue.CreateTensorValueFromMemory(logits, [T, logits.Length / T]);
+        using var runOptions = new RunOptions();
+        session.Run(runOptions, ["input_ids", "position_ids", "causal_mask"], [idsValue, positionsValue, maskValue], ["logits"], [output]);
+    }
+
+    /// <summary>Mean next-token NLL of <paramref name="tokens"/> under <paramref name="logits"/> (T, V), in double.</summary>
+    public static double MeanNll(float[] logits, int[] tokens, int V)
+    {
+        double sum = 0;
+        for (int t = 0; t + 1 < tokens.Length; t++)
+        {
+            var row = logits.AsSpan(t * V, V);
+            double max = double.NegativeInfinity;
+            foreach (float v in row) max = Math.Max(max, v);
+            double z = 0;
+            foreach (float v in row) z += Math.Exp(v - max);
+            sum += max + Math.Log(z) - row[tokens[t + 1]];
+        }
+        return sum / Math.Max(1, tokens.Length - 1);
+    }
+
+    /// <summary>Checks ORT against <paramref name="model"/> at every token count (throws when the NLLs differ by more than
+    /// <see cref="NllTolerance"/>), then times prefill of each token count with each thread count.</summary>
+    public static OnnxComparisonResult Compare(TransformerModel model, int[] tokenCounts, int[] threadCounts, int rounds = 3,
+        CancellationToken cancel = default)
+    {
+        int V = model.Config.VocabSize;
+        var onnx = OnnxGraph.Gpt2(model);
+        var sessions = threadCounts.Select(n => Session(onnx, n)).ToArray();
+        onnx = null; // the sessions hold their own copy
+        int savedThreads = Kernels.MaxThreads;
+        try
+        {
+            var rng = new Random(17);
+            double maxLogitDiff = 0, maxNllDiff = 0, nll = 0;
+            var inputs = new Dictionary<int, int[]>();
+            var ours = new Dictionary<int, float[]>();
+            var theirs = new Dictionary<int, float[]>();
+            foreach (int T in tokenCounts)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var tokens = Enumerable.Range(0, T).Select(_ => rng.Next(V)).ToArray();
+                inputs[T] = tokens;
+                ours[T] = model.Forward(ModelInput.Single(tokens));
+                theirs[T] = new float[(long)T * V];
+                Run(sessions[0], tokens, theirs[T]);
+                for (long i = 0; i < ours[T].LongLength; i++)
+                {
+                    maxLogitDiff = Math.Max(maxLogitDiff, Math.Abs(ours[T][i] - theirs[T][i]));
+                }
+                nll = MeanNll(ours[T], tokens, V);
+                double diff = Math.Abs(nll - MeanNll(theirs[T], tokens, V));
+                maxNllDiff = Math.Max(maxNllDiff, diff);
+                if (!(diff <= NllTolerance))
+                {
+                    throw new InvalidOperationException($"ONNX Runtime disagrees with Headwise at {T} tokens: mean NLL differs by {diff:E2} " +
+                        $"(tolerance {NllTolerance:E0}), max |Δlogit| {maxLogitDiff:E2}: the ONNX graph does not compute our forward; nothing was timed");
+                }
+            }
+
+            var timings = new List<OnnxTiming>();
+            for (int s = 0; s < threadCounts.Length; s++)
+            {
+                Kernels.MaxThreads = threadCounts[s];
+                foreach (int T in tokenCounts)
+                {
+                    var input = ModelInput.Single(inputs[T]);
+                    var logits = ours[T];
+                    // warm-up of both, then alternate: this machine's speed drifts over seconds
+                    model.Forward(input, null, logits);
+                    Run(sessions[s], inputs[T], theirs[T]);
+                    var headwise = new double[rounds];
+                    var ratios = new double[rounds];
+                    for (int r = 0; r < rounds; r++)
+                    {
+                        cancel.ThrowIfCancellationRequested();
+                        headwise[r] = GemmBenchmark.Seconds(() => model.Forward(input, null, logits));
+                        ratios[r] = GemmBenchmark.Seconds(() => Run(sessions[s], inputs[T], theirs[T])) / headwise[r];
+                    }
+                    double h = GemmBenchmark.MedianOf(headwise), ratio = GemmBenchmark.MedianOf(ratios);
+                    timings.Add(new OnnxTiming(T, threadCounts[s], h, h * ratio, ratio));
+                }
+            }
+            return new OnnxComparisonResult(OrtEnv.Instance().GetVersionString(), maxLogitDiff, maxNllDiff, nll, timings);
+        }
+        finally
+        {
+            Kernels.MaxThreads = savedThreads;
+            foreach (var session in sessions)
+            {
+                session.Dispose();
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+namespace Headwise.Compute;
+
+/// <summary>
+/// A linear weight packed once into the GEMM's B panels (Kernels.MatMul.cs), so that prefill reads them instead of packing
+/// the weight again on every call. Made by <see cref="Kernels.PackWeight"/>; read-only afterwards.
+/// </summary>
+// Panels: for each block of NC output columns (n = 0, NC, 2·NC, …), for each depth block of KC (pc = 0, KC, …):
+// ⌈nc/NR⌉ panels of kc × NR, NR contiguous, zero-padded past OC — exactly what PackB writes for that (n, pc) block.
+// Every column block but the last is NC wide (a multiple of NR), so block (n, pc) starts at n·C + pc·⌈nc/NR⌉·NR.
+public sealed class PackedWeight
+{
+    internal PackedWeight(float[] panels, int c, int oc, WeightLayout layout, int nr)
+    {
+        Panels = panels;
+        C = c;
+        OC = oc;
+        Layout = layout;
+        PanelWidth = nr;
+    }
+
+    /// <summary>The panels: ⌈OC/NR⌉·NR × C floats, pinned.</summary>
+    internal float[] Panels { get; }
+
+    /// <summary>Input features (the depth of the product).</summary>
+    public int C { get; }
+
+    /// <summary>Output features.</summary>
+    public int OC { get; }
+
+    /// <summary>How the source weight was stored.</summary>
+    public WeightLayout Layout { get; }
+
+    /// <summary>NR, the register tile's width on this machine (32 with AVX-512, 16 with AVX2, 8 otherwise).</summary>
+    public int PanelWidth { get; }
+
+    /// <summary>Bytes the panels occupy (the weight's own size, plus zero padding of the last panel).</summary>
+    public long Bytes => Panels.LongLength * sizeof(float);
+
+    internal bool Matches(int c, int oc, WeightLayout layout) => C == c && OC == oc && Layout == layout;
+}
+
+public static unsafe partial class Kernels
+{
+    /// <summary>Bytes <see cref="PackWeight"/> allocates for a (C → OC) weight on this machine.</summary>
+    public static long PackedWeightBytes(int C, int OC) => (long)RoundUp(OC, GemmNR) * C * sizeof(float);
+
+    /// <summary>Packs <paramref name="w"/> into the GEMM's panels once, for <see cref="MatMul(ReadOnlySpan{float}, ReadOnlySpan{float}, PackedWeight?, ReadOnlySpan{float}, Span{float}, int, int, int, WeightLayout)"/>.</summary>
+    // w: (OC, C) for OutIn or (C, OC) for InOut → panels as in the GEMM's PackB, every (column block, depth block) in turn
+    public static PackedWeight PackWeight(ReadOnlySpan<float> w, int C, int OC, WeightLayout layout)
+    {
+        Require(C >= 0 && OC >= 0, "PackWeight: negative dimension");
+        Require(w.Length >= (long)C * OC, "PackWeight: w is shorter than C·OC");
+        long n = (long)RoundUp(OC, GemmNR) * C;
+        Require(n <= Array.MaxLength, "PackWeight: the packed weight would exceed the largest array");
+        var panels = GC.AllocateUninitializedArray<float>((int)n, pinned: true);
+        int nr = GemmNR;
+        int colBlocks = (OC + GemmNC - 1) / GemmNC, depthBlocks = (C + GemmKC - 1) / GemmKC;
+        fixed (float* pw = w, pp = panels)
+        {
+            float* src = pw, dst = pp;
+            // each (column block, depth block) is independent: spread them over the cores (the unembedding has ~50 × 3)
+            Parallel.For(0, colBlocks * depthBlocks, new ParallelOptions { MaxDegreeOfParallelism = MaxThreads }, task =>
+            {
+                int n0 = task / depthBlocks * GemmNC, pc = task % depthBlocks * GemmKC;
+                int nc = Math.Min(GemmNC, OC - n0), kc = Math.Min(GemmKC, C - pc);
+                PackB(src, C, OC, layout, pc, kc, n0, nc, nr, dst + PackedBlockOffset(n0, pc, nc, C, nr));
+            });
+        }
+        return new PackedWeight(panels, C, OC, layout, nr);
+    }
+
+    // where the panels of column block n (nc wide) and depth block pc start in a packed weight (layout above)
+    private static long PackedBlockOffset(int n, int pc, int nc, int C, int nr) => (long)n * C + (long)pc * RoundUp(nc, nr);
+
+    private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
+}

@@ -1,0 +1,72 @@
+using Headwise.Compute;
+using Headwise.Loading;
+
+namespace Headwise.Models;
+
+// Prepacked weights: each linear weight packed once into the GEMM's panel layout (Kernels.Prepack.cs) on its first prefill
+// use and kept, instead of being packed again by every GEMM call. Decode-sized steps (≤ 8 rows) keep streaming the weight
+// itself through the GEMV. The packed GEMM computes the same sums in the same order: logits are bitwise the same either way.
+public abstract partial class TransformerModel
+{
+    /// <summary>The environment variable that sets the default of <see cref="Prepack"/>: <c>0</c>/<c>off</c> never packs,
+    /// <c>1</c>/<c>on</c> always packs, unset or <c>auto</c> decides by memory (<see cref="PrepackFits"/>).</summary>
+    public const string PrepackVariable = "HEADWISE_PREPACK";
+
+    private bool? _prepack;
+    private long _packedBytes;
+
+    /// <summary>Whether prefill GEMMs read weights packed once (a second copy of each linear weight, made on first use)
+    /// rather than packing them on every call. Default: <see cref="PrepackVariable"/>, else on when
+    /// <see cref="PrepackFits"/>. Turning it off stops using the packed copies; it does not free them.</summary>
+    public bool Prepack
+    {
+        get => _prepack ??= PrepackDefault();
+        set => _prepack = value;
+    }
+
+    /// <summary>Bytes of packed weight copies made so far (0 until a prefill has run with <see cref="Prepack"/> on, or
+    /// <see cref="PrepackWeights"/> was called).</summary>
+    public long PackedWeightBytes => Interlocked.Read(ref _packedBytes);
+
+    /// <summary>Packs every linear weight now (one forward of 9 tokens, the smallest step that takes the GEMM), so that
+    /// the first real prefill does not pay for it; returns <see cref="PackedWeightBytes"/>. Does nothing with
+    /// <see cref="Prepack"/> off.</summary>
+    public long PrepackWeights()
+    {
+        if (Prepack)
+        {
+            const int rows = Kernels.GemvMaxRows + 1;
+            int T = Math.Min(rows, Config.MaxPositions), B = (rows + T - 1) / T;
+            Forward(new ModelInput(new int[B * T], B, T));
+        }
+        return PackedWeightBytes;
+    }
+
+    /// <summary>True when a packed copy of the weights fits comfortably: the weights' bytes twice over (loaded and packed;
+    /// the packed copy is never larger than the weights plus one panel of padding per tensor) within half of the memory
+    /// this process may use (<see cref="GCMemoryInfo.TotalAvailableMemoryBytes"/>, which honours container limits).</summary>
+    public static bool PrepackFits(long weightBytes) =>
+        2 * weightBytes <= GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2;
+
+    private bool PrepackDefault() => Environment.GetEnvironmentVariable(PrepackVariable)?.Trim().ToLowerInvariant() switch
+    {
+        "0" or "off" or "false" or "no" => false,
+        "1" or "on" or "true" or "yes" => true,
+        _ => PrepackFits(Config.ParameterCount * 4L),
+    };
+
+    // w's packed panels when prepacking is on and the step is a prefill (the GEMM's path), else null
+    private PackedWeight? PackedFor(Weight w, int rows, int C, int OC, WeightLayout layout)
+    {
+        if (rows <= Kernels.GemvMaxRows || !Prepack)
+        {
+            return null;
+        }
+        var packed = w.Packed(C, OC, layout, out bool created);
+        if (created)
+        {
+            Interlocked.Add(ref _packedBytes, packed.Bytes);
+        }
+        return packed;
+    }
+}

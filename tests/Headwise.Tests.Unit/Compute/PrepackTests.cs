@@ -1,0 +1,53 @@
+using Headwise.Compute;
+using static Headwise.Tests.Unit.Compute.KernelTestUtil;
+using K = Headwise.Compute.Kernels;
+
+namespace Headwise.Tests.Unit.Compute;
+
+// A prepacked weight holds exactly the panels the GEMM packs on the fly, read in the same order: bitwise the same output.
+[Collection(KernelThreadsCollection.Name)]
+public sealed class PrepackTests
+{
+    // 0..257-style sizes around the panel width (8/16/32), the depth block (256) and the column block (1,024)
+    private static readonly int[] Cs = [0, 1, 7, 31, 255, 256, 257, 513];
+    private static readonly int[] OCs = [1, 17, 33, 257, 1024, 1025, 2100];
+    private static readonly int[] Ts = [1, 8, 9, 13, 121, 257];
+
+    [Theory]
+    [InlineData(WeightLayout.OutIn, 1)]
+    [InlineData(WeightLayout.OutIn, 2)]
+    [InlineData(WeightLayout.InOut, 1)]
+    [InlineData(WeightLayout.InOut, 2)]
+    public void PackedMatMulIsBitwiseTheUnpacked(WeightLayout layout, int threads)
+    {
+        var rng = new Random(31 + (int)layout * 10 + threads);
+        using var scope = new ThreadScope(threads);
+        for (int i = 0; i < Cs.Length; i++)
+        {
+            for (int j = 0; j < OCs.Length; j++)
+            {
+                int C = Cs[i], OC = OCs[j], T = Ts[(i + j) % Ts.Length];
+                float[] x = RandomArray(rng, T * C), w = RandomArray(rng, C * OC), bias = (i + j) % 2 == 0 ? RandomArray(rng, OC) : [];
+                var packed = K.PackWeight(w, C, OC, layout);
+                Assert.Equal(K.PackedWeightBytes(C, OC), packed.Bytes);
+                var expected = new float[T * OC];
+                var actual = new float[T * OC];
+                actual.AsSpan().Fill(float.NaN); // every output must be written
+                K.MatMul(x, w, bias, expected, T, C, OC, layout);
+                K.MatMul(x, w, packed, bias, actual, T, C, OC, layout);
+                AssertExact(expected, actual, $"packed MatMul T={T} C={C} OC={OC} {layout} threads={threads}");
+            }
+        }
+    }
+
+    [Fact]
+    public void APackedWeightOfAnotherShapeIsRefused()
+    {
+        var w = new float[64 * 48];
+        var packed = K.PackWeight(w, 64, 48, WeightLayout.OutIn);
+        var x = new float[16 * 48];
+        var output = new float[16 * 64];
+        Assert.Throws<ArgumentException>(() => K.MatMul(x, w, packed, default, output, 16, 48, 64, WeightLayout.OutIn));
+        Assert.Throws<ArgumentException>(() => K.MatMul(new float[16 * 64], w, packed, default, new float[16 * 48], 16, 64, 48, WeightLayout.InOut));
+    }
+}

@@ -10,10 +10,10 @@ Writes, for each case under <out>/<case>/:
   image_exact.png              an RGB image at the model's own size (no resize: the pixels must match to 1e-6)
   image_gray.png               a grayscale image (converted to RGB, as PIL's convert("RGB") does)
   image_truncated.png          the first half of image.png (unreadable)
-  expected.safetensors         F32 pixels (resized, exact, gray) [1,3,H,W]; logits or hidden states of each; layer-0
+  expected.safetensors         F32 pixels (resized, exact, gray, and image.png with filters 1/3/4/5) [1,3,H,W]; logits or hidden states of each; layer-0
                                pattern [1,NH,T,T]; an input at another size (interp_pixels) with its output and
                                interpolated position embeddings (interp_pos [1,T',C])
-  golden.json                  what is in there, tolerances, notes
+  vit.json                     what is in there (not golden.json: GoldenTests reads those as text-model cases), tolerances, notes
 
 The forward is our own short re-implementation of HF's modeling_vit.py (comments quote the HF lines); the
 preprocessing follows image_processing_vit.py: PIL resize (resample from preprocessor_config, bilinear = 2) of the uint8
@@ -226,6 +226,9 @@ def make_case(out, name, case):
         expected[f"{out_name}_{key}"] = y
         if key == "resized":
             expected["pattern0_resized"] = pat
+    # every other PIL filter HF's resample may name (1 lanczos, 3 bicubic, 4 box, 5 hamming), on the same image
+    for f in (1, 3, 4, 5):
+        expected[f"pixels_filter{f}"] = preprocess(img, dict(case["preprocessor"], resample=f))
     ih, iw = case["interp"]
     ipx = torch.tensor(rng.standard_normal((1, 3, ih, iw)).astype(np.float32))
     y, pat, pos = vit_forward(cfg, W, case["prefix"], ipx, case["classifier"])
@@ -241,7 +244,7 @@ def make_case(out, name, case):
               "Forward: HF modeling_vit.py re-implemented (pre-LayerNorm, bidirectional attention, GELU, CLS classifier). "
               "interp_*: an input of another size; positions interpolated bicubically (align_corners=False) as "
               "ViTEmbeddings.interpolate_pos_encoding does.")
-    with open(os.path.join(d, "golden.json"), "w") as f:
+    with open(os.path.join(d, "vit.json"), "w") as f:
         json.dump(golden, f, indent=2)
     print(f"{name}: {out_name} {tuple(expected[out_name + '_resized'].shape)}, pattern {tuple(expected['pattern0_resized'].shape)}")
 

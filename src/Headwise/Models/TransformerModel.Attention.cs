@@ -48,6 +48,8 @@ public abstract partial class TransformerModel
         }
 
         float scale = 1f / MathF.Sqrt(HD);
+        // the kernels mask keys after query t's index past + t; a bidirectional model (ViT) moves that edge past the last key
+        int causalPast = Config.Bidirectional ? S_ : past;
         int window = Config.SlidingWindow;
         var hooks = Step.Hooks;
         bool observed = Hooked(L, HookKind.AttnScores) || Hooked(L, HookKind.Pattern);
@@ -66,7 +68,7 @@ public abstract partial class TransformerModel
             {
                 Kernels.Attention(S.Q.AsSpan(b * T * NH * HD, T * NH * HD), kc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
                     vc.AsSpan(b * _capacity * kvRow, S_ * kvRow), S.Z.AsSpan(b * T * NH * HD, T * NH * HD),
-                    T, S_, NH, NKV, HD, past, scale, _keyMask.AsSpan(b * _capacity, S_), window,
+                    T, S_, NH, NKV, HD, causalPast, scale, _keyMask.AsSpan(b * _capacity, S_), window,
                     wantScores ? S.Scores.AsSpan(b * per, per) : default, wantPattern ? S.Pattern.AsSpan(b * per, per) : default);
             }
             Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
@@ -78,7 +80,7 @@ public abstract partial class TransformerModel
             for (int b = 0; b < B; b++)
             {
                 AttentionScores(S.Q.AsSpan(b * T * NH * HD, T * NH * HD), kc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
-                    S.Scores.AsSpan(b * per, per), T, S_, NH, NKV, HD, past, scale, _keyMask.AsSpan(b * _capacity, S_), window);
+                    S.Scores.AsSpan(b * per, per), T, S_, NH, NKV, HD, causalPast, scale, _keyMask.AsSpan(b * _capacity, S_), window);
             }
             Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
             S.Scores.AsSpan(0, B * per).CopyTo(S.Pattern);

@@ -9,6 +9,7 @@ public static class CommandRegistry
         new TokenizeCommand(),
         new GenerateCommand(),
         new EvalCommand(),
+        new ClassifyCommand(),
         new InfluenceCommand(),
         new ExportCommand(),
         new PullCommand(),

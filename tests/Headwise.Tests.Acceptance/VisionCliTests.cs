@@ -85,4 +85,18 @@ public class VisionCliTests
         Assert.Equal(0, text.ExitCode);
         Assert.Contains("4×4 grid", text.Stdout);
     }
+
+    [Fact]
+    public void HeadsOnAnImageRankEveryHeadByDistance()
+    {
+        var r = CliRunner.Run("heads", "--model", Vit, "--image", Image("image.png"), "--json");
+        Assert.Equal(0, r.ExitCode);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var scores = doc.RootElement.GetProperty("scores").EnumerateArray().ToArray();
+        Assert.Equal(2 * 4, scores.Length);
+        var distances = scores.Select(s => s.GetProperty("distance").GetDouble()).ToArray();
+        Assert.Equal(distances.Order().ToArray(), distances);
+        Assert.All(scores, s => Assert.InRange(s.GetProperty("cls").GetDouble(), 0, 1));
+        AssertOneLineError(CliRunner.Run("heads", "--model", CliRunner.Golden("gpt2_tied"), "--image", Image("image.png")), "language model");
+    }
 }

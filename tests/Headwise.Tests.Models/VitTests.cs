@@ -1,3 +1,7 @@
+using Headwise.Analysis;
+using Headwise.Analysis.Patterns;
+using Headwise.Analysis.Vision;
+using Headwise.Hooks;
 using Headwise.Loading;
 using Headwise.Models;
 using Headwise.Vision;
@@ -144,6 +148,42 @@ public class VitTests(ITestOutputHelper output)
         // bidirectional: the CLS (query 0) attends to the last patch, which a causal mask would hide
         var pattern = cache["blocks.0.attn.hook_pattern"].Data;
         Assert.True(pattern[T - 1] > 0);
+    }
+
+    [Fact]
+    public void AHeadOnItsLeftNeighbourHasDistanceOneAndRanksFirstAndACLSHeadIsFound()
+    {
+        // known by construction: head 1.2's pattern is set to "the patch to the left" (the right one in column 0: also 1
+        // patch away; the CLS query reads itself), head 0.1's to "the CLS only"
+        string dir = Dir("vit_cls");
+        using var loaded = ModelLoader.Load(dir);
+        var vision = loaded.Config.Vision!;
+        var input = ModelInput.Image(Preprocess(dir, "image.png", vision, out _), vision);
+        int T = input.SeqLen, G = vision.GridSize;
+        void Set(ActivationView a, int head, Func<int, int> key)
+        {
+            var span = a.Data.Span.Slice(head * T * T, T * T); // [batch 1, head, q, k]
+            span.Clear();
+            for (int q = 0; q < T; q++)
+            {
+                span[q * T + key(q)] = 1;
+            }
+        }
+        int LeftNeighbour(int q) => q == 0 ? 0 : (q - 1) % G == 0 ? q + 1 : q - 1;
+        var p = PatternAnalysis.RunImage(loaded.Model, input, baseHooks: hooks =>
+        {
+            hooks.Add("blocks.1.attn.hook_pattern", a => Set(a, 2, LeftNeighbour));
+            hooks.Add("blocks.0.attn.hook_pattern", a => Set(a, 1, _ => 0));
+        });
+        var scores = VisionHeads.Score(p, G, G);
+        Assert.Equal(new HeadId(1, 2), scores[0].Id);
+        Assert.Equal(1.0, scores[0].Distance, 1e-12);
+        Assert.Equal(0.0, scores[0].Entropy, 1e-12);
+        var clsHead = scores.Single(s => s.Id == new HeadId(0, 1));
+        Assert.Equal(1.0, clsHead.Cls, 1e-12);
+        Assert.True(double.IsNaN(clsHead.Distance)); // no patch attended: no distance, ranked last
+        Assert.Equal(clsHead, scores[^1]);
+        Assert.Equal(clsHead, scores.MaxBy(s => s.Cls));
     }
 
     [Fact]

@@ -99,4 +99,23 @@ public class VisionCliTests
         Assert.All(scores, s => Assert.InRange(s.GetProperty("cls").GetDouble(), 0, 1));
         AssertOneLineError(CliRunner.Run("heads", "--model", CliRunner.Golden("gpt2_tied"), "--image", Image("image.png")), "language model");
     }
+
+    [Fact]
+    public void AblatingHeadsOnAnImageComparesTheLabelDistributions()
+    {
+        var classify = CliRunner.Run("classify", "--model", Vit, "--image", Image("image.png"), "--top", "1", "--json");
+        using var top = JsonDocument.Parse(classify.Stdout);
+        var first = top.RootElement.GetProperty("top")[0];
+        foreach (string method in new[] { "zero", "mean" })
+        {
+            var r = CliRunner.Run("ablate", "--model", Vit, "--image", Image("image.png"), "--heads", "0.0,1.2", "--method", method, "--json");
+            Assert.Equal(0, r.ExitCode);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            var root = doc.RootElement;
+            Assert.Equal(first.GetProperty("label").GetString(), root.GetProperty("clean_label").GetString());
+            Assert.Equal(first.GetProperty("probability").GetDouble(), root.GetProperty("clean_probability").GetDouble(), 1e-12);
+            Assert.True(root.GetProperty("kl").GetDouble() > 0);
+        }
+        AssertOneLineError(CliRunner.Run("ablate", "--model", Vit, "--image", Image("image.png"), "--heads", "0.0", "--method", "resample"), "resample");
+    }
 }

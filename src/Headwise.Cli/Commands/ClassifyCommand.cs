@@ -1,4 +1,5 @@
 using System.Globalization;
+using Headwise.Vision;
 
 namespace Headwise.Cli.Commands;
 
@@ -46,9 +47,7 @@ public sealed class ClassifyCommand : ICommand
             int V = loaded.Config.VocabSize;
             // logits = self.classifier(sequence_output[:, 0, :]): the CLS position's
             var logits = loaded.Model.Forward(input)[..V];
-            var probabilities = Softmax(logits);
-            var best = Enumerable.Range(0, V).OrderByDescending(i => probabilities[i]).ThenBy(i => i).Take(Math.Min(top, V))
-                .Select(i => (Label: vision.Labels[i], Probability: probabilities[i])).ToArray();
+            var best = Classification.Top(logits, vision, top);
             if (json)
             {
                 var topJson = best.Select(b => new { label = b.Label, probability = b.Probability }).ToArray();
@@ -61,7 +60,7 @@ public sealed class ClassifyCommand : ICommand
             {
                 stdout.WriteLine(file);
             }
-            foreach (var (label, p) in best)
+            foreach (var (_, label, p) in best)
             {
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{p,8:P2}  {label}"));
             }
@@ -74,14 +73,5 @@ public sealed class ClassifyCommand : ICommand
             }
         }
         return 0;
-    }
-
-    // softmax in double: probabilities that sum to 1 to the printed precision
-    private static double[] Softmax(float[] logits)
-    {
-        double max = logits.Max();
-        var e = logits.Select(l => Math.Exp(l - max)).ToArray();
-        double sum = e.Sum();
-        return [.. e.Select(x => x / sum)];
     }
 }

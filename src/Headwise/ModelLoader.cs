@@ -14,7 +14,8 @@ public sealed class LoadedModel(TransformerModel model, TextTokenizer? tokenizer
     public ModelConfig Config => Model.Config;
 
     /// <summary>The tokenizer, or a clear error saying how to supply one.</summary>
-    public TextTokenizer RequireTokenizer() => Tokenizer ?? throw new InvalidInputException(
+    public TextTokenizer RequireTokenizer() => Tokenizer ?? throw new InvalidInputException(Config.Vision is not null
+        ? $"{Path} is a {Config.ModelType} vision model: it reads images, not text (docs/vision.md)" :
         $"{Path}: no tokenizer found (a Hugging Face directory needs tokenizer.json, vocab.json + merges.txt or tokenizer.model; a llama2.c .bin needs --tokenizer tokenizer.bin)");
 
     public void Dispose() => Model.Dispose();

@@ -1,5 +1,7 @@
 using Headwise.Analysis;
 using Headwise.Analysis.Detectors;
+using Headwise.Analysis.Patterns;
+using Headwise.Analysis.Vision;
 
 namespace Headwise.Cli.Commands;
 
@@ -8,10 +10,11 @@ public sealed class HeadsCommand : ICommand
     public string Name => "heads";
     public string Summary => "head detectors: previous-token, induction, duplicate-token, sink, entropy, attention distance";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "tokens", "seq-len", "batch", "seed", "top"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "tokens", "seq-len", "batch", "seed", "top", "image"]);
     public string Help => $"""
         headwise heads --model M [--tokens IDS] [--seq-len N] [--batch B] [--seed S] [--top K] [--no-bos]
                        [--intervene FILE] [--json]
+        headwise heads --model VIT --image FILE [--top K] [--intervene FILE] [--json]
 
         Scores every head from its attention pattern (definitions in docs/analyses.md):
           prev_token  mean attention from i to i − 1 (i ≥ 1)
@@ -24,8 +27,15 @@ public sealed class HeadsCommand : ICommand
         has one. prev_token, sink, entropy and distance use --tokens exactly as given (nothing prepended), or the repeated
         sequences when --tokens is absent; induction and duplicate always use the repeated sequences.
 
+        On a vision model (ViT) with --image, from the patterns on that image, most local head first (docs/vision.md):
+          distance    mean attention distance in patches: Σ_k a(q,k)·‖pos(q) − pos(k)‖ over patch keys (renormalised),
+                      mean over patch queries (the ViT paper's, in patches); none (null) for a head on the CLS only
+          entropy     entropy of each query's attention row (nats), mean over every query
+          cls         mean attention of the patch queries on the CLS
+
         Options:
         {ModelArgs.Help}
+          --image FILE      a vision model's image (PNG/JPEG, preprocessed as for classify)
           --tokens IDS      ids for the pattern scores, e.g. 1,403,407
           --seq-len N       length of each random half (default 50)
           --batch B         number of repeated sequences (default 10)
@@ -48,6 +58,10 @@ public sealed class HeadsCommand : ICommand
         bool noBos = args.Flag("no-bos");
         string? tokensArg = args.Get("tokens");
         using var loaded = ModelArgs.Load(args);
+        if (loaded.Config.Vision is not null || args.Get("image") is not null)
+        {
+            return RunImage(args, loaded, json, stdout, stderr);
+        }
         int seqLen = args.GetInt("seq-len", 50, 2, loaded.Config.MaxPositions / 2);
         int batch = args.GetInt("batch", 10, 1, 100_000);
         int seed = args.GetInt("seed", 0);
@@ -87,6 +101,34 @@ public sealed class HeadsCommand : ICommand
             {
                 stdout.WriteLine($"  {head,-7} {score,10:F4}");
             }
+        }
+        return 0;
+    }
+
+    // a vision model: distance, entropy and CLS scores of every head on one image, most local first
+    private static int RunImage(CliArgs args, LoadedModel loaded, bool json, TextWriter stdout, TextWriter stderr)
+    {
+        var vision = ImageArgs.RequireVision(loaded, "heads --image");
+        string file = args.Get("image") ?? throw new UsageException($"{loaded.Path} is a vision model: give --image FILE");
+        int top = args.GetInt("top", 5, 1, 10_000);
+        var input = ImageArgs.Read(file, loaded, ImageArgs.Processor(loaded), stderr);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        var p = PatternAnalysis.RunImage(applied?.Model ?? loaded.Model, input, CliMain.Cancellation, RecipeArgs.Hooks(applied));
+        var px = input.Pixels!;
+        int rows = px.Height / vision.PatchSize, columns = px.Width / vision.PatchSize;
+        var scores = VisionHeads.Score(p, rows, columns);
+        if (json)
+        {
+            var heads = scores.Select(s => new { head = s.Id.ToString(), distance = double.IsNaN(s.Distance) ? (double?)null : s.Distance, entropy = s.Entropy, cls = s.Cls }).ToArray();
+            stdout.WriteLine(RecipeArgs.Json(new { layers = loaded.Config.NLayers, heads = loaded.Config.NHeads, grid = new[] { rows, columns }, patch_size = vision.PatchSize, scores = heads }, applied));
+            return 0;
+        }
+        RecipeArgs.WriteLine(stdout, applied);
+        stdout.WriteLine($"{loaded.Config.NLayers} layers × {loaded.Config.NHeads} heads on {file} ({rows}×{columns} patches of {vision.PatchSize} px); most local first");
+        stdout.WriteLine("  head      distance   entropy       cls");
+        foreach (var s in scores.Take(top))
+        {
+            stdout.WriteLine($"  {s.Id,-7} {s.Distance,10:F4} {s.Entropy,9:F4} {s.Cls,9:F4}");
         }
         return 0;
     }

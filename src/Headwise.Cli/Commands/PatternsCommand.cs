@@ -9,9 +9,10 @@ public sealed class PatternsCommand : ICommand
     public string Name => "patterns";
     public string Summary => "attention patterns of every head on a prompt";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, .. RecipeArgs.Options, "head"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, .. RecipeArgs.Options, "head", "image"]);
     public string Help => $"""
         headwise patterns --model M (--text "..." | --tokens IDS) [--head L.H] [--no-bos] [--intervene FILE] [--json]
+        headwise patterns --model VIT --image FILE [--head L.H] [--intervene FILE] [--json]
 
         Runs the prompt once and reads blocks.L.attn.hook_pattern. The table shows one head (--head, default 0.0) as a
         matrix: one row per query position, one column per key position, in percent (blank above the diagonal).
@@ -22,6 +23,9 @@ public sealed class PatternsCommand : ICommand
           --tokens IDS      explicit ids, e.g. 1,403,407 — nothing prepended
           --head L.H        the head to show or, with --json, to print alone
           --no-bos          do not prepend BOS to the text
+          --image FILE      for a vision model (ViT): the image (PNG/JPEG, preprocessed as for classify); position 0 is
+                            the CLS, 1 + r·columns + c the patch in row r, column c. The table is then the CLS's attention
+                            over the patch grid (and on itself), in percent
         {RecipeArgs.Help}
                             (the patterns shown are as the recipe leaves them, e.g. softened)
           --json            print {"{"}"tokens": [...], "token_ids": [...], "layers": L, "heads": H, "patterns": [layer][head][T·T]{"}"}
@@ -36,6 +40,14 @@ public sealed class PatternsCommand : ICommand
     {
         bool json = args.Flag("json");
         using var loaded = ModelArgs.Load(args);
+        if (loaded.Config.Vision is not null)
+        {
+            return RunImage(args, loaded, json, stdout, stderr);
+        }
+        if (args.Get("image") is not null)
+        {
+            ImageArgs.RequireVision(loaded, "patterns --image");
+        }
         int[] ids = PromptArgs.Read(args, loaded);
         string? headArg = args.Get("head");
         HeadId? head = headArg is null ? null : HeadId.ParseList(headArg, loaded.Config.NLayers, loaded.Config.NHeads).Single();
@@ -77,6 +89,36 @@ public sealed class PatternsCommand : ICommand
         }
         stdout.WriteLine();
         stdout.WriteLine(string.Join("  ", labels.Select((l, i) => $"{i}={l}")));
+        return 0;
+    }
+
+    // a vision model: one image; the text output is the CLS row laid out as the patch grid
+    private static int RunImage(CliArgs args, LoadedModel loaded, bool json, TextWriter stdout, TextWriter stderr)
+    {
+        string file = args.Get("image") ?? throw new UsageException($"{loaded.Path} is a vision model: give --image FILE");
+        var input = ImageArgs.Read(file, loaded, ImageArgs.Processor(loaded), stderr);
+        string? headArg = args.Get("head");
+        HeadId? head = headArg is null ? null : HeadId.ParseList(headArg, loaded.Config.NLayers, loaded.Config.NHeads).Single();
+        using var applied = RecipeArgs.Apply(args, loaded);
+        var p = PatternAnalysis.RunImage(applied?.Model ?? loaded.Model, input, CliMain.Cancellation, RecipeArgs.Hooks(applied));
+        if (json)
+        {
+            object result = head is { } h
+                ? new { tokens = p.Tokens, layers = p.Layers, heads = p.Heads, head = h.ToString(), pattern = p.Patterns[h.Layer][h.Head] }
+                : new { tokens = p.Tokens, layers = p.Layers, heads = p.Heads, patterns = p.Patterns };
+            stdout.WriteLine(RecipeArgs.Json(result, applied));
+            return 0;
+        }
+        var shown = head ?? new HeadId(0, 0);
+        var px = input.Pixels!;
+        int patch = loaded.Config.Vision!.PatchSize, rows = px.Height / patch, columns = px.Width / patch;
+        RecipeArgs.WriteLine(stdout, applied);
+        stdout.WriteLine($"head {shown}: attention of the CLS on each patch ({rows}×{columns} grid), percent; on itself {(100 * p.At(shown, 0, 0)).ToString("F1", CultureInfo.InvariantCulture)}%");
+        for (int r = 0; r < rows; r++)
+        {
+            var cells = Enumerable.Range(0, columns).Select(c => (100 * p.At(shown, 0, 1 + r * columns + c)).ToString("F1", CultureInfo.InvariantCulture).PadLeft(6));
+            stdout.WriteLine(string.Concat(cells));
+        }
         return 0;
     }
 

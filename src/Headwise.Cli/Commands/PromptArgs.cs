@@ -11,6 +11,7 @@ public static class PromptArgs
 
     public static int[] Read(CliArgs args, LoadedModel loaded)
     {
+        RequireText(loaded);
         string? tokensArg = args.Get("tokens");
         string? text = args.Get("text");
         bool noBos = args.Flag("no-bos");
@@ -28,6 +29,15 @@ public static class PromptArgs
         }
         var ids = loaded.RequireTokenizer().Encode(text, addSpecial: !noBos);
         return ids.Length > 0 ? ids : throw new UsageException("--text: the text has no tokens");
+    }
+
+    /// <summary>One line refusing a vision model in a command that reads text (docs/vision.md lists what works on a ViT).</summary>
+    public static void RequireText(LoadedModel loaded)
+    {
+        if (loaded.Config.Vision is not null)
+        {
+            throw new UsageException($"{loaded.Path} is a {loaded.Config.ModelType} vision model, and this command reads text or token ids (for images: classify, patterns --image; docs/vision.md)");
+        }
     }
 
     /// <summary>An answer token for the prompt <paramref name="promptIds"/>: an id (digits), or text read as patching reads it —

@@ -6,7 +6,7 @@ namespace Headwise.Loading;
 /// <summary>Reads a Hugging Face <c>config.json</c> into a <see cref="ModelConfig"/>, with the defaults of each HF config class.</summary>
 public static class HfConfigReader
 {
-    public static readonly string[] SupportedModelTypes = ["gpt2", "llama", "mistral", "qwen2", "gpt_neox", "deepseek_v3"];
+    public static readonly string[] SupportedModelTypes = ["gpt2", "llama", "mistral", "qwen2", "gpt_neox", "deepseek_v3", "vit"];
 
     public static ModelConfig Read(string configPath)
     {
@@ -37,6 +37,7 @@ public static class HfConfigReader
                 "llama" or "mistral" or "qwen2" => Llama(c, type),
                 "gpt_neox" => GptNeoX(c),
                 "deepseek_v3" => DeepseekV3(c),
+                "vit" => Vit(c),
                 _ => throw new ModelFormatException($"{configPath}: model_type '{type}' is not supported (supported: {string.Join(", ", SupportedModelTypes)})"),
             };
             config.Validate(configPath, fields);
@@ -264,6 +265,48 @@ public static class HfConfigReader
             BosTokenId = c.Int("bos_token_id") ?? 0,
             EosTokenId = c.Int("eos_token_id") ?? 1,
         }, DeepseekV3Fields);
+    private static readonly ConfigFieldNames VitFields = new("id2label", "hidden_size", "num_hidden_layers", "num_attention_heads",
+        "num_attention_heads", "hidden_size / num_attention_heads", "intermediate_size", "(image_size / patch_size)² + 1",
+        "layer_norm_eps", "rotary_dims", "sliding_window", DHeadFromWidth: true);
+
+    private static (ModelConfig, ConfigFieldNames) Vit(JsonFields c)
+    {
+        // HF ViTConfig defaults: hidden_size 768, 12 layers and heads, intermediate_size 3072, hidden_act "gelu",
+        // layer_norm_eps 1e-12, image_size 224, patch_size 16, num_channels 3, qkv_bias True
+        int d = c.Int("hidden_size") ?? 768;
+        int h = c.Int("num_attention_heads") ?? 12;
+        int imageSize = c.SquareSize("image_size") ?? 224;
+        int patch = c.SquareSize("patch_size") ?? 16;
+        if (patch <= 0 || imageSize < patch)
+        {
+            throw new ModelFormatException($"{c.Path}: patch_size ({patch}) must be positive and at most image_size ({imageSize})");
+        }
+        var labels = c.Labels();
+        var vision = new VisionConfig(imageSize, patch, c.Int("num_channels") ?? 3, labels);
+        return (new ModelConfig
+        {
+            ModelType = "vit",
+            Family = ArchitectureFamily.Vit,
+            // the classifier's outputs are the "vocabulary" (logits at the CLS position); Vit swaps in d_model without one
+            VocabSize = labels.Length,
+            DModel = d,
+            NLayers = c.Int("num_hidden_layers") ?? 12,
+            NHeads = h,
+            NKvHeads = h,
+            DHead = HeadSize(d, h),
+            DMlp = c.Int("intermediate_size") ?? 3072,
+            MaxPositions = vision.SequenceLength,
+            NormEps = (float)(c.Double("layer_norm_eps") ?? 1e-12),
+            Norm = NormKind.LayerNorm,
+            Activation = Activation(c, c.String("hidden_act") ?? "gelu"),
+            GatedMlp = false,
+            Positions = PositionKind.Learned,
+            QkvBias = c.Bool("qkv_bias") ?? true,
+            OutputBias = true,
+            MlpBias = true,
+            Bidirectional = true,
+            Vision = vision,
+        }, VitFields);
     }
 
     private static ActivationFunction Activation(JsonFields c, string name) => name switch
@@ -309,6 +352,52 @@ public static class HfConfigReader
             JsonValueKind.False => false,
             _ => throw Bad(name, "true or false"),
         } : null;
+
+        public string Path => path;
+
+        /// <summary>An image or patch size: an integer, or [height, width] with height = width (the engine's ViT is square).</summary>
+        public int? SquareSize(string name)
+        {
+            if (!Has(name))
+            {
+                return null;
+            }
+            var v = root.GetProperty(name);
+            if (v.ValueKind == JsonValueKind.Array && v.GetArrayLength() == 2 && v[0].TryGetInt32(out int a) && v[1].TryGetInt32(out int b))
+            {
+                return a == b ? a : throw Unsupported($"{name} [{a}, {b}] (only square sizes)");
+            }
+            return Int(name);
+        }
+
+        /// <summary>Class names in id order from <c>id2label</c> {"0": "cat", …}; else <c>num_labels</c> (HF default 2)
+        /// names LABEL_i, as PretrainedConfig makes them.</summary>
+        public string[] Labels()
+        {
+            if (Has("id2label") && root.GetProperty("id2label").ValueKind == JsonValueKind.Object)
+            {
+                var pairs = new List<(int Id, string Label)>();
+                foreach (var p in root.GetProperty("id2label").EnumerateObject())
+                {
+                    if (!int.TryParse(p.Name, out int id) || p.Value.ValueKind != JsonValueKind.String)
+                    {
+                        throw Bad("id2label", "an object of \"id\": \"label\" strings");
+                    }
+                    pairs.Add((id, p.Value.GetString()!));
+                }
+                pairs.Sort((x, y) => x.Id.CompareTo(y.Id));
+                for (int i = 0; i < pairs.Count; i++)
+                {
+                    if (pairs[i].Id != i)
+                    {
+                        throw Bad("id2label", $"ids 0..{pairs.Count - 1} (id {i} is missing)");
+                    }
+                }
+                return [.. pairs.Select(p => p.Label)];
+            }
+            int n = Int("num_labels") ?? 2;
+            return [.. Enumerable.Range(0, Math.Max(n, 0)).Select(i => $"LABEL_{i}")];
+        }
 
         private ModelFormatException Bad(string name, string expected) => new($"{path}: field \"{name}\" should be {expected}");
 

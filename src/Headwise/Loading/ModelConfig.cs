@@ -13,6 +13,9 @@ public enum ArchitectureFamily
     GptNeoX,
     /// <summary>DeepSeek-V3 (dense layers): multi-head latent attention (<see cref="MlaDims"/>), RMSNorm, RoPE on a shared key, SwiGLU.</summary>
     DeepseekV3,
+    /// <summary>Vision Transformer (HF ViTModel / ViTForImageClassification): patch embedding, CLS token, learned positions,
+    /// pre-LayerNorm blocks, bidirectional attention, classifier on the CLS.</summary>
+    Vit,
 }
 
 /// <summary>
@@ -122,6 +125,10 @@ public sealed record ModelConfig
     public MlaDims? Mla { get; init; }
     public int? BosTokenId { get; init; }
     public int? EosTokenId { get; init; }
+    /// <summary>Every position attends to every other (ViT); false = causal masking (language models).</summary>
+    public bool Bidirectional { get; init; }
+    /// <summary>The image side of a vision model (patch size, channels, labels); null for a model that reads token ids.</summary>
+    public VisionConfig? Vision { get; init; }
     /// <summary>The dtype the checkpoint stores (computation is always float32).</summary>
     public TensorDType StoredDType { get; init; } = TensorDType.F32;
 
@@ -221,6 +228,23 @@ public sealed record ModelConfig
         BosTokenId = 50256,
         EosTokenId = 50256,
     };
+}
+
+/// <summary>
+/// What a vision model reads: square patches of <see cref="PatchSize"/> pixels from <see cref="Channels"/>-channel images
+/// of <see cref="ImageSize"/>² pixels (its position table's size; other sizes interpolate the positions), and the class
+/// names of its classifier (<c>id2label</c> in id order; empty when the checkpoint has no classifier).
+/// </summary>
+public sealed record VisionConfig(int ImageSize, int PatchSize, int Channels, IReadOnlyList<string> Labels)
+{
+    /// <summary>Patches per side of an image of the model's own size.</summary>
+    public int GridSize => ImageSize / PatchSize;
+
+    /// <summary>Positions of an image of the model's own size: one per patch, plus the CLS.</summary>
+    public int SequenceLength => GridSize * GridSize + 1;
+
+    /// <summary>True when the checkpoint has a classification head (logits over <see cref="Labels"/>).</summary>
+    public bool HasClassifier => Labels.Count > 0;
 }
 
 /// <summary>

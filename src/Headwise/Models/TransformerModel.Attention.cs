@@ -65,6 +65,8 @@ public abstract partial class TransformerModel
     protected void Attend(int L, float[] q, float[] keys, float[] values, int kvStride, float[] z, int NKV, int HD, float scale)
     {
         int B = Step.B, T = Step.T, past = Step.PastLen, S_ = past + T, NH = Config.NHeads, kvRow = NKV * HD;
+        // the kernels mask keys after query t's index past + t; a bidirectional model (ViT) moves that edge past the last key
+        int causalPast = Config.Bidirectional ? S_ : past;
         int window = Config.SlidingWindow;
         var hooks = Step.Hooks;
         bool observed = Hooked(L, HookKind.AttnScores) || Hooked(L, HookKind.Pattern);
@@ -83,7 +85,7 @@ public abstract partial class TransformerModel
             {
                 Kernels.Attention(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
                     values.AsSpan(b * kvStride, S_ * kvRow), z.AsSpan(b * T * NH * HD, T * NH * HD),
-                    T, S_, NH, NKV, HD, past, scale, _keyMask.AsSpan(b * _capacity, S_), window,
+                    T, S_, NH, NKV, HD, causalPast, scale, _keyMask.AsSpan(b * _capacity, S_), window,
                     wantScores ? S.Scores.AsSpan(b * per, per) : default, wantPattern ? S.Pattern.AsSpan(b * per, per) : default);
             }
             Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
@@ -95,7 +97,7 @@ public abstract partial class TransformerModel
             for (int b = 0; b < B; b++)
             {
                 AttentionScores(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
-                    S.Scores.AsSpan(b * per, per), T, S_, NH, NKV, HD, past, scale, _keyMask.AsSpan(b * _capacity, S_), window);
+                    S.Scores.AsSpan(b * per, per), T, S_, NH, NKV, HD, causalPast, scale, _keyMask.AsSpan(b * _capacity, S_), window);
             }
             Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
             S.Scores.AsSpan(0, B * per).CopyTo(S.Pattern);

@@ -54,7 +54,8 @@ public abstract partial class TransformerModel
     /// Buffers are reused when large enough.</summary>
     public void ResetCache(int batch, int capacity)
     {
-        if (capacity > Config.MaxPositions)
+        // a vision model's length is its image's patches (its positions interpolate to any whole number of them)
+        if (capacity > Config.MaxPositions && Config.Vision is null)
         {
             throw new InvalidInputException($"sequence of {capacity} positions is longer than the model's context of {Config.MaxPositions}");
         }
@@ -119,6 +120,7 @@ public abstract partial class TransformerModel
         public int B, T, N, PastLen;
         public int[] Tokens = [];      // (N) — padding replaced by id 0 so embedding lookups stay in range
         public int[] Positions = [];   // (N) position ids that skip padding
+        public ImagePixels? Pixels;    // a vision model's images [B, channels, height, width]
         public HookSet? Hooks;
     }
 

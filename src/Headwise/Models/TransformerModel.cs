@@ -60,6 +60,7 @@ public abstract partial class TransformerModel : IDisposable
         ArchitectureFamily.Llama => new((c, w) => new Llama(c, w), Llama.CheckpointTensors),
         ArchitectureFamily.GptNeoX => new((c, w) => new GptNeoX(c, w), GptNeoX.CheckpointTensors),
         ArchitectureFamily.DeepseekV3 => new((c, w) => new DeepseekV3(c, w), DeepseekV3.CheckpointTensors),
+        ArchitectureFamily.Vit => new((c, w) => new Vit(c, w), Vit.CheckpointTensors),
         _ => throw new ModelFormatException($"{source}: no forward for family {config.Family}"),
     };
 
@@ -76,6 +77,7 @@ public abstract partial class TransformerModel : IDisposable
     public float[] Forward(ModelInput input, HookSet? hooks, float[]? logitsBuffer)
     {
         input.Validate(Config.VocabSize);
+        RequireInputKind(input);
         ResetCache(input.Batch, input.SeqLen);
         return ForwardChunk(input.Tokens, input.AttentionMask, input.SeqLen, hooks, lastOnly: false, logitsBuffer);
     }
@@ -172,10 +174,25 @@ public abstract partial class TransformerModel : IDisposable
         return EndResumed(input, logitsBuffer);
     }
 
+    // images for a vision model, token ids for the others: said in one line, naming what the model reads
+    private void RequireInputKind(ModelInput input)
+    {
+        if (Config.Vision is not null && input.Pixels is null)
+        {
+            throw new InvalidInputException($"{Weights.Source}: a {Config.ModelType} model reads images, not token ids (give it --image; from C#, ModelInput.Image)");
+        }
+        if (Config.Vision is null && input.Pixels is not null)
+        {
+            throw new InvalidInputException($"{Weights.Source}: a {Config.ModelType} model reads token ids, not images");
+        }
+        Step.Pixels = input.Pixels;
+    }
+
     // a resumed forward: a fresh KV cache for the input, and the given residual [batch, pos, d_model] as the stream
     private void BeginResumed(ReadOnlySpan<float> resid, ModelInput input, HookSet? hooks)
     {
         input.Validate(Config.VocabSize);
+        RequireInputKind(input);
         int B = input.Batch, T = input.SeqLen, C = Config.DModel;
         if (resid.Length != B * T * C)
         {
@@ -225,8 +242,9 @@ public abstract partial class TransformerModel : IDisposable
     // logits into `into` when it has exactly the right length (a loop of resumed forwards reuses one array), else a new one
     private float[] Unembed(int B, int T, bool lastOnly, float[]? into = null)
     {
-        // unembed: logits = ln_final(x) · W_Uᵀ
-        var (wU, _) = Unembedding;
+        // unembed: logits = ln_final(x) · W_Uᵀ (+ b_U: a ViT's classifier has a bias)
+        var (wU, bU) = Unembedding;
+        var bias = bU is null ? default : bU.Span;
         int C = Config.DModel, V = Config.VocabSize;
         if (lastOnly)
         {
@@ -235,13 +253,13 @@ public abstract partial class TransformerModel : IDisposable
                 S.XNorm.AsSpan(((b * T) + T - 1) * C, C).CopyTo(S.LastRows.AsSpan(b * C, C));
             }
             var logits = into?.Length == B * V ? into : new float[B * V];
-            MatMul(S.LastRows.AsSpan(0, B * C), wU.Span, default, logits, B, C, V, WeightLayout.OutIn);
+            MatMul(S.LastRows.AsSpan(0, B * C), wU.Span, bias, logits, B, C, V, WeightLayout.OutIn);
             return logits;
         }
         else
         {
             var logits = into?.LongLength == (long)B * T * V ? into : new float[(long)B * T * V];
-            MatMul(S.XNorm.AsSpan(0, B * T * C), wU.Span, PackedFor(wU, B * T, C, V, WeightLayout.OutIn), default, logits, B * T, C, V, WeightLayout.OutIn);
+            MatMul(S.XNorm.AsSpan(0, B * T * C), wU.Span, PackedFor(wU, B * T, C, V, WeightLayout.OutIn), bias, logits, B * T, C, V, WeightLayout.OutIn);
             return logits;
         }
     }

@@ -19,9 +19,32 @@ public static class PatternAnalysis
             throw new InvalidInputException("tokens: at least one token id is needed");
         }
         cancel.ThrowIfCancellationRequested();
-        var (_, cache) = model.RunWithCache(ModelInput.Single(tokens), name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal),
-            baseHooks: baseHooks);
-        int T = tokens.Length, L = model.Config.NLayers, H = model.Config.NHeads;
+        var labels = tokens.Select(id => tokenizer is null ? id.ToString(System.Globalization.CultureInfo.InvariantCulture) : tokenizer.TokenText(id)).ToArray();
+        return Collect(model, ModelInput.Single(tokens), labels, baseHooks);
+    }
+
+    /// <summary>
+    /// Runs one image through a vision model (<see cref="ModelInput.Image"/>), caching only the patterns; position 0 is
+    /// labelled "CLS", position 1 + r·columns + c "r,c" (the patch in grid row r, column c).
+    /// </summary>
+    public static AttentionPatterns RunImage(TransformerModel model, ModelInput image, CancellationToken cancel = default, Action<HookSet>? baseHooks = null)
+    {
+        var px = image.Pixels ?? throw new InvalidInputException("RunImage: the input holds no image (ModelInput.Image)");
+        cancel.ThrowIfCancellationRequested();
+        int columns = px.Width / model.Config.Vision!.PatchSize;
+        var labels = new string[image.SeqLen];
+        labels[0] = "CLS";
+        for (int i = 1; i < labels.Length; i++)
+        {
+            labels[i] = $"{(i - 1) / columns},{(i - 1) % columns}";
+        }
+        return Collect(model, image, labels, baseHooks);
+    }
+
+    private static AttentionPatterns Collect(TransformerModel model, ModelInput input, string[] labels, Action<HookSet>? baseHooks)
+    {
+        var (_, cache) = model.RunWithCache(input, name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal), baseHooks: baseHooks);
+        int T = input.SeqLen, L = model.Config.NLayers, H = model.Config.NHeads;
         var patterns = new float[L][][];
         for (int l = 0; l < L; l++)
         {
@@ -32,7 +55,6 @@ public static class PatternAnalysis
                 patterns[l][h] = data.AsSpan(h * T * T, T * T).ToArray();
             }
         }
-        var labels = tokens.Select(id => tokenizer is null ? id.ToString(System.Globalization.CultureInfo.InvariantCulture) : tokenizer.TokenText(id)).ToArray();
-        return new AttentionPatterns(tokens, labels, patterns);
+        return new AttentionPatterns(input.Tokens, labels, patterns);
     }
 }

@@ -1,0 +1,121 @@
+using System.Text.Json;
+
+namespace Headwise.Tests.Acceptance;
+
+/// <summary>classify and patterns --image on the tiny ViT goldens (dev/reference/make_vit_goldens.py), and the one-line
+/// refusals: bad images, a model without a classifier, text commands on a ViT, images for a language model.</summary>
+public class VisionCliTests
+{
+    private static string Vit => CliRunner.Golden("vit_cls");
+    private static string Image(string name) => Path.Combine(Vit, name);
+
+    private static void AssertOneLineError(CliRunner.Result r, string mustContain)
+    {
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal("", r.Stdout);
+        var lines = r.Stderr.TrimEnd('\r', '\n').Split('\n');
+        Assert.Single(lines);
+        Assert.Contains(mustContain, lines[0]);
+    }
+
+    [Fact]
+    public void ClassifyJsonHasLogitsAndTopLabelsWithProbabilities()
+    {
+        var r = CliRunner.Run("classify", "--model", Vit, "--image", Image("image.png"), "--top", "3", "--json");
+        Assert.Equal(0, r.ExitCode);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var logits = doc.RootElement.GetProperty("logits").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        Assert.Equal(5, logits.Length);
+        var top = doc.RootElement.GetProperty("top").EnumerateArray().ToArray();
+        Assert.Equal(3, top.Length);
+        // the first label is the argmax of the logits, its probability the softmax's
+        string[] labels = ["tabby cat", "sports car", "teapot", "lighthouse", "volcano"];
+        int best = Array.IndexOf(logits, logits.Max());
+        Assert.Equal(labels[best], top[0].GetProperty("label").GetString());
+        double z = logits.Sum(l => Math.Exp(l - logits[best]));
+        Assert.Equal(1 / z, top[0].GetProperty("probability").GetDouble(), 1e-6);
+        Assert.True(top[0].GetProperty("probability").GetDouble() >= top[1].GetProperty("probability").GetDouble());
+    }
+
+    [Fact]
+    public void ClassifyTextListsTheTopLabels()
+    {
+        var r = CliRunner.Run("classify", "--model", Vit, "--image", Image("image.png"), "--top", "2");
+        Assert.Equal(0, r.ExitCode);
+        var lines = r.Stdout.TrimEnd().Split('\n');
+        Assert.Equal(2, lines.Length);
+        Assert.All(lines, l => Assert.Contains("%", l));
+    }
+
+    [Fact]
+    public void AGrayscaleImageIsConvertedAndSaidSo()
+    {
+        var r = CliRunner.Run("classify", "--model", Vit, "--image", Image("image_gray.png"), "--top", "1");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("grayscale", r.Stderr);
+        Assert.Contains("image_gray.png", r.Stderr);
+    }
+
+    [Fact]
+    public void BadInputIsOneLineNamingTheFileOrModel()
+    {
+        AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("image_truncated.png")), "image_truncated.png");
+        AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("config.json")), "config.json");
+        AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("missing.png")), "missing.png");
+        AssertOneLineError(CliRunner.Run("classify", "--model", CliRunner.Golden("vit_model"), "--image", Image("image.png")), "no classifier");
+        AssertOneLineError(CliRunner.Run("classify", "--model", CliRunner.Golden("gpt2_tied"), "--image", Image("image.png")), "language model");
+        AssertOneLineError(CliRunner.Run("patterns", "--model", Vit, "--text", "hello"), "vision model");
+        AssertOneLineError(CliRunner.Run("eval", "--model", Vit, "--tokens", "1,2"), "reads images");
+    }
+
+    [Fact]
+    public void PatternsOnAnImageStartWithTheCls()
+    {
+        var r = CliRunner.Run("patterns", "--model", Vit, "--image", Image("image.png"), "--head", "1.2", "--json");
+        Assert.Equal(0, r.ExitCode);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var tokens = doc.RootElement.GetProperty("tokens").EnumerateArray().Select(e => e.GetString()).ToArray();
+        Assert.Equal(17, tokens.Length);
+        Assert.Equal("CLS", tokens[0]);
+        Assert.Equal("3,3", tokens[16]);
+        var pattern = doc.RootElement.GetProperty("pattern").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        Assert.Equal(1.0, pattern[..17].Sum(), 1e-5); // the CLS's row: every key visible (bidirectional)
+
+        var text = CliRunner.Run("patterns", "--model", Vit, "--image", Image("image.png"));
+        Assert.Equal(0, text.ExitCode);
+        Assert.Contains("4×4 grid", text.Stdout);
+    }
+
+    [Fact]
+    public void HeadsOnAnImageRankEveryHeadByDistance()
+    {
+        var r = CliRunner.Run("heads", "--model", Vit, "--image", Image("image.png"), "--json");
+        Assert.Equal(0, r.ExitCode);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var scores = doc.RootElement.GetProperty("scores").EnumerateArray().ToArray();
+        Assert.Equal(2 * 4, scores.Length);
+        var distances = scores.Select(s => s.GetProperty("distance").GetDouble()).ToArray();
+        Assert.Equal(distances.Order().ToArray(), distances);
+        Assert.All(scores, s => Assert.InRange(s.GetProperty("cls").GetDouble(), 0, 1));
+        AssertOneLineError(CliRunner.Run("heads", "--model", CliRunner.Golden("gpt2_tied"), "--image", Image("image.png")), "language model");
+    }
+
+    [Fact]
+    public void AblatingHeadsOnAnImageComparesTheLabelDistributions()
+    {
+        var classify = CliRunner.Run("classify", "--model", Vit, "--image", Image("image.png"), "--top", "1", "--json");
+        using var top = JsonDocument.Parse(classify.Stdout);
+        var first = top.RootElement.GetProperty("top")[0];
+        foreach (string method in new[] { "zero", "mean" })
+        {
+            var r = CliRunner.Run("ablate", "--model", Vit, "--image", Image("image.png"), "--heads", "0.0,1.2", "--method", method, "--json");
+            Assert.Equal(0, r.ExitCode);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            var root = doc.RootElement;
+            Assert.Equal(first.GetProperty("label").GetString(), root.GetProperty("clean_label").GetString());
+            Assert.Equal(first.GetProperty("probability").GetDouble(), root.GetProperty("clean_probability").GetDouble(), 1e-12);
+            Assert.True(root.GetProperty("kl").GetDouble() > 0);
+        }
+        AssertOneLineError(CliRunner.Run("ablate", "--model", Vit, "--image", Image("image.png"), "--heads", "0.0", "--method", "resample"), "resample");
+    }
+}

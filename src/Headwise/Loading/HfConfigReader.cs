@@ -265,6 +265,8 @@ public static class HfConfigReader
             BosTokenId = c.Int("bos_token_id") ?? 0,
             EosTokenId = c.Int("eos_token_id") ?? 1,
         }, DeepseekV3Fields);
+    }
+
     private static readonly ConfigFieldNames VitFields = new("id2label", "hidden_size", "num_hidden_layers", "num_attention_heads",
         "num_attention_heads", "hidden_size / num_attention_heads", "intermediate_size", "(image_size / patch_size)² + 1",
         "layer_norm_eps", "rotary_dims", "sliding_window", DHeadFromWidth: true);

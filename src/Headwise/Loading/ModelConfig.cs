@@ -145,6 +145,13 @@ public sealed record ModelConfig
             long norm = Norm == NormKind.LayerNorm ? 2 * C : C; // weight, and a bias for LayerNorm
             long embed = V * C + (Positions == PositionKind.Learned ? (long)MaxPositions * C : 0);
             long head = TiedEmbeddings ? 0 : V * C;
+            if (Vision is { } v)
+            {
+                // patch embedding: a conv (C, channels, P, P) with a bias; the CLS token; a position per patch and the CLS;
+                // the classifier (labels, C) with a bias, when the checkpoint has one
+                embed = C * v.Channels * v.PatchSize * v.PatchSize + C + C + (long)MaxPositions * C;
+                head = v.HasClassifier ? V * C + V : 0;
+            }
             return embed + L * (attn + mlp + 2 * norm) + norm + head;
         }
     }

@@ -60,6 +60,44 @@ public sealed class CompareCliTests
     }
 
     [Fact]
+    public void ReportCompareAddsTheSameTableAsCompare()
+    {
+        string edited = Path.Combine(Path.GetTempPath(), "hw-compare-" + Guid.NewGuid().ToString("N"));
+        string html = Path.Combine(Path.GetTempPath(), "hw-compare-" + Guid.NewGuid().ToString("N") + ".html");
+        const string prompt = "Once upon a time there was a little cat. The cat liked to play in the sun with a ball.";
+        try
+        {
+            Assert.Equal(0, CliRunner.Run("export", "--model", CliRunner.DemoModel, "--intervene", CliRunner.ExampleRecipe("scale"), "--out", edited).ExitCode);
+            var r = CliRunner.Run("report", "--model", CliRunner.DemoModel, "--compare", edited, "--text", prompt, "--max-tokens", "16", "--out", html);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var data = JsonDocument.Parse(Headwise.Reports.HtmlReport.ExtractDataJson(File.ReadAllText(html)));
+            var table = data.RootElement.GetProperty("tables").EnumerateArray().Single(t => t.GetProperty("section").GetString() == "Model comparison");
+            var rows = table.GetProperty("rows").EnumerateArray().Select(row => row.EnumerateArray().Select(c => c.GetString()!).ToArray()).ToArray();
+            var c = Json(CliRunner.Run("compare", "--model", CliRunner.DemoModel, "--model", edited, "--text", prompt, "--no-speed", "--json"));
+            var models = c.GetProperty("models").EnumerateArray().ToArray();
+            Assert.Equal(2, rows.Length);
+            for (int i = 0; i < 2; i++)
+            {
+                Assert.Equal(models[i].GetProperty("mean_nll").GetDouble().ToString("F4", System.Globalization.CultureInfo.InvariantCulture), rows[i][4]);
+                Assert.Equal(models[i].GetProperty("delta_nll").GetDouble().ToString("+0.0000;-0.0000;0", System.Globalization.CultureInfo.InvariantCulture), rows[i][6]);
+            }
+            Assert.Equal(edited, rows[1][0]);
+
+            var both = CliRunner.Run("report", "--model", CliRunner.DemoModel, "--compare", edited, "--intervene", CliRunner.ExampleRecipe("scale"), "--out", html);
+            Assert.Equal(2, both.ExitCode);
+            Assert.Contains("--compare does not combine with --intervene", both.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (Directory.Exists(edited))
+            {
+                Directory.Delete(edited, recursive: true);
+            }
+            File.Delete(html);
+        }
+    }
+
+    [Fact]
     public void SpeedColumnsAreRatiosToTheFirstModel()
     {
         var c = Json(CliRunner.Run("compare", "--model", CliRunner.DemoModel, "--model", CliRunner.DemoModel, "--text", "Once upon a time there was a cat.",

@@ -8,10 +8,10 @@ public sealed class ReportCommand : ICommand
     public string Name => "report";
     public string Summary => "one self-contained HTML page of every head: score grids, patterns, top heads, circuits, sinks, statistics (+ PNGs)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "out", "text", "png-dir", "heads", "max-tokens", "top"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "out", "text", "png-dir", "heads", "max-tokens", "top", "compare"]);
     public string Help => $"""
         headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR [--heads L.H,..]]
-                        [--intervene FILE] [--json]
+                        [--compare M ...] [--intervene FILE] [--json]
 
         Runs the standard analyses on a model and writes one HTML file that opens offline in any browser: the model's
         facts, a layer × head grid coloured by any per-head score (the detectors: previous-token, induction,
@@ -33,6 +33,9 @@ public sealed class ReportCommand : ICommand
           --png-dir DIR     also write PNG heatmaps: scores-NAME.png per score grid (one row per layer, one column
                             per head) and pattern-L.H.png for the top head of each score
           --heads L.H,..    with --png-dir: write the patterns of these heads instead, e.g. --heads 1.4,3.6
+          --compare M       add a "Model comparison" section: this model against M (repeat for more models), e.g. a
+                            conversion of it: mean NLL, perplexity, ΔNLL, parameters and KV-cache bytes per token on the
+                            prompt (--text, else the default story); for timings run headwise compare
         {RecipeArgs.Help}
                             (every section under it, circuits on its edited weights; the page names the recipe and
                             lists its items at the top. An inject recipe fits no report: the report runs inputs of
@@ -79,8 +82,33 @@ public sealed class ReportCommand : ICommand
             ModelName = Path.GetFileName(modelArg.TrimEnd('/', '\\')),
             Recipe = applied,
         };
+        var compare = args.GetAll("compare");
+        if (compare.Count > 0 && applied is not null)
+        {
+            throw new UsageException("--compare does not combine with --intervene yet: export the recipe (headwise export) and compare the checkpoint");
+        }
         var data = ReportBuilder.Build(applied?.Model ?? loaded.Model, loaded.Tokenizer, options, progress, CliMain.Cancellation);
         CliMain.Cancellation.ThrowIfCancellationRequested();
+        if (compare.Count > 0)
+        {
+            var others = new List<LoadedModel>();
+            try
+            {
+                foreach (string path in compare)
+                {
+                    others.Add(ModelLoader.Load(ModelArgs.ResolveModel(path)));
+                }
+                int[] ids = loaded.RequireTokenizer().Encode(text ?? ReportBuilder.DefaultText);
+                var models = new List<(string, Models.TransformerModel)> { (modelArg, loaded.Model) };
+                models.AddRange(others.Select((o, i) => (compare[i], o.Model)));
+                var comparison = Evaluation.ModelComparison.Compute(models, ids, cancel: CliMain.Cancellation);
+                data = data with { Tables = [.. data.Tables, ReportSections.Comparison(comparison)] };
+            }
+            finally
+            {
+                others.ForEach(o => o.Dispose());
+            }
+        }
 
         var pngs = new List<string>();
         if (pngDir is not null)

@@ -206,6 +206,19 @@ public static class ReportSections
             ["importance", "Kendall τ-b", "Spearman ρ", "top tokens"], rows, Section: ExplainSection);
     }
 
+    public const string ComparisonSection = "Model comparison";
+
+    /// <summary><see cref="Evaluation.ModelComparison"/> as a table: one row per model, the report's model first.</summary>
+    public static ReportTable Comparison(Evaluation.ModelComparison r) => new("Models side by side",
+        $"Mean next-token NLL (nats) and perplexity of each model on the same {r.Tokens} tokens (window {r.Window}), ΔNLL against the first "
+            + "(this report's model), parameters, and the bytes the KV cache holds per token. Timings are not part of a report: run headwise compare for them",
+        ["model", "family", "parameters", "KV bytes/token", "mean NLL", "perplexity", "ΔNLL"],
+        r.Models.Select(m => (IReadOnlyList<string>)
+        [
+            m.Name, m.Family, m.Parameters.ToString("N0", CultureInfo.InvariantCulture), m.KvCacheBytesPerToken.ToString("N0", CultureInfo.InvariantCulture),
+            F(m.MeanNll, "F4"), F(m.Perplexity, "F3"), m.DeltaNll.ToString("+0.0000;-0.0000;0", CultureInfo.InvariantCulture),
+        ]).ToList(), Section: ComparisonSection);
+
     /// <summary>A token label in quotes, so leading spaces show: "#1" stays bare (an id without text).</summary>
     public static string Quote(string label) => System.Text.RegularExpressions.Regex.IsMatch(label, @"^#\d+$") ? label : $"\"{label}\"";
 

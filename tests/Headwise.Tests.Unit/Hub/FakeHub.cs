@@ -254,15 +254,16 @@ internal sealed class FakeHub : IDisposable
         var slice = content.AsMemory((int)from);
         if (allowDrop && slice.Length > DropAfterBytes && Interlocked.Decrement(ref DropsLeft) >= 0)
         {
+            // counted before writing: the client may have read every byte (and the test looked) before a later count ran
+            Interlocked.Add(ref FileBytesServed, DropAfterBytes);
             await res.OutputStream.WriteAsync(slice[..DropAfterBytes]);
             await res.OutputStream.FlushAsync();
-            Interlocked.Add(ref FileBytesServed, DropAfterBytes);
             await Task.Delay(50);
             res.Abort();
             return;
         }
+        Interlocked.Add(ref FileBytesServed, slice.Length); // before writing, as above
         await res.OutputStream.WriteAsync(slice);
-        Interlocked.Add(ref FileBytesServed, slice.Length);
         res.Close();
     }
 

@@ -70,6 +70,53 @@ public sealed class ConvertCliTests
     }
 
     [Fact]
+    public void PruneZeroesTheHeadsAsZeroAblationDoes()
+    {
+        string dir = NewDir(), ranked = NewDir();
+        try
+        {
+            var r = CliRunner.Run("convert", "prune", "--model", CliRunner.DemoModel, "--heads", "1.0,2.3", "--out", dir);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("zeroed (W_O = 0), not removed", r.Stdout, StringComparison.Ordinal);
+            string text = Path.Combine(CliRunner.RepoRoot, "docs", "examples", "texts", "story.txt");
+            string recipe = CliRunner.TempRecipe("""{"name": "zero", "interventions": [{"kind": "ablate", "heads": ["1.0", "2.3"], "method": "zero"}]}""");
+            using var pruned = JsonDocument.Parse(CliRunner.Run("eval", "--model", dir, "--text-file", text, "--json").Stdout);
+            using var ablated = JsonDocument.Parse(CliRunner.Run("eval", "--model", CliRunner.DemoModel, "--text-file", text, "--intervene", recipe, "--json").Stdout);
+            Assert.Equal(ablated.RootElement.GetProperty("mean_nll").GetDouble(), pruned.RootElement.GetProperty("mean_nll").GetDouble(), 1e-5);
+
+            r = CliRunner.Run("convert", "prune", "--model", CliRunner.DemoModel, "--by-importance", "3", "--calibration", text, "--out", ranked, "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var j = JsonDocument.Parse(r.Stdout);
+            Assert.Equal(3, j.RootElement.GetProperty("heads").GetArrayLength());
+            Assert.True(j.RootElement.GetProperty("zeroed").GetBoolean());
+        }
+        finally
+        {
+            foreach (var d in new[] { dir, ranked }.Where(Directory.Exists))
+            {
+                Directory.Delete(d, recursive: true);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("give the heads to prune", "prune")]
+    [InlineData("give the heads to prune", "prune", "--heads", "1.0", "--by-importance", "2")]
+    [InlineData("head 9.9 does not exist", "prune", "--heads", "9.9")]
+    [InlineData("--by-importance expects an integer in [1, 15]", "prune", "--by-importance", "16")]
+    [InlineData("--kv-heads and --method belong to convert gqa", "prune", "--heads", "1.0", "--kv-heads", "2")]
+    [InlineData("--heads and --by-importance belong to convert prune", "gqa", "--kv-heads", "2", "--heads", "1.0")]
+    public void PruneBadInputIsOneLineExit2(string expected, params string[] args)
+    {
+        string dir = NewDir();
+        var r = CliRunner.Run(["convert", .. args, "--model", CliRunner.DemoModel, "--out", dir]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(expected, r.Stderr, StringComparison.Ordinal);
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+        Assert.False(Directory.Exists(dir));
+    }
+
+    [Fact]
     public void Gpt2IsRefusedByName()
     {
         var r = CliRunner.Run("convert", "gqa", "--model", CliRunner.DemoModel, "--kv-heads", "2", "--out", NewDir());

@@ -6,12 +6,13 @@ namespace Headwise.Cli.Commands;
 public sealed class ConvertCommand : ICommand
 {
     public string Name => "convert";
-    public string Summary => "restructure attention into a new checkpoint: gqa (key/value heads fused into fewer)";
+    public string Summary => "restructure attention into a new checkpoint: gqa (key/value heads fused into fewer), prune (heads zeroed)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "kv-heads", "method", "calibration", "out", "dtype"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "kv-heads", "method", "calibration", "out", "dtype", "heads", "by-importance"]);
     public int MaxPositional => 1;
     public string Help => $"""
         headwise convert gqa --model M --kv-heads G [--method mean|fuse] [--calibration FILE] --out DIR [--dtype f32|f16|bf16] [--json]
+        headwise convert prune --model M (--heads L.H,... | --by-importance N) [--calibration FILE] --out DIR [--dtype ...] [--json]
 
         gqa: grouped-query attention by head fusion [DHA; GQA up-training]. The key/value heads of every layer are grouped by
         the similarity of their keys and values on the calibration text (the lowest unassigned head with the NKV/G − 1 heads
@@ -26,15 +27,25 @@ public sealed class ConvertCommand : ICommand
         form and are refused. Per layer it prints the reconstruction error Σ‖K − K̂‖²/Σ‖K‖² of keys and of values on the
         calibration text. Then `headwise compare` with the original first and DIR after it says what the conversion costs.
 
+        prune: the chosen heads are zeroed in a Hugging Face checkpoint of the same family (W_O of each set to 0, so each
+        writes nothing: the model computes what it computes with them zero-ablated). The format holds one head count for
+        all layers, so the heads stay: the same parameters and FLOPs. (A format with per-layer head counts, which would
+        remove them, is not built yet.) --by-importance N zeroes the N heads whose zero ablation raises the loss on the
+        calibration text least (headwise importance --method zero).
+
         Options:
         {ModelArgs.Help}
+          --heads L.H,..    prune: the heads to zero, e.g. 1.0,2.3
+          --by-importance N prune: zero the N least important heads on the calibration text
           --kv-heads G      key/value heads per layer after the conversion; must divide the model's
           --method M        mean or fuse (default fuse)
-          --calibration F   text to calibrate on (UTF-8; default: a built-in text of a few hundred tokens), cut to the context
+          --calibration F   text to calibrate on (UTF-8; default: a built-in text of a few hundred tokens); gqa cuts it to
+                            the context, prune slides the context window over it
           --out DIR         directory to write; must not exist or be empty
           --dtype D         stored precision: f32 (default), f16 or bf16
           --json            print {"{"}"out", "kind", "method", "kv_heads", "layers": [{"{"}"layer", "groups": [[kv heads]],
-                            "key_error", "value_error"{"}"}], "query_heads": [[old head of each new head] per layer], "files"{"}"}
+                            "key_error", "value_error"{"}"}], "query_heads": [[old head of each new head] per layer], "files"{"}"};
+                            prune: {"{"}"out", "kind", "heads": ["L.H"], "zeroed": true, "files"{"}"}
 
         Example:
           headwise convert gqa --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --kv-heads 2 --out /tmp/stories-gqa2
@@ -44,9 +55,17 @@ public sealed class ConvertCommand : ICommand
     {
         string kind = args.Positional.Count == 1 ? args.Positional[0]
             : throw new UsageException("say what to convert: headwise convert gqa --model M --kv-heads G --out DIR");
+        if (kind == "prune")
+        {
+            return Prune(args, stdout, stderr);
+        }
         if (kind != "gqa")
         {
-            throw new UsageException($"convert {kind}: unknown kind; the kinds built so far: gqa (mla, prune and share-attention are not built yet)");
+            throw new UsageException($"convert {kind}: unknown kind; the kinds built so far: gqa, prune (mla and share-attention are not built yet)");
+        }
+        if (args.Has("heads") || args.Has("by-importance"))
+        {
+            throw new UsageException("--heads and --by-importance belong to convert prune");
         }
         bool json = args.Flag("json");
         string outDir = args.Require("out", "the directory to write");
@@ -110,6 +129,54 @@ public sealed class ConvertCommand : ICommand
                 stdout.WriteLine($"heads {l}: new ← old  " + string.Join(", ", o.Select((old, h) => $"{l}.{h} ← {l}.{old}")));
             }
         }
+        stdout.WriteLine($"wrote        {outDir}: {string.Join(", ", files)}");
+        return 0;
+    }
+
+    private static int Prune(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        string outDir = args.Require("out", "the directory to write");
+        string? headsArg = args.Get("heads");
+        if ((headsArg is null) == !args.Has("by-importance"))
+        {
+            throw new UsageException("give the heads to prune: --heads L.H,... or --by-importance N (one of them)");
+        }
+        if (args.Has("kv-heads") || args.Has("method"))
+        {
+            throw new UsageException("--kv-heads and --method belong to convert gqa");
+        }
+        var dtype = CheckpointOutput.DType(args);
+        CheckpointOutput.RequireNew(outDir);
+        string? calibrationFile = args.Get("calibration");
+        if (calibrationFile is not null && !File.Exists(calibrationFile))
+        {
+            throw new UsageException($"--calibration {calibrationFile}: file not found");
+        }
+        using var loaded = ModelArgs.Load(args);
+        var c = loaded.Config;
+        Analysis.HeadId[] heads;
+        if (headsArg is not null)
+        {
+            heads = Analysis.HeadId.ParseList(headsArg, c.NLayers, c.NHeads);
+        }
+        else
+        {
+            int n = args.GetInt("by-importance", 0, 1, c.NLayers * c.NHeads - 1);
+            int[] ids = loaded.RequireTokenizer().Encode(calibrationFile is null ? CalibrationText.Default : File.ReadAllText(calibrationFile));
+            var bar = new ProgressBar(stderr, enabled: !json);
+            heads = HeadPruning.LeastImportant(loaded.Model, ids, n, bar, CliMain.Cancellation);
+        }
+        var files = CheckpointOutput.Write(HeadPruning.Zeroed(loaded.Model, heads), loaded, args.Get("tokenizer"), outDir, dtype, stderr, "convert");
+        const string how = "zeroed (W_O = 0), not removed: a Hugging Face checkpoint has one head count for all layers";
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(new { @out = outDir, kind = "prune", heads = heads.Select(h => h.ToString()), zeroed = true, files }));
+            stderr.WriteLine($"note: {heads.Length} head(s) {how}");
+            return 0;
+        }
+        stdout.WriteLine($"pruned       {heads.Length} of {c.NLayers * c.NHeads} heads: {string.Join(", ", heads)}");
+        stdout.WriteLine($"note         {how}; the parameters and FLOPs are the same");
         stdout.WriteLine($"wrote        {outDir}: {string.Join(", ", files)}");
         return 0;
     }

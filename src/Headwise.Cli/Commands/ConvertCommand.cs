@@ -82,14 +82,9 @@ public sealed class ConvertCommand : ICommand
         };
         var dtype = CheckpointOutput.DType(args);
         CheckpointOutput.RequireNew(outDir);
-        string? calibrationFile = args.Get("calibration");
-        if (calibrationFile is not null && !File.Exists(calibrationFile))
-        {
-            throw new UsageException($"--calibration {calibrationFile}: file not found");
-        }
+        string? calibrationFile = CalibrationFile(args);
         using var loaded = ModelArgs.Load(args);
-        string text = calibrationFile is null ? CalibrationText.Default : File.ReadAllText(calibrationFile);
-        int[] ids = loaded.RequireTokenizer().Encode(text);
+        int[] ids = Calibration(loaded, calibrationFile);
         var progress = json || Console.IsErrorRedirected ? null : new Progress<(int Done, int Total)>(p => stderr.Write($"\r[{p.Done}/{p.Total} layers fused]"));
         var r = GqaConversion.Convert(loaded.Model, kvHeads, method, ids, progress, CliMain.Cancellation);
         if (progress is not null)
@@ -133,6 +128,17 @@ public sealed class ConvertCommand : ICommand
         return 0;
     }
 
+    /// <summary>--calibration FILE, checked before the model loads.</summary>
+    private static string? CalibrationFile(CliArgs args)
+    {
+        string? file = args.Get("calibration");
+        return file is null || File.Exists(file) ? file : throw new UsageException($"--calibration {file}: file not found");
+    }
+
+    /// <summary>The calibration text's tokens: the file's, else the built-in text's.</summary>
+    private static int[] Calibration(LoadedModel loaded, string? file) =>
+        loaded.RequireTokenizer().Encode(file is null ? CalibrationText.Default : File.ReadAllText(file));
+
     private static int Prune(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
         bool json = args.Flag("json");
@@ -148,11 +154,7 @@ public sealed class ConvertCommand : ICommand
         }
         var dtype = CheckpointOutput.DType(args);
         CheckpointOutput.RequireNew(outDir);
-        string? calibrationFile = args.Get("calibration");
-        if (calibrationFile is not null && !File.Exists(calibrationFile))
-        {
-            throw new UsageException($"--calibration {calibrationFile}: file not found");
-        }
+        string? calibrationFile = CalibrationFile(args);
         using var loaded = ModelArgs.Load(args);
         var c = loaded.Config;
         Analysis.HeadId[] heads;
@@ -163,7 +165,7 @@ public sealed class ConvertCommand : ICommand
         else
         {
             int n = args.GetInt("by-importance", 0, 1, c.NLayers * c.NHeads - 1);
-            int[] ids = loaded.RequireTokenizer().Encode(calibrationFile is null ? CalibrationText.Default : File.ReadAllText(calibrationFile));
+            int[] ids = Calibration(loaded, calibrationFile);
             var bar = new ProgressBar(stderr, enabled: !json);
             heads = HeadPruning.LeastImportant(loaded.Model, ids, n, bar, CliMain.Cancellation);
         }

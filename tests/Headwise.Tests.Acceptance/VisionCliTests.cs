@@ -19,6 +19,20 @@ public class VisionCliTests
     }
 
     [Fact]
+    public void InfoDescribesAViTAndPacksItsWeights()
+    {
+        // info packs the weights as the first input would: for a ViT that input is an image, not token ids
+        foreach (var model in new[] { Vit, CliRunner.Golden("vit_model") })
+        {
+            var r = CliRunner.Run("info", "--model", model, "--prepack", "on", "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            Assert.Equal("vit", doc.RootElement.GetProperty("model_type").GetString());
+            Assert.True(doc.RootElement.GetProperty("weights_packed_bytes").GetInt64() > 0);
+        }
+    }
+
+    [Fact]
     public void ClassifyJsonHasLogitsAndTopLabelsWithProbabilities()
     {
         var r = CliRunner.Run("classify", "--model", Vit, "--image", Image("image.png"), "--top", "3", "--json");

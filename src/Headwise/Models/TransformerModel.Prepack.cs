@@ -36,8 +36,17 @@ public abstract partial class TransformerModel
         if (Prepack)
         {
             const int rows = Kernels.GemvMaxRows + 1;
-            int T = Math.Min(rows, Config.MaxPositions), B = (rows + T - 1) / T;
-            Forward(new ModelInput(new int[B * T], B, T));
+            if (Config.Vision is { } v)
+            {
+                // a vision model reads images: blank ones of its own size, enough of them to fill the rows
+                int n = v.SequenceLength, images = (rows + n - 1) / n, side = v.ImageSize;
+                Forward(ModelInput.Image(new ImagePixels(new float[images * v.Channels * side * side], images, v.Channels, side, side), v));
+            }
+            else
+            {
+                int T = Math.Min(rows, Config.MaxPositions), B = (rows + T - 1) / T;
+                Forward(new ModelInput(new int[B * T], B, T));
+            }
         }
         return PackedWeightBytes;
     }

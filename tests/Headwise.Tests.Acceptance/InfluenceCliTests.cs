@@ -193,6 +193,81 @@ public sealed class InfluenceCliTests : IDisposable
         Assert.Contains("influence merge --out", File.ReadAllText(Path.Combine(outDir, "influence-merge.sbatch")));
         Assert.Contains("--dependency=afterok:$array", File.ReadAllText(Path.Combine(outDir, "submit.sh")));
         Assert.True(Directory.Exists(Path.Combine(outDir, "logs")));
+        Assert.True(File.Exists(Path.Combine(outDir, "requeue.sh")));
         Assert.Equal(2, CliRunner.Run("influence", "slurm", "--out", outDir, "--model", Demo, "--corpus", "c", "--heads", "auto").ExitCode);
+    }
+
+    /// <summary>requeue.sh against fake scontrol/sbatch that log their calls: a completed task is left alone, a cancelled one
+    /// requeued, a running one waited for, one Slurm forgot without its part submitted again, one forgotten with its part
+    /// complete left alone; then the pending merge is pointed at exactly the tasks still to finish. (The real Slurm run is
+    /// SlurmInfluenceTests.)</summary>
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void RequeueScriptRequeuesWhatDidNotCompleteAndRepointsTheMerge()
+    {
+        Assert.SkipWhen(OperatingSystem.IsWindows(), "requeue.sh is a bash script for a Slurm cluster");
+        string outDir = Path.Combine(_dir, "requeue");
+        var r = CliRunner.Run("influence", "slurm", "--array", "5", "--model", Demo, "--corpus", "/data/corpus", "--heads", "1.2",
+            "--out", outDir);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        File.WriteAllText(Path.Combine(outDir, "part-00004-of-00005.parquet"), "complete part of a task Slurm forgot");
+        File.WriteAllText(Path.Combine(outDir, "jobs"), "array=100\nmerge=101\nshards=5\n");
+        string bin = Path.Combine(_dir, "fakebin");
+        Directory.CreateDirectory(bin);
+        string calls = Path.Combine(_dir, "calls.log");
+        // job states as `scontrol show job -o` prints them; 100_3 and 100_4 are unknown (Slurm forgot them)
+        WriteScript(Path.Combine(bin, "scontrol"), $$"""
+            #!/bin/bash
+            echo "scontrol $*" >> {{calls}}
+            if [ "$1 $2" = "show job" ]; then
+              case "$3" in
+                100_0) echo "JobId=100 ArrayTaskId=0 JobState=COMPLETED Reason=None" ;;
+                100_1) echo "JobId=102 ArrayTaskId=1 JobState=CANCELLED Reason=None" ;;
+                100_2) echo "JobId=103 ArrayTaskId=2 JobState=RUNNING Reason=None" ;;
+                101) echo "JobId=101 JobState=PENDING Reason=DependencyNeverSatisfied" ;;
+                *) echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1 ;;
+              esac
+            fi
+            """);
+        WriteScript(Path.Combine(bin, "sbatch"), $$"""
+            #!/bin/bash
+            echo "sbatch $*" >> {{calls}}
+            echo "777;cluster"
+            """);
+        var (code, stdout, stderr) = Bash(Path.Combine(outDir, "requeue.sh"), bin);
+        Assert.True(code == 0, stderr);
+        string[] log = File.ReadAllLines(calls);
+        Assert.Contains("scontrol requeue 100_1", log);
+        Assert.DoesNotContain(log, l => l.Contains("requeue 100_0") || l.Contains("requeue 100_2"));
+        Assert.Contains(log, l => l.StartsWith("sbatch --parsable --array=3 ", StringComparison.Ordinal) && l.EndsWith("influence-array.sbatch"));
+        Assert.DoesNotContain(log, l => l.Contains("--array=4"));
+        Assert.Contains("scontrol update jobid=101 dependency=afterok:100_1:100_2:777_3", log);
+        Assert.Contains("requeued 100_1 (it was CANCELLED)", stdout);
+        Assert.Contains("merge job 101 now waits for: 100_1:100_2:777_3", stdout);
+
+        // with no jobs file, it says what to do first
+        File.Delete(Path.Combine(outDir, "jobs"));
+        var again = Bash(Path.Combine(outDir, "requeue.sh"), bin);
+        Assert.Equal(2, again.Code);
+        Assert.Contains("submit with submit.sh or --submit first", again.Stderr);
+    }
+
+    private static (int Code, string Stdout, string Stderr) Bash(string script, string pathFirst)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(script);
+        psi.Environment["PATH"] = pathFirst + ":" + Environment.GetEnvironmentVariable("PATH");
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        string stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, stdout, stderr.Result);
+    }
+
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    private static void WriteScript(string path, string text)
+    {
+        File.WriteAllText(path, text.Replace("\r\n", "\n"));
+        File.SetUnixFileMode(path, File.GetUnixFileMode(path) | UnixFileMode.UserExecute);
     }
 }

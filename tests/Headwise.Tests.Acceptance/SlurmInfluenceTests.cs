@@ -6,8 +6,8 @@ namespace Headwise.Tests.Acceptance;
 
 /// <summary>
 /// headwise influence on a real one-node Slurm (dev/slurm/start-one-node.sh: Debian's slurm-wlm and munge, as root): an array of
-/// 4 tasks over a small corpus with the demo model, one task killed mid-run with scancel and requeued, the dependent merge job
-/// awaited, and its merged file compared byte for byte with a single-process run. Skipped, saying why, where Slurm cannot run.
+/// 4 tasks over a small corpus with the demo model, one task killed mid-run with scancel and requeued by the written requeue.sh,
+/// the dependent merge job awaited, and its merged file compared byte for byte with a single-process run. Skipped, saying why, where Slurm cannot run.
 /// </summary>
 public sealed partial class SlurmInfluenceTests : IDisposable
 {
@@ -67,10 +67,19 @@ public sealed partial class SlurmInfluenceTests : IDisposable
         string log = Path.Combine(outDir, "logs", $"influence-{array}_1.log");
         Wait(() => File.Exists(log) && File.ReadAllText(log).Contains("[shard 1/4]"), 120, "task 1 to start scoring");
         Assert.False(File.Exists(part1), "task 1 is killed before it finished its part");
-        // killed and put back in the queue in one step, as pre-emption or a node failure does (a plain scancel would end the
-        // task for good, and Slurm would never start the merge: afterok)
-        Assert.Equal(0, Run("scontrol", "requeue", task).Code);
+        // ended for good, as a user's scancel or a time limit does: Slurm then marks the merge's afterok dependency failed, and
+        // keeps it failed even after the task is requeued and succeeds; requeue.sh requeues the task and re-points the merge
+        Assert.Equal(0, Run("scancel", task).Code);
         string shown = "";
+        Wait(() => (shown = Run("scontrol", "show", "job", task).Stdout).Contains("JobState=CANCELLED"), 30, () => $"task 1 to be cancelled: {shown}");
+        Wait(() => (shown = Run("scontrol", "show", "job", merge).Stdout).Contains("DependencyNeverSatisfied"), 60,
+            () => $"the merge job to see its dependency failed: {shown}");
+        var requeue = Run(Path.Combine(outDir, "requeue.sh"));
+        Assert.True(requeue.Code == 0, requeue.Stderr);
+        Assert.Contains($"requeued {task} (it was CANCELLED)", requeue.Stdout);
+        // the merge now waits for task 1 (and any other task still queued or running), no longer for a failed dependency
+        string waits = requeue.Stdout.Split('\n').Single(l => l.StartsWith($"merge job {merge} now waits for: ", StringComparison.Ordinal));
+        Assert.Contains(task, waits.Split(": ")[1].Split(':'));
         Wait(() => (shown = Run("scontrol", "show", "job", task).Stdout).Contains("Restarts=1"), 30,
             () => $"task 1 to be requeued: {shown}\nlog: {File.ReadAllText(log)}");
         Assert.Contains("CANCELLED", File.ReadAllText(log)); // its first run was killed

@@ -40,10 +40,12 @@ public sealed class InfluenceCommand : ICommand
           --top P           also write DIR/{InfluenceParts.TopName}: the top share P (0.1 or 10%) as JSON lines with the text
         slurm:
           --array N         shards, one array task each; writes DIR/influence-array.sbatch, DIR/influence-merge.sbatch and
-                            DIR/submit.sh (the merge runs after every task succeeded: Slurm's afterok); logs in DIR/logs/
+                            DIR/submit.sh (the merge runs after every task succeeded: Slurm's afterok); logs in DIR/logs/.
+                            A task ended for good (scancel, a time limit) stops the merge: DIR/requeue.sh requeues what
+                            did not complete and points the merge job at it again
           --partition P, --time T, --mem M    passed to #SBATCH
           --headwise CMD    how the tasks run headwise (default: this binary)
-          --submit          submit both jobs through sbatch now
+          --submit          submit both jobs through sbatch now (their ids go to DIR/jobs, as submit.sh does)
 
         Example:
           headwise influence --model models/demo --corpus docs.jsonl --heads auto --out influence/ && headwise influence merge --out influence/
@@ -127,7 +129,9 @@ public sealed class InfluenceCommand : ICommand
         {
             string array = SlurmScripts.Sbatch([Path.Combine(outDir, SlurmScripts.ArrayName)]);
             string merge = SlurmScripts.Sbatch([$"--dependency=afterok:{array}", Path.Combine(outDir, SlurmScripts.MergeName)]);
+            script.WriteJobs(array, merge);
             stdout.WriteLine($"submitted array job {array} ({shards} tasks) and merge job {merge} (afterok:{array})");
+            stdout.WriteLine($"if a task is ended for good (scancel, time limit), run {Path.Combine(outDir, SlurmScripts.RequeueName)}");
         }
         return 0;
     }

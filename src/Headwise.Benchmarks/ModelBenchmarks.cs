@@ -38,14 +38,18 @@ public sealed record LoadResult(long CheckpointBytes, double LoadSeconds, double
 public static class ModelBenchmarks
 {
     /// <summary>FLOPs of one forward over T tokens: 2·(matmul parameters)·T for the projections and unembedding, plus 2·T²·(NH·HD) per layer for causal q·kᵀ and pattern·v.</summary>
-    public static double ForwardFlops(ModelConfig c, int T)
+    public static double ForwardFlops(ModelConfig c, int T) => (c.NLayers * LayerFlops(c, T)) + UnembedFlops(c, T);
+
+    /// <summary>FLOPs of one block over T positions: its matmuls and causal attention.</summary>
+    public static double LayerFlops(ModelConfig c, int T)
     {
         double C = c.DModel, qd = c.NHeads * c.DHead, kvd = c.NKvHeads * c.DHead, F = c.DMlp;
-        double perTokenLayer = C * qd + 2 * C * kvd + qd * C + (c.GatedMlp ? 3 : 2) * C * F;
-        double matmul = 2.0 * T * (c.NLayers * perTokenLayer + C * c.VocabSize);
-        double attention = c.NLayers * 2.0 * (double)T * T * qd; // causal: T²/2 pairs × 2 products × 2 FLOPs
-        return matmul + attention;
+        double perToken = C * qd + 2 * C * kvd + qd * C + (c.GatedMlp ? 3 : 2) * C * F;
+        return (2.0 * T * perToken) + (2.0 * (double)T * T * qd); // causal attention: T²/2 pairs × 2 products × 2 FLOPs
     }
+
+    /// <summary>FLOPs of the unembedding of <paramref name="rows"/> positions.</summary>
+    public static double UnembedFlops(ModelConfig c, int rows) => 2.0 * rows * c.DModel * c.VocabSize;
 
     public static TransformerModel RandomModel(ModelConfig c, int seed = 1) => TransformerModel.Create(CanonicalWeights.Random(c, seed));
 

@@ -274,6 +274,36 @@ public class HookTests
     [Theory]
     [InlineData("gpt2_tied")]
     [InlineData("llama_gqa")]
+    [InlineData("neox_parallel")]
+    public void LogitRowsAreTheChosenRowsOfTheFullForward(string name)
+    {
+        using var m = Load(name);
+        var input = Input(m.Config.VocabSize);
+        int V = m.Config.VocabSize, T = input.SeqLen;
+        var (full, cache) = m.Model.RunWithCache(input, n => n == "blocks.1.hook_resid_pre");
+        var rows = new LogitRows([2, 0], [3, 6]); // sequence 0: positions 2..4; sequence 1: all six
+        var buffer = new float[20 * V];          // larger than needed: only the first 9 rows are written
+        var chosen = m.Model.Forward(input, null, rows, buffer);
+        var resumed = m.Model.ForwardFrom(1, cache["blocks.1.hook_resid_pre"].Data, input, null, rows, null);
+        Assert.Same(buffer, chosen);
+        Assert.Equal(9 * V, resumed.Length);
+        for (int r = 0; r < 9; r++)
+        {
+            int b = r < 3 ? 0 : 1, t = r < 3 ? 2 + r : r - 3;
+            for (int v = 0; v < V; v++)
+            {
+                float want = full[(((b * T) + t) * V) + v];
+                Assert.Equal(want, chosen[(r * V) + v], 1e-5f);
+                Assert.Equal(want, resumed[(r * V) + v], 1e-5f);
+            }
+        }
+        Assert.Throws<InvalidInputException>(() => m.Model.Forward(input, null, new LogitRows([4, 0], [3, 1]), null));
+        Assert.Throws<InvalidInputException>(() => m.Model.Forward(input, null, new LogitRows([0], [1]), null));
+    }
+
+    [Theory]
+    [InlineData("gpt2_tied")]
+    [InlineData("llama_gqa")]
     [InlineData("neox_sequential")]
     public void ForwardFromMidEqualsTheFullForwardAndParallelModelsRefuseIt(string name)
     {

@@ -41,7 +41,8 @@ public sealed class BenchCommand : ICommand
                    loss up) on the same model and input, its wall time as a multiple of one plain forward
           influence (with --influence; a minute) `headwise influence` on the demo model, head 2.1 masked, 400 random
                    documents of realistic lengths: documents/s and tokens/s against the model's prefill tokens/s at full
-                   context in the same run; target ≥ 0.70 (two forwards per token bound it at 0.67 for a layer-2 head)
+                   context in the same run, and the ratio its FLOPs would give at prefill's FLOP rate: half-overlapping
+                   windows and two runs per window (clean, masked from the head's layer) cost more than a forward per token
           onnx     (with --onnx; a few minutes) prefill against ONNX Runtime 1.31 on the same model and weights (the forward
                    written as an ONNX graph, ORT_SEQUENTIAL, every graph optimisation), at 128, 512 and 1,024 tokens (32
                    and 64 with --quick), on 1 and all threads: Headwise tokens/s ÷ ORT tokens/s, timed alternately after
@@ -314,6 +315,9 @@ public sealed class BenchCommand : ICommand
                 tokens_per_s = influenceCost.TokensPerSecond,
                 prefill_tokens_per_s = influenceCost.PrefillTokensPerSecond,
                 ratio = influenceCost.Ratio,
+                forward_positions = influenceCost.Positions,
+                ratio_at_prefill_flop_rate = influenceCost.AtPrefillFlopRate,
+                flop_rate_vs_prefill = influenceCost.FlopRateVsPrefill,
             },
             search = searchCost is null ? null : new
             {
@@ -401,7 +405,9 @@ public sealed class BenchCommand : ICommand
         if (influenceCost is { } ic)
         {
             stdout.WriteLine($"influence              demo (models/demo), head 2.1, {ic.Documents} documents of {ic.Tokens:N0} tokens: {ic.DocumentsPerSecond:F1} documents/s, " +
-                $"{ic.TokensPerSecond:N0} tokens/s = {ic.Ratio:F2} of prefill ({ic.PrefillTokensPerSecond:N0} tokens/s; target ≥ 0.70, bound 0.67 for a head in layer 2 of 4)");
+                $"{ic.TokensPerSecond:N0} tokens/s = {ic.Ratio:F2} of prefill ({ic.PrefillTokensPerSecond:N0} tokens/s); " +
+                $"{ic.Positions:N0} forward positions (eval's half-overlapping windows), clean and masked: at prefill's FLOP rate the ratio " +
+                $"would be {ic.AtPrefillFlopRate:F2}; the scorer's FLOP rate is {ic.FlopRateVsPrefill:F2}× prefill's (batched windows)");
         }
         return 0;
     }

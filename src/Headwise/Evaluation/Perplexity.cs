@@ -65,14 +65,22 @@ public static class Perplexity
 
     /// <summary>nll[target − 1] for the targets of window <paramref name="w"/>, from its logits [End − Begin, V] (row r predicts
     /// ids[Begin + r + 1]) — a row of a padded batch works the same, as padding after a sequence leaves its logits unchanged.</summary>
-    public static void ScoreWindow(ReadOnlySpan<float> logits, int V, int[] ids, Window w, Span<float> nll)
+    public static void ScoreWindow(ReadOnlySpan<float> logits, int V, int[] ids, Window w, Span<float> nll) =>
+        ScoreTargets(logits[((w.FirstTarget - 1 - w.Begin) * V)..], V, ids, w, nll);
+
+    /// <summary>As <see cref="ScoreWindow"/>, from the logits of the window's scored rows only ([End − FirstTarget, V]: row r
+    /// predicts ids[FirstTarget + r]) — what a forward with <see cref="TargetRows"/> returns.</summary>
+    public static void ScoreTargets(ReadOnlySpan<float> targetLogits, int V, int[] ids, Window w, Span<float> nll)
     {
         for (int target = w.FirstTarget; target < w.End; target++)
         {
-            int row = target - 1 - w.Begin;
-            nll[target - 1] = (float)-LogSoftmaxAt(logits.Slice(row * V, V), ids[target]);
+            int row = target - w.FirstTarget;
+            nll[target - 1] = (float)-LogSoftmaxAt(targetLogits.Slice(row * V, V), ids[target]);
         }
     }
+
+    /// <summary>The rows of window <paramref name="w"/>'s forward whose logits it scores: (first row, count).</summary>
+    public static (int Start, int Count) TargetRows(Window w) => (w.FirstTarget - 1 - w.Begin, w.End - w.FirstTarget);
 
     /// <summary>The mean and perplexity of per-token nll, as <see cref="Evaluate"/> reports them.</summary>
     public static PerplexityResult Result(float[] nll, int windows)

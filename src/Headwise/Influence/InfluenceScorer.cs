@@ -93,8 +93,9 @@ public sealed class InfluenceScorer : IDisposable
         var refHooks = new HookSet(_model.Config.NLayers);
         refHooks.Add(new HookPoint(_firstLayer, HookKind.ResidPre), a => a.Data.Span.CopyTo(resid), observeOnly: true);
         var maskedHooks = _ablation.CreateHooks();
-        // the last batch's logits are passed back: batches of one shape (every full window of a long corpus) then reuse them
-        float[]? logitsRef = null, logitsMasked = null;
+        // only the rows a window scores are unembedded (LogitRows): a window after the first scores the part no earlier window
+        // did, and no row predicts past the text. One logits buffer of the largest batch serves every batch.
+        float[] logitsRef = [], logitsMasked = [];
         int done = 0;
         for (int start = 0; start < order.Length;)
         {
@@ -107,14 +108,20 @@ public sealed class InfluenceScorer : IDisposable
             {
                 resid = new float[B * T * C]; // (B, T, C) blocks.{first}.hook_resid_pre
             }
-            logitsRef = _model.Forward(input, refHooks, logitsRef);                                    // (B, T, V)
-            logitsMasked = _model.ForwardFrom(_firstLayer, resid, input, maskedHooks, logitsMasked); // (B, T, V)
+            var rowStart = new int[B];
+            var rowCount = new int[B];
             for (int b = 0; b < B; b++)
             {
+                (rowStart[b], rowCount[b]) = Perplexity.TargetRows(batch[b].W);
+            }
+            var rows = new LogitRows(rowStart, rowCount);
+            logitsRef = _model.Forward(input, refHooks, rows, logitsRef);                                    // (R, V)
+            logitsMasked = _model.ForwardFrom(_firstLayer, resid, input, maskedHooks, rows, logitsMasked); // (R, V)
+            for (int b = 0, r = 0; b < B; r += rowCount[b], b++)
+            {
                 var (d, w) = batch[b];
-                int rows = w.End - w.Begin;
-                Perplexity.ScoreWindow(logitsRef.AsSpan(b * T * V, rows * V), V, documents[d].Ids, w, nllRef[d]);
-                Perplexity.ScoreWindow(logitsMasked.AsSpan(b * T * V, rows * V), V, documents[d].Ids, w, nllMasked[d]);
+                Perplexity.ScoreTargets(logitsRef.AsSpan(r * V, rowCount[b] * V), V, documents[d].Ids, w, nllRef[d]);
+                Perplexity.ScoreTargets(logitsMasked.AsSpan(r * V, rowCount[b] * V), V, documents[d].Ids, w, nllMasked[d]);
                 if (--windowsLeft[d] == 0)
                 {
                     done++;

@@ -174,6 +174,34 @@ public abstract partial class TransformerModel : IDisposable
         return EndResumed(input, logitsBuffer);
     }
 
+    /// <summary><see cref="Forward(ModelInput, HookSet?, float[]?)"/> computing the logits of the positions <paramref name="rows"/>
+    /// names only, packed as (Σ count, vocab) into <paramref name="logitsBuffer"/> when it holds at least that many floats (only
+    /// that prefix is written), else into a new array.</summary>
+    public float[] Forward(ModelInput input, HookSet? hooks, LogitRows rows, float[]? logitsBuffer)
+    {
+        input.Validate(Config.VocabSize);
+        RequireInputKind(input);
+        ResetCache(input.Batch, input.SeqLen);
+        PrepareStep(input.Tokens, input.AttentionMask, input.Batch, input.SeqLen, hooks);
+        ForwardCore(0);
+        PastLength += input.SeqLen;
+        return UnembedRows(input.Batch, input.SeqLen, rows, logitsBuffer);
+    }
+
+    /// <summary><see cref="ForwardFrom(int, ReadOnlySpan{float}, ModelInput, HookSet?, float[]?)"/> computing the logits of the
+    /// positions <paramref name="rows"/> names only, as <see cref="Forward(ModelInput, HookSet?, LogitRows, float[]?)"/>.</summary>
+    public float[] ForwardFrom(int startLayer, ReadOnlySpan<float> residPre, ModelInput input, HookSet? hooks, LogitRows rows, float[]? logitsBuffer)
+    {
+        if ((uint)startLayer > (uint)Config.NLayers)
+        {
+            throw new InvalidInputException($"start layer {startLayer} is outside 0..{Config.NLayers}");
+        }
+        BeginResumed(residPre, input, hooks);
+        ForwardCore(startLayer);
+        PastLength += input.SeqLen;
+        return UnembedRows(input.Batch, input.SeqLen, rows, logitsBuffer);
+    }
+
     // images for a vision model, token ids for the others: said in one line, naming what the model reads
     private void RequireInputKind(ModelInput input)
     {
@@ -262,6 +290,33 @@ public abstract partial class TransformerModel : IDisposable
             MatMul(S.XNorm.AsSpan(0, B * T * C), wU.Span, PackedFor(wU, B * T, C, V, WeightLayout.OutIn), bias, logits, B * T, C, V, WeightLayout.OutIn);
             return logits;
         }
+    }
+
+    private float[] _gatheredRows = []; // (R, C) the final-norm rows UnembedRows multiplies; grown, never shrunk
+
+    // logits of the chosen rows only: gather them from ln_final's output (R, C), then one GEMM (R, C) · W_Uᵀ → (R, V)
+    private float[] UnembedRows(int B, int T, LogitRows rows, float[]? into)
+    {
+        rows.Check(B, T);
+        var (wU, bU) = Unembedding;
+        var bias = bU is null ? default : bU.Span;
+        int C = Config.DModel, V = Config.VocabSize, R = rows.Total;
+        if (_gatheredRows.Length < R * C)
+        {
+            _gatheredRows = new float[R * C];
+        }
+        int r = 0;
+        for (int b = 0; b < B; b++)
+        {
+            S.XNorm.AsSpan(((b * T) + rows.Start[b]) * C, rows.Count[b] * C).CopyTo(_gatheredRows.AsSpan(r * C));
+            r += rows.Count[b];
+        }
+        var logits = into is not null && into.LongLength >= (long)R * V ? into : new float[(long)R * V];
+        if (R > 0)
+        {
+            MatMul(_gatheredRows.AsSpan(0, R * C), wU.Span, PackedFor(wU, R, C, V, WeightLayout.OutIn), bias, logits.AsSpan(0, R * V), R, C, V, WeightLayout.OutIn);
+        }
+        return logits;
     }
 
     // ---------------------------------------------------------------------------------------------------------------

@@ -30,8 +30,9 @@ public sealed class ReportCommand : ICommand
           --max-tokens N    cap the prompt at N tokens (default 64; patterns grow as N²; the prompt-based sections
                             use the same capped prompt, leave-one-out at most its first 32 tokens)
           --top K           rows per top-heads table (default 5)
-          --png-dir DIR     also write PNG heatmaps: scores-NAME.png per score grid (one row per layer, one column
-                            per head) and pattern-L.H.png for the top head of each score
+          --png-dir DIR     also write PNG figures: scores-NAME.png per score grid (one row per layer, one column
+                            per head) and pattern-L.H.png for the top head of each score, with a title, axis names,
+                            tick labels (tokens) and a colour bar (labels need a font file: HEADWISE_FONT or a system one)
           --heads L.H,..    with --png-dir: write the patterns of these heads instead, e.g. --heads 1.4,3.6
           --compare M       add a "Model comparison" section: this model against M (repeat for more models), e.g. a
                             conversion of it: mean NLL, perplexity, ΔNLL, parameters and KV-cache bytes per token on the
@@ -113,17 +114,21 @@ public sealed class ReportCommand : ICommand
         var pngs = new List<string>();
         if (pngDir is not null)
         {
+            if (FigureFont.Typeface is null)
+            {
+                stderr.WriteLine($"warning: {FigureFont.Hint}");
+            }
             foreach (var s in data.Scores)
             {
                 string file = Path.GetFullPath(Path.Combine(pngDir, $"scores-{FileName(s.Name)}.png"));
-                Png.Write(file, Heatmap.ScoreGrid(s));
+                HeatmapFigure.ScoreGrid(s).Write(file);
                 pngs.Add(file);
             }
             var heads = pngHeads ?? data.Scores.Select(s => ReportBuilder.TopTable(s, 1).Rows[0][1]).Distinct().Select(HeadId.Parse).ToArray();
             foreach (var head in heads)
             {
                 string file = Path.GetFullPath(Path.Combine(pngDir, $"pattern-{head}.png"));
-                Png.Write(file, Heatmap.Pattern(data.Patterns, head));
+                HeatmapFigure.Pattern(data.Patterns, head).Write(file);
                 pngs.Add(file);
             }
         }

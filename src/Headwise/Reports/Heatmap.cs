@@ -75,9 +75,15 @@ public static class Heatmap
     /// <summary>A score's layer × head grid: one row per layer, one column per head, coloured from its own min to max.</summary>
     public static RgbImage ScoreGrid(Analysis.HeadScores scores, int cellPx = 24)
     {
-        var flat = scores.Values.SelectMany(r => r).ToArray();
-        var finite = flat.Where(float.IsFinite).DefaultIfEmpty(0f).ToArray();
-        return Render(flat, scores.Layers, scores.Heads, cellPx, finite.Min(), finite.Max());
+        var (min, max) = FiniteRange(scores);
+        return Render(scores.Values.SelectMany(r => r).ToArray(), scores.Layers, scores.Heads, cellPx, min, max);
+    }
+
+    /// <summary>The smallest and largest finite score (0, 0 when none is finite): the colour range of its grid.</summary>
+    public static (float Min, float Max) FiniteRange(Analysis.HeadScores scores)
+    {
+        var finite = scores.Values.SelectMany(r => r).Where(float.IsFinite).DefaultIfEmpty(0f).ToArray();
+        return (finite.Min(), finite.Max());
     }
 
     /// <summary>One head's pattern: row q = query, column k = key, weight 0..1 on viridis, future keys greyed.</summary>

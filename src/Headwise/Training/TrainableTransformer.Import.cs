@@ -35,7 +35,7 @@ public sealed partial class TrainableTransformer
             }
             if (!(c.QkvBias && c.OutputBias && c.MlpBias))
             {
-                return $"the trainer's GPT-2 has biases on every projection; this {what} lacks some (q/k/v {c.QkvBias}, output {c.OutputBias}, MLP {c.MlpBias})";
+                return $"the trainer's GPT-2 has biases on every projection; this {what} lacks {Biases(c, present: false)}";
             }
             if (c.NKvHeads != c.NHeads || c.NHeads * c.DHead != c.DModel)
             {
@@ -53,7 +53,7 @@ public sealed partial class TrainableTransformer
         }
         if (c.QkvBias || c.OutputBias || c.MlpBias)
         {
-            return $"the trainer's Llama has no biases; this {what} has biases (q/k/v {c.QkvBias}, output {c.OutputBias}, MLP {c.MlpBias})";
+            return $"the trainer's Llama has no biases; this {what} has {Biases(c, present: true)}";
         }
         if (c.SlidingWindow > 0 && c.SlidingWindow < c.MaxPositions)
         {
@@ -61,6 +61,10 @@ public sealed partial class TrainableTransformer
         }
         return null;
     }
+
+    // "q/k/v and output biases": the projections whose bias is (present) or is not (!present) in the config
+    private static string Biases(ModelConfig c, bool present) =>
+        string.Join(" and ", new[] { ("q/k/v", c.QkvBias), ("output", c.OutputBias), ("MLP", c.MlpBias) }.Where(x => x.Item2 == present).Select(x => x.Item1)) + " biases";
 
     /// <summary>
     /// A trainable model holding exactly <paramref name="weights"/>: its forward gives the engine's logits (within float

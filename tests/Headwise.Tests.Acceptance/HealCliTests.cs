@@ -69,7 +69,7 @@ public sealed class HealCliTests
             string[] stories = ["--tokenizer", Path.Combine(s, "tok512.bin")];
             var r = CliRunner.Run(["convert", "gqa", "--model", Path.Combine(s, "stories260K.bin"), .. stories, "--kv-heads", "2", "--method", "mean", "--out", gqa]);
             Assert.True(r.ExitCode == 0, r.Stderr);
-            r = CliRunner.Run(["heal", "--model", gqa, "--teacher", Path.Combine(s, "stories260K.bin"), .. stories, "--text-file", Text("story.txt"), "--steps", "15", "--json"]);
+            r = CliRunner.Run(["heal", "--model", gqa, "--teacher", Path.Combine(s, "stories260K.bin"), .. stories, "--text-file", Text("story.txt"), "--steps", "15", "--lr", "1e-3", "--json"]);
             Assert.True(r.ExitCode == 0, r.Stderr);
             using var j = JsonDocument.Parse(r.Stdout);
             var kl = j.RootElement.GetProperty("kl");

@@ -31,7 +31,7 @@ public sealed class HealCommand : ICommand
           --teacher M       the original model (directory, llama2.c .bin or Hub name; --tokenizer applies to it too)
           --text-file F     the text to distil on (UTF-8); its last tenth is held out
           --steps N         optimizer steps (at least 1)
-          --lr X            learning rate (default 1e-3, constant)
+          --lr X            learning rate (default 3e-4, constant)
           --seq-len T       tokens per window (default 64, or fewer when the text or the context is shorter)
           --batch B         windows per step (default 4)
           --seed S          seeds the windows' offsets (default 1)
@@ -54,7 +54,7 @@ public sealed class HealCommand : ICommand
         if (!File.Exists(textFile)) throw new UsageException($"--text-file {textFile}: file not found");
         if (!args.Has("steps")) throw new UsageException("missing --steps N (optimizer steps, at least 1)");
         int steps = args.GetInt("steps", 0, 1);
-        float lr = (float)args.GetDouble("lr", 1e-3, double.Epsilon, 10);
+        float lr = (float)args.GetDouble("lr", 3e-4, double.Epsilon, 10);
         int batch = args.GetInt("batch", 4, 1, 4096);
         int seqLen = args.GetInt("seq-len", 0, 2);
         ulong seed = (ulong)args.GetInt("seed", 1, 0);

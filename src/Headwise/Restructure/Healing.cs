@@ -12,7 +12,7 @@ public sealed record HealingOptions
     /// <summary>Optimizer steps (each one batch of <see cref="BatchSize"/> windows of <see cref="SeqLen"/> tokens).</summary>
     public required int Steps { get; init; }
     /// <summary>AdamW's learning rate, constant (no warmup: the student starts trained).</summary>
-    public float LearningRate { get; init; } = 1e-3f;
+    public float LearningRate { get; init; } = 3e-4f;
     /// <summary>Tokens per window; 0 = derive: 64, or less when the text or the context is shorter.</summary>
     public int SeqLen { get; init; }
     public int BatchSize { get; init; } = 4;

@@ -33,7 +33,7 @@ public sealed class HealingTests
         Assert.True(start.Kl > 0.5, $"a mean-pooled G = 2 conversion is known to start far from its teacher (KL {start.Kl})");
 
         var student = TrainableTransformer.FromCanonical(converted);
-        var kls = Healing.Heal(student, teacher.Model, train, new HealingOptions { Steps = 25, SeqLen = 64, BatchSize = 4 });
+        var kls = Healing.Heal(student, teacher.Model, train, new HealingOptions { Steps = 25, SeqLen = 64, BatchSize = 4, LearningRate = 1e-3f });
         Assert.Equal(2, student.Config.KvHeads); // GQA stays GQA
         using var after = TransformerModel.Create(student.ToCanonical());
         var end = Healing.Score(after, teacher.Model, heldOut);

@@ -172,8 +172,9 @@ public static class Healing
 
     /// <summary>
     /// Splits a text into a training part and a held-out tail of about <paramref name="fraction"/> of its characters: the tail
-    /// starts at the first line start at or after the cut (else the first whitespace after it, else the cut itself), so it
-    /// is a file of its own that <c>headwise eval --text-file</c> scores the same way. Returns the tail's first character.
+    /// starts at the first line start at or after the cut when one lies within 5% of the text's length from it, else after
+    /// the first whitespace after the cut, else at the cut itself — so that the tail, as a file of its own, is what
+    /// <c>headwise eval --text-file</c> scores. Returns the tail's first character.
     /// </summary>
     public static int HeldOutStart(string text, double fraction = 0.1)
     {

@@ -11,6 +11,7 @@ public static class CommandRegistry
         new EvalCommand(),
         new CompareCommand(),
         new ConvertCommand(),
+        new HealCommand(),
         new ClassifyCommand(),
         new InfluenceCommand(),
         new ExportCommand(),

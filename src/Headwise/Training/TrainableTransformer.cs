@@ -383,7 +383,7 @@ public sealed partial class TrainableTransformer
     /// <summary>Adds ∂(lossScale · loss)/∂θ of the last forward into <see cref="Grads"/> (use 1/accumulation steps for accumulation).</summary>
     public void Backward(float lossScale = 1f)
     {
-        if (!_hasTargets)
+        if (!_hasTargets && !_logitGradientGiven)
         {
             throw new InvalidOperationException("Backward needs a Forward with targets first");
         }
@@ -392,7 +392,7 @@ public sealed partial class TrainableTransformer
         var sT = _scratchT.AsSpan();
         var sP = _scratchP.AsSpan();
         // undoes: loss = CrossEntropy(logits)  (the probabilities become dlogits in place)
-        CrossEntropy.Backward(_probs, _targets, N, V, _counted == 0 ? 0f : lossScale / _counted);
+        if (!_logitGradientGiven) CrossEntropy.Backward(_probs, _targets, N, V, _counted == 0 ? 0f : lossScale / _counted);
         // undoes: logits = lnf · W_Uᵀ (one-hot: logits = lnf)
         if (_oneHot) Array.Copy(_probs, _dLn, N * C);
         else Linear.Backward(_probs, _lnf, P(_wu, V * C), _dLn, G(_wu, V * C), default, sT, sP, N, C, V);

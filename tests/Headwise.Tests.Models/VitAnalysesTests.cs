@@ -1,0 +1,210 @@
+using Headwise.Analysis;
+using Headwise.Analysis.Interventions;
+using Headwise.Analysis.Patterns;
+using Headwise.Analysis.Vision;
+using Headwise.Hooks;
+using Headwise.Models;
+using Headwise.Vision;
+
+namespace Headwise.Tests.Models;
+
+/// <summary>
+/// The vision papers' head analyses on the tiny ViT golden (tests/goldens/vit_cls: 2 layers × 4 heads, a 4×4 patch grid):
+/// evaluation and head pruning against a direct computation, attention rollout against a direct matrix product, and the
+/// sink score and pattern clusters by construction (heads whose patterns are set by hooks).
+/// </summary>
+public class VitAnalysesTests
+{
+    private static string Dir => Path.Combine(TestPaths.Goldens, "vit_cls");
+
+    private static ModelInput Input(LoadedModel loaded, string file)
+    {
+        var vision = loaded.Config.Vision!;
+        return ModelInput.Image(ImagePreprocessor.ForModel(Dir, vision).Process(DecodedImage.Load(Path.Combine(Dir, file), vision.Channels)), vision);
+    }
+
+    // a hook that sets head `head`'s pattern [batch 1, head, q, k] to one-hot rows: query q reads key(q) only
+    private static void Set(ActivationView a, int head, int T, Func<int, int> key)
+    {
+        var span = a.Data.Span.Slice(head * T * T, T * T);
+        span.Clear();
+        for (int q = 0; q < T; q++)
+        {
+            span[q * T + key(q)] = 1;
+        }
+    }
+
+    [Fact]
+    public void EvaluationIsAccuracyAndMeanCrossEntropyOfTheClsLogits()
+    {
+        using var loaded = ModelLoader.Load(Dir);
+        string[] files = ["image.png", "image_exact.png", "image_gray.png"];
+        int[] labels = [2, 4, 0];
+        var images = files.Select((f, i) => new LabelledImage(f, Input(loaded, f), labels[i])).ToArray();
+        var r = ImageEvaluation.Evaluate(loaded.Model, images);
+
+        // direct: softmax of the CLS logits, argmax and −log p(label)
+        int correct = 0;
+        double ce = 0;
+        for (int i = 0; i < images.Length; i++)
+        {
+            var p = Classification.Probabilities(loaded.Model.Forward(images[i].Image)[..loaded.Config.VocabSize]);
+            int top = Array.IndexOf(p, p.Max());
+            Assert.Equal(top, r.Predicted[i]);
+            correct += top == labels[i] ? 1 : 0;
+            ce += -Math.Log(p[labels[i]]) / images.Length;
+        }
+        Assert.Equal(3, r.Images);
+        Assert.Equal(correct, r.Correct);
+        Assert.Equal(correct / 3.0, r.Accuracy, 1e-12);
+        Assert.Equal(ce, r.MeanCrossEntropy, 1e-12);
+        Assert.Throws<InvalidInputException>(() => ImageEvaluation.Evaluate(loaded.Model, [new LabelledImage("x", images[0].Image, 5)]));
+    }
+
+    [Fact]
+    public void PruningImportanceIsTheLossChangeOfZeroAblatingEachHead()
+    {
+        using var loaded = ModelLoader.Load(Dir);
+        var input = Input(loaded, "image.png");
+        var clean = Classification.Probabilities(loaded.Model.Forward(input)[..loaded.Config.VocabSize]);
+        int label = Array.IndexOf(clean, clean.Max());
+        var image = new LabelledImage("image.png", input, label);
+        var loss = ImageEvaluation.Importance(loaded.Model, [image], ImageMetric.Loss, out double cleanLoss);
+        var accuracy = ImageEvaluation.Importance(loaded.Model, [image], ImageMetric.Accuracy, out double cleanAccuracy);
+        Assert.Equal(-Math.Log(clean[label]), cleanLoss, 1e-9);
+        Assert.Equal(1.0, cleanAccuracy);
+        for (int l = 0; l < loaded.Config.NLayers; l++)
+        {
+            for (int h = 0; h < loaded.Config.NHeads; h++)
+            {
+                // the same ablation through the ablate command's path: the clean top label's probability after zeroing z
+                var direct = VisionAblation.Ablate(loaded.Model, input, [new HeadId(l, h)], AblationMethod.Zero);
+                Assert.Equal(Math.Log(direct.CleanProbability / direct.AblatedProbability), loss.Values[l][h], 1e-5);
+                Assert.Equal(direct.AblatedTop == label ? 0 : -1, accuracy.Values[l][h]);
+            }
+        }
+    }
+
+    [Fact]
+    public void SinkScoreFindsAHeadOnOnePatchAndAveragingKeepsTheRanking()
+    {
+        using var loaded = ModelLoader.Load(Dir);
+        var input = Input(loaded, "image.png");
+        int T = input.SeqLen, G = loaded.Config.Vision!.GridSize;
+        var p = PatternAnalysis.RunImage(loaded.Model, input, baseHooks: hooks => hooks.Add("blocks.0.attn.hook_pattern", a => Set(a, 3, T, _ => 6)));
+        var scores = VisionHeads.Score(p, G, G);
+        var sink = scores.Single(s => s.Id == new HeadId(0, 3));
+        Assert.Equal(1.0, sink.Sink, 1e-12);
+        Assert.Equal(sink, scores.MaxBy(s => s.Sink));
+        Assert.All(scores, s => Assert.InRange(s.Sink, 1.0 / (G * G) - 1e-6, 1 + 1e-6));
+
+        var other = VisionHeads.Score(PatternAnalysis.RunImage(loaded.Model, Input(loaded, "image_exact.png")), G, G);
+        var mean = VisionHeads.Average([scores, other]);
+        foreach (var m in mean)
+        {
+            var a = scores.Single(s => s.Id == m.Id);
+            var b = other.Single(s => s.Id == m.Id);
+            Assert.Equal((a.Entropy + b.Entropy) / 2, m.Entropy, 1e-12);
+            Assert.Equal((a.Cls + b.Cls) / 2, m.Cls, 1e-12);
+            Assert.Equal((a.Sink + b.Sink) / 2, m.Sink, 1e-12);
+        }
+        var distances = mean.Select(m => m.Distance).ToArray();
+        Assert.Equal(distances.Order().ToArray(), distances);
+    }
+
+    [Fact]
+    public void RolloutIsTheProductOfTheLayersHalfResidualMeanAttention()
+    {
+        using var loaded = ModelLoader.Load(Dir);
+        var p = PatternAnalysis.RunImage(loaded.Model, Input(loaded, "image.png"));
+        int T = p.Length;
+        // direct: Â_l = (mean_h A + I)/2 as matrices, rows renormalised, and R = Â_1 · Â_0
+        double[,] LayerMatrix(int l)
+        {
+            var m = new double[T, T];
+            for (int q = 0; q < T; q++)
+            {
+                double sum = 0;
+                for (int k = 0; k < T; k++)
+                {
+                    m[q, k] = 0.5 * p.Patterns[l].Average(a => (double)a[q * T + k]) + (q == k ? 0.5 : 0);
+                    sum += m[q, k];
+                }
+                for (int k = 0; k < T; k++)
+                {
+                    m[q, k] /= sum;
+                }
+            }
+            return m;
+        }
+        var a0 = LayerMatrix(0);
+        var a1 = LayerMatrix(1);
+        var rollout = AttentionRollout.Compute(p);
+        var first = AttentionRollout.Compute(p, throughLayer: 0);
+        for (int q = 0; q < T; q++)
+        {
+            double rowSum = 0;
+            for (int k = 0; k < T; k++)
+            {
+                double product = 0;
+                for (int m = 0; m < T; m++)
+                {
+                    product += a1[q, m] * a0[m, k];
+                }
+                Assert.Equal(product, rollout[q * T + k], 1e-6);
+                Assert.Equal(a0[q, k], first[q * T + k], 1e-6);
+                rowSum += rollout[q * T + k];
+            }
+            Assert.Equal(1.0, rowSum, 1e-5);
+        }
+        Assert.Throws<InvalidInputException>(() => AttentionRollout.Compute(p, throughLayer: 2));
+    }
+
+    [Fact]
+    public void HeadsBuiltToAttendLeftUpOrToTheClsFallInSeparateClusters()
+    {
+        using var loaded = ModelLoader.Load(Dir);
+        var input = Input(loaded, "image.png");
+        int T = input.SeqLen, G = loaded.Config.Vision!.GridSize;
+        // left: the patch to the left (the right one in column 0); up: the patch above (below in row 0); the CLS query reads itself
+        int Left(int q) => q == 0 ? 0 : (q - 1) % G == 0 ? q + 1 : q - 1;
+        int Up(int q) => q == 0 ? 0 : (q - 1) / G == 0 ? q + G : q - G;
+        var built = new Dictionary<HeadId, Func<int, int>>
+        {
+            [new(0, 0)] = Left, [new(1, 0)] = Left, [new(1, 3)] = Left,
+            [new(0, 1)] = Up, [new(1, 1)] = Up,
+            [new(0, 2)] = _ => 0, [new(0, 3)] = _ => 0, [new(1, 2)] = _ => 0,
+        };
+        void Build(HookSet hooks)
+        {
+            foreach (var layer in built.GroupBy(b => b.Key.Layer))
+            {
+                hooks.Add($"blocks.{layer.Key}.attn.hook_pattern", a =>
+                {
+                    foreach (var (head, key) in layer)
+                    {
+                        Set(a, head.Head, T, key);
+                    }
+                });
+            }
+        }
+        var images = new[] { "image.png", "image_exact.png" }.Select(f => PatternAnalysis.RunImage(loaded.Model, Input(loaded, f), baseHooks: Build)).ToArray();
+        for (int seed = 0; seed < 5; seed++)
+        {
+            var clusters = PatternClustering.Run(images, G, G, k: 3, seed);
+            Assert.Equal(3, clusters.K);
+            int ClusterOf(HeadId h) => clusters.Cluster[Array.IndexOf(clusters.Heads, h)];
+            var groups = built.GroupBy(b => b.Value).Select(g => g.Select(b => ClusterOf(b.Key)).Distinct().ToArray()).ToArray();
+            Assert.All(groups, g => Assert.Single(g)); // each built kind in one cluster
+            Assert.Equal(3, groups.Select(g => g[0]).Distinct().Count()); // and the three kinds apart
+            // prototypes: the CLS cluster reads the CLS only; the left cluster puts 3/4 on (0, −1) and 1/4 on (0, +1)
+            var cls = clusters.Prototypes[ClusterOf(new HeadId(0, 2))];
+            Assert.Equal(1.0, cls[PatternClusters.ClsIndex], 1e-6);
+            var left = clusters.Prototypes[ClusterOf(new HeadId(0, 0))];
+            Assert.Equal(0.75, left[clusters.Index(0, -1)], 1e-6);
+            Assert.Equal(0.25, left[clusters.Index(0, 1)], 1e-6);
+            Assert.All(clusters.Profiles, profile => Assert.Equal(1.0, profile.Sum(), 1e-5)); // a distribution over CLS + offsets
+        }
+        Assert.Throws<InvalidInputException>(() => PatternClustering.Run(images, G, G, k: 9));
+    }
+}

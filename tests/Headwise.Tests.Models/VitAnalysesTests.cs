@@ -207,4 +207,60 @@ public class VitAnalysesTests
         }
         Assert.Throws<InvalidInputException>(() => PatternClustering.Run(images, G, G, k: 9));
     }
+
+    [Fact]
+    public void TokenPruningAtOneIsExactAndOtherwiseEqualsMaskingTheDroppedPatches()
+    {
+        using var loaded = ModelLoader.Load(Dir);
+        var vit = (Vit)loaded.Model;
+        var input = Input(loaded, "image.png");
+        int V = loaded.Config.VocabSize, T = input.SeqLen, NH = loaded.Config.NHeads;
+        var full = vit.Forward(input)[..V];
+
+        var exact = vit.ForwardPruned(input, new TokenPruning([0, 1], 1.0));
+        Assert.Equal(full, exact.Output); // bit for bit: nothing dropped
+        Assert.Equal([T, T], exact.TokensPerLayer);
+
+        // keep half of the 16 patches after block 0: block 1 runs on the CLS + 8 patches, those with the largest mean
+        // (over heads) CLS attention of block 0
+        var pruned = vit.ForwardPruned(input, new TokenPruning([0], 0.5));
+        Assert.Equal([T, 9], pruned.TokensPerLayer);
+        var p = PatternAnalysis.RunImage(loaded.Model, input);
+        double Cls(int k) => p.Patterns[0].Average(a => (double)a[k]);
+        int[] expected = [0, .. Enumerable.Range(1, T - 1).OrderByDescending(Cls).Take(8).Order()];
+        Assert.Equal(expected, pruned.Kept);
+
+        // the same model with the dropped patches masked out as keys of block 1: per-token MLPs and norms cannot carry them
+        // to the CLS, so its logits must match (float rounding of the shorter GEMMs aside)
+        var dropped = Enumerable.Range(1, T - 1).Except(expected).ToArray();
+        var masked = new HookSet(loaded.Config.NLayers);
+        masked.Add("blocks.1.attn.hook_attn_scores", a =>
+        {
+            var scores = a.Data.Span; // [1, head, q, k]
+            for (int r = 0; r < NH * T; r++)
+            {
+                foreach (int k in dropped)
+                {
+                    scores[r * T + k] = -1e30f;
+                }
+            }
+        });
+        var reference = vit.Forward(input, masked)[..V];
+        for (int i = 0; i < V; i++)
+        {
+            Assert.Equal(reference[i], pruned.Output[i], 1e-4);
+        }
+        Assert.NotEqual(full, pruned.Output);
+
+        // head weights: a layer whose weight sits on one head keeps that head's top patches
+        var weights = new[] { new float[NH], new float[NH] };
+        weights[0][2] = 1;
+        var oneHead = vit.ForwardPruned(input, new TokenPruning([0], 0.25, weights));
+        int[] byHead = [0, .. Enumerable.Range(1, T - 1).OrderByDescending(k => p.Patterns[0][2][k]).Take(4).Order()];
+        Assert.Equal(byHead, oneHead.Kept);
+        Assert.Equal([0, 1], TokenPruning.DefaultLayers(3));
+        Assert.Equal([3, 6, 9], TokenPruning.DefaultLayers(12));
+        Assert.Throws<InvalidInputException>(() => vit.ForwardPruned(input, new TokenPruning([2], 0.5)));
+        Assert.Throws<InvalidInputException>(() => vit.ForwardPruned(input, new TokenPruning([0], 0)));
+    }
 }

@@ -8,10 +8,11 @@ public sealed class EvalCommand : ICommand
     public string Name => "eval";
     public string Summary => "negative log-likelihood and perplexity of a text file or token ids";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options, .. RecipeArgs.Options, "tokens", "window", "stride", "image-dir", "labels"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options, .. RecipeArgs.Options, "tokens", "window", "stride", "image-dir", "labels", .. ImageArgs.PruningOptions]);
     public string Help => $"""
         headwise eval --model M (--text-file F | --text "..." | --tokens 1,403,407) [--window N] [--stride S] [--intervene FILE] [--json]
-        headwise eval --model VIT --image-dir DIR [--labels FILE] [--intervene FILE] [--json]
+        headwise eval --model VIT --image-dir DIR [--labels FILE] [--prune-tokens KEEP [--prune-layers L,...] [--head-weights FILE]]
+                      [--intervene FILE] [--json]
 
         Scores every token after the first: nll[i] = −log p(token[i+1] | tokens[..i]), in nats. Texts longer than the
         window are scored with a sliding window (as Hugging Face's perplexity guide does): each window of N tokens
@@ -29,10 +30,13 @@ public sealed class EvalCommand : ICommand
           --stride S        how far each window advances (default: window / 2; below the window)
           --no-bos          do not prepend BOS to the text
         {ImageArgs.LabelsHelp}
+        {ImageArgs.PruningHelp}
         {RecipeArgs.Help}
           --json            print {"{"}"tokens": [...], "nll": [...], "mean_nll": x, "perplexity": y{"}"} (and "recipe": name
                             under --intervene); with --image-dir, {"{"}"images": N, "correct": n, "accuracy": x,
-                            "mean_cross_entropy": y, "labels": [...], "predicted": [...]{"}"} (ids, in file order)
+                            "mean_cross_entropy": y, "labels": [...], "predicted": [...], "forward_seconds": s,
+                            "images_per_second": r, "tokens_kept": share{"}"} (ids in file order; tokens_kept: the mean share
+                            of tokens the blocks ran on, 1 without --prune-tokens)
 
         Example:
           headwise eval --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378
@@ -42,7 +46,7 @@ public sealed class EvalCommand : ICommand
     {
         bool json = args.Flag("json");
         bool noBos = args.Flag("no-bos");
-        if (args.Has("image-dir") || args.Has("labels"))
+        if (args.Has("image-dir") || args.Has("labels") || args.Has("prune-tokens"))
         {
             return RunImages(args, json, stdout, stderr);
         }
@@ -98,10 +102,12 @@ public sealed class EvalCommand : ICommand
         using var loaded = ModelArgs.Load(args);
         var vision = ImageArgs.RequireVision(loaded, "eval --image-dir");
         var files = ImageArgs.LabelledFiles(args, vision);
+        var pruning = ImageArgs.Pruning(args, loaded.Config);
         var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
         using var applied = RecipeArgs.Apply(args, loaded);
         var r = ImageEvaluation.Evaluate(applied?.Model ?? loaded.Model, ImageArgs.ReadLabelled(files, loaded, stderr), bar, files.Length,
-            CliMain.Cancellation, RecipeArgs.Hooks(applied));
+            CliMain.Cancellation, RecipeArgs.Hooks(applied), pruning);
+        double perSecond = r.Images / Math.Max(r.ForwardSeconds, 1e-9);
         if (json)
         {
             stdout.WriteLine(RecipeArgs.Json(new
@@ -112,6 +118,9 @@ public sealed class EvalCommand : ICommand
                 mean_cross_entropy = r.MeanCrossEntropy,
                 labels = files.Select(f => f.Label).ToArray(),
                 predicted = r.Predicted,
+                forward_seconds = r.ForwardSeconds,
+                images_per_second = perSecond,
+                tokens_kept = r.TokensKept,
             }, applied));
             return 0;
         }
@@ -119,6 +128,11 @@ public sealed class EvalCommand : ICommand
         stdout.WriteLine($"images              {r.Images}");
         stdout.WriteLine($"accuracy            {r.Accuracy:F4} ({r.Correct}/{r.Images})");
         stdout.WriteLine($"mean cross-entropy  {r.MeanCrossEntropy:F4} nats");
+        if (pruning is not null)
+        {
+            stdout.WriteLine($"token pruning       keep {pruning.Keep:0.###} after blocks {string.Join(",", pruning.Layers)}: the blocks ran on {r.TokensKept:P1} of the tokens");
+        }
+        stdout.WriteLine($"speed               {perSecond:F1} images/s (forwards only, {r.ForwardSeconds:F3} s)");
         return 0;
     }
 }

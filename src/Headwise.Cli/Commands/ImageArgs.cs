@@ -121,6 +121,61 @@ public static class ImageArgs
     private static string[] ImagesIn(string dir) =>
         [.. Directory.GetFiles(dir).Where(f => Path.GetExtension(f).ToLowerInvariant() is ".png" or ".jpg" or ".jpeg").Order(StringComparer.Ordinal)];
 
+    /// <summary>The token-pruning options of eval and classify on a ViT.</summary>
+    public static readonly string[] PruningOptions = ["prune-tokens", "prune-layers", "head-weights"];
+
+    public const string PruningHelp =
+        "  --prune-tokens KEEP  adaptive token pruning (Adaptive Sparse ViT): after each pruning block keep the share KEEP\n" +
+        "                    (0 < KEEP ≤ 1) of the patches with the highest head-weighted CLS attention, the CLS always;\n" +
+        "                    the others are dropped from later blocks (fewer tokens: faster). 1.0 is exact\n" +
+        "  --prune-layers L,... the blocks after which to prune (0-based; default L/4, L/2, 3L/4 before the last block)\n" +
+        "  --head-weights FILE  weight each head's CLS attention by an importance --json output's \"values\" (negatives\n" +
+        "                    count as 0; default: every head alike)";
+
+    /// <summary>The pruning plan of --prune-tokens/--prune-layers/--head-weights, or null without --prune-tokens.</summary>
+    public static TokenPruning? Pruning(CliArgs args, Loading.ModelConfig config)
+    {
+        if (!args.Has("prune-tokens"))
+        {
+            return args.Has("prune-layers") || args.Has("head-weights")
+                ? throw new UsageException("--prune-layers and --head-weights go with --prune-tokens KEEP") : null;
+        }
+        string keepText = args.Get("prune-tokens")!;
+        if (!double.TryParse(keepText, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double keep) || !(keep > 0 && keep <= 1))
+        {
+            throw new UsageException($"--prune-tokens expects a share in (0, 1], got '{keepText}'");
+        }
+        int L = config.NLayers;
+        int[] layers = TokenPruning.DefaultLayers(L);
+        if (args.Get("prune-layers") is { } list)
+        {
+            layers = [.. list.Split(',').Select(x => int.TryParse(x.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int l) && l < L ? l
+                : throw new UsageException($"--prune-layers expects block indices 0..{L - 1} separated by commas, got '{list}'")).Distinct().Order()];
+        }
+        float[][]? weights = null;
+        if (args.Get("head-weights") is { } file)
+        {
+            if (!File.Exists(file))
+            {
+                throw new UsageException($"--head-weights: {file} not found");
+            }
+            try
+            {
+                using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
+                weights = [.. doc.RootElement.GetProperty("values").EnumerateArray().Select(l => l.EnumerateArray().Select(v => Math.Max(0f, v.GetSingle())).ToArray())];
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+            {
+                throw new UsageException($"--head-weights: {file} is not an importance --json output (\"values\": [[layer 0 heads], ...]): {e.Message}");
+            }
+            if (weights.Length != L || weights.Any(l => l.Length != config.NHeads))
+            {
+                throw new UsageException($"--head-weights: {file} has {weights.Length} layers of values; the model has {L} layers × {config.NHeads} heads");
+            }
+        }
+        return new TokenPruning(layers, keep, weights);
+    }
+
     /// <summary>One image as the model's input [1, channels, H, W]; a grayscale file for an RGB model is converted, with a
     /// note on stderr.</summary>
     public static ModelInput Read(string file, LoadedModel loaded, ImagePreprocessor processor, TextWriter stderr)

@@ -263,4 +263,31 @@ public class VitAnalysesTests
         Assert.Throws<InvalidInputException>(() => vit.ForwardPruned(input, new TokenPruning([2], 0.5)));
         Assert.Throws<InvalidInputException>(() => vit.ForwardPruned(input, new TokenPruning([0], 0)));
     }
+
+    [Fact]
+    public void TheVisionReportHasTheImageScoresOverlaysAndClusters()
+    {
+        using var loaded = ModelLoader.Load(Dir);
+        var input = Input(loaded, "image.png");
+        int T = input.SeqLen, G = loaded.Config.Vision!.GridSize;
+        var data = Headwise.Reports.VisionReport.Build(loaded.Model, input, "image.png", new Headwise.Reports.ReportOptions(), clusters: 3);
+        Assert.Equal(["attention distance", "entropy", "CLS attention", "patch sink"], data.Scores.Select(s => s.Name));
+        var direct = VisionHeads.Score(PatternAnalysis.RunImage(loaded.Model, input), G, G);
+        Assert.All(direct, s => Assert.Equal((float)s.Cls, data.Scores[2][s.Id]));
+        Assert.Equal(8 + 1 + 3, data.Images.Count); // overlays, rollout, prototypes
+        Assert.All(data.Images, i => Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], i.Png[..4]));
+        Assert.Equal(new HeadId(1, 2), data.Images.Single(i => i.Title == "1.2").Head);
+        Assert.Contains(data.Tables, t => t.Section == Headwise.Reports.VisionReport.ClusterSection && t.Rows.Count == 3);
+        // bidirectional: the page's patterns carry every key of every query
+        using var json = System.Text.Json.JsonDocument.Parse(Headwise.Reports.HtmlReport.DataJson(data));
+        Assert.All(json.RootElement.GetProperty("patterns").GetProperty("heads")[0].EnumerateArray(), row => Assert.Equal(T, row.GetArrayLength()));
+
+        // an overlay of a one-hot weight: the patch's pixels half viridis yellow, the others half viridis purple
+        var display = new Headwise.Reports.RgbImage(4, 4, new byte[4 * 4 * 3]);
+        var weights = new float[4];
+        weights[3] = 0.5f;
+        var overlay = Headwise.Reports.VisionReport.Overlay(display, weights, 2, 2);
+        Assert.Equal(((byte)(0xfd / 2), (byte)(0xe7 / 2), (byte)(0x25 / 2)), overlay[3, 3]);
+        Assert.Equal(((byte)(0x44 / 2), (byte)(0x01 / 2), (byte)(0x54 / 2)), overlay[0, 0]);
+    }
 }

@@ -171,9 +171,14 @@ public class VitAnalysesTests
         int Up(int q) => q == 0 ? 0 : (q - 1) / G == 0 ? q + G : q - G;
         var built = new Dictionary<HeadId, Func<int, int>>
         {
-            [new(0, 0)] = Left, [new(1, 0)] = Left, [new(1, 3)] = Left,
-            [new(0, 1)] = Up, [new(1, 1)] = Up,
-            [new(0, 2)] = _ => 0, [new(0, 3)] = _ => 0, [new(1, 2)] = _ => 0,
+            [new(0, 0)] = Left,
+            [new(1, 0)] = Left,
+            [new(1, 3)] = Left,
+            [new(0, 1)] = Up,
+            [new(1, 1)] = Up,
+            [new(0, 2)] = _ => 0,
+            [new(0, 3)] = _ => 0,
+            [new(1, 2)] = _ => 0,
         };
         void Build(HookSet hooks)
         {

@@ -169,6 +169,7 @@ public class VitAnalysesTests
         // left: the patch to the left (the right one in column 0); up: the patch above (below in row 0); the CLS query reads itself
         int Left(int q) => q == 0 ? 0 : (q - 1) % G == 0 ? q + 1 : q - 1;
         int Up(int q) => q == 0 ? 0 : (q - 1) / G == 0 ? q + G : q - G;
+        static int Cls(int q) => 0;
         var built = new Dictionary<HeadId, Func<int, int>>
         {
             [new(0, 0)] = Left,
@@ -176,9 +177,9 @@ public class VitAnalysesTests
             [new(1, 3)] = Left,
             [new(0, 1)] = Up,
             [new(1, 1)] = Up,
-            [new(0, 2)] = _ => 0,
-            [new(0, 3)] = _ => 0,
-            [new(1, 2)] = _ => 0,
+            [new(0, 2)] = Cls,
+            [new(0, 3)] = Cls,
+            [new(1, 2)] = Cls,
         };
         void Build(HookSet hooks)
         {
@@ -199,7 +200,7 @@ public class VitAnalysesTests
             var clusters = PatternClustering.Run(images, G, G, k: 3, seed);
             Assert.Equal(3, clusters.K);
             int ClusterOf(HeadId h) => clusters.Cluster[Array.IndexOf(clusters.Heads, h)];
-            var groups = built.GroupBy(b => b.Value).Select(g => g.Select(b => ClusterOf(b.Key)).Distinct().ToArray()).ToArray();
+            var groups = built.GroupBy(b => b.Value.Method.Name).Select(g => g.Select(b => ClusterOf(b.Key)).Distinct().ToArray()).ToArray();
             Assert.All(groups, g => Assert.Single(g)); // each built kind in one cluster
             Assert.Equal(3, groups.Select(g => g[0]).Distinct().Count()); // and the three kinds apart
             // prototypes: the CLS cluster reads the CLS only; the left cluster puts 3/4 on (0, −1) and 1/4 on (0, +1)

@@ -8,9 +8,10 @@ public sealed class ClassifyCommand : ICommand
     public string Name => "classify";
     public string Summary => "the top labels of an image classifier (ViT) for an image";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. ImageArgs.Options, "top"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. ImageArgs.Options, .. ImageArgs.PruningOptions, "top"]);
     public string Help => $"""
-        headwise classify --model M (--image FILE | --image-dir DIR) [--top K] [--json]
+        headwise classify --model M (--image FILE | --image-dir DIR) [--top K] [--prune-tokens KEEP [--prune-layers L,...]
+                          [--head-weights FILE]] [--json]
 
         Runs a vision model with a classifier (Hugging Face ViTForImageClassification) on an image and prints the K most
         probable labels (names from config.json's id2label) with their probabilities, softmax of the logits at the CLS.
@@ -21,6 +22,7 @@ public sealed class ClassifyCommand : ICommand
         {ModelArgs.Help}
         {ImageArgs.Help}
           --top K           how many labels to show (default 5; at most the number of labels)
+        {ImageArgs.PruningHelp}
           --json            print {"{"}"logits": [...], "top": [{"{"}"label": ..., "probability": ...{"}"}, ...]{"}"}; with --image-dir,
                             one such object per image, in name order, each with "image": its path
 
@@ -40,13 +42,14 @@ public sealed class ClassifyCommand : ICommand
             throw new UsageException($"{loaded.Path} has no classifier (a ViTModel: no classifier.weight), so there are no labels to rank; its hidden states are in its hooks (headwise patterns --image)");
         }
         var processor = ImageArgs.Processor(loaded);
+        var pruning = ImageArgs.Pruning(args, loaded.Config);
         var results = new List<object>();
         foreach (string file in files)
         {
             var input = ImageArgs.Read(file, loaded, processor, stderr);
             int V = loaded.Config.VocabSize;
             // logits = self.classifier(sequence_output[:, 0, :]): the CLS position's
-            var logits = loaded.Model.Forward(input)[..V];
+            var logits = pruning is null ? loaded.Model.Forward(input)[..V] : ((Models.Vit)loaded.Model).ForwardPruned(input, pruning).Output;
             var best = Classification.Top(logits, vision, top);
             if (json)
             {

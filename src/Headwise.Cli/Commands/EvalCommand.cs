@@ -1,3 +1,4 @@
+using Headwise.Analysis.Vision;
 using Headwise.Evaluation;
 
 namespace Headwise.Cli.Commands;
@@ -7,13 +8,18 @@ public sealed class EvalCommand : ICommand
     public string Name => "eval";
     public string Summary => "negative log-likelihood and perplexity of a text file or token ids";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options, .. RecipeArgs.Options, "tokens", "window", "stride"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options, .. RecipeArgs.Options, "tokens", "window", "stride", "image-dir", "labels", .. ImageArgs.PruningOptions]);
     public string Help => $"""
         headwise eval --model M (--text-file F | --text "..." | --tokens 1,403,407) [--window N] [--stride S] [--intervene FILE] [--json]
+        headwise eval --model VIT --image-dir DIR [--labels FILE] [--prune-tokens KEEP [--prune-layers L,...] [--head-weights FILE]]
+                      [--intervene FILE] [--json]
 
         Scores every token after the first: nll[i] = −log p(token[i+1] | tokens[..i]), in nats. Texts longer than the
         window are scored with a sliding window (as Hugging Face's perplexity guide does): each window of N tokens
         advances by S, and only the tokens not scored before are scored, each with at least N − S tokens of context.
+
+        On an image classifier (ViT) with --image-dir: accuracy (top label = true label) and mean cross-entropy
+        −log p(true label) in nats over labelled images, preprocessed as for classify (docs/vision.md).
 
         Options:
         {ModelArgs.Help}
@@ -23,9 +29,14 @@ public sealed class EvalCommand : ICommand
           --window N        context window (default: the model's context)
           --stride S        how far each window advances (default: window / 2; below the window)
           --no-bos          do not prepend BOS to the text
+        {ImageArgs.LabelsHelp}
+        {ImageArgs.PruningHelp}
         {RecipeArgs.Help}
           --json            print {"{"}"tokens": [...], "nll": [...], "mean_nll": x, "perplexity": y{"}"} (and "recipe": name
-                            under --intervene)
+                            under --intervene); with --image-dir, {"{"}"images": N, "correct": n, "accuracy": x,
+                            "mean_cross_entropy": y, "labels": [...], "predicted": [...], "forward_seconds": s,
+                            "images_per_second": r, "tokens_kept": share{"}"} (ids in file order; tokens_kept: the mean share
+                            of tokens the blocks ran on, 1 without --prune-tokens)
 
         Example:
           headwise eval --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378
@@ -35,6 +46,10 @@ public sealed class EvalCommand : ICommand
     {
         bool json = args.Flag("json");
         bool noBos = args.Flag("no-bos");
+        if (args.Has("image-dir") || args.Has("labels") || args.Has("prune-tokens"))
+        {
+            return RunImages(args, json, stdout, stderr);
+        }
         string? tokensArg = args.Get("tokens");
         string? text = tokensArg is null ? TextInput.Read(args) : null;
         if (tokensArg is not null && (args.Has("text") || args.Has("text-file")))
@@ -42,6 +57,10 @@ public sealed class EvalCommand : ICommand
             throw new UsageException("give either --tokens or a text, not both");
         }
         using var loaded = ModelArgs.Load(args);
+        if (loaded.Config.Vision is not null)
+        {
+            throw new UsageException($"{loaded.Path}: a {loaded.Config.ModelType} model reads images, not text or token ids (eval --image-dir DIR scores labelled images; docs/vision.md)");
+        }
         int window = args.GetInt("window", loaded.Config.MaxPositions, 2, loaded.Config.MaxPositions);
         int stride = args.GetInt("stride", Math.Max(1, window / 2), 1, window);
         int[] ids = tokensArg is not null ? TextInput.ParseIds(tokensArg) : loaded.RequireTokenizer().Encode(text!, addSpecial: !noBos);
@@ -70,6 +89,50 @@ public sealed class EvalCommand : ICommand
         stdout.WriteLine($"window       {Math.Min(window, ids.Length)} (stride {stride}, {result.Windows} forward pass{(result.Windows == 1 ? "" : "es")})");
         stdout.WriteLine($"mean nll     {result.MeanNll:F4} nats/token");
         stdout.WriteLine($"perplexity   {result.Perplexity:F4}");
+        return 0;
+    }
+
+    // an image classifier over labelled images: accuracy and mean cross-entropy
+    private static int RunImages(CliArgs args, bool json, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Has("text") || args.Has("text-file") || args.Has("tokens"))
+        {
+            throw new UsageException("give either --image-dir or a text/--tokens, not both");
+        }
+        using var loaded = ModelArgs.Load(args);
+        var vision = ImageArgs.RequireVision(loaded, "eval --image-dir");
+        var files = ImageArgs.LabelledFiles(args, vision);
+        var pruning = ImageArgs.Pruning(args, loaded.Config);
+        var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        var r = ImageEvaluation.Evaluate(applied?.Model ?? loaded.Model, ImageArgs.ReadLabelled(files, loaded, stderr), bar, files.Length,
+            CliMain.Cancellation, RecipeArgs.Hooks(applied), pruning);
+        double perSecond = r.Images / Math.Max(r.ForwardSeconds, 1e-9);
+        if (json)
+        {
+            stdout.WriteLine(RecipeArgs.Json(new
+            {
+                images = r.Images,
+                correct = r.Correct,
+                accuracy = r.Accuracy,
+                mean_cross_entropy = r.MeanCrossEntropy,
+                labels = files.Select(f => f.Label).ToArray(),
+                predicted = r.Predicted,
+                forward_seconds = r.ForwardSeconds,
+                images_per_second = perSecond,
+                tokens_kept = r.TokensKept,
+            }, applied));
+            return 0;
+        }
+        RecipeArgs.WriteLine(stdout, applied);
+        stdout.WriteLine($"images              {r.Images}");
+        stdout.WriteLine($"accuracy            {r.Accuracy:F4} ({r.Correct}/{r.Images})");
+        stdout.WriteLine($"mean cross-entropy  {r.MeanCrossEntropy:F4} nats");
+        if (pruning is not null)
+        {
+            stdout.WriteLine($"token pruning       keep {pruning.Keep:0.###} after blocks {string.Join(",", pruning.Layers)}: the blocks ran on {r.TokensKept:P1} of the tokens");
+        }
+        stdout.WriteLine($"speed               {perSecond:F1} images/s (forwards only, {r.ForwardSeconds:F3} s)");
         return 0;
     }
 }

@@ -10,11 +10,11 @@ public sealed class HeadsCommand : ICommand
     public string Name => "heads";
     public string Summary => "head detectors: previous-token, induction, duplicate-token, sink, entropy, attention distance";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "tokens", "seq-len", "batch", "seed", "top", "image"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "tokens", "seq-len", "batch", "seed", "top", "image", "image-dir", "clusters"]);
     public string Help => $"""
         headwise heads --model M [--tokens IDS] [--seq-len N] [--batch B] [--seed S] [--top K] [--no-bos]
                        [--intervene FILE] [--json]
-        headwise heads --model VIT --image FILE [--top K] [--intervene FILE] [--json]
+        headwise heads --model VIT (--image FILE | --image-dir DIR) [--top K] [--clusters K [--seed S]] [--intervene FILE] [--json]
 
         Scores every head from its attention pattern (definitions in docs/analyses.md):
           prev_token  mean attention from i to i − 1 (i ≥ 1)
@@ -27,19 +27,26 @@ public sealed class HeadsCommand : ICommand
         has one. prev_token, sink, entropy and distance use --tokens exactly as given (nothing prepended), or the repeated
         sequences when --tokens is absent; induction and duplicate always use the repeated sequences.
 
-        On a vision model (ViT) with --image, from the patterns on that image, most local head first (docs/vision.md):
+        On a vision model (ViT) with --image, from the patterns on that image (with --image-dir, each image's scores
+        averaged over the images), most local head first (docs/vision.md):
           distance    mean attention distance in patches: Σ_k a(q,k)·‖pos(q) − pos(k)‖ over patch keys (renormalised),
                       mean over patch queries (the ViT paper's, in patches); none (null) for a head on the CLS only
           entropy     entropy of each query's attention row (nats), mean over every query
           cls         mean attention of the patch queries on the CLS
+          sink        the most attention one patch draws: max over patch keys of the patch queries' mean attention on it
+        --clusters K groups the heads by their attention profile over relative patch offsets (dy, dx) and the CLS,
+        averaged over patch queries and images, by k-means (k-means++ seeded by --seed); each cluster's prototype is
+        its heads' mean profile, shown by its CLS share and strongest offsets.
 
         Options:
         {ModelArgs.Help}
           --image FILE      a vision model's image (PNG/JPEG, preprocessed as for classify)
+          --image-dir DIR   every *.png, *.jpg, *.jpeg in DIR and its sub-folders; the scores are averaged over them
+          --clusters K      with an image: also cluster the heads into at most K groups by attention profile
           --tokens IDS      ids for the pattern scores, e.g. 1,403,407
           --seq-len N       length of each random half (default 50)
           --batch B         number of repeated sequences (default 10)
-          --seed S          seed of the random tokens (default 0)
+          --seed S          seed of the random tokens, or of the k-means seeding under --clusters (default 0)
           --top K           heads listed per detector in the table (default 5)
           --no-bos          do not prepend BOS to the repeated sequences
         {RecipeArgs.Help}
@@ -58,7 +65,7 @@ public sealed class HeadsCommand : ICommand
         bool noBos = args.Flag("no-bos");
         string? tokensArg = args.Get("tokens");
         using var loaded = ModelArgs.Load(args);
-        if (loaded.Config.Vision is not null || args.Get("image") is not null)
+        if (loaded.Config.Vision is not null || args.Get("image") is not null || args.Get("image-dir") is not null)
         {
             return RunImage(args, loaded, json, stdout, stderr);
         }
@@ -109,27 +116,78 @@ public sealed class HeadsCommand : ICommand
     private static int RunImage(CliArgs args, LoadedModel loaded, bool json, TextWriter stdout, TextWriter stderr)
     {
         var vision = ImageArgs.RequireVision(loaded, "heads --image");
-        string file = args.Get("image") ?? throw new UsageException($"{loaded.Path} is a vision model: give --image FILE");
+        if (args.Get("image") is null && args.Get("image-dir") is null)
+        {
+            throw new UsageException($"{loaded.Path} is a vision model: give --image FILE or --image-dir DIR");
+        }
+        string[] files = ImageArgs.Files(args, subFolders: true);
         int top = args.GetInt("top", 5, 1, 10_000);
-        var input = ImageArgs.Read(file, loaded, ImageArgs.Processor(loaded), stderr);
+        var processor = ImageArgs.Processor(loaded);
         using var applied = RecipeArgs.Apply(args, loaded);
-        var p = PatternAnalysis.RunImage(applied?.Model ?? loaded.Model, input, CliMain.Cancellation, RecipeArgs.Hooks(applied));
-        var px = input.Pixels!;
-        int rows = px.Height / vision.PatchSize, columns = px.Width / vision.PatchSize;
-        var scores = VisionHeads.Score(p, rows, columns);
+        var bar = new ProgressBar(stderr, enabled: files.Length > 1 && (!json || !Console.IsErrorRedirected));
+        var perImage = new List<VisionHeadScore[]>();
+        int rows = 0, columns = 0;
+        int? k = args.Has("clusters") ? args.GetInt("clusters", 1, 1, loaded.Config.NLayers * loaded.Config.NHeads) : null;
+        int seed = args.GetInt("seed", 0);
+        HeadProfiles? profiles = null;
+        foreach (string image in files)
+        {
+            var input = ImageArgs.Read(image, loaded, processor, stderr);
+            var p = PatternAnalysis.RunImage(applied?.Model ?? loaded.Model, input, CliMain.Cancellation, RecipeArgs.Hooks(applied));
+            var px = input.Pixels!;
+            (rows, columns) = (px.Height / vision.PatchSize, px.Width / vision.PatchSize);
+            perImage.Add(VisionHeads.Score(p, rows, columns));
+            if (k is not null)
+            {
+                profiles ??= new HeadProfiles(p.Layers, p.Heads, rows, columns);
+                profiles.Add(p);
+            }
+            bar.Report(new AnalysisProgress("images", perImage.Count, files.Length));
+        }
+        var scores = perImage.Count == 1 ? perImage[0] : VisionHeads.Average(perImage);
+        string file = files.Length == 1 ? files[0] : $"{files.Length} images";
+        var clusters = profiles is null ? null : PatternClustering.Cluster(profiles, k!.Value, seed);
         if (json)
         {
-            var heads = scores.Select(s => new { head = s.Id.ToString(), distance = double.IsNaN(s.Distance) ? (double?)null : s.Distance, entropy = s.Entropy, cls = s.Cls }).ToArray();
-            stdout.WriteLine(RecipeArgs.Json(new { layers = loaded.Config.NLayers, heads = loaded.Config.NHeads, grid = new[] { rows, columns }, patch_size = vision.PatchSize, scores = heads }, applied));
+            var heads = scores.Select(s => new { head = s.Id.ToString(), distance = double.IsNaN(s.Distance) ? (double?)null : s.Distance, entropy = s.Entropy, cls = s.Cls, sink = s.Sink }).ToArray();
+            stdout.WriteLine(RecipeArgs.Json(new { layers = loaded.Config.NLayers, heads = loaded.Config.NHeads, grid = new[] { rows, columns }, patch_size = vision.PatchSize, images = files.Length, scores = heads, clusters = clusters is null ? null : ClustersJson(clusters) }, applied));
             return 0;
         }
         RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"{loaded.Config.NLayers} layers × {loaded.Config.NHeads} heads on {file} ({rows}×{columns} patches of {vision.PatchSize} px); most local first");
-        stdout.WriteLine("  head      distance   entropy       cls");
+        stdout.WriteLine("  head      distance   entropy       cls      sink");
         foreach (var s in scores.Take(top))
         {
-            stdout.WriteLine($"  {s.Id,-7} {s.Distance,10:F4} {s.Entropy,9:F4} {s.Cls,9:F4}");
+            stdout.WriteLine($"  {s.Id,-7} {s.Distance,10:F4} {s.Entropy,9:F4} {s.Cls,9:F4} {s.Sink,9:F4}");
+        }
+        if (clusters is not null)
+        {
+            stdout.WriteLine();
+            stdout.WriteLine($"{clusters.K} clusters by attention profile (k-means, seed {seed}); prototype: CLS share, strongest offsets (dy,dx)");
+            for (int c = 0; c < clusters.K; c++)
+            {
+                var proto = clusters.Prototypes[c];
+                stdout.WriteLine($"  cluster {c}: {string.Join(",", clusters.Members(c).Select(h => h.ToString()))}");
+                stdout.WriteLine($"    CLS {proto[PatternClusters.ClsIndex]:F3}  " + string.Join("  ", StrongestOffsets(clusters, c, 3).Select(o => $"({o.Dy},{o.Dx}) {o.Share:F3}")));
+            }
         }
         return 0;
     }
+
+    // a cluster prototype's largest offset entries, strongest first
+    private static (int Dy, int Dx, float Share)[] StrongestOffsets(PatternClusters clusters, int c, int n)
+    {
+        int R = clusters.Radius;
+        return [.. Enumerable.Range(-R, 2 * R + 1).SelectMany(dy => Enumerable.Range(-R, 2 * R + 1).Select(dx => (dy, dx, clusters.Prototypes[c][clusters.Index(dy, dx)])))
+            .OrderByDescending(o => o.Item3).Take(n)];
+    }
+
+    // {"k", "radius", "assignment": {"L.H": cluster}, "prototypes": [{"cls", "offsets": [side × side, row dy = −R..R]}]}
+    private static object ClustersJson(PatternClusters clusters) => new
+    {
+        k = clusters.K,
+        radius = clusters.Radius,
+        assignment = clusters.Heads.Select((h, i) => (h, i)).ToDictionary(x => x.h.ToString(), x => clusters.Cluster[x.i]),
+        prototypes = clusters.Prototypes.Select(p => new { cls = p[PatternClusters.ClsIndex], offsets = p[1..] }).ToArray(),
+    };
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Headwise.Analysis;
 using Headwise.Analysis.Patterns;
+using Headwise.Analysis.Vision;
 
 namespace Headwise.Cli.Commands;
 
@@ -8,11 +9,11 @@ public sealed class PatternsCommand : ICommand
 {
     public string Name => "patterns";
     public string Summary => "attention patterns of every head on a prompt";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos", "rollout" };
     public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, .. RecipeArgs.Options, "head", "image"]);
     public string Help => $"""
         headwise patterns --model M (--text "..." | --tokens IDS) [--head L.H] [--no-bos] [--intervene FILE] [--json]
-        headwise patterns --model VIT --image FILE [--head L.H] [--intervene FILE] [--json]
+        headwise patterns --model VIT --image FILE [--head L.H | --rollout] [--intervene FILE] [--json]
 
         Runs the prompt once and reads blocks.L.attn.hook_pattern. The table shows one head (--head, default 0.0) as a
         matrix: one row per query position, one column per key position, in percent (blank above the diagonal).
@@ -26,6 +27,9 @@ public sealed class PatternsCommand : ICommand
           --image FILE      for a vision model (ViT): the image (PNG/JPEG, preprocessed as for classify); position 0 is
                             the CLS, 1 + r·columns + c the patch in row r, column c. The table is then the CLS's attention
                             over the patch grid (and on itself), in percent
+          --rollout         with --image: attention rollout (Abnar & Zuidema) instead of one head — per layer
+                            (mean over heads + I) / 2, rows renormalised, multiplied through the layers; the table is the
+                            CLS's row over the patch grid; --json prints {"{"}"tokens", "layers", "rollout": [T·T]{"}"}
         {RecipeArgs.Help}
                             (the patterns shown are as the recipe leaves them, e.g. softened)
           --json            print {"{"}"tokens": [...], "token_ids": [...], "layers": L, "heads": H, "patterns": [layer][head][T·T]{"}"}
@@ -44,9 +48,9 @@ public sealed class PatternsCommand : ICommand
         {
             return RunImage(args, loaded, json, stdout, stderr);
         }
-        if (args.Get("image") is not null)
+        if (args.Get("image") is not null || args.Flag("rollout"))
         {
-            ImageArgs.RequireVision(loaded, "patterns --image");
+            ImageArgs.RequireVision(loaded, args.Flag("rollout") ? "patterns --rollout" : "patterns --image");
         }
         int[] ids = PromptArgs.Read(args, loaded);
         string? headArg = args.Get("head");
@@ -99,8 +103,28 @@ public sealed class PatternsCommand : ICommand
         var input = ImageArgs.Read(file, loaded, ImageArgs.Processor(loaded), stderr);
         string? headArg = args.Get("head");
         HeadId? head = headArg is null ? null : HeadId.ParseList(headArg, loaded.Config.NLayers, loaded.Config.NHeads).Single();
+        bool rollout = args.Flag("rollout");
+        if (rollout && head is not null)
+        {
+            throw new UsageException("give either --head or --rollout (which averages every head)");
+        }
         using var applied = RecipeArgs.Apply(args, loaded);
         var p = PatternAnalysis.RunImage(applied?.Model ?? loaded.Model, input, CliMain.Cancellation, RecipeArgs.Hooks(applied));
+        var px = input.Pixels!;
+        int patch = loaded.Config.Vision!.PatchSize, rows = px.Height / patch, columns = px.Width / patch;
+        if (rollout)
+        {
+            var r = AttentionRollout.Compute(p);
+            if (json)
+            {
+                stdout.WriteLine(RecipeArgs.Json(new { tokens = p.Tokens, layers = p.Layers, rollout = r }, applied));
+                return 0;
+            }
+            RecipeArgs.WriteLine(stdout, applied);
+            stdout.WriteLine($"attention rollout through {p.Layers} layers: the CLS's share from each patch ({rows}×{columns} grid), percent; from itself {(100 * r[0]).ToString("F1", CultureInfo.InvariantCulture)}%");
+            WriteGrid(stdout, rows, columns, k => r[k]);
+            return 0;
+        }
         if (json)
         {
             object result = head is { } h
@@ -110,16 +134,20 @@ public sealed class PatternsCommand : ICommand
             return 0;
         }
         var shown = head ?? new HeadId(0, 0);
-        var px = input.Pixels!;
-        int patch = loaded.Config.Vision!.PatchSize, rows = px.Height / patch, columns = px.Width / patch;
         RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"head {shown}: attention of the CLS on each patch ({rows}×{columns} grid), percent; on itself {(100 * p.At(shown, 0, 0)).ToString("F1", CultureInfo.InvariantCulture)}%");
+        WriteGrid(stdout, rows, columns, k => p.At(shown, 0, k));
+        return 0;
+    }
+
+    // the CLS's row over the patch grid: value(1 + r·columns + c) at row r, column c, in percent
+    private static void WriteGrid(TextWriter stdout, int rows, int columns, Func<int, float> value)
+    {
         for (int r = 0; r < rows; r++)
         {
-            var cells = Enumerable.Range(0, columns).Select(c => (100 * p.At(shown, 0, 1 + r * columns + c)).ToString("F1", CultureInfo.InvariantCulture).PadLeft(6));
+            var cells = Enumerable.Range(0, columns).Select(c => (100 * value(1 + r * columns + c)).ToString("F1", CultureInfo.InvariantCulture).PadLeft(6));
             stdout.WriteLine(string.Concat(cells));
         }
-        return 0;
     }
 
     // A token's text made printable on one line, at most 12 characters.

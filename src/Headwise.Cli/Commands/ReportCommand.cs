@@ -8,10 +8,11 @@ public sealed class ReportCommand : ICommand
     public string Name => "report";
     public string Summary => "one self-contained HTML page of every head: score grids, patterns, top heads, circuits, sinks, statistics (+ PNGs)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "out", "text", "png-dir", "heads", "max-tokens", "top", "compare"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "out", "text", "png-dir", "heads", "max-tokens", "top", "compare", "image", "clusters"]);
     public string Help => $"""
         headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR [--heads L.H,..]]
                         [--compare M ...] [--intervene FILE] [--json]
+        headwise report --model VIT --image FILE [--out FILE] [--top K] [--clusters K] [--intervene FILE] [--json]
 
         Runs the standard analyses on a model and writes one HTML file that opens offline in any browser: the model's
         facts, a layer × head grid coloured by any per-head score (the detectors: previous-token, induction,
@@ -22,6 +23,11 @@ public sealed class ReportCommand : ICommand
         layer × layer attention similarity and whether attention explains the prediction (Kendall τ / Spearman ρ
         against leave-one-out). A section the model cannot run is left out with a note. The file is written to a
         temporary name and renamed, so it is never half written; the command prints its path. See docs/report.md.
+
+        On a vision model (ViT), with --image: the grid coloured by the image scores (attention distance in patches,
+        entropy, CLS attention, patch sink), every head's pattern on the image (CLS first), the top heads, each head's
+        CLS attention as a heat overlay on the image, the attention rollout overlay, and the heads clustered by
+        attention profile with each cluster's prototype (docs/vision.md).
 
         Options:
         {ModelArgs.Help}
@@ -34,6 +40,8 @@ public sealed class ReportCommand : ICommand
                             per head) and pattern-L.H.png for the top head of each score, with a title, axis names,
                             tick labels (tokens) and a colour bar (labels need a font file: HEADWISE_FONT or a system one)
           --heads L.H,..    with --png-dir: write the patterns of these heads instead, e.g. --heads 1.4,3.6
+          --image FILE      a vision model's image (PNG/JPEG, preprocessed as the model's preprocessor_config.json says)
+          --clusters K      on a vision model: the number of pattern clusters (default 4, at most the number of heads)
           --compare M       add a "Model comparison" section: this model against M (repeat for more models), e.g. a
                             conversion of it: mean NLL, perplexity, ΔNLL, parameters and KV-cache bytes per token on the
                             prompt (--text, else the default story); for timings run headwise compare
@@ -70,6 +78,10 @@ public sealed class ReportCommand : ICommand
         }
 
         var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
+        if (loaded.Config.Vision is not null || args.Has("image") || args.Has("clusters"))
+        {
+            return RunImage(args, loaded, outPath, top, json, stdout, stderr);
+        }
         using var applied = RecipeArgs.Apply(args, loaded);
         if (applied?.SourceLengths.FirstOrDefault() is { Length: > 0 } inject)
         {
@@ -151,6 +163,50 @@ public sealed class ReportCommand : ICommand
         {
             stderr.WriteLine($"wrote {p}");
         }
+        stdout.WriteLine(written);
+        return 0;
+    }
+
+    // a vision model on one image: scores, patterns, overlays, rollout and clusters (VisionReport)
+    private static int RunImage(CliArgs args, LoadedModel loaded, string outPath, int top, bool json, TextWriter stdout, TextWriter stderr)
+    {
+        ImageArgs.RequireVision(loaded, "report --image");
+        foreach (string option in new[] { "text", "max-tokens", "png-dir", "heads", "compare" })
+        {
+            if (args.Has(option))
+            {
+                throw new UsageException($"--{option} is for language models; a vision report takes --image FILE (its pictures are embedded in the page)");
+            }
+        }
+        string file = args.Get("image") ?? throw new UsageException($"{loaded.Path} is a vision model: give --image FILE");
+        if (!File.Exists(file))
+        {
+            throw new UsageException($"--image: {file} not found");
+        }
+        int clusters = args.GetInt("clusters", 4, 1, loaded.Config.NLayers * loaded.Config.NHeads);
+        var input = ImageArgs.Read(file, loaded, ImageArgs.Processor(loaded), stderr);
+        using var applied = RecipeArgs.Apply(args, loaded);
+        var options = new ReportOptions
+        {
+            TopK = top,
+            ModelName = Path.GetFileName(args.Require("model", "a model directory").TrimEnd('/', '\\')),
+            Recipe = applied,
+        };
+        var data = VisionReport.Build(applied?.Model ?? loaded.Model, input, Path.GetFileName(file), options, clusters, cancel: CliMain.Cancellation);
+        string written = HtmlReport.Write(outPath, data);
+        if (json)
+        {
+            stdout.WriteLine(RecipeArgs.Json(new
+            {
+                path = written,
+                layers = data.Info.Layers,
+                heads = data.Info.Heads,
+                scores = data.Scores.Select(s => s.Name).ToArray(),
+                images = data.Images.Count,
+            }, applied));
+            return 0;
+        }
+        RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine(written);
         return 0;
     }

@@ -351,8 +351,15 @@ public abstract partial class TransformerModel : IDisposable
         for (int l = startLayer; l < Config.NLayers; l++)
         {
             Block(l);
+            AfterBlock(l);
         }
         FinalNorm();
+    }
+
+    /// <summary>Called after each block with the residual in S.X: a family that changes the sequence between blocks (a ViT
+    /// dropping patches, <see cref="Vit.ForwardPruned"/>) does it here by compacting rows and shrinking Step.T/N.</summary>
+    protected virtual void AfterBlock(int layer)
+    {
     }
 
 

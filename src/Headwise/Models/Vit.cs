@@ -16,7 +16,7 @@ namespace Headwise.Models;
 /// classifier returns its last_hidden_state instead (the unembedding is then the identity, vocabulary = d_model).
 /// ViTModel's pooler (dense + tanh on the CLS) is not part of either output and is ignored.
 /// </summary>
-public sealed class Vit : TransformerModel
+public sealed partial class Vit : TransformerModel
 {
     private readonly Weight _cls;        // (1, 1, C)
     private readonly Weight _pos;        // (1, 1 + G·G, C), G = image_size / p
@@ -267,6 +267,7 @@ public sealed class Vit : TransformerModel
     {
         // sequence_output = self.layernorm(sequence_output); then logits = self.classifier(sequence_output[:, 0, :])
         Norm(HookPoint.ModelLevel, HookKind.LnFinalScale, S.X, _lnFW, _lnFB, S.XNorm);
+        ClearPrunedRows();
     }
 
     // ---------------------------------------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ public static class HtmlReport
                     for (int q = 0; q < T; q++)
                     {
                         w.WriteStartArray();
-                        for (int k = 0; k <= q; k++)
+                        for (int k = 0; k < (data.Bidirectional ? T : q + 1); k++)
                         {
                             w.WriteRawValue(Number(a[q * T + k], 3));
                         }
@@ -153,6 +153,24 @@ public static class HtmlReport
                 w.WriteEndObject();
             }
             w.WriteEndArray();
+            if (data.Images.Count > 0)
+            {
+                w.WriteStartArray("images");
+                foreach (var image in data.Images)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("section", image.Section);
+                    w.WriteString("title", image.Title);
+                    w.WriteString("caption", image.Caption);
+                    w.WriteString("src", "data:image/png;base64," + Convert.ToBase64String(image.Png));
+                    if (image.Head is { } head)
+                    {
+                        w.WriteString("head", head.ToString());
+                    }
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());

@@ -23,7 +23,19 @@ public sealed record ReportData(
 {
     /// <summary>The intervention recipe every number was computed under (also among <see cref="ReportInfo.Facts"/>), or null.</summary>
     public ReportRecipe? Recipe { get; init; }
+
+    /// <summary>Pictures shown under the tables, grouped by <see cref="ReportImage.Section"/> (a ViT's attention overlays and
+    /// cluster prototypes); embedded in the page as PNG data URIs.</summary>
+    public IReadOnlyList<ReportImage> Images { get; init; } = [];
+
+    /// <summary>True for a model whose queries see every key (a ViT): the patterns are written whole, not as the lower
+    /// triangle.</summary>
+    public bool Bidirectional { get; init; }
 }
+
+/// <summary>A picture of the report: a PNG with a title and caption; <paramref name="Head"/> set when it belongs to one
+/// head (clicking it opens that head's pattern).</summary>
+public sealed record ReportImage(string Section, string Title, string Caption, byte[] Png, HeadId? Head = null);
 
 /// <summary>The model the report describes: <paramref name="Facts"/> are (label, value) rows such as ("family", "Llama").</summary>
 public sealed record ReportInfo(string Title, int Layers, int Heads, IReadOnlyList<KeyValuePair<string, string>> Facts);

@@ -173,4 +173,61 @@ public sealed class ReportBrowserTests(ITestOutputHelper output)
     }
 
     private static void StringAssert(string actual, string expectedStart) => Assert.StartsWith(expectedStart, actual, StringComparison.Ordinal);
+
+    [Fact]
+    public async Task VitReportWorksInChromiumOffline()
+    {
+        Assert.SkipUnless(File.Exists(Chromium), $"{Chromium} is absent (install it with: apt-get install -y chromium)");
+        string outDir = Path.Combine(AppContext.BaseDirectory, "report-browser-vit");
+        Directory.CreateDirectory(outDir);
+        string html = Path.Combine(outDir, "report.html");
+        string vit = CliRunner.Golden("vit_cls");
+        var r = CliRunner.Run("report", "--model", vit, "--image", Path.Combine(vit, "image.png"), "--clusters", "3", "--out", html, "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(HtmlReport.ExtractDataJson(File.ReadAllText(html)));
+        var data = doc.RootElement;
+        int L = data.GetProperty("layers").GetInt32(), H = data.GetProperty("heads").GetInt32();
+        int T = data.GetProperty("patterns").GetProperty("tokens").GetArrayLength();
+        int images = data.GetProperty("images").GetArrayLength();
+
+        Environment.SetEnvironmentVariable("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        });
+        var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1200, Height = 900 } });
+        var requests = new List<string>();
+        var errors = new List<string>();
+        page.Request += (_, req) => requests.Add(req.Url);
+        page.PageError += (_, e) => errors.Add(e);
+        page.Console += (_, m) =>
+        {
+            if (m.Type == "error")
+            {
+                errors.Add(m.Text);
+            }
+        };
+        await page.RouteAsync("**/*", route => route.Request.Url.StartsWith("file:", StringComparison.Ordinal) || route.Request.Url.StartsWith("data:", StringComparison.Ordinal)
+            ? route.ContinueAsync() : route.AbortAsync());
+        await page.GotoAsync(new Uri(html).AbsoluteUri);
+
+        Assert.Equal(L * H, await page.Locator("#grid .cell").CountAsync());
+        // every head's overlay, the rollout and each cluster's prototype, as decoded pictures
+        Assert.Equal(L * H + 1 + 3, images);
+        Assert.Equal(images, await page.Locator("figure.report-image img").CountAsync());
+        Assert.All(await page.Locator("figure.report-image img").EvaluateAllAsync<int[]>("imgs => imgs.map(i => i.naturalWidth)"), w => Assert.True(w > 0));
+        // a ViT's pattern is bidirectional: every query × key cell is drawn
+        await page.Locator("#grid .cell[data-layer='1'][data-head='2']").ClickAsync();
+        Assert.Equal(T * T, await page.Locator("#pattern-svg rect.pcell").CountAsync());
+        // clicking a head's overlay opens that head
+        await page.Locator("figure.report-image img[alt='0.3']").ClickAsync();
+        Assert.Equal("Attention pattern of head 0.3", await page.Locator("#pattern-title").InnerTextAsync());
+        Assert.Equal(1, await page.Locator("section[data-section='Pattern clusters'] table").CountAsync());
+        await page.ScreenshotAsync(new() { Path = Path.Combine(outDir, "report.png"), FullPage = true });
+        Assert.Empty(errors);
+        Assert.All(requests, u => Assert.True(u.StartsWith("file:", StringComparison.Ordinal) || u.StartsWith("data:", StringComparison.Ordinal), u));
+    }
 }

@@ -7,7 +7,10 @@ namespace Headwise.Analysis.Vision;
 /// queries that put (almost) nothing on patches are left out, and a head where all do (it reads only the CLS) has none: NaN.</param>
 /// <param name="Entropy">Entropy of each query's attention row (nats), mean over every query, the CLS included.</param>
 /// <param name="Cls">Mean attention of the patch queries on the CLS (position 0): 1 for a head that reads only the CLS.</param>
-public sealed record VisionHeadScore(int Layer, int Head, double Distance, double Entropy, double Cls)
+/// <param name="Sink">The most attention one patch key draws: max over patch keys k of the patch queries' mean attention on k
+/// (a patch that soaks up attention, as the register tokens of "Vision Transformers Need Registers" do; 1/patches for a
+/// uniform head, 1 for a head that reads one patch only).</param>
+public sealed record VisionHeadScore(int Layer, int Head, double Distance, double Entropy, double Cls, double Sink)
 {
     public HeadId Id => new(Layer, Head);
 }
@@ -36,6 +39,7 @@ public static class VisionHeads
                 var a = patterns.Patterns[l][h]; // (T, T) row-major, query rows
                 double distance = 0, entropy = 0, cls = 0;
                 int counted = 0;
+                var drawn = new double[T]; // drawn[k]: attention on key k summed over the patch queries
                 for (int q = 0; q < T; q++)
                 {
                     var row = a.AsSpan(q * T, T);
@@ -52,6 +56,7 @@ public static class VisionHeads
                     double weighted = 0, mass = 0;
                     for (int k = 1; k < T; k++)
                     {
+                        drawn[k] += row[k];
                         int dr = (k - 1) / columns - qr, dc = (k - 1) % columns - qc;
                         weighted += row[k] * Math.Sqrt(dr * dr + dc * dc);
                         mass += row[k];
@@ -63,9 +68,29 @@ public static class VisionHeads
                     }
                 }
                 int P = T - 1;
-                scores.Add(new VisionHeadScore(l, h, counted > 0 ? distance / counted : double.NaN, entropy / T, cls / P));
+                scores.Add(new VisionHeadScore(l, h, counted > 0 ? distance / counted : double.NaN, entropy / T, cls / P, drawn.Max() / P));
             }
         }
-        return [.. scores.OrderBy(s => double.IsNaN(s.Distance) ? double.PositiveInfinity : s.Distance).ThenBy(s => s.Layer).ThenBy(s => s.Head)];
+        return Ranked(scores);
     }
+
+    /// <summary>Each head's scores averaged over several images (each from <see cref="Score"/>), ranked as there: distance
+    /// averaged over the images where the head has one (none if it has none on any).</summary>
+    public static VisionHeadScore[] Average(IReadOnlyList<VisionHeadScore[]> perImage)
+    {
+        if (perImage.Count == 0)
+        {
+            throw new InvalidInputException("no images to average head scores over");
+        }
+        return Ranked(perImage.SelectMany(s => s).GroupBy(s => s.Id).Select(g =>
+        {
+            var withDistance = g.Where(s => !double.IsNaN(s.Distance)).ToArray();
+            return new VisionHeadScore(g.Key.Layer, g.Key.Head, withDistance.Length > 0 ? withDistance.Average(s => s.Distance) : double.NaN,
+                g.Average(s => s.Entropy), g.Average(s => s.Cls), g.Average(s => s.Sink));
+        }));
+    }
+
+    // most local first: ascending distance, heads without one last; ties by layer, head
+    private static VisionHeadScore[] Ranked(IEnumerable<VisionHeadScore> scores) =>
+        [.. scores.OrderBy(s => double.IsNaN(s.Distance) ? double.PositiveInfinity : s.Distance).ThenBy(s => s.Layer).ThenBy(s => s.Head)];
 }

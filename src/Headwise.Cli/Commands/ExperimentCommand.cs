@@ -58,7 +58,7 @@ public sealed class ExperimentCommand : ICommand
           --text-file F sink-redistribution: the text with --model (default docs/examples/texts/story.txt)
           --task T      variants: induction (default) or list-recall (icl-regression's own regression model has no
                         variants yet)
-          --quick       variants: a short budget (induction 2000 steps, list-recall 800), all six in a few minutes; the
+          --quick       variants: a short budget (induction 2000 steps, list-recall 800), all of them in a few minutes; the
                         full budget is the task experiment's default (3000 / 1500 steps)
 
         Example:

@@ -12,9 +12,13 @@ written from the formulas in docs/variants.md with torch autograd doing the back
   moh           router w_router (NH + 2, C): shared softmax · α₀, routed softmax · α₁ on the top-k, gates scale z per head
   linear        φ = elu + 1, att = φ(q)φ(k)ᵀ masked causally, rows normalised
   sinkhorn      log-space rows / causal-prefix columns (logcumsumexp down each column), final row softmax
+  affine_scaled w_affine (2·NH, C): α = 2σ(a[:NH]), β = tanh(a[NH:]), z = α·(p v) + β·(running mean of v)
+  gaussian      gauss_mu, gauss_log_var (NH): scores − ((t − j)/seq_len − μ)² / (2·exp(s)) before the softmax
+  low_rank      w_down (R, C) shared, w_qkv (3C, R): qkv = (x w_downᵀ) w_qkvᵀ + b
+  relative_conv conv_qkv (3C, K): y[t, c] = Σ_i w[c, i]·qkv[t − i, c] (causal, per channel), then softmax attention
 
 Usage:
-  /usr/bin/python3 dev/reference/make_variant_goldens.py --out tests/goldens
+  /usr/bin/python3 dev/reference/make_variant_goldens.py --out tests/goldens [VARIANT ...]
 """
 import argparse
 import json
@@ -36,7 +40,13 @@ CASES = {
     "moh": dict(BASE, attention_variant="moh", moh_shared=1, moh_active=2),
     "linear": dict(BASE, attention_variant="linear"),
     "sinkhorn": dict(BASE, attention_variant="sinkhorn", sinkhorn_iters=3),
+    "affine_scaled": dict(BASE, attention_variant="affine_scaled"),
+    "gaussian": dict(BASE, attention_variant="gaussian"),
+    "low_rank": dict(BASE, attention_variant="low_rank", low_rank=4),
+    "relative_conv": dict(BASE, attention_variant="relative_conv", conv_kernel=3),
 }
+# fixed seeds, so a case's golden does not change when other cases are added (the first four: 10 + their index)
+SEEDS = {"affine_scaled": 20, "gaussian": 21, "low_rank": 22, "relative_conv": 23}
 NEG = -1e9  # a finite −∞: exp underflows to exactly 0 and no inf − inf appears in the sinkhorn iterates
 
 
@@ -44,16 +54,26 @@ def params(cfg, g):
     V, C, L, Fw, NH = cfg["vocab_size"], cfg["d_model"], cfg["n_layers"], cfg["d_mlp"], cfg["n_heads"]
     variant = cfg["attention_variant"]
     qkv = 2 * C if variant == "symmetric_qk" else 3 * C
+    q_in = cfg.get("low_rank", C) if variant == "low_rank" else C
     mat = lambda *s: torch.randn(*s, generator=g) * 0.3
     vec = lambda n, base: base + torch.randn(n, generator=g) * 0.1
     p = {"wte": mat(V, C), "wpe": mat(cfg["seq_len"], C)}
     for l in range(L):
         q = f"blocks.{l}."
         p[q + "ln1.weight"], p[q + "ln1.bias"] = vec(C, 1.0), vec(C, 0.0)
-        p[q + "attn.w_qkv"], p[q + "attn.b_qkv"] = mat(qkv, C), vec(qkv, 0.0)
+        if variant == "low_rank":
+            p[q + "attn.w_down"] = mat(q_in, C)
+        p[q + "attn.w_qkv"], p[q + "attn.b_qkv"] = mat(qkv, q_in), vec(qkv, 0.0)
         p[q + "attn.w_o"], p[q + "attn.b_o"] = mat(C, C), vec(C, 0.0)
         if variant == "moh":
             p[q + "attn.w_router"] = mat(NH + 2, C) * 3  # spread logits: no near-ties in the top-k
+        if variant == "affine_scaled":
+            p[q + "attn.w_affine"] = mat(2 * NH, C)
+        if variant == "gaussian":
+            p[q + "attn.gauss_mu"], p[q + "attn.gauss_log_var"] = vec(NH, 0.0) * 3, vec(NH, -1.0)
+        if variant == "relative_conv":
+            K = cfg["conv_kernel"]
+            p[q + "attn.conv_qkv"] = F.one_hot(torch.zeros(qkv, dtype=torch.long), K).float() + mat(qkv, K)  # identity + noise
         p[q + "ln2.weight"], p[q + "ln2.bias"] = vec(C, 1.0), vec(C, 0.0)
         p[q + "mlp.w_in"], p[q + "mlp.b_in"] = mat(Fw, C), vec(Fw, 0.0)
         p[q + "mlp.w_out"], p[q + "mlp.b_out"] = mat(C, Fw), vec(C, 0.0)
@@ -61,14 +81,17 @@ def params(cfg, g):
     return p
 
 
-def attention(cfg, q, k, v, mask):
-    """q, k, v: (B, NH, T, HD) → pattern (B, NH, T, T)."""
+def attention(cfg, q, k, v, mask, bias=None):
+    """q, k, v: (B, NH, T, HD) → pattern (B, NH, T, T); bias (NH, T, T) added to the scaled scores."""
     variant, HD = cfg["attention_variant"], q.shape[-1]
     if variant == "linear":
         fq, fk = F.elu(q) + 1, F.elu(k) + 1
         s = (fq @ fk.transpose(-1, -2)) * mask
         return s / s.sum(-1, keepdim=True)
-    s = ((q @ k.transpose(-1, -2)) / math.sqrt(HD)).masked_fill(~mask, NEG)
+    s = (q @ k.transpose(-1, -2)) / math.sqrt(HD)
+    if bias is not None:
+        s = s + bias
+    s = s.masked_fill(~mask, NEG)
     if variant == "sinkhorn":
         for _ in range(cfg["sinkhorn_iters"]):
             r = (s - torch.logsumexp(s, -1, keepdim=True)).masked_fill(~mask, NEG)
@@ -95,14 +118,29 @@ def loss_fn(cfg, p, idx, tgt):
     for l in range(cfg["n_layers"]):
         q_ = f"blocks.{l}."
         h = F.layer_norm(x, (C,), p[q_ + "ln1.weight"], p[q_ + "ln1.bias"], eps)
-        qkv = h @ p[q_ + "attn.w_qkv"].T + p[q_ + "attn.b_qkv"]
+        variant = cfg["attention_variant"]
+        u = h @ p[q_ + "attn.w_down"].T if variant == "low_rank" else h
+        qkv = u @ p[q_ + "attn.w_qkv"].T + p[q_ + "attn.b_qkv"]
+        if variant == "relative_conv":
+            w = p[q_ + "attn.conv_qkv"]  # (3C, K): tap i reads the row i steps back (zeros before the sequence)
+            qkv = sum(w[:, i] * F.pad(qkv, (0, 0, i, 0))[:, :Tn] for i in range(w.shape[1]))
+        bias = None
+        if variant == "gaussian":
+            d = (torch.arange(Tn)[:, None] - torch.arange(Tn)[None, :]).float() / cfg["seq_len"]  # (T, T)
+            mu, lv = p[q_ + "attn.gauss_mu"], p[q_ + "attn.gauss_log_var"]
+            bias = -(d - mu[:, None, None]) ** 2 / (2 * torch.exp(lv)[:, None, None])  # (NH, T, T)
         if cfg["attention_variant"] == "symmetric_qk":
             q, v = qkv.split(C, dim=2)
             k = q
         else:
             q, k, v = qkv.split(C, dim=2)
         q, k, v = [t.view(Bn, Tn, NH, HD).transpose(1, 2) for t in (q, k, v)]
-        z = (attention(cfg, q, k, v, mask) @ v).transpose(1, 2)  # (B, T, NH, HD)
+        z = (attention(cfg, q, k, v, mask, bias) @ v).transpose(1, 2)  # (B, T, NH, HD)
+        if variant == "affine_scaled":
+            a = h @ p[q_ + "attn.w_affine"].T  # (B, T, 2·NH)
+            alpha, beta = 2 * torch.sigmoid(a[..., :NH]), torch.tanh(a[..., NH:])
+            mean_v = (v.cumsum(2) / torch.arange(1, Tn + 1).float()[:, None]).transpose(1, 2)  # (B, T, NH, HD)
+            z = alpha.unsqueeze(-1) * z + beta.unsqueeze(-1) * mean_v
         if cfg["attention_variant"] == "moh":
             z = z * moh_gates(cfg, h @ p[q_ + "attn.w_router"].T).unsqueeze(-1)
         x = x + z.reshape(Bn, Tn, C) @ p[q_ + "attn.w_o"].T + p[q_ + "attn.b_o"]
@@ -136,6 +174,8 @@ def make(out, name, seed):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="tests/goldens")
+    ap.add_argument("variants", nargs="*", help="only these cases (default: all)")
     args = ap.parse_args()
     for i, name in enumerate(CASES):
-        make(args.out, name, 10 + i)
+        if not args.variants or name in args.variants:
+            make(args.out, name, SEEDS.get(name, 10 + i))

@@ -38,11 +38,34 @@ public sealed class VariantsCliTests : IDisposable
         Assert.Single(refused.Stderr.Trim().Split('\n'));
     }
 
+    [Fact]
+    public void LowRankExportsAndTheOtherNewVariantsAreTrainingOnly()
+    {
+        var lowRank = CliRunner.Run(Train("lr", "--attention-variant", "low_rank", "--low-rank", "4", "--json"));
+        Assert.True(lowRank.ExitCode == 0, lowRank.Stderr);
+        Assert.True(JsonDocument.Parse(lowRank.Stdout).RootElement.GetProperty("hf_export").GetBoolean());
+        Assert.Contains("\"low_rank\": 4", File.ReadAllText(Path.Combine(_dir, "lr", "checkpoint", "headwise_model.json")));
+        var eval = CliRunner.Run("eval", "--model", Path.Combine(_dir, "lr", "checkpoint"), "--tokens", "116,104,101,32,99,97,116", "--json");
+        Assert.True(eval.ExitCode == 0, eval.Stderr);
+        foreach (var (variant, extra) in new[] { ("affine_scaled", ""), ("gaussian", ""), ("relative_conv", "--conv-kernel 5") })
+        {
+            var r = CliRunner.Run(Train(variant, ["--attention-variant", variant, .. extra.Split(' ', StringSplitOptions.RemoveEmptyEntries)]));
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains($"training-only: the {variant} attention", r.Stdout);
+        }
+        Assert.Contains("\"conv_kernel\": 5", File.ReadAllText(Path.Combine(_dir, "relative_conv", "checkpoint", "headwise_model.json")));
+    }
+
     [Theory]
-    [InlineData("--attention-variant flash", "unknown variant 'flash' (known: softmax, symmetric_qk, collapsed_qk, moh, linear, sinkhorn)")]
+    [InlineData("--attention-variant flash", "unknown variant 'flash' (known: softmax, symmetric_qk, collapsed_qk, moh, linear, sinkhorn, affine_scaled, gaussian, low_rank, relative_conv)")]
     [InlineData("--attention-variant moh --moh-active 4 --moh-shared 1", "moh active heads (--moh-active) 4 must be between 1 and the 3 routed heads")]
     [InlineData("--attention-variant softmax --moh-active 2", "--moh-active applies to --attention-variant moh only")]
     [InlineData("--attention-variant linear --sinkhorn-iters 2", "--sinkhorn-iters applies to --attention-variant sinkhorn only")]
+    [InlineData("--attention-variant gaussian --low-rank 2", "--low-rank applies to --attention-variant low_rank only")]
+    [InlineData("--attention-variant low_rank --conv-kernel 2", "--conv-kernel applies to --attention-variant relative_conv only")]
+    [InlineData("--attention-variant low_rank --low-rank 17", "low_rank rank (--low-rank) 17 must be between 1 and d_model 16")]
+    [InlineData("--attention-variant relative_conv --conv-kernel 17", "relative_conv kernel (--conv-kernel) 17 must be between 1 and the sequence length 16")]
+    [InlineData("--attention-variant relative_conv --conv-kernel 0", "--conv-kernel expects an integer in [1, 65536], got '0'")]
     public void BadVariantOptionsExitTwoNamingThem(string options, string message)
     {
         var r = CliRunner.Run(Train("bad", options.Split(' ')));
@@ -59,7 +82,7 @@ public sealed class VariantsCliTests : IDisposable
         Assert.Equal("list-recall", j.GetProperty("task").GetString());
         Assert.Equal(Math.Log(5), j.GetProperty("chance_loss").GetDouble(), 9);
         var names = j.GetProperty("variants").EnumerateArray().Select(v => v.GetProperty("variant").GetString()).ToArray();
-        Assert.Equal(["softmax", "symmetric_qk", "collapsed_qk", "moh", "linear", "sinkhorn"], names);
+        Assert.Equal(["softmax", "symmetric_qk", "collapsed_qk", "moh", "linear", "sinkhorn", "affine_scaled", "gaussian", "low_rank", "relative_conv"], names);
         foreach (var v in j.GetProperty("variants").EnumerateArray())
         {
             Assert.True(v.GetProperty("heldout_loss").GetDouble() > 0);

@@ -36,7 +36,8 @@ public sealed class ExperimentCommand : ICommand
                            (models/demo), the sinks analysis finds the sink layers on a fixed text, then redistribute_sink
                            over fractions 0, 0.1, …, 1 gives the text's loss change per fraction (table, chart, recipes)
           variants         every attention variant `headwise train` offers (softmax, symmetric_qk, collapsed_qk,
-                           moh, linear, sinkhorn; docs/variants.md) trained on one task with the same shape, seed, data
+                           moh, linear, sinkhorn, affine_scaled, gaussian, low_rank, relative_conv; docs/variants.md)
+                           trained on one task with the same shape, seed, data
                            and steps: held-out loss and accuracy, parameters, seconds, and (induction) the best induction
                            and previous-token head scores. No --out needed:
                            headwise experiment variants [--task induction|list-recall] [--quick] [--steps N] [--seed S] [--json]
@@ -57,7 +58,7 @@ public sealed class ExperimentCommand : ICommand
           --text-file F sink-redistribution: the text with --model (default docs/examples/texts/story.txt)
           --task T      variants: induction (default) or list-recall (icl-regression's own regression model has no
                         variants yet)
-          --quick       variants: a short budget (induction 2000 steps, list-recall 800), all six in a few minutes; the
+          --quick       variants: a short budget (induction 2000 steps, list-recall 800), all of them in a few minutes; the
                         full budget is the task experiment's default (3000 / 1500 steps)
 
         Example:

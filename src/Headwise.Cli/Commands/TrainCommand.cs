@@ -10,7 +10,7 @@ public sealed class TrainCommand : ICommand
     public string Name => "train";
     public string Summary => "train a small GPT-2 or Llama model on a text file (AdamW, checkpoints, resume)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "untied", "attn-only", "combined-ov", "no-norm", "no-bias", "no-positions", "one-hot-embeddings" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "data", "out", "tokenizer", "resume", "arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "attention-variant", "moh-active", "moh-shared", "sinkhorn-iters", "steps", "schedule", "batch", "accum", "lr", "min-lr-frac", "warmup", "decay-frac", "weight-decay", "clip", "seed", "held-out", "eval-every", "checkpoint-every"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "data", "out", "tokenizer", "resume", "arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "attention-variant", "moh-active", "moh-shared", "sinkhorn-iters", "low-rank", "conv-kernel", "steps", "schedule", "batch", "accum", "lr", "min-lr-frac", "warmup", "decay-frac", "weight-decay", "clip", "seed", "held-out", "eval-every", "checkpoint-every"]);
     public string Help => """
         headwise train --data FILE --out DIR [--tokenizer F] [--arch gpt2|llama] [--layers N --heads H --d-model C --seq-len T]
                        [--steps N --batch B --lr X --seed S ...] [--resume DIR] [--json]
@@ -46,9 +46,18 @@ public sealed class TrainCommand : ICommand
                                            heads plus always-on shared heads (checkpoint training-only)
                              linear        kernelised causal attention, φ = elu + 1 (checkpoint training-only)
                              sinkhorn      causal Sinkhorn-balanced attention in log space (checkpoint training-only)
+                             affine_scaled softmax weights scaled and offset per token and head, α·p + β/(t+1), from
+                                           a learned projection of the input (checkpoint training-only)
+                             gaussian      a learned Gaussian over the query–key distance (mean, log-variance per head)
+                                           added to the scores as a log-density (checkpoint training-only)
+                             low_rank      q/k/v projections through one shared rank-R factor, W_qkv = W_up·W_down
+                                           (exports as ordinary attention)
+                             relative_conv causal depth-wise convolutions of q, k, v along time (checkpoint training-only)
           --moh-shared S     moh: always-on shared heads (default heads / 4)
           --moh-active K     moh: routed heads active per token, 1 ≤ K ≤ heads − S (default half the routed heads)
           --sinkhorn-iters N sinkhorn: row/column normalisation rounds before the final row softmax (default 3; 0 = softmax)
+          --low-rank R       low_rank: rank of the shared factor, 1 ≤ R ≤ d-model (default d-model / 4)
+          --conv-kernel K    relative_conv: convolution taps, 1 ≤ K ≤ seq-len (default 3)
         Training:
           --steps N          optimizer steps (default 1000; with --resume: extend the run to N)
           --batch B          sequences per micro-batch (default 8)
@@ -80,7 +89,7 @@ public sealed class TrainCommand : ICommand
         string outDir = args.Require("out", "the run directory");
         string? tokenizerPath = args.Get("tokenizer");
         string? resume = args.Get("resume");
-        string[] modelOptions = ["arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "untied", "attn-only", "combined-ov", "no-norm", "no-bias", "no-positions", "one-hot-embeddings", "attention-variant", "moh-active", "moh-shared", "sinkhorn-iters"];
+        string[] modelOptions = ["arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "untied", "attn-only", "combined-ov", "no-norm", "no-bias", "no-positions", "one-hot-embeddings", "attention-variant", "moh-active", "moh-shared", "sinkhorn-iters", "low-rank", "conv-kernel"];
         TrainableConfig? config = null;
         if (resume is not null)
         {

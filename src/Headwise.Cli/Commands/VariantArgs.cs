@@ -21,6 +21,14 @@ internal static class VariantArgs
         {
             throw new UsageException("--sinkhorn-iters applies to --attention-variant sinkhorn only");
         }
+        if (variant != AttentionVariants.LowRank && args.Has("low-rank"))
+        {
+            throw new UsageException("--low-rank applies to --attention-variant low_rank only");
+        }
+        if (variant != AttentionVariants.RelativeConv && args.Has("conv-kernel"))
+        {
+            throw new UsageException("--conv-kernel applies to --attention-variant relative_conv only");
+        }
         // a K or S that does not fit the heads is refused by TrainableConfig.Validate, naming the option (exit 2)
         return config with
         {
@@ -28,6 +36,8 @@ internal static class VariantArgs
             MohShared = args.GetInt("moh-shared", -1, 0, 4096),
             MohActive = args.GetInt("moh-active", 0, 1, 4096),
             SinkhornIters = args.GetInt("sinkhorn-iters", 3, 0, 100),
+            LowRank = args.GetInt("low-rank", 0, 1, 65536),
+            ConvKernel = args.GetInt("conv-kernel", 3, 1, 65536),
         };
     }
 }

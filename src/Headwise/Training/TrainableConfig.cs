@@ -52,7 +52,7 @@ public sealed record TrainableConfig
     /// matrix N(0, InitStd).</summary>
     public bool ScaleResidualInit { get; init; } = true;
     /// <summary>The attention of every block (docs/variants.md): softmax (standard), symmetric_qk, collapsed_qk, moh, linear,
-    /// sinkhorn. Checkpoints written before variants existed have none, which reads as softmax.</summary>
+    /// sinkhorn, affine_scaled, gaussian, low_rank, relative_conv. Checkpoints written before variants existed have none, which reads as softmax.</summary>
     public string AttentionVariant { get; init; } = AttentionVariants.Softmax;
     /// <summary>moh: always-on shared heads (heads 0 .. S−1); −1 = derive: NH / 4.</summary>
     public int MohShared { get; init; } = -1;
@@ -60,6 +60,10 @@ public sealed record TrainableConfig
     public int MohActive { get; init; }
     /// <summary>sinkhorn: alternating row/column normalisations before the final row normalisation.</summary>
     public int SinkhornIters { get; init; } = 3;
+    /// <summary>low_rank: rank R of the shared factor W_down (R × C) of the q/k/v projections; 0 = derive: max(1, C / 4).</summary>
+    public int LowRank { get; init; }
+    /// <summary>relative_conv: taps of the causal depth-wise convolution of q, k, v along time.</summary>
+    public int ConvKernel { get; init; } = 3;
 
     [JsonIgnore] public int KvHeads => NKvHeads > 0 ? NKvHeads : NHeads;
     [JsonIgnore] public int HeadSize => DHead > 0 ? DHead : NHeads > 0 ? DModel / NHeads : 0;
@@ -69,6 +73,7 @@ public sealed record TrainableConfig
     [JsonIgnore] public int QueryKeySize => AttentionVariant == AttentionVariants.CollapsedQk ? DModel : HeadSize;
     [JsonIgnore] public int SharedHeads => MohShared >= 0 ? MohShared : NHeads / 4;
     [JsonIgnore] public int ActiveHeads => MohActive > 0 ? MohActive : (NHeads - SharedHeads + 1) / 2;
+    [JsonIgnore] public int Rank => LowRank > 0 ? LowRank : Math.Max(1, DModel / 4);
 
     /// <summary>Throws <see cref="InvalidInputException"/> naming the first impossible setting.</summary>
     public void Validate()
@@ -101,6 +106,10 @@ public sealed record TrainableConfig
                 $"moh active heads (--moh-active) {ActiveHeads} must be between 1 and the {NHeads - SharedHeads} routed heads (heads {NHeads} − shared {SharedHeads})");
         }
         Need(SinkhornIters >= 0 && SinkhornIters <= 100, $"sinkhorn iterations (--sinkhorn-iters) must be 0–100 (got {SinkhornIters})");
+        Need(LowRank >= 0 && (AttentionVariant != AttentionVariants.LowRank || Rank <= DModel),
+            $"low_rank rank (--low-rank) {Rank} must be between 1 and d_model {DModel}");
+        Need(AttentionVariant != AttentionVariants.RelativeConv || (ConvKernel >= 1 && ConvKernel <= SeqLen),
+            $"relative_conv kernel (--conv-kernel) {ConvKernel} must be between 1 and the sequence length {SeqLen}");
     }
 
     private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
@@ -129,12 +138,17 @@ public static class AttentionVariants
     public const string Moh = "moh";
     public const string Linear = "linear";
     public const string Sinkhorn = "sinkhorn";
+    public const string AffineScaled = "affine_scaled";
+    public const string Gaussian = "gaussian";
+    public const string LowRank = "low_rank";
+    public const string RelativeConv = "relative_conv";
 
     /// <summary>Whether a trained model of this variant is an ordinary attention at inference (exports to a checkpoint the
     /// engine loads): softmax, symmetric_qk with W_K = W_Q, collapsed_qk with W_Q = W_QK, W_K = I at head size d_model
-    /// (llama, or one GPT-2 head). The others are training-only.</summary>
-    public static bool RunsInEngine(string variant) => variant is Softmax or SymmetricQk or CollapsedQk;
+    /// (llama, or one GPT-2 head), low_rank with W_qkv = W_up·W_down. The others are training-only.</summary>
+    public static bool RunsInEngine(string variant) => variant is Softmax or SymmetricQk or CollapsedQk or LowRank;
 
     /// <summary>In the order the experiment runs them.</summary>
-    public static readonly string[] All = [Softmax, SymmetricQk, CollapsedQk, Moh, Linear, Sinkhorn];
+    public static readonly string[] All = [Softmax, SymmetricQk, CollapsedQk, Moh, Linear, Sinkhorn,
+        AffineScaled, Gaussian, LowRank, RelativeConv];
 }

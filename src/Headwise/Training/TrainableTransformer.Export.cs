@@ -109,8 +109,8 @@ public sealed partial class TrainableTransformer
         for (int l = 0; l < L; l++)
         {
             string q = $"blocks.{l}.";
-            // w_qkv ((NH + 2·NKV)·HD, C), nn.Linear, rows q | k | v; w_o (C, NH·HD)
-            var w = Param(q + "attn.w_qkv");
+            // w_qkv ((NH + 2·NKV)·HD, C), nn.Linear, rows q | k | v (low_rank: the exact product W_up·W_down); w_o (C, NH·HD)
+            var w = QkvWeights(_blocks[l]);
             var b = _gpt2 ? Get(q + "attn.b_qkv") : null;
             var attn = Config.AttentionVariant == AttentionVariants.CollapsedQk ? CollapsedAttention(w, b, Param(q + "attn.w_o"), _gpt2 ? Get(q + "attn.b_o") : null) : new AttentionWeights(NH, NKV, C, HD,
                 ReadHeads(w, WeightLayout.OutIn, QKV, NH, 0, HD, C, HD),

@@ -28,20 +28,27 @@ public sealed record ParameterInfo(string Name, int Offset, int[] Shape, bool De
 /// <c>ln_f.weight</c>/<c>.bias</c>; <c>w_u</c> (V, C) unless tied (then the unembedding is <c>wte</c>) or one-hot.
 /// GPT-2 biases (<c>b_qkv</c>, <c>b_qk</c>, <c>b_o</c>, <c>b_in</c>, <c>b_out</c>) only with UseBias.
 /// Attention variants (docs/variants.md): symmetric_qk has no k rows in <c>w_qkv</c> (k = q), collapsed_qk has q rows of
-/// NH·C (one W_QK per head) and no k rows (k = the block input); moh adds <c>blocks.{l}.attn.w_router</c> (NH + 2, C).
+/// NH·C (one W_QK per head) and no k rows (k = the block input); moh adds <c>blocks.{l}.attn.w_router</c> (NH + 2, C);
+/// affine_scaled adds <c>blocks.{l}.attn.w_affine</c> (2·NH, C); gaussian adds <c>blocks.{l}.attn.gauss_mu</c> and
+/// <c>attn.gauss_log_var</c> (NH); low_rank adds <c>blocks.{l}.attn.w_down</c> (R, C) and its <c>w_qkv</c> is (QKV, R);
+/// relative_conv adds <c>blocks.{l}.attn.conv_qkv</c> (QKV, KW), the rows of <c>w_qkv</c>'s outputs.
 /// </remarks>
 public sealed partial class TrainableTransformer
 {
     private sealed class Block
     {
         // parameter offsets (−1 = absent)
+        // Wr: moh's router or affine_scaled's projection (a per-token linear map of ln1 that gates the heads' outputs)
         public int Ln1W = -1, Ln1B = -1, Wqkv = -1, Bqkv = -1, Wov = -1, Wo = -1, Bo = -1, Wr = -1;
+        public int WDown = -1, Conv = -1, GaussMu = -1, GaussLogVar = -1;
         public int Ln2W = -1, Ln2B = -1, WIn = -1, BIn = -1, WUp = -1, WOut = -1, BOut = -1;
         // activations saved for the backward
         public float[] Resid = [], Ln1 = [], Ln1Mean = [], Ln1Rstd = [], Q = [], K = [], V = [], Att = [], Z = [];
         public float[] Resid1 = [], Ln2 = [], Ln2Mean = [], Ln2Rstd = [], H = [], G = [], Up = [];
         // moh: router logits (N, NH + 2), gates (N, NH), the heads' outputs before gating (N, NH, HDV)
         public float[] RouterLogits = [], Gates = [], ZRaw = [];
+        // low_rank: the shared factor's output (N, R); relative_conv: the projections before the convolution (N, QKV)
+        public float[] U = [], QkvRaw = [];
     }
 
     private readonly List<ParameterInfo> _params = [];
@@ -49,9 +56,10 @@ public sealed partial class TrainableTransformer
     private readonly Block[] _blocks;
     private readonly bool _gpt2, _bias, _rope, _oneHot;
     private readonly string _variant;
-    private readonly bool _moh;
+    private readonly bool _moh, _affine, _gated, _gaussian, _lowRank, _conv;
     // HK: query/key head size (C for collapsed_qk); HD: the value head size of W_V·W_O (HDV = HD, or C with a combined W_OV)
-    private readonly int C, L, NH, NKV, HK, HD, HDV, F, V, QK, QKV, RW;
+    // QIn: the input width of w_qkv (C, or the rank R with low_rank); KW: relative_conv's taps
+    private readonly int C, L, NH, NKV, HK, HD, HDV, F, V, QK, QKV, RW, QIn, R, KW;
     private readonly int _wte, _wpe = -1, _lnfW = -1, _lnfB = -1, _wu;
     private readonly float[] _cos = [], _sin = [], _eye = [];
 
@@ -63,6 +71,7 @@ public sealed partial class TrainableTransformer
     private float[] _residOut = [], _lnf = [], _lnfMean = [], _lnfRstd = [], _logits = [], _probs = [], _losses = [];
     private float[] _qkv = [], _tmp = [], _dResid = [], _dLn = [], _dQkv = [], _dQ = [], _dK = [], _dV = [], _dZ = [], _dH = [], _dG = [], _dUp = [];
     private float[] _scratchT = [], _scratchP = [], _dRouter = [], _dZRaw = [];
+    private float[] _dU = [], _dQkvRaw = [], _scoreBias = [], _dScores = [];
 
     public TrainableConfig Config { get; }
 
@@ -87,8 +96,16 @@ public sealed partial class TrainableTransformer
         HDV = config.ValueHeadSize; F = config.MlpWidth; V = config.VocabSize;
         _variant = config.AttentionVariant;
         _moh = _variant == AttentionVariants.Moh;
+        _affine = _variant == AttentionVariants.AffineScaled;
+        _gated = _moh || _affine;
+        _gaussian = _variant == AttentionVariants.Gaussian;
+        _lowRank = _variant == AttentionVariants.LowRank;
+        _conv = _variant == AttentionVariants.RelativeConv;
         HK = config.QueryKeySize;
-        RW = MohAttention.RouterWidth(NH);
+        RW = _affine ? AffineScaledAttention.ProjectionWidth(NH) : MohAttention.RouterWidth(NH);
+        R = config.Rank;
+        QIn = _lowRank ? R : C;
+        KW = config.ConvKernel;
         // q rows, then k rows unless the keys are tied to the queries (symmetric_qk) or to the input (collapsed_qk)
         QK = _variant is AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk ? NH * HK : (NH + NKV) * HK;
         QKV = config.CombinedOV ? QK : QK + NKV * HD;
@@ -113,20 +130,29 @@ public sealed partial class TrainableTransformer
                 b.Ln1W = Add(p + "ln1.weight", [C], false);
                 if (_gpt2) b.Ln1B = Add(p + "ln1.bias", [C], false);
             }
+            if (_lowRank) b.WDown = Add(p + "attn.w_down", [R, C], true);
             if (config.CombinedOV)
             {
-                b.Wqkv = Add(p + "attn.w_qk", [QK, C], true);
+                b.Wqkv = Add(p + "attn.w_qk", [QK, QIn], true);
                 if (_bias) b.Bqkv = Add(p + "attn.b_qk", [QK], false);
                 b.Wov = Add(p + "attn.w_ov", [NKV * C, C], true);
             }
             else
             {
-                b.Wqkv = Add(p + "attn.w_qkv", [QKV, C], true);
+                b.Wqkv = Add(p + "attn.w_qkv", [QKV, QIn], true);
                 if (_bias) b.Bqkv = Add(p + "attn.b_qkv", [QKV], false);
                 b.Wo = Add(p + "attn.w_o", [C, NH * HD], true);
             }
             if (_bias) b.Bo = Add(p + "attn.b_o", [C], false);
             if (_moh) b.Wr = Add(p + "attn.w_router", [RW, C], true);
+            if (_affine) b.Wr = Add(p + "attn.w_affine", [RW, C], true);
+            if (_gaussian)
+            {
+                b.GaussMu = Add(p + "attn.gauss_mu", [NH], false);
+                b.GaussLogVar = Add(p + "attn.gauss_log_var", [NH], false);
+            }
+            // kernels are not decayed: decay would pull the identity taps toward 0
+            if (_conv) b.Conv = Add(p + "attn.conv_qkv", [QKV, KW], false);
             if (config.AttentionOnly) continue;
             if (config.UseNorm)
             {
@@ -179,7 +205,8 @@ public sealed partial class TrainableTransformer
         : throw new InvalidInputException($"the model has no parameter '{name}'");
 
     /// <summary>Re-initialises every weight: matrices N(0, std), residual output projections N(0, std/√(2L)) (unless
-    /// ScaleResidualInit is off), norm weights 1, biases 0.</summary>
+    /// ScaleResidualInit is off), norm weights 1, biases 0 (and gaussian's μ, log-variance 0); low_rank's W_down
+    /// N(0, 1/√R), so W_up·W_down has the spread of an ordinary W_qkv; relative_conv's kernels the identity.</summary>
     public void Initialize(ulong seed)
     {
         var rng = new TrainingRng(seed);
@@ -190,6 +217,17 @@ public sealed partial class TrainableTransformer
             if (p.Shape.Length == 1)
             {
                 span.Fill(p.Name.EndsWith(".weight", StringComparison.Ordinal) ? 1f : 0f);
+                continue;
+            }
+            if (p.Name.EndsWith("attn.conv_qkv", StringComparison.Ordinal))
+            {
+                span.Clear();
+                for (int c = 0; c < p.Shape[0]; c++) span[c * KW] = 1f;
+                continue;
+            }
+            if (p.Name.EndsWith("attn.w_down", StringComparison.Ordinal))
+            {
+                for (int i = 0; i < span.Length; i++) span[i] = (float)(rng.NextGaussian() / Math.Sqrt(R));
                 continue;
             }
             float s = p.Name.EndsWith("attn.w_o", StringComparison.Ordinal) || p.Name.EndsWith("attn.w_ov", StringComparison.Ordinal)
@@ -227,7 +265,7 @@ public sealed partial class TrainableTransformer
                 for (int j = 0; j < C; j++) m[i * C + j] = ov[j * C + i];
             return m;
         }
-        var wqkv = P(b.Wqkv, QKV * C);
+        var wqkv = QkvWeights(b);
         var wo = P(b.Wo, C * NH * HD);
         for (int i = 0; i < C; i++)
         {
@@ -241,6 +279,10 @@ public sealed partial class TrainableTransformer
         }
         return m;
     }
+
+    // w_qkv as a (QKV, C) projection of the block input: low_rank's W_up·W_down, else a copy of w_qkv
+    private float[] QkvWeights(Block b)
+        => _lowRank ? LowRankAttention.Product(P(b.Wqkv, QKV * R), P(b.WDown, R * C), QKV, R, C) : P(b.Wqkv, QKV * C).ToArray();
 
     /// <summary>Per-token losses of the last forward with targets: (B, T).</summary>
     public ReadOnlySpan<float> TokenLosses => _losses.AsSpan(0, _B * _T);
@@ -272,10 +314,12 @@ public sealed partial class TrainableTransformer
             b.Ln1Mean = new float[N]; b.Ln1Rstd = new float[N];
             b.Q = new float[N * NH * HK]; b.K = new float[N * NKV * HK]; b.V = new float[N * NKV * HDV];
             b.Att = new float[B * NH * T * T]; b.Z = new float[N * NH * HDV];
-            if (_moh)
+            if (_gated)
             {
-                b.RouterLogits = new float[N * RW]; b.Gates = new float[N * NH]; b.ZRaw = new float[N * NH * HDV];
+                b.RouterLogits = new float[N * RW]; b.Gates = _moh ? new float[N * NH] : []; b.ZRaw = new float[N * NH * HDV];
             }
+            if (_lowRank) b.U = new float[N * R];
+            if (_conv) b.QkvRaw = new float[N * QKV];
             b.Resid1 = Config.AttentionOnly ? resid[l + 1] : new float[N * C];
             if (!Config.AttentionOnly)
             {
@@ -290,9 +334,15 @@ public sealed partial class TrainableTransformer
         _qkv = new float[N * QKV]; _tmp = new float[N * C];
         _dResid = new float[N * C]; _dLn = new float[N * C]; _dQkv = new float[N * QKV];
         _dQ = new float[N * NH * HK]; _dK = new float[N * NKV * HK];
-        if (_moh)
+        if (_gated)
         {
             _dRouter = new float[N * RW]; _dZRaw = new float[N * NH * HDV];
+        }
+        if (_lowRank) _dU = new float[N * R];
+        if (_conv) _dQkvRaw = new float[N * QKV];
+        if (_gaussian)
+        {
+            _scoreBias = new float[NH * T * T]; _dScores = new float[B * NH * T * T];
         }
         _dV = new float[N * NKV * HDV]; _dZ = new float[N * NH * HDV];
         _dH = new float[N * F]; _dG = new float[N * F]; _dUp = _gpt2 ? [] : new float[N * F];
@@ -302,7 +352,7 @@ public sealed partial class TrainableTransformer
             var (t, p) = Linear.ScratchSize(N, cin, oc);
             st = Math.Max(st, t); sp = Math.Max(sp, p);
         }
-        Need(C, V); Need(C, QKV); Need(C, RW); Need(C, NKV * C); Need(NH * HD, C); Need(C, F); Need(F, C);
+        Need(C, V); Need(C, QKV); Need(C, RW); Need(C, R); Need(R, QKV); Need(C, NKV * C); Need(NH * HD, C); Need(C, F); Need(F, C);
         _scratchT = new float[st]; _scratchP = new float[sp];
     }
 
@@ -330,7 +380,7 @@ public sealed partial class TrainableTransformer
             var b = _blocks[l];
             // attention: ln1 → q, k, v → (RoPE) → causal attention → output projection → residual
             if (norm) NormForward(b.Resid, b.Ln1W, b.Ln1B, b.Ln1, b.Ln1Mean, b.Ln1Rstd, N, eps);
-            Linear.Forward(b.Ln1, P(b.Wqkv, QKV * C), P(b.Bqkv, QKV), _qkv, N, C, QKV);
+            ProjectQkv(b, N);
             SplitRows(_qkv, QKV, b.Q, 0, NH * HK, N);
             if (_variant == AttentionVariants.SymmetricQk) SymmetricQkAttention.Forward(b.Q, b.K, N, NH, HK);
             else if (_variant == AttentionVariants.CollapsedQk) CollapsedQkAttention.Forward(b.Ln1, b.K, N, NH, C);
@@ -342,16 +392,15 @@ public sealed partial class TrainableTransformer
                 Rope.Forward(b.Q, _positions, N, NH, HK, _cos, _sin);
                 Rope.Forward(b.K, _positions, N, NKV, HK, _cos, _sin);
             }
-            var z = _moh ? b.ZRaw : b.Z;
+            var z = _gated ? b.ZRaw : b.Z;
+            if (_gaussian) GaussianAttention.Bias(P(b.GaussMu, NH), P(b.GaussLogVar, NH), _scoreBias, NH, T, Config.SeqLen);
             if (_variant == AttentionVariants.Linear) LinearAttention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV);
             else if (_variant == AttentionVariants.Sinkhorn) SinkhornAttention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV, Config.SinkhornIters);
-            else Attention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV);
-            if (_moh)
-            {
-                // route: gates from the block's normalised input, then each head's output scaled by its gate
-                Linear.Forward(b.Ln1, P(b.Wr, RW * C), default, b.RouterLogits, N, C, RW);
-                MohAttention.Forward(b.RouterLogits, b.Gates, b.ZRaw, b.Z, N, NH, HDV, Config.SharedHeads, Config.ActiveHeads);
-            }
+            else Attention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV, _scoreBias);
+            // moh: gates (router) and affine_scaled: scale and offset, both from the block's normalised input
+            if (_gated) Linear.Forward(b.Ln1, P(b.Wr, RW * C), default, b.RouterLogits, N, C, RW);
+            if (_moh) MohAttention.Forward(b.RouterLogits, b.Gates, b.ZRaw, b.Z, N, NH, HDV, Config.SharedHeads, Config.ActiveHeads);
+            if (_affine) AffineScaledAttention.Forward(b.RouterLogits, b.ZRaw, b.V, b.Z, B, T, NH, NKV, HDV);
             if (Config.CombinedOV) SumHeads(b.Z, P(b.Bo, C), _tmp, N);
             else Linear.Forward(b.Z, P(b.Wo, C * NH * HD), P(b.Bo, C), _tmp, N, NH * HD, C);
             K.Add(b.Resid, _tmp, b.Resid1);
@@ -421,16 +470,16 @@ public sealed partial class TrainableTransformer
             // undoes: resid1 = resid + attn_out
             if (Config.CombinedOV) SumHeadsBackward(_dResid, G(b.Bo, C), _dZ, N);
             else Linear.Backward(_dResid, b.Z, P(b.Wo, C * NH * HD), _dZ, G(b.Wo, C * NH * HD), G(b.Bo, C), sT, sP, N, NH * HD, C);
-            var dz = _dZ;
-            if (_moh)
-            {
-                // undoes the gating: the heads' outputs get g·dz, the router logits the gates' gradient
-                MohAttention.Backward(_dZ, b.RouterLogits, b.Gates, b.ZRaw, _dZRaw, _dRouter, N, NH, HDV, Config.SharedHeads, Config.ActiveHeads);
-                dz = _dZRaw;
-            }
+            var dz = _gated ? _dZRaw : _dZ;
+            // undoes the gating: the heads' outputs get g·dz, the router logits the gates' gradient
+            if (_moh) MohAttention.Backward(_dZ, b.RouterLogits, b.Gates, b.ZRaw, _dZRaw, _dRouter, N, NH, HDV, Config.SharedHeads, Config.ActiveHeads);
+            if (_affine) AffineScaledAttention.Backward(_dZ, b.RouterLogits, b.ZRaw, b.V, _dZRaw, _dRouter, B, T, NH, NKV, HDV);
             if (_variant == AttentionVariants.Linear) LinearAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV);
             else if (_variant == AttentionVariants.Sinkhorn) SinkhornAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, Config.SinkhornIters);
-            else Attention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV);
+            else Attention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, _dScores);
+            // the affine offset's path into the values (after the attention's backward, which overwrites dv)
+            if (_affine) AffineScaledAttention.BackwardValues(_dZ, b.RouterLogits, _dV, B, T, NH, NKV, HDV);
+            if (_gaussian) GaussianAttention.Backward(_dScores, P(b.GaussMu, NH), P(b.GaussLogVar, NH), G(b.GaussMu, NH), G(b.GaussLogVar, NH), B, NH, T, Config.SeqLen);
             if (_rope)
             {
                 Rope.Backward(_dQ, _positions, N, NH, HK, _cos, _sin);
@@ -440,16 +489,42 @@ public sealed partial class TrainableTransformer
             MergeRows(_dQ, _dQkv, QKV, 0, NH * HK, N);
             if (_variant is not (AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk)) MergeRows(_dK, _dQkv, QKV, NH * HK, NKV * HK, N);
             if (!Config.CombinedOV) MergeRows(_dV, _dQkv, QKV, QK, NKV * HD, N);
-            Linear.Backward(_dQkv, b.Ln1, P(b.Wqkv, QKV * C), _dLn, G(b.Wqkv, QKV * C), G(b.Bqkv, QKV), sT, sP, N, C, QKV);
+            ProjectQkvBackward(b, N, sT, sP);
             if (Config.CombinedOV)
             {
                 Linear.Backward(_dV, b.Ln1, P(b.Wov, NKV * C * C), _dLn, G(b.Wov, NKV * C * C), default, sT, sP, N, C, NKV * C, accumulateDx: true);
             }
             if (_variant == AttentionVariants.CollapsedQk) CollapsedQkAttention.Backward(_dK, _dLn, N, NH, C);
-            if (_moh) Linear.Backward(_dRouter, b.Ln1, P(b.Wr, RW * C), _dLn, G(b.Wr, RW * C), default, sT, sP, N, C, RW, accumulateDx: true);
+            if (_gated) Linear.Backward(_dRouter, b.Ln1, P(b.Wr, RW * C), _dLn, G(b.Wr, RW * C), default, sT, sP, N, C, RW, accumulateDx: true);
             NormBackward(_dLn, b.Resid, b.Ln1W, b.Ln1B, b.Ln1Mean, b.Ln1Rstd, _dResid, N);
         }
         Embedding.Backward(_dResid, _tokens, G(_wte, V * C), G(_wpe, T * C), N, T, C);
+    }
+
+    // ln1 → _qkv (N, QKV): one projection, or through low_rank's shared factor; relative_conv convolves its outputs along time
+    private void ProjectQkv(Block b, int N)
+    {
+        var qkv = _conv ? b.QkvRaw : _qkv;
+        if (_lowRank) LowRankAttention.Forward(b.Ln1, P(b.WDown, R * C), P(b.Wqkv, QKV * R), P(b.Bqkv, QKV), b.U, qkv, N, C, R, QKV);
+        else Linear.Forward(b.Ln1, P(b.Wqkv, QKV * C), P(b.Bqkv, QKV), qkv, N, C, QKV);
+        if (_conv) RelativeConvAttention.Forward(b.QkvRaw, P(b.Conv, QKV * KW), _qkv, _B, _T, QKV, KW);
+    }
+
+    // undoes ProjectQkv: _dQkv → _dLn (overwritten) and the weights' gradients
+    private void ProjectQkvBackward(Block b, int N, Span<float> sT, Span<float> sP)
+    {
+        var dqkv = _dQkv;
+        if (_conv)
+        {
+            RelativeConvAttention.Backward(_dQkv, b.QkvRaw, P(b.Conv, QKV * KW), _dQkvRaw, G(b.Conv, QKV * KW), _B, _T, QKV, KW);
+            dqkv = _dQkvRaw;
+        }
+        if (_lowRank)
+        {
+            LowRankAttention.Backward(dqkv, b.Ln1, b.U, P(b.WDown, R * C), P(b.Wqkv, QKV * R), _dU, _dLn, G(b.WDown, R * C), G(b.Wqkv, QKV * R),
+                G(b.Bqkv, QKV), sT, sP, N, C, R, QKV);
+        }
+        else Linear.Backward(dqkv, b.Ln1, P(b.Wqkv, QKV * C), _dLn, G(b.Wqkv, QKV * C), G(b.Bqkv, QKV), sT, sP, N, C, QKV);
     }
 
     private void NormForward(float[] x, int w, int bias, float[] output, float[] mean, float[] rstd, int N, float eps)

@@ -9,7 +9,7 @@ public class ExportTests
 {
     public static TheoryData<string> Exportable => ["gpt2-tied", "gpt2-untied", "gpt2-attn-only", "llama-gqa", "llama-tied-attn-only",
         "gpt2-no-bias-no-positions", "gpt2-one-hot", "gpt2-symmetric-qk", "llama-symmetric-qk",
-        "llama-collapsed-qk", "gpt2-one-head-collapsed-qk"];
+        "llama-collapsed-qk", "gpt2-one-head-collapsed-qk", "gpt2-low-rank", "llama-low-rank"];
 
     private static TrainableConfig Config(string name)
     {
@@ -30,6 +30,9 @@ public class ExportTests
             // exported at head size d_model: W_Q = W_QK, W_K = I, W_V and W_O zero-padded
             "llama-collapsed-qk" => llama with { NKvHeads = 4, AttentionVariant = AttentionVariants.CollapsedQk },
             "gpt2-one-head-collapsed-qk" => gpt2 with { NHeads = 1, AttentionVariant = AttentionVariants.CollapsedQk },
+            // exported with W_qkv = W_up·W_down
+            "gpt2-low-rank" => gpt2 with { AttentionVariant = AttentionVariants.LowRank, LowRank = 3 },
+            "llama-low-rank" => llama with { AttentionVariant = AttentionVariants.LowRank },
             _ => throw new ArgumentException(name),
         };
     }
@@ -74,6 +77,9 @@ public class ExportTests
     [InlineData("linear", "training-only: the linear attention")]
     [InlineData("collapsed_qk", "collapsed_qk's query/key head size is d_model, and GPT-2 checkpoints need")]
     [InlineData("sinkhorn", "training-only: the sinkhorn attention")]
+    [InlineData("affine_scaled", "training-only: the affine_scaled attention")]
+    [InlineData("gaussian", "training-only: the gaussian attention")]
+    [InlineData("relative_conv", "training-only: the relative_conv attention")]
     public void InexpressibleOptionsRefuseToExport(string what, string message)
     {
         var c = Config("gpt2-tied");
@@ -82,7 +88,7 @@ public class ExportTests
             "combined" => c with { CombinedOV = true },
             "no-norm" => c with { UseNorm = false },
             "llama-no-rope" => Config("llama-gqa") with { UsePositions = false },
-            "moh" or "linear" or "collapsed_qk" or "sinkhorn" => c with { AttentionVariant = what },
+            "moh" or "linear" or "collapsed_qk" or "sinkhorn" or "affine_scaled" or "gaussian" or "relative_conv" => c with { AttentionVariant = what },
             _ => c with { NKvHeads = 2 },
         };
         var model = new TrainableTransformer(c);

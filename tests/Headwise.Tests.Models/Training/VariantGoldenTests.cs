@@ -8,7 +8,7 @@ namespace Headwise.Tests.Models.Training;
 // TorchGoldenTests: the loss to 1e-4 relative, each gradient tensor to 1e-4 of its largest entry.
 public class VariantGoldenTests
 {
-    public static TheoryData<string> Cases => ["symmetric_qk", "moh", "linear", "sinkhorn"];
+    public static TheoryData<string> Cases => ["symmetric_qk", "moh", "linear", "sinkhorn", "affine_scaled", "gaussian", "low_rank", "relative_conv"];
 
     [Theory]
     [MemberData(nameof(Cases))]

@@ -266,11 +266,234 @@ public class AttentionVariantTests
         }
     }
 
+    // softmax attention written out in double, with gaussian's distance bias and affine_scaled's α·p + β/(t+1) when given:
+    // bias(h, t, j) added to the scores; affine(n, h) = (α, β) for the row n = b·T + t
+    private static double ScoredRef(double[] q, double[] k, double[] v, double[] dz, int B, int T, int NH, int NKV, int HD, int HDV,
+        Func<int, int, int, double>? bias, Func<int, int, (double Alpha, double Beta)>? affine, double[]? z)
+    {
+        double s = 0;
+        int g = NH / NKV;
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++)
+                for (int t = 0; t < T; t++)
+                {
+                    var w = new double[t + 1];
+                    for (int j = 0; j <= t; j++)
+                    {
+                        for (int i = 0; i < HD; i++) w[j] += q[((b * T + t) * NH + h) * HD + i] * k[((b * T + j) * NKV + h / g) * HD + i];
+                        w[j] = w[j] / Math.Sqrt(HD) + (bias?.Invoke(h, t, j) ?? 0);
+                    }
+                    double m = w.Max(), sum = w.Sum(x => Math.Exp(x - m));
+                    var (alpha, beta) = affine?.Invoke(b * T + t, h) ?? (1, 0);
+                    for (int j = 0; j <= t; j++) w[j] = alpha * Math.Exp(w[j] - m) / sum + beta / (t + 1);
+                    for (int i = 0; i < HDV; i++)
+                    {
+                        double zi = 0;
+                        for (int j = 0; j <= t; j++) zi += w[j] * v[((b * T + j) * NKV + h / g) * HDV + i];
+                        if (z is not null) z[((b * T + t) * NH + h) * HDV + i] = zi;
+                        s += zi * dz[((b * T + t) * NH + h) * HDV + i];
+                    }
+                }
+        return s;
+    }
+
+    private static double[] D(float[] a) => a.Select(x => (double)x).ToArray();
+
+    [Theory]
+    [InlineData(2, 2, 4)]
+    [InlineData(4, 2, 3)]  // grouped-query, value head size ≠ query head size
+    public void AffineScaledAttentionMatchesTheReferenceAndFiniteDifferences(int NH, int NKV, int HDV)
+    {
+        int B = 2, T = 5, HD = 4, W = AffineScaledAttention.ProjectionWidth(NH);
+        var r = new Random(25);
+        var q = Rand(r, B * T * NH * HD, 2);
+        var k = Rand(r, B * T * NKV * HD, 2);
+        var v = Rand(r, B * T * NKV * HDV);
+        var logits = Rand(r, B * T * W, 2);
+        var dz = Rand(r, B * T * NH * HDV);
+        var att = new float[B * NH * T * T];
+        var zRaw = new float[B * T * NH * HDV];
+        var z = new float[zRaw.Length];
+        Attention.Forward(q, k, v, att, zRaw, B, T, NH, NKV, HD, HDV);
+        AffineScaledAttention.Forward(logits, zRaw, v, z, B, T, NH, NKV, HDV);
+        // α = 2σ(a[h]), β = tanh(a[NH + h])
+        Func<int, int, (double, double)> Affine(double[] l) => (n, h) => (2 / (1 + Math.Exp(-l[n * W + h])), Math.Tanh(l[n * W + NH + h]));
+        var zRef = new double[z.Length];
+        ScoredRef(D(q), D(k), D(v), D(dz), B, T, NH, NKV, HD, HDV, null, Affine(D(logits)), zRef);
+        for (int i = 0; i < z.Length; i++) Assert.Equal(zRef[i], z[i], 1e-5);
+        // a zero projection is plain softmax attention
+        AffineScaledAttention.Forward(new float[logits.Length], zRaw, v, z, B, T, NH, NKV, HDV);
+        Assert.Equal(zRaw, z);
+
+        var dzRaw = Rand(r, z.Length); // all overwritten
+        var dLogits = Rand(r, logits.Length);
+        var dq = Rand(r, q.Length);
+        var dk = Rand(r, k.Length);
+        var dv = Rand(r, v.Length);
+        AffineScaledAttention.Backward(dz, logits, zRaw, v, dzRaw, dLogits, B, T, NH, NKV, HDV);
+        Attention.Backward(dzRaw, q, k, v, att, dq, dk, dv, B, T, NH, NKV, HD, HDV);
+        AffineScaledAttention.BackwardValues(dz, logits, dv, B, T, NH, NKV, HDV);
+        Check("affine_scaled", [q, k, v, logits], p => ScoredRef(p[0], p[1], p[2], D(dz), B, T, NH, NKV, HD, HDV, null, Affine(p[3]), null),
+            [dq, dk, dv, dLogits]);
+    }
+
+    [Theory]
+    [InlineData(2, 2, 4)]
+    [InlineData(4, 2, 3)]
+    public void GaussianAttentionMatchesTheReferenceAndFiniteDifferences(int NH, int NKV, int HDV)
+    {
+        int B = 2, T = 5, HD = 4, context = 8;
+        var r = new Random(26);
+        var q = Rand(r, B * T * NH * HD, 2);
+        var k = Rand(r, B * T * NKV * HD, 2);
+        var v = Rand(r, B * T * NKV * HDV);
+        var mu = Rand(r, NH);
+        var logVar = Rand(r, NH, 2);
+        var dz = Rand(r, B * T * NH * HDV);
+        var bias = new float[NH * T * T];
+        var att = new float[B * NH * T * T];
+        var z = new float[B * T * NH * HDV];
+        GaussianAttention.Bias(mu, logVar, bias, NH, T, context);
+        Attention.Forward(q, k, v, att, z, B, T, NH, NKV, HD, HDV, bias);
+        // the log-density of N(μ_h, e^{s_h}) at the distance (t − j)/context, without its constant
+        Func<int, int, int, double> Gauss(double[] m, double[] lv) => (h, t, j) => -Math.Pow((double)(t - j) / context - m[h], 2) / (2 * Math.Exp(lv[h]));
+        var zRef = new double[z.Length];
+        ScoredRef(D(q), D(k), D(v), D(dz), B, T, NH, NKV, HD, HDV, Gauss(D(mu), D(logVar)), null, zRef);
+        for (int i = 0; i < z.Length; i++) Assert.Equal(zRef[i], z[i], 1e-5);
+
+        var dq = Rand(r, q.Length); // all overwritten
+        var dk = Rand(r, k.Length);
+        var dv = Rand(r, v.Length);
+        var dScores = new float[att.Length];
+        var dMu = new float[NH];
+        var dLogVar = new float[NH];
+        Attention.Backward(dz, q, k, v, att, dq, dk, dv, B, T, NH, NKV, HD, HDV, dScores);
+        GaussianAttention.Backward(dScores, mu, logVar, dMu, dLogVar, B, NH, T, context);
+        Check("gaussian", [q, k, v, mu, logVar], p => ScoredRef(p[0], p[1], p[2], D(dz), B, T, NH, NKV, HD, HDV, Gauss(p[3], p[4]), null, null),
+            [dq, dk, dv, dMu, dLogVar]);
+    }
+
+    [Fact]
+    public void LowRankProjectionMatchesTheReferenceAndFiniteDifferences()
+    {
+        int N = 4, C = 6, R = 2, QKV = 9;
+        var r = new Random(27);
+        var x = Rand(r, N * C);
+        var wDown = Rand(r, R * C);
+        var wUp = Rand(r, QKV * R);
+        var bias = Rand(r, QKV);
+        var dqkv = Rand(r, N * QKV);
+        var u = new float[N * R];
+        var qkv = new float[N * QKV];
+        LowRankAttention.Forward(x, wDown, wUp, bias, u, qkv, N, C, R, QKV);
+        // qkv = (x·W_downᵀ)·W_upᵀ + b
+        double Ref(double[][] p, double[]? y)
+        {
+            double s = 0;
+            for (int n = 0; n < N; n++)
+                for (int o = 0; o < QKV; o++)
+                {
+                    double v = p[3][o];
+                    for (int k = 0; k < R; k++)
+                    {
+                        double un = 0;
+                        for (int c = 0; c < C; c++) un += p[0][n * C + c] * p[1][k * C + c];
+                        v += p[2][o * R + k] * un;
+                    }
+                    if (y is not null) y[n * QKV + o] = v;
+                    s += v * dqkv[n * QKV + o];
+                }
+            return s;
+        }
+        var yRef = new double[qkv.Length];
+        Ref([D(x), D(wDown), D(wUp), D(bias)], yRef);
+        for (int i = 0; i < qkv.Length; i++) Assert.Equal(yRef[i], qkv[i], 1e-5);
+        // the product is the same projection (what export writes)
+        var full = LowRankAttention.Product(wUp, wDown, QKV, R, C);
+        var direct = new float[qkv.Length];
+        Linear.Forward(x, full, bias, direct, N, C, QKV);
+        for (int i = 0; i < qkv.Length; i++) Assert.Equal(qkv[i], direct[i], 1e-5);
+
+        var (st, sp) = Linear.ScratchSize(N, C, Math.Max(R, QKV));
+        var (st2, sp2) = Linear.ScratchSize(N, R, QKV);
+        var dx = Rand(r, x.Length); // overwritten
+        var dwDown = new float[wDown.Length];
+        var dwUp = new float[wUp.Length];
+        var db = new float[bias.Length];
+        LowRankAttention.Backward(dqkv, x, u, wDown, wUp, new float[N * R], dx, dwDown, dwUp, db, new float[Math.Max(st, st2)],
+            new float[Math.Max(sp, sp2)], N, C, R, QKV);
+        Check("low_rank", [x, wDown, wUp, bias], p => Ref(p, null), [dx, dwDown, dwUp, db]);
+    }
+
+    [Theory]
+    [InlineData(3)]
+    [InlineData(1)]  // one tap: a per-channel scale, no relative position
+    [InlineData(5)]  // the kernel as long as the sequence
+    public void RelativeConvMatchesTheReferenceAndFiniteDifferences(int KW)
+    {
+        int B = 2, T = 5, CH = 3;
+        var r = new Random(28);
+        var x = Rand(r, B * T * CH);
+        var w = Rand(r, CH * KW);
+        var dy = Rand(r, x.Length);
+        var y = new float[x.Length];
+        RelativeConvAttention.Forward(x, w, y, B, T, CH, KW);
+        // y[b, t, c] = Σ_{i ≤ min(KW − 1, t)} w[c, i]·x[b, t − i, c]
+        double Ref(double[][] p, double[]? yr)
+        {
+            double s = 0;
+            for (int b = 0; b < B; b++)
+                for (int t = 0; t < T; t++)
+                    for (int c = 0; c < CH; c++)
+                    {
+                        double v = 0;
+                        for (int i = 0; i < KW; i++)
+                            if (t - i >= 0) v += p[1][c * KW + i] * p[0][(b * T + t - i) * CH + c];
+                        if (yr is not null) yr[(b * T + t) * CH + c] = v;
+                        s += v * dy[(b * T + t) * CH + c];
+                    }
+            return s;
+        }
+        var yRef = new double[y.Length];
+        Ref([D(x), D(w)], yRef);
+        for (int i = 0; i < y.Length; i++) Assert.Equal(yRef[i], y[i], 1e-5);
+        var dx = Rand(r, x.Length); // overwritten
+        var dw = new float[w.Length];
+        RelativeConvAttention.Backward(dy, x, w, dx, dw, B, T, CH, KW);
+        Check("relative_conv", [x, w], p => Ref(p, null), [dx, dw]);
+    }
+
+    [Fact]
+    public void NewVariantsStartAtSoftmaxAttention()
+    {
+        // the init of affine_scaled (W_a ≈ 0 → α ≈ 1, β ≈ 0) and relative_conv (identity kernels) is the softmax model;
+        // gaussian starts with a bias in [−½, 0]
+        var c = new TrainableConfig { VocabSize = 9, DModel = 8, NLayers = 1, NHeads = 2, SeqLen = 6 };
+        var conv = new TrainableTransformer(c with { AttentionVariant = AttentionVariants.RelativeConv }, seed: 4);
+        Assert.Equal([1f, 0f, 0f, 1f, 0f, 0f], conv.Param("blocks.0.attn.conv_qkv")[..6].ToArray());
+        Assert.False(conv.Info("blocks.0.attn.conv_qkv").Decay);
+        var gauss = new TrainableTransformer(c with { AttentionVariant = AttentionVariants.Gaussian }, seed: 4);
+        Assert.All(gauss.Param("blocks.0.attn.gauss_mu").ToArray(), m => Assert.Equal(0f, m));
+        var lowRank = new TrainableTransformer(c with { AttentionVariant = AttentionVariants.LowRank }, seed: 4);
+        Assert.Equal([2, 8], lowRank.Info("blocks.0.attn.w_down").Shape); // default rank d_model / 4
+        Assert.Equal([3 * 8, 2], lowRank.Info("blocks.0.attn.w_qkv").Shape);
+        var affine = new TrainableTransformer(c with { AttentionVariant = AttentionVariants.AffineScaled, InitStd = 0.5f }, seed: 4);
+        var soft = new TrainableTransformer(c with { InitStd = 0.5f }, seed: 4);
+        foreach (var p in soft.Parameters) soft.Param(p.Name).CopyTo(affine.Param(p.Name));
+        affine.Param("blocks.0.attn.w_affine").Clear(); // α = 2σ(0) = 1, β = tanh(0) = 0
+        int[] tokens = [1, 5, 2, 7, 3, 8];
+        affine.Forward(tokens, default, 1, 6);
+        soft.Forward(tokens, default, 1, 6);
+        for (int i = 0; i < soft.Logits.Length; i++) Assert.Equal(soft.Logits[i], affine.Logits[i], 1e-6f);
+    }
+
     [Theory]
     [InlineData("flash", "unknown attention variant 'flash' (known: softmax, symmetric_qk")]
     [InlineData("moh-active", "moh active heads (--moh-active) 4 must be between 1 and the 3 routed heads")]
     [InlineData("moh-shared", "moh shared heads (--moh-shared) 4 must be below the head count 4")]
     [InlineData("symmetric-gqa", "symmetric_qk ties keys to queries, so it needs key/value heads = heads")]
+    [InlineData("low-rank", "low_rank rank (--low-rank) 9 must be between 1 and d_model 8")]
+    [InlineData("conv-kernel", "relative_conv kernel (--conv-kernel) 7 must be between 1 and the sequence length 6")]
     public void BadVariantOptionsAreRefusedByName(string what, string message)
     {
         var c = new TrainableConfig { VocabSize = 9, DModel = 8, NLayers = 1, NHeads = 4, SeqLen = 6 };
@@ -279,6 +502,8 @@ public class AttentionVariantTests
             "flash" => c with { AttentionVariant = "flash" },
             "moh-active" => c with { AttentionVariant = AttentionVariants.Moh, MohShared = 1, MohActive = 4 },
             "moh-shared" => c with { AttentionVariant = AttentionVariants.Moh, MohShared = 4 },
+            "low-rank" => c with { AttentionVariant = AttentionVariants.LowRank, LowRank = 9 },
+            "conv-kernel" => c with { AttentionVariant = AttentionVariants.RelativeConv, ConvKernel = 7 },
             _ => c with { AttentionVariant = AttentionVariants.SymmetricQk, NKvHeads = 2 },
         };
         var e = Assert.Throws<InvalidInputException>(c.Validate);

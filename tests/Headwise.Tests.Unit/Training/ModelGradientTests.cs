@@ -10,7 +10,9 @@ public class ModelGradientTests
 {
     public static TheoryData<string> Variants => ["gpt2", "gpt2-untied", "llama-gqa", "llama-combined-ov", "gpt2-attn-only-no-norm", "gpt2-single-head-combined",
         "gpt2-attn-only-no-bias", "one-hot-factored", "one-hot-combined", "llama-no-rope",
-        "gpt2-symmetric-qk", "llama-symmetric-qk", "gpt2-collapsed-qk", "llama-collapsed-qk", "gpt2-moh", "llama-moh-no-shared", "gpt2-linear", "llama-linear", "gpt2-sinkhorn", "llama-sinkhorn"];
+        "gpt2-symmetric-qk", "llama-symmetric-qk", "gpt2-collapsed-qk", "llama-collapsed-qk", "gpt2-moh", "llama-moh-no-shared", "gpt2-linear", "llama-linear", "gpt2-sinkhorn", "llama-sinkhorn",
+        "gpt2-affine-scaled", "llama-affine-scaled", "gpt2-gaussian", "llama-gaussian", "gpt2-low-rank", "llama-low-rank-combined-ov",
+        "gpt2-relative-conv", "llama-relative-conv"];
 
     internal static TrainableConfig Variant(string name)
     {
@@ -39,6 +41,14 @@ public class ModelGradientTests
             "llama-linear" => llama with { AttentionVariant = AttentionVariants.Linear },
             "gpt2-sinkhorn" => gpt2 with { AttentionVariant = AttentionVariants.Sinkhorn },
             "llama-sinkhorn" => llama with { AttentionVariant = AttentionVariants.Sinkhorn, SinkhornIters = 2 },
+            "gpt2-affine-scaled" => gpt2 with { AttentionVariant = AttentionVariants.AffineScaled },
+            "llama-affine-scaled" => llama with { AttentionVariant = AttentionVariants.AffineScaled },
+            "gpt2-gaussian" => gpt2 with { AttentionVariant = AttentionVariants.Gaussian },
+            "llama-gaussian" => llama with { AttentionVariant = AttentionVariants.Gaussian },
+            "gpt2-low-rank" => gpt2 with { AttentionVariant = AttentionVariants.LowRank, LowRank = 3 },
+            "llama-low-rank-combined-ov" => llama with { AttentionVariant = AttentionVariants.LowRank, CombinedOV = true },
+            "gpt2-relative-conv" => gpt2 with { AttentionVariant = AttentionVariants.RelativeConv },
+            "llama-relative-conv" => llama with { AttentionVariant = AttentionVariants.RelativeConv, ConvKernel = 2 },
             _ => throw new ArgumentException(name),
         };
     }

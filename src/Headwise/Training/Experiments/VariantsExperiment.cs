@@ -8,7 +8,7 @@ public sealed record VariantsOptions(string Task = "induction", bool Quick = fal
 {
     public static readonly string[] Tasks = ["induction", "list-recall"];
 
-    /// <summary>--quick budgets: all six variants in about 3 minutes on 2 quiet cores (docs/variants.md has the measured run).</summary>
+    /// <summary>--quick budgets: every variant in a few minutes on 2 quiet cores (docs/variants.md has the measured run).</summary>
     public int StepBudget => Steps ?? (Task, Quick) switch
     {
         ("induction", true) => 2000,

@@ -5,13 +5,15 @@ namespace Headwise.Training.Layers;
 /// <summary>
 /// Causal self-attention with grouped key/value heads, the T×T pattern materialised per head (training sizes):
 /// att = softmax(q·kᵀ/√HD + causal mask), z = att·v. Query head h reads key/value head h / (NH / NKV).
-/// The value head size HDV may differ from HD (a combined W_OV per head has HDV = C).
+/// The value head size HDV may differ from HD (a combined W_OV per head has HDV = C). An optional score bias (NH, T, T) is
+/// added to the scaled scores before the softmax (gaussian), and the backward can hand out the scores' gradient.
 /// </summary>
 public static class Attention
 {
     // q: (B, T, NH, HD)  k: (B, T, NKV, HD)  v: (B, T, NKV, HDV)  att: (B, NH, T, T) saved  z: (B, T, NH, HDV)
+    // scoreBias: (NH, T, T) or empty, finite (−∞ above the diagonal stays −∞)
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> att, Span<float> z,
-        int B, int T, int NH, int NKV, int HD, int HDV)
+        int B, int T, int NH, int NKV, int HD, int HDV, ReadOnlySpan<float> scoreBias = default)
     {
         float scale = 1f / MathF.Sqrt(HD);
         for (int b = 0; b < B; b++)
@@ -19,6 +21,7 @@ public static class Attention
             var a = att.Slice(b * NH * T * T, NH * T * T);
             // pass 1: scaled q·kᵀ, −∞ above the diagonal
             K.AttentionScores(q.Slice(b * T * NH * HD), k.Slice(b * T * NKV * HD), a, T, T, NH, NKV, HD, 0, scale, default, 0);
+            if (!scoreBias.IsEmpty) K.Add(a, scoreBias[..(NH * T * T)], a);
             // pass 2: softmax over keys
             K.MaskedSoftmax(a, NH * T, T);
             // pass 3: weighted sum of values
@@ -27,15 +30,18 @@ public static class Attention
     }
 
     // dz: (B, T, NH, HDV)  dq: (B, T, NH, HD) overwritten  dk: (B, T, NKV, HD), dv: (B, T, NKV, HDV) overwritten
+    // dScores: (B, NH, T, T) or empty: d loss / d (pre-softmax score) written for j ≤ t (a score bias's gradient)
     // Split over (b, kv head): each task owns the dk/dv rows of its kv head and the dq rows of its query heads.
     public static unsafe void Backward(ReadOnlySpan<float> dz, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-        ReadOnlySpan<float> att, Span<float> dq, Span<float> dk, Span<float> dv, int B, int T, int NH, int NKV, int HD, int HDV)
+        ReadOnlySpan<float> att, Span<float> dq, Span<float> dk, Span<float> dv, int B, int T, int NH, int NKV, int HD, int HDV,
+        Span<float> dScores = default)
     {
         float scale = 1f / MathF.Sqrt(HD);
         int group = NH / NKV;
-        fixed (float* pdz = dz, pq = q, pk = k, pv = v, pa = att, pdq = dq, pdk = dk, pdv = dv)
+        bool keepDs = !dScores.IsEmpty;
+        fixed (float* pdz = dz, pq = q, pk = k, pv = v, pa = att, pdq = dq, pdk = dk, pdv = dv, pds = dScores)
         {
-            float* DZ = pdz, Q = pq, Kp = pk, Vp = pv, A = pa, DQ = pdq, DK = pdk, DV = pdv;
+            float* DZ = pdz, Q = pq, Kp = pk, Vp = pv, A = pa, DQ = pdq, DK = pdk, DV = pdv, DS = pds;
             Par.For(B * NKV, (long)group * T * T * (HD + HDV), task =>
             {
                 int b = task / NKV, kvh = task % NKV;
@@ -68,7 +74,9 @@ public static class Attention
                         dqt.Clear();
                         for (int j = 0; j <= t; j++)
                         {
-                            float ds = p[j] * (dp[j] - sum) * scale;
+                            float ds = p[j] * (dp[j] - sum);
+                            if (keepDs) DS[((long)(b * NH + h) * T + t) * T + j] = ds;
+                            ds *= scale;
                             long ko = ((long)(b * T + j) * NKV + kvh) * HD;
                             K.Axpy(ds, new ReadOnlySpan<float>(Kp + ko, HD), dqt);
                             K.Axpy(ds, qt, new Span<float>(DK + ko, HD));

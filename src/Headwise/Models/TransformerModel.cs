@@ -175,8 +175,8 @@ public abstract partial class TransformerModel : IDisposable
     }
 
     /// <summary><see cref="Forward(ModelInput, HookSet?, float[]?)"/> computing the logits of the positions <paramref name="rows"/>
-    /// names only, packed as (Σ count, vocab) into <paramref name="logitsBuffer"/> when it holds at least that many floats (only
-    /// that prefix is written), else into a new array.</summary>
+    /// names only, packed as (Σ count, vocab) at the start of <paramref name="logitsBuffer"/> when it is large enough (a few
+    /// rows need room for 9), else of a new array. A row's logits do not depend on which other rows are asked for.</summary>
     public float[] Forward(ModelInput input, HookSet? hooks, LogitRows rows, float[]? logitsBuffer)
     {
         input.Validate(Config.VocabSize);
@@ -301,20 +301,24 @@ public abstract partial class TransformerModel : IDisposable
         var (wU, bU) = Unembedding;
         var bias = bU is null ? default : bU.Span;
         int C = Config.DModel, V = Config.VocabSize, R = rows.Total;
-        if (_gatheredRows.Length < R * C)
+        // a few rows would take the GEMV, whose sums run in another order: padded to GEMM size (zero rows, their logits
+        // dropped), a row's logits are the same bits whichever batch it is gathered with (influence's shards rely on it)
+        int M = R is > 0 and <= Kernels.GemvMaxRows ? Kernels.GemvMaxRows + 1 : R;
+        if (_gatheredRows.Length < M * C)
         {
-            _gatheredRows = new float[R * C];
+            _gatheredRows = new float[M * C];
         }
+        _gatheredRows.AsSpan(R * C, (M - R) * C).Clear();
         int r = 0;
         for (int b = 0; b < B; b++)
         {
             S.XNorm.AsSpan(((b * T) + rows.Start[b]) * C, rows.Count[b] * C).CopyTo(_gatheredRows.AsSpan(r * C));
             r += rows.Count[b];
         }
-        var logits = into is not null && into.LongLength >= (long)R * V ? into : new float[(long)R * V];
+        var logits = into is not null && into.LongLength >= (long)M * V ? into : new float[(long)M * V];
         if (R > 0)
         {
-            MatMul(_gatheredRows.AsSpan(0, R * C), wU.Span, PackedFor(wU, R, C, V, WeightLayout.OutIn), bias, logits.AsSpan(0, R * V), R, C, V, WeightLayout.OutIn);
+            MatMul(_gatheredRows.AsSpan(0, M * C), wU.Span, PackedFor(wU, M, C, V, WeightLayout.OutIn), bias, logits.AsSpan(0, M * V), M, C, V, WeightLayout.OutIn);
         }
         return logits;
     }

@@ -270,7 +270,8 @@ public static class HfConfigReader
             SlidingWindow = c.Has("headwise_mla") && c.Raw("headwise_mla").ValueKind == JsonValueKind.Object
                 && c.Raw("headwise_mla").TryGetProperty("sliding_window", out var sw) && sw.ValueKind == JsonValueKind.Number ? sw.GetInt32() : 0,
             Mla = new MlaDims(c.IsPresent("q_lora_rank") ? c.Int("q_lora_rank") ?? 0 : 1536, c.Int("kv_lora_rank") ?? 512,
-                c.Int("qk_nope_head_dim") ?? 128, ropeDims) { Headwise = HeadwiseMlaBlock(c, ropeDims) },
+                c.Int("qk_nope_head_dim") ?? 128, ropeDims)
+            { Headwise = HeadwiseMlaBlock(c, ropeDims) },
             BosTokenId = c.Int("bos_token_id") ?? 0,
             EosTokenId = c.Int("eos_token_id") ?? 1,
         }, DeepseekV3Fields);

@@ -45,7 +45,7 @@ public sealed class ConvertCommand : ICommand
           --format headwise     (default) a deepseek_v3 directory with a headwise_mla block (the source's score scale, no
                                 kv_a_layernorm, q bias, the RoPE frequency of each rotary pair): exact, loads in Headwise
           --format deepseek_v3  a stock Hugging Face DeepSeek-V3 directory (DeepseekV3ForCausalLM): D = one head's rotary
-                                dims, the scale folded into q_proj, kv_a_layernorm's weight set to the latent's RMS on the
+                                dims, the scale folded into the queries, kv_a_layernorm's weight set to the latent's RMS on the
                                 text (an approximation whose NLL cost it prints); no q bias, no sliding window
         Llama-family sources (llama, mistral, qwen2, llama2.c); GPT-2 and GPT-NeoX are not supported yet.
 

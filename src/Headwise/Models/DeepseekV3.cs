@@ -412,6 +412,59 @@ public sealed class DeepseekV3 : TransformerModel
             CanonicalLayout.Transposed(blk.Down.Span, C, F), null);
     }
 
+    /// <summary>One MLA attention layer made by <c>convert mla</c> (Restructure/MlaConversion.cs), as the checkpoint stores it.</summary>
+    /// <param name="Wq">q_proj: (NH·(NOPE + ROPE), C).</param>
+    /// <param name="Bq">q_proj's bias (NH·(NOPE + ROPE)), Headwise's layout only, or null.</param>
+    /// <param name="WkvA">kv_a_proj_with_mqa: (R + ROPE, C).</param>
+    /// <param name="BkvA">its bias (R + ROPE) with attention_bias, or null.</param>
+    /// <param name="KvNorm">kv_a_layernorm (R), or null in Headwise's layout (latent_norm false).</param>
+    /// <param name="WkvB">kv_b_proj: (NH·(NOPE + HD), R).</param>
+    /// <param name="Bo">o_proj's bias (C) with attention_bias, or null.</param>
+    public sealed record MlaAttentionTensors(float[] Wq, float[]? Bq, float[] WkvA, float[]? BkvA, float[]? KvNorm, float[] WkvB, float[]? Bo);
+
+    /// <summary>A deepseek_v3 checkpoint's tensors: a Llama-family model's embeddings, norms, MLPs and o_proj under their Hugging
+    /// Face names (Llama's and DeepSeek-V3's coincide), its q/k/v projections replaced by each layer's MLA tensors.</summary>
+    internal static List<(string Name, int[] Shape, float[] Data)> MlaCheckpointTensors(CanonicalWeights source, MlaAttentionTensors[] layers, int R, int ROPE, int NOPE)
+    {
+        var c = source.Config;
+        int C = c.DModel, NH = c.NHeads, HD = c.DHead, QK = NOPE + ROPE;
+        var tensors = new List<(string Name, int[] Shape, float[] Data)>();
+        foreach (var (name, shape, data) in source.ToCheckpointTensors())
+        {
+            bool replaced = name.Contains(".self_attn.", StringComparison.Ordinal) && !name.Contains(".o_proj.", StringComparison.Ordinal);
+            bool bias = name.EndsWith(".o_proj.bias", StringComparison.Ordinal);
+            if (!replaced && !bias)
+            {
+                tensors.Add((name, shape, data.ToArray()));
+            }
+        }
+        for (int l = 0; l < layers.Length; l++)
+        {
+            var t = layers[l];
+            string a = $"model.layers.{l}.self_attn.";
+            tensors.Add((a + "q_proj.weight", [NH * QK, C], t.Wq));
+            if (t.Bq is not null)
+            {
+                tensors.Add((a + "q_proj.bias", [NH * QK], t.Bq));
+            }
+            tensors.Add((a + "kv_a_proj_with_mqa.weight", [R + ROPE, C], t.WkvA));
+            if (t.BkvA is not null)
+            {
+                tensors.Add((a + "kv_a_proj_with_mqa.bias", [R + ROPE], t.BkvA));
+            }
+            if (t.KvNorm is not null)
+            {
+                tensors.Add((a + "kv_a_layernorm.weight", [R], t.KvNorm));
+            }
+            tensors.Add((a + "kv_b_proj.weight", [NH * (NOPE + HD), R], t.WkvB));
+            if (t.Bo is not null)
+            {
+                tensors.Add((a + "o_proj.bias", [C], t.Bo));
+            }
+        }
+        return tensors;
+    }
+
     /// <summary>Canonical weights hold per-head W_Q/W_K/W_V, which MLA cannot be written from: refused.</summary>
     internal static IReadOnlyList<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> CheckpointTensors(CanonicalWeights w) =>
         throw new InvalidInputException(NoCanonicalAttention);

@@ -13,11 +13,11 @@ namespace Headwise.Restructure;
 public enum MlaFormat
 {
     /// <summary>A deepseek_v3 directory with a <c>headwise_mla</c> block in config.json (the source's score scale, no
-    /// kv_a_layernorm, q_proj's bias, the RoPE frequency of each rotary pair): exact, loadable by Headwise.</summary>
+    /// kv_a_layernorm, a query bias, the RoPE frequency of each rotary pair): exact, loadable by Headwise.</summary>
     Headwise,
 
     /// <summary>A stock Hugging Face DeepSeek-V3 directory (DeepseekV3ForCausalLM): one rotary pair per frequency, the score
-    /// scale folded into q_proj, kv_a_layernorm approximated by a constant weight (the latent's RMS on the calibration text).</summary>
+    /// scale folded into the query projection, kv_a_layernorm approximated by a constant weight (the latent's RMS on the calibration text).</summary>
     DeepseekV3,
 }
 
@@ -63,8 +63,6 @@ public sealed class MlaCheckpoint(JsonObject config, List<(string Name, int[] Sh
         File.WriteAllText(partial, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         File.Move(partial, path, overwrite: true);
     }
-
-    internal float[] Tensor(string name) => tensors.First(t => t.Name == name).Data;
 }
 
 /// <summary>
@@ -117,7 +115,7 @@ public static class MlaConversion
         }
         if (format == MlaFormat.DeepseekV3 && c.QkvBias)
         {
-            throw new InvalidInputException($"convert mla --format deepseek_v3: the {c.ModelType} model has a query bias, which DeepSeek-V3's q_proj cannot hold; use --format headwise");
+            throw new InvalidInputException($"convert mla --format deepseek_v3: the {c.ModelType} model has a query bias, which DeepSeek-V3's query projection cannot hold; use --format headwise");
         }
         if (format == MlaFormat.DeepseekV3 && c.SlidingWindow > 0 && c.SlidingWindow < c.MaxPositions)
         {
@@ -151,20 +149,12 @@ public static class MlaConversion
         var (_, cache) = model.RunWithCache(ModelInput.Single(calibration[..T]),
             n => n.EndsWith("attn.hook_k", StringComparison.Ordinal) || n.EndsWith("attn.hook_v", StringComparison.Ordinal));
         var src = model.ToCanonical();
-        bool attentionBias = c.QkvBias || c.OutputBias; // DeepSeek's attention_bias: kv_a_proj_with_mqa and o_proj
+        bool attentionBias = c.QkvBias || c.OutputBias; // DeepSeek's attention_bias: biases on kv_a_proj_with_mqa and the output projection
         // stock DeepSeek scales scores by qk_head_dim^-½: the source's 1/√HD is kept by scaling the queries
         float qScale = format == MlaFormat.DeepseekV3 ? MathF.Sqrt(QK) / MathF.Sqrt(HD) : 1f;
 
-        var tensors = new List<(string Name, int[] Shape, float[] Data)>();
-        foreach (var (name, shape, data) in src.ToCheckpointTensors())
-        {
-            bool projection = name.Contains(".self_attn.", StringComparison.Ordinal) && !name.Contains(".o_proj.", StringComparison.Ordinal);
-            if (!projection)
-            {
-                tensors.Add((name, shape, data.ToArray()));
-            }
-        }
         var reports = new List<MlaLayerReport>();
+        var attention = new DeepseekV3.MlaAttentionTensors[c.NLayers];
         var latentNorm = format == MlaFormat.DeepseekV3 ? new float[c.NLayers] : null;
         int[]? frequencies = null;
         for (int l = 0; l < c.NLayers; l++)
@@ -175,33 +165,20 @@ public static class MlaConversion
             var a = src.Layers[l].Attention;
             var layer = ConvertLayer(c, a, k, v, T, R, D, format, qScale, attentionBias);
             frequencies ??= layer.Frequencies;
-            string p = $"model.layers.{l}.self_attn.";
-            tensors.Add((p + "q_proj.weight", [NH * QK, C], layer.Wq));
-            if (layer.Bq is not null)
-            {
-                tensors.Add((p + "q_proj.bias", [NH * QK], layer.Bq));
-            }
-            tensors.Add((p + "kv_a_proj_with_mqa.weight", [R + D, C], layer.WkvA));
-            if (attentionBias)
-            {
-                tensors.Add((p + "kv_a_proj_with_mqa.bias", [R + D], layer.BkvA));
-                if (a.BO is null)
-                {
-                    tensors.Add((p + "o_proj.bias", [C], new float[C]));
-                }
-            }
             if (latentNorm is not null)
             {
                 // kv_a_layernorm cannot be undone exactly; a constant weight s = the latent's RMS on the text makes it the
                 // identity for a token whose latent has the typical RMS (docs/restructure.md)
                 latentNorm[l] = (float)layer.LatentRms;
-                tensors.Add((p + "kv_a_layernorm.weight", [R], Enumerable.Repeat(latentNorm[l], R).ToArray()));
             }
-            tensors.Add((p + "kv_b_proj.weight", [NH * (Kn + HD), R], layer.WkvB));
+            attention[l] = new DeepseekV3.MlaAttentionTensors(layer.Wq, layer.Bq, layer.WkvA, attentionBias ? layer.BkvA : null,
+                latentNorm is null ? null : Enumerable.Repeat(latentNorm[l], R).ToArray(), layer.WkvB,
+                attentionBias ? a.BO ?? new float[C] : null);
             reports.Add(layer.Report with { Layer = l });
             progress?.Report((l + 1, c.NLayers));
         }
         var config = Config(c, R, D, Kn, format, attentionBias, frequencies ?? []);
+        var tensors = DeepseekV3.MlaCheckpointTensors(src, attention, R, D, Kn);
         return new MlaConversionResult(new MlaCheckpoint(config, tensors), format, R, D, reports, latentNorm);
     }
 
@@ -359,7 +336,7 @@ public static class MlaConversion
         double QueryRow(Term[] terms, int h, int row) => terms.Where(t => t.G == h / qPerKv)
             .Sum(t => t.Coef * (row < C ? a.WQ[(h * C + row) * HD + t.D] : a.BQ?[h * HD + t.D] ?? 0));
 
-        // q_proj (NH·QK, C): head h's rows [q_nope (Kn) | q_rope (D)], the mix folded in
+        // the query projection (NH·QK, C): head h's rows [q_nope (Kn) | q_rope (D)], the mix folded in
         var wq = new float[NH * QK * C];
         float[]? bq = format == MlaFormat.Headwise && a.BQ is not null ? new float[NH * QK] : null;
         for (int h = 0; h < NH; h++)

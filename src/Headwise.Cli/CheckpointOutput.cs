@@ -30,6 +30,38 @@ public static class CheckpointOutput
     public static List<string> Write(CanonicalWeights weights, LoadedModel loaded, string? tokenizer, string outDir, TensorDType dtype, TextWriter stderr, string command)
     {
         weights.SaveHf(outDir, dtype);
+        return CopyTokenizer(loaded, tokenizer, outDir, stderr, command);
+    }
+
+    /// <summary>Writes a checkpoint through <paramref name="save"/> (config.json and model.safetensors) into a temporary
+    /// directory beside <paramref name="outDir"/>, copies the tokenizer files there, then renames it: a failure leaves no
+    /// half-written <paramref name="outDir"/>. Returns the files written.</summary>
+    public static List<string> Write(Action<string> save, LoadedModel loaded, string? tokenizer, string outDir, TextWriter stderr, string command)
+    {
+        string full = Path.GetFullPath(outDir).TrimEnd(Path.DirectorySeparatorChar);
+        string partial = full + ".partial-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            save(partial);
+            var files = CopyTokenizer(loaded, tokenizer, partial, stderr, command);
+            if (Directory.Exists(full))
+            {
+                Directory.Delete(full); // empty (RequireNew checked)
+            }
+            Directory.Move(partial, full);
+            return files;
+        }
+        finally
+        {
+            if (Directory.Exists(partial))
+            {
+                Directory.Delete(partial, recursive: true);
+            }
+        }
+    }
+
+    private static List<string> CopyTokenizer(LoadedModel loaded, string? tokenizer, string outDir, TextWriter stderr, string command)
+    {
         List<string> files = ["config.json", "model.safetensors"];
         var sources = Directory.Exists(loaded.Path)
             ? TokenizerFiles.Select(f => Path.Combine(loaded.Path, f)).Where(File.Exists).ToList()

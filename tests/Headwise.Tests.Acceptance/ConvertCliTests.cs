@@ -53,7 +53,14 @@ public sealed class ConvertCliTests
     }
 
     [Theory]
-    [InlineData("unknown kind", "mla")]
+    [InlineData("unknown kind", "share-attention")]
+    [InlineData("--kv-fraction 0: must be more than 0 and at most 1", "mla", "--kv-fraction", "0")]
+    [InlineData("--kv-fraction 1.5: must be more than 0 and at most 1", "mla", "--kv-fraction", "1.5")]
+    [InlineData("--kv-rank 99: must be 1 to", "mla", "--kv-rank", "99", "--rope-dim", "8")]
+    [InlineData("--rope-dim 7: must be even", "mla", "--kv-rank", "8", "--rope-dim", "7")]
+    [InlineData("give the cache size", "mla")]
+    [InlineData("--kv-rank R and --rope-dim D go together", "mla", "--kv-rank", "8")]
+    [InlineData("--format hf: expected headwise or deepseek_v3", "mla", "--kv-fraction", "0.5", "--format", "hf")]
     [InlineData("missing --kv-heads", "gqa")]
     [InlineData("--kv-heads 3 must divide the model's 4 key/value heads", "gqa", "--kv-heads", "3")]
     [InlineData("--method median: expected mean or fuse", "gqa", "--kv-heads", "2", "--method", "median")]
@@ -67,6 +74,42 @@ public sealed class ConvertCliTests
         Assert.Contains(expected, r.Stderr, StringComparison.Ordinal);
         Assert.Single(r.Stderr.Trim().Split('\n'));
         Assert.False(Directory.Exists(dir));
+    }
+
+    [Fact]
+    public void MlaIsLosslessAtFractionOneAndExportsDeepseekV3()
+    {
+        Assert.SkipWhen(CliRunner.Stories260K is null, "../shared/models/stories260K is absent");
+        string same = NewDir(), stock = NewDir();
+        try
+        {
+            var r = CliRunner.Run(["convert", "mla", .. Stories(), "--kv-fraction", "1", "--out", same, "--json"]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var j = JsonDocument.Parse(r.Stdout);
+            Assert.Equal("mla", j.RootElement.GetProperty("kind").GetString());
+            Assert.Equal(64, j.RootElement.GetProperty("cache_floats_per_layer").GetInt32()); // 2 × 4 kv heads × 8 dims
+            Assert.True(Math.Abs(j.RootElement.GetProperty("nll_converted").GetDouble() - j.RootElement.GetProperty("nll_original").GetDouble()) <= 1e-4);
+
+            string text = Path.Combine(CliRunner.RepoRoot, "docs", "examples", "texts", "story.txt");
+            var c = CliRunner.Run(["compare", .. Stories(), "--model", same, "--text-file", text, "--no-speed", "--json"]);
+            Assert.True(c.ExitCode == 0, c.Stderr);
+            using var cj = JsonDocument.Parse(c.Stdout);
+            Assert.True(Math.Abs(cj.RootElement.GetProperty("models")[1].GetProperty("delta_nll").GetDouble()) <= 1e-4);
+
+            r = CliRunner.Run(["convert", "mla", .. Stories(), "--kv-fraction", "0.5", "--format", "deepseek_v3", "--out", stock]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("kv_a_layernorm cannot be expressed exactly", r.Stdout, StringComparison.Ordinal);
+            using var info = JsonDocument.Parse(CliRunner.Run("info", "--model", stock, "--json").Stdout);
+            Assert.Equal(640, info.RootElement.GetProperty("kv_cache_bytes_per_token").GetInt64()); // 5 layers × (24 + 8) floats × 4 bytes
+            Assert.DoesNotContain("headwise_mla", File.ReadAllText(Path.Combine(stock, "config.json")), StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var d in new[] { same, stock }.Where(Directory.Exists))
+            {
+                Directory.Delete(d, recursive: true);
+            }
+        }
     }
 
     [Fact]

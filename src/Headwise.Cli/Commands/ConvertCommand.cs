@@ -6,13 +6,15 @@ namespace Headwise.Cli.Commands;
 public sealed class ConvertCommand : ICommand
 {
     public string Name => "convert";
-    public string Summary => "restructure attention into a new checkpoint: gqa (key/value heads fused into fewer), prune (heads zeroed)";
+    public string Summary => "restructure attention into a new checkpoint: gqa (key/value heads fused into fewer), prune (heads zeroed), mla (latent attention)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "kv-heads", "method", "calibration", "out", "dtype", "heads", "by-importance"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "kv-heads", "method", "calibration", "out", "dtype", "heads", "by-importance",
+        "kv-fraction", "kv-rank", "rope-dim", "format"]);
     public int MaxPositional => 1;
     public string Help => $"""
         headwise convert gqa --model M --kv-heads G [--method mean|fuse] [--calibration FILE] --out DIR [--dtype f32|f16|bf16] [--json]
         headwise convert prune --model M (--heads L.H,... | --by-importance N) [--calibration FILE] --out DIR [--dtype ...] [--json]
+        headwise convert mla --model M (--kv-fraction F | --kv-rank R --rope-dim D) [--format headwise|deepseek_v3] [--calibration FILE] --out DIR [--dtype ...] [--json]
 
         gqa: grouped-query attention by head fusion [DHA; GQA up-training]. The key/value heads of every layer are grouped by
         the similarity of their keys and values on the calibration text (the lowest unassigned head with the NKV/G − 1 heads
@@ -33,12 +35,30 @@ public sealed class ConvertCommand : ICommand
         remove them, is not built yet.) --by-importance N zeroes the N heads whose zero ablation raises the loss on the
         calibration text least (headwise importance --method zero).
 
+        mla: grouped-query attention → multi-head latent attention [TransMLA]. Per token and layer the cache holds a latent
+        of R floats and one rotary key of D floats shared by all heads, instead of 2·NKV·HD keys and values. The keys are
+        mixed across kv heads per RoPE frequency pair (an orthogonal mix, exact, folded into W_Q) so that D dims carry the
+        most key energy; those keep RoPE, the other key dims lose it (the approximation), and they are compressed with the
+        values to rank R by PCA on the calibration text. --kv-fraction F picks D = the largest even ≤ F·NKV·rotary dims and
+        R = ⌊F·2·NKV·HD⌋ − D; 1 is lossless. It prints per layer the reconstruction errors and the share of key energy
+        that lost RoPE, and the NLL of the original and the converted model on the calibration text.
+          --format headwise     (default) a deepseek_v3 directory with a headwise_mla block (the source's score scale, no
+                                kv_a_layernorm, q bias, the RoPE frequency of each rotary pair): exact, loads in Headwise
+          --format deepseek_v3  a stock Hugging Face DeepSeek-V3 directory (DeepseekV3ForCausalLM): D = one head's rotary
+                                dims, the scale folded into the queries, kv_a_layernorm's weight set to the latent's RMS on the
+                                text (an approximation whose NLL cost it prints); no q bias, no sliding window
+        Llama-family sources (llama, mistral, qwen2, llama2.c); GPT-2 and GPT-NeoX are not supported yet.
+
         Options:
         {ModelArgs.Help}
           --heads L.H,..    prune: the heads to zero, e.g. 1.0,2.3
           --by-importance N prune: zero the N least important heads on the calibration text
           --kv-heads G      key/value heads per layer after the conversion; must divide the model's
           --method M        mean or fuse (default fuse)
+          --kv-fraction F   mla: the share of the original KV cache to keep, more than 0 and at most 1
+          --kv-rank R       mla: the latent's width (with --rope-dim)
+          --rope-dim D      mla: the shared rotary key's width, even (with --kv-rank)
+          --format F        mla: headwise (default) or deepseek_v3
           --calibration F   text to calibrate on (UTF-8; default: a built-in text of a few hundred tokens); gqa cuts it to
                             the context, prune slides the context window over it
           --out DIR         directory to write; must not exist or be empty
@@ -59,9 +79,13 @@ public sealed class ConvertCommand : ICommand
         {
             return Prune(args, stdout, stderr);
         }
+        if (kind == "mla")
+        {
+            return Mla(args, stdout, stderr);
+        }
         if (kind != "gqa")
         {
-            throw new UsageException($"convert {kind}: unknown kind; the kinds built so far: gqa, prune (mla and share-attention are not built yet)");
+            throw new UsageException($"convert {kind}: unknown kind; the kinds built so far: gqa, prune, mla (share-attention is not built yet)");
         }
         if (args.Has("heads") || args.Has("by-importance"))
         {
@@ -123,6 +147,109 @@ public sealed class ConvertCommand : ICommand
             {
                 stdout.WriteLine($"heads {l}: new ← old  " + string.Join(", ", o.Select((old, h) => $"{l}.{h} ← {l}.{old}")));
             }
+        }
+        stdout.WriteLine($"wrote        {outDir}: {string.Join(", ", files)}");
+        return 0;
+    }
+
+    private static int Mla(CliArgs args, TextWriter stdout, TextWriter stderr)
+    {
+        bool json = args.Flag("json");
+        string outDir = args.Require("out", "the directory to write");
+        foreach (string other in new[] { "kv-heads", "method", "heads", "by-importance" }.Where(args.Has))
+        {
+            throw new UsageException($"--{other} belongs to convert {(other is "heads" or "by-importance" ? "prune" : "gqa")}");
+        }
+        var format = (args.Get("format") ?? "headwise") switch
+        {
+            "headwise" => MlaFormat.Headwise,
+            "deepseek_v3" => MlaFormat.DeepseekV3,
+            var f => throw new UsageException($"--format {f}: expected headwise or deepseek_v3"),
+        };
+        bool byFraction = args.Has("kv-fraction");
+        if (byFraction == (args.Has("kv-rank") || args.Has("rope-dim")))
+        {
+            throw new UsageException("give the cache size: --kv-fraction F, or --kv-rank R with --rope-dim D (one of them)");
+        }
+        double fraction = args.GetDouble("kv-fraction", 1);
+        if (byFraction && !(fraction > 0 && fraction <= 1))
+        {
+            throw new UsageException($"--kv-fraction {args.Get("kv-fraction")}: must be more than 0 and at most 1 (the share of the original KV cache to keep)");
+        }
+        if (!byFraction && !(args.Has("kv-rank") && args.Has("rope-dim")))
+        {
+            throw new UsageException("--kv-rank R and --rope-dim D go together (or give --kv-fraction F)");
+        }
+        int rank = args.GetInt("kv-rank", 0), rope = args.GetInt("rope-dim", 0);
+        var dtype = CheckpointOutput.DType(args);
+        CheckpointOutput.RequireNew(outDir);
+        string? calibrationFile = CalibrationFile(args);
+        using var loaded = ModelArgs.Load(args);
+        var c = loaded.Config;
+        MlaConversion.CheckSource(c, format);
+        if (byFraction)
+        {
+            (rank, rope) = MlaConversion.RanksFor(c, fraction, format);
+        }
+        int[] ids = Calibration(loaded, calibrationFile);
+        var progress = json || Console.IsErrorRedirected ? null : new Progress<(int Done, int Total)>(p => stderr.Write($"\r[{p.Done}/{p.Total} layers converted]"));
+        var r = MlaConversion.Convert(loaded.Model, rank, rope, ids, format, progress, CliMain.Cancellation);
+        if (progress is not null)
+        {
+            stderr.WriteLine();
+        }
+        if (!json)
+        {
+            stderr.WriteLine("headwise convert: scoring the original and the converted model on the calibration text");
+        }
+        double before = MlaConversion.Nll(loaded.Model, ids), after, cost = double.NaN;
+        using (var converted = r.Checkpoint.ToModel())
+        {
+            after = MlaConversion.Nll(converted, ids);
+        }
+        if (format == MlaFormat.DeepseekV3)
+        {
+            using var withoutNorm = MlaConversion.WithoutLatentNorm(r).ToModel();
+            cost = after - MlaConversion.Nll(withoutNorm, ids);
+        }
+        var files = CheckpointOutput.Write(dir => r.Checkpoint.Save(dir, dtype), loaded, args.Get("tokenizer"), outDir, stderr, "convert");
+        int used = Math.Min(ids.Length, c.MaxPositions), original = 2 * c.NKvHeads * c.DHead;
+        string formatName = format == MlaFormat.Headwise ? "headwise" : "deepseek_v3";
+        if (json)
+        {
+            stdout.WriteLine(Json.Serialize(new
+            {
+                @out = outDir,
+                kind = "mla",
+                format = formatName,
+                kv_rank = r.KvRank,
+                rope_dim = r.RopeDim,
+                cache_floats_per_layer = r.KvRank + r.RopeDim,
+                original_cache_floats_per_layer = original,
+                kv_fraction = (double)(r.KvRank + r.RopeDim) / original,
+                calibration_tokens = used,
+                nll_original = before,
+                nll_converted = after,
+                latent_norm_nll_cost = format == MlaFormat.DeepseekV3 ? cost : (double?)null,
+                layers = r.Layers.Select(l => new { layer = l.Layer, key_error = l.KeyError, value_error = l.ValueError, joint_error = l.JointError, nope_key_energy = l.NopeKeyEnergy }),
+                files,
+            }));
+            return 0;
+        }
+        string G(double x) => x.ToString("G3", CultureInfo.InvariantCulture);
+        string F4(double x) => x.ToString("F4", CultureInfo.InvariantCulture);
+        stdout.WriteLine($"converted    {loaded.Path}: {c.NKvHeads} kv heads × {c.DHead} (keys and values, {original} floats per token and layer) → "
+            + $"latent {r.KvRank} + rotary key {r.RopeDim} = {r.KvRank + r.RopeDim} ({G((double)(r.KvRank + r.RopeDim) / original)} of the cache), format {formatName}, calibrated on {used} tokens");
+        stdout.WriteLine("layer  key error  value error  joint error  key energy without RoPE");
+        foreach (var l in r.Layers)
+        {
+            stdout.WriteLine($"{l.Layer,5}  {G(l.KeyError),9}  {G(l.ValueError),11}  {G(l.JointError),11}  {G(l.NopeKeyEnergy),23}");
+        }
+        stdout.WriteLine($"nll          {F4(before)} → {F4(after)} nats/token on the calibration text (Δ {F4(after - before)})");
+        if (format == MlaFormat.DeepseekV3)
+        {
+            stdout.WriteLine($"note         kv_a_layernorm cannot be expressed exactly: its weight is the latent's RMS on the calibration text "
+                + $"(per layer {string.Join(", ", r.LatentNormWeights!.Select(w => G(w)))}); that costs {F4(cost)} nats/token there");
         }
         stdout.WriteLine($"wrote        {outDir}: {string.Join(", ", files)}");
         return 0;

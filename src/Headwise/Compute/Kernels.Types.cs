@@ -19,15 +19,21 @@ public static partial class Kernels
     }
 
     /// <summary>cos/sin tables for RoPE: (maxPos, R/2), θ_i = pos · base^(−2i/R), computed in float32 like the reference code.</summary>
-    public static (float[] Cos, float[] Sin) RopeTables(int maxPos, int rotaryDims, double theta)
+    public static (float[] Cos, float[] Sin) RopeTables(int maxPos, int rotaryDims, double theta) =>
+        RopeTables(maxPos, [.. Enumerable.Range(0, rotaryDims / 2)], rotaryDims, theta);
+
+    /// <summary>cos/sin tables (maxPos, pairs) whose column i holds frequency <paramref name="frequencies"/>[i] of a
+    /// <paramref name="rotaryDims"/>-dim table: θ_i = pos · base^(−2f/R). An MLA conversion's shared rotary key gathers
+    /// the source heads' pairs this way (several pairs may share a frequency).</summary>
+    public static (float[] Cos, float[] Sin) RopeTables(int maxPos, int[] frequencies, int rotaryDims, double theta)
     {
-        int half = rotaryDims / 2;
+        int half = frequencies.Length;
         var cos = new float[maxPos * half];
         var sin = new float[maxPos * half];
         for (int i = 0; i < half; i++)
         {
             // HF: inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim)) — float32
-            float invFreq = (float)(1.0 / Math.Pow(theta, (float)(2 * i) / rotaryDims));
+            float invFreq = (float)(1.0 / Math.Pow(theta, (float)(2 * frequencies[i]) / rotaryDims));
             for (int p = 0; p < maxPos; p++)
             {
                 float angle = p * invFreq; // float32 product, as torch.outer(t, inv_freq)

@@ -14,10 +14,16 @@ public static class HfConfigReader
         {
             throw new ModelFormatException($"{configPath}: file not found (a Hugging Face model directory needs config.json)");
         }
+        return Parse(File.ReadAllBytes(configPath), configPath);
+    }
+
+    /// <summary>Reads a config.json's bytes; <paramref name="configPath"/> names it in messages.</summary>
+    public static ModelConfig Parse(ReadOnlyMemory<byte> json, string configPath)
+    {
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(File.ReadAllBytes(configPath));
+            doc = JsonDocument.Parse(json);
         }
         catch (JsonException e)
         {
@@ -260,11 +266,38 @@ public static class HfConfigReader
             // attention_bias: q_a_proj and kv_a_proj_with_mqa (QkvBias), o_proj (OutputBias); q_proj, q_b_proj and kv_b_proj never
             QkvBias = bias,
             OutputBias = bias,
+            // Headwise's MLA layout keeps a converted Mistral's window (stock DeepSeek-V3 has none)
+            SlidingWindow = c.Has("headwise_mla") && c.Raw("headwise_mla").ValueKind == JsonValueKind.Object
+                && c.Raw("headwise_mla").TryGetProperty("sliding_window", out var sw) && sw.ValueKind == JsonValueKind.Number ? sw.GetInt32() : 0,
             Mla = new MlaDims(c.IsPresent("q_lora_rank") ? c.Int("q_lora_rank") ?? 0 : 1536, c.Int("kv_lora_rank") ?? 512,
-                c.Int("qk_nope_head_dim") ?? 128, ropeDims),
+                c.Int("qk_nope_head_dim") ?? 128, ropeDims)
+            { Headwise = HeadwiseMlaBlock(c, ropeDims) },
             BosTokenId = c.Int("bos_token_id") ?? 0,
             EosTokenId = c.Int("eos_token_id") ?? 1,
         }, DeepseekV3Fields);
+    }
+
+    // the headwise_mla block `convert mla --format headwise` writes (docs/restructure.md); absent in a stock checkpoint
+    private static HeadwiseMla? HeadwiseMlaBlock(JsonFields c, int ropeDims)
+    {
+        if (!c.Has("headwise_mla"))
+        {
+            return null;
+        }
+        var b = c.Raw("headwise_mla");
+        ModelFormatException Bad(string field, string expected) => c.Bad(field.Length == 0 ? "headwise_mla" : "headwise_mla." + field, expected);
+        if (b.ValueKind != JsonValueKind.Object)
+        {
+            throw Bad("", "an object");
+        }
+        float scale = b.TryGetProperty("attention_scale", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetSingle() : throw Bad("attention_scale", "a number");
+        bool latentNorm = !b.TryGetProperty("latent_norm", out var n) || n.ValueKind != JsonValueKind.False;
+        bool queryBias = b.TryGetProperty("q_bias", out var q) && q.ValueKind == JsonValueKind.True;
+        int[] freqs = b.TryGetProperty("rope_frequencies", out var f) && f.ValueKind == JsonValueKind.Array
+            ? f.EnumerateArray().Select(x => x.ValueKind == JsonValueKind.Number ? x.GetInt32() : throw Bad("rope_frequencies", "an array of integers")).ToArray()
+            : Enumerable.Range(0, ropeDims / 2).ToArray();
+        int sourceDims = b.TryGetProperty("rope_source_dims", out var d) && d.ValueKind == JsonValueKind.Number ? d.GetInt32() : ropeDims;
+        return new HeadwiseMla(scale, latentNorm, queryBias, freqs, sourceDims);
     }
 
     private static readonly ConfigFieldNames VitFields = new("id2label", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -401,7 +434,7 @@ public static class HfConfigReader
             return [.. Enumerable.Range(0, Math.Max(n, 0)).Select(i => $"LABEL_{i}")];
         }
 
-        private ModelFormatException Bad(string name, string expected) => new($"{path}: field \"{name}\" should be {expected}");
+        public ModelFormatException Bad(string name, string expected) => new($"{path}: field \"{name}\" should be {expected}");
 
         public ModelFormatException Unsupported(string what) => new($"{path}: {what} is not supported");
     }

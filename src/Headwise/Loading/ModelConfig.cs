@@ -32,7 +32,24 @@ public sealed record MlaDims(int QLoraRank, int KvLoraRank, int QkNopeHeadDim, i
 {
     /// <summary>qk_head_dim = qk_nope_head_dim + qk_rope_head_dim: the width of hook_q / hook_k heads.</summary>
     public int QkHeadDim => QkNopeHeadDim + QkRopeHeadDim;
+
+    /// <summary>Headwise's own MLA layout (config.json's <c>headwise_mla</c> block, written by <c>convert mla</c>): what a
+    /// converted model needs beyond stock DeepSeek-V3 to be exact; null for a stock checkpoint.</summary>
+    public HeadwiseMla? Headwise { get; init; }
 }
+
+/// <summary>
+/// What <c>headwise convert mla --format headwise</c> adds to a deepseek_v3 config so the conversion of a grouped-query model is
+/// exact (docs/restructure.md): the source's score scale, no kv_a_layernorm, a bias on q_proj, and the source's RoPE frequency
+/// for each rotary pair of the shared key.
+/// </summary>
+/// <param name="AttentionScale">The score scale (the source's 1/√d_head), instead of DeepSeek's qk_head_dim^-½.</param>
+/// <param name="LatentNorm">false: the latent goes to kv_b_proj as it is (no kv_a_layernorm tensor).</param>
+/// <param name="QueryBias">q_proj has a bias (Qwen2's, or Llama's attention_bias).</param>
+/// <param name="RopeFrequencies">Per rotary pair i (dims 2i, 2i + 1 of the rotary part; interleaved layout), the index f of its
+/// frequency θ^(−2f/<paramref name="RopeSourceDims"/>) in the source model's table.</param>
+/// <param name="RopeSourceDims">The source model's rotary dims per head.</param>
+public sealed record HeadwiseMla(float AttentionScale, bool LatentNorm, bool QueryBias, int[] RopeFrequencies, int RopeSourceDims);
 
 /// <summary>How a block normalises the residual stream before reading it.</summary>
 public enum NormKind
@@ -160,8 +177,9 @@ public sealed record ModelConfig
     private long MlaAttentionParameters(MlaDims m)
     {
         long C = DModel, NH = NHeads, QR = m.QLoraRank, R = m.KvLoraRank, ROPE = m.QkRopeHeadDim;
-        long q = QR > 0 ? C * QR + (QkvBias ? QR : 0) + QR + QR * NH * m.QkHeadDim : C * NH * m.QkHeadDim;
-        long kv = C * (R + ROPE) + (QkvBias ? R + ROPE : 0) + R + R * NH * (m.QkNopeHeadDim + DHead);
+        long q = QR > 0 ? C * QR + (QkvBias ? QR : 0) + QR + QR * NH * m.QkHeadDim : C * NH * m.QkHeadDim + (m.Headwise?.QueryBias == true ? NH * m.QkHeadDim : 0);
+        long latentNorm = m.Headwise?.LatentNorm == false ? 0 : R;
+        long kv = C * (R + ROPE) + (QkvBias ? R + ROPE : 0) + latentNorm + R * NH * (m.QkNopeHeadDim + DHead);
         return q + kv + NH * DHead * C + (OutputBias ? C : 0);
     }
 
@@ -204,6 +222,13 @@ public sealed record ModelConfig
             Need(m.QkNopeHeadDim >= 0, $"qk_nope_head_dim must be 0 or more (got {m.QkNopeHeadDim})");
             Need(m.QkRopeHeadDim == RotaryDims, $"qk_rope_head_dim ({m.QkRopeHeadDim}) must equal the rotary dims ({RotaryDims})");
             Need(NKvHeads == NHeads, $"{f.NKvHeads} ({NKvHeads}) must equal {f.NHeads} ({NHeads}): every MLA head reads its own key and value from the latent");
+            if (m.Headwise is { } hw)
+            {
+                Need(hw.AttentionScale > 0 && float.IsFinite(hw.AttentionScale), $"headwise_mla.attention_scale must be a positive number (got {hw.AttentionScale})");
+                Need(hw.RopeFrequencies.Length * 2 == RotaryDims, $"headwise_mla.rope_frequencies has {hw.RopeFrequencies.Length} pairs; qk_rope_head_dim {RotaryDims} needs {RotaryDims / 2}");
+                Need(hw.RopeFrequencies.All(i => i >= 0 && 2 * i < hw.RopeSourceDims),
+                    $"headwise_mla.rope_frequencies must index the source's {hw.RopeSourceDims / 2} frequencies (rope_source_dims {hw.RopeSourceDims})");
+            }
         }
         Need((Positions == PositionKind.Rotary) == (RotaryDims > 0), $"{f.RotaryDims} gives {RotaryDims} rotary dims, but positions are {Positions}");
         Need(SlidingWindow >= 0, $"{f.SlidingWindow} must be 0 or more (got {SlidingWindow})");

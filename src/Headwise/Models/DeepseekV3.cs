@@ -27,15 +27,16 @@ public sealed class DeepseekV3 : TransformerModel
     private readonly Weight _norm;   // (C)
     private readonly Weight _lmHead; // (V, C): embed_tokens when tied
     private readonly int NH, QR, R, NOPE, ROPE, QK, HD, CacheRow;
+    private readonly float _scale; // self.scaling = qk_head_dim^-½, or a converted model's own (headwise_mla.attention_scale)
 
     private sealed record BlockWeights(
         Weight AttnNorm,                 // input_layernorm: (C)
-        Weight? Wq,                      // q_proj: (NH·QK, C), no bias in HF — when q_lora_rank is null
+        Weight? Wq, Weight? Bq,          // q_proj: (NH·QK, C) when q_lora_rank is null; (NH·QK) bias only in Headwise's layout
         Weight? WqA, Weight? BqA,        // q_a_proj: (QR, C), (QR) with attention_bias
         Weight? QNorm,                   // q_a_layernorm: (QR)
         Weight? WqB,                     // q_b_proj: (NH·QK, QR), no bias
         Weight WkvA, Weight? BkvA,       // kv_a_proj_with_mqa: (R + ROPE, C), (R + ROPE) with attention_bias
-        Weight KvNorm,                   // kv_a_layernorm: (R)
+        Weight? KvNorm,                  // kv_a_layernorm: (R); none in Headwise's layout with headwise_mla.latent_norm false
         Weight WkvB,                     // kv_b_proj: (NH·(NOPE + HD), R), no bias; head h's rows: [W_UK[h] (NOPE, R) | W_UV[h] (HD, R)]
         Weight Wo, Weight? Bo,           // o_proj: (C, NH·HD), (C) with attention_bias
         Weight MlpNorm,                  // post_attention_layernorm: (C)
@@ -47,6 +48,8 @@ public sealed class DeepseekV3 : TransformerModel
         int C = config.DModel, V = config.VocabSize, F = config.DMlp;
         (NH, QR, R, NOPE, ROPE, QK, HD) = (config.NHeads, m.QLoraRank, m.KvLoraRank, m.QkNopeHeadDim, m.QkRopeHeadDim, m.QkHeadDim, config.DHead);
         CacheRow = ROPE + R;
+        var hw = m.Headwise;
+        _scale = hw?.AttentionScale ?? 1f / MathF.Sqrt(QK);
         _embed = w.Get("model.embed_tokens.weight", V, C);
         _blocks = new BlockWeights[config.NLayers];
         for (int l = 0; l < config.NLayers; l++)
@@ -55,12 +58,12 @@ public sealed class DeepseekV3 : TransformerModel
             bool lora = QR > 0;
             _blocks[l] = new BlockWeights(
                 w.Get(b + "input_layernorm.weight", C),
-                lora ? null : w.Get(a + "q_proj.weight", NH * QK, C),
+                lora ? null : w.Get(a + "q_proj.weight", NH * QK, C), !lora && hw?.QueryBias == true ? w.Get(a + "q_proj.bias", NH * QK) : null,
                 lora ? w.Get(a + "q_a_proj.weight", QR, C) : null, lora && config.QkvBias ? w.Get(a + "q_a_proj.bias", QR) : null,
                 lora ? w.Get(a + "q_a_layernorm.weight", QR) : null,
                 lora ? w.Get(a + "q_b_proj.weight", NH * QK, QR) : null,
                 w.Get(a + "kv_a_proj_with_mqa.weight", R + ROPE, C), config.QkvBias ? w.Get(a + "kv_a_proj_with_mqa.bias", R + ROPE) : null,
-                w.Get(a + "kv_a_layernorm.weight", R),
+                hw?.LatentNorm == false ? null : w.Get(a + "kv_a_layernorm.weight", R),
                 w.Get(a + "kv_b_proj.weight", NH * (NOPE + HD), R),
                 w.Get(a + "o_proj.weight", C, NH * HD), config.OutputBias ? w.Get(a + "o_proj.bias", C) : null,
                 w.Get(b + "post_attention_layernorm.weight", C),
@@ -108,7 +111,7 @@ public sealed class DeepseekV3 : TransformerModel
         // q_states = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(hidden_states)))
         if (blk.Wq is not null)
         {
-            Linear(S.XNorm, C, blk.Wq, null, _q, NH * QK, WeightLayout.OutIn);
+            Linear(S.XNorm, C, blk.Wq, blk.Bq, _q, NH * QK, WeightLayout.OutIn);
         }
         else
         {
@@ -124,7 +127,14 @@ public sealed class DeepseekV3 : TransformerModel
         Linear(S.XNorm, C, blk.WkvA, blk.BkvA, _ckv, R + ROPE, WeightLayout.OutIn);
         for (int n = 0; n < N; n++)
         {
-            RmsNorm(_ckv.AsSpan(n * (R + ROPE), R), blk.KvNorm.Span, _latent.AsSpan(n * R, R), default, 1, R, LatentNormEps);
+            if (blk.KvNorm is null)
+            {
+                _ckv.AsSpan(n * (R + ROPE), R).CopyTo(_latent.AsSpan(n * R, R)); // a converted model's latent is used as it is
+            }
+            else
+            {
+                RmsNorm(_ckv.AsSpan(n * (R + ROPE), R), blk.KvNorm.Span, _latent.AsSpan(n * R, R), default, 1, R, LatentNormEps);
+            }
         }
         Hook(l, HookKind.KvLatent, _latent, B, T, R);
 
@@ -145,7 +155,7 @@ public sealed class DeepseekV3 : TransformerModel
         }
 
         // self.scaling = self.qk_head_dim ** (-0.5)
-        float scale = 1f / MathF.Sqrt(QK);
+        float scale = _scale;
         bool perHeadKeysWatched = Hooked(l, HookKind.Q) || Hooked(l, HookKind.K) || Hooked(l, HookKind.V)
             || Hooked(l, HookKind.RotQ) || Hooked(l, HookKind.RotK);
         if (past == 0 || perHeadKeysWatched)
@@ -400,6 +410,59 @@ public sealed class DeepseekV3 : TransformerModel
         int C = Config.DModel, F = Config.DMlp;
         return new MlpWeights(CanonicalLayout.Transposed(blk.Up.Span, F, C), null, CanonicalLayout.Transposed(blk.Gate.Span, F, C), null,
             CanonicalLayout.Transposed(blk.Down.Span, C, F), null);
+    }
+
+    /// <summary>One MLA attention layer made by <c>convert mla</c> (Restructure/MlaConversion.cs), as the checkpoint stores it.</summary>
+    /// <param name="Wq">q_proj: (NH·(NOPE + ROPE), C).</param>
+    /// <param name="Bq">q_proj's bias (NH·(NOPE + ROPE)), Headwise's layout only, or null.</param>
+    /// <param name="WkvA">kv_a_proj_with_mqa: (R + ROPE, C).</param>
+    /// <param name="BkvA">its bias (R + ROPE) with attention_bias, or null.</param>
+    /// <param name="KvNorm">kv_a_layernorm (R), or null in Headwise's layout (latent_norm false).</param>
+    /// <param name="WkvB">kv_b_proj: (NH·(NOPE + HD), R).</param>
+    /// <param name="Bo">o_proj's bias (C) with attention_bias, or null.</param>
+    public sealed record MlaAttentionTensors(float[] Wq, float[]? Bq, float[] WkvA, float[]? BkvA, float[]? KvNorm, float[] WkvB, float[]? Bo);
+
+    /// <summary>A deepseek_v3 checkpoint's tensors: a Llama-family model's embeddings, norms, MLPs and o_proj under their Hugging
+    /// Face names (Llama's and DeepSeek-V3's coincide), its q/k/v projections replaced by each layer's MLA tensors.</summary>
+    internal static List<(string Name, int[] Shape, float[] Data)> MlaCheckpointTensors(CanonicalWeights source, MlaAttentionTensors[] layers, int R, int ROPE, int NOPE)
+    {
+        var c = source.Config;
+        int C = c.DModel, NH = c.NHeads, HD = c.DHead, QK = NOPE + ROPE;
+        var tensors = new List<(string Name, int[] Shape, float[] Data)>();
+        foreach (var (name, shape, data) in source.ToCheckpointTensors())
+        {
+            bool replaced = name.Contains(".self_attn.", StringComparison.Ordinal) && !name.Contains(".o_proj.", StringComparison.Ordinal);
+            bool bias = name.EndsWith(".o_proj.bias", StringComparison.Ordinal);
+            if (!replaced && !bias)
+            {
+                tensors.Add((name, shape, data.ToArray()));
+            }
+        }
+        for (int l = 0; l < layers.Length; l++)
+        {
+            var t = layers[l];
+            string a = $"model.layers.{l}.self_attn.";
+            tensors.Add((a + "q_proj.weight", [NH * QK, C], t.Wq));
+            if (t.Bq is not null)
+            {
+                tensors.Add((a + "q_proj.bias", [NH * QK], t.Bq));
+            }
+            tensors.Add((a + "kv_a_proj_with_mqa.weight", [R + ROPE, C], t.WkvA));
+            if (t.BkvA is not null)
+            {
+                tensors.Add((a + "kv_a_proj_with_mqa.bias", [R + ROPE], t.BkvA));
+            }
+            if (t.KvNorm is not null)
+            {
+                tensors.Add((a + "kv_a_layernorm.weight", [R], t.KvNorm));
+            }
+            tensors.Add((a + "kv_b_proj.weight", [NH * (NOPE + HD), R], t.WkvB));
+            if (t.Bo is not null)
+            {
+                tensors.Add((a + "o_proj.bias", [C], t.Bo));
+            }
+        }
+        return tensors;
     }
 
     /// <summary>Canonical weights hold per-head W_Q/W_K/W_V, which MLA cannot be written from: refused.</summary>

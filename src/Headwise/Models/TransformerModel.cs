@@ -20,7 +20,10 @@ public abstract partial class TransformerModel : IDisposable
         Weights = weights;
         if (config.Positions == PositionKind.Rotary)
         {
-            (_ropeCos, _ropeSin) = RopeTables(config.MaxPositions, config.RotaryDims, config.RopeTheta);
+            // a converted MLA model's rotary key holds the source's frequencies, in the pairs the conversion chose
+            (_ropeCos, _ropeSin) = config.Mla?.Headwise is { } hw
+                ? RopeTables(config.MaxPositions, hw.RopeFrequencies, hw.RopeSourceDims, config.RopeTheta)
+                : RopeTables(config.MaxPositions, config.RotaryDims, config.RopeTheta);
         }
     }
 

@@ -21,6 +21,10 @@ internal static class VariantArgs
         {
             throw new UsageException("--sinkhorn-iters applies to --attention-variant sinkhorn only");
         }
+        if (variant != AttentionVariants.DynamicMask && args.Has("mask-window"))
+        {
+            throw new UsageException("--mask-window applies to --attention-variant dynamic_mask only");
+        }
         // a K or S that does not fit the heads is refused by TrainableConfig.Validate, naming the option (exit 2)
         return config with
         {
@@ -28,6 +32,9 @@ internal static class VariantArgs
             MohShared = args.GetInt("moh-shared", -1, 0, 4096),
             MohActive = args.GetInt("moh-active", 0, 1, 4096),
             SinkhornIters = args.GetInt("sinkhorn-iters", 3, 0, 100),
+            MaskWindow = args.GetInt("mask-window", 0, 1, 1 << 16),
+            // random_features: the frozen W_Q, W_K are drawn from the training seed
+            FeatureSeed = args.GetInt("seed", 0),
         };
     }
 }

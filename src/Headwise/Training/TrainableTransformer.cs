@@ -1,3 +1,4 @@
+using Headwise.Compute;
 using Headwise.Loading;
 using Headwise.Training.Layers;
 using K = Headwise.Compute.Kernels;
@@ -28,20 +29,24 @@ public sealed record ParameterInfo(string Name, int Offset, int[] Shape, bool De
 /// <c>ln_f.weight</c>/<c>.bias</c>; <c>w_u</c> (V, C) unless tied (then the unembedding is <c>wte</c>) or one-hot.
 /// GPT-2 biases (<c>b_qkv</c>, <c>b_qk</c>, <c>b_o</c>, <c>b_in</c>, <c>b_out</c>) only with UseBias.
 /// Attention variants (docs/variants.md): symmetric_qk has no k rows in <c>w_qkv</c> (k = q), collapsed_qk has q rows of
-/// NH·C (one W_QK per head) and no k rows (k = the block input); moh adds <c>blocks.{l}.attn.w_router</c> (NH + 2, C).
+/// NH·C (one W_QK per head) and no k rows (k = the block input); moh adds <c>blocks.{l}.attn.w_router</c> (NH + 2, C);
+/// random_features has v rows only (its W_Q, W_K are frozen, not parameters); dynamic_mask adds <c>attn.w_mask</c>
+/// (NH, NKV·HDV) and <c>attn.mask_scale</c> (NH); tensor has rows q | k1 | k2 | v1 | v2 ((NH + 4·NKV)·HD, C).
 /// </remarks>
 public sealed partial class TrainableTransformer
 {
     private sealed class Block
     {
         // parameter offsets (−1 = absent)
-        public int Ln1W = -1, Ln1B = -1, Wqkv = -1, Bqkv = -1, Wov = -1, Wo = -1, Bo = -1, Wr = -1;
+        public int Ln1W = -1, Ln1B = -1, Wqkv = -1, Bqkv = -1, Wov = -1, Wo = -1, Bo = -1, Wr = -1, Wm = -1, Am = -1;
         public int Ln2W = -1, Ln2B = -1, WIn = -1, BIn = -1, WUp = -1, WOut = -1, BOut = -1;
         // activations saved for the backward
         public float[] Resid = [], Ln1 = [], Ln1Mean = [], Ln1Rstd = [], Q = [], K = [], V = [], Att = [], Z = [];
         public float[] Resid1 = [], Ln2 = [], Ln2Mean = [], Ln2Rstd = [], H = [], G = [], Up = [];
         // moh: router logits (N, NH + 2), gates (N, NH), the heads' outputs before gating (N, NH, HDV)
         public float[] RouterLogits = [], Gates = [], ZRaw = [];
+        // dynamic_mask: v·W_Δᵀ and the key strengths δ (N, NH); tensor: the pair weights (B, NH, T, T, T)
+        public float[] MaskU = [], MaskDelta = [], Pairs = [];
     }
 
     private readonly List<ParameterInfo> _params = [];
@@ -49,7 +54,12 @@ public sealed partial class TrainableTransformer
     private readonly Block[] _blocks;
     private readonly bool _gpt2, _bias, _rope, _oneHot;
     private readonly string _variant;
-    private readonly bool _moh;
+    private readonly bool _moh, _rf, _dyn, _tensor;
+    // random_features: the frozen W_Q | W_K per layer ((NH + NKV)·HK, C), RF = (NH + NKV)·HK rows
+    private readonly float[][] _frozenQk = [];
+    private readonly int RF;
+    // tensor: two keys and two values per kv head
+    private readonly int KM = 1;
     // HK: query/key head size (C for collapsed_qk); HD: the value head size of W_V·W_O (HDV = HD, or C with a combined W_OV)
     private readonly int C, L, NH, NKV, HK, HD, HDV, F, V, QK, QKV, RW;
     private readonly int _wte, _wpe = -1, _lnfW = -1, _lnfB = -1, _wu;
@@ -63,6 +73,8 @@ public sealed partial class TrainableTransformer
     private float[] _residOut = [], _lnf = [], _lnfMean = [], _lnfRstd = [], _logits = [], _probs = [], _losses = [];
     private float[] _qkv = [], _tmp = [], _dResid = [], _dLn = [], _dQkv = [], _dQ = [], _dK = [], _dV = [], _dZ = [], _dH = [], _dG = [], _dUp = [];
     private float[] _scratchT = [], _scratchP = [], _dRouter = [], _dZRaw = [];
+    private float[] _rfQk = [], _dMaskDelta = [], _dMaskU = [], _pairScratch = [], _vecScratch = [];
+    private int[] _order = [];
 
     public TrainableConfig Config { get; }
 
@@ -89,9 +101,16 @@ public sealed partial class TrainableTransformer
         _moh = _variant == AttentionVariants.Moh;
         HK = config.QueryKeySize;
         RW = MohAttention.RouterWidth(NH);
-        // q rows, then k rows unless the keys are tied to the queries (symmetric_qk) or to the input (collapsed_qk)
-        QK = _variant is AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk ? NH * HK : (NH + NKV) * HK;
-        QKV = config.CombinedOV ? QK : QK + NKV * HD;
+        _rf = _variant == AttentionVariants.RandomFeatures;
+        _dyn = _variant == AttentionVariants.DynamicMask;
+        _tensor = _variant == AttentionVariants.Tensor;
+        if (_tensor) KM = 2;
+        // q rows, then k rows unless the keys are tied to the queries (symmetric_qk) or to the input (collapsed_qk), or
+        // frozen outside the parameters (random_features: no q, k rows)
+        QK = _variant is AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk ? NH * HK : _rf ? 0 : (NH + KM * NKV) * HK;
+        QKV = config.CombinedOV ? QK : QK + KM * NKV * HD;
+        RF = (NH + NKV) * HK;
+        if (_rf) _frozenQk = RandomFeaturesAttention.Draw((ulong)config.FeatureSeed, L, NH, NKV, HK, C);
         int offset = 0;
         int Add(string name, int[] shape, bool decay)
         {
@@ -127,6 +146,11 @@ public sealed partial class TrainableTransformer
             }
             if (_bias) b.Bo = Add(p + "attn.b_o", [C], false);
             if (_moh) b.Wr = Add(p + "attn.w_router", [RW, C], true);
+            if (_dyn)
+            {
+                b.Wm = Add(p + "attn.w_mask", [NH, NKV * HDV], true);
+                b.Am = Add(p + "attn.mask_scale", [NH], false);
+            }
             if (config.AttentionOnly) continue;
             if (config.UseNorm)
             {
@@ -189,7 +213,8 @@ public sealed partial class TrainableTransformer
             var span = Params.AsSpan(p.Offset, p.Length);
             if (p.Shape.Length == 1)
             {
-                span.Fill(p.Name.EndsWith(".weight", StringComparison.Ordinal) ? 1f : 0f);
+                // norm weights and dynamic_mask's scale a_h start at 1 (a = 0 would make every key strength 1, a tie)
+                span.Fill(p.Name.EndsWith(".weight", StringComparison.Ordinal) || p.Name.EndsWith(".mask_scale", StringComparison.Ordinal) ? 1f : 0f);
                 continue;
             }
             float s = p.Name.EndsWith("attn.w_o", StringComparison.Ordinal) || p.Name.EndsWith("attn.w_ov", StringComparison.Ordinal)
@@ -202,6 +227,9 @@ public sealed partial class TrainableTransformer
 
     /// <summary>Logits of the last forward: (B, T, V).</summary>
     public ReadOnlySpan<float> Logits => _logits.AsSpan(0, _B * _T * V);
+
+    /// <summary>random_features: layer <paramref name="layer"/>'s frozen W_Q | W_K ((NH + NKV)·HD, C), nn.Linear layout; empty otherwise.</summary>
+    public ReadOnlySpan<float> FrozenQk(int layer) => _rf ? _frozenQk[layer] : default;
 
     /// <summary>Attention probabilities of layer <paramref name="layer"/> in the last forward: (B, NH, T, T), row = query.</summary>
     public ReadOnlySpan<float> AttentionPattern(int layer) => _blocks[layer].Att.AsSpan(0, _B * NH * _T * _T);
@@ -270,7 +298,12 @@ public sealed partial class TrainableTransformer
             b.Resid = resid[l];
             b.Ln1 = norm ? new float[N * C] : b.Resid;
             b.Ln1Mean = new float[N]; b.Ln1Rstd = new float[N];
-            b.Q = new float[N * NH * HK]; b.K = new float[N * NKV * HK]; b.V = new float[N * NKV * HDV];
+            b.Q = new float[N * NH * HK]; b.K = new float[N * KM * NKV * HK]; b.V = new float[N * KM * NKV * HDV];
+            if (_dyn)
+            {
+                b.MaskU = new float[N * NH]; b.MaskDelta = new float[N * NH];
+            }
+            if (_tensor) b.Pairs = new float[(long)B * NH * T * T * T];
             b.Att = new float[B * NH * T * T]; b.Z = new float[N * NH * HDV];
             if (_moh)
             {
@@ -289,12 +322,21 @@ public sealed partial class TrainableTransformer
         _logits = new float[N * V]; _probs = new float[N * V]; _losses = new float[N];
         _qkv = new float[N * QKV]; _tmp = new float[N * C];
         _dResid = new float[N * C]; _dLn = new float[N * C]; _dQkv = new float[N * QKV];
-        _dQ = new float[N * NH * HK]; _dK = new float[N * NKV * HK];
+        _dQ = new float[N * NH * HK]; _dK = new float[N * KM * NKV * HK];
+        if (_rf) _rfQk = new float[N * RF];
+        if (_dyn)
+        {
+            _dMaskDelta = new float[N * NH]; _dMaskU = new float[N * NH]; _order = new int[T];
+        }
+        if (_tensor)
+        {
+            _pairScratch = new float[T * T]; _vecScratch = new float[2 * HK + HDV];
+        }
         if (_moh)
         {
             _dRouter = new float[N * RW]; _dZRaw = new float[N * NH * HDV];
         }
-        _dV = new float[N * NKV * HDV]; _dZ = new float[N * NH * HDV];
+        _dV = new float[N * KM * NKV * HDV]; _dZ = new float[N * NH * HDV];
         _dH = new float[N * F]; _dG = new float[N * F]; _dUp = _gpt2 ? [] : new float[N * F];
         long st = 0, sp = 0;
         void Need(int cin, int oc)
@@ -302,7 +344,7 @@ public sealed partial class TrainableTransformer
             var (t, p) = Linear.ScratchSize(N, cin, oc);
             st = Math.Max(st, t); sp = Math.Max(sp, p);
         }
-        Need(C, V); Need(C, QKV); Need(C, RW); Need(C, NKV * C); Need(NH * HD, C); Need(C, F); Need(F, C);
+        Need(C, V); Need(C, QKV); Need(C, RW); Need(C, NKV * C); Need(NH * HD, C); Need(C, F); Need(F, C); Need(NKV * HDV, NH);
         _scratchT = new float[st]; _scratchP = new float[sp];
     }
 
@@ -331,20 +373,36 @@ public sealed partial class TrainableTransformer
             // attention: ln1 → q, k, v → (RoPE) → causal attention → output projection → residual
             if (norm) NormForward(b.Resid, b.Ln1W, b.Ln1B, b.Ln1, b.Ln1Mean, b.Ln1Rstd, N, eps);
             Linear.Forward(b.Ln1, P(b.Wqkv, QKV * C), P(b.Bqkv, QKV), _qkv, N, C, QKV);
-            SplitRows(_qkv, QKV, b.Q, 0, NH * HK, N);
+            if (_rf)
+            {
+                // random_features: q | k = x·W_frozenᵀ
+                Linear.Forward(b.Ln1, _frozenQk[l], default, _rfQk, N, C, RF);
+                SplitRows(_rfQk, RF, b.Q, 0, NH * HK, N);
+                SplitRows(_rfQk, RF, b.K, NH * HK, NKV * HK, N);
+            }
+            else SplitRows(_qkv, QKV, b.Q, 0, NH * HK, N);
             if (_variant == AttentionVariants.SymmetricQk) SymmetricQkAttention.Forward(b.Q, b.K, N, NH, HK);
             else if (_variant == AttentionVariants.CollapsedQk) CollapsedQkAttention.Forward(b.Ln1, b.K, N, NH, C);
-            else SplitRows(_qkv, QKV, b.K, NH * HK, NKV * HK, N);
+            else if (!_rf) SplitRows(_qkv, QKV, b.K, NH * HK, KM * NKV * HK, N);
             if (Config.CombinedOV) Linear.Forward(b.Ln1, P(b.Wov, NKV * C * C), default, b.V, N, C, NKV * C);
-            else SplitRows(_qkv, QKV, b.V, QK, NKV * HD, N);
+            else SplitRows(_qkv, QKV, b.V, QK, KM * NKV * HD, N);
             if (_rope)
             {
+                // tensor: k1 and k2 each rotated by their own position
                 Rope.Forward(b.Q, _positions, N, NH, HK, _cos, _sin);
-                Rope.Forward(b.K, _positions, N, NKV, HK, _cos, _sin);
+                Rope.Forward(b.K, _positions, N, KM * NKV, HK, _cos, _sin);
             }
             var z = _moh ? b.ZRaw : b.Z;
             if (_variant == AttentionVariants.Linear) LinearAttention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV);
             else if (_variant == AttentionVariants.Sinkhorn) SinkhornAttention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV, Config.SinkhornIters);
+            else if (_tensor) TensorAttention.Forward(b.Q, b.K, b.V, b.Pairs, b.Att, z, B, T, NH, NKV, HK, HDV, _vecScratch);
+            else if (_dyn)
+            {
+                // key strengths δ = exp(a·softplus(v·W_Δᵀ)), then top-W keys per query with δ added to their scores
+                Linear.Forward(b.V, P(b.Wm, NH * NKV * HDV), default, b.MaskU, N, NKV * HDV, NH);
+                DynamicMaskAttention.Strengths(b.MaskU, P(b.Am, NH), b.MaskDelta, N, NH);
+                DynamicMaskAttention.Forward(b.Q, b.K, b.V, b.MaskDelta, b.Att, z, B, T, NH, NKV, HK, HDV, Config.KeptKeys, _order);
+            }
             else Attention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV);
             if (_moh)
             {
@@ -430,17 +488,37 @@ public sealed partial class TrainableTransformer
             }
             if (_variant == AttentionVariants.Linear) LinearAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV);
             else if (_variant == AttentionVariants.Sinkhorn) SinkhornAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, Config.SinkhornIters);
+            else if (_tensor) TensorAttention.Backward(dz, b.Q, b.K, b.V, b.Pairs, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, _pairScratch, _vecScratch);
+            else if (_dyn)
+            {
+                DynamicMaskAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, _dMaskDelta, B, T, NH, NKV, HK, HDV);
+                // undoes δ = exp(a·softplus(v·W_Δᵀ)): into a, W_Δ and (accumulated) the values
+                DynamicMaskAttention.StrengthsBackward(_dMaskDelta, b.MaskU, P(b.Am, NH), b.MaskDelta, _dMaskU, G(b.Am, NH), N, NH);
+                Linear.Backward(_dMaskU, b.V, P(b.Wm, NH * NKV * HDV), _dV, G(b.Wm, NH * NKV * HDV), default, sT, sP, N, NKV * HDV, NH, accumulateDx: true);
+            }
             else Attention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV);
             if (_rope)
             {
                 Rope.Backward(_dQ, _positions, N, NH, HK, _cos, _sin);
-                Rope.Backward(_dK, _positions, N, NKV, HK, _cos, _sin);
+                Rope.Backward(_dK, _positions, N, KM * NKV, HK, _cos, _sin);
             }
             if (_variant == AttentionVariants.SymmetricQk) SymmetricQkAttention.Backward(_dK, _dQ, N, NH, HK);
-            MergeRows(_dQ, _dQkv, QKV, 0, NH * HK, N);
-            if (_variant is not (AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk)) MergeRows(_dK, _dQkv, QKV, NH * HK, NKV * HK, N);
-            if (!Config.CombinedOV) MergeRows(_dV, _dQkv, QKV, QK, NKV * HD, N);
+            if (_rf)
+            {
+                MergeRows(_dQ, _rfQk, RF, 0, NH * HK, N);
+                MergeRows(_dK, _rfQk, RF, NH * HK, NKV * HK, N);
+            }
+            else MergeRows(_dQ, _dQkv, QKV, 0, NH * HK, N);
+            if (_variant is not (AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk or AttentionVariants.RandomFeatures)) MergeRows(_dK, _dQkv, QKV, NH * HK, KM * NKV * HK, N);
+            if (!Config.CombinedOV) MergeRows(_dV, _dQkv, QKV, QK, KM * NKV * HD, N);
             Linear.Backward(_dQkv, b.Ln1, P(b.Wqkv, QKV * C), _dLn, G(b.Wqkv, QKV * C), G(b.Bqkv, QKV), sT, sP, N, C, QKV);
+            if (_rf)
+            {
+                // undoes q | k = x·W_frozenᵀ for the input only: dx += d(q | k)·W_frozen; the frozen weights get no gradient
+                var tmp = sP[..(N * C)];
+                K.MatMul(_rfQk, _frozenQk[l], default, tmp, N, RF, C, WeightLayout.InOut);
+                K.Add(_dLn.AsSpan(0, N * C), tmp, _dLn);
+            }
             if (Config.CombinedOV)
             {
                 Linear.Backward(_dV, b.Ln1, P(b.Wov, NKV * C * C), _dLn, G(b.Wov, NKV * C * C), default, sT, sP, N, C, NKV * C, accumulateDx: true);

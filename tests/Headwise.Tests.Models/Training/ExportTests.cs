@@ -9,7 +9,7 @@ public class ExportTests
 {
     public static TheoryData<string> Exportable => ["gpt2-tied", "gpt2-untied", "gpt2-attn-only", "llama-gqa", "llama-tied-attn-only",
         "gpt2-no-bias-no-positions", "gpt2-one-hot", "gpt2-symmetric-qk", "llama-symmetric-qk",
-        "llama-collapsed-qk", "gpt2-one-head-collapsed-qk"];
+        "llama-collapsed-qk", "gpt2-one-head-collapsed-qk", "gpt2-random-features", "llama-random-features"];
 
     private static TrainableConfig Config(string name)
     {
@@ -30,6 +30,9 @@ public class ExportTests
             // exported at head size d_model: W_Q = W_QK, W_K = I, W_V and W_O zero-padded
             "llama-collapsed-qk" => llama with { NKvHeads = 4, AttentionVariant = AttentionVariants.CollapsedQk },
             "gpt2-one-head-collapsed-qk" => gpt2 with { NHeads = 1, AttentionVariant = AttentionVariants.CollapsedQk },
+            // exported with the frozen W_Q, W_K and zero q/k biases
+            "gpt2-random-features" => gpt2 with { AttentionVariant = AttentionVariants.RandomFeatures, FeatureSeed = 5 },
+            "llama-random-features" => llama with { AttentionVariant = AttentionVariants.RandomFeatures },
             _ => throw new ArgumentException(name),
         };
     }
@@ -72,6 +75,8 @@ public class ExportTests
     [InlineData("llama-no-rope", "always applies RoPE")]
     [InlineData("moh", "training-only: the moh attention")]
     [InlineData("linear", "training-only: the linear attention")]
+    [InlineData("dynamic_mask", "training-only: the dynamic_mask attention")]
+    [InlineData("tensor", "training-only: the tensor attention")]
     [InlineData("collapsed_qk", "collapsed_qk's query/key head size is d_model, and GPT-2 checkpoints need")]
     [InlineData("sinkhorn", "training-only: the sinkhorn attention")]
     public void InexpressibleOptionsRefuseToExport(string what, string message)
@@ -82,7 +87,7 @@ public class ExportTests
             "combined" => c with { CombinedOV = true },
             "no-norm" => c with { UseNorm = false },
             "llama-no-rope" => Config("llama-gqa") with { UsePositions = false },
-            "moh" or "linear" or "collapsed_qk" or "sinkhorn" => c with { AttentionVariant = what },
+            "moh" or "linear" or "collapsed_qk" or "sinkhorn" or "dynamic_mask" or "tensor" => c with { AttentionVariant = what },
             _ => c with { NKvHeads = 2 },
         };
         var model = new TrainableTransformer(c);

@@ -10,7 +10,8 @@ public class ModelGradientTests
 {
     public static TheoryData<string> Variants => ["gpt2", "gpt2-untied", "llama-gqa", "llama-combined-ov", "gpt2-attn-only-no-norm", "gpt2-single-head-combined",
         "gpt2-attn-only-no-bias", "one-hot-factored", "one-hot-combined", "llama-no-rope",
-        "gpt2-symmetric-qk", "llama-symmetric-qk", "gpt2-collapsed-qk", "llama-collapsed-qk", "gpt2-moh", "llama-moh-no-shared", "gpt2-linear", "llama-linear", "gpt2-sinkhorn", "llama-sinkhorn"];
+        "gpt2-symmetric-qk", "llama-symmetric-qk", "gpt2-collapsed-qk", "llama-collapsed-qk", "gpt2-moh", "llama-moh-no-shared", "gpt2-linear", "llama-linear", "gpt2-sinkhorn", "llama-sinkhorn",
+        "gpt2-random-features", "llama-random-features", "gpt2-dynamic-mask", "llama-dynamic-mask", "gpt2-tensor", "llama-tensor"];
 
     internal static TrainableConfig Variant(string name)
     {
@@ -39,6 +40,12 @@ public class ModelGradientTests
             "llama-linear" => llama with { AttentionVariant = AttentionVariants.Linear },
             "gpt2-sinkhorn" => gpt2 with { AttentionVariant = AttentionVariants.Sinkhorn },
             "llama-sinkhorn" => llama with { AttentionVariant = AttentionVariants.Sinkhorn, SinkhornIters = 2 },
+            "gpt2-random-features" => gpt2 with { AttentionVariant = AttentionVariants.RandomFeatures, FeatureSeed = 3 },
+            "llama-random-features" => llama with { AttentionVariant = AttentionVariants.RandomFeatures },
+            "gpt2-dynamic-mask" => gpt2 with { AttentionVariant = AttentionVariants.DynamicMask, MaskWindow = 3 },
+            "llama-dynamic-mask" => llama with { AttentionVariant = AttentionVariants.DynamicMask, MaskWindow = 4 },
+            "gpt2-tensor" => gpt2 with { AttentionVariant = AttentionVariants.Tensor },
+            "llama-tensor" => llama with { AttentionVariant = AttentionVariants.Tensor },
             _ => throw new ArgumentException(name),
         };
     }

@@ -4,7 +4,9 @@ namespace Headwise.Training.Experiments;
 
 /// <summary>Settings of <see cref="VariantsExperiment"/>: the task, the step budget every variant gets, the seed.</summary>
 /// <param name="Steps">null: the task experiment's default (or the quick budget).</param>
-public sealed record VariantsOptions(string Task = "induction", bool Quick = false, int? Steps = null, int Seed = 0, IReadOnlyList<string>? Variants = null)
+/// <param name="LearningRates">null: the task experiment's own learning rate; else every variant is trained once per rate (a sweep).</param>
+public sealed record VariantsOptions(string Task = "induction", bool Quick = false, int? Steps = null, int Seed = 0, IReadOnlyList<string>? Variants = null,
+    IReadOnlyList<double>? LearningRates = null)
 {
     public static readonly string[] Tasks = ["induction", "list-recall"];
 
@@ -24,7 +26,7 @@ public sealed record VariantsOptions(string Task = "induction", bool Quick = fal
 /// and previous-token scores (null elsewhere). TrainingOnly: this model's variant has no inference-engine equivalent (its checkpoint would be training-only).
 /// </summary>
 public sealed record VariantRun(string Variant, double HeldoutLoss, double HeldoutAccuracy, int Parameters, double Seconds,
-    double? InductionScore, double? PreviousTokenScore, string? InductionHead, string? PreviousTokenHead, bool TrainingOnly);
+    double? InductionScore, double? PreviousTokenScore, string? InductionHead, string? PreviousTokenHead, bool TrainingOnly, double LearningRate = double.NaN);
 
 /// <summary>What <see cref="VariantsExperiment.Run"/> found; ChanceLoss: ln(V−1) for induction, ln(list length) for list-recall.</summary>
 public sealed record VariantsResult(string Task, double ChanceLoss, double ChanceAccuracy, int Steps, int HeldoutSamples, IReadOnlyList<VariantRun> Variants);
@@ -55,15 +57,15 @@ public static class VariantsExperiment
             var heldout = Enumerable.Range(0, HeldoutSamples).Select(i => task.Sample(new Random(o.Seed + 7_000_003 + i))).ToArray();
             chanceLoss = Math.Log(options.Vocab - 1);
             chanceAccuracy = 1.0 / (options.Vocab - 1);
-            foreach (var v in variants)
+            foreach (var (v, lr) in Grid(variants, o.LearningRates, options.LearningRate))
             {
                 var sw = System.Diagnostics.Stopwatch.StartNew();
-                var (r, model) = InductionExperiment.Train(options, progress, ct, v);
+                var (r, model) = InductionExperiment.Train(options with { LearningRate = lr }, progress, ct, v);
                 double seconds = sw.Elapsed.TotalSeconds;
                 var (loss, acc) = Score(model, heldout.Select(e => (e.Tokens, e.Targets)).ToArray(), (b, i) => InductionTask.IsRepeatTarget(heldout[b], i));
                 runs.Add(new VariantRun(v, loss, acc, model.ParameterCount, seconds, r.TopInductionHead.Induction, r.TopPreviousTokenHead.PreviousToken,
                     $"{r.TopInductionHead.Layer}.{r.TopInductionHead.Head}", $"{r.TopPreviousTokenHead.Layer}.{r.TopPreviousTokenHead.Head}",
-                    model.VariantExportBlocker is not null));
+                    model.VariantExportBlocker is not null, lr));
             }
         }
         else
@@ -73,17 +75,21 @@ public static class VariantsExperiment
             var heldout = Enumerable.Range(0, HeldoutSamples).Select(i => task.Sample(new Random(o.Seed + 7_000_003 + i))).ToArray();
             chanceLoss = Math.Log(options.ListLength);
             chanceAccuracy = 1.0 / options.ListLength;
-            foreach (var v in variants)
+            foreach (var (v, lr) in Grid(variants, o.LearningRates, options.LearningRate))
             {
                 var sw = System.Diagnostics.Stopwatch.StartNew();
-                var (_, model) = ListRecallExperiment.Train(options, progress, ct, v);
+                var (_, model) = ListRecallExperiment.Train(options with { LearningRate = lr }, progress, ct, v);
                 double seconds = sw.Elapsed.TotalSeconds;
                 var (loss, acc) = Score(model, heldout.Select(e => (e.Tokens, e.Targets)).ToArray(), (b, i) => heldout[b].Targets[i] >= 0);
-                runs.Add(new VariantRun(v, loss, acc, model.ParameterCount, seconds, null, null, null, null, model.VariantExportBlocker is not null));
+                runs.Add(new VariantRun(v, loss, acc, model.ParameterCount, seconds, null, null, null, null, model.VariantExportBlocker is not null, lr));
             }
         }
         return new VariantsResult(o.Task, chanceLoss, chanceAccuracy, steps, HeldoutSamples, runs);
     }
+
+    // every variant at every learning rate of the sweep (or at the task's own rate), variant by variant
+    private static IEnumerable<(string Variant, double LearningRate)> Grid(IReadOnlyList<string> variants, IReadOnlyList<double>? rates, double taskRate)
+        => variants.SelectMany(v => (rates ?? [taskRate]).Select(lr => (v, lr)));
 
     // Mean cross-entropy and argmax accuracy over the scored targets of one batched forward.
     private static (double Loss, double Accuracy) Score(TrainableTransformer model, (int[] Tokens, int[] Targets)[] set, Func<int, int, bool> scored)

@@ -88,6 +88,22 @@ public sealed class VariantsCliTests : IDisposable
     }
 
     [Fact]
+    public void ExperimentVariantsRunsIclRegression()
+    {
+        var r = CliRunner.Run("experiment", "variants", "--task", "icl-regression", "--steps", "3", "--only", "softmax,dynamic_mask", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var j = JsonDocument.Parse(r.Stdout).RootElement;
+        Assert.Equal("icl-regression", j.GetProperty("task").GetString());
+        Assert.True(j.GetProperty("chance_loss").GetDouble() > j.GetProperty("baseline_loss").GetDouble());
+        Assert.Equal(JsonValueKind.Null, j.GetProperty("chance_accuracy").ValueKind);
+        foreach (var v in j.GetProperty("variants").EnumerateArray())
+        {
+            Assert.True(v.GetProperty("heldout_loss").GetDouble() > 0);
+            Assert.Equal(JsonValueKind.Null, v.GetProperty("heldout_accuracy").ValueKind);
+        }
+    }
+
+    [Fact]
     public void ExperimentVariantsSweepsTheLearningRate()
     {
         var r = CliRunner.Run("experiment", "variants", "--task", "list-recall", "--steps", "2", "--only", "softmax,tensor", "--lr", "1e-3,1e-2", "--json");
@@ -100,13 +116,35 @@ public sealed class VariantsCliTests : IDisposable
     [Theory]
     [InlineData("--lr 1e-2,x", "--lr: expected positive learning rates separated by commas")]
     [InlineData("--only softmax,flash", "--only: unknown variant 'flash'")]
-    [InlineData("--task icl-regression", "has no attention variants yet")]
-    [InlineData("--task copy", "--task: unknown task 'copy' (known: induction, list-recall)")]
+    [InlineData("--task copy", "--task: unknown task 'copy' (known: induction, list-recall, icl-regression)")]
     [InlineData("--out x", "--out does not apply to `experiment variants`")]
     public void ExperimentVariantsRefusesWhatDoesNotApply(string options, string message)
     {
         var r = CliRunner.Run(["experiment", "variants", .. options.Split(' ')]);
         Assert.Equal(2, r.ExitCode);
         Assert.Contains(message, r.Stderr);
+    }
+}
+
+// `bench --variants` (docs/performance.md): every variant's training speed as a ratio to softmax's.
+public sealed class BenchVariantsCliTests
+{
+    [Fact]
+    public void BenchVariantsReportsEveryVariantAgainstSoftmax()
+    {
+        var r = CliRunner.Run("bench", "--quick", "--skip-load", "--variants", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var rows = doc.RootElement.GetProperty("variants").EnumerateArray().ToArray();
+        Assert.Equal(Headwise.Training.AttentionVariants.All, rows.Select(v => v.GetProperty("variant").GetString()).ToArray());
+        Assert.Equal(1.0, rows[0].GetProperty("ratio").GetDouble(), 9);
+        foreach (var v in rows)
+        {
+            // --quick runs at sequence 32, where every variant (tensor included) trains
+            Assert.Equal(JsonValueKind.Null, v.GetProperty("skipped").ValueKind);
+            double tps = v.GetProperty("tokens_per_s").GetDouble();
+            Assert.Equal(2 * 32 / v.GetProperty("step_s").GetDouble(), tps, 1e-6 * tps);
+        }
+        Assert.Equal(JsonValueKind.Null, doc.RootElement.GetProperty("influence").ValueKind);
     }
 }

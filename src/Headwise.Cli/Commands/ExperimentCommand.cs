@@ -58,8 +58,8 @@ public sealed class ExperimentCommand : ICommand
           --json        print the result record as JSON instead of the summary
           --model M     sink-redistribution: only this model (with --tokenizer T for a llama2.c .bin)
           --text-file F sink-redistribution: the text with --model (default docs/examples/texts/story.txt)
-          --task T      variants: induction (default) or list-recall (icl-regression's own regression model has no
-                        variants yet)
+          --task T      variants: induction (default), list-recall, or icl-regression (the regression prompts fed as
+                        vectors to a one-layer attention-only model; loss = mean squared error, chance = predicting 0)
           --only V,W    variants: train only these variants (default all)
           --quick       variants: a short budget (induction 2000 steps, list-recall 800), all six in a few minutes; the
                         full budget is the task experiment's default (3000 / 1500 steps)
@@ -77,10 +77,6 @@ public sealed class ExperimentCommand : ICommand
             if (args.Has(name)) throw new UsageException($"--{name} does not apply to `experiment variants` (it takes --task, --quick, --steps, --seed, --lr, --only, --json)");
         }
         string task = args.Get("task") ?? "induction";
-        if (task == "icl-regression")
-        {
-            throw new UsageException("--task icl-regression: its regression model (SoftmaxRegressionAttention) has no attention variants yet; use induction or list-recall");
-        }
         if (!VariantsOptions.Tasks.Contains(task))
         {
             throw new UsageException($"--task: unknown task '{task}' (known: {string.Join(", ", VariantsOptions.Tasks)})");
@@ -97,6 +93,7 @@ public sealed class ExperimentCommand : ICommand
                 task = r.Task,
                 chance_loss = r.ChanceLoss,
                 chance_accuracy = r.ChanceAccuracy,
+                baseline_loss = r.BaselineLoss,
                 steps = r.Steps,
                 heldout_samples = r.HeldoutSamples,
                 variants = r.Variants.Select(v => new
@@ -117,7 +114,8 @@ public sealed class ExperimentCommand : ICommand
             return 0;
         }
         string F(double? v) => v is double d ? d.ToString("F3", CultureInfo.InvariantCulture) : "-";
-        stdout.WriteLine($"task {r.Task}, {r.Steps} steps per variant, {r.HeldoutSamples} held-out samples; chance loss {F(r.ChanceLoss)}, chance accuracy {F(r.ChanceAccuracy)}");
+        stdout.WriteLine($"task {r.Task}, {r.Steps} steps per variant, {r.HeldoutSamples} held-out samples; chance loss {F(r.ChanceLoss)}, chance accuracy {F(r.ChanceAccuracy)}"
+            + (r.BaselineLoss is double bl ? $", least-squares loss {F(bl)} (losses are mean squared errors)" : ""));
         stdout.WriteLine($"{"variant",-15} {"lr",7} {"loss",7} {"accuracy",8} {"params",7} {"seconds",7} {"induction",9} {"prev-token",10}");
         foreach (var v in r.Variants)
         {

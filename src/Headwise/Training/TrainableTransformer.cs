@@ -363,10 +363,72 @@ public sealed partial class TrainableTransformer
         tokens.CopyTo(_tokens);
         _hasTargets = !targets.IsEmpty;
         if (_hasTargets) targets.CopyTo(_targets);
-        bool norm = Config.UseNorm;
-        float eps = Config.NormEps;
 
         Embedding.Forward(_tokens, _oneHot ? _eye : P(_wte, V * C), P(_wpe, T * C), _blocks[0].Resid, N, T, C);
+        BlocksForward(B, T);
+        // one-hot unembedding: logits = x (C = V)
+        if (_oneHot) Array.Copy(_lnf, _logits, N * C);
+        else Linear.Forward(_lnf, P(_wu, V * C), default, _logits, N, C, V);
+        _counted = _hasTargets ? CrossEntropy.Counted(_targets, N) : 0;
+        return _hasTargets ? CrossEntropy.Forward(_logits, _targets, _probs, _losses, N, V) : float.NaN;
+    }
+
+    /// <summary>Adds ∂(lossScale · loss)/∂θ of the last forward into <see cref="Grads"/> (use 1/accumulation steps for accumulation).</summary>
+    public void Backward(float lossScale = 1f)
+    {
+        if (!_hasTargets)
+        {
+            throw new InvalidOperationException("Backward needs a Forward with targets first");
+        }
+        int N = _B * _T, T = _T, B = _B;
+        bool norm = Config.UseNorm;
+        var sT = _scratchT.AsSpan();
+        var sP = _scratchP.AsSpan();
+        // undoes: loss = CrossEntropy(logits)  (the probabilities become dlogits in place)
+        CrossEntropy.Backward(_probs, _targets, N, V, _counted == 0 ? 0f : lossScale / _counted);
+        // undoes: logits = lnf · W_Uᵀ (one-hot: logits = lnf)
+        if (_oneHot) Array.Copy(_probs, _dLn, N * C);
+        else Linear.Backward(_probs, _lnf, P(_wu, V * C), _dLn, G(_wu, V * C), default, sT, sP, N, C, V);
+        BlocksBackward();
+        Embedding.Backward(_dResid, _tokens, G(_wte, V * C), G(_wpe, T * C), N, T, C);
+    }
+
+    /// <summary>
+    /// Runs the blocks and the final norm on continuous inputs (B, T, C) in place of the token embeddings (no embedding, no
+    /// learned positions; RoPE still applies): the icl-regression task of `experiment variants` feeds its (x, y) vectors
+    /// here. Returns the final normalised residual stream (B, T, C); <see cref="BackwardInputs"/> takes its gradient.
+    /// </summary>
+    public ReadOnlySpan<float> ForwardInputs(ReadOnlySpan<float> inputs, int B, int T)
+    {
+        Ensure(B, T);
+        if (inputs.Length != B * T * C)
+        {
+            throw new InvalidInputException($"inputs must hold B·T·C = {B * T * C} floats (got {inputs.Length})");
+        }
+        inputs.CopyTo(_blocks[0].Resid);
+        _hasTargets = false;
+        BlocksForward(B, T);
+        return _lnf.AsSpan(0, B * T * C);
+    }
+
+    /// <summary>Adds ∂L/∂θ into <see cref="Grads"/> given <paramref name="dOutput"/> = ∂L/∂(the output of the last
+    /// <see cref="ForwardInputs"/>), (B, T, C).</summary>
+    public void BackwardInputs(ReadOnlySpan<float> dOutput)
+    {
+        if (dOutput.Length != _B * _T * C)
+        {
+            throw new InvalidInputException($"the output gradient must hold B·T·C = {_B * _T * C} floats (got {dOutput.Length})");
+        }
+        dOutput.CopyTo(_dLn);
+        BlocksBackward();
+    }
+
+    // the blocks and the final norm: Resid of block 0 (B, T, C) → _lnf
+    private void BlocksForward(int B, int T)
+    {
+        int N = B * T;
+        bool norm = Config.UseNorm;
+        float eps = Config.NormEps;
         for (int l = 0; l < L; l++)
         {
             var b = _blocks[l];
@@ -431,29 +493,14 @@ public sealed partial class TrainableTransformer
             K.Add(b.Resid1, _tmp, next);
         }
         if (norm) NormForward(_residOut, _lnfW, _lnfB, _lnf, _lnfMean, _lnfRstd, N, eps);
-        // one-hot unembedding: logits = x (C = V)
-        if (_oneHot) Array.Copy(_lnf, _logits, N * C);
-        else Linear.Forward(_lnf, P(_wu, V * C), default, _logits, N, C, V);
-        _counted = _hasTargets ? CrossEntropy.Counted(_targets, N) : 0;
-        return _hasTargets ? CrossEntropy.Forward(_logits, _targets, _probs, _losses, N, V) : float.NaN;
     }
 
-    /// <summary>Adds ∂(lossScale · loss)/∂θ of the last forward into <see cref="Grads"/> (use 1/accumulation steps for accumulation).</summary>
-    public void Backward(float lossScale = 1f)
+    // undoes BlocksForward: _dLn = d(lnf) in, _dResid = d(block 0's input) out
+    private void BlocksBackward()
     {
-        if (!_hasTargets)
-        {
-            throw new InvalidOperationException("Backward needs a Forward with targets first");
-        }
         int N = _B * _T, T = _T, B = _B;
-        bool norm = Config.UseNorm;
         var sT = _scratchT.AsSpan();
         var sP = _scratchP.AsSpan();
-        // undoes: loss = CrossEntropy(logits)  (the probabilities become dlogits in place)
-        CrossEntropy.Backward(_probs, _targets, N, V, _counted == 0 ? 0f : lossScale / _counted);
-        // undoes: logits = lnf · W_Uᵀ (one-hot: logits = lnf)
-        if (_oneHot) Array.Copy(_probs, _dLn, N * C);
-        else Linear.Backward(_probs, _lnf, P(_wu, V * C), _dLn, G(_wu, V * C), default, sT, sP, N, C, V);
         Array.Clear(_dResid, 0, N * C);
         NormBackward(_dLn, _residOut, _lnfW, _lnfB, _lnfMean, _lnfRstd, _dResid, N);
         for (int l = L - 1; l >= 0; l--)
@@ -527,7 +574,6 @@ public sealed partial class TrainableTransformer
             if (_moh) Linear.Backward(_dRouter, b.Ln1, P(b.Wr, RW * C), _dLn, G(b.Wr, RW * C), default, sT, sP, N, C, RW, accumulateDx: true);
             NormBackward(_dLn, b.Resid, b.Ln1W, b.Ln1B, b.Ln1Mean, b.Ln1Rstd, _dResid, N);
         }
-        Embedding.Backward(_dResid, _tokens, G(_wte, V * C), G(_wpe, T * C), N, T, C);
     }
 
     private void NormForward(float[] x, int w, int bias, float[] output, float[] mean, float[] rstd, int N, float eps)

@@ -23,6 +23,10 @@ public sealed record TrainingBenchResult(string Shape, int Batch, int SeqLen, in
     public double BackwardToForward => BackwardSeconds / ForwardSeconds;
 }
 
+/// <summary>One attention variant's training speed (full steps) as a ratio to softmax's in the same run; Skipped: why the
+/// variant does not run on the shape (then the speeds are NaN).</summary>
+public sealed record VariantSpeedResult(string Variant, double StepSeconds, double TokensPerSecond, double Ratio, string? Skipped);
+
 /// <summary>Training speed of a <see cref="TrainableTransformer"/> on random data.</summary>
 public static class TrainingBenchmarks
 {
@@ -83,6 +87,59 @@ public static class TrainingBenchmarks
             var (full, fullCpu) = Measure(reps, null, Step, cancel);
             string shape = $"{config.Architecture} L{config.NLayers} C{config.DModel} H{config.NHeads} T{T} V{config.VocabSize}";
             return new TrainingBenchResult(shape, batch, T, threads, model.ParameterCount, forward, backward, full, forwardCpu, backwardCpu, fullCpu);
+        }
+        finally
+        {
+            Kernels.MaxThreads = saved;
+        }
+    }
+
+    /// <summary>
+    /// Training tokens/s of every attention variant (<see cref="AttentionVariants.All"/>) on <paramref name="config"/> (default
+    /// the demo shape) with only the attention swapped: median full steps (forward + backward + AdamW) of
+    /// <paramref name="reps"/> after a warm-up, each as a ratio to softmax's. A variant the shape does not allow (tensor above
+    /// its sequence limit) is listed as skipped with the reason.
+    /// </summary>
+    public static IReadOnlyList<VariantSpeedResult> Variants(TrainableConfig? config = null, int batch = 0, int threads = 2, int reps = 3,
+        CancellationToken cancel = default)
+    {
+        config ??= DemoConfig;
+        batch = batch > 0 ? batch : DemoBatch;
+        int T = config.SeqLen;
+        int saved = Kernels.MaxThreads;
+        Kernels.MaxThreads = threads;
+        try
+        {
+            var rng = new Random(2);
+            var tokens = Enumerable.Range(0, batch * T).Select(_ => rng.Next(config.VocabSize)).ToArray();
+            var targets = Enumerable.Range(0, batch * T).Select(_ => rng.Next(config.VocabSize)).ToArray();
+            var timed = new List<(string Variant, double Seconds, string? Skipped)>();
+            foreach (var v in AttentionVariants.All)
+            {
+                var c = config with { AttentionVariant = v };
+                try
+                {
+                    c.Validate();
+                }
+                catch (InvalidInputException e)
+                {
+                    timed.Add((v, double.NaN, e.Message));
+                    continue;
+                }
+                var model = new TrainableTransformer(c, seed: 1);
+                var adam = new AdamW(model.ParameterCount);
+                int step = 0;
+                void Step()
+                {
+                    model.ZeroGrad();
+                    model.Forward(tokens, targets, batch, T);
+                    model.Backward();
+                    adam.Step(model.Params, model.Grads, model.Parameters, 1e-4f, ++step);
+                }
+                timed.Add((v, Measure(reps, null, Step, cancel).Wall, null));
+            }
+            double softmax = timed.First(t => t.Variant == AttentionVariants.Softmax).Seconds;
+            return timed.Select(t => new VariantSpeedResult(t.Variant, t.Seconds, batch * T / t.Seconds, softmax / t.Seconds, t.Skipped)).ToArray();
         }
         finally
         {

@@ -8,10 +8,11 @@ public sealed class BenchCommand : ICommand
 {
     public string Name => "bench";
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives", "recipes", "influence", "onnx" };
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives", "recipes", "influence", "onnx", "variants" };
     public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "tokens"]);
     public string Help => """
         headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence] [--onnx]
+                       [--variants]
 
         Measures the engine on this machine, each figure against a baseline measured in the same run
         (machines are noisy; ratios travel better than absolute numbers):
@@ -43,6 +44,9 @@ public sealed class BenchCommand : ICommand
                    documents of realistic lengths: documents/s and tokens/s against the model's prefill tokens/s at full
                    context in the same run, and the ratio its FLOPs would give at prefill's FLOP rate: half-overlapping
                    windows and two runs per window (clean, masked from the head's layer) cost more than a forward per token
+          variants (with --variants; minutes) training tokens/s of every attention variant (docs/variants.md) on the demo
+                   model's shape with only the attention swapped, each as a ratio to softmax's in the same run (tensor,
+                   O(T³), is skipped at sequence 128; --quick: sequence 32, batch 2)
           onnx     (with --onnx; a few minutes) prefill against ONNX Runtime 1.31 on the same model and weights (the forward
                    written as an ONNX graph, ORT_SEQUENTIAL, every graph optimisation), at 128, 512 and 1,024 tokens (32
                    and 64 with --quick), on 1 and all threads: Headwise tokens/s ÷ ORT tokens/s, timed alternately after
@@ -60,6 +64,7 @@ public sealed class BenchCommand : ICommand
           --recipes         also time intervention recipes against a plain forward
           --influence       also time `headwise influence` on the demo model against its prefill tokens/s
           --onnx            also compare prefill with ONNX Runtime's on the same weights
+          --variants        also time training steps of every attention variant against softmax
           --json            print one JSON object (schema in docs/cli.md)
 
         Example:
@@ -77,6 +82,7 @@ public sealed class BenchCommand : ICommand
         bool recipes = args.Flag("recipes");
         bool influence = args.Flag("influence");
         bool onnx = args.Flag("onnx");
+        bool variants = args.Flag("variants");
         ModelArgs.ApplyThreads(args);
         int tokens = args.GetInt("tokens", quick ? 64 : 512, 1, 1024);
         int threads = Kernels.MaxThreads;
@@ -181,6 +187,14 @@ public sealed class BenchCommand : ICommand
             Progress("influence on the demo model (400 documents)");
             using var loaded = ModelLoader.Load(demo);
             influenceCost = InfluenceBenchmark.Run(loaded.Model, [new Analysis.HeadId(2, 1)], documents: quick ? 40 : 400, reps: quick ? 1 : 3, cancel: cancel);
+        }
+
+        IReadOnlyList<VariantSpeedResult>? variantSpeeds = null;
+        if (variants)
+        {
+            Progress("training steps of every attention variant");
+            var shape = quick ? TrainingBenchmarks.DemoConfig with { SeqLen = 32 } : TrainingBenchmarks.DemoConfig;
+            variantSpeeds = TrainingBenchmarks.Variants(shape, batch: quick ? 2 : 0, threads: threads, reps: quick ? 1 : 3, cancel: cancel);
         }
 
         double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;
@@ -304,6 +318,14 @@ public sealed class BenchCommand : ICommand
                     ratio = t.Ratio,
                 }).ToArray(),
             },
+            variants = variantSpeeds?.Select(v => new
+            {
+                variant = v.Variant,
+                step_s = v.Skipped is null ? v.StepSeconds : (double?)null,
+                tokens_per_s = v.Skipped is null ? v.TokensPerSecond : (double?)null,
+                ratio = v.Skipped is null ? v.Ratio : (double?)null,
+                skipped = v.Skipped,
+            }).ToArray(),
             influence = influenceCost is null ? null : new
             {
                 model = "demo (models/demo)",
@@ -400,6 +422,15 @@ public sealed class BenchCommand : ICommand
             foreach (var t in ort.Timings)
             {
                 stdout.WriteLine($"                       {t.Tokens,6} {t.Threads,8} {t.HeadwiseTokensPerSecond,16:F0} {t.OrtTokensPerSecond,11:F0} {t.Ratio,8:F2}×");
+            }
+        }
+        if (variantSpeeds is not null)
+        {
+            stdout.WriteLine($"variants               training steps on the demo shape{(quick ? " (--quick: sequence 32, batch 2)" : "")}, tokens/s and the ratio to softmax:");
+            foreach (var v in variantSpeeds)
+            {
+                stdout.WriteLine(v.Skipped is null ? $"                       {v.Variant,-16} {v.TokensPerSecond,10:F0} tokens/s {v.Ratio,6:F2}×"
+                    : $"                       {v.Variant,-16} skipped: {v.Skipped}");
             }
         }
         if (influenceCost is { } ic)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Headwise.Interventions;
+using Headwise.Training;
 using Headwise.Training.Experiments;
 
 namespace Headwise.Cli.Commands;
@@ -9,7 +10,7 @@ public sealed class ExperimentCommand : ICommand
     public string Name => "experiment";
     public string Summary => "reproduce a finding (small trained models, or interventions on a model): induction | ocr | icl-regression | list-recall | talking-heads | factual-recall | sink-redistribution | variants";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["out", "steps", "seed", "lr", "batch", "init", "task", .. SinkOptions]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["out", "steps", "seed", "lr", "batch", "init", "task", "only", .. SinkOptions]);
     public int MaxPositional => 1;
     public string Help => """
         headwise experiment induction|ocr|icl-regression|list-recall|talking-heads|factual-recall|sink-redistribution --out DIR [--steps N] [--seed S] [--json]
@@ -36,11 +37,12 @@ public sealed class ExperimentCommand : ICommand
                            (models/demo), the sinks analysis finds the sink layers on a fixed text, then redistribute_sink
                            over fractions 0, 0.1, …, 1 gives the text's loss change per fraction (table, chart, recipes)
           variants         every attention variant `headwise train` offers (softmax, symmetric_qk, collapsed_qk,
-                           moh, linear, sinkhorn, affine_scaled, gaussian, low_rank, relative_conv; docs/variants.md)
-                           trained on one task with the same shape, seed, data
+                           moh, linear, sinkhorn, affine_scaled, gaussian, low_rank, relative_conv, random_features,
+                           dynamic_mask, tensor; docs/variants.md) trained on one task with the same shape, seed, data
                            and steps: held-out loss and accuracy, parameters, seconds, and (induction) the best induction
                            and previous-token head scores. No --out needed:
-                           headwise experiment variants [--task induction|list-recall] [--quick] [--steps N] [--seed S] [--json]
+                           headwise experiment variants [--task induction|list-recall|icl-regression] [--quick] [--steps N]
+                                                        [--seed S] [--lr X[,Y…]] [--only V[,W…]] [--json]
 
         Options:
           --out DIR     output directory (created)
@@ -48,7 +50,8 @@ public sealed class ExperimentCommand : ICommand
                         talking-heads 1500, factual-recall 2000)
           --seed S      seed of initialization and data (default 0)
           --lr X        learning rate (defaults: induction 1e-2 Adam, ocr 0.5 gradient descent, icl-regression 1e-2 Adam,
-                        list-recall 3e-3 Adam, factual-recall 3e-3 Adam)
+                        list-recall 3e-3 Adam, factual-recall 3e-3 Adam); variants: a comma list is a sweep, every
+                        variant trained once per rate (--lr 3e-3,1e-2,3e-2)
           --batch N     sequences per step (induction, icl-regression, list-recall, factual-recall; defaults 8, 32, 32, 64)
           --init X      standard deviation of the initialization (defaults: induction 0.1, ocr 0.01, icl-regression 0.1,
                         list-recall 0.02, factual-recall 0.02)
@@ -56,9 +59,10 @@ public sealed class ExperimentCommand : ICommand
           --json        print the result record as JSON instead of the summary
           --model M     sink-redistribution: only this model (with --tokenizer T for a llama2.c .bin)
           --text-file F sink-redistribution: the text with --model (default docs/examples/texts/story.txt)
-          --task T      variants: induction (default) or list-recall (icl-regression's own regression model has no
-                        variants yet)
-          --quick       variants: a short budget (induction 2000 steps, list-recall 800), all of them in a few minutes; the
+          --task T      variants: induction (default), list-recall, or icl-regression (the regression prompts fed as
+                        vectors to a one-layer attention-only model; loss = mean squared error, chance = predicting 0)
+          --only V,W    variants: train only these variants (default all)
+          --quick       variants: a short budget (induction 2000 steps, list-recall 800), all thirteen in a few minutes; the
                         full budget is the task experiment's default (3000 / 1500 steps)
 
         Example:
@@ -69,21 +73,18 @@ public sealed class ExperimentCommand : ICommand
 
     private static int RunVariants(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
-        foreach (var name in new[] { "out", "lr", "batch", "init", "model", "tokenizer", "text-file" })
+        foreach (var name in new[] { "out", "batch", "init", "model", "tokenizer", "text-file" })
         {
-            if (args.Has(name)) throw new UsageException($"--{name} does not apply to `experiment variants` (it takes --task, --quick, --steps, --seed, --json)");
+            if (args.Has(name)) throw new UsageException($"--{name} does not apply to `experiment variants` (it takes --task, --quick, --steps, --seed, --lr, --only, --json)");
         }
         string task = args.Get("task") ?? "induction";
-        if (task == "icl-regression")
-        {
-            throw new UsageException("--task icl-regression: its regression model (SoftmaxRegressionAttention) has no attention variants yet; use induction or list-recall");
-        }
         if (!VariantsOptions.Tasks.Contains(task))
         {
             throw new UsageException($"--task: unknown task '{task}' (known: {string.Join(", ", VariantsOptions.Tasks)})");
         }
         bool json = args.Flag("json");
-        var o = new VariantsOptions(task, args.Flag("quick"), args.Has("steps") ? args.GetInt("steps", 0, 1, 10_000_000) : null, args.GetInt("seed", 0));
+        var o = new VariantsOptions(task, args.Flag("quick"), args.Has("steps") ? args.GetInt("steps", 0, 1, 10_000_000) : null, args.GetInt("seed", 0),
+            args.Get("only") is string only ? VariantNames(only) : null, args.Get("lr") is string lr ? LearningRates(lr) : null);
         var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
         var r = VariantsExperiment.Run(o, progress, CliMain.Cancellation);
         if (json)
@@ -93,6 +94,7 @@ public sealed class ExperimentCommand : ICommand
                 task = r.Task,
                 chance_loss = r.ChanceLoss,
                 chance_accuracy = r.ChanceAccuracy,
+                baseline_loss = r.BaselineLoss,
                 steps = r.Steps,
                 heldout_samples = r.HeldoutSamples,
                 variants = r.Variants.Select(v => new
@@ -107,18 +109,40 @@ public sealed class ExperimentCommand : ICommand
                     induction_head = v.InductionHead,
                     previous_token_head = v.PreviousTokenHead,
                     training_only = v.TrainingOnly,
+                    learning_rate = v.LearningRate,
                 }),
             }));
             return 0;
         }
         string F(double? v) => v is double d ? d.ToString("F3", CultureInfo.InvariantCulture) : "-";
-        stdout.WriteLine($"task {r.Task}, {r.Steps} steps per variant, {r.HeldoutSamples} held-out samples; chance loss {F(r.ChanceLoss)}, chance accuracy {F(r.ChanceAccuracy)}");
-        stdout.WriteLine($"{"variant",-13} {"loss",7} {"accuracy",8} {"params",7} {"seconds",7} {"induction",9} {"prev-token",10}");
+        stdout.WriteLine($"task {r.Task}, {r.Steps} steps per variant, {r.HeldoutSamples} held-out samples; chance loss {F(r.ChanceLoss)}, chance accuracy {F(r.ChanceAccuracy)}"
+            + (r.BaselineLoss is double bl ? $", least-squares loss {F(bl)} (losses are mean squared errors)" : ""));
+        stdout.WriteLine($"{"variant",-15} {"lr",7} {"loss",7} {"accuracy",8} {"params",7} {"seconds",7} {"induction",9} {"prev-token",10}");
         foreach (var v in r.Variants)
         {
-            stdout.WriteLine($"{v.Variant,-13} {F(v.HeldoutLoss),7} {F(v.HeldoutAccuracy),8} {v.Parameters,7} {v.Seconds,7:F1} {F(v.InductionScore),9} {F(v.PreviousTokenScore),10}");
+            stdout.WriteLine($"{v.Variant,-15} {v.LearningRate.ToString("G3", CultureInfo.InvariantCulture),7} {F(v.HeldoutLoss),7} {F(v.HeldoutAccuracy),8} {v.Parameters,7} {v.Seconds,7:F1} {F(v.InductionScore),9} {F(v.PreviousTokenScore),10}");
         }
         return 0;
+    }
+
+    // --lr 3e-3,1e-2,3e-2: the sweep's learning rates
+    private static double[] LearningRates(string list)
+    {
+        var rates = list.Split(',', StringSplitOptions.TrimEntries).Select(x =>
+            double.TryParse(x, NumberStyles.Float, CultureInfo.InvariantCulture, out var lr) && lr > 0 && double.IsFinite(lr) ? lr
+            : throw new UsageException($"--lr: expected positive learning rates separated by commas, like 3e-3,1e-2,3e-2 (got '{x}')")).ToArray();
+        return rates;
+    }
+
+    // --only softmax,moh: a subset of the variants, in the order given
+    private static string[] VariantNames(string list)
+    {
+        var names = list.Split(',', StringSplitOptions.TrimEntries);
+        foreach (var n in names)
+        {
+            if (!AttentionVariants.All.Contains(n)) throw new UsageException($"--only: unknown variant '{n}' (known: {string.Join(", ", AttentionVariants.All)})");
+        }
+        return names;
     }
 
     // sink-redistribution: --model (with --text-file) or, by default, stories260K on the story text and the demo model on the address
@@ -155,9 +179,9 @@ public sealed class ExperimentCommand : ICommand
         {
             return RunVariants(args, stdout, stderr);
         }
-        if (args.Has("task") || args.Flag("quick"))
+        if (args.Has("task") || args.Flag("quick") || args.Has("only"))
         {
-            throw new UsageException("--task and --quick apply to `experiment variants` only");
+            throw new UsageException("--task, --only and --quick apply to `experiment variants` only");
         }
         string dir = args.Require("out", "output directory");
         int? steps = args.Has("steps") ? args.GetInt("steps", 0, 1, 10_000_000) : null;

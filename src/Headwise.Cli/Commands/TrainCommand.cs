@@ -10,7 +10,7 @@ public sealed class TrainCommand : ICommand
     public string Name => "train";
     public string Summary => "train a small GPT-2 or Llama model on a text file (AdamW, checkpoints, resume)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "untied", "attn-only", "combined-ov", "no-norm", "no-bias", "no-positions", "one-hot-embeddings" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "data", "out", "tokenizer", "resume", "arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "attention-variant", "moh-active", "moh-shared", "sinkhorn-iters", "low-rank", "conv-kernel", "steps", "schedule", "batch", "accum", "lr", "min-lr-frac", "warmup", "decay-frac", "weight-decay", "clip", "seed", "held-out", "eval-every", "checkpoint-every"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "data", "out", "tokenizer", "resume", "arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "attention-variant", "moh-active", "mask-window", "moh-shared", "sinkhorn-iters", "low-rank", "conv-kernel", "steps", "schedule", "batch", "accum", "lr", "min-lr-frac", "warmup", "decay-frac", "weight-decay", "clip", "seed", "held-out", "eval-every", "checkpoint-every"]);
     public string Help => """
         headwise train --data FILE --out DIR [--tokenizer F] [--arch gpt2|llama] [--layers N --heads H --d-model C --seq-len T]
                        [--steps N --batch B --lr X --seed S ...] [--resume DIR] [--json]
@@ -53,11 +53,18 @@ public sealed class TrainCommand : ICommand
                              low_rank      q/k/v projections through one shared rank-R factor, W_qkv = W_up·W_down
                                            (exports as ordinary attention)
                              relative_conv causal depth-wise convolutions of q, k, v along time (checkpoint training-only)
+                             random_features  frozen random W_Q, W_K drawn from --seed, only values/output train
+                                           (exports as ordinary attention)
+                             dynamic_mask  each query keeps the top-W keys by a value-dependent strength, added to
+                                           the scores (checkpoint training-only)
+                             tensor        softmax over pairs of keys, ⟨q, k1 ⊙ k2⟩, values v1 ⊙ v2; O(T³), --seq-len
+                                           at most 64 (checkpoint training-only)
           --moh-shared S     moh: always-on shared heads (default heads / 4)
           --moh-active K     moh: routed heads active per token, 1 ≤ K ≤ heads − S (default half the routed heads)
           --sinkhorn-iters N sinkhorn: row/column normalisation rounds before the final row softmax (default 3; 0 = softmax)
           --low-rank R       low_rank: rank of the shared factor, 1 ≤ R ≤ d-model (default d-model / 4)
           --conv-kernel K    relative_conv: convolution taps, 1 ≤ K ≤ seq-len (default 3)
+          --mask-window W    dynamic_mask: keys each query keeps (default half of --seq-len; ≥ --seq-len = dense)
         Training:
           --steps N          optimizer steps (default 1000; with --resume: extend the run to N)
           --batch B          sequences per micro-batch (default 8)
@@ -89,7 +96,7 @@ public sealed class TrainCommand : ICommand
         string outDir = args.Require("out", "the run directory");
         string? tokenizerPath = args.Get("tokenizer");
         string? resume = args.Get("resume");
-        string[] modelOptions = ["arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "untied", "attn-only", "combined-ov", "no-norm", "no-bias", "no-positions", "one-hot-embeddings", "attention-variant", "moh-active", "moh-shared", "sinkhorn-iters", "low-rank", "conv-kernel"];
+        string[] modelOptions = ["arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "untied", "attn-only", "combined-ov", "no-norm", "no-bias", "no-positions", "one-hot-embeddings", "attention-variant", "moh-active", "mask-window", "moh-shared", "sinkhorn-iters", "low-rank", "conv-kernel"];
         TrainableConfig? config = null;
         if (resume is not null)
         {

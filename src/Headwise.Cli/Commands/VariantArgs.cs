@@ -29,6 +29,10 @@ internal static class VariantArgs
         {
             throw new UsageException("--conv-kernel applies to --attention-variant relative_conv only");
         }
+        if (variant != AttentionVariants.DynamicMask && args.Has("mask-window"))
+        {
+            throw new UsageException("--mask-window applies to --attention-variant dynamic_mask only");
+        }
         // a K or S that does not fit the heads is refused by TrainableConfig.Validate, naming the option (exit 2)
         return config with
         {
@@ -38,6 +42,9 @@ internal static class VariantArgs
             SinkhornIters = args.GetInt("sinkhorn-iters", 3, 0, 100),
             LowRank = args.GetInt("low-rank", 0, 1, 65536),
             ConvKernel = args.GetInt("conv-kernel", 3, 1, 65536),
+            MaskWindow = args.GetInt("mask-window", 0, 1, 1 << 16),
+            // random_features: the frozen W_Q, W_K are drawn from the training seed
+            FeatureSeed = args.GetInt("seed", 0),
         };
     }
 }

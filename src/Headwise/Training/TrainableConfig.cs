@@ -52,7 +52,8 @@ public sealed record TrainableConfig
     /// matrix N(0, InitStd).</summary>
     public bool ScaleResidualInit { get; init; } = true;
     /// <summary>The attention of every block (docs/variants.md): softmax (standard), symmetric_qk, collapsed_qk, moh, linear,
-    /// sinkhorn, affine_scaled, gaussian, low_rank, relative_conv. Checkpoints written before variants existed have none, which reads as softmax.</summary>
+    /// sinkhorn, affine_scaled, gaussian, low_rank, relative_conv, random_features, dynamic_mask, tensor. Checkpoints written
+    /// before variants existed have none, which reads as softmax.</summary>
     public string AttentionVariant { get; init; } = AttentionVariants.Softmax;
     /// <summary>moh: always-on shared heads (heads 0 .. S−1); −1 = derive: NH / 4.</summary>
     public int MohShared { get; init; } = -1;
@@ -64,6 +65,10 @@ public sealed record TrainableConfig
     public int LowRank { get; init; }
     /// <summary>relative_conv: taps of the causal depth-wise convolution of q, k, v along time.</summary>
     public int ConvKernel { get; init; } = 3;
+    /// <summary>random_features: the seed of the frozen random W_Q, W_K (`headwise train` uses its --seed).</summary>
+    public int FeatureSeed { get; init; }
+    /// <summary>dynamic_mask: keys each query keeps (top-W by the dynamic mask); 0 = derive: half the sequence length, rounded up.</summary>
+    public int MaskWindow { get; init; }
 
     [JsonIgnore] public int KvHeads => NKvHeads > 0 ? NKvHeads : NHeads;
     [JsonIgnore] public int HeadSize => DHead > 0 ? DHead : NHeads > 0 ? DModel / NHeads : 0;
@@ -72,6 +77,8 @@ public sealed record TrainableConfig
     /// <summary>Query/key head size: d_model for collapsed_qk (q_h = x·W_QK,h, k_h = x), else the head size.</summary>
     [JsonIgnore] public int QueryKeySize => AttentionVariant == AttentionVariants.CollapsedQk ? DModel : HeadSize;
     [JsonIgnore] public int SharedHeads => MohShared >= 0 ? MohShared : NHeads / 4;
+    /// <summary>dynamic_mask: the keep count W.</summary>
+    [JsonIgnore] public int KeptKeys => MaskWindow > 0 ? MaskWindow : (SeqLen + 1) / 2;
     [JsonIgnore] public int ActiveHeads => MohActive > 0 ? MohActive : (NHeads - SharedHeads + 1) / 2;
     [JsonIgnore] public int Rank => LowRank > 0 ? LowRank : Math.Max(1, DModel / 4);
 
@@ -105,6 +112,11 @@ public sealed record TrainableConfig
             Need(ActiveHeads >= 1 && ActiveHeads <= NHeads - SharedHeads,
                 $"moh active heads (--moh-active) {ActiveHeads} must be between 1 and the {NHeads - SharedHeads} routed heads (heads {NHeads} − shared {SharedHeads})");
         }
+        Need(MaskWindow >= 0, $"dynamic mask window (--mask-window) must be at least 1 (got {MaskWindow})");
+        Need(AttentionVariant != AttentionVariants.Tensor || SeqLen <= Layers.TensorAttention.MaxSeqLen,
+            $"the tensor attention is O(T³): sequence length {SeqLen} is above its limit {Layers.TensorAttention.MaxSeqLen}");
+        Need(AttentionVariant != AttentionVariants.Tensor || !CombinedOV, "tensor with a combined W_OV is not supported");
+        Need(AttentionVariant != AttentionVariants.RandomFeatures || !CombinedOV, "random_features with a combined W_OV is not supported");
         Need(SinkhornIters >= 0 && SinkhornIters <= 100, $"sinkhorn iterations (--sinkhorn-iters) must be 0–100 (got {SinkhornIters})");
         Need(LowRank >= 0 && (AttentionVariant != AttentionVariants.LowRank || Rank <= DModel),
             $"low_rank rank (--low-rank) {Rank} must be between 1 and d_model {DModel}");
@@ -142,13 +154,17 @@ public static class AttentionVariants
     public const string Gaussian = "gaussian";
     public const string LowRank = "low_rank";
     public const string RelativeConv = "relative_conv";
+    public const string RandomFeatures = "random_features";
+    public const string DynamicMask = "dynamic_mask";
+    public const string Tensor = "tensor";
 
     /// <summary>Whether a trained model of this variant is an ordinary attention at inference (exports to a checkpoint the
     /// engine loads): softmax, symmetric_qk with W_K = W_Q, collapsed_qk with W_Q = W_QK, W_K = I at head size d_model
-    /// (llama, or one GPT-2 head), low_rank with W_qkv = W_up·W_down. The others are training-only.</summary>
-    public static bool RunsInEngine(string variant) => variant is Softmax or SymmetricQk or CollapsedQk or LowRank;
+    /// (llama, or one GPT-2 head), low_rank with W_qkv = W_up·W_down, random_features with its frozen W_Q, W_K. The others
+    /// are training-only.</summary>
+    public static bool RunsInEngine(string variant) => variant is Softmax or SymmetricQk or CollapsedQk or LowRank or RandomFeatures;
 
     /// <summary>In the order the experiment runs them.</summary>
     public static readonly string[] All = [Softmax, SymmetricQk, CollapsedQk, Moh, Linear, Sinkhorn,
-        AffineScaled, Gaussian, LowRank, RelativeConv];
+        AffineScaled, Gaussian, LowRank, RelativeConv, RandomFeatures, DynamicMask, Tensor];
 }

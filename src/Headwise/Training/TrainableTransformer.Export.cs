@@ -110,15 +110,27 @@ public sealed partial class TrainableTransformer
         {
             string q = $"blocks.{l}.";
             // w_qkv ((NH + 2·NKV)·HD, C), nn.Linear, rows q | k | v (low_rank: the exact product W_up·W_down); w_o (C, NH·HD)
-            var w = QkvWeights(_blocks[l]);
+            ReadOnlySpan<float> w = QkvWeights(_blocks[l]);
             var b = _gpt2 ? Get(q + "attn.b_qkv") : null;
+            int qk = QK, qkv = QKV;
+            if (_rf)
+            {
+                // random_features: the frozen W_Q | W_K above the trained v rows, zero q/k biases
+                var full = new float[(RF + NKV * HD) * C];
+                _frozenQk[l].CopyTo(full, 0);
+                w.CopyTo(full.AsSpan(RF * C));
+                w = full;
+                if (b is not null) b = [.. new float[RF], .. b];
+                qk = RF;
+                qkv = RF + NKV * HD;
+            }
             var attn = Config.AttentionVariant == AttentionVariants.CollapsedQk ? CollapsedAttention(w, b, Param(q + "attn.w_o"), _gpt2 ? Get(q + "attn.b_o") : null) : new AttentionWeights(NH, NKV, C, HD,
-                ReadHeads(w, WeightLayout.OutIn, QKV, NH, 0, HD, C, HD),
+                ReadHeads(w, WeightLayout.OutIn, qkv, NH, 0, HD, C, HD),
                 // symmetric_qk: W_K = W_Q, the q rows read twice
-                ReadHeads(w, WeightLayout.OutIn, QKV, NKV, symmetric ? 0 : NH * HD, HD, C, HD),
-                ReadHeads(w, WeightLayout.OutIn, QKV, NKV, QK, HD, C, HD),
+                ReadHeads(w, WeightLayout.OutIn, qkv, NKV, symmetric ? 0 : NH * HD, HD, C, HD),
+                ReadHeads(w, WeightLayout.OutIn, qkv, NKV, qk, HD, C, HD),
                 Transposed(Param(q + "attn.w_o"), C, NH * HD),
-                b?[..(NH * HD)], symmetric ? b?[..(NH * HD)] : b?[(NH * HD)..QK], b?[QK..QKV], _gpt2 ? Get(q + "attn.b_o") : null);
+                b?[..(NH * HD)], symmetric ? b?[..(NH * HD)] : b?[(NH * HD)..qk], b?[qk..qkv], _gpt2 ? Get(q + "attn.b_o") : null);
             if (Config.AttentionOnly)
             {
                 layers[l] = new LayerWeights(Norm(q + "ln1"), attn, Identity(), MlpWeights.Zero(c)); // width 1, output exactly 0

@@ -1,3 +1,4 @@
+using Headwise.Compute;
 using Headwise.Loading;
 using Headwise.Training.Layers;
 using K = Headwise.Compute.Kernels;
@@ -32,6 +33,8 @@ public sealed record ParameterInfo(string Name, int Offset, int[] Shape, bool De
 /// affine_scaled adds <c>blocks.{l}.attn.w_affine</c> (2·NH, C); gaussian adds <c>blocks.{l}.attn.gauss_mu</c> and
 /// <c>attn.gauss_log_var</c> (NH); low_rank adds <c>blocks.{l}.attn.w_down</c> (R, C) and its <c>w_qkv</c> is (QKV, R);
 /// relative_conv adds <c>blocks.{l}.attn.conv_qkv</c> (QKV, KW), the rows of <c>w_qkv</c>'s outputs.
+/// random_features has v rows only (its W_Q, W_K are frozen, not parameters); dynamic_mask adds <c>attn.w_mask</c>
+/// (NH, NKV·HDV) and <c>attn.mask_scale</c> (NH); tensor has rows q | k1 | k2 | v1 | v2 ((NH + 4·NKV)·HD, C).
 /// </remarks>
 public sealed partial class TrainableTransformer
 {
@@ -39,7 +42,7 @@ public sealed partial class TrainableTransformer
     {
         // parameter offsets (−1 = absent)
         // Wr: moh's router or affine_scaled's projection (a per-token linear map of ln1 that gates the heads' outputs)
-        public int Ln1W = -1, Ln1B = -1, Wqkv = -1, Bqkv = -1, Wov = -1, Wo = -1, Bo = -1, Wr = -1;
+        public int Ln1W = -1, Ln1B = -1, Wqkv = -1, Bqkv = -1, Wov = -1, Wo = -1, Bo = -1, Wr = -1, Wm = -1, Am = -1;
         public int WDown = -1, Conv = -1, GaussMu = -1, GaussLogVar = -1;
         public int Ln2W = -1, Ln2B = -1, WIn = -1, BIn = -1, WUp = -1, WOut = -1, BOut = -1;
         // activations saved for the backward
@@ -49,6 +52,8 @@ public sealed partial class TrainableTransformer
         public float[] RouterLogits = [], Gates = [], ZRaw = [];
         // low_rank: the shared factor's output (N, R); relative_conv: the projections before the convolution (N, QKV)
         public float[] U = [], QkvRaw = [];
+        // dynamic_mask: v·W_Δᵀ and the key strengths δ (N, NH); tensor: the pair weights (B, NH, T, T, T)
+        public float[] MaskU = [], MaskDelta = [], Pairs = [];
     }
 
     private readonly List<ParameterInfo> _params = [];
@@ -56,7 +61,12 @@ public sealed partial class TrainableTransformer
     private readonly Block[] _blocks;
     private readonly bool _gpt2, _bias, _rope, _oneHot;
     private readonly string _variant;
-    private readonly bool _moh, _affine, _gated, _gaussian, _lowRank, _conv;
+    private readonly bool _moh, _affine, _gated, _gaussian, _lowRank, _conv, _rf, _dyn, _tensor;
+    // random_features: the frozen W_Q | W_K per layer ((NH + NKV)·HK, C), RF = (NH + NKV)·HK rows
+    private readonly float[][] _frozenQk = [];
+    private readonly int RF;
+    // tensor: two keys and two values per kv head
+    private readonly int KM = 1;
     // HK: query/key head size (C for collapsed_qk); HD: the value head size of W_V·W_O (HDV = HD, or C with a combined W_OV)
     // QIn: the input width of w_qkv (C, or the rank R with low_rank); KW: relative_conv's taps
     private readonly int C, L, NH, NKV, HK, HD, HDV, F, V, QK, QKV, RW, QIn, R, KW;
@@ -72,6 +82,8 @@ public sealed partial class TrainableTransformer
     private float[] _qkv = [], _tmp = [], _dResid = [], _dLn = [], _dQkv = [], _dQ = [], _dK = [], _dV = [], _dZ = [], _dH = [], _dG = [], _dUp = [];
     private float[] _scratchT = [], _scratchP = [], _dRouter = [], _dZRaw = [];
     private float[] _dU = [], _dQkvRaw = [], _scoreBias = [], _dScores = [];
+    private float[] _rfQk = [], _dMaskDelta = [], _dMaskU = [], _pairScratch = [], _vecScratch = [];
+    private int[] _order = [];
 
     public TrainableConfig Config { get; }
 
@@ -106,9 +118,16 @@ public sealed partial class TrainableTransformer
         R = config.Rank;
         QIn = _lowRank ? R : C;
         KW = config.ConvKernel;
-        // q rows, then k rows unless the keys are tied to the queries (symmetric_qk) or to the input (collapsed_qk)
-        QK = _variant is AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk ? NH * HK : (NH + NKV) * HK;
-        QKV = config.CombinedOV ? QK : QK + NKV * HD;
+        _rf = _variant == AttentionVariants.RandomFeatures;
+        _dyn = _variant == AttentionVariants.DynamicMask;
+        _tensor = _variant == AttentionVariants.Tensor;
+        if (_tensor) KM = 2;
+        // q rows, then k rows unless the keys are tied to the queries (symmetric_qk) or to the input (collapsed_qk), or
+        // frozen outside the parameters (random_features: no q, k rows)
+        QK = _variant is AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk ? NH * HK : _rf ? 0 : (NH + KM * NKV) * HK;
+        QKV = config.CombinedOV ? QK : QK + KM * NKV * HD;
+        RF = (NH + NKV) * HK;
+        if (_rf) _frozenQk = RandomFeaturesAttention.Draw((ulong)config.FeatureSeed, L, NH, NKV, HK, C);
         int offset = 0;
         int Add(string name, int[] shape, bool decay)
         {
@@ -153,6 +172,11 @@ public sealed partial class TrainableTransformer
             }
             // kernels are not decayed: decay would pull the identity taps toward 0
             if (_conv) b.Conv = Add(p + "attn.conv_qkv", [QKV, KW], false);
+            if (_dyn)
+            {
+                b.Wm = Add(p + "attn.w_mask", [NH, NKV * HDV], true);
+                b.Am = Add(p + "attn.mask_scale", [NH], false);
+            }
             if (config.AttentionOnly) continue;
             if (config.UseNorm)
             {
@@ -216,7 +240,8 @@ public sealed partial class TrainableTransformer
             var span = Params.AsSpan(p.Offset, p.Length);
             if (p.Shape.Length == 1)
             {
-                span.Fill(p.Name.EndsWith(".weight", StringComparison.Ordinal) ? 1f : 0f);
+                // norm weights and dynamic_mask's scale a_h start at 1 (a = 0 would make every key strength 1, a tie)
+                span.Fill(p.Name.EndsWith(".weight", StringComparison.Ordinal) || p.Name.EndsWith(".mask_scale", StringComparison.Ordinal) ? 1f : 0f);
                 continue;
             }
             if (p.Name.EndsWith("attn.conv_qkv", StringComparison.Ordinal))
@@ -240,6 +265,9 @@ public sealed partial class TrainableTransformer
 
     /// <summary>Logits of the last forward: (B, T, V).</summary>
     public ReadOnlySpan<float> Logits => _logits.AsSpan(0, _B * _T * V);
+
+    /// <summary>random_features: layer <paramref name="layer"/>'s frozen W_Q | W_K ((NH + NKV)·HD, C), nn.Linear layout; empty otherwise.</summary>
+    public ReadOnlySpan<float> FrozenQk(int layer) => _rf ? _frozenQk[layer] : default;
 
     /// <summary>Attention probabilities of layer <paramref name="layer"/> in the last forward: (B, NH, T, T), row = query.</summary>
     public ReadOnlySpan<float> AttentionPattern(int layer) => _blocks[layer].Att.AsSpan(0, _B * NH * _T * _T);
@@ -312,7 +340,12 @@ public sealed partial class TrainableTransformer
             b.Resid = resid[l];
             b.Ln1 = norm ? new float[N * C] : b.Resid;
             b.Ln1Mean = new float[N]; b.Ln1Rstd = new float[N];
-            b.Q = new float[N * NH * HK]; b.K = new float[N * NKV * HK]; b.V = new float[N * NKV * HDV];
+            b.Q = new float[N * NH * HK]; b.K = new float[N * KM * NKV * HK]; b.V = new float[N * KM * NKV * HDV];
+            if (_dyn)
+            {
+                b.MaskU = new float[N * NH]; b.MaskDelta = new float[N * NH];
+            }
+            if (_tensor) b.Pairs = new float[(long)B * NH * T * T * T];
             b.Att = new float[B * NH * T * T]; b.Z = new float[N * NH * HDV];
             if (_gated)
             {
@@ -333,7 +366,7 @@ public sealed partial class TrainableTransformer
         _logits = new float[N * V]; _probs = new float[N * V]; _losses = new float[N];
         _qkv = new float[N * QKV]; _tmp = new float[N * C];
         _dResid = new float[N * C]; _dLn = new float[N * C]; _dQkv = new float[N * QKV];
-        _dQ = new float[N * NH * HK]; _dK = new float[N * NKV * HK];
+        _dQ = new float[N * NH * HK]; _dK = new float[N * KM * NKV * HK];
         if (_gated)
         {
             _dRouter = new float[N * RW]; _dZRaw = new float[N * NH * HDV];
@@ -344,7 +377,16 @@ public sealed partial class TrainableTransformer
         {
             _scoreBias = new float[NH * T * T]; _dScores = new float[B * NH * T * T];
         }
-        _dV = new float[N * NKV * HDV]; _dZ = new float[N * NH * HDV];
+        if (_rf) _rfQk = new float[N * RF];
+        if (_dyn)
+        {
+            _dMaskDelta = new float[N * NH]; _dMaskU = new float[N * NH]; _order = new int[T];
+        }
+        if (_tensor)
+        {
+            _pairScratch = new float[T * T]; _vecScratch = new float[2 * HK + HDV];
+        }
+        _dV = new float[N * KM * NKV * HDV]; _dZ = new float[N * NH * HDV];
         _dH = new float[N * F]; _dG = new float[N * F]; _dUp = _gpt2 ? [] : new float[N * F];
         long st = 0, sp = 0;
         void Need(int cin, int oc)
@@ -352,7 +394,7 @@ public sealed partial class TrainableTransformer
             var (t, p) = Linear.ScratchSize(N, cin, oc);
             st = Math.Max(st, t); sp = Math.Max(sp, p);
         }
-        Need(C, V); Need(C, QKV); Need(C, RW); Need(C, R); Need(R, QKV); Need(C, NKV * C); Need(NH * HD, C); Need(C, F); Need(F, C);
+        Need(C, V); Need(C, QKV); Need(C, RW); Need(C, R); Need(R, QKV); Need(C, NKV * C); Need(NH * HD, C); Need(C, F); Need(F, C); Need(NKV * HDV, NH);
         _scratchT = new float[st]; _scratchP = new float[sp];
     }
 
@@ -371,31 +413,109 @@ public sealed partial class TrainableTransformer
         tokens.CopyTo(_tokens);
         _hasTargets = !targets.IsEmpty;
         if (_hasTargets) targets.CopyTo(_targets);
-        bool norm = Config.UseNorm;
-        float eps = Config.NormEps;
 
         Embedding.Forward(_tokens, _oneHot ? _eye : P(_wte, V * C), P(_wpe, T * C), _blocks[0].Resid, N, T, C);
+        BlocksForward(B, T);
+        // one-hot unembedding: logits = x (C = V)
+        if (_oneHot) Array.Copy(_lnf, _logits, N * C);
+        else Linear.Forward(_lnf, P(_wu, V * C), default, _logits, N, C, V);
+        _counted = _hasTargets ? CrossEntropy.Counted(_targets, N) : 0;
+        return _hasTargets ? CrossEntropy.Forward(_logits, _targets, _probs, _losses, N, V) : float.NaN;
+    }
+
+    /// <summary>Adds ∂(lossScale · loss)/∂θ of the last forward into <see cref="Grads"/> (use 1/accumulation steps for accumulation).</summary>
+    public void Backward(float lossScale = 1f)
+    {
+        if (!_hasTargets && !_logitGradientGiven)
+        {
+            throw new InvalidOperationException("Backward needs a Forward with targets first");
+        }
+        int N = _B * _T, T = _T, B = _B;
+        bool norm = Config.UseNorm;
+        var sT = _scratchT.AsSpan();
+        var sP = _scratchP.AsSpan();
+        // undoes: loss = CrossEntropy(logits)  (the probabilities become dlogits in place)
+        if (!_logitGradientGiven) CrossEntropy.Backward(_probs, _targets, N, V, _counted == 0 ? 0f : lossScale / _counted);
+        // undoes: logits = lnf · W_Uᵀ (one-hot: logits = lnf)
+        if (_oneHot) Array.Copy(_probs, _dLn, N * C);
+        else Linear.Backward(_probs, _lnf, P(_wu, V * C), _dLn, G(_wu, V * C), default, sT, sP, N, C, V);
+        BlocksBackward();
+        Embedding.Backward(_dResid, _tokens, G(_wte, V * C), G(_wpe, T * C), N, T, C);
+    }
+
+    /// <summary>
+    /// Runs the blocks and the final norm on continuous inputs (B, T, C) in place of the token embeddings (no embedding, no
+    /// learned positions; RoPE still applies): the icl-regression task of `experiment variants` feeds its (x, y) vectors
+    /// here. Returns the final normalised residual stream (B, T, C); <see cref="BackwardInputs"/> takes its gradient.
+    /// </summary>
+    public ReadOnlySpan<float> ForwardInputs(ReadOnlySpan<float> inputs, int B, int T)
+    {
+        Ensure(B, T);
+        if (inputs.Length != B * T * C)
+        {
+            throw new InvalidInputException($"inputs must hold B·T·C = {B * T * C} floats (got {inputs.Length})");
+        }
+        inputs.CopyTo(_blocks[0].Resid);
+        _hasTargets = false;
+        BlocksForward(B, T);
+        return _lnf.AsSpan(0, B * T * C);
+    }
+
+    /// <summary>Adds ∂L/∂θ into <see cref="Grads"/> given <paramref name="dOutput"/> = ∂L/∂(the output of the last
+    /// <see cref="ForwardInputs"/>), (B, T, C).</summary>
+    public void BackwardInputs(ReadOnlySpan<float> dOutput)
+    {
+        if (dOutput.Length != _B * _T * C)
+        {
+            throw new InvalidInputException($"the output gradient must hold B·T·C = {_B * _T * C} floats (got {dOutput.Length})");
+        }
+        dOutput.CopyTo(_dLn);
+        BlocksBackward();
+    }
+
+    // the blocks and the final norm: Resid of block 0 (B, T, C) → _lnf
+    private void BlocksForward(int B, int T)
+    {
+        int N = B * T;
+        bool norm = Config.UseNorm;
+        float eps = Config.NormEps;
         for (int l = 0; l < L; l++)
         {
             var b = _blocks[l];
             // attention: ln1 → q, k, v → (RoPE) → causal attention → output projection → residual
             if (norm) NormForward(b.Resid, b.Ln1W, b.Ln1B, b.Ln1, b.Ln1Mean, b.Ln1Rstd, N, eps);
             ProjectQkv(b, N);
-            SplitRows(_qkv, QKV, b.Q, 0, NH * HK, N);
+            if (_rf)
+            {
+                // random_features: q | k = x·W_frozenᵀ
+                Linear.Forward(b.Ln1, _frozenQk[l], default, _rfQk, N, C, RF);
+                SplitRows(_rfQk, RF, b.Q, 0, NH * HK, N);
+                SplitRows(_rfQk, RF, b.K, NH * HK, NKV * HK, N);
+            }
+            else SplitRows(_qkv, QKV, b.Q, 0, NH * HK, N);
             if (_variant == AttentionVariants.SymmetricQk) SymmetricQkAttention.Forward(b.Q, b.K, N, NH, HK);
             else if (_variant == AttentionVariants.CollapsedQk) CollapsedQkAttention.Forward(b.Ln1, b.K, N, NH, C);
-            else SplitRows(_qkv, QKV, b.K, NH * HK, NKV * HK, N);
+            else if (!_rf) SplitRows(_qkv, QKV, b.K, NH * HK, KM * NKV * HK, N);
             if (Config.CombinedOV) Linear.Forward(b.Ln1, P(b.Wov, NKV * C * C), default, b.V, N, C, NKV * C);
-            else SplitRows(_qkv, QKV, b.V, QK, NKV * HD, N);
+            else SplitRows(_qkv, QKV, b.V, QK, KM * NKV * HD, N);
             if (_rope)
             {
+                // tensor: k1 and k2 each rotated by their own position
                 Rope.Forward(b.Q, _positions, N, NH, HK, _cos, _sin);
-                Rope.Forward(b.K, _positions, N, NKV, HK, _cos, _sin);
+                Rope.Forward(b.K, _positions, N, KM * NKV, HK, _cos, _sin);
             }
             var z = _gated ? b.ZRaw : b.Z;
             if (_gaussian) GaussianAttention.Bias(P(b.GaussMu, NH), P(b.GaussLogVar, NH), _scoreBias, NH, T, Config.SeqLen);
             if (_variant == AttentionVariants.Linear) LinearAttention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV);
             else if (_variant == AttentionVariants.Sinkhorn) SinkhornAttention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV, Config.SinkhornIters);
+            else if (_tensor) TensorAttention.Forward(b.Q, b.K, b.V, b.Pairs, b.Att, z, B, T, NH, NKV, HK, HDV, _vecScratch);
+            else if (_dyn)
+            {
+                // key strengths δ = exp(a·softplus(v·W_Δᵀ)), then top-W keys per query with δ added to their scores
+                Linear.Forward(b.V, P(b.Wm, NH * NKV * HDV), default, b.MaskU, N, NKV * HDV, NH);
+                DynamicMaskAttention.Strengths(b.MaskU, P(b.Am, NH), b.MaskDelta, N, NH);
+                DynamicMaskAttention.Forward(b.Q, b.K, b.V, b.MaskDelta, b.Att, z, B, T, NH, NKV, HK, HDV, Config.KeptKeys, _order);
+            }
             else Attention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV, _scoreBias);
             // moh: gates (router) and affine_scaled: scale and offset, both from the block's normalised input
             if (_gated) Linear.Forward(b.Ln1, P(b.Wr, RW * C), default, b.RouterLogits, N, C, RW);
@@ -422,29 +542,14 @@ public sealed partial class TrainableTransformer
             K.Add(b.Resid1, _tmp, next);
         }
         if (norm) NormForward(_residOut, _lnfW, _lnfB, _lnf, _lnfMean, _lnfRstd, N, eps);
-        // one-hot unembedding: logits = x (C = V)
-        if (_oneHot) Array.Copy(_lnf, _logits, N * C);
-        else Linear.Forward(_lnf, P(_wu, V * C), default, _logits, N, C, V);
-        _counted = _hasTargets ? CrossEntropy.Counted(_targets, N) : 0;
-        return _hasTargets ? CrossEntropy.Forward(_logits, _targets, _probs, _losses, N, V) : float.NaN;
     }
 
-    /// <summary>Adds ∂(lossScale · loss)/∂θ of the last forward into <see cref="Grads"/> (use 1/accumulation steps for accumulation).</summary>
-    public void Backward(float lossScale = 1f)
+    // undoes BlocksForward: _dLn = d(lnf) in, _dResid = d(block 0's input) out
+    private void BlocksBackward()
     {
-        if (!_hasTargets && !_logitGradientGiven)
-        {
-            throw new InvalidOperationException("Backward needs a Forward with targets first");
-        }
         int N = _B * _T, T = _T, B = _B;
-        bool norm = Config.UseNorm;
         var sT = _scratchT.AsSpan();
         var sP = _scratchP.AsSpan();
-        // undoes: loss = CrossEntropy(logits)  (the probabilities become dlogits in place)
-        if (!_logitGradientGiven) CrossEntropy.Backward(_probs, _targets, N, V, _counted == 0 ? 0f : lossScale / _counted);
-        // undoes: logits = lnf · W_Uᵀ (one-hot: logits = lnf)
-        if (_oneHot) Array.Copy(_probs, _dLn, N * C);
-        else Linear.Backward(_probs, _lnf, P(_wu, V * C), _dLn, G(_wu, V * C), default, sT, sP, N, C, V);
         Array.Clear(_dResid, 0, N * C);
         NormBackward(_dLn, _residOut, _lnfW, _lnfB, _lnfMean, _lnfRstd, _dResid, N);
         for (int l = L - 1; l >= 0; l--)
@@ -476,6 +581,14 @@ public sealed partial class TrainableTransformer
             if (_affine) AffineScaledAttention.Backward(_dZ, b.RouterLogits, b.ZRaw, b.V, _dZRaw, _dRouter, B, T, NH, NKV, HDV);
             if (_variant == AttentionVariants.Linear) LinearAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV);
             else if (_variant == AttentionVariants.Sinkhorn) SinkhornAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, Config.SinkhornIters);
+            else if (_tensor) TensorAttention.Backward(dz, b.Q, b.K, b.V, b.Pairs, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, _pairScratch, _vecScratch);
+            else if (_dyn)
+            {
+                DynamicMaskAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, _dMaskDelta, B, T, NH, NKV, HK, HDV);
+                // undoes δ = exp(a·softplus(v·W_Δᵀ)): into a, W_Δ and (accumulated) the values
+                DynamicMaskAttention.StrengthsBackward(_dMaskDelta, b.MaskU, P(b.Am, NH), b.MaskDelta, _dMaskU, G(b.Am, NH), N, NH);
+                Linear.Backward(_dMaskU, b.V, P(b.Wm, NH * NKV * HDV), _dV, G(b.Wm, NH * NKV * HDV), default, sT, sP, N, NKV * HDV, NH, accumulateDx: true);
+            }
             else Attention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, _dScores);
             // the affine offset's path into the values (after the attention's backward, which overwrites dv)
             if (_affine) AffineScaledAttention.BackwardValues(_dZ, b.RouterLogits, _dV, B, T, NH, NKV, HDV);
@@ -483,13 +596,25 @@ public sealed partial class TrainableTransformer
             if (_rope)
             {
                 Rope.Backward(_dQ, _positions, N, NH, HK, _cos, _sin);
-                Rope.Backward(_dK, _positions, N, NKV, HK, _cos, _sin);
+                Rope.Backward(_dK, _positions, N, KM * NKV, HK, _cos, _sin);
             }
             if (_variant == AttentionVariants.SymmetricQk) SymmetricQkAttention.Backward(_dK, _dQ, N, NH, HK);
-            MergeRows(_dQ, _dQkv, QKV, 0, NH * HK, N);
-            if (_variant is not (AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk)) MergeRows(_dK, _dQkv, QKV, NH * HK, NKV * HK, N);
-            if (!Config.CombinedOV) MergeRows(_dV, _dQkv, QKV, QK, NKV * HD, N);
+            if (_rf)
+            {
+                MergeRows(_dQ, _rfQk, RF, 0, NH * HK, N);
+                MergeRows(_dK, _rfQk, RF, NH * HK, NKV * HK, N);
+            }
+            else MergeRows(_dQ, _dQkv, QKV, 0, NH * HK, N);
+            if (_variant is not (AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk or AttentionVariants.RandomFeatures)) MergeRows(_dK, _dQkv, QKV, NH * HK, KM * NKV * HK, N);
+            if (!Config.CombinedOV) MergeRows(_dV, _dQkv, QKV, QK, KM * NKV * HD, N);
             ProjectQkvBackward(b, N, sT, sP);
+            if (_rf)
+            {
+                // undoes q | k = x·W_frozenᵀ for the input only: dx += d(q | k)·W_frozen; the frozen weights get no gradient
+                var tmp = sP[..(N * C)];
+                K.MatMul(_rfQk, _frozenQk[l], default, tmp, N, RF, C, WeightLayout.InOut);
+                K.Add(_dLn.AsSpan(0, N * C), tmp, _dLn);
+            }
             if (Config.CombinedOV)
             {
                 Linear.Backward(_dV, b.Ln1, P(b.Wov, NKV * C * C), _dLn, G(b.Wov, NKV * C * C), default, sT, sP, N, C, NKV * C, accumulateDx: true);
@@ -498,7 +623,6 @@ public sealed partial class TrainableTransformer
             if (_gated) Linear.Backward(_dRouter, b.Ln1, P(b.Wr, RW * C), _dLn, G(b.Wr, RW * C), default, sT, sP, N, C, RW, accumulateDx: true);
             NormBackward(_dLn, b.Resid, b.Ln1W, b.Ln1B, b.Ln1Mean, b.Ln1Rstd, _dResid, N);
         }
-        Embedding.Backward(_dResid, _tokens, G(_wte, V * C), G(_wpe, T * C), N, T, C);
     }
 
     // ln1 → _qkv (N, QKV): one projection, or through low_rank's shared factor; relative_conv convolves its outputs along time

@@ -9,7 +9,7 @@ public class ExportTests
 {
     public static TheoryData<string> Exportable => ["gpt2-tied", "gpt2-untied", "gpt2-attn-only", "llama-gqa", "llama-tied-attn-only",
         "gpt2-no-bias-no-positions", "gpt2-one-hot", "gpt2-symmetric-qk", "llama-symmetric-qk",
-        "llama-collapsed-qk", "gpt2-one-head-collapsed-qk", "gpt2-low-rank", "llama-low-rank"];
+        "llama-collapsed-qk", "gpt2-one-head-collapsed-qk", "gpt2-low-rank", "llama-low-rank", "gpt2-random-features", "llama-random-features"];
 
     private static TrainableConfig Config(string name)
     {
@@ -33,6 +33,9 @@ public class ExportTests
             // exported with W_qkv = W_up·W_down
             "gpt2-low-rank" => gpt2 with { AttentionVariant = AttentionVariants.LowRank, LowRank = 3 },
             "llama-low-rank" => llama with { AttentionVariant = AttentionVariants.LowRank },
+            // exported with the frozen W_Q, W_K and zero q/k biases
+            "gpt2-random-features" => gpt2 with { AttentionVariant = AttentionVariants.RandomFeatures, FeatureSeed = 5 },
+            "llama-random-features" => llama with { AttentionVariant = AttentionVariants.RandomFeatures },
             _ => throw new ArgumentException(name),
         };
     }
@@ -75,6 +78,8 @@ public class ExportTests
     [InlineData("llama-no-rope", "always applies RoPE")]
     [InlineData("moh", "training-only: the moh attention")]
     [InlineData("linear", "training-only: the linear attention")]
+    [InlineData("dynamic_mask", "training-only: the dynamic_mask attention")]
+    [InlineData("tensor", "training-only: the tensor attention")]
     [InlineData("collapsed_qk", "collapsed_qk's query/key head size is d_model, and GPT-2 checkpoints need")]
     [InlineData("sinkhorn", "training-only: the sinkhorn attention")]
     [InlineData("affine_scaled", "training-only: the affine_scaled attention")]
@@ -88,7 +93,7 @@ public class ExportTests
             "combined" => c with { CombinedOV = true },
             "no-norm" => c with { UseNorm = false },
             "llama-no-rope" => Config("llama-gqa") with { UsePositions = false },
-            "moh" or "linear" or "collapsed_qk" or "sinkhorn" or "affine_scaled" or "gaussian" or "relative_conv" => c with { AttentionVariant = what },
+            "moh" or "linear" or "collapsed_qk" or "sinkhorn" or "affine_scaled" or "gaussian" or "relative_conv" or "dynamic_mask" or "tensor" => c with { AttentionVariant = what },
             _ => c with { NKvHeads = 2 },
         };
         var model = new TrainableTransformer(c);

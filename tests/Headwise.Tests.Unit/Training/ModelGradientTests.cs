@@ -12,7 +12,8 @@ public class ModelGradientTests
         "gpt2-attn-only-no-bias", "one-hot-factored", "one-hot-combined", "llama-no-rope",
         "gpt2-symmetric-qk", "llama-symmetric-qk", "gpt2-collapsed-qk", "llama-collapsed-qk", "gpt2-moh", "llama-moh-no-shared", "gpt2-linear", "llama-linear", "gpt2-sinkhorn", "llama-sinkhorn",
         "gpt2-affine-scaled", "llama-affine-scaled", "gpt2-gaussian", "llama-gaussian", "gpt2-low-rank", "llama-low-rank-combined-ov",
-        "gpt2-relative-conv", "llama-relative-conv"];
+        "gpt2-relative-conv", "llama-relative-conv",
+        "gpt2-random-features", "llama-random-features", "gpt2-dynamic-mask", "llama-dynamic-mask", "gpt2-tensor", "llama-tensor"];
 
     internal static TrainableConfig Variant(string name)
     {
@@ -49,6 +50,12 @@ public class ModelGradientTests
             "llama-low-rank-combined-ov" => llama with { AttentionVariant = AttentionVariants.LowRank, CombinedOV = true },
             "gpt2-relative-conv" => gpt2 with { AttentionVariant = AttentionVariants.RelativeConv },
             "llama-relative-conv" => llama with { AttentionVariant = AttentionVariants.RelativeConv, ConvKernel = 2 },
+            "gpt2-random-features" => gpt2 with { AttentionVariant = AttentionVariants.RandomFeatures, FeatureSeed = 3 },
+            "llama-random-features" => llama with { AttentionVariant = AttentionVariants.RandomFeatures },
+            "gpt2-dynamic-mask" => gpt2 with { AttentionVariant = AttentionVariants.DynamicMask, MaskWindow = 3 },
+            "llama-dynamic-mask" => llama with { AttentionVariant = AttentionVariants.DynamicMask, MaskWindow = 4 },
+            "gpt2-tensor" => gpt2 with { AttentionVariant = AttentionVariants.Tensor },
+            "llama-tensor" => llama with { AttentionVariant = AttentionVariants.Tensor },
             _ => throw new ArgumentException(name),
         };
     }

@@ -47,4 +47,20 @@ public class PrepackTests
             }
         }
     }
+
+    /// <summary>What <c>info</c> reports without packing — the bytes counted from the weights' shapes — is what packing
+    /// then makes, on every golden family (ViTs included), and counting packs nothing.</summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void PlannedPackBytesAreWhatPackingMakes(string caseName)
+    {
+        using var loaded = ModelLoader.Load(Path.Combine(TestPaths.Goldens, caseName));
+        var model = loaded.Model;
+        model.Prepack = true;
+        long planned = model.PlannedPackBytes();
+        Assert.Equal(0, model.PackedWeightBytes);
+        Assert.True(planned > 0, $"{caseName}: no weight counted");
+        Assert.Equal(planned, model.PrepackWeights());
+        Assert.Equal(planned, model.PlannedPackBytes()); // already packed weights count the same
+    }
 }

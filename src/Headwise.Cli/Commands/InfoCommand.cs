@@ -29,8 +29,8 @@ public sealed class InfoCommand : ICommand
         var c = loaded.Config;
         var hooks = loaded.Model.HookPoints.Select(p => p.Name).ToArray();
         var weights = loaded.Model.Weights;
-        // resident memory as prefill will use it: the packed copies are made now rather than on the first prompt
-        long packedBytes = loaded.Model.PrepackWeights();
+        // resident memory as prefill will use it: the packed copies' size, counted from the weights' shapes (info makes none)
+        long packedBytes = loaded.Model.Prepack ? loaded.Model.PlannedPackBytes() : 0;
         var info = new
         {
             path = loaded.Path,
@@ -89,7 +89,7 @@ public sealed class InfoCommand : ICommand
         }
         stdout.WriteLine($"context      {c.MaxPositions} positions, vocabulary {c.VocabSize}");
         stdout.WriteLine($"dtype        {c.StoredDType} stored, float32 compute ({weights.MappedBytes / 1e6:F1} MB mapped, {weights.ConvertedBytes / 1e6:F1} MB converted)");
-        stdout.WriteLine($"prepack      {(loaded.Model.Prepack ? $"on: {packedBytes / 1e6:F1} MB of weights packed for prefill's GEMM" : "off")} (--prepack auto|on|off)");
+        stdout.WriteLine($"prepack      {(loaded.Model.Prepack ? $"on: prefill packs {packedBytes / 1e6:F1} MB of weights for its GEMM (on first use)" : "off")} (--prepack auto|on|off)");
         stdout.WriteLine($"positions    {(c.RotaryDims > 0 ? $"RoPE on {c.RotaryDims}/{c.Mla?.QkHeadDim ?? c.DHead} dims, θ = {c.RopeTheta}, {c.RopeLayout}" : "learned embeddings")}");
         stdout.WriteLine($"mlp          {c.ActivationName}{(c.GatedMlp ? " (SwiGLU)" : "")}{(c.ParallelResidual ? ", parallel residual" : "")}{(c.SlidingWindow > 0 ? $", sliding window {c.SlidingWindow}" : "")}");
         string perToken = c.Mla is { } m ? $"{c.NLayers} layers × ({m.KvLoraRank} latent + {m.QkRopeHeadDim} rotary key) × 4 bytes"

@@ -35,6 +35,36 @@ public abstract partial class TransformerModel
     {
         if (Prepack)
         {
+            RunSmallestPrefill();
+        }
+        return PackedWeightBytes;
+    }
+
+    /// <summary>The bytes <see cref="PrepackWeights"/> would pack, counted from the shapes of the weights a prefill packs
+    /// (one forward of 9 tokens that packs nothing): what <c>info</c> reports without making the copies. Counts whether
+    /// or not <see cref="Prepack"/> is on; weights already packed count too.</summary>
+    public long PlannedPackBytes()
+    {
+        _counted = new HashSet<Weight>(ReferenceEqualityComparer.Instance);
+        _countedBytes = 0;
+        try
+        {
+            RunSmallestPrefill();
+            return _countedBytes;
+        }
+        finally
+        {
+            _counted = null;
+        }
+    }
+
+    private HashSet<Weight>? _counted; // set while PlannedPackBytes runs its forward: PackedFor then counts instead of packing
+    private long _countedBytes;
+
+    // the smallest forward that takes the GEMM (and so the packed path) for every linear weight
+    private void RunSmallestPrefill()
+    {
+        {
             const int rows = Kernels.GemvMaxRows + 1;
             if (Config.Vision is { } v)
             {
@@ -48,7 +78,6 @@ public abstract partial class TransformerModel
                 Forward(new ModelInput(new int[B * T], B, T));
             }
         }
-        return PackedWeightBytes;
     }
 
     /// <summary>True when a packed copy of the weights fits comfortably: the weights' bytes twice over (loaded and packed;
@@ -67,6 +96,14 @@ public abstract partial class TransformerModel
     // w's packed panels when prepacking is on and the step is a prefill (the GEMM's path), else null
     private PackedWeight? PackedFor(Weight w, int rows, int C, int OC, WeightLayout layout)
     {
+        if (_counted is not null)
+        {
+            if (rows > Kernels.GemvMaxRows && _counted.Add(w))
+            {
+                _countedBytes += Kernels.PackedWeightBytes(C, OC);
+            }
+            return null;
+        }
         if (rows <= Kernels.GemvMaxRows || !Prepack)
         {
             return null;

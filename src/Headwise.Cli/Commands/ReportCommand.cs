@@ -12,7 +12,8 @@ public sealed class ReportCommand : ICommand
     public string Help => $"""
         headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR [--heads L.H,..]]
                         [--compare M ...] [--intervene FILE] [--json]
-        headwise report --model VIT --image FILE [--out FILE] [--top K] [--clusters K] [--intervene FILE] [--json]
+        headwise report --model VIT --image FILE [--out FILE] [--top K] [--clusters K] [--png-dir DIR [--heads L.H,..]]
+                        [--intervene FILE] [--json]
 
         Runs the standard analyses on a model and writes one HTML file that opens offline in any browser: the model's
         facts, a layer × head grid coloured by any per-head score (the detectors: previous-token, induction,
@@ -38,7 +39,8 @@ public sealed class ReportCommand : ICommand
           --top K           rows per top-heads table (default 5)
           --png-dir DIR     also write PNG figures: scores-NAME.png per score grid (one row per layer, one column
                             per head) and pattern-L.H.png for the top head of each score, with a title, axis names,
-                            tick labels (tokens) and a colour bar (labels need a font file: HEADWISE_FONT or a system one)
+                            tick labels (tokens) and a colour bar (labels need a font file: HEADWISE_FONT or a system one);
+                            on a vision model also its pictures: cls-overlay-L.H.png, rollout.png, cluster-K.png
           --heads L.H,..    with --png-dir: write the patterns of these heads instead, e.g. --heads 1.4,3.6
           --image FILE      a vision model's image (PNG/JPEG, preprocessed as the model's preprocessor_config.json says)
           --clusters K      on a vision model: the number of pattern clusters (default 4, at most the number of heads)
@@ -80,7 +82,7 @@ public sealed class ReportCommand : ICommand
         var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
         if (loaded.Config.Vision is not null || args.Has("image") || args.Has("clusters"))
         {
-            return RunImage(args, loaded, outPath, top, json, stdout, stderr);
+            return RunImage(args, loaded, outPath, top, json, pngDir, pngHeads, stdout, stderr);
         }
         using var applied = RecipeArgs.Apply(args, loaded);
         if (applied?.SourceLengths.FirstOrDefault() is { Length: > 0 } inject)
@@ -123,27 +125,7 @@ public sealed class ReportCommand : ICommand
             }
         }
 
-        var pngs = new List<string>();
-        if (pngDir is not null)
-        {
-            if (FigureFont.Typeface is null)
-            {
-                stderr.WriteLine($"warning: {FigureFont.Hint}");
-            }
-            foreach (var s in data.Scores)
-            {
-                string file = Path.GetFullPath(Path.Combine(pngDir, $"scores-{FileName(s.Name)}.png"));
-                HeatmapFigure.ScoreGrid(s).Write(file);
-                pngs.Add(file);
-            }
-            var heads = pngHeads ?? data.Scores.Select(s => ReportBuilder.TopTable(s, 1).Rows[0][1]).Distinct().Select(HeadId.Parse).ToArray();
-            foreach (var head in heads)
-            {
-                string file = Path.GetFullPath(Path.Combine(pngDir, $"pattern-{head}.png"));
-                HeatmapFigure.Pattern(data.Patterns, head).Write(file);
-                pngs.Add(file);
-            }
-        }
+        var pngs = pngDir is null ? [] : WritePngs(data, pngDir, pngHeads, stderr);
         string written = HtmlReport.Write(outPath, data);
 
         if (json)
@@ -168,10 +150,11 @@ public sealed class ReportCommand : ICommand
     }
 
     // a vision model on one image: scores, patterns, overlays, rollout and clusters (VisionReport)
-    private static int RunImage(CliArgs args, LoadedModel loaded, string outPath, int top, bool json, TextWriter stdout, TextWriter stderr)
+    private static int RunImage(CliArgs args, LoadedModel loaded, string outPath, int top, bool json, string? pngDir, IReadOnlyList<HeadId>? pngHeads,
+        TextWriter stdout, TextWriter stderr)
     {
         ImageArgs.RequireVision(loaded, "report --image");
-        foreach (string option in new[] { "text", "max-tokens", "png-dir", "heads", "compare" })
+        foreach (string option in new[] { "text", "max-tokens", "compare" })
         {
             if (args.Has(option))
             {
@@ -193,6 +176,7 @@ public sealed class ReportCommand : ICommand
             Recipe = applied,
         };
         var data = VisionReport.Build(applied?.Model ?? loaded.Model, input, Path.GetFileName(file), options, clusters, cancel: CliMain.Cancellation);
+        var pngs = pngDir is null ? [] : WritePngs(data, pngDir, pngHeads, stderr);
         string written = HtmlReport.Write(outPath, data);
         if (json)
         {
@@ -203,15 +187,52 @@ public sealed class ReportCommand : ICommand
                 heads = data.Info.Heads,
                 scores = data.Scores.Select(s => s.Name).ToArray(),
                 images = data.Images.Count,
+                pngs,
             }, applied));
             return 0;
         }
         RecipeArgs.WriteLine(stdout, applied);
+        foreach (var p in pngs)
+        {
+            stderr.WriteLine($"wrote {p}");
+        }
         stdout.WriteLine(written);
         return 0;
     }
 
+    // --png-dir: a figure per score grid, one per chosen (or each score's top) head's pattern, and a vision report's pictures
+    private static List<string> WritePngs(ReportData data, string pngDir, IReadOnlyList<HeadId>? pngHeads, TextWriter stderr)
+    {
+        if (FigureFont.Typeface is null)
+        {
+            stderr.WriteLine($"warning: {FigureFont.Hint}");
+        }
+        var pngs = new List<string>();
+        foreach (var s in data.Scores)
+        {
+            string file = Path.GetFullPath(Path.Combine(pngDir, $"scores-{FileName(s.Name)}.png"));
+            HeatmapFigure.ScoreGrid(s).Write(file);
+            pngs.Add(file);
+        }
+        var heads = pngHeads ?? data.Scores.Select(s => ReportBuilder.TopTable(s, 1).Rows[0][1]).Distinct().Select(HeadId.Parse).ToArray();
+        foreach (var head in heads)
+        {
+            string file = Path.GetFullPath(Path.Combine(pngDir, $"pattern-{head}.png"));
+            HeatmapFigure.Pattern(data.Patterns, head, causal: !data.Bidirectional).Write(file);
+            pngs.Add(file);
+        }
+        foreach (var image in data.Images)
+        {
+            // a vision report's pictures as the page embeds them: cls-overlay-L.H, rollout, cluster-K
+            string name = image.Head is { } h ? $"cls-overlay-{h}" : FileName(image.Title.Split(':')[0]);
+            string file = Path.GetFullPath(Path.Combine(pngDir, $"{name}.png"));
+            Figure.WriteFile(file, image.Png);
+            pngs.Add(file);
+        }
+        return pngs;
+    }
+
     /// <summary>A score name as a file name: "attention distance" → "attention-distance".</summary>
     public static string FileName(string name) =>
-        string.Concat(name.ToLowerInvariant().Select(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' ? ch : '-'));
+        string.Concat(name.ToLowerInvariant().Take(48).Select(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' ? ch : '-'));
 }

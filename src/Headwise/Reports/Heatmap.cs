@@ -86,11 +86,11 @@ public static class Heatmap
         return (finite.Min(), finite.Max());
     }
 
-    /// <summary>One head's pattern: row q = query, column k = key, weight 0..1 on viridis, future keys greyed.</summary>
-    public static RgbImage Pattern(Analysis.AttentionPatterns patterns, Analysis.HeadId head, int cellPx = 8)
+    /// <summary>One head's pattern: row q = query, column k = key, weight 0..1 on viridis, future keys greyed when causal.</summary>
+    public static RgbImage Pattern(Analysis.AttentionPatterns patterns, Analysis.HeadId head, int cellPx = 8, bool causal = true)
     {
         int T = patterns.Length;
-        return Render(patterns.Patterns[head.Layer][head.Head], T, T, cellPx, 0f, 1f, (q, k) => k > q);
+        return Render(patterns.Patterns[head.Layer][head.Head], T, T, cellPx, 0f, 1f, causal ? (q, k) => k > q : null);
     }
 
     // half away from zero, as JavaScript's Math.round for these positive values: the page and the PNG agree to the byte

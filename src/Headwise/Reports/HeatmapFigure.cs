@@ -104,10 +104,14 @@ public static class HeatmapFigure
             [.. Enumerable.Range(0, scores.Layers).Select(l => l.ToString(System.Globalization.CultureInfo.InvariantCulture))], min, max);
     }
 
-    /// <summary>One head's pattern as a figure: queries down, keys across, each labelled by its token; weight 0..1.</summary>
-    public static Figure Pattern(Analysis.AttentionPatterns patterns, Analysis.HeadId head, int cellPx = 12) =>
-        Render(Heatmap.Pattern(patterns, head, cellPx), cellPx, $"head {head} attention pattern", "key", "query",
+    /// <summary>One head's pattern as a figure: queries down, keys across, each labelled by its token; weight 0..1. Future
+    /// keys are greyed when <paramref name="causal"/>; a long sequence (a ViT's patches) gets 4 px cells and no tick labels.</summary>
+    public static Figure Pattern(Analysis.AttentionPatterns patterns, Analysis.HeadId head, int? cellPx = null, bool causal = true)
+    {
+        int px = cellPx ?? (patterns.Length > 64 ? 4 : 12);
+        return Render(Heatmap.Pattern(patterns, head, px, causal), px, $"head {head} attention pattern", "key", "query",
             patterns.Tokens, patterns.Tokens, 0f, 1f);
+    }
 
     /// <summary>A token as a tick label: whitespace made visible, at most 12 characters.</summary>
     public static string Short(string label)
@@ -139,11 +143,15 @@ public static class HeatmapFigure
 public sealed record Figure(byte[] Png, int Width, int Height, int PlotX, int PlotY, bool Labelled)
 {
     /// <summary>Writes the PNG to a temporary file, then renames it.</summary>
-    public void Write(string path)
+    public void Write(string path) => WriteFile(path, Png);
+
+    /// <summary>Writes <paramref name="bytes"/> to a temporary file beside <paramref name="path"/>, then renames it (the
+    /// folder is created): a reader never sees half a file.</summary>
+    public static void WriteFile(string path, byte[] bytes)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         string tmp = path + ".tmp";
-        File.WriteAllBytes(tmp, Png);
+        File.WriteAllBytes(tmp, bytes);
         File.Move(tmp, path, overwrite: true);
     }
 }

@@ -58,6 +58,52 @@ public sealed class ReportCliTests
         }
     }
 
+    /// <summary>A ViT report's --png-dir: the score-grid figures, bidirectional pattern figures (no cell greyed: every patch
+    /// sees every other) and the page's own pictures, byte for byte.</summary>
+    [Fact]
+    public void AVisionReportWritesItsFiguresAndPictures()
+    {
+        string dir = Directory.CreateTempSubdirectory("hw-report-vit-").FullName;
+        try
+        {
+            string vit = CliRunner.Golden("vit_cls"), html = Path.Combine(dir, "r.html"), pngDir = Path.Combine(dir, "png");
+            var r = CliRunner.Run("report", "--model", vit, "--image", Path.Combine(vit, "image.png"), "--clusters", "3", "--out", html,
+                "--png-dir", pngDir, "--heads", "1.2", "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            var pngs = doc.RootElement.GetProperty("pngs").EnumerateArray().Select(e => Path.GetFileName(e.GetString()!)).ToHashSet();
+            Assert.Contains("scores-attention-distance.png", pngs);
+            Assert.Contains("pattern-1.2.png", pngs);
+            Assert.Contains("cls-overlay-0.0.png", pngs);
+            Assert.Contains("rollout.png", pngs);
+            Assert.Contains("cluster-2.png", pngs);
+            Assert.Equal(pngs.Order(), Directory.GetFiles(pngDir).Select(Path.GetFileName).Order()); // and no temporary file
+
+            // the pictures are the page's own (its data blob carries them as base64)
+            using var data = JsonDocument.Parse(HtmlReport.ExtractDataJson(File.ReadAllText(html)));
+            var sources = data.RootElement.GetProperty("images").EnumerateArray().Select(i => i.GetProperty("src").GetString()).ToList();
+            Assert.Contains("data:image/png;base64," + Convert.ToBase64String(File.ReadAllBytes(Path.Combine(pngDir, "rollout.png"))), sources);
+
+            // the pattern figure is bidirectional: no cell in the causal grey (a causal 17 × 17 figure of 12 px cells would have
+            // 136 grey cells, about 19,600 pixels; anti-aliased text may hit that grey in a few)
+            using var pattern = SkiaSharp.SKBitmap.Decode(Path.Combine(pngDir, "pattern-1.2.png"));
+            int grey = 0;
+            for (int y = 0; y < pattern.Height; y++)
+            {
+                for (int x = 0; x < pattern.Width; x++)
+                {
+                    var c = pattern.GetPixel(x, y);
+                    grey += (c.Red, c.Green, c.Blue) == Heatmap.Masked ? 1 : 0;
+                }
+            }
+            Assert.True(grey < 200, $"{grey} pixels in the causal grey");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Fact]
     public void TextPrintsOnlyThePath()
     {

@@ -184,7 +184,7 @@ public static unsafe partial class Kernels
                     for (int r = 0; r < nq; r++)
                     {
                         float* sr = s + r * BlockK;
-                        float mNew = Math.Max(mh[r], Max(sr, BlockK));
+                        float mNew = Math.Max(mh[r], RowMax(sr));
                         if (float.IsNegativeInfinity(mNew))
                         {
                             new Span<float>(sr, BlockK).Clear(); // nothing visible yet: p = 0
@@ -197,7 +197,7 @@ public static unsafe partial class Kernels
                             if (lh[r] != 0f) Scale(oh + r * HDp, c, HDp);
                             mh[r] = mNew;
                         }
-                        lh[r] += ExpShiftSum(sr, BlockK, mNew);
+                        lh[r] += RowExpShiftSum(sr, mNew);
                     }
                     // pass 5: O += p · v
                     ValueTile(s, vP, HDp, oh, rowsPadded);
@@ -223,6 +223,30 @@ public static unsafe partial class Kernels
                 }
             }
         }
+    }
+
+    // max of one tile row of BK = 32 scores (two zmm on AVX-512, folded; else the shared Max)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float RowMax(float* sr)
+    {
+        if (!Vector512.IsHardwareAccelerated) return Max(sr, BlockK);
+        var v = Vector512.Max(Vector512.Load(sr), Vector512.Load(sr + 16));
+        var h = Vector256.Max(v.GetLower(), v.GetUpper());
+        var x = Vector128.Max(h.GetLower(), h.GetUpper());
+        return Math.Max(Math.Max(x[0], x[1]), Math.Max(x[2], x[3]));
+    }
+
+    // sr[j] = exp(sr[j] − max) for one tile row, returning Σ: ExpShiftSum's arithmetic (ExpSingle on AVX-512) inlined
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float RowExpShiftSum(float* sr, float max)
+    {
+        if (!Vector512.IsHardwareAccelerated) return ExpShiftSum(sr, BlockK, max);
+        var m = Vector512.Create(max);
+        var e0 = ExpSingle(Vector512.Load(sr) - m);
+        var e1 = ExpSingle(Vector512.Load(sr + 16) - m);
+        e0.Store(sr);
+        e1.Store(sr + 16);
+        return Vector512.Sum(e0 + e1);
     }
 
     // Whether the pairs of queries [qa, qb) × keys [ka, kb) (ka ≤ qb − 1: causally reachable) are all invisible, all

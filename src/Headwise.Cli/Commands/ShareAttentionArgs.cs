@@ -13,7 +13,7 @@ internal static class ShareAttentionArgs
         share-attention: cross-layer attention sharing [EchoAtt]. In each group (--groups 4-5,6-7: layers 4 and 5, layers 6
         and 7) the later layers reuse the first layer's attention pattern, computed once; they keep their values and output
         projections and lose their query and key projections (fewer parameters, no q·kᵀ, no cached keys). The output is
-        Headwise's format: the family's checkpoint without those q/k tensors (GPT-2's c_attn and GPT-NeoX's query_key_value
+        Headwise's format: the family's checkpoint without those q/k tensors (GPT-2's and GPT-NeoX's fused q|k|v projections
         keep their value part) and a headwise_shared_attention block in config.json; Headwise loads it, other tools do not.
         A group of one layer shares nothing (lossless). It prints the NLL of the original and the shared model on the
         calibration text. --suggest proposes groups from the similarity of the layers' patterns on the calibration text

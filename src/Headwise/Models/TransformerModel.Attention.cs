@@ -93,7 +93,7 @@ public abstract partial class TransformerModel
             Hook(L, HookKind.Pattern, S.Pattern, B, NH, T, S_);
             pattern = S.Pattern;
         }
-        // z = pattern · v: q (B, T, NH, HD) ← pattern (B, NH, T, S) · v (B, S, NKV, HD)
+        // z = pattern · v: z (B, T, NH, HD) ← pattern (B, NH, T, S) · v (B, S, NKV, HD)
         for (int b = 0; b < B; b++)
         {
             AttentionApply(pattern.AsSpan(b * per, per), vc.AsSpan(b * _capacity * kvRow, S_ * kvRow),

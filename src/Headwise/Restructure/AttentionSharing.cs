@@ -12,7 +12,7 @@ public sealed record SuggestedGroup(int[] Layers, double[] Similarity);
 /// Cross-layer attention sharing [EchoAtt]: in each group of layers, the later layers reuse the first layer's attention pattern,
 /// computed once. A later layer keeps its values and output projection (z_h = pattern_h(first layer)·v_h) and loses its query and
 /// key projections, so it neither computes q·kᵀ nor caches keys. Headwise's format (docs/restructure.md): the source family's
-/// checkpoint with those q/k tensors removed (GPT-2's c_attn and GPT-NeoX's query_key_value keep their value part alone) and a
+/// checkpoint with those q/k tensors removed (GPT-2's and GPT-NeoX's fused q|k|v projections keep their value part alone) and a
 /// <c>headwise_shared_attention</c> block in config.json. A group of one layer changes nothing (lossless).
 /// </summary>
 public static class AttentionSharing

@@ -53,7 +53,7 @@ public sealed class ConvertCliTests
     }
 
     [Theory]
-    [InlineData("unknown kind", "share-attention")]
+    [InlineData("unknown kind", "fold")]
     [InlineData("--kv-fraction 0: must be more than 0 and at most 1", "mla", "--kv-fraction", "0")]
     [InlineData("--kv-fraction 1.5: must be more than 0 and at most 1", "mla", "--kv-fraction", "1.5")]
     [InlineData("--kv-rank 99: must be 1 to", "mla", "--kv-rank", "99", "--rope-dim", "8")]
@@ -61,6 +61,12 @@ public sealed class ConvertCliTests
     [InlineData("give the cache size", "mla")]
     [InlineData("--kv-rank R and --rope-dim D go together", "mla", "--kv-rank", "8")]
     [InlineData("--format hf: expected headwise or deepseek_v3", "mla", "--kv-fraction", "0.5", "--format", "hf")]
+    [InlineData("give the layer groups: --groups 4-5,6-7, or --suggest", "share-attention")]
+    [InlineData("--groups 0-9: group 0-9: layers must be 0 to 4", "share-attention", "--groups", "0-9")]
+    [InlineData("--groups 2-1: group 2-1 does not ascend", "share-attention", "--groups", "2-1")]
+    [InlineData("--groups 0-2,2-3: group 2-3: layer 2 is already in another group", "share-attention", "--groups", "0-2,2-3")]
+    [InlineData("--min-similarity 2: must be 0 to 1", "share-attention", "--suggest", "--min-similarity", "2")]
+    [InlineData("--groups belongs to convert share-attention", "gqa", "--kv-heads", "2", "--groups", "0-1")]
     [InlineData("missing --kv-heads", "gqa")]
     [InlineData("--kv-heads 3 must divide the model's 4 key/value heads", "gqa", "--kv-heads", "3")]
     [InlineData("--method median: expected mean or fuse", "gqa", "--kv-heads", "2", "--method", "median")]
@@ -74,6 +80,41 @@ public sealed class ConvertCliTests
         Assert.Contains(expected, r.Stderr, StringComparison.Ordinal);
         Assert.Single(r.Stderr.Trim().Split('\n'));
         Assert.False(Directory.Exists(dir));
+    }
+
+    [Fact]
+    public void ShareAttentionIsLosslessForGroupsOfOneAndCachesTheSharedKeysOnce()
+    {
+        Assert.SkipWhen(CliRunner.Stories260K is null, "../shared/models/stories260K is absent");
+        string same = NewDir(), shared = NewDir();
+        try
+        {
+            var r = CliRunner.Run(["convert", "share-attention", .. Stories(), "--groups", "0,1,2,3,4", "--out", same, "--json"]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using (var j = JsonDocument.Parse(r.Stdout))
+            {
+                Assert.Equal("share-attention", j.RootElement.GetProperty("kind").GetString());
+                Assert.True(Math.Abs(j.RootElement.GetProperty("nll_converted").GetDouble() - j.RootElement.GetProperty("nll_original").GetDouble()) <= 1e-4);
+            }
+
+            r = CliRunner.Run(["convert", "share-attention", .. Stories(), "--groups", "3-4", "--out", shared]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("layer 4 reuses layer 3's pattern", r.Stdout, StringComparison.Ordinal);
+            using var info = JsonDocument.Parse(CliRunner.Run("info", "--model", shared, "--json").Stdout);
+            // 5 layers × 4 kv heads × 8 dims of values, 4 layers' keys, × 4 bytes
+            Assert.Equal(1152, info.RootElement.GetProperty("kv_cache_bytes_per_token").GetInt64());
+
+            r = CliRunner.Run(["convert", "share-attention", .. Stories(), "--suggest", "--min-similarity", "0"]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("suggested    --groups 0-4", r.Stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var d in new[] { same, shared }.Where(Directory.Exists))
+            {
+                Directory.Delete(d, recursive: true);
+            }
+        }
     }
 
     [Fact]

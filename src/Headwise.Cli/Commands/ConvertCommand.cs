@@ -6,15 +6,16 @@ namespace Headwise.Cli.Commands;
 public sealed class ConvertCommand : ICommand
 {
     public string Name => "convert";
-    public string Summary => "restructure attention into a new checkpoint: gqa (key/value heads fused into fewer), prune (heads zeroed), mla (latent attention)";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
+    public string Summary => "restructure attention into a new checkpoint: gqa (key/value heads fused into fewer), prune (heads zeroed), mla (latent attention), share-attention (patterns shared between layers)";
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string>(["json", .. ShareAttentionArgs.Flags]);
     public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "kv-heads", "method", "calibration", "out", "dtype", "heads", "by-importance",
-        "kv-fraction", "kv-rank", "rope-dim", "format"]);
+        "kv-fraction", "kv-rank", "rope-dim", "format", .. ShareAttentionArgs.Options]);
     public int MaxPositional => 1;
     public string Help => $"""
         headwise convert gqa --model M --kv-heads G [--method mean|fuse] [--calibration FILE] --out DIR [--dtype f32|f16|bf16] [--json]
         headwise convert prune --model M (--heads L.H,... | --by-importance N) [--calibration FILE] --out DIR [--dtype ...] [--json]
         headwise convert mla --model M (--kv-fraction F | --kv-rank R --rope-dim D) [--format headwise|deepseek_v3] [--calibration FILE] --out DIR [--dtype ...] [--json]
+        headwise convert share-attention --model M (--groups 4-5,6-7 | --suggest [--min-similarity S]) [--calibration FILE] --out DIR [--dtype ...] [--json]
 
         gqa: grouped-query attention by head fusion [DHA; GQA up-training]. The key/value heads of every layer are grouped by
         the similarity of their keys and values on the calibration text (the lowest unassigned head with the NKV/G − 1 heads
@@ -49,6 +50,8 @@ public sealed class ConvertCommand : ICommand
                                 text (an approximation whose NLL cost it prints); no q bias, no sliding window
         Llama-family sources (llama, mistral, qwen2, llama2.c); GPT-2 and GPT-NeoX are not supported yet.
 
+        {ShareAttentionArgs.Help}
+
         Options:
         {ModelArgs.Help}
           --heads L.H,..    prune: the heads to zero, e.g. 1.0,2.3
@@ -59,6 +62,7 @@ public sealed class ConvertCommand : ICommand
           --kv-rank R       mla: the latent's width (with --rope-dim)
           --rope-dim D      mla: the shared rotary key's width, even (with --kv-rank)
           --format F        mla: headwise (default) or deepseek_v3
+        {ShareAttentionArgs.OptionsHelp}
           --calibration F   text to calibrate on (UTF-8; default: a built-in text of a few hundred tokens); gqa cuts it to
                             the context, prune slides the context window over it
           --out DIR         directory to write; must not exist or be empty
@@ -83,9 +87,18 @@ public sealed class ConvertCommand : ICommand
         {
             return Mla(args, stdout, stderr);
         }
+        if (kind == "share-attention")
+        {
+            string? calibration = CalibrationFile(args);
+            return ShareAttentionArgs.Run(args, stdout, stderr, loaded => Calibration(loaded, calibration));
+        }
+        foreach (string other in ShareAttentionArgs.Options.Concat(ShareAttentionArgs.Flags).Where(args.Has))
+        {
+            throw new UsageException($"--{other} belongs to convert share-attention");
+        }
         if (kind != "gqa")
         {
-            throw new UsageException($"convert {kind}: unknown kind; the kinds built so far: gqa, prune, mla (share-attention is not built yet)");
+            throw new UsageException($"convert {kind}: unknown kind; the kinds: gqa, prune, mla, share-attention");
         }
         if (args.Has("heads") || args.Has("by-importance"))
         {

@@ -46,6 +46,10 @@ public static class HfConfigReader
                 "vit" => Vit(c),
                 _ => throw new ModelFormatException($"{configPath}: model_type '{type}' is not supported (supported: {string.Join(", ", SupportedModelTypes)})"),
             };
+            if (c.Has("headwise_shared_attention"))
+            {
+                config = config with { SharedAttention = SharedAttentionBlock(c) };
+            }
             config.Validate(configPath, fields);
             return config;
         }
@@ -298,6 +302,20 @@ public static class HfConfigReader
             : Enumerable.Range(0, ropeDims / 2).ToArray();
         int sourceDims = b.TryGetProperty("rope_source_dims", out var d) && d.ValueKind == JsonValueKind.Number ? d.GetInt32() : ropeDims;
         return new HeadwiseMla(scale, latentNorm, queryBias, freqs, sourceDims);
+    }
+
+    // the headwise_shared_attention block `convert share-attention` writes: {"groups": [[4, 5], [6, 7]]} (docs/restructure.md)
+    private static SharedAttention SharedAttentionBlock(JsonFields c)
+    {
+        var b = c.Raw("headwise_shared_attention");
+        var error = c.Bad("headwise_shared_attention.groups", "an array of arrays of layer indices, e.g. [[4, 5], [6, 7]]");
+        if (b.ValueKind != JsonValueKind.Object || !b.TryGetProperty("groups", out var groups) || groups.ValueKind != JsonValueKind.Array)
+        {
+            throw error;
+        }
+        return new SharedAttention([.. groups.EnumerateArray().Select(g => g.ValueKind == JsonValueKind.Array
+            ? g.EnumerateArray().Select(x => x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out int l) ? l : throw error).ToArray()
+            : throw error)]);
     }
 
     private static readonly ConfigFieldNames VitFields = new("id2label", "hidden_size", "num_hidden_layers", "num_attention_heads",

@@ -73,6 +73,14 @@ public static class HfConfigWriter
         {
             o["eos_token_id"] = eos;
         }
+        if (c.SharedAttention is { } shared)
+        {
+            // Headwise's own: the shared layers' query and key tensors are absent (docs/restructure.md)
+            o["headwise_shared_attention"] = new JsonObject
+            {
+                ["groups"] = new JsonArray([.. shared.Groups.Select(g => (JsonNode)new JsonArray([.. g.Select(l => (JsonNode)l)]))]),
+            };
+        }
         o["torch_dtype"] = c.StoredDType switch { TensorDType.F16 => "float16", TensorDType.BF16 => "bfloat16", _ => "float32" };
         return o;
     }

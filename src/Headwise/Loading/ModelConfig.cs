@@ -51,6 +51,67 @@ public sealed record MlaDims(int QLoraRank, int KvLoraRank, int QkNopeHeadDim, i
 /// <param name="RopeSourceDims">The source model's rotary dims per head.</param>
 public sealed record HeadwiseMla(float AttentionScale, bool LatentNorm, bool QueryBias, int[] RopeFrequencies, int RopeSourceDims);
 
+/// <summary>
+/// Cross-layer attention sharing [EchoAtt] (config.json's <c>headwise_shared_attention</c> block, written by <c>convert
+/// share-attention</c>; docs/restructure.md): in each group of consecutive-or-not ascending layers, the first layer computes its
+/// attention pattern as usual and every later layer of the group reuses that pattern with its own values and output projection.
+/// A later ("shared") layer has no query or key projection and caches no keys.
+/// </summary>
+/// <param name="Groups">The groups, each ascending layer indices, the first being the layer whose pattern the others read.</param>
+public sealed record SharedAttention(int[][] Groups)
+{
+    /// <summary>The layer whose pattern <paramref name="layer"/> reads: itself unless it is a later layer of a group.</summary>
+    public int SourceOf(int layer)
+    {
+        foreach (var g in Groups)
+        {
+            if (Array.IndexOf(g, layer) > 0)
+            {
+                return g[0];
+            }
+        }
+        return layer;
+    }
+
+    /// <summary>The layers that reuse another layer's pattern (every group's later layers).</summary>
+    public IEnumerable<int> SharedLayers => Groups.SelectMany(g => g.Skip(1));
+
+    /// <summary>Why <paramref name="groups"/> cannot be a model of <paramref name="layers"/> layers' groups, in one line naming the
+    /// group; null when they can (each group non-empty, ascending, inside 0 .. layers − 1; no layer in two groups).</summary>
+    public static string? Problem(IReadOnlyList<int[]> groups, int layers)
+    {
+        var seen = new HashSet<int>();
+        foreach (var g in groups)
+        {
+            // a range as --groups spells it ("4-5"), else the list
+            string name = g.Length == 1 ? $"{g[0]}" : g[^1] - g[0] == g.Length - 1 && g.Order().SequenceEqual(g) ? $"{g[0]}-{g[^1]}" : $"[{string.Join(", ", g)}]";
+            if (g.Length == 0)
+            {
+                return "a group has no layers";
+            }
+            if (g.Any(l => l < 0 || l >= layers))
+            {
+                return $"group {name}: layers must be 0 to {layers - 1} (the model has {layers})";
+            }
+            for (int i = 1; i < g.Length; i++)
+            {
+                if (g[i] <= g[i - 1])
+                {
+                    return $"group {name}: layers must ascend (the first one's pattern is reused by the later ones)";
+                }
+            }
+            foreach (int l in g)
+            {
+                if (!seen.Add(l))
+                {
+                    return $"group {name}: layer {l} is already in another group";
+                }
+            }
+        }
+        return null;
+    }
+}
+
 /// <summary>How a block normalises the residual stream before reading it.</summary>
 public enum NormKind
 {
@@ -140,6 +201,8 @@ public sealed record ModelConfig
     /// <summary>Multi-head latent attention's widths (<see cref="ArchitectureFamily.DeepseekV3"/>), else null. DHead is then
     /// v_head_dim and RotaryDims qk_rope_head_dim.</summary>
     public MlaDims? Mla { get; init; }
+    /// <summary>Layers that reuse an earlier layer's attention pattern (<c>headwise_shared_attention</c>), else null.</summary>
+    public SharedAttention? SharedAttention { get; init; }
     public int? BosTokenId { get; init; }
     public int? EosTokenId { get; init; }
     /// <summary>Every position attends to every other (ViT); false = causal masking (language models).</summary>
@@ -169,7 +232,9 @@ public sealed record ModelConfig
                 embed = C * v.Channels * v.PatchSize * v.PatchSize + C + C + (long)MaxPositions * C;
                 head = v.HasClassifier ? V * C + V : 0;
             }
-            return embed + L * (attn + mlp + 2 * norm) + norm + head;
+            // a shared layer has no query or key projection
+            long sharedQk = (SharedAttention?.SharedLayers.Count() ?? 0) * (C * (qd + kvd) + (QkvBias ? qd + kvd : 0));
+            return embed + L * (attn + mlp + 2 * norm) - sharedQk + norm + head;
         }
     }
 
@@ -229,6 +294,12 @@ public sealed record ModelConfig
                 Need(hw.RopeFrequencies.All(i => i >= 0 && 2 * i < hw.RopeSourceDims),
                     $"headwise_mla.rope_frequencies must index the source's {hw.RopeSourceDims / 2} frequencies (rope_source_dims {hw.RopeSourceDims})");
             }
+        }
+        if (SharedAttention is { } shared)
+        {
+            Need(Mla is null && Vision is null, "headwise_shared_attention: only GPT-2, the Llama family and GPT-NeoX can share attention between layers");
+            string? problem = SharedAttention.Problem(shared.Groups, NLayers);
+            Need(problem is null, $"headwise_shared_attention.groups: {problem}");
         }
         Need((Positions == PositionKind.Rotary) == (RotaryDims > 0), $"{f.RotaryDims} gives {RotaryDims} rotary dims, but positions are {Positions}");
         Need(SlidingWindow >= 0, $"{f.SlidingWindow} must be 0 or more (got {SlidingWindow})");

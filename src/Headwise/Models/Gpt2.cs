@@ -20,7 +20,7 @@ public sealed class Gpt2 : TransformerModel
 
     private sealed record BlockWeights(
         Weight Ln1W, Weight Ln1B,       // (C)
-        Weight AttnW, Weight AttnB,     // c_attn: (C, 3C), (3C)
+        Weight AttnW, Weight AttnB,     // c_attn: (C, 3C), (3C); a layer sharing attention: its value third only, (C, C), (C)
         Weight ProjW, Weight ProjB,     // attn.c_proj: (C, C), (C)
         Weight Ln2W, Weight Ln2B,       // (C)
         Weight FcW, Weight FcB,         // mlp.c_fc: (C, 4C), (4C)
@@ -37,9 +37,10 @@ public sealed class Gpt2 : TransformerModel
         for (int l = 0; l < config.NLayers; l++)
         {
             string b = $"{p}h.{l}.";
+            int qkv = SharesAttention(l) ? C : 3 * C;
             _blocks[l] = new BlockWeights(
                 w.Get(b + "ln_1.weight", C), w.Get(b + "ln_1.bias", C),
-                w.Get(b + "attn.c_attn.weight", C, 3 * C), w.Get(b + "attn.c_attn.bias", 3 * C),
+                w.Get(b + "attn.c_attn.weight", C, qkv), w.Get(b + "attn.c_attn.bias", qkv),
                 w.Get(b + "attn.c_proj.weight", C, C), w.Get(b + "attn.c_proj.bias", C),
                 w.Get(b + "ln_2.weight", C), w.Get(b + "ln_2.bias", C),
                 w.Get(b + "mlp.c_fc.weight", C, F), w.Get(b + "mlp.c_fc.bias", F),
@@ -72,13 +73,20 @@ public sealed class Gpt2 : TransformerModel
         // attention layernorm: hidden_states = self.ln_1(hidden_states)
         Norm(l, HookKind.Ln1Scale, S.X, blk.Ln1W, blk.Ln1B, S.XNorm);
 
-        // query, key, value = self.c_attn(hidden_states).split(self.split_size, dim=2)
-        Linear(S.XNorm, C, blk.AttnW, blk.AttnB, S.Qkv, 3 * C, WeightLayout.InOut);
-        for (int n = 0; n < N; n++)
+        // query, key, value = self.c_attn(hidden_states).split(self.split_size, dim=2); a shared layer: the value only
+        if (SharesAttention(l))
         {
-            S.Qkv.AsSpan(n * 3 * C, C).CopyTo(S.Q.AsSpan(n * C, C));
-            S.Qkv.AsSpan(n * 3 * C + C, C).CopyTo(S.K.AsSpan(n * C, C));
-            S.Qkv.AsSpan(n * 3 * C + 2 * C, C).CopyTo(S.V.AsSpan(n * C, C));
+            Linear(S.XNorm, C, blk.AttnW, blk.AttnB, S.V, C, WeightLayout.InOut);
+        }
+        else
+        {
+            Linear(S.XNorm, C, blk.AttnW, blk.AttnB, S.Qkv, 3 * C, WeightLayout.InOut);
+            for (int n = 0; n < N; n++)
+            {
+                S.Qkv.AsSpan(n * 3 * C, C).CopyTo(S.Q.AsSpan(n * C, C));
+                S.Qkv.AsSpan(n * 3 * C + C, C).CopyTo(S.K.AsSpan(n * C, C));
+                S.Qkv.AsSpan(n * 3 * C + 2 * C, C).CopyTo(S.V.AsSpan(n * C, C));
+            }
         }
 
         // attn_output = softmax(q·kᵀ / √d_head + causal mask)·v, then self.c_proj(attn_output)
@@ -138,6 +146,12 @@ public sealed class Gpt2 : TransformerModel
         // c_attn (C, 3C) Conv1D = [W_Q | W_K | W_V]: head h is columns h·HD .. h·HD + HD of each third
         var w = blk.AttnW.Span;
         var b = blk.AttnB.Span;
+        if (SharesAttention(layer))
+        {
+            // c_attn (C, C) is the value third alone; the absent W_Q, W_K read as zeros
+            return new AttentionWeights(NH, NH, C, HD, AbsentHeads(NH), AbsentHeads(NH), ReadHeads(w, WeightLayout.InOut, C, NH, 0, HD, C, HD),
+                OutputWeightsPerHead(layer), new float[NH * HD], new float[NH * HD], ReadHeadBias(b, NH, 0, HD, HD), blk.ProjB.ToArray());
+        }
         return new AttentionWeights(NH, NH, C, HD,
             ReadHeads(w, WeightLayout.InOut, 3 * C, NH, 0, HD, C, HD),
             ReadHeads(w, WeightLayout.InOut, 3 * C, NH, C, HD, C, HD),
@@ -171,19 +185,22 @@ public sealed class Gpt2 : TransformerModel
         for (int l = 0; l < c.NLayers; l++)
         {
             var (ln1, a, ln2, m) = w.Layers[l];
-            var qkv = new float[C * 3 * C];
-            var qkvBias = new float[3 * C];
+            // a layer that shares attention keeps the value third alone: c_attn (C, C)
+            var parts = c.SharedAttention?.SourceOf(l) is { } source && source != l ? new[] { (a.WV, a.BV!) } : [(a.WQ, a.BQ!), (a.WK, a.BK!), (a.WV, a.BV!)];
+            int width = parts.Length * C;
+            var qkv = new float[C * width];
+            var qkvBias = new float[width];
             int third = 0;
-            foreach (var (weight, bias) in new[] { (a.WQ, a.BQ!), (a.WK, a.BK!), (a.WV, a.BV!) })
+            foreach (var (weight, bias) in parts)
             {
-                WriteHeads(weight, qkv, WeightLayout.InOut, 3 * C, NH, third, HD, C, HD);
+                WriteHeads(weight, qkv, WeightLayout.InOut, width, NH, third, HD, C, HD);
                 WriteHeadBias(bias, qkvBias, NH, third, HD, HD);
                 third += C;
             }
             string p = $"transformer.h.{l}.";
             list.AddRange([
                 (p + "ln_1.weight", [C], ln1.Weight), (p + "ln_1.bias", [C], ln1.Bias!),
-                (p + "attn.c_attn.weight", [C, 3 * C], qkv), (p + "attn.c_attn.bias", [3 * C], qkvBias),
+                (p + "attn.c_attn.weight", [C, width], qkv), (p + "attn.c_attn.bias", [width], qkvBias),
                 (p + "attn.c_proj.weight", [C, C], a.WO), (p + "attn.c_proj.bias", [C], a.BO!), // W_O (NH, HD, C) is c_proj's (NH·HD, C)
                 (p + "ln_2.weight", [C], ln2.Weight), (p + "ln_2.bias", [C], ln2.Bias!),
                 (p + "mlp.c_fc.weight", [C, F], m.WIn), (p + "mlp.c_fc.bias", [F], m.BIn!),

@@ -21,7 +21,8 @@ public sealed class GptNeoX : TransformerModel
     private sealed record BlockWeights(
         Weight Ln1W, Weight Ln1B,        // input_layernorm: (C)
         Weight Ln2W, Weight Ln2B,        // post_attention_layernorm: (C)
-        Weight QkvW, Weight? QkvB,       // query_key_value: (3C, C), (3C) — rows grouped per head as [q_h, k_h, v_h]
+        Weight QkvW, Weight? QkvB,       // query_key_value: (3C, C), (3C) — rows grouped per head as [q_h, k_h, v_h]; a layer
+                                         // sharing attention: the value rows alone, (C, C), (C), per head v_h
         Weight DenseW, Weight? DenseB,   // attention.dense: (C, C), (C)
         Weight UpW, Weight UpB,          // mlp.dense_h_to_4h: (F, C), (F)
         Weight DownW, Weight DownB);     // mlp.dense_4h_to_h: (C, F), (C)
@@ -34,10 +35,11 @@ public sealed class GptNeoX : TransformerModel
         for (int l = 0; l < config.NLayers; l++)
         {
             string b = $"gpt_neox.layers.{l}.";
+            int qkv = SharesAttention(l) ? C : 3 * C;
             _blocks[l] = new BlockWeights(
                 w.Get(b + "input_layernorm.weight", C), w.Get(b + "input_layernorm.bias", C),
                 w.Get(b + "post_attention_layernorm.weight", C), w.Get(b + "post_attention_layernorm.bias", C),
-                w.Get(b + "attention.query_key_value.weight", 3 * C, C), config.QkvBias ? w.Get(b + "attention.query_key_value.bias", 3 * C) : null,
+                w.Get(b + "attention.query_key_value.weight", qkv, C), config.QkvBias ? w.Get(b + "attention.query_key_value.bias", qkv) : null,
                 w.Get(b + "attention.dense.weight", C, C), config.OutputBias ? w.Get(b + "attention.dense.bias", C) : null,
                 w.Get(b + "mlp.dense_h_to_4h.weight", F, C), w.Get(b + "mlp.dense_h_to_4h.bias", F),
                 w.Get(b + "mlp.dense_4h_to_h.weight", C, F), w.Get(b + "mlp.dense_4h_to_h.bias", C));
@@ -62,15 +64,22 @@ public sealed class GptNeoX : TransformerModel
         Norm(l, HookKind.Ln1Scale, S.X, blk.Ln1W, blk.Ln1B, S.XNorm);
 
         // qkv = self.query_key_value(hidden_states).view(..., num_heads, 3 * head_size); q, k, v = qkv.chunk(3, dim=-1)
-        Linear(S.XNorm, C, blk.QkvW, blk.QkvB, S.Qkv, 3 * C, WeightLayout.OutIn);
-        for (int n = 0; n < N; n++)
+        if (SharesAttention(l))
         {
-            for (int h = 0; h < NH; h++)
+            Linear(S.XNorm, C, blk.QkvW, blk.QkvB, S.V, C, WeightLayout.OutIn); // the value rows alone
+        }
+        else
+        {
+            Linear(S.XNorm, C, blk.QkvW, blk.QkvB, S.Qkv, 3 * C, WeightLayout.OutIn);
+            for (int n = 0; n < N; n++)
             {
-                int src = (n * NH + h) * 3 * HD, dst = (n * NH + h) * HD;
-                S.Qkv.AsSpan(src, HD).CopyTo(S.Q.AsSpan(dst, HD));
-                S.Qkv.AsSpan(src + HD, HD).CopyTo(S.K.AsSpan(dst, HD));
-                S.Qkv.AsSpan(src + 2 * HD, HD).CopyTo(S.V.AsSpan(dst, HD));
+                for (int h = 0; h < NH; h++)
+                {
+                    int src = (n * NH + h) * 3 * HD, dst = (n * NH + h) * HD;
+                    S.Qkv.AsSpan(src, HD).CopyTo(S.Q.AsSpan(dst, HD));
+                    S.Qkv.AsSpan(src + HD, HD).CopyTo(S.K.AsSpan(dst, HD));
+                    S.Qkv.AsSpan(src + 2 * HD, HD).CopyTo(S.V.AsSpan(dst, HD));
+                }
             }
         }
 
@@ -148,6 +157,13 @@ public sealed class GptNeoX : TransformerModel
         int C = Config.DModel, NH = Config.NHeads, HD = Config.DHead;
         // query_key_value (3C, C): head h is rows 3·HD·h .. as [q_h | k_h | v_h], HD rows each; the bias likewise
         var w = blk.QkvW.Span;
+        if (SharesAttention(layer))
+        {
+            // query_key_value (C, C) is the value rows alone; the absent W_Q, W_K read as zeros
+            return new AttentionWeights(NH, NH, C, HD, AbsentHeads(NH), AbsentHeads(NH), ReadHeads(w, WeightLayout.OutIn, C, NH, 0, HD, C, HD),
+                OutputWeightsPerHead(layer), blk.QkvB is null ? null : new float[C], blk.QkvB is null ? null : new float[C],
+                blk.QkvB?.ToArray(), blk.DenseB?.ToArray());
+        }
         float[]? Bias(int first) => blk.QkvB is { } b ? ReadHeadBias(b.Span, NH, first, 3 * HD, HD) : null;
         return new AttentionWeights(NH, NH, C, HD,
             ReadHeads(w, WeightLayout.OutIn, 3 * C, NH, 0, 3 * HD, C, HD),
@@ -179,26 +195,29 @@ public sealed class GptNeoX : TransformerModel
         {
             var (ln1, a, ln2, m) = w.Layers[l];
             string p = $"gpt_neox.layers.{l}.";
-            var qkv = new float[3 * C * C];
-            var qkvBias = new float[3 * C];
+            // a layer that shares attention keeps the value rows alone: query_key_value (C, C), per head v_h
+            var parts = c.SharedAttention?.SourceOf(l) is { } source && source != l ? new[] { (a.WV, a.BV) } : [(a.WQ, a.BQ), (a.WK, a.BK), (a.WV, a.BV)];
+            int width = parts.Length * C;
+            var qkv = new float[width * C];
+            var qkvBias = new float[width];
             int first = 0;
-            foreach (var (weight, bias) in new[] { (a.WQ, a.BQ), (a.WK, a.BK), (a.WV, a.BV) })
+            foreach (var (weight, bias) in parts)
             {
-                WriteHeads(weight, qkv, WeightLayout.OutIn, 3 * C, NH, first, 3 * HD, C, HD);
+                WriteHeads(weight, qkv, WeightLayout.OutIn, width, NH, first, parts.Length * HD, C, HD);
                 if (bias is not null)
                 {
-                    WriteHeadBias(bias, qkvBias, NH, first, 3 * HD, HD);
+                    WriteHeadBias(bias, qkvBias, NH, first, parts.Length * HD, HD);
                 }
                 first += HD;
             }
             list.AddRange([
                 (p + "input_layernorm.weight", [C], ln1.Weight), (p + "input_layernorm.bias", [C], ln1.Bias!),
                 (p + "post_attention_layernorm.weight", [C], ln2.Weight), (p + "post_attention_layernorm.bias", [C], ln2.Bias!),
-                (p + "attention.query_key_value.weight", [3 * C, C], qkv),
+                (p + "attention.query_key_value.weight", [width, C], qkv),
             ]);
             if (c.QkvBias)
             {
-                list.Add((p + "attention.query_key_value.bias", [3 * C], qkvBias));
+                list.Add((p + "attention.query_key_value.bias", [width], qkvBias));
             }
             list.Add((p + "attention.dense.weight", [C, C], Transposed(a.WO, C, C)));
             if (c.OutputBias)

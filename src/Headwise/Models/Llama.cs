@@ -19,8 +19,8 @@ public sealed class Llama : TransformerModel
 
     private sealed record BlockWeights(
         Weight AttnNorm,                         // input_layernorm: (C)
-        Weight Wq, Weight? Bq,                   // (NH·HD, C), (NH·HD)
-        Weight Wk, Weight? Bk,                   // (NKV·HD, C), (NKV·HD)
+        Weight? Wq, Weight? Bq,                  // (NH·HD, C), (NH·HD); null in a layer that shares attention
+        Weight? Wk, Weight? Bk,                  // (NKV·HD, C), (NKV·HD); likewise
         Weight Wv, Weight? Bv,                   // (NKV·HD, C), (NKV·HD)
         Weight Wo, Weight? Bo,                   // (C, NH·HD), (C)
         Weight MlpNorm,                          // post_attention_layernorm: (C)
@@ -36,10 +36,11 @@ public sealed class Llama : TransformerModel
         {
             string b = $"model.layers.{l}.";
             Weight? Bias(string name, int n, bool present) => present ? w.Get(b + name, n) : null;
+            bool qk = !SharesAttention(l); // a layer that reuses an earlier layer's pattern has no q_proj, k_proj
             _blocks[l] = new BlockWeights(
                 w.Get(b + "input_layernorm.weight", C),
-                w.Get(b + "self_attn.q_proj.weight", qd, C), Bias("self_attn.q_proj.bias", qd, config.QkvBias),
-                w.Get(b + "self_attn.k_proj.weight", kvd, C), Bias("self_attn.k_proj.bias", kvd, config.QkvBias),
+                qk ? w.Get(b + "self_attn.q_proj.weight", qd, C) : null, Bias("self_attn.q_proj.bias", qd, config.QkvBias && qk),
+                qk ? w.Get(b + "self_attn.k_proj.weight", kvd, C) : null, Bias("self_attn.k_proj.bias", kvd, config.QkvBias && qk),
                 w.Get(b + "self_attn.v_proj.weight", kvd, C), Bias("self_attn.v_proj.bias", kvd, config.QkvBias),
                 w.Get(b + "self_attn.o_proj.weight", C, qd), Bias("self_attn.o_proj.bias", C, config.OutputBias),
                 w.Get(b + "post_attention_layernorm.weight", C),
@@ -66,8 +67,11 @@ public sealed class Llama : TransformerModel
         Norm(l, HookKind.Ln1Scale, S.X, blk.AttnNorm, null, S.XNorm);
 
         // query_states = self.q_proj(hidden_states), likewise k and v (kv heads: num_key_value_heads)
-        Linear(S.XNorm, C, blk.Wq, blk.Bq, S.Q, qd, WeightLayout.OutIn);
-        Linear(S.XNorm, C, blk.Wk, blk.Bk, S.K, kvd, WeightLayout.OutIn);
+        if (blk.Wq is not null && blk.Wk is not null)
+        {
+            Linear(S.XNorm, C, blk.Wq, blk.Bq, S.Q, qd, WeightLayout.OutIn);
+            Linear(S.XNorm, C, blk.Wk, blk.Bk, S.K, kvd, WeightLayout.OutIn);
+        }
         Linear(S.XNorm, C, blk.Wv, blk.Bv, S.V, kvd, WeightLayout.OutIn);
 
         // RoPE (apply_rotary_pos_emb), softmax(q·kᵀ/√d + mask)·v with repeat_kv for grouped heads, then self.o_proj
@@ -127,12 +131,13 @@ public sealed class Llama : TransformerModel
         var blk = _blocks[RequireLayer(layer)];
         int C = Config.DModel, NH = Config.NHeads, NKV = Config.NKvHeads, HD = Config.DHead;
         // q_proj (NH·HD, C): head h is rows h·HD ..; k/v_proj (NKV·HD, C) likewise; the biases are already (heads, HD)
+        // a shared layer's absent W_Q, W_K read as zeros (AbsentHeads)
         return new AttentionWeights(NH, NKV, C, HD,
-            ReadHeads(blk.Wq.Span, WeightLayout.OutIn, NH * HD, NH, 0, HD, C, HD),
-            ReadHeads(blk.Wk.Span, WeightLayout.OutIn, NKV * HD, NKV, 0, HD, C, HD),
+            blk.Wq is null ? AbsentHeads(NH) : ReadHeads(blk.Wq.Span, WeightLayout.OutIn, NH * HD, NH, 0, HD, C, HD),
+            blk.Wk is null ? AbsentHeads(NKV) : ReadHeads(blk.Wk.Span, WeightLayout.OutIn, NKV * HD, NKV, 0, HD, C, HD),
             ReadHeads(blk.Wv.Span, WeightLayout.OutIn, NKV * HD, NKV, 0, HD, C, HD),
             OutputWeightsPerHead(layer),
-            blk.Bq?.ToArray(), blk.Bk?.ToArray(), blk.Bv?.ToArray(), blk.Bo?.ToArray());
+            AbsentBias(blk.Bq, NH), AbsentBias(blk.Bk, NKV), blk.Bv?.ToArray(), blk.Bo?.ToArray());
     }
 
     // W_in is up_proj and W_gate gate_proj, as TransformerLens names them: act(x·W_gate) ⊙ (x·W_in)
@@ -164,13 +169,21 @@ public sealed class Llama : TransformerModel
         {
             var (ln1, a, ln2, m) = w.Layers[l];
             string p = $"model.layers.{l}.";
+            bool qk = c.SharedAttention?.SourceOf(l) is not { } source || source == l; // a shared layer's q/k are dropped
             list.Add((p + "input_layernorm.weight", [C], ln1.Weight));
-            list.Add((p + "self_attn.q_proj.weight", [qd, C], Rows(a.WQ, NH, qd)));
-            list.Add((p + "self_attn.k_proj.weight", [kvd, C], Rows(a.WK, NKV, kvd)));
+            if (qk)
+            {
+                list.Add((p + "self_attn.q_proj.weight", [qd, C], Rows(a.WQ, NH, qd)));
+                list.Add((p + "self_attn.k_proj.weight", [kvd, C], Rows(a.WK, NKV, kvd)));
+            }
             list.Add((p + "self_attn.v_proj.weight", [kvd, C], Rows(a.WV, NKV, kvd)));
+            if (c.QkvBias && qk)
+            {
+                list.AddRange([(p + "self_attn.q_proj.bias", [qd], a.BQ!), (p + "self_attn.k_proj.bias", [kvd], a.BK!)]);
+            }
             if (c.QkvBias)
             {
-                list.AddRange([(p + "self_attn.q_proj.bias", [qd], a.BQ!), (p + "self_attn.k_proj.bias", [kvd], a.BK!), (p + "self_attn.v_proj.bias", [kvd], a.BV!)]);
+                list.Add((p + "self_attn.v_proj.bias", [kvd], a.BV!));
             }
             list.Add((p + "self_attn.o_proj.weight", [C, qd], Transposed(a.WO, qd, C)));
             if (c.OutputBias)

@@ -12,6 +12,18 @@ public abstract partial class TransformerModel
     private readonly float[]? _ropeCos;
     private readonly float[]? _ropeSin;
     private float[][]? _perHeadWo; // per layer: (NH, HD, C), built on first hook_result
+    private float[][]? _sharedPattern; // per layer whose pattern later layers reuse: (B, NH, T, S) of the current step
+    private readonly bool[] _patternReused; // per layer: a later layer reuses its pattern
+
+    /// <summary>Whether <paramref name="layer"/> reuses an earlier layer's attention pattern (<see cref="ModelConfig.SharedAttention"/>):
+    /// it has no query or key projection, caches no keys, and fires no hook_q, hook_k, hook_rot_q/k or hook_attn_scores.</summary>
+    public bool SharesAttention(int layer) => Config.SharedAttention is { } s && s.SourceOf(layer) != layer;
+
+    /// <summary>Zeros in the canonical (heads, C, HD) layout: the W_Q and W_K of a layer that shares attention, which has none.</summary>
+    protected float[] AbsentHeads(int heads) => new float[heads * Config.DModel * Config.DHead];
+
+    /// <summary>A q/k bias as an owned copy; zeros (heads, HD) where a layer that shares attention dropped it but the model has biases.</summary>
+    protected float[]? AbsentBias(Weight? bias, int heads) => bias?.ToArray() ?? (Config.QkvBias ? new float[heads * Config.DHead] : null);
 
     // below this many query tokens (decode, short steps) the blocked kernel's 8-row micro-tiles are mostly padding:
     // dense attention stays on the fused kernel there
@@ -39,6 +51,11 @@ public abstract partial class TransformerModel
         int B = Step.B, T = Step.T, N = Step.N, past = Step.PastLen;
         int NH = Config.NHeads, NKV = Config.NKvHeads, HD = Config.DHead;
         int kvRow = NKV * HD;
+        if (SharesAttention(L))
+        {
+            SharedAttentionLayer(L, wO, bO, layout, output);
+            return;
+        }
 
         Hook(L, HookKind.Q, S.Q, B, T, NH, HD);
         Hook(L, HookKind.K, S.K, B, T, NKV, HD);
@@ -65,6 +82,55 @@ public abstract partial class TransformerModel
 
         Attend(L, S.Q, kc, vc, _capacity * kvRow, S.Z, NKV, HD, 1f / MathF.Sqrt(HD));
         AttentionOutput(L, wO, bO, layout, output);
+    }
+
+    /// <summary>A layer that reuses the pattern of its group's first layer (computed earlier in this step, as that layer used
+    /// it, after its hooks): hook_v, the values cached, hook_pattern on the reused pattern (a hook that rewrites it changes this
+    /// layer alone), z = pattern·v, then the output projection as in <see cref="Attention"/>.</summary>
+    private void SharedAttentionLayer(int L, Weight wO, Weight? bO, WeightLayout layout, float[] output)
+    {
+        int B = Step.B, T = Step.T, past = Step.PastLen, S_ = past + T;
+        int NH = Config.NHeads, NKV = Config.NKvHeads, HD = Config.DHead, kvRow = NKV * HD, per = NH * T * S_;
+        Hook(L, HookKind.V, S.V, B, T, NKV, HD);
+        var vc = _vCache[L];
+        for (int b = 0; b < B; b++)
+        {
+            S.V.AsSpan(b * T * kvRow, T * kvRow).CopyTo(vc.AsSpan((b * _capacity + past) * kvRow));
+        }
+        var pattern = _sharedPattern![Config.SharedAttention!.SourceOf(L)];
+        if (Hooked(L, HookKind.Pattern))
+        {
+            if (S.Pattern.Length < B * per)
+            {
+                S.Scores = new float[B * per];
+                S.Pattern = new float[B * per];
+            }
+            pattern.AsSpan(0, B * per).CopyTo(S.Pattern);
+            Hook(L, HookKind.Pattern, S.Pattern, B, NH, T, S_);
+            pattern = S.Pattern;
+        }
+        // z = pattern · v: z (B, T, NH, HD) ← pattern (B, NH, T, S) · v (B, S, NKV, HD)
+        for (int b = 0; b < B; b++)
+        {
+            AttentionApply(pattern.AsSpan(b * per, per), vc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
+                S.Z.AsSpan(b * T * NH * HD, T * NH * HD), T, S_, NH, NKV, HD);
+        }
+        AttentionOutput(L, wO, bO, layout, output);
+    }
+
+    // where layer L keeps its pattern (B·NH·T·S floats) for the later layers of its group, or null when none reuses it
+    private float[]? PatternToShare(int L, int size)
+    {
+        if (!_patternReused[L])
+        {
+            return null;
+        }
+        _sharedPattern ??= new float[Config.NLayers][];
+        if (_sharedPattern[L] is not { } buffer || buffer.Length < size)
+        {
+            _sharedPattern[L] = buffer = new float[size];
+        }
+        return buffer;
     }
 
     /// <summary>RoPE in place on the first <see cref="ModelConfig.RotaryDims"/> of each of <paramref name="heads"/> heads of
@@ -94,13 +160,18 @@ public abstract partial class TransformerModel
             S.Pattern = new float[B * per];
         }
         var sparsity = Sparsity;
-        if (!rewritten && (!observed || sparsity.IsDense))
+        var share = PatternToShare(L, B * per); // later layers of L's group read this step's pattern
+        // the blocked kernel hands out no pattern: a step whose pattern is observed or shared takes the fused kernel
+        // (dense) or the three-pass path (sparse)
+        bool needsPattern = observed || share is not null;
+        if (!rewritten && (!needsPattern || sparsity.IsDense))
         {
             // fast path, one sequence at a time: the blocked kernel (Kernels.BlockedAttention.cs) when nothing observes the
             // scores/pattern and the step is long enough; else softmax(q·kᵀ/√d + mask)·v fused, which also hands observers
             // the scores/pattern as side outputs (a sparse step with observers takes the three-pass path below)
             bool wantScores = Hooked(L, HookKind.AttnScores), wantPattern = Hooked(L, HookKind.Pattern);
-            bool blocked = !observed && (T >= BlockedAttentionMinTokens || !sparsity.IsDense);
+            bool blocked = !needsPattern && (T >= BlockedAttentionMinTokens || !sparsity.IsDense);
+            var patternOut = wantPattern ? S.Pattern : share;
             for (int b = 0; b < B; b++)
             {
                 if (blocked)
@@ -113,10 +184,14 @@ public abstract partial class TransformerModel
                 Kernels.Attention(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
                     values.AsSpan(b * kvStride, S_ * kvRow), z.AsSpan(b * T * NH * HD, T * NH * HD),
                     T, S_, NH, NKV, HD, causalPast, scale, _keyMask.AsSpan(b * _capacity, S_), window,
-                    wantScores ? S.Scores.AsSpan(b * per, per) : default, wantPattern ? S.Pattern.AsSpan(b * per, per) : default);
+                    wantScores ? S.Scores.AsSpan(b * per, per) : default, patternOut is null ? default : patternOut.AsSpan(b * per, per));
             }
             Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
             Hook(L, HookKind.Pattern, S.Pattern, B, NH, T, S_);
+            if (wantPattern && share is not null)
+            {
+                S.Pattern.AsSpan(0, B * per).CopyTo(share);
+            }
         }
         else
         {
@@ -130,6 +205,10 @@ public abstract partial class TransformerModel
             S.Scores.AsSpan(0, B * per).CopyTo(S.Pattern);
             MaskedSoftmax(S.Pattern.AsSpan(0, B * per), B * NH * T, S_);
             Hook(L, HookKind.Pattern, S.Pattern, B, NH, T, S_);
+            if (share is not null)
+            {
+                S.Pattern.AsSpan(0, B * per).CopyTo(share);
+            }
             for (int b = 0; b < B; b++)
             {
                 AttentionApply(S.Pattern.AsSpan(b * per, per), values.AsSpan(b * kvStride, S_ * kvRow),

@@ -25,8 +25,12 @@ public abstract partial class TransformerModel
 
     /// <summary>Bytes the KV cache holds per token of one sequence: every layer caches its key and value rows, (NKV, HD)
     /// each, in float32 — layers × 2 × NKV × HD × 4; multi-head latent attention caches only its latent and the shared rotary
-    /// key — layers × (kv_lora_rank + qk_rope_head_dim) × 4. What a restructured layout (fewer kv heads, a latent) saves shows here.</summary>
-    public long KvCacheBytesPerToken => (long)Config.NLayers * (CachedKeyFloats + CachedValueFloats) * sizeof(float);
+    /// key — layers × (kv_lora_rank + qk_rope_head_dim) × 4; a layer that reuses an earlier layer's pattern (shared attention)
+    /// caches its values only. What a restructured layout (fewer kv heads, a latent, shared patterns) saves shows here.</summary>
+    public long KvCacheBytesPerToken => ((long)Config.NLayers * (CachedKeyFloats + CachedValueFloats) - (long)SharedLayerCount * CachedKeyFloats) * sizeof(float);
+
+    // layers that reuse an earlier layer's pattern cache values only: their keys are never read
+    private int SharedLayerCount => Config.SharedAttention?.SharedLayers.Count() ?? 0;
 
     /// <summary>Floats one layer caches per token as its key row and as its value row: (NKV·HD, NKV·HD); a family with another
     /// cache layout (MLA's latent) overrides both, and reads its rows through <see cref="LayerKeyCache"/>.</summary>
@@ -66,7 +70,7 @@ public abstract partial class TransformerModel
             _vCache = new float[Config.NLayers][];
             for (int l = 0; l < Config.NLayers; l++)
             {
-                _kCache[l] = new float[keys];
+                _kCache[l] = SharesAttention(l) ? [] : new float[keys];
                 _vCache[l] = new float[values];
             }
         }

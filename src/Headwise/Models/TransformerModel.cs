@@ -18,6 +18,11 @@ public abstract partial class TransformerModel : IDisposable
     {
         Config = config;
         Weights = weights;
+        _patternReused = new bool[config.NLayers];
+        foreach (int l in config.SharedAttention?.SharedLayers ?? [])
+        {
+            _patternReused[config.SharedAttention!.SourceOf(l)] = true;
+        }
         if (config.Positions == PositionKind.Rotary)
         {
             // a converted MLA model's rotary key holds the source's frequencies, in the pairs the conversion chose
@@ -143,6 +148,7 @@ public abstract partial class TransformerModel : IDisposable
                 {
                     if (kind <= HookKind.LnFinalNormalized
                         || (kind is HookKind.RotQ or HookKind.RotK && Config.Positions != PositionKind.Rotary)
+                        || (kind is HookKind.Q or HookKind.K or HookKind.RotQ or HookKind.RotK or HookKind.AttnScores && SharesAttention(l))
                         || (kind == HookKind.ResidMid && Config.ParallelResidual)
                         || (kind == HookKind.MlpPreLinear && !Config.GatedMlp)
                         || (kind == HookKind.KvLatent && Config.Mla is null)
@@ -172,6 +178,7 @@ public abstract partial class TransformerModel : IDisposable
         {
             throw new InvalidInputException($"start layer {startLayer} is outside 0..{Config.NLayers}");
         }
+        RequireSharedPatterns(startLayer, startLayer);
         BeginResumed(residPre, input, hooks);
         ForwardCore(startLayer);
         return EndResumed(input, logitsBuffer);
@@ -199,10 +206,30 @@ public abstract partial class TransformerModel : IDisposable
         {
             throw new InvalidInputException($"start layer {startLayer} is outside 0..{Config.NLayers}");
         }
+        RequireSharedPatterns(startLayer, startLayer);
         BeginResumed(residPre, input, hooks);
         ForwardCore(startLayer);
         PastLength += input.SeqLen;
         return UnembedRows(input.Batch, input.SeqLen, rows, logitsBuffer);
+    }
+
+    // a resumed forward skips the attention of the layers below `skippedBelow`: none of them may be a layer whose pattern a
+    // layer at or above `runsFrom` reuses (its pattern of this input was never computed)
+    private void RequireSharedPatterns(int skippedBelow, int runsFrom)
+    {
+        if (Config.SharedAttention is not { } shared)
+        {
+            return;
+        }
+        foreach (int l in shared.SharedLayers)
+        {
+            int source = shared.SourceOf(l);
+            if (l >= runsFrom && source < skippedBelow)
+            {
+                throw new InvalidInputException($"layer {l} reuses layer {source}'s attention pattern (shared attention): a forward resumed above "
+                    + $"layer {source} cannot compute it; resume at layer {source} or below");
+            }
+        }
     }
 
     // images for a vision model, token ids for the others: said in one line, naming what the model reads
@@ -254,6 +281,7 @@ public abstract partial class TransformerModel : IDisposable
         {
             throw new InvalidInputException("this model uses a parallel residual (no hook_resid_mid): resume from resid_post with ForwardFrom(layer + 1)");
         }
+        RequireSharedPatterns(layer, layer + 1);
         BeginResumed(residMid, input, hooks);
         MlpSublayer(layer);
         ForwardCore(layer + 1);

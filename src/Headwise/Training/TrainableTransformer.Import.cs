@@ -19,6 +19,10 @@ public sealed partial class TrainableTransformer
     public static string? ImportBlocker(ModelConfig c)
     {
         string what = $"{c.ModelType} model";
+        if (c.SharedAttention is not null)
+        {
+            return $"a {what} whose layers share attention (headwise_shared_attention) does not fit: the trainer computes every layer's own pattern";
+        }
         if (c.Family is not (ArchitectureFamily.Gpt2 or ArchitectureFamily.Llama))
         {
             return $"the trainer builds GPT-2 and Llama models; a {what} ({c.Family} family) does not fit";

@@ -154,16 +154,16 @@ public abstract partial class TransformerModel
         bool observed = Hooked(L, HookKind.AttnScores) || Hooked(L, HookKind.Pattern);
         bool rewritten = observed && (hooks!.IsWritable(L, HookKind.AttnScores) || hooks.IsWritable(L, HookKind.Pattern));
         int per = NH * T * S_;
-        if (observed && S.Scores.Length < B * per)
-        {
-            S.Scores = new float[B * per];
-            S.Pattern = new float[B * per];
-        }
         var sparsity = Sparsity;
         var share = PatternToShare(L, B * per); // later layers of L's group read this step's pattern
         // the blocked kernel hands out no pattern: a step whose pattern is observed or shared takes the fused kernel
         // (dense) or the three-pass path (sparse)
         bool needsPattern = observed || share is not null;
+        if ((observed || (needsPattern && !sparsity.IsDense)) && S.Scores.Length < B * per)
+        {
+            S.Scores = new float[B * per];
+            S.Pattern = new float[B * per];
+        }
         if (!rewritten && (!needsPattern || sparsity.IsDense))
         {
             // fast path, one sequence at a time: the blocked kernel (Kernels.BlockedAttention.cs) when nothing observes the

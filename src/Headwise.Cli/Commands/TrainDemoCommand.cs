@@ -31,7 +31,7 @@ public sealed class TrainDemoCommand : ICommand
                           curriculum (default 0; the bundled model uses 0 — see models/demo/README.md)
           --random-repeat-fraction X   a further share of windows that are <|endoftext|> then random tokens repeated
                           with a random period of T/16..T/2 tokens, the loss counted only where copying predicts the
-                          token: teaches induction heads on any tokens (default 0; the bundled model's second phase: 0.25)
+                          token: meant to teach induction heads on any tokens (default 0; see models/demo/README.md)
           --init DIR      start from the weights of this model directory (e.g. models/demo), with a fresh optimizer and
                           its own schedule; the shape options are then taken from DIR
           --schedule S    cosine (default: down to 10% of --lr) | constant (--lr after 100 warmup steps, so a run of N

@@ -181,4 +181,34 @@ public sealed class TrainingTasksCliTests : IDisposable
         using var loaded = ModelLoader.Load(model);
         Assert.Equal(4097, loaded.Config.VocabSize);
     }
+
+    [Fact]
+    public void TrainDemoContinuesAModelWithTheRandomRepeatCurriculumAndConstantScheduleRunsArePrefixes()
+    {
+        // a tiny model first, then two continuations of it (--init) with the curriculum: with --schedule constant the
+        // 100-step run (the warmup's length) is bitwise the first 100 steps of the 102-step run
+        string text = Path.Combine(_dir, "text.txt");
+        File.WriteAllText(text, string.Concat(Enumerable.Repeat("The state of the Union is strong, and the people of the United States are free. ", 60)));
+        string tok = Path.Combine(CliRunner.RepoRoot, "models", "demo", "tokenizer.json");
+        string[] common = ["--text-file", text, "--tokenizer", tok, "--batch", "2", "--threads", "1"];
+        string start = Path.Combine(_dir, "start");
+        Assert.Equal(0, CliRunner.Run(["train-demo", .. common, "--out", start, "--run-dir", Path.Combine(_dir, "r0"), "--steps", "2",
+            "--d-model", "16", "--layers", "1", "--heads", "2", "--seq-len", "16"]).ExitCode);
+        string[] next = [.. common, "--init", start, "--schedule", "constant", "--random-repeat-fraction", "0.5", "--checkpoint-every", "1000"];
+        var shortRun = CliRunner.Run(["train-demo", .. next, "--out", Path.Combine(_dir, "m100"), "--run-dir", Path.Combine(_dir, "r100"), "--steps", "100"]);
+        Assert.Equal(0, shortRun.ExitCode);
+        var longRun = CliRunner.Run(["train-demo", .. next, "--out", Path.Combine(_dir, "m102"), "--run-dir", Path.Combine(_dir, "r102"), "--steps", "102", "--json"]);
+        Assert.Equal(0, longRun.ExitCode);
+        using var m100 = ModelLoader.Load(Path.Combine(_dir, "m100"));
+        Assert.Equal(16, m100.Config.MaxPositions); // the shape came from --init
+        var lossesOf = (string run) => File.ReadAllLines(Path.Combine(_dir, run, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("loss").GetSingle()).ToArray();
+        Assert.Equal(lossesOf("r100"), lossesOf("r102")[..100]);
+
+        var clash = CliRunner.Run(["train-demo", .. next, "--out", Path.Combine(_dir, "m6"), "--steps", "2", "--layers", "2"]);
+        Assert.Equal(2, clash.ExitCode);
+        Assert.Contains("--init", clash.Stderr);
+        var badSchedule = CliRunner.Run(["train-demo", .. common, "--out", Path.Combine(_dir, "m7"), "--steps", "2", "--schedule", "wsd"]);
+        Assert.Equal(2, badSchedule.ExitCode);
+        Assert.Contains("--schedule", badSchedule.Stderr);
+    }
 }

@@ -8,11 +8,12 @@ public sealed class TrainDemoCommand : ICommand
     public string Name => "train-demo";
     public string Summary => "train the bundled demo model (small GPT-2 on the State of the Union text)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "resume" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "text-file", "tokenizer", "out", "run-dir", "steps", "batch", "d-model", "layers", "heads", "seq-len", "lr", "seed", "checkpoint-every", "repeat-fraction"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "text-file", "tokenizer", "out", "run-dir", "steps", "batch", "d-model", "layers", "heads", "seq-len", "lr", "seed", "checkpoint-every", "repeat-fraction", "random-repeat-fraction", "init", "schedule"]);
     public string Help => """
         headwise train-demo --text-file F --tokenizer tokenizer.json --out DIR [--run-dir DIR] [--steps N] [--batch N]
                             [--d-model N] [--layers N] [--heads N] [--seq-len N] [--lr X] [--seed S]
-                    [--repeat-fraction X] [--checkpoint-every N] [--resume] [--threads N] [--json]
+                    [--repeat-fraction X] [--random-repeat-fraction X] [--init DIR] [--schedule cosine|constant]
+                    [--checkpoint-every N] [--resume] [--threads N] [--json]
 
         Tokenizes the text, trains a GPT-2 (tied embeddings) with the trainer on all but the last 5% of the tokens, and
         writes a Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json) into --out. Training metrics,
@@ -28,6 +29,13 @@ public sealed class TrainDemoCommand : ICommand
           --seed S        seed (default 0)
           --repeat-fraction X    share of training windows that are a text slice followed by its repeat, a copying
                           curriculum (default 0; the bundled model uses 0 — see models/demo/README.md)
+          --random-repeat-fraction X   a further share of windows that are <|endoftext|> then random tokens repeated
+                          with a random period of T/16..T/2 tokens, the loss counted only where copying predicts the
+                          token: meant to teach induction heads on any tokens (default 0; see models/demo/README.md)
+          --init DIR      start from the weights of this model directory (e.g. models/demo), with a fresh optimizer and
+                          its own schedule; the shape options are then taken from DIR
+          --schedule S    cosine (default: down to 10% of --lr) | constant (--lr after 100 warmup steps, so a run of N
+                          steps is bitwise the first N steps of any longer run with the same options)
           --checkpoint-every N   write the resumable checkpoint every N steps (default 250)
           --resume        continue the run saved in --run-dir (same text and tokenizer; --steps may extend it)
           --threads N     worker threads (default: all cores)
@@ -57,7 +65,23 @@ public sealed class TrainDemoCommand : ICommand
             CheckpointEvery = args.GetInt("checkpoint-every", d.CheckpointEvery, 1),
             Resume = args.Flag("resume"),
             RepeatFraction = args.GetDouble("repeat-fraction", 0, 0, 1),
+            RandomRepeatFraction = args.GetDouble("random-repeat-fraction", 0, 0, 1),
+            InitDir = args.Get("init"),
+            Schedule = (args.Get("schedule") ?? "cosine") switch
+            {
+                "cosine" => LrSchedule.Cosine,
+                "constant" => LrSchedule.Constant,
+                string other => throw new UsageException($"--schedule expects cosine or constant, got '{other}'"),
+            },
         };
+        if (o.InitDir is not null && (o.Resume || new[] { "d-model", "layers", "heads", "seq-len" }.Any(args.Has)))
+        {
+            throw new UsageException("--init takes the shape from its model and starts a new run: drop --d-model/--layers/--heads/--seq-len/--resume");
+        }
+        if (o.RepeatFraction + o.RandomRepeatFraction > 1)
+        {
+            throw new UsageException($"--repeat-fraction {o.RepeatFraction} + --random-repeat-fraction {o.RandomRepeatFraction} exceed 1");
+        }
         ModelArgs.ApplyThreads(args);
         bool json = args.Flag("json");
         var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);

@@ -57,6 +57,10 @@ public sealed class Trainer
                 throw new InvalidInputException($"data: token id {t} is outside the model's vocabulary (0..{model.Config.VocabSize - 1})");
             }
         }
+        if (options.BosTokenId is int bosId && bosId >= model.Config.VocabSize)
+        {
+            throw new InvalidInputException($"training options: BOS token id {bosId} is outside the model's vocabulary (0..{model.Config.VocabSize - 1})");
+        }
         if (tokenizerFile is not null && !File.Exists(tokenizerFile))
         {
             throw new InvalidInputException($"--tokenizer: no file '{tokenizerFile}'");
@@ -167,7 +171,7 @@ public sealed class Trainer
                 double loss = 0;
                 for (int micro = 0; micro < accum; micro++)
                 {
-                    _data.SampleBatch(_rng, inputs, targets, B, Options.RepeatFraction);
+                    _data.SampleBatch(_rng, inputs, targets, B, Options.RepeatFraction, Options.RandomRepeatFraction, Model.Config.VocabSize, Options.BosTokenId ?? -1);
                     loss += Model.Forward(inputs, targets, B, T);
                     Model.Backward(1f / accum);
                 }

@@ -47,6 +47,11 @@ public sealed record TrainerOptions
     /// <summary>Fraction of training windows that are a slice of the text followed by its repeat (a copying curriculum that
     /// makes induction heads form in short runs; see <see cref="TrainingData.SampleBatch"/>); 0 = plain windows.</summary>
     public double RepeatFraction { get; init; }
+    /// <summary>A further fraction of training windows that are random tokens repeated with a random period (BOS first
+    /// when <see cref="BosTokenId"/> is set; see <see cref="TrainingData.SampleBatch"/>); 0 = none.</summary>
+    public double RandomRepeatFraction { get; init; }
+    /// <summary>The token that starts each random repeated window (the model's BOS); null = none.</summary>
+    public int? BosTokenId { get; init; }
     /// <summary>Stop (with a checkpoint) after this step, as if interrupted; the schedule still assumes <see cref="Steps"/>.</summary>
     public int? StopAfterStep { get; init; }
 
@@ -89,6 +94,9 @@ public sealed record TrainerOptions
         Need(AccumulationSteps > 0, "accumulation steps must be positive");
         Need(EvalEvery >= 0 && EvalBatches > 0 && CheckpointEvery >= 0, "eval and checkpoint intervals must not be negative");
         Need(RepeatFraction is >= 0 and <= 1, $"repeat fraction must be in [0, 1] (got {RepeatFraction})");
+        Need(RandomRepeatFraction >= 0 && RepeatFraction + RandomRepeatFraction <= 1,
+            $"random repeat fraction must be ≥ 0 and, with the repeat fraction, at most 1 (got {RandomRepeatFraction} + {RepeatFraction})");
+        Need(BosTokenId is null or >= 0, $"BOS token id must not be negative (got {BosTokenId})");
     }
 
     internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };

@@ -34,21 +34,28 @@ public sealed class TrainingData
     /// <summary>
     /// Fills inputs and targets (B, T) with B random training windows. With <paramref name="repeatFraction"/> &gt; 0, each
     /// window is, with that probability, a slice of h = T/2 + 1 training tokens followed by the same slice again (a copying
-    /// curriculum: the second half is predictable from the first, which is what induction heads learn); at 0 the RNG is
-    /// drawn exactly as without the option.
+    /// curriculum: the second half is predictable from the first, which is what induction heads learn). With
+    /// <paramref name="randomRepeatFraction"/> &gt; 0, a further share of windows is <see cref="FillRandomRepeat">random
+    /// tokens repeated</see> (what the induction detector measures). At 0 and 0 the RNG is drawn exactly as without the options.
     /// </summary>
-    public void SampleBatch(TrainingRng rng, Span<int> inputs, Span<int> targets, int B, double repeatFraction = 0)
+    public void SampleBatch(TrainingRng rng, Span<int> inputs, Span<int> targets, int B, double repeatFraction = 0,
+        double randomRepeatFraction = 0, int vocabSize = 0, int bosId = -1)
     {
+        if (randomRepeatFraction > 0 && vocabSize < 3)
+        {
+            throw new InvalidInputException($"random repeated windows need the vocabulary size (got {vocabSize})");
+        }
         int T = SeqLen;
         for (int b = 0; b < B; b++)
         {
-            if (repeatFraction > 0 && rng.NextDouble() < repeatFraction)
+            var inp = inputs.Slice(b * T, T);
+            var tgt = targets.Slice(b * T, T);
+            double u = repeatFraction > 0 || randomRepeatFraction > 0 ? rng.NextDouble() : 1;
+            if (u < repeatFraction)
             {
                 // window u = s ++ s with |s| = h, 2h = T + 2 ≥ T + 1: inputs = u[..T], targets = u[1..T + 1]
                 int h = (T / 2) + 1;
                 int s0 = rng.NextInt(Train.Length - h + 1);
-                var inp = inputs.Slice(b * T, T);
-                var tgt = targets.Slice(b * T, T);
                 for (int i = 0; i < T; i++)
                 {
                     inp[i] = Train[s0 + (i % h)];
@@ -56,9 +63,41 @@ public sealed class TrainingData
                 }
                 continue;
             }
+            if (u < repeatFraction + randomRepeatFraction)
+            {
+                FillRandomRepeat(rng, inp, tgt, vocabSize, bosId);
+                continue;
+            }
             int start = rng.NextInt(Train.Length - T);
-            Train.AsSpan(start, T).CopyTo(inputs.Slice(b * T, T));
-            Train.AsSpan(start + 1, T).CopyTo(targets.Slice(b * T, T));
+            Train.AsSpan(start, T).CopyTo(inp);
+            Train.AsSpan(start + 1, T).CopyTo(tgt);
+        }
+    }
+
+    /// <summary>
+    /// One window (T) of random tokens repeated with a random period p in [max(2, T/16), T/2]: u = [BOS] r₁..r_p r₁..r_p r₁…,
+    /// rᵢ uniform over the vocabulary without BOS (no BOS when <paramref name="bosId"/> &lt; 0), inputs = u[..T], targets =
+    /// u[1..T + 1]. Only targets an induction head can predict count: those from the second token of the second copy on
+    /// (the rest are <see cref="Layers.CrossEntropy.Ignore"/>), so the window teaches copying and nothing about the unigram.
+    /// </summary>
+    private static void FillRandomRepeat(TrainingRng rng, Span<int> inputs, Span<int> targets, int vocabSize, int bosId)
+    {
+        int T = inputs.Length, offset = bosId >= 0 ? 1 : 0;
+        int lo = Math.Max(2, T / 16), hi = Math.Max(lo, T / 2);
+        int p = lo + rng.NextInt(hi - lo + 1);
+        int drawable = bosId >= 0 ? vocabSize - 1 : vocabSize;
+        Span<int> period = p <= 512 ? stackalloc int[p] : new int[p];
+        for (int k = 0; k < p; k++)
+        {
+            int t = rng.NextInt(drawable);
+            period[k] = bosId >= 0 && t >= bosId ? t + 1 : t;
+        }
+        for (int i = 0; i < T; i++)
+        {
+            // u[j] for j ≥ offset is r at m = j − offset; it is predictable once m ≥ p + 1 (its predecessor seen one period before)
+            inputs[i] = i < offset ? bosId : period[(i - offset) % p];
+            int m = i + 1 - offset;
+            targets[i] = m > p ? period[m % p] : Layers.CrossEntropy.Ignore;
         }
     }
 

@@ -55,4 +55,41 @@ public class TrainingDataTests
         int repeated = Enumerable.Range(0, B).Count(b => inputs[(b * T) + h] == inputs[b * T] && inputs[(b * T) + h + 1] == inputs[(b * T) + 1]);
         Assert.InRange(repeated, B / 5, 4 * B / 5);
     }
+
+    [Fact]
+    public void RandomRepeatWindowsAreBosThenAPeriodicRandomSequenceScoredOnlyWhereCopyingPredicts()
+    {
+        const int T = 64, B = 64, V = 500, bos = 499;
+        var data = new TrainingData(Stream, T, 0.1);
+        var (inputs, targets) = (new int[B * T], new int[B * T]);
+        data.SampleBatch(new TrainingRng(3), inputs, targets, B, randomRepeatFraction: 1, vocabSize: V, bosId: bos);
+        var periods = new HashSet<int>();
+        for (int b = 0; b < B; b++)
+        {
+            int[] x = inputs.AsSpan(b * T, T).ToArray();
+            int[] y = targets.AsSpan(b * T, T).ToArray();
+            Assert.Equal(bos, x[0]);
+            // the period: the first shift under which x[1..] repeats itself
+            int p = Enumerable.Range(1, T - 2).First(q => x.AsSpan(q + 1).SequenceEqual(x.AsSpan(1, T - 1 - q)));
+            Assert.InRange(p, T / 16, T / 2);
+            periods.Add(p);
+            for (int i = 1; i < T; i++)
+            {
+                Assert.InRange(x[i], 0, V - 2); // never BOS again
+            }
+            for (int i = 0; i < T; i++)
+            {
+                if (i <= p) Assert.Equal(Headwise.Training.Layers.CrossEntropy.Ignore, y[i]); // the first copy and its wrap are unpredictable
+                else if (i + 1 < T) Assert.Equal(x[i + 1], y[i]);
+                else Assert.Equal(x[i + 1 - p], y[i]);
+            }
+        }
+        Assert.True(periods.Count > 10, $"periods vary ({periods.Count} distinct)");
+
+        // the two curricula and plain text mix by one draw per window; without BOS the window starts with a random token
+        data.SampleBatch(new TrainingRng(3), inputs, targets, B, repeatFraction: 0.3, randomRepeatFraction: 0.3, vocabSize: V);
+        int ignored = Enumerable.Range(0, B).Count(b => targets[b * T] == Headwise.Training.Layers.CrossEntropy.Ignore);
+        Assert.InRange(ignored, B / 8, B / 2);
+        Assert.Throws<InvalidInputException>(() => data.SampleBatch(new TrainingRng(3), inputs, targets, B, randomRepeatFraction: 0.5));
+    }
 }

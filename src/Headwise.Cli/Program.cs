@@ -63,7 +63,14 @@ namespace Headwise.Cli
             try
             {
                 var parsed = CliParser.Parse(command, args[1..]);
-                return command.Run(parsed, stdout, stderr);
+                try
+                {
+                    return command.Run(parsed, stdout, stderr);
+                }
+                finally
+                {
+                    ProgressBar.FinishAll(); // a live display still drawing ends before the error line below
+                }
             }
             catch (UsageException e)
             {

@@ -11,7 +11,7 @@ public static class ModelArgs
         CliOption.Text("model", "M", "Hugging Face model directory (config.json + *.safetensors [+ tokenizer.json]),\na llama2.c checkpoint (.bin) together with --tokenizer, or a Hub name ORG/NAME\n(found in the Hugging Face cache, else downloaded; see docs/hub.md)"),
         CliOption.Text("tokenizer", "F", "tokenizer file (llama2.c tokenizer.bin, tokenizer.json, tokenizer.model) overriding the model's"),
         CliOption.Integer("threads", "N", "worker threads for the kernels (default: all cores)"),
-        CliOption.Text("prepack", "P", "auto|on|off: keep a copy of each weight packed for the GEMM, made on first use (faster\nprompts, one more copy of the weights in memory); auto (default) packs when it fits\n(docs/performance.md); the HEADWISE_PREPACK environment variable sets the default"),
+        CliOption.Text("prepack", "P", "auto|on|off: keep a copy of each weight packed for the GEMM, made on first use (faster\nprompts, one more copy of the weights in memory); auto (default) packs when it fits\n(docs/performance.md); the HEADWISE_PREPACK environment variable sets the default") with { Choices = ["auto", "on", "off"] },
     ];
 
     public static LoadedModel Load(CliArgs args)

@@ -115,11 +115,13 @@ public sealed class ExperimentCommand : ICommand
         string F(double? v) => v is double d ? d.ToString("F3", CultureInfo.InvariantCulture) : "-";
         stdout.WriteLine($"task {r.Task}, {r.Steps} steps per variant, {r.HeldoutSamples} held-out samples; chance loss {F(r.ChanceLoss)}, chance accuracy {F(r.ChanceAccuracy)}"
             + (r.BaselineLoss is double bl ? $", least-squares loss {F(bl)} (losses are mean squared errors)" : ""));
-        stdout.WriteLine($"{"variant",-15} {"lr",7} {"loss",7} {"accuracy",8} {"params",7} {"seconds",7} {"induction",9} {"prev-token",10}");
+        var table = new CliTable("variant", ">lr", ">loss", ">accuracy", ">params", ">seconds", ">induction", "head", ">prev-token", "head");
         foreach (var v in r.Variants)
         {
-            stdout.WriteLine($"{v.Variant,-15} {v.LearningRate.ToString("G3", CultureInfo.InvariantCulture),7} {F(v.HeldoutLoss),7} {F(v.HeldoutAccuracy),8} {v.Parameters,7} {v.Seconds,7:F1} {F(v.InductionScore),9} {F(v.PreviousTokenScore),10}");
+            table.Row(v.Variant, v.LearningRate.ToString("G3", CultureInfo.InvariantCulture), F(v.HeldoutLoss), F(v.HeldoutAccuracy), $"{v.Parameters}",
+                v.Seconds.ToString("F1", CultureInfo.InvariantCulture), F(v.InductionScore), v.InductionHead ?? "-", F(v.PreviousTokenScore), v.PreviousTokenHead ?? "-");
         }
+        table.Write(stdout);
         return 0;
     }
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Headwise.Analysis;
 using Headwise.Analysis.Detectors;
 using Headwise.Analysis.Patterns;
@@ -105,10 +106,12 @@ public sealed class HeadsCommand : ICommand
             stdout.WriteLine();
             stdout.WriteLine($"{key}: {scores.Definition}");
             bool ascending = key == "entropy"; // the sharpest heads first
+            var table = new CliTable("head", ">score");
             foreach (var (head, score) in scores.Ranked(descending: !ascending).Take(top))
             {
-                stdout.WriteLine($"  {head,-7} {score,10:F4}");
+                table.Row($"{head}", score.ToString("F4", CultureInfo.InvariantCulture));
             }
+            table.Write(stdout);
         }
         return 0;
     }

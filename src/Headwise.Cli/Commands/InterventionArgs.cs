@@ -19,8 +19,8 @@ public static class InterventionArgs
         CliOption.Text("task", "NAME", "a task's prompts (see `headwise tasks`): induction, ioi, factual, laundry, greater-than"),
         CliOption.Integer("count", "N", "prompts of the task (default 8)"),
         CliOption.Integer("seed", "S", "seed of the task's prompts and of resample sources (default 0)"),
-        CliOption.Text("method", "M", "zero | mean | resample (default zero): z replaced by 0, by the head's mean z over the\ninputs, or by its z on another input of the same length (the task's corrupted prompt; for a text\nthe same tokens shuffled)"),
-        CliOption.Text("metric", "K", "loss | kl | logit-diff (default loss; logit-diff = the task's own metric, needs --task)"),
+        CliOption.Text("method", "M", "zero | mean | resample (default zero): z replaced by 0, by the head's mean z over the\ninputs, or by its z on another input of the same length (the task's corrupted prompt; for a text\nthe same tokens shuffled)") with { Choices = ["zero", "mean", "resample"] },
+        CliOption.Text("metric", "K", "loss | kl | logit-diff (default loss; logit-diff = the task's own metric, needs --task)") with { Choices = ["loss", "kl", "logit-diff"] },
     ];
 
     public static AblationMethod Method(CliArgs args) => (args.Get("method") ?? "zero") switch

@@ -62,18 +62,19 @@ public sealed class SinksCommand : ICommand
         string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
         RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"{ids.Length} tokens; a sink draws ≥ {ratio.ToString(CultureInfo.InvariantCulture)}× uniform and ≥ {F(mass)} of later queries' attention");
-        stdout.WriteLine($"{"layer",5}  {"pos",4}  {"token",-14} {"received",8} {"× unif",7} {"‖resid‖",8} {"median",8}");
+        var table = new CliTable(">layer", ">pos", "token", ">received", ">× unif", ">‖resid‖", ">median");
         foreach (var l in r.Layers)
         {
             if (l.Sinks.Length == 0)
             {
-                stdout.WriteLine($"{l.Layer,5}  (none){"",32} {F(l.MedianResidNorm),8}");
+                table.Row($"{l.Layer}", "(none)", "", "", "", "", F(l.MedianResidNorm));
             }
             foreach (var s in l.Sinks)
             {
-                stdout.WriteLine($"{l.Layer,5}  {s.Position,4}  {StatisticsPrompt.Show(loaded, s.TokenId),-14} {F(s.Received),8} {s.Ratio,7:F1} {F(s.ResidNorm),8} {F(l.MedianResidNorm),8}");
+                table.Row($"{l.Layer}", $"{s.Position}", StatisticsPrompt.Show(loaded, s.TokenId), F(s.Received), s.Ratio.ToString("F1", CultureInfo.InvariantCulture), F(s.ResidNorm), F(l.MedianResidNorm));
             }
         }
+        table.Write(stdout);
         stdout.WriteLine();
         foreach (var s in r.Sinks)
         {

@@ -67,8 +67,6 @@ public sealed class ExperimentCommand : ICommand
           headwise experiment induction --out runs/induction
         """;
 
-    private static readonly string[] SinkOptions = ["model", "tokenizer", "text-file"];
-
     private static int RunVariants(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
         foreach (var name in new[] { "out", "batch", "init", "model", "tokenizer", "text-file" })

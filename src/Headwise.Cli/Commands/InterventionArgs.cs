@@ -8,9 +8,6 @@ namespace Headwise.Cli.Commands;
 /// <summary>Options shared by ablate and importance: what to run on (text, ids or a task), the method and the metric.</summary>
 public static class InterventionArgs
 {
-    /// <summary>The options <see cref="Task"/> reads.</summary>
-    public static readonly string[] TaskOptions = ["task", "count", "seed"];
-
     public static readonly CliOption[] Options =
     [
         CliOption.Text("text-file", "F", "the text to run on (UTF-8; BOS prepended when the tokenizer adds one)"),

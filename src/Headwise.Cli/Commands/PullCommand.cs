@@ -11,15 +11,13 @@ public sealed class PullCommand : ICommand
     public string Summary => "download a model from the Hugging Face Hub into the local cache";
 
     public string Usage => """
-        headwise pull — download a model from the Hugging Face Hub into the Hugging Face cache
+        headwise pull ORG/NAME [--revision R] [--token T] [--endpoint URL] [--cache-dir DIR] [--max-parallel N] [--json]
         """;
 
     public string Description => """
-        Usage: headwise pull ORG/NAME [--revision R] [--token T] [--endpoint URL] [--cache-dir DIR] [--max-parallel N] [--json]
-
-        Downloads config.json, the tokenizer files the repository has and the safetensors weights (single file or
-        sharded via model.safetensors.index.json; pickle .bin files are never fetched) into the same cache layout as
-        Python's huggingface_hub, so transformers finds them too. Every file is checked against its SHA-256 (git SHA-1
+        Downloads a model from the Hugging Face Hub into the Hugging Face cache: config.json, the tokenizer files the
+        repository has and the safetensors weights (single file or sharded via model.safetensors.index.json; pickle .bin
+        files are never fetched), in the same cache layout as Python's huggingface_hub, so transformers finds them too. Every file is checked against its SHA-256 (git SHA-1
         for small files) before it is put in place; broken connections resume; a second pull downloads nothing.
         Afterwards any command takes --model ORG/NAME and reads the cache with no network.
         """;

@@ -1,116 +1,56 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Globalization;
 
 namespace Headwise.Cli;
 
-/// <summary>A small, strict parser for <c>--name value</c>, <c>--flag</c> and positional arguments.
-/// Each command declares its flags, its options that take a value and how many positional arguments it takes; anything
-/// else is a usage error (exit 2) raised here, before the command loads or writes anything: a misspelled option is named,
-/// with the nearest declared one, and never swallows the argument after it as its value.</summary>
+/// <summary>A command's view of its parsed command line: typed reads, by name, of the options it declared
+/// (<see cref="Commands.ICommand.Options"/>), over System.CommandLine's <see cref="ParseResult"/>. Reading an option the
+/// command did not declare is a bug in the command and throws; a value that does not fit (not an integer, out of range)
+/// is bad input and throws <see cref="UsageException"/> naming the option.</summary>
 public sealed class CliArgs
 {
-    private readonly Dictionary<string, string?> _options = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, List<string>> _repeated = new(StringComparer.Ordinal);
-    private readonly IReadOnlySet<string> _flags;
-    private readonly IReadOnlySet<string> _valueOptions;
+    private readonly ParseResult _result;
+    private readonly IReadOnlyDictionary<string, (CliOption Spec, Option Symbol)> _declared;
 
-    public List<string> Positional { get; } = [];
+    public IReadOnlyList<string> Positional { get; }
 
-    /// <param name="args">the arguments after the command name</param>
-    /// <param name="flags">options that take no value (<c>--json</c>)</param>
-    /// <param name="options">options that take a value (<c>--model M</c> or <c>--model=M</c>)</param>
-    /// <param name="maxPositional">how many arguments without <c>--</c> the command takes</param>
-    public CliArgs(IEnumerable<string> args, IReadOnlySet<string> flags, IReadOnlySet<string> options, int maxPositional = 0)
+    internal CliArgs(ParseResult result, IReadOnlyDictionary<string, (CliOption Spec, Option Symbol)> declared, IReadOnlyList<string> positional)
     {
-        _flags = flags;
-        _valueOptions = options;
-        var list = args.ToList();
-        for (int i = 0; i < list.Count; i++)
-        {
-            string a = list[i];
-            if (!a.StartsWith("--", StringComparison.Ordinal) || a.Length == 2)
-            {
-                if (Positional.Count >= maxPositional)
-                {
-                    throw new UsageException(maxPositional == 0
-                        ? $"unexpected argument '{a}' (options start with --; see --help)"
-                        : $"unexpected extra argument '{a}' (see --help)");
-                }
-                Positional.Add(a);
-                continue;
-            }
-            string name = a[2..];
-            string? value = null;
-            int eq = name.IndexOf('=');
-            if (eq >= 0)
-            {
-                value = name[(eq + 1)..];
-                name = name[..eq];
-            }
-            if (flags.Contains(name))
-            {
-                if (value is not null)
-                {
-                    throw new UsageException($"option --{name} takes no value (got '{value}')");
-                }
-            }
-            else if (options.Contains(name))
-            {
-                if (value is null)
-                {
-                    // the next argument is the value, unless it is one of this command's own options: then the value is missing
-                    if (i + 1 >= list.Count || IsDeclared(list[i + 1]))
-                    {
-                        throw new UsageException($"option --{name} needs a value");
-                    }
-                    value = list[++i];
-                }
-            }
-            else
-            {
-                throw new UsageException($"unknown option --{name} ({Suggestion(name, flags.Concat(options)) ?? "see --help"})");
-            }
-            _options[name] = value;
-            if (value is not null)
-            {
-                (_repeated.TryGetValue(name, out var all) ? all : _repeated[name] = []).Add(value);
-            }
-        }
+        _result = result;
+        _declared = declared;
+        Positional = positional;
     }
 
-    private bool IsDeclared(string arg)
-    {
-        if (!arg.StartsWith("--", StringComparison.Ordinal))
-        {
-            return false;
-        }
-        string name = arg[2..].Split('=')[0];
-        return _flags.Contains(name) || _valueOptions.Contains(name);
-    }
+    private IReadOnlyList<string> Values(string name) =>
+        _result.GetResult(_declared[name].Symbol) is OptionResult r ? [.. r.Tokens.Select(t => t.Value)] : [];
+
+    private bool Present(string name) => _result.GetResult(_declared[name].Symbol) is OptionResult { Implicit: false };
 
     public bool Has(string name)
     {
-        Declared(name, _flags.Contains(name) || _valueOptions.Contains(name));
-        return _options.ContainsKey(name);
+        Declared(name, _declared.ContainsKey(name));
+        return Present(name);
     }
 
     public bool Flag(string name)
     {
-        Declared(name, _flags.Contains(name));
-        return _options.ContainsKey(name);
+        Declared(name, _declared.TryGetValue(name, out var o) && o.Spec.Kind == OptionKind.Flag);
+        return Present(name);
     }
 
     /// <summary>Every value given to an option that may repeat (<c>--model A --model B</c>), in order; empty when absent.
     /// <see cref="Get"/> returns the last.</summary>
     public IReadOnlyList<string> GetAll(string name)
     {
-        Declared(name, _valueOptions.Contains(name));
-        return _repeated.TryGetValue(name, out var v) ? v : [];
+        Declared(name, _declared.TryGetValue(name, out var o) && o.Spec.Kind != OptionKind.Flag);
+        return Values(name);
     }
 
     public string? Get(string name)
     {
-        Declared(name, _valueOptions.Contains(name));
-        return _options.TryGetValue(name, out var v) ? v : null;
+        Declared(name, _declared.TryGetValue(name, out var o) && o.Spec.Kind != OptionKind.Flag);
+        return Values(name) is [.., var last] ? last : null;
     }
 
     public string Require(string name, string what) =>
@@ -143,7 +83,7 @@ public sealed class CliArgs
     {
         if (!declared)
         {
-            throw new InvalidOperationException($"the command reads --{name} without declaring it in its Flags or Options");
+            throw new InvalidOperationException($"the command reads --{name} without declaring it in its Options (or reads a flag as a value)");
         }
     }
 

@@ -6,18 +6,13 @@ namespace Headwise.Cli;
 /// <summary>The options every model-taking command shares: --model, --tokenizer, --threads, --prepack.</summary>
 public static class ModelArgs
 {
-    /// <summary>The options below, for a command's <c>Options</c>.</summary>
-    public static readonly string[] Options = ["model", "tokenizer", "threads", "prepack"];
-
-    public const string Help =
-        "  --model M         Hugging Face model directory (config.json + *.safetensors [+ tokenizer.json]),\n" +
-        "                    a llama2.c checkpoint (.bin) together with --tokenizer, or a Hub name ORG/NAME\n" +
-        "                    (found in the Hugging Face cache, else downloaded; see docs/hub.md)\n" +
-        "  --tokenizer F     tokenizer file (llama2.c tokenizer.bin, tokenizer.json, tokenizer.model) overriding the model's\n" +
-        "  --threads N       worker threads for the kernels (default: all cores)\n" +
-        "  --prepack P       auto|on|off: keep a copy of each weight packed for the GEMM, made on first use (faster\n" +
-        "                    prompts, one more copy of the weights in memory); auto (default) packs when it fits\n" +
-        "                    (docs/performance.md); the HEADWISE_PREPACK environment variable sets the default";
+    public static readonly CliOption[] Options =
+    [
+        CliOption.Text("model", "M", "Hugging Face model directory (config.json + *.safetensors [+ tokenizer.json]),\na llama2.c checkpoint (.bin) together with --tokenizer, or a Hub name ORG/NAME\n(found in the Hugging Face cache, else downloaded; see docs/hub.md)"),
+        CliOption.Text("tokenizer", "F", "tokenizer file (llama2.c tokenizer.bin, tokenizer.json, tokenizer.model) overriding the model's"),
+        CliOption.Integer("threads", "N", "worker threads for the kernels (default: all cores)"),
+        CliOption.Text("prepack", "P", "auto|on|off: keep a copy of each weight packed for the GEMM, made on first use (faster\nprompts, one more copy of the weights in memory); auto (default) packs when it fits\n(docs/performance.md); the HEADWISE_PREPACK environment variable sets the default") with { Choices = ["auto", "on", "off"] },
+    ];
 
     public static LoadedModel Load(CliArgs args)
     {

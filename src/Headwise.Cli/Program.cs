@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Headwise.Cli;
 using Headwise.Cli.Commands;
 
@@ -38,6 +39,11 @@ namespace Headwise.Cli
                 stdout.WriteLine(Overview());
                 return args.Length == 0 ? 2 : 0;
             }
+            if (args[0].StartsWith('['))
+            {
+                // directives: [suggest] answers shell completion (dotnet-suggest), [diagram] shows how a line parses
+                return CliParser.ParseRoot(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
+            }
             if (args[0] is "--version")
             {
                 stdout.WriteLine(typeof(CliMain).Assembly.GetName().Version?.ToString(3) ?? "0.1.0");
@@ -56,8 +62,15 @@ namespace Headwise.Cli
             }
             try
             {
-                var parsed = new CliArgs(args.Skip(1), command.Flags, command.Options, command.MaxPositional);
-                return command.Run(parsed, stdout, stderr);
+                var parsed = CliParser.Parse(command, args[1..]);
+                try
+                {
+                    return command.Run(parsed, stdout, stderr);
+                }
+                finally
+                {
+                    ProgressBar.FinishAll(); // a live display still drawing ends before the error line below
+                }
             }
             catch (UsageException e)
             {

@@ -1,19 +1,25 @@
 using System.Diagnostics;
 using Headwise.Analysis;
+using Spectre.Console;
 
 namespace Headwise.Cli;
 
 /// <summary>
-/// A progress bar on stderr with the time left: redrawn in place on a terminal, one line at each 10% otherwise
-/// (logs, CI). Silent when <c>enabled</c> is false (e.g. with --json on a redirected stderr).
+/// Shows the <see cref="AnalysisProgress"/> the library reports: a Spectre.Console live progress display (bar, percentage,
+/// time left) when the writer is the console's stderr and that is a terminal; otherwise (logs, CI, tests) one plain line at
+/// each 10% of a stage. Silent when <c>enabled</c> is false (e.g. with --json on a redirected stderr). The library only
+/// reports through <see cref="IProgress{T}"/>; all drawing is here.
 /// </summary>
 public sealed class ProgressBar(TextWriter writer, bool enabled = true) : IProgress<AnalysisProgress>
 {
+    private static readonly List<ProgressBar> s_live = [];
+
+    private readonly bool _interactive = ReferenceEquals(writer, Console.Error) && !Console.IsErrorRedirected;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private readonly bool _interactive = !Console.IsErrorRedirected;
+    private readonly object _gate = new();
     private int _lastDecile = -1;
     private string _stage = "";
-    private long _lastDraw;
+    private LiveStage? _live;
 
     public void Report(AnalysisProgress p)
     {
@@ -21,40 +27,131 @@ public sealed class ProgressBar(TextWriter writer, bool enabled = true) : IProgr
         {
             return;
         }
-        if (p.Stage != _stage)
+        lock (_gate)
         {
-            _stage = p.Stage;
-            _clock.Restart();
-            _lastDecile = -1;
-        }
-        double fraction = Math.Clamp((double)p.Done / p.Total, 0, 1);
-        double elapsed = _clock.Elapsed.TotalSeconds;
-        string eta = p.Done > 0 && fraction < 1 ? $"{Format(elapsed / fraction - elapsed)} left" : fraction >= 1 ? $"done in {Format(elapsed)}" : "";
-        if (_interactive)
-        {
-            long now = _clock.ElapsedMilliseconds;
-            if (now - _lastDraw < 100 && fraction < 1)
+            bool newStage = p.Stage != _stage;
+            if (newStage)
             {
-                return;
+                _stage = p.Stage;
+                _clock.Restart();
+                _lastDecile = -1;
             }
-            _lastDraw = now;
-            int width = 30, filled = (int)(fraction * width);
-            writer.Write($"\r{p.Stage} [{new string('#', filled)}{new string('.', width - filled)}] {p.Done}/{p.Total} {eta}   ");
-            if (fraction >= 1)
+            if (_interactive)
             {
-                writer.WriteLine();
+                ReportLive(p, newStage);
             }
-        }
-        else
-        {
-            int decile = (int)(fraction * 10);
-            if (decile != _lastDecile)
+            else
             {
-                _lastDecile = decile;
-                writer.WriteLine($"{p.Stage}: {p.Done}/{p.Total} {eta}");
+                ReportPlain(p);
             }
         }
     }
 
+    /// <summary>Ends every live display still drawing (a command that failed or was interrupted mid-stage), so that
+    /// what follows starts on a fresh line.</summary>
+    public static void FinishAll()
+    {
+        ProgressBar[] bars;
+        lock (s_live)
+        {
+            bars = [.. s_live];
+        }
+        foreach (var bar in bars)
+        {
+            lock (bar._gate)
+            {
+                bar.EndLive();
+            }
+        }
+    }
+
+    private void ReportPlain(AnalysisProgress p)
+    {
+        double fraction = Math.Clamp((double)p.Done / p.Total, 0, 1);
+        int decile = (int)(fraction * 10);
+        if (decile != _lastDecile)
+        {
+            _lastDecile = decile;
+            double elapsed = _clock.Elapsed.TotalSeconds;
+            string eta = p.Done > 0 && fraction < 1 ? $"{Format(elapsed / fraction - elapsed)} left" : fraction >= 1 ? $"done in {Format(elapsed)}" : "";
+            writer.WriteLine($"{p.Stage}: {p.Done}/{p.Total} {eta}");
+        }
+    }
+
+    private void ReportLive(AnalysisProgress p, bool newStage)
+    {
+        if (newStage || _live is null)
+        {
+            EndLive();
+            _live = new LiveStage(p.Stage, p.Total);
+            lock (s_live)
+            {
+                s_live.Add(this);
+            }
+        }
+        _live.Update(p.Done, p.Total);
+        if (p.Done >= p.Total)
+        {
+            EndLive();
+        }
+    }
+
+    private void EndLive()
+    {
+        if (_live is null)
+        {
+            return;
+        }
+        _live.End();
+        _live = null;
+        lock (s_live)
+        {
+            s_live.Remove(this);
+        }
+    }
+
     private static string Format(double seconds) => seconds < 60 ? $"{seconds:F0}s" : seconds < 3600 ? $"{seconds / 60:F0}m{seconds % 60:00}s" : $"{seconds / 3600:F1}h";
+
+    /// <summary>One stage drawn by Spectre.Console on stderr. Spectre's display runs for the length of a callback, so the
+    /// callback runs on its own thread until the stage ends, while the analysis thread updates the task.</summary>
+    private sealed class LiveStage
+    {
+        private readonly TaskCompletionSource _ended = new();
+        private readonly Task _display;
+        private ProgressTask? _task;
+
+        public LiveStage(string stage, long total)
+        {
+            // stderr is a terminal (checked by the caller) even when stdout is redirected: say so, or Spectre falls back to plain lines
+            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error), Interactive = InteractionSupport.Yes });
+            var started = new TaskCompletionSource();
+            _display = Task.Run(() => console.Progress()
+                .AutoClear(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                .Start(ctx =>
+                {
+                    _task = ctx.AddTask(Markup.Escape(stage), maxValue: total);
+                    started.SetResult();
+                    _ended.Task.Wait();
+                    ctx.Refresh();
+                }));
+            Task.WaitAny(started.Task, _display);
+            if (_display.IsFaulted)
+            {
+                _display.GetAwaiter().GetResult(); // the display failed to start: say why rather than wait forever
+            }
+        }
+
+        public void Update(long done, long total)
+        {
+            _task!.MaxValue = total;
+            _task.Value = Math.Min(done, total);
+        }
+
+        public void End()
+        {
+            _ended.TrySetResult();
+            _display.Wait();
+        }
+    }
 }

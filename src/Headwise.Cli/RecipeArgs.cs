@@ -8,11 +8,10 @@ namespace Headwise.Cli;
 /// command's declarations and run <see cref="Apply"/>'s <see cref="RecipeApplication.Model"/> with its hooks.</summary>
 public static class RecipeArgs
 {
-    public static readonly string[] Options = ["intervene"];
-
-    public const string Help =
-        "  --intervene FILE  run under an intervention recipe (JSON; docs/interventions.md): scale, ablate, soften,\n" +
-        "                    redistribute_sink, inject, edit_ov, edit_qk on heads — every number is the intervened model's";
+    public static readonly CliOption[] Options =
+    [
+        CliOption.Text("intervene", "FILE", "run under an intervention recipe (JSON; docs/interventions.md): scale, ablate, soften,\nredistribute_sink, inject, edit_ov, edit_qk on heads — every number is the intervened model's"),
+    ];
 
     /// <summary>The recipe of --intervene bound to the loaded model (its weight edits made, its sources run), or null without
     /// the option. A text source is encoded as the commands encode a text (BOS prepended when the tokenizer adds one).</summary>

@@ -8,30 +8,31 @@ public sealed class AblateCommand : ICommand
 {
     public string Name => "ablate";
     public string Summary => "ablate heads (zero, mean, resample) and measure the change in loss, KL or a task's metric";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. InterventionArgs.Options, .. RecipeArgs.Options, "heads", "image"]);
-    public string Help => $"""
+    public string Usage => """
         headwise ablate --model M --heads 1.4,9.6 [--method zero|mean|resample] [--metric loss|kl|logit-diff]
                         (--text-file F | --text "..." | --tokens IDS | --task NAME) [--intervene FILE] [--json]
         headwise ablate --model VIT --heads 1.4,9.6 --image FILE [--method zero|mean] [--intervene FILE] [--json]
+        """;
 
+    public string Description => """
         Replaces the heads' output z (blocks.L.attn.hook_z) together and compares the metric with the clean run:
         loss = mean next-token NLL (nats), kl = mean KL(clean ‖ ablated) of the next-token distributions,
         logit-diff = the task's metric (see `headwise tasks`), averaged over the task's prompts.
         On an image classifier (ViT) with --image: mean = the head's mean z over the image's positions, and the metric is
         KL(clean ‖ ablated) of the label distributions at the CLS, with the clean top label's probability before and after.
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --heads H         heads to ablate, LAYER.HEAD comma-separated (counted from 0)
-          --image FILE      a vision classifier's image (PNG/JPEG, preprocessed as for classify)
-        {InterventionArgs.InputHelp}
-        {RecipeArgs.Help}
-                            (clean = the recipe's run, ablated = the recipe's hooks and the ablation together)
-          --json            print {"{"}"heads": [...], "method", "metric", "clean": x, "ablated": y, "change": y − x{"}"}
-                            (and "recipe": name under --intervene); on an image {"{"}"heads", "method", "metric": "kl",
-                            "kl", "clean_label", "clean_probability", "ablated_probability", "ablated_label"{"}"}
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("heads", "H", "heads to ablate, LAYER.HEAD comma-separated (counted from 0)"),
+        CliOption.Text("image", "FILE", "a vision classifier's image (PNG/JPEG, preprocessed as for classify)"),
+        .. InterventionArgs.Options,
+        .. CliOption.Noted(RecipeArgs.Options, "(clean = the recipe's run, ablated = the recipe's hooks and the ablation together)"),
+        CliOption.Flag("json", "print {\"heads\": [...], \"method\", \"metric\", \"clean\": x, \"ablated\": y, \"change\": y − x}\n(and \"recipe\": name under --intervene); on an image {\"heads\", \"method\", \"metric\": \"kl\",\n\"kl\", \"clean_label\", \"clean_probability\", \"ablated_probability\", \"ablated_label\"}"),
+    ];
 
+    public string Examples => """
         Example:
           headwise ablate --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --heads 1.2,3.0 --text "Once upon a time there was a little girl"
         """;

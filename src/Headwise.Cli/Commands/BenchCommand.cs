@@ -8,12 +8,12 @@ public sealed class BenchCommand : ICommand
 {
     public string Name => "bench";
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives", "recipes", "influence", "onnx", "variants" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "tokens"]);
-    public string Help => """
+    public string Usage => """
         headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence] [--onnx]
                        [--variants]
+        """;
 
+    public string Description => """
         Measures the engine on this machine, each figure against a baseline measured in the same run
         (machines are noisy; ratios travel better than absolute numbers):
           gemm     Kernels.MatMul at 1024³, one thread and all threads, against the scalar twin and OpenBLAS
@@ -52,21 +52,25 @@ public sealed class BenchCommand : ICommand
                    and 64 with --quick), on 1 and all threads: Headwise tokens/s ÷ ORT tokens/s, timed alternately after
                    checking that both give the same mean NLL to 1e-5 (the benchmark fails when they do not)
         Figures are medians of repeated runs after a warm-up. Record them in docs/performance.md with this command.
+        """;
 
-        Options:
-          --quick           small sizes, for a smoke test (seconds, not minutes); the figures are not the targets' figures
-          --tokens T        prefill length (default 512)
-          --threads N       worker threads (default: all cores)
-          --skip-load       skip the 500 MB loading measurement (it writes to the temp folder)
-          --importance      also time the head-importance scan (long)
-          --training        also time training steps
-          --primitives      also compare our vector kernels with TensorPrimitives
-          --recipes         also time intervention recipes against a plain forward
-          --influence       also time `headwise influence` on the demo model against its prefill tokens/s
-          --onnx            also compare prefill with ONNX Runtime's on the same weights
-          --variants        also time training steps of every attention variant against softmax
-          --json            print one JSON object (schema in docs/cli.md)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        CliOption.Flag("quick", "small sizes, for a smoke test (seconds, not minutes); the figures are not the targets' figures"),
+        CliOption.Integer("tokens", "T", "prefill length (default 512)"),
+        CliOption.Integer("threads", "N", "worker threads (default: all cores)"),
+        CliOption.Flag("skip-load", "skip the 500 MB loading measurement (it writes to the temp folder)"),
+        CliOption.Flag("importance", "also time the head-importance scan (long)"),
+        CliOption.Flag("training", "also time training steps"),
+        CliOption.Flag("primitives", "also compare our vector kernels with TensorPrimitives"),
+        CliOption.Flag("recipes", "also time intervention recipes against a plain forward"),
+        CliOption.Flag("influence", "also time `headwise influence` on the demo model against its prefill tokens/s"),
+        CliOption.Flag("onnx", "also compare prefill with ONNX Runtime's on the same weights"),
+        CliOption.Flag("variants", "also time training steps of every attention variant against softmax"),
+        CliOption.Flag("json", "print one JSON object (schema in docs/cli.md)"),
+    ];
 
+    public string Examples => """
         Example:
           dotnet run --project src/Headwise.Cli -c Release -- bench
         """;

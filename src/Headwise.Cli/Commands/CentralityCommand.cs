@@ -7,25 +7,27 @@ public sealed class CentralityCommand : ICommand
 {
     public string Name => "centrality";
     public string Summary => "per layer, each token's discounted multi-hop attention centrality 1ᵀ Σ αᵏ Aᵏ";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, .. RecipeArgs.Options, "alpha"]);
-    public string Help => $"""
+    public string Usage => """
         headwise centrality --model M (--text "..." | --tokens IDS) [--alpha A] [--intervene FILE] [--json]
+        """;
 
+    public string Description => $"""
         With A a layer's head-averaged attention pattern (row-stochastic), a token's centrality is its entry of
         1ᵀ Σ_{"{"}k≥1{"}"} αᵏ Aᵏ = 1ᵀ((I − αA)⁻¹ − I): the attention flowing into it along walks of every length, discounted by α
         per hop (Katz centrality; Infinite Self-Attention). Computed by vector–matrix products until the term is below
         1e-10, which takes ⌈log(1e-10 / T) / log α⌉ products; no inverse is formed.
+        """;
 
-        Options:
-        {ModelArgs.Help}
-        {StatisticsPrompt.Help}
-        {RecipeArgs.Help}
-                            (the patterns of the intervened run)
-          --alpha A         discount per hop, 0 ≤ A < 1 (default 0.85)
-          --json            print {"{"}"tokens", "alpha", "centrality" [layer][position], "iterations" [layer]{"}"} (and "recipe": name
-                            under --intervene)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        .. StatisticsPrompt.Options,
+        .. CliOption.Noted(RecipeArgs.Options, "(the patterns of the intervened run)"),
+        CliOption.Number("alpha", "A", "discount per hop, 0 ≤ A < 1 (default 0.85)"),
+        CliOption.Flag("json", "print {\"tokens\", \"alpha\", \"centrality\" [layer][position], \"iterations\" [layer]} (and \"recipe\": name\nunder --intervene)"),
+    ];
 
+    public string Examples => """
         Example:
           headwise centrality --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378,432 --alpha 0.5
         """;

@@ -8,29 +8,28 @@ public sealed class CircuitsCommand : ICommand
 {
     public string Name => "circuits";
     public string Summary => "QK and OV circuits from the weights: singular values, copying scores, Q/K/V composition between heads";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "head", "top"]);
-    public string Help => $"""
+    public string Usage => """
         headwise circuits --model M [--head L.H[,L.H…]] [--top K] [--intervene FILE] [--json]
+        """;
 
+    public string Description => """
         Reads the weights only (no text). Per head: W_QK = W_Q W_Kᵀ and W_OV = W_V W_O (d_model × d_model, kept as
         their factors; the attention norm's γ folded in), their singular values, and the OV copying score
         Σλ/Σ|λ| over the eigenvalues of W_E W_OV W_U (1: the head copies the tokens it attends to). Between every
         head in an earlier layer and one in a later layer: Elhage et al.'s Q-, K- and V-composition scores
         ‖W_OV¹·W‖_F / (‖W_OV¹‖_F ‖W‖_F) with W = W_QK² (Q), W_QK²ᵀ (K), W_OV² (V). See docs/analyses.md.
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --head L.H        show these heads only (all singular values; composition to and from them)
-          --top K           composing pairs listed per kind (default 10)
-        {RecipeArgs.Help}
-                            (weights only: the analysis reads the recipe's edited weights, so edit_ov and edit_qk
-                            change it; the activation kinds, which act during a forward, leave it as it is)
-          --json            print {"{"}"heads": [{"{"}"head", "qk_singular_values", "ov_singular_values", "copying_score"{"}"}],
-                            "composition": {"{"}"Q"|"K"|"V": {"{"}"definition", "heads", "scores" (rows write, columns read;
-                            null unless the row's layer is earlier), "top": [{"{"}"from", "to", "score"{"}"}]{"}"}{"}"}{"}"}
-                            (and "recipe": name under --intervene)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("head", "L.H", "show these heads only (all singular values; composition to and from them)"),
+        CliOption.Integer("top", "K", "composing pairs listed per kind (default 10)"),
+        .. CliOption.Noted(RecipeArgs.Options, "(weights only: the analysis reads the recipe's edited weights, so edit_ov and edit_qk\nchange it; the activation kinds, which act during a forward, leave it as it is)"),
+        CliOption.Flag("json", "print {\"heads\": [{\"head\", \"qk_singular_values\", \"ov_singular_values\", \"copying_score\"}],\n\"composition\": {\"Q\"|\"K\"|\"V\": {\"definition\", \"heads\", \"scores\" (rows write, columns read;\nnull unless the row's layer is earlier), \"top\": [{\"from\", \"to\", \"score\"}]}}}\n(and \"recipe\": name under --intervene)"),
+    ];
 
+    public string Examples => """
         Example:
           headwise circuits --model ../shared/models/stories260K/stories260K.bin --top 5
         """;

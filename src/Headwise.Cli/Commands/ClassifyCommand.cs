@@ -7,25 +7,28 @@ public sealed class ClassifyCommand : ICommand
 {
     public string Name => "classify";
     public string Summary => "the top labels of an image classifier (ViT) for an image";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. ImageArgs.Options, .. ImageArgs.PruningOptions, "top"]);
-    public string Help => $"""
+    public string Usage => """
         headwise classify --model M (--image FILE | --image-dir DIR) [--top K] [--prune-tokens KEEP [--prune-layers L,...]
                           [--head-weights FILE]] [--json]
+        """;
 
+    public string Description => """
         Runs a vision model with a classifier (Hugging Face ViTForImageClassification) on an image and prints the K most
         probable labels (names from config.json's id2label) with their probabilities, softmax of the logits at the CLS.
         The image is preprocessed as the model's preprocessor_config.json says: PIL's resize (re-implemented; the pixels
         match PIL's to the byte), rescale, normalise. A grayscale image is converted to RGB, with a note on stderr.
+        """;
 
-        Options:
-        {ModelArgs.Help}
-        {ImageArgs.Help}
-          --top K           how many labels to show (default 5; at most the number of labels)
-        {ImageArgs.PruningHelp}
-          --json            print {"{"}"logits": [...], "top": [{"{"}"label": ..., "probability": ...{"}"}, ...]{"}"}; with --image-dir,
-                            one such object per image, in name order, each with "image": its path
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        .. ImageArgs.Options,
+        CliOption.Integer("top", "K", "how many labels to show (default 5; at most the number of labels)"),
+        .. ImageArgs.PruningOptions,
+        CliOption.Flag("json", "print {\"logits\": [...], \"top\": [{\"label\": ..., \"probability\": ...}, ...]}; with --image-dir,\none such object per image, in name order, each with \"image\": its path"),
+    ];
 
+    public string Examples => """
         Example:
           headwise classify --model tests/goldens/vit_cls --image tests/goldens/vit_cls/image.png --top 3
         """;

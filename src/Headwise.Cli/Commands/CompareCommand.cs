@@ -9,36 +9,37 @@ public sealed class CompareCommand : ICommand
 {
     public string Name => "compare";
     public string Summary => "models side by side: NLL, ΔNLL, parameters, KV cache per token, prefill and decode speed";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-speed", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options, "window", "stride",
-        "prefill-tokens", "decode-context", "decode-tokens"]);
-    public string Help => $"""
+    public string Usage => """
         headwise compare --model A --model B [--model C ...] (--text-file F | --text "...") [--window N] [--json]
+        """;
 
+    public string Description => """
         The table the restructuring papers report: each model's mean NLL and perplexity on the same text (the same tokens,
         the same sliding window), its NLL minus the first model's, its parameters, the bytes its KV cache holds per token,
         and its prefill and decode speed measured in this run, also as a ratio to the first model's. Give the original
         first and its conversions after it. The text is tokenized once, by the first model's tokenizer; the models must
         share a vocabulary size.
+        """;
 
-        Options:
-          --model M         a model (repeat: two or more); Hugging Face directory, llama2.c .bin with --tokenizer, or Hub name
-          --tokenizer F     tokenizer for the first model when it has none (llama2.c)
-          --threads N       worker threads for the kernels (default: all cores)
-          --prepack P       auto|on|off for every model: weights packed once for the GEMM (see headwise info's help)
-          --text-file F     the text to score (UTF-8; BOS prepended when the tokenizer adds one)
-          --text S          the text, inline
-          --no-bos          do not prepend BOS
-          --window N        context window for every model (default: the smallest context among them)
-          --stride S        how far each window advances (default: window / 2)
-          --prefill-tokens N  prefill length to time (default: min(256, smallest context))
-          --decode-context N  decode speed after a prompt of N tokens (default: min(256, context) − decode tokens)
-          --decode-tokens N   decode steps to time (default 32)
-          --no-speed        skip the timings (quality, parameters and KV bytes only)
-          --json            print {"{"}"tokens", "window", "stride", "models": [{"{"}"model", "family", "parameters",
-                            "kv_cache_bytes_per_token", "mean_nll", "perplexity", "delta_nll", "prefill_tokens_per_second",
-                            "prefill_ratio", "decode_tokens_per_second", "decode_ratio"{"}"}]{"}"} (speeds null with --no-speed)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        CliOption.Repeated("model", "M", "a model (repeat: two or more); Hugging Face directory, llama2.c .bin with --tokenizer, or Hub name"),
+        CliOption.Text("tokenizer", "F", "tokenizer for the first model when it has none (llama2.c)"),
+        CliOption.Integer("threads", "N", "worker threads for the kernels (default: all cores)"),
+        CliOption.Text("prepack", "P", "auto|on|off for every model: weights packed once for the GEMM (see headwise info's help)"),
+        CliOption.Text("text-file", "F", "the text to score (UTF-8; BOS prepended when the tokenizer adds one)"),
+        CliOption.Text("text", "S", "the text, inline"),
+        CliOption.Flag("no-bos", "do not prepend BOS"),
+        CliOption.Integer("window", "N", "context window for every model (default: the smallest context among them)"),
+        CliOption.Integer("stride", "S", "how far each window advances (default: window / 2)"),
+        CliOption.Integer("prefill-tokens", "N", "prefill length to time (default: min(256, smallest context))"),
+        CliOption.Integer("decode-context", "N", "decode speed after a prompt of N tokens (default: min(256, context) − decode tokens)"),
+        CliOption.Integer("decode-tokens", "N", "decode steps to time (default 32)"),
+        CliOption.Flag("no-speed", "skip the timings (quality, parameters and KV bytes only)"),
+        CliOption.Flag("json", "print {\"tokens\", \"window\", \"stride\", \"models\": [{\"model\", \"family\", \"parameters\",\n\"kv_cache_bytes_per_token\", \"mean_nll\", \"perplexity\", \"delta_nll\", \"prefill_tokens_per_second\",\n\"prefill_ratio\", \"decode_tokens_per_second\", \"decode_ratio\"}]} (speeds null with --no-speed)"),
+    ];
 
+    public string Examples => """
         Speeds are medians of a few runs on this machine, with whatever else runs on it: compare the ratios, which are
         measured in the same run, rather than the absolute figures.
 

@@ -6,30 +6,33 @@ public sealed class ContextCommand : ICommand
 {
     public string Name => "context";
     public string Summary => "how much each head's output on the last tokens depends on the context before them";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, .. RecipeArgs.Options, "final", "top", "replace-tokens", "keep-prefix"]);
-    public string Help => $"""
+    public string Usage => """
         headwise context --model M (--text "..." | --tokens IDS) --final K [--keep-prefix P] [--replace-tokens IDS] [--top N]
                          [--intervene FILE] [--json]
+        """;
 
+    public string Description => """
         Context sensitivity [Vision-aware Head Divergence]: the prompt is split into a kept prefix (P tokens, e.g. BOS),
         the context, and the final K tokens. The context is removed (or replaced by --replace-tokens) and each head's output
         on the final K tokens (blocks.L.attn.hook_result) is compared with the full prompt's:
         score = ‖result(with context) − result(without)‖₂ / ‖result(with context)‖₂. 0: the head ignores the context.
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --text S            the prompt (BOS prepended when the tokenizer adds one, unless --no-bos)
-          --tokens IDS        the prompt as ids, e.g. 1,403,407
-          --final K           how many final tokens to compare (default 1)
-          --keep-prefix P     tokens at the start kept in both runs (default: 1 when the prompt starts with BOS, else 0)
-          --replace-tokens IDS  replace the context by these ids instead of removing it
-          --top N             heads listed in the table (default 10)
-        {RecipeArgs.Help}
-                            (both runs under it; an inject recipe cannot run the shorter prompt)
-          --json              print {"{"}"layers", "heads", "final", "keep_prefix", "definition", "scores": [[...]]{"}"} (and "recipe":
-                              name under --intervene)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("text", "S", "the prompt (BOS prepended when the tokenizer adds one, unless --no-bos)"),
+        CliOption.Flag("no-bos", "do not prepend BOS to --text"),
+        CliOption.Text("tokens", "IDS", "the prompt as ids, e.g. 1,403,407"),
+        CliOption.Integer("final", "K", "how many final tokens to compare (default 1)"),
+        CliOption.Integer("keep-prefix", "P", "tokens at the start kept in both runs (default: 1 when the prompt starts with BOS, else 0)"),
+        CliOption.Text("replace-tokens", "IDS", "replace the context by these ids instead of removing it"),
+        CliOption.Integer("top", "N", "heads listed in the table (default 10)"),
+        .. CliOption.Noted(RecipeArgs.Options, "(both runs under it; an inject recipe cannot run the shorter prompt)"),
+        CliOption.Flag("json", "print {\"layers\", \"heads\", \"final\", \"keep_prefix\", \"definition\", \"scores\": [[...]]} (and \"recipe\":\nname under --intervene)"),
+    ];
 
+    public string Examples => """
         Example:
           headwise context --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --text "Lily had a red ball. She gave the ball to" --final 2
         """;

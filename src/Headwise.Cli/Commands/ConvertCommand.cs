@@ -7,16 +7,17 @@ public sealed class ConvertCommand : ICommand
 {
     public string Name => "convert";
     public string Summary => "restructure attention into a new checkpoint: gqa (key/value heads fused into fewer), prune (heads zeroed), mla (latent attention), share-attention (patterns shared between layers)";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string>(["json", .. ShareAttentionArgs.Flags]);
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "kv-heads", "method", "calibration", "out", "dtype", "heads", "by-importance",
-        "kv-fraction", "kv-rank", "rope-dim", "format", .. ShareAttentionArgs.Options]);
-    public int MaxPositional => 1;
-    public string Help => $"""
+    public IReadOnlyList<CliArgument> Arguments { get; } = [new("KIND", "gqa | prune | mla | share-attention: the conversion (see above)")];
+    public string Usage => """
         headwise convert gqa --model M --kv-heads G [--method mean|fuse] [--calibration FILE] --out DIR [--dtype f32|f16|bf16] [--json]
         headwise convert prune --model M (--heads L.H,... | --by-importance N) [--calibration FILE] --out DIR [--dtype ...] [--json]
         headwise convert mla --model M (--kv-fraction F | --kv-rank R --rope-dim D) [--format headwise|deepseek_v3] [--calibration FILE] --out DIR [--dtype ...] [--json]
         headwise convert share-attention --model M (--groups 4-5,6-7 | --suggest [--min-similarity S]) [--calibration FILE] --out DIR [--dtype ...] [--json]
+        """;
 
+    public string Description => BaseDescription + Environment.NewLine + Environment.NewLine + ShareAttentionArgs.Help.TrimEnd();
+
+    private const string BaseDescription = """
         gqa: grouped-query attention by head fusion [DHA; GQA up-training]. The key/value heads of every layer are grouped by
         the similarity of their keys and values on the calibration text (the lowest unassigned head with the NKV/G − 1 heads
         most similar to it), and each group becomes one key/value head:
@@ -49,28 +50,27 @@ public sealed class ConvertCommand : ICommand
                                 dims, the scale folded into the queries, kv_a_layernorm's weight set to the latent's RMS on the
                                 text (an approximation whose NLL cost it prints); no q bias, no sliding window
         Llama-family sources (llama, mistral, qwen2, llama2.c); GPT-2 and GPT-NeoX are not supported yet.
+        """;
 
-        {ShareAttentionArgs.Help}
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("heads", "L.H,..", "prune: the heads to zero, e.g. 1.0,2.3"),
+        CliOption.Integer("by-importance", "N", "prune: zero the N least important heads on the calibration text"),
+        CliOption.Integer("kv-heads", "G", "key/value heads per layer after the conversion; must divide the model's"),
+        CliOption.Text("method", "M", "mean or fuse (default fuse)"),
+        CliOption.Number("kv-fraction", "F", "mla: the share of the original KV cache to keep, more than 0 and at most 1"),
+        CliOption.Integer("kv-rank", "R", "mla: the latent's width (with --rope-dim)"),
+        CliOption.Integer("rope-dim", "D", "mla: the shared rotary key's width, even (with --kv-rank)"),
+        CliOption.Text("format", "F", "mla: headwise (default) or deepseek_v3"),
+        .. ShareAttentionArgs.Declared,
+        CliOption.Text("calibration", "F", "text to calibrate on (UTF-8; default: a built-in text of a few hundred tokens); gqa cuts it to\nthe context, prune slides the context window over it"),
+        CliOption.Text("out", "DIR", "directory to write; must not exist or be empty"),
+        CliOption.Text("dtype", "D", "stored precision: f32 (default), f16 or bf16"),
+        CliOption.Flag("json", "print {\"out\", \"kind\", \"method\", \"kv_heads\", \"layers\": [{\"layer\", \"groups\": [[kv heads]],\n\"key_error\", \"value_error\"}], \"query_heads\": [[old head of each new head] per layer], \"files\"};\nprune: {\"out\", \"kind\", \"heads\": [\"L.H\"], \"zeroed\": true, \"files\"}"),
+    ];
 
-        Options:
-        {ModelArgs.Help}
-          --heads L.H,..    prune: the heads to zero, e.g. 1.0,2.3
-          --by-importance N prune: zero the N least important heads on the calibration text
-          --kv-heads G      key/value heads per layer after the conversion; must divide the model's
-          --method M        mean or fuse (default fuse)
-          --kv-fraction F   mla: the share of the original KV cache to keep, more than 0 and at most 1
-          --kv-rank R       mla: the latent's width (with --rope-dim)
-          --rope-dim D      mla: the shared rotary key's width, even (with --kv-rank)
-          --format F        mla: headwise (default) or deepseek_v3
-        {ShareAttentionArgs.OptionsHelp}
-          --calibration F   text to calibrate on (UTF-8; default: a built-in text of a few hundred tokens); gqa cuts it to
-                            the context, prune slides the context window over it
-          --out DIR         directory to write; must not exist or be empty
-          --dtype D         stored precision: f32 (default), f16 or bf16
-          --json            print {"{"}"out", "kind", "method", "kv_heads", "layers": [{"{"}"layer", "groups": [[kv heads]],
-                            "key_error", "value_error"{"}"}], "query_heads": [[old head of each new head] per layer], "files"{"}"};
-                            prune: {"{"}"out", "kind", "heads": ["L.H"], "zeroed": true, "files"{"}"}
-
+    public string Examples => """
         Example:
           headwise convert gqa --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --kv-heads 2 --out /tmp/stories-gqa2
         """;

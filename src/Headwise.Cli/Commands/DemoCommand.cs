@@ -11,20 +11,24 @@ public sealed class DemoCommand : ICommand
 
     public string Name => "demo";
     public string Summary => "head report of the bundled demo model (offline) into headwise-demo.html";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["out", "model-dir"]);
-    public string Help => """
+    public string Usage => """
         headwise demo [--out FILE] [--model-dir DIR] [--json]
+        """;
 
+    public string Description => """
         Loads the bundled demo model (models/demo: a 4-layer GPT-2 trained by headwise on the State of the Union
         addresses, see models/demo/README.md) without any network access, runs the head report on a short prompt with
         a repeated phrase, writes the HTML page and prints its path.
+        """;
 
-        Options:
-          --out FILE       the HTML file (default headwise-demo.html in the current directory)
-          --model-dir DIR  use this model directory instead of the bundled one
-          --json           print {"path": ..., "model": ...}
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        CliOption.Text("out", "FILE", "the HTML file (default headwise-demo.html in the current directory)"),
+        CliOption.Text("model-dir", "DIR", "use this model directory instead of the bundled one"),
+        CliOption.Flag("json", "print {\"path\": ..., \"model\": ...}"),
+    ];
 
+    public string Examples => """
         The bundled model is found at models/demo under the current directory or any directory above it, else beside
         the headwise binary (the build output and the installed dotnet tool carry a copy).
 

@@ -6,33 +6,33 @@ public sealed class DlaCommand : ICommand
 {
     public string Name => "dla";
     public string Summary => "direct logit attribution: each head's, MLP's and embedding's direct effect on a logit (difference)";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, .. RecipeArgs.Options, "answer", "wrong", "position", "top"]);
-    public string Help => $"""
+    public string Usage => """
         headwise dla --model M (--text "..." | --tokens IDS) --answer TOKEN_OR_ID [--wrong TOKEN_OR_ID] [--position P] [--top K]
                      [--intervene FILE] [--json]
+        """;
 
+    public string Description => """
         Splits logit[answer] − logit[wrong] (or logit[answer]) at one position into the direct contributions of the
         embeddings, every head (hook_result), every layer's output bias and every MLP (hook_mlp_out): each term v gives
         ((v − mean v) / s) · (w ⊙ (W_U[answer] − W_U[wrong])), with s = ln_final.hook_scale and w the final norm weight
         (no centring for RMSNorm). The terms sum to the logit (difference) minus the final norm's bias term.
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --text S          the prompt (BOS prepended when the tokenizer adds one)
-          --tokens IDS      explicit ids, e.g. 1,403,407 — nothing prepended
-          --answer T        the answer token: an id, or text — with --text, the first token it adds after the
-                            prompt (as patch reads answers: " time" after "Once upon a"); with --tokens, one token
-          --wrong T         a contrasting token, read the same way: attribute logit[answer] − logit[wrong]
-          --position P      the position to attribute (default: the last)
-          --top K           terms listed in the table (default 15)
-          --no-bos          do not prepend BOS to the text
-        {RecipeArgs.Help}
-                            (the terms are the intervened run's: its hook_result, its edited W_U path and norm)
-          --json            print {"{"}"token_ids", "position", "answer", "wrong", "logit", "norm_bias_term", "sum",
-                            "heads": [layer][head], "contributions": [{"{"}"name", "value"{"}"}, ...]{"}"} (and "recipe": name
-                            under --intervene)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("text", "S", "the prompt (BOS prepended when the tokenizer adds one)"),
+        CliOption.Text("tokens", "IDS", "explicit ids, e.g. 1,403,407 — nothing prepended"),
+        CliOption.Text("answer", "T", "the answer token: an id, or text — with --text, the first token it adds after the\nprompt (as patch reads answers: \" time\" after \"Once upon a\"); with --tokens, one token"),
+        CliOption.Text("wrong", "T", "a contrasting token, read the same way: attribute logit[answer] − logit[wrong]"),
+        CliOption.Integer("position", "P", "the position to attribute (default: the last)"),
+        CliOption.Integer("top", "K", "terms listed in the table (default 15)"),
+        CliOption.Flag("no-bos", "do not prepend BOS to the text"),
+        .. CliOption.Noted(RecipeArgs.Options, "(the terms are the intervened run's: its hook_result, its edited W_U path and norm)"),
+        CliOption.Flag("json", "print {\"token_ids\", \"position\", \"answer\", \"wrong\", \"logit\", \"norm_bias_term\", \"sum\",\n\"heads\": [layer][head], \"contributions\": [{\"name\", \"value\"}, ...]} (and \"recipe\": name\nunder --intervene)"),
+    ];
 
+    public string Examples => """
         Example:
           headwise dla --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378 --answer 432 --wrong 300
         """;

@@ -7,37 +7,37 @@ public sealed class EvalCommand : ICommand
 {
     public string Name => "eval";
     public string Summary => "negative log-likelihood and perplexity of a text file or token ids";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options, .. RecipeArgs.Options, "tokens", "window", "stride", "image-dir", "labels", .. ImageArgs.PruningOptions]);
-    public string Help => $"""
+    public string Usage => """
         headwise eval --model M (--text-file F | --text "..." | --tokens 1,403,407) [--window N] [--stride S] [--intervene FILE] [--json]
         headwise eval --model VIT --image-dir DIR [--labels FILE] [--prune-tokens KEEP [--prune-layers L,...] [--head-weights FILE]]
                       [--intervene FILE] [--json]
+        """;
 
+    public string Description => """
         Scores every token after the first: nll[i] = −log p(token[i+1] | tokens[..i]), in nats. Texts longer than the
         window are scored with a sliding window (as Hugging Face's perplexity guide does): each window of N tokens
         advances by S, and only the tokens not scored before are scored, each with at least N − S tokens of context.
 
         On an image classifier (ViT) with --image-dir: accuracy (top label = true label) and mean cross-entropy
         −log p(true label) in nats over labelled images, preprocessed as for classify (docs/vision.md).
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --text-file F     the text to score (UTF-8; BOS prepended when the tokenizer adds one)
-          --text S          the text, inline
-          --tokens IDS      explicit ids, e.g. 1,403,407 — no tokenizer involved, nothing prepended
-          --window N        context window (default: the model's context)
-          --stride S        how far each window advances (default: window / 2; below the window)
-          --no-bos          do not prepend BOS to the text
-        {ImageArgs.LabelsHelp}
-        {ImageArgs.PruningHelp}
-        {RecipeArgs.Help}
-          --json            print {"{"}"tokens": [...], "nll": [...], "mean_nll": x, "perplexity": y{"}"} (and "recipe": name
-                            under --intervene); with --image-dir, {"{"}"images": N, "correct": n, "accuracy": x,
-                            "mean_cross_entropy": y, "labels": [...], "predicted": [...], "forward_seconds": s,
-                            "images_per_second": r, "tokens_kept": share{"}"} (ids in file order; tokens_kept: the mean share
-                            of tokens the blocks ran on, 1 without --prune-tokens)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("text-file", "F", "the text to score (UTF-8; BOS prepended when the tokenizer adds one)"),
+        CliOption.Text("text", "S", "the text, inline"),
+        CliOption.Text("tokens", "IDS", "explicit ids, e.g. 1,403,407 — no tokenizer involved, nothing prepended"),
+        CliOption.Integer("window", "N", "context window (default: the model's context)"),
+        CliOption.Integer("stride", "S", "how far each window advances (default: window / 2; below the window)"),
+        CliOption.Flag("no-bos", "do not prepend BOS to the text"),
+        .. ImageArgs.LabelsOptions,
+        .. ImageArgs.PruningOptions,
+        .. RecipeArgs.Options,
+        CliOption.Flag("json", "print {\"tokens\": [...], \"nll\": [...], \"mean_nll\": x, \"perplexity\": y} (and \"recipe\": name\nunder --intervene); with --image-dir, {\"images\": N, \"correct\": n, \"accuracy\": x,\n\"mean_cross_entropy\": y, \"labels\": [...], \"predicted\": [...], \"forward_seconds\": s,\n\"images_per_second\": r, \"tokens_kept\": share} (ids in file order; tokens_kept: the mean share\nof tokens the blocks ran on, 1 without --prune-tokens)"),
+    ];
 
+    public string Examples => """
         Example:
           headwise eval --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378
         """;

@@ -9,12 +9,12 @@ public sealed class ExperimentCommand : ICommand
 {
     public string Name => "experiment";
     public string Summary => "reproduce a finding (small trained models, or interventions on a model): induction | ocr | icl-regression | list-recall | talking-heads | factual-recall | sink-redistribution | variants";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["out", "steps", "seed", "lr", "batch", "init", "task", "only", .. SinkOptions]);
-    public int MaxPositional => 1;
-    public string Help => """
+    public IReadOnlyList<CliArgument> Arguments { get; } = [new("NAME", "the experiment: induction | ocr | icl-regression | list-recall | talking-heads | factual-recall |\nsink-redistribution | variants")];
+    public string Usage => """
         headwise experiment induction|ocr|icl-regression|list-recall|talking-heads|factual-recall|sink-redistribution --out DIR [--steps N] [--seed S] [--json]
+        """;
 
+    public string Description => """
         Trains small models on a synthetic task, seeded, and writes DIR/report.md (numbers, head analyses),
         DIR/result.json and PNG figures (loss curve; heatmaps for icl-regression). Each runs in about a minute on 2 cores.
 
@@ -43,33 +43,29 @@ public sealed class ExperimentCommand : ICommand
                            and previous-token head scores. No --out needed:
                            headwise experiment variants [--task induction|list-recall|icl-regression] [--quick] [--steps N]
                                                         [--seed S] [--lr X[,Y…]] [--only V[,W…]] [--json]
+        """;
 
-        Options:
-          --out DIR     output directory (created)
-          --steps N     training steps (defaults: induction 3000, ocr 1500, icl-regression 2000, list-recall 1500,
-                        talking-heads 1500, factual-recall 2000)
-          --seed S      seed of initialization and data (default 0)
-          --lr X        learning rate (defaults: induction 1e-2 Adam, ocr 0.5 gradient descent, icl-regression 1e-2 Adam,
-                        list-recall 3e-3 Adam, factual-recall 3e-3 Adam); variants: a comma list is a sweep, every
-                        variant trained once per rate (--lr 3e-3,1e-2,3e-2)
-          --batch N     sequences per step (induction, icl-regression, list-recall, factual-recall; defaults 8, 32, 32, 64)
-          --init X      standard deviation of the initialization (defaults: induction 0.1, ocr 0.01, icl-regression 0.1,
-                        list-recall 0.02, factual-recall 0.02)
-                        (talking-heads trains list-recall's model with its defaults: only --steps and --seed apply)
-          --json        print the result record as JSON instead of the summary
-          --model M     sink-redistribution: only this model (with --tokenizer T for a llama2.c .bin)
-          --text-file F sink-redistribution: the text with --model (default docs/examples/texts/story.txt)
-          --task T      variants: induction (default), list-recall, or icl-regression (the regression prompts fed as
-                        vectors to a one-layer attention-only model; loss = mean squared error, chance = predicting 0)
-          --only V,W    variants: train only these variants (default all)
-          --quick       variants: a short budget (induction 2000 steps, list-recall 800), all thirteen in a few minutes; the
-                        full budget is the task experiment's default (3000 / 1500 steps)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        CliOption.Text("out", "DIR", "output directory (created)"),
+        CliOption.Integer("steps", "N", "training steps (defaults: induction 3000, ocr 1500, icl-regression 2000, list-recall 1500,\ntalking-heads 1500, factual-recall 2000)"),
+        CliOption.Integer("seed", "S", "seed of initialization and data (default 0)"),
+        CliOption.Number("lr", "X", "learning rate (defaults: induction 1e-2 Adam, ocr 0.5 gradient descent, icl-regression 1e-2 Adam,\nlist-recall 3e-3 Adam, factual-recall 3e-3 Adam); variants: a comma list is a sweep, every\nvariant trained once per rate (--lr 3e-3,1e-2,3e-2)"),
+        CliOption.Integer("batch", "N", "sequences per step (induction, icl-regression, list-recall, factual-recall; defaults 8, 32, 32, 64)"),
+        CliOption.Number("init", "X", "standard deviation of the initialization (defaults: induction 0.1, ocr 0.01, icl-regression 0.1,\nlist-recall 0.02, factual-recall 0.02)\n(talking-heads trains list-recall's model with its defaults: only --steps and --seed apply)"),
+        CliOption.Flag("json", "print the result record as JSON instead of the summary"),
+        CliOption.Text("model", "M", "sink-redistribution: only this model (with --tokenizer T for a llama2.c .bin)"),
+        CliOption.Text("tokenizer", "T", "sink-redistribution: the tokenizer of a llama2.c --model"),
+        CliOption.Text("text-file", "F", "sink-redistribution: the text with --model (default docs/examples/texts/story.txt)"),
+        CliOption.Text("task", "T", "variants: induction (default), list-recall, or icl-regression (the regression prompts fed as\nvectors to a one-layer attention-only model; loss = mean squared error, chance = predicting 0)"),
+        CliOption.Text("only", "V,W", "variants: train only these variants (default all)"),
+        CliOption.Flag("quick", "variants: a short budget (induction 2000 steps, list-recall 800), all thirteen in a few minutes; the\nfull budget is the task experiment's default (3000 / 1500 steps)"),
+    ];
 
+    public string Examples => """
         Example:
           headwise experiment induction --out runs/induction
         """;
-
-    private static readonly string[] SinkOptions = ["model", "tokenizer", "text-file"];
 
     private static int RunVariants(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
@@ -117,11 +113,13 @@ public sealed class ExperimentCommand : ICommand
         string F(double? v) => v is double d ? d.ToString("F3", CultureInfo.InvariantCulture) : "-";
         stdout.WriteLine($"task {r.Task}, {r.Steps} steps per variant, {r.HeldoutSamples} held-out samples; chance loss {F(r.ChanceLoss)}, chance accuracy {F(r.ChanceAccuracy)}"
             + (r.BaselineLoss is double bl ? $", least-squares loss {F(bl)} (losses are mean squared errors)" : ""));
-        stdout.WriteLine($"{"variant",-15} {"lr",7} {"loss",7} {"accuracy",8} {"params",7} {"seconds",7} {"induction",9} {"prev-token",10}");
+        var table = new CliTable("variant", ">lr", ">loss", ">accuracy", ">params", ">seconds", ">induction", "head", ">prev-token", "head");
         foreach (var v in r.Variants)
         {
-            stdout.WriteLine($"{v.Variant,-15} {v.LearningRate.ToString("G3", CultureInfo.InvariantCulture),7} {F(v.HeldoutLoss),7} {F(v.HeldoutAccuracy),8} {v.Parameters,7} {v.Seconds,7:F1} {F(v.InductionScore),9} {F(v.PreviousTokenScore),10}");
+            table.Row(v.Variant, v.LearningRate.ToString("G3", CultureInfo.InvariantCulture), F(v.HeldoutLoss), F(v.HeldoutAccuracy), $"{v.Parameters}",
+                v.Seconds.ToString("F1", CultureInfo.InvariantCulture), F(v.InductionScore), v.InductionHead ?? "-", F(v.PreviousTokenScore), v.PreviousTokenHead ?? "-");
         }
+        table.Write(stdout);
         return 0;
     }
 

@@ -7,26 +7,26 @@ public sealed class ExplainCommand : ICommand
 {
     public string Name => "explain";
     public string Summary => "does attention explain the prediction? attention and rollout vs leave-one-out, rank-correlated";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, .. RecipeArgs.Options]);
-    public string Help => $"""
+    public string Usage => """
         headwise explain --model M (--text "..." | --tokens IDS) [--intervene FILE] [--json]
+        """;
 
+    public string Description => """
         Three importances of each context token for the model's predicted next token (argmax at the last position):
         attention (last layer, from the last position, head-averaged), attention rollout (Abnar and Zuidema: the product
         over layers of row-normalised 0.5·A + 0.5·I), and leave-one-out (log p(predicted) minus log p(predicted) with
         the token removed; one forward per token). Agreement: Kendall's τ-b and Spearman's ρ, ties handled.
+        """;
 
-        Options:
-        {ModelArgs.Help}
-        {StatisticsPrompt.Help}
-        {RecipeArgs.Help}
-                            (patterns and every leave-one-out forward under it; an inject recipe cannot run
-                            leave-one-out, whose prompts are one token shorter)
-          --json            print {"{"}"tokens", "predicted", "log_prob", "attention", "rollout", "leave_one_out",
-                            "attention_vs_loo": {"{"}"kendall_tau_b", "spearman_rho"{"}"}, "rollout_vs_loo": {"{"}…{"}"}{"}"} (and
-                            "recipe": name under --intervene)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        .. StatisticsPrompt.Options,
+        .. CliOption.Noted(RecipeArgs.Options, "(patterns and every leave-one-out forward under it; an inject recipe cannot run\nleave-one-out, whose prompts are one token shorter)"),
+        CliOption.Flag("json", "print {\"tokens\", \"predicted\", \"log_prob\", \"attention\", \"rollout\", \"leave_one_out\",\n\"attention_vs_loo\": {\"kendall_tau_b\", \"spearman_rho\"}, \"rollout_vs_loo\": {…}} (and\n\"recipe\": name under --intervene)"),
+    ];
 
+    public string Examples => """
         Example:
           headwise explain --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378,432
         """;

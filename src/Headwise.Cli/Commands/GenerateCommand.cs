@@ -7,32 +7,33 @@ public sealed class GenerateCommand : ICommand
 {
     public string Name => "generate";
     public string Summary => "continue a prompt (greedy or sampled), streamed to the terminal";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-eos", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p", "seed"]);
-    public string Help => $"""
+    public string Usage => """
         headwise generate --model M [--prompt "..." | --tokens 1,403] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--intervene FILE]
+        """;
 
+    public string Description => """
         Generates with the KV cache and prints the text as it is produced. Greedy by default (temperature 0):
         the same output on every run. With --temperature > 0 it samples, from the top-k tokens and then the smallest
         set reaching probability top-p; --seed makes a sampled run reproducible. Stops at EOS unless --no-eos.
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --prompt S        the prompt text (default: empty — start from BOS)
-          --tokens IDS      the prompt as explicit ids, e.g. 1,403,407 (no tokenizer involved)
-          --max-tokens N    new tokens at most (default 64)
-          --temperature T   0 = greedy (default); e.g. 0.8 to sample
-          --top-k K         sample only among the K most likely tokens (0 = all; default 0)
-          --top-p P         nucleus sampling threshold in (0, 1] (default 1)
-          --seed S          random seed for sampling
-          --no-eos          keep going past EOS
-          --no-bos          do not prepend BOS to the prompt text
-        {RecipeArgs.Help}
-                            (hooks act at every step; an inject source must cover every position generated)
-          --json            print {"{"}"prompt_ids": [...], "ids": [...], "text": "...", "stopped": "..."{"}"} at the end instead
-                            of streaming; stopped is "eos", "max_tokens" or "context" (the model's context is full;
-                            said on stderr too)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("prompt", "S", "the prompt text (default: empty — start from BOS)"),
+        CliOption.Text("tokens", "IDS", "the prompt as explicit ids, e.g. 1,403,407 (no tokenizer involved)"),
+        CliOption.Integer("max-tokens", "N", "new tokens at most (default 64)"),
+        CliOption.Number("temperature", "T", "0 = greedy (default); e.g. 0.8 to sample"),
+        CliOption.Integer("top-k", "K", "sample only among the K most likely tokens (0 = all; default 0)"),
+        CliOption.Number("top-p", "P", "nucleus sampling threshold in (0, 1] (default 1)"),
+        CliOption.Integer("seed", "S", "random seed for sampling"),
+        CliOption.Flag("no-eos", "keep going past EOS"),
+        CliOption.Flag("no-bos", "do not prepend BOS to the prompt text"),
+        .. CliOption.Noted(RecipeArgs.Options, "(hooks act at every step; an inject source must cover every position generated)"),
+        CliOption.Flag("json", "print {\"prompt_ids\": [...], \"ids\": [...], \"text\": \"...\", \"stopped\": \"...\"} at the end instead\nof streaming; stopped is \"eos\", \"max_tokens\" or \"context\" (the model's context is full;\nsaid on stderr too)"),
+    ];
 
+    public string Examples => """
         Example:
           headwise generate --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --max-tokens 40
         """;

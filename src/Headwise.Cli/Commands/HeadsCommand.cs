@@ -1,3 +1,4 @@
+using System.Globalization;
 using Headwise.Analysis;
 using Headwise.Analysis.Detectors;
 using Headwise.Analysis.Patterns;
@@ -9,13 +10,13 @@ public sealed class HeadsCommand : ICommand
 {
     public string Name => "heads";
     public string Summary => "head detectors: previous-token, induction, duplicate-token, sink, entropy, attention distance";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "tokens", "seq-len", "batch", "seed", "top", "image", "image-dir", "clusters"]);
-    public string Help => $"""
+    public string Usage => """
         headwise heads --model M [--tokens IDS] [--seq-len N] [--batch B] [--seed S] [--top K] [--no-bos]
                        [--intervene FILE] [--json]
         headwise heads --model VIT (--image FILE | --image-dir DIR) [--top K] [--clusters K [--seed S]] [--intervene FILE] [--json]
+        """;
 
+    public string Description => """
         Scores every head from its attention pattern (definitions in docs/analyses.md):
           prev_token  mean attention from i to i − 1 (i ≥ 1)
           induction   on B random sequences of N tokens repeated twice: mean attention from i in the second half to i − N + 1
@@ -37,24 +38,25 @@ public sealed class HeadsCommand : ICommand
         --clusters K groups the heads by their attention profile over relative patch offsets (dy, dx) and the CLS,
         averaged over patch queries and images, by k-means (k-means++ seeded by --seed); each cluster's prototype is
         its heads' mean profile, shown by its CLS share and strongest offsets.
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --image FILE      a vision model's image (PNG/JPEG, preprocessed as for classify)
-          --image-dir DIR   every *.png, *.jpg, *.jpeg in DIR and its sub-folders; the scores are averaged over them
-          --clusters K      with an image: also cluster the heads into at most K groups by attention profile
-          --tokens IDS      ids for the pattern scores, e.g. 1,403,407
-          --seq-len N       length of each random half (default 50)
-          --batch B         number of repeated sequences (default 10)
-          --seed S          seed of the random tokens, or of the k-means seeding under --clusters (default 0)
-          --top K           heads listed per detector in the table (default 5)
-          --no-bos          do not prepend BOS to the repeated sequences
-        {RecipeArgs.Help}
-                            (the patterns scored are the recipe's: after soften or redistribute_sink, of its edited weights)
-          --json            print {"{"}"layers": L, "heads": H, "scores": {"{"}"prev_token": [[...]], "induction": ..., "duplicate": ...,
-                            "sink": ..., "entropy": ..., "distance": ...{"}"}, "seq_len", "batch", "seed", "bos"{"}"} (scores [layer][head];
-                            "recipe": name under --intervene)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("image", "FILE", "a vision model's image (PNG/JPEG, preprocessed as for classify)"),
+        CliOption.Text("image-dir", "DIR", "every *.png, *.jpg, *.jpeg in DIR and its sub-folders; the scores are averaged over them"),
+        CliOption.Integer("clusters", "K", "with an image: also cluster the heads into at most K groups by attention profile"),
+        CliOption.Text("tokens", "IDS", "ids for the pattern scores, e.g. 1,403,407"),
+        CliOption.Integer("seq-len", "N", "length of each random half (default 50)"),
+        CliOption.Integer("batch", "B", "number of repeated sequences (default 10)"),
+        CliOption.Integer("seed", "S", "seed of the random tokens, or of the k-means seeding under --clusters (default 0)"),
+        CliOption.Integer("top", "K", "heads listed per detector in the table (default 5)"),
+        CliOption.Flag("no-bos", "do not prepend BOS to the repeated sequences"),
+        .. CliOption.Noted(RecipeArgs.Options, "(the patterns scored are the recipe's: after soften or redistribute_sink, of its edited weights)"),
+        CliOption.Flag("json", "print {\"layers\": L, \"heads\": H, \"scores\": {\"prev_token\": [[...]], \"induction\": ..., \"duplicate\": ...,\n\"sink\": ..., \"entropy\": ..., \"distance\": ...}, \"seq_len\", \"batch\", \"seed\", \"bos\"} (scores [layer][head];\n\"recipe\": name under --intervene)"),
+    ];
 
+    public string Examples => """
         Example:
           headwise heads --model ../shared/models/stories260K/stories260K.bin --seq-len 50 --batch 10
         """;
@@ -104,10 +106,12 @@ public sealed class HeadsCommand : ICommand
             stdout.WriteLine();
             stdout.WriteLine($"{key}: {scores.Definition}");
             bool ascending = key == "entropy"; // the sharpest heads first
+            var table = new CliTable("head", ">score");
             foreach (var (head, score) in scores.Ranked(descending: !ascending).Take(top))
             {
-                stdout.WriteLine($"  {head,-7} {score,10:F4}");
+                table.Row($"{head}", score.ToString("F4", CultureInfo.InvariantCulture));
             }
+            table.Write(stdout);
         }
         return 0;
     }

@@ -10,11 +10,11 @@ public sealed class HealCommand : ICommand
 {
     public string Name => "heal";
     public string Summary => "distil a converted model (convert gqa / prune) back towards its original: KL to the teacher";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "teacher", "text-file", "steps", "lr", "seq-len", "batch", "seed", "out", "dtype"]);
-    public string Help => $"""
+    public string Usage => """
         headwise heal --model CONVERTED --teacher ORIGINAL --text-file F --steps N [--lr X] [--seq-len T] [--batch B] [--seed S] [--out DIR] [--dtype f32|f16|bf16] [--json]
+        """;
 
+    public string Description => """
         Healing by distillation: the converted model (the output of headwise convert gqa or convert prune) is imported into
         the trainer and every one of its parameters is trained with AdamW (no weight decay, gradients clipped at norm 1) to
         minimise KL(teacher ‖ student) of the next-token distributions on random windows of the text; the teacher (the
@@ -25,23 +25,24 @@ public sealed class HealCommand : ICommand
         batch KL, tokens/s) goes to stderr. Both models read the text with CONVERTED's tokenizer (ORIGINAL's when it has
         none) and must have the same vocabulary. The trainer holds GPT-2 and Llama models (llama2.c included); other
         families are refused, naming what does not fit.
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --teacher M       the original model (directory, llama2.c .bin or Hub name; --tokenizer applies to it too)
-          --text-file F     the text to distil on (UTF-8); its last tenth is held out
-          --steps N         optimizer steps (at least 1)
-          --lr X            learning rate (default 3e-4, constant)
-          --seq-len T       tokens per window (default 64, or fewer when the text or the context is shorter)
-          --batch B         windows per step (default 4)
-          --seed S          seeds the windows' offsets (default 1)
-          --out DIR         write the healed model there: a Hugging Face checkpoint of the same family, tokenizer files
-                            copied (must not exist or be empty); without it nothing is written
-          --dtype D         stored precision of --out: f32 (default), f16 or bf16
-          --json            print {"{"}"steps", "seq_len", "batch", "lr", "seconds", "train_tokens", "held_out": {"{"}"first_char",
-                            "tokens"{"}"}, "nll": {"{"}"original", "converted", "healed"{"}"}, "kl": {"{"}"converted", "healed"{"}"},
-                            "zeroed_heads": ["L.H"], "kl_per_step": [...], "out", "files"{"}"}
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("teacher", "M", "the original model (directory, llama2.c .bin or Hub name; --tokenizer applies to it too)"),
+        CliOption.Text("text-file", "F", "the text to distil on (UTF-8); its last tenth is held out"),
+        CliOption.Integer("steps", "N", "optimizer steps (at least 1)"),
+        CliOption.Number("lr", "X", "learning rate (default 3e-4, constant)"),
+        CliOption.Integer("seq-len", "T", "tokens per window (default 64, or fewer when the text or the context is shorter)"),
+        CliOption.Integer("batch", "B", "windows per step (default 4)"),
+        CliOption.Integer("seed", "S", "seeds the windows' offsets (default 1)"),
+        CliOption.Text("out", "DIR", "write the healed model there: a Hugging Face checkpoint of the same family, tokenizer files\ncopied (must not exist or be empty); without it nothing is written"),
+        CliOption.Text("dtype", "D", "stored precision of --out: f32 (default), f16 or bf16"),
+        CliOption.Flag("json", "print {\"steps\", \"seq_len\", \"batch\", \"lr\", \"seconds\", \"train_tokens\", \"held_out\": {\"first_char\",\n\"tokens\"}, \"nll\": {\"original\", \"converted\", \"healed\"}, \"kl\": {\"converted\", \"healed\"},\n\"zeroed_heads\": [\"L.H\"], \"kl_per_step\": [...], \"out\", \"files\"}"),
+    ];
 
+    public string Examples => """
         Example:
           headwise heal --model /tmp/stories-gqa2 --teacher ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --text-file docs/examples/texts/story.txt --steps 20
         """;

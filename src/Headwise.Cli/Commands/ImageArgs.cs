@@ -7,11 +7,11 @@ namespace Headwise.Cli.Commands;
 /// preprocessor_config.json says (docs/vision.md).</summary>
 public static class ImageArgs
 {
-    public static readonly string[] Options = ["image", "image-dir"];
-
-    public const string Help =
-        "  --image FILE      a PNG or JPEG image, resized, rescaled and normalised as the model's preprocessor_config.json says\n" +
-        "  --image-dir DIR   every *.png, *.jpg, *.jpeg in DIR (in name order) instead";
+    public static readonly CliOption[] Options =
+    [
+        CliOption.Text("image", "FILE", "a PNG or JPEG image, resized, rescaled and normalised as the model's preprocessor_config.json says"),
+        CliOption.Text("image-dir", "DIR", "every *.png, *.jpg, *.jpeg in DIR (in name order) instead"),
+    ];
 
     /// <summary>The model's vision config, or one line saying the model reads text.</summary>
     public static Loading.VisionConfig RequireVision(LoadedModel loaded, string command) => loaded.Config.Vision
@@ -44,10 +44,11 @@ public static class ImageArgs
         return files.Length > 0 ? files : throw new UsageException($"--image-dir: {dir} holds no .png, .jpg or .jpeg file");
     }
 
-    public const string LabelsHelp =
-        "  --image-dir DIR   labelled images: each sub-folder of DIR is named after a label (its id2label name, or its id)\n" +
-        "                    and holds that label's *.png, *.jpg, *.jpeg (e.g. DIR/teapot/1.png)\n" +
-        "  --labels FILE     instead of sub-folders: one line per image, NAME<TAB>LABEL, NAME relative to DIR";
+    public static readonly CliOption[] LabelsOptions =
+    [
+        CliOption.Text("image-dir", "DIR", "labelled images: each sub-folder of DIR is named after a label (its id2label name, or its id)\nand holds that label's *.png, *.jpg, *.jpeg (e.g. DIR/teapot/1.png)"),
+        CliOption.Text("labels", "FILE", "instead of sub-folders: one line per image, NAME<TAB>LABEL, NAME relative to DIR"),
+    ];
 
     /// <summary>The labelled images of --image-dir DIR: sub-folders named after labels, or a --labels file of
     /// NAME&lt;TAB&gt;LABEL lines (docs/vision.md). Labels are id2label names or ids; files are checked to exist.</summary>
@@ -121,16 +122,12 @@ public static class ImageArgs
     private static string[] ImagesIn(string dir) =>
         [.. Directory.GetFiles(dir).Where(f => Path.GetExtension(f).ToLowerInvariant() is ".png" or ".jpg" or ".jpeg").Order(StringComparer.Ordinal)];
 
-    /// <summary>The token-pruning options of eval and classify on a ViT.</summary>
-    public static readonly string[] PruningOptions = ["prune-tokens", "prune-layers", "head-weights"];
-
-    public const string PruningHelp =
-        "  --prune-tokens KEEP  adaptive token pruning (Adaptive Sparse ViT): after each pruning block keep the share KEEP\n" +
-        "                    (0 < KEEP ≤ 1) of the patches with the highest head-weighted CLS attention, the CLS always;\n" +
-        "                    the others are dropped from later blocks (fewer tokens: faster). 1.0 is exact\n" +
-        "  --prune-layers L,... the blocks after which to prune (0-based; default L/4, L/2, 3L/4 before the last block)\n" +
-        "  --head-weights FILE  weight each head's CLS attention by an importance --json output's \"values\" (negatives\n" +
-        "                    count as 0; default: every head alike)";
+    public static readonly CliOption[] PruningOptions =
+    [
+        CliOption.Text("prune-tokens", "KEEP", "adaptive token pruning (Adaptive Sparse ViT): after each pruning block keep the share KEEP\n(0 < KEEP ≤ 1) of the patches with the highest head-weighted CLS attention, the CLS always;\nthe others are dropped from later blocks (fewer tokens: faster). 1.0 is exact"),
+        CliOption.Text("prune-layers", "L,...", "the blocks after which to prune (0-based; default L/4, L/2, 3L/4 before the last block)"),
+        CliOption.Text("head-weights", "FILE", "weight each head's CLS attention by an importance --json output's \"values\" (negatives\ncount as 0; default: every head alike)"),
+    ];
 
     /// <summary>The pruning plan of --prune-tokens/--prune-layers/--head-weights, or null without --prune-tokens.</summary>
     public static TokenPruning? Pruning(CliArgs args, Loading.ModelConfig config)

@@ -8,14 +8,14 @@ public sealed class ImportanceCommand : ICommand
 {
     public string Name => "importance";
     public string Summary => "ablate every head in turn: how much the loss, KL or a task's metric changes without it";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. InterventionArgs.Options, .. RecipeArgs.Options, "top", "out", "image-dir", "labels"]);
-    public string Help => $"""
+    public string Usage => """
         headwise importance --model M [--method zero|mean|resample] [--metric loss|kl|logit-diff]
                             (--text-file F | --text "..." | --tokens IDS | --task NAME) [--top N] [--out F]
                             [--intervene FILE] [--json]
         headwise importance --model VIT --image-dir DIR [--labels FILE] [--metric accuracy|loss] [--top N] [--out F] [--json]
+        """;
 
+    public string Description => """
         Ablates each head alone (hook_z) and records metric(ablated) − metric(clean) per head: for loss and KL, how much
         worse the model does without it. The clean run is computed once; each ablated run resumes at the head's layer
         from the cached residual. Progress on stderr; Ctrl-C stops cleanly (exit 130, no output file written).
@@ -23,18 +23,20 @@ public sealed class ImportanceCommand : ICommand
         On an image classifier (ViT), head pruning over labelled images (--image-dir): each head's z zeroed alone, and
         accuracy or mean cross-entropy (--metric accuracy|loss, default loss) with it pruned minus without — for
         accuracy, negative when the head matters (docs/vision.md). Only --method zero applies.
+        """;
 
-        Options:
-        {ModelArgs.Help}
-        {InterventionArgs.InputHelp}
-        {ImageArgs.LabelsHelp}
-          --top N           rows of the table, by |change| (default 10)
-          --out F           also write the JSON to F (written only when the scan completes)
-        {RecipeArgs.Help}
-                            (each head ablated on top of the recipe: its hooks and the ablation's, in every resumed run)
-          --json            print {"{"}"name", "definition", "values": [[layer 0 heads], ...], "clean": x{"}"} (and "recipe":
-                            name under --intervene)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        .. InterventionArgs.Options,
+        .. ImageArgs.LabelsOptions,
+        CliOption.Integer("top", "N", "rows of the table, by |change| (default 10)"),
+        CliOption.Text("out", "F", "also write the JSON to F (written only when the scan completes)"),
+        .. CliOption.Noted(RecipeArgs.Options, "(each head ablated on top of the recipe: its hooks and the ablation's, in every resumed run)"),
+        CliOption.Flag("json", "print {\"name\", \"definition\", \"values\": [[layer 0 heads], ...], \"clean\": x} (and \"recipe\":\nname under --intervene)"),
+    ];
 
+    public string Examples => """
         Example:
           headwise importance --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --task induction --metric logit-diff
         """;

@@ -10,43 +10,40 @@ public sealed class InfluenceCommand : ICommand
 {
     public string Name => "influence";
     public string Summary => "AttentionInfluence: score corpus documents by the loss rise when retrieval heads are masked (Parquet, Slurm)";
-    public int MaxPositional => 1;
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "submit" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "corpus", "heads", "out", "shard", "text-field",
-        "id-field", "batch-tokens", "top", "array", "partition", "time", "mem", "headwise"]);
-    public string Help => $"""
+    public IReadOnlyList<CliArgument> Arguments { get; } = [new("MODE", "none: score the corpus; merge: gather the parts; slurm: write Slurm job scripts")];
+    public string Usage => """
         headwise influence --model M --corpus FILE_OR_DIR --heads L.H,... | --heads auto --out DIR [--shard I/N]
                            [--text-field text] [--id-field id] [--batch-tokens T]
         headwise influence merge --out DIR [--top P]
         headwise influence slurm --array N [--partition P] [--time T] [--mem M] --model M --corpus C --heads H --out DIR [--submit]
+        """;
 
+    public string Description => """
         AttentionInfluence (docs/influence.md): each document's loss_ref (mean next-token nll, exactly what `headwise eval`
         reports for the text, sliding window included), loss_masked (the same with the heads zero-ablated, what eval reports
         under an ablate/zero recipe of them) and score = (loss_masked − loss_ref) / loss_ref.
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --corpus F|DIR    JSON lines ({"{"}"id": ..., "text": ...{"}"} per line, .jsonl/.json, optionally .gz) or Parquet files;
-                            a directory means all of them, in sorted order
-          --heads H         heads to mask, e.g. 1.4,3.6; or auto: the top 3% retrieval heads of a synthetic copy task
-                            (auto:0.05 for another share; at least one head)
-          --out DIR         DIR/part-IIIII-of-NNNNN.parquet: columns id, n_tokens, loss_ref, loss_masked, score; model and heads
-                            in the file's metadata. A part already complete is skipped (a re-run computes what is missing)
-          --shard I/N       only documents i with i mod N = I (default 0/1: the whole corpus)
-          --text-field F    the text's field or column (default text)
-          --id-field F      the id's field or column (default id); ids must be unique
-          --batch-tokens T  positions per forward, padding included (default 4096): windows of similar length run together
-        merge:
-          --top P           also write DIR/{InfluenceParts.TopName}: the top share P (0.1 or 10%) as JSON lines with the text
-        slurm:
-          --array N         shards, one array task each; writes DIR/influence-array.sbatch, DIR/influence-merge.sbatch and
-                            DIR/submit.sh (the merge runs after every task succeeded: Slurm's afterok); logs in DIR/logs/.
-                            A task ended for good (scancel, a time limit) stops the merge: DIR/requeue.sh requeues what
-                            did not complete and points the merge job at it again
-          --partition P, --time T, --mem M    passed to #SBATCH
-          --headwise CMD    how the tasks run headwise (default: this binary)
-          --submit          submit both jobs through sbatch now (their ids go to DIR/jobs, as submit.sh does)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("corpus", "F|DIR", "JSON lines ({\"id\": ..., \"text\": ...} per line, .jsonl/.json, optionally .gz) or Parquet files;\na directory means all of them, in sorted order"),
+        CliOption.Text("heads", "H", "heads to mask, e.g. 1.4,3.6; or auto: the top 3% retrieval heads of a synthetic copy task\n(auto:0.05 for another share; at least one head)"),
+        CliOption.Text("out", "DIR", "DIR/part-IIIII-of-NNNNN.parquet: columns id, n_tokens, loss_ref, loss_masked, score; model and heads\nin the file's metadata. A part already complete is skipped (a re-run computes what is missing)"),
+        CliOption.Text("shard", "I/N", "only documents i with i mod N = I (default 0/1: the whole corpus)"),
+        CliOption.Text("text-field", "F", "the text's field or column (default text)"),
+        CliOption.Text("id-field", "F", "the id's field or column (default id); ids must be unique"),
+        CliOption.Integer("batch-tokens", "T", "positions per forward, padding included (default 4096): windows of similar length run together"),
+        CliOption.Text("top", "P", $"also write DIR/{InfluenceParts.TopName}: the top share P (0.1 or 10%) as JSON lines with the text", section: "merge"),
+        CliOption.Integer("array", "N", "shards, one array task each; writes DIR/influence-array.sbatch, DIR/influence-merge.sbatch and\nDIR/submit.sh (the merge runs after every task succeeded: Slurm's afterok); logs in DIR/logs/.\nA task ended for good (scancel, a time limit) stops the merge: DIR/requeue.sh requeues what\ndid not complete and points the merge job at it again", section: "slurm"),
+        CliOption.Text("partition", "P", "passed to #SBATCH", section: "slurm"),
+        CliOption.Text("time", "T", "passed to #SBATCH", section: "slurm"),
+        CliOption.Text("mem", "M", "passed to #SBATCH", section: "slurm"),
+        CliOption.Text("headwise", "CMD", "how the tasks run headwise (default: this binary)", section: "slurm"),
+        CliOption.Flag("submit", "submit both jobs through sbatch now (their ids go to DIR/jobs, as submit.sh does)", section: "slurm"),
+    ];
 
+    public string Examples => """
         Example:
           headwise influence --model models/demo --corpus docs.jsonl --heads auto --out influence/ && headwise influence merge --out influence/
         """;

@@ -6,18 +6,22 @@ public sealed class InfoCommand : ICommand
 {
     public string Name => "info";
     public string Summary => "architecture, sizes, dtype and hook points of a model";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(ModelArgs.Options);
-    public string Help => $"""
+    public string Usage => """
         headwise info --model M [--json]
+        """;
 
+    public string Description => """
         Shows what a checkpoint is: family, parameter count, layers, heads (query and key/value), widths, context,
         stored dtype, positional scheme, and every hook point name (TransformerLens names, usable in hooks and caches).
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --json            print one JSON object (schema in docs/cli.md)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Flag("json", "print one JSON object (schema in docs/cli.md)"),
+    ];
 
+    public string Examples => """
         Example:
           headwise info --model ../shared/models/stories260K/stories260K.bin
         """;

@@ -8,23 +8,17 @@ namespace Headwise.Cli.Commands;
 /// <summary>Options shared by ablate and importance: what to run on (text, ids or a task), the method and the metric.</summary>
 public static class InterventionArgs
 {
-    /// <summary>The options <see cref="Task"/> reads.</summary>
-    public static readonly string[] TaskOptions = ["task", "count", "seed"];
-
-    /// <summary>Every option below (<see cref="InputHelp"/>).</summary>
-    public static readonly string[] Options = [.. TaskOptions, "text-file", "text", "tokens", "method", "metric"];
-
-    public const string InputHelp =
-        "  --text-file F     the text to run on (UTF-8; BOS prepended when the tokenizer adds one)\n" +
-        "  --text S          the text, inline\n" +
-        "  --tokens IDS      explicit ids, e.g. 1,403,407\n" +
-        "  --task NAME       a task's prompts (see `headwise tasks`): induction, ioi, factual, laundry, greater-than\n" +
-        "  --count N         prompts of the task (default 8)\n" +
-        "  --seed S          seed of the task's prompts and of resample sources (default 0)\n" +
-        "  --method M        zero | mean | resample (default zero): z replaced by 0, by the head's mean z over the\n" +
-        "                    inputs, or by its z on another input of the same length (the task's corrupted prompt; for a text\n" +
-        "                    the same tokens shuffled)\n" +
-        "  --metric K        loss | kl | logit-diff (default loss; logit-diff = the task's own metric, needs --task)";
+    public static readonly CliOption[] Options =
+    [
+        CliOption.Text("text-file", "F", "the text to run on (UTF-8; BOS prepended when the tokenizer adds one)"),
+        CliOption.Text("text", "S", "the text, inline"),
+        CliOption.Text("tokens", "IDS", "explicit ids, e.g. 1,403,407"),
+        CliOption.Text("task", "NAME", "a task's prompts (see `headwise tasks`): induction, ioi, factual, laundry, greater-than"),
+        CliOption.Integer("count", "N", "prompts of the task (default 8)"),
+        CliOption.Integer("seed", "S", "seed of the task's prompts and of resample sources (default 0)"),
+        CliOption.Text("method", "M", "zero | mean | resample (default zero): z replaced by 0, by the head's mean z over the\ninputs, or by its z on another input of the same length (the task's corrupted prompt; for a text\nthe same tokens shuffled)") with { Choices = ["zero", "mean", "resample"] },
+        CliOption.Text("metric", "K", "loss | kl | logit-diff (default loss; logit-diff = the task's own metric, needs --task)") with { Choices = ["loss", "kl", "logit-diff"] },
+    ];
 
     public static AblationMethod Method(CliArgs args) => (args.Get("method") ?? "zero") switch
     {

@@ -7,13 +7,13 @@ public sealed class PatchCommand : ICommand
 {
     public string Name => "patch";
     public string Summary => "activation patching: how much of the clean behaviour each head's z, q, k, v or pattern restores";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "per-position" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. InterventionArgs.TaskOptions, .. RecipeArgs.Options, "what", "top", "clean", "corrupted", "answer", "wrong"]);
-    public string Help => $"""
+    public string Usage => """
         headwise patch --model M --clean "..." --corrupted "..." --answer X --wrong Y [--what z|q|k|v|pattern]
                        [--per-position] [--intervene FILE] [--json]
         headwise patch --model M --task NAME [--count N] [--seed S] [--what ...] [--per-position] [--intervene FILE] [--json]
+        """;
 
+    public string Description => """
         Runs the corrupted prompt with one head's activation copied from the clean run, for every head, and reports
         (metric(patched) − metric(corrupted)) / (metric(clean) − metric(corrupted)): 0 = corrupted behaviour, 1 = clean.
         The metric is logit(answer) − logit(wrong) at the last position (answers: their first token after the prompt),
@@ -22,25 +22,26 @@ public sealed class PatchCommand : ICommand
         The 0–1 score is only shown when the clean run beats the corrupted one by a margin (1 logit for logit differences,
         0.1 for probability differences, 0.25 nats for losses) and beats chance (a logit difference above 0, a loss below
         ln V); otherwise a WARNING says why and the scores are the raw metric(patched) − metric(corrupted).
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --clean S         the clean prompt
-          --corrupted S     the corrupted prompt (same token count)
-          --answer X        the clean answer, e.g. " Mary"
-          --wrong Y         the competing answer, e.g. " John"
-          --task NAME       instead: a task's clean/corrupted prompt pairs (ioi, factual, laundry, greater-than)
-          --count N         prompts of the task (default 8)
-          --seed S          seed of the task (default 0)
-          --what W          z | q | k | v | pattern (default z)
-          --per-position    also patch one position at a time: a [layer][head][position] table
-          --top N           rows of the table (default 10)
-        {RecipeArgs.Help}
-                            (clean, corrupted and patched runs all under the recipe; the patch applied after its hooks)
-          --json            print {"{"}"site", "clean", "corrupted", "gap", "normalized", "warning", "values": [[...]],
-                            "per_position": [[[...]]]{"}"} (and "recipe": name under --intervene); normalized false means
-                            values are raw differences and warning says why
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("clean", "S", "the clean prompt"),
+        CliOption.Text("corrupted", "S", "the corrupted prompt (same token count)"),
+        CliOption.Text("answer", "X", "the clean answer, e.g. \" Mary\""),
+        CliOption.Text("wrong", "Y", "the competing answer, e.g. \" John\""),
+        CliOption.Text("task", "NAME", "instead: a task's clean/corrupted prompt pairs (ioi, factual, laundry, greater-than)"),
+        CliOption.Integer("count", "N", "prompts of the task (default 8)"),
+        CliOption.Integer("seed", "S", "seed of the task (default 0)"),
+        CliOption.Text("what", "W", "z | q | k | v | pattern (default z)"),
+        CliOption.Flag("per-position", "also patch one position at a time: a [layer][head][position] table"),
+        CliOption.Integer("top", "N", "rows of the table (default 10)"),
+        .. CliOption.Noted(RecipeArgs.Options, "(clean, corrupted and patched runs all under the recipe; the patch applied after its hooks)"),
+        CliOption.Flag("json", "print {\"site\", \"clean\", \"corrupted\", \"gap\", \"normalized\", \"warning\", \"values\": [[...]],\n\"per_position\": [[[...]]]} (and \"recipe\": name under --intervene); normalized false means\nvalues are raw differences and warning says why"),
+    ];
 
+    public string Examples => """
         Example:
           headwise patch --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --clean "Tom had a big red ball. Tom liked the ball. He played with the" --corrupted "Tom had a big red dog. Tom liked the ball. He played with the" --answer " ball" --wrong " dog"
         """;

@@ -9,33 +9,30 @@ public sealed class PatternsCommand : ICommand
 {
     public string Name => "patterns";
     public string Summary => "attention patterns of every head on a prompt";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos", "rollout" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. PromptArgs.Options, .. RecipeArgs.Options, "head", "image"]);
-    public string Help => $"""
+    public string Usage => """
         headwise patterns --model M (--text "..." | --tokens IDS) [--head L.H] [--no-bos] [--intervene FILE] [--json]
         headwise patterns --model VIT --image FILE [--head L.H | --rollout] [--intervene FILE] [--json]
+        """;
 
+    public string Description => """
         Runs the prompt once and reads blocks.L.attn.hook_pattern. The table shows one head (--head, default 0.0) as a
         matrix: one row per query position, one column per key position, in percent (blank above the diagonal).
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --text S          the prompt (BOS prepended when the tokenizer adds one)
-          --tokens IDS      explicit ids, e.g. 1,403,407 — nothing prepended
-          --head L.H        the head to show or, with --json, to print alone
-          --no-bos          do not prepend BOS to the text
-          --image FILE      for a vision model (ViT): the image (PNG/JPEG, preprocessed as for classify); position 0 is
-                            the CLS, 1 + r·columns + c the patch in row r, column c. The table is then the CLS's attention
-                            over the patch grid (and on itself), in percent
-          --rollout         with --image: attention rollout (Abnar & Zuidema) instead of one head — per layer
-                            (mean over heads + I) / 2, rows renormalised, multiplied through the layers; the table is the
-                            CLS's row over the patch grid; --json prints {"{"}"tokens", "layers", "rollout": [T·T]{"}"}
-        {RecipeArgs.Help}
-                            (the patterns shown are as the recipe leaves them, e.g. softened)
-          --json            print {"{"}"tokens": [...], "token_ids": [...], "layers": L, "heads": H, "patterns": [layer][head][T·T]{"}"}
-                            (row-major T × T); with --head, "head": "L.H" and "pattern": [T·T] instead of "patterns";
-                            "recipe": name under --intervene
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("text", "S", "the prompt (BOS prepended when the tokenizer adds one)"),
+        CliOption.Text("tokens", "IDS", "explicit ids, e.g. 1,403,407 — nothing prepended"),
+        CliOption.Text("head", "L.H", "the head to show or, with --json, to print alone"),
+        CliOption.Flag("no-bos", "do not prepend BOS to the text"),
+        CliOption.Text("image", "FILE", "for a vision model (ViT): the image (PNG/JPEG, preprocessed as for classify); position 0 is\nthe CLS, 1 + r·columns + c the patch in row r, column c. The table is then the CLS's attention\nover the patch grid (and on itself), in percent"),
+        CliOption.Flag("rollout", "with --image: attention rollout (Abnar & Zuidema) instead of one head — per layer\n(mean over heads + I) / 2, rows renormalised, multiplied through the layers; the table is the\nCLS's row over the patch grid; --json prints {\"tokens\", \"layers\", \"rollout\": [T·T]}"),
+        .. CliOption.Noted(RecipeArgs.Options, "(the patterns shown are as the recipe leaves them, e.g. softened)"),
+        CliOption.Flag("json", "print {\"tokens\": [...], \"token_ids\": [...], \"layers\": L, \"heads\": H, \"patterns\": [layer][head][T·T]}\n(row-major T × T); with --head, \"head\": \"L.H\" and \"pattern\": [T·T] instead of \"patterns\";\n\"recipe\": name under --intervene"),
+    ];
 
+    public string Examples => """
         Example:
           headwise patterns --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --text "Once upon a time" --head 1.3
         """;

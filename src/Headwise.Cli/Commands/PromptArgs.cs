@@ -6,9 +6,6 @@ namespace Headwise.Cli.Commands;
 /// <summary>The prompt of an analysis: --text (tokenized, BOS prepended unless --no-bos) or --tokens ids; and single tokens.</summary>
 public static class PromptArgs
 {
-    /// <summary>The options that take a value (the command lists the flag <c>no-bos</c> itself).</summary>
-    public static readonly string[] Options = ["tokens", "text"];
-
     public static int[] Read(CliArgs args, LoadedModel loaded)
     {
         RequireText(loaded);

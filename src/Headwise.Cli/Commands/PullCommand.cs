@@ -10,25 +10,29 @@ public sealed class PullCommand : ICommand
 
     public string Summary => "download a model from the Hugging Face Hub into the local cache";
 
-    public string Help => """
-        headwise pull — download a model from the Hugging Face Hub into the Hugging Face cache
+    public string Usage => """
+        headwise pull ORG/NAME [--revision R] [--token T] [--endpoint URL] [--cache-dir DIR] [--max-parallel N] [--json]
+        """;
 
-        Usage: headwise pull ORG/NAME [--revision R] [--token T] [--endpoint URL] [--cache-dir DIR] [--max-parallel N] [--json]
-
-        Downloads config.json, the tokenizer files the repository has and the safetensors weights (single file or
-        sharded via model.safetensors.index.json; pickle .bin files are never fetched) into the same cache layout as
-        Python's huggingface_hub, so transformers finds them too. Every file is checked against its SHA-256 (git SHA-1
+    public string Description => """
+        Downloads a model from the Hugging Face Hub into the Hugging Face cache: config.json, the tokenizer files the
+        repository has and the safetensors weights (single file or sharded via model.safetensors.index.json; pickle .bin
+        files are never fetched), in the same cache layout as Python's huggingface_hub, so transformers finds them too. Every file is checked against its SHA-256 (git SHA-1
         for small files) before it is put in place; broken connections resume; a second pull downloads nothing.
         Afterwards any command takes --model ORG/NAME and reads the cache with no network.
+        """;
 
-        Options:
-          --revision R       branch, tag or commit to fetch (default: main)
-          --token T          access token for gated or private models (default: $HF_TOKEN); sent only to the Hub
-          --endpoint URL     Hub URL, for mirrors (default: $HF_ENDPOINT, else https://huggingface.co)
-          --cache-dir DIR    hub cache folder (default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)
-          --max-parallel N   files downloaded at once (default: 4)
-          --json             print {"repo","revision","commit","path","files":[{"name","size","sha256","downloaded"}]}
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        CliOption.Text("revision", "R", "branch, tag or commit to fetch (default: main)"),
+        CliOption.Text("token", "T", "access token for gated or private models (default: $HF_TOKEN); sent only to the Hub"),
+        CliOption.Text("endpoint", "URL", "Hub URL, for mirrors (default: $HF_ENDPOINT, else https://huggingface.co)"),
+        CliOption.Text("cache-dir", "DIR", "hub cache folder (default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub)"),
+        CliOption.Integer("max-parallel", "N", "files downloaded at once (default: 4)"),
+        CliOption.Flag("json", "print {\"repo\",\"revision\",\"commit\",\"path\",\"files\":[{\"name\",\"size\",\"sha256\",\"downloaded\"}]}"),
+    ];
 
+    public string Examples => """
         Environment:
           HF_ENDPOINT        Hub URL, for mirrors (default: https://huggingface.co)
           HF_TOKEN           access token (never printed or logged)
@@ -44,9 +48,7 @@ public sealed class PullCommand : ICommand
           headwise pull meta-llama/Llama-3.2-1B --token hf_xxx --json
         """;
 
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string>(StringComparer.Ordinal) { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["revision", "token", "endpoint", "cache-dir", "max-parallel"]);
-    public int MaxPositional => 1;
+    public IReadOnlyList<CliArgument> Arguments { get; } = [new("ORG/NAME", "the Hugging Face Hub repository")];
 
     public int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {

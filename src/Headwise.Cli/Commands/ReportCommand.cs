@@ -7,14 +7,14 @@ public sealed class ReportCommand : ICommand
 {
     public string Name => "report";
     public string Summary => "one self-contained HTML page of every head: score grids, patterns, top heads, circuits, sinks, statistics (+ PNGs)";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "out", "text", "png-dir", "heads", "max-tokens", "top", "compare", "image", "clusters"]);
-    public string Help => $"""
+    public string Usage => """
         headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR [--heads L.H,..]]
                         [--compare M ...] [--intervene FILE] [--json]
         headwise report --model VIT --image FILE [--out FILE] [--top K] [--clusters K] [--png-dir DIR [--heads L.H,..]]
                         [--intervene FILE] [--json]
+        """;
 
+    public string Description => """
         Runs the standard analyses on a model and writes one HTML file that opens offline in any browser: the model's
         facts, a layer × head grid coloured by any per-head score (the detectors: previous-token, induction,
         duplicate-token, sink, entropy, attention distance; and importance (mean ablation, loss), induction patching,
@@ -29,31 +29,25 @@ public sealed class ReportCommand : ICommand
         entropy, CLS attention, patch sink), every head's pattern on the image (CLS first), the top heads, each head's
         CLS attention as a heat overlay on the image, the attention rollout overlay, and the heads clustered by
         attention profile with each cluster's prototype (docs/vision.md).
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --out FILE        the HTML file to write (default headwise-report.html)
-          --text S          the prompt for the patterns (default: a short story; without a tokenizer, random tokens)
-          --max-tokens N    cap the prompt at N tokens (default 64; patterns grow as N²; the prompt-based sections
-                            use the same capped prompt, leave-one-out at most its first 32 tokens)
-          --top K           rows per top-heads table (default 5)
-          --png-dir DIR     also write PNG figures: scores-NAME.png per score grid (one row per layer, one column
-                            per head) and pattern-L.H.png for the top head of each score, with a title, axis names,
-                            tick labels (tokens) and a colour bar (labels need a font file: HEADWISE_FONT or a system one);
-                            on a vision model also its pictures: cls-overlay-L.H.png, rollout.png, cluster-K.png
-          --heads L.H,..    with --png-dir: write the patterns of these heads instead, e.g. --heads 1.4,3.6
-          --image FILE      a vision model's image (PNG/JPEG, preprocessed as the model's preprocessor_config.json says)
-          --clusters K      on a vision model: the number of pattern clusters (default 4, at most the number of heads)
-          --compare M       add a "Model comparison" section: this model against M (repeat for more models), e.g. a
-                            conversion of it: mean NLL, perplexity, ΔNLL, parameters and KV-cache bytes per token on the
-                            prompt (--text, else the default story); for timings run headwise compare
-        {RecipeArgs.Help}
-                            (every section under it, circuits on its edited weights; the page names the recipe and
-                            lists its items at the top. An inject recipe fits no report: the report runs inputs of
-                            several lengths)
-          --json            print {"{"}"path": ..., "layers": L, "heads": H, "scores": [names], "pngs": [...]{"}"} (and
-                            "recipe": name under --intervene)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("out", "FILE", "the HTML file to write (default headwise-report.html)"),
+        CliOption.Text("text", "S", "the prompt for the patterns (default: a short story; without a tokenizer, random tokens)"),
+        CliOption.Integer("max-tokens", "N", "cap the prompt at N tokens (default 64; patterns grow as N²; the prompt-based sections\nuse the same capped prompt, leave-one-out at most its first 32 tokens)"),
+        CliOption.Integer("top", "K", "rows per top-heads table (default 5)"),
+        CliOption.Text("png-dir", "DIR", "also write PNG figures: scores-NAME.png per score grid (one row per layer, one column\nper head) and pattern-L.H.png for the top head of each score, with a title, axis names,\ntick labels (tokens) and a colour bar (labels need a font file: HEADWISE_FONT or a system one);\non a vision model also its pictures: cls-overlay-L.H.png, rollout.png, cluster-K.png"),
+        CliOption.Text("heads", "L.H,..", "with --png-dir: write the patterns of these heads instead, e.g. --heads 1.4,3.6"),
+        CliOption.Text("image", "FILE", "a vision model's image (PNG/JPEG, preprocessed as the model's preprocessor_config.json says)"),
+        CliOption.Integer("clusters", "K", "on a vision model: the number of pattern clusters (default 4, at most the number of heads)"),
+        CliOption.Repeated("compare", "M", "add a \"Model comparison\" section: this model against M (repeat for more models), e.g. a\nconversion of it: mean NLL, perplexity, ΔNLL, parameters and KV-cache bytes per token on the\nprompt (--text, else the default story); for timings run headwise compare"),
+        .. CliOption.Noted(RecipeArgs.Options, "(every section under it, circuits on its edited weights; the page names the recipe and\nlists its items at the top. An inject recipe fits no report: the report runs inputs of\nseveral lengths)"),
+        CliOption.Flag("json", "print {\"path\": ..., \"layers\": L, \"heads\": H, \"scores\": [names], \"pngs\": [...]} (and\n\"recipe\": name under --intervene)"),
+    ];
 
+    public string Examples => """
         Example:
           headwise report --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --out stories.html
         """;

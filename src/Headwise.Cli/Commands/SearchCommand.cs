@@ -8,41 +8,42 @@ public sealed class SearchCommand : ICommand
 {
     public string Name => "search";
     public string Summary => "greedy search for the head set whose intervention moves the loss, KL or a task metric most; writes it as a recipe";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. InterventionArgs.TaskOptions,
-        "text-file", "text", "tokens", "intervention", "strength", "factor", "method", "objective", "direction", "budget", "out"]);
-    public string Help => $"""
+    public string Usage => """
         headwise search --model M (--task T | --text-file F | --text "..." | --tokens IDS)
                         --intervention soften|scale|ablate [--strength s | --factor a] [--method zero|mean]
                         [--objective loss|kl|task] [--direction up|down] [--budget K] [--out recipe.json] [--json]
+        """;
 
+    public string Description => """
         Greedy forward selection [HeadHunter]: starting from no heads, each of K rounds tries adding every remaining head,
         scores the objective with the intervention applied to the set plus that head, and keeps the best. Each round runs
         the input once under the current set; every candidate resumes from that run's residual at its own layer, so it
         costs less than a forward. Prints the objective after each added head and writes the final set as a recipe file,
         which eval and the other commands run under with their recipe option (eval then reports the final loss).
         Progress on stderr; Ctrl-C stops (exit 130, no file written).
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --text-file F     the text to run on (UTF-8; BOS prepended when the tokenizer adds one)
-          --text S          the text, inline
-          --tokens IDS      explicit ids, e.g. 1,403,407
-          --task NAME       a task's prompts (see `headwise tasks`): induction, ioi, factual, laundry, greater-than
-          --count N         prompts of the task (default 8)
-          --seed S          seed of the task's prompts (default 0)
-          --intervention K  soften | scale | ablate: what is done to every head of the set
-          --strength s      soften: the pattern becomes (1 − s)·A + s·I, s in [0, 1] (default 1)
-          --factor a        scale: hook_z × a (required with scale)
-          --method M        ablate: zero | mean (default zero)
-          --objective O     loss (mean next-token NLL) | kl (mean KL(clean ‖ intervened) of next-token distributions)
-                            | task (the task's metric, needs --task) (default loss)
-          --direction D     up (maximise the objective) | down (minimise it) (default up)
-          --budget K        heads to add, at least 1 (default 3; capped at the model's number of heads)
-          --out F           the recipe to write (default search.json)
-          --json            print {"{"}"baseline", "steps": [{"{"}"head", "objective"{"}"}, ...], "heads", "final", "forwards",
-                            "forward_equivalents", "recipe"{"}"}
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("text-file", "F", "the text to run on (UTF-8; BOS prepended when the tokenizer adds one)"),
+        CliOption.Text("text", "S", "the text, inline"),
+        CliOption.Text("tokens", "IDS", "explicit ids, e.g. 1,403,407"),
+        CliOption.Text("task", "NAME", "a task's prompts (see `headwise tasks`): induction, ioi, factual, laundry, greater-than"),
+        CliOption.Integer("count", "N", "prompts of the task (default 8)"),
+        CliOption.Integer("seed", "S", "seed of the task's prompts (default 0)"),
+        CliOption.Text("intervention", "K", "soften | scale | ablate: what is done to every head of the set"),
+        CliOption.Number("strength", "s", "soften: the pattern becomes (1 − s)·A + s·I, s in [0, 1] (default 1)"),
+        CliOption.Number("factor", "a", "scale: hook_z × a (required with scale)"),
+        CliOption.Text("method", "M", "ablate: zero | mean (default zero)"),
+        CliOption.Text("objective", "O", "loss (mean next-token NLL) | kl (mean KL(clean ‖ intervened) of next-token distributions)\n| task (the task's metric, needs --task) (default loss)"),
+        CliOption.Text("direction", "D", "up (maximise the objective) | down (minimise it) (default up)"),
+        CliOption.Integer("budget", "K", "heads to add, at least 1 (default 3; capped at the model's number of heads)"),
+        CliOption.Text("out", "F", "the recipe to write (default search.json)"),
+        CliOption.Flag("json", "print {\"baseline\", \"steps\": [{\"head\", \"objective\"}, ...], \"heads\", \"final\", \"forwards\",\n\"forward_equivalents\", \"recipe\"}"),
+    ];
 
+    public string Examples => """
         Example:
           headwise search --model models/demo --text "The cat sat on the mat. The cat sat on the mat." --intervention ablate --objective loss --direction up --budget 3 --out search.json
         """;

@@ -22,11 +22,13 @@ internal static class ShareAttentionArgs
         prints them. GPT-2, the Llama family and GPT-NeoX.
         """;
 
-    public const string OptionsHelp = """
-          --groups G        share-attention: layer groups, comma-separated ranges a-b (or one layer a), ascending, disjoint
-          --suggest         share-attention: propose groups from the layers' pattern similarity on the calibration text
-          --min-similarity S  share-attention: the similarity (0 to 1, default 0.9) a suggested group's layers need
-        """;
+    /// <summary>The options above, declared for convert's option list.</summary>
+    public static readonly CliOption[] Declared =
+    [
+        CliOption.Text("groups", "G", "share-attention: layer groups, comma-separated ranges a-b (or one layer a), ascending, disjoint"),
+        CliOption.Flag("suggest", "share-attention: propose groups from the layers' pattern similarity on the calibration text"),
+        CliOption.Number("min-similarity", "S", "share-attention: the similarity (0 to 1, default 0.9) a suggested group's layers need"),
+    ];
 
     public static int Run(CliArgs args, TextWriter stdout, TextWriter stderr, Func<LoadedModel, int[]> calibration)
     {

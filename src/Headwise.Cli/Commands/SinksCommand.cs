@@ -7,27 +7,28 @@ public sealed class SinksCommand : ICommand
 {
     public string Name => "sinks";
     public string Summary => "attention sinks per layer: the tokens that draw outsized attention, and their residual norm";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, .. RecipeArgs.Options, "ratio", "mass"]);
-    public string Help => $"""
+    public string Usage => """
         headwise sinks --model M (--text "..." | --tokens IDS) [--ratio R] [--mass X] [--intervene FILE] [--json]
+        """;
 
+    public string Description => """
         Position k is a sink in a layer when, averaged over heads and later queries q > k, the attention A[q, k] it
         receives is at least R times the uniform share 1/(q+1) (i.e. mean of (q+1)·A[q, k] ≥ R) and at least X. Only
         positions with at least max(2, ⌈T/4⌉) later queries are judged (fewer cannot tell a sink from local attention). Position 0 is the primary sink; others are secondary. For each sink: the layers it is one
         in, and the L2 norm of blocks.L.hook_resid_pre at it against the median over positions.
+        """;
 
-        Options:
-        {ModelArgs.Help}
-        {StatisticsPrompt.Help}
-        {RecipeArgs.Help}
-                            (the patterns and residuals of the intervened run)
-          --ratio R         times the uniform expectation (default 3)
-          --mass X          least mean attention received (default 0.1)
-          --json            print {"{"}"tokens", "layers": [{"{"}"layer", "median_resid_norm", "sinks": [{"{"}"position", "token",
-                            "received", "ratio", "resid_norm"{"}"}]{"}"}], "sinks": [{"{"}"position", "token", "primary", "layers",
-                            "mean_received"{"}"}], "recipe": name under --intervene{"}"}
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        .. StatisticsPrompt.Options,
+        .. CliOption.Noted(RecipeArgs.Options, "(the patterns and residuals of the intervened run)"),
+        CliOption.Number("ratio", "R", "times the uniform expectation (default 3)"),
+        CliOption.Number("mass", "X", "least mean attention received (default 0.1)"),
+        CliOption.Flag("json", "print {\"tokens\", \"layers\": [{\"layer\", \"median_resid_norm\", \"sinks\": [{\"position\", \"token\",\n\"received\", \"ratio\", \"resid_norm\"}]}], \"sinks\": [{\"position\", \"token\", \"primary\", \"layers\",\n\"mean_received\"}], \"recipe\": name under --intervene}"),
+    ];
 
+    public string Examples => """
         Example:
           headwise sinks --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378,432,417,372
         """;
@@ -61,18 +62,19 @@ public sealed class SinksCommand : ICommand
         string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
         RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"{ids.Length} tokens; a sink draws ≥ {ratio.ToString(CultureInfo.InvariantCulture)}× uniform and ≥ {F(mass)} of later queries' attention");
-        stdout.WriteLine($"{"layer",5}  {"pos",4}  {"token",-14} {"received",8} {"× unif",7} {"‖resid‖",8} {"median",8}");
+        var table = new CliTable(">layer", ">pos", "token", ">received", ">× unif", ">‖resid‖", ">median");
         foreach (var l in r.Layers)
         {
             if (l.Sinks.Length == 0)
             {
-                stdout.WriteLine($"{l.Layer,5}  (none){"",32} {F(l.MedianResidNorm),8}");
+                table.Row($"{l.Layer}", "(none)", "", "", "", "", F(l.MedianResidNorm));
             }
             foreach (var s in l.Sinks)
             {
-                stdout.WriteLine($"{l.Layer,5}  {s.Position,4}  {StatisticsPrompt.Show(loaded, s.TokenId),-14} {F(s.Received),8} {s.Ratio,7:F1} {F(s.ResidNorm),8} {F(l.MedianResidNorm),8}");
+                table.Row($"{l.Layer}", $"{s.Position}", StatisticsPrompt.Show(loaded, s.TokenId), F(s.Received), s.Ratio.ToString("F1", CultureInfo.InvariantCulture), F(s.ResidNorm), F(l.MedianResidNorm));
             }
         }
+        table.Write(stdout);
         stdout.WriteLine();
         foreach (var s in r.Sinks)
         {

@@ -5,11 +5,11 @@ namespace Headwise.Cli.Commands;
 /// <summary>The prompt of the attention-statistics commands (stats, sinks, centrality, explain): --text or --tokens.</summary>
 public static class StatisticsPrompt
 {
-    public static readonly string[] Options = ["text", "tokens"];
-
-    public const string Help =
-        "  --text S          the prompt (BOS prepended when the tokenizer adds one)\n" +
-        "  --tokens IDS      explicit ids, e.g. 1,403,407 — no tokenizer involved";
+    public static readonly CliOption[] Options =
+    [
+        CliOption.Text("text", "S", "the prompt (BOS prepended when the tokenizer adds one)"),
+        CliOption.Text("tokens", "IDS", "explicit ids, e.g. 1,403,407 — no tokenizer involved"),
+    ];
 
     /// <summary>Reads the ids. Throws a usage error when both or neither are given.</summary>
     public static int[] Read(CliArgs args, LoadedModel loaded)

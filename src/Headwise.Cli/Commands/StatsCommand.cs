@@ -7,26 +7,27 @@ public sealed class StatsCommand : ICommand
 {
     public string Name => "stats";
     public string Summary => "attention pattern statistics: effective rank, row kurtosis, layer and head similarity, head clusters";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. StatisticsPrompt.Options, .. RecipeArgs.Options, "threshold"]);
-    public string Help => $"""
+    public string Usage => """
         headwise stats --model M (--text "..." | --tokens IDS) [--threshold S] [--intervene FILE] [--json]
+        """;
 
+    public string Description => """
         Per head on one prompt: the effective rank of its T × T pattern (exp of the entropy of the normalised singular
         values: 1 … T) and the mean excess kurtosis of its rows. Between layers (head-averaged patterns) and between
         heads: similarity = 1 − Jensen–Shannon divergence (bits) of the query rows, averaged over rows 1..T−1. Heads are
         grouped by average-link clustering, merging while two clusters' mean similarity is ≥ the threshold.
+        """;
 
-        Options:
-        {ModelArgs.Help}
-        {StatisticsPrompt.Help}
-        {RecipeArgs.Help}
-                            (the patterns of the intervened run)
-          --threshold S     similarity needed to merge clusters (default 0.8)
-          --json            print {"{"}"tokens", "effective_rank" [layer][head], "kurtosis" [layer][head], "layer_similarity" [L][L],
-                            "heads", "head_similarity" [LH][LH], "clusters" [[heads]], "threshold"{"}"} (and "recipe":
-                            name under --intervene)
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        .. StatisticsPrompt.Options,
+        .. CliOption.Noted(RecipeArgs.Options, "(the patterns of the intervened run)"),
+        CliOption.Number("threshold", "S", "similarity needed to merge clusters (default 0.8)"),
+        CliOption.Flag("json", "print {\"tokens\", \"effective_rank\" [layer][head], \"kurtosis\" [layer][head], \"layer_similarity\" [L][L],\n\"heads\", \"head_similarity\" [LH][LH], \"clusters\" [[heads]], \"threshold\"} (and \"recipe\":\nname under --intervene)"),
+    ];
 
+    public string Examples => """
         Example:
           headwise stats --model ../shared/models/stories260K/stories260K.bin --tokens 1,403,407,261,378,432
         """;

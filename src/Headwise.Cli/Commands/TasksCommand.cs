@@ -6,25 +6,29 @@ public sealed class TasksCommand : ICommand
 {
     public string Name => "tasks";
     public string Summary => "list the prompt sets (tasks) that come with the tool, or print one task's prompts";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, "count", "seed"]);
-    public int MaxPositional => 1;
-    public string Help => $"""
+    public IReadOnlyList<CliArgument> Arguments { get; } = [new("NAME", "a task: its prompts (without NAME: the list of tasks)")];
+    public string Usage => """
         headwise tasks [NAME] [--count N] [--seed S] [--model M [--tokenizer F]] [--json]
+        """;
 
+    public string Description => """
         Without NAME: the tasks, each with its metric. With NAME: its prompts (clean, corrupted, answers, wrong answers),
         generated from the seed (same seed, same prompts). With --model: also token counts, and whether every answer is a
         single token for that tokenizer (an answer of several tokens is scored by its first).
+        """;
 
-        Options:
-          --count N         prompts to generate (default 8)
-          --seed S          seed (default 0)
-          --model M         tokenize the prompts with this model's tokenizer (see `headwise info --help`)
-          --tokenizer F     tokenizer file overriding the model's
-          --threads N       worker threads for the kernels (default: all cores)
-          --prepack P       auto|on|off: weights packed once for the GEMM (see `headwise info --help`)
-          --json            print the task as JSON
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        CliOption.Integer("count", "N", "prompts to generate (default 8)"),
+        CliOption.Integer("seed", "S", "seed (default 0)"),
+        CliOption.Text("model", "M", "tokenize the prompts with this model's tokenizer (see `headwise info --help`)"),
+        CliOption.Text("tokenizer", "F", "tokenizer file overriding the model's"),
+        CliOption.Integer("threads", "N", "worker threads for the kernels (default: all cores)"),
+        CliOption.Text("prepack", "P", "auto|on|off: weights packed once for the GEMM (see `headwise info --help`)"),
+        CliOption.Flag("json", "print the task as JSON"),
+    ];
 
+    public string Examples => """
         Example:
           headwise tasks ioi --count 4 --json
         """;

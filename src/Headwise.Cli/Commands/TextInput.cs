@@ -3,8 +3,6 @@ namespace Headwise.Cli.Commands;
 /// <summary>Reads the text a command works on from --text or --text-file, with clear errors.</summary>
 public static class TextInput
 {
-    public static readonly string[] Options = ["text", "text-file"];
-
     public static string Read(CliArgs args)
     {
         string? text = args.Get("text");

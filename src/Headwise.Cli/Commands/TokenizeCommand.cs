@@ -4,20 +4,24 @@ public sealed class TokenizeCommand : ICommand
 {
     public string Name => "tokenize";
     public string Summary => "text to token ids with the model's tokenizer";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options]);
-    public string Help => $"""
+    public string Usage => """
         headwise tokenize --model M (--text "..." | --text-file F) [--json] [--no-bos]
+        """;
 
+    public string Description => """
         Encodes text exactly as the model's tokenizer does (BOS included when the tokenizer adds one).
+        """;
 
-        Options:
-        {ModelArgs.Help}
-          --text S          the text
-          --text-file F     read the text from a file (UTF-8)
-          --no-bos          do not add BOS / special tokens
-          --json            print {"{"}"ids": [...], "tokens": [...]{"}"}
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        .. ModelArgs.Options,
+        CliOption.Text("text", "S", "the text"),
+        CliOption.Text("text-file", "F", "read the text from a file (UTF-8)"),
+        CliOption.Flag("no-bos", "do not add BOS / special tokens"),
+        CliOption.Flag("json", "print {\"ids\": [...], \"tokens\": [...]}"),
+    ];
 
+    public string Examples => """
         Example:
           headwise tokenize --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --text "Once upon a time"
         """;

@@ -9,81 +9,69 @@ public sealed class TrainCommand : ICommand
 {
     public string Name => "train";
     public string Summary => "train a small GPT-2 or Llama model on a text file (AdamW, checkpoints, resume)";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "untied", "attn-only", "combined-ov", "no-norm", "no-bias", "no-positions", "one-hot-embeddings" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "data", "out", "tokenizer", "resume", "arch", "layers", "heads", "kv-heads", "d-model", "d-head", "d-mlp", "seq-len", "rope-theta", "attention-variant", "moh-active", "mask-window", "moh-shared", "sinkhorn-iters", "low-rank", "conv-kernel", "steps", "schedule", "batch", "accum", "lr", "min-lr-frac", "warmup", "decay-frac", "weight-decay", "clip", "seed", "held-out", "eval-every", "checkpoint-every"]);
-    public string Help => """
+    public string Usage => """
         headwise train --data FILE --out DIR [--tokenizer F] [--arch gpt2|llama] [--layers N --heads H --d-model C --seq-len T]
                        [--steps N --batch B --lr X --seed S ...] [--resume DIR] [--json]
+        """;
 
+    public string Description => """
         Trains a transformer from scratch on the text in FILE (UTF-8), tokenized with --tokenizer or, by default, as raw
         bytes (vocabulary 256). The last --held-out fraction of the tokens is kept for evaluation. Writes DIR/checkpoint/
         (config.json + model.safetensors that `headwise --model DIR/checkpoint` loads, plus the optimizer state to resume
         from), DIR/metrics.jsonl (one JSON line per step) and DIR/loss.png. Ctrl-C stops after the current step and saves.
+        """;
 
-        Model (ignored with --resume: the model comes from the checkpoint):
-          --arch A           gpt2 (LayerNorm, learned positions, GELU) or llama (RMSNorm, RoPE, SwiGLU, GQA); default gpt2
-          --layers N         blocks (default 4)
-          --heads H          query heads (default 4); must divide --d-model unless --d-head is given
-          --kv-heads K       key/value heads for grouped-query attention (default: --heads)
-          --d-model C        residual width (default 256)
-          --d-head D         head size (default C / H)
-          --d-mlp F          MLP width (default 4·C)
-          --seq-len T        context length (default 128)
-          --rope-theta X     RoPE base for llama (default 10000)
-          --untied           separate unembedding matrix (default: tied to the embedding)
-          --attn-only        no MLPs
-          --combined-ov      one d_model × d_model output-value matrix per head instead of W_O·W_V (no HF export)
-          --no-norm          no LayerNorm/RMSNorm (no HF export)
-          --no-bias          gpt2: no biases on the linear layers (exported as zero biases)
-          --no-positions     no learned positions (gpt2) / no RoPE (llama; no HF export)
-          --one-hot-embeddings  fixed one-hot embedding and unembedding (needs --d-model = the vocabulary size)
-          --attention-variant NAME  the attention of every block (docs/variants.md; default softmax):
-                             softmax       standard scaled dot-product softmax attention
-                             symmetric_qk  W_K = W_Q per head (exports as ordinary attention)
-                             collapsed_qk  one C × C W_QK per head, score = x_t W_QK x_jᵀ/√C (exports with --arch
-                                           llama or one head as W_Q = W_QK, W_K = I; else training-only)
-                             moh           mixture-of-heads: a router gates the heads per token, top-k of the routed
-                                           heads plus always-on shared heads (checkpoint training-only)
-                             linear        kernelised causal attention, φ = elu + 1 (checkpoint training-only)
-                             sinkhorn      causal Sinkhorn-balanced attention in log space (checkpoint training-only)
-                             affine_scaled softmax weights scaled and offset per token and head, α·p + β/(t+1), from
-                                           a learned projection of the input (checkpoint training-only)
-                             gaussian      a learned Gaussian over the query–key distance (mean, log-variance per head)
-                                           added to the scores as a log-density (checkpoint training-only)
-                             low_rank      q/k/v projections through one shared rank-R factor, W_qkv = W_up·W_down
-                                           (exports as ordinary attention)
-                             relative_conv causal depth-wise convolutions of q, k, v along time (checkpoint training-only)
-                             random_features  frozen random W_Q, W_K drawn from --seed, only values/output train
-                                           (exports as ordinary attention)
-                             dynamic_mask  each query keeps the top-W keys by a value-dependent strength, added to
-                                           the scores (checkpoint training-only)
-                             tensor        softmax over pairs of keys, ⟨q, k1 ⊙ k2⟩, values v1 ⊙ v2; O(T³), --seq-len
-                                           at most 64 (checkpoint training-only)
-          --moh-shared S     moh: always-on shared heads (default heads / 4)
-          --moh-active K     moh: routed heads active per token, 1 ≤ K ≤ heads − S (default half the routed heads)
-          --sinkhorn-iters N sinkhorn: row/column normalisation rounds before the final row softmax (default 3; 0 = softmax)
-          --low-rank R       low_rank: rank of the shared factor, 1 ≤ R ≤ d-model (default d-model / 4)
-          --conv-kernel K    relative_conv: convolution taps, 1 ≤ K ≤ seq-len (default 3)
-          --mask-window W    dynamic_mask: keys each query keeps (default half of --seq-len; ≥ --seq-len = dense)
-        Training:
-          --steps N          optimizer steps (default 1000; with --resume: extend the run to N)
-          --batch B          sequences per micro-batch (default 8)
-          --accum K          micro-batches per step (default 1)
-          --lr X             peak learning rate (default 1e-3)
-          --min-lr-frac X    final lr as a fraction of the peak (default 0.1)
-          --warmup N         linear warmup steps (default 0)
-          --schedule S       cosine | wsd (warmup-stable-decay) | constant (default cosine)
-          --decay-frac X     wsd: fraction of the steps spent decaying (default 0.2)
-          --weight-decay X   AdamW decoupled weight decay on matrices and embeddings (default 0.1)
-          --clip X           clip the global gradient norm (default 1; 0 = off)
-          --seed S           initial weights and batch sampling (default 0); same seed → same losses
-          --held-out X       fraction of the tokens held out for evaluation (default 0.1)
-          --eval-every N     evaluate every N steps (default: steps / 10)
-          --checkpoint-every N  write a checkpoint every N steps (default: only at the end)
-          --resume DIR       continue the run saved in DIR (a run directory or its checkpoint/) on the same data
-          --threads N        worker threads (default: all cores)
-          --json             print {"steps": ..., "loss": x, "eval_loss": y, "tokens_per_s": z, "checkpoint": "...", ...}
+    private const string ModelSection = "Model (ignored with --resume: the model comes from the checkpoint)";
+    private const string TrainingSection = "Training";
 
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        CliOption.Text("data", "FILE", "the training text (UTF-8)"),
+        CliOption.Text("out", "DIR", "run directory: checkpoint/, metrics.jsonl, loss.png"),
+        CliOption.Text("tokenizer", "F", "tokenizer file (tokenizer.json, tokenizer.model, llama2.c tokenizer.bin); default: raw bytes"),
+        CliOption.Text("arch", "A", "gpt2 (LayerNorm, learned positions, GELU) or llama (RMSNorm, RoPE, SwiGLU, GQA); default gpt2", section: ModelSection) with { Choices = ["gpt2", "llama"] },
+        CliOption.Integer("layers", "N", "blocks (default 4)", section: ModelSection),
+        CliOption.Integer("heads", "H", "query heads (default 4); must divide --d-model unless --d-head is given", section: ModelSection),
+        CliOption.Integer("kv-heads", "K", "key/value heads for grouped-query attention (default: --heads)", section: ModelSection),
+        CliOption.Integer("d-model", "C", "residual width (default 256)", section: ModelSection),
+        CliOption.Integer("d-head", "D", "head size (default C / H)", section: ModelSection),
+        CliOption.Integer("d-mlp", "F", "MLP width (default 4·C)", section: ModelSection),
+        CliOption.Integer("seq-len", "T", "context length (default 128)", section: ModelSection),
+        CliOption.Number("rope-theta", "X", "RoPE base for llama (default 10000)", section: ModelSection),
+        CliOption.Flag("untied", "separate unembedding matrix (default: tied to the embedding)", section: ModelSection),
+        CliOption.Flag("attn-only", "no MLPs", section: ModelSection),
+        CliOption.Flag("combined-ov", "one d_model × d_model output-value matrix per head instead of W_O·W_V (no HF export)", section: ModelSection),
+        CliOption.Flag("no-norm", "no LayerNorm/RMSNorm (no HF export)", section: ModelSection),
+        CliOption.Flag("no-bias", "gpt2: no biases on the linear layers (exported as zero biases)", section: ModelSection),
+        CliOption.Flag("no-positions", "no learned positions (gpt2) / no RoPE (llama; no HF export)", section: ModelSection),
+        CliOption.Flag("one-hot-embeddings", "fixed one-hot embedding and unembedding (needs --d-model = the vocabulary size)", section: ModelSection),
+        CliOption.Text("attention-variant", "NAME", "the attention of every block (docs/variants.md; default softmax):\nsoftmax       standard scaled dot-product softmax attention\nsymmetric_qk  W_K = W_Q per head (exports as ordinary attention)\ncollapsed_qk  one C × C W_QK per head, score = x_t W_QK x_jᵀ/√C (exports with --arch\n              llama or one head as W_Q = W_QK, W_K = I; else training-only)\nmoh           mixture-of-heads: a router gates the heads per token, top-k of the routed\n              heads plus always-on shared heads (checkpoint training-only)\nlinear        kernelised causal attention, φ = elu + 1 (checkpoint training-only)\nsinkhorn      causal Sinkhorn-balanced attention in log space (checkpoint training-only)\naffine_scaled softmax weights scaled and offset per token and head, α·p + β/(t+1), from\n              a learned projection of the input (checkpoint training-only)\ngaussian      a learned Gaussian over the query–key distance (mean, log-variance per head)\n              added to the scores as a log-density (checkpoint training-only)\nlow_rank      q/k/v projections through one shared rank-R factor, W_qkv = W_up·W_down\n              (exports as ordinary attention)\nrelative_conv causal depth-wise convolutions of q, k, v along time (checkpoint training-only)\nrandom_features  frozen random W_Q, W_K drawn from --seed, only values/output train\n              (exports as ordinary attention)\ndynamic_mask  each query keeps the top-W keys by a value-dependent strength, added to\n              the scores (checkpoint training-only)\ntensor        softmax over pairs of keys, ⟨q, k1 ⊙ k2⟩, values v1 ⊙ v2; O(T³), --seq-len\n              at most 64 (checkpoint training-only)", section: ModelSection),
+        CliOption.Integer("moh-shared", "S", "moh: always-on shared heads (default heads / 4)", section: ModelSection),
+        CliOption.Integer("moh-active", "K", "moh: routed heads active per token, 1 ≤ K ≤ heads − S (default half the routed heads)", section: ModelSection),
+        CliOption.Integer("sinkhorn-iters", "N", "sinkhorn: row/column normalisation rounds before the final row softmax (default 3; 0 = softmax)", section: ModelSection),
+        CliOption.Integer("low-rank", "R", "low_rank: rank of the shared factor, 1 ≤ R ≤ d-model (default d-model / 4)", section: ModelSection),
+        CliOption.Integer("conv-kernel", "K", "relative_conv: convolution taps, 1 ≤ K ≤ seq-len (default 3)", section: ModelSection),
+        CliOption.Integer("mask-window", "W", "dynamic_mask: keys each query keeps (default half of --seq-len; ≥ --seq-len = dense)", section: ModelSection),
+        CliOption.Integer("steps", "N", "optimizer steps (default 1000; with --resume: extend the run to N)", section: TrainingSection),
+        CliOption.Integer("batch", "B", "sequences per micro-batch (default 8)", section: TrainingSection),
+        CliOption.Integer("accum", "K", "micro-batches per step (default 1)", section: TrainingSection),
+        CliOption.Number("lr", "X", "peak learning rate (default 1e-3)", section: TrainingSection),
+        CliOption.Number("min-lr-frac", "X", "final lr as a fraction of the peak (default 0.1)", section: TrainingSection),
+        CliOption.Integer("warmup", "N", "linear warmup steps (default 0)", section: TrainingSection),
+        CliOption.Text("schedule", "S", "cosine | wsd (warmup-stable-decay) | constant (default cosine)", section: TrainingSection) with { Choices = ["cosine", "wsd", "constant"] },
+        CliOption.Number("decay-frac", "X", "wsd: fraction of the steps spent decaying (default 0.2)", section: TrainingSection),
+        CliOption.Number("weight-decay", "X", "AdamW decoupled weight decay on matrices and embeddings (default 0.1)", section: TrainingSection),
+        CliOption.Number("clip", "X", "clip the global gradient norm (default 1; 0 = off)", section: TrainingSection),
+        CliOption.Integer("seed", "S", "initial weights and batch sampling (default 0); same seed → same losses", section: TrainingSection),
+        CliOption.Number("held-out", "X", "fraction of the tokens held out for evaluation (default 0.1)", section: TrainingSection),
+        CliOption.Integer("eval-every", "N", "evaluate every N steps (default: steps / 10)", section: TrainingSection),
+        CliOption.Integer("checkpoint-every", "N", "write a checkpoint every N steps (default: only at the end)", section: TrainingSection),
+        CliOption.Text("resume", "DIR", "continue the run saved in DIR (a run directory or its checkpoint/) on the same data", section: TrainingSection),
+        CliOption.Integer("threads", "N", "worker threads (default: all cores)", section: TrainingSection),
+        CliOption.Flag("json", "print {\"steps\": ..., \"loss\": x, \"eval_loss\": y, \"tokens_per_s\": z, \"checkpoint\": \"...\", ...}", section: TrainingSection),
+    ];
+
+    public string Examples => """
         Example:
           headwise train --data story.txt --out runs/tiny --layers 2 --d-model 64 --heads 4 --seq-len 64 --steps 200
         """;

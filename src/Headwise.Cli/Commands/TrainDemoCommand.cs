@@ -7,40 +7,44 @@ public sealed class TrainDemoCommand : ICommand
 {
     public string Name => "train-demo";
     public string Summary => "train the bundled demo model (small GPT-2 on the State of the Union text)";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "resume" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "text-file", "tokenizer", "out", "run-dir", "steps", "batch", "d-model", "layers", "heads", "seq-len", "lr", "seed", "checkpoint-every", "repeat-fraction", "random-repeat-fraction", "init", "schedule"]);
-    public string Help => """
+    public string Usage => """
         headwise train-demo --text-file F --tokenizer tokenizer.json --out DIR [--run-dir DIR] [--steps N] [--batch N]
                             [--d-model N] [--layers N] [--heads N] [--seq-len N] [--lr X] [--seed S]
                     [--repeat-fraction X] [--random-repeat-fraction X] [--init DIR] [--schedule cosine|constant]
                     [--checkpoint-every N] [--resume] [--threads N] [--json]
+        """;
 
+    public string Description => """
         Tokenizes the text, trains a GPT-2 (tied embeddings) with the trainer on all but the last 5% of the tokens, and
         writes a Hugging Face checkpoint (config.json, model.safetensors, tokenizer.json) into --out. Training metrics,
         loss.png and the resumable checkpoint go to --run-dir (default runs/demo). Prints the held-out loss.
+        """;
 
-        Options:
-          --text-file F   training text (dev/demo/get-data.sh writes dev/demo/.data/sotu.txt)
-          --tokenizer F   tokenizer.json (headwise train-tokenizer)
-          --out DIR       model directory to write
-          --steps N       optimizer steps (default 1500); --batch N sequences per step (default 16)
-          --d-model N, --layers N, --heads N, --seq-len N   shape (defaults 128, 4, 4, 128)
-          --lr X          peak learning rate (default 2e-3, cosine schedule, 100 warmup steps)
-          --seed S        seed (default 0)
-          --repeat-fraction X    share of training windows that are a text slice followed by its repeat, a copying
-                          curriculum (default 0; the bundled model uses 0 — see models/demo/README.md)
-          --random-repeat-fraction X   a further share of windows that are <|endoftext|> then random tokens repeated
-                          with a random period of T/16..T/2 tokens, the loss counted only where copying predicts the
-                          token: meant to teach induction heads on any tokens (default 0; see models/demo/README.md)
-          --init DIR      start from the weights of this model directory (e.g. models/demo), with a fresh optimizer and
-                          its own schedule; the shape options are then taken from DIR
-          --schedule S    cosine (default: down to 10% of --lr) | constant (--lr after 100 warmup steps, so a run of N
-                          steps is bitwise the first N steps of any longer run with the same options)
-          --checkpoint-every N   write the resumable checkpoint every N steps (default 250)
-          --resume        continue the run saved in --run-dir (same text and tokenizer; --steps may extend it)
-          --threads N     worker threads (default: all cores)
-          --json          print the result record as JSON
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        CliOption.Text("text-file", "F", "training text (dev/demo/get-data.sh writes dev/demo/.data/sotu.txt)"),
+        CliOption.Text("tokenizer", "F", "tokenizer.json (headwise train-tokenizer)"),
+        CliOption.Text("out", "DIR", "model directory to write"),
+        CliOption.Text("run-dir", "DIR", "training metrics, loss.png and the resumable checkpoint (default runs/demo)"),
+        CliOption.Integer("steps", "N", "optimizer steps (default 1500)"),
+        CliOption.Integer("batch", "N", "sequences per step (default 16)"),
+        CliOption.Integer("d-model", "N", "shape (defaults 128, 4, 4, 128)"),
+        CliOption.Integer("layers", "N", "shape (defaults 128, 4, 4, 128)"),
+        CliOption.Integer("heads", "N", "shape (defaults 128, 4, 4, 128)"),
+        CliOption.Integer("seq-len", "N", "shape (defaults 128, 4, 4, 128)"),
+        CliOption.Number("lr", "X", "peak learning rate (default 2e-3, cosine schedule, 100 warmup steps)"),
+        CliOption.Integer("seed", "S", "seed (default 0)"),
+        CliOption.Number("repeat-fraction", "X", "share of training windows that are a text slice followed by its repeat, a copying\ncurriculum (default 0; the bundled model uses 0 — see models/demo/README.md)"),
+        CliOption.Number("random-repeat-fraction", "X", "a further share of windows that are <|endoftext|> then random tokens repeated\nwith a random period of T/16..T/2 tokens, the loss counted only where copying predicts the\ntoken: meant to teach induction heads on any tokens (default 0; see models/demo/README.md)"),
+        CliOption.Text("init", "DIR", "start from the weights of this model directory (e.g. models/demo), with a fresh optimizer and\nits own schedule; the shape options are then taken from DIR"),
+        CliOption.Text("schedule", "S", "cosine (default: down to 10% of --lr) | constant (--lr after 100 warmup steps, so a run of N\nsteps is bitwise the first N steps of any longer run with the same options)") with { Choices = ["cosine", "constant"] },
+        CliOption.Integer("checkpoint-every", "N", "write the resumable checkpoint every N steps (default 250)"),
+        CliOption.Flag("resume", "continue the run saved in --run-dir (same text and tokenizer; --steps may extend it)"),
+        CliOption.Integer("threads", "N", "worker threads (default: all cores)"),
+        CliOption.Flag("json", "print the result record as JSON"),
+    ];
 
+    public string Examples => """
         Example:
           headwise train-demo --text-file dev/demo/.data/sotu.txt --tokenizer models/demo/tokenizer.json --out models/demo
         """;

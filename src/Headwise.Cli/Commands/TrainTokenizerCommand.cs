@@ -7,21 +7,25 @@ public sealed class TrainTokenizerCommand : ICommand
 {
     public string Name => "train-tokenizer";
     public string Summary => "learn a byte-level BPE tokenizer.json from a text file";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>(["text-file", "out", "vocab-size", "max-chars"]);
-    public string Help => """
+    public string Usage => """
         headwise train-tokenizer --text-file F --out FILE [--vocab-size N] [--max-chars N] [--json]
+        """;
 
+    public string Description => """
         Learns a GPT-2 style byte-level BPE (256 byte tokens + merges + <|endoftext|>) from UTF-8 text and writes a
         Hugging Face tokenizer.json. Deterministic: the same text and size give the same file.
+        """;
 
-        Options:
-          --text-file F     training text (UTF-8)
-          --out FILE        where to write tokenizer.json
-          --vocab-size N    tokens before specials, 256 bytes included (default 4096)
-          --max-chars N     learn from the first N characters only (default: all)
-          --json            print {"path", "vocab_size", "merges", "seconds"}
+    public IReadOnlyList<CliOption> Options { get; } =
+    [
+        CliOption.Text("text-file", "F", "training text (UTF-8)"),
+        CliOption.Text("out", "FILE", "where to write tokenizer.json"),
+        CliOption.Integer("vocab-size", "N", "tokens before specials, 256 bytes included (default 4096)"),
+        CliOption.Integer("max-chars", "N", "learn from the first N characters only (default: all)"),
+        CliOption.Flag("json", "print {\"path\", \"vocab_size\", \"merges\", \"seconds\"}"),
+    ];
 
+    public string Examples => """
         Example:
           headwise train-tokenizer --text-file dev/demo/.data/sotu.txt --vocab-size 4096 --out models/demo/tokenizer.json
         """;

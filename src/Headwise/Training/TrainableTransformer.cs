@@ -281,7 +281,7 @@ public sealed partial class TrainableTransformer
     {
         if ((uint)layer >= (uint)L || (uint)head >= (uint)NH)
         {
-            throw new InvalidInputException($"no head L{layer}H{head} in a model of {L} layers × {NH} heads");
+            throw new InvalidInputException($"no head {layer}.{head} in a model of {L} layers × {NH} heads");
         }
         var b = _blocks[layer];
         int kvh = head / (NH / NKV);

@@ -100,12 +100,11 @@ public abstract partial class TransformerModel
             // scores/pattern and the step is long enough; else softmax(q·kᵀ/√d + mask)·v fused, which also hands observers
             // the scores/pattern as side outputs (a sparse step with observers takes the three-pass path below)
             bool wantScores = Hooked(L, HookKind.AttnScores), wantPattern = Hooked(L, HookKind.Pattern);
-            bool blocked = !observed && (T >= BlockedAttentionMinTokens || !sparsity.IsDense);
             for (int b = 0; b < B; b++)
             {
-                if (blocked)
+                if (!observed)
                 {
-                    BlockedAttention(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
+                    UnobservedAttention(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
                         values.AsSpan(b * kvStride, S_ * kvRow), z.AsSpan(b * T * NH * HD, T * NH * HD),
                         T, S_, NH, NKV, HD, causalPast, scale, _keyMask.AsSpan(b * _capacity, S_), window, sparsity);
                     continue;
@@ -135,6 +134,23 @@ public abstract partial class TransformerModel
                 AttentionApply(S.Pattern.AsSpan(b * per, per), values.AsSpan(b * kvStride, S_ * kvRow),
                     z.AsSpan(b * T * NH * HD, T * NH * HD), T, S_, NH, NKV, HD);
             }
+        }
+    }
+
+    /// <summary>The kernel <see cref="Attend"/> runs for a layer whose scores and pattern nothing observes: the blocked one
+    /// for steps of ≥ <see cref="BlockedAttentionMinTokens"/> tokens or a sparse step, else the fused one. Code that
+    /// recomputes a head outside the forward (a grouped k/v inject) calls this to match the forward bit for bit.</summary>
+    // q, z: (T, NH, HD)  keys, values: (S, NKV, HD)  keyMask: (S)
+    internal static void UnobservedAttention(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> z,
+        int T, int S, int NH, int NKV, int HD, int past, float scale, ReadOnlySpan<byte> keyMask, int window, AttentionSparsity sparsity)
+    {
+        if (T >= BlockedAttentionMinTokens || !sparsity.IsDense)
+        {
+            BlockedAttention(q, keys, values, z, T, S, NH, NKV, HD, past, scale, keyMask, window, sparsity);
+        }
+        else
+        {
+            Kernels.Attention(q, keys, values, z, T, S, NH, NKV, HD, past, scale, keyMask, window);
         }
     }
 

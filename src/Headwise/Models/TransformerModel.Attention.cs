@@ -13,10 +13,6 @@ public abstract partial class TransformerModel
     private readonly float[]? _ropeSin;
     private float[][]? _perHeadWo; // per layer: (NH, HD, C), built on first hook_result
 
-    // below this many query tokens (decode, short steps) the blocked kernel's 8-row micro-tiles are mostly padding:
-    // dense attention stays on the fused kernel there
-    private const int BlockedAttentionMinTokens = 16;
-
     /// <summary>
     /// Which query–key pairs attention computes (the <see cref="AttentionSparsity"/> contract: window + sinks, a block
     /// selection); <see cref="AttentionSparsity.Dense"/>, the default, is every causal pair. Every layer's attention reads it
@@ -97,8 +93,8 @@ public abstract partial class TransformerModel
         if (!rewritten && (!observed || sparsity.IsDense))
         {
             // fast path, one sequence at a time: the blocked kernel (Kernels.BlockedAttention.cs) when nothing observes the
-            // scores/pattern and the step is long enough; else softmax(q·kᵀ/√d + mask)·v fused, which also hands observers
-            // the scores/pattern as side outputs (a sparse step with observers takes the three-pass path below)
+            // scores/pattern; else softmax(q·kᵀ/√d + mask)·v fused, which also hands observers the scores/pattern as side
+            // outputs (a sparse step with observers takes the three-pass path below)
             bool wantScores = Hooked(L, HookKind.AttnScores), wantPattern = Hooked(L, HookKind.Pattern);
             for (int b = 0; b < B; b++)
             {
@@ -137,22 +133,13 @@ public abstract partial class TransformerModel
         }
     }
 
-    /// <summary>The kernel <see cref="Attend"/> runs for a layer whose scores and pattern nothing observes: the blocked one
-    /// for steps of ≥ <see cref="BlockedAttentionMinTokens"/> tokens or a sparse step, else the fused one. Code that
+    /// <summary>The kernel <see cref="Attend"/> runs for a layer whose scores and pattern nothing observes: the blocked one,
+    /// at every step length (decode too: a row's result must not depend on how long its batch's padded step is). Code that
     /// recomputes a head outside the forward (a grouped k/v inject) calls this to match the forward bit for bit.</summary>
     // q, z: (T, NH, HD)  keys, values: (S, NKV, HD)  keyMask: (S)
     internal static void UnobservedAttention(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> z,
-        int T, int S, int NH, int NKV, int HD, int past, float scale, ReadOnlySpan<byte> keyMask, int window, AttentionSparsity sparsity)
-    {
-        if (T >= BlockedAttentionMinTokens || !sparsity.IsDense)
-        {
-            BlockedAttention(q, keys, values, z, T, S, NH, NKV, HD, past, scale, keyMask, window, sparsity);
-        }
-        else
-        {
-            Kernels.Attention(q, keys, values, z, T, S, NH, NKV, HD, past, scale, keyMask, window);
-        }
-    }
+        int T, int S, int NH, int NKV, int HD, int past, float scale, ReadOnlySpan<byte> keyMask, int window, AttentionSparsity sparsity) =>
+        BlockedAttention(q, keys, values, z, T, S, NH, NKV, HD, past, scale, keyMask, window, sparsity);
 
     /// <summary>hook_z on <see cref="RunState.Z"/> (B, T, NH, HD), the output projection — Σ_h z_h·W_O[h] per head when
     /// hook_result is asked for — into <paramref name="output"/>, and hook_attn_out.</summary>

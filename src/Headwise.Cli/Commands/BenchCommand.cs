@@ -10,7 +10,7 @@ public sealed class BenchCommand : ICommand
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
     public string Usage => """
         headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence] [--onnx]
-                       [--variants]
+                       [--variants] [--attention-kernels]
         """;
 
     public string Description => """
@@ -51,6 +51,10 @@ public sealed class BenchCommand : ICommand
                    written as an ONNX graph, ORT_SEQUENTIAL, every graph optimisation), at 128, 512 and 1,024 tokens (32
                    and 64 with --quick), on 1 and all threads: Headwise tokens/s ÷ ORT tokens/s, timed alternately after
                    checking that both give the same mean NLL to 1e-5 (the benchmark fails when they do not)
+          attention-kernels (with --attention-kernels; a minute or two) attention alone, the fused kernel (three passes per
+                   row) against the blocked one (query × key tiles, online softmax), causal prefill at 512, 1,024 and 4,096
+                   tokens (128 and 256 with --quick) on a GPT-2-small head shape (NH 12, HD 64) and a Llama GQA shape
+                   (NH 32, NKV 8, HD 128), on 1 and all threads: GFLOP/s of each (causal pairs only) and blocked ÷ fused speed
         Figures are medians of repeated runs after a warm-up. Record them in docs/performance.md with this command.
         """;
 
@@ -67,6 +71,7 @@ public sealed class BenchCommand : ICommand
         CliOption.Flag("influence", "also time `headwise influence` on the demo model against its prefill tokens/s"),
         CliOption.Flag("onnx", "also compare prefill with ONNX Runtime's on the same weights"),
         CliOption.Flag("variants", "also time training steps of every attention variant against softmax"),
+        CliOption.Flag("attention-kernels", "also time the fused attention kernel against the blocked one"),
         CliOption.Flag("json", "print one JSON object (schema in docs/cli.md)"),
     ];
 
@@ -87,6 +92,7 @@ public sealed class BenchCommand : ICommand
         bool influence = args.Flag("influence");
         bool onnx = args.Flag("onnx");
         bool variants = args.Flag("variants");
+        bool attentionKernels = args.Flag("attention-kernels");
         ModelArgs.ApplyThreads(args);
         int tokens = args.GetInt("tokens", quick ? 64 : 512, 1, 1024);
         int threads = Kernels.MaxThreads;
@@ -199,6 +205,13 @@ public sealed class BenchCommand : ICommand
             Progress("training steps of every attention variant");
             var shape = quick ? TrainingBenchmarks.DemoConfig with { SeqLen = 32 } : TrainingBenchmarks.DemoConfig;
             variantSpeeds = TrainingBenchmarks.Variants(shape, batch: quick ? 2 : 0, threads: threads, reps: quick ? 1 : 3, cancel: cancel);
+        }
+
+        IReadOnlyList<AttentionTiming>? attention = null;
+        if (attentionKernels)
+        {
+            Progress("attention kernels: fused against blocked");
+            attention = AttentionBenchmark.Run(quick ? [128, 256] : [512, 1024, 4096], threads > 1 ? [1, threads] : [1], quick ? 1 : 3, cancel);
         }
 
         double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;
@@ -330,6 +343,20 @@ public sealed class BenchCommand : ICommand
                 ratio = v.Skipped is null ? v.Ratio : (double?)null,
                 skipped = v.Skipped,
             }).ToArray(),
+            attention_kernels = attention?.Select(a => new
+            {
+                shape = a.Shape,
+                nh = a.NH,
+                nkv = a.NKV,
+                hd = a.HD,
+                tokens = a.Tokens,
+                threads = a.Threads,
+                fused_s = a.FusedSeconds,
+                blocked_s = a.BlockedSeconds,
+                fused_gflops = a.FusedGFlops,
+                blocked_gflops = a.BlockedGFlops,
+                speedup = a.Speedup,
+            }).ToArray(),
             influence = influenceCost is null ? null : new
             {
                 model = "demo (models/demo)",
@@ -435,6 +462,15 @@ public sealed class BenchCommand : ICommand
             {
                 stdout.WriteLine(v.Skipped is null ? $"                       {v.Variant,-16} {v.TokensPerSecond,10:F0} tokens/s {v.Ratio,6:F2}×"
                     : $"                       {v.Variant,-16} skipped: {v.Skipped}");
+            }
+        }
+        if (attention is not null)
+        {
+            stdout.WriteLine("attention kernels      causal prefill, attention alone: fused (three passes per row) vs blocked (tiles, online softmax)");
+            stdout.WriteLine("                       shape        tokens  threads   fused GFLOP/s   blocked GFLOP/s   blocked ÷ fused");
+            foreach (var a in attention)
+            {
+                stdout.WriteLine($"                       {a.Shape,-12} {a.Tokens,6} {a.Threads,8} {a.FusedGFlops,15:F1} {a.BlockedGFlops,17:F1} {a.Speedup,16:F2}×");
             }
         }
         if (influenceCost is { } ic)

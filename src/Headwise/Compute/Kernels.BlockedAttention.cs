@@ -9,11 +9,12 @@ namespace Headwise.Compute;
 // Query tiles are BQ = 32 key-index positions (aligned to multiples of 32, so a tile never straddles a sparsity block of
 // 32/64/128…), key tiles BK = 32 keys. One task is (kv head g, query tile); its G = NH / NKV query heads are done together,
 // so each key/value tile is packed once and used by all of them (GQA). Per task:
-//   pass 0: pack the G heads' query tiles transposed, qT: (G, HD, BQ), rows past the tile zero; m = −∞, l = 0, O = 0
+//   pass 0: pack the G heads' query tiles transposed, qT: (G, HD, BQ); m = −∞, l = 0, O = 0
 //   for each key tile up to the tile's causal edge that some head keeps (wholly invisible tiles are skipped):
 //     pass 1: pack kT: (HD, BK) (keys contiguous) and vP: (BK, HDp) (HD padded to 16 with zeros), once for the group
 //     for each head of the group that keeps the tile:
-//       pass 2: s = scale · q·kᵀ, an 8×32 register-tile micro-kernel (AVX-512; AVX2 4×16; scalar) over HD
+//       pass 2: s = scale · q·kᵀ, an 8×32 register-tile micro-kernel (AVX-512; AVX2 4×16; scalar) over HD, the last
+//               rows of a short tile one by one with the same per-row arithmetic (a row's result is independent of T)
 //       pass 3: masking, only on partial tiles (the causal diagonal, window edges, padding, ragged tiles, element-level
 //               block selections): invisible → −∞
 //       pass 4: online softmax per row: m' = max(m, max s), p = exp(s − m'), l = l·exp(m − m') + Σp, O ·= exp(m − m')
@@ -29,7 +30,7 @@ public static unsafe partial class Kernels
 {
     private const int BlockQ = 32; // query positions per tile (key-index aligned)
     private const int BlockK = 32; // keys per tile
-    private const int TileRows = 8; // rows per micro-kernel call (AVX-512 8×32; AVX2 two 4×16 halves)
+    private const int TileRows = 8; // rows per micro-kernel call (AVX-512 8×32; AVX2 two 4×16 halves); the rest one by one
 
     /// <summary>Causal multi-head attention with grouped key/value heads, blocked with an online softmax, computing only the
     /// pairs <paramref name="sparsity"/> keeps: z = softmax(q·kᵀ·scale + mask) · v.</summary>
@@ -125,7 +126,7 @@ public static unsafe partial class Kernels
         // the tile's queries, in key-index space: [qa, qb)
         int qa = Math.Max(pastLen, (pastLen / BlockQ + tile) * BlockQ);
         int qb = Math.Min(pastLen + T, (pastLen / BlockQ + tile + 1) * BlockQ);
-        int nq = qb - qa, rowsPadded = (nq + TileRows - 1) / TileRows * TileRows;
+        int nq = qb - qa;
 
         // scratch: kT (HD, BK) | vP (BK, HDp) | qT (G, HD, BQ) | O (G, BQ, HDp) | m, l (G, BQ) | s (BQ, BK)
         int kTSize = HD * BlockK, vPSize = BlockK * HDp, qTSize = HD * BlockQ, oSize = BlockQ * HDp;
@@ -173,7 +174,7 @@ public static unsafe partial class Kernels
                         packed = true;
                     }
                     // pass 2: scores of the tile
-                    ScoreTile(qT + hi * qTSize, kT, HD, scale, s, rowsPadded);
+                    ScoreTile(qT + hi * qTSize, kT, HD, scale, s, nq);
                     // pass 3: masking of partial tiles
                     if (cover == TileCover.Masked || nk < BlockK)
                     {
@@ -200,7 +201,7 @@ public static unsafe partial class Kernels
                         lh[r] += RowExpShiftSum(sr, mNew);
                     }
                     // pass 5: O += p · v
-                    ValueTile(s, vP, HDp, oh, rowsPadded);
+                    ValueTile(s, vP, HDp, oh, nq);
                 }
             }
 
@@ -338,10 +339,13 @@ public static unsafe partial class Kernels
         }
     }
 
-    // s (rows, BK) = scale · qTᵀ · kT, rows a multiple of TileRows.  qT: (HD, BQ)  kT: (HD, BK)
+    // s (rows, BK) = scale · qTᵀ · kT.  qT: (HD, BQ)  kT: (HD, BK)
+    // Rows in groups of TileRows, then one at a time: every row gets the same FMA sequence either way, so a row's scores
+    // do not depend on how many rows share its tile (a sequence's result does not depend on its batch's padded length).
     private static void ScoreTile(float* qT, float* kT, int HD, float scale, float* s, int rows)
     {
-        for (int r0 = 0; r0 < rows; r0 += TileRows)
+        int r0 = 0;
+        for (; r0 + TileRows <= rows; r0 += TileRows)
         {
             if (Vector512.IsHardwareAccelerated)
             {
@@ -357,9 +361,58 @@ public static unsafe partial class Kernels
             }
             else
             {
-                ScoreScalar(qT + r0, kT, HD, scale, s + r0 * BlockK);
+                ScoreScalar(qT + r0, kT, HD, scale, s + r0 * BlockK, TileRows);
             }
         }
+        // remainder rows
+        for (; r0 < rows; r0++)
+        {
+            if (Vector512.IsHardwareAccelerated)
+            {
+                Score1x32(qT + r0, kT, HD, scale, s + r0 * BlockK);
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                Score1x16(qT + r0, kT, HD, scale, s + r0 * BlockK);
+                Score1x16(qT + r0, kT + 16, HD, scale, s + r0 * BlockK + 16);
+            }
+            else
+            {
+                ScoreScalar(qT + r0, kT, HD, scale, s + r0 * BlockK, 1);
+            }
+        }
+    }
+
+    // one query row × 32 keys, Score8x32's arithmetic for one row
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Score1x32(float* qT, float* kT, int HD, float scale, float* s)
+    {
+        Vector512<float> c0 = default, c1 = default;
+        for (int d = 0; d < HD; d++)
+        {
+            var av = Vector512.Create(qT[d * BlockQ]);
+            c0 = Vector512.FusedMultiplyAdd(av, Vector512.Load(kT + d * BlockK), c0);
+            c1 = Vector512.FusedMultiplyAdd(av, Vector512.Load(kT + d * BlockK + 16), c1);
+        }
+        var sc = Vector512.Create(scale);
+        (c0 * sc).Store(s);
+        (c1 * sc).Store(s + 16);
+    }
+
+    // one query row × 16 keys, Score4x16's arithmetic for one row
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Score1x16(float* qT, float* kT, int HD, float scale, float* s)
+    {
+        Vector256<float> c0 = default, c1 = default;
+        for (int d = 0; d < HD; d++)
+        {
+            var av = Vector256.Create(qT[d * BlockQ]);
+            c0 = Vector256.MultiplyAddEstimate(av, Vector256.Load(kT + d * BlockK), c0);
+            c1 = Vector256.MultiplyAddEstimate(av, Vector256.Load(kT + d * BlockK + 8), c1);
+        }
+        var sc = Vector256.Create(scale);
+        (c0 * sc).Store(s);
+        (c1 * sc).Store(s + 8);
     }
 
     // 8 query rows × 32 keys: 16 zmm accumulators, 2 key vectors and a broadcast per depth step
@@ -415,10 +468,10 @@ public static unsafe partial class Kernels
         (c30 * sc).Store(s); (c31 * sc).Store(s + 8);
     }
 
-    // TileRows query rows × BK keys, no vectors
-    private static void ScoreScalar(float* qT, float* kT, int HD, float scale, float* s)
+    // rows query rows × BK keys, no vectors
+    private static void ScoreScalar(float* qT, float* kT, int HD, float scale, float* s, int rows)
     {
-        for (int r = 0; r < TileRows; r++)
+        for (int r = 0; r < rows; r++)
         {
             for (int j = 0; j < BlockK; j++)
             {
@@ -429,10 +482,12 @@ public static unsafe partial class Kernels
         }
     }
 
-    // o (rows, HDp) += p (rows, BK) · vP (BK, HDp), rows a multiple of TileRows, HDp a multiple of 16
+    // o (rows, HDp) += p (rows, BK) · vP (BK, HDp), HDp a multiple of 16; rows in groups of TileRows, then one at a time
+    // with the same per-row FMA sequence (see ScoreTile)
     private static void ValueTile(float* p, float* vP, int HDp, float* o, int rows)
     {
-        for (int r0 = 0; r0 < rows; r0 += TileRows)
+        int r0 = 0;
+        for (; r0 + TileRows <= rows; r0 += TileRows)
         {
             float* pr = p + r0 * BlockK, or = o + r0 * HDp;
             if (Vector512.IsHardwareAccelerated)
@@ -451,16 +506,63 @@ public static unsafe partial class Kernels
             }
             else
             {
-                for (int r = 0; r < TileRows; r++)
-                {
-                    for (int j = 0; j < BlockK; j++)
-                    {
-                        float pj = pr[r * BlockK + j];
-                        for (int d = 0; d < HDp; d++) or[r * HDp + d] += pj * vP[j * HDp + d];
-                    }
-                }
+                ValueScalar(pr, vP, HDp, or, TileRows);
             }
         }
+        // remainder rows
+        for (; r0 < rows; r0++)
+        {
+            float* pr = p + r0 * BlockK, or = o + r0 * HDp;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                for (int c = 0; c < HDp; c += 16) Value1x16Wide(pr, vP + c, HDp, or + c);
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                for (int c = 0; c < HDp; c += 16) Value1x16(pr, vP + c, HDp, or + c);
+            }
+            else
+            {
+                ValueScalar(pr, vP, HDp, or, 1);
+            }
+        }
+    }
+
+    // rows × HDp, no vectors
+    private static void ValueScalar(float* p, float* vP, int HDp, float* o, int rows)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            for (int j = 0; j < BlockK; j++)
+            {
+                float pj = p[r * BlockK + j];
+                for (int d = 0; d < HDp; d++) o[r * HDp + d] += pj * vP[j * HDp + d];
+            }
+        }
+    }
+
+    // one row × 16 columns in one zmm: Value8x32's and Value8x16's arithmetic for one row and 16 columns
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Value1x16Wide(float* p, float* vP, int HDp, float* o)
+    {
+        var c = Vector512.Load(o);
+        for (int j = 0; j < BlockK; j++) c = Vector512.FusedMultiplyAdd(Vector512.Create(p[j]), Vector512.Load(vP + j * HDp), c);
+        c.Store(o);
+    }
+
+    // one row × 16 columns in two ymm: Value4x16's arithmetic for one row
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Value1x16(float* p, float* vP, int HDp, float* o)
+    {
+        Vector256<float> c0 = Vector256.Load(o), c1 = Vector256.Load(o + 8);
+        for (int j = 0; j < BlockK; j++)
+        {
+            var pv = Vector256.Create(p[j]);
+            c0 = Vector256.MultiplyAddEstimate(pv, Vector256.Load(vP + j * HDp), c0);
+            c1 = Vector256.MultiplyAddEstimate(pv, Vector256.Load(vP + j * HDp + 8), c1);
+        }
+        c0.Store(o);
+        c1.Store(o + 8);
     }
 
     // 8 rows × 32 columns of O in 16 zmm registers over the 32 keys of the tile

@@ -152,8 +152,8 @@ public sealed partial class RecipeApplication
                         src.Slice((s * NKV + j) * HD, HD).CopyTo(fromSource.AsSpan(s * HD, HD));
                         _kept.AsSpan(((b * _capacity + s) * n + i) * HD, HD).CopyTo(fromRun.AsSpan(s * HD, HD));
                     }
-                    Kernels.Attention(_qPack.AsSpan(0, T * HD), _kPack.AsSpan(0, S * HD), _vPack.AsSpan(0, S * HD), _zPack.AsSpan(0, T * HD),
-                        T, S, 1, 1, HD, past, 1f / MathF.Sqrt(HD), _model.KeyMask(b)[..S], _model.Config.SlidingWindow);
+                    TransformerModel.UnobservedAttention(_qPack.AsSpan(0, T * HD), _kPack.AsSpan(0, S * HD), _vPack.AsSpan(0, S * HD), _zPack.AsSpan(0, T * HD),
+                        T, S, 1, 1, HD, past, 1f / MathF.Sqrt(HD), _model.KeyMask(b)[..S], _model.Config.SlidingWindow, AttentionSparsity.Dense);
                     for (int t = 0; t < T; t++)
                     {
                         _zPack.AsSpan(t * HD, HD).CopyTo(z.Slice(((b * T + t) * NH + h) * HD, HD));

@@ -25,10 +25,6 @@ public abstract partial class TransformerModel
     /// <summary>A q/k bias as an owned copy; zeros (heads, HD) where a layer that shares attention dropped it but the model has biases.</summary>
     protected float[]? AbsentBias(Weight? bias, int heads) => bias?.ToArray() ?? (Config.QkvBias ? new float[heads * Config.DHead] : null);
 
-    // below this many query tokens (decode, short steps) the blocked kernel's 8-row micro-tiles are mostly padding:
-    // dense attention stays on the fused kernel there
-    private const int BlockedAttentionMinTokens = 16;
-
     /// <summary>
     /// Which query–key pairs attention computes (the <see cref="AttentionSparsity"/> contract: window + sinks, a block
     /// selection); <see cref="AttentionSparsity.Dense"/>, the default, is every causal pair. Every layer's attention reads it
@@ -167,16 +163,15 @@ public abstract partial class TransformerModel
         if (!rewritten && (!needsPattern || sparsity.IsDense))
         {
             // fast path, one sequence at a time: the blocked kernel (Kernels.BlockedAttention.cs) when nothing observes the
-            // scores/pattern and the step is long enough; else softmax(q·kᵀ/√d + mask)·v fused, which also hands observers
-            // the scores/pattern as side outputs (a sparse step with observers takes the three-pass path below)
+            // scores/pattern; else softmax(q·kᵀ/√d + mask)·v fused, which also hands observers the scores/pattern as side
+            // outputs (a sparse step with observers takes the three-pass path below)
             bool wantScores = Hooked(L, HookKind.AttnScores), wantPattern = Hooked(L, HookKind.Pattern);
-            bool blocked = !needsPattern && (T >= BlockedAttentionMinTokens || !sparsity.IsDense);
             var patternOut = wantPattern ? S.Pattern : share;
             for (int b = 0; b < B; b++)
             {
-                if (blocked)
+                if (!needsPattern)
                 {
-                    BlockedAttention(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
+                    UnobservedAttention(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
                         values.AsSpan(b * kvStride, S_ * kvRow), z.AsSpan(b * T * NH * HD, T * NH * HD),
                         T, S_, NH, NKV, HD, causalPast, scale, _keyMask.AsSpan(b * _capacity, S_), window, sparsity);
                     continue;
@@ -216,6 +211,14 @@ public abstract partial class TransformerModel
             }
         }
     }
+
+    /// <summary>The kernel <see cref="Attend"/> runs for a layer whose scores and pattern nothing observes: the blocked one,
+    /// at every step length (decode too: a row's result must not depend on how long its batch's padded step is). Code that
+    /// recomputes a head outside the forward (a grouped k/v inject) calls this to match the forward bit for bit.</summary>
+    // q, z: (T, NH, HD)  keys, values: (S, NKV, HD)  keyMask: (S)
+    internal static void UnobservedAttention(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> z,
+        int T, int S, int NH, int NKV, int HD, int past, float scale, ReadOnlySpan<byte> keyMask, int window, AttentionSparsity sparsity) =>
+        BlockedAttention(q, keys, values, z, T, S, NH, NKV, HD, past, scale, keyMask, window, sparsity);
 
     /// <summary>hook_z on <see cref="RunState.Z"/> (B, T, NH, HD), the output projection — Σ_h z_h·W_O[h] per head when
     /// hook_result is asked for — into <paramref name="output"/>, and hook_attn_out.</summary>

@@ -202,6 +202,19 @@ public sealed class BlockedAttentionTests
     }
 
     [Fact]
+    public void ARowDoesNotDependOnTheStepLength()
+    {
+        // the first 3 queries alone, and as the first rows of 20 (full 8-row micro-tiles against one-row ones): the same bits
+        var rng = new Random(97);
+        const int T = 20, S = 20, NH = 4, NKV = 2, HD = 80;
+        var (q, k, v, mask) = Inputs(rng, T, S, NH, NKV, HD, true);
+        float[] all = new float[T * NH * HD], head = new float[3 * NH * HD];
+        K.BlockedAttention(q, k, v, all, T, S, NH, NKV, HD, 0, 0.3f, mask, AttentionSparsity.Dense);
+        K.BlockedAttention(q, k.AsSpan(0, 3 * NKV * HD), v.AsSpan(0, 3 * NKV * HD), head, 3, 3, NH, NKV, HD, 0, 0.3f, mask.AsSpan(0, 3), AttentionSparsity.Dense);
+        AssertExact(all.AsSpan(0, head.Length), head, "rows 0..2");
+    }
+
+    [Fact]
     public void FullyMaskedRowsAreZero()
     {
         var rng = new Random(83);

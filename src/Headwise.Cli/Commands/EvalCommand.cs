@@ -8,9 +8,9 @@ public sealed class EvalCommand : ICommand
     public string Name => "eval";
     public string Summary => "negative log-likelihood and perplexity of a text file or token ids";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options, .. RecipeArgs.Options, "tokens", "window", "stride", "image-dir", "labels", .. ImageArgs.PruningOptions]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options, .. RecipeArgs.Options, .. AttentionArgs.Options, "tokens", "window", "stride", "image-dir", "labels", .. ImageArgs.PruningOptions]);
     public string Help => $"""
-        headwise eval --model M (--text-file F | --text "..." | --tokens 1,403,407) [--window N] [--stride S] [--intervene FILE] [--json]
+        headwise eval --model M (--text-file F | --text "..." | --tokens 1,403,407) [--window N] [--stride S] [--intervene FILE] [--attention SPEC] [--json]
         headwise eval --model VIT --image-dir DIR [--labels FILE] [--prune-tokens KEEP [--prune-layers L,...] [--head-weights FILE]]
                       [--intervene FILE] [--json]
 
@@ -32,8 +32,9 @@ public sealed class EvalCommand : ICommand
         {ImageArgs.LabelsHelp}
         {ImageArgs.PruningHelp}
         {RecipeArgs.Help}
+        {AttentionArgs.Help}
           --json            print {"{"}"tokens": [...], "nll": [...], "mean_nll": x, "perplexity": y{"}"} (and "recipe": name
-                            under --intervene); with --image-dir, {"{"}"images": N, "correct": n, "accuracy": x,
+                            under --intervene; "attention": spec, "density": d under --attention); with --image-dir, {"{"}"images": N, "correct": n, "accuracy": x,
                             "mean_cross_entropy": y, "labels": [...], "predicted": [...], "forward_seconds": s,
                             "images_per_second": r, "tokens_kept": share{"}"} (ids in file order; tokens_kept: the mean share
                             of tokens the blocks ran on, 1 without --prune-tokens)
@@ -69,6 +70,7 @@ public sealed class EvalCommand : ICommand
             stderr.Write($"\r[{p.Done}/{p.Total} tokens scored]"));
         using var applied = RecipeArgs.Apply(args, loaded);
         applied?.RequireSourcesCover(ids.Length, generation: false);
+        var policy = AttentionArgs.Apply(args, applied?.Model ?? loaded.Model);
         var result = Perplexity.Evaluate(applied?.Model ?? loaded.Model, ids, window, stride, progress, CliMain.Cancellation, applied?.CreateHooks());
         if (progress is not null)
         {
@@ -76,15 +78,16 @@ public sealed class EvalCommand : ICommand
         }
         if (json)
         {
-            stdout.WriteLine(applied is null
+            stdout.WriteLine(AttentionArgs.Json(applied is null
                 ? Json.Serialize(new { tokens = ids, nll = result.Nll, mean_nll = result.MeanNll, perplexity = result.Perplexity })
-                : Json.Serialize(new { tokens = ids, nll = result.Nll, mean_nll = result.MeanNll, perplexity = result.Perplexity, recipe = applied.Recipe.Name }));
+                : Json.Serialize(new { tokens = ids, nll = result.Nll, mean_nll = result.MeanNll, perplexity = result.Perplexity, recipe = applied.Recipe.Name }), policy));
             return 0;
         }
         if (applied is not null)
         {
             stdout.WriteLine($"recipe       {RecipeArgs.Describe(applied)}");
         }
+        AttentionArgs.WriteLine(stdout, policy);
         stdout.WriteLine($"tokens       {ids.Length} ({result.Nll.Length} predicted)");
         stdout.WriteLine($"window       {Math.Min(window, ids.Length)} (stride {stride}, {result.Windows} forward pass{(result.Windows == 1 ? "" : "es")})");
         stdout.WriteLine($"mean nll     {result.MeanNll:F4} nats/token");
@@ -95,6 +98,10 @@ public sealed class EvalCommand : ICommand
     // an image classifier over labelled images: accuracy and mean cross-entropy
     private static int RunImages(CliArgs args, bool json, TextWriter stdout, TextWriter stderr)
     {
+        if (args.Has("attention"))
+        {
+            throw new UsageException("--attention applies to causal text models; an image classifier attends bidirectionally");
+        }
         if (args.Has("text") || args.Has("text-file") || args.Has("tokens"))
         {
             throw new UsageException("give either --image-dir or a text/--tokens, not both");

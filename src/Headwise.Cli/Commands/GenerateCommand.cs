@@ -8,9 +8,10 @@ public sealed class GenerateCommand : ICommand
     public string Name => "generate";
     public string Summary => "continue a prompt (greedy or sampled), streamed to the terminal";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-eos", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p", "seed"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, .. AttentionArgs.Options, "prompt", "tokens", "max-tokens", "temperature", "top-k", "top-p", "seed"]);
     public string Help => $"""
         headwise generate --model M [--prompt "..." | --tokens 1,403] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--intervene FILE]
+                          [--attention SPEC]
 
         Generates with the KV cache and prints the text as it is produced. Greedy by default (temperature 0):
         the same output on every run. With --temperature > 0 it samples, from the top-k tokens and then the smallest
@@ -29,6 +30,10 @@ public sealed class GenerateCommand : ICommand
           --no-bos          do not prepend BOS to the prompt text
         {RecipeArgs.Help}
                             (hooks act at every step; an inject source must cover every position generated)
+        {AttentionArgs.Help}
+                            window:W,sinks:S makes the KV cache a rolling cache of S sinks + W recent tokens
+                            (S + W ≤ the model's context): generation runs past the context in bounded memory;
+                            positions are the cache slots (docs/sparse.md)
           --json            print {"{"}"prompt_ids": [...], "ids": [...], "text": "...", "stopped": "..."{"}"} at the end instead
                             of streaming; stopped is "eos", "max_tokens" or "context" (the model's context is full;
                             said on stderr too)
@@ -95,7 +100,16 @@ public sealed class GenerateCommand : ICommand
             stdout.Write(tok is null ? string.Join(" ", promptIds) : tok.Decode(promptIds));
             stdout.Flush();
         }
-        foreach (int id in Generator.Generate(applied?.Model ?? loaded.Model, promptIds, options))
+        var model = applied?.Model ?? loaded.Model;
+        var policy = AttentionArgs.Parse(args);
+        var rolling = policy as Sparse.WindowPolicy;
+        if (policy is not null && rolling is null)
+        {
+            model.SparseAttention = policy;
+        }
+        var stream = rolling is null ? Generator.Generate(model, promptIds, options)
+            : StreamingGenerator.Generate(model, promptIds, options, rolling.Sinks, rolling.Window);
+        foreach (int id in stream)
         {
             if (CliMain.Cancellation.IsCancellationRequested)
             {
@@ -114,17 +128,26 @@ public sealed class GenerateCommand : ICommand
             history.Add(id);
         }
         double seconds = clock.Elapsed.TotalSeconds;
-        string stopped = StopReason(produced, maxTokens, options.EosId, promptIds.Length, loaded.Config.MaxPositions);
+        // a rolling cache never fills: no context stop
+        string stopped = StopReason(produced, maxTokens, options.EosId, promptIds.Length, rolling is null ? loaded.Config.MaxPositions : int.MaxValue);
         if (json)
         {
-            stdout.WriteLine(applied is null
+            string line = applied is null
                 ? Json.Serialize(new { prompt_ids = promptIds, ids = produced, text = tok?.Decode(produced.ToArray()), stopped })
-                : Json.Serialize(new { prompt_ids = promptIds, ids = produced, text = tok?.Decode(produced.ToArray()), stopped, recipe = applied.Recipe.Name }));
+                : Json.Serialize(new { prompt_ids = promptIds, ids = produced, text = tok?.Decode(produced.ToArray()), stopped, recipe = applied.Recipe.Name });
+            // the rolling cache attends to all it holds: its density is the cache's share of each token's causal keys
+            stdout.WriteLine(rolling is null ? AttentionArgs.Json(line, policy)
+                : AttentionArgs.Json(line, rolling.Spec, rolling.RollingDensity(promptIds.Length + Math.Max(0, produced.Count - 1))));
         }
         else
         {
             stdout.WriteLine();
             stderr.WriteLine($"[{produced.Count} tokens in {seconds:F2} s, {produced.Count / Math.Max(seconds, 1e-9):F1} tokens/s (prefill included)]");
+            if (policy is not null)
+            {
+                stderr.WriteLine(rolling is null ? $"[attention {AttentionArgs.Describe(policy)}]"
+                    : $"[attention {policy.Spec}: rolling KV cache of {rolling.Sinks} sinks + {rolling.Window} recent tokens]");
+            }
         }
         if (stopped == "context")
         {

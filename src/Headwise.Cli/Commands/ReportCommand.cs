@@ -8,7 +8,7 @@ public sealed class ReportCommand : ICommand
     public string Name => "report";
     public string Summary => "one self-contained HTML page of every head: score grids, patterns, top heads, circuits, sinks, statistics (+ PNGs)";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, "out", "text", "png-dir", "heads", "max-tokens", "top", "compare", "image", "clusters"]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, .. AttentionArgs.Options, "out", "text", "png-dir", "heads", "max-tokens", "top", "compare", "image", "clusters"]);
     public string Help => $"""
         headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR [--heads L.H,..]]
                         [--compare M ...] [--intervene FILE] [--json]
@@ -82,6 +82,10 @@ public sealed class ReportCommand : ICommand
         var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
         if (loaded.Config.Vision is not null || args.Has("image") || args.Has("clusters"))
         {
+            if (args.Has("attention"))
+            {
+                throw new UsageException("--attention applies to causal text models; an image classifier attends bidirectionally");
+            }
             return RunImage(args, loaded, outPath, top, json, pngDir, pngHeads, stdout, stderr);
         }
         using var applied = RecipeArgs.Apply(args, loaded);
@@ -102,6 +106,7 @@ public sealed class ReportCommand : ICommand
         {
             throw new UsageException("--compare does not combine with --intervene yet: export the recipe (headwise export) and compare the checkpoint");
         }
+        var policy = AttentionArgs.Apply(args, applied?.Model ?? loaded.Model);
         var data = ReportBuilder.Build(applied?.Model ?? loaded.Model, loaded.Tokenizer, options, progress, CliMain.Cancellation);
         CliMain.Cancellation.ThrowIfCancellationRequested();
         if (compare.Count > 0)
@@ -130,17 +135,18 @@ public sealed class ReportCommand : ICommand
 
         if (json)
         {
-            stdout.WriteLine(RecipeArgs.Json(new
+            stdout.WriteLine(AttentionArgs.Json(RecipeArgs.Json(new
             {
                 path = written,
                 layers = data.Info.Layers,
                 heads = data.Info.Heads,
                 scores = data.Scores.Select(s => s.Name).ToArray(),
                 pngs,
-            }, applied));
+            }, applied), policy));
             return 0;
         }
         RecipeArgs.WriteLine(stdout, applied);
+        AttentionArgs.WriteLine(stdout, policy);
         foreach (var p in pngs)
         {
             stderr.WriteLine($"wrote {p}");

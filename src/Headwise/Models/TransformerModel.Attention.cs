@@ -81,9 +81,8 @@ public abstract partial class TransformerModel
         // the kernels mask keys after query t's index past + t; a bidirectional model (ViT) moves that edge past the last key
         int causalPast = Config.Bidirectional ? S_ : past;
         int window = Config.SlidingWindow;
-        if (SparseAttention is { IsDense: false } policy)
+        if (SparseAttention is { IsDense: false } policy && AttendMasked(L, policy, q, keys, values, kvStride, z, NKV, HD, scale))
         {
-            AttendMasked(L, policy, q, keys, values, kvStride, z, NKV, HD, scale);
             return;
         }
         var hooks = Step.Hooks;
@@ -132,10 +131,11 @@ public abstract partial class TransformerModel
     /// <summary>
     /// Attention under a sparse policy, on the masked reference path: the policy chooses the kept pairs from this layer's
     /// queries and keys, pass 1 writes every causal score, the dropped pairs' scores become −∞, then hook_attn_scores, the
-    /// softmax, hook_pattern and pass 3 as in the hooked path.
+    /// softmax, hook_pattern and pass 3 as in the hooked path. Returns false, having computed nothing, when the policy
+    /// drops no pair of this step: the dense path then runs, so a spec at density 1 gives exactly the dense result.
     /// </summary>
     // q, z: (B, T, NH, HD)  keys, values: sequence b's (S, NKV, HD) rows start at b·kvStride
-    private void AttendMasked(int L, AttentionPolicy policy, float[] q, float[] keys, float[] values, int kvStride, float[] z, int NKV, int HD, float scale)
+    private bool AttendMasked(int L, AttentionPolicy policy, float[] q, float[] keys, float[] values, int kvStride, float[] z, int NKV, int HD, float scale)
     {
         int B = Step.B, T = Step.T, past = Step.PastLen, S_ = past + T, NH = Config.NHeads, kvRow = NKV * HD;
         if (Config.Bidirectional)
@@ -148,15 +148,25 @@ public abstract partial class TransformerModel
             S.Scores = new float[B * per];
             S.Pattern = new float[B * per];
         }
+        _sparsities.Clear();
+        bool keepsAll = true;
         for (int b = 0; b < B; b++)
         {
-            var qb = q.AsSpan(b * T * NH * HD, T * NH * HD);
-            var kb = keys.AsSpan(b * kvStride, S_ * kvRow);
+            _sparsities.Add(policy.Select(L, b, q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
+                T, S_, NH, NKV, HD, past, _keyMask.AsSpan(b * _capacity, S_), out bool all));
+            keepsAll &= all;
+        }
+        if (keepsAll)
+        {
+            return false;
+        }
+        for (int b = 0; b < B; b++)
+        {
             var mask = _keyMask.AsSpan(b * _capacity, S_);
             var scores = S.Scores.AsSpan(b * per, per);
-            var sparsity = policy.Select(L, b, qb, kb, T, S_, NH, NKV, HD, past, mask);
-            AttentionScores(qb, kb, scores, T, S_, NH, NKV, HD, past, scale, mask, Config.SlidingWindow);
-            SparseMask.Apply(scores, sparsity, T, S_, NH, past);
+            AttentionScores(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow), scores,
+                T, S_, NH, NKV, HD, past, scale, mask, Config.SlidingWindow);
+            SparseMask.Apply(scores, _sparsities[b], T, S_, NH, past);
         }
         Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
         S.Scores.AsSpan(0, B * per).CopyTo(S.Pattern);
@@ -167,6 +177,7 @@ public abstract partial class TransformerModel
             AttentionApply(S.Pattern.AsSpan(b * per, per), values.AsSpan(b * kvStride, S_ * kvRow),
                 z.AsSpan(b * T * NH * HD, T * NH * HD), T, S_, NH, NKV, HD);
         }
+        return true;
     }
 
     /// <summary>hook_z on <see cref="RunState.Z"/> (B, T, NH, HD), the output projection — Σ_h z_h·W_O[h] per head when

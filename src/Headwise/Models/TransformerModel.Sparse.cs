@@ -14,6 +14,8 @@ public abstract partial class TransformerModel
     /// </summary>
     public AttentionPolicy? SparseAttention { get; set; }
 
+    private readonly List<Compute.AttentionSparsity> _sparsities = []; // per sequence of the step: the policy's decision
+
     private (int Sinks, int Window)? _rolling; // set by ResetRollingCache, cleared by ResetCache
     private float[][] _rolledKeys = [];        // per layer: (capacity, NKV, HD) the cached pre-RoPE keys rotated at their slots
     private int[] _slots = [];                  // 0 .. capacity − 1: the position of each cache slot

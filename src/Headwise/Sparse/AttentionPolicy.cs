@@ -39,12 +39,18 @@ public abstract class AttentionPolicy
     /// into <see cref="Density"/> and shown to <see cref="Observer"/>.</summary>
     // q: (T, NH, HD) after RoPE  k: (S, NKV, HD) the cached keys after RoPE  keyMask: (S) or empty (1 = a real token)
     public AttentionSparsity Select(int layer, int sequence, ReadOnlySpan<float> q, ReadOnlySpan<float> k, int T, int S,
-        int NH, int NKV, int HD, int pastLen, ReadOnlySpan<byte> keyMask)
+        int NH, int NKV, int HD, int pastLen, ReadOnlySpan<byte> keyMask) =>
+        Select(layer, sequence, q, k, T, S, NH, NKV, HD, pastLen, keyMask, out _);
+
+    /// <summary>As above; <paramref name="keepsAll"/> says whether this decision drops nothing (the forward then runs dense).</summary>
+    public AttentionSparsity Select(int layer, int sequence, ReadOnlySpan<float> q, ReadOnlySpan<float> k, int T, int S,
+        int NH, int NKV, int HD, int pastLen, ReadOnlySpan<byte> keyMask, out bool keepsAll)
     {
         var sparsity = Choose(q, k, T, S, NH, NKV, HD, pastLen, keyMask);
         var (kept, causal) = SparseMask.Count(sparsity, T, S, NH, pastLen, keyMask);
         KeptPairs += kept;
         CausalPairs += causal;
+        keepsAll = kept == causal;
         Observer?.Invoke(layer, sequence, sparsity);
         return sparsity;
     }

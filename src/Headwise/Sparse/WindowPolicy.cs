@@ -27,6 +27,19 @@ public sealed class WindowPolicy : AttentionPolicy
 
     public override string Spec => $"window:{Window},sinks:{Sinks}";
 
+    /// <summary>The density of a rolling cache of Sinks + Window tokens over a stream of <paramref name="tokens"/>: token i
+    /// attends to min(i + 1, Sinks + Window) keys of its i + 1 causal ones.</summary>
+    public double RollingDensity(long tokens)
+    {
+        long capacity = Sinks + Window, kept = 0, causal = 0;
+        for (long i = 0; i < tokens; i++)
+        {
+            kept += Math.Min(i + 1, capacity);
+            causal += i + 1;
+        }
+        return causal == 0 ? 1 : (double)kept / causal;
+    }
+
     // the same pairs whatever the input
     protected override AttentionSparsity Choose(ReadOnlySpan<float> q, ReadOnlySpan<float> k, int T, int S,
         int NH, int NKV, int HD, int pastLen, ReadOnlySpan<byte> keyMask) => _sparsity;

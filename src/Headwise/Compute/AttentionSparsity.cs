@@ -29,6 +29,12 @@ public sealed class AttentionSparsity
     /// <summary>Whether the query at key index <paramref name="i"/> sees key <paramref name="s"/> at the element level
     /// (causality, window, sinks; not the blocks).</summary>
     public bool Sees(int i, int s) => s <= i && (Window == 0 || i - s < Window || s < Sinks);
+
+    /// <summary>Whether query head <paramref name="head"/>'s query at key index <paramref name="i"/> computes key
+    /// <paramref name="s"/>: <see cref="Sees"/> and, with <see cref="Blocks"/>, the key's block listed for the query's block.
+    /// The per-element rule the blocked kernel's masking and the masked references follow.</summary>
+    public bool Keeps(int head, int i, int s) =>
+        Sees(i, s) && (Blocks is null || Blocks.Contains(head, i / Blocks.BlockSize, s / Blocks.BlockSize));
 }
 
 /// <summary>
@@ -91,4 +97,9 @@ public sealed class BlockSelection
         int r = head * QueryBlocks + queryBlock;
         return _keyBlocks.AsSpan(_rowStart[r], _rowStart[r + 1] - _rowStart[r]);
     }
+
+    /// <summary>Whether key block <paramref name="keyBlock"/> is listed for (<paramref name="head"/>,
+    /// <paramref name="queryBlock"/>); false for a query block past <see cref="QueryBlocks"/>.</summary>
+    public bool Contains(int head, int queryBlock, int keyBlock) =>
+        queryBlock < QueryBlocks && KeyBlocks(head, queryBlock).BinarySearch(keyBlock) >= 0;
 }

@@ -14,6 +14,22 @@ public abstract partial class TransformerModel
     private readonly float[]? _ropeSin;
     private float[][]? _perHeadWo; // per layer: (NH, HD, C), built on first hook_result
 
+    // below this many query tokens (decode, short steps) the blocked kernel's 8-row micro-tiles are mostly padding:
+    // dense attention stays on the fused kernel there
+    private const int BlockedAttentionMinTokens = 16;
+
+    /// <summary>
+    /// Which query–key pairs attention computes (the <see cref="AttentionSparsity"/> contract: window + sinks, a block
+    /// selection); <see cref="AttentionSparsity.Dense"/>, the default, is every causal pair. Every layer's attention reads it
+    /// when it runs, so a policy sets it before a forward, or per layer from a hook that fires earlier in the same layer
+    /// (hook_q/hook_k/hook_rot_k: e.g. top-k blocks chosen from that layer's keys), and sets Dense again afterwards. It applies
+    /// to every sequence of a batch alike; a <see cref="BlockSelection"/>'s blocks are over key positions (query t of a
+    /// step sits at past + t) and must have <see cref="ModelConfig.NHeads"/> heads. It composes with the model's own
+    /// sliding window (a hard limit that sinks do not lift). Unobserved layers run it on the blocked kernel (skipped blocks
+    /// cost nothing); layers whose scores or pattern a hook observes or rewrites take the three-pass path.
+    /// </summary>
+    public AttentionSparsity Sparsity { get; set; } = AttentionSparsity.Dense;
+
     /// <summary>
     /// The attention sublayer after the q/k/v projections: hooks q/k/v, RoPE, the KV cache, the attention itself
     /// (fused when nothing looks inside it), hook_z, the output projection (per head when hook_result is asked for)
@@ -94,12 +110,23 @@ public abstract partial class TransformerModel
             S.Scores = new float[B * per];
             S.Pattern = new float[B * per];
         }
-        if (!rewritten)
+        var sparsity = Sparsity;
+        if (!rewritten && (!observed || sparsity.IsDense))
         {
-            // fast path: softmax(q·kᵀ/√d + mask)·v fused, one sequence at a time; observers get scores/pattern as side outputs
+            // fast path, one sequence at a time: the blocked kernel (Kernels.BlockedAttention.cs) when nothing observes the
+            // scores/pattern and the step is long enough; else softmax(q·kᵀ/√d + mask)·v fused, which also hands observers
+            // the scores/pattern as side outputs (a sparse step with observers takes the three-pass path below)
             bool wantScores = Hooked(L, HookKind.AttnScores), wantPattern = Hooked(L, HookKind.Pattern);
+            bool blocked = !observed && (T >= BlockedAttentionMinTokens || !sparsity.IsDense);
             for (int b = 0; b < B; b++)
             {
+                if (blocked)
+                {
+                    BlockedAttention(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
+                        values.AsSpan(b * kvStride, S_ * kvRow), z.AsSpan(b * T * NH * HD, T * NH * HD),
+                        T, S_, NH, NKV, HD, causalPast, scale, _keyMask.AsSpan(b * _capacity, S_), window, sparsity);
+                    continue;
+                }
                 Kernels.Attention(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
                     values.AsSpan(b * kvStride, S_ * kvRow), z.AsSpan(b * T * NH * HD, T * NH * HD),
                     T, S_, NH, NKV, HD, causalPast, scale, _keyMask.AsSpan(b * _capacity, S_), window,

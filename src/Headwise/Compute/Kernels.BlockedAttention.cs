@@ -1,0 +1,532 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Headwise.Compute;
+
+// Blocked (flash-style) causal attention with grouped key/value heads and optional sparsity.
+// q: (T, NH, HD)  k, v: (S, NKV, HD)  z: (T, NH, HD)  keyMask: (S) or empty. Query t sits at key index pastLen + t.
+// Query tiles are BQ = 32 key-index positions (aligned to multiples of 32, so a tile never straddles a sparsity block of
+// 32/64/128…), key tiles BK = 32 keys. One task is (kv head g, query tile); its G = NH / NKV query heads are done together,
+// so each key/value tile is packed once and used by all of them (GQA). Per task:
+//   pass 0: pack the G heads' query tiles transposed, qT: (G, HD, BQ), rows past the tile zero; m = −∞, l = 0, O = 0
+//   for each key tile up to the tile's causal edge that some head keeps (wholly invisible tiles are skipped):
+//     pass 1: pack kT: (HD, BK) (keys contiguous) and vP: (BK, HDp) (HD padded to 16 with zeros), once for the group
+//     for each head of the group that keeps the tile:
+//       pass 2: s = scale · q·kᵀ, an 8×32 register-tile micro-kernel (AVX-512; AVX2 4×16; scalar) over HD
+//       pass 3: masking, only on partial tiles (the causal diagonal, window edges, padding, ragged tiles, element-level
+//               block selections): invisible → −∞
+//       pass 4: online softmax per row: m' = max(m, max s), p = exp(s − m'), l = l·exp(m − m') + Σp, O ·= exp(m − m')
+//       pass 5: O += p · v, the same micro-kernel shape over HDp columns
+//   pass 6: z = O / l (a row that saw nothing is zero, as in the three-pass path)
+// Sparsity (AttentionSparsity): the window and sinks skip whole tiles and mask the edge ones; a BlockSelection whose
+// BlockSize is a multiple of BK skips per (head, tile) — unlisted blocks cost nothing; any other BlockSize falls back to
+// computing the tiles that touch a listed block and masking element by element (correct, not faster).
+// The same softmax as Kernels.Attention.cs, re-associated: equal to it within float rounding (tests: 1e-6 relative).
+// No side outputs: observed layers keep the fused kernel (TransformerModel.Attend); rewritten ones the three passes.
+// Tasks run in parallel, longest (last) query tiles first; scratch is per thread and grows to the largest shape seen.
+public static unsafe partial class Kernels
+{
+    private const int BlockQ = 32; // query positions per tile (key-index aligned)
+    private const int BlockK = 32; // keys per tile
+    private const int TileRows = 8; // rows per micro-kernel call (AVX-512 8×32; AVX2 two 4×16 halves)
+
+    /// <summary>Causal multi-head attention with grouped key/value heads, blocked with an online softmax, computing only the
+    /// pairs <paramref name="sparsity"/> keeps: z = softmax(q·kᵀ·scale + mask) · v.</summary>
+    // q: (T, NH, HD)  k, v: (S, NKV, HD)  z: (T, NH, HD)  keyMask: (S) or empty
+    public static void BlockedAttention(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> z,
+        int T, int S, int NH, int NKV, int HD, int pastLen, float scale, ReadOnlySpan<byte> keyMask, AttentionSparsity sparsity) =>
+        BlockedAttention(q, k, v, z, T, S, NH, NKV, HD, pastLen, scale, keyMask, 0, sparsity);
+
+    /// <summary>As above with a model's own sliding window on top (Mistral's <c>sliding_window</c>: a hard limit that
+    /// the sparsity's sinks do not lift), as <see cref="Attention(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, int, int, int, float, ReadOnlySpan{byte}, int)"/>'s window.</summary>
+    // q: (T, NH, HD)  k, v: (S, NKV, HD)  z: (T, NH, HD)  keyMask: (S) or empty
+    public static void BlockedAttention(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> z,
+        int T, int S, int NH, int NKV, int HD, int pastLen, float scale, ReadOnlySpan<byte> keyMask, int window, AttentionSparsity sparsity)
+    {
+        ArgumentNullException.ThrowIfNull(sparsity);
+        Require(NKV > 0 && NH % NKV == 0, "BlockedAttention: query heads must be a multiple of key/value heads");
+        CheckAttention(q, k, z, T, S, NH, NKV, HD, keyMask, "BlockedAttention");
+        Require(v.Length >= (long)S * NKV * HD, "BlockedAttention: v is shorter than S·NKV·HD");
+        Require(pastLen >= 0, "BlockedAttention: pastLen must be ≥ 0");
+        if (sparsity.Blocks is { } sel && T > 0)
+        {
+            Require(sel.Heads == NH, "BlockedAttention: the block selection is for another number of query heads than NH");
+            Require(sel.QueryBlocks > (pastLen + T - 1) / sel.BlockSize,
+                "BlockedAttention: the block selection has fewer query blocks than the step's last query needs");
+        }
+        if (T == 0 || NH == 0) return;
+        if (S == 0 || HD == 0)
+        {
+            z[..(T * NH * HD)].Clear();
+            return;
+        }
+        fixed (float* pq = q, pk = k, pv = v, pz = z)
+        fixed (byte* pm = keyMask)
+        {
+            var job = t_blockedJob ??= new BlockedAttentionJob();
+            job.Q = pq; job.K = pk; job.V = pv; job.Z = pz; job.Mask = keyMask.IsEmpty ? null : pm;
+            job.T = T; job.S = S; job.NH = NH; job.NKV = NKV; job.HD = HD; job.PastLen = pastLen; job.Scale = scale;
+            job.Window = window; job.Sparsity = sparsity;
+            job.QueryTiles = (pastLen + T - 1) / BlockQ - pastLen / BlockQ + 1;
+            int tasks = NKV * job.QueryTiles;
+            // about NH·T·S·HD FMAs for q·kᵀ; below ~1 M a thread hand-off costs more than it saves
+            int threads = !ForceParallel && (long)NH * T * S * HD < (1L << 20) ? 1 : Math.Min(MaxThreads, tasks);
+            try
+            {
+                if (threads <= 1)
+                {
+                    for (int task = 0; task < tasks; task++) job.Body(task);
+                }
+                else
+                {
+                    job.Options.MaxDegreeOfParallelism = threads;
+                    Parallel.For(0, tasks, job.Options, job.Body);
+                }
+            }
+            finally
+            {
+                job.Sparsity = null; // the job is per thread and long-lived: do not keep a selection alive
+            }
+        }
+    }
+
+    private sealed class BlockedAttentionJob
+    {
+        public float* Q, K, V, Z;
+        public byte* Mask;
+        public int T, S, NH, NKV, HD, PastLen, Window, QueryTiles;
+        public float Scale;
+        public AttentionSparsity? Sparsity;
+        public readonly Action<int> Body;
+        public readonly ParallelOptions Options = new();
+        public BlockedAttentionJob() => Body = Run;
+        private void Run(int task)
+        {
+            // the last query tiles see the most keys: hand them out first so the short ones fill the gaps at the end
+            int tile = QueryTiles - 1 - task / NKV, g = task % NKV;
+            BlockedAttentionTask(Q, K, V, Z, T, S, NH, NKV, HD, PastLen, Scale, Mask, Window, Sparsity!, g, tile);
+        }
+    }
+
+    [ThreadStatic] private static BlockedAttentionJob? t_blockedJob;
+    [ThreadStatic] private static float[]? t_blockedScratch;
+
+    private enum TileCover { Skip, Full, Masked }
+
+    // One (kv head g, query tile) task: the G query heads h = g·G .. g·G + G − 1 over the tile's queries.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BlockedAttentionTask(float* q, float* k, float* v, float* z, int T, int S, int NH, int NKV, int HD,
+        int pastLen, float scale, byte* mask, int window, AttentionSparsity sparsity, int g, int tile)
+    {
+        int G = NH / NKV;
+        int HDp = (HD + 15) & ~15;
+        long kvStride = (long)NKV * HD;
+        // the tile's queries, in key-index space: [qa, qb)
+        int qa = Math.Max(pastLen, (pastLen / BlockQ + tile) * BlockQ);
+        int qb = Math.Min(pastLen + T, (pastLen / BlockQ + tile + 1) * BlockQ);
+        int nq = qb - qa, rowsPadded = (nq + TileRows - 1) / TileRows * TileRows;
+
+        // scratch: kT (HD, BK) | vP (BK, HDp) | qT (G, HD, BQ) | O (G, BQ, HDp) | m, l (G, BQ) | s (BQ, BK)
+        int kTSize = HD * BlockK, vPSize = BlockK * HDp, qTSize = HD * BlockQ, oSize = BlockQ * HDp;
+        int need = kTSize + vPSize + G * (qTSize + oSize + 2 * BlockQ) + BlockQ * BlockK;
+        float[] scratch = t_blockedScratch is { } buf && buf.Length >= need ? buf : (t_blockedScratch = new float[need]);
+        fixed (float* sp = scratch)
+        {
+            float* kT = sp, vP = kT + kTSize, qT = vP + vPSize, o = qT + G * qTSize, m = o + G * oSize, l = m + G * BlockQ, s = l + G * BlockQ;
+
+            // pass 0: queries transposed, qT[h][d, r] = q[t, h, d], rows past the tile zero; accumulators reset
+            new Span<float>(qT, G * qTSize).Clear();
+            new Span<float>(o, G * oSize).Clear();
+            new Span<float>(m, G * BlockQ).Fill(float.NegativeInfinity);
+            new Span<float>(l, G * BlockQ).Clear();
+            for (int hi = 0; hi < G; hi++)
+            {
+                float* dst = qT + hi * qTSize;
+                for (int r = 0; r < nq; r++)
+                {
+                    float* src = q + ((long)(qa - pastLen + r) * NH + g * G + hi) * HD;
+                    for (int d = 0; d < HD; d++) dst[d * BlockQ + r] = src[d];
+                }
+            }
+
+            var blocks = sparsity.Blocks;
+            int bs = blocks?.BlockSize ?? 0;
+            bool alignedBlocks = blocks != null && bs % BlockK == 0;
+            int keyEnd = Math.Min(S, qb); // causal edge of the tile's last query
+            for (int ka = 0; ka < keyEnd; ka += BlockK)
+            {
+                int kb = Math.Min(keyEnd, ka + BlockK), nk = kb - ka;
+                TileCover cover = CoverOf(qa, qb, ka, kb, mask, window, sparsity);
+                if (cover == TileCover.Skip) continue;
+                if (blocks != null && !alignedBlocks) cover = TileCover.Masked;
+                bool packed = false;
+                for (int hi = 0; hi < G; hi++)
+                {
+                    int h = g * G + hi;
+                    if (blocks != null && !HeadKeepsTile(blocks, alignedBlocks, h, qa, qb, ka, kb)) continue;
+                    if (!packed)
+                    {
+                        // pass 1: this key tile, once for the whole group
+                        PackKeyTile(k + (long)ka * kvStride + (long)g * HD, kvStride, nk, HD, kT);
+                        PackValueTile(v + (long)ka * kvStride + (long)g * HD, kvStride, nk, HD, HDp, vP);
+                        packed = true;
+                    }
+                    // pass 2: scores of the tile
+                    ScoreTile(qT + hi * qTSize, kT, HD, scale, s, rowsPadded);
+                    // pass 3: masking of partial tiles
+                    if (cover == TileCover.Masked || nk < BlockK)
+                    {
+                        MaskTile(s, qa, nq, ka, nk, mask, window, sparsity, h, alignedBlocks);
+                    }
+                    // pass 4: online softmax
+                    float* oh = o + hi * oSize, mh = m + hi * BlockQ, lh = l + hi * BlockQ;
+                    for (int r = 0; r < nq; r++)
+                    {
+                        float* sr = s + r * BlockK;
+                        float mNew = Math.Max(mh[r], RowMax(sr));
+                        if (float.IsNegativeInfinity(mNew))
+                        {
+                            new Span<float>(sr, BlockK).Clear(); // nothing visible yet: p = 0
+                            continue;
+                        }
+                        if (mNew != mh[r])
+                        {
+                            float c = MathF.Exp(mh[r] - mNew); // exp(−∞) = 0 on the first visible tile
+                            lh[r] *= c;
+                            if (lh[r] != 0f) Scale(oh + r * HDp, c, HDp);
+                            mh[r] = mNew;
+                        }
+                        lh[r] += RowExpShiftSum(sr, mNew);
+                    }
+                    // pass 5: O += p · v
+                    ValueTile(s, vP, HDp, oh, rowsPadded);
+                }
+            }
+
+            // pass 6: z = O / l
+            for (int hi = 0; hi < G; hi++)
+            {
+                int h = g * G + hi;
+                for (int r = 0; r < nq; r++)
+                {
+                    float* zr = z + ((long)(qa - pastLen + r) * NH + h) * HD;
+                    float lr = l[hi * BlockQ + r];
+                    if (lr == 0f)
+                    {
+                        new Span<float>(zr, HD).Clear(); // nothing visible: a zero row
+                        continue;
+                    }
+                    float inv = 1f / lr;
+                    float* orow = o + hi * oSize + r * HDp;
+                    for (int d = 0; d < HD; d++) zr[d] = orow[d] * inv;
+                }
+            }
+        }
+    }
+
+    // max of one tile row of BK = 32 scores (two zmm on AVX-512, folded; else the shared Max)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float RowMax(float* sr)
+    {
+        if (!Vector512.IsHardwareAccelerated) return Max(sr, BlockK);
+        var v = Vector512.Max(Vector512.Load(sr), Vector512.Load(sr + 16));
+        var h = Vector256.Max(v.GetLower(), v.GetUpper());
+        var x = Vector128.Max(h.GetLower(), h.GetUpper());
+        return Math.Max(Math.Max(x[0], x[1]), Math.Max(x[2], x[3]));
+    }
+
+    // sr[j] = exp(sr[j] − max) for one tile row, returning Σ: ExpShiftSum's arithmetic (ExpSingle on AVX-512) inlined
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float RowExpShiftSum(float* sr, float max)
+    {
+        if (!Vector512.IsHardwareAccelerated) return ExpShiftSum(sr, BlockK, max);
+        var m = Vector512.Create(max);
+        var e0 = ExpSingle(Vector512.Load(sr) - m);
+        var e1 = ExpSingle(Vector512.Load(sr + 16) - m);
+        e0.Store(sr);
+        e1.Store(sr + 16);
+        return Vector512.Sum(e0 + e1);
+    }
+
+    // Whether the pairs of queries [qa, qb) × keys [ka, kb) (ka ≤ qb − 1: causally reachable) are all invisible, all
+    // visible, or mixed, by causality, the window, the sinks and the key mask (not the block selection).
+    private static TileCover CoverOf(int qa, int qb, int ka, int kb, byte* mask, int window, AttentionSparsity sparsity)
+    {
+        int qLast = qb - 1, kLast = kb - 1;
+        // farthest back: the first query and the tile's last key; nearest: the last query and the first key
+        if (window > 0 && qa - kLast >= window) return TileCover.Skip;
+        if (sparsity.Window > 0 && qa - kLast >= sparsity.Window && ka >= sparsity.Sinks) return TileCover.Skip;
+        bool full = kLast <= qa
+            && (window <= 0 || qLast - ka < window)
+            && (sparsity.Window <= 0 || qLast - ka < sparsity.Window || kb <= sparsity.Sinks);
+        if (mask != null)
+        {
+            int visible = 0;
+            for (int j = ka; j < kb; j++) visible += mask[j] != 0 ? 1 : 0;
+            if (visible == 0) return TileCover.Skip;
+            full &= visible == kb - ka;
+        }
+        return full ? TileCover.Full : TileCover.Masked;
+    }
+
+    // Whether query head h computes any pair of the tile under the block selection. Aligned (BlockSize a multiple of BK):
+    // the tile lies in one query block and one key block, one look-up. Otherwise: any listed key block the tile touches.
+    private static bool HeadKeepsTile(BlockSelection blocks, bool aligned, int h, int qa, int qb, int ka, int kb)
+    {
+        int bs = blocks.BlockSize;
+        if (aligned) return blocks.Contains(h, qa / bs, ka / bs);
+        for (int qBlock = qa / bs; qBlock <= (qb - 1) / bs; qBlock++)
+        {
+            foreach (int kBlock in blocks.KeyBlocks(h, qBlock))
+            {
+                if (kBlock >= ka / bs && kBlock <= (kb - 1) / bs) return true;
+            }
+        }
+        return false;
+    }
+
+    // s: (BQ, BK) scores of queries [qa, qa + nq) × keys [ka, ka + nk); invisible pairs → −∞, and keys past nk too.
+    // The block selection is checked per element only when it is not aligned to the tiles (aligned: already per tile).
+    private static void MaskTile(float* s, int qa, int nq, int ka, int nk, byte* mask, int window, AttentionSparsity sparsity, int h, bool alignedBlocks)
+    {
+        bool perElementBlocks = sparsity.Blocks != null && !alignedBlocks;
+        for (int r = 0; r < nq; r++)
+        {
+            int i = qa + r;
+            float* sr = s + r * BlockK;
+            for (int j = 0; j < BlockK; j++)
+            {
+                int key = ka + j;
+                bool visible = j < nk && (mask == null || mask[key] != 0) && (window <= 0 || i - key < window)
+                    && (perElementBlocks ? sparsity.Keeps(h, i, key) : sparsity.Sees(i, key));
+                if (!visible) sr[j] = float.NegativeInfinity;
+            }
+        }
+    }
+
+    // keys: nk rows of HD at stride kvStride → kT: (HD, BK), keys contiguous; keys past nk zero
+    private static void PackKeyTile(float* keys, long kvStride, int nk, int HD, float* kT)
+    {
+        if (nk == BlockK && Avx.IsSupported && kvStride <= int.MaxValue)
+        {
+            PackBTransposed8x8(keys, (int)kvStride, HD, BlockK, kT); // the GEMM's transpose-packing of an OutIn panel
+            return;
+        }
+        for (int j = 0; j < BlockK; j++)
+        {
+            float* src = keys + j * kvStride;
+            for (int d = 0; d < HD; d++) kT[d * BlockK + j] = j < nk ? src[d] : 0f;
+        }
+    }
+
+    // values: nk rows of HD at stride kvStride → vP: (BK, HDp), zero past HD and past nk
+    private static void PackValueTile(float* values, long kvStride, int nk, int HD, int HDp, float* vP)
+    {
+        for (int j = 0; j < BlockK; j++)
+        {
+            var dst = new Span<float>(vP + j * HDp, HDp);
+            if (j < nk)
+            {
+                new ReadOnlySpan<float>(values + j * kvStride, HD).CopyTo(dst);
+                dst[HD..].Clear();
+            }
+            else
+            {
+                dst.Clear();
+            }
+        }
+    }
+
+    // s (rows, BK) = scale · qTᵀ · kT, rows a multiple of TileRows.  qT: (HD, BQ)  kT: (HD, BK)
+    private static void ScoreTile(float* qT, float* kT, int HD, float scale, float* s, int rows)
+    {
+        for (int r0 = 0; r0 < rows; r0 += TileRows)
+        {
+            if (Vector512.IsHardwareAccelerated)
+            {
+                Score8x32(qT + r0, kT, HD, scale, s + r0 * BlockK);
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                for (int half = 0; half < 2; half++)
+                {
+                    Score4x16(qT + r0, kT + half * 16, HD, scale, s + r0 * BlockK + half * 16);
+                    Score4x16(qT + r0 + 4, kT + half * 16, HD, scale, s + (r0 + 4) * BlockK + half * 16);
+                }
+            }
+            else
+            {
+                ScoreScalar(qT + r0, kT, HD, scale, s + r0 * BlockK);
+            }
+        }
+    }
+
+    // 8 query rows × 32 keys: 16 zmm accumulators, 2 key vectors and a broadcast per depth step
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Score8x32(float* qT, float* kT, int HD, float scale, float* s)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
+            c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int d = 0; d < HD; d++)
+        {
+            float* a = qT + d * BlockQ;
+            var b0 = Vector512.Load(kT + d * BlockK);
+            var b1 = Vector512.Load(kT + d * BlockK + 16);
+            var av = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+            av = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
+            av = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
+        }
+        var sc = Vector512.Create(scale);
+        (c00 * sc).Store(s); (c01 * sc).Store(s + 16); s += BlockK;
+        (c10 * sc).Store(s); (c11 * sc).Store(s + 16); s += BlockK;
+        (c20 * sc).Store(s); (c21 * sc).Store(s + 16); s += BlockK;
+        (c30 * sc).Store(s); (c31 * sc).Store(s + 16); s += BlockK;
+        (c40 * sc).Store(s); (c41 * sc).Store(s + 16); s += BlockK;
+        (c50 * sc).Store(s); (c51 * sc).Store(s + 16); s += BlockK;
+        (c60 * sc).Store(s); (c61 * sc).Store(s + 16); s += BlockK;
+        (c70 * sc).Store(s); (c71 * sc).Store(s + 16);
+    }
+
+    // 4 query rows × 16 keys (AVX2): 8 ymm accumulators
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Score4x16(float* qT, float* kT, int HD, float scale, float* s)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        for (int d = 0; d < HD; d++)
+        {
+            float* a = qT + d * BlockQ;
+            var b0 = Vector256.Load(kT + d * BlockK);
+            var b1 = Vector256.Load(kT + d * BlockK + 8);
+            var av = Vector256.Create(a[0]); c00 = Vector256.MultiplyAddEstimate(av, b0, c00); c01 = Vector256.MultiplyAddEstimate(av, b1, c01);
+            av = Vector256.Create(a[1]); c10 = Vector256.MultiplyAddEstimate(av, b0, c10); c11 = Vector256.MultiplyAddEstimate(av, b1, c11);
+            av = Vector256.Create(a[2]); c20 = Vector256.MultiplyAddEstimate(av, b0, c20); c21 = Vector256.MultiplyAddEstimate(av, b1, c21);
+            av = Vector256.Create(a[3]); c30 = Vector256.MultiplyAddEstimate(av, b0, c30); c31 = Vector256.MultiplyAddEstimate(av, b1, c31);
+        }
+        var sc = Vector256.Create(scale);
+        (c00 * sc).Store(s); (c01 * sc).Store(s + 8); s += BlockK;
+        (c10 * sc).Store(s); (c11 * sc).Store(s + 8); s += BlockK;
+        (c20 * sc).Store(s); (c21 * sc).Store(s + 8); s += BlockK;
+        (c30 * sc).Store(s); (c31 * sc).Store(s + 8);
+    }
+
+    // TileRows query rows × BK keys, no vectors
+    private static void ScoreScalar(float* qT, float* kT, int HD, float scale, float* s)
+    {
+        for (int r = 0; r < TileRows; r++)
+        {
+            for (int j = 0; j < BlockK; j++)
+            {
+                float dot = 0f;
+                for (int d = 0; d < HD; d++) dot += qT[d * BlockQ + r] * kT[d * BlockK + j];
+                s[r * BlockK + j] = dot * scale;
+            }
+        }
+    }
+
+    // o (rows, HDp) += p (rows, BK) · vP (BK, HDp), rows a multiple of TileRows, HDp a multiple of 16
+    private static void ValueTile(float* p, float* vP, int HDp, float* o, int rows)
+    {
+        for (int r0 = 0; r0 < rows; r0 += TileRows)
+        {
+            float* pr = p + r0 * BlockK, or = o + r0 * HDp;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                int c = 0;
+                for (; c + 32 <= HDp; c += 32) Value8x32(pr, vP + c, HDp, or + c);
+                if (c < HDp) Value8x16(pr, vP + c, HDp, or + c);
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                for (int c = 0; c < HDp; c += 16)
+                {
+                    Value4x16(pr, vP + c, HDp, or + c);
+                    Value4x16(pr + 4 * BlockK, vP + c, HDp, or + 4 * HDp + c);
+                }
+            }
+            else
+            {
+                for (int r = 0; r < TileRows; r++)
+                {
+                    for (int j = 0; j < BlockK; j++)
+                    {
+                        float pj = pr[r * BlockK + j];
+                        for (int d = 0; d < HDp; d++) or[r * HDp + d] += pj * vP[j * HDp + d];
+                    }
+                }
+            }
+        }
+    }
+
+    // 8 rows × 32 columns of O in 16 zmm registers over the 32 keys of the tile
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Value8x32(float* p, float* vP, int HDp, float* o)
+    {
+        float* o1 = o + HDp, o2 = o + 2 * HDp, o3 = o + 3 * HDp, o4 = o + 4 * HDp, o5 = o + 5 * HDp, o6 = o + 6 * HDp, o7 = o + 7 * HDp;
+        Vector512<float> c00 = Vector512.Load(o), c01 = Vector512.Load(o + 16), c10 = Vector512.Load(o1), c11 = Vector512.Load(o1 + 16),
+            c20 = Vector512.Load(o2), c21 = Vector512.Load(o2 + 16), c30 = Vector512.Load(o3), c31 = Vector512.Load(o3 + 16),
+            c40 = Vector512.Load(o4), c41 = Vector512.Load(o4 + 16), c50 = Vector512.Load(o5), c51 = Vector512.Load(o5 + 16),
+            c60 = Vector512.Load(o6), c61 = Vector512.Load(o6 + 16), c70 = Vector512.Load(o7), c71 = Vector512.Load(o7 + 16);
+        for (int j = 0; j < BlockK; j++)
+        {
+            var b0 = Vector512.Load(vP + j * HDp);
+            var b1 = Vector512.Load(vP + j * HDp + 16);
+            var pv = Vector512.Create(p[j]); c00 = Vector512.FusedMultiplyAdd(pv, b0, c00); c01 = Vector512.FusedMultiplyAdd(pv, b1, c01);
+            pv = Vector512.Create(p[BlockK + j]); c10 = Vector512.FusedMultiplyAdd(pv, b0, c10); c11 = Vector512.FusedMultiplyAdd(pv, b1, c11);
+            pv = Vector512.Create(p[2 * BlockK + j]); c20 = Vector512.FusedMultiplyAdd(pv, b0, c20); c21 = Vector512.FusedMultiplyAdd(pv, b1, c21);
+            pv = Vector512.Create(p[3 * BlockK + j]); c30 = Vector512.FusedMultiplyAdd(pv, b0, c30); c31 = Vector512.FusedMultiplyAdd(pv, b1, c31);
+            pv = Vector512.Create(p[4 * BlockK + j]); c40 = Vector512.FusedMultiplyAdd(pv, b0, c40); c41 = Vector512.FusedMultiplyAdd(pv, b1, c41);
+            pv = Vector512.Create(p[5 * BlockK + j]); c50 = Vector512.FusedMultiplyAdd(pv, b0, c50); c51 = Vector512.FusedMultiplyAdd(pv, b1, c51);
+            pv = Vector512.Create(p[6 * BlockK + j]); c60 = Vector512.FusedMultiplyAdd(pv, b0, c60); c61 = Vector512.FusedMultiplyAdd(pv, b1, c61);
+            pv = Vector512.Create(p[7 * BlockK + j]); c70 = Vector512.FusedMultiplyAdd(pv, b0, c70); c71 = Vector512.FusedMultiplyAdd(pv, b1, c71);
+        }
+        c00.Store(o); c01.Store(o + 16); c10.Store(o1); c11.Store(o1 + 16); c20.Store(o2); c21.Store(o2 + 16); c30.Store(o3); c31.Store(o3 + 16);
+        c40.Store(o4); c41.Store(o4 + 16); c50.Store(o5); c51.Store(o5 + 16); c60.Store(o6); c61.Store(o6 + 16); c70.Store(o7); c71.Store(o7 + 16);
+    }
+
+    // 8 rows × the last 16 columns (HDp ≡ 16 mod 32)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Value8x16(float* p, float* vP, int HDp, float* o)
+    {
+        Vector512<float> c0 = Vector512.Load(o), c1 = Vector512.Load(o + HDp), c2 = Vector512.Load(o + 2 * HDp), c3 = Vector512.Load(o + 3 * HDp),
+            c4 = Vector512.Load(o + 4 * HDp), c5 = Vector512.Load(o + 5 * HDp), c6 = Vector512.Load(o + 6 * HDp), c7 = Vector512.Load(o + 7 * HDp);
+        for (int j = 0; j < BlockK; j++)
+        {
+            var b = Vector512.Load(vP + j * HDp);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(p[j]), b, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(p[BlockK + j]), b, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(p[2 * BlockK + j]), b, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(p[3 * BlockK + j]), b, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(p[4 * BlockK + j]), b, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(p[5 * BlockK + j]), b, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(p[6 * BlockK + j]), b, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(p[7 * BlockK + j]), b, c7);
+        }
+        c0.Store(o); c1.Store(o + HDp); c2.Store(o + 2 * HDp); c3.Store(o + 3 * HDp);
+        c4.Store(o + 4 * HDp); c5.Store(o + 5 * HDp); c6.Store(o + 6 * HDp); c7.Store(o + 7 * HDp);
+    }
+
+    // 4 rows × 16 columns (AVX2): 8 ymm accumulators
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Value4x16(float* p, float* vP, int HDp, float* o)
+    {
+        float* o1 = o + HDp, o2 = o + 2 * HDp, o3 = o + 3 * HDp;
+        Vector256<float> c00 = Vector256.Load(o), c01 = Vector256.Load(o + 8), c10 = Vector256.Load(o1), c11 = Vector256.Load(o1 + 8),
+            c20 = Vector256.Load(o2), c21 = Vector256.Load(o2 + 8), c30 = Vector256.Load(o3), c31 = Vector256.Load(o3 + 8);
+        for (int j = 0; j < BlockK; j++)
+        {
+            var b0 = Vector256.Load(vP + j * HDp);
+            var b1 = Vector256.Load(vP + j * HDp + 8);
+            var pv = Vector256.Create(p[j]); c00 = Vector256.MultiplyAddEstimate(pv, b0, c00); c01 = Vector256.MultiplyAddEstimate(pv, b1, c01);
+            pv = Vector256.Create(p[BlockK + j]); c10 = Vector256.MultiplyAddEstimate(pv, b0, c10); c11 = Vector256.MultiplyAddEstimate(pv, b1, c11);
+            pv = Vector256.Create(p[2 * BlockK + j]); c20 = Vector256.MultiplyAddEstimate(pv, b0, c20); c21 = Vector256.MultiplyAddEstimate(pv, b1, c21);
+            pv = Vector256.Create(p[3 * BlockK + j]); c30 = Vector256.MultiplyAddEstimate(pv, b0, c30); c31 = Vector256.MultiplyAddEstimate(pv, b1, c31);
+        }
+        c00.Store(o); c01.Store(o + 8); c10.Store(o1); c11.Store(o1 + 8); c20.Store(o2); c21.Store(o2 + 8); c30.Store(o3); c31.Store(o3 + 8);
+    }
+}

@@ -11,7 +11,7 @@ public sealed class ReportCommand : ICommand
     public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. RecipeArgs.Options, .. AttentionArgs.Options, "out", "text", "png-dir", "heads", "max-tokens", "top", "compare", "image", "clusters"]);
     public string Help => $"""
         headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR [--heads L.H,..]]
-                        [--compare M ...] [--intervene FILE] [--json]
+                        [--compare M ...] [--intervene FILE] [--attention SPEC] [--json]
         headwise report --model VIT --image FILE [--out FILE] [--top K] [--clusters K] [--png-dir DIR [--heads L.H,..]]
                         [--intervene FILE] [--json]
 
@@ -51,8 +51,10 @@ public sealed class ReportCommand : ICommand
                             (every section under it, circuits on its edited weights; the page names the recipe and
                             lists its items at the top. An inject recipe fits no report: the report runs inputs of
                             several lengths)
+        {AttentionArgs.Help}
+                            (every forward of the report runs under it; a text model only)
           --json            print {"{"}"path": ..., "layers": L, "heads": H, "scores": [names], "pngs": [...]{"}"} (and
-                            "recipe": name under --intervene)
+                            "recipe": name under --intervene; "attention", "density" under --attention)
 
         Example:
           headwise report --model ../shared/models/stories260K/stories260K.bin --tokenizer ../shared/models/stories260K/tok512.bin --out stories.html

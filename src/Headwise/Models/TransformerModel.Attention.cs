@@ -97,7 +97,7 @@ public abstract partial class TransformerModel
         // the kernels mask keys after query t's index past + t; a bidirectional model (ViT) moves that edge past the last key
         int causalPast = Config.Bidirectional ? S_ : past;
         int window = Config.SlidingWindow;
-        if (SparseAttention is { IsDense: false } policy && AttendMasked(L, policy, q, keys, values, kvStride, z, NKV, HD, scale))
+        if (SparseAttention is { IsDense: false } policy && AttendSparse(L, policy, q, keys, values, kvStride, z, NKV, HD, scale))
         {
             return;
         }
@@ -156,13 +156,15 @@ public abstract partial class TransformerModel
     }
 
     /// <summary>
-    /// Attention under a sparse policy, on the masked reference path: the policy chooses the kept pairs from this layer's
-    /// queries and keys, pass 1 writes every causal score, the dropped pairs' scores become −∞, then hook_attn_scores, the
-    /// softmax, hook_pattern and pass 3 as in the hooked path. Returns false, having computed nothing, when the policy
-    /// drops no pair of this step: the dense path then runs, so a spec at density 1 gives exactly the dense result.
+    /// Attention under a sparse policy (<see cref="SparseAttention"/>): the policy chooses the kept pairs of each sequence from
+    /// this layer's queries and keys; unobserved, the blocked kernel computes only those (skipped blocks cost nothing);
+    /// when a hook observes the scores or pattern, the masked reference path: pass 1 writes every causal score, the dropped
+    /// pairs' scores become −∞, then hook_attn_scores, the softmax, hook_pattern and pass 3 as in the hooked path.
+    /// Returns false, having computed nothing, when the policy drops no pair of this step: the dense path then runs, so a
+    /// spec at density 1 gives exactly the dense result.
     /// </summary>
     // q, z: (B, T, NH, HD)  keys, values: sequence b's (S, NKV, HD) rows start at b·kvStride
-    private bool AttendMasked(int L, AttentionPolicy policy, float[] q, float[] keys, float[] values, int kvStride, float[] z, int NKV, int HD, float scale)
+    private bool AttendSparse(int L, AttentionPolicy policy, float[] q, float[] keys, float[] values, int kvStride, float[] z, int NKV, int HD, float scale)
     {
         int B = Step.B, T = Step.T, past = Step.PastLen, S_ = past + T, NH = Config.NHeads, kvRow = NKV * HD;
         if (Config.Bidirectional)
@@ -186,6 +188,16 @@ public abstract partial class TransformerModel
         if (keepsAll)
         {
             return false;
+        }
+        if (!Hooked(L, HookKind.AttnScores) && !Hooked(L, HookKind.Pattern))
+        {
+            for (int b = 0; b < B; b++)
+            {
+                BlockedAttention(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
+                    values.AsSpan(b * kvStride, S_ * kvRow), z.AsSpan(b * T * NH * HD, T * NH * HD),
+                    T, S_, NH, NKV, HD, past, scale, _keyMask.AsSpan(b * _capacity, S_), Config.SlidingWindow, _sparsities[b]);
+            }
+            return true;
         }
         for (int b = 0; b < B; b++)
         {

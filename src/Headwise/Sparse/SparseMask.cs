@@ -3,28 +3,13 @@ using Headwise.Compute;
 namespace Headwise.Sparse;
 
 /// <summary>
-/// An <see cref="AttentionSparsity"/> as an explicit element mask: the straightforward reference a blocked kernel is checked
-/// against, and the masked path the forward runs sparse specs on (scores of dropped pairs set to −∞ before the softmax).
+/// An <see cref="AttentionSparsity"/> as an explicit element mask (<see cref="AttentionSparsity.Keeps"/>): the masked path
+/// the forward runs a sparse spec on when hooks observe its scores or pattern (scores of dropped pairs set to −∞ before
+/// the softmax), and the pair counts behind a policy's density.
 /// Query t of a step sits at key index i = pastLen + t; query head h.
 /// </summary>
 public static class SparseMask
 {
-    /// <summary>Whether query head <paramref name="head"/>'s query at key index <paramref name="i"/> computes key
-    /// <paramref name="s"/>: causal, window and sinks, then the head's key blocks.</summary>
-    public static bool Keeps(AttentionSparsity sparsity, int head, int i, int s)
-    {
-        if (!sparsity.Sees(i, s))
-        {
-            return false;
-        }
-        if (sparsity.Blocks is not { } blocks)
-        {
-            return true;
-        }
-        int qb = i / blocks.BlockSize;
-        return qb < blocks.QueryBlocks && blocks.KeyBlocks(head, qb).BinarySearch(s / blocks.BlockSize) >= 0;
-    }
-
     /// <summary>Sets to −∞ the scores of the pairs <paramref name="sparsity"/> drops.</summary>
     // scores: (NH, T, S)
     public static void Apply(Span<float> scores, AttentionSparsity sparsity, int T, int S, int NH, int pastLen)
@@ -41,7 +26,7 @@ public static class SparseMask
                 int i = pastLen + t;
                 for (int s = 0; s < S; s++)
                 {
-                    if (!Keeps(sparsity, h, i, s))
+                    if (!sparsity.Keeps(h, i, s))
                     {
                         row[s] = float.NegativeInfinity;
                     }
@@ -76,7 +61,7 @@ public static class SparseMask
                 }
                 for (int h = 0; h < NH; h++)
                 {
-                    kept += Keeps(sparsity, h, i, s) ? 1 : 0;
+                    kept += sparsity.Keeps(h, i, s) ? 1 : 0;
                 }
             }
         }

@@ -42,8 +42,9 @@ public static class SparsityAnalysis
         try
         {
             model.SparseAttention = null;
-            var (denseLogits, cache) = model.RunWithCache(input, name => name.EndsWith(".attn.hook_pattern", StringComparison.Ordinal));
-            double denseNll = MeanNll(denseLogits, ids, T, model.Config.VocabSize);
+            var (_, cache) = model.RunWithCache(input, name => name.EndsWith(".attn.hook_pattern", StringComparison.Ordinal));
+            // the nll from an unobserved forward, as the specs' are: observers move attention onto another kernel
+            double denseNll = MeanNll(model.Forward(input), ids, T, model.Config.VocabSize);
             int L = model.Config.NLayers, NH = model.Config.NHeads;
             var patterns = Enumerable.Range(0, L).Select(l => cache[$"blocks.{l}.attn.hook_pattern"].Data).ToArray(); // (1, NH, T, T)
             var results = new List<SparsitySpecResult>();
@@ -90,7 +91,7 @@ public static class SparsityAnalysis
                 int count = 0;
                 for (int s = 0; s <= t; s++)
                 {
-                    if (SparseMask.Keeps(sparsity, h, t, s))
+                    if (sparsity.Keeps(h, t, s))
                     {
                         mass += p[s];
                         count++;

@@ -49,27 +49,27 @@ public static class AttentionSpec
                 Expect(spec, positional.Count == 0 && named.Count == 0, "dense takes no values");
                 return DensePolicy.Instance;
             case "window":
-            {
-                Expect(spec, positional.Count == 1 && named.Keys.All(n => n == "sinks"), "expected window:W,sinks:S");
-                int w = Number(spec, "window W", positional[0], 1);
-                int s = named.TryGetValue("sinks", out var sv) ? Number(spec, "sinks S", sv, 0) : 0;
-                return new WindowPolicy(w, s);
-            }
+                {
+                    Expect(spec, positional.Count == 1 && named.Keys.All(n => n == "sinks"), "expected window:W,sinks:S");
+                    int w = Number(spec, "window W", positional[0], 1);
+                    int s = named.TryGetValue("sinks", out var sv) ? Number(spec, "sinks S", sv, 0) : 0;
+                    return new WindowPolicy(w, s);
+                }
             case "topk-blocks":
-            {
-                Expect(spec, positional.Count == 2 && named.Keys.All(n => n == "proxy"), "expected topk-blocks:B,K[,proxy:P]");
-                int b = Number(spec, "block size B", positional[0], 1);
-                int k = Number(spec, "blocks kept K", positional[1], 1);
-                int p = named.TryGetValue("proxy", out var pv) ? Number(spec, "proxy heads P", pv, 1) : 0;
-                return new TopKBlocksPolicy(b, k, p);
-            }
+                {
+                    Expect(spec, positional.Count == 2 && named.Keys.All(n => n == "proxy"), "expected topk-blocks:B,K[,proxy:P]");
+                    int b = Number(spec, "block size B", positional[0], 1);
+                    int k = Number(spec, "blocks kept K", positional[1], 1);
+                    int p = named.TryGetValue("proxy", out var pv) ? Number(spec, "proxy heads P", pv, 1) : 0;
+                    return new TopKBlocksPolicy(b, k, p);
+                }
             case "chunks":
-            {
-                Expect(spec, positional.Count == 2 && named.Count == 0, "expected chunks:B,K");
-                int b = Number(spec, "block size B", positional[0], 1);
-                int k = Number(spec, "chunks kept K", positional[1], 1);
-                return new ChunksPolicy(b, k);
-            }
+                {
+                    Expect(spec, positional.Count == 2 && named.Count == 0, "expected chunks:B,K");
+                    int b = Number(spec, "block size B", positional[0], 1);
+                    int k = Number(spec, "chunks kept K", positional[1], 1);
+                    return new ChunksPolicy(b, k);
+                }
             default:
                 throw Bad(spec, $"unknown kind '{kind}'; expected {Forms}");
         }

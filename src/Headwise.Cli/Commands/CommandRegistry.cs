@@ -10,6 +10,8 @@ public static class CommandRegistry
         new GenerateCommand(),
         new EvalCommand(),
         new CompareCommand(),
+        new SparsityCommand(),
+        new StreamingCommand(),
         new ConvertCommand(),
         new HealCommand(),
         new ClassifyCommand(),

@@ -10,7 +10,7 @@ public sealed class CompareCommand : ICommand
     public string Name => "compare";
     public string Summary => "models side by side: NLL, ΔNLL, parameters, KV cache per token, prefill and decode speed";
     public string Usage => """
-        headwise compare --model A --model B [--model C ...] (--text-file F | --text "...") [--window N] [--json]
+        headwise compare --model A --model B [--model C ...] (--text-file F | --text "...") [--window N] [--attention SPEC ...] [--json]
         """;
 
     public string Description => """
@@ -36,6 +36,7 @@ public sealed class CompareCommand : ICommand
         CliOption.Integer("decode-context", "N", "decode speed after a prompt of N tokens (default: min(256, context) − decode tokens)"),
         CliOption.Integer("decode-tokens", "N", "decode steps to time (default 32)"),
         CliOption.Flag("no-speed", "skip the timings (quality, parameters and KV bytes only)"),
+        .. CliOption.Noted(AttentionArgs.RepeatedOptions, "one spec for every model, or one per --model in order (repeat), e.g. the same model\ntwice with --attention dense --attention window:64,sinks:4; the spec joins the model's name"),
         CliOption.Flag("json", "print {\"tokens\", \"window\", \"stride\", \"models\": [{\"model\", \"family\", \"parameters\",\n\"kv_cache_bytes_per_token\", \"mean_nll\", \"perplexity\", \"delta_nll\", \"prefill_tokens_per_second\",\n\"prefill_ratio\", \"decode_tokens_per_second\", \"decode_ratio\"}]} (speeds null with --no-speed)"),
     ];
 
@@ -73,20 +74,28 @@ public sealed class CompareCommand : ICommand
             int context = loaded.Min(m => m.Config.MaxPositions);
             int window = args.GetInt("window", context, 2, context);
             int stride = args.GetInt("stride", Math.Max(1, window / 2), 1, window);
-            var models = paths.Select((p, i) => (p, loaded[i].Model)).ToList();
+            var specs = args.GetAll("attention");
+            if (specs.Count > 1 && specs.Count != paths.Count)
+            {
+                throw new UsageException($"give one --attention for every model or one per --model ({paths.Count}; got {specs.Count})");
+            }
+            var policies = specs.Count == 0 ? null : loaded.Select((m, i) => m.Model.SparseAttention = Sparse.AttentionSpec.Parse(specs[specs.Count == 1 ? 0 : i])).ToArray();
+            var models = paths.Select((p, i) => (policies is null ? p : $"{p} [{policies[i].Spec}]", loaded[i].Model)).ToList();
             var progress = json || Console.IsErrorRedirected ? null : new Progress<(int Done, int Total)>(p => stderr.Write($"\r[{p.Done}/{p.Total} tokens scored]"));
             var result = ModelComparison.Compute(models, ids, window, stride, progress, CliMain.Cancellation);
             if (progress is not null)
             {
                 stderr.WriteLine();
             }
+            // the density of the scoring forwards (the timings below run the policies too)
+            var densities = policies?.Select(p => p.Density).ToArray();
             if (!args.Flag("no-speed"))
             {
                 result = result with { Models = Time(models, result.Models, args, context, json ? null : stderr) };
             }
             if (json)
             {
-                stdout.WriteLine(Json.Serialize(new
+                string line = Json.Serialize(new
                 {
                     tokens = result.Tokens,
                     window = result.Window,
@@ -107,10 +116,22 @@ public sealed class CompareCommand : ICommand
                         decode_tokens_per_second = m.Speed?.DecodeTokensPerSecond,
                         decode_ratio = m.Speed?.DecodeRatio,
                     }),
-                }));
+                });
+                if (policies is not null)
+                {
+                    var node = System.Text.Json.Nodes.JsonNode.Parse(line)!.AsObject();
+                    node["attention"] = System.Text.Json.JsonSerializer.SerializeToNode(
+                        policies.Select((p, i) => new { spec = p.Spec, density = densities![i] }), Json.Options);
+                    line = node.ToJsonString(Json.Options);
+                }
+                stdout.WriteLine(line);
                 return 0;
             }
             Print(result, stdout);
+            for (int i = 0; i < (policies?.Length ?? 0); i++)
+            {
+                stdout.WriteLine($"attention    model {i + 1}: {policies![i].Spec} (density {densities![i]:F4})");
+            }
             return 0;
         }
         finally

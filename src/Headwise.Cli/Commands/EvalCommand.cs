@@ -8,7 +8,7 @@ public sealed class EvalCommand : ICommand
     public string Name => "eval";
     public string Summary => "negative log-likelihood and perplexity of a text file or token ids";
     public string Usage => """
-        headwise eval --model M (--text-file F | --text "..." | --tokens 1,403,407) [--window N] [--stride S] [--intervene FILE] [--json]
+        headwise eval --model M (--text-file F | --text "..." | --tokens 1,403,407) [--window N] [--stride S] [--intervene FILE] [--attention SPEC] [--json]
         headwise eval --model VIT --image-dir DIR [--labels FILE] [--prune-tokens KEEP [--prune-layers L,...] [--head-weights FILE]]
                       [--intervene FILE] [--json]
         """;
@@ -34,7 +34,8 @@ public sealed class EvalCommand : ICommand
         .. ImageArgs.LabelsOptions,
         .. ImageArgs.PruningOptions,
         .. RecipeArgs.Options,
-        CliOption.Flag("json", "print {\"tokens\": [...], \"nll\": [...], \"mean_nll\": x, \"perplexity\": y} (and \"recipe\": name\nunder --intervene); with --image-dir, {\"images\": N, \"correct\": n, \"accuracy\": x,\n\"mean_cross_entropy\": y, \"labels\": [...], \"predicted\": [...], \"forward_seconds\": s,\n\"images_per_second\": r, \"tokens_kept\": share} (ids in file order; tokens_kept: the mean share\nof tokens the blocks ran on, 1 without --prune-tokens)"),
+        .. AttentionArgs.Options,
+        CliOption.Flag("json", "print {\"tokens\": [...], \"nll\": [...], \"mean_nll\": x, \"perplexity\": y} (and \"recipe\": name\nunder --intervene; \"attention\": spec, \"density\": d under --attention); with --image-dir, {\"images\": N, \"correct\": n, \"accuracy\": x,\n\"mean_cross_entropy\": y, \"labels\": [...], \"predicted\": [...], \"forward_seconds\": s,\n\"images_per_second\": r, \"tokens_kept\": share} (ids in file order; tokens_kept: the mean share\nof tokens the blocks ran on, 1 without --prune-tokens)"),
     ];
 
     public string Examples => """
@@ -69,6 +70,7 @@ public sealed class EvalCommand : ICommand
             stderr.Write($"\r[{p.Done}/{p.Total} tokens scored]"));
         using var applied = RecipeArgs.Apply(args, loaded);
         applied?.RequireSourcesCover(ids.Length, generation: false);
+        var policy = AttentionArgs.Apply(args, applied?.Model ?? loaded.Model);
         var result = Perplexity.Evaluate(applied?.Model ?? loaded.Model, ids, window, stride, progress, CliMain.Cancellation, applied?.CreateHooks());
         if (progress is not null)
         {
@@ -76,15 +78,16 @@ public sealed class EvalCommand : ICommand
         }
         if (json)
         {
-            stdout.WriteLine(applied is null
+            stdout.WriteLine(AttentionArgs.Json(applied is null
                 ? Json.Serialize(new { tokens = ids, nll = result.Nll, mean_nll = result.MeanNll, perplexity = result.Perplexity })
-                : Json.Serialize(new { tokens = ids, nll = result.Nll, mean_nll = result.MeanNll, perplexity = result.Perplexity, recipe = applied.Recipe.Name }));
+                : Json.Serialize(new { tokens = ids, nll = result.Nll, mean_nll = result.MeanNll, perplexity = result.Perplexity, recipe = applied.Recipe.Name }), policy));
             return 0;
         }
         if (applied is not null)
         {
             stdout.WriteLine($"recipe       {RecipeArgs.Describe(applied)}");
         }
+        AttentionArgs.WriteLine(stdout, policy);
         stdout.WriteLine($"tokens       {ids.Length} ({result.Nll.Length} predicted)");
         stdout.WriteLine($"window       {Math.Min(window, ids.Length)} (stride {stride}, {result.Windows} forward pass{(result.Windows == 1 ? "" : "es")})");
         stdout.WriteLine($"mean nll     {result.MeanNll:F4} nats/token");
@@ -95,6 +98,10 @@ public sealed class EvalCommand : ICommand
     // an image classifier over labelled images: accuracy and mean cross-entropy
     private static int RunImages(CliArgs args, bool json, TextWriter stdout, TextWriter stderr)
     {
+        if (args.Has("attention"))
+        {
+            throw new UsageException("--attention applies to causal text models; an image classifier attends bidirectionally");
+        }
         if (args.Has("text") || args.Has("text-file") || args.Has("tokens"))
         {
             throw new UsageException("give either --image-dir or a text/--tokens, not both");

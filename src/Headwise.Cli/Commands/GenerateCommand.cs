@@ -9,6 +9,7 @@ public sealed class GenerateCommand : ICommand
     public string Summary => "continue a prompt (greedy or sampled), streamed to the terminal";
     public string Usage => """
         headwise generate --model M [--prompt "..." | --tokens 1,403] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--intervene FILE]
+                          [--attention SPEC]
         """;
 
     public string Description => """
@@ -30,6 +31,7 @@ public sealed class GenerateCommand : ICommand
         CliOption.Flag("no-eos", "keep going past EOS"),
         CliOption.Flag("no-bos", "do not prepend BOS to the prompt text"),
         .. CliOption.Noted(RecipeArgs.Options, "(hooks act at every step; an inject source must cover every position generated)"),
+        .. CliOption.Noted(AttentionArgs.Options, "window:W,sinks:S makes the KV cache a rolling cache of S sinks + W recent tokens\n(S + W ≤ the model's context): generation runs past the context in bounded memory;\npositions are the cache slots (docs/sparse.md)"),
         CliOption.Flag("json", "print {\"prompt_ids\": [...], \"ids\": [...], \"text\": \"...\", \"stopped\": \"...\"} at the end instead\nof streaming; stopped is \"eos\", \"max_tokens\" or \"context\" (the model's context is full;\nsaid on stderr too)"),
     ];
 
@@ -96,7 +98,16 @@ public sealed class GenerateCommand : ICommand
             stdout.Write(tok is null ? string.Join(" ", promptIds) : tok.Decode(promptIds));
             stdout.Flush();
         }
-        foreach (int id in Generator.Generate(applied?.Model ?? loaded.Model, promptIds, options))
+        var model = applied?.Model ?? loaded.Model;
+        var policy = AttentionArgs.Parse(args);
+        var rolling = policy as Sparse.WindowPolicy;
+        if (policy is not null && rolling is null)
+        {
+            model.SparseAttention = policy;
+        }
+        var stream = rolling is null ? Generator.Generate(model, promptIds, options)
+            : StreamingGenerator.Generate(model, promptIds, options, rolling.Sinks, rolling.Window);
+        foreach (int id in stream)
         {
             if (CliMain.Cancellation.IsCancellationRequested)
             {
@@ -115,17 +126,26 @@ public sealed class GenerateCommand : ICommand
             history.Add(id);
         }
         double seconds = clock.Elapsed.TotalSeconds;
-        string stopped = StopReason(produced, maxTokens, options.EosId, promptIds.Length, loaded.Config.MaxPositions);
+        // a rolling cache never fills: no context stop
+        string stopped = StopReason(produced, maxTokens, options.EosId, promptIds.Length, rolling is null ? loaded.Config.MaxPositions : int.MaxValue);
         if (json)
         {
-            stdout.WriteLine(applied is null
+            string line = applied is null
                 ? Json.Serialize(new { prompt_ids = promptIds, ids = produced, text = tok?.Decode(produced.ToArray()), stopped })
-                : Json.Serialize(new { prompt_ids = promptIds, ids = produced, text = tok?.Decode(produced.ToArray()), stopped, recipe = applied.Recipe.Name }));
+                : Json.Serialize(new { prompt_ids = promptIds, ids = produced, text = tok?.Decode(produced.ToArray()), stopped, recipe = applied.Recipe.Name });
+            // the rolling cache attends to all it holds: its density is the cache's share of each token's causal keys
+            stdout.WriteLine(rolling is null ? AttentionArgs.Json(line, policy)
+                : AttentionArgs.Json(line, rolling.Spec, rolling.RollingDensity(promptIds.Length + Math.Max(0, produced.Count - 1))));
         }
         else
         {
             stdout.WriteLine();
             stderr.WriteLine($"[{produced.Count} tokens in {seconds:F2} s, {produced.Count / Math.Max(seconds, 1e-9):F1} tokens/s (prefill included)]");
+            if (policy is not null)
+            {
+                stderr.WriteLine(rolling is null ? $"[attention {AttentionArgs.Describe(policy)}]"
+                    : $"[attention {policy.Spec}: rolling KV cache of {rolling.Sinks} sinks + {rolling.Window} recent tokens]");
+            }
         }
         if (stopped == "context")
         {

@@ -12,7 +12,7 @@ public sealed class HeadsCommand : ICommand
     public string Summary => "head detectors: previous-token, induction, duplicate-token, sink, entropy, attention distance";
     public string Usage => """
         headwise heads --model M [--tokens IDS] [--seq-len N] [--batch B] [--seed S] [--top K] [--no-bos]
-                       [--intervene FILE] [--json]
+                       [--intervene FILE] [--attention SPEC] [--json]
         headwise heads --model VIT (--image FILE | --image-dir DIR) [--top K] [--clusters K [--seed S]] [--intervene FILE] [--json]
         """;
 
@@ -53,6 +53,7 @@ public sealed class HeadsCommand : ICommand
         CliOption.Integer("top", "K", "heads listed per detector in the table (default 5)"),
         CliOption.Flag("no-bos", "do not prepend BOS to the repeated sequences"),
         .. CliOption.Noted(RecipeArgs.Options, "(the patterns scored are the recipe's: after soften or redistribute_sink, of its edited weights)"),
+        .. AttentionArgs.Options,
         CliOption.Flag("json", "print {\"layers\": L, \"heads\": H, \"scores\": {\"prev_token\": [[...]], \"induction\": ..., \"duplicate\": ...,\n\"sink\": ..., \"entropy\": ..., \"distance\": ...}, \"seq_len\", \"batch\", \"seed\", \"bos\"} (scores [layer][head];\n\"recipe\": name under --intervene)"),
     ];
 
@@ -69,6 +70,10 @@ public sealed class HeadsCommand : ICommand
         using var loaded = ModelArgs.Load(args);
         if (loaded.Config.Vision is not null || args.Get("image") is not null || args.Get("image-dir") is not null)
         {
+            if (args.Has("attention"))
+            {
+                throw new UsageException("--attention applies to causal text models; an image classifier attends bidirectionally");
+            }
             return RunImage(args, loaded, json, stdout, stderr);
         }
         int seqLen = args.GetInt("seq-len", 50, 2, loaded.Config.MaxPositions / 2);
@@ -82,11 +87,12 @@ public sealed class HeadsCommand : ICommand
         // the repeated sequences are BOS? + 2 × seq-len tokens (a --tokens run of another length: refused by the inject itself)
         applied?.RequireSourcesCover((noBos || loaded.Config.BosTokenId is null ? 0 : 1) + 2 * seqLen, generation: false);
         var progress = new ProgressBar(stderr, enabled: !json);
+        var policy = AttentionArgs.Apply(args, applied?.Model ?? loaded.Model);
         var r = HeadDetectors.Run(applied?.Model ?? loaded.Model, tokens, options, progress, CliMain.Cancellation, RecipeArgs.Hooks(applied));
         if (json)
         {
             var scores = r.All.ToDictionary(x => x.Key, x => x.Scores.Values);
-            stdout.WriteLine(RecipeArgs.Json(new
+            stdout.WriteLine(AttentionArgs.Json(RecipeArgs.Json(new
             {
                 layers = loaded.Config.NLayers,
                 heads = loaded.Config.NHeads,
@@ -95,10 +101,11 @@ public sealed class HeadsCommand : ICommand
                 batch,
                 seed,
                 bos = r.Bos,
-            }, applied));
+            }, applied), policy));
             return 0;
         }
         RecipeArgs.WriteLine(stdout, applied);
+        AttentionArgs.WriteLine(stdout, policy);
         stdout.WriteLine($"{loaded.Config.NLayers} layers × {loaded.Config.NHeads} heads; {batch} random sequences of 2 × {seqLen} tokens{(r.Bos ? " after BOS" : "")} (seed {seed})"
             + (tokens is null ? "" : $"; pattern scores on the {tokens.Length} given tokens"));
         foreach (var (key, scores) in r.All)

@@ -9,7 +9,7 @@ public sealed class ReportCommand : ICommand
     public string Summary => "one self-contained HTML page of every head: score grids, patterns, top heads, circuits, sinks, statistics (+ PNGs)";
     public string Usage => """
         headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR [--heads L.H,..]]
-                        [--compare M ...] [--intervene FILE] [--json]
+                        [--compare M ...] [--intervene FILE] [--attention SPEC] [--json]
         headwise report --model VIT --image FILE [--out FILE] [--top K] [--clusters K] [--png-dir DIR [--heads L.H,..]]
                         [--intervene FILE] [--json]
         """;
@@ -44,7 +44,8 @@ public sealed class ReportCommand : ICommand
         CliOption.Integer("clusters", "K", "on a vision model: the number of pattern clusters (default 4, at most the number of heads)"),
         CliOption.Repeated("compare", "M", "add a \"Model comparison\" section: this model against M (repeat for more models), e.g. a\nconversion of it: mean NLL, perplexity, ΔNLL, parameters and KV-cache bytes per token on the\nprompt (--text, else the default story); for timings run headwise compare"),
         .. CliOption.Noted(RecipeArgs.Options, "(every section under it, circuits on its edited weights; the page names the recipe and\nlists its items at the top. An inject recipe fits no report: the report runs inputs of\nseveral lengths)"),
-        CliOption.Flag("json", "print {\"path\": ..., \"layers\": L, \"heads\": H, \"scores\": [names], \"pngs\": [...]} (and\n\"recipe\": name under --intervene)"),
+        .. AttentionArgs.Options,
+        CliOption.Flag("json", "print {\"path\": ..., \"layers\": L, \"heads\": H, \"scores\": [names], \"pngs\": [...]} (and\n\"recipe\": name under --intervene; \"attention\", \"density\" under --attention)"),
     ];
 
     public string Examples => """
@@ -76,6 +77,10 @@ public sealed class ReportCommand : ICommand
         var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
         if (loaded.Config.Vision is not null || args.Has("image") || args.Has("clusters"))
         {
+            if (args.Has("attention"))
+            {
+                throw new UsageException("--attention applies to causal text models; an image classifier attends bidirectionally");
+            }
             return RunImage(args, loaded, outPath, top, json, pngDir, pngHeads, stdout, stderr);
         }
         using var applied = RecipeArgs.Apply(args, loaded);
@@ -96,6 +101,7 @@ public sealed class ReportCommand : ICommand
         {
             throw new UsageException("--compare does not combine with --intervene yet: export the recipe (headwise export) and compare the checkpoint");
         }
+        var policy = AttentionArgs.Apply(args, applied?.Model ?? loaded.Model);
         var data = ReportBuilder.Build(applied?.Model ?? loaded.Model, loaded.Tokenizer, options, progress, CliMain.Cancellation);
         CliMain.Cancellation.ThrowIfCancellationRequested();
         if (compare.Count > 0)
@@ -124,17 +130,18 @@ public sealed class ReportCommand : ICommand
 
         if (json)
         {
-            stdout.WriteLine(RecipeArgs.Json(new
+            stdout.WriteLine(AttentionArgs.Json(RecipeArgs.Json(new
             {
                 path = written,
                 layers = data.Info.Layers,
                 heads = data.Info.Heads,
                 scores = data.Scores.Select(s => s.Name).ToArray(),
                 pngs,
-            }, applied));
+            }, applied), policy));
             return 0;
         }
         RecipeArgs.WriteLine(stdout, applied);
+        AttentionArgs.WriteLine(stdout, policy);
         foreach (var p in pngs)
         {
             stderr.WriteLine($"wrote {p}");

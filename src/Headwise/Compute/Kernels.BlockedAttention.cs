@@ -194,8 +194,10 @@ public static unsafe partial class Kernels
                         if (mNew != mh[r])
                         {
                             float c = MathF.Exp(mh[r] - mNew); // exp(−∞) = 0 on the first visible tile
-                            lh[r] *= c;
+                            // test l before scaling it: a max that jumps by more than ~88 underflows c to 0, and O must
+                            // then be cleared too
                             if (lh[r] != 0f) Scale(oh + r * HDp, c, HDp);
+                            lh[r] *= c;
                             mh[r] = mNew;
                         }
                         lh[r] += RowExpShiftSum(sr, mNew);

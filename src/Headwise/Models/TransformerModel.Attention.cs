@@ -1,6 +1,7 @@
 using Headwise.Compute;
 using Headwise.Hooks;
 using Headwise.Loading;
+using Headwise.Sparse;
 using static Headwise.Compute.Kernels;
 
 namespace Headwise.Models;
@@ -57,22 +58,34 @@ public abstract partial class TransformerModel
         Hook(L, HookKind.K, S.K, B, T, NKV, HD);
         Hook(L, HookKind.V, S.V, B, T, NKV, HD);
 
-        // RoPE on the first RotaryDims of every query and key head, at each token's position id
+        // RoPE on the first RotaryDims of every query and key head, at each token's position id; a rolling cache keeps
+        // its keys before RoPE and rotates them all at their slots (RollKeys)
+        var kc = _kCache[L];
+        var vc = _vCache[L];
+        bool rolled = _rolling is not null && Config.Positions == PositionKind.Rotary;
         if (Config.Positions == PositionKind.Rotary)
         {
             var pos = Step.Positions.AsSpan(0, N);
             RotateHeads(S.Q.AsSpan(0, N * NH * HD), pos, N, NH, HD);
-            RotateHeads(S.K.AsSpan(0, N * kvRow), pos, N, NKV, HD);
+            if (rolled)
+            {
+                kc = RollKeys(L);
+            }
+            else
+            {
+                RotateHeads(S.K.AsSpan(0, N * kvRow), pos, N, NKV, HD);
+            }
             Hook(L, HookKind.RotQ, S.Q, B, T, NH, HD);
             Hook(L, HookKind.RotK, S.K, B, T, NKV, HD);
         }
 
         // append this step's keys and values to the cache: (B, capacity, NKV, HD)
-        var kc = _kCache[L];
-        var vc = _vCache[L];
         for (int b = 0; b < B; b++)
         {
-            S.K.AsSpan(b * T * kvRow, T * kvRow).CopyTo(kc.AsSpan((b * _capacity + past) * kvRow));
+            if (!rolled)
+            {
+                S.K.AsSpan(b * T * kvRow, T * kvRow).CopyTo(kc.AsSpan((b * _capacity + past) * kvRow));
+            }
             S.V.AsSpan(b * T * kvRow, T * kvRow).CopyTo(vc.AsSpan((b * _capacity + past) * kvRow));
         }
 
@@ -146,6 +159,10 @@ public abstract partial class TransformerModel
         // the kernels mask keys after query t's index past + t; a bidirectional model (ViT) moves that edge past the last key
         int causalPast = Config.Bidirectional ? S_ : past;
         int window = Config.SlidingWindow;
+        if (SparseAttention is { IsDense: false } policy && AttendSparse(L, policy, q, keys, values, kvStride, z, NKV, HD, scale))
+        {
+            return;
+        }
         var hooks = Step.Hooks;
         bool observed = Hooked(L, HookKind.AttnScores) || Hooked(L, HookKind.Pattern);
         bool rewritten = observed && (hooks!.IsWritable(L, HookKind.AttnScores) || hooks.IsWritable(L, HookKind.Pattern));
@@ -219,6 +236,75 @@ public abstract partial class TransformerModel
     internal static void UnobservedAttention(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> z,
         int T, int S, int NH, int NKV, int HD, int past, float scale, ReadOnlySpan<byte> keyMask, int window, AttentionSparsity sparsity) =>
         BlockedAttention(q, keys, values, z, T, S, NH, NKV, HD, past, scale, keyMask, window, sparsity);
+
+    /// <summary>
+    /// Attention under a sparse policy (<see cref="SparseAttention"/>): the policy chooses the kept pairs of each sequence from
+    /// this layer's queries and keys; unobserved, the blocked kernel computes only those (skipped blocks cost nothing);
+    /// when a hook observes the scores or pattern, the masked reference path: pass 1 writes every causal score, the dropped
+    /// pairs' scores become −∞, then hook_attn_scores, the softmax, hook_pattern and pass 3 as in the hooked path.
+    /// Returns false, having computed nothing, when the policy drops no pair of this step: the dense path then runs, so a
+    /// spec at density 1 gives exactly the dense result.
+    /// </summary>
+    // q, z: (B, T, NH, HD)  keys, values: sequence b's (S, NKV, HD) rows start at b·kvStride
+    private bool AttendSparse(int L, AttentionPolicy policy, float[] q, float[] keys, float[] values, int kvStride, float[] z, int NKV, int HD, float scale)
+    {
+        int B = Step.B, T = Step.T, past = Step.PastLen, S_ = past + T, NH = Config.NHeads, kvRow = NKV * HD;
+        if (Config.Bidirectional)
+        {
+            throw new InvalidInputException($"attention spec '{policy.Spec}': sparse attention specs are causal; this model attends bidirectionally");
+        }
+        int per = NH * T * S_;
+        if (S.Scores.Length < B * per)
+        {
+            S.Scores = new float[B * per];
+            S.Pattern = new float[B * per];
+        }
+        _sparsities.Clear();
+        bool keepsAll = true;
+        for (int b = 0; b < B; b++)
+        {
+            _sparsities.Add(policy.Select(L, b, q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
+                T, S_, NH, NKV, HD, past, _keyMask.AsSpan(b * _capacity, S_), out bool all));
+            keepsAll &= all;
+        }
+        if (keepsAll)
+        {
+            return false;
+        }
+        var share = PatternToShare(L, B * per); // later layers of L's group read this step's pattern
+        if (!Hooked(L, HookKind.AttnScores) && !Hooked(L, HookKind.Pattern) && share is null)
+        {
+            for (int b = 0; b < B; b++)
+            {
+                BlockedAttention(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
+                    values.AsSpan(b * kvStride, S_ * kvRow), z.AsSpan(b * T * NH * HD, T * NH * HD),
+                    T, S_, NH, NKV, HD, past, scale, _keyMask.AsSpan(b * _capacity, S_), Config.SlidingWindow, _sparsities[b]);
+            }
+            return true;
+        }
+        for (int b = 0; b < B; b++)
+        {
+            var mask = _keyMask.AsSpan(b * _capacity, S_);
+            var scores = S.Scores.AsSpan(b * per, per);
+            AttentionScores(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow), scores,
+                T, S_, NH, NKV, HD, past, scale, mask, Config.SlidingWindow);
+            SparseMask.Apply(scores, _sparsities[b], T, S_, NH, past);
+        }
+        Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
+        S.Scores.AsSpan(0, B * per).CopyTo(S.Pattern);
+        MaskedSoftmax(S.Pattern.AsSpan(0, B * per), B * NH * T, S_);
+        Hook(L, HookKind.Pattern, S.Pattern, B, NH, T, S_);
+        if (share is not null)
+        {
+            S.Pattern.AsSpan(0, B * per).CopyTo(share);
+        }
+        for (int b = 0; b < B; b++)
+        {
+            AttentionApply(S.Pattern.AsSpan(b * per, per), values.AsSpan(b * kvStride, S_ * kvRow),
+                z.AsSpan(b * T * NH * HD, T * NH * HD), T, S_, NH, NKV, HD);
+        }
+        return true;
+    }
 
     /// <summary>hook_z on <see cref="RunState.Z"/> (B, T, NH, HD), the output projection — Σ_h z_h·W_O[h] per head when
     /// hook_result is asked for — into <paramref name="output"/>, and hook_attn_out.</summary>

@@ -80,6 +80,7 @@ public abstract partial class TransformerModel
         }
         _validCount = new int[batch];
         _capacity = capacity;
+        _rolling = null;
         CacheBatch = batch;
         PastLength = 0;
     }

@@ -8,11 +8,11 @@ public sealed class BenchCommand : ICommand
 {
     public string Name => "bench";
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives", "recipes", "influence", "onnx", "variants" };
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives", "recipes", "influence", "onnx", "variants", "vit" };
     public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "tokens"]);
     public string Help => """
         headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence] [--onnx]
-                       [--variants]
+                       [--variants] [--vit]
 
         Measures the engine on this machine, each figure against a baseline measured in the same run
         (machines are noisy; ratios travel better than absolute numbers):
@@ -47,6 +47,10 @@ public sealed class BenchCommand : ICommand
           variants (with --variants; minutes) training tokens/s of every attention variant (docs/variants.md) on the demo
                    model's shape with only the attention swapped, each as a ratio to softmax's in the same run (tensor,
                    O(T³), is skipped at sequence 128; --quick: sequence 32, batch 2)
+          vit      (with --vit; a minute) images/s of the bundled MNIST ViT (models/mnist-vit) at batch 1 and 64, and
+                   with Sparsifiner attention at 1/2 and 1/4 of the keys per query (naive: masked scores, no faster
+                   kernel yet); of a ViT-Base/16-shaped random model at 224² (86M parameters, batch 1), unpruned and
+                   with token pruning at KEEP 0.7 and 0.5 (blocks 3, 6, 9): images/s and the speed-up over unpruned
           onnx     (with --onnx; a few minutes) prefill against ONNX Runtime 1.31 on the same model and weights (the forward
                    written as an ONNX graph, ORT_SEQUENTIAL, every graph optimisation), at 128, 512 and 1,024 tokens (32
                    and 64 with --quick), on 1 and all threads: Headwise tokens/s ÷ ORT tokens/s, timed alternately after
@@ -65,6 +69,7 @@ public sealed class BenchCommand : ICommand
           --influence       also time `headwise influence` on the demo model against its prefill tokens/s
           --onnx            also compare prefill with ONNX Runtime's on the same weights
           --variants        also time training steps of every attention variant against softmax
+          --vit             also time ViT forwards (MNIST ViT, ViT-Base shape, token pruning, Sparsifiner)
           --json            print one JSON object (schema in docs/cli.md)
 
         Example:
@@ -197,6 +202,13 @@ public sealed class BenchCommand : ICommand
             variantSpeeds = TrainingBenchmarks.Variants(shape, batch: quick ? 2 : 0, threads: threads, reps: quick ? 1 : 3, cancel: cancel);
         }
 
+        VitBenchResult? vitSpeeds = null;
+        if (args.Flag("vit"))
+        {
+            Progress("ViT forwards");
+            vitSpeeds = VitBenchmark.Run(VitBenchmark.FindBundledModel("mnist-vit"), quick, quick ? 1 : 3, cancel, what => Progress(what));
+        }
+
         double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;
         var result = new
         {
@@ -326,6 +338,7 @@ public sealed class BenchCommand : ICommand
                 ratio = v.Skipped is null ? v.Ratio : (double?)null,
                 skipped = v.Skipped,
             }).ToArray(),
+            vit = vitSpeeds is null ? null : VitBenchmark.Json(vitSpeeds),
             influence = influenceCost is null ? null : new
             {
                 model = "demo (models/demo)",
@@ -432,6 +445,10 @@ public sealed class BenchCommand : ICommand
                 stdout.WriteLine(v.Skipped is null ? $"                       {v.Variant,-16} {v.TokensPerSecond,10:F0} tokens/s {v.Ratio,6:F2}×"
                     : $"                       {v.Variant,-16} skipped: {v.Skipped}");
             }
+        }
+        foreach (string line in vitSpeeds is null ? [] : VitBenchmark.Describe(vitSpeeds))
+        {
+            stdout.WriteLine(line);
         }
         if (influenceCost is { } ic)
         {

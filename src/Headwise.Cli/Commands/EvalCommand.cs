@@ -8,11 +8,11 @@ public sealed class EvalCommand : ICommand
     public string Name => "eval";
     public string Summary => "negative log-likelihood and perplexity of a text file or token ids";
     public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "no-bos" };
-    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options, .. RecipeArgs.Options, "tokens", "window", "stride", "image-dir", "labels", .. ImageArgs.PruningOptions]);
+    public IReadOnlySet<string> Options { get; } = new HashSet<string>([.. ModelArgs.Options, .. TextInput.Options, .. RecipeArgs.Options, "tokens", "window", "stride", "image-dir", "labels", .. ImageArgs.PruningOptions, .. ImageArgs.SparsifinerOptions]);
     public string Help => $"""
         headwise eval --model M (--text-file F | --text "..." | --tokens 1,403,407) [--window N] [--stride S] [--intervene FILE] [--json]
         headwise eval --model VIT --image-dir DIR [--labels FILE] [--prune-tokens KEEP [--prune-layers L,...] [--head-weights FILE]]
-                      [--intervene FILE] [--json]
+                      [--sparsifiner K[,rank:R]] [--intervene FILE] [--json]
 
         Scores every token after the first: nll[i] = −log p(token[i+1] | tokens[..i]), in nats. Texts longer than the
         window are scored with a sliding window (as Hugging Face's perplexity guide does): each window of N tokens
@@ -31,6 +31,7 @@ public sealed class EvalCommand : ICommand
           --no-bos          do not prepend BOS to the text
         {ImageArgs.LabelsHelp}
         {ImageArgs.PruningHelp}
+        {ImageArgs.SparsifinerHelp}
         {RecipeArgs.Help}
           --json            print {"{"}"tokens": [...], "nll": [...], "mean_nll": x, "perplexity": y{"}"} (and "recipe": name
                             under --intervene); with --image-dir, {"{"}"images": N, "correct": n, "accuracy": x,
@@ -46,7 +47,7 @@ public sealed class EvalCommand : ICommand
     {
         bool json = args.Flag("json");
         bool noBos = args.Flag("no-bos");
-        if (args.Has("image-dir") || args.Has("labels") || args.Has("prune-tokens"))
+        if (args.Has("image-dir") || args.Has("labels") || args.Has("prune-tokens") || args.Has("sparsifiner"))
         {
             return RunImages(args, json, stdout, stderr);
         }
@@ -103,10 +104,11 @@ public sealed class EvalCommand : ICommand
         var vision = ImageArgs.RequireVision(loaded, "eval --image-dir");
         var files = ImageArgs.LabelledFiles(args, vision);
         var pruning = ImageArgs.Pruning(args, loaded.Config);
+        var sparse = ImageArgs.Sparsifiner(args, loaded);
         var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
         using var applied = RecipeArgs.Apply(args, loaded);
         var r = ImageEvaluation.Evaluate(applied?.Model ?? loaded.Model, ImageArgs.ReadLabelled(files, loaded, stderr), bar, files.Length,
-            CliMain.Cancellation, RecipeArgs.Hooks(applied), pruning);
+            CliMain.Cancellation, ImageArgs.WithSparsifiner(RecipeArgs.Hooks(applied), sparse, loaded), pruning);
         double perSecond = r.Images / Math.Max(r.ForwardSeconds, 1e-9);
         if (json)
         {
@@ -121,6 +123,7 @@ public sealed class EvalCommand : ICommand
                 forward_seconds = r.ForwardSeconds,
                 images_per_second = perSecond,
                 tokens_kept = r.TokensKept,
+                attention_density = sparse?.Plan.Density(vision.SequenceLength) ?? 1.0,
             }, applied));
             return 0;
         }
@@ -131,6 +134,10 @@ public sealed class EvalCommand : ICommand
         if (pruning is not null)
         {
             stdout.WriteLine($"token pruning       keep {pruning.Keep:0.###} after blocks {string.Join(",", pruning.Layers)}: the blocks ran on {r.TokensKept:P1} of the tokens");
+        }
+        if (sparse is not null)
+        {
+            stdout.WriteLine($"sparsifiner         {sparse.Plan.KeysPerQuery} keys per query (rank {sparse.Plan.Rank}): attention density {sparse.Plan.Density(vision.SequenceLength):P1}");
         }
         stdout.WriteLine($"speed               {perSecond:F1} images/s (forwards only, {r.ForwardSeconds:F3} s)");
         return 0;

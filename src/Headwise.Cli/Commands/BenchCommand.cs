@@ -10,7 +10,7 @@ public sealed class BenchCommand : ICommand
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
     public string Usage => """
         headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence] [--onnx]
-                       [--variants] [--attention-kernels]
+                       [--variants] [--attention-kernels] [--vit]
         """;
 
     public string Description => """
@@ -47,6 +47,10 @@ public sealed class BenchCommand : ICommand
           variants (with --variants; minutes) training tokens/s of every attention variant (docs/variants.md) on the demo
                    model's shape with only the attention swapped, each as a ratio to softmax's in the same run (tensor,
                    O(T³), is skipped at sequence 128; --quick: sequence 32, batch 2)
+          vit      (with --vit; a minute) images/s of the bundled MNIST ViT (models/mnist-vit) at batch 1 and 64, and
+                   with Sparsifiner attention at 1/2 and 1/4 of the keys per query (naive: masked scores, no faster
+                   kernel yet); of a ViT-Base/16-shaped random model at 224² (86M parameters, batch 1), unpruned and
+                   with token pruning at KEEP 0.7 and 0.5 (blocks 3, 6, 9): images/s and the speed-up over unpruned
           onnx     (with --onnx; a few minutes) prefill against ONNX Runtime 1.31 on the same model and weights (the forward
                    written as an ONNX graph, ORT_SEQUENTIAL, every graph optimisation), at 128, 512 and 1,024 tokens (32
                    and 64 with --quick), on 1 and all threads: Headwise tokens/s ÷ ORT tokens/s, timed alternately after
@@ -72,6 +76,7 @@ public sealed class BenchCommand : ICommand
         CliOption.Flag("onnx", "also compare prefill with ONNX Runtime's on the same weights"),
         CliOption.Flag("variants", "also time training steps of every attention variant against softmax"),
         CliOption.Flag("attention-kernels", "also time the fused attention kernel against the blocked one"),
+        CliOption.Flag("vit", "also time ViT forwards (MNIST ViT, ViT-Base shape, token pruning, Sparsifiner)"),
         CliOption.Flag("json", "print one JSON object (schema in docs/cli.md)"),
     ];
 
@@ -212,6 +217,13 @@ public sealed class BenchCommand : ICommand
         {
             Progress("attention kernels: fused against blocked");
             attention = AttentionBenchmark.Run(quick ? [128, 256] : [512, 1024, 4096], threads > 1 ? [1, threads] : [1], quick ? 1 : 3, cancel);
+        }
+
+        VitBenchResult? vitSpeeds = null;
+        if (args.Flag("vit"))
+        {
+            Progress("ViT forwards");
+            vitSpeeds = VitBenchmark.Run(VitBenchmark.FindBundledModel("mnist-vit"), quick, quick ? 1 : 3, cancel, what => Progress(what));
         }
 
         double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;
@@ -357,6 +369,7 @@ public sealed class BenchCommand : ICommand
                 blocked_gflops = a.BlockedGFlops,
                 speedup = a.Speedup,
             }).ToArray(),
+            vit = vitSpeeds is null ? null : VitBenchmark.Json(vitSpeeds),
             influence = influenceCost is null ? null : new
             {
                 model = "demo (models/demo)",
@@ -472,6 +485,10 @@ public sealed class BenchCommand : ICommand
             {
                 stdout.WriteLine($"                       {a.Shape,-12} {a.Tokens,6} {a.Threads,8} {a.FusedGFlops,15:F1} {a.BlockedGFlops,17:F1} {a.Speedup,16:F2}×");
             }
+        }
+        foreach (string line in vitSpeeds is null ? [] : VitBenchmark.Describe(vitSpeeds))
+        {
+            stdout.WriteLine(line);
         }
         if (influenceCost is { } ic)
         {

@@ -9,7 +9,7 @@ public sealed class ClassifyCommand : ICommand
     public string Summary => "the top labels of an image classifier (ViT) for an image";
     public string Usage => """
         headwise classify --model M (--image FILE | --image-dir DIR) [--top K] [--prune-tokens KEEP [--prune-layers L,...]
-                          [--head-weights FILE]] [--json]
+                          [--head-weights FILE]] [--sparsifiner K[,rank:R]] [--json]
         """;
 
     public string Description => """
@@ -25,6 +25,7 @@ public sealed class ClassifyCommand : ICommand
         .. ImageArgs.Options,
         CliOption.Integer("top", "K", "how many labels to show (default 5; at most the number of labels)"),
         .. ImageArgs.PruningOptions,
+        .. ImageArgs.SparsifinerOptions,
         CliOption.Flag("json", "print {\"logits\": [...], \"top\": [{\"label\": ..., \"probability\": ...}, ...]}; with --image-dir,\none such object per image, in name order, each with \"image\": its path"),
     ];
 
@@ -46,13 +47,15 @@ public sealed class ClassifyCommand : ICommand
         }
         var processor = ImageArgs.Processor(loaded);
         var pruning = ImageArgs.Pruning(args, loaded.Config);
+        var sparse = ImageArgs.Sparsifiner(args, loaded);
+        var hooks = ImageArgs.WithSparsifiner(null, sparse, loaded) is { } install ? Hooks.HookSet.Of(loaded.Config.NLayers, install) : null;
         var results = new List<object>();
         foreach (string file in files)
         {
             var input = ImageArgs.Read(file, loaded, processor, stderr);
             int V = loaded.Config.VocabSize;
             // logits = self.classifier(sequence_output[:, 0, :]): the CLS position's
-            var logits = pruning is null ? loaded.Model.Forward(input)[..V] : ((Models.Vit)loaded.Model).ForwardPruned(input, pruning).Output;
+            var logits = pruning is null ? loaded.Model.Forward(input, hooks)[..V] : ((Models.Vit)loaded.Model).ForwardPruned(input, pruning, hooks).Output;
             var best = Classification.Top(logits, vision, top);
             if (json)
             {

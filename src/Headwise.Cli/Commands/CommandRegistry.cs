@@ -38,6 +38,7 @@ public static class CommandRegistry
         new TrainTokenizerCommand(),
         new ExperimentCommand(),
         new TrainDemoCommand(),
+        new TrainVitCommand(),
         new DemoCommand(),
     ];
 }

@@ -10,7 +10,7 @@ public sealed class EvalCommand : ICommand
     public string Usage => """
         headwise eval --model M (--text-file F | --text "..." | --tokens 1,403,407) [--window N] [--stride S] [--intervene FILE] [--attention SPEC] [--json]
         headwise eval --model VIT --image-dir DIR [--labels FILE] [--prune-tokens KEEP [--prune-layers L,...] [--head-weights FILE]]
-                      [--intervene FILE] [--json]
+                      [--sparsifiner K[,rank:R]] [--intervene FILE] [--json]
         """;
 
     public string Description => """
@@ -33,6 +33,7 @@ public sealed class EvalCommand : ICommand
         CliOption.Flag("no-bos", "do not prepend BOS to the text"),
         .. ImageArgs.LabelsOptions,
         .. ImageArgs.PruningOptions,
+        .. ImageArgs.SparsifinerOptions,
         .. RecipeArgs.Options,
         .. AttentionArgs.Options,
         CliOption.Flag("json", "print {\"tokens\": [...], \"nll\": [...], \"mean_nll\": x, \"perplexity\": y} (and \"recipe\": name\nunder --intervene; \"attention\": spec, \"density\": d under --attention); with --image-dir, {\"images\": N, \"correct\": n, \"accuracy\": x,\n\"mean_cross_entropy\": y, \"labels\": [...], \"predicted\": [...], \"forward_seconds\": s,\n\"images_per_second\": r, \"tokens_kept\": share} (ids in file order; tokens_kept: the mean share\nof tokens the blocks ran on, 1 without --prune-tokens)"),
@@ -47,7 +48,7 @@ public sealed class EvalCommand : ICommand
     {
         bool json = args.Flag("json");
         bool noBos = args.Flag("no-bos");
-        if (args.Has("image-dir") || args.Has("labels") || args.Has("prune-tokens"))
+        if (args.Has("image-dir") || args.Has("labels") || args.Has("prune-tokens") || args.Has("sparsifiner"))
         {
             return RunImages(args, json, stdout, stderr);
         }
@@ -110,10 +111,11 @@ public sealed class EvalCommand : ICommand
         var vision = ImageArgs.RequireVision(loaded, "eval --image-dir");
         var files = ImageArgs.LabelledFiles(args, vision);
         var pruning = ImageArgs.Pruning(args, loaded.Config);
+        var sparse = ImageArgs.Sparsifiner(args, loaded);
         var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
         using var applied = RecipeArgs.Apply(args, loaded);
         var r = ImageEvaluation.Evaluate(applied?.Model ?? loaded.Model, ImageArgs.ReadLabelled(files, loaded, stderr), bar, files.Length,
-            CliMain.Cancellation, RecipeArgs.Hooks(applied), pruning);
+            CliMain.Cancellation, ImageArgs.WithSparsifiner(RecipeArgs.Hooks(applied), sparse, loaded), pruning);
         double perSecond = r.Images / Math.Max(r.ForwardSeconds, 1e-9);
         if (json)
         {
@@ -128,6 +130,7 @@ public sealed class EvalCommand : ICommand
                 forward_seconds = r.ForwardSeconds,
                 images_per_second = perSecond,
                 tokens_kept = r.TokensKept,
+                attention_density = sparse?.Plan.Density(vision.SequenceLength) ?? 1.0,
             }, applied));
             return 0;
         }
@@ -138,6 +141,10 @@ public sealed class EvalCommand : ICommand
         if (pruning is not null)
         {
             stdout.WriteLine($"token pruning       keep {pruning.Keep:0.###} after blocks {string.Join(",", pruning.Layers)}: the blocks ran on {r.TokensKept:P1} of the tokens");
+        }
+        if (sparse is not null)
+        {
+            stdout.WriteLine($"sparsifiner         {sparse.Plan.KeysPerQuery} keys per query (rank {sparse.Plan.Rank}): attention density {sparse.Plan.Density(vision.SequenceLength):P1}");
         }
         stdout.WriteLine($"speed               {perSecond:F1} images/s (forwards only, {r.ForwardSeconds:F3} s)");
         return 0;

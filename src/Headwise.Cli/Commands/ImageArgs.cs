@@ -129,6 +129,44 @@ public static class ImageArgs
         CliOption.Text("head-weights", "FILE", "weight each head's CLS attention by an importance --json output's \"values\" (negatives\ncount as 0; default: every head alike)"),
     ];
 
+    /// <summary>The Sparsifiner option of eval and classify on a ViT.</summary>
+    public static readonly CliOption[] SparsifinerOptions =
+    [
+        CliOption.Text("sparsifiner", "K[,rank:R]", "Sparsifiner-style sparse attention: each query attends only to the K keys ranked\n" +
+            "highest by a rank-R estimate of its scores (an SVD of each head's W_Q·W_Kᵀ, no training;\n" +
+            "default R = head size / 4). K ≥ the number of tokens is the dense model, exactly"),
+    ];
+
+    /// <summary>The Sparsifiner attention of --sparsifiner K[,rank:R], or null without it.</summary>
+    public static Analysis.Vision.Sparsifiner? Sparsifiner(CliArgs args, LoadedModel loaded)
+    {
+        if (args.Get("sparsifiner") is not { } text)
+        {
+            return null;
+        }
+        var parts = text.Split(',');
+        int HD = loaded.Config.DHead;
+        bool Int(string s, out int v) => int.TryParse(s.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out v) && v >= 1;
+        if (parts.Length > 2 || !Int(parts[0], out int keys))
+        {
+            throw new UsageException($"--sparsifiner expects K[,rank:R] (K keys per query ≥ 1, e.g. 8 or 8,rank:4), got '{text}'");
+        }
+        int rank = Analysis.Vision.SparsifinerPlan.DefaultRank(HD);
+        if (parts.Length == 2 && !(parts[1].Trim().StartsWith("rank:", StringComparison.Ordinal) && Int(parts[1].Trim()[5..], out rank) && rank <= HD))
+        {
+            throw new UsageException($"--sparsifiner: '{parts[1]}' should be rank:R with R in 1..{HD} (the head size)");
+        }
+        return new Analysis.Vision.Sparsifiner(loaded.Model, new Analysis.Vision.SparsifinerPlan(keys, rank));
+    }
+
+    /// <summary><paramref name="hooks"/> (e.g. a recipe's) followed by the Sparsifiner's, for images of the model's size.</summary>
+    public static Action<Hooks.HookSet>? WithSparsifiner(Action<Hooks.HookSet>? hooks, Analysis.Vision.Sparsifiner? sparse, LoadedModel loaded) =>
+        sparse is null ? hooks : h =>
+        {
+            hooks?.Invoke(h);
+            sparse.Install(h, loaded.Config.Vision!.SequenceLength);
+        };
+
     /// <summary>The pruning plan of --prune-tokens/--prune-layers/--head-weights, or null without --prune-tokens.</summary>
     public static TokenPruning? Pruning(CliArgs args, Loading.ModelConfig config)
     {

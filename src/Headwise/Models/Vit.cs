@@ -122,13 +122,19 @@ public sealed partial class Vit : TransformerModel
     // image b's patches, row-major over the grid, each flattened in the conv kernel's (channel, ky, kx) order: (P, ch·p·p)
     private static void Patchify(ImagePixels px, int b, int p, float[] patches)
     {
-        int ch = px.Channels, H = px.Height, W = px.Width, gw = W / p, K = ch * p * p;
-        var image = px.Data.AsSpan(b * ch * H * W, ch * H * W);
+        int ch = px.Channels, H = px.Height, W = px.Width;
+        Patchify(px.Data.AsSpan(b * ch * H * W, ch * H * W), ch, H, W, p, patches);
+    }
+
+    // image: (ch, H, W) → patches: (P, ch·p·p), as above (shared with the trainer's ViT, TrainableVit)
+    internal static void Patchify(ReadOnlySpan<float> image, int ch, int H, int W, int p, Span<float> patches)
+    {
+        int gw = W / p, K = ch * p * p;
         for (int gy = 0; gy < H / p; gy++)
         {
             for (int gx = 0; gx < gw; gx++)
             {
-                var patch = patches.AsSpan((gy * gw + gx) * K, K);
+                var patch = patches.Slice((gy * gw + gx) * K, K);
                 for (int c = 0; c < ch; c++)
                 {
                     for (int ky = 0; ky < p; ky++)

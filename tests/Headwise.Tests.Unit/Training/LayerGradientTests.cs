@@ -215,10 +215,12 @@ public class LayerGradientTests
     }
 
     [Theory]
-    [InlineData(4, 4, 4)]  // multi-head
-    [InlineData(4, 2, 3)]  // grouped-query, value head size ≠ query head size (as with a combined W_OV)
-    [InlineData(1, 1, 4)]  // single head
-    public void Attention(int NH, int NKV, int HDV)
+    [InlineData(4, 4, 4, true)]  // multi-head
+    [InlineData(4, 2, 3, true)]  // grouped-query, value head size ≠ query head size (as with a combined W_OV)
+    [InlineData(1, 1, 4, true)]  // single head
+    [InlineData(4, 4, 4, false)] // bidirectional (ViT): every key visible
+    [InlineData(4, 2, 3, false)]
+    public void Attention(int NH, int NKV, int HDV, bool causal)
     {
         int B = 2, T = 5, HD = 4;
         var r = new Random(8);
@@ -228,11 +230,11 @@ public class LayerGradientTests
         var dz = Rand(r, B * T * NH * HDV);
         var att = new float[B * NH * T * T];
         var z = new float[B * T * NH * HDV];
-        Headwise.Training.Layers.Attention.Forward(q, k, v, att, z, B, T, NH, NKV, HD, HDV);
+        Headwise.Training.Layers.Attention.Forward(q, k, v, att, z, B, T, NH, NKV, HD, HDV, causal: causal);
         var dq = new float[q.Length];
         var dk = Rand(r, k.Length); // overwritten, so garbage must not leak
         var dv = Rand(r, v.Length);
-        Headwise.Training.Layers.Attention.Backward(dz, q, k, v, att, dq, dk, dv, B, T, NH, NKV, HD, HDV);
+        Headwise.Training.Layers.Attention.Backward(dz, q, k, v, att, dq, dk, dv, B, T, NH, NKV, HD, HDV, causal: causal);
         double Ref(double[][] p)
         {
             double s = 0;
@@ -241,15 +243,16 @@ public class LayerGradientTests
                 for (int h = 0; h < NH; h++)
                     for (int t = 0; t < T; t++)
                     {
-                        var sc = new double[t + 1];
-                        for (int j = 0; j <= t; j++)
+                        int last = causal ? t : T - 1;
+                        var sc = new double[last + 1];
+                        for (int j = 0; j <= last; j++)
                         {
                             double d = 0;
                             for (int i = 0; i < HD; i++) d += p[0][((b * T + t) * NH + h) * HD + i] * p[1][((b * T + j) * NKV + h / g) * HD + i];
                             sc[j] = d / Math.Sqrt(HD);
                         }
                         double max = sc.Max(), sum = sc.Sum(u => Math.Exp(u - max));
-                        for (int j = 0; j <= t; j++)
+                        for (int j = 0; j <= last; j++)
                         {
                             double a = Math.Exp(sc[j] - max) / sum;
                             for (int i = 0; i < HDV; i++) s += a * p[2][((b * T + j) * NKV + h / g) * HDV + i] * dz[((b * T + t) * NH + h) * HDV + i];

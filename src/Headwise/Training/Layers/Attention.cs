@@ -4,7 +4,7 @@ namespace Headwise.Training.Layers;
 
 /// <summary>
 /// Causal self-attention with grouped key/value heads, the T×T pattern materialised per head (training sizes):
-/// att = softmax(q·kᵀ/√HD + causal mask), z = att·v. Query head h reads key/value head h / (NH / NKV).
+/// att = softmax(q·kᵀ/√HD + causal mask), z = att·v; with causal = false, bidirectional (every key visible: ViT). Query head h reads key/value head h / (NH / NKV).
 /// The value head size HDV may differ from HD (a combined W_OV per head has HDV = C). An optional score bias (NH, T, T) is
 /// added to the scaled scores before the softmax (gaussian), and the backward can hand out the scores' gradient.
 /// </summary>
@@ -13,14 +13,14 @@ public static class Attention
     // q: (B, T, NH, HD)  k: (B, T, NKV, HD)  v: (B, T, NKV, HDV)  att: (B, NH, T, T) saved  z: (B, T, NH, HDV)
     // scoreBias: (NH, T, T) or empty, finite (−∞ above the diagonal stays −∞)
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> att, Span<float> z,
-        int B, int T, int NH, int NKV, int HD, int HDV, ReadOnlySpan<float> scoreBias = default)
+        int B, int T, int NH, int NKV, int HD, int HDV, ReadOnlySpan<float> scoreBias = default, bool causal = true)
     {
         float scale = 1f / MathF.Sqrt(HD);
         for (int b = 0; b < B; b++)
         {
             var a = att.Slice(b * NH * T * T, NH * T * T);
-            // pass 1: scaled q·kᵀ, −∞ above the diagonal
-            K.AttentionScores(q.Slice(b * T * NH * HD), k.Slice(b * T * NKV * HD), a, T, T, NH, NKV, HD, 0, scale, default, 0);
+            // pass 1: scaled q·kᵀ, −∞ above the diagonal when causal (a past of T keys makes every key visible)
+            K.AttentionScores(q.Slice(b * T * NH * HD), k.Slice(b * T * NKV * HD), a, T, T, NH, NKV, HD, causal ? 0 : T, scale, default, 0);
             if (!scoreBias.IsEmpty) K.Add(a, scoreBias[..(NH * T * T)], a);
             // pass 2: softmax over keys
             K.MaskedSoftmax(a, NH * T, T);
@@ -30,11 +30,11 @@ public static class Attention
     }
 
     // dz: (B, T, NH, HDV)  dq: (B, T, NH, HD) overwritten  dk: (B, T, NKV, HD), dv: (B, T, NKV, HDV) overwritten
-    // dScores: (B, NH, T, T) or empty: d loss / d (pre-softmax score) written for j ≤ t (a score bias's gradient)
+    // dScores: (B, NH, T, T) or empty: d loss / d (pre-softmax score) written for the visible keys j (a score bias's gradient)
     // Split over (b, kv head): each task owns the dk/dv rows of its kv head and the dq rows of its query heads.
     public static unsafe void Backward(ReadOnlySpan<float> dz, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> att, Span<float> dq, Span<float> dk, Span<float> dv, int B, int T, int NH, int NKV, int HD, int HDV,
-        Span<float> dScores = default)
+        Span<float> dScores = default, bool causal = true)
     {
         float scale = 1f / MathF.Sqrt(HD);
         int group = NH / NKV;
@@ -56,13 +56,14 @@ public static class Attention
                     int h = kvh * group + gi;
                     for (int t = 0; t < T; t++)
                     {
-                        var p = new ReadOnlySpan<float>(A + ((long)(b * NH + h) * T + t) * T, t + 1);
+                        int last = causal ? t : T - 1; // the last key query t sees
+                        var p = new ReadOnlySpan<float>(A + ((long)(b * NH + h) * T + t) * T, last + 1);
                         var dzt = new ReadOnlySpan<float>(DZ + ((long)(b * T + t) * NH + h) * HDV, HDV);
                         var qt = new ReadOnlySpan<float>(Q + ((long)(b * T + t) * NH + h) * HD, HD);
                         var dqt = new Span<float>(DQ + ((long)(b * T + t) * NH + h) * HD, HD);
                         // undoes pass 3, z[t] = Σ_j p[j]·v[j]:  dp[j] = dz[t]·v[j],  dv[j] += p[j]·dz[t]
                         float sum = 0;
-                        for (int j = 0; j <= t; j++)
+                        for (int j = 0; j <= last; j++)
                         {
                             long vo = ((long)(b * T + j) * NKV + kvh) * HDV;
                             dp[j] = K.Dot(dzt, new ReadOnlySpan<float>(Vp + vo, HDV));
@@ -72,7 +73,7 @@ public static class Attention
                         // undoes pass 2, p = softmax(s):  ds[j] = p[j]·(dp[j] − Σ_i p[i]·dp[i])
                         // undoes pass 1, s[j] = scale·q[t]·k[j]:  dq[t] = scale·Σ_j ds[j]·k[j],  dk[j] += scale·ds[j]·q[t]
                         dqt.Clear();
-                        for (int j = 0; j <= t; j++)
+                        for (int j = 0; j <= last; j++)
                         {
                             float ds = p[j] * (dp[j] - sum);
                             if (keepDs) DS[((long)(b * NH + h) * T + t) * T + j] = ds;

@@ -129,11 +129,13 @@ public class InterventionTests
         var r = ActivationPatching.Run(m.Model, Pair(m), site, perPosition: true);
         int units = ActivationPatching.Units(m.Config, site);
         Assert.Equal(units, r.Scores.Heads);
+        // zero up to float rounding: a patched layer runs the three-pass (hookable) attention, the corrupted baseline the
+        // blocked kernel (online softmax), so equal inputs agree to ~1e-6 relative, not bit for bit
         for (int h = 0; h < units; h++)
         {
             for (int p = 0; p < 4; p++)
             {
-                Assert.Equal(0f, r.PerPosition![0][h][p], 1e-6f);
+                Assert.Equal(0f, r.PerPosition![0][h][p], 1e-5f);
             }
         }
         // somewhere, some position matters

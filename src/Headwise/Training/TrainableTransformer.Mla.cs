@@ -82,7 +82,7 @@ public sealed partial class TrainableTransformer
 
     /// <summary>The model as a deepseek_v3 checkpoint in the layout it was imported from: Headwise's (a <c>headwise_mla</c>
     /// block) or stock DeepSeek-V3. Throws when the model has no latent attention.</summary>
-    public MlaCheckpoint ToMlaCheckpoint(int bosTokenId = 0, int eosTokenId = 1)
+    public MlaCheckpoint ToMlaCheckpoint(int? bosTokenId = 0, int? eosTokenId = 1)
     {
         var m = Config.Mla ?? throw new InvalidInputException("ToMlaCheckpoint: the model has no latent attention (export it with SaveHf)");
         var config = new JsonObject

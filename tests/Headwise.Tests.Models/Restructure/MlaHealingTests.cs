@@ -103,7 +103,7 @@ public sealed class MlaHealingTests
         using var after = student.ToMlaCheckpoint().ToModel();
         Assert.Equal(before.KvCacheBytesPerToken, after.KvCacheBytesPerToken); // still the same latent: the cache did not grow
         var end = Healing.Score(after, teacher.Model, heldOut);
-        Assert.True(end.Kl < 0.8 * start.Kl, $"held-out KL {start.Kl:F4} → {end.Kl:F4}");
+        Assert.True(end.Kl < 0.9 * start.Kl, $"held-out KL {start.Kl:F4} → {end.Kl:F4}"); // 25 steps on ~600 tokens: a modest gain (docs/restructure.md)
         Assert.True(end.Nll < start.Nll, $"held-out NLL {start.Nll:F4} → {end.Nll:F4}");
         Assert.True(kls[^5..].Average() < kls[..5].Average(), "the batch KL falls during training");
     }

@@ -8,11 +8,11 @@ public sealed class BenchCommand : ICommand
 {
     public string Name => "bench";
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
-    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives", "recipes", "influence", "onnx", "variants" };
+    public IReadOnlySet<string> Flags { get; } = new HashSet<string> { "json", "quick", "skip-load", "importance", "training", "primitives", "recipes", "influence", "onnx", "variants", "mla" };
     public IReadOnlySet<string> Options { get; } = new HashSet<string>(["threads", "tokens"]);
     public string Help => """
         headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence] [--onnx]
-                       [--variants]
+                       [--variants] [--mla]
 
         Measures the engine on this machine, each figure against a baseline measured in the same run
         (machines are noisy; ratios travel better than absolute numbers):
@@ -53,6 +53,12 @@ public sealed class BenchCommand : ICommand
                    checking that both give the same mean NLL to 1e-5 (the benchmark fails when they do not)
         Figures are medians of repeated runs after a warm-up. Record them in docs/performance.md with this command.
 
+          mla      (with --mla; minutes, about 1.5 GB of memory) decode tokens/s at 4K and 16K context of a random
+                   grouped-query Llama (8 layers, d_model 1024, 16 heads of 64, 4 kv heads, MLP 2816, vocab 4096) and of
+                   its MLA conversions (convert mla, Headwise layout) at kv fractions 0.5 and 0.25, the cache pre-filled
+                   (no prefill); with the KV-cache bytes per token and read per decoded token (--quick: 2 layers,
+                   d_model 256, context 512 and 1K)
+
         Options:
           --quick           small sizes, for a smoke test (seconds, not minutes); the figures are not the targets' figures
           --tokens T        prefill length (default 512)
@@ -65,6 +71,7 @@ public sealed class BenchCommand : ICommand
           --influence       also time `headwise influence` on the demo model against its prefill tokens/s
           --onnx            also compare prefill with ONNX Runtime's on the same weights
           --variants        also time training steps of every attention variant against softmax
+          --mla             also time decode of a grouped-query model against its MLA conversions at long contexts
           --json            print one JSON object (schema in docs/cli.md)
 
         Example:
@@ -187,6 +194,14 @@ public sealed class BenchCommand : ICommand
             Progress("influence on the demo model (400 documents)");
             using var loaded = ModelLoader.Load(demo);
             influenceCost = InfluenceBenchmark.Run(loaded.Model, [new Analysis.HeadId(2, 1)], documents: quick ? 40 : 400, reps: quick ? 1 : 3, cancel: cancel);
+        }
+
+        IReadOnlyList<MlaDecodeRow>? mlaRows = null;
+        if (args.Flag("mla"))
+        {
+            Progress("decode of a grouped-query model against its MLA conversions");
+            mlaRows = MlaDecodeBenchmark.Run(MlaDecodeBenchmark.Shape(quick), quick ? [512, 1024] : [4096, 16384], [0.5, 0.25],
+                reps: quick ? 1 : 3, cancel: cancel);
         }
 
         IReadOnlyList<VariantSpeedResult>? variantSpeeds = null;
@@ -326,6 +341,19 @@ public sealed class BenchCommand : ICommand
                 ratio = v.Skipped is null ? v.Ratio : (double?)null,
                 skipped = v.Skipped,
             }).ToArray(),
+            mla_decode = mlaRows?.Select(m => new
+            {
+                model = m.Model,
+                kv_fraction = m.KvFraction,
+                context = m.Context,
+                kv_rank = m.KvRank,
+                rope_dim = m.RopeDim,
+                cache_bytes_per_token = m.CacheBytesPerToken,
+                cache_bytes_read_per_token = m.CacheBytesReadPerToken,
+                weight_bytes = m.WeightBytes,
+                tokens_per_s = m.TokensPerSecond,
+                speedup = m.Speedup,
+            }).ToArray(),
             influence = influenceCost is null ? null : new
             {
                 model = "demo (models/demo)",
@@ -431,6 +459,15 @@ public sealed class BenchCommand : ICommand
             {
                 stdout.WriteLine(v.Skipped is null ? $"                       {v.Variant,-16} {v.TokensPerSecond,10:F0} tokens/s {v.Ratio,6:F2}×"
                     : $"                       {v.Variant,-16} skipped: {v.Skipped}");
+            }
+        }
+        if (mlaRows is not null)
+        {
+            stdout.WriteLine($"mla decode             a random GQA Llama against its MLA conversions{(quick ? " (--quick: 2 layers, d_model 256)" : "")}, the cache pre-filled:");
+            foreach (var m in mlaRows)
+            {
+                stdout.WriteLine($"                       context {m.Context,6}  {m.Model,-9} cache {m.CacheBytesPerToken,7:N0} B/token, {m.CacheBytesReadPerToken / 1e6,8:F1} MB read/token  " +
+                    $"{m.TokensPerSecond,8:F1} tokens/s {m.Speedup,6:F2}×");
             }
         }
         if (influenceCost is { } ic)

@@ -82,7 +82,7 @@ public sealed class HealCommand : ICommand
         {
             throw new UsageException($"--teacher {teacherPath}: its vocabulary ({teacher.Config.VocabSize} tokens) differs from --model's ({sc.VocabSize}); distillation needs the same tokens");
         }
-        if (TrainableTransformer.ImportBlocker(sc) is string why) throw new UsageException($"--model {loaded.Path}: cannot be trained: {why}");
+        if ((sc.Mla is not null ? TrainableTransformer.MlaImportBlocker(sc) : TrainableTransformer.ImportBlocker(sc)) is string why) throw new UsageException($"--model {loaded.Path}: cannot be trained: {why}");
         var tokenizer = loaded.Tokenizer ?? teacher.Tokenizer ?? loaded.RequireTokenizer();
 
         int split = Healing.HeldOutStart(text);

@@ -19,10 +19,6 @@ public sealed partial class TrainableTransformer
     public static string? ImportBlocker(ModelConfig c)
     {
         string what = $"{c.ModelType} model";
-        if (c.Family == ArchitectureFamily.DeepseekV3)
-        {
-            return MlaImportBlocker(c); // FromMla
-        }
         if (c.Family is not (ArchitectureFamily.Gpt2 or ArchitectureFamily.Llama))
         {
             return $"the trainer builds GPT-2 and Llama models; a {what} ({c.Family} family) does not fit";

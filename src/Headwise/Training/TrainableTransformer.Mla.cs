@@ -74,7 +74,7 @@ public sealed partial class TrainableTransformer
         var t = new TrainableTransformer(config);
         foreach (var p in t.Parameters)
         {
-            var w = model.Weights.Get(MlaTensorName(p.Name), p.Shape);
+            var w = model.Weights.Get(DeepseekV3.TrainerTensorName(p.Name), p.Shape);
             w.Span.CopyTo(t.Param(p.Name));
         }
         return t;
@@ -129,43 +129,7 @@ public sealed partial class TrainableTransformer
                 ["rope_source_dims"] = m.RopeSourceDims > 0 ? m.RopeSourceDims : m.RopeDim,
             };
         }
-        var tensors = _params.Select(p => (MlaTensorName(p.Name), (int[])p.Shape.Clone(), Param(p.Name).ToArray())).ToList();
+        var tensors = _params.Select(p => (DeepseekV3.TrainerTensorName(p.Name), (int[])p.Shape.Clone(), Param(p.Name).ToArray())).ToList();
         return new MlaCheckpoint(config, tensors);
-    }
-
-    // the trainer's parameter names → DeepseekV3ForCausalLM's (nn.Linear (out, in) in both: no transposes)
-    private static string MlaTensorName(string param)
-    {
-        switch (param)
-        {
-            case "wte": return "model.embed_tokens.weight";
-            case "ln_f.weight": return "model.norm.weight";
-            case "w_u": return "lm_head.weight";
-        }
-        // blocks.{l}.{part}
-        int dot = param.IndexOf('.', "blocks.".Length);
-        string layer = param["blocks.".Length..dot], part = param[(dot + 1)..];
-        string hf = part switch
-        {
-            "ln1.weight" => "input_layernorm.weight",
-            "ln2.weight" => "post_attention_layernorm.weight",
-            "attn.w_q" => "self_attn.q_proj.weight",
-            "attn.b_q" => "self_attn.q_proj.bias",
-            "attn.w_q_a" => "self_attn.q_a_proj.weight",
-            "attn.b_q_a" => "self_attn.q_a_proj.bias",
-            "attn.q_norm.weight" => "self_attn.q_a_layernorm.weight",
-            "attn.w_q_b" => "self_attn.q_b_proj.weight",
-            "attn.w_dkv" => "self_attn.kv_a_proj_with_mqa.weight",
-            "attn.b_dkv" => "self_attn.kv_a_proj_with_mqa.bias",
-            "attn.kv_norm.weight" => "self_attn.kv_a_layernorm.weight",
-            "attn.w_ukv" => "self_attn.kv_b_proj.weight",
-            "attn.w_o" => "self_attn.o_proj.weight",
-            "attn.b_o" => "self_attn.o_proj.bias",
-            "mlp.w_gate" => "mlp.gate_proj.weight",
-            "mlp.w_up" => "mlp.up_proj.weight",
-            "mlp.w_out" => "mlp.down_proj.weight",
-            _ => throw new InvalidOperationException($"no deepseek_v3 tensor for the trainer's '{param}'"),
-        };
-        return $"model.layers.{layer}.{hf}";
     }
 }

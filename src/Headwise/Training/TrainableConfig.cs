@@ -154,7 +154,7 @@ public sealed record TrainableConfig
 /// </summary>
 public sealed record TrainableMla
 {
-    /// <summary>q_lora_rank QR: 0 for one q_proj, else q_a_proj (QR, C) → RMSNorm → q_b_proj.</summary>
+    /// <summary>q_lora_rank QR: 0 for one query projection, else a rank-QR projection → RMSNorm → the query.</summary>
     public int QLoraRank { get; init; }
     /// <summary>kv_lora_rank R: the latent's width.</summary>
     public required int KvLoraRank { get; init; }
@@ -166,9 +166,9 @@ public sealed record TrainableMla
     public float AttentionScale { get; init; }
     /// <summary>kv_a_layernorm on the latent (stock DeepSeek-V3); false in Headwise's converted layout.</summary>
     public bool LatentNorm { get; init; } = true;
-    /// <summary>A bias on q_proj (Headwise's layout: a converted Qwen2's).</summary>
+    /// <summary>A bias on the query projection (Headwise's layout: a converted Qwen2's).</summary>
     public bool QueryBias { get; init; }
-    /// <summary>attention_bias: biases on q_a_proj, kv_a_proj_with_mqa and o_proj.</summary>
+    /// <summary>attention_bias: biases on the query's rank-QR projection, the latent/rotary-key projection and the output.</summary>
     public bool AttentionBias { get; init; }
     /// <summary>rope_interleave: rotary pairs (2i, 2i + 1); false: (i, i + ROPE/2).</summary>
     public bool RopeInterleave { get; init; } = true;

@@ -6,7 +6,7 @@ namespace Headwise.Training.Layers;
 /// <summary>
 /// Multi-head latent attention (DeepSeek-V3's <c>DeepseekV3Attention</c>, and the layout <c>convert mla</c> writes) for
 /// training, every layer of a model in one object: it registers each layer's projections, keeps what the backward needs and
-/// owns its scratch. Letters: QR = query rank (0: one q_proj), R = latent rank, NOPE/ROPE = the non-rotary/rotary parts of a
+/// owns its scratch. Letters: QR = query rank (0: one query projection), R = latent rank, NOPE/ROPE = the non-rotary/rotary parts of a
 /// query/key head, QK = NOPE + ROPE, HD = value head size.
 ///   q      = x·W_Qᵀ (+ b_q)                     or  q_b(RMSNorm(x·W_QAᵀ + b_qa)),  per head [q_nope | q_rot]   (N, NH, QK)
 ///   [c | k_rot] = x·W_DKVᵀ (+ b_dkv)            c: the latent (R), RMSNorm'd when the layout has kv_a_layernorm
@@ -109,7 +109,7 @@ public sealed class MlaAttention
     {
         int N = B * T;
         var w = _layers[l];
-        // q_states = self.q_proj(hidden_states)  — or self.q_b_proj(self.q_a_layernorm(self.q_a_proj(hidden_states)))
+        // the query: one projection, or the rank-QR projection → RMSNorm → the up-projection (HF DeepseekV3Attention)
         if (QR == 0)
         {
             Linear.Forward(x, At(p, w.Wq, NH * QK * C), At(p, w.Bq, NH * QK), w.Q, N, C, NH * QK);

@@ -82,6 +82,40 @@ public sealed class HealCliTests
         }
     }
 
+    [Fact]
+    public void Stories260KMlaConversionHealsAndIsWrittenBackAsTheSameLatentLayout()
+    {
+        string s = CliRunner.RequireStories260K();
+        string mla = NewDir(), healed = NewDir();
+        try
+        {
+            string[] stories = ["--tokenizer", Path.Combine(s, "tok512.bin")];
+            var r = CliRunner.Run(["convert", "mla", "--model", Path.Combine(s, "stories260K.bin"), .. stories, "--kv-fraction", "0.25", "--out", mla]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            r = CliRunner.Run(["heal", "--model", mla, "--teacher", Path.Combine(s, "stories260K.bin"), .. stories, "--text-file", Text("stories.txt"),
+                "--steps", "6", "--lr", "1e-3", "--out", healed, "--json"]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("latent rank", r.Stderr, StringComparison.Ordinal);
+            using var j = JsonDocument.Parse(r.Stdout);
+            var kl = j.RootElement.GetProperty("kl");
+            Assert.True(kl.GetProperty("healed").GetDouble() < kl.GetProperty("converted").GetDouble(), r.Stdout);
+            // the healed checkpoint is the same deepseek_v3 layout, with the same cache per token
+            double Info(string model, string field)
+            {
+                var i = CliRunner.Run(["info", "--model", model, .. stories, "--json"]);
+                Assert.True(i.ExitCode == 0, i.Stderr);
+                using var ij = JsonDocument.Parse(i.Stdout);
+                return ij.RootElement.GetProperty(field).GetDouble();
+            }
+            Assert.Equal(Info(mla, "kv_cache_bytes_per_token"), Info(healed, "kv_cache_bytes_per_token"));
+            Assert.Contains("headwise_mla", File.ReadAllText(Path.Combine(healed, "config.json")), StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var d in new[] { mla, healed }.Where(Directory.Exists)) Directory.Delete(d, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData("no-teacher", "missing --teacher")]
     [InlineData("bad-teacher", "--teacher")]

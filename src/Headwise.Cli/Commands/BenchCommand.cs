@@ -10,7 +10,7 @@ public sealed class BenchCommand : ICommand
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
     public string Usage => """
         headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence] [--onnx]
-                       [--variants] [--attention-kernels] [--vit]
+                       [--variants] [--attention-kernels] [--vit] [--mla]
         """;
 
     public string Description => """
@@ -59,6 +59,11 @@ public sealed class BenchCommand : ICommand
                    row) against the blocked one (query × key tiles, online softmax), causal prefill at 512, 1,024 and 4,096
                    tokens (128 and 256 with --quick) on a GPT-2-small head shape (NH 12, HD 64) and a Llama GQA shape
                    (NH 32, NKV 8, HD 128), on 1 and all threads: GFLOP/s of each (causal pairs only) and blocked ÷ fused speed
+          mla      (with --mla; minutes, about 1.5 GB of memory) decode tokens/s at 4K and 16K context of a random
+                   grouped-query Llama (8 layers, d_model 1024, 16 heads of 64, 4 kv heads, MLP 2816, vocab 4096) and of
+                   its MLA conversions (convert mla, Headwise layout) at kv fractions 0.5 and 0.25, the cache pre-filled
+                   (no prefill); with the KV-cache bytes per token and read per decoded token (--quick: 2 layers,
+                   d_model 256, context 512 and 1K)
         Figures are medians of repeated runs after a warm-up. Record them in docs/performance.md with this command.
         """;
 
@@ -77,6 +82,7 @@ public sealed class BenchCommand : ICommand
         CliOption.Flag("variants", "also time training steps of every attention variant against softmax"),
         CliOption.Flag("attention-kernels", "also time the fused attention kernel against the blocked one"),
         CliOption.Flag("vit", "also time ViT forwards (MNIST ViT, ViT-Base shape, token pruning, Sparsifiner)"),
+        CliOption.Flag("mla", "also time decode of a grouped-query model against its MLA conversions at long contexts"),
         CliOption.Flag("json", "print one JSON object (schema in docs/cli.md)"),
     ];
 
@@ -202,6 +208,14 @@ public sealed class BenchCommand : ICommand
             Progress("influence on the demo model (400 documents)");
             using var loaded = ModelLoader.Load(demo);
             influenceCost = InfluenceBenchmark.Run(loaded.Model, [new Analysis.HeadId(2, 1)], documents: quick ? 40 : 400, reps: quick ? 1 : 3, cancel: cancel);
+        }
+
+        IReadOnlyList<MlaDecodeRow>? mlaRows = null;
+        if (args.Flag("mla"))
+        {
+            Progress("decode of a grouped-query model against its MLA conversions");
+            mlaRows = MlaDecodeBenchmark.Run(MlaDecodeBenchmark.Shape(quick), quick ? [512, 1024] : [4096, 16384], [0.5, 0.25],
+                reps: quick ? 1 : 3, cancel: cancel);
         }
 
         IReadOnlyList<VariantSpeedResult>? variantSpeeds = null;
@@ -370,6 +384,19 @@ public sealed class BenchCommand : ICommand
                 speedup = a.Speedup,
             }).ToArray(),
             vit = vitSpeeds is null ? null : VitBenchmark.Json(vitSpeeds),
+            mla_decode = mlaRows?.Select(m => new
+            {
+                model = m.Model,
+                kv_fraction = m.KvFraction,
+                context = m.Context,
+                kv_rank = m.KvRank,
+                rope_dim = m.RopeDim,
+                cache_bytes_per_token = m.CacheBytesPerToken,
+                cache_bytes_read_per_token = m.CacheBytesReadPerToken,
+                weight_bytes = m.WeightBytes,
+                tokens_per_s = m.TokensPerSecond,
+                speedup = m.Speedup,
+            }).ToArray(),
             influence = influenceCost is null ? null : new
             {
                 model = "demo (models/demo)",
@@ -489,6 +516,15 @@ public sealed class BenchCommand : ICommand
         foreach (string line in vitSpeeds is null ? [] : VitBenchmark.Describe(vitSpeeds))
         {
             stdout.WriteLine(line);
+        }
+        if (mlaRows is not null)
+        {
+            stdout.WriteLine($"mla decode             a random GQA Llama against its MLA conversions{(quick ? " (--quick: 2 layers, d_model 256)" : "")}, the cache pre-filled:");
+            foreach (var m in mlaRows)
+            {
+                stdout.WriteLine($"                       context {m.Context,6}  {m.Model,-9} cache {m.CacheBytesPerToken,7:N0} B/token, {m.CacheBytesReadPerToken / 1e6,8:F1} MB read/token  " +
+                    $"{m.TokensPerSecond,8:F1} tokens/s {m.Speedup,6:F2}×");
+            }
         }
         if (influenceCost is { } ic)
         {

@@ -9,13 +9,13 @@ namespace Headwise.Cli.Commands;
 public sealed class HealCommand : ICommand
 {
     public string Name => "heal";
-    public string Summary => "distil a converted model (convert gqa / prune) back towards its original: KL to the teacher";
+    public string Summary => "distil a converted model (convert gqa / prune / mla) back towards its original: KL to the teacher";
     public string Usage => """
         headwise heal --model CONVERTED --teacher ORIGINAL --text-file F --steps N [--lr X] [--seq-len T] [--batch B] [--seed S] [--out DIR] [--dtype f32|f16|bf16] [--json]
         """;
 
     public string Description => """
-        Healing by distillation: the converted model (the output of headwise convert gqa or convert prune) is imported into
+        Healing by distillation: the converted model (the output of headwise convert gqa, prune or mla) is imported into
         the trainer and every one of its parameters is trained with AdamW (no weight decay, gradients clipped at norm 1) to
         minimise KL(teacher ‖ student) of the next-token distributions on random windows of the text; the teacher (the
         original model, run by the engine) gives its distributions on the same windows, at temperature 1. Grouped-query
@@ -23,8 +23,10 @@ public sealed class HealCommand : ICommand
         start near the cut) is held out: before and after, it reports the mean NLL there of ORIGINAL, CONVERTED and HEALED —
         what headwise eval --text-file reports on that part — and the KL of CONVERTED and HEALED to ORIGINAL. Progress (step,
         batch KL, tokens/s) goes to stderr. Both models read the text with CONVERTED's tokenizer (ORIGINAL's when it has
-        none) and must have the same vocabulary. The trainer holds GPT-2 and Llama models (llama2.c included); other
-        families are refused, naming what does not fit.
+        none) and must have the same vocabulary. The trainer holds GPT-2 and Llama models (llama2.c included) and deepseek_v3
+        models with multi-head latent attention (what convert mla writes, or a dense stock DeepSeek-V3): those train their
+        latent projections (W_DKV, W_UK/W_UV, the shared rotary key, the query) and --out writes the same layout back;
+        other families are refused, naming what does not fit.
         """;
 
     public IReadOnlyList<CliOption> Options { get; } =
@@ -81,7 +83,7 @@ public sealed class HealCommand : ICommand
         {
             throw new UsageException($"--teacher {teacherPath}: its vocabulary ({teacher.Config.VocabSize} tokens) differs from --model's ({sc.VocabSize}); distillation needs the same tokens");
         }
-        if (TrainableTransformer.ImportBlocker(sc) is string why) throw new UsageException($"--model {loaded.Path}: cannot be trained: {why}");
+        if ((sc.Mla is not null ? TrainableTransformer.MlaImportBlocker(sc) : TrainableTransformer.ImportBlocker(sc)) is string why) throw new UsageException($"--model {loaded.Path}: cannot be trained: {why}");
         var tokenizer = loaded.Tokenizer ?? teacher.Tokenizer ?? loaded.RequireTokenizer();
 
         int split = Healing.HeldOutStart(text);
@@ -98,10 +100,11 @@ public sealed class HealCommand : ICommand
         // before: the original, the converted, and the converted's KL to the original on the held-out tail
         var original = Healing.Score(teacher.Model, teacher.Model, heldOut, CliMain.Cancellation);
         var converted = Healing.Score(loaded.Model, teacher.Model, heldOut, CliMain.Cancellation);
-        var student = TrainableTransformer.FromCanonical(loaded.Model.ToCanonical());
+        var student = TrainableTransformer.FromModel(loaded.Model);
         var zeroed = Healing.ZeroedHeads(student);
         string ZeroedList() => string.Join(", ", zeroed.Select(h => $"{h.Layer}.{h.Head}"));
-        stderr.WriteLine($"heal: {sc.ModelType} ({sc.NHeads} heads, {sc.NKvHeads} kv heads, {student.ParameterCount:N0} parameters) towards {teacherPath}; " +
+        string shape = sc.Mla is { } mla ? $"latent rank {mla.KvLoraRank} + rotary {mla.QkRopeHeadDim}" : $"{sc.NKvHeads} kv heads";
+        stderr.WriteLine($"heal: {sc.ModelType} ({sc.NHeads} heads, {shape}, {student.ParameterCount:N0} parameters) towards {teacherPath}; " +
             $"{train.Length} training tokens, held out from character {split}: {heldOut.Length} tokens" + (zeroed.Length > 0 ? $"; zeroed heads kept zero: {ZeroedList()}" : ""));
         int every = Math.Max(1, steps / 20);
         var progress = new SyncProgress<HealingProgress>(p =>
@@ -115,14 +118,18 @@ public sealed class HealCommand : ICommand
         double[] kls = Healing.Heal(student, teacher.Model, train, options, progress, CliMain.Cancellation);
         double seconds = clock.Elapsed.TotalSeconds;
 
-        var weights = student.ToCanonical();
-        weights = weights with { Config = weights.Config with { BosTokenId = sc.BosTokenId, EosTokenId = sc.EosTokenId } };
-        using var healedModel = TransformerModel.Create(weights, "healed");
+        // the healed model as the engine runs it, and as --out writes it: the same layout as CONVERTED
+        var latent = sc.Mla is null ? null : student.ToMlaCheckpoint(sc.BosTokenId, sc.EosTokenId);
+        var weights = latent is null ? student.ToCanonical() : null;
+        if (weights is not null) weights = weights with { Config = weights.Config with { BosTokenId = sc.BosTokenId, EosTokenId = sc.EosTokenId } };
+        using var healedModel = latent is not null ? latent.ToModel("healed") : TransformerModel.Create(weights!, "healed");
         var healed = Healing.Score(healedModel, teacher.Model, heldOut, CliMain.Cancellation);
         List<string> files = [];
         if (outDir is not null)
         {
-            files = CheckpointOutput.Write(weights, loaded, tokenizerPath, outDir, dtype, stderr, "heal");
+            files = latent is not null
+                ? CheckpointOutput.Write(dir => latent.Save(dir, dtype), loaded, tokenizerPath, outDir, stderr, "heal")
+                : CheckpointOutput.Write(weights!, loaded, tokenizerPath, outDir, dtype, stderr, "heal");
         }
         if (json)
         {

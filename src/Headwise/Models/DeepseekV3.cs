@@ -468,4 +468,41 @@ public sealed class DeepseekV3 : TransformerModel
     /// <summary>Canonical weights hold per-head W_Q/W_K/W_V, which MLA cannot be written from: refused.</summary>
     internal static IReadOnlyList<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> CheckpointTensors(CanonicalWeights w) =>
         throw new InvalidInputException(NoCanonicalAttention);
+
+    /// <summary>The tensor of this family that a trainer parameter (Training/Layers/MlaAttention.cs, TrainableTransformer.Mla.cs)
+    /// holds: nn.Linear (out, in) in both, so import and export copy without transposes.</summary>
+    internal static string TrainerTensorName(string param)
+    {
+        switch (param)
+        {
+            case "wte": return "model.embed_tokens.weight";
+            case "ln_f.weight": return "model.norm.weight";
+            case "w_u": return "lm_head.weight";
+        }
+        // blocks.{l}.{part}
+        int dot = param.IndexOf('.', "blocks.".Length);
+        string layer = param["blocks.".Length..dot], part = param[(dot + 1)..];
+        string hf = part switch
+        {
+            "ln1.weight" => "input_layernorm.weight",
+            "ln2.weight" => "post_attention_layernorm.weight",
+            "attn.w_q" => "self_attn.q_proj.weight",
+            "attn.b_q" => "self_attn.q_proj.bias",
+            "attn.w_q_a" => "self_attn.q_a_proj.weight",
+            "attn.b_q_a" => "self_attn.q_a_proj.bias",
+            "attn.q_norm.weight" => "self_attn.q_a_layernorm.weight",
+            "attn.w_q_b" => "self_attn.q_b_proj.weight",
+            "attn.w_dkv" => "self_attn.kv_a_proj_with_mqa.weight",
+            "attn.b_dkv" => "self_attn.kv_a_proj_with_mqa.bias",
+            "attn.kv_norm.weight" => "self_attn.kv_a_layernorm.weight",
+            "attn.w_ukv" => "self_attn.kv_b_proj.weight",
+            "attn.w_o" => "self_attn.o_proj.weight",
+            "attn.b_o" => "self_attn.o_proj.bias",
+            "mlp.w_gate" => "mlp.gate_proj.weight",
+            "mlp.w_up" => "mlp.up_proj.weight",
+            "mlp.w_out" => "mlp.down_proj.weight",
+            _ => throw new InvalidOperationException($"no deepseek_v3 tensor for the trainer's '{param}'"),
+        };
+        return $"model.layers.{layer}.{hf}";
+    }
 }

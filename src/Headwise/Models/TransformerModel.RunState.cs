@@ -85,6 +85,28 @@ public abstract partial class TransformerModel
         PastLength = 0;
     }
 
+    /// <summary>Fills the first <paramref name="positions"/> cache rows of every sequence with small random numbers, as if that
+    /// many tokens had been run: decode benchmarks at long contexts start there instead of paying for a prefill (the cost of
+    /// a decode step depends on how much cache it reads, not on what the rows hold).</summary>
+    internal void FillCacheWithNoise(int positions, int seed)
+    {
+        if (positions > _capacity)
+        {
+            throw new InvalidInputException($"the KV cache holds {_capacity} positions; {positions} asked");
+        }
+        var rng = new Random(seed);
+        foreach (var layer in _kCache.Concat(_vCache))
+        {
+            for (int i = 0; i < layer.Length; i++) layer[i] = (float)(rng.NextDouble() - 0.5) * 0.1f;
+        }
+        for (int b = 0; b < CacheBatch; b++)
+        {
+            _keyMask.AsSpan(b * _capacity, positions).Fill(1);
+            _validCount[b] = positions;
+        }
+        PastLength = positions;
+    }
+
     /// <summary>
     /// Appends <paramref name="T"/> positions per sequence to the KV cache and returns their logits:
     /// [batch, T, vocab], or [batch, vocab] for the last position of each sequence when <paramref name="lastOnly"/>.

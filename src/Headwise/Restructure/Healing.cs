@@ -33,8 +33,9 @@ public readonly record struct HealingProgress(int Step, int Steps, double Kl, do
 public sealed record HeldOutScore(double Nll, double Kl, int Predicted);
 
 /// <summary>
-/// Healing a converted model (convert gqa, convert prune) by distillation to its original: the converted model's
-/// parameters, imported into the trainer (<see cref="TrainableTransformer.FromCanonical"/>), are trained with AdamW to
+/// Healing a converted model (convert gqa, convert prune, convert mla) by distillation to its original: the converted model's
+/// parameters, imported into the trainer (<see cref="TrainableTransformer.FromModel"/>: latent attention keeps its latent
+/// projections), are trained with AdamW to
 /// minimise KL(teacher ‖ student) of the next-token distributions on windows of a text, the teacher's logits coming from
 /// the engine's forward of the original on the same windows (temperature 1). Every parameter trains, with two
 /// constraints: grouped-query attention stays grouped (the trainer's NKvHeads) and pruned heads — all-zero W_O blocks —

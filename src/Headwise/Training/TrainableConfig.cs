@@ -69,6 +69,10 @@ public sealed record TrainableConfig
     public int FeatureSeed { get; init; }
     /// <summary>dynamic_mask: keys each query keeps (top-W by the dynamic mask); 0 = derive: half the sequence length, rounded up.</summary>
     public int MaskWindow { get; init; }
+    /// <summary>Multi-head latent attention (deepseek_v3, docs/restructure.md) in place of the q/k/v projections, or null.
+    /// Llama architecture only; a model gets it by import (<see cref="TrainableTransformer.FromMla"/>), for healing.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public TrainableMla? Mla { get; init; }
 
     [JsonIgnore] public int KvHeads => NKvHeads > 0 ? NKvHeads : NHeads;
     [JsonIgnore] public int HeadSize => DHead > 0 ? DHead : NHeads > 0 ? DModel / NHeads : 0;
@@ -97,7 +101,8 @@ public sealed record TrainableConfig
         Need(DHead > 0 || DModel % NHeads == 0, $"heads ({NHeads}) do not divide d_model ({DModel}); give --d-head or change --heads");
         Need(NKvHeads >= 0 && NHeads % KvHeads == 0, $"heads ({NHeads}) must be a multiple of key/value heads ({KvHeads})");
         Need(DMlp >= 0 && DHead >= 0, "d_mlp and d_head must not be negative");
-        Need(Architecture != TrainableArchitecture.Llama || !UsePositions || (HeadSize % 2 == 0 && QueryKeySize % 2 == 0), $"RoPE needs an even head size (got {QueryKeySize})");
+        Need(Architecture != TrainableArchitecture.Llama || !UsePositions || Mla is not null || (HeadSize % 2 == 0 && QueryKeySize % 2 == 0), $"RoPE needs an even head size (got {QueryKeySize})");
+        Mla?.Validate(this, Need);
         Need(!OneHotEmbeddings || DModel == VocabSize, $"one-hot embeddings need d_model = vocab size (got {DModel} and {VocabSize})");
         Need(NormEps > 0 && float.IsFinite(NormEps), "the norm epsilon must be a positive number");
         Need(InitStd > 0 && float.IsFinite(InitStd), "the init std must be a positive number");
@@ -138,6 +143,53 @@ public sealed record TrainableConfig
         {
             throw new ModelFormatException($"{source}: not a Headwise training configuration ({e.Message})", e);
         }
+    }
+}
+
+/// <summary>
+/// The widths and options of multi-head latent attention (HF <c>DeepseekV3Attention</c>, and Headwise's own layout that
+/// <c>convert mla</c> writes): q = x·W_Qᵀ (+ b_q), or q_b(RMSNorm(q_a(x))) with a query rank; the latent c = x·W_DKVᵀ (R),
+/// RMS-normalised when <see cref="LatentNorm"/>; one rotary key k_rot = RoPE(x·W_KRᵀ) (ROPE) shared by all heads; per head
+/// k_h = [c·W_UK,hᵀ | k_rot], v_h = c·W_UV,hᵀ; scores (q·k)·scale. The value head size is the config's DHead.
+/// </summary>
+public sealed record TrainableMla
+{
+    /// <summary>q_lora_rank QR: 0 for one query projection, else a rank-QR projection → RMSNorm → the query.</summary>
+    public int QLoraRank { get; init; }
+    /// <summary>kv_lora_rank R: the latent's width.</summary>
+    public required int KvLoraRank { get; init; }
+    /// <summary>qk_nope_head_dim NOPE: the non-rotary part of each query/key head.</summary>
+    public required int NopeDim { get; init; }
+    /// <summary>qk_rope_head_dim ROPE: the shared rotary key's width (even).</summary>
+    public required int RopeDim { get; init; }
+    /// <summary>The score scale; 0 = DeepSeek's (NOPE + ROPE)^-½.</summary>
+    public float AttentionScale { get; init; }
+    /// <summary>kv_a_layernorm on the latent (stock DeepSeek-V3); false in Headwise's converted layout.</summary>
+    public bool LatentNorm { get; init; } = true;
+    /// <summary>A bias on the query projection (Headwise's layout: a converted Qwen2's).</summary>
+    public bool QueryBias { get; init; }
+    /// <summary>attention_bias: biases on the query's rank-QR projection, the latent/rotary-key projection and the output.</summary>
+    public bool AttentionBias { get; init; }
+    /// <summary>rope_interleave: rotary pairs (2i, 2i + 1); false: (i, i + ROPE/2).</summary>
+    public bool RopeInterleave { get; init; } = true;
+    /// <summary>Headwise's layout: per rotary pair, its frequency's index in a table of <see cref="RopeSourceDims"/> dims; null = 0, 1, ….</summary>
+    public int[]? RopeFrequencies { get; init; }
+    /// <summary>The dims of the table <see cref="RopeFrequencies"/> index (0 = ROPE).</summary>
+    public int RopeSourceDims { get; init; }
+
+    [JsonIgnore] public int QueryKeySize => NopeDim + RopeDim;
+    [JsonIgnore] public float Scale => AttentionScale > 0 ? AttentionScale : 1f / MathF.Sqrt(QueryKeySize);
+
+    internal void Validate(TrainableConfig c, Action<bool, string> need)
+    {
+        need(c.Architecture == TrainableArchitecture.Llama && c.UsePositions && c.UseNorm && !c.CombinedOV && !c.AttentionOnly && !c.OneHotEmbeddings
+            && c.AttentionVariant == AttentionVariants.Softmax, "latent attention (mla) needs a Llama model with RoPE, norms, an MLP and softmax attention");
+        need(c.KvHeads == c.NHeads, $"latent attention decompresses one key/value head per query head: key/value heads must equal heads (got {c.KvHeads} and {c.NHeads})");
+        need(KvLoraRank > 0 && NopeDim >= 0 && RopeDim >= 0 && RopeDim % 2 == 0 && QueryKeySize > 0 && QLoraRank >= 0,
+            $"mla widths: kv rank {KvLoraRank} must be positive, nope {NopeDim} and rope {RopeDim} dims not negative (rope even), and their sum positive");
+        need(RopeFrequencies is null || (RopeFrequencies.Length == RopeDim / 2 && RopeFrequencies.All(f => f >= 0 && f < Math.Max(RopeSourceDims, RopeDim) / 2)),
+            $"mla rope frequencies: {RopeDim / 2} indices below {Math.Max(RopeSourceDims, RopeDim) / 2} expected");
+        need(AttentionScale >= 0 && float.IsFinite(AttentionScale), "the mla attention scale must be a positive number (or 0: derive)");
     }
 }
 

@@ -26,6 +26,7 @@ public sealed partial class TrainableTransformer
     {
         get
         {
+            if (Config.Mla is not null) return "multi-head latent attention has no per-head W_Q/W_K/W_V: it is written as a deepseek_v3 checkpoint (ToMlaCheckpoint)";
             if (VariantExportBlocker is string variant) return variant;
             if (Config.CombinedOV) return "a combined W_OV per head has no Hugging Face equivalent";
             if (!Config.UseNorm) return "a model without LayerNorm/RMSNorm has no Hugging Face equivalent";

@@ -70,6 +70,11 @@ public sealed partial class TrainableTransformer
     private static string Biases(ModelConfig c, bool present) =>
         string.Join(" and ", new[] { ("q/k/v", c.QkvBias), ("output", c.OutputBias), ("MLP", c.MlpBias) }.Where(x => x.Item2 == present).Select(x => x.Item1)) + " biases";
 
+    /// <summary>A trainable model holding exactly the weights of <paramref name="model"/>: <see cref="FromMla"/> for latent
+    /// attention (deepseek_v3), else <see cref="FromCanonical"/> of its canonical weights.</summary>
+    public static TrainableTransformer FromModel(TransformerModel model) =>
+        model.Config.Mla is not null ? FromMla(model) : FromCanonical(model.ToCanonical());
+
     /// <summary>
     /// A trainable model holding exactly <paramref name="weights"/>: its forward gives the engine's logits (within float
     /// rounding) and <see cref="ToCanonical"/> gives the same tensors back (rotate-half RoPE). Throws
@@ -78,6 +83,10 @@ public sealed partial class TrainableTransformer
     public static TrainableTransformer FromCanonical(CanonicalWeights weights)
     {
         var c = weights.Config;
+        if (c.Mla is not null)
+        {
+            throw new InvalidInputException("cannot import latent attention through canonical weights: use FromMla");
+        }
         if (ImportBlocker(c) is string why)
         {
             throw new InvalidInputException($"cannot import into the trainer: {why}");

@@ -72,6 +72,8 @@ public sealed partial class TrainableTransformer
     private readonly int C, L, NH, NKV, HK, HD, HDV, F, V, QK, QKV, RW, QIn, R, KW;
     private readonly int _wte, _wpe = -1, _lnfW = -1, _lnfB = -1, _wu;
     private readonly float[] _cos = [], _sin = [], _eye = [];
+    // multi-head latent attention in place of the q/k/v projections (Config.Mla), or null
+    private readonly MlaAttention? _mla;
 
     // activations and scratch for the current (B, T)
     private int _B, _T;
@@ -102,7 +104,7 @@ public sealed partial class TrainableTransformer
         Config = config;
         _gpt2 = config.Architecture == TrainableArchitecture.Gpt2;
         _bias = _gpt2 && config.UseBias;
-        _rope = !_gpt2 && config.UsePositions;
+        _rope = !_gpt2 && config.UsePositions && config.Mla is null;
         _oneHot = config.OneHotEmbeddings;
         C = config.DModel; L = config.NLayers; NH = config.NHeads; NKV = config.KvHeads; HD = config.HeadSize;
         HDV = config.ValueHeadSize; F = config.MlpWidth; V = config.VocabSize;
@@ -140,6 +142,11 @@ public sealed partial class TrainableTransformer
         _wte = _oneHot ? -1 : Add("wte", [V, C], true);
         if (_gpt2 && config.UsePositions) _wpe = Add("wpe", [config.SeqLen, C], true);
         _blocks = new Block[L];
+        if (config.Mla is { } mla)
+        {
+            // every layer's latent-attention projections first, then the rest of the blocks
+            _mla = new MlaAttention(mla, C, NH, HD, L, config.SeqLen, config.RopeTheta, (name, shape, decay) => Add(name, shape, decay));
+        }
         for (int l = 0; l < L; l++)
         {
             var b = _blocks[l] = new Block();
@@ -150,7 +157,12 @@ public sealed partial class TrainableTransformer
                 if (_gpt2) b.Ln1B = Add(p + "ln1.bias", [C], false);
             }
             if (_lowRank) b.WDown = Add(p + "attn.w_down", [R, C], true);
-            if (config.CombinedOV)
+            if (_mla is not null)
+            {
+                b.Wo = Add(p + "attn.w_o", [C, NH * HD], true);
+                if (config.Mla!.AttentionBias) b.Bo = Add(p + "attn.b_o", [C], false);
+            }
+            else if (config.CombinedOV)
             {
                 b.Wqkv = Add(p + "attn.w_qk", [QK, QIn], true);
                 if (_bias) b.Bqkv = Add(p + "attn.b_qk", [QK], false);
@@ -283,6 +295,10 @@ public sealed partial class TrainableTransformer
         {
             throw new InvalidInputException($"no head {layer}.{head} in a model of {L} layers × {NH} heads");
         }
+        if (_mla is not null)
+        {
+            throw new InvalidInputException("a latent-attention (mla) model has no W_V per head: its values are read from the latent");
+        }
         var b = _blocks[layer];
         int kvh = head / (NH / NKV);
         var m = new double[C * C];
@@ -396,6 +412,7 @@ public sealed partial class TrainableTransformer
         }
         Need(C, V); Need(C, QKV); Need(C, RW); Need(C, R); Need(R, QKV); Need(C, NKV * C); Need(NH * HD, C); Need(C, F); Need(F, C); Need(NKV * HDV, NH);
         _scratchT = new float[st]; _scratchP = new float[sp];
+        _mla?.Ensure(N);
     }
 
     /// <summary>
@@ -484,39 +501,46 @@ public sealed partial class TrainableTransformer
             var b = _blocks[l];
             // attention: ln1 → q, k, v → (RoPE) → causal attention → output projection → residual
             if (norm) NormForward(b.Resid, b.Ln1W, b.Ln1B, b.Ln1, b.Ln1Mean, b.Ln1Rstd, N, eps);
-            ProjectQkv(b, N);
-            if (_rf)
+            if (_mla is not null)
             {
-                // random_features: q | k = x·W_frozenᵀ
-                Linear.Forward(b.Ln1, _frozenQk[l], default, _rfQk, N, C, RF);
-                SplitRows(_rfQk, RF, b.Q, 0, NH * HK, N);
-                SplitRows(_rfQk, RF, b.K, NH * HK, NKV * HK, N);
+                _mla.Forward(l, Params, b.Ln1, b.V, b.Att, b.Z, B, T, _positions);
             }
-            else SplitRows(_qkv, QKV, b.Q, 0, NH * HK, N);
-            if (_variant == AttentionVariants.SymmetricQk) SymmetricQkAttention.Forward(b.Q, b.K, N, NH, HK);
-            else if (_variant == AttentionVariants.CollapsedQk) CollapsedQkAttention.Forward(b.Ln1, b.K, N, NH, C);
-            else if (!_rf) SplitRows(_qkv, QKV, b.K, NH * HK, KM * NKV * HK, N);
-            if (Config.CombinedOV) Linear.Forward(b.Ln1, P(b.Wov, NKV * C * C), default, b.V, N, C, NKV * C);
-            else SplitRows(_qkv, QKV, b.V, QK, KM * NKV * HD, N);
-            if (_rope)
+            else
             {
-                // tensor: k1 and k2 each rotated by their own position
-                Rope.Forward(b.Q, _positions, N, NH, HK, _cos, _sin);
-                Rope.Forward(b.K, _positions, N, KM * NKV, HK, _cos, _sin);
+                ProjectQkv(b, N);
+                if (_rf)
+                {
+                    // random_features: q | k = x·W_frozenᵀ
+                    Linear.Forward(b.Ln1, _frozenQk[l], default, _rfQk, N, C, RF);
+                    SplitRows(_rfQk, RF, b.Q, 0, NH * HK, N);
+                    SplitRows(_rfQk, RF, b.K, NH * HK, NKV * HK, N);
+                }
+                else SplitRows(_qkv, QKV, b.Q, 0, NH * HK, N);
+                if (_variant == AttentionVariants.SymmetricQk) SymmetricQkAttention.Forward(b.Q, b.K, N, NH, HK);
+                else if (_variant == AttentionVariants.CollapsedQk) CollapsedQkAttention.Forward(b.Ln1, b.K, N, NH, C);
+                else if (!_rf) SplitRows(_qkv, QKV, b.K, NH * HK, KM * NKV * HK, N);
+                if (Config.CombinedOV) Linear.Forward(b.Ln1, P(b.Wov, NKV * C * C), default, b.V, N, C, NKV * C);
+                else SplitRows(_qkv, QKV, b.V, QK, KM * NKV * HD, N);
+                if (_rope)
+                {
+                    // tensor: k1 and k2 each rotated by their own position
+                    Rope.Forward(b.Q, _positions, N, NH, HK, _cos, _sin);
+                    Rope.Forward(b.K, _positions, N, KM * NKV, HK, _cos, _sin);
+                }
+                var z = _gated ? b.ZRaw : b.Z;
+                if (_gaussian) GaussianAttention.Bias(P(b.GaussMu, NH), P(b.GaussLogVar, NH), _scoreBias, NH, T, Config.SeqLen);
+                if (_variant == AttentionVariants.Linear) LinearAttention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV);
+                else if (_variant == AttentionVariants.Sinkhorn) SinkhornAttention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV, Config.SinkhornIters);
+                else if (_tensor) TensorAttention.Forward(b.Q, b.K, b.V, b.Pairs, b.Att, z, B, T, NH, NKV, HK, HDV, _vecScratch);
+                else if (_dyn)
+                {
+                    // key strengths δ = exp(a·softplus(v·W_Δᵀ)), then top-W keys per query with δ added to their scores
+                    Linear.Forward(b.V, P(b.Wm, NH * NKV * HDV), default, b.MaskU, N, NKV * HDV, NH);
+                    DynamicMaskAttention.Strengths(b.MaskU, P(b.Am, NH), b.MaskDelta, N, NH);
+                    DynamicMaskAttention.Forward(b.Q, b.K, b.V, b.MaskDelta, b.Att, z, B, T, NH, NKV, HK, HDV, Config.KeptKeys, _order);
+                }
+                else Attention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV, _scoreBias);
             }
-            var z = _gated ? b.ZRaw : b.Z;
-            if (_gaussian) GaussianAttention.Bias(P(b.GaussMu, NH), P(b.GaussLogVar, NH), _scoreBias, NH, T, Config.SeqLen);
-            if (_variant == AttentionVariants.Linear) LinearAttention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV);
-            else if (_variant == AttentionVariants.Sinkhorn) SinkhornAttention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV, Config.SinkhornIters);
-            else if (_tensor) TensorAttention.Forward(b.Q, b.K, b.V, b.Pairs, b.Att, z, B, T, NH, NKV, HK, HDV, _vecScratch);
-            else if (_dyn)
-            {
-                // key strengths δ = exp(a·softplus(v·W_Δᵀ)), then top-W keys per query with δ added to their scores
-                Linear.Forward(b.V, P(b.Wm, NH * NKV * HDV), default, b.MaskU, N, NKV * HDV, NH);
-                DynamicMaskAttention.Strengths(b.MaskU, P(b.Am, NH), b.MaskDelta, N, NH);
-                DynamicMaskAttention.Forward(b.Q, b.K, b.V, b.MaskDelta, b.Att, z, B, T, NH, NKV, HK, HDV, Config.KeptKeys, _order);
-            }
-            else Attention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV, _scoreBias);
             // moh: gates (router) and affine_scaled: scale and offset, both from the block's normalised input
             if (_gated) Linear.Forward(b.Ln1, P(b.Wr, RW * C), default, b.RouterLogits, N, C, RW);
             if (_moh) MohAttention.Forward(b.RouterLogits, b.Gates, b.ZRaw, b.Z, N, NH, HDV, Config.SharedHeads, Config.ActiveHeads);
@@ -575,52 +599,60 @@ public sealed partial class TrainableTransformer
             // undoes: resid1 = resid + attn_out
             if (Config.CombinedOV) SumHeadsBackward(_dResid, G(b.Bo, C), _dZ, N);
             else Linear.Backward(_dResid, b.Z, P(b.Wo, C * NH * HD), _dZ, G(b.Wo, C * NH * HD), G(b.Bo, C), sT, sP, N, NH * HD, C);
-            var dz = _gated ? _dZRaw : _dZ;
-            // undoes the gating: the heads' outputs get g·dz, the router logits the gates' gradient
-            if (_moh) MohAttention.Backward(_dZ, b.RouterLogits, b.Gates, b.ZRaw, _dZRaw, _dRouter, N, NH, HDV, Config.SharedHeads, Config.ActiveHeads);
-            if (_affine) AffineScaledAttention.Backward(_dZ, b.RouterLogits, b.ZRaw, b.V, _dZRaw, _dRouter, B, T, NH, NKV, HDV);
-            if (_variant == AttentionVariants.Linear) LinearAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV);
-            else if (_variant == AttentionVariants.Sinkhorn) SinkhornAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, Config.SinkhornIters);
-            else if (_tensor) TensorAttention.Backward(dz, b.Q, b.K, b.V, b.Pairs, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, _pairScratch, _vecScratch);
-            else if (_dyn)
+            if (_mla is not null)
             {
-                DynamicMaskAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, _dMaskDelta, B, T, NH, NKV, HK, HDV);
-                // undoes δ = exp(a·softplus(v·W_Δᵀ)): into a, W_Δ and (accumulated) the values
-                DynamicMaskAttention.StrengthsBackward(_dMaskDelta, b.MaskU, P(b.Am, NH), b.MaskDelta, _dMaskU, G(b.Am, NH), N, NH);
-                Linear.Backward(_dMaskU, b.V, P(b.Wm, NH * NKV * HDV), _dV, G(b.Wm, NH * NKV * HDV), default, sT, sP, N, NKV * HDV, NH, accumulateDx: true);
+                // undoes the latent attention into _dLn (overwritten), its projections' gradients
+                _mla.Backward(l, Params, Grads, _dZ, b.Ln1, b.V, b.Att, _dV, _dLn, B, T, _positions);
             }
-            else Attention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, _dScores);
-            // the affine offset's path into the values (after the attention's backward, which overwrites dv)
-            if (_affine) AffineScaledAttention.BackwardValues(_dZ, b.RouterLogits, _dV, B, T, NH, NKV, HDV);
-            if (_gaussian) GaussianAttention.Backward(_dScores, P(b.GaussMu, NH), P(b.GaussLogVar, NH), G(b.GaussMu, NH), G(b.GaussLogVar, NH), B, NH, T, Config.SeqLen);
-            if (_rope)
+            else
             {
-                Rope.Backward(_dQ, _positions, N, NH, HK, _cos, _sin);
-                Rope.Backward(_dK, _positions, N, KM * NKV, HK, _cos, _sin);
+                var dz = _gated ? _dZRaw : _dZ;
+                // undoes the gating: the heads' outputs get g·dz, the router logits the gates' gradient
+                if (_moh) MohAttention.Backward(_dZ, b.RouterLogits, b.Gates, b.ZRaw, _dZRaw, _dRouter, N, NH, HDV, Config.SharedHeads, Config.ActiveHeads);
+                if (_affine) AffineScaledAttention.Backward(_dZ, b.RouterLogits, b.ZRaw, b.V, _dZRaw, _dRouter, B, T, NH, NKV, HDV);
+                if (_variant == AttentionVariants.Linear) LinearAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV);
+                else if (_variant == AttentionVariants.Sinkhorn) SinkhornAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, Config.SinkhornIters);
+                else if (_tensor) TensorAttention.Backward(dz, b.Q, b.K, b.V, b.Pairs, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, _pairScratch, _vecScratch);
+                else if (_dyn)
+                {
+                    DynamicMaskAttention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, _dMaskDelta, B, T, NH, NKV, HK, HDV);
+                    // undoes δ = exp(a·softplus(v·W_Δᵀ)): into a, W_Δ and (accumulated) the values
+                    DynamicMaskAttention.StrengthsBackward(_dMaskDelta, b.MaskU, P(b.Am, NH), b.MaskDelta, _dMaskU, G(b.Am, NH), N, NH);
+                    Linear.Backward(_dMaskU, b.V, P(b.Wm, NH * NKV * HDV), _dV, G(b.Wm, NH * NKV * HDV), default, sT, sP, N, NKV * HDV, NH, accumulateDx: true);
+                }
+                else Attention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, _dScores);
+                // the affine offset's path into the values (after the attention's backward, which overwrites dv)
+                if (_affine) AffineScaledAttention.BackwardValues(_dZ, b.RouterLogits, _dV, B, T, NH, NKV, HDV);
+                if (_gaussian) GaussianAttention.Backward(_dScores, P(b.GaussMu, NH), P(b.GaussLogVar, NH), G(b.GaussMu, NH), G(b.GaussLogVar, NH), B, NH, T, Config.SeqLen);
+                if (_rope)
+                {
+                    Rope.Backward(_dQ, _positions, N, NH, HK, _cos, _sin);
+                    Rope.Backward(_dK, _positions, N, KM * NKV, HK, _cos, _sin);
+                }
+                if (_variant == AttentionVariants.SymmetricQk) SymmetricQkAttention.Backward(_dK, _dQ, N, NH, HK);
+                if (_rf)
+                {
+                    MergeRows(_dQ, _rfQk, RF, 0, NH * HK, N);
+                    MergeRows(_dK, _rfQk, RF, NH * HK, NKV * HK, N);
+                }
+                else MergeRows(_dQ, _dQkv, QKV, 0, NH * HK, N);
+                if (_variant is not (AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk or AttentionVariants.RandomFeatures)) MergeRows(_dK, _dQkv, QKV, NH * HK, KM * NKV * HK, N);
+                if (!Config.CombinedOV) MergeRows(_dV, _dQkv, QKV, QK, KM * NKV * HD, N);
+                ProjectQkvBackward(b, N, sT, sP);
+                if (_rf)
+                {
+                    // undoes q | k = x·W_frozenᵀ for the input only: dx += d(q | k)·W_frozen; the frozen weights get no gradient
+                    var tmp = sP[..(N * C)];
+                    K.MatMul(_rfQk, _frozenQk[l], default, tmp, N, RF, C, WeightLayout.InOut);
+                    K.Add(_dLn.AsSpan(0, N * C), tmp, _dLn);
+                }
+                if (Config.CombinedOV)
+                {
+                    Linear.Backward(_dV, b.Ln1, P(b.Wov, NKV * C * C), _dLn, G(b.Wov, NKV * C * C), default, sT, sP, N, C, NKV * C, accumulateDx: true);
+                }
+                if (_variant == AttentionVariants.CollapsedQk) CollapsedQkAttention.Backward(_dK, _dLn, N, NH, C);
+                if (_gated) Linear.Backward(_dRouter, b.Ln1, P(b.Wr, RW * C), _dLn, G(b.Wr, RW * C), default, sT, sP, N, C, RW, accumulateDx: true);
             }
-            if (_variant == AttentionVariants.SymmetricQk) SymmetricQkAttention.Backward(_dK, _dQ, N, NH, HK);
-            if (_rf)
-            {
-                MergeRows(_dQ, _rfQk, RF, 0, NH * HK, N);
-                MergeRows(_dK, _rfQk, RF, NH * HK, NKV * HK, N);
-            }
-            else MergeRows(_dQ, _dQkv, QKV, 0, NH * HK, N);
-            if (_variant is not (AttentionVariants.SymmetricQk or AttentionVariants.CollapsedQk or AttentionVariants.RandomFeatures)) MergeRows(_dK, _dQkv, QKV, NH * HK, KM * NKV * HK, N);
-            if (!Config.CombinedOV) MergeRows(_dV, _dQkv, QKV, QK, KM * NKV * HD, N);
-            ProjectQkvBackward(b, N, sT, sP);
-            if (_rf)
-            {
-                // undoes q | k = x·W_frozenᵀ for the input only: dx += d(q | k)·W_frozen; the frozen weights get no gradient
-                var tmp = sP[..(N * C)];
-                K.MatMul(_rfQk, _frozenQk[l], default, tmp, N, RF, C, WeightLayout.InOut);
-                K.Add(_dLn.AsSpan(0, N * C), tmp, _dLn);
-            }
-            if (Config.CombinedOV)
-            {
-                Linear.Backward(_dV, b.Ln1, P(b.Wov, NKV * C * C), _dLn, G(b.Wov, NKV * C * C), default, sT, sP, N, C, NKV * C, accumulateDx: true);
-            }
-            if (_variant == AttentionVariants.CollapsedQk) CollapsedQkAttention.Backward(_dK, _dLn, N, NH, C);
-            if (_gated) Linear.Backward(_dRouter, b.Ln1, P(b.Wr, RW * C), _dLn, G(b.Wr, RW * C), default, sT, sP, N, C, RW, accumulateDx: true);
             NormBackward(_dLn, b.Resid, b.Ln1W, b.Ln1B, b.Ln1Mean, b.Ln1Rstd, _dResid, N);
         }
     }

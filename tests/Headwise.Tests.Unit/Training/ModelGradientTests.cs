@@ -13,7 +13,8 @@ public class ModelGradientTests
         "gpt2-symmetric-qk", "llama-symmetric-qk", "gpt2-collapsed-qk", "llama-collapsed-qk", "gpt2-moh", "llama-moh-no-shared", "gpt2-linear", "llama-linear", "gpt2-sinkhorn", "llama-sinkhorn",
         "gpt2-affine-scaled", "llama-affine-scaled", "gpt2-gaussian", "llama-gaussian", "gpt2-low-rank", "llama-low-rank-combined-ov",
         "gpt2-relative-conv", "llama-relative-conv",
-        "gpt2-random-features", "llama-random-features", "gpt2-dynamic-mask", "llama-dynamic-mask", "gpt2-tensor", "llama-tensor"];
+        "gpt2-random-features", "llama-random-features", "gpt2-dynamic-mask", "llama-dynamic-mask", "gpt2-tensor", "llama-tensor",
+        "llama-mla", "llama-mla-qlora"];
 
     internal static TrainableConfig Variant(string name)
     {
@@ -56,6 +57,18 @@ public class ModelGradientTests
             "llama-dynamic-mask" => llama with { AttentionVariant = AttentionVariants.DynamicMask, MaskWindow = 4 },
             "gpt2-tensor" => gpt2 with { AttentionVariant = AttentionVariants.Tensor },
             "llama-tensor" => llama with { AttentionVariant = AttentionVariants.Tensor },
+            // Headwise's converted layout: its own scale, no latent norm, a query bias, chosen RoPE frequencies; odd value heads
+            "llama-mla" => llama with
+            {
+                NKvHeads = 4, DHead = 3,
+                Mla = new TrainableMla { KvLoraRank = 5, NopeDim = 3, RopeDim = 4, AttentionScale = 0.4f, LatentNorm = false, QueryBias = true, RopeFrequencies = [1, 0], RopeSourceDims = 4 },
+            },
+            // stock DeepSeek-V3: q_a → norm → q_b, kv_a_layernorm, attention_bias, rotate-half pairs
+            "llama-mla-qlora" => llama with
+            {
+                NKvHeads = 4, TiedEmbeddings = false,
+                Mla = new TrainableMla { QLoraRank = 6, KvLoraRank = 3, NopeDim = 2, RopeDim = 2, AttentionBias = true, RopeInterleave = false },
+            },
             _ => throw new ArgumentException(name),
         };
     }

@@ -26,9 +26,24 @@ public static class MlaDecodeBenchmark
     public static ModelConfig Shape(bool quick) => quick
         ? new ModelConfig
         {
-            ModelType = "llama", Family = ArchitectureFamily.Llama, VocabSize = 512, DModel = 256, NLayers = 2, NHeads = 8, NKvHeads = 2,
-            DHead = 32, DMlp = 512, MaxPositions = 1024, NormEps = 1e-5f, Norm = NormKind.RmsNorm, Activation = ActivationFunction.Silu,
-            GatedMlp = true, Positions = PositionKind.Rotary, RotaryDims = 32, RopeTheta = 10000, TiedEmbeddings = false,
+            ModelType = "llama",
+            Family = ArchitectureFamily.Llama,
+            VocabSize = 512,
+            DModel = 256,
+            NLayers = 2,
+            NHeads = 8,
+            NKvHeads = 2,
+            DHead = 32,
+            DMlp = 512,
+            MaxPositions = 1024,
+            NormEps = 1e-5f,
+            Norm = NormKind.RmsNorm,
+            Activation = ActivationFunction.Silu,
+            GatedMlp = true,
+            Positions = PositionKind.Rotary,
+            RotaryDims = 32,
+            RopeTheta = 10000,
+            TiedEmbeddings = false,
         }
         : Shape(quick: true) with { VocabSize = 4096, DModel = 1024, NLayers = 8, NHeads = 16, NKvHeads = 4, DHead = 64, DMlp = 2816, MaxPositions = 16384, RotaryDims = 64 };
 

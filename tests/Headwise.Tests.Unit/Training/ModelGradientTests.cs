@@ -60,13 +60,15 @@ public class ModelGradientTests
             // Headwise's converted layout: its own scale, no latent norm, a query bias, chosen RoPE frequencies; odd value heads
             "llama-mla" => llama with
             {
-                NKvHeads = 4, DHead = 3,
+                NKvHeads = 4,
+                DHead = 3,
                 Mla = new TrainableMla { KvLoraRank = 5, NopeDim = 3, RopeDim = 4, AttentionScale = 0.4f, LatentNorm = false, QueryBias = true, RopeFrequencies = [1, 0], RopeSourceDims = 4 },
             },
             // stock DeepSeek-V3: q_a → norm → q_b, kv_a_layernorm, attention_bias, rotate-half pairs
             "llama-mla-qlora" => llama with
             {
-                NKvHeads = 4, TiedEmbeddings = false,
+                NKvHeads = 4,
+                TiedEmbeddings = false,
                 Mla = new TrainableMla { QLoraRank = 6, KvLoraRank = 3, NopeDim = 2, RopeDim = 2, AttentionBias = true, RopeInterleave = false },
             },
             _ => throw new ArgumentException(name),

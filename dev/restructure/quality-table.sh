@@ -56,6 +56,11 @@ for n in 4 10 20; do   # 10%, 25%, 50% of its 40 heads
   hw convert prune --model $S/stories260K.bin "${TOK[@]}" --by-importance $n --out "$d" 2> "$d.log" >/dev/null
   row "stories260K: prune $n of 40 heads by importance" "$d" $S/stories260K.bin "${TOK[@]}"
 done
+for g in 3-4 1-2,3-4 1-4; do   # attention sharing [EchoAtt]: heal has no shared-attention layer, so before healing only
+  d=$OUT/stories-share-$g; rm -rf "$d"
+  hw convert share-attention --model $S/stories260K.bin "${TOK[@]}" --groups $g --out "$d" 2> "$d.log" >/dev/null
+  printf '| stories260K: attention shared in layers %s | %.3f | (heal does not hold shared layers yet) | | |\n' "$g" "$(nll "$d" "${TOK[@]}")"
+done
 
 D=models/demo
 printf '| demo | original | %.3f | | | |\n' "$(nll $D)"

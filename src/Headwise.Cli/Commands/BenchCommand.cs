@@ -10,7 +10,7 @@ public sealed class BenchCommand : ICommand
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
     public string Usage => """
         headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence] [--onnx]
-                       [--variants] [--attention-kernels] [--vit] [--mla]
+                       [--variants] [--attention-kernels] [--vit] [--mla] [--long-context]
         """;
 
     public string Description => """
@@ -64,6 +64,11 @@ public sealed class BenchCommand : ICommand
                    its MLA conversions (convert mla, Headwise layout) at kv fractions 0.5 and 0.25, the cache pre-filled
                    (no prefill); with the KV-cache bytes per token and read per decoded token (--quick: 2 layers,
                    d_model 256, context 512 and 1K)
+          long-context (with --long-context; about ten minutes on two cores, 2 GB of memory) attention alone (the blocked
+                   kernel) on one random Llama-shaped layer (NH 32, NKV 8, HD 128, RoPE'd q/k), causal prefill at 4K, 16K
+                   and 32K tokens (1K and 2K with --quick): dense, topk-blocks:64,K with K for a density nearest 10%, and
+                   window:4096,sinks:4 — seconds, density, the policy's selection time, speed-up vs dense in the same
+                   rounds (median of 3; one round at 32K), and the memory of the 32K prefill (computed and measured)
         Figures are medians of repeated runs after a warm-up. Record them in docs/performance.md with this command.
         """;
 
@@ -83,6 +88,7 @@ public sealed class BenchCommand : ICommand
         CliOption.Flag("attention-kernels", "also time the fused attention kernel against the blocked one"),
         CliOption.Flag("vit", "also time ViT forwards (MNIST ViT, ViT-Base shape, token pruning, Sparsifiner)"),
         CliOption.Flag("mla", "also time decode of a grouped-query model against its MLA conversions at long contexts"),
+        CliOption.Flag("long-context", "also time sparse attention (topk-blocks, window + sinks) against dense at 4K–32K tokens"),
         CliOption.Flag("json", "print one JSON object (schema in docs/cli.md)"),
     ];
 
@@ -231,6 +237,14 @@ public sealed class BenchCommand : ICommand
         {
             Progress("attention kernels: fused against blocked");
             attention = AttentionBenchmark.Run(quick ? [128, 256] : [512, 1024, 4096], threads > 1 ? [1, threads] : [1], quick ? 1 : 3, cancel);
+        }
+
+        LongContextResult? longContext = null;
+        if (args.Flag("long-context"))
+        {
+            Progress("long-context sparse attention");
+            longContext = LongContextBenchmark.Run(quick ? [1024, 2048] : [4096, 16384, 32768], reps: quick ? 1 : 3,
+                progress: what => Progress(what), cancel: cancel);
         }
 
         VitBenchResult? vitSpeeds = null;
@@ -384,6 +398,7 @@ public sealed class BenchCommand : ICommand
                 speedup = a.Speedup,
             }).ToArray(),
             vit = vitSpeeds is null ? null : VitBenchmark.Json(vitSpeeds),
+            long_context = longContext is null ? null : LongContextBenchmark.Json(longContext),
             mla_decode = mlaRows?.Select(m => new
             {
                 model = m.Model,
@@ -512,6 +527,10 @@ public sealed class BenchCommand : ICommand
             {
                 stdout.WriteLine($"                       {a.Shape,-12} {a.Tokens,6} {a.Threads,8} {a.FusedGFlops,15:F1} {a.BlockedGFlops,17:F1} {a.Speedup,16:F2}×");
             }
+        }
+        foreach (string line in longContext is null ? [] : LongContextBenchmark.Describe(longContext))
+        {
+            stdout.WriteLine(line);
         }
         foreach (string line in vitSpeeds is null ? [] : VitBenchmark.Describe(vitSpeeds))
         {

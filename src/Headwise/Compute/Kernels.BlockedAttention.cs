@@ -110,6 +110,14 @@ public static unsafe partial class Kernels
         }
     }
 
+    /// <summary>Floats of scratch each worker thread of <see cref="BlockedAttention(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, int, int, int, float, ReadOnlySpan{byte}, AttentionSparsity)"/>
+    /// holds at this shape (independent of T and S): kT (HD, BK) | vP (BK, HDp) | qT (G, HD, BQ) | O (G, BQ, HDp) | m, l (G, BQ) | s (BQ, BK).</summary>
+    internal static int BlockedAttentionScratchFloats(int NH, int NKV, int HD)
+    {
+        int G = NH / NKV, HDp = (HD + 15) & ~15;
+        return HD * BlockK + BlockK * HDp + G * (HD * BlockQ + BlockQ * HDp + 2 * BlockQ) + BlockQ * BlockK;
+    }
+
     [ThreadStatic] private static BlockedAttentionJob? t_blockedJob;
     [ThreadStatic] private static float[]? t_blockedScratch;
 
@@ -130,7 +138,7 @@ public static unsafe partial class Kernels
 
         // scratch: kT (HD, BK) | vP (BK, HDp) | qT (G, HD, BQ) | O (G, BQ, HDp) | m, l (G, BQ) | s (BQ, BK)
         int kTSize = HD * BlockK, vPSize = BlockK * HDp, qTSize = HD * BlockQ, oSize = BlockQ * HDp;
-        int need = kTSize + vPSize + G * (qTSize + oSize + 2 * BlockQ) + BlockQ * BlockK;
+        int need = BlockedAttentionScratchFloats(NH, NKV, HD);
         float[] scratch = t_blockedScratch is { } buf && buf.Length >= need ? buf : (t_blockedScratch = new float[need]);
         fixed (float* sp = scratch)
         {

@@ -39,6 +39,10 @@ public static class SparseMask
     /// empty) with key ≤ query that <paramref name="sparsity"/> keeps, and all of them, over the NH heads.</summary>
     public static (long Kept, long Causal) Count(AttentionSparsity sparsity, int T, int S, int NH, int pastLen, ReadOnlySpan<byte> keyMask)
     {
+        if (keyMask.IsEmpty)
+        {
+            return CountUnpadded(sparsity, T, S, NH, pastLen);
+        }
         long kept = 0, causal = 0;
         for (int t = 0; t < T; t++)
         {
@@ -67,4 +71,49 @@ public static class SparseMask
         }
         return (kept, causal);
     }
+
+    // Count without padding, by intervals instead of pair by pair (a 32K-token prefill has 5·10⁸ causal pairs per head): per
+    // query row, the keys it sees are [0, i + 1) without a window, else the window [i − W + 1, i + 1) ∪ the sinks [0, min(S, i + 1));
+    // with blocks, each listed key block's interval is intersected with that set. Equal to the pair-by-pair count (tested).
+    private static (long Kept, long Causal) CountUnpadded(AttentionSparsity sparsity, int T, int S, int NH, int pastLen)
+    {
+        long kept = 0, causal = 0;
+        int end = Math.Min(pastLen + T, S);
+        var blocks = sparsity.Blocks;
+        for (int i = pastLen; i < end; i++)
+        {
+            causal += (long)(i + 1) * NH;
+            if (blocks is null)
+            {
+                kept += (long)Visible(sparsity, i, 0, i + 1) * NH;
+                continue;
+            }
+            int B = blocks.BlockSize, qb = i / B;
+            if (qb >= blocks.QueryBlocks)
+            {
+                continue;
+            }
+            for (int h = 0; h < NH; h++)
+            {
+                foreach (int kb in blocks.KeyBlocks(h, qb))
+                {
+                    kept += Visible(sparsity, i, kb * B, Math.Min((kb + 1) * B, i + 1));
+                }
+            }
+        }
+        return (kept, causal);
+    }
+
+    // keys s in [a, b) (b ≤ i + 1) that query i sees at the element level (window and sinks)
+    private static int Visible(AttentionSparsity sparsity, int i, int a, int b)
+    {
+        if (sparsity.Window == 0)
+        {
+            return Math.Max(0, b - a);
+        }
+        int w0 = Math.Max(0, i - sparsity.Window + 1), s1 = Math.Min(sparsity.Sinks, i + 1);
+        return Overlap(a, b, w0, i + 1) + Overlap(a, b, 0, s1) - Overlap(a, b, w0, s1);
+    }
+
+    private static int Overlap(int a0, int a1, int b0, int b1) => Math.Max(0, Math.Min(a1, b1) - Math.Max(a0, b0));
 }

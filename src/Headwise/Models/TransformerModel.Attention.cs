@@ -213,19 +213,7 @@ public abstract partial class TransformerModel
                 AttentionScores(q.AsSpan(b * T * NH * HD, T * NH * HD), keys.AsSpan(b * kvStride, S_ * kvRow),
                     S.Scores.AsSpan(b * per, per), T, S_, NH, NKV, HD, causalPast, scale, _keyMask.AsSpan(b * _capacity, S_), window);
             }
-            Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
-            S.Scores.AsSpan(0, B * per).CopyTo(S.Pattern);
-            MaskedSoftmax(S.Pattern.AsSpan(0, B * per), B * NH * T, S_);
-            Hook(L, HookKind.Pattern, S.Pattern, B, NH, T, S_);
-            if (share is not null)
-            {
-                S.Pattern.AsSpan(0, B * per).CopyTo(share);
-            }
-            for (int b = 0; b < B; b++)
-            {
-                AttentionApply(S.Pattern.AsSpan(b * per, per), values.AsSpan(b * kvStride, S_ * kvRow),
-                    z.AsSpan(b * T * NH * HD, T * NH * HD), T, S_, NH, NKV, HD);
-            }
+            SoftmaxAndApply(L, values, kvStride, z, NKV, HD, share);
         }
     }
 
@@ -290,6 +278,17 @@ public abstract partial class TransformerModel
                 T, S_, NH, NKV, HD, past, scale, mask, Config.SlidingWindow);
             SparseMask.Apply(scores, _sparsities[b], T, S_, NH, past);
         }
+        SoftmaxAndApply(L, values, kvStride, z, NKV, HD, share);
+        return true;
+    }
+
+    /// <summary>Passes 2 and 3 of the three-pass path on the scores in <see cref="RunState.Scores"/>: hook_attn_scores, the
+    /// softmax into <see cref="RunState.Pattern"/>, hook_pattern, the copy later layers of the group reuse (when
+    /// <paramref name="share"/> is set) and z = pattern · v.</summary>
+    // values: sequence b's (S, NKV, HD) rows start at b·kvStride  z: (B, T, NH, HD)
+    private void SoftmaxAndApply(int L, float[] values, int kvStride, float[] z, int NKV, int HD, float[]? share)
+    {
+        int B = Step.B, T = Step.T, S_ = Step.PastLen + T, NH = Config.NHeads, kvRow = NKV * HD, per = NH * T * S_;
         Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
         S.Scores.AsSpan(0, B * per).CopyTo(S.Pattern);
         MaskedSoftmax(S.Pattern.AsSpan(0, B * per), B * NH * T, S_);
@@ -303,7 +302,6 @@ public abstract partial class TransformerModel
             AttentionApply(S.Pattern.AsSpan(b * per, per), values.AsSpan(b * kvStride, S_ * kvRow),
                 z.AsSpan(b * T * NH * HD, T * NH * HD), T, S_, NH, NKV, HD);
         }
-        return true;
     }
 
     /// <summary>hook_z on <see cref="RunState.Z"/> (B, T, NH, HD), the output projection — Σ_h z_h·W_O[h] per head when

@@ -13,7 +13,7 @@ namespace Headwise.Tests.Models.Restructure;
 public sealed class HealingTests
 {
     // trained on the built-in calibration text, held out: the story the docs use
-    private static (LoadedModel Teacher, int[] Train, int[] HeldOut) Stories()
+    internal static (LoadedModel Teacher, int[] Train, int[] HeldOut) Stories()
     {
         string dir = TestPaths.RequireStories260K();
         var loaded = ModelLoader.Load(Path.Combine(dir, "stories260K.bin"), Path.Combine(dir, "tok512.bin"));

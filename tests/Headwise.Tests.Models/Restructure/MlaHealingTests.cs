@@ -79,14 +79,8 @@ public sealed class MlaHealingTests
         }
     }
 
-    private static (LoadedModel Teacher, int[] Train, int[] HeldOut) Stories()
-    {
-        string dir = TestPaths.RequireStories260K();
-        var loaded = ModelLoader.Load(Path.Combine(dir, "stories260K.bin"), Path.Combine(dir, "tok512.bin"));
-        var tok = loaded.RequireTokenizer();
-        string story = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "docs", "examples", "texts", "story.txt"));
-        return (loaded, tok.Encode(CalibrationText.Default), tok.Encode(story));
-    }
+    // the same teacher and texts as HealingTests
+    private static (LoadedModel Teacher, int[] Train, int[] HeldOut) Stories() => HealingTests.Stories();
 
     [Fact]
     public void HealingAnMlaConversionLowersTheHeldOutKl()

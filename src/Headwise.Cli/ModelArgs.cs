@@ -41,6 +41,10 @@ public static class ModelArgs
         Kernels.MaxThreads = args.GetInt("threads", Environment.ProcessorCount, 1, 1024);
 
     /// <summary>Maps a --model value to a local path: an existing path, else the Hugging Face cache, else a download
-    /// from the Hub (unless HF_HUB_OFFLINE=1). Progress goes to stderr.</summary>
-    public static string ResolveModel(string model) => Hub.ModelResolver.Resolve(model, Hub.HubOptions.FromEnvironment(), Console.Error);
+    /// from the Hub (unless HF_HUB_OFFLINE=1). A download's progress goes to stderr (<see cref="HubProgressDisplay"/>).</summary>
+    public static string ResolveModel(string model)
+    {
+        using var progress = new HubProgressDisplay(Console.Error);
+        return Hub.ModelResolver.Resolve(model, Hub.HubOptions.FromEnvironment(), progress);
+    }
 }

@@ -47,6 +47,10 @@ public sealed class ProgressBar(TextWriter writer, bool enabled = true) : IProgr
         }
     }
 
+    /// <summary>The same display for a library call that reports bare counts (<c>IProgress&lt;(int Done, int Total)&gt;</c>:
+    /// tokens scored, layers converted), under the name <paramref name="stage"/>. Reports arrive on the calling thread, in order.</summary>
+    public IProgress<(int Done, int Total)> Stage(string stage) => new CountProgress(this, stage);
+
     /// <summary>Ends every live display still drawing (a command that failed or was interrupted mid-stage), so that
     /// what follows starts on a fresh line.</summary>
     public static void FinishAll()
@@ -112,46 +116,26 @@ public sealed class ProgressBar(TextWriter writer, bool enabled = true) : IProgr
 
     private static string Format(double seconds) => seconds < 60 ? $"{seconds:F0}s" : seconds < 3600 ? $"{seconds / 60:F0}m{seconds % 60:00}s" : $"{seconds / 3600:F1}h";
 
-    /// <summary>One stage drawn by Spectre.Console on stderr. Spectre's display runs for the length of a callback, so the
-    /// callback runs on its own thread until the stage ends, while the analysis thread updates the task.</summary>
+    private sealed class CountProgress(ProgressBar bar, string stage) : IProgress<(int Done, int Total)>
+    {
+        public void Report((int Done, int Total) value) => bar.Report(new AnalysisProgress(stage, value.Done, value.Total));
+    }
+
+    /// <summary>One stage drawn by Spectre.Console on stderr.</summary>
     private sealed class LiveStage
     {
-        private readonly TaskCompletionSource _ended = new();
-        private readonly Task _display;
-        private ProgressTask? _task;
+        private readonly LiveProgress _display = new(hideCompleted: false,
+            new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn());
+        private readonly ProgressTask _task;
 
-        public LiveStage(string stage, long total)
-        {
-            // stderr is a terminal (checked by the caller) even when stdout is redirected: say so, or Spectre falls back to plain lines
-            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error), Interactive = InteractionSupport.Yes });
-            var started = new TaskCompletionSource();
-            _display = Task.Run(() => console.Progress()
-                .AutoClear(false)
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-                .Start(ctx =>
-                {
-                    _task = ctx.AddTask(Markup.Escape(stage), maxValue: total);
-                    started.SetResult();
-                    _ended.Task.Wait();
-                    ctx.Refresh();
-                }));
-            Task.WaitAny(started.Task, _display);
-            if (_display.IsFaulted)
-            {
-                _display.GetAwaiter().GetResult(); // the display failed to start: say why rather than wait forever
-            }
-        }
+        public LiveStage(string stage, long total) => _task = _display.AddTask(stage, total);
 
         public void Update(long done, long total)
         {
-            _task!.MaxValue = total;
+            _task.MaxValue = total;
             _task.Value = Math.Min(done, total);
         }
 
-        public void End()
-        {
-            _ended.TrySetResult();
-            _display.Wait();
-        }
+        public void End() => _display.End();
     }
 }

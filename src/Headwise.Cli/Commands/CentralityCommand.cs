@@ -49,11 +49,12 @@ public sealed class CentralityCommand : ICommand
         }
         RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"centrality 1ᵀ Σ αᵏ Aᵏ, α = {alpha.ToString(CultureInfo.InvariantCulture)}; rows are positions, columns layers");
-        stdout.WriteLine($"{"pos",4}  {"token",-14}" + string.Concat(Enumerable.Range(0, r.Centrality.Length).Select(l => $"{l,8}")));
+        var table = new CliTable([">pos", "token", .. Enumerable.Range(0, r.Centrality.Length).Select(l => $">{l}")]);
         for (int t = 0; t < ids.Length; t++)
         {
-            stdout.WriteLine($"{t,4}  {StatisticsPrompt.Show(loaded, ids[t]),-14}" + string.Concat(r.Centrality.Select(c => c[t].ToString("F3", CultureInfo.InvariantCulture).PadLeft(8))));
+            table.Row([$"{t}", StatisticsPrompt.Show(loaded, ids[t]), .. r.Centrality.Select(c => c[t].ToString("F3", CultureInfo.InvariantCulture))]);
         }
+        table.Write(stdout);
         return 0;
     }
 }

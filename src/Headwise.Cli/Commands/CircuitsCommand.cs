@@ -75,21 +75,23 @@ public sealed class CircuitsCommand : ICommand
         int shown = heads is null ? 4 : c.DHead;
         RecipeArgs.WriteLine(stdout, applied);
         string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
-        string svTitle(string m) => $"σ({m}) largest first".PadRight(shown * 8);
-        stdout.WriteLine($"{"head",-6} {"‖W_QK‖",8} {svTitle("W_QK")} {"‖W_OV‖",8} {svTitle("W_OV")} {"copying",8}");
+        string Sv(double[] s) => string.Join(" ", s.Take(shown).Select(F));
+        var table = new CliTable("head", ">‖W_QK‖", "σ(W_QK) largest first", ">‖W_OV‖", "σ(W_OV) largest first", ">copying");
         foreach (var h in result.Heads)
         {
-            string Sv(double[] s) => string.Join(" ", s.Take(shown).Select(x => F(x).PadLeft(7))).PadRight(shown * 8);
-            stdout.WriteLine($"{h.Head,-6} {F(h.QkNorm),8} {Sv(h.QkSingularValues)} {F(h.OvNorm),8} {Sv(h.OvSingularValues)} {F(h.CopyingScore),8}");
+            table.Row($"{h.Head}", F(h.QkNorm), Sv(h.QkSingularValues), F(h.OvNorm), Sv(h.OvSingularValues), F(h.CopyingScore));
         }
+        table.Write(stdout);
         foreach (var k in kinds)
         {
             stdout.WriteLine();
             stdout.WriteLine($"top {k.Kind}-composition (writer → reader): {k.Definition}");
+            var pairs = new CliTable("writer", "", "reader", ">score");
             foreach (var p in Pairs(k))
             {
-                stdout.WriteLine($"  {p.From,-6} → {p.To,-6} {F(p.Score)}");
+                pairs.Row($"{p.From}", "→", $"{p.To}", F(p.Score));
             }
+            pairs.Write(stdout);
         }
         return 0;
     }

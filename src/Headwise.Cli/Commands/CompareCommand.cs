@@ -1,4 +1,5 @@
 using System.Globalization;
+using Headwise.Analysis;
 using Headwise.Benchmarks;
 using Headwise.Evaluation;
 using Headwise.Models;
@@ -81,17 +82,13 @@ public sealed class CompareCommand : ICommand
             }
             var policies = specs.Count == 0 ? null : loaded.Select((m, i) => m.Model.SparseAttention = Sparse.AttentionSpec.Parse(specs[specs.Count == 1 ? 0 : i])).ToArray();
             var models = paths.Select((p, i) => (policies is null ? p : $"{p} [{policies[i].Spec}]", loaded[i].Model)).ToList();
-            var progress = json || Console.IsErrorRedirected ? null : new Progress<(int Done, int Total)>(p => stderr.Write($"\r[{p.Done}/{p.Total} tokens scored]"));
-            var result = ModelComparison.Compute(models, ids, window, stride, progress, CliMain.Cancellation);
-            if (progress is not null)
-            {
-                stderr.WriteLine();
-            }
+            var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
+            var result = ModelComparison.Compute(models, ids, window, stride, bar.Stage("scoring tokens"), CliMain.Cancellation);
             // the density of the scoring forwards (the timings below run the policies too)
             var densities = policies?.Select(p => p.Density).ToArray();
             if (!args.Flag("no-speed"))
             {
-                result = result with { Models = Time(models, result.Models, args, context, json ? null : stderr) };
+                result = result with { Models = Time(models, result.Models, args, context, bar) };
             }
             if (json)
             {
@@ -146,7 +143,7 @@ public sealed class CompareCommand : ICommand
     /// <summary>Times every model with the benchmarks' timer, in rounds (each round times every model once, in order) so that
     /// a slow spell of the machine lands on all of them; each figure is the median over rounds.</summary>
     private static List<ComparedModel> Time(List<(string Name, TransformerModel Model)> models, IReadOnlyList<ComparedModel> rows, CliArgs args,
-        int context, TextWriter? log)
+        int context, ProgressBar progress)
     {
         int decodeTokens = args.GetInt("decode-tokens", 32, 1, Math.Max(1, context - 1));
         int prefill = args.GetInt("prefill-tokens", Math.Min(256, context), 1, context);
@@ -159,12 +156,12 @@ public sealed class CompareCommand : ICommand
             for (int i = 0; i < models.Count; i++)
             {
                 CliMain.Cancellation.ThrowIfCancellationRequested();
-                log?.Write($"\r[timing: round {r + 1}/{rounds}, model {i + 1}/{models.Count}]");
+                progress.Report(new AnalysisProgress($"timing ({rounds} rounds × {models.Count} models)", r * models.Count + i, rounds * models.Count));
                 pre[i].Add(ModelBenchmarks.Prefill(models[i].Model, prefill, reps: 1, CliMain.Cancellation).TokensPerSecond);
                 dec[i].Add(ModelBenchmarks.Decode(models[i].Model, decodeContext, decodeTokens, CliMain.Cancellation).TokensPerSecond);
             }
         }
-        log?.WriteLine();
+        progress.Report(new AnalysisProgress($"timing ({rounds} rounds × {models.Count} models)", rounds * models.Count, rounds * models.Count));
         static double Median(List<double> x)
         {
             var s = x.Order().ToArray();
@@ -186,12 +183,13 @@ public sealed class CompareCommand : ICommand
             stdout.WriteLine($"speed        prefill of {first.PrefillTokens} tokens, decode after {first.DecodeContext}; ratios to the first model, measured in this run");
         }
         stdout.WriteLine();
-        var header = new List<string> { "model", "family", "parameters", "KV B/token", "mean NLL", "perplexity", "ΔNLL" };
+        // the model and family columns left-aligned, numbers right-aligned
+        var header = new List<string> { "model", "family", ">parameters", ">KV B/token", ">mean NLL", ">perplexity", ">ΔNLL" };
         if (first is not null)
         {
-            header.AddRange(["prefill tok/s", "×", "decode tok/s", "×"]);
+            header.AddRange([">prefill tok/s", ">×", ">decode tok/s", ">×"]);
         }
-        var table = new List<string[]> { header.ToArray() };
+        var table = new CliTable([.. header]);
         foreach (var m in result.Models)
         {
             var row = new List<string>
@@ -205,13 +203,8 @@ public sealed class CompareCommand : ICommand
                 row.AddRange([s.PrefillTokensPerSecond.ToString("F0", CultureInfo.InvariantCulture), s.PrefillRatio.ToString("F2", CultureInfo.InvariantCulture),
                     s.DecodeTokensPerSecond.ToString("F0", CultureInfo.InvariantCulture), s.DecodeRatio.ToString("F2", CultureInfo.InvariantCulture)]);
             }
-            table.Add(row.ToArray());
+            table.Row([.. row]);
         }
-        var widths = Enumerable.Range(0, header.Count).Select(c => table.Max(r => r[c].Length)).ToArray();
-        foreach (var row in table)
-        {
-            // the model column left-aligned, numbers right-aligned
-            stdout.WriteLine(string.Join("  ", row.Select((cell, c) => c <= 1 ? cell.PadRight(widths[c]) : cell.PadLeft(widths[c]))).TrimEnd());
-        }
+        table.Write(stdout);
     }
 }

@@ -67,12 +67,13 @@ public sealed class ContextCommand : ICommand
         RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine(scores.Definition);
         stdout.WriteLine();
-        stdout.WriteLine("rank  head   sensitivity");
+        var table = new CliTable(">rank", "head", ">sensitivity");
         int rank = 1;
         foreach (var (head, score) in scores.Top(top))
         {
-            stdout.WriteLine($"{rank++,4}  {head,-5}  {score,10:F4}");
+            table.Row($"{rank++}", $"{head}", $"{score:F4}");
         }
+        table.Write(stdout);
         return 0;
     }
 }

@@ -122,12 +122,8 @@ public sealed class ConvertCommand : ICommand
         string? calibrationFile = CalibrationFile(args);
         using var loaded = ModelArgs.Load(args);
         int[] ids = Calibration(loaded, calibrationFile);
-        var progress = json || Console.IsErrorRedirected ? null : new Progress<(int Done, int Total)>(p => stderr.Write($"\r[{p.Done}/{p.Total} layers fused]"));
+        var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected).Stage("fusing layers");
         var r = GqaConversion.Convert(loaded.Model, kvHeads, method, ids, progress, CliMain.Cancellation);
-        if (progress is not null)
-        {
-            stderr.WriteLine();
-        }
         var files = CheckpointOutput.Write(r.Weights, loaded, args.Get("tokenizer"), outDir, dtype, stderr, "convert");
         int used = Math.Min(ids.Length, loaded.Config.MaxPositions);
         if (json)
@@ -147,12 +143,13 @@ public sealed class ConvertCommand : ICommand
         }
         string G(double x) => x.ToString("G3", CultureInfo.InvariantCulture);
         stdout.WriteLine($"converted    {loaded.Path}: {loaded.Config.NKvHeads} → {kvHeads} key/value heads per layer ({method.ToString().ToLowerInvariant()}), calibrated on {used} tokens");
-        stdout.WriteLine("layer  groups (old kv heads)          key error  value error");
+        var table = new CliTable(">layer", "groups (old kv heads)", ">key error", ">value error");
         foreach (var l in r.Layers)
         {
             string groups = string.Join(" ", l.Groups.Select(g => "{" + string.Join(",", g) + "}"));
-            stdout.WriteLine($"{l.Layer,5}  {groups,-30} {G(l.KeyError),9}  {G(l.ValueError),11}");
+            table.Row($"{l.Layer}", groups, G(l.KeyError), G(l.ValueError));
         }
+        table.Write(stdout);
         for (int l = 0; l < r.QueryHeadOrigin.Length; l++)
         {
             var o = r.QueryHeadOrigin[l];
@@ -205,12 +202,8 @@ public sealed class ConvertCommand : ICommand
             (rank, rope) = MlaConversion.RanksFor(c, fraction, format);
         }
         int[] ids = Calibration(loaded, calibrationFile);
-        var progress = json || Console.IsErrorRedirected ? null : new Progress<(int Done, int Total)>(p => stderr.Write($"\r[{p.Done}/{p.Total} layers converted]"));
+        var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected).Stage("converting layers");
         var r = MlaConversion.Convert(loaded.Model, rank, rope, ids, format, progress, CliMain.Cancellation);
-        if (progress is not null)
-        {
-            stderr.WriteLine();
-        }
         if (!json)
         {
             stderr.WriteLine("headwise convert: scoring the original and the converted model on the calibration text");
@@ -253,11 +246,12 @@ public sealed class ConvertCommand : ICommand
         string F4(double x) => x.ToString("F4", CultureInfo.InvariantCulture);
         stdout.WriteLine($"converted    {loaded.Path}: {c.NKvHeads} kv heads × {c.DHead} (keys and values, {original} floats per token and layer) → "
             + $"latent {r.KvRank} + rotary key {r.RopeDim} = {r.KvRank + r.RopeDim} ({G((double)(r.KvRank + r.RopeDim) / original)} of the cache), format {formatName}, calibrated on {used} tokens");
-        stdout.WriteLine("layer  key error  value error  joint error  key energy without RoPE");
+        var table = new CliTable(">layer", ">key error", ">value error", ">joint error", ">key energy without RoPE");
         foreach (var l in r.Layers)
         {
-            stdout.WriteLine($"{l.Layer,5}  {G(l.KeyError),9}  {G(l.ValueError),11}  {G(l.JointError),11}  {G(l.NopeKeyEnergy),23}");
+            table.Row($"{l.Layer}", G(l.KeyError), G(l.ValueError), G(l.JointError), G(l.NopeKeyEnergy));
         }
+        table.Write(stdout);
         stdout.WriteLine($"nll          {F4(before)} → {F4(after)} nats/token on the calibration text (Δ {F4(after - before)})");
         if (format == MlaFormat.DeepseekV3)
         {

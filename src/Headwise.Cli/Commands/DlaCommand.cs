@@ -74,11 +74,12 @@ public sealed class DlaCommand : ICommand
             : $"logit[{Name(answer)}] − logit[{Name(wrong.Value)}] at position {r.Position} = {r.Logit:F4}");
         stdout.WriteLine($"final norm bias term {r.NormBiasTerm:F4}; sum of contributions {r.Sum:F4}");
         stdout.WriteLine();
-        stdout.WriteLine($"  {"term",-12} {"contribution",12}");
+        var table = new CliTable("term", ">contribution");
         foreach (var c in r.Contributions.OrderByDescending(c => Math.Abs(c.Value)).Take(top))
         {
-            stdout.WriteLine($"  {c.Name,-12} {c.Value,12:F4}");
+            table.Row(c.Name, $"{c.Value:F4}");
         }
+        table.Write(stdout);
         return 0;
     }
 }

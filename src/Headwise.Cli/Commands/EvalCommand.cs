@@ -67,16 +67,11 @@ public sealed class EvalCommand : ICommand
         int stride = args.GetInt("stride", Math.Max(1, window / 2), 1, window);
         int[] ids = tokensArg is not null ? TextInput.ParseIds(tokensArg) : loaded.RequireTokenizer().Encode(text!, addSpecial: !noBos);
 
-        var progress = Console.IsErrorRedirected || json ? null : new Progress<(int Done, int Total)>(p =>
-            stderr.Write($"\r[{p.Done}/{p.Total} tokens scored]"));
+        var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected).Stage("scoring tokens");
         using var applied = RecipeArgs.Apply(args, loaded);
         applied?.RequireSourcesCover(ids.Length, generation: false);
         var policy = AttentionArgs.Apply(args, applied?.Model ?? loaded.Model);
         var result = Perplexity.Evaluate(applied?.Model ?? loaded.Model, ids, window, stride, progress, CliMain.Cancellation, applied?.CreateHooks());
-        if (progress is not null)
-        {
-            stderr.WriteLine();
-        }
         if (json)
         {
             stdout.WriteLine(AttentionArgs.Json(applied is null

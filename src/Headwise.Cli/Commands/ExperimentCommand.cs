@@ -206,11 +206,12 @@ public sealed class ExperimentCommand : ICommand
                     }
 
                     stdout.WriteLine($"held-out accuracy {F(r.FinalAccuracy)} (chance {F(r.ChanceAccuracy)}); answer loss {F(r.Curve[^1].Loss)}");
-                    stdout.WriteLine("head    on left-out  on other listed  on repeated list");
+                    var table = new CliTable("head", ">on left-out", ">on other listed", ">on repeated list");
                     foreach (var h in r.Heads)
                     {
-                        stdout.WriteLine($"{h.Layer}.{h.Head}    {F(h.OnMissingItem),11}  {F(h.OnOtherFirstListItem),15}  {F(h.OnSecondListItem),16}");
+                        table.Row($"{h.Layer}.{h.Head}", F(h.OnMissingItem), F(h.OnOtherFirstListItem), F(h.OnSecondListItem));
                     }
+                    table.Write(stdout);
 
                     stdout.WriteLine(path);
                     return 0;
@@ -234,12 +235,13 @@ public sealed class ExperimentCommand : ICommand
                     }
 
                     stdout.WriteLine($"writer {r.Writer.Layer}.{r.Writer.Head} -> reader {r.Reader.Layer}.{r.Reader.Head} ({r.Composition}-composition {F(r.CompositionScore)}); channel [{string.Join(",", r.Channel)}] / [{string.Join(",", r.ReaderChannel)}]");
-                    stdout.WriteLine($"{"model",-20}  accuracy  by position");
-                    stdout.WriteLine($"{"original",-20}  {F(r.Original.Accuracy),8}  {string.Join(" ", r.Original.AccuracyByPosition.Select(a => F(a)))}");
+                    var table = new CliTable("model", ">accuracy", "by position");
+                    table.Row("original", F(r.Original.Accuracy), string.Join(" ", r.Original.AccuracyByPosition.Select(a => F(a))));
                     foreach (var e in r.Edits)
                     {
-                        stdout.WriteLine($"{e.Name,-20}  {F(e.Score.Accuracy),8}  {string.Join(" ", e.Score.AccuracyByPosition.Select(a => F(a)))}");
+                        table.Row(e.Name, F(e.Score.Accuracy), string.Join(" ", e.Score.AccuracyByPosition.Select(a => F(a))));
                     }
+                    table.Write(stdout);
 
                     stdout.WriteLine(path);
                     return 0;
@@ -258,11 +260,12 @@ public sealed class ExperimentCommand : ICommand
                     }
 
                     stdout.WriteLine($"head {r.Head.Layer}.{r.Head.Head} (largest DLA toward the in-context answer); {r.HeldOutPrompts} held-out counterfactual prompts");
-                    stdout.WriteLine("factor  in-context  memorised  argmax-in  argmax-mem  facts");
+                    var table = new CliTable(">factor", ">in-context", ">memorised", ">argmax-in", ">argmax-mem", ">facts");
                     foreach (var p in r.Sweep)
                     {
-                        stdout.WriteLine($"{F(p.Factor, 2),6}  {F(p.InContextWins),10}  {F(p.MemorisedWins),9}  {F(p.ArgmaxInContext),9}  {F(p.ArgmaxMemorised),10}  {F(p.FactAccuracy),5}");
+                        table.Row(F(p.Factor, 2), F(p.InContextWins), F(p.MemorisedWins), F(p.ArgmaxInContext), F(p.ArgmaxMemorised), F(p.FactAccuracy));
                     }
+                    table.Write(stdout);
 
                     stdout.WriteLine(path);
                     return 0;
@@ -281,11 +284,12 @@ public sealed class ExperimentCommand : ICommand
                     }
 
                     stdout.WriteLine($"chance {F(r.ChanceLoss)}  final loss: first copy {F(r.FinalLossFirstCopy)}, repeated copy {F(r.FinalLossRepeat)}; drop at step {(r.DropStep?.ToString(CultureInfo.InvariantCulture) ?? "none")}");
-                    stdout.WriteLine("head    induction  prev-token");
+                    var table = new CliTable("head", ">induction", ">prev-token");
                     foreach (var h in r.Heads)
                     {
-                        stdout.WriteLine($"{h.Layer}.{h.Head}    {F(h.Induction),9}  {F(h.PreviousToken),10}");
+                        table.Row($"{h.Layer}.{h.Head}", F(h.Induction), F(h.PreviousToken));
                     }
+                    table.Write(stdout);
 
                     stdout.WriteLine(path);
                     return 0;
@@ -304,11 +308,12 @@ public sealed class ExperimentCommand : ICommand
                     }
 
                     stdout.WriteLine($"held-out implications: {r.HeldOutExamples}, chance {F(r.ChanceAccuracy)}");
-                    stdout.WriteLine("model      train-acc  held-out-acc  nuclear-norm(W_OV)");
+                    var table = new CliTable("model", ">train-acc", ">held-out-acc", ">nuclear-norm(W_OV)");
                     foreach (var run in new[] { r.Factored, r.Combined })
                     {
-                        stdout.WriteLine($"{run.Variant,-9}  {F(run.Final.TrainAccuracy),9}  {F(run.Final.HeldOutAccuracy),12}  {F(run.Final.OvNuclearNorm, 2),18}");
+                        table.Row(run.Variant, F(run.Final.TrainAccuracy), F(run.Final.HeldOutAccuracy), F(run.Final.OvNuclearNorm, 2));
                     }
+                    table.Write(stdout);
 
                     stdout.WriteLine(path);
                     return 0;

@@ -60,11 +60,12 @@ public sealed class ExplainCommand : ICommand
         string F(double x) => double.IsNaN(x) ? "-" : x.ToString("F3", CultureInfo.InvariantCulture);
         RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"predicted next token: {StatisticsPrompt.Show(loaded, r.PredictedToken)} (id {r.PredictedToken}, log p = {F(r.LogProb)})");
-        stdout.WriteLine($"{"pos",4}  {"token",-14} {"attention",9} {"rollout",9} {"leave-1-out",11}");
+        var table = new CliTable(">pos", "token", ">attention", ">rollout", ">leave-1-out");
         for (int t = 0; t < ids.Length; t++)
         {
-            stdout.WriteLine($"{t,4}  {StatisticsPrompt.Show(loaded, ids[t]),-14} {F(r.Attention[t]),9} {F(r.Rollout[t]),9} {F(r.LeaveOneOut[t]),11}");
+            table.Row($"{t}", StatisticsPrompt.Show(loaded, ids[t]), F(r.Attention[t]), F(r.Rollout[t]), F(r.LeaveOneOut[t]));
         }
+        table.Write(stdout);
         stdout.WriteLine();
         stdout.WriteLine($"attention vs leave-one-out: Kendall τ-b {F(r.AttentionVsLeaveOneOut.KendallTauB)}, Spearman ρ {F(r.AttentionVsLeaveOneOut.SpearmanRho)}");
         stdout.WriteLine($"rollout   vs leave-one-out: Kendall τ-b {F(r.RolloutVsLeaveOneOut.KendallTauB)}, Spearman ρ {F(r.RolloutVsLeaveOneOut.SpearmanRho)}");

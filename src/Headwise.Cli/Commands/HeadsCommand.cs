@@ -166,11 +166,12 @@ public sealed class HeadsCommand : ICommand
         }
         RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"{loaded.Config.NLayers} layers × {loaded.Config.NHeads} heads on {file} ({rows}×{columns} patches of {vision.PatchSize} px); most local first");
-        stdout.WriteLine("  head      distance   entropy       cls      sink");
+        var table = new CliTable("head", ">distance", ">entropy", ">cls", ">sink");
         foreach (var s in scores.Take(top))
         {
-            stdout.WriteLine($"  {s.Id,-7} {s.Distance,10:F4} {s.Entropy,9:F4} {s.Cls,9:F4} {s.Sink,9:F4}");
+            table.Row($"{s.Id}", $"{s.Distance:F4}", $"{s.Entropy:F4}", $"{s.Cls:F4}", $"{s.Sink:F4}");
         }
+        table.Write(stdout);
         if (clusters is not null)
         {
             stdout.WriteLine();

@@ -106,11 +106,12 @@ public sealed class ImportanceCommand : ICommand
         RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine(scores.Definition);
         stdout.WriteLine();
-        stdout.WriteLine("head     change");
+        var table = new CliTable("head", ">change");
         foreach (var (head, score) in scores.Ranked().OrderByDescending(x => Math.Abs(x.Score)).Take(top))
         {
-            stdout.WriteLine($"{head,-8} {score,10:+0.0000;-0.0000;0.0000}");
+            table.Row($"{head}", $"{score:+0.0000;-0.0000;0.0000}");
         }
+        table.Write(stdout);
         return 0;
     }
 }

@@ -128,20 +128,23 @@ public sealed class PatchCommand : ICommand
             stdout.WriteLine($"WARNING: {warning}");
         }
         stdout.WriteLine();
-        stdout.WriteLine(r.Normalized ? "head     recovered" : "head     patched − corrupted (raw)");
+        var table = new CliTable("head", r.Normalized ? ">recovered" : ">patched − corrupted (raw)");
         foreach (var (head, score) in r.Scores.Top(top))
         {
-            stdout.WriteLine($"{head,-8} {score,9:F4}");
+            table.Row($"{head}", $"{score:F4}");
         }
+        table.Write(stdout);
         if (r.PerPosition is { } pp)
         {
             var toks = pairs[0].Clean.Select(id => tokenizer.TokenText(id)).ToArray();
             stdout.WriteLine();
             stdout.WriteLine("per position (top heads): " + string.Join(" | ", toks.Select((t, i) => $"{i}:{t.Trim()}")));
+            var positions = new CliTable(["head", .. toks.Select((_, i) => $">{i}")]);
             foreach (var (head, _) in r.Scores.Top(Math.Min(top, 5)))
             {
-                stdout.WriteLine($"{head,-8} " + string.Join(" ", pp[head.Layer][head.Head].Select(v => $"{v,6:F2}")));
+                positions.Row([$"{head}", .. pp[head.Layer][head.Head].Select(v => $"{v:F2}")]);
             }
+            positions.Write(stdout);
         }
         return 0;
     }

@@ -80,7 +80,8 @@ public sealed class PullCommand : ICommand
             throw new UsageException("expects one model name, ORG/NAME (see --help)");
         }
 
-        using var client = new HubClient(options, stderr);
+        using var progress = new HubProgressDisplay(stderr);
+        using var client = new HubClient(options, progress);
         var result = client.Pull(args.Positional[0], CliMain.Cancellation);
         if (json)
         {

@@ -78,12 +78,14 @@ public sealed class SparsityCommand : ICommand
             return 0;
         }
         stdout.WriteLine($"{r.Tokens} tokens; dense mean nll {r.DenseMeanNll:F4} nats/token");
-        stdout.WriteLine($"{"spec",-28} {"density",8} {"ΔNLL",9} {"recall",7} {"worst",7} {"oracle",7}  speed-up");
+        var table = new CliTable("spec", ">density", ">ΔNLL", ">recall", ">worst", ">oracle", ">speed-up");
         foreach (var s in r.Specs)
         {
             double worst = s.Recall.SelectMany(x => x).Min();
-            stdout.WriteLine($"{s.Spec,-28} {s.Density,8:F4} {s.DeltaNll,9:+0.0000;-0.0000;0.0000} {s.MeanRecall,7:F4} {worst,7:F4} {s.MeanOracleRecall,7:F4}  {(s.AttentionSpeedup is double x ? $"{x:F2}×" : "n/a")}");
+            table.Row(s.Spec, $"{s.Density:F4}", $"{s.DeltaNll:+0.0000;-0.0000;0.0000}", $"{s.MeanRecall:F4}", $"{worst:F4}", $"{s.MeanOracleRecall:F4}",
+                s.AttentionSpeedup is double x ? $"{x:F2}×" : "n/a");
         }
+        table.Write(stdout);
         return 0;
     }
 }

@@ -63,24 +63,23 @@ public sealed class StatsCommand : ICommand
         string F(double x, string f = "F2") => double.IsNaN(x) ? "-" : x.ToString(f, CultureInfo.InvariantCulture);
         RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"{ids.Length} tokens. Effective rank of each head's pattern (1 … {ids.Length}); columns are heads");
-        stdout.WriteLine("layer " + string.Concat(Enumerable.Range(0, H).Select(h => $"{h,7}")));
-        for (int l = 0; l < L; l++)
+        // one row per layer, one column per head (or per layer, for the similarity matrix)
+        void Matrix(int columns, Func<int, int, double> value, string format)
         {
-            stdout.WriteLine($"{l,5} " + string.Concat(r.EffectiveRank.Values[l].Select(x => F(x).PadLeft(7))));
+            var table = new CliTable([">layer", .. Enumerable.Range(0, columns).Select(c => $">{c}")]);
+            for (int l = 0; l < L; l++)
+            {
+                table.Row([$"{l}", .. Enumerable.Range(0, columns).Select(c => F(value(l, c), format))]);
+            }
+            table.Write(stdout);
         }
+        Matrix(H, (l, h) => r.EffectiveRank.Values[l][h], "F2");
         stdout.WriteLine();
         stdout.WriteLine("Mean row excess kurtosis");
-        for (int l = 0; l < L; l++)
-        {
-            stdout.WriteLine($"{l,5} " + string.Concat(r.Kurtosis.Values[l].Select(x => F(x).PadLeft(7))));
-        }
+        Matrix(H, (l, h) => r.Kurtosis.Values[l][h], "F2");
         stdout.WriteLine();
         stdout.WriteLine("Layer similarity (1 − JSD of head-averaged patterns)");
-        stdout.WriteLine("layer " + string.Concat(Enumerable.Range(0, L).Select(l => $"{l,6}")));
-        for (int l = 0; l < L; l++)
-        {
-            stdout.WriteLine($"{l,5} " + string.Concat(r.LayerSimilarity[l].Select(x => F(x, "F3").PadLeft(6))));
-        }
+        Matrix(L, (l, m) => r.LayerSimilarity[l][m], "F3");
         stdout.WriteLine();
         stdout.WriteLine($"Head clusters (average link, mean similarity ≥ {F(threshold)}): {r.Clusters.Length}");
         foreach (var c in r.Clusters.Where(c => c.Length > 1))

@@ -84,12 +84,13 @@ public sealed class StreamingCommand : ICommand
             return 0;
         }
         stdout.WriteLine($"{r.Tokens} tokens ({r.GeneratedTokens} sampled by the model), context {r.Context}, buckets of {r.Bucket} positions");
-        stdout.WriteLine($"{"positions",-16}" + string.Concat(r.Curves.Select(c => $"{$"sinks {c.Sinks}",12}")));
+        var table = new CliTable(["positions", .. r.Curves.Select(c => $">sinks {c.Sinks}")]);
         for (int b = 0; b < r.Curves[0].BucketPerplexity.Length; b++)
         {
-            stdout.WriteLine($"{$"{b * r.Bucket}–{Math.Min(r.Tokens - 1, (b + 1) * r.Bucket) - 1}",-16}" + string.Concat(r.Curves.Select(c => $"{c.BucketPerplexity[b],12:F3}")));
+            table.Row([$"{b * r.Bucket}–{Math.Min(r.Tokens - 1, (b + 1) * r.Bucket) - 1}", .. r.Curves.Select(c => $"{c.BucketPerplexity[b]:F3}")]);
         }
-        stdout.WriteLine($"{"mean ppl",-16}" + string.Concat(r.Curves.Select(c => $"{Math.Exp(c.MeanNll),12:F3}")));
+        table.Row(["mean ppl", .. r.Curves.Select(c => $"{Math.Exp(c.MeanNll):F3}")]);
+        table.Write(stdout);
         return 0;
     }
 }

@@ -41,10 +41,12 @@ public sealed class TokenizeCommand : ICommand
             return 0;
         }
         stdout.WriteLine($"{ids.Length} tokens");
+        var table = new CliTable(">pos", ">id", "token");
         for (int i = 0; i < ids.Length; i++)
         {
-            stdout.WriteLine($"{i,6}  {ids[i],8}  {Json.Serialize(tokens[i])}");
+            table.Row($"{i}", $"{ids[i]}", Json.Serialize(tokens[i]));
         }
+        table.Write(stdout);
         return 0;
     }
 }

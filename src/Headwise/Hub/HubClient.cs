@@ -13,7 +13,9 @@ public sealed record PulledFile(string Name, long Size, string Sha256, bool Down
 public sealed record PullResult(string Repo, string Revision, string Commit, string Path, IReadOnlyList<PulledFile> Files);
 
 /// <summary>Talks to the Hugging Face Hub (or a mirror): lists a repository, downloads its model files into the
-/// <see cref="HubCache"/> with retries, backoff, Range resume and hash checks. The token goes only to the Hub's own host.</summary>
+/// <see cref="HubCache"/> with retries, backoff, Range resume and hash checks. The token goes only to the Hub's own host.
+/// Progress (bytes per file, retries) is reported through <see cref="IProgress{T}"/> of <see cref="HubProgress"/> only;
+/// nothing is written to the console.</summary>
 public sealed class HubClient : IDisposable
 {
     /// <summary>Tokenizer and generation files fetched when the repository has them.</summary>
@@ -30,11 +32,13 @@ public sealed class HubClient : IDisposable
     private readonly HubCache _cache;
     private readonly HttpClient _http;
     private readonly Uri _endpoint;
-    private readonly TextWriter? _progressWriter;
-    private readonly bool _interactive;
+    private readonly IProgress<HubProgress>? _progress;
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _blobLocks = new(StringComparer.Ordinal);
 
-    public HubClient(HubOptions options, TextWriter? progress = null, bool? interactive = null)
+    /// <param name="options">Endpoint, token, offline mode, revision, cache folder, timeouts and retries.</param>
+    /// <param name="progress">Receives each file's start, bytes, completion or cache hit, and each retried request
+    /// (<see cref="HubProgress"/>; called from several threads at once); null for none.</param>
+    public HubClient(HubOptions options, IProgress<HubProgress>? progress = null)
     {
         _options = options;
         _cache = new HubCache(options.CacheDir);
@@ -44,8 +48,7 @@ public sealed class HubClient : IDisposable
             throw new HubException(HubErrorKind.Protocol, $"HF_ENDPOINT '{HubCache.Printable(options.Endpoint)}' is not an http(s) URL");
         }
         _endpoint = endpoint;
-        _progressWriter = progress;
-        _interactive = interactive ?? DownloadProgress.IsTerminal(progress);
+        _progress = progress;
         var handler = new SocketsHttpHandler
         {
             AllowAutoRedirect = false, // followed by hand, so the token never follows a redirect to another host
@@ -97,9 +100,8 @@ public sealed class HubClient : IDisposable
                 $"{repoId} at {revision} has no safetensors weights (Headwise never loads pickle .bin/.pt files); look for a safetensors version of the model");
         }
 
-        using var progress = new DownloadProgress(_progressWriter, _interactive);
         var files = new List<PulledFile>();
-        files.AddRange(await FetchAllAsync(repoId, commit, first, progress, ct).ConfigureAwait(false));
+        files.AddRange(await FetchAllAsync(repoId, commit, first, ct).ConfigureAwait(false));
 
         List<string> weights;
         if (sharded)
@@ -115,7 +117,7 @@ public sealed class HubClient : IDisposable
         {
             weights = [.. siblings.Where(IsTopLevelSafetensors).Order(StringComparer.Ordinal)];
         }
-        files.AddRange(await FetchAllAsync(repoId, commit, weights, progress, ct).ConfigureAwait(false));
+        files.AddRange(await FetchAllAsync(repoId, commit, weights, ct).ConfigureAwait(false));
 
         _cache.WriteRef(repoId, revision, commit);
         return new PullResult(repoId, revision, commit, _cache.SnapshotDir(repoId, commit), files);
@@ -171,7 +173,7 @@ public sealed class HubClient : IDisposable
         }
     }
 
-    private async Task<IReadOnlyList<PulledFile>> FetchAllAsync(string repoId, string commit, IReadOnlyList<string> names, DownloadProgress progress, CancellationToken ct)
+    private async Task<IReadOnlyList<PulledFile>> FetchAllAsync(string repoId, string commit, IReadOnlyList<string> names, CancellationToken ct)
     {
         using var gate = new SemaphoreSlim(Math.Max(1, _options.MaxParallel));
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -180,7 +182,7 @@ public sealed class HubClient : IDisposable
             await gate.WaitAsync(failed.Token).ConfigureAwait(false);
             try
             {
-                return await FetchFileAsync(repoId, commit, name, progress, failed.Token).ConfigureAwait(false);
+                return await FetchFileAsync(repoId, commit, name, failed.Token).ConfigureAwait(false);
             }
             catch
             {
@@ -208,15 +210,15 @@ public sealed class HubClient : IDisposable
         }
     }
 
-    private async Task<PulledFile> FetchFileAsync(string repoId, string commit, string name, DownloadProgress progress, CancellationToken ct)
+    private async Task<PulledFile> FetchFileAsync(string repoId, string commit, string name, CancellationToken ct)
     {
         string snapshotPath = _cache.SnapshotFile(repoId, commit, name);
         if (HubCache.FileResolves(snapshotPath))
         {
-            long size = new FileInfo(snapshotPath).Length;
             var target = new FileInfo(snapshotPath).ResolveLinkTarget(returnFinalTarget: true);
+            long size = (target as FileInfo ?? new FileInfo(snapshotPath)).Length; // the blob's size, not the link's
             string sha = target is not null && HubCache.IsSha256(target.Name) ? target.Name.ToLowerInvariant() : HubCache.Sha256Of(snapshotPath);
-            progress.Cached(name, size);
+            FileTransfer.Cached(_progress, name, size);
             return new PulledFile(name, size, sha, Downloaded: false);
         }
 
@@ -226,11 +228,11 @@ public sealed class HubClient : IDisposable
         bool downloaded = false;
         if (!File.Exists(blob))
         {
-            downloaded = await DownloadBlobAsync(resolveUrl, repoId, name, meta, progress, ct).ConfigureAwait(false);
+            downloaded = await DownloadBlobAsync(resolveUrl, repoId, name, meta, ct).ConfigureAwait(false);
         }
         else
         {
-            progress.Cached(name, new FileInfo(blob).Length);
+            FileTransfer.Cached(_progress, name, new FileInfo(blob).Length);
         }
         _cache.LinkSnapshotFile(repoId, commit, name, meta.Etag);
         string sha256 = HubCache.IsSha256(meta.Etag) ? meta.Etag.ToLowerInvariant() : HubCache.Sha256Of(blob);
@@ -265,7 +267,7 @@ public sealed class HubClient : IDisposable
 
     /// <summary>Downloads one blob into <c>blobs/ETAG.incomplete</c>, resuming with Range requests after a broken connection,
     /// checks size and hash, then renames it to <c>blobs/ETAG</c>. Returns false if another download placed it meanwhile.</summary>
-    private async Task<bool> DownloadBlobAsync(Uri resolveUrl, string repoId, string name, FileMeta meta, DownloadProgress progress, CancellationToken ct)
+    private async Task<bool> DownloadBlobAsync(Uri resolveUrl, string repoId, string name, FileMeta meta, CancellationToken ct)
     {
         string blob = _cache.BlobPath(repoId, meta.Etag);
         string incomplete = _cache.IncompletePath(repoId, meta.Etag);
@@ -276,7 +278,7 @@ public sealed class HubClient : IDisposable
             using var fileLock = await AcquireFileLockAsync(_cache.LockPath(repoId, meta.Etag), name, ct).ConfigureAwait(false);
             if (File.Exists(blob))
             {
-                progress.Cached(name, new FileInfo(blob).Length);
+                FileTransfer.Cached(_progress, name, new FileInfo(blob).Length);
                 return false;
             }
             Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
@@ -287,7 +289,7 @@ public sealed class HubClient : IDisposable
                 existing = 0;
             }
             CheckFreeSpace(name, (meta.Size ?? 0) - existing);
-            var bar = progress.Start(name, meta.Size ?? 0, existing);
+            var bar = new FileTransfer(_progress, name, meta.Size, existing);
             try
             {
                 await ReceiveAsync(resolveUrl, repoId, name, meta, incomplete, existing, bar, ct).ConfigureAwait(false);
@@ -308,7 +310,7 @@ public sealed class HubClient : IDisposable
         }
     }
 
-    private async Task ReceiveAsync(Uri resolveUrl, string repoId, string name, FileMeta meta, string incomplete, long existing, DownloadProgress.FileBar bar, CancellationToken ct)
+    private async Task ReceiveAsync(Uri resolveUrl, string repoId, string name, FileMeta meta, string incomplete, long existing, FileTransfer bar, CancellationToken ct)
     {
         int failures = 0;
         var buffer = new byte[1 << 16];
@@ -389,7 +391,7 @@ public sealed class HubClient : IDisposable
         }
     }
 
-    private static long Restart(FileStream file, DownloadProgress.FileBar bar, long position)
+    private static long Restart(FileStream file, FileTransfer bar, long position)
     {
         file.SetLength(position);
         file.Seek(position, SeekOrigin.Begin);
@@ -432,7 +434,7 @@ public sealed class HubClient : IDisposable
         if (free < needed)
         {
             throw new HubException(HubErrorKind.DiskFull,
-                $"disk full: {name} needs {DownloadProgress.FormatBytes(needed)} but only {DownloadProgress.FormatBytes(free)} is free in {_cache.Root}; free some space or point HF_HUB_CACHE (or --cache-dir) at a larger disk");
+                $"disk full: {name} needs {HubProgress.FormatBytes(needed)} but only {HubProgress.FormatBytes(free)} is free in {_cache.Root}; free some space or point HF_HUB_CACHE (or --cache-dir) at a larger disk");
         }
     }
 
@@ -557,15 +559,9 @@ public sealed class HubClient : IDisposable
                 : error is OperationCanceledException ? $"no answer within {_options.RequestTimeout.TotalSeconds:0.#} s" : error!.Message;
             response?.Dispose();
             TimeSpan delay = Backoff(attempt + 1, retryAfter);
-            // say so: without this line a run with no network looks hung for the whole backoff (about half a minute)
-            if (_progressWriter is { } log)
-            {
-                lock (log)
-                {
-                    log.WriteLine($"hub: {what}: {reason}; retrying in {delay.TotalSeconds:0.#} s (try {attempt + 2} of {_options.MaxRetries + 1}; HF_HUB_OFFLINE=1 skips the network)");
-                    log.Flush();
-                }
-            }
+            // say so: without this a run with no network looks hung for the whole backoff (about half a minute)
+            _progress?.Report(new HubProgress(HubProgressKind.Retrying, what, 0, null, TimeSpan.Zero, 0,
+                Message: $"{what}: {reason}; retrying in {delay.TotalSeconds:0.#} s (try {attempt + 2} of {_options.MaxRetries + 1}; HF_HUB_OFFLINE=1 skips the network)"));
             await Task.Delay(delay, ct).ConfigureAwait(false);
         }
     }

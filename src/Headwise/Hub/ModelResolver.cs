@@ -8,8 +8,9 @@ public static class ModelResolver
     /// (<c>…/models--ORG--NAME/snapshots/COMMIT</c>) holding config.json, the tokenizer files and the safetensors weights.</summary>
     /// <param name="nameOrPath">A local path, or a model name such as <c>HuggingFaceTB/SmolLM2-135M</c>.</param>
     /// <param name="options">Endpoint, token, offline mode, revision, cache folder; null reads the environment (<see cref="HubOptions.FromEnvironment"/>).</param>
-    /// <param name="progress">Where download progress goes (bars on a terminal, one line per file otherwise); null for silence.</param>
-    public static string Resolve(string nameOrPath, HubOptions? options = null, TextWriter? progress = null)
+    /// <param name="progress">Receives the download's progress and retries when the model is pulled (<see cref="HubProgress"/>;
+    /// called from several threads at once); null for none. Nothing is reported when the path or the cache answers.</param>
+    public static string Resolve(string nameOrPath, HubOptions? options = null, IProgress<HubProgress>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(nameOrPath);
         if (File.Exists(nameOrPath) || Directory.Exists(nameOrPath))

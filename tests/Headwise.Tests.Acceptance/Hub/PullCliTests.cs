@@ -51,6 +51,33 @@ public sealed class PullCliTests : IDisposable
     }
 
     [Fact]
+    public void RedirectedStderr_GetsOneLinePerFile()
+    {
+        string golden = CliRunner.Golden("gpt2_tied");
+        byte[] weights = File.ReadAllBytes(Path.Combine(golden, "model.safetensors"));
+        _hub.AddRepo("tiny-org/tiny-gpt2", new()
+        {
+            ["config.json"] = File.ReadAllBytes(Path.Combine(golden, "config.json")),
+            ["model.safetensors"] = weights,
+        });
+        _hub.Fail500Left = 1;
+        string[] args = ["pull", "tiny-org/tiny-gpt2", "--endpoint", _hub.HubUrl, "--cache-dir", _cache];
+        var r = CliRunner.Run(args);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        // the CLI draws what the library reports: a retry, then one line per finished file (no escape codes: not a terminal)
+        var lines = r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("hub: the file list of tiny-org/tiny-gpt2: HTTP 500; retrying in ", lines[0]);
+        Assert.Contains(lines, l => l.StartsWith($"  model.safetensors  {Headwise.Hub.HubProgress.FormatBytes(weights.Length)}  in 0:0", StringComparison.Ordinal) && l.EndsWith("/s)", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("  config.json  ", StringComparison.Ordinal));
+        Assert.Equal(3, lines.Length);
+        Assert.DoesNotContain('\x1b', r.Stderr);
+
+        var again = CliRunner.Run(args);
+        Assert.Equal(0, again.ExitCode);
+        Assert.Contains($"  model.safetensors  {Headwise.Hub.HubProgress.FormatBytes(weights.Length)}  (already in the cache)", again.Stderr);
+    }
+
+    [Fact]
     public void MissingModelIsOneLineExit2()
     {
         var r = CliRunner.Run("pull", "nobody/nothing", "--endpoint", _hub.HubUrl, "--cache-dir", _cache);

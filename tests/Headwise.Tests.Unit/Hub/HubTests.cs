@@ -9,7 +9,7 @@ public sealed class HubTests : IDisposable
     private const string Token = "hf_SECRETtoken123";
     private readonly FakeHub _hub = new();
     private readonly string _cacheDir = Path.Combine(Path.GetTempPath(), "headwise-hub-" + Guid.NewGuid().ToString("N"));
-    private readonly StringWriter _progress = new();
+    private readonly ProgressRecorder _progress = new();
 
     private static readonly byte[] Config = Encoding.UTF8.GetBytes("{\"model_type\":\"llama\",\"hidden_size\":8}");
     private static readonly byte[] Tokenizer = Encoding.UTF8.GetBytes("{\"version\":\"1.0\",\"model\":{}}");
@@ -56,7 +56,7 @@ public sealed class HubTests : IDisposable
 
     private PullResult Pull(HubOptions? o = null)
     {
-        using var client = new HubClient(o ?? Options, _progress, interactive: false);
+        using var client = new HubClient(o ?? Options, _progress);
         return client.Pull(Repo);
     }
 
@@ -93,7 +93,41 @@ public sealed class HubTests : IDisposable
         }
         Assert.Empty(Directory.GetFiles(Path.Combine(RepoDir, "blobs"), "*.incomplete"));
         Assert.False(File.Exists(Path.Combine(result.Path, "pytorch_model.bin")));
-        Assert.Contains("model.safetensors", _progress.ToString());
+        Assert.Contains(_progress.Events, e => e is { Kind: HubProgressKind.Completed, File: "model.safetensors" });
+    }
+
+    [Fact]
+    public void Progress_IsMonotoneAndEndsAtTheFileSize()
+    {
+        AddTinyRepo();
+        Pull();
+        foreach (string name in new[] { "config.json", "tokenizer.json", "model.safetensors" })
+        {
+            var events = _progress.Events.Where(e => e.File == name).ToList();
+            Assert.Equal(HubProgressKind.Started, events[0].Kind);
+            Assert.Equal(HubProgressKind.Completed, events[^1].Kind);
+            Assert.All(events.Skip(1).SkipLast(1), e => Assert.Equal(HubProgressKind.Received, e.Kind));
+            long size = name == "model.safetensors" ? Weights.Length : name == "config.json" ? Config.Length : Tokenizer.Length;
+            Assert.Equal(size, events[^1].Done);
+            Assert.Equal(size, events[^1].Total);
+            Assert.Equal(0, events[0].Done);
+            for (int i = 1; i < events.Count; i++)
+            {
+                Assert.True(events[i].Done >= events[i - 1].Done, $"{name}: {events[i - 1].Done} then {events[i].Done}");
+                Assert.True(events[i].Elapsed >= events[i - 1].Elapsed);
+                Assert.True(events[i].Done <= size);
+            }
+            Assert.True(events[^1].BytesPerSecond > 0);
+        }
+
+        // a second pull reports each file once, as cached, at its size
+        _progress.Events.Clear();
+        var again = Pull();
+        Assert.Equal(Weights.Length, again.Files.Single(f => f.Name == "model.safetensors").Size);
+        var cached = _progress.Events.ToList();
+        Assert.Equal(3, cached.Count);
+        Assert.All(cached, e => Assert.Equal(HubProgressKind.Cached, e.Kind));
+        Assert.Equal(Weights.Length, cached.Single(e => e.File == "model.safetensors").Done);
     }
 
     [Fact]
@@ -141,7 +175,11 @@ public sealed class HubTests : IDisposable
         var ranges = _hub.Log.Where(e => e.Host == "storage").Select(e => e.Range).ToList();
         Assert.Contains("bytes=3000-", ranges);
         Assert.Contains("bytes=6000-", ranges);
-        Assert.Contains("resumed", _progress.ToString());
+        Assert.Contains(_progress.Events, e => e is { Kind: HubProgressKind.Resumed, File: "model.safetensors", Done: 3000 });
+        Assert.Contains(_progress.Events, e => e is { Kind: HubProgressKind.Resumed, File: "model.safetensors", Done: 6000 });
+        var done = _progress.Events.Single(e => e is { Kind: HubProgressKind.Completed, File: "model.safetensors" });
+        Assert.Equal(2, done.Resumes);
+        Assert.Equal(Weights.Length, done.Done);
     }
 
     [Fact]
@@ -178,7 +216,7 @@ public sealed class HubTests : IDisposable
         Assert.Contains("gated or private", e.Message);
         Assert.Contains($"{_hub.HubUrl}/{Repo}", e.Message);
         Assert.DoesNotContain(Token, e.Message);
-        Assert.DoesNotContain(Token, _progress.ToString());
+        Assert.DoesNotContain(Token, _progress.Said);
         Assert.DoesNotContain(Token, (Options with { Token = Token }).ToString());
 
         var noToken = PullFails();
@@ -219,7 +257,7 @@ public sealed class HubTests : IDisposable
         Assert.Equal(Weights, File.ReadAllBytes(Path.Combine(r.Path, "model.safetensors")));
         Assert.True(_hub.Log.Count(e => e.Host == "hub" && e.Path.StartsWith("/api/", StringComparison.Ordinal)) >= 3);
         // each retry is said, not silent: a run with no network would otherwise look hung for the whole backoff
-        string said = _progress.ToString();
+        string said = _progress.Said;
         Assert.Contains("HTTP 500; retrying in", said);
         Assert.Contains("(try 2 of 4;", said);
         Assert.Contains("(try 3 of 4;", said);
@@ -388,4 +426,15 @@ public sealed class HubTests : IDisposable
     [Fact]
     public void RepoFolderName_MatchesPython() =>
         Assert.Equal("models--julien-c--EsperBERTo-small", HubCache.RepoFolderName("julien-c/EsperBERTo-small"));
+}
+
+/// <summary>Collects what the Hub client reports (from several download threads at once).</summary>
+internal sealed class ProgressRecorder : IProgress<HubProgress>
+{
+    public System.Collections.Concurrent.ConcurrentQueue<HubProgress> Events { get; } = new();
+
+    /// <summary>Every file name and message reported, one per line.</summary>
+    public string Said => string.Join('\n', Events.Select(e => $"{e.Kind} {e.File} {e.Message}"));
+
+    public void Report(HubProgress value) => Events.Enqueue(value);
 }

@@ -154,6 +154,36 @@ public sealed class ConvertCliTests
     }
 
     [Fact]
+    public void MlaFromGpt2IsLosslessInTheHeadwiseLayoutAndRefusedAsStockDeepseekV3()
+    {
+        string same = NewDir(), stock = NewDir();
+        try
+        {
+            // the demo model is GPT-2: learned positions, so no rotary key (D = 0), everything in the latent
+            var r = CliRunner.Run("convert", "mla", "--model", CliRunner.DemoModel, "--kv-fraction", "1", "--out", same, "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var j = JsonDocument.Parse(r.Stdout);
+            Assert.Equal(0, j.RootElement.GetProperty("rope_dim").GetInt32());
+            Assert.True(Math.Abs(j.RootElement.GetProperty("nll_converted").GetDouble() - j.RootElement.GetProperty("nll_original").GetDouble()) <= 1e-4);
+            using var info = JsonDocument.Parse(CliRunner.Run("info", "--model", same, "--json").Stdout);
+            Assert.Equal("deepseek_v3", info.RootElement.GetProperty("model_type").GetString());
+
+            r = CliRunner.Run("convert", "mla", "--model", CliRunner.DemoModel, "--kv-fraction", "0.5", "--format", "deepseek_v3", "--out", stock);
+            Assert.Equal(2, r.ExitCode);
+            Assert.Contains("stock DeepSeek-V3 cannot hold a gpt2 model's LayerNorm", r.Stderr, StringComparison.Ordinal);
+            Assert.Contains("learned position embedding", r.Stderr, StringComparison.Ordinal);
+            Assert.False(Directory.Exists(stock) && Directory.EnumerateFileSystemEntries(stock).Any());
+        }
+        finally
+        {
+            foreach (var d in new[] { same, stock }.Where(Directory.Exists))
+            {
+                Directory.Delete(d, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
     public void PruneZeroesTheHeadsAsZeroAblationDoes()
     {
         string dir = NewDir(), ranked = NewDir();

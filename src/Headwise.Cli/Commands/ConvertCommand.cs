@@ -49,7 +49,10 @@ public sealed class ConvertCommand : ICommand
           --format deepseek_v3  a stock Hugging Face DeepSeek-V3 directory (DeepseekV3ForCausalLM): D = one head's rotary
                                 dims, the scale folded into the queries, kv_a_layernorm's weight set to the latent's RMS on the
                                 text (an approximation whose NLL cost it prints); no q bias, no sliding window
-        Llama-family sources (llama, mistral, qwen2, llama2.c); GPT-2 and GPT-NeoX are not supported yet.
+        Sources: the Llama family (llama, mistral, qwen2, llama2.c), GPT-NeoX (the dims partial rotary leaves unrotated are
+        compressed with the non-rotary keys) and GPT-2 (learned positions: no rotary key, D = 0). GPT-2 and GPT-NeoX convert
+        to --format headwise only: its headwise_mla block keeps their LayerNorm, GELU MLP, biases, learned positions and
+        parallel residual, which stock DeepSeek-V3 has no place for.
         """;
 
     public IReadOnlyList<CliOption> Options { get; } =

@@ -238,13 +238,14 @@ public static class HfConfigReader
         }
         double theta = c.Double("rope_theta")
             ?? (rope.ValueKind == JsonValueKind.Object && rope.TryGetProperty("rope_theta", out var th) && th.ValueKind == JsonValueKind.Number ? th.GetDouble() : 10000);
+        int heads = c.Int("num_attention_heads") ?? 128;
+        int ropeDims = c.Int("qk_rope_head_dim") ?? 64;
+        var block = HeadwiseMlaSourceBlock(c, ropeDims);
         string act = c.String("hidden_act") ?? "silu";
-        if (act != "silu")
+        if (act != "silu" && block.Mlp == ActivationFunction.Silu)
         {
             throw c.Unsupported($"hidden_act '{act}' for deepseek_v3 (only the SwiGLU 'silu' MLP is implemented)");
         }
-        int heads = c.Int("num_attention_heads") ?? 128;
-        int ropeDims = c.Int("qk_rope_head_dim") ?? 64;
         bool bias = c.Bool("attention_bias") ?? false;
         return (new ModelConfig
         {
@@ -259,10 +260,13 @@ public static class HfConfigReader
             DMlp = c.Int("intermediate_size") ?? 18432,
             MaxPositions = c.Int("max_position_embeddings") ?? 4096,
             NormEps = (float)(c.Double("rms_norm_eps") ?? 1e-6),
-            Norm = NormKind.RmsNorm,
-            Activation = ActivationFunction.Silu,
-            GatedMlp = true,
-            Positions = PositionKind.Rotary,
+            // DeepSeek-V3's own block unless the headwise_mla block describes a GPT-2/GPT-NeoX source's
+            Norm = block.Norm,
+            Activation = block.Mlp,
+            GatedMlp = block.Mlp == ActivationFunction.Silu,
+            MlpBias = block.MlpBias,
+            Positions = block.Positions,
+            ParallelResidual = block.ParallelResidual,
             TiedEmbeddings = c.Bool("tie_word_embeddings") ?? false,
             RopeTheta = theta,
             RotaryDims = ropeDims,
@@ -302,6 +306,48 @@ public static class HfConfigReader
             : Enumerable.Range(0, ropeDims / 2).ToArray();
         int sourceDims = b.TryGetProperty("rope_source_dims", out var d) && d.ValueKind == JsonValueKind.Number ? d.GetInt32() : ropeDims;
         return new HeadwiseMla(scale, latentNorm, queryBias, freqs, sourceDims);
+    }
+
+    // The block around the attention, when `convert mla --format headwise` came from GPT-2 or GPT-NeoX (docs/restructure.md):
+    // headwise_mla.norm "layer_norm" (weights and biases), .mlp "gelu_new"/"gelu" (up_proj → act → down_proj, no gate),
+    // .mlp_bias, .positions "learned" (model.embed_positions, no rotary key), .parallel_residual. Absent: DeepSeek-V3's own.
+    private readonly record struct MlaSourceBlock(NormKind Norm, ActivationFunction Mlp, bool MlpBias, PositionKind Positions, bool ParallelResidual);
+
+    private static MlaSourceBlock HeadwiseMlaSourceBlock(JsonFields c, int ropeDims)
+    {
+        var llama = new MlaSourceBlock(NormKind.RmsNorm, ActivationFunction.Silu, false, PositionKind.Rotary, false);
+        if (!c.Has("headwise_mla") || c.Raw("headwise_mla").ValueKind != JsonValueKind.Object)
+        {
+            return llama;
+        }
+        var b = c.Raw("headwise_mla");
+        string? Text(string field) => b.TryGetProperty(field, out var v) && v.ValueKind != JsonValueKind.Null
+            ? v.ValueKind == JsonValueKind.String ? v.GetString() : throw c.Bad("headwise_mla." + field, "a string") : null;
+        bool Flag(string field) => b.TryGetProperty(field, out var v) && v.ValueKind == JsonValueKind.True;
+        var norm = Text("norm") switch
+        {
+            null or "rms_norm" => NormKind.RmsNorm,
+            "layer_norm" => NormKind.LayerNorm,
+            _ => throw c.Bad("headwise_mla.norm", "\"rms_norm\" or \"layer_norm\""),
+        };
+        var mlp = Text("mlp") switch
+        {
+            null or "swiglu" => ActivationFunction.Silu,
+            "gelu_new" => ActivationFunction.GeluTanh,
+            "gelu" => ActivationFunction.GeluErf,
+            _ => throw c.Bad("headwise_mla.mlp", "\"swiglu\", \"gelu_new\" or \"gelu\""),
+        };
+        var positions = Text("positions") switch
+        {
+            null or "rotary" => PositionKind.Rotary,
+            "learned" => PositionKind.Learned,
+            _ => throw c.Bad("headwise_mla.positions", "\"rotary\" or \"learned\""),
+        };
+        if (positions == PositionKind.Learned && ropeDims != 0)
+        {
+            throw c.Bad("qk_rope_head_dim", $"0 with headwise_mla.positions \"learned\" (got {ropeDims})");
+        }
+        return new MlaSourceBlock(norm, mlp, Flag("mlp_bias"), positions, Flag("parallel_residual"));
     }
 
     // the headwise_shared_attention block `convert share-attention` writes: {"groups": [[4, 5], [6, 7]]} (docs/restructure.md)

@@ -25,6 +25,8 @@ public sealed class DeepseekV3 : TransformerModel
     private readonly Weight _embed;  // (V, C)
     private readonly BlockWeights[] _blocks;
     private readonly Weight _norm;   // (C)
+    private readonly Weight? _normB; // (C) model.norm.bias: LayerNorm, Headwise's layout of a GPT-2/GPT-NeoX source
+    private readonly Weight? _positions; // (P, C) model.embed_positions: a GPT-2 source's learned positions (no rotary key)
     private readonly Weight _lmHead; // (V, C): embed_tokens when tied
     private readonly int NH, QR, R, NOPE, ROPE, QK, HD, CacheRow;
     private readonly float _scale; // self.scaling = qk_head_dim^-½, or a converted model's own (headwise_mla.attention_scale)
@@ -40,7 +42,9 @@ public sealed class DeepseekV3 : TransformerModel
         Weight WkvB,                     // kv_b_proj: (NH·(NOPE + HD), R), no bias; head h's rows: [W_UK[h] (NOPE, R) | W_UV[h] (HD, R)]
         Weight Wo, Weight? Bo,           // o_proj: (C, NH·HD), (C) with attention_bias
         Weight MlpNorm,                  // post_attention_layernorm: (C)
-        Weight Gate, Weight Up, Weight Down); // (F, C), (F, C), (C, F)
+        Weight? Gate, Weight Up, Weight Down, // (F, C), (F, C), (C, F); no gate in a GPT-2/GPT-NeoX source's MLP
+                                              // Headwise's layout of a GPT-2/GPT-NeoX source only: LayerNorm biases (C), MLP biases (F) (F) (C)
+        Weight? AttnNormB, Weight? MlpNormB, Weight? GateB, Weight? UpB, Weight? DownB);
 
     public DeepseekV3(ModelConfig config, WeightSet w) : base(config, w)
     {
@@ -55,7 +59,7 @@ public sealed class DeepseekV3 : TransformerModel
         for (int l = 0; l < config.NLayers; l++)
         {
             string b = $"model.layers.{l}.", a = b + "self_attn.";
-            bool lora = QR > 0;
+            bool lora = QR > 0, ln = config.Norm == NormKind.LayerNorm, mlpBias = config.MlpBias;
             _blocks[l] = new BlockWeights(
                 w.Get(b + "input_layernorm.weight", C),
                 lora ? null : w.Get(a + "q_proj.weight", NH * QK, C), !lora && hw?.QueryBias == true ? w.Get(a + "q_proj.bias", NH * QK) : null,
@@ -67,9 +71,14 @@ public sealed class DeepseekV3 : TransformerModel
                 w.Get(a + "kv_b_proj.weight", NH * (NOPE + HD), R),
                 w.Get(a + "o_proj.weight", C, NH * HD), config.OutputBias ? w.Get(a + "o_proj.bias", C) : null,
                 w.Get(b + "post_attention_layernorm.weight", C),
-                w.Get(b + "mlp.gate_proj.weight", F, C), w.Get(b + "mlp.up_proj.weight", F, C), w.Get(b + "mlp.down_proj.weight", C, F));
+                config.GatedMlp ? w.Get(b + "mlp.gate_proj.weight", F, C) : null, w.Get(b + "mlp.up_proj.weight", F, C), w.Get(b + "mlp.down_proj.weight", C, F),
+                ln ? w.Get(b + "input_layernorm.bias", C) : null, ln ? w.Get(b + "post_attention_layernorm.bias", C) : null,
+                config.GatedMlp && mlpBias ? w.Get(b + "mlp.gate_proj.bias", F) : null,
+                mlpBias ? w.Get(b + "mlp.up_proj.bias", F) : null, mlpBias ? w.Get(b + "mlp.down_proj.bias", C) : null);
         }
         _norm = w.Get("model.norm.weight", C);
+        _normB = config.Norm == NormKind.LayerNorm ? w.Get("model.norm.bias", C) : null;
+        _positions = config.Positions == PositionKind.Learned ? w.Get("model.embed_positions.weight", config.MaxPositions, C) : null;
         _lmHead = config.TiedEmbeddings ? _embed : w.Get("lm_head.weight", V, C);
     }
 
@@ -78,8 +87,15 @@ public sealed class DeepseekV3 : TransformerModel
 
     protected override int CachedValueFloats => 0;
 
-    // inputs_embeds = self.embed_tokens(input_ids)
-    protected override void Embed() => EmbedTokens(_embed);
+    // inputs_embeds = self.embed_tokens(input_ids) (+ a GPT-2 source's position_embeds)
+    protected override void Embed()
+    {
+        EmbedTokens(_embed);
+        if (_positions is not null)
+        {
+            EmbedPositions(_positions);
+        }
+    }
 
     protected override (Weight W, WeightLayout Layout) OutputProjection(int layer) => (_blocks[layer].Wo, WeightLayout.OutIn);
 
@@ -89,10 +105,22 @@ public sealed class DeepseekV3 : TransformerModel
         HookResid(l, HookKind.ResidPre, S.X);
 
         // residual = hidden_states; hidden_states = self.input_layernorm(hidden_states)
-        Norm(l, HookKind.Ln1Scale, S.X, _blocks[l].AttnNorm, null, S.XNorm);
+        var blk = _blocks[l];
+        Norm(l, HookKind.Ln1Scale, S.X, blk.AttnNorm, blk.AttnNormB, S.XNorm);
 
         // hidden_states, _ = self.self_attn(hidden_states, ...)
         SelfAttention(l);
+
+        if (Config.ParallelResidual)
+        {
+            // a GPT-NeoX source's parallel residual: x + attn(ln1(x)) + mlp(ln2(x))
+            Norm(l, HookKind.Ln2Scale, S.X, blk.MlpNorm, blk.MlpNormB, S.XNorm);
+            Mlp(l, blk, S.Tmp2);
+            Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+            Add(S.X.AsSpan(0, N * C), S.Tmp2.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+            HookResid(l, HookKind.ResidPost, S.X);
+            return;
+        }
 
         // hidden_states = residual + hidden_states
         Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
@@ -299,31 +327,51 @@ public sealed class DeepseekV3 : TransformerModel
 
     protected override void MlpSublayer(int l)
     {
-        int N = Step.N, C = Config.DModel, F = Config.DMlp;
+        if (Config.ParallelResidual)
+        {
+            throw new InvalidOperationException("a parallel-residual block has no point between its attention and its MLP");
+        }
+        int N = Step.N, C = Config.DModel;
         var blk = _blocks[l];
 
         // residual = hidden_states; hidden_states = self.post_attention_layernorm(hidden_states)
-        Norm(l, HookKind.Ln2Scale, S.X, blk.MlpNorm, null, S.XNorm);
-
-        // DeepseekV3MLP: down_proj(act_fn(gate_proj(x)) * up_proj(x))
-        Linear(S.XNorm, C, blk.Gate, null, S.Hidden, F, WeightLayout.OutIn);
-        Linear(S.XNorm, C, blk.Up, null, S.Hidden2, F, WeightLayout.OutIn);
-        Hook(l, HookKind.MlpPre, S.Hidden, Step.B, Step.T, F);
-        Hook(l, HookKind.MlpPreLinear, S.Hidden2, Step.B, Step.T, F);
-        SwiGlu(S.Hidden.AsSpan(0, N * F), S.Hidden2.AsSpan(0, N * F), S.Hidden.AsSpan(0, N * F));
-        Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
-        Linear(S.Hidden, F, blk.Down, null, S.Tmp, C, WeightLayout.OutIn);
-        HookResid(l, HookKind.MlpOut, S.Tmp);
+        Norm(l, HookKind.Ln2Scale, S.X, blk.MlpNorm, blk.MlpNormB, S.XNorm);
+        Mlp(l, blk, S.Tmp);
 
         // hidden_states = residual + hidden_states
         Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
         HookResid(l, HookKind.ResidPost, S.X);
     }
 
+    // the MLP from S.XNorm into output
+    private void Mlp(int l, BlockWeights blk, float[] output)
+    {
+        int N = Step.N, C = Config.DModel, F = Config.DMlp;
+        if (blk.Gate is not null)
+        {
+            // DeepseekV3MLP: down_proj(act_fn(gate_proj(x)) * up_proj(x))
+            Linear(S.XNorm, C, blk.Gate, blk.GateB, S.Hidden, F, WeightLayout.OutIn);
+            Linear(S.XNorm, C, blk.Up, blk.UpB, S.Hidden2, F, WeightLayout.OutIn);
+            Hook(l, HookKind.MlpPre, S.Hidden, Step.B, Step.T, F);
+            Hook(l, HookKind.MlpPreLinear, S.Hidden2, Step.B, Step.T, F);
+            SwiGlu(S.Hidden.AsSpan(0, N * F), S.Hidden2.AsSpan(0, N * F), S.Hidden.AsSpan(0, N * F));
+        }
+        else
+        {
+            // a GPT-2/GPT-NeoX source's MLP: down_proj(act(up_proj(x)))
+            Linear(S.XNorm, C, blk.Up, blk.UpB, S.Hidden, F, WeightLayout.OutIn);
+            Hook(l, HookKind.MlpPre, S.Hidden, Step.B, Step.T, F);
+            Activate(S.Hidden);
+        }
+        Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
+        Linear(S.Hidden, F, blk.Down, blk.DownB, output, C, WeightLayout.OutIn);
+        HookResid(l, HookKind.MlpOut, output);
+    }
+
     protected override void FinalNorm()
     {
         // hidden_states = self.norm(hidden_states)
-        Norm(HookPoint.ModelLevel, HookKind.LnFinalScale, S.X, _norm, null, S.XNorm);
+        Norm(HookPoint.ModelLevel, HookKind.LnFinalScale, S.X, _norm, _normB, S.XNorm);
     }
 
     // ---------------------------------------------------------------------------------------------------------------
@@ -382,13 +430,15 @@ public sealed class DeepseekV3 : TransformerModel
 
     public override Weight TokenEmbedding => _embed;
 
+    public override Weight? PositionEmbedding => _positions;
+
     public override (Weight W, Weight? Bias) Unembedding => (_lmHead, null);
 
     protected override (Weight W, Weight? Bias) NormTensors(int layer, HookKind site) => site switch
     {
-        HookKind.Ln1Scale => (_blocks[layer].AttnNorm, null),
-        HookKind.Ln2Scale => (_blocks[layer].MlpNorm, null),
-        _ => (_norm, null),
+        HookKind.Ln1Scale => (_blocks[layer].AttnNorm, _blocks[layer].AttnNormB),
+        HookKind.Ln2Scale => (_blocks[layer].MlpNorm, _blocks[layer].MlpNormB),
+        _ => (_norm, _normB),
     };
 
     /// <summary>Refuses: MLA's keys and values are W_UK·RMSNorm(x·W_DKV) and W_UV·RMSNorm(x·W_DKV), not x·W_K and x·W_V — the
@@ -408,8 +458,9 @@ public sealed class DeepseekV3 : TransformerModel
     {
         var blk = _blocks[RequireLayer(layer)];
         int C = Config.DModel, F = Config.DMlp;
-        return new MlpWeights(CanonicalLayout.Transposed(blk.Up.Span, F, C), null, CanonicalLayout.Transposed(blk.Gate.Span, F, C), null,
-            CanonicalLayout.Transposed(blk.Down.Span, C, F), null);
+        return new MlpWeights(CanonicalLayout.Transposed(blk.Up.Span, F, C), blk.UpB?.ToArray(),
+            blk.Gate is null ? null : CanonicalLayout.Transposed(blk.Gate.Span, F, C), blk.GateB?.ToArray(),
+            CanonicalLayout.Transposed(blk.Down.Span, C, F), blk.DownB?.ToArray());
     }
 
     /// <summary>One MLA attention layer made by <c>convert mla</c> (Restructure/MlaConversion.cs), as the checkpoint stores it.</summary>
@@ -422,46 +473,55 @@ public sealed class DeepseekV3 : TransformerModel
     /// <param name="Bo">o_proj's bias (C) with attention_bias, or null.</param>
     public sealed record MlaAttentionTensors(float[] Wq, float[]? Bq, float[] WkvA, float[]? BkvA, float[]? KvNorm, float[] WkvB, float[]? Bo);
 
-    /// <summary>A deepseek_v3 checkpoint's tensors: a Llama-family model's embeddings, norms, MLPs and o_proj under their Hugging
-    /// Face names (Llama's and DeepSeek-V3's coincide), its q/k/v projections replaced by each layer's MLA tensors.</summary>
+    /// <summary>A deepseek_v3 checkpoint's tensors: the source model's embeddings, norms, MLPs and W_O under DeepSeek-V3's
+    /// names (a Llama-family source's coincide with them), its q/k/v projections replaced by each layer's MLA tensors. A GPT-2
+    /// or GPT-NeoX source adds what Headwise's layout holds beyond stock DeepSeek-V3 (headwise_mla: norm, mlp, positions):
+    /// LayerNorm biases, MLP biases and no gate_proj, model.embed_positions.</summary>
     internal static List<(string Name, int[] Shape, float[] Data)> MlaCheckpointTensors(CanonicalWeights source, MlaAttentionTensors[] layers, int R, int ROPE, int NOPE)
     {
         var c = source.Config;
-        int C = c.DModel, NH = c.NHeads, HD = c.DHead, QK = NOPE + ROPE;
+        int C = c.DModel, NH = c.NHeads, HD = c.DHead, QK = NOPE + ROPE, F = c.DMlp, V = c.VocabSize;
         var tensors = new List<(string Name, int[] Shape, float[] Data)>();
-        foreach (var (name, shape, data) in source.ToCheckpointTensors())
+        void Add(string name, float[]? data, params int[] shape)
         {
-            bool replaced = name.Contains(".self_attn.", StringComparison.Ordinal) && !name.Contains(".o_proj.", StringComparison.Ordinal);
-            bool bias = name.EndsWith(".o_proj.bias", StringComparison.Ordinal);
-            if (!replaced && !bias)
+            if (data is not null)
             {
-                tensors.Add((name, shape, data.ToArray()));
+                tensors.Add((name, shape, data));
             }
         }
+        void Norm(string name, NormWeights n)
+        {
+            Add(name + ".weight", n.Weight, C);
+            Add(name + ".bias", n.Bias, C);
+        }
+        // canonical (in, out) → nn.Linear (out, in)
+        float[]? Linear(float[]? w, int inFeatures, int outFeatures) => w is null ? null : CanonicalLayout.Transposed(w, inFeatures, outFeatures);
+
+        Add("model.embed_tokens.weight", source.TokenEmbedding, V, C);
+        Add("model.embed_positions.weight", source.PositionEmbedding, c.MaxPositions, C);
         for (int l = 0; l < layers.Length; l++)
         {
-            var t = layers[l];
-            string a = $"model.layers.{l}.self_attn.";
-            tensors.Add((a + "q_proj.weight", [NH * QK, C], t.Wq));
-            if (t.Bq is not null)
-            {
-                tensors.Add((a + "q_proj.bias", [NH * QK], t.Bq));
-            }
-            tensors.Add((a + "kv_a_proj_with_mqa.weight", [R + ROPE, C], t.WkvA));
-            if (t.BkvA is not null)
-            {
-                tensors.Add((a + "kv_a_proj_with_mqa.bias", [R + ROPE], t.BkvA));
-            }
-            if (t.KvNorm is not null)
-            {
-                tensors.Add((a + "kv_a_layernorm.weight", [R], t.KvNorm));
-            }
-            tensors.Add((a + "kv_b_proj.weight", [NH * (NOPE + HD), R], t.WkvB));
-            if (t.Bo is not null)
-            {
-                tensors.Add((a + "o_proj.bias", [C], t.Bo));
-            }
+            var (t, src) = (layers[l], source.Layers[l]);
+            string b = $"model.layers.{l}.", a = b + "self_attn.";
+            Norm(b + "input_layernorm", src.AttentionNorm);
+            Add(a + "q_proj.weight", t.Wq, NH * QK, C);
+            Add(a + "q_proj.bias", t.Bq, NH * QK);
+            Add(a + "kv_a_proj_with_mqa.weight", t.WkvA, R + ROPE, C);
+            Add(a + "kv_a_proj_with_mqa.bias", t.BkvA, R + ROPE);
+            Add(a + "kv_a_layernorm.weight", t.KvNorm, R);
+            Add(a + "kv_b_proj.weight", t.WkvB, NH * (NOPE + HD), R);
+            Add(a + "o_proj.weight", Linear(src.Attention.WO, NH * HD, C), C, NH * HD); // W_O (NH, HD, C) = (NH·HD, C)
+            Add(a + "o_proj.bias", t.Bo, C);
+            Norm(b + "post_attention_layernorm", src.MlpNorm);
+            Add(b + "mlp.gate_proj.weight", Linear(src.Mlp.WGate, C, F), F, C);
+            Add(b + "mlp.gate_proj.bias", src.Mlp.BGate, F);
+            Add(b + "mlp.up_proj.weight", Linear(src.Mlp.WIn, C, F), F, C);
+            Add(b + "mlp.up_proj.bias", src.Mlp.BIn, F);
+            Add(b + "mlp.down_proj.weight", Linear(src.Mlp.WOut, F, C), C, F);
+            Add(b + "mlp.down_proj.bias", src.Mlp.BOut, C);
         }
+        Norm("model.norm", source.FinalNorm);
+        Add("lm_head.weight", source.Unembedding, V, C);
         return tensors;
     }
 

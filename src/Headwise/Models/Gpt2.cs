@@ -53,13 +53,9 @@ public sealed class Gpt2 : TransformerModel
 
     protected override void Embed()
     {
-        int N = Step.N, C = Config.DModel;
-
         // token and position embeddings: hidden_states = inputs_embeds + position_embeds
         EmbedTokens(_wte);
-        Embedding(_wpe.Span, Step.Positions.AsSpan(0, N), S.Tmp.AsSpan(0, N * C), C);
-        HookResid(HookPoint.ModelLevel, HookKind.PosEmbed, S.Tmp);
-        Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+        EmbedPositions(_wpe);
     }
 
     protected override (Weight W, WeightLayout Layout) OutputProjection(int layer) => (_blocks[layer].ProjW, WeightLayout.InOut);

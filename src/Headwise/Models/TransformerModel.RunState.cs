@@ -313,6 +313,15 @@ public abstract partial class TransformerModel
         HookResid(HookPoint.ModelLevel, HookKind.Embed, S.X);
     }
 
+    /// <summary>Learned position embedding (+ hook_pos_embed) added to the residual stream: x += W_pos[position].</summary>
+    protected void EmbedPositions(Weight table)
+    {
+        int N = Step.N, C = Config.DModel;
+        Embedding(table.Span, Step.Positions.AsSpan(0, N), S.Tmp.AsSpan(0, N * C), C);
+        HookResid(HookPoint.ModelLevel, HookKind.PosEmbed, S.Tmp);
+        Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+    }
+
     /// <summary>The MLP activation, in place over the step's rows of <paramref name="h"/>.</summary>
     protected void Activate(float[] h)
     {

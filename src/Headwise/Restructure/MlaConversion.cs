@@ -80,7 +80,9 @@ public sealed class MlaCheckpoint(JsonObject config, List<(string Name, int[] Sh
 ///    PCA of their activations (second moment; keys scaled to the values' energy so both count): c = [α·k_nope | v]·P,
 ///    W_UK = P_kᵀ/α, W_UV,h = P_v of h's kv head.
 /// At D = NKV·rotary dims and R = 2·NKV·HD − D nothing is dropped: the conversion is exact (the cache is the original's).
-/// Families: the Llama family (llama, mistral, qwen2, llama2.c); GPT-2 and GPT-NeoX are refused (not built yet).
+/// Families: the Llama family (llama, mistral, qwen2, llama2.c), GPT-NeoX (partial rotary: the dims RoPE never rotates are NoPE
+/// from the start) and GPT-2 (learned positions: no rotary dims, D = 0, every key dim in the latent); the last two only in
+/// Headwise's layout, which keeps their LayerNorm, GELU MLP with biases, learned positions and parallel residual.
 /// </summary>
 public static class MlaConversion
 {
@@ -109,9 +111,17 @@ public static class MlaConversion
     /// <summary>Refuses the sources and formats the conversion cannot handle, in one line each.</summary>
     public static void CheckSource(ModelConfig c, MlaFormat format)
     {
-        if (c.Family != ArchitectureFamily.Llama)
+        if (c.Family is not (ArchitectureFamily.Llama or ArchitectureFamily.Gpt2 or ArchitectureFamily.GptNeoX))
         {
-            throw new InvalidInputException($"convert mla: {c.ModelType} checkpoints are not supported (built so far: the Llama family — llama, mistral, qwen2, llama2.c)");
+            throw new InvalidInputException($"convert mla: {c.ModelType} checkpoints are not supported (it converts the Llama family — llama, mistral, qwen2, llama2.c — GPT-2 and GPT-NeoX)");
+        }
+        if (c.SharedAttention is not null)
+        {
+            throw new InvalidInputException($"convert mla: the {c.ModelType} model shares attention between layers (headwise_shared_attention); convert the model it was made from");
+        }
+        if (format == MlaFormat.DeepseekV3 && c.Family != ArchitectureFamily.Llama)
+        {
+            throw new InvalidInputException($"convert mla --format deepseek_v3: stock DeepSeek-V3 cannot hold a {c.ModelType} model's {StockCannotHold(c)}; use --format headwise (exact)");
         }
         if (format == MlaFormat.DeepseekV3 && c.QkvBias)
         {
@@ -121,6 +131,26 @@ public static class MlaConversion
         {
             throw new InvalidInputException($"convert mla --format deepseek_v3: the {c.ModelType} model attends a sliding window of {c.SlidingWindow}, which DeepSeek-V3 has not; use --format headwise");
         }
+    }
+
+    // what DeepseekV3ForCausalLM has no place for in a GPT-2 or GPT-NeoX model (it has RMSNorm without biases, a SwiGLU MLP
+    // without biases, RoPE on every layer's shared key, a sequential residual)
+    private static string StockCannotHold(ModelConfig c)
+    {
+        var parts = new List<string> { "LayerNorm (a bias, mean subtraction)", $"{c.ActivationName} MLP with biases (no gate)" };
+        if (c.QkvBias)
+        {
+            parts.Add("query bias");
+        }
+        if (c.Positions == PositionKind.Learned)
+        {
+            parts.Add("learned position embedding");
+        }
+        if (c.ParallelResidual)
+        {
+            parts.Add("parallel residual");
+        }
+        return string.Join(", ", parts[..^1]) + " and " + parts[^1];
     }
 
     public static MlaConversionResult Convert(TransformerModel model, int kvRank, int ropeDim, int[] calibration, MlaFormat format = MlaFormat.Headwise,
@@ -445,6 +475,10 @@ public static class MlaConversion
             ["use_cache"] = true,
             ["torch_dtype"] = "float32",
         };
+        if (c.Family != ArchitectureFamily.Llama)
+        {
+            o["hidden_act"] = c.ActivationName; // what the MLP applies (headwise_mla.mlp), not DeepSeek-V3's silu
+        }
         if (format == MlaFormat.Headwise)
         {
             var block = new JsonObject
@@ -459,6 +493,15 @@ public static class MlaConversion
             if (c.SlidingWindow > 0)
             {
                 block["sliding_window"] = c.SlidingWindow;
+            }
+            if (c.Family != ArchitectureFamily.Llama)
+            {
+                // a GPT-2/GPT-NeoX source's block around the attention: what stock DeepSeek-V3 cannot say (docs/restructure.md)
+                block["norm"] = c.Norm == NormKind.LayerNorm ? "layer_norm" : "rms_norm";
+                block["mlp"] = c.GatedMlp ? "swiglu" : c.ActivationName;
+                block["mlp_bias"] = c.MlpBias;
+                block["positions"] = c.Positions == PositionKind.Learned ? "learned" : "rotary";
+                block["parallel_residual"] = c.ParallelResidual;
             }
             o["headwise_mla"] = block;
         }

@@ -73,6 +73,11 @@ public sealed record TrainableConfig
     /// Llama architecture only; a model gets it by import (<see cref="TrainableTransformer.FromMla"/>), for healing.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public TrainableMla? Mla { get; init; }
+    /// <summary>Cross-layer attention sharing [EchoAtt] (headwise_shared_attention): in each group of ascending layers the later
+    /// ones reuse the first one's pattern with their own values and W_O; their q/k rows stay in w_qkv, unused (zero gradient).
+    /// Plain softmax attention only; a model gets it by import (<see cref="TrainableTransformer.FromCanonical"/>), for healing.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int[][]? SharedGroups { get; init; }
 
     [JsonIgnore] public int KvHeads => NKvHeads > 0 ? NKvHeads : NHeads;
     [JsonIgnore] public int HeadSize => DHead > 0 ? DHead : NHeads > 0 ? DModel / NHeads : 0;
@@ -100,6 +105,11 @@ public sealed record TrainableConfig
         Need(SeqLen > 0, $"sequence length must be positive (got {SeqLen})");
         Need(DHead > 0 || DModel % NHeads == 0, $"heads ({NHeads}) do not divide d_model ({DModel}); give --d-head or change --heads");
         Need(NKvHeads >= 0 && NHeads % KvHeads == 0, $"heads ({NHeads}) must be a multiple of key/value heads ({KvHeads})");
+        if (SharedGroups is { } groups)
+        {
+            Need(AttentionVariant == AttentionVariants.Softmax && Mla is null && !CombinedOV, "shared attention needs plain softmax attention");
+            Need(Loading.SharedAttention.Problem(groups, NLayers) is null, $"shared attention: {Loading.SharedAttention.Problem(groups, NLayers)}");
+        }
         Need(DMlp >= 0 && DHead >= 0, "d_mlp and d_head must not be negative");
         Need(Architecture != TrainableArchitecture.Llama || !UsePositions || Mla is not null || (HeadSize % 2 == 0 && QueryKeySize % 2 == 0), $"RoPE needs an even head size (got {QueryKeySize})");
         Mla?.Validate(this, Need);

@@ -42,7 +42,7 @@ public sealed partial class TrainableTransformer
     {
         if (HfExportBlocker is string why) throw new InvalidInputException($"cannot export to Hugging Face format: {why}");
         int f = Config.AttentionOnly ? 1 : F;
-        return _gpt2
+        var config = _gpt2
             ? new ModelConfig
             {
                 ModelType = "gpt2",
@@ -86,6 +86,7 @@ public sealed partial class TrainableTransformer
                 RopeTheta = Config.RopeTheta,
                 RotaryDims = HK,
             };
+        return Config.SharedGroups is { } groups ? config with { SharedAttention = new SharedAttention(groups) } : config;
     }
 
     /// <summary>The weights in the canonical layout (x·W, per head), ready to build an engine model or write a checkpoint.</summary>

@@ -19,10 +19,6 @@ public sealed partial class TrainableTransformer
     public static string? ImportBlocker(ModelConfig c)
     {
         string what = $"{c.ModelType} model";
-        if (c.SharedAttention is not null)
-        {
-            return $"a {what} whose layers share attention (headwise_shared_attention) does not fit: the trainer computes every layer's own pattern";
-        }
         if (c.Family is not (ArchitectureFamily.Gpt2 or ArchitectureFamily.Llama))
         {
             return $"the trainer builds GPT-2 and Llama models; a {what} ({c.Family} family) does not fit";
@@ -108,6 +104,7 @@ public sealed partial class TrainableTransformer
             NormEps = c.NormEps,
             RopeTheta = c.RopeTheta,
             TiedEmbeddings = c.TiedEmbeddings,
+            SharedGroups = c.SharedAttention?.Groups,
         };
         var m = new TrainableTransformer(config);
         int C = m.C, NH = m.NH, NKV = m.NKV, HD = m.HD, F = m.F, QKV = m.QKV, QK = m.QK;

@@ -86,6 +86,8 @@ public sealed partial class TrainableTransformer
     private float[] _dU = [], _dQkvRaw = [], _scoreBias = [], _dScores = [];
     private float[] _rfQk = [], _dMaskDelta = [], _dMaskU = [], _pairScratch = [], _vecScratch = [];
     private int[] _order = [];
+    private readonly int[] _patternSource;         // per layer: the layer whose pattern it uses (itself unless shared)
+    private float[][] _patternGrad = [];           // per layer: d loss / d att from the layers reusing its pattern, (B, NH, T, T); else empty
 
     public TrainableConfig Config { get; }
 
@@ -142,6 +144,8 @@ public sealed partial class TrainableTransformer
         _wte = _oneHot ? -1 : Add("wte", [V, C], true);
         if (_gpt2 && config.UsePositions) _wpe = Add("wpe", [config.SeqLen, C], true);
         _blocks = new Block[L];
+        var shared = config.SharedGroups is { } groups ? new Loading.SharedAttention(groups) : null;
+        _patternSource = [.. Enumerable.Range(0, L).Select(l => shared?.SourceOf(l) ?? l)];
         if (config.Mla is { } mla)
         {
             // every layer's latent-attention projections first, then the rest of the blocks
@@ -383,6 +387,8 @@ public sealed partial class TrainableTransformer
         _qkv = new float[N * QKV]; _tmp = new float[N * C];
         _dResid = new float[N * C]; _dLn = new float[N * C]; _dQkv = new float[N * QKV];
         _dQ = new float[N * NH * HK]; _dK = new float[N * KM * NKV * HK];
+        // a layer whose pattern later layers reuse collects their gradients of it
+        _patternGrad = [.. Enumerable.Range(0, L).Select(l => Enumerable.Range(0, L).Any(m => m != l && _patternSource[m] == l) ? new float[B * NH * T * T] : [])];
         if (_gated)
         {
             _dRouter = new float[N * RW]; _dZRaw = new float[N * NH * HDV];
@@ -539,6 +545,13 @@ public sealed partial class TrainableTransformer
                     DynamicMaskAttention.Strengths(b.MaskU, P(b.Am, NH), b.MaskDelta, N, NH);
                     DynamicMaskAttention.Forward(b.Q, b.K, b.V, b.MaskDelta, b.Att, z, B, T, NH, NKV, HK, HDV, Config.KeptKeys, _order);
                 }
+                else if (_patternSource[l] != l)
+                {
+                    // shared attention: the source layer's pattern (computed earlier in this pass) with this layer's values
+                    var att = _blocks[_patternSource[l]].Att.AsSpan(0, B * NH * T * T);
+                    Attention.ForwardReused(att, b.V, z, B, T, NH, NKV, HDV);
+                    att.CopyTo(b.Att);
+                }
                 else Attention.Forward(b.Q, b.K, b.V, b.Att, z, B, T, NH, NKV, HK, HDV, _scoreBias);
             }
             // moh: gates (router) and affine_scaled: scale and offset, both from the block's normalised input
@@ -575,6 +588,10 @@ public sealed partial class TrainableTransformer
         var sT = _scratchT.AsSpan();
         var sP = _scratchP.AsSpan();
         Array.Clear(_dResid, 0, N * C);
+        foreach (var g in _patternGrad)
+        {
+            Array.Clear(g);
+        }
         NormBackward(_dLn, _residOut, _lnfW, _lnfB, _lnfMean, _lnfRstd, _dResid, N);
         for (int l = L - 1; l >= 0; l--)
         {
@@ -620,7 +637,15 @@ public sealed partial class TrainableTransformer
                     DynamicMaskAttention.StrengthsBackward(_dMaskDelta, b.MaskU, P(b.Am, NH), b.MaskDelta, _dMaskU, G(b.Am, NH), N, NH);
                     Linear.Backward(_dMaskU, b.V, P(b.Wm, NH * NKV * HDV), _dV, G(b.Wm, NH * NKV * HDV), default, sT, sP, N, NKV * HDV, NH, accumulateDx: true);
                 }
-                else Attention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, _dScores);
+                else if (_patternSource[l] != l)
+                {
+                    // shared attention: dv here, the pattern's gradient to the source layer (later layers' backward runs first);
+                    // this layer's unused q/k rows get none
+                    Attention.BackwardReused(dz, b.V, b.Att, _dV, _patternGrad[_patternSource[l]], B, T, NH, NKV, HDV);
+                    _dQ.AsSpan(0, N * NH * HK).Clear();
+                    _dK.AsSpan(0, N * NKV * HK).Clear();
+                }
+                else Attention.Backward(dz, b.Q, b.K, b.V, b.Att, _dQ, _dK, _dV, B, T, NH, NKV, HK, HDV, _dScores, dPattern: _patternGrad[l]);
                 // the affine offset's path into the values (after the attention's backward, which overwrites dv)
                 if (_affine) AffineScaledAttention.BackwardValues(_dZ, b.RouterLogits, _dV, B, T, NH, NKV, HDV);
                 if (_gaussian) GaussianAttention.Backward(_dScores, P(b.GaussMu, NH), P(b.GaussLogVar, NH), G(b.GaussMu, NH), G(b.GaussLogVar, NH), B, NH, T, Config.SeqLen);

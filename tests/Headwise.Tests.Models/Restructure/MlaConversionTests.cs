@@ -1,3 +1,5 @@
+using Headwise.Hooks;
+using Headwise.Loading;
 using Headwise.Models;
 using Headwise.Restructure;
 
@@ -11,6 +13,11 @@ namespace Headwise.Tests.Models.Restructure;
 public sealed class MlaConversionTests
 {
     public static TheoryData<string> LlamaGoldens => new() { "llama_mha", "llama_gqa", "mistral", "qwen2", "llama_f16", "llama_sharded" };
+
+    /// <summary>Every family the conversion reads: the Llama family's goldens, GPT-2 (learned positions, tied and untied) and
+    /// GPT-NeoX (partial rotary 0.25 with a parallel residual, 0.5 sequential).</summary>
+    public static TheoryData<string> AllFamilies => new() { "llama_mha", "llama_gqa", "mistral", "qwen2", "llama_f16", "llama_sharded",
+        "gpt2_tied", "gpt2_untied", "neox_parallel", "neox_sequential" };
 
     private static readonly int[] Calibration = Enumerable.Range(0, 40).Select(i => (i * 37 + 11) % 90 + 3).ToArray();
 
@@ -33,7 +40,7 @@ public sealed class MlaConversionTests
     }
 
     [Theory]
-    [MemberData(nameof(LlamaGoldens))]
+    [MemberData(nameof(AllFamilies))]
     public void FractionOneIsLossless(string golden)
     {
         using var loaded = ModelLoader.Load(Path.Combine(TestPaths.Goldens, golden));
@@ -47,13 +54,61 @@ public sealed class MlaConversionTests
         Assert.True(MaxDiff(before, Logits(mla, ids)) <= 1e-4f, $"{golden}: max |Δlogit| {MaxDiff(before, Logits(mla, ids))}");
         Assert.True(MaxDiff(before, Decoded(mla, ids)) <= 1e-4f, $"{golden} decode: max |Δlogit| {MaxDiff(before, Decoded(mla, ids))}");
         Assert.True(Math.Abs(MlaConversion.Nll(loaded.Model, Calibration) - MlaConversion.Nll(mla, Calibration)) <= 1e-4);
-        Assert.All(r.Layers, l => Assert.True(l.JointError < 1e-9 && l.NopeKeyEnergy == 0, $"layer {l.Layer}: {l.JointError}"));
+        // every key dim keeps RoPE where the source rotates all of them (the Llama family); GPT-NeoX's unrotated dims and all of
+        // GPT-2's are NoPE from the start, which loses nothing either
+        bool allRotary = c.RotaryDims == c.DHead;
+        Assert.All(r.Layers, l => Assert.True(l.JointError < 1e-9 && (l.NopeKeyEnergy == 0 || !allRotary), $"layer {l.Layer}: {l.JointError}, NoPE {l.NopeKeyEnergy}"));
         // the cache: R + D floats per token and layer, the original's size, and that is what it allocates
         Assert.Equal(loaded.Model.KvCacheBytesPerToken, mla.KvCacheBytesPerToken);
         Assert.Equal((long)c.NLayers * (rank + rope) * 4, mla.KvCacheBytesPerToken);
         using var fresh = r.Checkpoint.ToModel();
         fresh.ResetCache(3, 10);
         Assert.Equal(30 * fresh.KvCacheBytesPerToken, fresh.KvCacheAllocatedBytes);
+    }
+
+    [Theory]
+    [InlineData("gpt2_tied")]
+    [InlineData("gpt2_untied")]
+    [InlineData("neox_parallel")]
+    [InlineData("neox_sequential")]
+    public void Gpt2AndNeoXConvertThroughTheSavedHeadwiseLayout(string golden)
+    {
+        using var loaded = ModelLoader.Load(Path.Combine(TestPaths.Goldens, golden));
+        var c = loaded.Config;
+        var ids = Calibration[..24];
+        var before = Logits(loaded.Model, ids);
+        var (rank, rope) = MlaConversion.RanksFor(c, 1.0, MlaFormat.Headwise);
+        Assert.Equal(c.NKvHeads * c.RotaryDims, rope); // GPT-2: 0, no rotary key
+        string outDir = Path.Combine(Path.GetTempPath(), "hw-mla-" + golden + "-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var r = MlaConversion.Convert(loaded.Model, rank, rope, Calibration);
+            r.Checkpoint.Save(outDir);
+            using var back = ModelLoader.Load(outDir);
+            var bc = back.Config;
+            Assert.Equal("deepseek_v3", bc.ModelType);
+            // the block around the attention is the source's, read back from headwise_mla
+            Assert.Equal((c.Norm, c.Activation, c.GatedMlp, c.MlpBias, c.Positions, c.ParallelResidual, c.TiedEmbeddings),
+                (bc.Norm, bc.Activation, bc.GatedMlp, bc.MlpBias, bc.Positions, bc.ParallelResidual, bc.TiedEmbeddings));
+            Assert.Equal(bc.ParameterCount, r.Checkpoint.Tensors.Sum(t => (long)t.Data.Length));
+            Assert.True(MaxDiff(before, Logits(back.Model, ids)) <= 1e-4f, $"{golden}: max |Δlogit| {MaxDiff(before, Logits(back.Model, ids))}");
+            Assert.True(MaxDiff(before, Decoded(back.Model, ids)) <= 1e-4f, $"{golden} decode: max |Δlogit| {MaxDiff(before, Decoded(back.Model, ids))}");
+            Assert.Equal(c.Positions == PositionKind.Learned, back.Model.HookPoints.Any(p => p.Kind == HookKind.PosEmbed));
+
+            // half the cache costs something and stays a language model
+            (rank, rope) = MlaConversion.RanksFor(c, 0.5, MlaFormat.Headwise);
+            using var half = MlaConversion.Convert(loaded.Model, rank, rope, Calibration).Checkpoint.ToModel();
+            Assert.Equal(loaded.Model.KvCacheBytesPerToken / 2, half.KvCacheBytesPerToken);
+            double nll = MlaConversion.Nll(half, Calibration);
+            Assert.True(double.IsFinite(nll) && nll >= MlaConversion.Nll(loaded.Model, Calibration) - 0.5, $"{golden}: {nll}");
+        }
+        finally
+        {
+            if (Directory.Exists(outDir))
+            {
+                Directory.Delete(outDir, recursive: true);
+            }
+        }
     }
 
     [Fact]
@@ -172,8 +227,17 @@ public sealed class MlaConversionTests
         Assert.Contains("--rope-dim 4", Assert.Throws<InvalidInputException>(() => MlaConversion.Convert(gqa.Model, 4, 4, Calibration, MlaFormat.DeepseekV3)).Message, StringComparison.Ordinal);
         Assert.Contains("no room for a latent", Assert.Throws<InvalidInputException>(() => MlaConversion.RanksFor(c, 0.25, MlaFormat.DeepseekV3)).Message, StringComparison.Ordinal);
 
+        // stock DeepSeek-V3 has no place for GPT-2's and GPT-NeoX's LayerNorm, GELU MLP, biases, learned positions, parallel residual
         using var gpt2 = ModelLoader.Load(Path.Combine(TestPaths.Goldens, "gpt2_tied"));
-        Assert.Contains("gpt2 checkpoints are not supported", Assert.Throws<InvalidInputException>(() => MlaConversion.RanksFor(gpt2.Config, 1, MlaFormat.Headwise)).Message, StringComparison.Ordinal);
+        var e = Assert.Throws<InvalidInputException>(() => MlaConversion.RanksFor(gpt2.Config, 1, MlaFormat.DeepseekV3)).Message;
+        Assert.Contains("--format deepseek_v3", e, StringComparison.Ordinal);
+        Assert.Contains("learned position embedding", e, StringComparison.Ordinal);
+        Assert.Contains("LayerNorm", e, StringComparison.Ordinal);
+        Assert.Contains("query bias", e, StringComparison.Ordinal);
+        using var neox = ModelLoader.Load(Path.Combine(TestPaths.Goldens, "neox_parallel"));
+        Assert.Contains("parallel residual", Assert.Throws<InvalidInputException>(() => MlaConversion.RanksFor(neox.Config, 1, MlaFormat.DeepseekV3)).Message, StringComparison.Ordinal);
+        using var vit = ModelLoader.Load(Path.Combine(TestPaths.Goldens, "vit_cls"));
+        Assert.Contains("vit checkpoints are not supported", Assert.Throws<InvalidInputException>(() => MlaConversion.RanksFor(vit.Config, 1, MlaFormat.Headwise)).Message, StringComparison.Ordinal);
         using var qwen = ModelLoader.Load(Path.Combine(TestPaths.Goldens, "qwen2"));
         Assert.Contains("query bias", Assert.Throws<InvalidInputException>(() => MlaConversion.RanksFor(qwen.Config, 1, MlaFormat.DeepseekV3)).Message, StringComparison.Ordinal);
         using var mistral = ModelLoader.Load(Path.Combine(TestPaths.Goldens, "mistral"));

@@ -14,7 +14,7 @@ public class ModelGradientTests
         "gpt2-affine-scaled", "llama-affine-scaled", "gpt2-gaussian", "llama-gaussian", "gpt2-low-rank", "llama-low-rank-combined-ov",
         "gpt2-relative-conv", "llama-relative-conv",
         "gpt2-random-features", "llama-random-features", "gpt2-dynamic-mask", "llama-dynamic-mask", "gpt2-tensor", "llama-tensor",
-        "llama-mla", "llama-mla-qlora"];
+        "llama-mla", "llama-mla-qlora", "gpt2-shared", "llama-shared"];
 
     internal static TrainableConfig Variant(string name)
     {
@@ -71,6 +71,9 @@ public class ModelGradientTests
                 TiedEmbeddings = false,
                 Mla = new TrainableMla { QLoraRank = 6, KvLoraRank = 3, NopeDim = 2, RopeDim = 2, AttentionBias = true, RopeInterleave = false },
             },
+            // shared attention [EchoAtt]: the later layers of a group reuse the first one's pattern (its gradient flows back there)
+            "gpt2-shared" => gpt2 with { NLayers = 3, SharedGroups = [[0, 2]] },
+            "llama-shared" => llama with { NLayers = 3, SharedGroups = [[0, 1, 2]] },
             _ => throw new ArgumentException(name),
         };
     }

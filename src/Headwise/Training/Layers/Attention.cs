@@ -31,17 +31,19 @@ public static class Attention
 
     // dz: (B, T, NH, HDV)  dq: (B, T, NH, HD) overwritten  dk: (B, T, NKV, HD), dv: (B, T, NKV, HDV) overwritten
     // dScores: (B, NH, T, T) or empty: d loss / d (pre-softmax score) written for the visible keys j (a score bias's gradient)
+    // dPattern: (B, NH, T, T) or empty: d loss / d att from the layers that reuse this pattern (shared attention), added in
     // Split over (b, kv head): each task owns the dk/dv rows of its kv head and the dq rows of its query heads.
     public static unsafe void Backward(ReadOnlySpan<float> dz, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> att, Span<float> dq, Span<float> dk, Span<float> dv, int B, int T, int NH, int NKV, int HD, int HDV,
-        Span<float> dScores = default, bool causal = true)
+        Span<float> dScores = default, bool causal = true, ReadOnlySpan<float> dPattern = default)
     {
+        bool reused = !dPattern.IsEmpty;
         float scale = 1f / MathF.Sqrt(HD);
         int group = NH / NKV;
         bool keepDs = !dScores.IsEmpty;
-        fixed (float* pdz = dz, pq = q, pk = k, pv = v, pa = att, pdq = dq, pdk = dk, pdv = dv, pds = dScores)
+        fixed (float* pdz = dz, pq = q, pk = k, pv = v, pa = att, pdq = dq, pdk = dk, pdv = dv, pds = dScores, pdp = dPattern)
         {
-            float* DZ = pdz, Q = pq, Kp = pk, Vp = pv, A = pa, DQ = pdq, DK = pdk, DV = pdv, DS = pds;
+            float* DZ = pdz, Q = pq, Kp = pk, Vp = pv, A = pa, DQ = pdq, DK = pdk, DV = pdv, DS = pds, DP = pdp;
             Par.For(B * NKV, (long)group * T * T * (HD + HDV), task =>
             {
                 int b = task / NKV, kvh = task % NKV;
@@ -66,7 +68,7 @@ public static class Attention
                         for (int j = 0; j <= last; j++)
                         {
                             long vo = ((long)(b * T + j) * NKV + kvh) * HDV;
-                            dp[j] = K.Dot(dzt, new ReadOnlySpan<float>(Vp + vo, HDV));
+                            dp[j] = K.Dot(dzt, new ReadOnlySpan<float>(Vp + vo, HDV)) + (reused ? DP[((long)(b * NH + h) * T + t) * T + j] : 0);
                             K.Axpy(p[j], dzt, new Span<float>(DV + vo, HDV));
                             sum += p[j] * dp[j];
                         }
@@ -85,6 +87,45 @@ public static class Attention
                     }
                 }
             });
+        }
+    }
+
+    /// <summary>A layer that reuses another layer's pattern att (shared attention [EchoAtt]): z = att·v, no scores of its own.</summary>
+    // att: (B, NH, T, T) the source layer's  v: (B, T, NKV, HDV)  z: (B, T, NH, HDV)
+    public static void ForwardReused(ReadOnlySpan<float> att, ReadOnlySpan<float> v, Span<float> z, int B, int T, int NH, int NKV, int HDV)
+    {
+        for (int b = 0; b < B; b++)
+        {
+            K.AttentionApply(att.Slice(b * NH * T * T, NH * T * T), v.Slice(b * T * NKV * HDV), z.Slice(b * T * NH * HDV), T, T, NH, NKV, HDV);
+        }
+    }
+
+    /// <summary>Undoes <see cref="ForwardReused"/>: dv (overwritten) = Σ_t att[t, j]·dz[t]; the pattern's gradient dz[t]·v[j] is
+    /// added into <paramref name="dPattern"/>, which the source layer's <see cref="Backward"/> takes in.</summary>
+    // dz: (B, T, NH, HDV)  dv: (B, T, NKV, HDV)  dPattern: (B, NH, T, T) accumulated over the layers sharing the pattern
+    public static void BackwardReused(ReadOnlySpan<float> dz, ReadOnlySpan<float> v, ReadOnlySpan<float> att, Span<float> dv, Span<float> dPattern,
+        int B, int T, int NH, int NKV, int HDV)
+    {
+        int group = NH / NKV;
+        dv[..(B * T * NKV * HDV)].Clear();
+        for (int b = 0; b < B; b++)
+        {
+            for (int h = 0; h < NH; h++)
+            {
+                int kvh = h / group;
+                for (int t = 0; t < T; t++)
+                {
+                    var dzt = dz.Slice(((b * T + t) * NH + h) * HDV, HDV);
+                    var p = att.Slice(((b * NH + h) * T + t) * T, t + 1);
+                    var dp = dPattern.Slice(((b * NH + h) * T + t) * T, t + 1);
+                    for (int j = 0; j <= t; j++)
+                    {
+                        int vo = ((b * T + j) * NKV + kvh) * HDV;
+                        dp[j] += K.Dot(dzt, v.Slice(vo, HDV));
+                        K.Axpy(p[j], dzt, dv.Slice(vo, HDV));
+                    }
+                }
+            }
         }
     }
 }

@@ -3,6 +3,7 @@ using Headwise.Analysis.Interventions;
 using Headwise.Hooks;
 using Headwise.Loading;
 using Headwise.Models;
+using Headwise.Restructure;
 
 namespace Headwise.Tests.Models;
 
@@ -381,5 +382,50 @@ public sealed class DeepseekV3Tests : IDisposable
         // the rotary width disagreeing with q_proj's rows
         var rope = LoadFails(WithConfigEdit("deepseek_v3_noqlora", "\"qk_rope_head_dim\": 4", "\"qk_rope_head_dim\": 6"));
         Assert.Contains("'model.layers.0.self_attn.q_proj.weight' has shape [48, 32] but the config implies [56, 32]", rope);
+    }
+
+    [Theory]
+    [InlineData("llama_gqa")]
+    [InlineData("qwen2")] // a query bias, folded with W_UK too
+    public void ConvertedModelsDecodeWithTheFoldedQueryAndTheLatentKernel(string golden)
+    {
+        // a quarter of the cache: R = 4 < NOPE = 12, so decode folds W_UK into q_proj once and runs the latent kernel
+        using var loaded = ModelLoader.Load(Path.Combine(TestPaths.Goldens, golden));
+        var (rank, rope) = MlaConversion.RanksFor(loaded.Config, 0.25, MlaFormat.Headwise);
+        int[] ids = [.. Enumerable.Range(0, 24).Select(i => (i * 37 + 11) % 90 + 3)];
+        using var m = (DeepseekV3)MlaConversion.Convert(loaded.Model, rank, rope, ids).Checkpoint.ToModel();
+        int V = m.Config.VocabSize, half = ids.Length / 2;
+        var prefill = m.Forward(ModelInput.Single(ids));
+        long folded = (long)m.Config.NLayers * m.Config.NHeads * (rank + rope) * (m.Config.DModel + (golden == "qwen2" ? 1 : 0)) * 4;
+        Assert.Equal(folded, m.AbsorbedQueryBytes);
+
+        // one decode step per token after a prefill of the first half; the same steps with hook_pattern observed take the
+        // shared attention kernel on the cache rows instead of the latent kernel
+        float[] Decode(Func<HookSet?> hooks)
+        {
+            var all = new float[ids.Length * V];
+            m.ResetCache(1, ids.Length);
+            m.ForwardChunk(ids[..half], null, half).AsSpan(0, half * V).CopyTo(all);
+            for (int t = half; t < ids.Length; t++)
+            {
+                m.ForwardChunk([ids[t]], null, 1, hooks()).AsSpan(0, V).CopyTo(all.AsSpan(t * V));
+            }
+            return all;
+        }
+        var latent = Decode(() => null);
+        var observed = Decode(() =>
+        {
+            var observe = new HookSet(m.Config.NLayers);
+            for (int l = 0; l < m.Config.NLayers; l++)
+            {
+                observe.Add(new HookPoint(l, HookKind.Pattern), _ => { }, observeOnly: true);
+            }
+            return observe;
+        });
+        for (int i = half * V; i < ids.Length * V; i++)
+        {
+            Assert.Equal(prefill[i], latent[i], 1e-4f);
+            Assert.Equal(observed[i], latent[i], AbsorbedTolerance);
+        }
     }
 }

@@ -1,4 +1,5 @@
 using Headwise.Loading;
+using Headwise.Models;
 
 namespace Headwise.Cli.Commands;
 
@@ -73,6 +74,7 @@ public sealed class InfoCommand : ICommand
                 qk_nope_head_dim = latent.QkNopeHeadDim,
                 qk_rope_head_dim = latent.QkRopeHeadDim,
                 v_head_dim = c.DHead,
+                absorbed_query_bytes = (loaded.Model as DeepseekV3)?.AbsorbedQueryBytes ?? 0,
             } : null,
             hook_points = hooks,
         };
@@ -90,6 +92,8 @@ public sealed class InfoCommand : ICommand
         if (c.Mla is { } mla)
         {
             stdout.WriteLine($"latent       multi-head latent attention: kv_lora_rank {mla.KvLoraRank}, q_lora_rank {(mla.QLoraRank > 0 ? mla.QLoraRank.ToString() : "none (a full-rank query)")}, q/k heads {mla.QkNopeHeadDim} + {mla.QkRopeHeadDim} rotary, v heads {c.DHead}");
+            long absorbed = (loaded.Model as DeepseekV3)?.AbsorbedQueryBytes ?? 0;
+            stdout.WriteLine($"decode       absorbed: {(absorbed > 0 ? $"W_UK folded into the query projection, {absorbed / 1e6:F1} MB made on the first decode step" : "W_UK applied to the query per step (kv_lora_rank ≥ qk_nope_head_dim: folding would enlarge it)")}");
         }
         stdout.WriteLine($"context      {c.MaxPositions} positions, vocabulary {c.VocabSize}");
         stdout.WriteLine($"dtype        {c.StoredDType} stored, float32 compute ({weights.MappedBytes / 1e6:F1} MB mapped, {weights.ConvertedBytes / 1e6:F1} MB converted)");

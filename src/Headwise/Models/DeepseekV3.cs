@@ -76,6 +76,7 @@ public sealed class DeepseekV3 : TransformerModel
                 config.GatedMlp && mlpBias ? w.Get(b + "mlp.gate_proj.bias", F) : null,
                 mlpBias ? w.Get(b + "mlp.up_proj.bias", F) : null, mlpBias ? w.Get(b + "mlp.down_proj.bias", C) : null);
         }
+        _absorbedQuery = new (Weight, Weight?)?[config.NLayers];
         _norm = w.Get("model.norm.weight", C);
         _normB = config.Norm == NormKind.LayerNorm ? w.Get("model.norm.bias", C) : null;
         _positions = config.Positions == PositionKind.Learned ? w.Get("model.embed_positions.weight", config.MaxPositions, C) : null;
@@ -135,18 +136,32 @@ public sealed class DeepseekV3 : TransformerModel
         var blk = _blocks[l];
         EnsureMlaRows(N, past + T);
 
+        // a decode step whose per-head q/k/v nothing watches runs the absorbed form on the latent cache
+        bool perHeadKeysWatched = Hooked(l, HookKind.Q) || Hooked(l, HookKind.K) || Hooked(l, HookKind.V)
+            || Hooked(l, HookKind.RotQ) || Hooked(l, HookKind.RotK);
+        bool absorbed = past > 0 && !perHeadKeysWatched;
+
         // q_states = self.q_proj(hidden_states)  — or, with q_lora_rank:
         // q_states = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(hidden_states)))
-        if (blk.Wq is not null)
-        {
-            Linear(S.XNorm, C, blk.Wq, blk.Bq, _q, NH * QK, WeightLayout.OutIn);
-        }
-        else
+        float[] qIn = S.XNorm;
+        int qInWidth = C;
+        if (blk.Wq is null)
         {
             Linear(S.XNorm, C, blk.WqA!, blk.BqA, _qLatent, QR, WeightLayout.OutIn);
             RmsNorm(_qLatent.AsSpan(0, N * QR), blk.QNorm!.Span, _qLatent.AsSpan(0, N * QR), default, N, QR, LatentNormEps);
             Hook(l, HookKind.QLatent, _qLatent, B, T, QR);
-            Linear(_qLatent, QR, blk.WqB!, null, _q, NH * QK, WeightLayout.OutIn);
+            (qIn, qInWidth) = (_qLatent, QR);
+        }
+        bool foldedQuery = absorbed && FoldsQuery;
+        if (foldedQuery)
+        {
+            // the absorbed query projection (W_UK folded in once): straight to [q_rot | q_nope·W_UK] per head
+            var (wAbs, bAbs) = AbsorbedQuery(l);
+            Linear(qIn, qInWidth, wAbs, bAbs, _qAbs, NH * CacheRow, WeightLayout.OutIn);
+        }
+        else
+        {
+            Linear(qIn, qInWidth, blk.Wq ?? blk.WqB!, blk.Bq, _q, NH * QK, WeightLayout.OutIn);
         }
         // q_states.view(batch, seq, -1, self.qk_head_dim): per head [q_pass (NOPE) | q_rot (ROPE)]
 
@@ -184,15 +199,13 @@ public sealed class DeepseekV3 : TransformerModel
 
         // self.scaling = self.qk_head_dim ** (-0.5)
         float scale = _scale;
-        bool perHeadKeysWatched = Hooked(l, HookKind.Q) || Hooked(l, HookKind.K) || Hooked(l, HookKind.V)
-            || Hooked(l, HookKind.RotQ) || Hooked(l, HookKind.RotK);
-        if (past == 0 || perHeadKeysWatched)
+        if (absorbed)
         {
-            DecompressedAttention(l, blk, scale);
+            AbsorbedAttention(l, blk, scale, foldedQuery);
         }
         else
         {
-            AbsorbedAttention(l, blk, scale);
+            DecompressedAttention(l, blk, scale);
         }
 
         // attn_output = self.o_proj(attn_output.reshape(batch_size, seq_length, -1)); z is (N, NH, HD)
@@ -285,37 +298,65 @@ public sealed class DeepseekV3 : TransformerModel
 
     // The absorbed form on the cache rows [k_rot | latent]: q·k_h = q_nope·(W_UK[h]·c) + q_rot·k_rot = [q_rot | q_nope·W_UK[h]]·[k_rot | c],
     // so every head attends over the cached rows directly (one shared kv head of ROPE + R); the same rows serve as values and
-    // z_h = (Σ_s p(s)·c(s))·W_UV[h]ᵀ. Only pattern/scores/z/result hooks can be attached here (q/k/v hooks take the other form).
-    private void AbsorbedAttention(int l, BlockWeights blk, float scale)
+    // z_h = (Σ_s p(s)·c(s))·W_UV[h]ᵀ. Unobserved, the latent kernel reads each cached row once for all heads
+    // (Kernels.LatentAttention.cs); a step whose scores or pattern a hook observes, under a sparse policy or in a model whose
+    // layers share patterns takes the shared attention path with the rows as one kv head (q/k/v hooks take the other form).
+    private void AbsorbedAttention(int l, BlockWeights blk, float scale, bool foldedQuery)
     {
-        int N = Step.N, W = CacheRow, cap = CacheCapacity;
-        var pos = Step.Positions.AsSpan(0, N);
-        RotateHeads(_q.AsSpan(NOPE, N * NH * QK), pos, N, NH, QK);
+        int B = Step.B, T = Step.T, N = Step.N, past = Step.PastLen, S_ = past + T, W = CacheRow, cap = CacheCapacity;
+        if (!foldedQuery)
+        {
+            // W_UK folded into the query per step: q_nope[h] (N, NOPE) · W_UK[h] (NOPE, R), stored (in, out) in kv_b_proj's rows
+            var wkvb = blk.WkvB.Span;
+            for (int h = 0; h < NH; h++)
+            {
+                for (int n = 0; n < N; n++)
+                {
+                    _q.AsSpan((n * NH + h) * QK, NOPE).CopyTo(_headIn.AsSpan(n * NOPE, NOPE));
+                }
+                MatMul(_headIn.AsSpan(0, N * NOPE), wkvb.Slice(h * (NOPE + HD) * R, NOPE * R), default, _headOut.AsSpan(0, N * R), N, NOPE, R, WeightLayout.InOut);
+                for (int n = 0; n < N; n++)
+                {
+                    var qa = _qAbs.AsSpan((n * NH + h) * W, W);
+                    _q.AsSpan((n * NH + h) * QK + NOPE, ROPE).CopyTo(qa);
+                    _headOut.AsSpan(n * R, R).CopyTo(qa[ROPE..]);
+                }
+            }
+        }
+        // q_rot rotated where it stands: the first ROPE floats of each absorbed head
+        RotateHeads(_qAbs.AsSpan(0, N * NH * W), Step.Positions.AsSpan(0, N), N, NH, W);
+
+        var cache = LayerKeyCache(l);
+        bool latentKernel = !Hooked(l, HookKind.AttnScores) && !Hooked(l, HookKind.Pattern) && SparseAttention is not { IsDense: false }
+            && Sparsity.IsDense && Config.SharedAttention is null;
+        if (latentKernel)
+        {
+            // z_latent (N, NH, R) = softmax(q_abs·rowsᵀ·scale + mask)·latents, per sequence
+            for (int b = 0; b < B; b++)
+            {
+                LatentAttention(_qAbs.AsSpan(b * T * NH * W, T * NH * W), cache.AsSpan(b * cap * W, S_ * W), _zAbs.AsSpan(b * T * NH * R, T * NH * R),
+                    T, S_, NH, W, ROPE, past, scale, KeyMask(b)[..S_], Config.SlidingWindow);
+            }
+            ValueUp(blk, R, 0);
+        }
+        else
+        {
+            Attend(l, _qAbs, cache, cache, cap * W, _zAbs, 1, W, scale);
+            ValueUp(blk, W, ROPE);
+        }
+    }
+
+    // W_UV after attention: per head the weighted latent (N, R) · W_UV[h]ᵀ into S.Z (N, NH, HD); _zAbs holds the weighted
+    // latents in rows of `stride` floats per head, the latent at `offset`. W_UV[h] (HD, R) is stored (out, in) in kv_b_proj.
+    private void ValueUp(BlockWeights blk, int stride, int offset)
+    {
+        int N = Step.N;
         var wkvb = blk.WkvB.Span;
         for (int h = 0; h < NH; h++)
         {
-            // W_UK folded into the query: q_nope[h] (N, NOPE) · W_UK[h] (NOPE, R), stored (in, out) in kv_b_proj's rows
             for (int n = 0; n < N; n++)
             {
-                _q.AsSpan((n * NH + h) * QK, NOPE).CopyTo(_headIn.AsSpan(n * NOPE, NOPE));
-            }
-            MatMul(_headIn.AsSpan(0, N * NOPE), wkvb.Slice(h * (NOPE + HD) * R, NOPE * R), default, _headOut.AsSpan(0, N * R), N, NOPE, R, WeightLayout.InOut);
-            for (int n = 0; n < N; n++)
-            {
-                var qa = _qAbs.AsSpan((n * NH + h) * W, W);
-                _q.AsSpan((n * NH + h) * QK + NOPE, ROPE).CopyTo(qa);
-                _headOut.AsSpan(n * R, R).CopyTo(qa[ROPE..]);
-            }
-        }
-
-        Attend(l, _qAbs, LayerKeyCache(l), LayerKeyCache(l), cap * W, _zAbs, 1, W, scale);
-
-        for (int h = 0; h < NH; h++)
-        {
-            // W_UV after attention: the weighted latent (N, R) · W_UV[h]ᵀ, W_UV[h] (HD, R) stored (out, in)
-            for (int n = 0; n < N; n++)
-            {
-                _zAbs.AsSpan((n * NH + h) * W + ROPE, R).CopyTo(_headIn.AsSpan(n * R, R));
+                _zAbs.AsSpan((n * NH + h) * stride + offset, R).CopyTo(_headIn.AsSpan(n * R, R));
             }
             MatMul(_headIn.AsSpan(0, N * R), wkvb.Slice((h * (NOPE + HD) + NOPE) * R, HD * R), default, _headOut.AsSpan(0, N * HD), N, R, HD, WeightLayout.OutIn);
             for (int n = 0; n < N; n++)
@@ -323,6 +364,58 @@ public sealed class DeepseekV3 : TransformerModel
                 _headOut.AsSpan(n * HD, HD).CopyTo(S.Z.AsSpan((n * NH + h) * HD, HD));
             }
         }
+    }
+
+    // Whether decode folds W_UK into the query projection: its NH·(ROPE + R) rows are fewer than q_proj's NH·(NOPE + ROPE)
+    // when R < NOPE (a converted model: NOPE = NKV·HD − ROPE); else folding per step costs less than the bigger weight.
+    private bool FoldsQuery => R < NOPE;
+
+    /// <summary>Bytes of the absorbed query projections decode keeps beside the checkpoint's (one per layer, made on the first
+    /// decode step): NH·(ROPE + R) rows of q_proj's (or q_b_proj's) width, W_UK folded in; 0 when R ≥ NOPE (folding per step is
+    /// cheaper then).</summary>
+    public long AbsorbedQueryBytes => FoldsQuery
+        ? (long)Config.NLayers * NH * CacheRow * ((QR > 0 ? QR : Config.DModel) + (_blocks[0].Bq is null ? 0 : 1)) * sizeof(float) : 0;
+
+    private readonly (Weight W, Weight? Bias)?[] _absorbedQuery;
+
+    // The last query projection with W_UK folded in, made once per layer: per head h, rows [q_rot rows of q_proj (ROPE) |
+    // W_UK[h]ᵀ · q_proj's q_nope rows (R)] — (NH·(ROPE + R), Cin), Cin = C, or QR for q_b_proj — and the bias likewise.
+    private (Weight W, Weight? Bias) AbsorbedQuery(int l)
+    {
+        if (_absorbedQuery[l] is { } made)
+        {
+            return made;
+        }
+        var blk = _blocks[l];
+        var wq = (blk.Wq ?? blk.WqB!).Span;
+        var bq = blk.Bq is null ? default : blk.Bq.Span;
+        var wkvb = blk.WkvB.Span;
+        int cin = QR > 0 ? QR : Config.DModel, W = CacheRow;
+        var folded = new float[NH * W * cin];
+        var bias = blk.Bq is null ? null : new float[NH * W];
+        var ukT = new float[R * NOPE];
+        for (int h = 0; h < NH; h++)
+        {
+            wq.Slice((h * QK + NOPE) * cin, ROPE * cin).CopyTo(folded.AsSpan(h * W * cin));
+            // W_UK[h]ᵀ (R, NOPE) from kv_b_proj's rows (NOPE, R); then (R, NOPE) · q_nope rows (NOPE, Cin)
+            for (int d = 0; d < NOPE; d++)
+            {
+                for (int r = 0; r < R; r++)
+                {
+                    ukT[r * NOPE + d] = wkvb[(h * (NOPE + HD) + d) * R + r];
+                }
+            }
+            MatMul(ukT, wq.Slice(h * QK * cin, NOPE * cin), default, folded.AsSpan(((h * W) + ROPE) * cin, R * cin), R, NOPE, cin, WeightLayout.InOut);
+            if (bias is not null)
+            {
+                bq.Slice(h * QK + NOPE, ROPE).CopyTo(bias.AsSpan(h * W));
+                MatMul(bq.Slice(h * QK, NOPE), wkvb.Slice(h * (NOPE + HD) * R, NOPE * R), default, bias.AsSpan(h * W + ROPE, R), 1, NOPE, R, WeightLayout.InOut);
+            }
+        }
+        string name = $"model.layers.{l}.self_attn.{(QR > 0 ? "q_b_proj" : "q_proj")}.absorbed";
+        var result = (Weight.FromArray(name, folded, NH * W, cin), bias is null ? null : Weight.FromArray(name + ".bias", bias, NH * W));
+        _absorbedQuery[l] = result;
+        return result;
     }
 
     protected override void MlpSublayer(int l)
@@ -392,7 +485,7 @@ public sealed class DeepseekV3 : TransformerModel
     private float[] _pastLatent = []; // (S, R)
     private float[] _pastKvb = [];    // (S, NH, NOPE + HD)
     private float[] _qAbs = [];       // (N, NH, ROPE + R) absorbed queries [q_rot | q_nope·W_UK]
-    private float[] _zAbs = [];       // (N, NH, ROPE + R) attention-weighted cache rows
+    private float[] _zAbs = [];       // (N, NH, ROPE + R) attention-weighted cache rows, or (N, NH, R) latents from the latent kernel
     private float[] _headIn = [];     // (N, max(NOPE, R))
     private float[] _headOut = [];    // (N, max(R, HD))
 

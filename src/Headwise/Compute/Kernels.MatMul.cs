@@ -90,16 +90,16 @@ public static unsafe partial class Kernels
     private sealed class GemmJob
     {
         public float* X, W, PackedB, Bias, Out;
-        public int T, C, OC, RowChunk, ColBlocks;
+        public int T, C, OC, RowChunk, ColChunk, ColParts;
         public WeightLayout Layout;
         public readonly Action<int> Body;
         public readonly ParallelOptions Options = new();
         public GemmJob() => Body = Run;
         private void Run(int task)
         {
-            int r0 = task / ColBlocks * RowChunk;
-            int n0 = task % ColBlocks * GemmNC;
-            GemmTask(X, W, PackedB, Bias, Out, T, C, OC, Layout, r0, Math.Min(T, r0 + RowChunk), n0, Math.Min(OC, n0 + GemmNC));
+            int r0 = task / ColParts * RowChunk;
+            int n0 = task % ColParts * ColChunk;
+            GemmTask(X, W, PackedB, Bias, Out, T, C, OC, Layout, r0, Math.Min(T, r0 + RowChunk), n0, Math.Min(OC, n0 + ColChunk));
         }
     }
 
@@ -108,22 +108,29 @@ public static unsafe partial class Kernels
     // packedB: w's panels (PackedWeight), or null to pack them on the fly
     private static void Gemm(float* x, float* w, float* packedB, float* bias, float* output, int T, int C, int OC, WeightLayout layout)
     {
-        int colBlocks = (OC + GemmNC - 1) / GemmNC;
         // below ~4 MFLOP a thread hand-off costs more than it saves
         int threads = !ForceParallel && (long)T * C * OC < (1L << 21) ? 1 : MaxThreads;
-        int rowChunks = 1;
-        if (threads > 1 && colBlocks < 2 * threads)
+        if (threads == 1)
         {
-            // too few column blocks to balance: split rows as well; each row chunk packs its own copy of B,
-            // so keep chunks at least one A block (MC rows) tall
-            int maxChunks = Math.Max(1, T / GemmMC);
-            rowChunks = Math.Min(maxChunks, (2 * threads + colBlocks - 1) / colBlocks);
+            GemmTask(x, w, packedB, bias, output, T, C, OC, layout, 0, T, 0, OC);
+            return;
         }
-        int rowChunk = (T + rowChunks - 1) / rowChunks;
-        rowChunk = (rowChunk + GemmMR - 1) / GemmMR * GemmMR;
-        rowChunks = (T + rowChunk - 1) / rowChunk;
-        int tasks = rowChunks * colBlocks;
-        if (threads == 1 || tasks == 1)
+        // Split the output's columns, in whole NR panels, into parts of equal width: each part reads only its own share
+        // of the weight and repacks x (small at prompt sizes), so the threads share the work evenly whatever T is — the
+        // 768-wide projections at T = 128 included, where splitting rows would leave one thread idle. Up to 4 parts per
+        // thread (≥ 8 panels each) let a thread that a neighbour slows down hand its share to the other.
+        int nr = GemmNR;
+        int panels = (OC + nr - 1) / nr;
+        int perThread = Math.Clamp(panels / (threads * 8), 1, 4);
+        int colParts = Math.Min(panels, threads * perThread);
+        int colChunk = (panels + colParts - 1) / colParts * nr;
+        colParts = (OC + colChunk - 1) / colChunk;
+        // too few panels for the threads (a narrow weight): split rows as well, in whole MR tiles
+        int rowParts = colParts >= threads ? 1 : Math.Min((threads + colParts - 1) / colParts, Math.Max(1, T / GemmMR));
+        int rowChunk = ((T + rowParts - 1) / rowParts + GemmMR - 1) / GemmMR * GemmMR;
+        rowParts = (T + rowChunk - 1) / rowChunk;
+        int tasks = rowParts * colParts;
+        if (tasks == 1)
         {
             GemmTask(x, w, packedB, bias, output, T, C, OC, layout, 0, T, 0, OC);
             return;
@@ -131,7 +138,7 @@ public static unsafe partial class Kernels
         var job = t_gemmJob ??= new GemmJob();
         job.X = x; job.W = w; job.PackedB = packedB; job.Bias = bias; job.Out = output;
         job.T = T; job.C = C; job.OC = OC; job.Layout = layout;
-        job.RowChunk = rowChunk; job.ColBlocks = colBlocks;
+        job.RowChunk = rowChunk; job.ColChunk = colChunk; job.ColParts = colParts;
         job.Options.MaxDegreeOfParallelism = Math.Min(threads, tasks);
         Parallel.For(0, tasks, job.Options, job.Body);
     }
@@ -155,16 +162,19 @@ public static unsafe partial class Kernels
         float* packA = t_packA, packB = t_packB;
         int mr = GemmMR, nr = GemmNR;
         float* edge = stackalloc float[12 * 32]; // MR·NR scratch for ragged tiles
-        for (int n = n0; n < n1; n += GemmNC)
+        // columns [n0, n1) in steps that never cross the NC grid of the packed weight (a task may start inside a block)
+        for (int n = n0, nc; n < n1; n += nc)
         {
-            int nc = Math.Min(GemmNC, n1 - n);
+            int block = n / GemmNC * GemmNC, blockEnd = Math.Min(block + GemmNC, OC);
+            nc = Math.Min(blockEnd, n1) - n;
             for (int pc = 0; pc < C; pc += GemmKC)
             {
                 int kc = Math.Min(GemmKC, C - pc);
                 bool first = pc == 0;
                 if (packedB != null)
                 {
-                    packB = packedB + PackedBlockOffset(n, pc, nc, C, nr);
+                    // n − block is a whole number of panels: task columns start on NR boundaries
+                    packB = packedB + PackedBlockOffset(block, pc, blockEnd - block, C, nr) + (long)(n - block) * kc;
                 }
                 else
                 {

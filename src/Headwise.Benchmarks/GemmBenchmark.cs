@@ -221,6 +221,32 @@ public static unsafe class GemmBenchmark
         return Math.Max(MedianOf(times), 1e-9);
     }
 
+    /// <summary>Wall-clock seconds and the process's CPU seconds (all threads) of one call.</summary>
+    internal static (double Wall, double Cpu) WallAndCpuSeconds(Action action)
+    {
+        var cpu0 = Environment.CpuUsage.TotalTime;
+        long start = Stopwatch.GetTimestamp();
+        action();
+        double wall = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        return (wall, (Environment.CpuUsage.TotalTime - cpu0).TotalSeconds);
+    }
+
+    // the FMA loop's rate per second of CPU time, best of runs long enough for the CPU clock's resolution (~20 ms each)
+    internal static double FmaPeakCpuTime(CancellationToken cancel)
+    {
+        const long iterations = 10_000_000;
+        FmaChains(1000);
+        int lanes = Vector512.IsHardwareAccelerated ? 16 : Vector256.IsHardwareAccelerated ? 8 : 4;
+        double best = double.MaxValue;
+        for (int r = 0; r < 10; r++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var (_, cpu) = WallAndCpuSeconds(() => s_peakSink = FmaChains(iterations));
+            best = Math.Min(best, cpu);
+        }
+        return iterations * 16.0 * lanes * 2 / Math.Max(best, 1e-9) / 1e9;
+    }
+
     /// <summary>Wall-clock seconds of one call.</summary>
     internal static double Seconds(Action action)
     {
@@ -302,7 +328,12 @@ public static unsafe class GemmBenchmark
 /// <param name="Seconds">Median seconds per product.</param>
 /// <param name="GFlops">2·M·K·N ÷ seconds, in GFLOP/s.</param>
 /// <param name="OfPeak">GFlops ÷ (Threads × the single-core FMA peak).</param>
-public sealed record GemmShapeTiming(string Name, int M, int K, int N, int Threads, double Seconds, double GFlops, double OfPeak);
+/// <param name="CpuSeconds">Median CPU time of the process per product (all its threads): unlike the wall time, not
+/// stretched while a neighbour holds the core — on a shared machine the steadier measure of the kernel itself.</param>
+/// <param name="CpuOfPeak">2·M·K·N ÷ CpuSeconds ÷ the single-core peak measured the same way: the share of the FMA peak
+/// each busy core reaches (idle waits for a slower thread are not counted; the wall-time figures count them).</param>
+public sealed record GemmShapeTiming(string Name, int M, int K, int N, int Threads, double Seconds, double GFlops, double OfPeak,
+    double CpuSeconds, double CpuOfPeak);
 
 /// <summary>The forward's GEMMs at the model's shapes (GPT-2 small: C 768, 3·C 2,304, F 3,072, V 50,257), prepacked as
 /// prefill runs them, against the single-core FMA peak measured in the same run.</summary>
@@ -314,9 +345,10 @@ public sealed record GemmShapeTiming(string Name, int M, int K, int N, int Threa
 /// <param name="Threads">The multi-threaded rows' thread count.</param>
 /// <param name="ClockGHz">Estimated core clock: a chain of dependent one-cycle integer operations.</param>
 /// <param name="FmaPerCycle">FMA instructions per cycle at that clock: FmaPeakSingleThread ÷ (2 · Lanes · ClockGHz).</param>
+/// <param name="FmaPeakCpuTime">The single-core FMA peak per second of CPU time (best of the same short runs).</param>
 /// <param name="Rows">One row per (shape, M, threads).</param>
 public sealed record GemmShapesResult(string Isa, int Lanes, double FmaPeakSingleThread, double FmaPeakAllThreads, int Threads,
-    double ClockGHz, double FmaPerCycle, IReadOnlyList<GemmShapeTiming> Rows);
+    double ClockGHz, double FmaPerCycle, double FmaPeakCpuTime, IReadOnlyList<GemmShapeTiming> Rows);
 
 /// <summary>Times every GEMM of a GPT-2-small forward at M = 128, 512 and 1,024 tokens on 1 and all threads.</summary>
 public static class GemmShapesBenchmark
@@ -338,6 +370,7 @@ public static class GemmShapesBenchmark
         if (threads <= 0) threads = Environment.ProcessorCount;
         repetitions = Math.Max(1, repetitions);
         int[] threadCounts = threads > 1 ? [1, threads] : [1];
+        double peakCpu = GemmBenchmark.FmaPeakCpuTime(cancel);
         double peak1 = GemmBenchmark.FmaPeak(cancel), peakN = threads > 1 ? GemmBenchmark.FmaPeakOnThreads(threads, cancel) : peak1;
         double clock = GemmBenchmark.ClockGHz();
         int lanes = Vector512.IsHardwareAccelerated ? 16 : Vector256.IsHardwareAccelerated ? 8 : 4;
@@ -355,20 +388,27 @@ public static class GemmShapesBenchmark
                     float[] x = RandomArray(rng, m * k), output = new float[m * n];
                     double flops = 2.0 * m * k * n;
                     var times = threadCounts.Select(_ => new double[repetitions]).ToArray();
+                    var cpuTimes = threadCounts.Select(_ => new double[repetitions]).ToArray();
                     for (int r = -1; r < repetitions; r++) // r = −1: the warm-up round
                     {
                         for (int i = 0; i < threadCounts.Length; i++)
                         {
                             cancel.ThrowIfCancellationRequested();
                             K.MaxThreads = threadCounts[i];
-                            double s = GemmBenchmark.Seconds(() => K.MatMul(x, w, packed, bias, output, m, k, n, layout));
-                            if (r >= 0) times[i][r] = s;
+                            var (s, cpu) = GemmBenchmark.WallAndCpuSeconds(() => K.MatMul(x, w, packed, bias, output, m, k, n, layout));
+                            if (r >= 0)
+                            {
+                                times[i][r] = s;
+                                cpuTimes[i][r] = cpu;
+                            }
                         }
                     }
                     for (int i = 0; i < threadCounts.Length; i++)
                     {
                         double seconds = Math.Max(GemmBenchmark.MedianOf(times[i]), 1e-9), gflops = flops / seconds / 1e9;
-                        timings.Add(new GemmShapeTiming(name, m, k, n, threadCounts[i], seconds, gflops, gflops / (threadCounts[i] * peak1)));
+                        double cpuSeconds = Math.Max(GemmBenchmark.MedianOf(cpuTimes[i]), 1e-9);
+                        timings.Add(new GemmShapeTiming(name, m, k, n, threadCounts[i], seconds, gflops, gflops / (threadCounts[i] * peak1),
+                            cpuSeconds, flops / cpuSeconds / 1e9 / peakCpu));
                     }
                 }
             }
@@ -378,7 +418,7 @@ public static class GemmShapesBenchmark
             K.MaxThreads = saved;
         }
         string isa = Vector512.IsHardwareAccelerated ? "Vector512" : Vector256.IsHardwareAccelerated ? "Vector256" : Vector128.IsHardwareAccelerated ? "Vector128" : "scalar";
-        return new GemmShapesResult(isa, lanes, peak1, peakN, threads, clock, peak1 / (2.0 * lanes * clock), timings);
+        return new GemmShapesResult(isa, lanes, peak1, peakN, threads, clock, peak1 / (2.0 * lanes * clock), peakCpu, timings);
     }
 
     /// <summary>The result as a JSON-ready object (bench's <c>gemm_shapes</c>).</summary>
@@ -391,7 +431,12 @@ public static class GemmShapesBenchmark
         threads = r.Threads,
         clock_ghz = r.ClockGHz,
         fma_per_cycle = r.FmaPerCycle,
-        rows = r.Rows.Select(t => new { name = t.Name, m = t.M, k = t.K, n = t.N, threads = t.Threads, seconds = t.Seconds, gflops = t.GFlops, of_peak = t.OfPeak }).ToArray(),
+        fma_peak_cpu_gflops = r.FmaPeakCpuTime,
+        rows = r.Rows.Select(t => new
+        {
+            name = t.Name, m = t.M, k = t.K, n = t.N, threads = t.Threads, seconds = t.Seconds, gflops = t.GFlops, of_peak = t.OfPeak,
+            cpu_seconds = t.CpuSeconds, cpu_of_peak = t.CpuOfPeak,
+        }).ToArray(),
     };
 
     /// <summary>The result as the lines bench prints.</summary>
@@ -399,10 +444,11 @@ public static class GemmShapesBenchmark
     {
         yield return $"gemm shapes            GPT-2 small's GEMMs, weights prepacked; FMA peak {r.FmaPeakSingleThread:F1} GFLOP/s on 1 thread " +
             $"(≈ {r.FmaPerCycle:F1} {r.Isa} FMAs/cycle at ≈ {r.ClockGHz:F2} GHz), {r.FmaPeakAllThreads:F1} on {r.Threads} threads at once";
-        yield return "                       shape       M      K      N  threads   GFLOP/s   % of threads × 1-core peak (target 80% on 1, 75% on 2)";
+        yield return $"                       (per CPU-second: peak {r.FmaPeakCpuTime:F1} GFLOP/s; \"CPU\" = the share of it each busy core reaches, steadier when the machine is shared)";
+        yield return "                       shape       M      K      N  threads   GFLOP/s   % of threads × peak (target 80% on 1, 75% on 2)   CPU %";
         foreach (var t in r.Rows)
         {
-            yield return $"                       {t.Name,-9} {t.M,5} {t.K,6} {t.N,6} {t.Threads,8} {t.GFlops,9:F1} {t.OfPeak,8:P0}";
+            yield return $"                       {t.Name,-9} {t.M,5} {t.K,6} {t.N,6} {t.Threads,8} {t.GFlops,9:F1} {t.OfPeak,8:P0} {t.CpuOfPeak,40:P0}";
         }
     }
 

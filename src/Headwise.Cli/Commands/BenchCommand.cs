@@ -61,7 +61,7 @@ public sealed class BenchCommand : ICommand
                    (NH 32, NKV 8, HD 128), on 1 and all threads: GFLOP/s of each (causal pairs only) and blocked ÷ fused speed
           gemm-shapes (with --gemm-shapes; a minute or two) every GEMM of a GPT-2-small forward at the model's shapes
                    (q|k|v 768 → 2,304, attention output 768 → 768, MLP 768 → 3,072 and 3,072 → 768, unembedding
-                   768 → 50,257), weights prepacked as prefill runs them, at M = 128, 512 and 1,024 rows (32 and 64 with
+                   768 → 50,257), weights prepacked as prefill runs them, at M = 128, 512 and 1,024 rows (64 and 128 with
                    --quick), on 1 and all threads alternately: GFLOP/s and the share of the FMA peak (one core's, measured
                    in the same run by a register-only FMA loop, times the threads); targets ≥ 80% on 1 thread, ≥ 75% on 2
           mla      (with --mla; minutes, about 1.5 GB of memory) decode tokens/s at 4K and 16K context of a random
@@ -249,7 +249,7 @@ public sealed class BenchCommand : ICommand
         if (args.Flag("gemm-shapes"))
         {
             Progress("GEMMs at the model's shapes against the FMA peak");
-            gemmShapes = GemmShapesBenchmark.Run(quick ? [32, 64] : [128, 512, 1024], threads, quick ? 1 : 5, cancel);
+            gemmShapes = GemmShapesBenchmark.Run(quick ? [64, 128] : [128, 512, 1024], threads, quick ? 3 : 5, cancel);
         }
 
         LongContextResult? longContext = null;

@@ -20,13 +20,15 @@ namespace Headwise.Compute;
 public static unsafe partial class Kernels
 {
     private const int GemmKC = 256;  // depth of a packed block: B micro-panel 256·32·4 B = 32 KiB ≤ L1d (48 KiB on Zen 5)
-    private const int GemmMC = 120;  // rows per A block: 120·256·4 B = 120 KiB, well inside L2; a multiple of every MR (12, 6, 4)
+    private const int GemmMC = 120;  // rows per A block: 120·256·4 B = 120 KiB, well inside L2; a multiple of every MR (8, 6, 4)
     // columns per packed B block (1 MiB, streamed from L2/L3 once per A block; each 32 KiB micro-panel is then reused
     // from L1 by every row tile): wide blocks mean x is packed only OC/1024 times, measured ~10% faster than 256
     private const int GemmNC = 1024;
 
-    // Register tile, chosen once: AVX-512 12×32 (24 zmm accumulators), AVX2 6×16 (12 ymm), Vector128 4×8 (8 xmm).
-    private static readonly int GemmMR = Vector512.IsHardwareAccelerated ? 12 : Vector256.IsHardwareAccelerated ? 6 : 4;
+    // Register tile, chosen once: AVX-512 8×32 (16 zmm accumulators), AVX2 6×16 (12 ymm), Vector128 4×8 (8 xmm).
+    // 8 rows rather than 12: prompt lengths that are multiples of 8 (128, 512, 1,024) fill whole tiles instead of
+    // computing a padded last tile through the edge scratch (docs/performance.md, "GEMM at the model's shapes").
+    private static readonly int GemmMR = Vector512.IsHardwareAccelerated ? 8 : Vector256.IsHardwareAccelerated ? 6 : 4;
     private static readonly int GemmNR = Vector512.IsHardwareAccelerated ? 32 : Vector256.IsHardwareAccelerated ? 16 : 8;
 
     /// <summary>Tests set this to push even tiny problems through the multi-threaded paths.</summary>
@@ -161,7 +163,7 @@ public static unsafe partial class Kernels
         EnsurePackBuffers();
         float* packA = t_packA, packB = t_packB;
         int mr = GemmMR, nr = GemmNR;
-        float* edge = stackalloc float[12 * 32]; // MR·NR scratch for ragged tiles
+        float* edge = stackalloc float[8 * 32]; // MR·NR scratch for ragged tiles (the largest tile: 8×32, 6×16 or 4×8)
         // columns [n0, n1) in steps that never cross the NC grid of the packed weight (a task may start inside a block)
         for (int n = n0, nc; n < n1; n += nc)
         {
@@ -367,7 +369,7 @@ public static unsafe partial class Kernels
     {
         if (Vector512.IsHardwareAccelerated)
         {
-            Micro12x32(ap, bp, kc, c, ldc, bias, first);
+            Micro8x32(ap, bp, kc, c, ldc, bias, first);
         }
         else if (Vector256.IsHardwareAccelerated)
         {
@@ -384,11 +386,12 @@ public static unsafe partial class Kernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Micro12x32(float* a, float* b, int kc, float* c, int ldc, float* bias, bool first)
+    private static void Micro8x32(float* a, float* b, int kc, float* c, int ldc, float* bias, bool first)
     {
-        // 24 accumulators + 2 B vectors + a broadcast: 27 of 32 zmm registers; 14 loads feed 24 FMAs
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default, c90 = default, c91 = default, c100 = default, c101 = default, c110 = default, c111 = default;
-        for (int k = 0; k < kc; k++, a += 12, b += 32)
+        // 16 accumulators + 2 B vectors + a broadcast; 10 loads feed 16 FMAs
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
+            c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int k = 0; k < kc; k++, a += 8, b += 32)
         {
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
@@ -400,21 +403,9 @@ public static unsafe partial class Kernels
             av = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
             av = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
             av = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
-            av = Vector512.Create(a[8]); c80 = Vector512.FusedMultiplyAdd(av, b0, c80); c81 = Vector512.FusedMultiplyAdd(av, b1, c81);
-            av = Vector512.Create(a[9]); c90 = Vector512.FusedMultiplyAdd(av, b0, c90); c91 = Vector512.FusedMultiplyAdd(av, b1, c91);
-            av = Vector512.Create(a[10]); c100 = Vector512.FusedMultiplyAdd(av, b0, c100); c101 = Vector512.FusedMultiplyAdd(av, b1, c101);
-            av = Vector512.Create(a[11]); c110 = Vector512.FusedMultiplyAdd(av, b0, c110); c111 = Vector512.FusedMultiplyAdd(av, b1, c111);
         }
-        Vector512<float> s0, s1;
-        if (first)
-        {
-            s0 = bias == null ? Vector512<float>.Zero : Vector512.Load(bias);
-            s1 = bias == null ? Vector512<float>.Zero : Vector512.Load(bias + 16);
-        }
-        else
-        {
-            s0 = s1 = Vector512<float>.Zero;
-        }
+        Vector512<float> s0 = first && bias != null ? Vector512.Load(bias) : Vector512<float>.Zero;
+        Vector512<float> s1 = first && bias != null ? Vector512.Load(bias + 16) : Vector512<float>.Zero;
         Store2(c, c00, c01, s0, s1, first); c += ldc;
         Store2(c, c10, c11, s0, s1, first); c += ldc;
         Store2(c, c20, c21, s0, s1, first); c += ldc;
@@ -422,11 +413,7 @@ public static unsafe partial class Kernels
         Store2(c, c40, c41, s0, s1, first); c += ldc;
         Store2(c, c50, c51, s0, s1, first); c += ldc;
         Store2(c, c60, c61, s0, s1, first); c += ldc;
-        Store2(c, c70, c71, s0, s1, first); c += ldc;
-        Store2(c, c80, c81, s0, s1, first); c += ldc;
-        Store2(c, c90, c91, s0, s1, first); c += ldc;
-        Store2(c, c100, c101, s0, s1, first); c += ldc;
-        Store2(c, c110, c111, s0, s1, first);
+        Store2(c, c70, c71, s0, s1, first);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -434,8 +434,16 @@ public static class GemmShapesBenchmark
         fma_peak_cpu_gflops = r.FmaPeakCpuTime,
         rows = r.Rows.Select(t => new
         {
-            name = t.Name, m = t.M, k = t.K, n = t.N, threads = t.Threads, seconds = t.Seconds, gflops = t.GFlops, of_peak = t.OfPeak,
-            cpu_seconds = t.CpuSeconds, cpu_of_peak = t.CpuOfPeak,
+            name = t.Name,
+            m = t.M,
+            k = t.K,
+            n = t.N,
+            threads = t.Threads,
+            seconds = t.Seconds,
+            gflops = t.GFlops,
+            of_peak = t.OfPeak,
+            cpu_seconds = t.CpuSeconds,
+            cpu_of_peak = t.CpuOfPeak,
         }).ToArray(),
     };
 

@@ -10,7 +10,7 @@ public sealed class BenchCommand : ICommand
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
     public string Usage => """
         headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence] [--onnx]
-                       [--variants] [--attention-kernels] [--vit] [--mla] [--long-context]
+                       [--variants] [--attention-kernels] [--gemm-shapes] [--vit] [--mla] [--long-context]
         """;
 
     public string Description => """
@@ -59,6 +59,11 @@ public sealed class BenchCommand : ICommand
                    row) against the blocked one (query × key tiles, online softmax), causal prefill at 512, 1,024 and 4,096
                    tokens (128 and 256 with --quick) on a GPT-2-small head shape (NH 12, HD 64) and a Llama GQA shape
                    (NH 32, NKV 8, HD 128), on 1 and all threads: GFLOP/s of each (causal pairs only) and blocked ÷ fused speed
+          gemm-shapes (with --gemm-shapes; a minute or two) every GEMM of a GPT-2-small forward at the model's shapes
+                   (q|k|v 768 → 2,304, attention output 768 → 768, MLP 768 → 3,072 and 3,072 → 768, unembedding
+                   768 → 50,257), weights prepacked as prefill runs them, at M = 128, 512 and 1,024 rows (64 and 128 with
+                   --quick), on 1 and all threads alternately: GFLOP/s and the share of the FMA peak (one core's, measured
+                   in the same run by a register-only FMA loop, times the threads); targets ≥ 80% on 1 thread, ≥ 75% on 2
           mla      (with --mla; minutes, about 1.5 GB of memory) decode tokens/s at 4K and 16K context of a random
                    grouped-query Llama (8 layers, d_model 1024, 16 heads of 64, 4 kv heads, MLP 2816, vocab 4096) and of
                    its MLA conversions (convert mla, Headwise layout) at kv fractions 0.5 and 0.25, the cache pre-filled
@@ -86,6 +91,7 @@ public sealed class BenchCommand : ICommand
         CliOption.Flag("onnx", "also compare prefill with ONNX Runtime's on the same weights"),
         CliOption.Flag("variants", "also time training steps of every attention variant against softmax"),
         CliOption.Flag("attention-kernels", "also time the fused attention kernel against the blocked one"),
+        CliOption.Flag("gemm-shapes", "also time every GEMM of a GPT-2-small forward at its shapes against the measured FMA peak"),
         CliOption.Flag("vit", "also time ViT forwards (MNIST ViT, ViT-Base shape, token pruning, Sparsifiner)"),
         CliOption.Flag("mla", "also time decode of a grouped-query model against its MLA conversions at long contexts"),
         CliOption.Flag("long-context", "also time sparse attention (topk-blocks, window + sinks) against dense at 4K–32K tokens"),
@@ -237,6 +243,13 @@ public sealed class BenchCommand : ICommand
         {
             Progress("attention kernels: fused against blocked");
             attention = AttentionBenchmark.Run(quick ? [128, 256] : [512, 1024, 4096], threads > 1 ? [1, threads] : [1], quick ? 1 : 3, cancel);
+        }
+
+        GemmShapesResult? gemmShapes = null;
+        if (args.Flag("gemm-shapes"))
+        {
+            Progress("GEMMs at the model's shapes against the FMA peak");
+            gemmShapes = GemmShapesBenchmark.Run(quick ? [64, 128] : [128, 512, 1024], threads, quick ? 3 : 5, cancel);
         }
 
         LongContextResult? longContext = null;
@@ -397,6 +410,7 @@ public sealed class BenchCommand : ICommand
                 blocked_gflops = a.BlockedGFlops,
                 speedup = a.Speedup,
             }).ToArray(),
+            gemm_shapes = gemmShapes is null ? null : GemmShapesBenchmark.Json(gemmShapes),
             vit = vitSpeeds is null ? null : VitBenchmark.Json(vitSpeeds),
             long_context = longContext is null ? null : LongContextBenchmark.Json(longContext),
             mla_decode = mlaRows?.Select(m => new
@@ -527,6 +541,10 @@ public sealed class BenchCommand : ICommand
             {
                 stdout.WriteLine($"                       {a.Shape,-12} {a.Tokens,6} {a.Threads,8} {a.FusedGFlops,15:F1} {a.BlockedGFlops,17:F1} {a.Speedup,16:F2}×");
             }
+        }
+        foreach (string line in gemmShapes is null ? [] : GemmShapesBenchmark.Describe(gemmShapes))
+        {
+            stdout.WriteLine(line);
         }
         foreach (string line in longContext is null ? [] : LongContextBenchmark.Describe(longContext))
         {

@@ -20,13 +20,15 @@ namespace Headwise.Compute;
 public static unsafe partial class Kernels
 {
     private const int GemmKC = 256;  // depth of a packed block: B micro-panel 256·32·4 B = 32 KiB ≤ L1d (48 KiB on Zen 5)
-    private const int GemmMC = 120;  // rows per A block: 120·256·4 B = 120 KiB, well inside L2; a multiple of every MR (12, 6, 4)
+    private const int GemmMC = 120;  // rows per A block: 120·256·4 B = 120 KiB, well inside L2; a multiple of every MR (8, 6, 4)
     // columns per packed B block (1 MiB, streamed from L2/L3 once per A block; each 32 KiB micro-panel is then reused
     // from L1 by every row tile): wide blocks mean x is packed only OC/1024 times, measured ~10% faster than 256
     private const int GemmNC = 1024;
 
-    // Register tile, chosen once: AVX-512 12×32 (24 zmm accumulators), AVX2 6×16 (12 ymm), Vector128 4×8 (8 xmm).
-    private static readonly int GemmMR = Vector512.IsHardwareAccelerated ? 12 : Vector256.IsHardwareAccelerated ? 6 : 4;
+    // Register tile, chosen once: AVX-512 8×32 (16 zmm accumulators), AVX2 6×16 (12 ymm), Vector128 4×8 (8 xmm).
+    // 8 rows rather than 12: prompt lengths that are multiples of 8 (128, 512, 1,024) fill whole tiles instead of
+    // computing a padded last tile through the edge scratch (docs/performance.md, "GEMM at the model's shapes").
+    private static readonly int GemmMR = Vector512.IsHardwareAccelerated ? 8 : Vector256.IsHardwareAccelerated ? 6 : 4;
     private static readonly int GemmNR = Vector512.IsHardwareAccelerated ? 32 : Vector256.IsHardwareAccelerated ? 16 : 8;
 
     /// <summary>Tests set this to push even tiny problems through the multi-threaded paths.</summary>
@@ -90,16 +92,16 @@ public static unsafe partial class Kernels
     private sealed class GemmJob
     {
         public float* X, W, PackedB, Bias, Out;
-        public int T, C, OC, RowChunk, ColBlocks;
+        public int T, C, OC, RowChunk, ColChunk, ColParts;
         public WeightLayout Layout;
         public readonly Action<int> Body;
         public readonly ParallelOptions Options = new();
         public GemmJob() => Body = Run;
         private void Run(int task)
         {
-            int r0 = task / ColBlocks * RowChunk;
-            int n0 = task % ColBlocks * GemmNC;
-            GemmTask(X, W, PackedB, Bias, Out, T, C, OC, Layout, r0, Math.Min(T, r0 + RowChunk), n0, Math.Min(OC, n0 + GemmNC));
+            int r0 = task / ColParts * RowChunk;
+            int n0 = task % ColParts * ColChunk;
+            GemmTask(X, W, PackedB, Bias, Out, T, C, OC, Layout, r0, Math.Min(T, r0 + RowChunk), n0, Math.Min(OC, n0 + ColChunk));
         }
     }
 
@@ -108,22 +110,29 @@ public static unsafe partial class Kernels
     // packedB: w's panels (PackedWeight), or null to pack them on the fly
     private static void Gemm(float* x, float* w, float* packedB, float* bias, float* output, int T, int C, int OC, WeightLayout layout)
     {
-        int colBlocks = (OC + GemmNC - 1) / GemmNC;
         // below ~4 MFLOP a thread hand-off costs more than it saves
         int threads = !ForceParallel && (long)T * C * OC < (1L << 21) ? 1 : MaxThreads;
-        int rowChunks = 1;
-        if (threads > 1 && colBlocks < 2 * threads)
+        if (threads == 1)
         {
-            // too few column blocks to balance: split rows as well; each row chunk packs its own copy of B,
-            // so keep chunks at least one A block (MC rows) tall
-            int maxChunks = Math.Max(1, T / GemmMC);
-            rowChunks = Math.Min(maxChunks, (2 * threads + colBlocks - 1) / colBlocks);
+            GemmTask(x, w, packedB, bias, output, T, C, OC, layout, 0, T, 0, OC);
+            return;
         }
-        int rowChunk = (T + rowChunks - 1) / rowChunks;
-        rowChunk = (rowChunk + GemmMR - 1) / GemmMR * GemmMR;
-        rowChunks = (T + rowChunk - 1) / rowChunk;
-        int tasks = rowChunks * colBlocks;
-        if (threads == 1 || tasks == 1)
+        // Split the output's columns, in whole NR panels, into parts of equal width: each part reads only its own share
+        // of the weight and repacks x (small at prompt sizes), so the threads share the work evenly whatever T is — the
+        // 768-wide projections at T = 128 included, where splitting rows would leave one thread idle. Up to 4 parts per
+        // thread (≥ 8 panels each) let a thread that a neighbour slows down hand its share to the other.
+        int nr = GemmNR;
+        int panels = (OC + nr - 1) / nr;
+        int perThread = Math.Clamp(panels / (threads * 8), 1, 4);
+        int colParts = Math.Min(panels, threads * perThread);
+        int colChunk = (panels + colParts - 1) / colParts * nr;
+        colParts = (OC + colChunk - 1) / colChunk;
+        // too few panels for the threads (a narrow weight): split rows as well, in whole MR tiles
+        int rowParts = colParts >= threads ? 1 : Math.Min((threads + colParts - 1) / colParts, Math.Max(1, T / GemmMR));
+        int rowChunk = ((T + rowParts - 1) / rowParts + GemmMR - 1) / GemmMR * GemmMR;
+        rowParts = (T + rowChunk - 1) / rowChunk;
+        int tasks = rowParts * colParts;
+        if (tasks == 1)
         {
             GemmTask(x, w, packedB, bias, output, T, C, OC, layout, 0, T, 0, OC);
             return;
@@ -131,7 +140,7 @@ public static unsafe partial class Kernels
         var job = t_gemmJob ??= new GemmJob();
         job.X = x; job.W = w; job.PackedB = packedB; job.Bias = bias; job.Out = output;
         job.T = T; job.C = C; job.OC = OC; job.Layout = layout;
-        job.RowChunk = rowChunk; job.ColBlocks = colBlocks;
+        job.RowChunk = rowChunk; job.ColChunk = colChunk; job.ColParts = colParts;
         job.Options.MaxDegreeOfParallelism = Math.Min(threads, tasks);
         Parallel.For(0, tasks, job.Options, job.Body);
     }
@@ -154,17 +163,20 @@ public static unsafe partial class Kernels
         EnsurePackBuffers();
         float* packA = t_packA, packB = t_packB;
         int mr = GemmMR, nr = GemmNR;
-        float* edge = stackalloc float[12 * 32]; // MR·NR scratch for ragged tiles
-        for (int n = n0; n < n1; n += GemmNC)
+        float* edge = stackalloc float[8 * 32]; // MR·NR scratch for ragged tiles (the largest tile: 8×32, 6×16 or 4×8)
+        // columns [n0, n1) in steps that never cross the NC grid of the packed weight (a task may start inside a block)
+        for (int n = n0, nc; n < n1; n += nc)
         {
-            int nc = Math.Min(GemmNC, n1 - n);
+            int block = n / GemmNC * GemmNC, blockEnd = Math.Min(block + GemmNC, OC);
+            nc = Math.Min(blockEnd, n1) - n;
             for (int pc = 0; pc < C; pc += GemmKC)
             {
                 int kc = Math.Min(GemmKC, C - pc);
                 bool first = pc == 0;
                 if (packedB != null)
                 {
-                    packB = packedB + PackedBlockOffset(n, pc, nc, C, nr);
+                    // n − block is a whole number of panels: task columns start on NR boundaries
+                    packB = packedB + PackedBlockOffset(block, pc, blockEnd - block, C, nr) + (long)(n - block) * kc;
                 }
                 else
                 {
@@ -357,7 +369,7 @@ public static unsafe partial class Kernels
     {
         if (Vector512.IsHardwareAccelerated)
         {
-            Micro12x32(ap, bp, kc, c, ldc, bias, first);
+            Micro8x32(ap, bp, kc, c, ldc, bias, first);
         }
         else if (Vector256.IsHardwareAccelerated)
         {
@@ -374,11 +386,12 @@ public static unsafe partial class Kernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Micro12x32(float* a, float* b, int kc, float* c, int ldc, float* bias, bool first)
+    private static void Micro8x32(float* a, float* b, int kc, float* c, int ldc, float* bias, bool first)
     {
-        // 24 accumulators + 2 B vectors + a broadcast: 27 of 32 zmm registers; 14 loads feed 24 FMAs
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default, c90 = default, c91 = default, c100 = default, c101 = default, c110 = default, c111 = default;
-        for (int k = 0; k < kc; k++, a += 12, b += 32)
+        // 16 accumulators + 2 B vectors + a broadcast; 10 loads feed 16 FMAs
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default,
+            c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int k = 0; k < kc; k++, a += 8, b += 32)
         {
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
@@ -390,21 +403,9 @@ public static unsafe partial class Kernels
             av = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
             av = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61);
             av = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71);
-            av = Vector512.Create(a[8]); c80 = Vector512.FusedMultiplyAdd(av, b0, c80); c81 = Vector512.FusedMultiplyAdd(av, b1, c81);
-            av = Vector512.Create(a[9]); c90 = Vector512.FusedMultiplyAdd(av, b0, c90); c91 = Vector512.FusedMultiplyAdd(av, b1, c91);
-            av = Vector512.Create(a[10]); c100 = Vector512.FusedMultiplyAdd(av, b0, c100); c101 = Vector512.FusedMultiplyAdd(av, b1, c101);
-            av = Vector512.Create(a[11]); c110 = Vector512.FusedMultiplyAdd(av, b0, c110); c111 = Vector512.FusedMultiplyAdd(av, b1, c111);
         }
-        Vector512<float> s0, s1;
-        if (first)
-        {
-            s0 = bias == null ? Vector512<float>.Zero : Vector512.Load(bias);
-            s1 = bias == null ? Vector512<float>.Zero : Vector512.Load(bias + 16);
-        }
-        else
-        {
-            s0 = s1 = Vector512<float>.Zero;
-        }
+        Vector512<float> s0 = first && bias != null ? Vector512.Load(bias) : Vector512<float>.Zero;
+        Vector512<float> s1 = first && bias != null ? Vector512.Load(bias + 16) : Vector512<float>.Zero;
         Store2(c, c00, c01, s0, s1, first); c += ldc;
         Store2(c, c10, c11, s0, s1, first); c += ldc;
         Store2(c, c20, c21, s0, s1, first); c += ldc;
@@ -412,11 +413,7 @@ public static unsafe partial class Kernels
         Store2(c, c40, c41, s0, s1, first); c += ldc;
         Store2(c, c50, c51, s0, s1, first); c += ldc;
         Store2(c, c60, c61, s0, s1, first); c += ldc;
-        Store2(c, c70, c71, s0, s1, first); c += ldc;
-        Store2(c, c80, c81, s0, s1, first); c += ldc;
-        Store2(c, c90, c91, s0, s1, first); c += ldc;
-        Store2(c, c100, c101, s0, s1, first); c += ldc;
-        Store2(c, c110, c111, s0, s1, first);
+        Store2(c, c70, c71, s0, s1, first);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

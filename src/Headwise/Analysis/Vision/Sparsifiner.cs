@@ -1,7 +1,7 @@
+using System.Numerics.Tensors;
 using Headwise.Compute;
 using Headwise.Hooks;
 using Headwise.Models;
-using System.Numerics.Tensors;
 using MathNet.Numerics.LinearAlgebra;
 
 namespace Headwise.Analysis.Vision;

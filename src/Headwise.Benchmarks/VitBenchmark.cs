@@ -12,8 +12,11 @@ public sealed record VitSpeed(string Model, int ImageSize, int Tokens, int Batch
 /// <summary>A token-pruning forward [Adaptive Sparse ViT] against the unpruned one, timed in the same run.</summary>
 public sealed record VitPruningSpeed(double Keep, double TokensKept, double ImagesPerSecond, double Speedup);
 
-/// <summary>A Sparsifiner forward against the dense one (the hooks' naive masking: no kernel skips keys yet).</summary>
-public sealed record VitSparsifinerSpeed(int KeysPerQuery, int Rank, double Density, double ImagesPerSecond, double Speedup);
+/// <summary>A Sparsifiner forward (key selection + the gathered kernel) against the dense one, timed in the same run; the
+/// hooked reference path's speed-up (every score computed, then masked) where measured; and the attention alone — one
+/// layer's selection and gathered attention against the dense blocked kernel — on the same shape.</summary>
+public sealed record VitSparsifinerSpeed(string Model, int Tokens, int KeysPerQuery, int Rank, double Density, double ImagesPerSecond, double Speedup,
+    double? HookedSpeedup, double AttentionSpeedup);
 
 public sealed record VitBenchResult(VitSpeed? Mnist, VitSpeed? MnistBatched, IReadOnlyList<VitSparsifinerSpeed> Sparsifiner, VitSpeed Base,
     IReadOnlyList<VitPruningSpeed> Pruning);
@@ -36,17 +39,8 @@ public static class VitBenchmark
             var m = loaded.Model;
             mnist = Speed("mnist-vit", m, 1, reps * 10, cancel);
             batched = Speed("mnist-vit", m, 64, reps, cancel);
-            int T = m.Config.Vision!.SequenceLength;
-            var dense = RandomImage(m.Config.Vision, 1, 3);
-            foreach (int keys in new[] { T / 2, T / 4 })
-            {
-                var s = new Sparsifiner(m, new SparsifinerPlan(keys, SparsifinerPlan.DefaultRank(m.Config.DHead)));
-                var hooks = new HookSet(m.Config.NLayers);
-                s.Install(hooks, T);
-                double plain = ModelBenchmarks.Median(reps * 10, () => m.Forward(dense), cancel);
-                double masked = ModelBenchmarks.Median(reps * 10, () => m.Forward(dense, hooks), cancel);
-                sparse.Add(new VitSparsifinerSpeed(keys, s.Plan.Rank, s.Plan.Density(T), 1 / masked, plain / masked));
-            }
+            var dense = RandomImage(m.Config.Vision!, 1, 3);
+            sparse.AddRange(SparsifinerSpeeds("mnist-vit", m, dense, reps * 10, hooked: true, cancel));
         }
         progress?.Invoke(quick ? "a 2-layer ViT-Base/16-shaped model (random)" : "a ViT-Base/16-shaped model (random, 86M parameters)");
         var vit = RandomVit(quick ? 2 : 12);
@@ -63,8 +57,53 @@ public static class VitBenchmark
             double kept = vit.ForwardPruned(image, plan).TokensPerLayer.Average() / image.SeqLen;
             pruning.Add(new VitPruningSpeed(keep, kept, 1 / s, full / s));
         }
+        progress?.Invoke("Sparsifiner on the ViT-Base shape");
+        sparse.AddRange(SparsifinerSpeeds(baseSpeed.Model, vit, image, reps, hooked: false, cancel));
         vit.Dispose();
         return new VitBenchResult(mnist, batched, sparse, baseSpeed, pruning);
+    }
+
+    // Sparsifiner at 1/2 and 1/4 of the keys per query (default rank) against the dense forward of the same model
+    private static IEnumerable<VitSparsifinerSpeed> SparsifinerSpeeds(string name, TransformerModel m, ModelInput image, int reps, bool hooked,
+        CancellationToken cancel)
+    {
+        int T = image.SeqLen, NH = m.Config.NHeads, HD = m.Config.DHead;
+        var r = new Random(7);
+        float[] Random(int n) => [.. Enumerable.Range(0, n).Select(_ => (float)(r.NextDouble() * 2 - 1))];
+        float[] q = Random(T * NH * HD), k = Random(T * NH * HD), v = Random(T * NH * HD), z = new float[T * NH * HD];
+        float scale = 1 / MathF.Sqrt(HD);
+        double plain = ModelBenchmarks.Median(reps, () => m.Forward(image), cancel);
+        // attention alone, one layer: the dense blocked kernel (bidirectional: every key) against selection + gathered
+        double denseAttention = ModelBenchmarks.Median(reps * 10, () => Compute.Kernels.BlockedAttention(q, k, v, z, T, T, NH, NH, HD, T, scale,
+            default, 0, Compute.AttentionSparsity.Dense), cancel);
+        foreach (int keys in new[] { T / 2, T / 4 })
+        {
+            var s = new Sparsifiner(m, new SparsifinerPlan(keys, SparsifinerPlan.DefaultRank(HD)));
+            var chosen = new int[NH * T * keys];
+            double gathered = ModelBenchmarks.Median(reps * 10, () =>
+            {
+                s.Select(0, q, k, T, T, keys, chosen);
+                Compute.Kernels.GatheredAttention(q, k, v, chosen, z, T, T, NH, NH, HD, keys, scale);
+            }, cancel);
+            double? hookedSpeedup = null;
+            if (hooked)
+            {
+                var hooks = new HookSet(m.Config.NLayers);
+                s.Install(hooks, T);
+                hookedSpeedup = plain / ModelBenchmarks.Median(reps, () => m.Forward(image, hooks), cancel);
+            }
+            m.KeySelection = s;
+            double fast;
+            try
+            {
+                fast = ModelBenchmarks.Median(reps, () => m.Forward(image), cancel);
+            }
+            finally
+            {
+                m.KeySelection = null;
+            }
+            yield return new VitSparsifinerSpeed(name, T, keys, s.Plan.Rank, s.Plan.Density(T), image.Batch / fast, plain / fast, hookedSpeedup, denseAttention / gathered);
+        }
     }
 
     private static VitSpeed Speed(string name, TransformerModel model, int batch, int reps, CancellationToken cancel)
@@ -171,7 +210,18 @@ public static class VitBenchmark
         {
             mnist = Speed(r.Mnist),
             mnist_batched = Speed(r.MnistBatched),
-            sparsifiner = r.Sparsifiner.Select(s => new { keys_per_query = s.KeysPerQuery, rank = s.Rank, density = s.Density, images_per_s = s.ImagesPerSecond, speedup = s.Speedup }).ToArray(),
+            sparsifiner = r.Sparsifiner.Select(s => new
+            {
+                model = s.Model,
+                tokens = s.Tokens,
+                keys_per_query = s.KeysPerQuery,
+                rank = s.Rank,
+                density = s.Density,
+                images_per_s = s.ImagesPerSecond,
+                speedup = s.Speedup,
+                hooked_speedup = s.HookedSpeedup,
+                attention_speedup = s.AttentionSpeedup,
+            }).ToArray(),
             vit_base = Speed(r.Base),
             pruning = r.Pruning.Select(p => new { keep = p.Keep, tokens_kept = p.TokensKept, images_per_s = p.ImagesPerSecond, speedup = p.Speedup }).ToArray(),
         };
@@ -180,14 +230,18 @@ public static class VitBenchmark
     /// <summary>The text lines `headwise bench --vit` prints.</summary>
     public static IEnumerable<string> Describe(VitBenchResult r)
     {
+        static string Sparse(VitSparsifinerSpeed s) => FormattableString.Invariant(
+            $"sparsifiner {s.KeysPerQuery} of {s.Tokens} keys/query (rank {s.Rank}, density {s.Density:P0}): {s.ImagesPerSecond:F1} images/s = {s.Speedup:F2}× dense")
+            + (s.HookedSpeedup is { } h ? FormattableString.Invariant($" (hooked reference {h:F2}×)") : "")
+            + FormattableString.Invariant($"; attention alone {s.AttentionSpeedup:F2}× the dense kernel");
         static string Line(VitSpeed s) => FormattableString.Invariant($"{s.Model}, {s.ImageSize}² ({s.Tokens} tokens), batch {s.Batch}: {s.ImagesPerSecond:F1} images/s ({s.SecondsPerForward * 1000:F2} ms per forward)");
         if (r.Mnist is { } m)
         {
             yield return "vit                    " + Line(m);
             yield return "                       " + Line(r.MnistBatched!);
-            foreach (var s in r.Sparsifiner)
+            foreach (var s in r.Sparsifiner.Where(s => s.Model == m.Model))
             {
-                yield return FormattableString.Invariant($"                       sparsifiner {s.KeysPerQuery} keys/query (rank {s.Rank}, density {s.Density:P0}): {s.ImagesPerSecond:F1} images/s = {s.Speedup:F2}× dense (naive: the hooks mask scores, no kernel skips keys)");
+                yield return "                       " + Sparse(s);
             }
         }
         else
@@ -195,6 +249,10 @@ public static class VitBenchmark
             yield return "vit                    the MNIST ViT (models/mnist-vit) not found: skipped";
         }
         yield return "                       " + Line(r.Base);
+        foreach (var s in r.Sparsifiner.Where(s => s.Model == r.Base.Model))
+        {
+            yield return "                       " + Sparse(s);
+        }
         foreach (var p in r.Pruning)
         {
             yield return FormattableString.Invariant($"                       token pruning keep {p.Keep:0.0#}: blocks ran on {p.TokensKept:P0} of the tokens, {p.ImagesPerSecond:F2} images/s = {p.Speedup:F2}× unpruned");

@@ -81,6 +81,68 @@ public class SparsifinerTests
         }
     }
 
+    [Theory]
+    [InlineData(1, 2)]
+    [InlineData(5, 2)]
+    [InlineData(8, 8)]
+    [InlineData(12, 4)]
+    public void TheGatheredPathEqualsTheHookedReference(int keys, int rank)
+    {
+        using var loaded = ModelLoader.Load(Dir);
+        var model = loaded.Model;
+        var input = Input(loaded);
+        int T = loaded.Config.Vision!.SequenceLength, L = loaded.Config.NLayers;
+        var sparse = new Sparsifiner(model, new SparsifinerPlan(keys, rank));
+        var hooks = new HookSet(L);
+        sparse.Install(hooks, T);
+        var reference = model.Forward(input, hooks);
+        model.KeySelection = sparse;
+        try
+        {
+            // the same keys chosen (one Select), only those computed: the same logits within float rounding
+            var fast = model.Forward(input);
+            for (int i = 0; i < reference.Length; i++) Assert.Equal(reference[i], fast[i], 1e-5f);
+            // observed, the masked three passes: the pattern's nonzero keys are the reference's, and the logits agree
+            var observedPatterns = new float[L][];
+            var referencePatterns = new float[L][];
+            var observe = new HookSet(L);
+            var both = new HookSet(L);
+            sparse.Install(both, T);
+            for (int l = 0; l < L; l++)
+            {
+                int layer = l;
+                observe.Add(new HookPoint(layer, HookKind.Pattern), a => observedPatterns[layer] = a.Data.ToArray(), observeOnly: true);
+                both.Add(new HookPoint(layer, HookKind.Pattern), a => referencePatterns[layer] = a.Data.ToArray(), observeOnly: true);
+            }
+            var observed = model.Forward(input, observe);
+            for (int i = 0; i < reference.Length; i++) Assert.Equal(reference[i], observed[i], 1e-5f);
+            model.KeySelection = null;
+            model.Forward(input, both);
+            for (int l = 0; l < L; l++)
+            {
+                Assert.Equal(referencePatterns[l].Select(p => p > 0), observedPatterns[l].Select(p => p > 0));
+                Assert.Equal(keys * loaded.Config.NHeads * T, observedPatterns[l].Count(p => p > 0));
+            }
+        }
+        finally
+        {
+            model.KeySelection = null;
+        }
+    }
+
+    [Fact]
+    public void GatheredWithEveryKeyIsTheDenseModelExactly()
+    {
+        using var loaded = ModelLoader.Load(Dir);
+        var input = Input(loaded);
+        int T = loaded.Config.Vision!.SequenceLength;
+        var dense = loaded.Model.Forward(input);
+        loaded.Model.KeySelection = new Sparsifiner(loaded.Model, new SparsifinerPlan(T, 2));
+        Assert.Equal(dense, loaded.Model.Forward(input));
+        loaded.Model.KeySelection = new Sparsifiner(loaded.Model, new SparsifinerPlan(T + 5, 2));
+        Assert.Equal(dense, loaded.Model.Forward(input));
+    }
+
     [Fact]
     public void BadPlansAreRefused()
     {

@@ -48,9 +48,11 @@ public sealed class BenchCommand : ICommand
                    model's shape with only the attention swapped, each as a ratio to softmax's in the same run (tensor,
                    O(T³), is skipped at sequence 128; --quick: sequence 32, batch 2)
           vit      (with --vit; a minute) images/s of the bundled MNIST ViT (models/mnist-vit) at batch 1 and 64, and
-                   with Sparsifiner attention at 1/2 and 1/4 of the keys per query (naive: masked scores, no faster
-                   kernel yet); of a ViT-Base/16-shaped random model at 224² (86M parameters, batch 1), unpruned and
-                   with token pruning at KEEP 0.7 and 0.5 (blocks 3, 6, 9): images/s and the speed-up over unpruned
+                   with Sparsifiner attention at 1/2 and 1/4 of the keys per query (the gathered kernel; also the hooked
+                   reference, which computes every score); of a ViT-Base/16-shaped random model at 224² (86M parameters,
+                   batch 1), unpruned, with token pruning at KEEP 0.7 and 0.5 (blocks 3, 6, 9) and with Sparsifiner at
+                   1/2 and 1/4 of the keys: images/s and the speed-ups; Sparsifiner rows add one layer's attention alone
+                   (selection + gathered kernel against the dense blocked kernel)
           onnx     (with --onnx; a few minutes) prefill against ONNX Runtime 1.31 on the same model and weights (the forward
                    written as an ONNX graph, ORT_SEQUENTIAL, every graph optimisation), at 128, 512 and 1,024 tokens (32
                    and 64 with --quick), on 1 and all threads: Headwise tokens/s ÷ ORT tokens/s, timed alternately after

@@ -48,14 +48,14 @@ public sealed class ClassifyCommand : ICommand
         var processor = ImageArgs.Processor(loaded);
         var pruning = ImageArgs.Pruning(args, loaded.Config);
         var sparse = ImageArgs.Sparsifiner(args, loaded);
-        var hooks = ImageArgs.WithSparsifiner(null, sparse, loaded) is { } install ? Hooks.HookSet.Of(loaded.Config.NLayers, install) : null;
+        ImageArgs.UseSparsifiner(loaded.Model, sparse);
         var results = new List<object>();
         foreach (string file in files)
         {
             var input = ImageArgs.Read(file, loaded, processor, stderr);
             int V = loaded.Config.VocabSize;
             // logits = self.classifier(sequence_output[:, 0, :]): the CLS position's
-            var logits = pruning is null ? loaded.Model.Forward(input, hooks)[..V] : ((Models.Vit)loaded.Model).ForwardPruned(input, pruning, hooks).Output;
+            var logits = pruning is null ? loaded.Model.Forward(input)[..V] : ((Models.Vit)loaded.Model).ForwardPruned(input, pruning).Output;
             var best = Classification.Top(logits, vision, top);
             if (json)
             {

@@ -109,8 +109,9 @@ public sealed class EvalCommand : ICommand
         var sparse = ImageArgs.Sparsifiner(args, loaded);
         var bar = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
         using var applied = RecipeArgs.Apply(args, loaded);
+        ImageArgs.UseSparsifiner(applied?.Model ?? loaded.Model, sparse);
         var r = ImageEvaluation.Evaluate(applied?.Model ?? loaded.Model, ImageArgs.ReadLabelled(files, loaded, stderr), bar, files.Length,
-            CliMain.Cancellation, ImageArgs.WithSparsifiner(RecipeArgs.Hooks(applied), sparse, loaded), pruning);
+            CliMain.Cancellation, RecipeArgs.Hooks(applied), pruning);
         double perSecond = r.Images / Math.Max(r.ForwardSeconds, 1e-9);
         if (json)
         {

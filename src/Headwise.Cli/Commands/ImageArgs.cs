@@ -129,12 +129,44 @@ public static class ImageArgs
         CliOption.Text("head-weights", "FILE", "weight each head's CLS attention by an importance --json output's \"values\" (negatives\ncount as 0; default: every head alike)"),
     ];
 
+    /// <summary>The query patch whose attention patterns and report draw over the image (patterns, report on a ViT).</summary>
+    public static readonly CliOption QueryPatchOption = CliOption.Text("query-patch", "R,C|centre",
+        "a vision model: show the attention of the patch in row R, column C (0-based from the top left;\n" +
+        "its position is 1 + R·columns + C, the CLS being 0) over the patch grid, instead of the CLS's;\n" +
+        "centre = the middle patch (row rows/2, column columns/2)");
+
+    /// <summary>The patch of --query-patch R,C (or centre) on a grid of <paramref name="rows"/> × <paramref name="columns"/>
+    /// patches, or null without it; exit 2 naming the option when it is not a patch of the grid.</summary>
+    public static (int Row, int Column)? QueryPatch(CliArgs args, int rows, int columns)
+    {
+        if (args.Get("query-patch") is not { } text)
+        {
+            return null;
+        }
+        if (text.Trim() is "centre" or "center")
+        {
+            return (rows / 2, columns / 2);
+        }
+        var parts = text.Split(',');
+        bool Int(string s, out int v) => int.TryParse(s.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out v);
+        if (parts.Length != 2 || !Int(parts[0], out int r) || !Int(parts[1], out int c))
+        {
+            throw new UsageException($"--query-patch expects R,C (row and column, 0-based) or centre, got '{text}'");
+        }
+        if (r >= rows || c >= columns)
+        {
+            throw new UsageException($"--query-patch {r},{c} is outside the {rows}×{columns} patch grid (rows 0..{rows - 1}, columns 0..{columns - 1})");
+        }
+        return (r, c);
+    }
+
     /// <summary>The Sparsifiner option of eval and classify on a ViT.</summary>
     public static readonly CliOption[] SparsifinerOptions =
     [
         CliOption.Text("sparsifiner", "K[,rank:R]", "Sparsifiner-style sparse attention: each query attends only to the K keys ranked\n" +
             "highest by a rank-R estimate of its scores (an SVD of each head's W_Q·W_Kᵀ, no training;\n" +
-            "default R = head size / 4). K ≥ the number of tokens is the dense model, exactly"),
+            "default R = head size / 4); only the chosen keys are computed (a gathered attention kernel).\n" +
+            "K ≥ the number of tokens is the dense model, exactly"),
     ];
 
     /// <summary>The Sparsifiner attention of --sparsifiner K[,rank:R], or null without it.</summary>
@@ -159,13 +191,15 @@ public static class ImageArgs
         return new Analysis.Vision.Sparsifiner(loaded.Model, new Analysis.Vision.SparsifinerPlan(keys, rank));
     }
 
-    /// <summary><paramref name="hooks"/> (e.g. a recipe's) followed by the Sparsifiner's, for images of the model's size.</summary>
-    public static Action<Hooks.HookSet>? WithSparsifiner(Action<Hooks.HookSet>? hooks, Analysis.Vision.Sparsifiner? sparse, LoadedModel loaded) =>
-        sparse is null ? hooks : h =>
+    /// <summary>Runs <paramref name="model"/>'s attention through the Sparsifiner's key selection (the gathered kernel: no
+    /// hooks, only the chosen keys computed); nothing without one.</summary>
+    public static void UseSparsifiner(Models.TransformerModel model, Analysis.Vision.Sparsifiner? sparse)
+    {
+        if (sparse is not null)
         {
-            hooks?.Invoke(h);
-            sparse.Install(h, loaded.Config.Vision!.SequenceLength);
-        };
+            model.KeySelection = sparse;
+        }
+    }
 
     /// <summary>The pruning plan of --prune-tokens/--prune-layers/--head-weights, or null without --prune-tokens.</summary>
     public static TokenPruning? Pruning(CliArgs args, Loading.ModelConfig config)

@@ -11,7 +11,8 @@ public sealed class PatternsCommand : ICommand
     public string Summary => "attention patterns of every head on a prompt";
     public string Usage => """
         headwise patterns --model M (--text "..." | --tokens IDS) [--head L.H] [--no-bos] [--intervene FILE] [--json]
-        headwise patterns --model VIT --image FILE [--head L.H | --rollout] [--intervene FILE] [--json]
+        headwise patterns --model VIT --image FILE [--head L.H] [--query-patch R,C|centre | --rollout] [--overlay FILE]
+                          [--intervene FILE] [--json]
         """;
 
     public string Description => """
@@ -27,6 +28,8 @@ public sealed class PatternsCommand : ICommand
         CliOption.Text("head", "L.H", "the head to show or, with --json, to print alone"),
         CliOption.Flag("no-bos", "do not prepend BOS to the text"),
         CliOption.Text("image", "FILE", "for a vision model (ViT): the image (PNG/JPEG, preprocessed as for classify); position 0 is\nthe CLS, 1 + r·columns + c the patch in row r, column c. The table is then the CLS's attention\nover the patch grid (and on itself), in percent"),
+        ImageArgs.QueryPatchOption,
+        CliOption.Text("overlay", "FILE", "with --image: also draw the table's row (the CLS's, the chosen patch's or the rollout's) as a\nPNG heat overlay on the preprocessed image (viridis, yellow = the largest; a chosen patch outlined)"),
         CliOption.Flag("rollout", "with --image: attention rollout (Abnar & Zuidema) instead of one head — per layer\n(mean over heads + I) / 2, rows renormalised, multiplied through the layers; the table is the\nCLS's row over the patch grid; --json prints {\"tokens\", \"layers\", \"rollout\": [T·T]}"),
         .. CliOption.Noted(RecipeArgs.Options, "(the patterns shown are as the recipe leaves them, e.g. softened)"),
         CliOption.Flag("json", "print {\"tokens\": [...], \"token_ids\": [...], \"layers\": L, \"heads\": H, \"patterns\": [layer][head][T·T]}\n(row-major T × T); with --head, \"head\": \"L.H\" and \"pattern\": [T·T] instead of \"patterns\";\n\"recipe\": name under --intervene"),
@@ -45,9 +48,9 @@ public sealed class PatternsCommand : ICommand
         {
             return RunImage(args, loaded, json, stdout, stderr);
         }
-        if (args.Get("image") is not null || args.Flag("rollout"))
+        if (args.Get("image") is not null || args.Flag("rollout") || args.Has("query-patch") || args.Has("overlay"))
         {
-            ImageArgs.RequireVision(loaded, args.Flag("rollout") ? "patterns --rollout" : "patterns --image");
+            ImageArgs.RequireVision(loaded, args.Flag("rollout") ? "patterns --rollout" : args.Has("query-patch") ? "patterns --query-patch" : "patterns --image");
         }
         int[] ids = PromptArgs.Read(args, loaded);
         string? headArg = args.Get("head");
@@ -105,13 +108,21 @@ public sealed class PatternsCommand : ICommand
         {
             throw new UsageException("give either --head or --rollout (which averages every head)");
         }
-        using var applied = RecipeArgs.Apply(args, loaded);
-        var p = PatternAnalysis.RunImage(applied?.Model ?? loaded.Model, input, CliMain.Cancellation, RecipeArgs.Hooks(applied));
         var px = input.Pixels!;
         int patch = loaded.Config.Vision!.PatchSize, rows = px.Height / patch, columns = px.Width / patch;
+        var queryPatch = ImageArgs.QueryPatch(args, rows, columns);
+        if (rollout && queryPatch is not null)
+        {
+            throw new UsageException("give either --query-patch or --rollout (which follows the CLS)");
+        }
+        // the query whose row is shown: the CLS (0), or patch (r, c) at 1 + r·columns + c
+        int query = queryPatch is var (qr, qc) ? 1 + qr * columns + qc : 0;
+        using var applied = RecipeArgs.Apply(args, loaded);
+        var p = PatternAnalysis.RunImage(applied?.Model ?? loaded.Model, input, CliMain.Cancellation, RecipeArgs.Hooks(applied));
         if (rollout)
         {
             var r = AttentionRollout.Compute(p);
+            WriteOverlay(args, px, rows, columns, r.AsSpan(1, rows * columns), null, stderr);
             if (json)
             {
                 stdout.WriteLine(RecipeArgs.Json(new { tokens = p.Tokens, layers = p.Layers, rollout = r }, applied));
@@ -122,6 +133,20 @@ public sealed class PatternsCommand : ICommand
             WriteGrid(stdout, rows, columns, k => r[k]);
             return 0;
         }
+        var shown = head ?? new HeadId(0, 0);
+        var row = p.Patterns[shown.Layer][shown.Head].AsSpan(query * p.Length, p.Length);
+        WriteOverlay(args, px, rows, columns, row[1..], queryPatch is var (pr, pc) ? pr * columns + pc : null, stderr);
+        if (json && queryPatch is var (jr, jc))
+        {
+            // the chosen patch's attention row (CLS first, then the patches) of one head or of every head
+            float[] Row(int l, int h) => p.Patterns[l][h].AsSpan(query * p.Length, p.Length).ToArray();
+            var every = Enumerable.Range(0, p.Layers).Select(l => Enumerable.Range(0, p.Heads).Select(h => Row(l, h)).ToArray()).ToArray();
+            object result = head is { } hd
+                ? new { tokens = p.Tokens, layers = p.Layers, heads = p.Heads, query_patch = new[] { jr, jc }, query, head = hd.ToString(), attention = Row(hd.Layer, hd.Head) }
+                : new { tokens = p.Tokens, layers = p.Layers, heads = p.Heads, query_patch = new[] { jr, jc }, query, attention = every };
+            stdout.WriteLine(RecipeArgs.Json(result, applied));
+            return 0;
+        }
         if (json)
         {
             object result = head is { } h
@@ -130,11 +155,33 @@ public sealed class PatternsCommand : ICommand
             stdout.WriteLine(RecipeArgs.Json(result, applied));
             return 0;
         }
-        var shown = head ?? new HeadId(0, 0);
         RecipeArgs.WriteLine(stdout, applied);
-        stdout.WriteLine($"head {shown}: attention of the CLS on each patch ({rows}×{columns} grid), percent; on itself {(100 * p.At(shown, 0, 0)).ToString("F1", CultureInfo.InvariantCulture)}%");
-        WriteGrid(stdout, rows, columns, k => p.At(shown, 0, k));
+        if (queryPatch is var (tr, tc))
+        {
+            stdout.WriteLine($"head {shown}: attention of patch {tr},{tc} (position {query}) on each patch ({rows}×{columns} grid), percent; on the CLS {(100 * p.At(shown, query, 0)).ToString("F1", CultureInfo.InvariantCulture)}%");
+        }
+        else
+        {
+            stdout.WriteLine($"head {shown}: attention of the CLS on each patch ({rows}×{columns} grid), percent; on itself {(100 * p.At(shown, 0, 0)).ToString("F1", CultureInfo.InvariantCulture)}%");
+        }
+        WriteGrid(stdout, rows, columns, k => p.At(shown, query, k));
         return 0;
+    }
+
+    // --overlay FILE: the patch weights as a heat overlay on the preprocessed image (the query patch, if any, outlined)
+    private static void WriteOverlay(CliArgs args, Models.ImagePixels px, int rows, int columns, ReadOnlySpan<float> weights, int? outlined, TextWriter stderr)
+    {
+        if (args.Get("overlay") is not { } file)
+        {
+            return;
+        }
+        var picture = Reports.VisionReport.Overlay(Reports.VisionReport.Display(px), weights, rows, columns);
+        if (outlined is { } q)
+        {
+            picture = Reports.VisionReport.Outline(picture, q, rows, columns);
+        }
+        Reports.Figure.WriteFile(file, Reports.Png.Encode(picture));
+        stderr.WriteLine($"wrote {file}");
     }
 
     // the CLS's row over the patch grid: value(1 + r·columns + c) at row r, column c, in percent

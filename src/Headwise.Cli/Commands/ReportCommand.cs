@@ -10,8 +10,8 @@ public sealed class ReportCommand : ICommand
     public string Usage => """
         headwise report --model M [--out FILE] [--text "..."] [--max-tokens N] [--top K] [--png-dir DIR [--heads L.H,..]]
                         [--compare M ...] [--intervene FILE] [--attention SPEC] [--json]
-        headwise report --model VIT --image FILE [--out FILE] [--top K] [--clusters K] [--png-dir DIR [--heads L.H,..]]
-                        [--intervene FILE] [--json]
+        headwise report --model VIT --image FILE [--out FILE] [--top K] [--clusters K] [--query-patch R,C|centre]
+                        [--png-dir DIR [--heads L.H,..]] [--intervene FILE] [--json]
         """;
 
     public string Description => """
@@ -28,7 +28,8 @@ public sealed class ReportCommand : ICommand
         On a vision model (ViT), with --image: the grid coloured by the image scores (attention distance in patches,
         entropy, CLS attention, patch sink), every head's pattern on the image (CLS first), the top heads, each head's
         CLS attention as a heat overlay on the image, the attention rollout overlay, and the heads clustered by
-        attention profile with each cluster's prototype (docs/vision.md).
+        attention profile with each cluster's prototype (docs/vision.md); with --query-patch, also each head's
+        attention of that patch as an overlay (the patch outlined).
         """;
 
     public IReadOnlyList<CliOption> Options { get; } =
@@ -38,10 +39,11 @@ public sealed class ReportCommand : ICommand
         CliOption.Text("text", "S", "the prompt for the patterns (default: a short story; without a tokenizer, random tokens)"),
         CliOption.Integer("max-tokens", "N", "cap the prompt at N tokens (default 64; patterns grow as N²; the prompt-based sections\nuse the same capped prompt, leave-one-out at most its first 32 tokens)"),
         CliOption.Integer("top", "K", "rows per top-heads table (default 5)"),
-        CliOption.Text("png-dir", "DIR", "also write PNG figures: scores-NAME.png per score grid (one row per layer, one column\nper head) and pattern-L.H.png for the top head of each score, with a title, axis names,\ntick labels (tokens) and a colour bar (labels need a font file: HEADWISE_FONT or a system one);\non a vision model also its pictures: cls-overlay-L.H.png, rollout.png, cluster-K.png"),
+        CliOption.Text("png-dir", "DIR", "also write PNG figures: scores-NAME.png per score grid (one row per layer, one column\nper head) and pattern-L.H.png for the top head of each score, with a title, axis names,\ntick labels (tokens) and a colour bar (labels need a font file: HEADWISE_FONT or a system one);\non a vision model also its pictures: cls-overlay-L.H.png, rollout.png, cluster-K.png (and\npatch-overlay-L.H.png with --query-patch)"),
         CliOption.Text("heads", "L.H,..", "with --png-dir: write the patterns of these heads instead, e.g. --heads 1.4,3.6"),
         CliOption.Text("image", "FILE", "a vision model's image (PNG/JPEG, preprocessed as the model's preprocessor_config.json says)"),
         CliOption.Integer("clusters", "K", "on a vision model: the number of pattern clusters (default 4, at most the number of heads)"),
+        ImageArgs.QueryPatchOption with { Description = ImageArgs.QueryPatchOption.Description + "\n(a section of per-head overlays, the patch outlined; PNGs patch-overlay-L.H.png)" },
         CliOption.Repeated("compare", "M", "add a \"Model comparison\" section: this model against M (repeat for more models), e.g. a\nconversion of it: mean NLL, perplexity, ΔNLL, parameters and KV-cache bytes per token on the\nprompt (--text, else the default story); for timings run headwise compare"),
         .. CliOption.Noted(RecipeArgs.Options, "(every section under it, circuits on its edited weights; the page names the recipe and\nlists its items at the top. An inject recipe fits no report: the report runs inputs of\nseveral lengths)"),
         .. AttentionArgs.Options,
@@ -75,7 +77,7 @@ public sealed class ReportCommand : ICommand
         }
 
         var progress = new ProgressBar(stderr, enabled: !json || !Console.IsErrorRedirected);
-        if (loaded.Config.Vision is not null || args.Has("image") || args.Has("clusters"))
+        if (loaded.Config.Vision is not null || args.Has("image") || args.Has("clusters") || args.Has("query-patch"))
         {
             if (args.Has("attention"))
             {
@@ -169,6 +171,8 @@ public sealed class ReportCommand : ICommand
         }
         int clusters = args.GetInt("clusters", 4, 1, loaded.Config.NLayers * loaded.Config.NHeads);
         var input = ImageArgs.Read(file, loaded, ImageArgs.Processor(loaded), stderr);
+        int patch = loaded.Config.Vision!.PatchSize;
+        var queryPatch = ImageArgs.QueryPatch(args, input.Pixels!.Height / patch, input.Pixels.Width / patch);
         using var applied = RecipeArgs.Apply(args, loaded);
         var options = new ReportOptions
         {
@@ -176,7 +180,7 @@ public sealed class ReportCommand : ICommand
             ModelName = Path.GetFileName(args.Require("model", "a model directory").TrimEnd('/', '\\')),
             Recipe = applied,
         };
-        var data = VisionReport.Build(applied?.Model ?? loaded.Model, input, Path.GetFileName(file), options, clusters, cancel: CliMain.Cancellation);
+        var data = VisionReport.Build(applied?.Model ?? loaded.Model, input, Path.GetFileName(file), options, clusters, cancel: CliMain.Cancellation, queryPatch: queryPatch);
         var pngs = pngDir is null ? [] : WritePngs(data, pngDir, pngHeads, stderr);
         string written = HtmlReport.Write(outPath, data);
         if (json)
@@ -224,8 +228,8 @@ public sealed class ReportCommand : ICommand
         }
         foreach (var image in data.Images)
         {
-            // a vision report's pictures as the page embeds them: cls-overlay-L.H, rollout, cluster-K
-            string name = image.Head is { } h ? $"cls-overlay-{h}" : FileName(image.Title.Split(':')[0]);
+            // a vision report's pictures as the page embeds them: cls-overlay-L.H, patch-overlay-L.H, rollout, cluster-K
+            string name = image.Head is { } h ? $"{(image.Section == VisionReport.OverlaySection ? "cls" : "patch")}-overlay-{h}" : FileName(image.Title.Split(':')[0]);
             string file = Path.GetFullPath(Path.Combine(pngDir, $"{name}.png"));
             Figure.WriteFile(file, image.Png);
             pngs.Add(file);

@@ -159,6 +159,10 @@ public abstract partial class TransformerModel
         // the kernels mask keys after query t's index past + t; a bidirectional model (ViT) moves that edge past the last key
         int causalPast = Config.Bidirectional ? S_ : past;
         int window = Config.SlidingWindow;
+        if (KeySelection is { } selector && AttendSelected(L, selector, q, keys, values, kvStride, z, NKV, HD, scale))
+        {
+            return;
+        }
         if (SparseAttention is { IsDense: false } policy && AttendSparse(L, policy, q, keys, values, kvStride, z, NKV, HD, scale))
         {
             return;

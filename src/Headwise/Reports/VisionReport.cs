@@ -20,8 +20,13 @@ public static class VisionReport
     public const string RolloutSection = "Attention rollout";
     public const string ClusterSection = "Pattern clusters";
 
+    /// <summary>The section of a chosen patch's overlays (<c>queryPatch</c> of <see cref="Build"/>).</summary>
+    public static string PatchSection(int row, int column) => $"Attention of patch {row},{column} on the image";
+
+    /// <param name="queryPatch">also draw, per head, the attention of the patch in this (row, column) of the grid as an
+    /// overlay, the query patch outlined (null: the CLS's only)</param>
     public static ReportData Build(TransformerModel model, ModelInput image, string imageName, ReportOptions options, int clusters = 4, int seed = 0,
-        CancellationToken cancel = default)
+        CancellationToken cancel = default, (int Row, int Column)? queryPatch = null)
     {
         var c = model.Config;
         var vision = c.Vision ?? throw new InvalidInputException("the vision report needs a vision model (ViT)");
@@ -56,6 +61,10 @@ public static class VisionReport
                 images.Add(new ReportImage(OverlaySection, $"{l}.{h}", $"head {l}.{h}: the CLS's attention on each patch (yellow = its largest), "
                     + $"{(100 * patterns.Patterns[l][h][0]).ToString("F0", CultureInfo.InvariantCulture)}% on itself", Png.Encode(Overlay(display, cls, rows, columns)), new HeadId(l, h)));
             }
+        }
+        if (queryPatch is var (qr, qc))
+        {
+            images.AddRange(PatchOverlays(patterns, display, rows, columns, qr, qc, cancel));
         }
         var rollout = AttentionRollout.Compute(patterns);
         images.Add(new ReportImage(RolloutSection, "rollout", "attention rollout (Abnar & Zuidema): the CLS's share from each patch through every layer",
@@ -161,6 +170,53 @@ public static class VisionReport
             }
         }
         return new RgbImage(W * scale, H * scale, pixels);
+    }
+
+    /// <summary>Per head, the attention of the patch in row <paramref name="row"/>, column <paramref name="column"/> over
+    /// the image (<see cref="Overlay"/> of its pattern row's patch keys, the query patch outlined), in the section
+    /// <see cref="PatchSection"/>; the caption gives its attention on the CLS.</summary>
+    public static List<ReportImage> PatchOverlays(AttentionPatterns patterns, RgbImage display, int rows, int columns, int row, int column,
+        CancellationToken cancel = default)
+    {
+        if (row < 0 || column < 0 || row >= rows || column >= columns)
+        {
+            throw new InvalidInputException($"query patch {row},{column} is outside the {rows}×{columns} patch grid");
+        }
+        int query = 1 + row * columns + column, T = 1 + rows * columns;
+        var images = new List<ReportImage>();
+        for (int l = 0; l < patterns.Layers; l++)
+        {
+            for (int h = 0; h < patterns.Heads; h++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var weights = patterns.Patterns[l][h].AsSpan(query * T, T); // the query patch's row: CLS, then the patch keys
+                var picture = Outline(Overlay(display, weights[1..], rows, columns), row * columns + column, rows, columns);
+                images.Add(new ReportImage(PatchSection(row, column), $"{l}.{h} from {row},{column}", $"head {l}.{h}: the attention of patch "
+                    + $"{row},{column} (outlined) on each patch (yellow = its largest), {(100 * weights[0]).ToString("F0", CultureInfo.InvariantCulture)}% on the CLS",
+                    Png.Encode(picture), new HeadId(l, h)));
+            }
+        }
+        return images;
+    }
+
+    /// <summary>A copy of <paramref name="image"/> with patch <paramref name="patch"/> (row-major over the grid) framed
+    /// in white, one pixel wide (at least), so that the query of a patch overlay can be found.</summary>
+    public static RgbImage Outline(RgbImage image, int patch, int rows, int columns)
+    {
+        var pixels = (byte[])image.Pixels.Clone();
+        int r = patch / columns, c = patch % columns;
+        int y0 = r * image.Height / rows, y1 = (r + 1) * image.Height / rows - 1, x0 = c * image.Width / columns, x1 = (c + 1) * image.Width / columns - 1;
+        for (int y = y0; y <= y1; y++)
+        {
+            for (int x = x0; x <= x1; x++)
+            {
+                if (y == y0 || y == y1 || x == x0 || x == x1)
+                {
+                    pixels.AsSpan((y * image.Width + x) * 3, 3).Fill(255);
+                }
+            }
+        }
+        return new RgbImage(image.Width, image.Height, pixels);
     }
 
     /// <summary>A heat overlay: each pixel blended half and half with the viridis colour of its patch's weight, divided by the

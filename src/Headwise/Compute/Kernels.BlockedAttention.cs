@@ -26,6 +26,8 @@ namespace Headwise.Compute;
 // The same softmax as Kernels.Attention.cs, re-associated: equal to it within float rounding (tests: 1e-6 relative).
 // No side outputs: observed layers keep the fused kernel (TransformerModel.Attend); rewritten ones the three passes.
 // Tasks run in parallel, longest (last) query tiles first; scratch is per thread and grows to the largest shape seen.
+// Steps of at most DecodeRows queries (decode) take the decode path instead (Kernels.DecodeAttention.cs): one task per kv
+// head, keys and values read in place, and per row the same arithmetic as here, so the bits do not depend on the path.
 public static unsafe partial class Kernels
 {
     private const int BlockQ = 32; // query positions per tile (key-index aligned)
@@ -43,9 +45,20 @@ public static unsafe partial class Kernels
     /// the sparsity's sinks do not lift), as <see cref="Attention(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, int, int, int, float, ReadOnlySpan{byte}, int)"/>'s window.</summary>
     // q: (T, NH, HD)  k, v: (S, NKV, HD)  z: (T, NH, HD)  keyMask: (S) or empty
     public static void BlockedAttention(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> z,
-        int T, int S, int NH, int NKV, int HD, int pastLen, float scale, ReadOnlySpan<byte> keyMask, int window, AttentionSparsity sparsity)
+        int T, int S, int NH, int NKV, int HD, int pastLen, float scale, ReadOnlySpan<byte> keyMask, int window, AttentionSparsity sparsity) =>
+        BlockedAttention(q, k, v, z, T, S, NH, NKV, HD, pastLen, scale, keyMask, window, sparsity, AttentionPath.Auto);
+
+    // Which code runs a step: Auto (decode path for steps of ≤ DecodeRows queries where the hardware has it, else tiles);
+    // the tests force either to compare them.
+    internal enum AttentionPath { Auto, Tiles, Decode }
+
+    // q: (T, NH, HD)  k, v: (S, NKV, HD)  z: (T, NH, HD)  keyMask: (S) or empty
+    internal static void BlockedAttention(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, Span<float> z,
+        int T, int S, int NH, int NKV, int HD, int pastLen, float scale, ReadOnlySpan<byte> keyMask, int window, AttentionSparsity sparsity,
+        AttentionPath path)
     {
         ArgumentNullException.ThrowIfNull(sparsity);
+        Require(path != AttentionPath.Decode || DecodeSupported, "BlockedAttention: the decode path needs AVX");
         Require(NKV > 0 && NH % NKV == 0, "BlockedAttention: query heads must be a multiple of key/value heads");
         CheckAttention(q, k, z, T, S, NH, NKV, HD, keyMask, "BlockedAttention");
         Require(v.Length >= (long)S * NKV * HD, "BlockedAttention: v is shorter than S·NKV·HD");
@@ -70,7 +83,8 @@ public static unsafe partial class Kernels
             job.T = T; job.S = S; job.NH = NH; job.NKV = NKV; job.HD = HD; job.PastLen = pastLen; job.Scale = scale;
             job.Window = window; job.Sparsity = sparsity;
             job.QueryTiles = (pastLen + T - 1) / BlockQ - pastLen / BlockQ + 1;
-            int tasks = NKV * job.QueryTiles;
+            job.Decode = path == AttentionPath.Decode || (path == AttentionPath.Auto && T <= DecodeRows && DecodeSupported);
+            int tasks = job.Decode ? NKV : NKV * job.QueryTiles;
             // about NH·T·S·HD FMAs for q·kᵀ; below ~1 M a thread hand-off costs more than it saves
             int threads = !ForceParallel && (long)NH * T * S * HD < (1L << 20) ? 1 : Math.Min(MaxThreads, tasks);
             try
@@ -97,6 +111,7 @@ public static unsafe partial class Kernels
         public float* Q, K, V, Z;
         public byte* Mask;
         public int T, S, NH, NKV, HD, PastLen, Window, QueryTiles;
+        public bool Decode; // one task per kv head on the decode path, else per (kv head, query tile)
         public float Scale;
         public AttentionSparsity? Sparsity;
         public readonly Action<int> Body;
@@ -104,6 +119,11 @@ public static unsafe partial class Kernels
         public BlockedAttentionJob() => Body = Run;
         private void Run(int task)
         {
+            if (Decode)
+            {
+                DecodeAttentionTask(Q, K, V, Z, T, S, NH, NKV, HD, PastLen, Scale, Mask, Window, Sparsity!, task);
+                return;
+            }
             // the last query tiles see the most keys: hand them out first so the short ones fill the gaps at the end
             int tile = QueryTiles - 1 - task / NKV, g = task % NKV;
             BlockedAttentionTask(Q, K, V, Z, T, S, NH, NKV, HD, PastLen, Scale, Mask, Window, Sparsity!, g, tile);
@@ -190,26 +210,7 @@ public static unsafe partial class Kernels
                     }
                     // pass 4: online softmax
                     float* oh = o + hi * oSize, mh = m + hi * BlockQ, lh = l + hi * BlockQ;
-                    for (int r = 0; r < nq; r++)
-                    {
-                        float* sr = s + r * BlockK;
-                        float mNew = Math.Max(mh[r], RowMax(sr));
-                        if (float.IsNegativeInfinity(mNew))
-                        {
-                            new Span<float>(sr, BlockK).Clear(); // nothing visible yet: p = 0
-                            continue;
-                        }
-                        if (mNew != mh[r])
-                        {
-                            float c = MathF.Exp(mh[r] - mNew); // exp(−∞) = 0 on the first visible tile
-                            // test l before scaling it: a max that jumps by more than ~88 underflows c to 0, and O must
-                            // then be cleared too
-                            if (lh[r] != 0f) Scale(oh + r * HDp, c, HDp);
-                            lh[r] *= c;
-                            mh[r] = mNew;
-                        }
-                        lh[r] += RowExpShiftSum(sr, mNew);
-                    }
+                    for (int r = 0; r < nq; r++) OnlineSoftmaxRow(s + r * BlockK, mh + r, lh + r, oh + r * HDp, HDp);
                     // pass 5: O += p · v
                     ValueTile(s, vP, HDp, oh, nq);
                 }
@@ -221,19 +222,44 @@ public static unsafe partial class Kernels
                 int h = g * G + hi;
                 for (int r = 0; r < nq; r++)
                 {
-                    float* zr = z + ((long)(qa - pastLen + r) * NH + h) * HD;
-                    float lr = l[hi * BlockQ + r];
-                    if (lr == 0f)
-                    {
-                        new Span<float>(zr, HD).Clear(); // nothing visible: a zero row
-                        continue;
-                    }
-                    float inv = 1f / lr;
-                    float* orow = o + hi * oSize + r * HDp;
-                    for (int d = 0; d < HD; d++) zr[d] = orow[d] * inv;
+                    NormalizeRow(o + hi * oSize + r * HDp, l[hi * BlockQ + r], z + ((long)(qa - pastLen + r) * NH + h) * HD, HD);
                 }
             }
         }
+    }
+
+    // pass 4 for one row: the online softmax update of its running max m, sum l and output O by a tile row of BK scores,
+    // which become p = exp(s − m') in place. Shared with the decode path: a row's arithmetic is the same on both.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void OnlineSoftmaxRow(float* sr, float* m, float* l, float* orow, int HDp)
+    {
+        float mNew = Math.Max(*m, RowMax(sr));
+        if (float.IsNegativeInfinity(mNew))
+        {
+            new Span<float>(sr, BlockK).Clear(); // nothing visible yet: p = 0
+            return;
+        }
+        if (mNew != *m)
+        {
+            float c = MathF.Exp(*m - mNew); // exp(−∞) = 0 on the first visible tile
+            // test l before scaling it: a max that jumps by more than ~88 underflows c to 0, and O must then be cleared too
+            if (*l != 0f) Scale(orow, c, HDp);
+            *l *= c;
+            *m = mNew;
+        }
+        *l += RowExpShiftSum(sr, mNew);
+    }
+
+    // pass 6 for one row: z = O / l, a zero row where nothing was visible (l = 0), as in the three-pass path
+    private static void NormalizeRow(float* orow, float l, float* zr, int HD)
+    {
+        if (l == 0f)
+        {
+            new Span<float>(zr, HD).Clear();
+            return;
+        }
+        float inv = 1f / l;
+        for (int d = 0; d < HD; d++) zr[d] = orow[d] * inv;
     }
 
     // max of one tile row of BK = 32 scores (two zmm on AVX-512, folded; else the shared Max)

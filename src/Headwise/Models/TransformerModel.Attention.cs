@@ -222,8 +222,9 @@ public abstract partial class TransformerModel
     }
 
     /// <summary>The kernel <see cref="Attend"/> runs for a layer whose scores and pattern nothing observes: the blocked one,
-    /// at every step length (decode too: a row's result must not depend on how long its batch's padded step is). Code that
-    /// recomputes a head outside the forward (a grouped k/v inject) calls this to match the forward bit for bit.</summary>
+    /// at every step length (decode steps take its decode path, which reads the cache in place with the same per-row
+    /// arithmetic: a row's result must not depend on how long its batch's padded step is). Code that recomputes a head
+    /// outside the forward (a grouped k/v inject) calls this to match the forward bit for bit.</summary>
     // q, z: (T, NH, HD)  keys, values: (S, NKV, HD)  keyMask: (S)
     internal static void UnobservedAttention(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> z,
         int T, int S, int NH, int NKV, int HD, int past, float scale, ReadOnlySpan<byte> keyMask, int window, AttentionSparsity sparsity) =>

@@ -13,7 +13,7 @@ public sealed class BlockedAttentionTests
 {
     private const double Rel = 1e-6, Abs = 1e-6;
 
-    private static (float[] Q, float[] Kx, float[] V, byte[] Mask) Inputs(Random rng, int T, int S, int NH, int NKV, int HD, bool masked)
+    internal static (float[] Q, float[] Kx, float[] V, byte[] Mask) Inputs(Random rng, int T, int S, int NH, int NKV, int HD, bool masked)
     {
         float[] q = RandomArray(rng, T * NH * HD), k = RandomArray(rng, S * NKV * HD), v = RandomArray(rng, S * NKV * HD);
         byte[] mask = [];
@@ -77,7 +77,7 @@ public sealed class BlockedAttentionTests
     }
 
     // A random selection: per (head, query block) the diagonal block, block 0 and each other block with probability ½.
-    private static BlockSelection RandomSelection(Random rng, int blockSize, int NH, int queryBlocks)
+    internal static BlockSelection RandomSelection(Random rng, int blockSize, int NH, int queryBlocks)
     {
         var rowStart = new List<int> { 0 };
         var keyBlocks = new List<int>();
@@ -96,7 +96,7 @@ public sealed class BlockedAttentionTests
     }
 
     // The explicit masked reference: the three-pass path with every pair the sparsity drops set to −∞ before the softmax.
-    private static float[] MaskedReference(float[] q, float[] k, float[] v, int T, int S, int NH, int NKV, int HD, int pastLen,
+    internal static float[] MaskedReference(float[] q, float[] k, float[] v, int T, int S, int NH, int NKV, int HD, int pastLen,
         float scale, byte[] mask, int window, AttentionSparsity sparsity)
     {
         var scores = new float[NH * T * S];

@@ -134,6 +134,11 @@ public sealed partial class TrainableTransformer
             WriteHeads(a.WQ, w, WeightLayout.OutIn, QKV, NH, 0, HD, C, HD);
             WriteHeads(a.WK, w, WeightLayout.OutIn, QKV, NKV, NH * HD, HD, C, HD);
             WriteHeads(a.WV, w, WeightLayout.OutIn, QKV, NKV, QK, HD, C, HD);
+            if (c.SharedAttention?.SourceOf(l) is { } source && source != l)
+            {
+                // a shared layer reads its group's first pattern: its own q|k rows are never used, so they start (and stay) zero
+                w[..(QK * C)].Clear();
+            }
             if (gpt2) Set(q + "attn.b_qkv", [.. a.BQ!, .. a.BK!, .. a.BV!]);
             // w_o (C, NH·HD) from canonical W_O (NH·HD, C)
             Set(q + "attn.w_o", Transposed(a.WO, NH * HD, C));

@@ -7,6 +7,16 @@ public static class CliRunner
 {
     public sealed record Result(int ExitCode, string Stdout, string Stderr);
 
+    /// <summary>Bad input: exit 2, nothing on stdout, one line on stderr that contains <paramref name="mustContain"/>.</summary>
+    public static void AssertOneLineError(Result r, string mustContain)
+    {
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal("", r.Stdout);
+        var lines = r.Stderr.TrimEnd('\r', '\n').Split('\n');
+        Assert.Single(lines);
+        Assert.Contains(mustContain, lines[0]);
+    }
+
     public static Result Run(params string[] args)
     {
         var stdout = new StringWriter();

@@ -9,15 +9,6 @@ public class VisionCliTests
     private static string Vit => CliRunner.Golden("vit_cls");
     private static string Image(string name) => Path.Combine(Vit, name);
 
-    private static void AssertOneLineError(CliRunner.Result r, string mustContain)
-    {
-        Assert.Equal(2, r.ExitCode);
-        Assert.Equal("", r.Stdout);
-        var lines = r.Stderr.TrimEnd('\r', '\n').Split('\n');
-        Assert.Single(lines);
-        Assert.Contains(mustContain, lines[0]);
-    }
-
     [Fact]
     public void InfoDescribesAViTAndPacksItsWeights()
     {
@@ -73,13 +64,13 @@ public class VisionCliTests
     [Fact]
     public void BadInputIsOneLineNamingTheFileOrModel()
     {
-        AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("image_truncated.png")), "image_truncated.png");
-        AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("config.json")), "config.json");
-        AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("missing.png")), "missing.png");
-        AssertOneLineError(CliRunner.Run("classify", "--model", CliRunner.Golden("vit_model"), "--image", Image("image.png")), "no classifier");
-        AssertOneLineError(CliRunner.Run("classify", "--model", CliRunner.Golden("gpt2_tied"), "--image", Image("image.png")), "language model");
-        AssertOneLineError(CliRunner.Run("patterns", "--model", Vit, "--text", "hello"), "vision model");
-        AssertOneLineError(CliRunner.Run("eval", "--model", Vit, "--tokens", "1,2"), "reads images");
+        CliRunner.AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("image_truncated.png")), "image_truncated.png");
+        CliRunner.AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("config.json")), "config.json");
+        CliRunner.AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("missing.png")), "missing.png");
+        CliRunner.AssertOneLineError(CliRunner.Run("classify", "--model", CliRunner.Golden("vit_model"), "--image", Image("image.png")), "no classifier");
+        CliRunner.AssertOneLineError(CliRunner.Run("classify", "--model", CliRunner.Golden("gpt2_tied"), "--image", Image("image.png")), "language model");
+        CliRunner.AssertOneLineError(CliRunner.Run("patterns", "--model", Vit, "--text", "hello"), "vision model");
+        CliRunner.AssertOneLineError(CliRunner.Run("eval", "--model", Vit, "--tokens", "1,2"), "reads images");
     }
 
     [Fact]
@@ -111,7 +102,7 @@ public class VisionCliTests
         var distances = scores.Select(s => s.GetProperty("distance").GetDouble()).ToArray();
         Assert.Equal(distances.Order().ToArray(), distances);
         Assert.All(scores, s => Assert.InRange(s.GetProperty("cls").GetDouble(), 0, 1));
-        AssertOneLineError(CliRunner.Run("heads", "--model", CliRunner.Golden("gpt2_tied"), "--image", Image("image.png")), "language model");
+        CliRunner.AssertOneLineError(CliRunner.Run("heads", "--model", CliRunner.Golden("gpt2_tied"), "--image", Image("image.png")), "language model");
     }
 
     [Fact]
@@ -130,7 +121,7 @@ public class VisionCliTests
             Assert.Equal(first.GetProperty("probability").GetDouble(), root.GetProperty("clean_probability").GetDouble(), 1e-12);
             Assert.True(root.GetProperty("kl").GetDouble() > 0);
         }
-        AssertOneLineError(CliRunner.Run("ablate", "--model", Vit, "--image", Image("image.png"), "--heads", "0.0", "--method", "resample"), "resample");
+        CliRunner.AssertOneLineError(CliRunner.Run("ablate", "--model", Vit, "--image", Image("image.png"), "--heads", "0.0", "--method", "resample"), "resample");
     }
 
     private static string LabelledImages => Path.Combine(CliRunner.RepoRoot, "docs", "examples", "images");
@@ -169,16 +160,16 @@ public class VisionCliTests
         File.Copy(Image("image.png"), Path.Combine(bad, "zebra", "z.png"));
         try
         {
-            AssertOneLineError(CliRunner.Run("eval", "--model", Vit, "--image-dir", bad), "zebra");
+            CliRunner.AssertOneLineError(CliRunner.Run("eval", "--model", Vit, "--image-dir", bad), "zebra");
             File.WriteAllText(Path.Combine(bad, "labels.tsv"), "zebra/z.png\tzebra\n");
-            AssertOneLineError(CliRunner.Run("eval", "--model", Vit, "--image-dir", bad, "--labels", Path.Combine(bad, "labels.tsv")), "line 1");
+            CliRunner.AssertOneLineError(CliRunner.Run("eval", "--model", Vit, "--image-dir", bad, "--labels", Path.Combine(bad, "labels.tsv")), "line 1");
         }
         finally
         {
             Directory.Delete(bad, recursive: true);
         }
-        AssertOneLineError(CliRunner.Run("eval", "--model", CliRunner.Golden("vit_model"), "--image-dir", LabelledImages), "no classifier");
-        AssertOneLineError(CliRunner.Run("eval", "--model", Vit, "--image-dir", Image("missing")), "missing");
+        CliRunner.AssertOneLineError(CliRunner.Run("eval", "--model", CliRunner.Golden("vit_model"), "--image-dir", LabelledImages), "no classifier");
+        CliRunner.AssertOneLineError(CliRunner.Run("eval", "--model", Vit, "--image-dir", Image("missing")), "missing");
     }
 
     [Fact]
@@ -195,8 +186,8 @@ public class VisionCliTests
             Assert.Equal($"importance-zero-{metric}", doc.RootElement.GetProperty("name").GetString());
             Assert.Equal(3, doc.RootElement.GetProperty("images").GetInt32());
         }
-        AssertOneLineError(CliRunner.Run("importance", "--model", Vit, "--image-dir", LabelledImages, "--method", "mean"), "zero");
-        AssertOneLineError(CliRunner.Run("importance", "--model", Vit, "--image-dir", LabelledImages, "--metric", "kl"), "accuracy or loss");
+        CliRunner.AssertOneLineError(CliRunner.Run("importance", "--model", Vit, "--image-dir", LabelledImages, "--method", "mean"), "zero");
+        CliRunner.AssertOneLineError(CliRunner.Run("importance", "--model", Vit, "--image-dir", LabelledImages, "--metric", "kl"), "accuracy or loss");
     }
 
     [Fact]
@@ -209,7 +200,7 @@ public class VisionCliTests
         Assert.Equal(17 * 17, rollout.Length);
         Assert.Equal(1.0, rollout[..17].Sum(), 1e-5);
         Assert.Contains("4×4 grid", CliRunner.Run("patterns", "--model", Vit, "--image", Image("image.png"), "--rollout").Stdout);
-        AssertOneLineError(CliRunner.Run("patterns", "--model", Vit, "--image", Image("image.png"), "--rollout", "--head", "0.0"), "--rollout");
+        CliRunner.AssertOneLineError(CliRunner.Run("patterns", "--model", Vit, "--image", Image("image.png"), "--rollout", "--head", "0.0"), "--rollout");
 
         var heads = CliRunner.Run("heads", "--model", Vit, "--image-dir", LabelledImages, "--clusters", "3", "--json");
         Assert.True(heads.ExitCode == 0, heads.Stderr);
@@ -220,7 +211,7 @@ public class VisionCliTests
         Assert.Equal(8, clusters.GetProperty("assignment").EnumerateObject().Count());
         Assert.All(h.RootElement.GetProperty("scores").EnumerateArray(), s => Assert.InRange(s.GetProperty("sink").GetDouble(), 1.0 / 16 - 1e-6, 1));
         Assert.Contains("cluster 0:", CliRunner.Run("heads", "--model", Vit, "--image-dir", LabelledImages, "--clusters", "3").Stdout);
-        AssertOneLineError(CliRunner.Run("heads", "--model", Vit, "--image", Image("image.png"), "--clusters", "9"), "--clusters");
+        CliRunner.AssertOneLineError(CliRunner.Run("heads", "--model", Vit, "--image", Image("image.png"), "--clusters", "9"), "--clusters");
     }
 
     [Fact]
@@ -240,9 +231,9 @@ public class VisionCliTests
         Assert.Equal((17 + 9) / 2.0 / 17, half.RootElement.GetProperty("tokens_kept").GetDouble(), 1e-12);
         Assert.True(half.RootElement.GetProperty("images_per_second").GetDouble() > 0);
 
-        AssertOneLineError(CliRunner.Run("eval", "--model", Vit, "--image-dir", LabelledImages, "--prune-tokens", "0"), "--prune-tokens");
-        AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("image.png"), "--prune-tokens", "0.5", "--prune-layers", "2"), "--prune-layers");
-        AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("image.png"), "--prune-layers", "0"), "--prune-tokens");
-        AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("image.png"), "--prune-tokens", "0.5", "--head-weights", Image("config.json")), "--head-weights");
+        CliRunner.AssertOneLineError(CliRunner.Run("eval", "--model", Vit, "--image-dir", LabelledImages, "--prune-tokens", "0"), "--prune-tokens");
+        CliRunner.AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("image.png"), "--prune-tokens", "0.5", "--prune-layers", "2"), "--prune-layers");
+        CliRunner.AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("image.png"), "--prune-layers", "0"), "--prune-tokens");
+        CliRunner.AssertOneLineError(CliRunner.Run("classify", "--model", Vit, "--image", Image("image.png"), "--prune-tokens", "0.5", "--head-weights", Image("config.json")), "--head-weights");
     }
 }

@@ -9,15 +9,6 @@ public class VisionPatchCliTests
     private static string Vit => CliRunner.Golden("vit_cls");
     private static string Image => Path.Combine(Vit, "image.png");
 
-    private static void AssertOneLineError(CliRunner.Result r, string mustContain)
-    {
-        Assert.Equal(2, r.ExitCode);
-        Assert.Equal("", r.Stdout);
-        var lines = r.Stderr.TrimEnd('\r', '\n').Split('\n');
-        Assert.Single(lines);
-        Assert.Contains(mustContain, lines[0]);
-    }
-
     [Fact]
     public void AChosenPatchsRowIsPrintedAndDrawn()
     {
@@ -66,10 +57,10 @@ public class VisionPatchCliTests
     [Fact]
     public void APatchOutsideTheGridIsRefused()
     {
-        AssertOneLineError(CliRunner.Run("patterns", "--model", Vit, "--image", Image, "--query-patch", "4,0"), "--query-patch");
-        AssertOneLineError(CliRunner.Run("patterns", "--model", Vit, "--image", Image, "--query-patch", "0,7"), "--query-patch");
-        AssertOneLineError(CliRunner.Run("patterns", "--model", Vit, "--image", Image, "--query-patch", "left"), "--query-patch");
-        AssertOneLineError(CliRunner.Run("patterns", "--model", Vit, "--image", Image, "--query-patch", "1,1", "--rollout"), "--query-patch");
-        AssertOneLineError(CliRunner.Run("report", "--model", Vit, "--image", Image, "--query-patch", "9,9", "--out", Path.Combine(Path.GetTempPath(), "never.html")), "--query-patch");
+        CliRunner.AssertOneLineError(CliRunner.Run("patterns", "--model", Vit, "--image", Image, "--query-patch", "4,0"), "--query-patch");
+        CliRunner.AssertOneLineError(CliRunner.Run("patterns", "--model", Vit, "--image", Image, "--query-patch", "0,7"), "--query-patch");
+        CliRunner.AssertOneLineError(CliRunner.Run("patterns", "--model", Vit, "--image", Image, "--query-patch", "left"), "--query-patch");
+        CliRunner.AssertOneLineError(CliRunner.Run("patterns", "--model", Vit, "--image", Image, "--query-patch", "1,1", "--rollout"), "--query-patch");
+        CliRunner.AssertOneLineError(CliRunner.Run("report", "--model", Vit, "--image", Image, "--query-patch", "9,9", "--out", Path.Combine(Path.GetTempPath(), "never.html")), "--query-patch");
     }
 }

@@ -10,7 +10,7 @@ public sealed class TrainDemoCommand : ICommand
     public string Usage => """
         headwise train-demo --text-file F --tokenizer tokenizer.json --out DIR [--run-dir DIR] [--steps N] [--batch N]
                             [--d-model N] [--layers N] [--heads N] [--seq-len N] [--lr X] [--seed S]
-                    [--repeat-fraction X] [--random-repeat-fraction X] [--init DIR] [--schedule cosine|constant]
+                    [--repeat-fraction X] [--random-repeat-fraction X] [--pair-recall-fraction X] [--init DIR] [--schedule cosine|constant]
                     [--checkpoint-every N] [--resume] [--threads N] [--json]
         """;
 
@@ -36,6 +36,7 @@ public sealed class TrainDemoCommand : ICommand
         CliOption.Integer("seed", "S", "seed (default 0)"),
         CliOption.Number("repeat-fraction", "X", "share of training windows that are a text slice followed by its repeat, a copying\ncurriculum (default 0; the bundled model uses 0 — see models/demo/README.md)"),
         CliOption.Number("random-repeat-fraction", "X", "a further share of windows that are <|endoftext|> then random tokens repeated\nwith a random period of T/16..T/2 tokens, the loss counted only where copying predicts the\ntoken: meant to teach induction heads on any tokens (default 0; see models/demo/README.md)"),
+        CliOption.Number("pair-recall-fraction", "X", "a further share of windows that are <|endoftext|> then random token pairs (a, b) shown\nagain and again in shuffled order, the loss counted only on a b whose pair was shown before:\nrewards a sharp previous-token head (default 0; see models/demo/README.md)"),
         CliOption.Text("init", "DIR", "start from the weights of this model directory (e.g. models/demo), with a fresh optimizer and\nits own schedule; the shape options are then taken from DIR"),
         CliOption.Text("schedule", "S", "cosine (default: down to 10% of --lr) | constant (--lr after 100 warmup steps, so a run of N\nsteps is bitwise the first N steps of any longer run with the same options)") with { Choices = ["cosine", "constant"] },
         CliOption.Integer("checkpoint-every", "N", "write the resumable checkpoint every N steps (default 250)"),
@@ -70,6 +71,7 @@ public sealed class TrainDemoCommand : ICommand
             Resume = args.Flag("resume"),
             RepeatFraction = args.GetDouble("repeat-fraction", 0, 0, 1),
             RandomRepeatFraction = args.GetDouble("random-repeat-fraction", 0, 0, 1),
+            PairRecallFraction = args.GetDouble("pair-recall-fraction", 0, 0, 1),
             InitDir = args.Get("init"),
             Schedule = (args.Get("schedule") ?? "cosine") switch
             {
@@ -82,9 +84,9 @@ public sealed class TrainDemoCommand : ICommand
         {
             throw new UsageException("--init takes the shape from its model and starts a new run: drop --d-model/--layers/--heads/--seq-len/--resume");
         }
-        if (o.RepeatFraction + o.RandomRepeatFraction > 1)
+        if (o.RepeatFraction + o.RandomRepeatFraction + o.PairRecallFraction > 1)
         {
-            throw new UsageException($"--repeat-fraction {o.RepeatFraction} + --random-repeat-fraction {o.RandomRepeatFraction} exceed 1");
+            throw new UsageException($"--repeat-fraction {o.RepeatFraction} + --random-repeat-fraction {o.RandomRepeatFraction} + --pair-recall-fraction {o.PairRecallFraction} exceed 1");
         }
         ModelArgs.ApplyThreads(args);
         bool json = args.Flag("json");

@@ -171,7 +171,8 @@ public sealed class Trainer
                 double loss = 0;
                 for (int micro = 0; micro < accum; micro++)
                 {
-                    _data.SampleBatch(_rng, inputs, targets, B, Options.RepeatFraction, Options.RandomRepeatFraction, Model.Config.VocabSize, Options.BosTokenId ?? -1);
+                    _data.SampleBatch(_rng, inputs, targets, B, Options.RepeatFraction, Options.RandomRepeatFraction, Model.Config.VocabSize, Options.BosTokenId ?? -1,
+                        Options.PairRecallFraction);
                     loss += Model.Forward(inputs, targets, B, T);
                     Model.Backward(1f / accum);
                 }

@@ -50,6 +50,9 @@ public sealed record TrainerOptions
     /// <summary>A further fraction of training windows that are random tokens repeated with a random period (BOS first
     /// when <see cref="BosTokenId"/> is set; see <see cref="TrainingData.SampleBatch"/>); 0 = none.</summary>
     public double RandomRepeatFraction { get; init; }
+    /// <summary>A further fraction of training windows that are random pairs shown again in shuffled order (BOS first when
+    /// <see cref="BosTokenId"/> is set; see <see cref="TrainingData.SampleBatch"/>): teaches previous-token heads; 0 = none.</summary>
+    public double PairRecallFraction { get; init; }
     /// <summary>The token that starts each random repeated window (the model's BOS); null = none.</summary>
     public int? BosTokenId { get; init; }
     /// <summary>Stop (with a checkpoint) after this step, as if interrupted; the schedule still assumes <see cref="Steps"/>.</summary>
@@ -96,6 +99,8 @@ public sealed record TrainerOptions
         Need(RepeatFraction is >= 0 and <= 1, $"repeat fraction must be in [0, 1] (got {RepeatFraction})");
         Need(RandomRepeatFraction >= 0 && RepeatFraction + RandomRepeatFraction <= 1,
             $"random repeat fraction must be ≥ 0 and, with the repeat fraction, at most 1 (got {RandomRepeatFraction} + {RepeatFraction})");
+        Need(PairRecallFraction >= 0 && RepeatFraction + RandomRepeatFraction + PairRecallFraction <= 1,
+            $"pair recall fraction must be ≥ 0 and, with the repeat fractions, at most 1 (got {PairRecallFraction} + {RandomRepeatFraction} + {RepeatFraction})");
         Need(BosTokenId is null or >= 0, $"BOS token id must not be negative (got {BosTokenId})");
     }
 

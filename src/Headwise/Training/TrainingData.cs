@@ -36,12 +36,14 @@ public sealed class TrainingData
     /// window is, with that probability, a slice of h = T/2 + 1 training tokens followed by the same slice again (a copying
     /// curriculum: the second half is predictable from the first, which is what induction heads learn). With
     /// <paramref name="randomRepeatFraction"/> &gt; 0, a further share of windows is <see cref="FillRandomRepeat">random
-    /// tokens repeated</see> (what the induction detector measures). At 0 and 0 the RNG is drawn exactly as without the options.
+    /// tokens repeated</see> (what the induction detector measures), and with <paramref name="pairRecallFraction"/> &gt; 0 a
+    /// further share is <see cref="FillPairRecall">random pairs recalled in shuffled order</see>. At 0, 0 and 0 the RNG is drawn
+    /// exactly as without the options.
     /// </summary>
     public void SampleBatch(TrainingRng rng, Span<int> inputs, Span<int> targets, int B, double repeatFraction = 0,
-        double randomRepeatFraction = 0, int vocabSize = 0, int bosId = -1)
+        double randomRepeatFraction = 0, int vocabSize = 0, int bosId = -1, double pairRecallFraction = 0)
     {
-        if (randomRepeatFraction > 0 && vocabSize < 3)
+        if ((randomRepeatFraction > 0 || pairRecallFraction > 0) && vocabSize < 3)
         {
             throw new InvalidInputException($"random repeated windows need the vocabulary size (got {vocabSize})");
         }
@@ -50,7 +52,7 @@ public sealed class TrainingData
         {
             var inp = inputs.Slice(b * T, T);
             var tgt = targets.Slice(b * T, T);
-            double u = repeatFraction > 0 || randomRepeatFraction > 0 ? rng.NextDouble() : 1;
+            double u = repeatFraction > 0 || randomRepeatFraction > 0 || pairRecallFraction > 0 ? rng.NextDouble() : 1;
             if (u < repeatFraction)
             {
                 // window u = s ++ s with |s| = h, 2h = T + 2 ≥ T + 1: inputs = u[..T], targets = u[1..T + 1]
@@ -66,6 +68,11 @@ public sealed class TrainingData
             if (u < repeatFraction + randomRepeatFraction)
             {
                 FillRandomRepeat(rng, inp, tgt, vocabSize, bosId);
+                continue;
+            }
+            if (u < repeatFraction + randomRepeatFraction + pairRecallFraction)
+            {
+                FillPairRecall(rng, inp, tgt, vocabSize, bosId);
                 continue;
             }
             int start = rng.NextInt(Train.Length - T);
@@ -98,6 +105,70 @@ public sealed class TrainingData
             inputs[i] = i < offset ? bosId : period[(i - offset) % p];
             int m = i + 1 - offset;
             targets[i] = m > p ? period[m % p] : Layers.CrossEntropy.Ignore;
+        }
+    }
+
+    /// <summary>
+    /// One window (T) of n random pairs (aⱼ, bⱼ), n in [max(2, T/16), T/4] with distinct aⱼ, shown again and again, each round
+    /// in a new random order: u = [BOS] a₃ b₃ a₁ b₁ a₂ b₂ | a₁ b₁ a₃ b₃ … (no BOS when <paramref name="bosId"/> &lt; 0). Only a bⱼ
+    /// whose pair was shown before counts as a target; the rest are <see cref="Layers.CrossEntropy.Ignore"/>. Unlike
+    /// <see cref="FillRandomRepeat"/>, the token two back differs between a pair's showings, so the head that tells the
+    /// induction head "what came before" is rewarded for looking exactly one token back (a previous-token head) rather
+    /// than at a window of recent tokens.
+    /// </summary>
+    private static void FillPairRecall(TrainingRng rng, Span<int> inputs, Span<int> targets, int vocabSize, int bosId)
+    {
+        int T = inputs.Length, offset = bosId >= 0 ? 1 : 0;
+        int lo = Math.Max(2, T / 16), hi = Math.Max(lo, T / 4);
+        int n = lo + rng.NextInt(hi - lo + 1);
+        int drawable = bosId >= 0 ? vocabSize - 1 : vocabSize;
+        n = Math.Min(n, drawable);
+        Span<int> first = n <= 256 ? stackalloc int[n] : new int[n];
+        Span<int> second = n <= 256 ? stackalloc int[n] : new int[n];
+        Span<int> order = n <= 256 ? stackalloc int[n] : new int[n];
+        for (int k = 0; k < n; k++)
+        {
+            int a;
+            do
+            {
+                a = rng.NextInt(drawable);
+                a = bosId >= 0 && a >= bosId ? a + 1 : a;
+            }
+            while (first[..k].Contains(a));
+            first[k] = a;
+            int b = rng.NextInt(drawable);
+            second[k] = bosId >= 0 && b >= bosId ? b + 1 : b;
+        }
+        // u = [BOS] then rounds of the pairs in shuffled order, one token longer than the window (targets are u shifted by one)
+        int length = T + 1;
+        Span<int> u = length <= 1024 ? stackalloc int[length] : new int[length];
+        Span<bool> counts = length <= 1024 ? stackalloc bool[length] : new bool[length];
+        counts.Clear();
+        if (offset == 1) u[0] = bosId;
+        int j = offset, round = 0;
+        while (j < length)
+        {
+            for (int k = 0; k < n; k++) order[k] = k;
+            for (int k = n - 1; k > 0; k--)
+            {
+                int r = rng.NextInt(k + 1);
+                (order[k], order[r]) = (order[r], order[k]);
+            }
+            for (int k = 0; k < n && j < length; k++)
+            {
+                u[j++] = first[order[k]];
+                if (j < length)
+                {
+                    counts[j] = round > 0;
+                    u[j++] = second[order[k]];
+                }
+            }
+            round++;
+        }
+        for (int i = 0; i < T; i++)
+        {
+            inputs[i] = u[i];
+            targets[i] = counts[i + 1] ? u[i + 1] : Layers.CrossEntropy.Ignore;
         }
     }
 

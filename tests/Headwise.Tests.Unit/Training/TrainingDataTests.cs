@@ -92,4 +92,67 @@ public class TrainingDataTests
         Assert.InRange(ignored, B / 8, B / 2);
         Assert.Throws<InvalidInputException>(() => data.SampleBatch(new TrainingRng(3), inputs, targets, B, randomRepeatFraction: 0.5));
     }
+
+    [Fact]
+    public void PairRecallWindowsShowEachPairEveryRoundInANewOrderScoredOnlyOnRecalledSeconds()
+    {
+        const int T = 64, B = 64, V = 500, bos = 499;
+        var data = new TrainingData(Stream, T, 0.1);
+        var (inputs, targets) = (new int[B * T], new int[B * T]);
+        data.SampleBatch(new TrainingRng(5), inputs, targets, B, pairRecallFraction: 1, vocabSize: V, bosId: bos);
+        var pairCounts = new HashSet<int>();
+        int twoBackDiffers = 0, reshown = 0;
+        for (int b = 0; b < B; b++)
+        {
+            int[] x = inputs.AsSpan(b * T, T).ToArray();
+            int[] y = targets.AsSpan(b * T, T).ToArray();
+            Assert.Equal(bos, x[0]);
+            // pairs sit at odd positions (a) and even positions (b); a first token decides its second everywhere
+            var second = new Dictionary<int, int>();
+            var lastAt = new Dictionary<int, int>();
+            for (int i = 1; i + 1 < T; i += 2)
+            {
+                Assert.InRange(x[i], 0, V - 2);
+                Assert.InRange(x[i + 1], 0, V - 2);
+                if (second.TryGetValue(x[i], out int bj))
+                {
+                    Assert.Equal(bj, x[i + 1]);
+                }
+                second[x[i]] = x[i + 1];
+            }
+            int n = second.Count;
+            Assert.InRange(n, T / 16, T / 4);
+            pairCounts.Add(n);
+            // the first n pairs are one round (each pair once); targets only on the seconds of rounds after the first
+            Assert.Equal(n, x.Skip(1).Take(2 * n).Where((_, k) => k % 2 == 0).Distinct().Count());
+            for (int i = 0; i < T; i++)
+            {
+                int pos = i + 1; // the target's position in the window
+                bool isSecond = pos % 2 == 0;
+                bool afterFirstRound = pos > 2 * n;
+                if (isSecond && afterFirstRound)
+                {
+                    int expected = pos < T ? x[pos] : second[x[i]];
+                    Assert.Equal(expected, y[i]);
+                }
+                else
+                {
+                    Assert.Equal(Headwise.Training.Layers.CrossEntropy.Ignore, y[i]);
+                }
+            }
+            for (int i = 1; i < T; i += 2)
+            {
+                if (lastAt.TryGetValue(x[i], out int before) && before >= 3)
+                {
+                    reshown++;
+                    if (x[before - 1] != x[i - 1]) twoBackDiffers++;
+                }
+                lastAt[x[i]] = i;
+            }
+        }
+        Assert.True(pairCounts.Count > 5, $"pair counts vary ({pairCounts.Count} distinct)");
+        // the shuffle: the token before a pair's a is usually not the same as at its earlier showing
+        Assert.True(twoBackDiffers > reshown * 3 / 4, $"orders reshuffled ({twoBackDiffers} of {reshown})");
+        Assert.Throws<InvalidInputException>(() => data.SampleBatch(new TrainingRng(3), inputs, targets, B, pairRecallFraction: 0.5));
+    }
 }

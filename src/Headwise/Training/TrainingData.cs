@@ -110,7 +110,8 @@ public sealed class TrainingData
 
     /// <summary>
     /// One window (T) of n random pairs (aⱼ, bⱼ), n in [max(2, T/16), T/4] with distinct aⱼ, shown again and again, each round
-    /// in a new random order: u = [BOS] a₃ b₃ a₁ b₁ a₂ b₂ | a₁ b₁ a₃ b₃ … (no BOS when <paramref name="bosId"/> &lt; 0). Only a bⱼ
+    /// in a new random order: u = [BOS] (f) a₃ b₃ a₁ b₁ a₂ b₂ | a₁ b₁ a₃ b₃ … (no BOS when <paramref name="bosId"/> &lt; 0; f a
+    /// random filler token, half the time, so that pairs start at either parity). Only a bⱼ
     /// whose pair was shown before counts as a target; the rest are <see cref="Layers.CrossEntropy.Ignore"/>. Unlike
     /// <see cref="FillRandomRepeat"/>, the token two back differs between a pair's showings, so the head that tells the
     /// induction head "what came before" is rewarded for looking exactly one token back (a previous-token head) rather
@@ -145,7 +146,14 @@ public sealed class TrainingData
         Span<bool> counts = length <= 1024 ? stackalloc bool[length] : new bool[length];
         counts.Clear();
         if (offset == 1) u[0] = bosId;
+        // a random filler token after BOS half the time, so that pairs start at either parity of position: a head cannot
+        // learn "look back one" for even positions only
         int j = offset, round = 0;
+        if (rng.NextInt(2) == 1)
+        {
+            int filler = rng.NextInt(drawable);
+            u[j++] = bosId >= 0 && filler >= bosId ? filler + 1 : filler;
+        }
         while (j < length)
         {
             for (int k = 0; k < n; k++) order[k] = k;

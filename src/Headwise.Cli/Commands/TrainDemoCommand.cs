@@ -10,7 +10,7 @@ public sealed class TrainDemoCommand : ICommand
     public string Usage => """
         headwise train-demo --text-file F --tokenizer tokenizer.json --out DIR [--run-dir DIR] [--steps N] [--batch N]
                             [--d-model N] [--layers N] [--heads N] [--seq-len N] [--lr X] [--seed S]
-                    [--repeat-fraction X] [--random-repeat-fraction X] [--pair-recall-fraction X] [--init DIR [--insert-layer L]] [--schedule cosine|constant]
+                    [--repeat-fraction X] [--random-repeat-fraction X] [--pair-recall-fraction X] [--init DIR] [--schedule cosine|constant]
                     [--checkpoint-every N] [--resume] [--threads N] [--json]
         """;
 
@@ -38,7 +38,6 @@ public sealed class TrainDemoCommand : ICommand
         CliOption.Number("random-repeat-fraction", "X", "a further share of windows that are <|endoftext|> then random tokens repeated\nwith a random period of T/16..T/2 tokens, the loss counted only where copying predicts the\ntoken: meant to teach induction heads on any tokens (default 0; see models/demo/README.md)"),
         CliOption.Number("pair-recall-fraction", "X", "a further share of windows that are <|endoftext|> then random token pairs (a, b) shown\nagain and again in shuffled order, the loss counted only on a b whose pair was shown before:\nrewards a sharp previous-token head (default 0; see models/demo/README.md)"),
         CliOption.Text("init", "DIR", "start from the weights of this model directory (e.g. models/demo), with a fresh optimizer and\nits own schedule; the shape options are then taken from DIR"),
-        CliOption.Integer("insert-layer", "L", "with --init: insert a fresh layer before layer L (L = its layer count appends one) whose\noutput projections start at zero, so training starts from exactly the --init model's function"),
         CliOption.Text("schedule", "S", "cosine (default: down to 10% of --lr) | constant (--lr after 100 warmup steps, so a run of N\nsteps is bitwise the first N steps of any longer run with the same options)") with { Choices = ["cosine", "constant"] },
         CliOption.Integer("checkpoint-every", "N", "write the resumable checkpoint every N steps (default 250)"),
         CliOption.Flag("resume", "continue the run saved in --run-dir (same text and tokenizer; --steps may extend it)"),
@@ -74,7 +73,6 @@ public sealed class TrainDemoCommand : ICommand
             RandomRepeatFraction = args.GetDouble("random-repeat-fraction", 0, 0, 1),
             PairRecallFraction = args.GetDouble("pair-recall-fraction", 0, 0, 1),
             InitDir = args.Get("init"),
-            InsertLayer = args.Has("insert-layer") ? args.GetInt("insert-layer", 0, 0) : null,
             Schedule = (args.Get("schedule") ?? "cosine") switch
             {
                 "cosine" => LrSchedule.Cosine,
@@ -82,10 +80,6 @@ public sealed class TrainDemoCommand : ICommand
                 string other => throw new UsageException($"--schedule expects cosine or constant, got '{other}'"),
             },
         };
-        if (o.InsertLayer is not null && o.InitDir is null)
-        {
-            throw new UsageException("--insert-layer inserts into the --init model: give --init DIR");
-        }
         if (o.InitDir is not null && (o.Resume || new[] { "d-model", "layers", "heads", "seq-len" }.Any(args.Has)))
         {
             throw new UsageException("--init takes the shape from its model and starts a new run: drop --d-model/--layers/--heads/--seq-len/--resume");

@@ -1,4 +1,3 @@
-using Headwise.Models;
 using Headwise.Tokenizers;
 
 namespace Headwise.Training;
@@ -7,7 +6,7 @@ namespace Headwise.Training;
 public sealed record DemoModelOptions(int DModel = 128, int Layers = 4, int Heads = 4, int SeqLen = 128, int Steps = 1500,
     int Batch = 16, float LearningRate = 2e-3f, int WarmupSteps = 100, ulong Seed = 0, double HeldOutFraction = 0.05, int EvalEvery = 250,
     int CheckpointEvery = 250, bool Resume = false, double RepeatFraction = 0, double RandomRepeatFraction = 0,
-    double PairRecallFraction = 0, string? InitDir = null, int? InsertLayer = null, LrSchedule Schedule = LrSchedule.Cosine);
+    double PairRecallFraction = 0, string? InitDir = null, LrSchedule Schedule = LrSchedule.Cosine);
 
 /// <summary>What <see cref="DemoModel.Train"/> did.</summary>
 public sealed record DemoModelResult(int Tokens, int Parameters, int Steps, float? HeldOutLoss, double Seconds, string ModelDir);
@@ -65,7 +64,7 @@ public static class DemoModel
         // A long run is resumable: --resume continues from runDir/checkpoint (same data, same schedule) exactly.
         var trainer = o.Resume
             ? Trainer.Resume(runDir, ids, runDir, o.Steps, tokenizerFile: tokenizerJson)
-            : new Trainer(o.InitDir is null ? new TrainableTransformer(config, o.Seed) : LoadInit(o.InitDir, tok.VocabSize, o.InsertLayer, o.Seed), options, ids, runDir, tokenizerJson);
+            : new Trainer(o.InitDir is null ? new TrainableTransformer(config, o.Seed) : LoadInit(o.InitDir, tok.VocabSize), options, ids, runDir, tokenizerJson);
         var model = trainer.Model;
         var result = trainer.Train(progress, ct);
         // a cancelled run keeps its checkpoint in runDir (for Resume) but exports no half-trained model
@@ -87,7 +86,7 @@ public static class DemoModel
     }
 
     // --init: the weights of a model directory (an earlier demo model) as the starting point; the optimizer starts fresh
-    private static TrainableTransformer LoadInit(string dir, int vocabSize, int? insertLayer, ulong seed)
+    private static TrainableTransformer LoadInit(string dir, int vocabSize)
     {
         if (!Directory.Exists(dir))
         {
@@ -98,30 +97,6 @@ public static class DemoModel
         {
             throw new InvalidInputException($"--init {dir}: its vocabulary ({loaded.Config.VocabSize} tokens) differs from the tokenizer's ({vocabSize})");
         }
-        var weights = loaded.Model.ToCanonical();
-        return TrainableTransformer.FromCanonical(insertLayer is int at ? WithInsertedLayer(weights, at, (int)seed) : weights);
-    }
-
-    /// <summary>
-    /// The model with a fresh block inserted before layer <paramref name="at"/> (at = layers appends one): its norms are the
-    /// identity, its W_Q, W_K, W_V and W_in random (N(0, 0.02²)), and its two output projections W_O and W_out zero with zero
-    /// biases, so it writes nothing and the model computes exactly what it computed before; training then grows it. A shape
-    /// change that adds heads without disturbing the ones language modelling relies on.
-    /// </summary>
-    public static CanonicalWeights WithInsertedLayer(CanonicalWeights w, int at, int seed = 0)
-    {
-        var c = w.Config;
-        if (at < 0 || at > c.NLayers)
-        {
-            throw new InvalidInputException($"--insert-layer {at}: expected a layer index from 0 to {c.NLayers} (the model has {c.NLayers} layers)");
-        }
-        var random = CanonicalWeights.Random(c with { NLayers = 1 }, seed).Layers[0];
-        var fresh = random with
-        {
-            Attention = random.Attention with { WO = new float[random.Attention.WO.Length] },
-            Mlp = random.Mlp with { WOut = new float[random.Mlp.WOut.Length] },
-        };
-        var layers = w.Layers.Take(at).Append(fresh).Concat(w.Layers.Skip(at)).ToArray();
-        return w with { Config = c with { NLayers = c.NLayers + 1 }, Layers = layers };
+        return TrainableTransformer.FromCanonical(loaded.Model.ToCanonical());
     }
 }

@@ -447,17 +447,14 @@ public static class GemmShapesBenchmark
         }).ToArray(),
     };
 
-    /// <summary>The result as the lines bench prints.</summary>
-    public static IEnumerable<string> Describe(GemmShapesResult r)
+    /// <summary>The result as bench prints it: two lines, then the table of shapes.</summary>
+    public static IEnumerable<BenchText> Describe(GemmShapesResult r)
     {
         yield return $"gemm shapes            GPT-2 small's GEMMs, weights prepacked; FMA peak {r.FmaPeakSingleThread:F1} GFLOP/s on 1 thread " +
             $"(≈ {r.FmaPerCycle:F1} {r.Isa} FMAs/cycle at ≈ {r.ClockGHz:F2} GHz), {r.FmaPeakAllThreads:F1} on {r.Threads} threads at once";
         yield return $"                       (per CPU-second: peak {r.FmaPeakCpuTime:F1} GFLOP/s; \"CPU\" = the share of it each busy core reaches, steadier when the machine is shared)";
-        yield return "                       shape       M      K      N  threads   GFLOP/s   % of threads × peak (target 80% on 1, 75% on 2)   CPU %";
-        foreach (var t in r.Rows)
-        {
-            yield return $"                       {t.Name,-9} {t.M,5} {t.K,6} {t.N,6} {t.Threads,8} {t.GFlops,9:F1} {t.OfPeak,8:P0} {t.CpuOfPeak,40:P0}";
-        }
+        yield return BenchText.Table(["shape", ">M", ">K", ">N", ">threads", ">GFLOP/s", ">% of threads × peak (target 80% on 1, 75% on 2)", ">CPU %"],
+            r.Rows.Select(t => new[] { t.Name, $"{t.M}", $"{t.K}", $"{t.N}", $"{t.Threads}", $"{t.GFlops:F1}", $"{t.OfPeak:P0}", $"{t.CpuOfPeak:P0}" }));
     }
 
     private static float[] RandomArray(Random rng, int length)

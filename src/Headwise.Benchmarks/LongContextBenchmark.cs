@@ -241,16 +241,13 @@ public static class LongContextBenchmark
         return self.PeakWorkingSet64;
     }
 
-    /// <summary>The text lines of <c>headwise bench --long-context</c>.</summary>
-    public static IEnumerable<string> Describe(LongContextResult r)
+    /// <summary>What <c>headwise bench --long-context</c> prints: two lines, the table of specs and lengths, the memory line.</summary>
+    public static IEnumerable<BenchText> Describe(LongContextResult r)
     {
         yield return $"long context           attention alone (blocked kernel), one random Llama-shaped layer (NH {r.NH}, NKV {r.NKV}, HD {r.HD}, RoPE'd q/k), causal prefill, {r.Threads} thread(s);";
         yield return $"                       topk-blocks at B {r.BlockSize} with K for density ≈ {r.TargetDensity:P0}; medians of alternating rounds; speed-up = dense ÷ spec (+ sel.: with the selection)";
-        yield return "                       tokens  spec                     density  rounds   attention s  selection s   speed-up  + sel.";
-        foreach (var row in r.Rows)
-        {
-            yield return $"                       {row.Tokens,6} {row.Spec,-24} {row.Density,8:P1} {row.Reps,7} {row.AttentionSeconds,13:F3} {row.SelectionSeconds,12:F3} {row.Speedup,9:F2}× {row.SpeedupWithSelection,6:F2}×";
-        }
+        yield return BenchText.Table([">tokens", "spec", ">density", ">rounds", ">attention s", ">selection s", ">speed-up", ">+ sel."],
+            r.Rows.Select(row => new[] { $"{row.Tokens}", row.Spec, $"{row.Density:P1}", $"{row.Reps}", $"{row.AttentionSeconds:F3}", $"{row.SelectionSeconds:F3}", $"{row.Speedup:F2}×", $"{row.SpeedupWithSelection:F2}×" }));
         if (r.Memory is { } m)
         {
             yield return $"                       memory at {m.Tokens:N0} tokens: computed {m.ComputedBytes / 1048576.0:F0} MiB (q, k, v, z {m.TensorBytes / 1048576.0:F0} MiB + kernel scratch {m.ScratchBytes / 1024.0:F0} KiB); " +

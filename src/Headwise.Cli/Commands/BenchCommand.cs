@@ -464,18 +464,19 @@ public sealed class BenchCommand : ICommand
         }
         stdout.WriteLine($"headwise bench — {threads} thread(s), {gemm.Isa}{(quick ? ", QUICK (small sizes: not the targets' figures)" : "")}");
         stdout.WriteLine();
-        stdout.WriteLine($"GEMM {gemm.N}³            1 thread {gemm.OursSingleThread,8:F1} GFLOP/s   {threads} threads {gemm.OursMultiThread,8:F1} GFLOP/s");
-        stdout.WriteLine($"  scalar twin ({gemm.NaiveN}³)  1 thread {gemm.NaiveSingleThread,8:F2} GFLOP/s   → ours is {gemm.OursSingleThread / gemm.NaiveSingleThread:F0}× the naive loop");
+        var gemmRows = new CliTable("", ">1 thread", $">{threads} threads", "")
+            .Row($"GEMM {gemm.N}³", $"{gemm.OursSingleThread:F1} GFLOP/s", $"{gemm.OursMultiThread:F1} GFLOP/s", "")
+            .Row($"scalar twin ({gemm.NaiveN}³)", $"{gemm.NaiveSingleThread:F2} GFLOP/s", "", $"→ ours is {gemm.OursSingleThread / gemm.NaiveSingleThread:F0}× the naive loop");
         if (gemm.OpenBlasSingleThread is double o1 && gemm.OpenBlasMultiThread is double om)
         {
-            stdout.WriteLine($"  OpenBLAS             1 thread {o1,8:F1} GFLOP/s   {threads} threads {om,8:F1} GFLOP/s");
-            stdout.WriteLine($"  ours / OpenBLAS      1 thread {gemm.OursSingleThread / o1,8:F2}×          {threads} threads {gemm.OursMultiThread / om,8:F2}×   (target 1.3× on one thread)");
+            gemmRows.Row("OpenBLAS", $"{o1:F1} GFLOP/s", $"{om:F1} GFLOP/s", "")
+                .Row("ours / OpenBLAS", $"{gemm.OursSingleThread / o1:F2}×", $"{gemm.OursMultiThread / om:F2}×", "(target 1.3× on one thread)");
         }
         else
         {
-            stdout.WriteLine($"  OpenBLAS             not measured: {gemm.OpenBlasStatus}");
+            gemmRows.Row("OpenBLAS", "", "", $"not measured: {gemm.OpenBlasStatus}");
         }
-        stdout.WriteLine($"memory bandwidth       1 thread {bandwidth.SingleThreadGBps,8:F1} GB/s      {threads} threads {bandwidth.MultiThreadGBps,8:F1} GB/s");
+        gemmRows.Row("memory bandwidth", $"{bandwidth.SingleThreadGBps:F1} GB/s", $"{bandwidth.MultiThreadGBps:F1} GB/s", "").Write(stdout);
         stdout.WriteLine();
         stdout.WriteLine($"prefill {prefill.Tokens} tokens     {prefill.TokensPerSecond,8:F0} tokens/s  {prefill.GFlops,6:F1} GFLOP/s = {prefill.GFlops / gemm.OursMultiThread:P0} of our GEMM rate (target ≥ 70%)");
         stdout.WriteLine($"prepacked weights      {prepack.Speedup:F2}× the prefill packing on every call ({prepack.UnpackedSeconds * 1000:F0} → {prepack.PackedSeconds * 1000:F0} ms); resident {prepack.WeightBytes / 1e6:F0} MB weights + {prepack.PackedBytes / 1e6:F0} MB packed = {prepack.ResidentRatio:F2}× the weights");
@@ -492,12 +493,10 @@ public sealed class BenchCommand : ICommand
         }
         if (prims is not null)
         {
-            stdout.WriteLine("primitives             operation                     n      ours ns   TensorPrimitives ns   library/ours   library bits align-independent");
-            foreach (var p in prims)
-            {
-                string bits = p.LibrarySameBitsAtEveryAlignment is bool same ? (same ? "yes" : "NO") : "";
-                stdout.WriteLine($"                       {p.Operation,-26} {p.Length,10:N0} {p.OursNs,11:F0} {p.LibraryNs,18:F0} {p.LibraryOverOurs,14:F2}   {bits}");
-            }
+            stdout.WriteLine("primitives             our kernels against System.Numerics.Tensors' TensorPrimitives");
+            Write(stdout, BenchText.Table(["operation", ">n", ">ours ns", ">TensorPrimitives ns", ">library/ours", "library bits align-independent"],
+                prims.Select(p => new[] { p.Operation, $"{p.Length:N0}", $"{p.OursNs:F0}", $"{p.LibraryNs:F0}", $"{p.LibraryOverOurs:F2}",
+                    p.LibrarySameBitsAtEveryAlignment is bool same ? (same ? "yes" : "NO") : "" })));
         }
         if (scan is not null)
         {
@@ -506,11 +505,8 @@ public sealed class BenchCommand : ICommand
         if (recipeCosts is not null)
         {
             stdout.WriteLine($"recipes                {recipeModel}, {recipeTokens} tokens; median of per-round ratios to a plain forward (targets: empty 1.0×, soften ≤ 1.1×)");
-            stdout.WriteLine("                       recipe                        plain ms   recipe ms    ratio");
-            foreach (var r in recipeCosts)
-            {
-                stdout.WriteLine($"                       {r.Recipe,-28} {r.PlainMs,9:F2} {r.RecipeMs,11:F2} {r.Ratio,8:F3}×");
-            }
+            Write(stdout, BenchText.Table(["recipe", ">plain ms", ">recipe ms", ">ratio"],
+                recipeCosts.Select(r => new[] { r.Recipe, $"{r.PlainMs:F2}", $"{r.RecipeMs:F2}", $"{r.Ratio:F3}×" })));
         }
         if (searchCost is { } sc)
         {
@@ -520,38 +516,23 @@ public sealed class BenchCommand : ICommand
         if (ort is not null)
         {
             stdout.WriteLine($"onnx runtime           {ort.OrtVersion}, same weights: mean NLL {ort.Nll:F4}, |ΔNLL| ≤ {ort.MaxNllDiff:0.0E+0}, max |Δlogit| {ort.MaxLogitDiff:0.0E+0}; Headwise ÷ ORT tokens/s (target ≥ 1.2× at 1,024 tokens on 2 threads)");
-            stdout.WriteLine("                       tokens  threads   Headwise tok/s   ORT tok/s    ratio");
-            foreach (var t in ort.Timings)
-            {
-                stdout.WriteLine($"                       {t.Tokens,6} {t.Threads,8} {t.HeadwiseTokensPerSecond,16:F0} {t.OrtTokensPerSecond,11:F0} {t.Ratio,8:F2}×");
-            }
+            Write(stdout, BenchText.Table([">tokens", ">threads", ">Headwise tok/s", ">ORT tok/s", ">ratio"],
+                ort.Timings.Select(t => new[] { $"{t.Tokens}", $"{t.Threads}", $"{t.HeadwiseTokensPerSecond:F0}", $"{t.OrtTokensPerSecond:F0}", $"{t.Ratio:F2}×" })));
         }
         if (variantSpeeds is not null)
         {
             stdout.WriteLine($"variants               training steps on the demo shape{(quick ? " (--quick: sequence 32, batch 2)" : "")}, tokens/s and the ratio to softmax:");
-            foreach (var v in variantSpeeds)
-            {
-                stdout.WriteLine(v.Skipped is null ? $"                       {v.Variant,-16} {v.TokensPerSecond,10:F0} tokens/s {v.Ratio,6:F2}×"
-                    : $"                       {v.Variant,-16} skipped: {v.Skipped}");
-            }
+            Write(stdout, BenchText.Table(["variant", ">tokens/s", ">ratio"],
+                variantSpeeds.Select(v => v.Skipped is null ? new[] { v.Variant, $"{v.TokensPerSecond:F0}", $"{v.Ratio:F2}×" } : [v.Variant, $"skipped: {v.Skipped}", ""])));
         }
         if (attention is not null)
         {
             stdout.WriteLine("attention kernels      causal prefill, attention alone: fused (three passes per row) vs blocked (tiles, online softmax)");
-            stdout.WriteLine("                       shape        tokens  threads   fused GFLOP/s   blocked GFLOP/s   blocked ÷ fused");
-            foreach (var a in attention)
-            {
-                stdout.WriteLine($"                       {a.Shape,-12} {a.Tokens,6} {a.Threads,8} {a.FusedGFlops,15:F1} {a.BlockedGFlops,17:F1} {a.Speedup,16:F2}×");
-            }
+            Write(stdout, BenchText.Table(["shape", ">tokens", ">threads", ">fused GFLOP/s", ">blocked GFLOP/s", ">blocked ÷ fused"],
+                attention.Select(a => new[] { a.Shape, $"{a.Tokens}", $"{a.Threads}", $"{a.FusedGFlops:F1}", $"{a.BlockedGFlops:F1}", $"{a.Speedup:F2}×" })));
         }
-        foreach (string line in gemmShapes is null ? [] : GemmShapesBenchmark.Describe(gemmShapes))
-        {
-            stdout.WriteLine(line);
-        }
-        foreach (string line in longContext is null ? [] : LongContextBenchmark.Describe(longContext))
-        {
-            stdout.WriteLine(line);
-        }
+        Write(stdout, gemmShapes is null ? [] : GemmShapesBenchmark.Describe(gemmShapes));
+        Write(stdout, longContext is null ? [] : LongContextBenchmark.Describe(longContext));
         foreach (string line in vitSpeeds is null ? [] : VitBenchmark.Describe(vitSpeeds))
         {
             stdout.WriteLine(line);
@@ -559,11 +540,8 @@ public sealed class BenchCommand : ICommand
         if (mlaRows is not null)
         {
             stdout.WriteLine($"mla decode             a random GQA Llama against its MLA conversions{(quick ? " (--quick: 2 layers, d_model 256)" : "")}, the cache pre-filled:");
-            foreach (var m in mlaRows)
-            {
-                stdout.WriteLine($"                       context {m.Context,6}  {m.Model,-9} cache {m.CacheBytesPerToken,7:N0} B/token, {m.CacheBytesReadPerToken / 1e6,8:F1} MB read/token  " +
-                    $"{m.TokensPerSecond,8:F1} tokens/s {m.Speedup,6:F2}×");
-            }
+            Write(stdout, BenchText.Table([">context", "model", ">cache B/token", ">MB read/token", ">tokens/s", ">speed-up"],
+                mlaRows.Select(m => new[] { $"{m.Context}", m.Model, $"{m.CacheBytesPerToken:N0}", $"{m.CacheBytesReadPerToken / 1e6:F1}", $"{m.TokensPerSecond:F1}", $"{m.Speedup:F2}×" })));
         }
         if (influenceCost is { } ic)
         {
@@ -573,5 +551,26 @@ public sealed class BenchCommand : ICommand
                 $"would be {ic.AtPrefillFlopRate:F2}; the scorer's FLOP rate is {ic.FlopRateVsPrefill:F2}× prefill's (batched windows)");
         }
         return 0;
+    }
+
+    /// <summary>Prints a benchmark's description: its lines as they are, its tables through <see cref="CliTable"/>.</summary>
+    internal static void Write(TextWriter stdout, params IEnumerable<BenchText> items)
+    {
+        foreach (var item in items)
+        {
+            if (item.Columns is { } columns)
+            {
+                var table = new CliTable([.. columns]);
+                foreach (string[] cells in item.Rows ?? [])
+                {
+                    table.Row(cells);
+                }
+                table.Write(stdout);
+            }
+            else
+            {
+                stdout.WriteLine(item.Line);
+            }
+        }
     }
 }

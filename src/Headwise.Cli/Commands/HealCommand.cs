@@ -106,16 +106,26 @@ public sealed class HealCommand : ICommand
         string shape = sc.Mla is { } mla ? $"latent rank {mla.KvLoraRank} + rotary {mla.QkRopeHeadDim}" : $"{sc.NKvHeads} kv heads";
         stderr.WriteLine($"heal: {sc.ModelType} ({sc.NHeads} heads, {shape}, {student.ParameterCount:N0} parameters) towards {teacherPath}; " +
             $"{train.Length} training tokens, held out from character {split}: {heldOut.Length} tokens" + (zeroed.Length > 0 ? $"; zeroed heads kept zero: {ZeroedList()}" : ""));
+        // a live row on a terminal's stderr; otherwise a line at the first step, every 5% and the last
         int every = Math.Max(1, steps / 20);
-        var progress = new SyncProgress<HealingProgress>(p =>
-        {
-            if (p.Step == 1 || p.Step % every == 0 || p.Step == p.Steps)
-            {
-                stderr.WriteLine(FormattableString.Invariant($"step {p.Step,5}/{p.Steps}  kl {p.Kl:F5}  {p.TokensPerSecond:F0} tokens/s"));
-            }
-        });
         var clock = Stopwatch.StartNew();
-        double[] kls = Healing.Heal(student, teacher.Model, train, options, progress, CliMain.Cancellation);
+        double[] kls;
+        using (var live = LiveStatus.Start(stderr))
+        {
+            var progress = new SyncProgress<HealingProgress>(p =>
+            {
+                string line = FormattableString.Invariant($"step {p.Step,5}/{p.Steps}  kl {p.Kl:F5}  {p.TokensPerSecond:F0} tokens/s");
+                if (live is not null)
+                {
+                    live.Update(line, p.Step, p.Steps);
+                }
+                else if (p.Step == 1 || p.Step % every == 0 || p.Step == p.Steps)
+                {
+                    stderr.WriteLine(line);
+                }
+            });
+            kls = Healing.Heal(student, teacher.Model, train, options, progress, CliMain.Cancellation);
+        }
         double seconds = clock.Elapsed.TotalSeconds;
 
         // the healed model as the engine runs it, and as --out writes it: the same layout as CONVERTED

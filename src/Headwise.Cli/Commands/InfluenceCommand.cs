@@ -69,9 +69,12 @@ public sealed class InfluenceCommand : ICommand
         var (heads, source) = Heads(headsArg, loaded);
         stderr.WriteLine($"influence: shard {shard}/{shards}, heads {string.Join(",", heads)} ({source})");
         var clock = Stopwatch.StartNew();
-        var progress = new RateReporter(stderr, $"shard {shard}/{shards}");
-        var result = InfluenceShard.Run(loaded.Model, text => tokenizer.Encode(text, addSpecial: true), corpus, heads,
-            Path.GetFullPath(loaded.Path), source, outDir, shard, shards, batchTokens, progress, CliMain.Cancellation);
+        InfluenceShardResult result;
+        using (var progress = new RateReporter(stderr, $"shard {shard}/{shards}"))
+        {
+            result = InfluenceShard.Run(loaded.Model, text => tokenizer.Encode(text, addSpecial: true), corpus, heads,
+                Path.GetFullPath(loaded.Path), source, outDir, shard, shards, batchTokens, progress, CliMain.Cancellation);
+        }
         double s = clock.Elapsed.TotalSeconds;
         stdout.WriteLine(result.Skipped
             ? $"{result.Part}: already complete ({result.Documents} documents), skipped"
@@ -189,18 +192,18 @@ public sealed class InfluenceCommand : ICommand
         static double ParseShareOf(string s) => ParseShare(s);
     }
 
-    /// <summary>Documents/s and time left on stderr: redrawn in place on a terminal, a line every 10 s otherwise (logs).</summary>
-    private sealed class RateReporter(TextWriter writer, string label) : IProgress<(int Done, int Total)>
+    /// <summary>Documents/s and time left on stderr: a live row on a terminal, a line every 10 s otherwise (logs).</summary>
+    private sealed class RateReporter(TextWriter writer, string label) : IProgress<(int Done, int Total)>, IDisposable
     {
         private readonly Stopwatch _clock = Stopwatch.StartNew();
-        private readonly bool _interactive = !Console.IsErrorRedirected && ReferenceEquals(writer, Console.Error);
+        private readonly LiveStatus? _live = LiveStatus.Start(writer);
         private double _lastDraw = double.NegativeInfinity;
 
         public void Report((int Done, int Total) p)
         {
             double s = _clock.Elapsed.TotalSeconds;
             bool last = p.Done >= p.Total;
-            if (!last && s - _lastDraw < (_interactive ? 0.2 : 10))
+            if (!last && s - _lastDraw < (_live is not null ? 0.2 : 10))
             {
                 return;
             }
@@ -208,18 +211,16 @@ public sealed class InfluenceCommand : ICommand
             double rate = p.Done / Math.Max(s, 1e-9);
             string left = last ? $"done in {s:F1} s" : rate > 0 ? $"{(p.Total - p.Done) / rate:F0} s left" : "";
             string line = $"[{label}] {p.Done}/{p.Total} documents, {rate:F1} documents/s, {left}";
-            if (_interactive)
+            if (_live is not null)
             {
-                writer.Write($"\r{line}   ");
-                if (last)
-                {
-                    writer.WriteLine();
-                }
+                _live.Update(line, p.Done, p.Total);
             }
             else
             {
                 writer.WriteLine(line);
             }
         }
+
+        public void Dispose() => _live?.Dispose();
     }
 }

@@ -75,22 +75,13 @@ public sealed class PatternsCommand : ICommand
         RecipeArgs.WriteLine(stdout, applied);
         stdout.WriteLine($"head {shown}: attention of each query (row) on each key (column), percent");
         var labels = p.Tokens.Select(Label).ToArray();
-        int w = Math.Max(4, labels.Max(l => l.Length));
-        stdout.Write(new string(' ', w + 1));
-        for (int k = 0; k < p.Length; k++)
-        {
-            stdout.Write($"{k,4}");
-        }
-        stdout.WriteLine();
+        // one row per query, one column per key (numbered; the legend below names them); blank above the diagonal
+        var table = new CliTable([">", .. Enumerable.Range(0, p.Length).Select(k => $">{k}")]);
         for (int q = 0; q < p.Length; q++)
         {
-            stdout.Write(labels[q].PadLeft(w) + " ");
-            for (int k = 0; k < p.Length; k++)
-            {
-                stdout.Write(k > q ? "    " : $"{(100 * p.At(shown, q, k)).ToString("F0", CultureInfo.InvariantCulture),4}");
-            }
-            stdout.WriteLine();
+            table.Row([labels[q], .. Enumerable.Range(0, p.Length).Select(k => k > q ? "" : (100 * p.At(shown, q, k)).ToString("F0", CultureInfo.InvariantCulture))]);
         }
+        table.Write(stdout);
         stdout.WriteLine();
         stdout.WriteLine(string.Join("  ", labels.Select((l, i) => $"{i}={l}")));
         return 0;
@@ -184,14 +175,17 @@ public sealed class PatternsCommand : ICommand
         stderr.WriteLine($"wrote {file}");
     }
 
-    // the CLS's row over the patch grid: value(1 + r·columns + c) at row r, column c, in percent
+    // the CLS's row over the patch grid: value(1 + r·columns + c) at row r, column c, in percent; rows and columns numbered
+    // as --query-patch R,C counts them
     private static void WriteGrid(TextWriter stdout, int rows, int columns, Func<int, float> value)
     {
+        var table = new CliTable([">", .. Enumerable.Range(0, columns).Select(c => $">{c}")]);
         for (int r = 0; r < rows; r++)
         {
-            var cells = Enumerable.Range(0, columns).Select(c => (100 * value(1 + r * columns + c)).ToString("F1", CultureInfo.InvariantCulture).PadLeft(6));
-            stdout.WriteLine(string.Concat(cells));
+            table.Row([r.ToString(CultureInfo.InvariantCulture),
+                .. Enumerable.Range(0, columns).Select(c => (100 * value(1 + r * columns + c)).ToString("F1", CultureInfo.InvariantCulture))]);
         }
+        table.Write(stdout);
     }
 
     // A token's text made printable on one line, at most 12 characters.

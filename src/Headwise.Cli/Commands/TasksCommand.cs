@@ -48,11 +48,12 @@ public sealed class TasksCommand : ICommand
                 stdout.WriteLine(Json.Serialize(all.Select(t => new { name = t.Name, description = t.Description, metric = t.MetricDefinition }).ToArray()));
                 return 0;
             }
+            var table = new CliTable("task", "description");
             foreach (var t in all)
             {
-                stdout.WriteLine($"{t.Name,-13} {t.Description}");
-                stdout.WriteLine($"{"",-13} metric: {t.MetricDefinition}");
+                table.Row(t.Name, t.Description).Row("", $"metric: {t.MetricDefinition}");
             }
+            table.Write(stdout);
             return 0;
         }
         var task = TaskLibrary.Create(args.Positional[0], count, seed, loaded?.Tokenizer);

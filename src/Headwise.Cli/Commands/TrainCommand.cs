@@ -181,9 +181,11 @@ public sealed class TrainCommand : ICommand
         }
 
         var clock = Stopwatch.StartNew();
-        var progress = json && Console.IsErrorRedirected ? null : new LineProgress(stderr);
-        var result = trainer.Train(progress, CliMain.Cancellation);
-        progress?.Finish();
+        TrainingResult result;
+        using (var progress = json && Console.IsErrorRedirected ? null : new LineProgress(stderr))
+        {
+            result = trainer.Train(progress, CliMain.Cancellation);
+        }
         if (!result.Completed && CliMain.Cancellation.IsCancellationRequested)
         {
             throw new InterruptedException($"step {result.LastStep} saved in {result.CheckpointDir}; continue with --resume {outDir}");
@@ -221,37 +223,28 @@ public sealed class TrainCommand : ICommand
         return 0;
     }
 
-    // Synchronous (Progress<T> would post to the thread pool and print out of order): redrawn in place on a terminal,
+    // Synchronous (Progress<T> would post to the thread pool and print out of order): a live row on a terminal's stderr,
     // one line per 10% otherwise.
-    private sealed class LineProgress(TextWriter writer) : IProgress<TrainingProgress>
+    private sealed class LineProgress(TextWriter writer) : IProgress<TrainingProgress>, IDisposable
     {
-        private readonly bool _interactive = !Console.IsErrorRedirected;
+        private readonly LiveStatus? _live = LiveStatus.Start(writer);
         private int _lastDecile = -1;
-        private long _lastDraw;
 
         public void Report(TrainingProgress p)
         {
             string line = $"step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}{(p.EvalLoss is float e ? $"  eval {e:F4}" : "")}  {p.TokensPerSecond:F0} tok/s  {Format(p.Remaining.TotalSeconds)} left";
-            if (_interactive)
+            if (_live is not null)
             {
-                long now = Environment.TickCount64;
-                if (now - _lastDraw < 100 && p.Step < p.TotalSteps) return;
-                _lastDraw = now;
-                writer.Write($"\r{line}   ");
+                _live.Update(line, p.Step, p.TotalSteps);
+                return;
             }
-            else
-            {
-                int decile = (int)(10L * p.Step / Math.Max(1, p.TotalSteps));
-                if (decile == _lastDecile) return;
-                _lastDecile = decile;
-                writer.WriteLine(line);
-            }
+            int decile = (int)(10L * p.Step / Math.Max(1, p.TotalSteps));
+            if (decile == _lastDecile) return;
+            _lastDecile = decile;
+            writer.WriteLine(line);
         }
 
-        public void Finish()
-        {
-            if (_interactive) writer.WriteLine();
-        }
+        public void Dispose() => _live?.Dispose();
 
         private static string Format(double s) => s < 60 ? $"{s:F0}s" : s < 3600 ? $"{s / 60:F0}m{s % 60:00}s" : $"{s / 3600:F1}h";
     }

@@ -51,7 +51,14 @@ public sealed class LongContextBenchmarkTests
         Assert.Equal(320, m.Tokens);
         Assert.Equal(4L * 320 * HD * (2 * NH + 2 * NKV), m.TensorBytes);
         Assert.True(m.ScratchBytes > 0 && m.PeakWorkingSet > 0 && m.WorkingSetBefore > 0);
-        Assert.Contains(LongContextBenchmark.Describe(r), line => line.Contains("memory at 320 tokens", StringComparison.Ordinal));
+        var described = LongContextBenchmark.Describe(r).ToArray();
+        Assert.Contains(described, item => item.Line?.Contains("memory at 320 tokens", StringComparison.Ordinal) == true);
+        // the rows as a table's cells (the CLI draws it): one row per spec and length, the spec's name in its column
+        var table = Assert.Single(described, item => item.Columns is not null);
+        Assert.Equal([">tokens", "spec", ">density", ">rounds", ">attention s", ">selection s", ">speed-up", ">+ sel."], table.Columns!);
+        Assert.Equal(r.Rows.Count, table.Rows!.Count);
+        Assert.All(table.Rows, cells => Assert.Equal(table.Columns!.Count, cells.Length));
+        Assert.Equal(r.Rows[0].Spec, table.Rows[0][1]);
     }
 
     [Fact]

@@ -345,7 +345,7 @@ public sealed class ConvertCommand : ICommand
                 format = removed ? "headwise" : "hf",
                 heads = heads.Select(h => h.ToString()),
                 zeroed = !removed,
-                kept_zeroed = result?.KeptZeroed.Select(h => h.ToString()) ?? [],
+                kept_zeroed = (result?.KeptZeroed ?? Array.Empty<Analysis.HeadId>()).Select(h => h.ToString()),
                 query_heads = Enumerable.Range(0, c.NLayers).Select(after.HeadsIn),
                 kv_heads = Enumerable.Range(0, c.NLayers).Select(after.KvHeadsIn),
                 parameters = new { before = c.ParameterCount, after = after.ParameterCount },

@@ -23,22 +23,28 @@ S=../shared/models/stories260K
 
 nll() { hw eval --model "$1" "${@:2}" --text-file "$NLL_TEXT" --json | jq -r '.mean_nll'; }
 
-# row NAME DIR TEACHER [model args...]: NLL before, heal, NLL after
+kv() { hw info --model "$1" "${@:2}" --json | jq -r '.kv_cache_bytes_per_token'; }
+
+# row NAME DIR TEACHER [model args...]: KV bytes/token, NLL before, heal, NLL after (or why heal refused)
 row() {
   local name=$1 dir=$2 teacher=$3; shift 3
-  local before after secs
+  local before after secs bytes
+  bytes=$(kv "$dir" "$@")
   before=$(nll "$dir" "$@")
   rm -rf "$dir-healed"
-  hw heal --model "$dir" --teacher "$teacher" "$@" --text-file "$HEAL_TEXT" --steps "$STEPS" --lr "$LR" --out "$dir-healed" --json \
-    > "$dir-heal.json" 2> "$dir-heal.log"
+  if ! hw heal --model "$dir" --teacher "$teacher" "$@" --text-file "$HEAL_TEXT" --steps "$STEPS" --lr "$LR" --out "$dir-healed" --json \
+    > "$dir-heal.json" 2> "$dir-heal.log"; then
+    printf '| %s | %s | %.3f | heal refused: %s | | |\n' "$name" "$bytes" "$before" "$(tail -1 "$dir-heal.log")"
+    return
+  fi
   secs=$(jq -r '.seconds' "$dir-heal.json")
   after=$(nll "$dir-healed" "$@")
-  printf '| %s | %.3f | %.3f | %d | %.0f |\n' "$name" "$before" "$after" "$STEPS" "$secs"
+  printf '| %s | %s | %.3f | %.3f | %d | %.0f |\n' "$name" "$bytes" "$before" "$after" "$STEPS" "$secs"
 }
 
-echo "| model | conversion | NLL before healing | after | heal steps | heal seconds |" >&2
+echo "| model | conversion | KV bytes/token | NLL before healing | after | heal steps | heal seconds |" >&2
 TOK=(--tokenizer $S/tok512.bin)
-printf '| stories260K | original | %.3f | | | |\n' "$(nll $S/stories260K.bin "${TOK[@]}")"
+printf '| stories260K | original | %s | %.3f | | | |\n' "$(kv $S/stories260K.bin "${TOK[@]}")" "$(nll $S/stories260K.bin "${TOK[@]}")"
 for f in 1 0.5 0.25 0.125; do
   d=$OUT/stories-mla-$f; rm -rf "$d"
   hw convert mla --model $S/stories260K.bin "${TOK[@]}" --kv-fraction $f --out "$d" 2> "$d.log" >/dev/null
@@ -51,22 +57,27 @@ for g in 2 1; do
     row "stories260K: GQA $g of 4 kv heads, $m" "$d" $S/stories260K.bin "${TOK[@]}"
   done
 done
-for n in 4 10 20; do   # 10%, 25%, 50% of its 40 heads
+for n in 4 10 20; do   # 10%, 25%, 50% of its 40 heads, removed (Headwise's per-layer head counts: the KV bytes drop)
   d=$OUT/stories-prune-$n; rm -rf "$d"
-  hw convert prune --model $S/stories260K.bin "${TOK[@]}" --by-importance $n --out "$d" 2> "$d.log" >/dev/null
+  hw convert prune --model $S/stories260K.bin "${TOK[@]}" --by-importance $n --format headwise --out "$d" 2> "$d.log" >/dev/null
   row "stories260K: prune $n of 40 heads by importance" "$d" $S/stories260K.bin "${TOK[@]}"
 done
-for g in 3-4 1-2,3-4 1-4; do   # attention sharing [EchoAtt]: heal has no shared-attention layer, so before healing only
+for g in 3-4 1-2,3-4 1-4; do   # attention sharing [EchoAtt]; heal trains shared models
   d=$OUT/stories-share-$g; rm -rf "$d"
   hw convert share-attention --model $S/stories260K.bin "${TOK[@]}" --groups $g --out "$d" 2> "$d.log" >/dev/null
-  printf '| stories260K: attention shared in layers %s | %.3f | (heal does not hold shared layers yet) | | |\n' "$g" "$(nll "$d" "${TOK[@]}")"
+  row "stories260K: attention shared in layers $g" "$d" $S/stories260K.bin "${TOK[@]}"
 done
 
 D=models/demo
-printf '| demo | original | %.3f | | | |\n' "$(nll $D)"
-for n in 2 4 8; do     # 12.5%, 25%, 50% of its 16 heads (10% rounds to 2)
+printf '| demo | original | %s | %.3f | | | |\n' "$(kv $D)" "$(nll $D)"
+for f in 1 0.5 0.25; do   # GPT-2 → MLA (no rotary key: the latent holds keys and values)
+  d=$OUT/demo-mla-$f; rm -rf "$d"
+  hw convert mla --model $D --kv-fraction $f --out "$d" 2> "$d.log" >/dev/null
+  row "demo: MLA, kv fraction $f" "$d" $D
+done
+for n in 2 4 8; do     # 12.5%, 25%, 50% of its 16 heads (10% rounds to 2), removed
   d=$OUT/demo-prune-$n; rm -rf "$d"
-  hw convert prune --model $D --by-importance $n --out "$d" 2> "$d.log" >/dev/null
+  hw convert prune --model $D --by-importance $n --format headwise --out "$d" 2> "$d.log" >/dev/null
   row "demo: prune $n of 16 heads by importance" "$d" $D
 done
 for g in 2 1; do
@@ -75,7 +86,7 @@ for g in 2 1; do
     if hw convert gqa --model $D --kv-heads $g --method $m --out "$d" 2> "$d.log" >/dev/null; then
       row "demo: GQA $g of 4 kv heads, $m" "$d" $D
     else
-      printf '| demo: GQA %s of 4 kv heads, %s | refused: %s | | | |\n' "$g" "$m" "$(tail -1 "$d.log")"
+      printf '| demo: GQA %s of 4 kv heads, %s | | refused: %s | | | |\n' "$g" "$m" "$(tail -1 "$d.log")"
     fi
   done
 done

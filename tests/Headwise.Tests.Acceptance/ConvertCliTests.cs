@@ -189,7 +189,7 @@ public sealed class ConvertCliTests
         string dir = NewDir(), ranked = NewDir();
         try
         {
-            var r = CliRunner.Run("convert", "prune", "--model", CliRunner.DemoModel, "--heads", "1.0,2.3", "--out", dir);
+            var r = CliRunner.Run("convert", "prune", "--model", CliRunner.DemoModel, "--heads", "1.0,2.3", "--format", "hf", "--out", dir);
             Assert.True(r.ExitCode == 0, r.Stderr);
             Assert.Contains("zeroed (W_O = 0), not removed", r.Stdout, StringComparison.Ordinal);
             string text = Path.Combine(CliRunner.RepoRoot, "docs", "examples", "texts", "story.txt");
@@ -198,7 +198,7 @@ public sealed class ConvertCliTests
             using var ablated = JsonDocument.Parse(CliRunner.Run("eval", "--model", CliRunner.DemoModel, "--text-file", text, "--intervene", recipe, "--json").Stdout);
             Assert.Equal(ablated.RootElement.GetProperty("mean_nll").GetDouble(), pruned.RootElement.GetProperty("mean_nll").GetDouble(), 1e-5);
 
-            r = CliRunner.Run("convert", "prune", "--model", CliRunner.DemoModel, "--by-importance", "3", "--calibration", text, "--out", ranked, "--json");
+            r = CliRunner.Run("convert", "prune", "--model", CliRunner.DemoModel, "--by-importance", "3", "--calibration", text, "--format", "hf", "--out", ranked, "--json");
             Assert.True(r.ExitCode == 0, r.Stderr);
             using var j = JsonDocument.Parse(r.Stdout);
             Assert.Equal(3, j.RootElement.GetProperty("heads").GetArrayLength());
@@ -213,7 +213,56 @@ public sealed class ConvertCliTests
         }
     }
 
+    [Fact]
+    public void PruneRemovesTheHeadsByDefaultAndComputesWhatZeroingDoes()
+    {
+        string removed = NewDir(), zeroed = NewDir();
+        try
+        {
+            // layer 2 loses every head: it keeps one, zeroed
+            var r = CliRunner.Run("convert", "prune", "--model", CliRunner.DemoModel, "--heads", "1.0,2.0,2.1,2.2,2.3", "--out", removed, "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var j = JsonDocument.Parse(r.Stdout);
+            var root = j.RootElement;
+            Assert.Equal("headwise", root.GetProperty("format").GetString());
+            Assert.False(root.GetProperty("zeroed").GetBoolean());
+            Assert.Equal([4, 3, 1, 4], root.GetProperty("query_heads").EnumerateArray().Select(x => x.GetInt32()));
+            Assert.Equal(["2.0"], root.GetProperty("kept_zeroed").EnumerateArray().Select(x => x.GetString()));
+            r = CliRunner.Run("convert", "prune", "--model", CliRunner.DemoModel, "--heads", "1.0,2.0,2.1,2.2,2.3", "--format", "hf", "--out", zeroed);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+
+            // compare: the same NLL, fewer parameters, and the KV bytes info reports
+            string text = Path.Combine(CliRunner.RepoRoot, "docs", "examples", "texts", "story.txt");
+            r = CliRunner.Run("compare", "--model", zeroed, "--model", removed, "--text-file", text, "--no-speed", "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var cmp = JsonDocument.Parse(r.Stdout);
+            var models = cmp.RootElement.GetProperty("models").EnumerateArray().ToArray();
+            Assert.Equal(models[0].GetProperty("mean_nll").GetDouble(), models[1].GetProperty("mean_nll").GetDouble(), 1e-4);
+            Assert.Equal(root.GetProperty("parameters").GetProperty("after").GetInt64(), models[1].GetProperty("parameters").GetInt64());
+            Assert.True(models[1].GetProperty("parameters").GetInt64() < models[0].GetProperty("parameters").GetInt64());
+            using var info = JsonDocument.Parse(CliRunner.Run("info", "--model", removed, "--json").Stdout);
+            long kv = info.RootElement.GetProperty("kv_cache_bytes_per_token").GetInt64();
+            Assert.Equal(root.GetProperty("kv_cache_bytes_per_token").GetProperty("after").GetInt64(), kv);
+            Assert.Equal(kv, models[1].GetProperty("kv_cache_bytes_per_token").GetInt64());
+            Assert.Equal((4 + 3 + 1 + 4) * 2 * 32 * 4, kv); // the demo's heads are 32 wide
+
+            // an analysis that indexes every layer's heads alike refuses in one line
+            r = CliRunner.Run("heads", "--model", removed);
+            Assert.Equal(2, r.ExitCode);
+            Assert.Contains("pruned per layer", r.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var d in new[] { removed, zeroed }.Where(Directory.Exists))
+            {
+                Directory.Delete(d, recursive: true);
+            }
+        }
+    }
+
     [Theory]
+    [InlineData("head 1.2 is named twice", "prune", "--heads", "1.2,0.0,1.2")]
+    [InlineData("--format gguf: expected headwise (heads removed) or hf (heads zeroed)", "prune", "--heads", "1.0", "--format", "gguf")]
     [InlineData("give the heads to prune", "prune")]
     [InlineData("give the heads to prune", "prune", "--heads", "1.0", "--by-importance", "2")]
     [InlineData("head 9.9 does not exist", "prune", "--heads", "9.9")]

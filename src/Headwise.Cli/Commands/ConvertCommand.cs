@@ -6,11 +6,11 @@ namespace Headwise.Cli.Commands;
 public sealed class ConvertCommand : ICommand
 {
     public string Name => "convert";
-    public string Summary => "restructure attention into a new checkpoint: gqa (key/value heads fused into fewer), prune (heads zeroed), mla (latent attention), share-attention (patterns shared between layers)";
+    public string Summary => "restructure attention into a new checkpoint: gqa (key/value heads fused into fewer), prune (heads removed or zeroed), mla (latent attention), share-attention (patterns shared between layers)";
     public IReadOnlyList<CliArgument> Arguments { get; } = [new("KIND", "gqa | prune | mla | share-attention: the conversion (see above)")];
     public string Usage => """
         headwise convert gqa --model M --kv-heads G [--method mean|fuse] [--calibration FILE] --out DIR [--dtype f32|f16|bf16] [--json]
-        headwise convert prune --model M (--heads L.H,... | --by-importance N) [--calibration FILE] --out DIR [--dtype ...] [--json]
+        headwise convert prune --model M (--heads L.H,... | --by-importance N) [--format headwise|hf] [--calibration FILE] --out DIR [--dtype ...] [--json]
         headwise convert mla --model M (--kv-fraction F | --kv-rank R --rope-dim D) [--format headwise|deepseek_v3] [--calibration FILE] --out DIR [--dtype ...] [--json]
         headwise convert share-attention --model M (--groups 4-5,6-7 | --suggest [--min-similarity S]) [--calibration FILE] --out DIR [--dtype ...] [--json]
         """;
@@ -31,11 +31,17 @@ public sealed class ConvertCommand : ICommand
         form and are refused. Per layer it prints the reconstruction error Σ‖K − K̂‖²/Σ‖K‖² of keys and of values on the
         calibration text. Then `headwise compare` with the original first and DIR after it says what the conversion costs.
 
-        prune: the chosen heads are zeroed in a Hugging Face checkpoint of the same family (W_O of each set to 0, so each
-        writes nothing: the model computes what it computes with them zero-ablated). The format holds one head count for
-        all layers, so the heads stay: the same parameters and FLOPs. (A format with per-layer head counts, which would
-        remove them, is not built yet.) --by-importance N zeroes the N heads whose zero ablation raises the loss on the
-        calibration text least (headwise importance --method zero).
+        prune: the chosen heads are pruned; the model computes what it computes with them zero-ablated.
+          --format headwise  (default) Headwise's own layout: the family's checkpoint with per-layer head counts (a
+                             headwise_heads block in config.json): the heads' q/k/v and output rows are removed — fewer
+                             parameters, FLOPs and KV cache bytes. Grouped-query attention keeps whole groups: a kv head
+                             stays while any of its query heads does, and its pruned query heads stay zeroed (W_O = 0); a
+                             layer whose every head is pruned keeps one zeroed group (its attention writes nothing).
+                             Loads in Headwise only.
+          --format hf        a Hugging Face checkpoint of the same family with the heads zeroed (W_O of each set to 0): one
+                             head count for all layers, so the same parameters, FLOPs and cache.
+        --by-importance N prunes the N heads whose zero ablation raises the loss on the calibration text least (headwise
+        importance --method zero).
 
         mla: grouped-query attention → multi-head latent attention [TransMLA]. Per token and layer the cache holds a latent
         of R floats and one rotary key of D floats shared by all heads, instead of 2·NKV·HD keys and values. The keys are
@@ -58,19 +64,19 @@ public sealed class ConvertCommand : ICommand
     public IReadOnlyList<CliOption> Options { get; } =
     [
         .. ModelArgs.Options,
-        CliOption.Text("heads", "L.H,..", "prune: the heads to zero, e.g. 1.0,2.3"),
-        CliOption.Integer("by-importance", "N", "prune: zero the N least important heads on the calibration text"),
+        CliOption.Text("heads", "L.H,..", "prune: the heads to prune, e.g. 1.0,2.3"),
+        CliOption.Integer("by-importance", "N", "prune: the N least important heads on the calibration text"),
         CliOption.Integer("kv-heads", "G", "key/value heads per layer after the conversion; must divide the model's"),
         CliOption.Text("method", "M", "mean or fuse (default fuse)"),
         CliOption.Number("kv-fraction", "F", "mla: the share of the original KV cache to keep, more than 0 and at most 1"),
         CliOption.Integer("kv-rank", "R", "mla: the latent's width (with --rope-dim)"),
         CliOption.Integer("rope-dim", "D", "mla: the shared rotary key's width, even (with --kv-rank)"),
-        CliOption.Text("format", "F", "mla: headwise (default) or deepseek_v3"),
+        CliOption.Text("format", "F", "mla: headwise (default) or deepseek_v3; prune: headwise (default, heads removed) or hf (heads zeroed)"),
         .. ShareAttentionArgs.Declared,
         CliOption.Text("calibration", "F", "text to calibrate on (UTF-8; default: a built-in text of a few hundred tokens); gqa cuts it to\nthe context, prune slides the context window over it"),
         CliOption.Text("out", "DIR", "directory to write; must not exist or be empty"),
         CliOption.Text("dtype", "D", "stored precision: f32 (default), f16 or bf16"),
-        CliOption.Flag("json", "print {\"out\", \"kind\", \"method\", \"kv_heads\", \"layers\": [{\"layer\", \"groups\": [[kv heads]],\n\"key_error\", \"value_error\"}], \"query_heads\": [[old head of each new head] per layer], \"files\"};\nprune: {\"out\", \"kind\", \"heads\": [\"L.H\"], \"zeroed\": true, \"files\"}"),
+        CliOption.Flag("json", "print {\"out\", \"kind\", \"method\", \"kv_heads\", \"layers\": [{\"layer\", \"groups\": [[kv heads]],\n\"key_error\", \"value_error\"}], \"query_heads\": [[old head of each new head] per layer], \"files\"};\nprune: {\"out\", \"kind\", \"format\", \"heads\": [\"L.H\"], \"zeroed\", \"kept_zeroed\", \"query_heads\", \"kv_heads\",\n\"parameters\": {\"before\", \"after\"}, \"kv_cache_bytes_per_token\": {\"before\", \"after\"}, \"files\"}"),
     ];
 
     public string Examples => """
@@ -289,6 +295,13 @@ public sealed class ConvertCommand : ICommand
         {
             throw new UsageException("--kv-heads and --method belong to convert gqa");
         }
+        // as convert mla: Headwise's own layout by default, the Hugging Face form on request
+        bool removed = (args.Get("format") ?? "headwise") switch
+        {
+            "headwise" => true,
+            "hf" => false,
+            var f => throw new UsageException($"--format {f}: expected headwise (heads removed) or hf (heads zeroed)"),
+        };
         var dtype = CheckpointOutput.DType(args);
         CheckpointOutput.RequireNew(outDir);
         string? calibrationFile = CalibrationFile(args);
@@ -298,25 +311,62 @@ public sealed class ConvertCommand : ICommand
         if (headsArg is not null)
         {
             heads = Analysis.HeadId.ParseList(headsArg, c.NLayers, c.NHeads);
+            if (heads.Length == 0)
+            {
+                throw new UsageException($"--heads {headsArg}: no heads given (L.H,..., e.g. 1.0,2.3)");
+            }
+            HeadPruning.Check(c, heads);
         }
         else
         {
             int n = args.GetInt("by-importance", 0, 1, c.NLayers * c.NHeads - 1);
+            HeadPruning.CheckModel(c);
             int[] ids = Calibration(loaded, calibrationFile);
             var bar = new ProgressBar(stderr, enabled: !json);
             heads = HeadPruning.LeastImportant(loaded.Model, ids, n, bar, CliMain.Cancellation);
         }
-        var files = CheckpointOutput.Write(HeadPruning.Zeroed(loaded.Model, heads), loaded, args.Get("tokenizer"), outDir, dtype, stderr, "convert");
-        const string how = "zeroed (W_O = 0), not removed: a Hugging Face checkpoint has one head count for all layers";
+        var result = removed ? HeadPruning.Removed(loaded.Model, heads) : null;
+        var weights = result?.Weights ?? HeadPruning.Zeroed(loaded.Model, heads);
+        var files = CheckpointOutput.Write(weights, loaded, args.Get("tokenizer"), outDir, dtype, stderr, "convert");
+        var after = weights.Config;
+        long kvBefore = KvBytes(c), kvAfter = KvBytes(after);
+        string how = removed
+            ? $"removed (Headwise format, per-layer head counts: {string.Join(" ", Enumerable.Range(0, c.NLayers).Select(after.HeadsIn))}); loads in Headwise only"
+            : "zeroed (W_O = 0), not removed: a Hugging Face checkpoint has one head count for all layers";
+        string zeroedToo = result is { KeptZeroed.Length: > 0 } r
+            ? $"kept as zeroed heads (W_O = 0), the shape needs them (a kv head still serving other query heads, or a layer's last group): {string.Join(", ", r.KeptZeroed)}"
+            : "";
         if (json)
         {
-            stdout.WriteLine(Json.Serialize(new { @out = outDir, kind = "prune", heads = heads.Select(h => h.ToString()), zeroed = true, files }));
+            stdout.WriteLine(Json.Serialize(new
+            {
+                @out = outDir,
+                kind = "prune",
+                format = removed ? "headwise" : "hf",
+                heads = heads.Select(h => h.ToString()),
+                zeroed = !removed,
+                kept_zeroed = (result?.KeptZeroed ?? Array.Empty<Analysis.HeadId>()).Select(h => h.ToString()),
+                query_heads = Enumerable.Range(0, c.NLayers).Select(after.HeadsIn),
+                kv_heads = Enumerable.Range(0, c.NLayers).Select(after.KvHeadsIn),
+                parameters = new { before = c.ParameterCount, after = after.ParameterCount },
+                kv_cache_bytes_per_token = new { before = kvBefore, after = kvAfter },
+                files,
+            }));
             stderr.WriteLine($"note: {heads.Length} head(s) {how}");
             return 0;
         }
         stdout.WriteLine($"pruned       {heads.Length} of {c.NLayers * c.NHeads} heads: {string.Join(", ", heads)}");
-        stdout.WriteLine($"note         {how}; the parameters and FLOPs are the same");
+        stdout.WriteLine($"note         {how}{(removed ? "" : "; the parameters and FLOPs are the same")}");
+        if (zeroedToo.Length > 0)
+        {
+            stdout.WriteLine($"note         {zeroedToo}");
+        }
+        stdout.WriteLine($"parameters   {c.ParameterCount:N0} → {after.ParameterCount:N0}; KV cache {kvBefore:N0} → {kvAfter:N0} bytes/token");
         stdout.WriteLine($"wrote        {outDir}: {string.Join(", ", files)}");
         return 0;
     }
+
+    // float32 keys and values of every layer's own kv heads, per token (what `info --json` reports for these families)
+    private static long KvBytes(Loading.ModelConfig c) =>
+        Enumerable.Range(0, c.NLayers).Sum(l => 2L * c.KvHeadsIn(l) * c.DHead * sizeof(float));
 }

@@ -100,7 +100,10 @@ public sealed class HealCommand : ICommand
         // before: the original, the converted, and the converted's KL to the original on the held-out tail
         var original = Healing.Score(teacher.Model, teacher.Model, heldOut, CliMain.Cancellation);
         var converted = Healing.Score(loaded.Model, teacher.Model, heldOut, CliMain.Cancellation);
-        var student = TrainableTransformer.FromModel(loaded.Model);
+        // a model pruned per layer trains in its source's shape, the removed heads as zero heads that stay zero, and is
+        // written pruned again
+        var student = sc.LayerHeads is null ? TrainableTransformer.FromModel(loaded.Model)
+            : TrainableTransformer.FromCanonical(HeadPruning.Expanded(loaded.Model.ToCanonical()));
         var zeroed = Healing.ZeroedHeads(student);
         string ZeroedList() => string.Join(", ", zeroed.Select(h => $"{h.Layer}.{h.Head}"));
         string shape = sc.Mla is { } mla ? $"latent rank {mla.KvLoraRank} + rotary {mla.QkRopeHeadDim}" : $"{sc.NKvHeads} kv heads";
@@ -132,6 +135,7 @@ public sealed class HealCommand : ICommand
         var latent = sc.Mla is null ? null : student.ToMlaCheckpoint(sc.BosTokenId, sc.EosTokenId);
         var weights = latent is null ? student.ToCanonical() : null;
         if (weights is not null) weights = weights with { Config = weights.Config with { BosTokenId = sc.BosTokenId, EosTokenId = sc.EosTokenId } };
+        if (weights is not null && sc.LayerHeads is { } layerHeads) weights = HeadPruning.Repruned(weights, layerHeads);
         using var healedModel = latent is not null ? latent.ToModel("healed") : TransformerModel.Create(weights!, "healed");
         var healed = Healing.Score(healedModel, teacher.Model, heldOut, CliMain.Cancellation);
         List<string> files = [];

@@ -76,6 +76,7 @@ public sealed class InfoCommand : ICommand
                 v_head_dim = c.DHead,
                 absorbed_query_bytes = (loaded.Model as DeepseekV3)?.AbsorbedQueryBytes ?? 0,
             } : null,
+            layer_heads = c.LayerHeads is { } lh ? new { query_heads = lh.QueryHeads, kv_heads = lh.KvHeads, kept = lh.Kept } : null,
             hook_points = hooks,
         };
         if (json)
@@ -88,6 +89,10 @@ public sealed class InfoCommand : ICommand
         stdout.WriteLine($"parameters   {c.ParameterCount:N0}");
         stdout.WriteLine($"layers       {c.NLayers}");
         stdout.WriteLine($"heads        {c.NHeads} query, {c.NKvHeads} key/value{(c.NKvHeads != c.NHeads ? $" (grouped: {c.KvGroupSize} query heads per kv head)" : "")}");
+        if (c.LayerHeads is { } pruned)
+        {
+            stdout.WriteLine($"pruned       per-layer query heads {string.Join(" ", pruned.QueryHeads)}, kv heads {string.Join(" ", pruned.KvHeads)} (headwise_heads; the counts above are the most a layer has)");
+        }
         stdout.WriteLine($"widths       d_model {c.DModel}, d_head {c.DHead}, d_mlp {c.DMlp}");
         if (c.Mla is { } mla)
         {

@@ -23,6 +23,7 @@ public static class RetrievalHeads
     public static List<RetrievalHead> Rank(TransformerModel model, int prompts = 8, int seed = 0, int firstToken = 0)
     {
         int K = Math.Min(64, model.Config.MaxPositions / 2), T = 2 * K, V = model.Config.VocabSize;
+        model.Config.RequireUniformHeads("retrieval-head detection");
         int NL = model.Config.NLayers, NH = model.Config.NHeads;
         if (K < 2 || firstToken >= V - 1)
         {

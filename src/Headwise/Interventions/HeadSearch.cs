@@ -50,6 +50,7 @@ public static class HeadSearch
         CancellationToken cancel = default)
     {
         var c = model.Config;
+        c.RequireUniformHeads("head search");
         int NL = c.NLayers, all = NL * c.NHeads, n = target.Items.Count;
         if (budget < 1)
         {

@@ -101,6 +101,7 @@ public sealed partial class RecipeApplication : IDisposable
             string where = recipe.Where(i);
             void Exists(HeadId h, string field)
             {
+                c.RequireUniformHeads("a recipe that names heads");
                 if ((uint)h.Layer >= (uint)c.NLayers || (uint)h.Head >= (uint)c.NHeads)
                 {
                     throw new InvalidInputException($"{where}: {field} {h} does not exist: the model has layers 0..{c.NLayers - 1} and heads 0..{c.NHeads - 1}");

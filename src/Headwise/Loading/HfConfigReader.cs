@@ -50,6 +50,10 @@ public static class HfConfigReader
             {
                 config = config with { SharedAttention = SharedAttentionBlock(c) };
             }
+            if (c.Has("headwise_heads"))
+            {
+                config = config with { LayerHeads = LayerHeadsBlock(c) };
+            }
             config.Validate(configPath, fields);
             return config;
         }
@@ -362,6 +366,21 @@ public static class HfConfigReader
         return new SharedAttention([.. groups.EnumerateArray().Select(g => g.ValueKind == JsonValueKind.Array
             ? g.EnumerateArray().Select(x => x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out int l) ? l : throw error).ToArray()
             : throw error)]);
+    }
+
+    // the headwise_heads block `convert prune --format headwise` writes:
+    // {"query_heads": [3, 4], "kv_heads": [3, 4], "kept": [[0, 2, 3], [0, 1, 2, 3]]} (docs/restructure.md)
+    private static LayerHeads LayerHeadsBlock(JsonFields c)
+    {
+        var b = c.Raw("headwise_heads");
+        int[] Counts(JsonElement a, string field) => a.ValueKind == JsonValueKind.Array
+            ? [.. a.EnumerateArray().Select(x => x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out int n) ? n : throw c.Bad($"headwise_heads.{field}", "whole numbers"))]
+            : throw c.Bad($"headwise_heads.{field}", "an array");
+        JsonElement Field(string name) => b.ValueKind == JsonValueKind.Object && b.TryGetProperty(name, out var v) ? v
+            : throw c.Bad($"headwise_heads.{name}", "an array with one entry per layer");
+        var kept = Field("kept");
+        return new LayerHeads(Counts(Field("query_heads"), "query_heads"), Counts(Field("kv_heads"), "kv_heads"),
+            kept.ValueKind == JsonValueKind.Array ? [.. kept.EnumerateArray().Select(k => Counts(k, "kept"))] : throw c.Bad("headwise_heads.kept", "an array of arrays"));
     }
 
     private static readonly ConfigFieldNames VitFields = new("id2label", "hidden_size", "num_hidden_layers", "num_attention_heads",

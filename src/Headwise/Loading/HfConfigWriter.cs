@@ -81,6 +81,17 @@ public static class HfConfigWriter
                 ["groups"] = new JsonArray([.. shared.Groups.Select(g => (JsonNode)new JsonArray([.. g.Select(l => (JsonNode)l)]))]),
             };
         }
+        if (c.LayerHeads is { } heads)
+        {
+            // Headwise's own: layer L's attention tensors hold its own heads only (docs/restructure.md)
+            JsonArray Ints(IEnumerable<int> xs) => new([.. xs.Select(x => (JsonNode)x)]);
+            o["headwise_heads"] = new JsonObject
+            {
+                ["query_heads"] = Ints(heads.QueryHeads),
+                ["kv_heads"] = Ints(heads.KvHeads),
+                ["kept"] = new JsonArray([.. heads.Kept.Select(k => (JsonNode)Ints(k))]),
+            };
+        }
         o["torch_dtype"] = c.StoredDType switch { TensorDType.F16 => "float16", TensorDType.BF16 => "bfloat16", _ => "float32" };
         return o;
     }

@@ -112,6 +112,44 @@ public sealed record SharedAttention(int[][] Groups)
     }
 }
 
+/// <summary>
+/// Per-layer head counts (config.json's <c>headwise_heads</c> block, written by <c>convert prune --format headwise</c>;
+/// docs/restructure.md): layer L has <c>QueryHeads[L]</c> query heads and <c>KvHeads[L]</c> key/value heads, numbered from 0
+/// in each layer, every kv head serving the same <see cref="ModelConfig.KvGroupSize"/> query heads as in the source. Its
+/// q/k/v and output projections, its hooks and its KV cache have that many heads: fewer parameters, FLOPs and cache bytes.
+/// </summary>
+/// <param name="QueryHeads">Per layer: query heads (1 .. the config's NHeads).</param>
+/// <param name="KvHeads">Per layer: key/value heads (QueryHeads / KvGroupSize).</param>
+/// <param name="Kept">Per layer: the source model's query heads this layer's heads are, ascending (what was not pruned).</param>
+public sealed record LayerHeads(int[] QueryHeads, int[] KvHeads, int[][] Kept)
+{
+    /// <summary>Why these counts cannot be a model of <paramref name="c"/>'s layers and heads, in one line; null when they can.</summary>
+    public string? Problem(ModelConfig c)
+    {
+        if (QueryHeads.Length != c.NLayers || KvHeads.Length != c.NLayers || Kept.Length != c.NLayers)
+        {
+            return $"query_heads, kv_heads and kept need one entry per layer ({c.NLayers})";
+        }
+        for (int l = 0; l < c.NLayers; l++)
+        {
+            int q = QueryHeads[l], kv = KvHeads[l];
+            if (q < 1 || q > c.NHeads || kv < 1 || q != kv * c.KvGroupSize)
+            {
+                return $"layer {l}: {q} query heads and {kv} kv heads; a layer has 1 to {c.NHeads} query heads, {c.KvGroupSize} per kv head";
+            }
+            // whole groups, ascending: the i-th kept head is member i mod G of its group, right after member i − 1
+            int G = c.KvGroupSize;
+            var k = Kept[l];
+            if (k.Length != q || k.Any(h => h < 0 || h >= c.NHeads) || k.Zip(k.Skip(1)).Any(p => p.Second <= p.First)
+                || Enumerable.Range(0, q).Any(i => k[i] % G != i % G || (i % G != 0 && k[i] != k[i - 1] + 1)))
+            {
+                return $"layer {l}: kept must list its {q} source heads ascending, each 0 to {c.NHeads - 1}, in whole groups of {G}";
+            }
+        }
+        return null;
+    }
+}
+
 /// <summary>How a block normalises the residual stream before reading it.</summary>
 public enum NormKind
 {
@@ -203,6 +241,9 @@ public sealed record ModelConfig
     public MlaDims? Mla { get; init; }
     /// <summary>Layers that reuse an earlier layer's attention pattern (<c>headwise_shared_attention</c>), else null.</summary>
     public SharedAttention? SharedAttention { get; init; }
+    /// <summary>Per-layer head counts of a pruned model (<c>headwise_heads</c>), else null: every layer has
+    /// <see cref="NHeads"/> and <see cref="NKvHeads"/> (which are then the most a layer has).</summary>
+    public LayerHeads? LayerHeads { get; init; }
     public int? BosTokenId { get; init; }
     public int? EosTokenId { get; init; }
     /// <summary>Every position attends to every other (ViT); false = causal masking (language models).</summary>
@@ -214,6 +255,23 @@ public sealed record ModelConfig
 
     public int KvGroupSize => NHeads / NKvHeads;
 
+    /// <summary>Query heads of layer <paramref name="layer"/>: <see cref="NHeads"/> unless the model is pruned per layer.</summary>
+    public int HeadsIn(int layer) => LayerHeads?.QueryHeads[layer] ?? NHeads;
+
+    /// <summary>Key/value heads of layer <paramref name="layer"/>: <see cref="NKvHeads"/> unless the model is pruned per layer.</summary>
+    public int KvHeadsIn(int layer) => LayerHeads?.KvHeads[layer] ?? NKvHeads;
+
+    /// <summary>Refuses, in one line naming <paramref name="what"/>, a model whose layers have different head counts: for the
+    /// analyses that index every layer's heads 0 .. NH − 1 alike.</summary>
+    public void RequireUniformHeads(string what)
+    {
+        if (LayerHeads is { } h)
+        {
+            throw new InvalidInputException($"{what} needs the same heads in every layer; this model was pruned per layer "
+                + $"({string.Join(", ", h.QueryHeads)} heads): run it on the model before pruning, or on `convert prune --format hf`'s zeroed heads");
+        }
+    }
+
     /// <summary>Parameter count implied by the shapes (embeddings counted once when tied).</summary>
     public long ParameterCount
     {
@@ -221,6 +279,13 @@ public sealed record ModelConfig
         {
             long C = DModel, L = NLayers, V = VocabSize, qd = (long)NHeads * DHead, kvd = (long)NKvHeads * DHead;
             long attn = Mla is { } m ? MlaAttentionParameters(m) : C * qd + 2 * C * kvd + qd * C + (QkvBias ? qd + 2 * kvd : 0) + (OutputBias ? C : 0);
+            // a layer pruned per layer lacks (NH − NH_L) query heads' q and o projections and (NKV − NKV_L) kv heads' k and v
+            long pruned = 0;
+            for (int l = 0; l < L && LayerHeads is not null; l++)
+            {
+                long q = (long)(NHeads - HeadsIn(l)) * DHead, kv = (long)(NKvHeads - KvHeadsIn(l)) * DHead;
+                pruned += 2 * C * q + 2 * C * kv + (QkvBias ? q + 2 * kv : 0);
+            }
             long mlp = (GatedMlp ? 3 : 2) * C * DMlp + (MlpBias ? (GatedMlp ? 2 : 1) * DMlp + C : 0);
             long norm = Norm == NormKind.LayerNorm ? 2 * C : C; // weight, and a bias for LayerNorm
             long embed = V * C + (Positions == PositionKind.Learned ? (long)MaxPositions * C : 0);
@@ -234,7 +299,7 @@ public sealed record ModelConfig
             }
             // a shared layer has no query or key projection
             long sharedQk = (SharedAttention?.SharedLayers.Count() ?? 0) * (C * (qd + kvd) + (QkvBias ? qd + kvd : 0));
-            return embed + L * (attn + mlp + 2 * norm) - sharedQk + norm + head;
+            return embed + L * (attn + mlp + 2 * norm) - sharedQk - pruned + norm + head;
         }
     }
 
@@ -300,6 +365,13 @@ public sealed record ModelConfig
             Need(Mla is null && Vision is null, "headwise_shared_attention: only GPT-2, the Llama family and GPT-NeoX can share attention between layers");
             string? problem = SharedAttention.Problem(shared.Groups, NLayers);
             Need(problem is null, $"headwise_shared_attention.groups: {problem}");
+        }
+        if (LayerHeads is { } lh)
+        {
+            Need(Family is ArchitectureFamily.Gpt2 or ArchitectureFamily.Llama or ArchitectureFamily.GptNeoX && SharedAttention is null,
+                "headwise_heads: only GPT-2, the Llama family and GPT-NeoX models without shared attention can have per-layer head counts");
+            string? problem = lh.Problem(this);
+            Need(problem is null, $"headwise_heads: {problem}");
         }
         Need((Positions == PositionKind.Rotary) == (RotaryDims > 0), $"{f.RotaryDims} gives {RotaryDims} rotary dims, but positions are {Positions}");
         Need(SlidingWindow >= 0, $"{f.SlidingWindow} must be 0 or more (got {SlidingWindow})");

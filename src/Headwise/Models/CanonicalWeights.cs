@@ -125,6 +125,8 @@ public sealed record CanonicalWeights(ModelConfig Config, float[] TokenEmbedding
         {
             var (ln1, a, ln2, m) = Layers[l];
             string p = $"layer {l} ";
+            NH = c.HeadsIn(l); // the layer's own heads when the model is pruned per layer
+            NKV = c.KvHeadsIn(l);
             Norm(ln1, p + "attention norm");
             if (a.NHeads != NH || a.NKvHeads != NKV || a.DModel != C || a.DHead != HD)
             {

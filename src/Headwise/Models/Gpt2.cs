@@ -37,11 +37,12 @@ public sealed class Gpt2 : TransformerModel
         for (int l = 0; l < config.NLayers; l++)
         {
             string b = $"{p}h.{l}.";
-            int qkv = SharesAttention(l) ? C : 3 * C;
+            int qd = config.HeadsIn(l) * config.DHead; // C, or the layer's own heads' width when pruned
+            int qkv = SharesAttention(l) ? qd : 3 * qd;
             _blocks[l] = new BlockWeights(
                 w.Get(b + "ln_1.weight", C), w.Get(b + "ln_1.bias", C),
                 w.Get(b + "attn.c_attn.weight", C, qkv), w.Get(b + "attn.c_attn.bias", qkv),
-                w.Get(b + "attn.c_proj.weight", C, C), w.Get(b + "attn.c_proj.bias", C),
+                w.Get(b + "attn.c_proj.weight", qd, C), w.Get(b + "attn.c_proj.bias", C),
                 w.Get(b + "ln_2.weight", C), w.Get(b + "ln_2.bias", C),
                 w.Get(b + "mlp.c_fc.weight", C, F), w.Get(b + "mlp.c_fc.bias", F),
                 w.Get(b + "mlp.c_proj.weight", F, C), w.Get(b + "mlp.c_proj.bias", C));
@@ -62,7 +63,7 @@ public sealed class Gpt2 : TransformerModel
 
     protected override void Block(int l)
     {
-        int N = Step.N, C = Config.DModel;
+        int N = Step.N, C = Config.DModel, qd = Config.HeadsIn(l) * Config.DHead; // qd = C unless pruned per layer
         var blk = _blocks[l];
         HookResid(l, HookKind.ResidPre, S.X);
 
@@ -72,16 +73,16 @@ public sealed class Gpt2 : TransformerModel
         // query, key, value = self.c_attn(hidden_states).split(self.split_size, dim=2); a shared layer: the value only
         if (SharesAttention(l))
         {
-            Linear(S.XNorm, C, blk.AttnW, blk.AttnB, S.V, C, WeightLayout.InOut);
+            Linear(S.XNorm, C, blk.AttnW, blk.AttnB, S.V, qd, WeightLayout.InOut);
         }
         else
         {
-            Linear(S.XNorm, C, blk.AttnW, blk.AttnB, S.Qkv, 3 * C, WeightLayout.InOut);
+            Linear(S.XNorm, C, blk.AttnW, blk.AttnB, S.Qkv, 3 * qd, WeightLayout.InOut);
             for (int n = 0; n < N; n++)
             {
-                S.Qkv.AsSpan(n * 3 * C, C).CopyTo(S.Q.AsSpan(n * C, C));
-                S.Qkv.AsSpan(n * 3 * C + C, C).CopyTo(S.K.AsSpan(n * C, C));
-                S.Qkv.AsSpan(n * 3 * C + 2 * C, C).CopyTo(S.V.AsSpan(n * C, C));
+                S.Qkv.AsSpan(n * 3 * qd, qd).CopyTo(S.Q.AsSpan(n * qd, qd));
+                S.Qkv.AsSpan(n * 3 * qd + qd, qd).CopyTo(S.K.AsSpan(n * qd, qd));
+                S.Qkv.AsSpan(n * 3 * qd + 2 * qd, qd).CopyTo(S.V.AsSpan(n * qd, qd));
             }
         }
 
@@ -138,22 +139,22 @@ public sealed class Gpt2 : TransformerModel
     public override AttentionWeights GetAttentionWeights(int layer)
     {
         var blk = _blocks[RequireLayer(layer)];
-        int C = Config.DModel, NH = Config.NHeads, HD = Config.DHead;
-        // c_attn (C, 3C) Conv1D = [W_Q | W_K | W_V]: head h is columns h·HD .. h·HD + HD of each third
+        int C = Config.DModel, NH = Config.HeadsIn(layer), HD = Config.DHead, qd = NH * HD; // qd = C unless pruned per layer
+        // c_attn (C, 3·qd) Conv1D = [W_Q | W_K | W_V]: head h is columns h·HD .. h·HD + HD of each third
         var w = blk.AttnW.Span;
         var b = blk.AttnB.Span;
         if (SharesAttention(layer))
         {
             // c_attn (C, C) is the value third alone; the absent W_Q, W_K read as zeros
-            return new AttentionWeights(NH, NH, C, HD, AbsentHeads(NH), AbsentHeads(NH), ReadHeads(w, WeightLayout.InOut, C, NH, 0, HD, C, HD),
+            return new AttentionWeights(NH, NH, C, HD, AbsentHeads(NH), AbsentHeads(NH), ReadHeads(w, WeightLayout.InOut, qd, NH, 0, HD, C, HD),
                 OutputWeightsPerHead(layer), new float[NH * HD], new float[NH * HD], ReadHeadBias(b, NH, 0, HD, HD), blk.ProjB.ToArray());
         }
         return new AttentionWeights(NH, NH, C, HD,
-            ReadHeads(w, WeightLayout.InOut, 3 * C, NH, 0, HD, C, HD),
-            ReadHeads(w, WeightLayout.InOut, 3 * C, NH, C, HD, C, HD),
-            ReadHeads(w, WeightLayout.InOut, 3 * C, NH, 2 * C, HD, C, HD),
+            ReadHeads(w, WeightLayout.InOut, 3 * qd, NH, 0, HD, C, HD),
+            ReadHeads(w, WeightLayout.InOut, 3 * qd, NH, qd, HD, C, HD),
+            ReadHeads(w, WeightLayout.InOut, 3 * qd, NH, 2 * qd, HD, C, HD),
             OutputWeightsPerHead(layer),
-            ReadHeadBias(b, NH, 0, HD, HD), ReadHeadBias(b, NH, C, HD, HD), ReadHeadBias(b, NH, 2 * C, HD, HD), blk.ProjB.ToArray());
+            ReadHeadBias(b, NH, 0, HD, HD), ReadHeadBias(b, NH, qd, HD, HD), ReadHeadBias(b, NH, 2 * qd, HD, HD), blk.ProjB.ToArray());
     }
 
     // c_fc (C, F) and c_proj (F, C) are Conv1D: already x·W
@@ -181,23 +182,23 @@ public sealed class Gpt2 : TransformerModel
         for (int l = 0; l < c.NLayers; l++)
         {
             var (ln1, a, ln2, m) = w.Layers[l];
-            // a layer that shares attention keeps the value third alone: c_attn (C, C)
+            // a layer that shares attention keeps the value third alone: c_attn (C, C); a pruned layer has its own heads, qd wide
             var parts = c.SharedAttention?.SourceOf(l) is { } source && source != l ? new[] { (a.WV, a.BV!) } : [(a.WQ, a.BQ!), (a.WK, a.BK!), (a.WV, a.BV!)];
-            int width = parts.Length * C;
+            int heads = a.NHeads, qd = heads * HD, width = parts.Length * qd;
             var qkv = new float[C * width];
             var qkvBias = new float[width];
             int third = 0;
             foreach (var (weight, bias) in parts)
             {
-                WriteHeads(weight, qkv, WeightLayout.InOut, width, NH, third, HD, C, HD);
-                WriteHeadBias(bias, qkvBias, NH, third, HD, HD);
-                third += C;
+                WriteHeads(weight, qkv, WeightLayout.InOut, width, heads, third, HD, C, HD);
+                WriteHeadBias(bias, qkvBias, heads, third, HD, HD);
+                third += qd;
             }
             string p = $"transformer.h.{l}.";
             list.AddRange([
                 (p + "ln_1.weight", [C], ln1.Weight), (p + "ln_1.bias", [C], ln1.Bias!),
                 (p + "attn.c_attn.weight", [C, width], qkv), (p + "attn.c_attn.bias", [width], qkvBias),
-                (p + "attn.c_proj.weight", [C, C], a.WO), (p + "attn.c_proj.bias", [C], a.BO!), // W_O (NH, HD, C) is c_proj's (NH·HD, C)
+                (p + "attn.c_proj.weight", [qd, C], a.WO), (p + "attn.c_proj.bias", [C], a.BO!), // W_O (NH, HD, C) is c_proj's (NH·HD, C)
                 (p + "ln_2.weight", [C], ln2.Weight), (p + "ln_2.bias", [C], ln2.Bias!),
                 (p + "mlp.c_fc.weight", [C, F], m.WIn), (p + "mlp.c_fc.bias", [F], m.BIn!),
                 (p + "mlp.c_proj.weight", [F, C], m.WOut), (p + "mlp.c_proj.bias", [C], m.BOut!),

@@ -35,12 +35,13 @@ public sealed class GptNeoX : TransformerModel
         for (int l = 0; l < config.NLayers; l++)
         {
             string b = $"gpt_neox.layers.{l}.";
-            int qkv = SharesAttention(l) ? C : 3 * C;
+            int qd = config.HeadsIn(l) * config.DHead; // C, or the layer's own heads' width when pruned
+            int qkv = SharesAttention(l) ? qd : 3 * qd;
             _blocks[l] = new BlockWeights(
                 w.Get(b + "input_layernorm.weight", C), w.Get(b + "input_layernorm.bias", C),
                 w.Get(b + "post_attention_layernorm.weight", C), w.Get(b + "post_attention_layernorm.bias", C),
                 w.Get(b + "attention.query_key_value.weight", qkv, C), config.QkvBias ? w.Get(b + "attention.query_key_value.bias", qkv) : null,
-                w.Get(b + "attention.dense.weight", C, C), config.OutputBias ? w.Get(b + "attention.dense.bias", C) : null,
+                w.Get(b + "attention.dense.weight", C, qd), config.OutputBias ? w.Get(b + "attention.dense.bias", C) : null,
                 w.Get(b + "mlp.dense_h_to_4h.weight", F, C), w.Get(b + "mlp.dense_h_to_4h.bias", F),
                 w.Get(b + "mlp.dense_4h_to_h.weight", C, F), w.Get(b + "mlp.dense_4h_to_h.bias", C));
         }
@@ -56,7 +57,7 @@ public sealed class GptNeoX : TransformerModel
 
     protected override void Block(int l)
     {
-        int N = Step.N, C = Config.DModel, NH = Config.NHeads, HD = Config.DHead;
+        int N = Step.N, C = Config.DModel, NH = Config.HeadsIn(l), HD = Config.DHead;
         var blk = _blocks[l];
         HookResid(l, HookKind.ResidPre, S.X);
 
@@ -66,11 +67,11 @@ public sealed class GptNeoX : TransformerModel
         // qkv = self.query_key_value(hidden_states).view(..., num_heads, 3 * head_size); q, k, v = qkv.chunk(3, dim=-1)
         if (SharesAttention(l))
         {
-            Linear(S.XNorm, C, blk.QkvW, blk.QkvB, S.V, C, WeightLayout.OutIn); // the value rows alone
+            Linear(S.XNorm, C, blk.QkvW, blk.QkvB, S.V, NH * HD, WeightLayout.OutIn); // the value rows alone
         }
         else
         {
-            Linear(S.XNorm, C, blk.QkvW, blk.QkvB, S.Qkv, 3 * C, WeightLayout.OutIn);
+            Linear(S.XNorm, C, blk.QkvW, blk.QkvB, S.Qkv, 3 * NH * HD, WeightLayout.OutIn);
             for (int n = 0; n < N; n++)
             {
                 for (int h = 0; h < NH; h++)
@@ -154,21 +155,21 @@ public sealed class GptNeoX : TransformerModel
     public override AttentionWeights GetAttentionWeights(int layer)
     {
         var blk = _blocks[RequireLayer(layer)];
-        int C = Config.DModel, NH = Config.NHeads, HD = Config.DHead;
+        int C = Config.DModel, NH = Config.HeadsIn(layer), HD = Config.DHead, qd = NH * HD; // qd = C unless pruned per layer
         // query_key_value (3C, C): head h is rows 3·HD·h .. as [q_h | k_h | v_h], HD rows each; the bias likewise
         var w = blk.QkvW.Span;
         if (SharesAttention(layer))
         {
             // query_key_value (C, C) is the value rows alone; the absent W_Q, W_K read as zeros
-            return new AttentionWeights(NH, NH, C, HD, AbsentHeads(NH), AbsentHeads(NH), ReadHeads(w, WeightLayout.OutIn, C, NH, 0, HD, C, HD),
+            return new AttentionWeights(NH, NH, C, HD, AbsentHeads(NH), AbsentHeads(NH), ReadHeads(w, WeightLayout.OutIn, qd, NH, 0, HD, C, HD),
                 OutputWeightsPerHead(layer), blk.QkvB is null ? null : new float[C], blk.QkvB is null ? null : new float[C],
                 blk.QkvB?.ToArray(), blk.DenseB?.ToArray());
         }
         float[]? Bias(int first) => blk.QkvB is { } b ? ReadHeadBias(b.Span, NH, first, 3 * HD, HD) : null;
         return new AttentionWeights(NH, NH, C, HD,
-            ReadHeads(w, WeightLayout.OutIn, 3 * C, NH, 0, 3 * HD, C, HD),
-            ReadHeads(w, WeightLayout.OutIn, 3 * C, NH, HD, 3 * HD, C, HD),
-            ReadHeads(w, WeightLayout.OutIn, 3 * C, NH, 2 * HD, 3 * HD, C, HD),
+            ReadHeads(w, WeightLayout.OutIn, 3 * qd, NH, 0, 3 * HD, C, HD),
+            ReadHeads(w, WeightLayout.OutIn, 3 * qd, NH, HD, 3 * HD, C, HD),
+            ReadHeads(w, WeightLayout.OutIn, 3 * qd, NH, 2 * HD, 3 * HD, C, HD),
             OutputWeightsPerHead(layer),
             Bias(0), Bias(HD), Bias(2 * HD), blk.DenseB?.ToArray());
     }
@@ -197,16 +198,16 @@ public sealed class GptNeoX : TransformerModel
             string p = $"gpt_neox.layers.{l}.";
             // a layer that shares attention keeps the value rows alone: query_key_value (C, C), per head v_h
             var parts = c.SharedAttention?.SourceOf(l) is { } source && source != l ? new[] { (a.WV, a.BV) } : [(a.WQ, a.BQ), (a.WK, a.BK), (a.WV, a.BV)];
-            int width = parts.Length * C;
+            int heads = a.NHeads, qd = heads * HD, width = parts.Length * qd; // a pruned layer has its own heads, qd wide
             var qkv = new float[width * C];
             var qkvBias = new float[width];
             int first = 0;
             foreach (var (weight, bias) in parts)
             {
-                WriteHeads(weight, qkv, WeightLayout.OutIn, width, NH, first, parts.Length * HD, C, HD);
+                WriteHeads(weight, qkv, WeightLayout.OutIn, width, heads, first, parts.Length * HD, C, HD);
                 if (bias is not null)
                 {
-                    WriteHeadBias(bias, qkvBias, NH, first, parts.Length * HD, HD);
+                    WriteHeadBias(bias, qkvBias, heads, first, parts.Length * HD, HD);
                 }
                 first += HD;
             }
@@ -219,7 +220,7 @@ public sealed class GptNeoX : TransformerModel
             {
                 list.Add((p + "attention.query_key_value.bias", [width], qkvBias));
             }
-            list.Add((p + "attention.dense.weight", [C, C], Transposed(a.WO, C, C)));
+            list.Add((p + "attention.dense.weight", [C, qd], Transposed(a.WO, qd, C)));
             if (c.OutputBias)
             {
                 list.Add((p + "attention.dense.bias", [C], a.BO!));

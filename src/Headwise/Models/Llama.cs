@@ -29,12 +29,13 @@ public sealed class Llama : TransformerModel
 
     public Llama(ModelConfig config, WeightSet w) : base(config, w)
     {
-        int C = config.DModel, V = config.VocabSize, F = config.DMlp, qd = config.NHeads * config.DHead, kvd = config.NKvHeads * config.DHead;
+        int C = config.DModel, V = config.VocabSize, F = config.DMlp;
         _embed = w.Get("model.embed_tokens.weight", V, C);
         _blocks = new BlockWeights[config.NLayers];
         for (int l = 0; l < config.NLayers; l++)
         {
             string b = $"model.layers.{l}.";
+            int qd = config.HeadsIn(l) * config.DHead, kvd = config.KvHeadsIn(l) * config.DHead; // the layer's own heads when pruned
             Weight? Bias(string name, int n, bool present) => present ? w.Get(b + name, n) : null;
             bool qk = !SharesAttention(l); // a layer that reuses an earlier layer's pattern has no q_proj, k_proj
             _blocks[l] = new BlockWeights(
@@ -59,7 +60,7 @@ public sealed class Llama : TransformerModel
     protected override void Block(int l)
     {
         int N = Step.N, C = Config.DModel;
-        int qd = Config.NHeads * Config.DHead, kvd = Config.NKvHeads * Config.DHead;
+        int qd = Config.HeadsIn(l) * Config.DHead, kvd = Config.KvHeadsIn(l) * Config.DHead;
         var blk = _blocks[l];
         HookResid(l, HookKind.ResidPre, S.X);
 
@@ -129,7 +130,7 @@ public sealed class Llama : TransformerModel
     public override AttentionWeights GetAttentionWeights(int layer)
     {
         var blk = _blocks[RequireLayer(layer)];
-        int C = Config.DModel, NH = Config.NHeads, NKV = Config.NKvHeads, HD = Config.DHead;
+        int C = Config.DModel, NH = Config.HeadsIn(layer), NKV = Config.KvHeadsIn(layer), HD = Config.DHead;
         // q_proj (NH·HD, C): head h is rows h·HD ..; k/v_proj (NKV·HD, C) likewise; the biases are already (heads, HD)
         // a shared layer's absent W_Q, W_K read as zeros (AbsentHeads)
         return new AttentionWeights(NH, NKV, C, HD,
@@ -153,12 +154,12 @@ public sealed class Llama : TransformerModel
     internal static IReadOnlyList<(string Name, int[] Shape, ReadOnlyMemory<float> Data)> CheckpointTensors(CanonicalWeights w)
     {
         var c = w.Config;
-        int C = c.DModel, V = c.VocabSize, F = c.DMlp, NH = c.NHeads, NKV = c.NKvHeads, HD = c.DHead, qd = NH * HD, kvd = NKV * HD;
+        int C = c.DModel, V = c.VocabSize, F = c.DMlp, HD = c.DHead;
         if (c.Positions != PositionKind.Rotary || c.Norm != NormKind.RmsNorm || !c.GatedMlp || c.Activation != ActivationFunction.Silu)
         {
             throw new InvalidInputException("a Llama checkpoint holds RMSNorms, RoPE and a SwiGLU MLP");
         }
-        float[] Rows(float[] heads, int n, int outFeatures)
+        static float[] Rows(float[] heads, int n, int outFeatures, int C, int HD)
         {
             var dst = new float[outFeatures * C];
             WriteHeads(heads, dst, WeightLayout.OutIn, outFeatures, n, 0, HD, C, HD);
@@ -169,14 +170,15 @@ public sealed class Llama : TransformerModel
         {
             var (ln1, a, ln2, m) = w.Layers[l];
             string p = $"model.layers.{l}.";
+            int NH = a.NHeads, NKV = a.NKvHeads, qd = NH * HD, kvd = NKV * HD; // the layer's own heads (fewer when pruned)
             bool qk = c.SharedAttention?.SourceOf(l) is not { } source || source == l; // a shared layer's q/k are dropped
             list.Add((p + "input_layernorm.weight", [C], ln1.Weight));
             if (qk)
             {
-                list.Add((p + "self_attn.q_proj.weight", [qd, C], Rows(a.WQ, NH, qd)));
-                list.Add((p + "self_attn.k_proj.weight", [kvd, C], Rows(a.WK, NKV, kvd)));
+                list.Add((p + "self_attn.q_proj.weight", [qd, C], Rows(a.WQ, NH, qd, C, HD)));
+                list.Add((p + "self_attn.k_proj.weight", [kvd, C], Rows(a.WK, NKV, kvd, C, HD)));
             }
-            list.Add((p + "self_attn.v_proj.weight", [kvd, C], Rows(a.WV, NKV, kvd)));
+            list.Add((p + "self_attn.v_proj.weight", [kvd, C], Rows(a.WV, NKV, kvd, C, HD)));
             if (c.QkvBias && qk)
             {
                 list.AddRange([(p + "self_attn.q_proj.bias", [qd], a.BQ!), (p + "self_attn.k_proj.bias", [kvd], a.BK!)]);

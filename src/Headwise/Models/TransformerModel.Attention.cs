@@ -46,7 +46,7 @@ public abstract partial class TransformerModel
     protected void Attention(int L, Weight wO, Weight? bO, WeightLayout layout, float[] output)
     {
         int B = Step.B, T = Step.T, N = Step.N, past = Step.PastLen;
-        int NH = Config.NHeads, NKV = Config.NKvHeads, HD = Config.DHead;
+        int NH = Config.HeadsIn(L), NKV = Config.KvHeadsIn(L), HD = Config.DHead;
         int kvRow = NKV * HD;
         if (SharesAttention(L))
         {
@@ -99,7 +99,7 @@ public abstract partial class TransformerModel
     private void SharedAttentionLayer(int L, Weight wO, Weight? bO, WeightLayout layout, float[] output)
     {
         int B = Step.B, T = Step.T, past = Step.PastLen, S_ = past + T;
-        int NH = Config.NHeads, NKV = Config.NKvHeads, HD = Config.DHead, kvRow = NKV * HD, per = NH * T * S_;
+        int NH = Config.HeadsIn(L), NKV = Config.KvHeadsIn(L), HD = Config.DHead, kvRow = NKV * HD, per = NH * T * S_;
         Hook(L, HookKind.V, S.V, B, T, NKV, HD);
         var vc = _vCache[L];
         for (int b = 0; b < B; b++)
@@ -155,7 +155,7 @@ public abstract partial class TransformerModel
     // q, z: (B, T, NH, HD)  keys, values: sequence b's (S, NKV, HD) rows start at b·kvStride
     protected void Attend(int L, float[] q, float[] keys, float[] values, int kvStride, float[] z, int NKV, int HD, float scale)
     {
-        int B = Step.B, T = Step.T, past = Step.PastLen, S_ = past + T, NH = Config.NHeads, kvRow = NKV * HD;
+        int B = Step.B, T = Step.T, past = Step.PastLen, S_ = past + T, NH = Config.HeadsIn(L), kvRow = NKV * HD;
         // the kernels mask keys after query t's index past + t; a bidirectional model (ViT) moves that edge past the last key
         int causalPast = Config.Bidirectional ? S_ : past;
         int window = Config.SlidingWindow;
@@ -241,7 +241,7 @@ public abstract partial class TransformerModel
     // q, z: (B, T, NH, HD)  keys, values: sequence b's (S, NKV, HD) rows start at b·kvStride
     private bool AttendSparse(int L, AttentionPolicy policy, float[] q, float[] keys, float[] values, int kvStride, float[] z, int NKV, int HD, float scale)
     {
-        int B = Step.B, T = Step.T, past = Step.PastLen, S_ = past + T, NH = Config.NHeads, kvRow = NKV * HD;
+        int B = Step.B, T = Step.T, past = Step.PastLen, S_ = past + T, NH = Config.HeadsIn(L), kvRow = NKV * HD;
         if (Config.Bidirectional)
         {
             throw new InvalidInputException($"attention spec '{policy.Spec}': sparse attention specs are causal; this model attends bidirectionally");
@@ -293,7 +293,7 @@ public abstract partial class TransformerModel
     // values: sequence b's (S, NKV, HD) rows start at b·kvStride  z: (B, T, NH, HD)
     private void SoftmaxAndApply(int L, float[] values, int kvStride, float[] z, int NKV, int HD, float[]? share)
     {
-        int B = Step.B, T = Step.T, S_ = Step.PastLen + T, NH = Config.NHeads, kvRow = NKV * HD, per = NH * T * S_;
+        int B = Step.B, T = Step.T, S_ = Step.PastLen + T, NH = Config.HeadsIn(L), kvRow = NKV * HD, per = NH * T * S_;
         Hook(L, HookKind.AttnScores, S.Scores, B, NH, T, S_);
         S.Scores.AsSpan(0, B * per).CopyTo(S.Pattern);
         MaskedSoftmax(S.Pattern.AsSpan(0, B * per), B * NH * T, S_);
@@ -313,7 +313,7 @@ public abstract partial class TransformerModel
     /// hook_result is asked for — into <paramref name="output"/>, and hook_attn_out.</summary>
     protected void AttentionOutput(int L, Weight wO, Weight? bO, WeightLayout layout, float[] output)
     {
-        int B = Step.B, T = Step.T, N = Step.N, NH = Config.NHeads, HD = Config.DHead, C = Config.DModel;
+        int B = Step.B, T = Step.T, N = Step.N, NH = Config.HeadsIn(L), HD = Config.DHead, C = Config.DModel;
         Hook(L, HookKind.Z, S.Z, B, T, NH, HD);
 
         // output projection: attn_out = z · W_O + b_O — or, when hooked, Σ_h result_h + b_O with result_h = z_h · W_O[h]
@@ -357,13 +357,13 @@ public abstract partial class TransformerModel
     private float[] OutputWeights(int L)
     {
         var (wO, layout) = OutputProjection(L);
-        return layout == WeightLayout.OutIn ? CanonicalLayout.Transposed(wO.Span, Config.DModel, Config.NHeads * Config.DHead) : wO.ToArray();
+        return layout == WeightLayout.OutIn ? CanonicalLayout.Transposed(wO.Span, Config.DModel, Config.HeadsIn(L) * Config.DHead) : wO.ToArray();
     }
 
     // result: (N, NH, C) with result[n, h] = z[n, h] · W_O[h], W_O[h]: (HD, C)
     private void PerHeadResult(int L)
     {
-        int N = Step.N, NH = Config.NHeads, HD = Config.DHead, C = Config.DModel;
+        int N = Step.N, NH = Config.HeadsIn(L), HD = Config.DHead, C = Config.DModel;
         var perHeadWo = PerHeadWo(L);
         if (S.Result.Length < N * NH * C)
         {

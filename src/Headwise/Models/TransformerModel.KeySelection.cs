@@ -40,7 +40,7 @@ public abstract partial class TransformerModel
     // q, z: (B, T, NH, HD)  keys, values: sequence b's (S, NKV, HD) rows start at b·kvStride
     private bool AttendSelected(int L, IKeySelector selector, float[] q, float[] keys, float[] values, int kvStride, float[] z, int NKV, int HD, float scale)
     {
-        int B = Step.B, T = Step.T, S_ = Step.PastLen + T, NH = Config.NHeads, kvRow = NKV * HD;
+        int B = Step.B, T = Step.T, S_ = Step.PastLen + T, NH = Config.HeadsIn(L), kvRow = NKV * HD;
         int K = selector.KeysPerQuery(S_);
         if (K >= S_)
         {

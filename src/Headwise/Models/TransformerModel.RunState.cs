@@ -26,11 +26,14 @@ public abstract partial class TransformerModel
     /// <summary>Bytes the KV cache holds per token of one sequence: every layer caches its key and value rows, (NKV, HD)
     /// each, in float32 — layers × 2 × NKV × HD × 4; multi-head latent attention caches only its latent and the shared rotary
     /// key — layers × (kv_lora_rank + qk_rope_head_dim) × 4; a layer that reuses an earlier layer's pattern (shared attention)
-    /// caches its values only. What a restructured layout (fewer kv heads, a latent, shared patterns) saves shows here.</summary>
-    public long KvCacheBytesPerToken => ((long)Config.NLayers * (CachedKeyFloats + CachedValueFloats) - (long)SharedLayerCount * CachedKeyFloats) * sizeof(float);
+    /// caches its values only. What a restructured layout (fewer kv heads, a latent, shared patterns) saves shows here.
+    /// A model pruned per layer (<see cref="ModelConfig.LayerHeads"/>) caches each layer's own kv heads: Σ_L 2 × NKV_L × HD × 4.</summary>
+    public long KvCacheBytesPerToken => Enumerable.Range(0, Config.NLayers).Sum(l => (long)(SharesAttention(l) ? 0 : KeyFloats(l)) + ValueFloats(l)) * sizeof(float);
 
-    // layers that reuse an earlier layer's pattern cache values only: their keys are never read
-    private int SharedLayerCount => Config.SharedAttention?.SharedLayers.Count() ?? 0;
+    // floats layer l caches per token as keys and as values: its own kv heads when the model is pruned per layer
+    private int KeyFloats(int l) => Config.LayerHeads is null ? CachedKeyFloats : Config.KvHeadsIn(l) * Config.DHead;
+
+    private int ValueFloats(int l) => Config.LayerHeads is null ? CachedValueFloats : Config.KvHeadsIn(l) * Config.DHead;
 
     /// <summary>Floats one layer caches per token as its key row and as its value row: (NKV·HD, NKV·HD); a family with another
     /// cache layout (MLA's latent) overrides both, and reads its rows through <see cref="LayerKeyCache"/>.</summary>
@@ -63,15 +66,15 @@ public abstract partial class TransformerModel
         {
             throw new InvalidInputException($"sequence of {capacity} positions is longer than the model's context of {Config.MaxPositions}");
         }
-        long keys = (long)batch * capacity * CachedKeyFloats, values = (long)batch * capacity * CachedValueFloats;
-        if (_kCache.Length != Config.NLayers || _kCache[0].Length < keys || _vCache[0].Length < values)
+        long positions = (long)batch * capacity;
+        if (_kCache.Length != Config.NLayers || _kCache[0].Length < positions * KeyFloats(0) || _vCache[0].Length < positions * ValueFloats(0))
         {
             _kCache = new float[Config.NLayers][];
             _vCache = new float[Config.NLayers][];
             for (int l = 0; l < Config.NLayers; l++)
             {
-                _kCache[l] = SharesAttention(l) ? [] : new float[keys];
-                _vCache[l] = new float[values];
+                _kCache[l] = SharesAttention(l) ? [] : new float[positions * KeyFloats(l)];
+                _vCache[l] = new float[positions * ValueFloats(l)];
             }
         }
         if (_keyMask.Length < batch * capacity)
@@ -261,13 +264,13 @@ public abstract partial class TransformerModel
         if (hooks.ExpandKvHeads && kind is HookKind.K or HookKind.V or HookKind.RotK && Config.NKvHeads != Config.NHeads)
         {
             // [batch, pos, kv_head, d_head] → [batch, pos, head, d_head]: each query head sees its key/value head (a copy).
-            int rows = shape[0] * shape[1], NH = Config.NHeads, HD = Config.DHead, group = Config.KvGroupSize;
+            int rows = shape[0] * shape[1], NH = Config.HeadsIn(layer), NKV = Config.KvHeadsIn(layer), HD = Config.DHead, group = Config.KvGroupSize;
             var expanded = new float[rows * NH * HD];
             for (int r = 0; r < rows; r++)
             {
                 for (int h = 0; h < NH; h++)
                 {
-                    buffer.AsSpan((r * Config.NKvHeads + h / group) * HD, HD).CopyTo(expanded.AsSpan((r * NH + h) * HD, HD));
+                    buffer.AsSpan((r * NKV + h / group) * HD, HD).CopyTo(expanded.AsSpan((r * NH + h) * HD, HD));
                 }
             }
             hooks.Fire(layer, kind, expanded, [shape[0], shape[1], NH, HD]);

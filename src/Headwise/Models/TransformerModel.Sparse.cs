@@ -42,6 +42,10 @@ public abstract partial class TransformerModel
         {
             throw new InvalidInputException($"a rolling KV cache needs a causal model that caches per-head keys and values ({Config.Family} does not)");
         }
+        if (Config.LayerHeads is not null)
+        {
+            throw new InvalidInputException("a rolling KV cache needs the same kv heads in every layer; this model was pruned per layer (headwise_heads)");
+        }
         if (sinks + window > Config.MaxPositions)
         {
             throw new InvalidInputException($"rolling cache of {sinks} sinks + {window} recent tokens is longer than the model's context of {Config.MaxPositions}");

@@ -52,6 +52,7 @@ public static class SparsityAnalysis
             var (_, cache) = model.RunWithCache(input, name => name.EndsWith(".attn.hook_pattern", StringComparison.Ordinal));
             // the nll from an unobserved forward, as the specs' are: observers move attention onto another kernel
             double denseNll = MeanNll(model.Forward(input), ids, T, model.Config.VocabSize);
+            model.Config.RequireUniformHeads("the sparsity analysis");
             int L = model.Config.NLayers, NH = model.Config.NHeads;
             var patterns = Enumerable.Range(0, L).Select(l => cache[$"blocks.{l}.attn.hook_pattern"].Data).ToArray(); // (1, NH, T, T)
             var results = new List<SparsitySpecResult>();
@@ -108,6 +109,7 @@ public static class SparsityAnalysis
         {
             return none;
         }
+        cfg.RequireUniformHeads("the sparsity analysis");
         int T = input.SeqLen, NH = cfg.NHeads, NKV = cfg.NKvHeads, HD = cfg.DHead, window = cfg.SlidingWindow;
         bool rotary = cfg.Positions == PositionKind.Rotary;
         string qName = rotary ? ".attn.hook_rot_q" : ".attn.hook_q", kName = rotary ? ".attn.hook_rot_k" : ".attn.hook_k";

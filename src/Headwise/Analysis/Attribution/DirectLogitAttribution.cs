@@ -41,6 +41,7 @@ public static class DirectLogitAttribution
         CancellationToken cancel = default, Action<HookSet>? baseHooks = null)
     {
         var cfg = model.Config;
+        cfg.RequireUniformHeads("direct logit attribution");
         int T = tokens.Length, C = cfg.DModel, V = cfg.VocabSize, L = cfg.NLayers, H = cfg.NHeads;
         if (T == 0)
         {

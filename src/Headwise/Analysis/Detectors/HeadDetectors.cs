@@ -50,6 +50,7 @@ public static class HeadDetectors
     {
         options ??= new HeadDetectorOptions();
         var cfg = model.Config;
+        cfg.RequireUniformHeads("the head detectors");
         int L = cfg.NLayers, H = cfg.NHeads;
         bool bos = options.PrependBos ?? cfg.BosTokenId is not null;
         if (bos && cfg.BosTokenId is null)
@@ -162,6 +163,7 @@ public static class HeadDetectors
     {
         var (_, cache) = model.RunWithCache(ModelInput.Single(seq), name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal), reuse: reuse,
             baseHooks: baseHooks);
+        model.Config.RequireUniformHeads("the head detectors");
         int T = seq.Length, H = model.Config.NHeads;
         for (int l = 0; l < model.Config.NLayers; l++)
         {

@@ -73,6 +73,7 @@ public static class Ablation
     {
         var c = model.Config;
         var replacement = new Replacement(model, target, method, baseHooks, cancel);
+        c.RequireUniformHeads("head importance");
         var sums = new double[c.NLayers, c.NHeads];
         int n = target.Items.Count, total = c.NLayers * c.NHeads * n, done = 0;
         progress?.Report(new AnalysisProgress("ablating heads", 0, total));
@@ -128,6 +129,7 @@ public static class Ablation
 
     internal static void CheckHeads(TransformerModel model, IEnumerable<HeadId> heads)
     {
+        model.Config.RequireUniformHeads("head ablation");
         foreach (var h in heads)
         {
             if ((uint)h.Layer >= (uint)model.Config.NLayers || (uint)h.Head >= (uint)model.Config.NHeads)

@@ -114,6 +114,7 @@ public static class ActivationPatching
                 }
             }
         }
+        c.RequireUniformHeads("activation patching");
         string unit = site is PatchSite.K or PatchSite.V && c.NKvHeads != c.NHeads ? "key/value head" : "head";
         string how = $"with the {unit}'s hook_{site.ToString().ToLowerInvariant()} copied from the clean run into the corrupted run";
         var scores = warning is null

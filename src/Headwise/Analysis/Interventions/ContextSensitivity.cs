@@ -22,6 +22,7 @@ public static class ContextSensitivity
         }
         int[] without = [.. tokens[..keepPrefix], .. replacementContext ?? [], .. tokens[^finalCount..]];
         var c = model.Config;
+        c.RequireUniformHeads("context sensitivity");
         int NL = c.NLayers, NH = c.NHeads, C = c.DModel;
         static bool Filter(string n) => n.EndsWith(".attn.hook_result", StringComparison.Ordinal);
         var (_, withCache) = model.RunWithCache(ModelInput.Single(tokens), Filter, baseHooks: baseHooks);

@@ -44,6 +44,7 @@ public static class PatternAnalysis
     private static AttentionPatterns Collect(TransformerModel model, ModelInput input, string[] labels, Action<HookSet>? baseHooks)
     {
         var (_, cache) = model.RunWithCache(input, name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal), baseHooks: baseHooks);
+        model.Config.RequireUniformHeads("pattern analysis");
         int T = input.SeqLen, L = model.Config.NLayers, H = model.Config.NHeads;
         var patterns = new float[L][][];
         for (int l = 0; l < L; l++)

@@ -23,6 +23,7 @@ public static class AttentionExplanation
     public static AttentionExplanationResult Compute(TransformerModel model, int[] tokens, ActivationCache cache,
         IProgress<AnalysisProgress>? progress = null, CancellationToken cancel = default, Action<HookSet>? baseHooks = null)
     {
+        model.Config.RequireUniformHeads("the explanation analysis");
         int L = model.Config.NLayers, H = model.Config.NHeads, T = tokens.Length, V = model.Config.VocabSize;
         if (T < 3)
         {

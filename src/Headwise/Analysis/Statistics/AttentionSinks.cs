@@ -30,6 +30,7 @@ public static class AttentionSinks
     public static AttentionSinksResult Compute(TransformerModel model, int[] tokens, ActivationCache cache,
         double ratioThreshold = 3, double massThreshold = 0.1, CancellationToken cancel = default)
     {
+        model.Config.RequireUniformHeads("the sink analysis");
         int L = model.Config.NLayers, H = model.Config.NHeads, C = model.Config.DModel, T = tokens.Length;
         var layers = new SinkLayer[L];
         int minQueries = MinLaterQueries(T);

@@ -24,6 +24,7 @@ public static class AttentionStatistics
     public static AttentionStatisticsResult Compute(TransformerModel model, int[] tokens, ActivationCache cache, double clusterThreshold = 0.8,
         IProgress<AnalysisProgress>? progress = null, CancellationToken cancel = default)
     {
+        model.Config.RequireUniformHeads("attention statistics");
         int L = model.Config.NLayers, H = model.Config.NHeads;
         var patterns = new double[L * H][,];
         var erank = new float[L][];

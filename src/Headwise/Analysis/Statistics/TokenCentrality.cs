@@ -18,6 +18,7 @@ public static class TokenCentrality
     public static TokenCentralityResult Compute(TransformerModel model, int[] tokens, ActivationCache cache, double alpha = 0.85, double tolerance = 1e-10,
         CancellationToken cancel = default)
     {
+        model.Config.RequireUniformHeads("token centrality");
         int L = model.Config.NLayers, H = model.Config.NHeads;
         var result = new double[L][];
         var iterations = new int[L];

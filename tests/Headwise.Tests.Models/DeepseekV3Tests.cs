@@ -400,32 +400,123 @@ public sealed class DeepseekV3Tests : IDisposable
         Assert.Equal(folded, m.AbsorbedQueryBytes);
 
         // one decode step per token after a prefill of the first half; the same steps with hook_pattern observed take the
-        // shared attention kernel on the cache rows instead of the latent kernel
-        float[] Decode(Func<HookSet?> hooks)
-        {
-            var all = new float[ids.Length * V];
-            m.ResetCache(1, ids.Length);
-            m.ForwardChunk(ids[..half], null, half).AsSpan(0, half * V).CopyTo(all);
-            for (int t = half; t < ids.Length; t++)
-            {
-                m.ForwardChunk([ids[t]], null, 1, hooks()).AsSpan(0, V).CopyTo(all.AsSpan(t * V));
-            }
-            return all;
-        }
-        var latent = Decode(() => null);
-        var observed = Decode(() =>
-        {
-            var observe = new HookSet(m.Config.NLayers);
-            for (int l = 0; l < m.Config.NLayers; l++)
-            {
-                observe.Add(new HookPoint(l, HookKind.Pattern), _ => { }, observeOnly: true);
-            }
-            return observe;
-        });
+        // shared attention kernel on the cache rows instead of the latent kernel (and o_proj after W_UV, unfolded)
+        var latent = DecodeSecondHalf(m, ids, null);
+        var observed = DecodeSecondHalf(m, ids, HookKind.Pattern);
         for (int i = half * V; i < ids.Length * V; i++)
         {
             Assert.Equal(prefill[i], latent[i], 1e-4f);
             Assert.Equal(observed[i], latent[i], AbsorbedTolerance);
         }
+    }
+
+    // Logits (T, V) of a prefill of ids' first half, then one decode step per token, each step with `observe` watched in
+    // every layer (nothing when null)
+    private static float[] DecodeSecondHalf(TransformerModel m, int[] ids, HookKind? observe)
+    {
+        int V = m.Config.VocabSize, half = ids.Length / 2;
+        var all = new float[ids.Length * V];
+        m.ResetCache(1, ids.Length);
+        m.ForwardChunk(ids[..half], null, half).AsSpan(0, half * V).CopyTo(all);
+        for (int t = half; t < ids.Length; t++)
+        {
+            HookSet? hooks = null;
+            if (observe is { } kind)
+            {
+                hooks = new HookSet(m.Config.NLayers);
+                for (int l = 0; l < m.Config.NLayers; l++)
+                {
+                    hooks.Add(new HookPoint(l, kind), _ => { }, observeOnly: true);
+                }
+            }
+            m.ForwardChunk([ids[t]], null, 1, hooks).AsSpan(0, V).CopyTo(all.AsSpan(t * V));
+        }
+        return all;
+    }
+
+    [Theory]
+    [InlineData("llama_gqa")]
+    [InlineData("qwen2")] // a query bias: folded with W_UK, added after the factored query's mixing
+    public void ConvertedModelsAtHalfTheCacheDecodeWithAFactoredFoldedQueryAndWuvFoldedIntoOProj(string golden)
+    {
+        // half the cache: R = NOPE = 8, so folding W_UK into q_proj once costs no more than q_proj and saves the fold per
+        // step; each head's 16 query rows mix the source head's 8 (rank 8 ≤ 10, where factoring stops paying): the folded
+        // query is kept as a basis and a per-head mixing. R = HD = 8: W_UV folds into o_proj, (C, NH·R).
+        using var loaded = ModelLoader.Load(Path.Combine(TestPaths.Goldens, golden));
+        var (rank, rope) = MlaConversion.RanksFor(loaded.Config, 0.5, MlaFormat.Headwise);
+        Assert.Equal((8, 8), (rank, rope));
+        int[] ids = [.. Enumerable.Range(0, 24).Select(i => (i * 37 + 11) % 90 + 3)];
+        using var m = (DeepseekV3)MlaConversion.Convert(loaded.Model, rank, rope, ids).Checkpoint.ToModel();
+        var c = m.Config;
+        int V = c.VocabSize, half = ids.Length / 2;
+        Assert.Equal((long)c.NLayers * c.NHeads * (rank + rope) * (c.DModel + (golden == "qwen2" ? 1 : 0)) * 4, m.AbsorbedQueryBytes);
+        Assert.Equal((long)c.NLayers * c.DModel * c.NHeads * rank * 4, m.AbsorbedOutputBytes);
+
+        var prefill = m.Forward(ModelInput.Single(ids));
+        var latent = DecodeSecondHalf(m, ids, null);
+        for (int l = 0; l < c.NLayers; l++)
+        {
+            Assert.Equal(Enumerable.Repeat(c.DHead, c.NHeads), m.FactoredQueryRanks(l));
+        }
+        // hook_z watched: the same latent kernel, then W_UV per head and o_proj as the checkpoint has them; hook_q watched:
+        // the decompressed form on the decompressed cache (no folded weight at all)
+        var unfoldedOutput = DecodeSecondHalf(m, ids, HookKind.Z);
+        var decompressed = DecodeSecondHalf(m, ids, HookKind.Q);
+        for (int i = half * V; i < ids.Length * V; i++)
+        {
+            Assert.Equal(prefill[i], latent[i], 1e-4f);
+            Assert.Equal(unfoldedOutput[i], latent[i], AbsorbedTolerance);
+            Assert.Equal(decompressed[i], latent[i], 1e-4f);
+        }
+    }
+
+    [Fact]
+    public void LowRankRowsFactorsALowRankMatrixAndStopsAboveTheRankAllowed()
+    {
+        // (12, 20) = (12, 3)·(3, 20), and two zero rows: rank 3
+        var rng = new Random(5);
+        float[] a = [.. Enumerable.Range(0, 12 * 3).Select(_ => (float)(rng.NextDouble() - 0.5))];
+        float[] b = [.. Enumerable.Range(0, 3 * 20).Select(_ => (float)(rng.NextDouble() - 0.5))];
+        var m = new float[12 * 20];
+        for (int i = 2; i < 12; i++)
+        {
+            for (int j = 0; j < 20; j++)
+            {
+                for (int k = 0; k < 3; k++)
+                {
+                    m[i * 20 + j] += a[i * 3 + k] * b[k * 20 + j];
+                }
+            }
+        }
+        var f = DeepseekV3.LowRankRows(m, 12, 20, maxRank: 5);
+        Assert.NotNull(f);
+        var (basis, coefficients, r) = f.Value;
+        Assert.Equal(3, r);
+        for (int i = 0; i < 12; i++)
+        {
+            for (int j = 0; j < 20; j++)
+            {
+                float sum = 0;
+                for (int k = 0; k < r; k++)
+                {
+                    sum += coefficients[i * r + k] * basis[k * 20 + j];
+                }
+                Assert.Equal(m[i * 20 + j], sum, 1e-6f);
+            }
+        }
+        // orthonormal basis rows
+        for (int p = 0; p < r; p++)
+        {
+            for (int q = 0; q < r; q++)
+            {
+                float dot = 0;
+                for (int j = 0; j < 20; j++)
+                {
+                    dot += basis[p * 20 + j] * basis[q * 20 + j];
+                }
+                Assert.Equal(p == q ? 1f : 0f, dot, 1e-6f);
+            }
+        }
+        Assert.Null(DeepseekV3.LowRankRows(m, 12, 20, maxRank: 2));
     }
 }

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using Headwise.Compute;
 using Headwise.Hooks;
 using Headwise.Loading;
@@ -76,7 +77,8 @@ public sealed class DeepseekV3 : TransformerModel
                 config.GatedMlp && mlpBias ? w.Get(b + "mlp.gate_proj.bias", F) : null,
                 mlpBias ? w.Get(b + "mlp.up_proj.bias", F) : null, mlpBias ? w.Get(b + "mlp.down_proj.bias", C) : null);
         }
-        _absorbedQuery = new (Weight, Weight?)?[config.NLayers];
+        _absorbedQuery = new FoldedQuery?[config.NLayers];
+        _absorbedOutput = new Weight?[config.NLayers];
         _norm = w.Get("model.norm.weight", C);
         _normB = config.Norm == NormKind.LayerNorm ? w.Get("model.norm.bias", C) : null;
         _positions = config.Positions == PositionKind.Learned ? w.Get("model.embed_positions.weight", config.MaxPositions, C) : null;
@@ -156,8 +158,7 @@ public sealed class DeepseekV3 : TransformerModel
         if (foldedQuery)
         {
             // the absorbed query projection (W_UK folded in once): straight to [q_rot | q_nope·W_UK] per head
-            var (wAbs, bAbs) = AbsorbedQuery(l);
-            Linear(qIn, qInWidth, wAbs, bAbs, _qAbs, NH * CacheRow, WeightLayout.OutIn);
+            FoldedQueryProjection(l, qIn, qInWidth);
         }
         else
         {
@@ -199,11 +200,14 @@ public sealed class DeepseekV3 : TransformerModel
 
         // self.scaling = self.qk_head_dim ** (-0.5)
         float scale = _scale;
-        if (absorbed)
+        if (absorbed && AbsorbedAttention(l, blk, scale, foldedQuery))
         {
-            AbsorbedAttention(l, blk, scale, foldedQuery);
+            // attn_output = o_proj(z) with W_UV folded into o_proj: the weighted latents (N, NH·R) straight to (N, C)
+            Linear(_zAbs, NH * R, AbsorbedOutput(l), blk.Bo, S.Tmp, C, WeightLayout.OutIn);
+            HookResid(l, HookKind.AttnOut, S.Tmp);
+            return;
         }
-        else
+        if (!absorbed)
         {
             DecompressedAttention(l, blk, scale);
         }
@@ -301,7 +305,9 @@ public sealed class DeepseekV3 : TransformerModel
     // z_h = (Σ_s p(s)·c(s))·W_UV[h]ᵀ. Unobserved, the latent kernel reads each cached row once for all heads
     // (Kernels.LatentAttention.cs); a step whose scores or pattern a hook observes, under a sparse policy or in a model whose
     // layers share patterns takes the shared attention path with the rows as one kv head (q/k/v hooks take the other form).
-    private void AbsorbedAttention(int l, BlockWeights blk, float scale, bool foldedQuery)
+    // Returns true when it leaves the weighted latents (N, NH, R) in _zAbs for the o_proj with W_UV folded in (no z to
+    // hook; see FoldsOutput), false when it wrote z (N, NH, HD) into S.Z.
+    private bool AbsorbedAttention(int l, BlockWeights blk, float scale, bool foldedQuery)
     {
         int B = Step.B, T = Step.T, N = Step.N, past = Step.PastLen, S_ = past + T, W = CacheRow, cap = CacheCapacity;
         if (!foldedQuery)
@@ -337,6 +343,10 @@ public sealed class DeepseekV3 : TransformerModel
                 LatentAttention(_qAbs.AsSpan(b * T * NH * W, T * NH * W), cache.AsSpan(b * cap * W, S_ * W), _zAbs.AsSpan(b * T * NH * R, T * NH * R),
                     T, S_, NH, W, ROPE, past, scale, KeyMask(b)[..S_], Config.SlidingWindow);
             }
+            if (FoldsOutput && !Hooked(l, HookKind.Z) && !Hooked(l, HookKind.Result))
+            {
+                return true;
+            }
             ValueUp(blk, R, 0);
         }
         else
@@ -344,6 +354,7 @@ public sealed class DeepseekV3 : TransformerModel
             Attend(l, _qAbs, cache, cache, cap * W, _zAbs, 1, W, scale);
             ValueUp(blk, W, ROPE);
         }
+        return false;
     }
 
     // W_UV after attention: per head the weighted latent (N, R) · W_UV[h]ᵀ into S.Z (N, NH, HD); _zAbs holds the weighted
@@ -366,21 +377,81 @@ public sealed class DeepseekV3 : TransformerModel
         }
     }
 
-    // Whether decode folds W_UK into the query projection: its NH·(ROPE + R) rows are fewer than q_proj's NH·(NOPE + ROPE)
-    // when R < NOPE (a converted model: NOPE = NKV·HD − ROPE); else folding per step costs less than the bigger weight.
-    private bool FoldsQuery => R < NOPE;
+    // Whether decode folds W_UK into the query projection once: the folded weight, NH·(ROPE + R) rows of q_proj's input width,
+    // against what a step reads without it — q_proj's NH·QK rows and W_UK's NH·NOPE·R. Folding pays when R ≤ NOPE, about (a
+    // converted model: NOPE = NKV·HD − ROPE); DeepSeek-V3 itself (R = 512 > NOPE = 128) folds per step instead.
+    private bool FoldsQuery
+    {
+        get
+        {
+            long cin = QueryInputWidth + (_blocks[0].Bq is null ? 0 : 1);
+            return (long)NH * CacheRow * cin <= ((long)NH * QK * cin) + ((long)NH * NOPE * R);
+        }
+    }
+
+    // the last query projection's input width: C for q_proj, QR for q_b_proj
+    private int QueryInputWidth => QR > 0 ? QR : Config.DModel;
+
+    // Whether decode folds W_UV into o_proj: per head W_O[h]·W_UV[h] is (C, R), so the folded o_proj (C, NH·R) replaces o_proj
+    // (C, NH·HD) and W_UV (NH·HD·R) — fewer bytes per step when C·R < C·HD + HD·R, i.e. R ≤ HD about (a converted model at a
+    // small kv fraction). Taken only by the latent kernel's steps that no hook_z or hook_result watches (they need z_h).
+    private bool FoldsOutput => (long)Config.DModel * R < ((long)Config.DModel * HD) + ((long)HD * R);
 
     /// <summary>Bytes of the absorbed query projections decode keeps beside the checkpoint's (one per layer, made on the first
-    /// decode step): NH·(ROPE + R) rows of q_proj's (or q_b_proj's) width, W_UK folded in; 0 when R ≥ NOPE (folding per step is
-    /// cheaper then).</summary>
+    /// decode step): at most NH·(ROPE + R) rows of q_proj's (or q_b_proj's) width, W_UK folded in — less when the heads' query
+    /// rows have low rank and are kept factored; 0 when decode folds per step (R well above NOPE: folding would enlarge it).</summary>
     public long AbsorbedQueryBytes => FoldsQuery
-        ? (long)Config.NLayers * NH * CacheRow * ((QR > 0 ? QR : Config.DModel) + (_blocks[0].Bq is null ? 0 : 1)) * sizeof(float) : 0;
+        ? (long)Config.NLayers * NH * CacheRow * (QueryInputWidth + (_blocks[0].Bq is null ? 0 : 1)) * sizeof(float) : 0;
 
-    private readonly (Weight W, Weight? Bias)?[] _absorbedQuery;
+    /// <summary>Bytes of the o_proj weights with W_UV folded in that decode makes on its first step: layers × C × NH·R × 4
+    /// when that reads fewer bytes than o_proj and W_UV (R below about HD), else 0.</summary>
+    public long AbsorbedOutputBytes => FoldsOutput ? (long)Config.NLayers * Config.DModel * NH * R * sizeof(float) : 0;
 
-    // The last query projection with W_UK folded in, made once per layer: per head h, rows [q_rot rows of q_proj (ROPE) |
-    // W_UK[h]ᵀ · q_proj's q_nope rows (R)] — (NH·(ROPE + R), Cin), Cin = C, or QR for q_b_proj — and the bias likewise.
-    private (Weight W, Weight? Bias) AbsorbedQuery(int l)
+    // One layer's query projection with W_UK folded in (made on the first decode step). Whole: Proj (NH·W, Cin), per head
+    // [q_rot | q_nope·W_UK[h]] (W = ROPE + R rows), and Bias (NH·W) likewise. Factored (Mix not null): Proj stacks per head a
+    // basis of q_proj's rows (k_h, Cin), (Σ_h k_h, Cin) in all, and Mix holds head h's folded coefficients (W, k_h) at
+    // offset W·Σ_{h'<h} k_h': the same folded rows as Mix_h·Basis_h, fewer bytes when k_h is small.
+    private sealed record FoldedQuery(Weight Proj, Weight? Bias, float[]? Mix, int[] Ranks);
+
+    private readonly FoldedQuery?[] _absorbedQuery;
+
+    // layer l's per-head ranks of its factored folded query (tests), or null while it is not made or kept whole
+    internal int[]? FactoredQueryRanks(int layer) => _absorbedQuery[layer] is { Mix: not null } f ? f.Ranks : null;
+
+    private readonly Weight?[] _absorbedOutput;
+    private bool _queryFullRank; // a layer's query rows did not factor: the model's other layers are not tried either
+
+    // q_abs (N, NH, W) from the last query projection's input (N, Cin); factored: the bases first (N, Σk), then per head
+    // (N, k_h) · Mix_hᵀ (k_h, W) + the head's bias
+    private void FoldedQueryProjection(int l, float[] qIn, int qInWidth)
+    {
+        var f = AbsorbedQuery(l);
+        int N = Step.N, W = CacheRow;
+        if (f.Mix is null)
+        {
+            Linear(qIn, qInWidth, f.Proj, f.Bias, _qAbs, NH * W, WeightLayout.OutIn);
+            return;
+        }
+        int K = f.Proj.Shape[0];
+        Linear(qIn, qInWidth, f.Proj, null, _qLow, K, WeightLayout.OutIn);
+        var bias = f.Bias is null ? default : f.Bias.Span;
+        for (int h = 0, off = 0; h < NH; off += f.Ranks[h], h++)
+        {
+            int k = f.Ranks[h];
+            for (int n = 0; n < N; n++)
+            {
+                _qLow.AsSpan(n * K + off, k).CopyTo(_headIn.AsSpan(n * k, k));
+            }
+            MatMul(_headIn.AsSpan(0, N * k), f.Mix.AsSpan(off * W, k * W), bias.IsEmpty ? default : bias.Slice(h * W, W),
+                _headOut.AsSpan(0, N * W), N, k, W, WeightLayout.OutIn);
+            for (int n = 0; n < N; n++)
+            {
+                _headOut.AsSpan(n * W, W).CopyTo(_qAbs.AsSpan((n * NH + h) * W, W));
+            }
+        }
+    }
+
+    private FoldedQuery AbsorbedQuery(int l)
     {
         if (_absorbedQuery[l] is { } made)
         {
@@ -388,33 +459,166 @@ public sealed class DeepseekV3 : TransformerModel
         }
         var blk = _blocks[l];
         var wq = (blk.Wq ?? blk.WqB!).Span;
-        var bq = blk.Bq is null ? default : blk.Bq.Span;
         var wkvb = blk.WkvB.Span;
-        int cin = QR > 0 ? QR : Config.DModel, W = CacheRow;
-        var folded = new float[NH * W * cin];
-        var bias = blk.Bq is null ? null : new float[NH * W];
-        var ukT = new float[R * NOPE];
+        int cin = QueryInputWidth, W = CacheRow;
+        // per head W_UK[h]ᵀ (R, NOPE), from kv_b_proj's rows (NOPE, R)
+        var ukT = new float[NH * R * NOPE];
         for (int h = 0; h < NH; h++)
         {
-            wq.Slice((h * QK + NOPE) * cin, ROPE * cin).CopyTo(folded.AsSpan(h * W * cin));
-            // W_UK[h]ᵀ (R, NOPE) from kv_b_proj's rows (NOPE, R); then (R, NOPE) · q_nope rows (NOPE, Cin)
             for (int d = 0; d < NOPE; d++)
             {
                 for (int r = 0; r < R; r++)
                 {
-                    ukT[r * NOPE + d] = wkvb[(h * (NOPE + HD) + d) * R + r];
+                    ukT[(h * R + r) * NOPE + d] = wkvb[(h * (NOPE + HD) + d) * R + r];
                 }
             }
-            MatMul(ukT, wq.Slice(h * QK * cin, NOPE * cin), default, folded.AsSpan(((h * W) + ROPE) * cin, R * cin), R, NOPE, cin, WeightLayout.InOut);
-            if (bias is not null)
-            {
-                bq.Slice(h * QK + NOPE, ROPE).CopyTo(bias.AsSpan(h * W));
-                MatMul(bq.Slice(h * QK, NOPE), wkvb.Slice(h * (NOPE + HD) * R, NOPE * R), default, bias.AsSpan(h * W + ROPE, R), 1, NOPE, R, WeightLayout.InOut);
-            }
+        }
+        float[]? bias = blk.Bq is null ? null : new float[NH * W];
+        for (int h = 0; bias is not null && h < NH; h++)
+        {
+            FoldHead(blk.Bq!.Span.Slice(h * QK, QK), 1, ukT.AsSpan(h * R * NOPE, R * NOPE), bias.AsSpan(h * W, W));
         }
         string name = $"model.layers.{l}.self_attn.{(QR > 0 ? "q_b_proj" : "q_proj")}.absorbed";
-        var result = (Weight.FromArray(name, folded, NH * W, cin), bias is null ? null : Weight.FromArray(name + ".bias", bias, NH * W));
+        var biasWeight = bias is null ? null : Weight.FromArray(name + ".bias", bias, NH * W);
+        var factored = _queryFullRank ? null : FactoredQuery(wq, cin, ukT);
+        FoldedQuery result;
+        if (factored is { } f)
+        {
+            result = new FoldedQuery(Weight.FromArray(name + ".basis", f.Basis, f.Basis.Length / cin, cin), biasWeight, f.Mix, f.Ranks);
+        }
+        else
+        {
+            _queryFullRank = true;
+            var folded = new float[NH * W * cin];
+            for (int h = 0; h < NH; h++)
+            {
+                FoldHead(wq.Slice(h * QK * cin, QK * cin), cin, ukT.AsSpan(h * R * NOPE, R * NOPE), folded.AsSpan(h * W * cin, W * cin));
+            }
+            result = new FoldedQuery(Weight.FromArray(name, folded, NH * W, cin), biasWeight, null, []);
+        }
         _absorbedQuery[l] = result;
+        return result;
+    }
+
+    // One head's query rows (QK, width) [q_nope (NOPE) | q_rot (ROPE)] folded into (W, width) [q_rot | W_UK[h]ᵀ·q_nope]:
+    // rows of q_proj (width Cin), of its factor (width k_h) or of its bias (width 1)
+    private void FoldHead(ReadOnlySpan<float> rows, int width, ReadOnlySpan<float> ukT, Span<float> folded)
+    {
+        rows.Slice(NOPE * width, ROPE * width).CopyTo(folded);
+        MatMul(ukT, rows[..(NOPE * width)], default, folded.Slice(ROPE * width, R * width), R, NOPE, width, WeightLayout.InOut);
+    }
+
+    // Per head, q_proj's rows (QK, Cin) = A_h (QK, k_h) · Basis_h (k_h, Cin), kept as Basis_h and A_h folded to (W, k_h), when
+    // every head's rank k_h is low enough that k_h·Cin + W·k_h < W·Cin (fewer bytes than the folded rows). A converted model's
+    // heads qualify: each head's QK query rows mix the source head's HD rows (TransMLA's rotation), so k_h ≤ HD. Null when a
+    // head's rank is higher.
+    private (float[] Basis, float[] Mix, int[] Ranks)? FactoredQuery(ReadOnlySpan<float> wq, int cin, float[] ukT)
+    {
+        int W = CacheRow, maxRank = (int)((((long)W * cin) - 1) / (cin + W));
+        var heads = new (float[] Basis, float[] Mix)[NH];
+        var ranks = new int[NH];
+        for (int h = 0; h < NH; h++)
+        {
+            if (LowRankRows(wq.Slice(h * QK * cin, QK * cin), QK, cin, maxRank) is not { } f)
+            {
+                return null;
+            }
+            ranks[h] = f.Rank;
+            var mix = new float[W * f.Rank];
+            FoldHead(f.Coefficients, f.Rank, ukT.AsSpan(h * R * NOPE, R * NOPE), mix);
+            heads[h] = (f.Basis, mix);
+        }
+        return ([.. heads.SelectMany(x => x.Basis)], [.. heads.SelectMany(x => x.Mix)], ranks);
+    }
+
+    // A row residual this far below its row's norm is float rounding, not a direction of its own (a converted model's query
+    // rows are float32 mixes of the source's: their residuals sit near 1e-7)
+    private const double RankTolerance = 1e-5;
+
+    // rows (rows, cols) = Coefficients (rows, k) · Basis (k, cols) with orthonormal basis rows, by modified Gram–Schmidt in
+    // double: a row is orthogonalised twice when it adds a direction (one pass loses orthogonality), once when the first pass
+    // leaves only rounding (a row in the span); null as soon as the rank exceeds maxRank
+    internal static (float[] Basis, float[] Coefficients, int Rank)? LowRankRows(ReadOnlySpan<float> m, int rows, int cols, int maxRank)
+    {
+        var basis = new double[(maxRank + 1) * cols];
+        var coefficients = new double[rows * (maxRank + 1)];
+        var v = new double[cols];
+        int k = 0;
+        for (int i = 0; i < rows; i++)
+        {
+            for (int c = 0; c < cols; c++)
+            {
+                v[c] = m[i * cols + c];
+            }
+            double norm = Math.Sqrt(TensorPrimitives.Dot<double>(v, v)), rest = norm;
+            for (int pass = 0; pass < 2 && rest > RankTolerance * norm; pass++)
+            {
+                for (int j = 0; j < k; j++)
+                {
+                    var q = basis.AsSpan(j * cols, cols);
+                    double dot = TensorPrimitives.Dot<double>(q, v);
+                    coefficients[i * (maxRank + 1) + j] += dot;
+                    TensorPrimitives.MultiplyAdd(q, -dot, v, v);
+                }
+                rest = Math.Sqrt(TensorPrimitives.Dot<double>(v, v));
+            }
+            if (rest <= RankTolerance * norm)
+            {
+                continue;
+            }
+            if (k == maxRank)
+            {
+                return null;
+            }
+            TensorPrimitives.Multiply(v, 1 / rest, basis.AsSpan(k * cols, cols));
+            coefficients[i * (maxRank + 1) + k] = rest;
+            k++;
+        }
+        var b = new float[k * cols];
+        var a = new float[rows * k];
+        for (int i = 0; i < k * cols; i++)
+        {
+            b[i] = (float)basis[i];
+        }
+        for (int i = 0; i < rows; i++)
+        {
+            for (int j = 0; j < k; j++)
+            {
+                a[i * k + j] = (float)coefficients[i * (maxRank + 1) + j];
+            }
+        }
+        return (b, a, k);
+    }
+
+    // o_proj with W_UV folded in, made once per layer: per head W_O[h] (C, HD) · W_UV[h] (HD, R) into columns h·R of (C, NH·R)
+    private Weight AbsorbedOutput(int l)
+    {
+        if (_absorbedOutput[l] is { } made)
+        {
+            return made;
+        }
+        var blk = _blocks[l];
+        int C = Config.DModel;
+        var wo = blk.Wo.Span;
+        var wkvb = blk.WkvB.Span;
+        var woHead = new float[C * HD];
+        var part = new float[C * R];
+        var folded = new float[C * NH * R];
+        for (int h = 0; h < NH; h++)
+        {
+            for (int c = 0; c < C; c++)
+            {
+                wo.Slice(c * NH * HD + h * HD, HD).CopyTo(woHead.AsSpan(c * HD, HD));
+            }
+            // W_UV[h] (HD, R) is stored as it is used here, (in, out): kv_b_proj's rows h·(NOPE + HD) + NOPE …
+            MatMul(woHead, wkvb.Slice((h * (NOPE + HD) + NOPE) * R, HD * R), default, part, C, HD, R, WeightLayout.InOut);
+            for (int c = 0; c < C; c++)
+            {
+                part.AsSpan(c * R, R).CopyTo(folded.AsSpan(c * NH * R + h * R, R));
+            }
+        }
+        var result = Weight.FromArray($"model.layers.{l}.self_attn.o_proj.absorbed", folded, C, NH * R);
+        _absorbedOutput[l] = result;
         return result;
     }
 
@@ -485,9 +689,10 @@ public sealed class DeepseekV3 : TransformerModel
     private float[] _pastLatent = []; // (S, R)
     private float[] _pastKvb = [];    // (S, NH, NOPE + HD)
     private float[] _qAbs = [];       // (N, NH, ROPE + R) absorbed queries [q_rot | q_nope·W_UK]
+    private float[] _qLow = [];       // (N, Σ_h k_h) a factored folded query's basis projections, ≤ (N, NH, QK)
     private float[] _zAbs = [];       // (N, NH, ROPE + R) attention-weighted cache rows, or (N, NH, R) latents from the latent kernel
-    private float[] _headIn = [];     // (N, max(NOPE, R))
-    private float[] _headOut = [];    // (N, max(R, HD))
+    private float[] _headIn = [];     // (N, max(NOPE, R, QK))
+    private float[] _headOut = [];    // (N, max(R, HD, ROPE + R))
 
     private void EnsureMlaRows(int N, int positions)
     {
@@ -506,8 +711,9 @@ public sealed class DeepseekV3 : TransformerModel
             _zp = new float[N * NH * P];
             _qAbs = new float[N * NH * CacheRow];
             _zAbs = new float[N * NH * CacheRow];
-            _headIn = new float[N * Math.Max(NOPE, R)];
-            _headOut = new float[N * Math.Max(R, HD)];
+            _qLow = new float[N * NH * QK];
+            _headIn = new float[N * Math.Max(Math.Max(NOPE, R), QK)];
+            _headOut = new float[N * Math.Max(Math.Max(R, HD), CacheRow)];
         }
         if (_kp.Length < B * positions * NH * P)
         {

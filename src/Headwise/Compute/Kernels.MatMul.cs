@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -5,8 +6,9 @@ using System.Runtime.Intrinsics.X86;
 
 namespace Headwise.Compute;
 
-// out = x · W (+ bias): the projections and MLPs of every layer.
+// out = x · W (+ bias), then an optional epilogue: the projections and MLPs of every layer.
 // x: (T, C)  w: (OC, C) for OutIn (nn.Linear) or (C, OC) for InOut (GPT-2 Conv1D)  bias: (OC) or empty  out: (T, OC)
+// residual: (T, OC), only for GemmEpilogue.Residual
 // T ≤ 8 rows (decode) go to the GEMV in Kernels.Gemv.cs; larger T to the packed GEMM below.
 //
 // Packed, cache-blocked GEMM in the Goto/BLIS style:
@@ -17,6 +19,25 @@ namespace Headwise.Compute;
 // The B micro-panel (KC·NR floats) stays in L1, the A block (MC·KC) in L2.
 // Weights come from memory-mapped files, so panels are packed on the fly into per-thread buffers, unless the caller hands
 // over the weight already packed once (PackedWeight, Kernels.Prepack.cs): then the B panels are read from there.
+// The epilogue (an activation, or the residual add) runs on each finished tile right after its last depth block is stored,
+// while the tile is still in L1: no second pass over out in memory.
+
+/// <summary>What the GEMM does to each output value after the last depth block (bias included): the pass that would
+/// otherwise follow the GEMM over the whole output, fused into its store.</summary>
+public enum GemmEpilogue
+{
+    /// <summary>out = x · W + bias.</summary>
+    None,
+    /// <summary>out = gelu_new(x · W + bias), the same function as <see cref="Kernels.GeluTanh"/>.</summary>
+    GeluTanh,
+    /// <summary>out = gelu(x · W + bias), the same function as <see cref="Kernels.GeluErf"/>.</summary>
+    GeluErf,
+    /// <summary>out = silu(x · W + bias), the same function as <see cref="Kernels.Silu"/>.</summary>
+    Silu,
+    /// <summary>out = x · W + bias and residual = residual + out: a sublayer's output added into the residual stream.</summary>
+    Residual,
+}
+
 public static unsafe partial class Kernels
 {
     private const int GemmKC = 256;  // depth of a packed block: B micro-panel 256·32·4 B = 32 KiB ≤ L1d (48 KiB on Zen 5)
@@ -44,10 +65,14 @@ public static unsafe partial class Kernels
 
     /// <summary>out = x · W (+ bias), the GEMM reading W's panels from <paramref name="packed"/> (W packed once by
     /// <see cref="PackWeight"/>) when it is not null; decode-sized T (the GEMV) still streams <paramref name="w"/>.
-    /// The same sums in the same order as the unpacked call: bitwise the same output.</summary>
+    /// The same sums in the same order as the unpacked call: bitwise the same output. Then <paramref name="epilogue"/>
+    /// (<see cref="GemmEpilogue"/>): an activation of out, or <c>residual += out</c>, in the GEMM's store; bitwise the
+    /// separate pass for the residual add, and for activations when OC is a multiple of 32 (else the pass may take a
+    /// narrower vector path for the tail of a row: within an ulp).</summary>
     // x: (T, C)  w: (OC, C) for OutIn or (C, OC) for InOut  packed: w's panels  bias: (OC) or empty  out: (T, OC)
+    // residual: (T, OC) for GemmEpilogue.Residual, not overlapping out; else empty
     public static void MatMul(ReadOnlySpan<float> x, ReadOnlySpan<float> w, PackedWeight? packed, ReadOnlySpan<float> bias,
-        Span<float> output, int T, int C, int OC, WeightLayout layout)
+        Span<float> output, int T, int C, int OC, WeightLayout layout, GemmEpilogue epilogue = GemmEpilogue.None, Span<float> residual = default)
     {
         Require(T >= 0 && C >= 0 && OC >= 0, "MatMul: negative dimension");
         Require(x.Length >= (long)T * C, "MatMul: x is shorter than T·C");
@@ -55,6 +80,9 @@ public static unsafe partial class Kernels
         Require(bias.IsEmpty || bias.Length >= OC, "MatMul: bias is shorter than OC");
         Require(output.Length >= (long)T * OC, "MatMul: out is shorter than T·OC");
         Require(packed is null || packed.Matches(C, OC, layout), "MatMul: the packed weight was packed for another shape or layout");
+        bool adds = epilogue == GemmEpilogue.Residual;
+        Require(!adds || residual.Length >= (long)T * OC, "MatMul: residual is shorter than T·OC");
+        Require(!adds || !residual[..(T * OC)].Overlaps(output[..(T * OC)]), "MatMul: residual overlaps out");
         if (T == 0 || OC == 0)
         {
             return;
@@ -67,9 +95,10 @@ public static unsafe partial class Kernels
                 var row = output.Slice(t * OC, OC);
                 if (bias.IsEmpty) row.Clear(); else bias[..OC].CopyTo(row);
             }
+            EpiloguePass(output[..(T * OC)], adds ? residual[..(T * OC)] : default, epilogue);
             return;
         }
-        fixed (float* px = x, pw = w, pb = bias, po = output, pp = packed?.Panels)
+        fixed (float* px = x, pw = w, pb = bias, po = output, pp = packed?.Panels, pr = residual)
         {
             float* pbias = bias.IsEmpty ? null : pb;
             if (T <= GemvMaxRows)
@@ -79,10 +108,43 @@ public static unsafe partial class Kernels
                 {
                     Gemv(px + (long)t0 * C, pw, pbias, po + (long)t0 * OC, Math.Min(GemvMaxT, T - t0), C, OC, layout);
                 }
+                // a few rows: the epilogue as its own pass costs nothing worth fusing (and decode keeps its GEMV as it is)
+                EpiloguePass(output[..(T * OC)], adds ? residual[..(T * OC)] : default, epilogue);
             }
             else
             {
-                Gemm(px, pw, pp, pbias, po, T, C, OC, layout);
+                Gemm(px, pw, pp, pbias, po, T, C, OC, layout, epilogue, adds ? pr : null);
+            }
+        }
+    }
+
+    // The epilogue as a separate pass over out (T·OC values): the empty sum and the GEMV's rows.
+    private static void EpiloguePass(Span<float> output, Span<float> residual, GemmEpilogue epilogue)
+    {
+        switch (epilogue)
+        {
+            case GemmEpilogue.GeluTanh: GeluTanh(output, output); break;
+            case GemmEpilogue.GeluErf: GeluErf(output, output); break;
+            case GemmEpilogue.Silu: Silu(output, output); break;
+            case GemmEpilogue.Residual: Add(residual, output, residual); break;
+        }
+    }
+
+    // The epilogue on a finished rows × cols tile of out (row stride ld; residual at the same offsets), still in L1: the
+    // same vectorized code as the separate pass, so the same values (Map, Kernels.Activations.cs; TensorPrimitives.Add).
+    private static void FinishTile(float* c, float* residual, int ld, int rows, int cols, GemmEpilogue epilogue)
+    {
+        for (int i = 0; i < rows; i++, c += ld)
+        {
+            switch (epilogue)
+            {
+                case GemmEpilogue.GeluTanh: Map<GeluTanhOp>(c, null, c, cols); break;
+                case GemmEpilogue.GeluErf: Map<GeluErfOp>(c, null, c, cols); break;
+                case GemmEpilogue.Silu: Map<SiluOp>(c, null, c, cols); break;
+                case GemmEpilogue.Residual:
+                    var r = new Span<float>(residual + (long)i * ld, cols);
+                    TensorPrimitives.Add(r, new ReadOnlySpan<float>(c, cols), r);
+                    break;
             }
         }
     }
@@ -91,9 +153,10 @@ public static unsafe partial class Kernels
 
     private sealed class GemmJob
     {
-        public float* X, W, PackedB, Bias, Out;
+        public float* X, W, PackedB, Bias, Out, Residual;
         public int T, C, OC, RowChunk, ColChunk, ColParts;
         public WeightLayout Layout;
+        public GemmEpilogue Epilogue;
         public readonly Action<int> Body;
         public readonly ParallelOptions Options = new();
         public GemmJob() => Body = Run;
@@ -101,20 +164,21 @@ public static unsafe partial class Kernels
         {
             int r0 = task / ColParts * RowChunk;
             int n0 = task % ColParts * ColChunk;
-            GemmTask(X, W, PackedB, Bias, Out, T, C, OC, Layout, r0, Math.Min(T, r0 + RowChunk), n0, Math.Min(OC, n0 + ColChunk));
+            GemmTask(X, W, PackedB, Bias, Out, T, C, OC, Layout, Epilogue, Residual, r0, Math.Min(T, r0 + RowChunk), n0, Math.Min(OC, n0 + ColChunk));
         }
     }
 
     [ThreadStatic] private static GemmJob? t_gemmJob;
 
-    // packedB: w's panels (PackedWeight), or null to pack them on the fly
-    private static void Gemm(float* x, float* w, float* packedB, float* bias, float* output, int T, int C, int OC, WeightLayout layout)
+    // packedB: w's panels (PackedWeight), or null to pack them on the fly; residual: (T, OC) for GemmEpilogue.Residual, else null
+    private static void Gemm(float* x, float* w, float* packedB, float* bias, float* output, int T, int C, int OC, WeightLayout layout,
+        GemmEpilogue epilogue, float* residual)
     {
         // below ~4 MFLOP a thread hand-off costs more than it saves
         int threads = !ForceParallel && (long)T * C * OC < (1L << 21) ? 1 : MaxThreads;
         if (threads == 1)
         {
-            GemmTask(x, w, packedB, bias, output, T, C, OC, layout, 0, T, 0, OC);
+            GemmTask(x, w, packedB, bias, output, T, C, OC, layout, epilogue, residual, 0, T, 0, OC);
             return;
         }
         // Split the output's columns, in whole NR panels, into parts of equal width: each part reads only its own share
@@ -134,12 +198,12 @@ public static unsafe partial class Kernels
         int tasks = rowParts * colParts;
         if (tasks == 1)
         {
-            GemmTask(x, w, packedB, bias, output, T, C, OC, layout, 0, T, 0, OC);
+            GemmTask(x, w, packedB, bias, output, T, C, OC, layout, epilogue, residual, 0, T, 0, OC);
             return;
         }
         var job = t_gemmJob ??= new GemmJob();
         job.X = x; job.W = w; job.PackedB = packedB; job.Bias = bias; job.Out = output;
-        job.T = T; job.C = C; job.OC = OC; job.Layout = layout;
+        job.T = T; job.C = C; job.OC = OC; job.Layout = layout; job.Epilogue = epilogue; job.Residual = residual;
         job.RowChunk = rowChunk; job.ColChunk = colChunk; job.ColParts = colParts;
         job.Options.MaxDegreeOfParallelism = Math.Min(threads, tasks);
         Parallel.For(0, tasks, job.Options, job.Body);
@@ -158,7 +222,7 @@ public static unsafe partial class Kernels
     // Output rows [r0, r1) × columns [n0, n1), the whole depth C.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GemmTask(float* x, float* w, float* packedB, float* bias, float* output, int T, int C, int OC, WeightLayout layout,
-        int r0, int r1, int n0, int n1)
+        GemmEpilogue epilogue, float* residual, int r0, int r1, int n0, int n1)
     {
         EnsurePackBuffers();
         float* packA = t_packA, packB = t_packB;
@@ -173,6 +237,7 @@ public static unsafe partial class Kernels
             {
                 int kc = Math.Min(GemmKC, C - pc);
                 bool first = pc == 0;
+                bool finish = pc + kc == C && epilogue != GemmEpilogue.None; // the last depth block: the values are final
                 if (packedB != null)
                 {
                     // n − block is a whole number of panels: task columns start on NR boundaries
@@ -213,6 +278,10 @@ public static unsafe partial class Kernels
                                         ci[j] = first ? ei[j] + (biasTile == null ? 0f : biasTile[j]) : ci[j] + ei[j];
                                     }
                                 }
+                            }
+                            if (finish)
+                            {
+                                FinishTile(c, residual == null ? null : residual + (c - output), OC, mrr, nrr, epilogue);
                             }
                         }
                     }

@@ -86,31 +86,24 @@ public sealed class Gpt2 : TransformerModel
             }
         }
 
-        // attn_output = softmax(q·kᵀ / √d_head + causal mask)·v, then self.c_proj(attn_output)
-        Attention(l, blk.ProjW, blk.ProjB, WeightLayout.InOut, S.Tmp);
-
-        // hidden_states = attn_output + residual
-        Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+        // attn_output = softmax(q·kᵀ / √d_head + causal mask)·v, then self.c_proj(attn_output);
+        // hidden_states = attn_output + residual (in c_proj's store unless hook_attn_out is attached)
+        Attention(l, blk.ProjW, blk.ProjB, WeightLayout.InOut, S.Tmp, S.X);
         HookResid(l, HookKind.ResidMid, S.X);
         MlpSublayer(l);
     }
 
     protected override void MlpSublayer(int l)
     {
-        int N = Step.N, C = Config.DModel, F = Config.DMlp;
+        int C = Config.DModel, F = Config.DMlp;
         var blk = _blocks[l];
 
-        // MLP: self.c_proj(self.act(self.c_fc(self.ln_2(hidden_states))))
+        // MLP: self.c_proj(self.act(self.c_fc(self.ln_2(hidden_states)))), gelu_new in c_fc's store unless hooked
         Norm(l, HookKind.Ln2Scale, S.X, blk.Ln2W, blk.Ln2B, S.XNorm);
-        Linear(S.XNorm, C, blk.FcW, blk.FcB, S.Hidden, F, WeightLayout.InOut);
-        Hook(l, HookKind.MlpPre, S.Hidden, Step.B, Step.T, F);
-        Activate(S.Hidden);
-        Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
-        Linear(S.Hidden, F, blk.MlpProjW, blk.MlpProjB, S.Tmp, C, WeightLayout.InOut);
-        HookResid(l, HookKind.MlpOut, S.Tmp);
+        LinearActivated(l, S.XNorm, C, blk.FcW, blk.FcB, S.Hidden, WeightLayout.InOut);
 
-        // hidden_states = residual + feed_forward_hidden_states
-        Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+        // hidden_states = residual + feed_forward_hidden_states (in c_proj's store unless hook_mlp_out is attached)
+        OutputLinear(l, HookKind.MlpOut, S.Hidden, F, blk.MlpProjW, blk.MlpProjB, S.Tmp, WeightLayout.InOut, S.X);
         HookResid(l, HookKind.ResidPost, S.X);
     }
 

@@ -84,21 +84,21 @@ public sealed class GptNeoX : TransformerModel
             }
         }
 
-        // partial RoPE on the first rotary_ndims of each head, attention, then self.dense(attn_output)
-        Attention(l, blk.DenseW, blk.DenseB, WeightLayout.OutIn, S.Tmp);
+        // partial RoPE on the first rotary_ndims of each head, attention, then self.dense(attn_output); a sequential block
+        // adds it to the residual stream in dense's store (unless hook_attn_out is attached), a parallel one below
+        Attention(l, blk.DenseW, blk.DenseB, WeightLayout.OutIn, S.Tmp, Config.ParallelResidual ? null : S.X);
 
         if (Config.ParallelResidual)
         {
-            // x = x + attn(ln1(x)) + mlp(ln2(x))
+            // x = x + attn(ln1(x)) + mlp(ln2(x)): ln2 reads x before either add
             Norm(l, HookKind.Ln2Scale, S.X, blk.Ln2W, blk.Ln2B, S.XNorm);
-            Mlp(l, blk, S.Tmp2);
+            Mlp(l, blk, S.Tmp2, null);
             Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
             Add(S.X.AsSpan(0, N * C), S.Tmp2.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
         }
         else
         {
-            // x = x + attn(ln1(x)); x = x + mlp(ln2(x))
-            Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+            // x = x + attn(ln1(x)) (added above); x = x + mlp(ln2(x))
             HookResid(l, HookKind.ResidMid, S.X);
             MlpSublayer(l);
             return;
@@ -112,11 +112,9 @@ public sealed class GptNeoX : TransformerModel
         {
             throw new InvalidOperationException("a parallel-residual block has no point between its attention and its MLP");
         }
-        int N = Step.N, C = Config.DModel;
         var blk = _blocks[l];
         Norm(l, HookKind.Ln2Scale, S.X, blk.Ln2W, blk.Ln2B, S.XNorm);
-        Mlp(l, blk, S.Tmp);
-        Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+        Mlp(l, blk, S.Tmp, S.X);
         HookResid(l, HookKind.ResidPost, S.X);
     }
 
@@ -126,16 +124,13 @@ public sealed class GptNeoX : TransformerModel
         Norm(HookPoint.ModelLevel, HookKind.LnFinalScale, S.X, _lnFW, _lnFB, S.XNorm);
     }
 
-    // mlp: dense_4h_to_h(act(dense_h_to_4h(ln2(x)))) from S.XNorm into output
-    private void Mlp(int l, BlockWeights blk, float[] output)
+    // mlp: dense_4h_to_h(act(dense_h_to_4h(ln2(x)))) from S.XNorm into output, added into residual when given; the
+    // activation and the add run in the GEMMs' stores unless hooks observe what they skip
+    private void Mlp(int l, BlockWeights blk, float[] output, float[]? residual)
     {
         int C = Config.DModel, F = Config.DMlp;
-        Linear(S.XNorm, C, blk.UpW, blk.UpB, S.Hidden, F, WeightLayout.OutIn);
-        Hook(l, HookKind.MlpPre, S.Hidden, Step.B, Step.T, F);
-        Activate(S.Hidden);
-        Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
-        Linear(S.Hidden, F, blk.DownW, blk.DownB, output, C, WeightLayout.OutIn);
-        HookResid(l, HookKind.MlpOut, output);
+        LinearActivated(l, S.XNorm, C, blk.UpW, blk.UpB, S.Hidden, WeightLayout.OutIn);
+        OutputLinear(l, HookKind.MlpOut, S.Hidden, F, blk.DownW, blk.DownB, output, WeightLayout.OutIn, residual);
     }
 
     // ---------------------------------------------------------------------------------------------------------------

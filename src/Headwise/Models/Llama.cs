@@ -59,7 +59,7 @@ public sealed class Llama : TransformerModel
 
     protected override void Block(int l)
     {
-        int N = Step.N, C = Config.DModel;
+        int C = Config.DModel;
         int qd = Config.HeadsIn(l) * Config.DHead, kvd = Config.KvHeadsIn(l) * Config.DHead;
         var blk = _blocks[l];
         HookResid(l, HookKind.ResidPre, S.X);
@@ -75,11 +75,9 @@ public sealed class Llama : TransformerModel
         }
         Linear(S.XNorm, C, blk.Wv, blk.Bv, S.V, kvd, WeightLayout.OutIn);
 
-        // RoPE (apply_rotary_pos_emb), softmax(q·kᵀ/√d + mask)·v with repeat_kv for grouped heads, then self.o_proj
-        Attention(l, blk.Wo, blk.Bo, WeightLayout.OutIn, S.Tmp);
-
-        // hidden_states = residual + hidden_states
-        Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+        // RoPE (apply_rotary_pos_emb), softmax(q·kᵀ/√d + mask)·v with repeat_kv for grouped heads, then self.o_proj;
+        // hidden_states = residual + hidden_states (in o_proj's store unless hook_attn_out is attached)
+        Attention(l, blk.Wo, blk.Bo, WeightLayout.OutIn, S.Tmp, S.X);
         HookResid(l, HookKind.ResidMid, S.X);
         MlpSublayer(l);
     }
@@ -99,11 +97,9 @@ public sealed class Llama : TransformerModel
         Hook(l, HookKind.MlpPreLinear, S.Hidden2, Step.B, Step.T, F);
         SwiGlu(S.Hidden.AsSpan(0, N * F), S.Hidden2.AsSpan(0, N * F), S.Hidden.AsSpan(0, N * F));
         Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
-        Linear(S.Hidden, F, blk.Down, blk.DownB, S.Tmp, C, WeightLayout.OutIn);
-        HookResid(l, HookKind.MlpOut, S.Tmp);
 
-        // hidden_states = residual + hidden_states
-        Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
+        // hidden_states = residual + down_proj(...) (in down_proj's store unless hook_mlp_out is attached)
+        OutputLinear(l, HookKind.MlpOut, S.Hidden, F, blk.Down, blk.DownB, S.Tmp, WeightLayout.OutIn, S.X);
         HookResid(l, HookKind.ResidPost, S.X);
     }
 

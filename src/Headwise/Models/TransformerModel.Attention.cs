@@ -41,16 +41,17 @@ public abstract partial class TransformerModel
     /// <summary>
     /// The attention sublayer after the q/k/v projections: hooks q/k/v, RoPE, the KV cache, the attention itself
     /// (fused when nothing looks inside it), hook_z, the output projection (per head when hook_result is asked for)
-    /// and hook_attn_out. Reads <see cref="RunState.Q"/>/K/V; writes the sublayer output to <paramref name="output"/>.
+    /// and hook_attn_out. Reads <see cref="RunState.Q"/>/K/V; writes the sublayer output to <paramref name="output"/>, and
+    /// adds it into <paramref name="residual"/> when given (in the output projection's store when nothing hooks attn_out).
     /// </summary>
-    protected void Attention(int L, Weight wO, Weight? bO, WeightLayout layout, float[] output)
+    protected void Attention(int L, Weight wO, Weight? bO, WeightLayout layout, float[] output, float[]? residual = null)
     {
         int B = Step.B, T = Step.T, N = Step.N, past = Step.PastLen;
         int NH = Config.HeadsIn(L), NKV = Config.KvHeadsIn(L), HD = Config.DHead;
         int kvRow = NKV * HD;
         if (SharesAttention(L))
         {
-            SharedAttentionLayer(L, wO, bO, layout, output);
+            SharedAttentionLayer(L, wO, bO, layout, output, residual);
             return;
         }
 
@@ -90,13 +91,13 @@ public abstract partial class TransformerModel
         }
 
         Attend(L, S.Q, kc, vc, _capacity * kvRow, S.Z, NKV, HD, 1f / MathF.Sqrt(HD));
-        AttentionOutput(L, wO, bO, layout, output);
+        AttentionOutput(L, wO, bO, layout, output, residual);
     }
 
     /// <summary>A layer that reuses the pattern of its group's first layer (computed earlier in this step, as that layer used
     /// it, after its hooks): hook_v, the values cached, hook_pattern on the reused pattern (a hook that rewrites it changes this
     /// layer alone), z = pattern·v, then the output projection as in <see cref="Attention"/>.</summary>
-    private void SharedAttentionLayer(int L, Weight wO, Weight? bO, WeightLayout layout, float[] output)
+    private void SharedAttentionLayer(int L, Weight wO, Weight? bO, WeightLayout layout, float[] output, float[]? residual)
     {
         int B = Step.B, T = Step.T, past = Step.PastLen, S_ = past + T;
         int NH = Config.HeadsIn(L), NKV = Config.KvHeadsIn(L), HD = Config.DHead, kvRow = NKV * HD, per = NH * T * S_;
@@ -124,7 +125,7 @@ public abstract partial class TransformerModel
             AttentionApply(pattern.AsSpan(b * per, per), vc.AsSpan(b * _capacity * kvRow, S_ * kvRow),
                 S.Z.AsSpan(b * T * NH * HD, T * NH * HD), T, S_, NH, NKV, HD);
         }
-        AttentionOutput(L, wO, bO, layout, output);
+        AttentionOutput(L, wO, bO, layout, output, residual);
     }
 
     // where layer L keeps its pattern (B·NH·T·S floats) for the later layers of its group, or null when none reuses it
@@ -310,8 +311,9 @@ public abstract partial class TransformerModel
     }
 
     /// <summary>hook_z on <see cref="RunState.Z"/> (B, T, NH, HD), the output projection — Σ_h z_h·W_O[h] per head when
-    /// hook_result is asked for — into <paramref name="output"/>, and hook_attn_out.</summary>
-    protected void AttentionOutput(int L, Weight wO, Weight? bO, WeightLayout layout, float[] output)
+    /// hook_result is asked for — into <paramref name="output"/>, hook_attn_out, and residual += output when
+    /// <paramref name="residual"/> is given (<see cref="OutputLinear"/>).</summary>
+    protected void AttentionOutput(int L, Weight wO, Weight? bO, WeightLayout layout, float[] output, float[]? residual = null)
     {
         int B = Step.B, T = Step.T, N = Step.N, NH = Config.HeadsIn(L), HD = Config.DHead, C = Config.DModel;
         Hook(L, HookKind.Z, S.Z, B, T, NH, HD);
@@ -338,12 +340,16 @@ public abstract partial class TransformerModel
                     Add(o, S.Result.AsSpan((r * NH + h) * C, C), o);
                 }
             }
+            HookResid(L, HookKind.AttnOut, output);
+            if (residual is not null)
+            {
+                Add(residual.AsSpan(0, N * C), outSpan, residual.AsSpan(0, N * C));
+            }
         }
         else
         {
-            Linear(S.Z, NH * HD, wO, bO, output, C, layout);
+            OutputLinear(L, HookKind.AttnOut, S.Z, NH * HD, wO, bO, output, layout, residual);
         }
-        HookResid(L, HookKind.AttnOut, output);
     }
 
     // W_O per head: (NH, HD, C) — the (NH·HD, C) projection, whose rows h·HD .. (h+1)·HD are W_O[h] — built once per layer

@@ -301,12 +301,55 @@ public abstract partial class TransformerModel
         Hook(layer, scaleKind + 1, output, Step.B, Step.T, C); // the *Normalized kind follows its *Scale kind
     }
 
-    /// <summary>out = x · W (+ b) over the step's N rows.</summary>
-    protected void Linear(float[] x, int inFeatures, Weight w, Weight? bias, float[] output, int outFeatures, WeightLayout layout)
+    /// <summary>out = x · W (+ b) over the step's N rows, then <paramref name="epilogue"/> in the GEMM's store (an activation
+    /// of out, or <paramref name="residual"/> += out).</summary>
+    protected void Linear(float[] x, int inFeatures, Weight w, Weight? bias, float[] output, int outFeatures, WeightLayout layout,
+        GemmEpilogue epilogue = GemmEpilogue.None, float[]? residual = null)
     {
         int N = Step.N;
         MatMul(x.AsSpan(0, N * inFeatures), w.Span, PackedFor(w, N, inFeatures, outFeatures, layout), bias is null ? default : bias.Span,
-            output.AsSpan(0, N * outFeatures), N, inFeatures, outFeatures, layout);
+            output.AsSpan(0, N * outFeatures), N, inFeatures, outFeatures, layout, epilogue,
+            residual is null ? default : residual.AsSpan(0, N * outFeatures));
+    }
+
+    /// <summary>An ungated MLP's first linear and its activation, h = act(x · W + b) (F = d_mlp wide), firing hook_mlp_pre on
+    /// x · W + b and hook_mlp_post on h. With neither hooked, nothing sees x · W + b alone and the activation runs in the
+    /// GEMM's store (<see cref="GemmEpilogue"/>).</summary>
+    // x: (N, inFeatures)  h: (N, F)
+    protected void LinearActivated(int layer, float[] x, int inFeatures, Weight w, Weight? bias, float[] h, WeightLayout layout)
+    {
+        int F = Config.DMlp;
+        if (!Hooked(layer, HookKind.MlpPre) && !Hooked(layer, HookKind.MlpPost))
+        {
+            Linear(x, inFeatures, w, bias, h, F, layout, ActivationEpilogue);
+            return;
+        }
+        Linear(x, inFeatures, w, bias, h, F, layout);
+        Hook(layer, HookKind.MlpPre, h, Step.B, Step.T, F);
+        Activate(h);
+        Hook(layer, HookKind.MlpPost, h, Step.B, Step.T, F);
+    }
+
+    /// <summary>A sublayer's output projection (C wide), out = x · W (+ b), firing <paramref name="outKind"/> (hook_attn_out,
+    /// hook_mlp_out) on it, then the residual add residual += out when <paramref name="residual"/> is given. With that hook
+    /// not attached the add runs in the GEMM's store: the same sums, so the residual stream is bitwise the same (and out
+    /// still holds the sublayer's output).</summary>
+    // x: (N, inFeatures)  out, residual: (N, C)
+    protected void OutputLinear(int layer, HookKind outKind, float[] x, int inFeatures, Weight w, Weight? bias, float[] output,
+        WeightLayout layout, float[]? residual)
+    {
+        int N = Step.N, C = Config.DModel;
+        if (residual is not null && !Hooked(layer, outKind))
+        {
+            Linear(x, inFeatures, w, bias, output, C, layout, GemmEpilogue.Residual, residual);
+            return;
+        }
+        Linear(x, inFeatures, w, bias, output, C, layout);
+        HookResid(layer, outKind, output);
+        if (residual is not null)
+        {
+            Add(residual.AsSpan(0, N * C), output.AsSpan(0, N * C), residual.AsSpan(0, N * C));
+        }
     }
 
     /// <summary>Token embedding (+ hook_embed) into the residual stream.</summary>
@@ -324,6 +367,15 @@ public abstract partial class TransformerModel
         HookResid(HookPoint.ModelLevel, HookKind.PosEmbed, S.Tmp);
         Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
     }
+
+    // Config.Activation as the GEMM epilogue that applies it
+    private GemmEpilogue ActivationEpilogue => Config.Activation switch
+    {
+        ActivationFunction.GeluTanh => GemmEpilogue.GeluTanh,
+        ActivationFunction.GeluErf => GemmEpilogue.GeluErf,
+        ActivationFunction.Silu => GemmEpilogue.Silu,
+        _ => throw new InvalidOperationException($"no GEMM epilogue for the activation {Config.Activation}"),
+    };
 
     /// <summary>The MLP activation, in place over the step's rows of <paramref name="h"/>.</summary>
     protected void Activate(float[] h)

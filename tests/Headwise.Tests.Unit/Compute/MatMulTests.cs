@@ -78,6 +78,108 @@ public sealed class MatMulTests
         Check(rng, 2, 40, 2100, layout, true, threads); // decode with OC wider than one GEMV column chunk
     }
 
+    // ---------------------------------------------------------------- epilogues (GemmEpilogue)
+
+    private static readonly GemmEpilogue[] Epilogues = [GemmEpilogue.GeluTanh, GemmEpilogue.GeluErf, GemmEpilogue.Silu, GemmEpilogue.Residual];
+
+    // Against the scalar twin: the GEMM's tolerance above, times the activations' slope (≤ 1.13 for GELU, 1.1 for SiLU),
+    // plus 1e-6 relative for the activation itself (the kernels evaluate it in double: within an ulp of the reference).
+    private static void CheckEpilogue(Random rng, int T, int C, int OC, WeightLayout layout, GemmEpilogue epilogue, int threads)
+    {
+        float[] x = RandomArray(rng, T * C), w = RandomArray(rng, C * OC), bias = RandomArray(rng, OC);
+        float[] residual = epilogue == GemmEpilogue.Residual ? RandomArray(rng, T * OC) : [];
+        float[] expectedResidual = (float[])residual.Clone();
+        var expected = new float[T * OC];
+        var actual = new float[T * OC];
+        actual.AsSpan().Fill(float.NaN); // every output must be written
+        ScalarKernels.MatMul(x, w, bias, expected, T, C, OC, layout, epilogue, expectedResidual);
+        using (new ThreadScope(threads))
+        {
+            K.MatMul(x, w, null, bias, actual, T, C, OC, layout, epilogue, residual);
+        }
+        string what = $"MatMul {epilogue} T={T} C={C} OC={OC} {layout} threads={threads}";
+        AssertClose(expected, actual, 1e-6, 1.2e-6 * (C + 1), what);
+        AssertClose(expectedResidual, residual, 1e-6, 1.2e-6 * (C + 1), what + " residual");
+    }
+
+    [Theory]
+    [InlineData(GemmEpilogue.GeluTanh, WeightLayout.InOut, 2)]
+    [InlineData(GemmEpilogue.GeluErf, WeightLayout.OutIn, 1)]
+    [InlineData(GemmEpilogue.Silu, WeightLayout.OutIn, 2)]
+    [InlineData(GemmEpilogue.Residual, WeightLayout.InOut, 1)]
+    [InlineData(GemmEpilogue.Residual, WeightLayout.OutIn, 2)]
+    public void EpilogueEveryTAndOC_WithRotatingC(GemmEpilogue epilogue, WeightLayout layout, int threads)
+    {
+        var rng = new Random(2000 + (int)epilogue * 10 + threads);
+        for (int i = 0; i < Sizes.Length; i++)
+        {
+            for (int j = 0; j < Sizes.Length; j++)
+            {
+                int C = Sizes[(i * 5 + j * 3 + (int)epilogue) % Sizes.Length];
+                CheckEpilogue(rng, Sizes[i], C, Sizes[j], layout, epilogue, threads);
+            }
+        }
+    }
+
+    // Fused against the passes it replaces (the GEMM, then Kernels.GeluTanh/GeluErf/Silu over out, or Kernels.Add into the
+    // residual), prepacked and not, across the depth (256) and column (1,024) blocks: bitwise for the residual add (the
+    // same additions); bitwise for an activation when OC is a multiple of 32 (every row of every tile then takes the same
+    // vector path as the flat pass); else within 1e-6 relative, since the flat pass may send a row's tail down a narrower
+    // vector path whose exp differs in the last bit.
+    [Theory]
+    [InlineData(WeightLayout.OutIn, 1)]
+    [InlineData(WeightLayout.OutIn, 2)]
+    [InlineData(WeightLayout.InOut, 1)]
+    [InlineData(WeightLayout.InOut, 2)]
+    public void FusedEpilogueIsTheSeparatePass(WeightLayout layout, int threads)
+    {
+        int[] cs = [0, 1, 7, 255, 256, 257, 513], ocs = [1, 17, 32, 33, 64, 257, 1024, 1025], ts = [1, 8, 9, 13, 121, 257];
+        var rng = new Random(41 + (int)layout * 10 + threads);
+        using var scope = new ThreadScope(threads);
+        for (int i = 0; i < cs.Length; i++)
+        {
+            for (int j = 0; j < ocs.Length; j++)
+            {
+                int C = cs[i], OC = ocs[j], T = ts[(i + j) % ts.Length];
+                var epilogue = Epilogues[(i + 2 * j) % Epilogues.Length];
+                float[] x = RandomArray(rng, T * C, -2, 2), w = RandomArray(rng, C * OC), bias = (i + j) % 2 == 0 ? RandomArray(rng, OC) : [];
+                var packed = (i + j) % 3 == 0 ? null : K.PackWeight(w, C, OC, layout);
+                float[] residual = RandomArray(rng, T * OC), fusedResidual = (float[])residual.Clone();
+                var expected = new float[T * OC];
+                var actual = new float[T * OC];
+                K.MatMul(x, w, packed, bias, expected, T, C, OC, layout);
+                switch (epilogue)
+                {
+                    case GemmEpilogue.GeluTanh: K.GeluTanh(expected, expected); break;
+                    case GemmEpilogue.GeluErf: K.GeluErf(expected, expected); break;
+                    case GemmEpilogue.Silu: K.Silu(expected, expected); break;
+                    case GemmEpilogue.Residual: K.Add(residual, expected, residual); break;
+                }
+                K.MatMul(x, w, packed, bias, actual, T, C, OC, layout, epilogue, epilogue == GemmEpilogue.Residual ? fusedResidual : default);
+                string what = $"fused {epilogue} T={T} C={C} OC={OC} {layout} packed={packed is not null} threads={threads}";
+                if (epilogue == GemmEpilogue.Residual || OC % 32 == 0)
+                {
+                    AssertExact(expected, actual, what);
+                    AssertExact(residual, fusedResidual, what + " residual");
+                }
+                else
+                {
+                    AssertClose(expected, actual, 1e-6, 0, what);
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void ResidualEpilogueRefusesAShortOrOverlappingResidual()
+    {
+        var x = new float[16 * 8];
+        var w = new float[8 * 32];
+        var output = new float[16 * 32];
+        Assert.Throws<ArgumentException>(() => K.MatMul(x, w, null, default, output, 16, 8, 32, WeightLayout.InOut, GemmEpilogue.Residual, new float[16 * 32 - 1]));
+        Assert.Throws<ArgumentException>(() => K.MatMul(x, w, null, default, output, 16, 8, 32, WeightLayout.InOut, GemmEpilogue.Residual, output));
+    }
+
     [Fact]
     public void ZeroDepthGivesBias()
     {

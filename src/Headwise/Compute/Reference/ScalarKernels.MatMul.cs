@@ -20,4 +20,22 @@ public static partial class ScalarKernels
             }
         }
     }
+
+    // The GEMM with its epilogue, as the two passes it fuses: out = x·W + bias, then the activation of out or residual += out.
+    // x: (T, C)  w: (OC, C) for OutIn or (C, OC) for InOut  bias: (OC) or empty  out: (T, OC)  residual: (T, OC) for Residual
+    public static void MatMul(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> output,
+        int T, int C, int OC, WeightLayout layout, GemmEpilogue epilogue, Span<float> residual)
+    {
+        MatMul(x, w, bias, output, T, C, OC, layout);
+        var o = output[..(T * OC)];
+        switch (epilogue)
+        {
+            case GemmEpilogue.GeluTanh: GeluTanh(o, o); break;
+            case GemmEpilogue.GeluErf: GeluErf(o, o); break;
+            case GemmEpilogue.Silu: Silu(o, o); break;
+            case GemmEpilogue.Residual:
+                for (int i = 0; i < o.Length; i++) residual[i] += o[i];
+                break;
+        }
+    }
 }

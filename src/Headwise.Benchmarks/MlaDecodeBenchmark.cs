@@ -95,6 +95,7 @@ public static class MlaDecodeBenchmark
         if (past < 1) throw new InvalidInputException($"context {context} must exceed the {newTokens} decoded tokens");
         double best = double.MaxValue;
         var token = new int[1];
+        float[]? logits = null; // reused by every step, as generation does
         for (int rep = 0; rep < reps; rep++)
         {
             cancel.ThrowIfCancellationRequested();
@@ -104,7 +105,7 @@ public static class MlaDecodeBenchmark
             for (int i = 0; i < newTokens; i++)
             {
                 token[0] = (i * 31 + 5) % model.Config.VocabSize;
-                model.ForwardChunk(token, null, 1, lastOnly: true);
+                logits = model.ForwardChunk(token, null, 1, null, lastOnly: true, logits);
             }
             best = Math.Min(best, sw.Elapsed.TotalSeconds);
         }

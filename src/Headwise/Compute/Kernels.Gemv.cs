@@ -63,8 +63,11 @@ public static unsafe partial class Kernels
         {
             var job = t_splitRowsJob ??= new SplitRowsJob();
             job.X = x; job.W = w; job.Partials = pp; job.T = T; job.C = C; job.OC = OC; job.RowsPerTask = rowsPerTask;
-            job.Options.MaxDegreeOfParallelism = tasks;
-            Parallel.For(0, tasks, job.Options, job.Body);
+            if (!TryRunOnTeam(job.Body, tasks, tasks))
+            {
+                job.Options.MaxDegreeOfParallelism = tasks;
+                Parallel.For(0, tasks, job.Options, job.Body);
+            }
             for (int t = 0; t < T; t++)
             {
                 var y = new Span<float>(output + (long)t * OC, OC);
@@ -99,9 +102,19 @@ public static unsafe partial class Kernels
         var job = t_gemvJob ??= new GemvJob();
         job.X = x; job.W = w; job.Bias = bias; job.Out = output;
         job.T = T; job.C = C; job.OC = OC; job.Layout = layout; job.PerTask = perTask;
-        job.Options.MaxDegreeOfParallelism = Math.Min(threads, tasks);
-        Parallel.For(0, tasks, job.Options, job.Body);
+        if (!TryRunOnTeam(job.Body, tasks, threads))
+        {
+            job.Options.MaxDegreeOfParallelism = Math.Min(threads, tasks);
+            Parallel.For(0, tasks, job.Options, job.Body);
+        }
     }
+
+    // HEADWISE_GEMV_TEAM=0 sends the decode GEMVs back to Parallel.For (to measure the hand-off; docs/performance.md)
+    internal static bool GemvTeam { get; set; } = Environment.GetEnvironmentVariable("HEADWISE_GEMV_TEAM") is not ("0" or "off");
+
+    // the decode GEMVs' tasks on the parked worker team (WorkerTeam.cs): no pool hand-off, no allocation; false when the
+    // team is busy with another thread's GEMV (that caller then takes Parallel.For)
+    private static bool TryRunOnTeam(Action<int> body, int tasks, int threads) => GemvTeam && WorkerTeam.Shared.TryRun(body, tasks, threads);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GemvRange(float* x, float* w, float* bias, float* output, int T, int C, int OC, WeightLayout layout, int o0, int o1)

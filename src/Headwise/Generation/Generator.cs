@@ -31,6 +31,7 @@ public static class Generator
         var sampler = new Sampler(options.Sampling);
         model.ResetCache(1, total);
         var logits = model.ForwardChunk(prompt, null, prompt.Length, options.Hooks, lastOnly: true);
+        var step = new int[1];
         for (int produced = 0; produced < options.MaxNewTokens && prompt.Length + produced < total; produced++)
         {
             int next = sampler.Sample(logits);
@@ -39,7 +40,9 @@ public static class Generator
             {
                 yield break;
             }
-            logits = model.ForwardChunk([next], null, 1, options.Hooks, lastOnly: true);
+            // each step's logits overwrite the last's (sampled already): a step allocates nothing
+            step[0] = next;
+            logits = model.ForwardChunk(step, null, 1, options.Hooks, lastOnly: true, logits);
         }
     }
 
@@ -82,7 +85,7 @@ public static class Generator
             {
                 break;
             }
-            logits = model.ForwardChunk(next, mask, 1, options.Hooks, lastOnly: true);
+            logits = model.ForwardChunk(next, mask, 1, options.Hooks, lastOnly: true, logits); // the last step's are sampled
         }
         return outputs.Select(o => o.ToArray()).ToArray();
     }

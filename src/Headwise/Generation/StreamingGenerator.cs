@@ -27,7 +27,7 @@ public static class StreamingGenerator
             {
                 yield break;
             }
-            logits = model.ForwardRolling(next, options.Hooks);
+            logits = model.ForwardRolling(next, options.Hooks, logits); // the last step's are sampled: overwrite them
         }
     }
 
@@ -40,7 +40,7 @@ public static class StreamingGenerator
         var logits = model.ForwardChunk(prompt[..first], null, first, hooks, lastOnly: true);
         for (int i = first; i < prompt.Length; i++)
         {
-            logits = model.ForwardRolling(prompt[i], hooks);
+            logits = model.ForwardRolling(prompt[i], hooks, logits);
         }
         return logits;
     }
@@ -58,10 +58,11 @@ public static class StreamingGenerator
         model.ResetRollingCache(sinks, window);
         int V = model.Config.VocabSize;
         var nll = new float[ids.Length - 1];
+        float[]? logits = null; // one buffer for every step's logits
         for (int i = 0; i < ids.Length - 1; i++)
         {
             cancel.ThrowIfCancellationRequested();
-            var logits = model.ForwardRolling(ids[i]);
+            logits = model.ForwardRolling(ids[i], logitsBuffer: logits);
             nll[i] = (float)-Evaluation.Perplexity.LogSoftmaxAt(logits.AsSpan(0, V), ids[i + 1]);
             if (i % 256 == 0)
             {

@@ -117,8 +117,11 @@ public abstract partial class TransformerModel
     public float[] ForwardChunk(int[] tokens, byte[]? mask, int T, HookSet? hooks = null, bool lastOnly = false) =>
         ForwardChunk(tokens, mask, T, hooks, lastOnly, logitsBuffer: null);
 
-    // the chunk's logits into logitsBuffer when it has exactly the right length (see Forward), else a new array
-    private float[] ForwardChunk(int[] tokens, byte[]? mask, int T, HookSet? hooks, bool lastOnly, float[]? logitsBuffer)
+    /// <summary><see cref="ForwardChunk(int[], byte[], int, HookSet?, bool)"/> into <paramref name="logitsBuffer"/> when it holds
+    /// exactly the logits' length (it is written and returned), else into a new array. A decode loop passes each step's result
+    /// back: a step then allocates nothing (a GPT-2 vocabulary's row is a 200 KB large-object allocation per token otherwise),
+    /// and the caller must be done with a step's logits before it runs the next.</summary>
+    public float[] ForwardChunk(int[] tokens, byte[]? mask, int T, HookSet? hooks, bool lastOnly, float[]? logitsBuffer)
     {
         int B = CacheBatch;
         if (B == 0)

@@ -19,6 +19,7 @@ public abstract partial class TransformerModel
     private (int Sinks, int Window)? _rolling; // set by ResetRollingCache, cleared by ResetCache
     private float[][] _rolledKeys = [];        // per layer: (capacity, NKV, HD) the cached pre-RoPE keys rotated at their slots
     private int[] _slots = [];                  // 0 .. capacity − 1: the position of each cache slot
+    private readonly int[] _rollingToken = new int[1]; // the one id of a rolling step (a step allocates nothing)
 
     /// <summary>The rolling cache's (sinks, window) when <see cref="ResetRollingCache"/> set one up; null for the ordinary cache.</summary>
     public (int Sinks, int Window)? RollingCache => _rolling;
@@ -68,8 +69,9 @@ public abstract partial class TransformerModel
     }
 
     /// <summary>One token through the rolling cache (<see cref="ResetRollingCache"/>): evicts the oldest non-sink token when the
-    /// cache is full, appends this one at the next slot and returns its logits (vocab).</summary>
-    public float[] ForwardRolling(int token, HookSet? hooks = null)
+    /// cache is full, appends this one at the next slot and returns its logits (vocab), into <paramref name="logitsBuffer"/>
+    /// when it holds exactly vocab floats (as <see cref="ForwardChunk(int[], byte[], int, HookSet?, bool, float[])"/>).</summary>
+    public float[] ForwardRolling(int token, HookSet? hooks = null, float[]? logitsBuffer = null)
     {
         if (_rolling is not { } rolling)
         {
@@ -79,7 +81,8 @@ public abstract partial class TransformerModel
         {
             Evict(rolling.Sinks);
         }
-        return ForwardChunk([token], null, 1, hooks, lastOnly: true);
+        _rollingToken[0] = token;
+        return ForwardChunk(_rollingToken, null, 1, hooks, lastOnly: true, logitsBuffer);
     }
 
     // drops slot `slot` of every layer's cache: the slots after it move down one (B = 1)

@@ -14,17 +14,13 @@ namespace Headwise.Tests.Models.Restructure;
 /// </summary>
 public sealed class AttentionSharingTests
 {
-    public static TheoryData<string> Goldens => new()
-    {
-        "gpt2_tied", "gpt2_untied", "gpt2_bf16", "llama_mha", "llama_gqa", "mistral", "qwen2", "llama_f16", "llama_sharded",
-        "neox_parallel", "neox_sequential",
-    };
+    public static TheoryData<string> Goldens => RestructureGoldens.Families();
 
-    private static readonly int[] Tokens = Enumerable.Range(0, 12).Select(i => (i * 37 + 11) % 90 + 3).ToArray();
+    private static readonly int[] Tokens = RestructureGoldens.Tokens;
 
-    private static float MaxDiff(float[] a, float[] b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
+    private static float MaxDiff(float[] a, float[] b) => RestructureGoldens.MaxDiff(a, b);
 
-    private static LoadedModel Golden(string name) => ModelLoader.Load(Path.Combine(TestPaths.Goldens, name));
+    private static LoadedModel Golden(string name) => RestructureGoldens.Load(name);
 
     [Theory]
     [MemberData(nameof(Goldens))]

@@ -11,7 +11,7 @@ public sealed class TrainDemoCommand : ICommand
         headwise train-demo --text-file F --tokenizer tokenizer.json --out DIR [--run-dir DIR] [--steps N] [--batch N]
                             [--d-model N] [--layers N] [--heads N] [--seq-len N] [--lr X] [--seed S]
                     [--repeat-fraction X] [--random-repeat-fraction X] [--pair-recall-fraction X] [--init DIR] [--schedule cosine|constant]
-                    [--checkpoint-every N] [--resume] [--threads N] [--json]
+                    [--freeze NAME,...] [--checkpoint-every N] [--resume] [--threads N] [--json]
         """;
 
     public string Description => """
@@ -39,6 +39,7 @@ public sealed class TrainDemoCommand : ICommand
         CliOption.Number("pair-recall-fraction", "X", "a further share of windows that are <|endoftext|> then random token pairs (a, b) shown\nagain and again in shuffled order, the loss counted only on a b whose pair was shown before:\nrewards a sharp previous-token head (default 0; see models/demo/README.md)"),
         CliOption.Text("init", "DIR", "start from the weights of this model directory (e.g. models/demo), with a fresh optimizer and\nits own schedule; the shape options are then taken from DIR"),
         CliOption.Text("schedule", "S", "cosine (default: down to 10% of --lr) | constant (--lr after 100 warmup steps, so a run of N\nsteps is bitwise the first N steps of any longer run with the same options)") with { Choices = ["cosine", "constant"] },
+        CliOption.Text("freeze", "NAME,...", "keep these parameters as they are (no update, no weight decay): every trainer parameter whose\nname starts with one of the comma-separated prefixes, e.g. wpe,blocks.0.,blocks.2.attn.w_qkv (names: wte,\nwpe, blocks.L.ln1.weight|bias, blocks.L.attn.w_qkv|b_qkv|w_o|b_o, blocks.L.ln2.*, blocks.L.mlp.*, ln_f.*);\na prefix that names nothing is an error (the bundled model's cool-down, models/demo/README.md)"),
         CliOption.Integer("checkpoint-every", "N", "write the resumable checkpoint every N steps (default 250)"),
         CliOption.Flag("resume", "continue the run saved in --run-dir (same text and tokenizer; --steps may extend it)"),
         CliOption.Integer("threads", "N", "worker threads (default: all cores)"),
@@ -73,6 +74,7 @@ public sealed class TrainDemoCommand : ICommand
             RandomRepeatFraction = args.GetDouble("random-repeat-fraction", 0, 0, 1),
             PairRecallFraction = args.GetDouble("pair-recall-fraction", 0, 0, 1),
             InitDir = args.Get("init"),
+            Frozen = args.Get("freeze") is string f ? [.. f.Split(',', StringSplitOptions.TrimEntries)] : null,
             Schedule = (args.Get("schedule") ?? "cosine") switch
             {
                 "cosine" => LrSchedule.Cosine,

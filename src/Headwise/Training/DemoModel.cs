@@ -6,7 +6,7 @@ namespace Headwise.Training;
 public sealed record DemoModelOptions(int DModel = 128, int Layers = 4, int Heads = 4, int SeqLen = 128, int Steps = 1500,
     int Batch = 16, float LearningRate = 2e-3f, int WarmupSteps = 100, ulong Seed = 0, double HeldOutFraction = 0.05, int EvalEvery = 250,
     int CheckpointEvery = 250, bool Resume = false, double RepeatFraction = 0, double RandomRepeatFraction = 0,
-    double PairRecallFraction = 0, string? InitDir = null, LrSchedule Schedule = LrSchedule.Cosine);
+    double PairRecallFraction = 0, string? InitDir = null, LrSchedule Schedule = LrSchedule.Cosine, IReadOnlyList<string>? Frozen = null);
 
 /// <summary>What <see cref="DemoModel.Train"/> did.</summary>
 public sealed record DemoModelResult(int Tokens, int Parameters, int Steps, float? HeldOutLoss, double Seconds, string ModelDir);
@@ -60,6 +60,7 @@ public static class DemoModel
             RandomRepeatFraction = o.RandomRepeatFraction,
             PairRecallFraction = o.PairRecallFraction,
             BosTokenId = o.RandomRepeatFraction > 0 || o.PairRecallFraction > 0 ? eot : null,
+            Frozen = o.Frozen ?? [],
         };
         // A long run is resumable: --resume continues from runDir/checkpoint (same data, same schedule) exactly.
         var trainer = o.Resume

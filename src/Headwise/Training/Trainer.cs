@@ -19,6 +19,8 @@ public sealed class Trainer
     private readonly TrainingData _data;
     private readonly TrainingRng _rng;
     private readonly AdamW _adam;
+    private readonly IReadOnlyList<ParameterInfo> _trainable;
+    private readonly IReadOnlyList<ParameterInfo> _frozen;
     private readonly ulong _dataHash;
     private readonly string? _tokenizerFile;
     private readonly List<StepMetrics> _history = [];
@@ -71,6 +73,7 @@ public sealed class Trainer
         _tokenizerFile = tokenizerFile;
         _data = new TrainingData(tokens, T, options.HeldOutFraction);
         _dataHash = TrainingData.Hash(tokens);
+        (_trainable, _frozen) = SplitFrozen(model, options.Frozen);
         _adam = new AdamW(model.ParameterCount) { Beta1 = options.Beta1, Beta2 = options.Beta2, Eps = options.AdamEps, WeightDecay = options.WeightDecay };
         _rng = new TrainingRng(options.Seed ^ 0x5EED_DA7AUL);
         if (resume is not null)
@@ -85,6 +88,21 @@ public sealed class Trainer
             _rng.State = resume.RngState;
             _step = resume.Step;
         }
+    }
+
+    // The parameters that --freeze names (by prefix) and the rest; a prefix that names nothing is an error, not a no-op.
+    private static (IReadOnlyList<ParameterInfo> Trainable, IReadOnlyList<ParameterInfo> Frozen) SplitFrozen(TrainableTransformer model, IReadOnlyList<string> prefixes)
+    {
+        foreach (string prefix in prefixes)
+        {
+            if (string.IsNullOrEmpty(prefix) || !model.Parameters.Any(p => p.Name.StartsWith(prefix, StringComparison.Ordinal)))
+            {
+                string names = string.Join(", ", model.Parameters.Select(p => p.Name).Where(n => n.StartsWith("blocks.0.", StringComparison.Ordinal) || !n.StartsWith("blocks.", StringComparison.Ordinal)));
+                throw new InvalidInputException($"freeze: '{prefix}' names no parameter of this model (names: {names}, and the same for blocks.1.. )");
+            }
+        }
+        bool IsFrozen(ParameterInfo p) => prefixes.Any(f => p.Name.StartsWith(f, StringComparison.Ordinal));
+        return ([.. model.Parameters.Where(p => !IsFrozen(p))], [.. model.Parameters.Where(IsFrozen)]);
     }
 
     /// <summary>
@@ -177,10 +195,11 @@ public sealed class Trainer
                     Model.Backward(1f / accum);
                 }
                 loss /= accum;
+                foreach (var p in _frozen) Model.Grads.AsSpan(p.Offset, p.Length).Clear();
                 double norm = AdamW.GlobalNorm(Model.Grads);
                 AdamW.ClipGradients(Model.Grads, norm, Options.GradClip);
                 float lr = Options.LearningRateAt(step);
-                _adam.Step(Model.Params, Model.Grads, Model.Parameters, lr, step);
+                _adam.Step(Model.Params, Model.Grads, _trainable, lr, step);
                 _step = step;
                 double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
                 double tokensPerSecond = (double)B * T * accum / Math.Max(seconds, 1e-9);

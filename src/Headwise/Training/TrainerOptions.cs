@@ -55,6 +55,12 @@ public sealed record TrainerOptions
     public double PairRecallFraction { get; init; }
     /// <summary>The token that starts each random repeated window (the model's BOS); null = none.</summary>
     public int? BosTokenId { get; init; }
+    /// <summary>
+    /// Parameters kept as they are: every parameter whose name (<see cref="ParameterInfo.Name"/>: <c>wte</c>, <c>wpe</c>,
+    /// <c>blocks.2.attn.w_qkv</c>, …) starts with one of these prefixes gets no update and no weight decay, and its gradient
+    /// does not enter the clipping norm. Empty = train everything.
+    /// </summary>
+    public IReadOnlyList<string> Frozen { get; init; } = [];
     /// <summary>Stop (with a checkpoint) after this step, as if interrupted; the schedule still assumes <see cref="Steps"/>.</summary>
     public int? StopAfterStep { get; init; }
 

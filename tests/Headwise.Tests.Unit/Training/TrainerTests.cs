@@ -52,6 +52,34 @@ public class TrainerTests
     }
 
     [Fact]
+    public void FrozenParametersStayBitwiseAndTheRestStillLearns()
+    {
+        var model = new TrainableTransformer(Tiny(), seed: 3);
+        string[] frozen = ["wpe", "blocks.0.", "blocks.1.attn.w_qkv"];
+        bool IsFrozen(ParameterInfo p) => frozen.Any(f => p.Name.StartsWith(f, StringComparison.Ordinal));
+        Assert.Contains(model.Parameters, p => p.Name == "blocks.1.attn.b_qkv"); // a prefix is not a substring match: b_qkv trains
+        float[] before = (float[])model.Params.Clone();
+        var result = new Trainer(model, Opts(30) with { Frozen = frozen }, Stream(4000, 16)).Train();
+        foreach (var p in model.Parameters)
+        {
+            var was = before.AsSpan(p.Offset, p.Length);
+            var now = model.Params.AsSpan(p.Offset, p.Length);
+            if (IsFrozen(p)) Assert.True(was.SequenceEqual(now), $"{p.Name} changed though frozen");
+            else Assert.False(was.SequenceEqual(now), $"{p.Name} did not train");
+        }
+        Assert.True(result.Steps[^1].Loss < result.Steps[0].Loss - 0.5f, $"loss {result.Steps[0].Loss} → {result.Steps[^1].Loss}");
+    }
+
+    [Fact]
+    public void AFreezePrefixThatNamesNothingIsRefused()
+    {
+        var model = new TrainableTransformer(Tiny(), seed: 3);
+        var e = Assert.Throws<InvalidInputException>(() => new Trainer(model, Opts(3) with { Frozen = ["blocks.9."] }, Stream(400, 16)));
+        Assert.Contains("'blocks.9.' names no parameter", e.Message, StringComparison.Ordinal);
+        Assert.Contains("blocks.0.attn.w_qkv", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void SameSeedSameLossesForAnyThreadCount()
     {
         float[] Run(int threads)

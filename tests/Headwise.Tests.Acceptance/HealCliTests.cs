@@ -125,8 +125,8 @@ public sealed class HealCliTests
             // GPT-2 → MLA at an eighth of the cache: no rotary key, the latent (32 dims) holds keys and values
             var r = CliRunner.Run("convert", "mla", "--model", CliRunner.DemoModel, "--kv-fraction", "0.125", "--out", mla);
             Assert.True(r.ExitCode == 0, r.Stderr);
-            r = CliRunner.Run("heal", "--model", mla, "--teacher", CliRunner.DemoModel, "--text-file", Text("address.txt"), "--steps", "8", "--seq-len", "32",
-                "--lr", "1e-3", "--out", healed, "--json");
+            r = CliRunner.Run("heal", "--model", mla, "--teacher", CliRunner.DemoModel, "--text-file", Text("stories.txt"), "--steps", "8", "--seq-len", "32",
+                "--lr", "1e-4", "--out", healed, "--json");
             Assert.True(r.ExitCode == 0, r.Stderr);
             Assert.Contains("latent rank 32 + rotary 0", r.Stderr, StringComparison.Ordinal);
             using var j = JsonDocument.Parse(r.Stdout);

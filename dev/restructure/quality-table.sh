@@ -70,7 +70,7 @@ done
 
 D=models/demo
 printf '| demo | original | %s | %.3f | | | |\n' "$(kv $D)" "$(nll $D)"
-for f in 1 0.5 0.25; do   # GPT-2 → MLA (no rotary key: the latent holds keys and values)
+for f in 1 0.5 0.25 0.125; do   # GPT-2 → MLA (no rotary key: the latent holds keys and values); heal trains it in a GPT-2 block
   d=$OUT/demo-mla-$f; rm -rf "$d"
   hw convert mla --model $D --kv-fraction $f --out "$d" 2> "$d.log" >/dev/null
   row "demo: MLA, kv fraction $f" "$d" $D

@@ -116,6 +116,40 @@ public sealed class HealCliTests
         }
     }
 
+    [Fact]
+    public void DemoModelsMlaConversionHealsAsAGpt2BlockAndTheHealedCheckpointLoads()
+    {
+        string mla = NewDir(), healed = NewDir();
+        try
+        {
+            // GPT-2 → MLA at an eighth of the cache: no rotary key, the latent (32 dims) holds keys and values
+            var r = CliRunner.Run("convert", "mla", "--model", CliRunner.DemoModel, "--kv-fraction", "0.125", "--out", mla);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            r = CliRunner.Run("heal", "--model", mla, "--teacher", CliRunner.DemoModel, "--text-file", Text("stories.txt"), "--steps", "8", "--seq-len", "32",
+                "--lr", "1e-4", "--out", healed, "--json");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("latent rank 32 + rotary 0", r.Stderr, StringComparison.Ordinal);
+            using var j = JsonDocument.Parse(r.Stdout);
+            var (kl, nll) = (j.RootElement.GetProperty("kl"), j.RootElement.GetProperty("nll"));
+            Assert.True(kl.GetProperty("healed").GetDouble() < kl.GetProperty("converted").GetDouble(), r.Stdout);
+            Assert.True(nll.GetProperty("healed").GetDouble() < nll.GetProperty("converted").GetDouble(), r.Stdout);
+
+            // the healed checkpoint is the converted one's layout (GPT-2's block in headwise_mla) and the engine runs it
+            using var info = JsonDocument.Parse(CliRunner.Run("info", "--model", healed, "--json").Stdout);
+            using var before = JsonDocument.Parse(CliRunner.Run("info", "--model", mla, "--json").Stdout);
+            Assert.Equal(before.RootElement.GetProperty("kv_cache_bytes_per_token").GetInt64(), info.RootElement.GetProperty("kv_cache_bytes_per_token").GetInt64());
+            Assert.Equal(before.RootElement.GetProperty("parameters").GetInt64(), info.RootElement.GetProperty("parameters").GetInt64());
+            var e = CliRunner.Run("eval", "--model", healed, "--text-file", Text("story.txt"), "--json");
+            Assert.True(e.ExitCode == 0, e.Stderr);
+            using var ej = JsonDocument.Parse(e.Stdout);
+            Assert.True(double.IsFinite(ej.RootElement.GetProperty("mean_nll").GetDouble()), e.Stdout);
+        }
+        finally
+        {
+            foreach (var d in new[] { mla, healed }.Where(Directory.Exists)) Directory.Delete(d, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData("no-teacher", "missing --teacher")]
     [InlineData("bad-teacher", "--teacher")]

@@ -835,7 +835,9 @@ public sealed class DeepseekV3 : TransformerModel
         switch (param)
         {
             case "wte": return "model.embed_tokens.weight";
+            case "wpe": return "model.embed_positions.weight";
             case "ln_f.weight": return "model.norm.weight";
+            case "ln_f.bias": return "model.norm.bias";
             case "w_u": return "lm_head.weight";
         }
         // blocks.{l}.{part}
@@ -844,7 +846,9 @@ public sealed class DeepseekV3 : TransformerModel
         string hf = part switch
         {
             "ln1.weight" => "input_layernorm.weight",
+            "ln1.bias" => "input_layernorm.bias",
             "ln2.weight" => "post_attention_layernorm.weight",
+            "ln2.bias" => "post_attention_layernorm.bias",
             "attn.w_q" => "self_attn.q_proj.weight",
             "attn.b_q" => "self_attn.q_proj.bias",
             "attn.w_q_a" => "self_attn.q_a_proj.weight",
@@ -860,6 +864,10 @@ public sealed class DeepseekV3 : TransformerModel
             "mlp.w_gate" => "mlp.gate_proj.weight",
             "mlp.w_up" => "mlp.up_proj.weight",
             "mlp.w_out" => "mlp.down_proj.weight",
+            // a GPT-2 source's block (headwise_mla): LayerNorm biases above, learned positions, up_proj → GELU → down_proj with biases
+            "mlp.w_in" => "mlp.up_proj.weight",
+            "mlp.b_in" => "mlp.up_proj.bias",
+            "mlp.b_out" => "mlp.down_proj.bias",
             _ => throw new InvalidOperationException($"no deepseek_v3 tensor for the trainer's '{param}'"),
         };
         return $"model.layers.{layer}.{hf}";

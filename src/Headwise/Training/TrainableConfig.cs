@@ -39,7 +39,8 @@ public sealed record TrainableConfig
     /// <summary>Each head has one W_OV (C × C): result_h = A_h · (x W_OVᵀ), instead of W_O (C × NH·HD) and W_V (NKV·HD × C).</summary>
     public bool CombinedOV { get; init; }
     public bool UseNorm { get; init; } = true;
-    /// <summary>GPT-2 only: biases on the q/k/v, output and MLP projections (LayerNorm keeps its bias). Llama has none.</summary>
+    /// <summary>GPT-2 only: biases on the q/k/v, output and MLP projections (LayerNorm keeps its bias). Llama has none. With
+    /// latent attention (<see cref="Mla"/>) the MLP's only: the attention's biases are <see cref="TrainableMla"/>'s.</summary>
     public bool UseBias { get; init; } = true;
     /// <summary>Position information: learned positions (GPT-2) or RoPE (Llama). False: none (attention sees no order but the causal mask).</summary>
     public bool UsePositions { get; init; } = true;
@@ -70,7 +71,9 @@ public sealed record TrainableConfig
     /// <summary>dynamic_mask: keys each query keeps (top-W by the dynamic mask); 0 = derive: half the sequence length, rounded up.</summary>
     public int MaskWindow { get; init; }
     /// <summary>Multi-head latent attention (deepseek_v3, docs/restructure.md) in place of the q/k/v projections, or null.
-    /// Llama architecture only; a model gets it by import (<see cref="TrainableTransformer.FromMla"/>), for healing.</summary>
+    /// In a Llama model (DeepSeek-V3's own block), or in a GPT-2 model with no rotary key (what <c>convert mla</c> writes from
+    /// GPT-2: its LayerNorm, GELU MLP and learned positions kept); a model gets it by import
+    /// (<see cref="TrainableTransformer.FromMla"/>), for healing.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public TrainableMla? Mla { get; init; }
     /// <summary>Cross-layer attention sharing [EchoAtt] (headwise_shared_attention): in each group of ascending layers the later
@@ -192,8 +195,10 @@ public sealed record TrainableMla
 
     internal void Validate(TrainableConfig c, Action<bool, string> need)
     {
-        need(c.Architecture == TrainableArchitecture.Llama && c.UsePositions && c.UseNorm && !c.CombinedOV && !c.AttentionOnly && !c.OneHotEmbeddings
-            && c.AttentionVariant == AttentionVariants.Softmax, "latent attention (mla) needs a Llama model with RoPE, norms, an MLP and softmax attention");
+        need(c.UsePositions && c.UseNorm && !c.CombinedOV && !c.AttentionOnly && !c.OneHotEmbeddings && c.AttentionVariant == AttentionVariants.Softmax,
+            "latent attention (mla) needs a model with positions, norms, an MLP and softmax attention");
+        // GPT-2's positions are learned: a converted GPT-2 has no rotary key (qk_rope_head_dim 0)
+        need(c.Architecture == TrainableArchitecture.Llama || RopeDim == 0, $"latent attention in a GPT-2 model has learned positions, no rotary key: rope dims must be 0 (got {RopeDim})");
         need(c.KvHeads == c.NHeads, $"latent attention decompresses one key/value head per query head: key/value heads must equal heads (got {c.KvHeads} and {c.NHeads})");
         need(KvLoraRank > 0 && NopeDim >= 0 && RopeDim >= 0 && RopeDim % 2 == 0 && QueryKeySize > 0 && QLoraRank >= 0,
             $"mla widths: kv rank {KvLoraRank} must be positive, nope {NopeDim} and rope {RopeDim} dims not negative (rope even), and their sum positive");

@@ -8,7 +8,8 @@ namespace Headwise.Training;
 // Import from and export to a deepseek_v3 checkpoint (multi-head latent attention, dense layers): what `convert mla` writes
 // (Headwise's layout: its score scale, no kv_a_layernorm, the source's RoPE frequencies) or a stock DeepSeek-V3. Every
 // tensor is an nn.Linear or a norm weight in both, so import and export are copies through one table of names, and
-// import then export gives back the same tensors, bit for bit.
+// import then export gives back the same tensors, bit for bit. A conversion of GPT-2 keeps GPT-2's block around the latent
+// attention (headwise_mla.norm/mlp/positions): it imports as the trainer's GPT-2 architecture with latent attention.
 public sealed partial class TrainableTransformer
 {
     /// <summary>Null when a deepseek_v3 checkpoint of <paramref name="c"/> can be imported into the trainer, else why not.</summary>
@@ -18,9 +19,18 @@ public sealed partial class TrainableTransformer
         {
             return $"a {c.ModelType} model has no latent attention";
         }
+        if (IsGpt2Block(c))
+        {
+            return null;
+        }
+        if (c.ParallelResidual)
+        {
+            return $"the trainer's blocks add the attention and the MLP one after the other; this {c.ModelType} model (a GPT-NeoX conversion) has a parallel residual";
+        }
         if (c.Norm != NormKind.RmsNorm || c.Activation != ActivationFunction.Silu || !c.GatedMlp || c.Positions != PositionKind.Rotary)
         {
-            return $"the trainer's latent-attention model has RMSNorm, SwiGLU and RoPE; this {c.ModelType} model has {c.Norm}, {c.ActivationName}{(c.GatedMlp ? " gated" : "")}, {c.Positions} positions";
+            return $"the trainer's latent-attention model has RMSNorm, SwiGLU and RoPE (DeepSeek-V3's block) or LayerNorm, GELU (tanh) and " +
+                $"learned positions (GPT-2's); this {c.ModelType} model has {c.Norm}, {c.ActivationName}{(c.GatedMlp ? " gated" : "")}, {c.Positions} positions";
         }
         if (c.SlidingWindow > 0 && c.SlidingWindow < c.MaxPositions)
         {
@@ -28,6 +38,12 @@ public sealed partial class TrainableTransformer
         }
         return null;
     }
+
+    // GPT-2's block around the latent attention (what `convert mla` writes from GPT-2): LayerNorm, a GELU (tanh) MLP without a
+    // gate, learned positions and no rotary key, a sequential residual
+    private static bool IsGpt2Block(ModelConfig c) =>
+        c.Norm == NormKind.LayerNorm && c.Activation == ActivationFunction.GeluTanh && !c.GatedMlp && c.Positions == PositionKind.Learned
+        && c.Mla!.QkRopeHeadDim == 0 && !c.ParallelResidual;
 
     /// <summary>
     /// A trainable model holding exactly the weights of <paramref name="model"/>, a deepseek_v3 (MLA) model: its forward gives
@@ -42,9 +58,12 @@ public sealed partial class TrainableTransformer
         }
         var m = c.Mla!;
         var hw = m.Headwise;
+        bool gpt2 = IsGpt2Block(c);
         var config = new TrainableConfig
         {
-            Architecture = TrainableArchitecture.Llama,
+            Architecture = gpt2 ? TrainableArchitecture.Gpt2 : TrainableArchitecture.Llama,
+            // GPT-2's block: the MLP's biases (the attention's are attention_bias and q_bias below)
+            UseBias = gpt2 && c.MlpBias,
             VocabSize = c.VocabSize,
             DModel = c.DModel,
             NLayers = c.NLayers,
@@ -104,7 +123,7 @@ public sealed partial class TrainableTransformer
             ["qk_nope_head_dim"] = m.NopeDim,
             ["qk_rope_head_dim"] = m.RopeDim,
             ["v_head_dim"] = HD,
-            ["hidden_act"] = "silu",
+            ["hidden_act"] = _gpt2 ? "gelu_new" : "silu",
             ["max_position_embeddings"] = Config.SeqLen,
             ["rms_norm_eps"] = Config.NormEps,
             ["rope_theta"] = Config.RopeTheta,
@@ -118,9 +137,9 @@ public sealed partial class TrainableTransformer
             ["use_cache"] = true,
             ["torch_dtype"] = "float32",
         };
-        if (m.AttentionScale > 0 || !m.LatentNorm || m.QueryBias || m.RopeFrequencies is not null)
+        if (m.AttentionScale > 0 || !m.LatentNorm || m.QueryBias || m.RopeFrequencies is not null || _gpt2)
         {
-            config["headwise_mla"] = new JsonObject
+            var block = new JsonObject
             {
                 ["attention_scale"] = m.Scale,
                 ["latent_norm"] = m.LatentNorm,
@@ -128,6 +147,16 @@ public sealed partial class TrainableTransformer
                 ["rope_frequencies"] = new JsonArray([.. (m.RopeFrequencies ?? [.. Enumerable.Range(0, m.RopeDim / 2)]).Select(f => (JsonNode)f)]),
                 ["rope_source_dims"] = m.RopeSourceDims > 0 ? m.RopeSourceDims : m.RopeDim,
             };
+            if (_gpt2)
+            {
+                // GPT-2's block around the attention, as `convert mla` writes it (docs/restructure.md)
+                block["norm"] = "layer_norm";
+                block["mlp"] = "gelu_new";
+                block["mlp_bias"] = _bias;
+                block["positions"] = "learned";
+                block["parallel_residual"] = false;
+            }
+            config["headwise_mla"] = block;
         }
         var tensors = _params.Select(p => (DeepseekV3.TrainerTensorName(p.Name), (int[])p.Shape.Clone(), Param(p.Name).ToArray())).ToList();
         return new MlaCheckpoint(config, tensors);

@@ -163,6 +163,7 @@ public sealed partial class TrainableTransformer
             if (_lowRank) b.WDown = Add(p + "attn.w_down", [R, C], true);
             if (_mla is not null)
             {
+                // the latent attention's output bias is attention_bias, in a GPT-2 model too (UseBias is the MLP's there)
                 b.Wo = Add(p + "attn.w_o", [C, NH * HD], true);
                 if (config.Mla!.AttentionBias) b.Bo = Add(p + "attn.b_o", [C], false);
             }
@@ -178,7 +179,7 @@ public sealed partial class TrainableTransformer
                 if (_bias) b.Bqkv = Add(p + "attn.b_qkv", [QKV], false);
                 b.Wo = Add(p + "attn.w_o", [C, NH * HD], true);
             }
-            if (_bias) b.Bo = Add(p + "attn.b_o", [C], false);
+            if (_bias && _mla is null) b.Bo = Add(p + "attn.b_o", [C], false);
             if (_moh) b.Wr = Add(p + "attn.w_router", [RW, C], true);
             if (_affine) b.Wr = Add(p + "attn.w_affine", [RW, C], true);
             if (_gaussian)

@@ -26,11 +26,11 @@ public sealed class MlaHealingTests
         return t.Logits.ToArray();
     }
 
-    private static void AssertRoundTrip(TransformerModel engine, int[] ids, string what)
+    private static void AssertRoundTrip(TransformerModel engine, int[] ids, string what, float tolerance = 1e-4f)
     {
         var expected = engine.Forward(ModelInput.Single(ids));
         var student = TrainableTransformer.FromMla(engine);
-        Assert.True(MaxDiff(expected, TrainerLogits(student, ids)) <= 1e-4f, $"{what}: trainer vs engine max |Δlogit| {MaxDiff(expected, TrainerLogits(student, ids))}");
+        Assert.True(MaxDiff(expected, TrainerLogits(student, ids)) <= tolerance, $"{what}: trainer vs engine max |Δlogit| {MaxDiff(expected, TrainerLogits(student, ids))}");
         var back = student.ToMlaCheckpoint(engine.Config.BosTokenId, engine.Config.EosTokenId);
         // every tensor the engine read comes back, bit for bit, under its own name
         Assert.Equal(engine.Weights.Names.Order(), back.Tensors.Select(t => t.Name).Order());
@@ -77,6 +77,45 @@ public sealed class MlaHealingTests
         {
             if (Directory.Exists(saved)) Directory.Delete(saved, recursive: true);
         }
+    }
+
+    [Theory]
+    [InlineData("gpt2_tied", 1.0)]
+    [InlineData("gpt2_tied", 0.5)]
+    [InlineData("gpt2_untied", 0.25)]
+    public void Gpt2ConversionsImportAsGpt2BlocksWithTheEnginesLogitsAndExportTheSameTensors(string golden, double fraction)
+    {
+        using var source = ModelLoader.Load(Path.Combine(TestPaths.Goldens, golden));
+        int[] ids = [.. Enumerable.Range(0, 20).Select(i => (i * 37 + 11) % source.Config.VocabSize)];
+        var (rank, rope) = MlaConversion.RanksFor(source.Config, fraction, MlaFormat.Headwise);
+        var converted = MlaConversion.Convert(source.Model, rank, rope, ids).Checkpoint;
+        string saved = Path.Combine(Path.GetTempPath(), $"hw-mla-heal-gpt2-{Guid.NewGuid():N}");
+        try
+        {
+            converted.Save(saved);
+            using var mla = ModelLoader.Load(saved);
+            // LayerNorm with biases, GELU (tanh) MLP with biases, learned positions; the latent has no rotary key
+            var t = TrainableTransformer.FromMla(mla.Model).Config;
+            Assert.Equal((TrainableArchitecture.Gpt2, true, 0, true, true), (t.Architecture, t.UseBias, t.Mla!.RopeDim, t.Mla.QueryBias, t.Mla.AttentionBias));
+            AssertRoundTrip(mla.Model, ids, $"{golden} mla {fraction}", tolerance: 1e-5f);
+        }
+        finally
+        {
+            if (Directory.Exists(saved)) Directory.Delete(saved, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("neox_parallel", "parallel residual")]
+    [InlineData("neox_sequential", "LayerNorm, GELU (tanh) and learned positions")]
+    public void GptNeoXConversionsAreRefusedWithTheReason(string golden, string reason)
+    {
+        using var source = ModelLoader.Load(Path.Combine(TestPaths.Goldens, golden));
+        int[] ids = [.. Enumerable.Range(0, 20).Select(i => (i * 37 + 11) % source.Config.VocabSize)];
+        var (rank, rope) = MlaConversion.RanksFor(source.Config, 1.0, MlaFormat.Headwise);
+        using var mla = MlaConversion.Convert(source.Model, rank, rope, ids).Checkpoint.ToModel();
+        Assert.Contains(reason, TrainableTransformer.MlaImportBlocker(mla.Config), StringComparison.Ordinal);
+        Assert.Contains(reason, Assert.Throws<InvalidInputException>(() => TrainableTransformer.FromMla(mla)).Message, StringComparison.Ordinal);
     }
 
     // the same teacher and texts as HealingTests

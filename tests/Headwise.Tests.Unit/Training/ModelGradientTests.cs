@@ -14,7 +14,7 @@ public class ModelGradientTests
         "gpt2-affine-scaled", "llama-affine-scaled", "gpt2-gaussian", "llama-gaussian", "gpt2-low-rank", "llama-low-rank-combined-ov",
         "gpt2-relative-conv", "llama-relative-conv",
         "gpt2-random-features", "llama-random-features", "gpt2-dynamic-mask", "llama-dynamic-mask", "gpt2-tensor", "llama-tensor",
-        "llama-mla", "llama-mla-qlora", "gpt2-shared", "llama-shared"];
+        "llama-mla", "llama-mla-qlora", "gpt2-mla", "gpt2-shared", "llama-shared"];
 
     internal static TrainableConfig Variant(string name)
     {
@@ -70,6 +70,14 @@ public class ModelGradientTests
                 NKvHeads = 4,
                 TiedEmbeddings = false,
                 Mla = new TrainableMla { QLoraRank = 6, KvLoraRank = 3, NopeDim = 2, RopeDim = 2, AttentionBias = true, RopeInterleave = false },
+            },
+            // a GPT-2 conversion: LayerNorm, GELU MLP with biases, learned positions around a latent attention without a rotary
+            // key, with the query bias and attention_bias (kv_a_proj_with_mqa and the output) that `convert mla` writes from GPT-2
+            "gpt2-mla" => gpt2 with
+            {
+                NHeads = 4,
+                DHead = 3,
+                Mla = new TrainableMla { KvLoraRank = 5, NopeDim = 3, RopeDim = 0, AttentionScale = 0.5f, LatentNorm = false, QueryBias = true, AttentionBias = true, RopeFrequencies = [] },
             },
             // shared attention [EchoAtt]: the later layers of a group reuse the first one's pattern (its gradient flows back there)
             "gpt2-shared" => gpt2 with { NLayers = 3, SharedGroups = [[0, 2]] },

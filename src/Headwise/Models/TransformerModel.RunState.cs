@@ -333,6 +333,30 @@ public abstract partial class TransformerModel
         Hook(layer, HookKind.MlpPost, h, Step.B, Step.T, F);
     }
 
+    /// <summary>A gated MLP's two input linears and their product, h = silu(x · W_gate + b_gate) ⊙ (x · W_up + b_up) (F = d_mlp
+    /// wide), firing hook_mlp_pre on the gate's x · W_gate + b, hook_mlp_pre_linear on the up projection (left in
+    /// <paramref name="up"/>) and hook_mlp_post on h. With none of the three hooked, nothing sees the gate's output alone:
+    /// the up projection runs first and the product runs in the gate GEMM's store (<see cref="GemmEpilogue.SwiGlu"/>), the
+    /// same element function as the separate <see cref="SwiGlu"/> pass.</summary>
+    // x: (N, inFeatures)  h, up: (N, F)
+    protected void GatedLinear(int layer, float[] x, int inFeatures, Weight gate, Weight? gateBias, Weight upWeight, Weight? upBias,
+        float[] h, float[] up, WeightLayout layout)
+    {
+        int N = Step.N, F = Config.DMlp;
+        if (!Hooked(layer, HookKind.MlpPre) && !Hooked(layer, HookKind.MlpPreLinear) && !Hooked(layer, HookKind.MlpPost))
+        {
+            Linear(x, inFeatures, upWeight, upBias, up, F, layout);
+            Linear(x, inFeatures, gate, gateBias, h, F, layout, GemmEpilogue.SwiGlu, up);
+            return;
+        }
+        Linear(x, inFeatures, gate, gateBias, h, F, layout);
+        Linear(x, inFeatures, upWeight, upBias, up, F, layout);
+        Hook(layer, HookKind.MlpPre, h, Step.B, Step.T, F);
+        Hook(layer, HookKind.MlpPreLinear, up, Step.B, Step.T, F);
+        SwiGlu(h.AsSpan(0, N * F), up.AsSpan(0, N * F), h.AsSpan(0, N * F));
+        Hook(layer, HookKind.MlpPost, h, Step.B, Step.T, F);
+    }
+
     /// <summary>A sublayer's output projection (C wide), out = x · W (+ b), firing <paramref name="outKind"/> (hook_attn_out,
     /// hook_mlp_out) on it, then the residual add residual += out when <paramref name="residual"/> is given. With that hook
     /// not attached the add runs in the GEMM's store: the same sums, so the residual stream is bitwise the same (and out

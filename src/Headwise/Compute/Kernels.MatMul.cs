@@ -79,7 +79,8 @@ public static unsafe partial class Kernels
     {
         Require(T >= 0 && C >= 0 && OC >= 0, "MatMul: negative dimension");
         Require(x.Length >= (long)T * C, "MatMul: x is shorter than T·C");
-        Require(w.Length >= (long)C * OC, "MatMul: w is shorter than C·OC");
+        // w may be empty when the packed panels serve the whole product (the GEMM's rows, T > GemvMaxRows)
+        Require(w.Length >= (long)C * OC || (packed is not null && T > GemvMaxRows), "MatMul: w is shorter than C·OC");
         Require(bias.IsEmpty || bias.Length >= OC, "MatMul: bias is shorter than OC");
         Require(output.Length >= (long)T * OC, "MatMul: out is shorter than T·OC");
         Require(packed is null || packed.Matches(C, OC, layout), "MatMul: the packed weight was packed for another shape or layout");

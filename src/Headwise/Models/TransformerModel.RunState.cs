@@ -310,7 +310,8 @@ public abstract partial class TransformerModel
         GemmEpilogue epilogue = GemmEpilogue.None, float[]? residual = null)
     {
         int N = Step.N;
-        MatMul(x.AsSpan(0, N * inFeatures), w.Span, PackedFor(w, N, inFeatures, outFeatures, layout), bias is null ? default : bias.Span,
+        var packed = PackedFor(w, N, inFeatures, outFeatures, layout);
+        MatMul(x.AsSpan(0, N * inFeatures), UnpackedFor(w, packed, N), packed, bias is null ? default : bias.Span,
             output.AsSpan(0, N * outFeatures), N, inFeatures, outFeatures, layout, epilogue,
             residual is null ? default : residual.AsSpan(0, N * outFeatures));
     }
@@ -382,7 +383,7 @@ public abstract partial class TransformerModel
     /// <summary>Token embedding (+ hook_embed) into the residual stream.</summary>
     protected void EmbedTokens(Weight table)
     {
-        Embedding(table.Span, Step.Tokens.AsSpan(0, Step.N), S.X.AsSpan(0, Step.N * Config.DModel), Config.DModel);
+        table.GatherRows(Step.Tokens.AsSpan(0, Step.N), S.X.AsSpan(0, Step.N * Config.DModel), Config.DModel);
         HookResid(HookPoint.ModelLevel, HookKind.Embed, S.X);
     }
 
@@ -390,7 +391,7 @@ public abstract partial class TransformerModel
     protected void EmbedPositions(Weight table)
     {
         int N = Step.N, C = Config.DModel;
-        Embedding(table.Span, Step.Positions.AsSpan(0, N), S.Tmp.AsSpan(0, N * C), C);
+        table.GatherRows(Step.Positions.AsSpan(0, N), S.Tmp.AsSpan(0, N * C), C);
         HookResid(HookPoint.ModelLevel, HookKind.PosEmbed, S.Tmp);
         Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
     }

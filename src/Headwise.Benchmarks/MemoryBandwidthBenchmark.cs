@@ -28,21 +28,26 @@ public static unsafe class MemoryBandwidthBenchmark
             new Span<float>(buffer, (int)Math.Min(floats, int.MaxValue)).Fill(1f);
             for (long i = int.MaxValue; i < floats; i++) buffer[i] = 1f;
             double one = bytes / GemmBenchmark.Median(repetitions, () => Sum(buffer, floats), cancel) / 1e9;
-            long slice = (floats / threads + 63) / 64 * 64;
-            nint basePtr = (nint)buffer;
-            double many = bytes / GemmBenchmark.Median(repetitions, () =>
-                Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
-                {
-                    long start = t * slice;
-                    long count = Math.Max(0, Math.Min(slice, floats - start));
-                    Sum((float*)basePtr + start, count);
-                }), cancel) / 1e9;
+            double many = bytes / GemmBenchmark.Median(repetitions, () => ReadAll(buffer, floats, threads), cancel) / 1e9;
             return new MemoryBandwidthResult(bytes, threads, one, many);
         }
         finally
         {
             NativeMemory.AlignedFree(buffer);
         }
+    }
+
+    // every thread reads its own slice of buffer (floats values) once
+    internal static void ReadAll(float* buffer, long floats, int threads)
+    {
+        long slice = (floats / threads + 63) / 64 * 64;
+        nint basePtr = (nint)buffer;
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        {
+            long start = t * slice;
+            long count = Math.Max(0, Math.Min(slice, floats - start));
+            Sum((float*)basePtr + start, count);
+        });
     }
 
     private static volatile float s_sink;
@@ -67,5 +72,41 @@ public static unsafe class MemoryBandwidthBenchmark
         // remainder
         for (; i < n; i++) total += x[i];
         s_sink = total;
+    }
+}
+
+/// <summary>A buffer kept between bandwidth probes, so that another measurement (decode) can be preceded, round after round
+/// in the same process, by the bandwidth it is compared with: neighbours on a shared host then move both alike.</summary>
+public sealed unsafe class BandwidthProbe : IDisposable
+{
+    private readonly long _bytes;
+    private float* _buffer;
+
+    /// <summary>Allocates and touches <paramref name="megabytes"/> MiB (≫ last-level cache).</summary>
+    public BandwidthProbe(int megabytes)
+    {
+        if (megabytes < 1) throw new ArgumentOutOfRangeException(nameof(megabytes), "megabytes must be at least 1");
+        _bytes = (long)megabytes << 20;
+        _buffer = (float*)NativeMemory.AlignedAlloc((nuint)_bytes, 64);
+        new Span<float>(_buffer, (int)Math.Min(_bytes / sizeof(float), int.MaxValue)).Fill(1f);
+        for (long i = int.MaxValue; i < _bytes / sizeof(float); i++) _buffer[i] = 1f;
+    }
+
+    /// <summary>Streaming-read GB/s on <paramref name="threads"/> threads: the median of <paramref name="passes"/> reads of the buffer.</summary>
+    public double MeasureGBps(int threads, int passes = 3, CancellationToken cancel = default)
+    {
+        ObjectDisposedException.ThrowIf(_buffer == null, this);
+        float* buffer = _buffer;
+        long floats = _bytes / sizeof(float);
+        return _bytes / GemmBenchmark.Median(passes, () => MemoryBandwidthBenchmark.ReadAll(buffer, floats, threads), cancel) / 1e9;
+    }
+
+    public void Dispose()
+    {
+        if (_buffer != null)
+        {
+            NativeMemory.AlignedFree(_buffer);
+            _buffer = null;
+        }
     }
 }

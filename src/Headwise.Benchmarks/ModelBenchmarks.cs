@@ -20,6 +20,18 @@ public sealed record PrepackResult(int Tokens, double UnpackedSeconds, double Pa
 
 public sealed record DecodeResult(int Tokens, double Seconds, double TokensPerSecond, long WeightBytes);
 
+/// <summary>Prefill of a gated-MLP (SwiGLU) model with silu(gate)·up in the gate GEMM's store against the separate pass,
+/// alternating in rounds; <see cref="Speedup"/> = separate ÷ fused (median of the per-round ratios). <see cref="Bitwise"/>:
+/// the two gave the same logits to the bit.</summary>
+public sealed record GatedFusionResult(int Tokens, double FusedSeconds, double SplitSeconds, double Speedup, bool Bitwise);
+
+/// <summary>Decode against the memory-bandwidth bound, measured in alternation: each round probes the bandwidth, then times
+/// <see cref="TokensPerRound"/> decode steps. Figures are medians over the rounds; <see cref="MedianRatio"/> is the median
+/// of the per-round ratios (decode tokens/s ÷ that round's bound), which a neighbour slowing both alike leaves unchanged.</summary>
+/// <param name="BoundTokensPerSecond">Median over rounds of bandwidth ÷ <see cref="WeightBytes"/>: reading every weight once per token.</param>
+public sealed record DecodeBoundResult(int Rounds, int TokensPerRound, long WeightBytes, double TokensPerSecond, double GBps,
+    double BoundTokensPerSecond, double MedianRatio, double MinRatio, double MaxRatio);
+
 /// <param name="FullCacheSeconds">RunWithCache with a new cache each run (every activation copied into fresh arrays).</param>
 /// <param name="ReusedCacheSeconds">RunWithCache refilling the previous run's cache (the loop-over-inputs pattern).</param>
 public sealed record HookOverheadResult(double PlainSeconds, double NoOpHookSeconds, double FullCacheSeconds, double ReusedCacheSeconds)
@@ -104,6 +116,65 @@ public static class ModelBenchmarks
         {
             model.Prepack = saved;
         }
+    }
+
+    /// <summary>Prefill of <paramref name="tokens"/> tokens on a gated-MLP model, SiLU·up fused into the gate GEMM's store
+    /// (a plain forward) against the separate SwiGLU pass, which a no-op hook on every layer's hook_post forces.</summary>
+    public static GatedFusionResult PrefillGatedFusion(TransformerModel model, int tokens, int rounds, CancellationToken cancel = default)
+    {
+        var input = ModelInput.Single(RandomTokens(tokens, model.Config.VocabSize, 7));
+        var hooks = Enumerable.Range(0, model.Config.NLayers).Select(l => ($"blocks.{l}.mlp.hook_post", (HookFunction)(_ => { }))).ToArray();
+        // one of each untimed (warm-up, packing), and the check that the fusion changes nothing
+        var fusedLogits = model.Forward(input);
+        var splitLogits = model.RunWithHooks(input, hooks);
+        bool bitwise = fusedLogits.Length == splitLogits.Length
+            && fusedLogits.Zip(splitLogits).All(p => BitConverter.SingleToInt32Bits(p.First) == BitConverter.SingleToInt32Bits(p.Second));
+        double[] fused = new double[rounds], split = new double[rounds], ratios = new double[rounds];
+        for (int r = 0; r < rounds; r++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            fused[r] = GemmBenchmark.Seconds(() => model.Forward(input));
+            split[r] = GemmBenchmark.Seconds(() => model.RunWithHooks(input, hooks));
+            ratios[r] = split[r] / fused[r];
+        }
+        return new GatedFusionResult(tokens, GemmBenchmark.MedianOf(fused), GemmBenchmark.MedianOf(split), GemmBenchmark.MedianOf(ratios), bitwise);
+    }
+
+    /// <summary>Decode at batch 1 against the bandwidth bound, a bandwidth probe of <paramref name="megabytes"/> MiB on
+    /// <paramref name="threads"/> threads before every decode round (<see cref="DecodeBoundResult"/>).</summary>
+    public static DecodeBoundResult DecodeAgainstBandwidth(TransformerModel model, int rounds, int newTokens, int megabytes, int threads,
+        int promptTokens = 16, CancellationToken cancel = default)
+    {
+        var prompt = RandomTokens(promptTokens, model.Config.VocabSize, 11);
+        long weightBytes = 4 * model.Config.ParameterCount;
+        using var probe = new BandwidthProbe(megabytes);
+        var logits = new float[model.Config.VocabSize];
+        var step = new int[1];
+        double Round()
+        {
+            model.ResetCache(1, promptTokens + newTokens);
+            logits = model.ForwardChunk(prompt, null, promptTokens, null, lastOnly: true, logits);
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < newTokens; i++)
+            {
+                step[0] = Sampler.ArgMax(logits);
+                logits = model.ForwardChunk(step, null, 1, null, lastOnly: true, logits);
+            }
+            return newTokens / sw.Elapsed.TotalSeconds;
+        }
+        probe.MeasureGBps(threads, 1, cancel); // warm-up: both paths once before anything is kept
+        Round();
+        double[] tps = new double[rounds], gbps = new double[rounds], ratios = new double[rounds];
+        for (int r = 0; r < rounds; r++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            gbps[r] = probe.MeasureGBps(threads, 3, cancel);
+            tps[r] = Round();
+            ratios[r] = tps[r] / (gbps[r] * 1e9 / weightBytes);
+        }
+        double medianGBps = GemmBenchmark.MedianOf(gbps);
+        return new DecodeBoundResult(rounds, newTokens, weightBytes, GemmBenchmark.MedianOf(tps), medianGBps, medianGBps * 1e9 / weightBytes,
+            GemmBenchmark.MedianOf(ratios), ratios.Min(), ratios.Max());
     }
 
     public static DecodeResult Decode(TransformerModel model, int promptTokens = 16, int newTokens = 64, CancellationToken cancel = default)

@@ -139,6 +139,34 @@ public class HookTests
         }
     }
 
+    // Without MLP hooks a gated MLP multiplies silu(gate)·up in the gate GEMM's store (GemmEpilogue.SwiGlu); a read-only
+    // hook on every layer's hook_post forces the separate pass. The same element function: bitwise when d_mlp is a multiple
+    // of 32 (llama_mha's 96, llama_sharded's 64), else within an ulp per MLP value (1e-5 on the logits).
+    [Theory]
+    [InlineData("llama_mha", true)]
+    [InlineData("llama_sharded", true)]
+    [InlineData("mistral", false)]
+    [InlineData("deepseek_v3_bias", false)]
+    public void FusedSwiGluEqualsTheHookedPath(string name, bool bitwise)
+    {
+        using var m = Load(name);
+        var input = Input(m.Config.VocabSize);
+        var plain = m.Model.Forward(input);
+        var hooks = Enumerable.Range(0, m.Config.NLayers).Select(l => ($"blocks.{l}.mlp.hook_post", (HookFunction)(_ => { }))).ToArray();
+        var hooked = m.Model.RunWithHooks(input, hooks);
+        for (int i = 0; i < plain.Length; i++)
+        {
+            if (bitwise)
+            {
+                Assert.Equal(plain[i], hooked[i]);
+            }
+            else
+            {
+                Assert.Equal(plain[i], hooked[i], 1e-5f);
+            }
+        }
+    }
+
     [Fact]
     public void AblatingAHeadThroughZEqualsAblatingItThroughResult()
     {

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Headwise.Loading;
 using Headwise.Models;
 
 namespace Headwise.Tests.Models;
@@ -45,6 +46,59 @@ public class PrepackTests
                     Assert.Fail($"{caseName} input {k}: logit [{i}] is {packed[k][i]:R} prepacked, {unpacked[k][i]:R} unpacked");
                 }
             }
+        }
+    }
+
+    /// <summary>An F16 and a BF16 checkpoint (written here from the F32 goldens of two families): prepacked, every linear
+    /// weight is packed straight from its half-precision bits and never converted to float32 — the logits bitwise those of
+    /// the weights converted first and then packed, and the resident float32 bytes lower by the linear weights.</summary>
+    [Theory]
+    [InlineData("gpt2_tied", TensorDType.F16)]
+    [InlineData("gpt2_tied", TensorDType.BF16)]
+    [InlineData("llama_mha", TensorDType.F16)]
+    [InlineData("llama_mha", TensorDType.BF16)]
+    public void HalfPrecisionWeightsArePackedFromTheirBits(string golden, TensorDType dtype)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "hw-half-pack-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            using (var source = ModelLoader.Load(Path.Combine(TestPaths.Goldens, golden)))
+            {
+                source.Model.ToCanonical().SaveHf(dir, dtype);
+            }
+            // converted, then packed: every weight read as float32 before the first prefill
+            using var converted = ModelLoader.Load(dir);
+            var rng = new Random(9);
+            var input = new ModelInput(Enumerable.Range(0, 2 * 12).Select(_ => rng.Next(converted.Config.VocabSize)).ToArray(), 2, 12);
+            foreach (var name in converted.Model.Weights.Names)
+            {
+                _ = converted.Model.Weights.GetAnyShape(name).Span;
+            }
+            converted.Model.Prepack = true;
+            var want = converted.Model.Forward(input);
+            long convertedBytes = converted.Model.Weights.ConvertedBytes;
+
+            // packed from the bits
+            using var fromBits = ModelLoader.Load(dir);
+            fromBits.Model.Prepack = true;
+            var got = fromBits.Model.Forward(input);
+            long residentBytes = fromBits.Model.Weights.ConvertedBytes;
+            Assert.True(fromBits.Model.PackedWeightBytes > 0, "no weight was packed");
+            Assert.Equal(want.Length, got.Length);
+            for (int i = 0; i < want.Length; i++)
+            {
+                if (BitConverter.SingleToInt32Bits(want[i]) != BitConverter.SingleToInt32Bits(got[i]))
+                {
+                    Assert.Fail($"{golden} {dtype}: logit [{i}] is {got[i]:R} packed from the bits, {want[i]:R} converted then packed");
+                }
+            }
+            // only what is not a linear weight is converted (norms, biases); the packed linear weights are not
+            Assert.True(residentBytes * 4 < convertedBytes,
+                $"{golden} {dtype}: {residentBytes} bytes converted packing from the bits, {convertedBytes} converting first");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
         }
     }
 

@@ -10,7 +10,8 @@ public sealed class BenchCommand : ICommand
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
     public string Usage => """
         headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence] [--onnx]
-                       [--variants] [--attention-kernels] [--gemm-shapes] [--vit] [--mla] [--long-context]
+                       [--variants] [--attention-kernels] [--gemm-shapes] [--vit] [--mla] [--long-context] [--gated-mlp]
+        headwise bench --decode-only [--quick] [--json] [--threads N]
         """;
 
     public string Description => """
@@ -23,7 +24,10 @@ public sealed class BenchCommand : ICommand
           prepack  the same prefill with its weights packed once for the GEMM (the default) against packed on every
                    call, alternating: the speed-up, and resident memory (weights + packed copies) ÷ weights
           decode   one token at a time with the KV cache, against the bound of reading every weight once per token
-                   at the machine's measured memory bandwidth; target ≥ 0.80
+                   at the machine's memory bandwidth, measured in alternation: 7 rounds (3 with --quick), each a bandwidth
+                   probe (256 MiB read on all threads; 64 MiB with --quick) then 32 decode steps (8); the median of the
+                   per-round ratios, which a neighbour slowing both alike leaves unchanged; target ≥ 0.90.
+                   --decode-only runs just this on the GPT-2-small shape (all 12 layers, also with --quick)
           hooks    a forward with one no-op hook, and with a full activation cache, relative to a plain forward
           load     write a random 500 MB F32 checkpoint, then time loading it (memory-mapped) and measure resident memory
                    growth through a first forward, relative to the weights' size; target < 1 s and ≤ 1.1×
@@ -66,6 +70,10 @@ public sealed class BenchCommand : ICommand
                    768 → 50,257), weights prepacked as prefill runs them, at M = 128, 512 and 1,024 rows (64 and 128 with
                    --quick), on 1 and all threads alternately: GFLOP/s and the share of the FMA peak (one core's, measured
                    in the same run by a register-only FMA loop, times the threads); targets ≥ 80% on 1 thread, ≥ 75% on 2
+          gated-mlp (with --gated-mlp; a minute) prefill of T tokens on a random Llama-shaped model (8 layers, d_model
+                   1024, MLP 2816, GQA 16/4 heads; --quick: 2 layers, d_model 256) with silu(gate)·up in the gate GEMM's store
+                   against the separate SwiGLU pass (forced by a no-op hook on every layer's hook_post), alternating in
+                   rounds: the speed-up, and whether the logits agree to the bit
           mla      (with --mla; minutes, about 1.5 GB of memory) decode tokens/s at 4K and 16K context of a random
                    grouped-query Llama (8 layers, d_model 1024, 16 heads of 64, 4 kv heads, MLP 2816, vocab 4096) and of
                    its MLA conversions (convert mla, Headwise layout) at kv fractions 0.5 and 0.25, the cache pre-filled
@@ -82,6 +90,7 @@ public sealed class BenchCommand : ICommand
     public IReadOnlyList<CliOption> Options { get; } =
     [
         CliOption.Flag("quick", "small sizes, for a smoke test (seconds, not minutes); the figures are not the targets' figures"),
+        CliOption.Flag("decode-only", "only decode against the bandwidth bound (alternating rounds) on the full GPT-2-small shape"),
         CliOption.Integer("tokens", "T", "prefill length (default 512)"),
         CliOption.Integer("threads", "N", "worker threads (default: all cores)"),
         CliOption.Flag("skip-load", "skip the 500 MB loading measurement (it writes to the temp folder)"),
@@ -95,6 +104,7 @@ public sealed class BenchCommand : ICommand
         CliOption.Flag("attention-kernels", "also time the fused attention kernel against the blocked one"),
         CliOption.Flag("gemm-shapes", "also time every GEMM of a GPT-2-small forward at its shapes against the measured FMA peak"),
         CliOption.Flag("vit", "also time ViT forwards (MNIST ViT, ViT-Base shape, token pruning, Sparsifiner)"),
+        CliOption.Flag("gated-mlp", "also time a Llama-shaped prefill with SiLU·up fused in the GEMM's store against the separate pass"),
         CliOption.Flag("mla", "also time decode of a grouped-query model against its MLA conversions at long contexts"),
         CliOption.Flag("long-context", "also time sparse attention (topk-blocks, window + sinks) against dense at 4K–32K tokens"),
         CliOption.Flag("json", "print one JSON object (schema in docs/cli.md)"),
@@ -133,6 +143,23 @@ public sealed class BenchCommand : ICommand
             }
         }
 
+        if (args.Flag("decode-only"))
+        {
+            Progress("building a random GPT-2-small-shaped model");
+            using var small = ModelBenchmarks.RandomModel(ModelConfig.Gpt2Small);
+            Progress("decode against the memory bandwidth, alternating rounds");
+            var only = DecodeRounds(small, quick, threads, cancel);
+            if (json)
+            {
+                stdout.WriteLine(Json.Serialize(new { threads, decode = DecodeJson(only) }));
+            }
+            else
+            {
+                stdout.WriteLine(DecodeLine(only));
+            }
+            return 0;
+        }
+
         Progress("GEMM");
         var gemm = GemmBenchmark.Run(quick ? 256 : 1024, threads, quick ? 2 : 5, cancel);
         Progress("memory bandwidth");
@@ -151,8 +178,8 @@ public sealed class BenchCommand : ICommand
             Progress("prefill against ONNX Runtime (checking the NLLs agree first)");
             ort = OnnxComparison.Compare(model, quick ? [32, 64] : [128, 512, 1024], threads > 1 ? [1, threads] : [1], quick ? 1 : 3, cancel);
         }
-        Progress("decode");
-        var decode = ModelBenchmarks.Decode(model, 16, quick ? 8 : 64, cancel);
+        Progress("decode against the memory bandwidth, alternating rounds");
+        var decode = DecodeRounds(model, quick, threads, cancel);
         Progress("hook overhead");
         var hooks = ModelBenchmarks.Hooks(model, tokens, quick ? 1 : 3, cancel);
 
@@ -225,6 +252,13 @@ public sealed class BenchCommand : ICommand
         }
 
         IReadOnlyList<MlaDecodeRow>? mlaRows = null;
+        GatedFusionResult? gated = null;
+        if (args.Flag("gated-mlp"))
+        {
+            Progress($"prefill of {tokens} tokens on a random Llama-shaped model, SiLU·up fused against the separate pass");
+            using var llama = ModelBenchmarks.RandomModel(MlaDecodeBenchmark.Shape(quick));
+            gated = ModelBenchmarks.PrefillGatedFusion(llama, tokens, quick ? 2 : 5, cancel);
+        }
         if (args.Flag("mla"))
         {
             Progress("decode of a grouped-query model against its MLA conversions");
@@ -269,7 +303,6 @@ public sealed class BenchCommand : ICommand
             vitSpeeds = VitBenchmark.Run(VitBenchmark.FindBundledModel("mnist-vit"), quick, quick ? 1 : 3, cancel, what => Progress(what));
         }
 
-        double decodeBound = bandwidth.MultiThreadGBps * 1e9 / decode.WeightBytes;
         var result = new
         {
             quick,
@@ -309,13 +342,14 @@ public sealed class BenchCommand : ICommand
                 packed_bytes = prepack.PackedBytes,
                 resident_ratio = prepack.ResidentRatio,
             },
-            decode = new
+            decode = DecodeJson(decode),
+            gated_mlp = gated is null ? null : new
             {
-                tokens = decode.Tokens,
-                tokens_per_s = decode.TokensPerSecond,
-                weight_bytes = decode.WeightBytes,
-                bound_tokens_per_s = decodeBound,
-                ratio_vs_bound = decode.TokensPerSecond / decodeBound,
+                tokens = gated.Tokens,
+                fused_s = gated.FusedSeconds,
+                split_s = gated.SplitSeconds,
+                speedup = gated.Speedup,
+                bitwise = gated.Bitwise,
             },
             hooks = new
             {
@@ -480,7 +514,12 @@ public sealed class BenchCommand : ICommand
         stdout.WriteLine();
         stdout.WriteLine($"prefill {prefill.Tokens} tokens     {prefill.TokensPerSecond,8:F0} tokens/s  {prefill.GFlops,6:F1} GFLOP/s = {prefill.GFlops / gemm.OursMultiThread:P0} of our GEMM rate (target ≥ 70%)");
         stdout.WriteLine($"prepacked weights      {prepack.Speedup:F2}× the prefill packing on every call ({prepack.UnpackedSeconds * 1000:F0} → {prepack.PackedSeconds * 1000:F0} ms); resident {prepack.WeightBytes / 1e6:F0} MB weights + {prepack.PackedBytes / 1e6:F0} MB packed = {prepack.ResidentRatio:F2}× the weights");
-        stdout.WriteLine($"decode                 {decode.TokensPerSecond,8:F1} tokens/s  bound {decodeBound:F1} tokens/s ({decode.WeightBytes / 1e6:F0} MB of weights per token) = {decode.TokensPerSecond / decodeBound:P0} (target ≥ 80%)");
+        stdout.WriteLine(DecodeLine(decode));
+        if (gated is not null)
+        {
+            stdout.WriteLine($"gated MLP prefill      {gated.Tokens} tokens on a Llama shape: SiLU·up in the GEMM's store {gated.Speedup:F3}× the separate pass " +
+                $"({gated.SplitSeconds * 1000:F0} → {gated.FusedSeconds * 1000:F0} ms); logits {(gated.Bitwise ? "bitwise equal" : "NOT bitwise equal")}");
+        }
         stdout.WriteLine($"hooks                  plain {hooks.PlainSeconds * 1000:F0} ms; one no-op hook {hooks.NoOpRatio:F3}×; full activation cache {hooks.FullCacheRatio:F2}× (new arrays), {hooks.ReusedCacheRatio:F2}× (refilled; target ≤ 1.25×)");
         if (load is not null)
         {
@@ -573,4 +612,25 @@ public sealed class BenchCommand : ICommand
             }
         }
     }
+
+    // decode vs the bandwidth bound, a bandwidth probe before every decode round (ModelBenchmarks.DecodeAgainstBandwidth)
+    private static DecodeBoundResult DecodeRounds(Headwise.Models.TransformerModel model, bool quick, int threads, CancellationToken cancel) =>
+        ModelBenchmarks.DecodeAgainstBandwidth(model, quick ? 3 : 7, quick ? 8 : 32, quick ? 64 : 256, threads, 16, cancel);
+
+    private static object DecodeJson(DecodeBoundResult d) => new
+    {
+        tokens = d.TokensPerRound,
+        rounds = d.Rounds,
+        tokens_per_s = d.TokensPerSecond,
+        weight_bytes = d.WeightBytes,
+        gbps_mt = d.GBps,
+        bound_tokens_per_s = d.BoundTokensPerSecond,
+        ratio_vs_bound = d.MedianRatio,
+        ratio_min = d.MinRatio,
+        ratio_max = d.MaxRatio,
+    };
+
+    private static string DecodeLine(DecodeBoundResult d) =>
+        $"decode                 {d.TokensPerSecond,8:F1} tokens/s  bound {d.BoundTokensPerSecond:F1} tokens/s ({d.WeightBytes / 1e6:F0} MB of weights per token at {d.GBps:F1} GB/s) " +
+        $"= {d.MedianRatio:P0} (median of {d.Rounds} rounds, each after its own bandwidth probe: {d.MinRatio:P0}–{d.MaxRatio:P0}; target ≥ 90%)";
 }

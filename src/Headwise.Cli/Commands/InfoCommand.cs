@@ -34,6 +34,8 @@ public sealed class InfoCommand : ICommand
         var c = loaded.Config;
         var hooks = loaded.Model.HookPoints.Select(p => p.Name).ToArray();
         var weights = loaded.Model.Weights;
+        // F16/BF16 weights are converted on their first float32 read: count before the planning forward below reads them
+        long convertedBytes = weights.ConvertedBytes;
         // resident memory as prefill will use it: the packed copies' size, counted from the weights' shapes (info makes none)
         long packedBytes = loaded.Model.Prepack ? loaded.Model.PlannedPackBytes() : 0;
         var info = new
@@ -63,7 +65,7 @@ public sealed class InfoCommand : ICommand
             eos_token_id = c.EosTokenId,
             tokenizer = loaded.Tokenizer is not null,
             weights_mapped_bytes = weights.MappedBytes,
-            weights_converted_bytes = weights.ConvertedBytes,
+            weights_converted_bytes = convertedBytes,
             prepack = loaded.Model.Prepack,
             weights_packed_bytes = packedBytes,
             kv_cache_bytes_per_token = loaded.Model.KvCacheBytesPerToken,
@@ -101,7 +103,7 @@ public sealed class InfoCommand : ICommand
             stdout.WriteLine($"decode       absorbed: {(absorbed > 0 ? $"W_UK folded into the query projection, {absorbed / 1e6:F1} MB made on the first decode step" : "W_UK applied to the query per step (kv_lora_rank ≥ qk_nope_head_dim: folding would enlarge it)")}");
         }
         stdout.WriteLine($"context      {c.MaxPositions} positions, vocabulary {c.VocabSize}");
-        stdout.WriteLine($"dtype        {c.StoredDType} stored, float32 compute ({weights.MappedBytes / 1e6:F1} MB mapped, {weights.ConvertedBytes / 1e6:F1} MB converted)");
+        stdout.WriteLine($"dtype        {c.StoredDType} stored, float32 compute ({weights.MappedBytes / 1e6:F1} MB mapped, {convertedBytes / 1e6:F1} MB converted)");
         stdout.WriteLine($"prepack      {(loaded.Model.Prepack ? $"on: prefill packs {packedBytes / 1e6:F1} MB of weights for its GEMM (on first use)" : "off")} (--prepack auto|on|off)");
         stdout.WriteLine($"positions    {(c.RotaryDims > 0 ? $"RoPE on {c.RotaryDims}/{c.Mla?.QkHeadDim ?? c.DHead} dims, θ = {c.RopeTheta}, {c.RopeLayout}" : "learned embeddings")}");
         stdout.WriteLine($"mlp          {c.ActivationName}{(c.GatedMlp ? " (SwiGLU)" : "")}{(c.ParallelResidual ? ", parallel residual" : "")}{(c.SlidingWindow > 0 ? $", sliding window {c.SlidingWindow}" : "")}");

@@ -8,7 +8,7 @@ namespace Headwise.Compute;
 
 // out = x · W (+ bias), then an optional epilogue: the projections and MLPs of every layer.
 // x: (T, C)  w: (OC, C) for OutIn (nn.Linear) or (C, OC) for InOut (GPT-2 Conv1D)  bias: (OC) or empty  out: (T, OC)
-// residual: (T, OC), only for GemmEpilogue.Residual
+// residual: (T, OC), only for GemmEpilogue.Residual (added into) and GemmEpilogue.SwiGlu (up = x·W_up + b_up, read)
 // T ≤ 8 rows (decode) go to the GEMV in Kernels.Gemv.cs; larger T to the packed GEMM below.
 //
 // Packed, cache-blocked GEMM in the Goto/BLIS style:
@@ -36,6 +36,9 @@ public enum GemmEpilogue
     Silu,
     /// <summary>out = x · W + bias and residual = residual + out: a sublayer's output added into the residual stream.</summary>
     Residual,
+    /// <summary>out = silu(x · W_gate + bias) ⊙ up, up read from the epilogue's operand (the <c>residual</c> argument, the
+    /// up projection's output): the gated MLP's product, the same function as <see cref="Kernels.SwiGlu"/>.</summary>
+    SwiGlu,
 }
 
 public static unsafe partial class Kernels
@@ -66,23 +69,24 @@ public static unsafe partial class Kernels
     /// <summary>out = x · W (+ bias), the GEMM reading W's panels from <paramref name="packed"/> (W packed once by
     /// <see cref="PackWeight"/>) when it is not null; decode-sized T (the GEMV) still streams <paramref name="w"/>.
     /// The same sums in the same order as the unpacked call: bitwise the same output. Then <paramref name="epilogue"/>
-    /// (<see cref="GemmEpilogue"/>): an activation of out, or <c>residual += out</c>, in the GEMM's store; bitwise the
-    /// separate pass for the residual add, and for activations when OC is a multiple of 32 (else the pass may take a
-    /// narrower vector path for the tail of a row: within an ulp).</summary>
+    /// (<see cref="GemmEpilogue"/>): an activation of out, <c>residual += out</c>, or <c>out = silu(out) ⊙ residual</c>, in
+    /// the GEMM's store; bitwise the separate pass for the residual add, and for activations when OC is a multiple of 32
+    /// (else the pass may take a narrower vector path for the tail of a row: within an ulp).</summary>
     // x: (T, C)  w: (OC, C) for OutIn or (C, OC) for InOut  packed: w's panels  bias: (OC) or empty  out: (T, OC)
-    // residual: (T, OC) for GemmEpilogue.Residual, not overlapping out; else empty
+    // residual: (T, OC) for GemmEpilogue.Residual (added into) or SwiGlu (up, read), not overlapping out; else empty
     public static void MatMul(ReadOnlySpan<float> x, ReadOnlySpan<float> w, PackedWeight? packed, ReadOnlySpan<float> bias,
         Span<float> output, int T, int C, int OC, WeightLayout layout, GemmEpilogue epilogue = GemmEpilogue.None, Span<float> residual = default)
     {
         Require(T >= 0 && C >= 0 && OC >= 0, "MatMul: negative dimension");
         Require(x.Length >= (long)T * C, "MatMul: x is shorter than T·C");
-        Require(w.Length >= (long)C * OC, "MatMul: w is shorter than C·OC");
+        // w may be empty when the packed panels serve the whole product (the GEMM's rows, T > GemvMaxRows)
+        Require(w.Length >= (long)C * OC || (packed is not null && T > GemvMaxRows), "MatMul: w is shorter than C·OC");
         Require(bias.IsEmpty || bias.Length >= OC, "MatMul: bias is shorter than OC");
         Require(output.Length >= (long)T * OC, "MatMul: out is shorter than T·OC");
         Require(packed is null || packed.Matches(C, OC, layout), "MatMul: the packed weight was packed for another shape or layout");
-        bool adds = epilogue == GemmEpilogue.Residual;
-        Require(!adds || residual.Length >= (long)T * OC, "MatMul: residual is shorter than T·OC");
-        Require(!adds || !residual[..(T * OC)].Overlaps(output[..(T * OC)]), "MatMul: residual overlaps out");
+        bool adds = epilogue is GemmEpilogue.Residual or GemmEpilogue.SwiGlu; // the epilogues with a second operand
+        Require(!adds || residual.Length >= (long)T * OC, "MatMul: residual (the epilogue's operand) is shorter than T·OC");
+        Require(!adds || !residual[..(T * OC)].Overlaps(output[..(T * OC)]), "MatMul: residual (the epilogue's operand) overlaps out");
         if (T == 0 || OC == 0)
         {
             return;
@@ -127,11 +131,12 @@ public static unsafe partial class Kernels
             case GemmEpilogue.GeluErf: GeluErf(output, output); break;
             case GemmEpilogue.Silu: Silu(output, output); break;
             case GemmEpilogue.Residual: Add(residual, output, residual); break;
+            case GemmEpilogue.SwiGlu: SwiGlu(output, residual, output); break;
         }
     }
 
-    // The epilogue on a finished rows × cols tile of out (row stride ld; residual at the same offsets), still in L1: the
-    // same vectorized code as the separate pass, so the same values (Map, Kernels.Activations.cs; TensorPrimitives.Add).
+    // The epilogue on a finished rows × cols tile of out (row stride ld; residual, the operand, at the same offsets), still
+    // in L1: the same vectorized code as the separate pass, so the same values (Map, Kernels.Activations.cs; TensorPrimitives.Add).
     private static void FinishTile(float* c, float* residual, int ld, int rows, int cols, GemmEpilogue epilogue)
     {
         for (int i = 0; i < rows; i++, c += ld)
@@ -145,6 +150,7 @@ public static unsafe partial class Kernels
                     var r = new Span<float>(residual + (long)i * ld, cols);
                     TensorPrimitives.Add(r, new ReadOnlySpan<float>(c, cols), r);
                     break;
+                case GemmEpilogue.SwiGlu: Map<SiluOp>(c, residual + (long)i * ld, c, cols); break;
             }
         }
     }
@@ -170,7 +176,7 @@ public static unsafe partial class Kernels
 
     [ThreadStatic] private static GemmJob? t_gemmJob;
 
-    // packedB: w's panels (PackedWeight), or null to pack them on the fly; residual: (T, OC) for GemmEpilogue.Residual, else null
+    // packedB: w's panels (PackedWeight), or null to pack them on the fly; residual: (T, OC) for GemmEpilogue.Residual/SwiGlu, else null
     private static void Gemm(float* x, float* w, float* packedB, float* bias, float* output, int T, int C, int OC, WeightLayout layout,
         GemmEpilogue epilogue, float* residual)
     {

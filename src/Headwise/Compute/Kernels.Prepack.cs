@@ -69,6 +69,48 @@ public static unsafe partial class Kernels
         return new PackedWeight(panels, C, OC, layout, nr);
     }
 
+    /// <summary>Packs an F16 or BF16 weight straight from its stored bits into the GEMM's panels: the same panels as
+    /// <see cref="PackWeight"/> of the weight converted to float32 (the conversion is exact), without converting the whole
+    /// weight first — each (column block, depth block) is converted into a scratch of its own and packed from there.</summary>
+    // w: (OC, C) for OutIn or (C, OC) for InOut, F16 or BF16 bits → panels as PackWeight
+    public static PackedWeight PackWeight(ReadOnlySpan<ushort> w, bool bfloat16, int C, int OC, WeightLayout layout)
+    {
+        Require(C >= 0 && OC >= 0, "PackWeight: negative dimension");
+        Require(w.Length >= (long)C * OC, "PackWeight: w is shorter than C·OC");
+        long n = (long)RoundUp(OC, GemmNR) * C;
+        Require(n <= Array.MaxLength, "PackWeight: the packed weight would exceed the largest array");
+        var panels = GC.AllocateUninitializedArray<float>((int)n, pinned: true);
+        int nr = GemmNR;
+        int colBlocks = (OC + GemmNC - 1) / GemmNC, depthBlocks = (C + GemmKC - 1) / GemmKC;
+        fixed (ushort* pw = w)
+        fixed (float* pp = panels)
+        {
+            ushort* src = pw;
+            float* dst = pp;
+            Parallel.For(0, colBlocks * depthBlocks, new ParallelOptions { MaxDegreeOfParallelism = MaxThreads }, task =>
+            {
+                int n0 = task / depthBlocks * GemmNC, pc = task % depthBlocks * GemmKC;
+                int nc = Math.Min(GemmNC, OC - n0), kc = Math.Min(GemmKC, C - pc);
+                // the block as a (nc, kc) OutIn or (kc, nc) InOut matrix of its own (at most 1 MiB), then PackB as usual
+                var block = GC.AllocateUninitializedArray<float>(nc * kc);
+                bool outIn = layout == WeightLayout.OutIn;
+                int rows = outIn ? nc : kc, cols = outIn ? kc : nc;
+                for (int r = 0; r < rows; r++)
+                {
+                    long from = outIn ? (long)(n0 + r) * C + pc : (long)(pc + r) * OC + n0;
+                    var bits = new ReadOnlySpan<ushort>(src + from, cols);
+                    var row = block.AsSpan(r * cols, cols);
+                    if (bfloat16) BFloat16ToSingle(bits, row); else HalfToSingle(bits, row);
+                }
+                fixed (float* pb = block)
+                {
+                    PackB(pb, kc, nc, layout, 0, kc, 0, nc, nr, dst + PackedBlockOffset(n0, pc, nc, C, nr));
+                }
+            });
+        }
+        return new PackedWeight(panels, C, OC, layout, nr);
+    }
+
     // where the panels of column block n (nc wide) and depth block pc start in a packed weight (layout above)
     private static long PackedBlockOffset(int n, int pc, int nc, int C, int nr) => (long)n * C + (long)pc * RoundUp(nc, nr);
 

@@ -19,9 +19,11 @@ public sealed unsafe class WeightSet : IDisposable
     /// <summary>The dtype the checkpoint stores its float tensors in (the most common one).</summary>
     public TensorDType StoredDType { get; private set; } = TensorDType.F32;
 
-    /// <summary>Bytes served straight from file mappings, and bytes converted into owned float32 arrays.</summary>
+    /// <summary>Bytes served straight from file mappings (F32, and F16/BF16 bits not converted), and bytes converted into
+    /// owned float32 arrays so far: an F16/BF16 tensor is converted on its first float32 read (<see cref="Weight.Span"/>),
+    /// never when only the prepacked GEMM reads it.</summary>
     public long MappedBytes { get; private set; }
-    public long ConvertedBytes { get; private set; }
+    public long ConvertedBytes => _loaded.Values.Sum(w => w.ConvertedBytes);
 
     public WeightSet(string source) => Source = source;
 
@@ -121,26 +123,14 @@ public sealed unsafe class WeightSet : IDisposable
                     // An unaligned F32 tensor cannot be read in place as floats on every path; copy it once.
                     var copy = GC.AllocateUninitializedArray<float>(n, pinned: true);
                     new ReadOnlySpan<byte>(p, n * 4).CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(copy.AsSpan()));
-                    ConvertedBytes += n * 4L;
                     return new Weight(name, shape, Weight.Unsafe_AsPointer(copy), copy);
                 }
                 return new Weight(name, shape, (float*)p, null);
             case TensorDType.F16:
             case TensorDType.BF16:
-                {
-                    var dst = GC.AllocateUninitializedArray<float>(n, pinned: true);
-                    var src = new ReadOnlySpan<ushort>(p, n);
-                    if (entry.DType == TensorDType.F16)
-                    {
-                        Kernels.HalfToSingle(src, dst);
-                    }
-                    else
-                    {
-                        Kernels.BFloat16ToSingle(src, dst);
-                    }
-                    ConvertedBytes += n * 4L;
-                    return new Weight(name, shape, Weight.Unsafe_AsPointer(dst), dst);
-                }
+                // read from the mapping: converted on the first float32 read, or packed straight from the bits
+                MappedBytes += n * 2L;
+                return new Weight(name, shape, (ushort*)p, entry.DType == TensorDType.BF16);
             default:
                 throw new ModelFormatException($"{file.Path}: tensor '{name}' has dtype {entry.DType}; a float tensor (F32, F16, BF16) was expected");
         }

@@ -643,15 +643,11 @@ public sealed class DeepseekV3 : TransformerModel
     // the MLP from S.XNorm into output
     private void Mlp(int l, BlockWeights blk, float[] output)
     {
-        int N = Step.N, C = Config.DModel, F = Config.DMlp;
+        int C = Config.DModel, F = Config.DMlp;
         if (blk.Gate is not null)
         {
-            // DeepseekV3MLP: down_proj(act_fn(gate_proj(x)) * up_proj(x))
-            Linear(S.XNorm, C, blk.Gate, blk.GateB, S.Hidden, F, WeightLayout.OutIn);
-            Linear(S.XNorm, C, blk.Up, blk.UpB, S.Hidden2, F, WeightLayout.OutIn);
-            Hook(l, HookKind.MlpPre, S.Hidden, Step.B, Step.T, F);
-            Hook(l, HookKind.MlpPreLinear, S.Hidden2, Step.B, Step.T, F);
-            SwiGlu(S.Hidden.AsSpan(0, N * F), S.Hidden2.AsSpan(0, N * F), S.Hidden.AsSpan(0, N * F));
+            // DeepseekV3MLP: down_proj(act_fn(gate_proj(x)) * up_proj(x)) (the product in gate_proj's store unless hooked)
+            GatedLinear(l, S.XNorm, C, blk.Gate, blk.GateB, blk.Up, blk.UpB, S.Hidden, S.Hidden2, WeightLayout.OutIn);
         }
         else
         {
@@ -659,8 +655,8 @@ public sealed class DeepseekV3 : TransformerModel
             Linear(S.XNorm, C, blk.Up, blk.UpB, S.Hidden, F, WeightLayout.OutIn);
             Hook(l, HookKind.MlpPre, S.Hidden, Step.B, Step.T, F);
             Activate(S.Hidden);
+            Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
         }
-        Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
         Linear(S.Hidden, F, blk.Down, blk.DownB, output, C, WeightLayout.OutIn);
         HookResid(l, HookKind.MlpOut, output);
     }

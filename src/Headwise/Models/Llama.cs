@@ -84,19 +84,14 @@ public sealed class Llama : TransformerModel
 
     protected override void MlpSublayer(int l)
     {
-        int N = Step.N, C = Config.DModel, F = Config.DMlp;
+        int C = Config.DModel, F = Config.DMlp;
         var blk = _blocks[l];
 
         // ffn rmsnorm: hidden_states = self.post_attention_layernorm(hidden_states)
         Norm(l, HookKind.Ln2Scale, S.X, blk.MlpNorm, null, S.XNorm);
 
-        // SwiGLU: down_proj(act_fn(gate_proj(x)) * up_proj(x))
-        Linear(S.XNorm, C, blk.Gate, blk.GateB, S.Hidden, F, WeightLayout.OutIn);
-        Linear(S.XNorm, C, blk.Up, blk.UpB, S.Hidden2, F, WeightLayout.OutIn);
-        Hook(l, HookKind.MlpPre, S.Hidden, Step.B, Step.T, F);
-        Hook(l, HookKind.MlpPreLinear, S.Hidden2, Step.B, Step.T, F);
-        SwiGlu(S.Hidden.AsSpan(0, N * F), S.Hidden2.AsSpan(0, N * F), S.Hidden.AsSpan(0, N * F));
-        Hook(l, HookKind.MlpPost, S.Hidden, Step.B, Step.T, F);
+        // SwiGLU: down_proj(act_fn(gate_proj(x)) * up_proj(x)) (the product in gate_proj's store unless an MLP hook is attached)
+        GatedLinear(l, S.XNorm, C, blk.Gate, blk.GateB, blk.Up, blk.UpB, S.Hidden, S.Hidden2, WeightLayout.OutIn);
 
         // hidden_states = residual + down_proj(...) (in down_proj's store unless hook_mlp_out is attached)
         OutputLinear(l, HookKind.MlpOut, S.Hidden, F, blk.Down, blk.DownB, S.Tmp, WeightLayout.OutIn, S.X);

@@ -93,6 +93,11 @@ public abstract partial class TransformerModel
         _ => PrepackFits(Config.ParameterCount * 4L),
     };
 
+    // The weight values a GEMM over `rows` rows reads besides `packed`: none when the panels serve it (so a half-precision
+    // weight packed from its bits is never converted to float32), else w itself (the GEMV, or prepacking off).
+    private static ReadOnlySpan<float> UnpackedFor(Weight w, PackedWeight? packed, int rows) =>
+        packed is not null && rows > Kernels.GemvMaxRows ? default : w.Span;
+
     // w's packed panels when prepacking is on and the step is a prefill (the GEMM's path), else null
     private PackedWeight? PackedFor(Weight w, int rows, int C, int OC, WeightLayout layout)
     {

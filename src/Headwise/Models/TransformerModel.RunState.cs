@@ -310,7 +310,8 @@ public abstract partial class TransformerModel
         GemmEpilogue epilogue = GemmEpilogue.None, float[]? residual = null)
     {
         int N = Step.N;
-        MatMul(x.AsSpan(0, N * inFeatures), w.Span, PackedFor(w, N, inFeatures, outFeatures, layout), bias is null ? default : bias.Span,
+        var packed = PackedFor(w, N, inFeatures, outFeatures, layout);
+        MatMul(x.AsSpan(0, N * inFeatures), UnpackedFor(w, packed, N), packed, bias is null ? default : bias.Span,
             output.AsSpan(0, N * outFeatures), N, inFeatures, outFeatures, layout, epilogue,
             residual is null ? default : residual.AsSpan(0, N * outFeatures));
     }
@@ -330,6 +331,30 @@ public abstract partial class TransformerModel
         Linear(x, inFeatures, w, bias, h, F, layout);
         Hook(layer, HookKind.MlpPre, h, Step.B, Step.T, F);
         Activate(h);
+        Hook(layer, HookKind.MlpPost, h, Step.B, Step.T, F);
+    }
+
+    /// <summary>A gated MLP's two input linears and their product, h = silu(x · W_gate + b_gate) ⊙ (x · W_up + b_up) (F = d_mlp
+    /// wide), firing hook_mlp_pre on the gate's x · W_gate + b, hook_mlp_pre_linear on the up projection (left in
+    /// <paramref name="up"/>) and hook_mlp_post on h. With none of the three hooked, nothing sees the gate's output alone:
+    /// the up projection runs first and the product runs in the gate GEMM's store (<see cref="GemmEpilogue.SwiGlu"/>), the
+    /// same element function as the separate <see cref="SwiGlu"/> pass.</summary>
+    // x: (N, inFeatures)  h, up: (N, F)
+    protected void GatedLinear(int layer, float[] x, int inFeatures, Weight gate, Weight? gateBias, Weight upWeight, Weight? upBias,
+        float[] h, float[] up, WeightLayout layout)
+    {
+        int N = Step.N, F = Config.DMlp;
+        if (!Hooked(layer, HookKind.MlpPre) && !Hooked(layer, HookKind.MlpPreLinear) && !Hooked(layer, HookKind.MlpPost))
+        {
+            Linear(x, inFeatures, upWeight, upBias, up, F, layout);
+            Linear(x, inFeatures, gate, gateBias, h, F, layout, GemmEpilogue.SwiGlu, up);
+            return;
+        }
+        Linear(x, inFeatures, gate, gateBias, h, F, layout);
+        Linear(x, inFeatures, upWeight, upBias, up, F, layout);
+        Hook(layer, HookKind.MlpPre, h, Step.B, Step.T, F);
+        Hook(layer, HookKind.MlpPreLinear, up, Step.B, Step.T, F);
+        SwiGlu(h.AsSpan(0, N * F), up.AsSpan(0, N * F), h.AsSpan(0, N * F));
         Hook(layer, HookKind.MlpPost, h, Step.B, Step.T, F);
     }
 
@@ -358,7 +383,7 @@ public abstract partial class TransformerModel
     /// <summary>Token embedding (+ hook_embed) into the residual stream.</summary>
     protected void EmbedTokens(Weight table)
     {
-        Embedding(table.Span, Step.Tokens.AsSpan(0, Step.N), S.X.AsSpan(0, Step.N * Config.DModel), Config.DModel);
+        table.GatherRows(Step.Tokens.AsSpan(0, Step.N), S.X.AsSpan(0, Step.N * Config.DModel), Config.DModel);
         HookResid(HookPoint.ModelLevel, HookKind.Embed, S.X);
     }
 
@@ -366,7 +391,7 @@ public abstract partial class TransformerModel
     protected void EmbedPositions(Weight table)
     {
         int N = Step.N, C = Config.DModel;
-        Embedding(table.Span, Step.Positions.AsSpan(0, N), S.Tmp.AsSpan(0, N * C), C);
+        table.GatherRows(Step.Positions.AsSpan(0, N), S.Tmp.AsSpan(0, N * C), C);
         HookResid(HookPoint.ModelLevel, HookKind.PosEmbed, S.Tmp);
         Add(S.X.AsSpan(0, N * C), S.Tmp.AsSpan(0, N * C), S.X.AsSpan(0, N * C));
     }

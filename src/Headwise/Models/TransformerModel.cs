@@ -318,7 +318,8 @@ public abstract partial class TransformerModel : IDisposable
         else
         {
             var logits = into?.LongLength == (long)B * T * V ? into : new float[(long)B * T * V];
-            MatMul(S.XNorm.AsSpan(0, B * T * C), wU.Span, PackedFor(wU, B * T, C, V, WeightLayout.OutIn), bias, logits, B * T, C, V, WeightLayout.OutIn);
+            var packed = PackedFor(wU, B * T, C, V, WeightLayout.OutIn);
+            MatMul(S.XNorm.AsSpan(0, B * T * C), UnpackedFor(wU, packed, B * T), packed, bias, logits, B * T, C, V, WeightLayout.OutIn);
             return logits;
         }
     }
@@ -349,7 +350,8 @@ public abstract partial class TransformerModel : IDisposable
         var logits = into is not null && into.LongLength >= (long)M * V ? into : new float[(long)M * V];
         if (R > 0)
         {
-            MatMul(_gatheredRows.AsSpan(0, M * C), wU.Span, PackedFor(wU, M, C, V, WeightLayout.OutIn), bias, logits.AsSpan(0, M * V), M, C, V, WeightLayout.OutIn);
+            var packed = PackedFor(wU, M, C, V, WeightLayout.OutIn);
+            MatMul(_gatheredRows.AsSpan(0, M * C), UnpackedFor(wU, packed, M), packed, bias, logits.AsSpan(0, M * V), M, C, V, WeightLayout.OutIn);
         }
         return logits;
     }

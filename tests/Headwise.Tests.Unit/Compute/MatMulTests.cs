@@ -87,7 +87,7 @@ public sealed class MatMulTests
     private static void CheckEpilogue(Random rng, int T, int C, int OC, WeightLayout layout, GemmEpilogue epilogue, int threads)
     {
         float[] x = RandomArray(rng, T * C), w = RandomArray(rng, C * OC), bias = RandomArray(rng, OC);
-        float[] residual = epilogue == GemmEpilogue.Residual ? RandomArray(rng, T * OC) : [];
+        float[] residual = epilogue is GemmEpilogue.Residual or GemmEpilogue.SwiGlu ? RandomArray(rng, T * OC) : [];
         float[] expectedResidual = (float[])residual.Clone();
         var expected = new float[T * OC];
         var actual = new float[T * OC];
@@ -108,6 +108,9 @@ public sealed class MatMulTests
     [InlineData(GemmEpilogue.Silu, WeightLayout.OutIn, 2)]
     [InlineData(GemmEpilogue.Residual, WeightLayout.InOut, 1)]
     [InlineData(GemmEpilogue.Residual, WeightLayout.OutIn, 2)]
+    [InlineData(GemmEpilogue.SwiGlu, WeightLayout.OutIn, 1)]
+    [InlineData(GemmEpilogue.SwiGlu, WeightLayout.OutIn, 2)]
+    [InlineData(GemmEpilogue.SwiGlu, WeightLayout.InOut, 2)]
     public void EpilogueEveryTAndOC_WithRotatingC(GemmEpilogue epilogue, WeightLayout layout, int threads)
     {
         var rng = new Random(2000 + (int)epilogue * 10 + threads);
@@ -168,6 +171,56 @@ public sealed class MatMulTests
                 }
             }
         }
+    }
+
+    // The gated MLP's product in the gate GEMM's store against the GEMM then Kernels.SwiGlu(gate, up) over the whole output:
+    // the same element function (Map<SiluOp> with up as the multiplier), so bitwise when OC is a multiple of 32 (as for the
+    // activations above, every tile row then takes the flat pass's vector path), else within 1e-6 relative; prepacked and
+    // not, across the depth and column blocks, the up operand left as it was.
+    [Theory]
+    [InlineData(WeightLayout.OutIn, 1)]
+    [InlineData(WeightLayout.OutIn, 2)]
+    [InlineData(WeightLayout.InOut, 2)]
+    public void FusedSwiGluIsTheSeparatePass(WeightLayout layout, int threads)
+    {
+        int[] cs = [0, 1, 7, 255, 256, 257, 513], ocs = [1, 17, 32, 33, 64, 96, 257, 1024, 1025], ts = [1, 8, 9, 13, 121, 257];
+        var rng = new Random(77 + (int)layout * 10 + threads);
+        using var scope = new ThreadScope(threads);
+        for (int i = 0; i < cs.Length; i++)
+        {
+            for (int j = 0; j < ocs.Length; j++)
+            {
+                int C = cs[i], OC = ocs[j], T = ts[(i + j) % ts.Length];
+                float[] x = RandomArray(rng, T * C, -2, 2), w = RandomArray(rng, C * OC), bias = (i + j) % 2 == 0 ? RandomArray(rng, OC) : [];
+                var packed = (i + j) % 3 == 0 ? null : K.PackWeight(w, C, OC, layout);
+                float[] up = RandomArray(rng, T * OC, -3, 3), upBefore = (float[])up.Clone();
+                var expected = new float[T * OC];
+                var actual = new float[T * OC];
+                K.MatMul(x, w, packed, bias, expected, T, C, OC, layout);
+                K.SwiGlu(expected, up, expected);
+                K.MatMul(x, w, packed, bias, actual, T, C, OC, layout, GemmEpilogue.SwiGlu, up);
+                string what = $"fused SwiGlu T={T} C={C} OC={OC} {layout} packed={packed is not null} threads={threads}";
+                if (OC % 32 == 0)
+                {
+                    AssertExact(expected, actual, what);
+                }
+                else
+                {
+                    AssertClose(expected, actual, 1e-6, 0, what);
+                }
+                AssertExact(upBefore, up, what + " up");
+            }
+        }
+    }
+
+    [Fact]
+    public void SwiGluEpilogueRefusesAShortOrOverlappingUp()
+    {
+        var x = new float[16 * 8];
+        var w = new float[8 * 32];
+        var output = new float[16 * 32];
+        Assert.Throws<ArgumentException>(() => K.MatMul(x, w, null, default, output, 16, 8, 32, WeightLayout.OutIn, GemmEpilogue.SwiGlu, new float[16 * 32 - 1]));
+        Assert.Throws<ArgumentException>(() => K.MatMul(x, w, null, default, output, 16, 8, 32, WeightLayout.OutIn, GemmEpilogue.SwiGlu, output));
     }
 
     [Fact]

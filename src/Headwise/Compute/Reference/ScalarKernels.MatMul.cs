@@ -21,8 +21,9 @@ public static partial class ScalarKernels
         }
     }
 
-    // The GEMM with its epilogue, as the two passes it fuses: out = x·W + bias, then the activation of out or residual += out.
-    // x: (T, C)  w: (OC, C) for OutIn or (C, OC) for InOut  bias: (OC) or empty  out: (T, OC)  residual: (T, OC) for Residual
+    // The GEMM with its epilogue, as the two passes it fuses: out = x·W + bias, then the activation of out, residual += out,
+    // or out = silu(out)·residual (SwiGlu: residual is the up projection's output).
+    // x: (T, C)  w: (OC, C) for OutIn or (C, OC) for InOut  bias: (OC) or empty  out: (T, OC)  residual: (T, OC) for Residual/SwiGlu
     public static void MatMul(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> output,
         int T, int C, int OC, WeightLayout layout, GemmEpilogue epilogue, Span<float> residual)
     {
@@ -36,6 +37,7 @@ public static partial class ScalarKernels
             case GemmEpilogue.Residual:
                 for (int i = 0; i < o.Length; i++) residual[i] += o[i];
                 break;
+            case GemmEpilogue.SwiGlu: SwiGlu(o, residual, o); break;
         }
     }
 }

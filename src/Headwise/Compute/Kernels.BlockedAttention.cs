@@ -93,8 +93,9 @@ public static unsafe partial class Kernels
                 {
                     for (int task = 0; task < tasks; task++) job.Body(task);
                 }
-                else
+                else if (!(PrefillTeam && WorkerTeam.Shared.TryRun(job.Body, tasks, threads)))
                 {
+                    // the worker team, as prefill's GEMMs (Kernels.MatMul.cs): its workers stay awake between the two
                     job.Options.MaxDegreeOfParallelism = threads;
                     Parallel.For(0, tasks, job.Options, job.Body);
                 }

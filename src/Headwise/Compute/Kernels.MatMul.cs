@@ -44,7 +44,6 @@ public enum GemmEpilogue
 public static unsafe partial class Kernels
 {
     private const int GemmKC = 256;  // depth of a packed block: B micro-panel 256·32·4 B = 32 KiB ≤ L1d (48 KiB on Zen 5)
-    private const int GemmMC = 120;  // rows per A block: 120·256·4 B = 120 KiB, well inside L2; a multiple of every MR (8, 6, 4)
     // columns per packed B block (1 MiB, streamed from L2/L3 once per A block; each 32 KiB micro-panel is then reused
     // from L1 by every row tile): wide blocks mean x is packed only OC/1024 times, measured ~10% faster than 256
     private const int GemmNC = 1024;
@@ -54,11 +53,18 @@ public static unsafe partial class Kernels
     // computing a padded last tile through the edge scratch (docs/performance.md, "GEMM at the model's shapes").
     private static readonly int GemmMR = Vector512.IsHardwareAccelerated ? 8 : Vector256.IsHardwareAccelerated ? 6 : 4;
     private static readonly int GemmNR = Vector512.IsHardwareAccelerated ? 32 : Vector256.IsHardwareAccelerated ? 16 : 8;
+    // rows per A block: 128 rounded up to a multiple of MR (128·256·4 B = 128 KiB, well inside L2), so that a 128-row prompt
+    // is one A block — with 120, every column part also ran an 8-row second block whose B panels were used only once
+    private static readonly int GemmMC = RoundUp(128, GemmMR);
+    // A small enough to pack once for the whole depth (rows·C floats ≤ 512 KiB, half of L2) takes the A-resident loop order
+    // (GemmTaskResidentA): the prompts of 128 tokens or fewer at C = 768, the unembedding among them
+    private const int GemmResidentAFloats = 1 << 17;
 
     /// <summary>Tests set this to push even tiny problems through the multi-threaded paths.</summary>
     internal static bool ForceParallel { get; set; }
 
     [ThreadStatic] private static float* t_packA;
+    [ThreadStatic] private static float* t_packAResident;
     [ThreadStatic] private static float* t_packB;
 
     /// <summary>out = x · W (+ bias).</summary>
@@ -211,9 +217,19 @@ public static unsafe partial class Kernels
         job.X = x; job.W = w; job.PackedB = packedB; job.Bias = bias; job.Out = output;
         job.T = T; job.C = C; job.OC = OC; job.Layout = layout; job.Epilogue = epilogue; job.Residual = residual;
         job.RowChunk = rowChunk; job.ColChunk = colChunk; job.ColParts = colParts;
-        job.Options.MaxDegreeOfParallelism = Math.Min(threads, tasks);
-        Parallel.For(0, tasks, job.Options, job.Body);
+        // the parked worker team (WorkerTeam.cs, shared with decode's GEMVs): a prefill makes 4 GEMMs and an attention per
+        // layer, each hand-off through the pool costs several µs and wakes a pool thread, and a team worker still spinning
+        // after one job would compete with the pool's threads for the next; Parallel.For when another thread holds the team
+        if (!(PrefillTeam && WorkerTeam.Shared.TryRun(job.Body, tasks, threads)))
+        {
+            job.Options.MaxDegreeOfParallelism = Math.Min(threads, tasks);
+            Parallel.For(0, tasks, job.Options, job.Body);
+        }
     }
+
+    // HEADWISE_PREFILL_TEAM=0 sends the GEMM's and the blocked attention's tasks back to Parallel.For (to measure the
+    // hand-off; docs/performance.md)
+    internal static bool PrefillTeam { get; set; } = Environment.GetEnvironmentVariable("HEADWISE_PREFILL_TEAM") is not ("0" or "off");
 
     private static void EnsurePackBuffers()
     {
@@ -222,6 +238,7 @@ public static unsafe partial class Kernels
             // once per thread, never freed: a few hundred KiB per worker for the life of the process
             t_packA = (float*)NativeMemory.AlignedAlloc((nuint)(GemmMC * GemmKC * sizeof(float)), 64);
             t_packB = (float*)NativeMemory.AlignedAlloc((nuint)(GemmKC * GemmNC * sizeof(float)), 64);
+            t_packAResident = (float*)NativeMemory.AlignedAlloc((nuint)(GemmResidentAFloats * sizeof(float)), 64);
         }
     }
 
@@ -233,6 +250,11 @@ public static unsafe partial class Kernels
         EnsurePackBuffers();
         float* packA = t_packA, packB = t_packB;
         int mr = GemmMR, nr = GemmNR;
+        if (packedB != null && (long)RoundUp(r1 - r0, mr) * C <= GemmResidentAFloats)
+        {
+            GemmTaskResidentA(x, packedB, bias, output, C, OC, epilogue, residual, r0, r1, n0, n1);
+            return;
+        }
         float* edge = stackalloc float[8 * 32]; // MR·NR scratch for ragged tiles (the largest tile: 8×32, 6×16 or 4×8)
         // columns [n0, n1) in steps that never cross the NC grid of the packed weight (a task may start inside a block)
         for (int n = n0, nc; n < n1; n += nc)
@@ -266,33 +288,100 @@ public static unsafe partial class Kernels
                         {
                             int mrr = Math.Min(mr, mc - ir);
                             float* ap = packA + (long)ir * kc;
-                            float* c = output + (long)(ic + ir) * OC + n + jr;
-                            if (mrr == mr && nrr == nr)
-                            {
-                                Micro(ap, bp, kc, c, OC, biasTile, first);
-                            }
-                            else
-                            {
-                                // ragged edge: full tile into scratch (panels are zero-padded), then copy the valid part
-                                Micro(ap, bp, kc, edge, nr, null, true);
-                                for (int i = 0; i < mrr; i++)
-                                {
-                                    float* ci = c + (long)i * OC;
-                                    float* ei = edge + i * nr;
-                                    for (int j = 0; j < nrr; j++)
-                                    {
-                                        ci[j] = first ? ei[j] + (biasTile == null ? 0f : biasTile[j]) : ci[j] + ei[j];
-                                    }
-                                }
-                            }
-                            if (finish)
-                            {
-                                FinishTile(c, residual == null ? null : residual + (c - output), OC, mrr, nrr, epilogue);
-                            }
+                            long offset = (long)(ic + ir) * OC + n + jr;
+                            GemmTile(ap, bp, kc, output + offset, OC, biasTile, first, mrr, nrr, edge,
+                                finish ? epilogue : GemmEpilogue.None, residual == null ? null : residual + offset);
                         }
                     }
                 }
             }
+        }
+    }
+
+    // Output rows [r0, r1) × columns [n0, n1) of a prepacked weight when the rows' A fits in L2 for the whole depth: A is
+    // packed once, then each NR-wide column panel runs every depth block over every row tile before the next panel.
+    // The out panel (rows × NR, 16 KiB at 128 rows) stays in L1/L2 across the depth blocks, where the NC-wide order reads
+    // and writes rows × NC of out per depth block, as much traffic as the weight's own at 128 rows (the unembedding);
+    // each B micro-panel is read from memory once and reused from L1 by every row tile. The same sums in the same order
+    // as GemmTask's loops (each depth block's partial from zero, added to out in depth order): bitwise the same out.
+    // packedB: w's panels; residual: (T, OC) for GemmEpilogue.Residual, else null
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemmTaskResidentA(float* x, float* packedB, float* bias, float* output, int C, int OC,
+        GemmEpilogue epilogue, float* residual, int r0, int r1, int n0, int n1)
+    {
+        float* packA = t_packAResident;
+        int mr = GemmMR, nr = GemmNR, rows = r1 - r0, rowsPadded = RoundUp(rows, mr);
+        float* edge = stackalloc float[8 * 32]; // MR·NR scratch for ragged tiles, as in GemmTask
+        // A: one block of MR-tall panels per depth block, block pc at rowsPadded·pc
+        for (int pc = 0; pc < C; pc += GemmKC)
+        {
+            PackA(x + (long)r0 * C + pc, C, rows, Math.Min(GemmKC, C - pc), mr, packA + (long)rowsPadded * pc);
+        }
+        for (int n = n0, nc; n < n1; n += nc)
+        {
+            int block = n / GemmNC * GemmNC, blockEnd = Math.Min(block + GemmNC, OC);
+            nc = Math.Min(blockEnd, n1) - n;
+            for (int jr = 0; jr < nc; jr += nr)
+            {
+                int nrr = Math.Min(nr, nc - jr);
+                float* biasTile = bias == null ? null : bias + n + jr;
+                for (int pc = 0; pc < C; pc += GemmKC)
+                {
+                    int kc = Math.Min(GemmKC, C - pc);
+                    bool first = pc == 0;
+                    GemmEpilogue finish = pc + kc == C ? epilogue : GemmEpilogue.None;
+                    float* bp = packedB + PackedBlockOffset(block, pc, blockEnd - block, C, nr) + (long)(n - block + jr) * kc;
+                    float* ap = packA + (long)rowsPadded * pc;
+                    // the next B micro-panel (the next depth block, else the next panel's first) comes from memory: fetch it
+                    // into L2 a slice per row tile, so that its first tile does not wait on it
+                    byte* next = pc + kc < C
+                        ? (byte*)(packedB + PackedBlockOffset(block, pc + kc, blockEnd - block, C, nr) + (long)(n - block + jr) * Math.Min(GemmKC, C - pc - kc))
+                        : jr + nr < nc ? (byte*)(packedB + PackedBlockOffset(block, 0, blockEnd - block, C, nr) + (long)(n - block + jr + nr) * Math.Min(GemmKC, C)) : null;
+                    int nextBytes = next == null ? 0 : Math.Min(GemmKC, pc + kc < C ? C - pc - kc : C) * nr * sizeof(float);
+                    int slice = RoundUp((nextBytes + (rowsPadded / mr) - 1) / (rowsPadded / mr), 64);
+                    for (int ir = 0; ir < rows; ir += mr, ap += mr * kc)
+                    {
+                        if (Sse.IsSupported)
+                        {
+                            for (int line = ir / mr * slice, end = Math.Min(line + slice, nextBytes); line < end; line += 64) Sse.Prefetch1(next + line);
+                        }
+                        long offset = (long)(r0 + ir) * OC + n + jr;
+                        GemmTile(ap, bp, kc, output + offset, OC, biasTile, first, Math.Min(mr, rows - ir), nrr, edge,
+                            finish, residual == null ? null : residual + offset);
+                    }
+                }
+            }
+        }
+    }
+
+    // One register tile of out: c (row stride ldc) = (first ? bias : c) + ap · bp over kc, its valid mrr × nrr part
+    // written; then the epilogue (None unless this was the last depth block). residual: the same offsets as c, or null.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GemmTile(float* ap, float* bp, int kc, float* c, int ldc, float* bias, bool first, int mrr, int nrr,
+        float* edge, GemmEpilogue epilogue, float* residual)
+    {
+        int nr = GemmNR;
+        if (mrr == GemmMR && nrr == nr)
+        {
+            Micro(ap, bp, kc, c, ldc, bias, first);
+        }
+        else
+        {
+            // ragged edge: full tile into scratch (panels are zero-padded), then copy the valid part
+            Micro(ap, bp, kc, edge, nr, null, true);
+            for (int i = 0; i < mrr; i++)
+            {
+                float* ci = c + (long)i * ldc;
+                float* ei = edge + i * nr;
+                for (int j = 0; j < nrr; j++)
+                {
+                    ci[j] = first ? ei[j] + (bias == null ? 0f : bias[j]) : ci[j] + ei[j];
+                }
+            }
+        }
+        if (epilogue != GemmEpilogue.None)
+        {
+            FinishTile(c, residual, ldc, mrr, nrr, epilogue);
         }
     }
 

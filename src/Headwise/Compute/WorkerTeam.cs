@@ -5,7 +5,8 @@ namespace Headwise.Compute;
 /// <summary>
 /// Runs a few short tasks on the calling thread plus parked worker threads, for the decode GEMVs: a decode step makes about 49
 /// of them per token (GPT-2 small), each a few hundred µs, and <c>Parallel.For</c>'s hand-off (queueing to the pool, waking a
-/// pool thread, its bookkeeping allocations) costs several µs each. The workers spin for a while after each job, so the next
+/// pool thread, its bookkeeping allocations) costs several µs each. Prefill's GEMMs and blocked attention use it too (about
+/// 5 jobs per layer), so that no pool thread competes with a worker still spinning after the previous job. The workers spin for a while after each job, so the next
 /// GEMV of the step finds them awake, then sleep until the next job. Tasks are claimed in any order by any thread: callers
 /// give tasks whose results do not depend on which thread runs them (the GEMV's output rows, its per-task partial sums).
 /// One caller at a time; a second caller (another thread's forward) gets false from <see cref="TryRun"/> and runs its own

@@ -40,6 +40,42 @@ public sealed class PrepackTests
         }
     }
 
+    // A prepacked GEMM whose rows' A fits in 512 KiB for the whole depth (rows·C ≤ 2¹⁷ floats) runs column panel by column
+    // panel with every depth block inside (GemmTaskResidentA; rows rounded up to the register tile's 8 with AVX-512);
+    // larger ones run the NC-wide blocks with MC-row A blocks.
+    // Both sum each depth block from zero and add the blocks in depth order: bitwise the unpacked GEMM, epilogues included,
+    // on either side of the limit (one thread: a task's rows are all rows) and with the rows split between two threads.
+    [Theory]
+    [InlineData(WeightLayout.OutIn, 1)]
+    [InlineData(WeightLayout.InOut, 1)]
+    [InlineData(WeightLayout.InOut, 2)]
+    public void BothPackedLoopOrdersAreBitwiseTheUnpacked(WeightLayout layout, int threads)
+    {
+        // (T, C, OC): 128·768 and 166·768 resident (166 leaves a ragged 6-row tile); 169·768 just past the limit;
+        // 260·600 and 128·1100 blocked (MC blocks 128 + 128 + 4; a depth not a multiple of KC); 40·3072 resident with
+        // 12 depth blocks; OC 1,100 crosses a column block with a ragged last panel
+        (int T, int C, int OC)[] shapes = [(128, 768, 1100), (166, 768, 97), (169, 768, 97), (260, 600, 1100), (128, 1100, 64), (40, 3072, 65)];
+        var rng = new Random(77 + (int)layout * 10 + threads);
+        using var scope = new ThreadScope(threads);
+        foreach (var (T, C, OC) in shapes)
+        {
+            foreach (var epilogue in (GemmEpilogue[])[GemmEpilogue.None, GemmEpilogue.GeluTanh, GemmEpilogue.Residual])
+            {
+                float[] x = RandomArray(rng, T * C), w = RandomArray(rng, C * OC), bias = RandomArray(rng, OC);
+                float[] residual = RandomArray(rng, T * OC), packedResidual = (float[])residual.Clone();
+                var packed = K.PackWeight(w, C, OC, layout);
+                var expected = new float[T * OC];
+                var actual = new float[T * OC];
+                actual.AsSpan().Fill(float.NaN); // every output must be written
+                K.MatMul(x, w, null, bias, expected, T, C, OC, layout, epilogue, epilogue == GemmEpilogue.Residual ? residual : default);
+                K.MatMul(x, w, packed, bias, actual, T, C, OC, layout, epilogue, epilogue == GemmEpilogue.Residual ? packedResidual : default);
+                string what = $"packed MatMul {epilogue} T={T} C={C} OC={OC} {layout} threads={threads}";
+                AssertExact(expected, actual, what);
+                AssertExact(residual, packedResidual, what + " residual");
+            }
+        }
+    }
+
     [Fact]
     public void APackedWeightOfAnotherShapeIsRefused()
     {

@@ -48,25 +48,11 @@ public static unsafe partial class Kernels
     // w: (OC, C) for OutIn or (C, OC) for InOut → panels as in the GEMM's PackB, every (column block, depth block) in turn
     public static PackedWeight PackWeight(ReadOnlySpan<float> w, int C, int OC, WeightLayout layout)
     {
-        Require(C >= 0 && OC >= 0, "PackWeight: negative dimension");
-        Require(w.Length >= (long)C * OC, "PackWeight: w is shorter than C·OC");
-        long n = (long)RoundUp(OC, GemmNR) * C;
-        Require(n <= Array.MaxLength, "PackWeight: the packed weight would exceed the largest array");
-        var panels = GC.AllocateUninitializedArray<float>((int)n, pinned: true);
-        int nr = GemmNR;
-        int colBlocks = (OC + GemmNC - 1) / GemmNC, depthBlocks = (C + GemmKC - 1) / GemmKC;
-        fixed (float* pw = w, pp = panels)
+        fixed (float* pw = w)
         {
-            float* src = pw, dst = pp;
-            // each (column block, depth block) is independent: spread them over the cores (the unembedding has ~50 × 3)
-            Parallel.For(0, colBlocks * depthBlocks, new ParallelOptions { MaxDegreeOfParallelism = MaxThreads }, task =>
-            {
-                int n0 = task / depthBlocks * GemmNC, pc = task % depthBlocks * GemmKC;
-                int nc = Math.Min(GemmNC, OC - n0), kc = Math.Min(GemmKC, C - pc);
-                PackB(src, C, OC, layout, pc, kc, n0, nc, nr, dst + PackedBlockOffset(n0, pc, nc, C, nr));
-            });
+            float* src = pw;
+            return PackPanels(w.Length, C, OC, layout, (n0, pc, nc, kc, dst) => PackB(src, C, OC, layout, pc, kc, n0, nc, GemmNR, dst));
         }
-        return new PackedWeight(panels, C, OC, layout, nr);
     }
 
     /// <summary>Packs an F16 or BF16 weight straight from its stored bits into the GEMM's panels: the same panels as
@@ -75,22 +61,11 @@ public static unsafe partial class Kernels
     // w: (OC, C) for OutIn or (C, OC) for InOut, F16 or BF16 bits → panels as PackWeight
     public static PackedWeight PackWeight(ReadOnlySpan<ushort> w, bool bfloat16, int C, int OC, WeightLayout layout)
     {
-        Require(C >= 0 && OC >= 0, "PackWeight: negative dimension");
-        Require(w.Length >= (long)C * OC, "PackWeight: w is shorter than C·OC");
-        long n = (long)RoundUp(OC, GemmNR) * C;
-        Require(n <= Array.MaxLength, "PackWeight: the packed weight would exceed the largest array");
-        var panels = GC.AllocateUninitializedArray<float>((int)n, pinned: true);
-        int nr = GemmNR;
-        int colBlocks = (OC + GemmNC - 1) / GemmNC, depthBlocks = (C + GemmKC - 1) / GemmKC;
         fixed (ushort* pw = w)
-        fixed (float* pp = panels)
         {
             ushort* src = pw;
-            float* dst = pp;
-            Parallel.For(0, colBlocks * depthBlocks, new ParallelOptions { MaxDegreeOfParallelism = MaxThreads }, task =>
+            return PackPanels(w.Length, C, OC, layout, (n0, pc, nc, kc, dst) =>
             {
-                int n0 = task / depthBlocks * GemmNC, pc = task % depthBlocks * GemmKC;
-                int nc = Math.Min(GemmNC, OC - n0), kc = Math.Min(GemmKC, C - pc);
                 // the block as a (nc, kc) OutIn or (kc, nc) InOut matrix of its own (at most 1 MiB), then PackB as usual
                 var block = GC.AllocateUninitializedArray<float>(nc * kc);
                 bool outIn = layout == WeightLayout.OutIn;
@@ -104,8 +79,34 @@ public static unsafe partial class Kernels
                 }
                 fixed (float* pb = block)
                 {
-                    PackB(pb, kc, nc, layout, 0, kc, 0, nc, nr, dst + PackedBlockOffset(n0, pc, nc, C, nr));
+                    PackB(pb, kc, nc, layout, 0, kc, 0, nc, GemmNR, dst);
                 }
+            });
+        }
+    }
+
+    // packs one (column block n0, nc wide; depth block pc, kc deep) of a weight into dst, its place in the panels
+    private delegate void BlockPacker(int n0, int pc, int nc, int kc, float* dst);
+
+    // allocates a (C → OC) weight's panels and fills every (column block, depth block) with packBlock, spread over the
+    // cores: the blocks are independent (the unembedding has ~50 × 3)
+    private static PackedWeight PackPanels(long wLength, int C, int OC, WeightLayout layout, BlockPacker packBlock)
+    {
+        Require(C >= 0 && OC >= 0, "PackWeight: negative dimension");
+        Require(wLength >= (long)C * OC, "PackWeight: w is shorter than C·OC");
+        long n = (long)RoundUp(OC, GemmNR) * C;
+        Require(n <= Array.MaxLength, "PackWeight: the packed weight would exceed the largest array");
+        var panels = GC.AllocateUninitializedArray<float>((int)n, pinned: true);
+        int nr = GemmNR;
+        int colBlocks = (OC + GemmNC - 1) / GemmNC, depthBlocks = (C + GemmKC - 1) / GemmKC;
+        fixed (float* pp = panels)
+        {
+            float* dst = pp;
+            Parallel.For(0, colBlocks * depthBlocks, new ParallelOptions { MaxDegreeOfParallelism = MaxThreads }, task =>
+            {
+                int n0 = task / depthBlocks * GemmNC, pc = task % depthBlocks * GemmKC;
+                int nc = Math.Min(GemmNC, OC - n0), kc = Math.Min(GemmKC, C - pc);
+                packBlock(n0, pc, nc, kc, dst + PackedBlockOffset(n0, pc, nc, C, nr));
             });
         }
         return new PackedWeight(panels, C, OC, layout, nr);

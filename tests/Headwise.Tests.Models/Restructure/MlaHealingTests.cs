@@ -64,14 +64,21 @@ public sealed class MlaHealingTests
         string dir = TestPaths.RequireStories260K();
         using var teacher = ModelLoader.Load(Path.Combine(dir, "stories260K.bin"), Path.Combine(dir, "tok512.bin"));
         var calibration = teacher.RequireTokenizer().Encode(CalibrationText.Default);
-        var (rank, rope) = MlaConversion.RanksFor(teacher.Config, fraction, MlaFormat.Headwise);
-        var converted = MlaConversion.Convert(teacher.Model, rank, rope, calibration).Checkpoint;
+        WithSavedConversion(teacher.Model, fraction, calibration, mla => AssertRoundTrip(mla, calibration[..64], $"stories260K mla {fraction}"));
+    }
+
+    // converts source at the kv fraction (calibrated on calibration), saves it, and hands the model loaded back from the
+    // saved directory to check; the directory is removed afterwards
+    private static void WithSavedConversion(TransformerModel source, double fraction, int[] calibration, Action<TransformerModel> check)
+    {
+        var (rank, rope) = MlaConversion.RanksFor(source.Config, fraction, MlaFormat.Headwise);
+        var converted = MlaConversion.Convert(source, rank, rope, calibration).Checkpoint;
         string saved = Path.Combine(Path.GetTempPath(), $"hw-mla-heal-{Guid.NewGuid():N}");
         try
         {
             converted.Save(saved);
             using var mla = ModelLoader.Load(saved);
-            AssertRoundTrip(mla.Model, calibration[..64], $"stories260K mla {fraction}");
+            check(mla.Model);
         }
         finally
         {
@@ -87,22 +94,13 @@ public sealed class MlaHealingTests
     {
         using var source = ModelLoader.Load(Path.Combine(TestPaths.Goldens, golden));
         int[] ids = [.. Enumerable.Range(0, 20).Select(i => (i * 37 + 11) % source.Config.VocabSize)];
-        var (rank, rope) = MlaConversion.RanksFor(source.Config, fraction, MlaFormat.Headwise);
-        var converted = MlaConversion.Convert(source.Model, rank, rope, ids).Checkpoint;
-        string saved = Path.Combine(Path.GetTempPath(), $"hw-mla-heal-gpt2-{Guid.NewGuid():N}");
-        try
+        WithSavedConversion(source.Model, fraction, ids, mla =>
         {
-            converted.Save(saved);
-            using var mla = ModelLoader.Load(saved);
             // LayerNorm with biases, GELU (tanh) MLP with biases, learned positions; the latent has no rotary key
-            var t = TrainableTransformer.FromMla(mla.Model).Config;
+            var t = TrainableTransformer.FromMla(mla).Config;
             Assert.Equal((TrainableArchitecture.Gpt2, true, 0, true, true), (t.Architecture, t.UseBias, t.Mla!.RopeDim, t.Mla.QueryBias, t.Mla.AttentionBias));
-            AssertRoundTrip(mla.Model, ids, $"{golden} mla {fraction}", tolerance: 1e-5f);
-        }
-        finally
-        {
-            if (Directory.Exists(saved)) Directory.Delete(saved, recursive: true);
-        }
+            AssertRoundTrip(mla, ids, $"{golden} mla {fraction}", tolerance: 1e-5f);
+        });
     }
 
     [Theory]

@@ -98,7 +98,7 @@ public sealed class Trainer
             if (string.IsNullOrEmpty(prefix) || !model.Parameters.Any(p => p.Name.StartsWith(prefix, StringComparison.Ordinal)))
             {
                 string names = string.Join(", ", model.Parameters.Select(p => p.Name).Where(n => n.StartsWith("blocks.0.", StringComparison.Ordinal) || !n.StartsWith("blocks.", StringComparison.Ordinal)));
-                throw new InvalidInputException($"freeze: '{prefix}' names no parameter of this model (names: {names}, and the same for blocks.1.. )");
+                throw new InvalidInputException($"--freeze (TrainerOptions.Frozen): '{prefix}' names no parameter of this model (names: {names}, and the same for blocks.1.. )");
             }
         }
         bool IsFrozen(ParameterInfo p) => prefixes.Any(f => p.Name.StartsWith(f, StringComparison.Ordinal));

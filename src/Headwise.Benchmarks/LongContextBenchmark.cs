@@ -90,7 +90,8 @@ public static class LongContextBenchmark
                 {
                     // the peak of allocating q, k, v, z and one dense prefill; the sparse output is allocated after it
                     memory = new LongContextMemory(T, 4L * T * HD * (2 * NH + 2 * NKV),
-                        4L * K.BlockedAttentionScratchFloats(NH, NKV, HD) * Math.Min(K.MaxThreads, Environment.ProcessorCount),
+                        4L * K.BlockedAttentionScratchFloats(NH, NKV, HD) * Math.Min(K.MaxThreads, Environment.ProcessorCount)
+                            + 4L * K.BlockedAttentionTileStoreFloats(T, T, NKV, HD, 0),
                         before, PeakWorkingSet(), reset);
                 }
                 var zOut = zSparse ??= new float[zDense.Length];

@@ -10,7 +10,7 @@ public sealed class BenchCommand : ICommand
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
     public string Usage => """
         headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence] [--onnx]
-                       [--variants] [--attention-kernels] [--gemm-shapes] [--vit] [--mla] [--long-context] [--gated-mlp]
+                       [--variants] [--attention-kernels] [--gemm-shapes] [--gemv-layouts] [--vit] [--mla] [--long-context] [--gated-mlp]
         headwise bench --decode-only [--quick] [--json] [--threads N]
         """;
 
@@ -70,6 +70,10 @@ public sealed class BenchCommand : ICommand
                    768 → 50,257), weights prepacked as prefill runs them, at M = 128, 512 and 1,024 rows (64 and 128 with
                    --quick), on 1 and all threads alternately: GFLOP/s and the share of the FMA peak (one core's, measured
                    in the same run by a register-only FMA loop, times the threads); targets ≥ 80% on 1 thread, ≥ 75% on 2
+          gemv-layouts (with --gemv-layouts; a minute) decode-sized products (1 and 4 rows) at the same shapes, each weight
+                   streamed three ways — the unpacked GEMV from Conv1D's (in, out) layout, from nn.Linear's (out, in), and
+                   the packed GEMV from the GEMM's panels — twelve weights of a shape cycled so that each product reads
+                   memory, on 1 and all threads alternately: weight GB/s and its share of the memory bandwidth above
           gated-mlp (with --gated-mlp; a minute) prefill of T tokens on a random Llama-shaped model (8 layers, d_model
                    1024, MLP 2816, GQA 16/4 heads; --quick: 2 layers, d_model 256) with silu(gate)·up in the gate GEMM's store
                    against the separate SwiGLU pass (forced by a no-op hook on every layer's hook_post), alternating in
@@ -103,6 +107,7 @@ public sealed class BenchCommand : ICommand
         CliOption.Flag("variants", "also time training steps of every attention variant against softmax"),
         CliOption.Flag("attention-kernels", "also time the fused attention kernel against the blocked one"),
         CliOption.Flag("gemm-shapes", "also time every GEMM of a GPT-2-small forward at its shapes against the measured FMA peak"),
+        CliOption.Flag("gemv-layouts", "also time decode-sized products streamed from either weight layout and from the packed panels"),
         CliOption.Flag("vit", "also time ViT forwards (MNIST ViT, ViT-Base shape, token pruning, Sparsifiner)"),
         CliOption.Flag("gated-mlp", "also time a Llama-shaped prefill with SiLU·up fused in the GEMM's store against the separate pass"),
         CliOption.Flag("mla", "also time decode of a grouped-query model against its MLA conversions at long contexts"),
@@ -288,6 +293,13 @@ public sealed class BenchCommand : ICommand
             gemmShapes = GemmShapesBenchmark.Run(quick ? [64, 128] : [128, 512, 1024], threads, quick ? 3 : 5, cancel);
         }
 
+        IReadOnlyList<GemvLayoutTiming>? gemvLayouts = null;
+        if (args.Flag("gemv-layouts"))
+        {
+            Progress("decode-sized products from each weight layout and from the packed panels");
+            gemvLayouts = GemvLayoutBenchmark.Run(bandwidth, threads, quick ? 5 : 21, quick, cancel);
+        }
+
         LongContextResult? longContext = null;
         if (args.Flag("long-context"))
         {
@@ -447,6 +459,7 @@ public sealed class BenchCommand : ICommand
                 speedup = a.Speedup,
             }).ToArray(),
             gemm_shapes = gemmShapes is null ? null : GemmShapesBenchmark.Json(gemmShapes),
+            gemv_layouts = gemvLayouts is null ? null : GemvLayoutBenchmark.Json(gemvLayouts),
             vit = vitSpeeds is null ? null : VitBenchmark.Json(vitSpeeds),
             long_context = longContext is null ? null : LongContextBenchmark.Json(longContext),
             mla_decode = mlaRows?.Select(m => new
@@ -571,6 +584,7 @@ public sealed class BenchCommand : ICommand
                 attention.Select(a => new[] { a.Shape, $"{a.Tokens}", $"{a.Threads}", $"{a.FusedGFlops:F1}", $"{a.BlockedGFlops:F1}", $"{a.Speedup:F2}×" })));
         }
         Write(stdout, gemmShapes is null ? [] : GemmShapesBenchmark.Describe(gemmShapes));
+        Write(stdout, gemvLayouts is null ? [] : GemvLayoutBenchmark.Describe(gemvLayouts));
         Write(stdout, longContext is null ? [] : LongContextBenchmark.Describe(longContext));
         foreach (string line in vitSpeeds is null ? [] : VitBenchmark.Describe(vitSpeeds))
         {

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -11,7 +12,10 @@ namespace Headwise.Compute;
 // so each key/value tile is packed once and used by all of them (GQA). Per task:
 //   pass 0: pack the G heads' query tiles transposed, qT: (G, HD, BQ); m = −∞, l = 0, O = 0
 //   for each key tile up to the tile's causal edge that some head keeps (wholly invisible tiles are skipped):
-//     pass 1: pack kT: (HD, BK) (keys contiguous) and vP: (BK, HDp) (HD padded to 16 with zeros), once for the group
+//     pass 1: kT: (HD, BK) (keys contiguous) and vP: (BK, HDp) (HD padded to 16 with zeros), packed once per call for
+//             the group by whichever task first needs the tile and read from there by every later query tile (a causal
+//             prefill of T tokens would otherwise pack each key tile T / 64 times: 13% of the kernel's time at 1,024);
+//             past a 64 MiB store (long contexts), into the task's scratch for each query tile
 //     for each head of the group that keeps the tile:
 //       pass 2: s = scale · q·kᵀ, an 8×32 register-tile micro-kernel (AVX-512; AVX2 4×16; scalar) over HD, the last
 //               rows of a short tile one by one with the same per-row arithmetic (a row's result is independent of T)
@@ -84,6 +88,7 @@ public static unsafe partial class Kernels
             job.Window = window; job.Sparsity = sparsity;
             job.QueryTiles = (pastLen + T - 1) / BlockQ - pastLen / BlockQ + 1;
             job.Decode = path == AttentionPath.Decode || (path == AttentionPath.Auto && T <= DecodeRows && DecodeSupported);
+            if (!job.Decode) PrepareKeyValueTiles(job);
             int tasks = job.Decode ? NKV : NKV * job.QueryTiles;
             // about NH·T·S·HD FMAs for q·kᵀ; below ~1 M a thread hand-off costs more than it saves
             int threads = !ForceParallel && (long)NH * T * S * HD < (1L << 20) ? 1 : Math.Min(MaxThreads, tasks);
@@ -111,7 +116,9 @@ public static unsafe partial class Kernels
     {
         public float* Q, K, V, Z;
         public byte* Mask;
-        public int T, S, NH, NKV, HD, PastLen, Window, QueryTiles;
+        public float* Tiles;   // the packed key/value tiles, (NKV, KeyTiles) × (kT (HD, BK) | vP (BK, HDp))
+        public int* TileState; // (NKV, KeyTiles): 0 not packed, 1 being packed, 2 ready
+        public int T, S, NH, NKV, HD, PastLen, Window, QueryTiles, KeyTiles;
         public bool Decode; // one task per kv head on the decode path, else per (kv head, query tile)
         public float Scale;
         public AttentionSparsity? Sparsity;
@@ -127,7 +134,7 @@ public static unsafe partial class Kernels
             }
             // the last query tiles see the most keys: hand them out first so the short ones fill the gaps at the end
             int tile = QueryTiles - 1 - task / NKV, g = task % NKV;
-            BlockedAttentionTask(Q, K, V, Z, T, S, NH, NKV, HD, PastLen, Scale, Mask, Window, Sparsity!, g, tile);
+            BlockedAttentionTask(this, g, tile);
         }
     }
 
@@ -141,29 +148,110 @@ public static unsafe partial class Kernels
 
     [ThreadStatic] private static BlockedAttentionJob? t_blockedJob;
     [ThreadStatic] private static float[]? t_blockedScratch;
+    // the calling thread's packed key/value tiles and their states, grown to the largest call seen and kept (as large as
+    // the keys and values the prefill reads: the causal range's k and v once, in tile layout)
+    [ThreadStatic] private static float* t_kvTiles;
+    [ThreadStatic] private static long t_kvTilesFloats;
+    [ThreadStatic] private static int* t_kvTileState;
+    [ThreadStatic] private static int t_kvTileStates;
+
+    // The largest tile store kept (64 MiB: a 4,096-token Llama prefill's 8 kv heads of 128 need 32): longer contexts pack
+    // each key tile per query tile into the task's scratch, as before the store, rather than hold another copy of k and v.
+    internal static long MaxKeyValueTileFloats { get; set; } = 16L << 20; // tests set 0 to force the per-query-tile packing
+
+    /// <summary>Floats of the packed key/value tile store a prefill of <paramref name="T"/> queries after
+    /// <paramref name="pastLen"/> holds (on the calling thread, kept for its next call); 0 where it packs per query tile.</summary>
+    internal static long BlockedAttentionTileStoreFloats(int T, int S, int NKV, int HD, int pastLen)
+    {
+        long floats = (long)NKV * ((Math.Min(S, pastLen + T) + BlockK - 1) / BlockK) * KeyValueTileFloats(HD);
+        return floats <= MaxKeyValueTileFloats ? floats : 0;
+    }
+
+    // Sizes the shared tile store for this call and marks every tile unpacked (Tiles stays null past the cap). Keys past
+    // the last query's position are never read, so only the tiles of keys [0, min(S, pastLen + T)) have room.
+    private static void PrepareKeyValueTiles(BlockedAttentionJob job)
+    {
+        int keys = Math.Min(job.S, job.PastLen + job.T);
+        job.KeyTiles = (keys + BlockK - 1) / BlockK;
+        long floats = BlockedAttentionTileStoreFloats(job.T, job.S, job.NKV, job.HD, job.PastLen);
+        job.Tiles = null;
+        job.TileState = null;
+        if (floats == 0) return;
+        if (floats > t_kvTilesFloats)
+        {
+            NativeMemory.AlignedFree(t_kvTiles);
+            t_kvTiles = null;
+            t_kvTilesFloats = 0;
+            t_kvTiles = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
+            t_kvTilesFloats = floats;
+        }
+        int states = job.NKV * job.KeyTiles;
+        if (states > t_kvTileStates)
+        {
+            NativeMemory.Free(t_kvTileState);
+            t_kvTileState = null;
+            t_kvTileStates = 0;
+            t_kvTileState = (int*)NativeMemory.Alloc((nuint)states, sizeof(int));
+            t_kvTileStates = states;
+        }
+        new Span<int>(t_kvTileState, states).Clear();
+        job.Tiles = t_kvTiles;
+        job.TileState = t_kvTileState;
+    }
+
+    // floats of one packed key/value tile: kT (HD, BK) | vP (BK, HDp)
+    private static int KeyValueTileFloats(int HD) => HD * BlockK + BlockK * ((HD + 15) & ~15);
+
+    // Tile (g, ka / BK) of keys [ka, ka + nk), packed by the first task to need it; a task that finds another task packing
+    // it waits (the copy takes a microsecond or two). Every task that reaches a tile computes the same nk (query tiles
+    // are aligned to the key tiles, so only the last one's causal edge can cut a tile, and no later tile reaches it).
+    private static float* KeyValueTile(BlockedAttentionJob job, int g, int ka, int nk)
+    {
+        int index = g * job.KeyTiles + ka / BlockK;
+        float* tile = job.Tiles + (long)index * KeyValueTileFloats(job.HD);
+        ref int state = ref job.TileState[index];
+        if (Volatile.Read(ref state) == 2) return tile;
+        if (Interlocked.CompareExchange(ref state, 1, 0) == 0)
+        {
+            long kvStride = (long)job.NKV * job.HD;
+            int HDp = (job.HD + 15) & ~15;
+            PackKeyTile(job.K + (long)ka * kvStride + (long)g * job.HD, kvStride, nk, job.HD, tile);
+            PackValueTile(job.V + (long)ka * kvStride + (long)g * job.HD, kvStride, nk, job.HD, HDp, tile + job.HD * BlockK);
+            Volatile.Write(ref state, 2);
+            return tile;
+        }
+        var spin = new SpinWait();
+        while (Volatile.Read(ref state) != 2) spin.SpinOnce(-1);
+        return tile;
+    }
 
     private enum TileCover { Skip, Full, Masked }
 
     // One (kv head g, query tile) task: the G query heads h = g·G .. g·G + G − 1 over the tile's queries.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void BlockedAttentionTask(float* q, float* k, float* v, float* z, int T, int S, int NH, int NKV, int HD,
-        int pastLen, float scale, byte* mask, int window, AttentionSparsity sparsity, int g, int tile)
+    private static void BlockedAttentionTask(BlockedAttentionJob job, int g, int tile)
     {
+        float* q = job.Q, z = job.Z;
+        byte* mask = job.Mask;
+        int T = job.T, S = job.S, NH = job.NH, NKV = job.NKV, HD = job.HD, pastLen = job.PastLen, window = job.Window;
+        float scale = job.Scale;
+        var sparsity = job.Sparsity!;
         int G = NH / NKV;
         int HDp = (HD + 15) & ~15;
-        long kvStride = (long)NKV * HD;
         // the tile's queries, in key-index space: [qa, qb)
         int qa = Math.Max(pastLen, (pastLen / BlockQ + tile) * BlockQ);
         int qb = Math.Min(pastLen + T, (pastLen / BlockQ + tile + 1) * BlockQ);
         int nq = qb - qa;
 
-        // scratch: kT (HD, BK) | vP (BK, HDp) | qT (G, HD, BQ) | O (G, BQ, HDp) | m, l (G, BQ) | s (BQ, BK)
+        // scratch: kT (HD, BK) | vP (BK, HDp) | qT (G, HD, BQ) | O (G, BQ, HDp) | m, l (G, BQ) | s (BQ, BK); kT and vP
+        // used only where the call has no shared tile store
         int kTSize = HD * BlockK, vPSize = BlockK * HDp, qTSize = HD * BlockQ, oSize = BlockQ * HDp;
         int need = BlockedAttentionScratchFloats(NH, NKV, HD);
         float[] scratch = t_blockedScratch is { } buf && buf.Length >= need ? buf : (t_blockedScratch = new float[need]);
         fixed (float* sp = scratch)
         {
-            float* kT = sp, vP = kT + kTSize, qT = vP + vPSize, o = qT + G * qTSize, m = o + G * oSize, l = m + G * BlockQ, s = l + G * BlockQ;
+            float* qT = sp + kTSize + vPSize, o = qT + G * qTSize, m = o + G * oSize, l = m + G * BlockQ, s = l + G * BlockQ;
+            float* kT = sp, vP = sp + kTSize;
 
             // pass 0: queries transposed, qT[h][d, r] = q[t, h, d], rows past the tile zero; accumulators reset
             new Span<float>(qT, G * qTSize).Clear();
@@ -197,9 +285,18 @@ public static unsafe partial class Kernels
                     if (blocks != null && !HeadKeepsTile(blocks, alignedBlocks, h, qa, qb, ka, kb)) continue;
                     if (!packed)
                     {
-                        // pass 1: this key tile, once for the whole group
-                        PackKeyTile(k + (long)ka * kvStride + (long)g * HD, kvStride, nk, HD, kT);
-                        PackValueTile(v + (long)ka * kvStride + (long)g * HD, kvStride, nk, HD, HDp, vP);
+                        // pass 1: this key tile, packed once per call for the whole group
+                        if (job.Tiles != null)
+                        {
+                            kT = KeyValueTile(job, g, ka, nk);
+                            vP = kT + kTSize;
+                        }
+                        else
+                        {
+                            long kvStride = (long)NKV * HD;
+                            PackKeyTile(job.K + (long)ka * kvStride + (long)g * HD, kvStride, nk, HD, kT);
+                            PackValueTile(job.V + (long)ka * kvStride + (long)g * HD, kvStride, nk, HD, HDp, vP);
+                        }
                         packed = true;
                     }
                     // pass 2: scores of the tile
@@ -328,6 +425,17 @@ public static unsafe partial class Kernels
     // The block selection is checked per element only when it is not aligned to the tiles (aligned: already per tile).
     private static void MaskTile(float* s, int qa, int nq, int ka, int nk, byte* mask, int window, AttentionSparsity sparsity, int h, bool alignedBlocks)
     {
+        if (mask == null && window <= 0 && sparsity.Window <= 0 && sparsity.Blocks == null)
+        {
+            // plain causal attention (the diagonal tile of every prefill): row r sees keys ka .. min(ka + nk, qa + r + 1) − 1,
+            // the rule below without its per-element tests
+            for (int r = 0; r < nq; r++)
+            {
+                int visible = Math.Clamp(Math.Min(nk, qa + r - ka + 1), 0, BlockK);
+                new Span<float>(s + r * BlockK + visible, BlockK - visible).Fill(float.NegativeInfinity);
+            }
+            return;
+        }
         bool perElementBlocks = sparsity.Blocks != null && !alignedBlocks;
         for (int r = 0; r < nq; r++)
         {

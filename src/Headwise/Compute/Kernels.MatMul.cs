@@ -73,8 +73,10 @@ public static unsafe partial class Kernels
         int T, int C, int OC, WeightLayout layout) => MatMul(x, w, null, bias, output, T, C, OC, layout);
 
     /// <summary>out = x · W (+ bias), the GEMM reading W's panels from <paramref name="packed"/> (W packed once by
-    /// <see cref="PackWeight"/>) when it is not null; decode-sized T (the GEMV) still streams <paramref name="w"/>.
-    /// The same sums in the same order as the unpacked call: bitwise the same output. Then <paramref name="epilogue"/>
+    /// <see cref="PackWeight"/>) when it is not null: the same sums in the same order as the unpacked call, bitwise the same
+    /// output. Decode-sized T (≤ 8 rows) streams the panels too where <see cref="PackedGemvSupported"/> (then
+    /// <paramref name="w"/> may be empty), with the GEMM's sums per row, so a decode step's rows are bitwise the prefill's;
+    /// elsewhere it streams <paramref name="w"/> (the GEMV). Then <paramref name="epilogue"/>
     /// (<see cref="GemmEpilogue"/>): an activation of out, <c>residual += out</c>, or <c>out = silu(out) ⊙ residual</c>, in
     /// the GEMM's store; bitwise the separate pass for the residual add, and for activations when OC is a multiple of 32
     /// (else the pass may take a narrower vector path for the tail of a row: within an ulp).</summary>
@@ -85,8 +87,8 @@ public static unsafe partial class Kernels
     {
         Require(T >= 0 && C >= 0 && OC >= 0, "MatMul: negative dimension");
         Require(x.Length >= (long)T * C, "MatMul: x is shorter than T·C");
-        // w may be empty when the packed panels serve the whole product (the GEMM's rows, T > GemvMaxRows)
-        Require(w.Length >= (long)C * OC || (packed is not null && T > GemvMaxRows), "MatMul: w is shorter than C·OC");
+        // w may be empty when the packed panels serve the whole product (the GEMM's rows, T > GemvMaxRows; the packed GEMV)
+        Require(w.Length >= (long)C * OC || (packed is not null && (T > GemvMaxRows || PackedGemvSupported)), "MatMul: w is shorter than C·OC");
         Require(bias.IsEmpty || bias.Length >= OC, "MatMul: bias is shorter than OC");
         Require(output.Length >= (long)T * OC, "MatMul: out is shorter than T·OC");
         Require(packed is null || packed.Matches(C, OC, layout), "MatMul: the packed weight was packed for another shape or layout");
@@ -113,10 +115,18 @@ public static unsafe partial class Kernels
             float* pbias = bias.IsEmpty ? null : pb;
             if (T <= GemvMaxRows)
             {
-                // decode and tiny batches: one streaming pass over w per group of up to 4 rows beats packing all of w
+                // decode and tiny batches: one streaming pass over w per group of up to 4 rows beats packing all of w; a
+                // weight already packed is streamed from its panels instead (Kernels.GemvPacked.cs: the GEMM's sums)
                 for (int t0 = 0; t0 < T; t0 += GemvMaxT)
                 {
-                    Gemv(px + (long)t0 * C, pw, pbias, po + (long)t0 * OC, Math.Min(GemvMaxT, T - t0), C, OC, layout);
+                    if (packed is not null && PackedGemvSupported)
+                    {
+                        GemvPacked(px + (long)t0 * C, pp, pbias, po + (long)t0 * OC, Math.Min(GemvMaxT, T - t0), C, OC);
+                    }
+                    else
+                    {
+                        Gemv(px + (long)t0 * C, pw, pbias, po + (long)t0 * OC, Math.Min(GemvMaxT, T - t0), C, OC, layout);
+                    }
                 }
                 // a few rows: the epilogue as its own pass costs nothing worth fusing (and decode keeps its GEMV as it is)
                 EpiloguePass(output[..(T * OC)], adds ? residual[..(T * OC)] : default, epilogue);
@@ -193,19 +203,31 @@ public static unsafe partial class Kernels
             GemmTask(x, w, packedB, bias, output, T, C, OC, layout, epilogue, residual, 0, T, 0, OC);
             return;
         }
-        // Split the output's columns, in whole NR panels, into parts of equal width: each part reads only its own share
-        // of the weight and repacks x (small at prompt sizes), so the threads share the work evenly whatever T is — the
-        // 768-wide projections at T = 128 included, where splitting rows would leave one thread idle. Up to 4 parts per
-        // thread (≥ 8 panels each) let a thread that a neighbour slows down hand its share to the other.
-        int nr = GemmNR;
-        int panels = (OC + nr - 1) / nr;
-        int perThread = Math.Clamp(panels / (threads * 8), 1, 4);
-        int colParts = Math.Min(panels, threads * perThread);
-        int colChunk = (panels + colParts - 1) / colParts * nr;
-        colParts = (OC + colChunk - 1) / colChunk;
-        // too few panels for the threads (a narrow weight): split rows as well, in whole MR tiles
-        int rowParts = colParts >= threads ? 1 : Math.Min((threads + colParts - 1) / colParts, Math.Max(1, T / GemmMR));
-        int rowChunk = ((T + rowParts - 1) / rowParts + GemmMR - 1) / GemmMR * GemmMR;
+        // Each part packs the rows of x it multiplies (M·K floats per part for a column part), so fewer, larger parts
+        // cost less: one per thread, measured faster on a quiet machine than 2–4 per thread at every model shape.
+        // A prepacked weight and at least MC rows per thread: split the rows — each thread packs only its own rows and
+        // runs the whole width, both reading the weight's panels through the shared L3 (75–80% of the FMA peak per thread
+        // at 512 and 1,024 rows, against 56–70% for column parts, docs/performance.md). Otherwise split the output's
+        // columns, in whole NR panels, into equal parts: a weight packed on the fly is then packed once in all (each part
+        // packs only its own columns), and a short prompt keeps both threads busy. Too few panels for the threads (a narrow
+        // weight): rows as well, in whole MR tiles.
+        int nr = GemmNR, rowParts, colParts, rowChunk, colChunk;
+        if (packedB != null && T >= GemmMC * threads)
+        {
+            rowParts = threads;
+            colParts = 1;
+            colChunk = OC;
+        }
+        else
+        {
+            int panels = (OC + nr - 1) / nr;
+            int perThread = packedB != null ? 1 : Math.Clamp(panels / (threads * 8), 1, 4);
+            colParts = Math.Min(panels, threads * perThread);
+            colChunk = (panels + colParts - 1) / colParts * nr;
+            colParts = (OC + colChunk - 1) / colChunk;
+            rowParts = colParts >= threads ? 1 : Math.Min((threads + colParts - 1) / colParts, Math.Max(1, T / GemmMR));
+        }
+        rowChunk = ((T + rowParts - 1) / rowParts + GemmMR - 1) / GemmMR * GemmMR;
         rowParts = (T + rowChunk - 1) / rowChunk;
         int tasks = rowParts * colParts;
         if (tasks == 1)
@@ -250,10 +272,28 @@ public static unsafe partial class Kernels
         EnsurePackBuffers();
         float* packA = t_packA, packB = t_packB;
         int mr = GemmMR, nr = GemmNR;
-        if (packedB != null && (long)RoundUp(r1 - r0, mr) * C <= GemmResidentAFloats)
+        if (packedB != null)
         {
-            GemmTaskResidentA(x, packedB, bias, output, C, OC, epilogue, residual, r0, r1, n0, n1);
-            return;
+            // the A-resident order for a prepacked weight: all the rows at once when their A fits, else in equal chunks of
+            // at least MC rows that fit (C ≤ 1,024: every 768-deep GEMM of a long prompt); a deeper A (the MLP's 3,072)
+            // would leave chunks of under 42 rows, each streaming the whole weight: the NC-wide order below is faster there
+            int maxRows = (int)Math.Min(GemmResidentAFloats / C, int.MaxValue) / mr * mr;
+            int rows = r1 - r0;
+            if (RoundUp(rows, mr) <= maxRows)
+            {
+                GemmTaskResidentA(x, packedB, bias, output, C, OC, epilogue, residual, r0, r1, n0, n1);
+                return;
+            }
+            if (maxRows >= GemmMC)
+            {
+                int chunks = (rows + maxRows - 1) / maxRows;
+                int chunkRows = RoundUp((rows + chunks - 1) / chunks, mr);
+                for (int r = r0; r < r1; r += chunkRows)
+                {
+                    GemmTaskResidentA(x, packedB, bias, output, C, OC, epilogue, residual, r, Math.Min(r1, r + chunkRows), n0, n1);
+                }
+                return;
+            }
         }
         float* edge = stackalloc float[8 * 32]; // MR·NR scratch for ragged tiles (the largest tile: 8×32, 6×16 or 4×8)
         // columns [n0, n1) in steps that never cross the NC grid of the packed weight (a task may start inside a block)

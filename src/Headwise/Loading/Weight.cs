@@ -24,6 +24,9 @@ public sealed unsafe class Weight
     /// <summary>The float32 values (a half-precision weight is converted on first use).</summary>
     public float* Pointer => _pointer != null ? _pointer : Convert();
 
+    /// <summary>True when the stored values are F16 or BF16 bits (converted to float32 only when <see cref="Span"/> is read).</summary>
+    public bool IsHalfPrecision => _half != null;
+
     /// <summary>True when the data lives in a file mapping as float32 (not copied).</summary>
     public bool IsMapped => _owned is null && _half == null;
 

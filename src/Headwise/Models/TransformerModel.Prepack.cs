@@ -94,11 +94,15 @@ public abstract partial class TransformerModel
     };
 
     // The weight values a GEMM over `rows` rows reads besides `packed`: none when the panels serve it (so a half-precision
-    // weight packed from its bits is never converted to float32), else w itself (the GEMV, or prepacking off).
+    // weight packed from its bits is never converted to float32), else w itself (the unpacked GEMV, or prepacking off).
     private static ReadOnlySpan<float> UnpackedFor(Weight w, PackedWeight? packed, int rows) =>
-        packed is not null && rows > Kernels.GemvMaxRows ? default : w.Span;
+        packed is not null && (rows > Kernels.GemvMaxRows || Kernels.PackedGemvSupported) ? default : w.Span;
 
-    // w's packed panels when prepacking is on and the step is a prefill (the GEMM's path), else null
+    // w's packed panels when prepacking is on and the step is a prefill (the GEMM's path). For a decode step (the GEMV's
+    // rows), where the packed GEMV runs: a half-precision weight's panels (packed from its bits rather than converted: the
+    // same float32 bytes, which a prefill reads too), and the panels a prefill already made wherever they stream faster
+    // than the weight itself — nn.Linear's (out, in) layout, and several rows at once; one row of a Conv1D (in, out)
+    // weight streams ~10% faster from the weight (docs/performance.md, "Decode from the packed panels"). Else null.
     private PackedWeight? PackedFor(Weight w, int rows, int C, int OC, WeightLayout layout)
     {
         if (_counted is not null)
@@ -109,7 +113,8 @@ public abstract partial class TransformerModel
             }
             return null;
         }
-        if (rows <= Kernels.GemvMaxRows || !Prepack)
+        if (!Prepack || (rows <= Kernels.GemvMaxRows && !(Kernels.PackedGemvSupported
+            && (w.IsHalfPrecision || (w.PackedBytes > 0 && (layout == WeightLayout.OutIn || rows > 1))))))
         {
             return null;
         }

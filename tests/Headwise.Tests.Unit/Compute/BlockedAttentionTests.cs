@@ -31,6 +31,42 @@ public sealed class BlockedAttentionTests
     private static readonly (int NH, int NKV)[] Heads = [(1, 1), (2, 2), (4, 2), (3, 1), (8, 2), (4, 1)];
     private static readonly int[] HeadSizes = [8, 16, 32, 64, 80];
 
+    // The shared key/value tile store (each tile packed once per call, by whichever task needs it first) and the packing
+    // per query tile into the task's scratch (past the store's cap) give the same bits: the same packing, the same sums.
+    [Theory]
+    [MemberData(nameof(Threads))]
+    public void TheTileStoreAndPackingPerQueryTileAgreeBitwise(int threads)
+    {
+        var rng = new Random(67 + threads);
+        using var scope = new ThreadScope(threads);
+        long savedCap = K.MaxKeyValueTileFloats;
+        try
+        {
+            // (T, pastLen, S, NH, NKV, HD, window, masked): several query tiles; a ragged last key tile; GQA; keys past the
+            // causal edge; a window and a key mask
+            foreach (var (T, pastLen, S, NH, NKV, HD, window, masked) in new[]
+            {
+                (200, 0, 200, 4, 4, 64, 0, false), (150, 37, 190, 8, 2, 32, 0, true), (97, 0, 100, 3, 1, 80, 40, false),
+            })
+            {
+                var (q, k, v, mask) = Inputs(rng, T, S, NH, NKV, HD, masked);
+                float[] stored = new float[T * NH * HD], perTile = new float[T * NH * HD];
+                float scale = 1f / MathF.Sqrt(HD);
+                K.MaxKeyValueTileFloats = 16L << 20;
+                Assert.True(K.BlockedAttentionTileStoreFloats(T, S, NKV, HD, pastLen) > 0);
+                K.BlockedAttention(q, k, v, stored, T, S, NH, NKV, HD, pastLen, scale, mask, window, AttentionSparsity.Dense);
+                K.MaxKeyValueTileFloats = 0;
+                Assert.Equal(0, K.BlockedAttentionTileStoreFloats(T, S, NKV, HD, pastLen));
+                K.BlockedAttention(q, k, v, perTile, T, S, NH, NKV, HD, pastLen, scale, mask, window, AttentionSparsity.Dense);
+                AssertExact(perTile, stored, $"T={T} past={pastLen} S={S} NH={NH} NKV={NKV} HD={HD} window={window} masked={masked}");
+            }
+        }
+        finally
+        {
+            K.MaxKeyValueTileFloats = savedCap;
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Threads))]
     public void DenseEqualsFusedKernel(int threads)

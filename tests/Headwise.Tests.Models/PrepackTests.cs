@@ -102,6 +102,55 @@ public class PrepackTests
         }
     }
 
+    /// <summary>Decode steps stream the packed panels (the packed GEMV, AVX-512 machines): an F16/BF16 checkpoint that only
+    /// ever decodes — a one-token prompt, then one token at a time, so no prefill packs anything — converts no linear weight
+    /// to float32 (no more bytes than a prefill converts: the norms and biases), and each step's logits are bitwise the
+    /// prefill's row at that position (the packed GEMV sums as the GEMM does; the attention's decode path as its tiles).</summary>
+    [Theory]
+    [InlineData("gpt2_tied", TensorDType.F16)]
+    [InlineData("llama_mha", TensorDType.BF16)]
+    public void DecodingAHalfPrecisionCheckpointConvertsNoLinearWeight(string golden, TensorDType dtype)
+    {
+        Assert.SkipUnless(Headwise.Compute.Kernels.PackedGemvSupported, "the packed GEMV needs AVX-512; elsewhere decode converts, as documented");
+        string dir = Path.Combine(Path.GetTempPath(), "hw-half-decode-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            using (var source = ModelLoader.Load(Path.Combine(TestPaths.Goldens, golden)))
+            {
+                source.Model.ToCanonical().SaveHf(dir, dtype);
+            }
+            using var prefill = ModelLoader.Load(dir);
+            prefill.Model.Prepack = true;
+            var rng = new Random(17);
+            int T = Math.Min(prefill.Config.MaxPositions, 12), V = prefill.Config.VocabSize;
+            int[] tokens = Enumerable.Range(0, T).Select(_ => rng.Next(V)).ToArray();
+            float[] rows = prefill.Model.Forward(ModelInput.Single(tokens));
+            long prefillConverted = prefill.Model.Weights.ConvertedBytes;
+
+            using var decode = ModelLoader.Load(dir);
+            decode.Model.Prepack = true;
+            decode.Model.ResetCache(1, T);
+            for (int t = 0; t < T; t++)
+            {
+                float[] step = decode.Model.ForwardChunk([tokens[t]], null, 1, null, lastOnly: true);
+                for (int i = 0; i < V; i++)
+                {
+                    if (BitConverter.SingleToInt32Bits(step[i]) != BitConverter.SingleToInt32Bits(rows[(long)t * V + i]))
+                    {
+                        Assert.Fail($"{golden} {dtype}: decode step {t}, logit [{i}] is {step[i]:R}, the prefill's row {rows[(long)t * V + i]:R}");
+                    }
+                }
+            }
+            Assert.True(decode.Model.PackedWeightBytes > 0, "decoding packed nothing");
+            Assert.True(decode.Model.Weights.ConvertedBytes <= prefillConverted,
+                $"{golden} {dtype}: decoding converted {decode.Model.Weights.ConvertedBytes} bytes to float32, a prefill {prefillConverted}");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     /// <summary>What <c>info</c> reports without packing — the bytes counted from the weights' shapes — is what packing
     /// then makes, on every golden family (ViTs included), and counting packs nothing.</summary>
     [Theory]

@@ -100,9 +100,10 @@ public abstract partial class TransformerModel
 
     // w's packed panels when prepacking is on and the step is a prefill (the GEMM's path). For a decode step (the GEMV's
     // rows), where the packed GEMV runs: a half-precision weight's panels (packed from its bits rather than converted: the
-    // same float32 bytes, which a prefill reads too), and the panels a prefill already made wherever they stream faster
-    // than the weight itself — nn.Linear's (out, in) layout, and several rows at once; one row of a Conv1D (in, out)
-    // weight streams ~10% faster from the weight (docs/performance.md, "Decode from the packed panels"). Else null.
+    // same float32 bytes, which a prefill reads too), and the panels a prefill already made — they stream as fast as a
+    // Conv1D (in, out) weight for one row (within ±10% either way across runs), faster than an nn.Linear (out, in) one, and
+    // faster than either for several rows (docs/performance.md, "Decode from the packed panels"), and decode then reads
+    // one copy of the weights, not two. Else null (a model that never ran a prefill decodes from the weights as stored).
     private PackedWeight? PackedFor(Weight w, int rows, int C, int OC, WeightLayout layout)
     {
         if (_counted is not null)
@@ -113,8 +114,7 @@ public abstract partial class TransformerModel
             }
             return null;
         }
-        if (!Prepack || (rows <= Kernels.GemvMaxRows && !(Kernels.PackedGemvSupported
-            && (w.IsHalfPrecision || (w.PackedBytes > 0 && (layout == WeightLayout.OutIn || rows > 1))))))
+        if (!Prepack || (rows <= Kernels.GemvMaxRows && !(Kernels.PackedGemvSupported && (w.IsHalfPrecision || w.PackedBytes > 0))))
         {
             return null;
         }

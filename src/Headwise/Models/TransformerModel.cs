@@ -312,7 +312,10 @@ public abstract partial class TransformerModel : IDisposable
                 S.XNorm.AsSpan(((b * T) + T - 1) * C, C).CopyTo(S.LastRows.AsSpan(b * C, C));
             }
             var logits = into?.Length == B * V ? into : new float[B * V];
-            MatMul(S.LastRows.AsSpan(0, B * C), wU.Span, bias, logits, B, C, V, WeightLayout.OutIn);
+            // a decode step's rows: the packed panels where PackedFor serves them (the GEMM's sums, and a half-precision
+            // W_U is not converted), else the GEMV over W_U as stored
+            var packedLast = PackedFor(wU, B, C, V, WeightLayout.OutIn);
+            MatMul(S.LastRows.AsSpan(0, B * C), UnpackedFor(wU, packedLast, B), packedLast, bias, logits, B, C, V, WeightLayout.OutIn);
             return logits;
         }
         else

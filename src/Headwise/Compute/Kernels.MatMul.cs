@@ -128,7 +128,7 @@ public static unsafe partial class Kernels
                         Gemv(px + (long)t0 * C, pw, pbias, po + (long)t0 * OC, Math.Min(GemvMaxT, T - t0), C, OC, layout);
                     }
                 }
-                // a few rows: the epilogue as its own pass costs nothing worth fusing (and decode keeps its GEMV as it is)
+                // a few rows: the epilogue as its own pass costs nothing worth fusing
                 EpiloguePass(output[..(T * OC)], adds ? residual[..(T * OC)] : default, epilogue);
             }
             else
@@ -204,7 +204,8 @@ public static unsafe partial class Kernels
             return;
         }
         // Each part packs the rows of x it multiplies (M·K floats per part for a column part), so fewer, larger parts
-        // cost less: one per thread, measured faster on a quiet machine than 2–4 per thread at every model shape.
+        // cost less: with a prepacked weight one per thread, measured faster on a quiet machine than 2–4 per thread at
+        // every model shape (a weight packed on the fly keeps up to 4 per thread, as measured before).
         // A prepacked weight and at least MC rows per thread: split the rows — each thread packs only its own rows and
         // runs the whole width, both reading the weight's panels through the shared L3 (75–80% of the FMA peak per thread
         // at 512 and 1,024 rows, against 56–70% for column parts, docs/performance.md). Otherwise split the output's

@@ -525,7 +525,7 @@ public sealed class BenchCommand : ICommand
         }
         gemmRows.Row("memory bandwidth", $"{bandwidth.SingleThreadGBps:F1} GB/s", $"{bandwidth.MultiThreadGBps:F1} GB/s", "").Write(stdout);
         stdout.WriteLine();
-        stdout.WriteLine($"prefill {prefill.Tokens} tokens     {prefill.TokensPerSecond,8:F0} tokens/s  {prefill.GFlops,6:F1} GFLOP/s = {prefill.GFlops / gemm.OursMultiThread:P0} of our GEMM rate (target ≥ 70%)");
+        stdout.WriteLine($"prefill {prefill.Tokens} tokens     {prefill.TokensPerSecond,8:F0} tokens/s  {prefill.GFlops,6:F1} GFLOP/s = {prefill.GFlops / gemm.OursMultiThread:P0} of our GEMM rate (target ≥ 80%, #10)");
         stdout.WriteLine($"prepacked weights      {prepack.Speedup:F2}× the prefill packing on every call ({prepack.UnpackedSeconds * 1000:F0} → {prepack.PackedSeconds * 1000:F0} ms); resident {prepack.WeightBytes / 1e6:F0} MB weights + {prepack.PackedBytes / 1e6:F0} MB packed = {prepack.ResidentRatio:F2}× the weights");
         stdout.WriteLine(DecodeLine(decode));
         if (gated is not null)

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -21,7 +22,9 @@ namespace Headwise.Compute;
 //               rows of a short tile one by one with the same per-row arithmetic (a row's result is independent of T)
 //       pass 3: masking, only on partial tiles (the causal diagonal, window edges, padding, ragged tiles, element-level
 //               block selections): invisible → −∞
-//       pass 4: online softmax per row: m' = max(m, max s), p = exp(s − m'), l = l·exp(m − m') + Σp, O ·= exp(m − m')
+//       pass 4: online softmax per row: m' = max(m, max s), p = exp(s − m'), l = l·exp(m − m') + Σp, O ·= exp(m − m');
+//               on AVX-512 the tile's row maxima first, then the rescaling factors 16 rows per vector exp (bitwise the
+//               one-row form the decode path keeps, OnlineSoftmaxRow)
 //       pass 5: O += p · v, the same micro-kernel shape over HDp columns
 //   pass 6: z = O / l (a row that saw nothing is zero, as in the three-pass path)
 // Sparsity (AttentionSparsity): the window and sinks skip whole tiles and mask the edge ones; a BlockSelection whose
@@ -252,20 +255,16 @@ public static unsafe partial class Kernels
         {
             float* qT = sp + kTSize + vPSize, o = qT + G * qTSize, m = o + G * oSize, l = m + G * BlockQ, s = l + G * BlockQ;
             float* kT = sp, vP = sp + kTSize;
+            float* rowMax = stackalloc float[BlockQ];
 
-            // pass 0: queries transposed, qT[h][d, r] = q[t, h, d], rows past the tile zero; accumulators reset
-            new Span<float>(qT, G * qTSize).Clear();
+            // pass 0: queries transposed, qT[h][d, r] = q[t, h, d], rows past the tile zero (the key tile's packing: nq rows
+            // of HD at stride NH·HD, BQ = BK); accumulators reset
             new Span<float>(o, G * oSize).Clear();
             new Span<float>(m, G * BlockQ).Fill(float.NegativeInfinity);
             new Span<float>(l, G * BlockQ).Clear();
             for (int hi = 0; hi < G; hi++)
             {
-                float* dst = qT + hi * qTSize;
-                for (int r = 0; r < nq; r++)
-                {
-                    float* src = q + ((long)(qa - pastLen + r) * NH + g * G + hi) * HD;
-                    for (int d = 0; d < HD; d++) dst[d * BlockQ + r] = src[d];
-                }
+                PackKeyTile(q + ((long)(qa - pastLen) * NH + g * G + hi) * HD, (long)NH * HD, nq, HD, qT + hi * qTSize);
             }
 
             var blocks = sparsity.Blocks;
@@ -308,7 +307,14 @@ public static unsafe partial class Kernels
                     }
                     // pass 4: online softmax
                     float* oh = o + hi * oSize, mh = m + hi * BlockQ, lh = l + hi * BlockQ;
-                    for (int r = 0; r < nq; r++) OnlineSoftmaxRow(s + r * BlockK, mh + r, lh + r, oh + r * HDp, HDp);
+                    if (Vector512.IsHardwareAccelerated && nq % 16 == 0)
+                    {
+                        OnlineSoftmaxTile(s, mh, lh, oh, HDp, nq, rowMax);
+                    }
+                    else
+                    {
+                        for (int r = 0; r < nq; r++) OnlineSoftmaxRow(s + r * BlockK, mh + r, lh + r, oh + r * HDp, HDp);
+                    }
                     // pass 5: O += p · v
                     ValueTile(s, vP, HDp, oh, nq);
                 }
@@ -339,13 +345,55 @@ public static unsafe partial class Kernels
         }
         if (mNew != *m)
         {
-            float c = MathF.Exp(*m - mNew); // exp(−∞) = 0 on the first visible tile
+            float c = CorrectionExp(*m - mNew); // exp(−∞) = 0 on the first visible tile
             // test l before scaling it: a max that jumps by more than ~88 underflows c to 0, and O must then be cleared too
             if (*l != 0f) Scale(orow, c, HDp);
             *l *= c;
             *m = mNew;
         }
         *l += RowExpShiftSum(sr, mNew);
+    }
+
+    // exp(m − m') for the online softmax's rescaling: ExpSingle's lane arithmetic on AVX-512, so that OnlineSoftmaxTile's
+    // 16 rows at a time give each row the same bits as this one-row form (else MathF.Exp, the one-row form only)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float CorrectionExp(float x) => Vector512.IsHardwareAccelerated ? ExpSingle(Vector512.CreateScalarUnsafe(x)).ToScalar() : MathF.Exp(x);
+
+    // pass 4 for the rows 0..rows−1 of a tile (AVX-512, rows a multiple of 16): OnlineSoftmaxRow for each row, bitwise,
+    // with the rows' maxima taken first and their rescaling factors 16 rows per ExpSingle, where the one-row form
+    // spends a scalar exp and a data-dependent branch per row. rowMax: (rows) scratch.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void OnlineSoftmaxTile(float* s, float* m, float* l, float* o, int HDp, int rows, float* rowMax)
+    {
+        for (int r = 0; r < rows; r++) rowMax[r] = RowMax(s + r * BlockK);
+        var negInf = Vector512.Create(float.NegativeInfinity);
+        for (int r0 = 0; r0 < rows; r0 += 16)
+        {
+            var mOld = Vector512.Load(m + r0);
+            var mNew = Vector512.Max(mOld, Vector512.Load(rowMax + r0));
+            // rows that see nothing yet keep m = −∞ (and their c is never used)
+            var c = ExpSingle(mOld - mNew);
+            mNew.Store(rowMax + r0); // rowMax now holds m'
+            c.Store(m + r0);         // m holds c until each row below stores its m'
+        }
+        for (int r = 0; r < rows; r++)
+        {
+            float mNew = rowMax[r], c = m[r];
+            float* sr = s + r * BlockK;
+            if (float.IsNegativeInfinity(mNew))
+            {
+                new Span<float>(sr, BlockK).Clear(); // nothing visible yet: p = 0
+                m[r] = float.NegativeInfinity;
+                continue;
+            }
+            if (c != 1f) // c = 1 exactly when the max did not move (or moved by less than rounds away): nothing to rescale
+            {
+                if (l[r] != 0f) Scale(o + r * HDp, c, HDp);
+                l[r] *= c;
+            }
+            m[r] = mNew;
+            l[r] += RowExpShiftSum(sr, mNew);
+        }
     }
 
     // pass 6 for one row: z = O / l, a zero row where nothing was visible (l = 0), as in the three-pass path
@@ -357,7 +405,7 @@ public static unsafe partial class Kernels
             return;
         }
         float inv = 1f / l;
-        for (int d = 0; d < HD; d++) zr[d] = orow[d] * inv;
+        TensorPrimitives.Multiply(new ReadOnlySpan<float>(orow, HD), inv, new Span<float>(zr, HD));
     }
 
     // max of one tile row of BK = 32 scores (two zmm on AVX-512, folded; else the shared Max)

@@ -151,6 +151,47 @@ public class PrepackTests
         }
     }
 
+    /// <summary>An F32 model that only ever decodes (a one-token prompt, then one token at a time: no prefill packs
+    /// anything) streams its nn.Linear (out, in) weights from panels packed on the first decode step — the (out, in) GEMV
+    /// is the slower layout — and its Conv1D (in, out) weights as stored. Llama (every projection and lm_head nn.Linear):
+    /// every step's logits are bitwise the prefill's row at that position, which the (out, in) GEMV's sums are not. GPT-2
+    /// (Conv1D projections, the tied unembedding W_E (V, C)): exactly the unembedding is packed.</summary>
+    [Theory]
+    [InlineData("llama_mha")]
+    [InlineData("gpt2_tied")]
+    public void DecodingAnF32ModelPacksItsOutInWeights(string golden)
+    {
+        Assert.SkipUnless(Headwise.Compute.Kernels.PackedGemvSupported, "the packed GEMV needs AVX-512; elsewhere decode streams the weights as stored");
+        using var prefill = ModelLoader.Load(Path.Combine(TestPaths.Goldens, golden));
+        prefill.Model.Prepack = true;
+        var rng = new Random(19);
+        int T = Math.Min(prefill.Config.MaxPositions, 12), V = prefill.Config.VocabSize, C = prefill.Config.DModel;
+        int[] tokens = Enumerable.Range(0, T).Select(_ => rng.Next(V)).ToArray();
+        float[] rows = prefill.Model.Forward(ModelInput.Single(tokens));
+
+        using var decode = ModelLoader.Load(Path.Combine(TestPaths.Goldens, golden));
+        decode.Model.Prepack = true;
+        decode.Model.ResetCache(1, T);
+        int differing = 0;
+        for (int t = 0; t < T; t++)
+        {
+            float[] step = decode.Model.ForwardChunk([tokens[t]], null, 1, null, lastOnly: true);
+            for (int i = 0; i < V; i++)
+            {
+                if (BitConverter.SingleToInt32Bits(step[i]) != BitConverter.SingleToInt32Bits(rows[(long)t * V + i])) differing++;
+            }
+        }
+        if (golden.StartsWith("llama", StringComparison.Ordinal))
+        {
+            Assert.True(differing == 0, $"{golden}: {differing} decode logits differ from the prefill's rows");
+            Assert.Equal(prefill.Model.PackedWeightBytes, decode.Model.PackedWeightBytes); // every linear weight, as a prefill packs
+        }
+        else
+        {
+            Assert.Equal(Headwise.Compute.Kernels.PackedWeightBytes(C, V), decode.Model.PackedWeightBytes);
+        }
+    }
+
     /// <summary>What <c>info</c> reports without packing — the bytes counted from the weights' shapes — is what packing
     /// then makes, on every golden family (ViTs included), and counting packs nothing.</summary>
     [Theory]

@@ -4,8 +4,9 @@ using Headwise.Loading;
 namespace Headwise.Models;
 
 // Prepacked weights: each linear weight packed once into the GEMM's panel layout (Kernels.Prepack.cs) on its first prefill
-// use and kept, instead of being packed again by every GEMM call. Decode-sized steps (≤ 8 rows) keep streaming the weight
-// itself through the GEMV. The packed GEMM computes the same sums in the same order: logits are bitwise the same either way.
+// use and kept, instead of being packed again by every GEMM call. Decode-sized steps (≤ 8 rows) stream the panels too where
+// PackedFor says so (the packed GEMV, Kernels.GemvPacked.cs), else the weight itself through the GEMV. The packed GEMM
+// computes the same sums in the same order: prefill logits are bitwise the same either way.
 public abstract partial class TransformerModel
 {
     /// <summary>The environment variable that sets the default of <see cref="Prepack"/>: <c>0</c>/<c>off</c> never packs,
@@ -100,10 +101,12 @@ public abstract partial class TransformerModel
 
     // w's packed panels when prepacking is on and the step is a prefill (the GEMM's path). For a decode step (the GEMV's
     // rows), where the packed GEMV runs: a half-precision weight's panels (packed from its bits rather than converted: the
-    // same float32 bytes, which a prefill reads too), and the panels a prefill already made — they stream as fast as a
-    // Conv1D (in, out) weight for one row (within ±10% either way across runs), faster than an nn.Linear (out, in) one, and
-    // faster than either for several rows (docs/performance.md, "Decode from the packed panels"), and decode then reads
-    // one copy of the weights, not two. Else null (a model that never ran a prefill decodes from the weights as stored).
+    // same float32 bytes, which a prefill reads too), an nn.Linear (out, in) weight's panels, made on its first decode step
+    // if no prefill made them (the (out, in) GEMV streams 1.1–1.3× slower than the panels: the unembedding W_E above all,
+    // which a prompt scored last-token-only never packs), and the panels a prefill already made — they stream as fast as
+    // a Conv1D (in, out) weight for one row (within ±10% either way across runs), and faster than either for several rows
+    // (docs/performance.md, "Decode from the packed panels"), and decode then reads one copy of the weights, not two. Else
+    // null (a Conv1D weight no prefill packed decodes from the weight as stored).
     private PackedWeight? PackedFor(Weight w, int rows, int C, int OC, WeightLayout layout)
     {
         if (_counted is not null)
@@ -114,7 +117,8 @@ public abstract partial class TransformerModel
             }
             return null;
         }
-        if (!Prepack || (rows <= Kernels.GemvMaxRows && !(Kernels.PackedGemvSupported && (w.IsHalfPrecision || w.PackedBytes > 0))))
+        if (!Prepack || (rows <= Kernels.GemvMaxRows
+            && !(Kernels.PackedGemvSupported && (w.IsHalfPrecision || w.PackedBytes > 0 || layout == WeightLayout.OutIn))))
         {
             return null;
         }

@@ -25,6 +25,12 @@ public static class OnnxComparison
     /// <summary>The NLL agreement required before timing (mean next-token NLL in nats).</summary>
     public const double NllTolerance = 1e-5;
 
+    /// <summary>Milliseconds of idle before each timed forward of either engine. ORT's intra-op threads spin after a run
+    /// (its default), so a forward timed right after ORT's shared the cores with them: at 128 tokens on 2 threads ours
+    /// took 133–152 ms back to back against 108–111 ms after a pause, while ORT's moved little (109–126 against 109–112;
+    /// docs/performance.md). Each engine is timed starting from an idle machine, as a single call would run.</summary>
+    public const int IdleBeforeRunMs = 50;
+
     /// <summary>An ORT session of <paramref name="onnxModel"/> on <paramref name="threads"/> intra-op threads, sequential
     /// execution, every graph optimisation.</summary>
     public static InferenceSession Session(byte[] onnxModel, int threads)
@@ -130,7 +136,9 @@ public static class OnnxComparison
                     for (int r = 0; r < rounds; r++)
                     {
                         cancel.ThrowIfCancellationRequested();
+                        Thread.Sleep(IdleBeforeRunMs);
                         headwise[r] = GemmBenchmark.Seconds(() => model.Forward(input, null, logits));
+                        Thread.Sleep(IdleBeforeRunMs);
                         ratios[r] = GemmBenchmark.Seconds(() => Run(sessions[s], inputs[T], theirs[T])) / headwise[r];
                     }
                     double h = GemmBenchmark.MedianOf(headwise), ratio = GemmBenchmark.MedianOf(ratios);

@@ -59,8 +59,9 @@ public sealed class BenchCommand : ICommand
                    (selection + gathered kernel against the dense blocked kernel)
           onnx     (with --onnx; a few minutes) prefill against ONNX Runtime 1.31 on the same model and weights (the forward
                    written as an ONNX graph, ORT_SEQUENTIAL, every graph optimisation), at 128, 512 and 1,024 tokens (32
-                   and 64 with --quick), on 1 and all threads: Headwise tokens/s ÷ ORT tokens/s, timed alternately after
-                   checking that both give the same mean NLL to 1e-5 (the benchmark fails when they do not)
+                   and 64 with --quick), on 1 and all threads: Headwise tokens/s ÷ ORT tokens/s, the median of 5 rounds
+                   (1 with --quick) that time the two alternately, each forward after 50 ms idle (ORT's threads spin
+                   after a run), after checking that both give the same mean NLL to 1e-5 (the benchmark fails when not)
           attention-kernels (with --attention-kernels; a minute or two) attention alone, the fused kernel (three passes per
                    row) against the blocked one (query × key tiles, online softmax), causal prefill at 512, 1,024 and 4,096
                    tokens (128 and 256 with --quick) on a GPT-2-small head shape (NH 12, HD 64) and a Llama GQA shape
@@ -181,7 +182,7 @@ public sealed class BenchCommand : ICommand
         if (onnx)
         {
             Progress("prefill against ONNX Runtime (checking the NLLs agree first)");
-            ort = OnnxComparison.Compare(model, quick ? [32, 64] : [128, 512, 1024], threads > 1 ? [1, threads] : [1], quick ? 1 : 3, cancel);
+            ort = OnnxComparison.Compare(model, quick ? [32, 64] : [128, 512, 1024], threads > 1 ? [1, threads] : [1], quick ? 1 : 5, cancel);
         }
         Progress("decode against the memory bandwidth, alternating rounds");
         var decode = DecodeRounds(model, quick, threads, cancel);
@@ -283,7 +284,7 @@ public sealed class BenchCommand : ICommand
         if (attentionKernels)
         {
             Progress("attention kernels: fused against blocked");
-            attention = AttentionBenchmark.Run(quick ? [128, 256] : [512, 1024, 4096], threads > 1 ? [1, threads] : [1], quick ? 1 : 3, cancel);
+            attention = AttentionBenchmark.Run(quick ? [128, 256] : [512, 1024, 4096], threads > 1 ? [1, threads] : [1], quick ? 1 : 5, cancel);
         }
 
         GemmShapesResult? gemmShapes = null;

@@ -9,7 +9,7 @@ public sealed class BenchCommand : ICommand
     public string Name => "bench";
     public string Summary => "measure the engine: GEMM, prefill, decode, hooks, loading — as ratios to baselines from the same run";
     public string Usage => """
-        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence] [--onnx]
+        headwise bench [--quick] [--json] [--threads N] [--tokens T] [--skip-load] [--importance] [--training] [--primitives] [--recipes] [--influence] [--onnx] [--pytorch]
                        [--variants] [--attention-kernels] [--gemm-shapes] [--gemv-layouts] [--vit] [--mla] [--long-context] [--gated-mlp]
         headwise bench --decode-only [--quick] [--json] [--threads N]
         """;
@@ -62,6 +62,9 @@ public sealed class BenchCommand : ICommand
                    and 64 with --quick), on 1 and all threads: Headwise tokens/s ÷ ORT tokens/s, the median of 5 rounds
                    (1 with --quick) that time the two alternately, each forward after 50 ms idle (ORT's threads spin
                    after a run), after checking that both give the same mean NLL to 1e-5 (the benchmark fails when not)
+          pytorch  (with --pytorch; several minutes) the same against PyTorch eager: dev/bench/torch_prefill.py runs
+                   dev/reference's Hugging Face GPT-2 forward on the model saved as a checkpoint (python3 with torch:
+                   HEADWISE_PYTHON, /usr/bin/python3 or python3), NLL checked to 1e-5, 200 ms idle before each forward
           attention-kernels (with --attention-kernels; a minute or two) attention alone, the fused kernel (three passes per
                    row) against the blocked one (query × key tiles, online softmax), causal prefill at 512, 1,024 and 4,096
                    tokens (128 and 256 with --quick) on a GPT-2-small head shape (NH 12, HD 64) and a Llama GQA shape
@@ -105,6 +108,7 @@ public sealed class BenchCommand : ICommand
         CliOption.Flag("recipes", "also time intervention recipes against a plain forward"),
         CliOption.Flag("influence", "also time `headwise influence` on the demo model against its prefill tokens/s"),
         CliOption.Flag("onnx", "also compare prefill with ONNX Runtime's on the same weights"),
+        CliOption.Flag("pytorch", "also compare prefill with PyTorch eager's on the same weights (needs python3 with torch)"),
         CliOption.Flag("variants", "also time training steps of every attention variant against softmax"),
         CliOption.Flag("attention-kernels", "also time the fused attention kernel against the blocked one"),
         CliOption.Flag("gemm-shapes", "also time every GEMM of a GPT-2-small forward at its shapes against the measured FMA peak"),
@@ -132,6 +136,7 @@ public sealed class BenchCommand : ICommand
         bool recipes = args.Flag("recipes");
         bool influence = args.Flag("influence");
         bool onnx = args.Flag("onnx");
+        bool pytorch = args.Flag("pytorch");
         bool variants = args.Flag("variants");
         bool attentionKernels = args.Flag("attention-kernels");
         ModelArgs.ApplyThreads(args);
@@ -183,6 +188,20 @@ public sealed class BenchCommand : ICommand
         {
             Progress("prefill against ONNX Runtime (checking the NLLs agree first)");
             ort = OnnxComparison.Compare(model, quick ? [32, 64] : [128, 512, 1024], threads > 1 ? [1, threads] : [1], quick ? 1 : 5, cancel);
+        }
+        PyTorchComparisonResult? torchRuns = null;
+        string? torchSkipped = null;
+        if (pytorch)
+        {
+            string? python = PyTorchComparison.FindPython(out string why), script = PyTorchComparison.FindScript();
+            if (python is null) torchSkipped = why;
+            else if (script is null) torchSkipped = "dev/bench/torch_prefill.py not found above the current directory (run from the repository)";
+            else
+            {
+                Progress($"prefill against PyTorch eager ({python}; checking the NLLs agree first)");
+                torchRuns = PyTorchComparison.Compare(model, python, script, quick ? [32, 64] : [128, 512, 1024],
+                    threads > 1 ? [1, threads] : [1], quick ? 1 : 3, cancel);
+            }
         }
         Progress("decode against the memory bandwidth, alternating rounds");
         var decode = DecodeRounds(model, quick, threads, cancel);
@@ -437,6 +456,25 @@ public sealed class BenchCommand : ICommand
                     ratio = t.Ratio,
                 }).ToArray(),
             },
+            pytorch = !pytorch ? null : new
+            {
+                skipped = torchSkipped,
+                python = torchRuns?.Python,
+                torch_version = torchRuns?.TorchVersion,
+                blas = torchRuns?.Blas,
+                max_nll_diff = torchRuns?.MaxNllDiff,
+                nll = torchRuns?.Nll,
+                runs = torchRuns?.Timings.Select(t => new
+                {
+                    tokens = t.Tokens,
+                    threads = t.Threads,
+                    headwise_s = t.HeadwiseSeconds,
+                    torch_s = t.TorchSeconds,
+                    headwise_tokens_per_s = t.HeadwiseTokensPerSecond,
+                    torch_tokens_per_s = t.TorchTokensPerSecond,
+                    ratio = t.Ratio,
+                }).ToArray(),
+            },
             variants = variantSpeeds?.Select(v => new
             {
                 variant = v.Variant,
@@ -571,6 +609,20 @@ public sealed class BenchCommand : ICommand
             stdout.WriteLine($"onnx runtime           {ort.OrtVersion}, same weights: mean NLL {ort.Nll:F4}, |ΔNLL| ≤ {ort.MaxNllDiff:0.0E+0}, max |Δlogit| {ort.MaxLogitDiff:0.0E+0}; Headwise ÷ ORT tokens/s (target ≥ 1.2× at 1,024 tokens on 2 threads)");
             Write(stdout, BenchText.Table([">tokens", ">threads", ">Headwise tok/s", ">ORT tok/s", ">ratio"],
                 ort.Timings.Select(t => new[] { $"{t.Tokens}", $"{t.Threads}", $"{t.HeadwiseTokensPerSecond:F0}", $"{t.OrtTokensPerSecond:F0}", $"{t.Ratio:F2}×" })));
+        }
+        if (torchRuns is not null)
+        {
+            stdout.WriteLine($"pytorch eager          torch {torchRuns.TorchVersion} on {torchRuns.Blas} BLAS, same weights (dev/bench/torch_prefill.py: dev/reference's HF GPT-2 forward): mean NLL {torchRuns.Nll:F4}, |ΔNLL| ≤ {torchRuns.MaxNllDiff:0.0E+0}; Headwise ÷ PyTorch tokens/s (target ≥ 5×)");
+            if (torchRuns.Blas is "reference" or "unknown")
+            {
+                stdout.WriteLine("                       (PyTorch without an optimised BLAS is tens of times slower than it can be: install libopenblas0-pthread, dev/reference/install.sh; these ratios flatter us)");
+            }
+            Write(stdout, BenchText.Table([">tokens", ">threads", ">Headwise tok/s", ">PyTorch tok/s", ">ratio"],
+                torchRuns.Timings.Select(t => new[] { $"{t.Tokens}", $"{t.Threads}", $"{t.HeadwiseTokensPerSecond:F0}", $"{t.TorchTokensPerSecond:F1}", $"{t.Ratio:F2}×" })));
+        }
+        else if (torchSkipped is not null)
+        {
+            stdout.WriteLine($"pytorch eager          not measured: {torchSkipped}");
         }
         if (variantSpeeds is not null)
         {

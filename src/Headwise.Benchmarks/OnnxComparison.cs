@@ -65,6 +65,27 @@ public static class OnnxComparison
         session.Run(runOptions, ["input_ids", "position_ids", "causal_mask"], [idsValue, positionsValue, maskValue], ["logits"], [output]);
     }
 
+    /// <summary>Our forward against another engine's, alternating: one warm-up of each (this machine's speed drifts over
+    /// seconds), then per round <paramref name="idleMs"/> of idle before each timed forward (the other engine's threads
+    /// may still spin) and the ratio of their time to ours; the median of our times and of the ratios.</summary>
+    internal static (double HeadwiseSeconds, double Ratio) Alternate(Action ours, Func<double> theirSeconds, int rounds, int idleMs,
+        CancellationToken cancel)
+    {
+        ours();
+        theirSeconds();
+        var headwise = new double[rounds];
+        var ratios = new double[rounds];
+        for (int r = 0; r < rounds; r++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            Thread.Sleep(idleMs);
+            headwise[r] = GemmBenchmark.Seconds(ours);
+            Thread.Sleep(idleMs);
+            ratios[r] = theirSeconds() / headwise[r];
+        }
+        return (GemmBenchmark.MedianOf(headwise), GemmBenchmark.MedianOf(ratios));
+    }
+
     /// <summary>Mean next-token NLL of <paramref name="tokens"/> under <paramref name="logits"/> (T, V), in double.</summary>
     public static double MeanNll(float[] logits, int[] tokens, int V)
     {
@@ -128,20 +149,9 @@ public static class OnnxComparison
                 {
                     var input = ModelInput.Single(inputs[T]);
                     var logits = ours[T];
-                    // warm-up of both, then alternate: this machine's speed drifts over seconds
-                    model.Forward(input, null, logits);
-                    Run(sessions[s], inputs[T], theirs[T]);
-                    var headwise = new double[rounds];
-                    var ratios = new double[rounds];
-                    for (int r = 0; r < rounds; r++)
-                    {
-                        cancel.ThrowIfCancellationRequested();
-                        Thread.Sleep(IdleBeforeRunMs);
-                        headwise[r] = GemmBenchmark.Seconds(() => model.Forward(input, null, logits));
-                        Thread.Sleep(IdleBeforeRunMs);
-                        ratios[r] = GemmBenchmark.Seconds(() => Run(sessions[s], inputs[T], theirs[T])) / headwise[r];
-                    }
-                    double h = GemmBenchmark.MedianOf(headwise), ratio = GemmBenchmark.MedianOf(ratios);
+                    var session = sessions[s];
+                    var (h, ratio) = Alternate(() => model.Forward(input, null, logits),
+                        () => GemmBenchmark.Seconds(() => Run(session, inputs[T], theirs[T])), rounds, IdleBeforeRunMs, cancel);
                     timings.Add(new OnnxTiming(T, threadCounts[s], h, h * ratio, ratio));
                 }
             }

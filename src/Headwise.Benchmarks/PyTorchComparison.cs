@@ -177,20 +177,8 @@ public static class PyTorchComparison
                 {
                     var input = ModelInput.Single(inputs[T]);
                     var output = logits[T];
-                    // warm-up of both, then alternate: this machine's speed drifts over seconds
-                    model.Forward(input, null, output);
-                    RunTorch(threads, inputs[T]);
-                    var headwise = new double[rounds];
-                    var ratios = new double[rounds];
-                    for (int r = 0; r < rounds; r++)
-                    {
-                        cancel.ThrowIfCancellationRequested();
-                        Thread.Sleep(IdleBeforeRunMs);
-                        headwise[r] = GemmBenchmark.Seconds(() => model.Forward(input, null, output));
-                        Thread.Sleep(IdleBeforeRunMs);
-                        ratios[r] = RunTorch(threads, inputs[T]).Seconds / headwise[r];
-                    }
-                    double h = GemmBenchmark.MedianOf(headwise), ratio = GemmBenchmark.MedianOf(ratios);
+                    var (h, ratio) = OnnxComparison.Alternate(() => model.Forward(input, null, output),
+                        () => RunTorch(threads, inputs[T]).Seconds, rounds, IdleBeforeRunMs, cancel);
                     timings.Add(new PyTorchTiming(T, threads, h, h * ratio, ratio));
                 }
             }

@@ -9,7 +9,7 @@ namespace Headwise.Tests.Unit.Benchmarks;
 [Collection(KernelThreadsCollection.Name)]
 public sealed class OnnxComparisonTests
 {
-    private static readonly ModelConfig Tiny = ModelConfig.Gpt2Small with { NLayers = 2, VocabSize = 96, DModel = 32, NHeads = 4, NKvHeads = 4, DHead = 8, DMlp = 128, MaxPositions = 64 };
+    internal static readonly ModelConfig Tiny = ModelConfig.Gpt2Small with { NLayers = 2, VocabSize = 96, DModel = 32, NHeads = 4, NKvHeads = 4, DHead = 8, DMlp = 128, MaxPositions = 64 };
 
     [Theory]
     [InlineData(false)]

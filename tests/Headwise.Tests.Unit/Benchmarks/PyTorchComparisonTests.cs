@@ -12,7 +12,7 @@ namespace Headwise.Tests.Unit.Benchmarks;
 [Collection(KernelThreadsCollection.Name)]
 public sealed class PyTorchComparisonTests
 {
-    private static readonly ModelConfig Tiny = ModelConfig.Gpt2Small with { NLayers = 2, VocabSize = 96, DModel = 32, NHeads = 4, NKvHeads = 4, DHead = 8, DMlp = 128, MaxPositions = 64 };
+    private static readonly ModelConfig Tiny = OnnxComparisonTests.Tiny; // the ORT tests' tiny GPT-2
 
     // the tokens Compare draws for each token count (Random(17), in order), and our NLL on each
     private static Dictionary<int, double> OurNlls(TransformerModel model, int[] tokenCounts)

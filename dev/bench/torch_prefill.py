@@ -8,8 +8,9 @@ golden is checked against. Only torch and numpy are needed (Debian: apt-get inst
 Usage: torch_prefill.py MODEL_DIR   (config.json + model.safetensors, as `SaveHf` writes them)
 Threads: torch.set_num_threads per command, and OMP_NUM_THREADS / OPENBLAS_NUM_THREADS from the environment (OpenBLAS
 reads them once at load: the caller starts one process per thread count).
-First line out: "ready BLAS", the BLAS library the process mapped after a matrix product (openblas, mkl, or reference:
-Debian's torch falls back to the reference BLAS, tens of times slower, when libopenblas0-pthread is missing).
+First line out: "ready BLAS VERSION": the BLAS library the process mapped after a matrix product (openblas, mkl, or
+reference: Debian's torch falls back to the reference BLAS, tens of times slower, when libopenblas0-pthread is missing)
+and torch.__version__.
 Then one command per line on stdin, one answer per line on stdout:
   run THREADS ID,ID,...   ->  "SECONDS NLL": the forward's wall time (torch.no_grad, all T logits, perf_counter around
                               the forward only) and the mean next-token NLL of the ids under its logits, in float64
@@ -56,7 +57,7 @@ def main():
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
     cfg, W = load(sys.argv[1])
-    print("ready " + blas_in_use(), flush=True)
+    print(f"ready {blas_in_use()} {torch.__version__}", flush=True)
     for line in sys.stdin:
         parts = line.split()
         if not parts:

@@ -100,7 +100,7 @@ public static class PyTorchComparison
         int savedThreads = Kernels.MaxThreads;
         // one PyTorch process per thread count: OpenBLAS and OpenMP read their thread counts from the environment once
         var processes = new Dictionary<int, (Process Process, System.Text.StringBuilder Stderr)>();
-        string blas = "unknown";
+        string blas = "unknown", version = "unknown";
         try
         {
             model.ToCanonical().SaveHf(dir, TensorDType.F32);
@@ -135,10 +135,11 @@ public static class PyTorchComparison
                 processes[threads] = started;
                 string ready = ReadLine(started);
                 if (!ready.StartsWith("ready", StringComparison.Ordinal)) throw new InvalidOperationException($"{script} did not start as expected: {ready}");
-                blas = ready.Length > 6 ? ready[6..] : "unknown";
+                var words = ready.Split(' ', StringSplitOptions.RemoveEmptyEntries); // ready BLAS VERSION
+                blas = words.Length > 1 ? words[1] : "unknown";
+                version = words.Length > 2 ? words[2] : "unknown";
                 return started;
             }
-            string version = VersionOf(python);
             (double Seconds, double Nll) RunTorch(int threads, int[] tokens)
             {
                 var torch = processes.TryGetValue(threads, out var running) ? running : Start(threads);
@@ -200,20 +201,5 @@ public static class PyTorchComparison
             }
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         }
-    }
-
-    private static string VersionOf(string python)
-    {
-        using var p = Process.Start(new ProcessStartInfo(python, ["-c", "import torch; print(torch.__version__)"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        })!;
-        var error = p.StandardError.ReadToEndAsync();
-        string v = p.StandardOutput.ReadToEnd().Trim();
-        p.WaitForExit();
-        _ = error.Result;
-        return p.ExitCode == 0 ? v : "unknown";
     }
 }

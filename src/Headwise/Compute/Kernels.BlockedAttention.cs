@@ -366,7 +366,6 @@ public static unsafe partial class Kernels
     private static void OnlineSoftmaxTile(float* s, float* m, float* l, float* o, int HDp, int rows, float* rowMax)
     {
         for (int r = 0; r < rows; r++) rowMax[r] = RowMax(s + r * BlockK);
-        var negInf = Vector512.Create(float.NegativeInfinity);
         for (int r0 = 0; r0 < rows; r0 += 16)
         {
             var mOld = Vector512.Load(m + r0);

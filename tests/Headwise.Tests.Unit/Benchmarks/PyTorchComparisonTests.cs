@@ -33,7 +33,7 @@ public sealed class PyTorchComparisonTests
         string path = Path.Combine(Path.GetTempPath(), "hw-fake-torch-" + Guid.NewGuid().ToString("N")[..8] + ".sh");
         var cases = string.Join("\n", nllByTokens.Select(kv =>
             $"    {kv.Key}) echo \"{seconds.ToString("R", CultureInfo.InvariantCulture)} {kv.Value.ToString("R", CultureInfo.InvariantCulture)}\" ;;"));
-        File.WriteAllText(path, "echo ready openblas\nwhile read -r cmd threads ids; do\n  [ \"$cmd\" = quit ] && exit 0\n" +
+        File.WriteAllText(path, "echo ready openblas 0.0-standin\nwhile read -r cmd threads ids; do\n  [ \"$cmd\" = quit ] && exit 0\n" +
             "  n=$(printf '%s' \"$ids\" | tr -cd , | wc -c); n=$((n + 1))\n  case $n in\n" + cases + "\n    *) echo \"0 0\" ;;\n  esac\ndone\n");
         return path;
     }
@@ -49,6 +49,7 @@ public sealed class PyTorchComparisonTests
         {
             var r = PyTorchComparison.Compare(model, "/bin/bash", script, counts, [1, 2], rounds: 1);
             Assert.True(r.MaxNllDiff <= PyTorchComparison.NllTolerance, $"NLL differs by {r.MaxNllDiff:E2}");
+            Assert.Equal(("openblas", "0.0-standin"), (r.Blas, r.TorchVersion)); // from the script's "ready BLAS VERSION"
             Assert.Equal([(16, 1), (33, 1), (16, 2), (33, 2)], r.Timings.Select(t => (t.Tokens, t.Threads)));
             // the stand-in's 0.25 s is PyTorch's time; the ratio is that over ours, so tokens/s ours ÷ theirs
             Assert.All(r.Timings, t => Assert.True(Math.Abs(t.TorchSeconds - 0.25) < 1e-12 && Math.Abs(t.Ratio - 0.25 / t.HeadwiseSeconds) < 1e-9,

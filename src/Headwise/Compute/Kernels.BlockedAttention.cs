@@ -32,7 +32,8 @@ namespace Headwise.Compute;
 // computing the tiles that touch a listed block and masking element by element (correct, not faster).
 // The same softmax as Kernels.Attention.cs, re-associated: equal to it within float rounding (tests: 1e-6 relative).
 // No side outputs: observed layers keep the fused kernel (TransformerModel.Attend); rewritten ones the three passes.
-// Tasks run in parallel, longest (last) query tiles first; scratch is per thread and grows to the largest shape seen.
+// Tasks run in parallel, head-major in groups of one kv head per worker, each head's longest (last) query tiles first;
+// scratch is per thread and grows to the largest shape seen.
 // Steps of at most DecodeRows queries (decode) take the decode path instead (Kernels.DecodeAttention.cs): one task per kv
 // head, keys and values read in place, and per row the same arithmetic as here, so the bits do not depend on the path.
 public static unsafe partial class Kernels
@@ -95,6 +96,7 @@ public static unsafe partial class Kernels
             int tasks = job.Decode ? NKV : NKV * job.QueryTiles;
             // about NH·T·S·HD FMAs for q·kᵀ; below ~1 M a thread hand-off costs more than it saves
             int threads = !ForceParallel && (long)NH * T * S * HD < (1L << 20) ? 1 : Math.Min(MaxThreads, tasks);
+            job.Workers = Math.Max(1, threads); // the task order's head groups (BlockedAttentionJob.Run)
             try
             {
                 if (threads <= 1)
@@ -121,7 +123,7 @@ public static unsafe partial class Kernels
         public byte* Mask;
         public float* Tiles;   // the packed key/value tiles, (NKV, KeyTiles) × (kT (HD, BK) | vP (BK, HDp))
         public int* TileState; // (NKV, KeyTiles): 0 not packed, 1 being packed, 2 ready
-        public int T, S, NH, NKV, HD, PastLen, Window, QueryTiles, KeyTiles;
+        public int T, S, NH, NKV, HD, PastLen, Window, QueryTiles, KeyTiles, Workers;
         public bool Decode; // one task per kv head on the decode path, else per (kv head, query tile)
         public float Scale;
         public AttentionSparsity? Sparsity;
@@ -135,8 +137,13 @@ public static unsafe partial class Kernels
                 DecodeAttentionTask(Q, K, V, Z, T, S, NH, NKV, HD, PastLen, Scale, Mask, Window, Sparsity!, task);
                 return;
             }
-            // the last query tiles see the most keys: hand them out first so the short ones fill the gaps at the end
-            int tile = QueryTiles - 1 - task / NKV, g = task % NKV;
+            // Tasks go head-major in groups of Workers kv heads, one head per worker, each head's query tiles longest first:
+            // a worker then walks one head's key/value tiles (in L2) from task to task, and the short tiles that end a group
+            // fill the gaps. Tile-major order (every head's last tile first) streamed another head's tiles for each task:
+            // 2–7% slower at 512–1,024 tokens, 16% at 4,096 (docs/performance.md). Two workers on one head would wait on each
+            // other's packing of its tiles.
+            int W = Math.Min(Workers, NKV), g0 = task / (W * QueryTiles) * W, heads = Math.Min(W, NKV - g0), index = task - g0 * QueryTiles;
+            int g = g0 + index % heads, tile = QueryTiles - 1 - index / heads;
             BlockedAttentionTask(this, g, tile);
         }
     }

@@ -20,18 +20,9 @@ public static unsafe partial class Kernels
         Require(bias.IsEmpty || bias.Length >= C, "LayerNorm: bias is shorter than C");
         Require(scale.IsEmpty || scale.Length >= T, "LayerNorm: scale is shorter than T");
         if (C == 0) return;
-        fixed (float* px = x, pw = weight, pb = bias, po = output)
+        fixed (float* px = x, pw = weight, pb = bias, po = output, ps = scale)
         {
-            float* pbias = bias.IsEmpty ? null : pb;
-            for (int t = 0; t < T; t++)
-            {
-                float* row = px + (long)t * C;
-                double mean = SumShiftedPow(row, C, 0, square: false) / C;
-                double variance = SumShiftedPow(row, C, mean, square: true) / C; // two-pass: no E[x²] − E[x]² cancellation
-                double s = Math.Sqrt(variance + eps);
-                if (!scale.IsEmpty) scale[t] = (float)s;
-                NormalizeRow(row, pw, pbias, po + (long)t * C, C, mean, s);
-            }
+            ForRows(new NormPass { X = px, W = pw, B = bias.IsEmpty ? null : pb, Out = po, Scale = scale.IsEmpty ? null : ps, C = C, Eps = eps }, T, C);
         }
     }
 
@@ -44,14 +35,39 @@ public static unsafe partial class Kernels
         Require(x.Length >= T * C && output.Length >= T * C && weight.Length >= C, "RmsNorm: shape mismatch");
         Require(scale.IsEmpty || scale.Length >= T, "RmsNorm: scale is shorter than T");
         if (C == 0) return;
-        fixed (float* px = x, pw = weight, po = output)
+        fixed (float* px = x, pw = weight, po = output, ps = scale)
         {
-            for (int t = 0; t < T; t++)
+            ForRows(new NormPass { X = px, W = pw, Out = po, Scale = scale.IsEmpty ? null : ps, C = C, Eps = eps, Rms = true }, T, C);
+        }
+    }
+
+    // rows [r0, r1) of LayerNorm (or RMSNorm: no mean, no bias); B, Scale: null when absent
+    private struct NormPass : IRowPass
+    {
+        public float* X, W, B, Out, Scale;
+        public int C;
+        public float Eps;
+        public bool Rms;
+
+        public readonly void Run(int r0, int r1)
+        {
+            for (int t = r0; t < r1; t++)
             {
-                float* row = px + (long)t * C;
-                double s = Math.Sqrt(SumShiftedPow(row, C, 0, square: true) / C + eps);
-                if (!scale.IsEmpty) scale[t] = (float)s;
-                NormalizeRow(row, pw, null, po + (long)t * C, C, 0, s);
+                float* row = X + (long)t * C;
+                double s;
+                double mean = 0;
+                if (Rms)
+                {
+                    s = Math.Sqrt(SumShiftedPow(row, C, 0, square: true) / C + Eps);
+                }
+                else
+                {
+                    mean = SumShiftedPow(row, C, 0, square: false) / C;
+                    double variance = SumShiftedPow(row, C, mean, square: true) / C; // two-pass: no E[x²] − E[x]² cancellation
+                    s = Math.Sqrt(variance + Eps);
+                }
+                if (Scale != null) Scale[t] = (float)s;
+                NormalizeRow(row, W, B, Out + (long)t * C, C, mean, s);
             }
         }
     }

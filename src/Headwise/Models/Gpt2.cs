@@ -78,12 +78,7 @@ public sealed class Gpt2 : TransformerModel
         else
         {
             Linear(S.XNorm, C, blk.AttnW, blk.AttnB, S.Qkv, 3 * qd, WeightLayout.InOut);
-            for (int n = 0; n < N; n++)
-            {
-                S.Qkv.AsSpan(n * 3 * qd, qd).CopyTo(S.Q.AsSpan(n * qd, qd));
-                S.Qkv.AsSpan(n * 3 * qd + qd, qd).CopyTo(S.K.AsSpan(n * qd, qd));
-                S.Qkv.AsSpan(n * 3 * qd + 2 * qd, qd).CopyTo(S.V.AsSpan(n * qd, qd));
-            }
+            SplitQkv(S.Qkv, S.Q, S.K, S.V, N, qd / Config.DHead, qd / Config.DHead, Config.DHead, perHead: false);
         }
 
         // attn_output = softmax(q·kᵀ / √d_head + causal mask)·v, then self.c_proj(attn_output);

@@ -72,16 +72,7 @@ public sealed class GptNeoX : TransformerModel
         else
         {
             Linear(S.XNorm, C, blk.QkvW, blk.QkvB, S.Qkv, 3 * NH * HD, WeightLayout.OutIn);
-            for (int n = 0; n < N; n++)
-            {
-                for (int h = 0; h < NH; h++)
-                {
-                    int src = (n * NH + h) * 3 * HD, dst = (n * NH + h) * HD;
-                    S.Qkv.AsSpan(src, HD).CopyTo(S.Q.AsSpan(dst, HD));
-                    S.Qkv.AsSpan(src + HD, HD).CopyTo(S.K.AsSpan(dst, HD));
-                    S.Qkv.AsSpan(src + 2 * HD, HD).CopyTo(S.V.AsSpan(dst, HD));
-                }
-            }
+            SplitQkv(S.Qkv, S.Q, S.K, S.V, N, NH, NH, HD, perHead: true); // per head: [q_h | k_h | v_h]
         }
 
         // partial RoPE on the first rotary_ndims of each head, attention, then self.dense(attn_output); a sequential block

@@ -83,11 +83,15 @@ public abstract partial class TransformerModel
         // append this step's keys and values to the cache: (B, capacity, NKV, HD)
         for (int b = 0; b < B; b++)
         {
-            if (!rolled)
+            if (rolled)
             {
-                S.K.AsSpan(b * T * kvRow, T * kvRow).CopyTo(kc.AsSpan((b * _capacity + past) * kvRow));
+                S.V.AsSpan(b * T * kvRow, T * kvRow).CopyTo(vc.AsSpan((b * _capacity + past) * kvRow));
             }
-            S.V.AsSpan(b * T * kvRow, T * kvRow).CopyTo(vc.AsSpan((b * _capacity + past) * kvRow));
+            else
+            {
+                CopyRows(S.K.AsSpan(b * T * kvRow, T * kvRow), kc.AsSpan((b * _capacity + past) * kvRow, T * kvRow),
+                    S.V.AsSpan(b * T * kvRow, T * kvRow), vc.AsSpan((b * _capacity + past) * kvRow, T * kvRow), T, kvRow);
+            }
         }
 
         Attend(L, S.Q, kc, vc, _capacity * kvRow, S.Z, NKV, HD, 1f / MathF.Sqrt(HD));

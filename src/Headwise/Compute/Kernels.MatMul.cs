@@ -43,7 +43,9 @@ public enum GemmEpilogue
 
 public static unsafe partial class Kernels
 {
-    private const int GemmKC = 256;  // depth of a packed block: B micro-panel 256·32·4 B = 32 KiB ≤ L1d (48 KiB on Zen 5)
+    // depth of a packed block: B micro-panel 256·32·4 B = 32 KiB, two thirds of Zen 5's L1d and all of Zen 4's; on Zen 4
+    // KC = 128 and 192 (16 / 24 KiB) were no faster on one thread and slower on two, and 512 slower on Zen 5 (docs/performance.md)
+    private const int GemmKC = 256;
     // columns per packed B block (1 MiB, streamed from L2/L3 once per A block; each 32 KiB micro-panel is then reused
     // from L1 by every row tile): wide blocks mean x is packed only OC/1024 times, measured ~10% faster than 256
     private const int GemmNC = 1024;

@@ -24,7 +24,10 @@ public static unsafe partial class Kernels
     internal static Vector512<double> ExpDouble(Vector512<double> x)
     {
         const double Log2E = 1.4426950408889634, Ln2Hi = 0.693147180369123816490, Ln2Lo = 1.90821492927058770002e-10;
-        var xc = Vector512.Min(Vector512.Max(x, Vector512.Create(-708.0)), Vector512.Create(709.0));
+        // the *Native min, max and conversion: the IEEE forms add a fix-up per instruction for NaN and ±0 (and saturation),
+        // which cannot matter here — a NaN x is returned as itself below, and n is a whole number well inside int64 —
+        // so the bits are the same and each exp is 3 instructions shorter
+        var xc = Vector512.MinNative(Vector512.MaxNative(x, Vector512.Create(-708.0)), Vector512.Create(709.0));
         var n = Vector512.Round(xc * Vector512.Create(Log2E));
         var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Hi), xc);
         r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Lo), r);
@@ -40,7 +43,7 @@ public static unsafe partial class Kernels
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(0.5));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512<double>.One);
         p = Vector512.FusedMultiplyAdd(p, r, Vector512<double>.One);
-        var scale = Vector512.ShiftLeft(Vector512.ConvertToInt64(n) + Vector512.Create(1023L), 52).AsDouble();
+        var scale = Vector512.ShiftLeft(Vector512.ConvertToInt64Native(n) + Vector512.Create(1023L), 52).AsDouble();
         var result = p * scale;
         // outside the clamp: overflow to +∞, underflow to 0; NaN stays NaN
         result = Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512.Create(709.0)), Vector512.Create(double.PositiveInfinity), result);
@@ -53,7 +56,8 @@ public static unsafe partial class Kernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector512<float> ExpSingle(Vector512<float> x)
     {
-        var xc = Vector512.Min(Vector512.Max(x, Vector512.Create(-87.3f)), Vector512.Create(88.3f));
+        // the *Native forms, as in ExpDouble: the same bits (a NaN x is returned as itself, n is a small whole number)
+        var xc = Vector512.MinNative(Vector512.MaxNative(x, Vector512.Create(-87.3f)), Vector512.Create(88.3f));
         var n = Vector512.Round(xc * Vector512.Create(1.44269504088896341f));
         var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), xc);
         r = Vector512.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
@@ -64,7 +68,7 @@ public static unsafe partial class Kernels
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1.6666665459E-1f));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(5.0000001201E-1f));
         p = Vector512.FusedMultiplyAdd(p * r, r, r) + Vector512<float>.One;
-        var scale = Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(127), 23).AsSingle();
+        var scale = Vector512.ShiftLeft(Vector512.ConvertToInt32Native(n) + Vector512.Create(127), 23).AsSingle();
         var result = p * scale;
         result = Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512.Create(88.3f)), Vector512.Create(float.PositiveInfinity), result);
         result = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(-87.3f)), Vector512<float>.Zero, result);

@@ -5,10 +5,26 @@ using Microsoft.ML.OnnxRuntime;
 namespace Headwise.Benchmarks;
 
 /// <param name="Ratio">Headwise tokens/s ÷ ONNX Runtime tokens/s: the median over rounds of (ORT time ÷ ours) in that round.</param>
-public sealed record OnnxTiming(int Tokens, int Threads, double HeadwiseSeconds, double OrtSeconds, double Ratio)
+/// <param name="ForwardGFlop">The forward's necessary arithmetic (<see cref="ModelBenchmarks.ForwardFlops"/>: its matmuls and
+/// the causal half of attention), GFLOP.</param>
+/// <param name="PeakGFlops">The FMA peak of <paramref name="Threads"/> threads at once, measured in the same run
+/// (<see cref="PeakOf"/>).</param>
+public sealed record OnnxTiming(int Tokens, int Threads, double HeadwiseSeconds, double OrtSeconds, double Ratio, double ForwardGFlop, double PeakGFlops)
 {
     public double HeadwiseTokensPerSecond => Tokens / HeadwiseSeconds;
     public double OrtTokensPerSecond => Tokens / OrtSeconds;
+    /// <summary>Our forward's FLOP rate as a share of the FMA peak.</summary>
+    public double HeadwiseOfPeak => ForwardGFlop / HeadwiseSeconds / PeakGFlops;
+    /// <summary>ORT's, the same way.</summary>
+    public double OrtOfPeak => ForwardGFlop / OrtSeconds / PeakGFlops;
+    /// <summary>The ratio a forward doing only the necessary arithmetic at the FMA peak would reach against ORT's time: no
+    /// engine exceeds it on this machine (a target above it cannot be met here).</summary>
+    public double CeilingRatio => OrtSeconds * PeakGFlops / ForwardGFlop;
+
+    /// <summary>The FMA peak of <paramref name="threads"/> threads at once, GFLOP/s (<see cref="GemmBenchmark"/>'s probe:
+    /// independent FMA chains, no memory).</summary>
+    public static double PeakOf(int threads, CancellationToken cancel = default) =>
+        threads > 1 ? GemmBenchmark.FmaPeakOnThreads(threads, cancel) : GemmBenchmark.FmaPeak(cancel);
 }
 
 /// <param name="MaxLogitDiff">Largest |Δlogit| between the two engines over every checked token count.</param>
@@ -145,6 +161,7 @@ public static class OnnxComparison
             for (int s = 0; s < threadCounts.Length; s++)
             {
                 Kernels.MaxThreads = threadCounts[s];
+                double peak = OnnxTiming.PeakOf(threadCounts[s], cancel);
                 foreach (int T in tokenCounts)
                 {
                     var input = ModelInput.Single(inputs[T]);
@@ -152,7 +169,7 @@ public static class OnnxComparison
                     var session = sessions[s];
                     var (h, ratio) = Alternate(() => model.Forward(input, null, logits),
                         () => GemmBenchmark.Seconds(() => Run(session, inputs[T], theirs[T])), rounds, IdleBeforeRunMs, cancel);
-                    timings.Add(new OnnxTiming(T, threadCounts[s], h, h * ratio, ratio));
+                    timings.Add(new OnnxTiming(T, threadCounts[s], h, h * ratio, ratio, ModelBenchmarks.ForwardFlops(model.Config, T) / 1e9, peak));
                 }
             }
             return new OnnxComparisonResult(OrtEnv.Instance().GetVersionString(), maxLogitDiff, maxNllDiff, nll, timings);

@@ -7,10 +7,18 @@ using Headwise.Models;
 namespace Headwise.Benchmarks;
 
 /// <param name="Ratio">Headwise tokens/s ÷ PyTorch tokens/s: the median over rounds of (PyTorch time ÷ ours) in that round.</param>
-public sealed record PyTorchTiming(int Tokens, int Threads, double HeadwiseSeconds, double TorchSeconds, double Ratio)
+/// <param name="ForwardGFlop">As <see cref="OnnxTiming.ForwardGFlop"/>.</param>
+/// <param name="PeakGFlops">As <see cref="OnnxTiming.PeakGFlops"/>.</param>
+public sealed record PyTorchTiming(int Tokens, int Threads, double HeadwiseSeconds, double TorchSeconds, double Ratio, double ForwardGFlop, double PeakGFlops)
 {
     public double HeadwiseTokensPerSecond => Tokens / HeadwiseSeconds;
     public double TorchTokensPerSecond => Tokens / TorchSeconds;
+    /// <summary>Our forward's FLOP rate as a share of the FMA peak.</summary>
+    public double HeadwiseOfPeak => ForwardGFlop / HeadwiseSeconds / PeakGFlops;
+    /// <summary>PyTorch's, the same way.</summary>
+    public double TorchOfPeak => ForwardGFlop / TorchSeconds / PeakGFlops;
+    /// <summary>The ratio a forward at the FMA peak would reach against PyTorch's time (see <see cref="OnnxTiming.CeilingRatio"/>).</summary>
+    public double CeilingRatio => TorchSeconds * PeakGFlops / ForwardGFlop;
 }
 
 /// <param name="TorchVersion">torch.__version__ of the interpreter that ran the script.</param>
@@ -174,13 +182,14 @@ public static class PyTorchComparison
             foreach (int threads in threadCounts)
             {
                 Kernels.MaxThreads = threads;
+                double peak = OnnxTiming.PeakOf(threads, cancel);
                 foreach (int T in tokenCounts)
                 {
                     var input = ModelInput.Single(inputs[T]);
                     var output = logits[T];
                     var (h, ratio) = OnnxComparison.Alternate(() => model.Forward(input, null, output),
                         () => RunTorch(threads, inputs[T]).Seconds, rounds, IdleBeforeRunMs, cancel);
-                    timings.Add(new PyTorchTiming(T, threads, h, h * ratio, ratio));
+                    timings.Add(new PyTorchTiming(T, threads, h, h * ratio, ratio, ModelBenchmarks.ForwardFlops(model.Config, T) / 1e9, peak));
                 }
             }
             foreach (var (process, _) in processes.Values)

@@ -61,10 +61,13 @@ public sealed class BenchCommand : ICommand
                    written as an ONNX graph, ORT_SEQUENTIAL, every graph optimisation), at 128, 512 and 1,024 tokens (32
                    and 64 with --quick), on 1 and all threads: Headwise tokens/s ÷ ORT tokens/s, the median of 5 rounds
                    (1 with --quick) that time the two alternately, each forward after 50 ms idle (ORT's threads spin
-                   after a run), after checking that both give the same mean NLL to 1e-5 (the benchmark fails when not)
+                   after a run), after checking that both give the same mean NLL to 1e-5 (the benchmark fails when not); each
+                   engine's FLOP rate as a share of the FMA peak of that many threads (measured in the run), and the ceiling: the
+                   ratio a forward at that peak would reach, which no engine can beat on the machine
           pytorch  (with --pytorch; several minutes) the same against PyTorch eager: dev/bench/torch_prefill.py runs
                    dev/reference's Hugging Face GPT-2 forward on the model saved as a checkpoint (python3 with torch:
-                   HEADWISE_PYTHON, /usr/bin/python3 or python3), NLL checked to 1e-5, 200 ms idle before each forward
+                   HEADWISE_PYTHON, /usr/bin/python3 or python3), NLL checked to 1e-5, 200 ms idle before each forward; the
+                   same peak shares and ceiling
           attention-kernels (with --attention-kernels; a minute or two) attention alone, the fused kernel (three passes per
                    row) against the blocked one (query × key tiles, online softmax), causal prefill at 512, 1,024 and 4,096
                    tokens (128 and 256 with --quick) on a GPT-2-small head shape (NH 12, HD 64) and a Llama GQA shape
@@ -454,6 +457,11 @@ public sealed class BenchCommand : ICommand
                     headwise_tokens_per_s = t.HeadwiseTokensPerSecond,
                     ort_tokens_per_s = t.OrtTokensPerSecond,
                     ratio = t.Ratio,
+                    forward_gflop = t.ForwardGFlop,
+                    peak_gflops = t.PeakGFlops,
+                    headwise_of_peak = t.HeadwiseOfPeak,
+                    ort_of_peak = t.OrtOfPeak,
+                    ceiling_ratio = t.CeilingRatio,
                 }).ToArray(),
             },
             pytorch = !pytorch ? null : new
@@ -473,6 +481,11 @@ public sealed class BenchCommand : ICommand
                     headwise_tokens_per_s = t.HeadwiseTokensPerSecond,
                     torch_tokens_per_s = t.TorchTokensPerSecond,
                     ratio = t.Ratio,
+                    forward_gflop = t.ForwardGFlop,
+                    peak_gflops = t.PeakGFlops,
+                    headwise_of_peak = t.HeadwiseOfPeak,
+                    torch_of_peak = t.TorchOfPeak,
+                    ceiling_ratio = t.CeilingRatio,
                 }).ToArray(),
             },
             variants = variantSpeeds?.Select(v => new
@@ -607,8 +620,10 @@ public sealed class BenchCommand : ICommand
         if (ort is not null)
         {
             stdout.WriteLine($"onnx runtime           {ort.OrtVersion}, same weights: mean NLL {ort.Nll:F4}, |ΔNLL| ≤ {ort.MaxNllDiff:0.0E+0}, max |Δlogit| {ort.MaxLogitDiff:0.0E+0}; Headwise ÷ ORT tokens/s (target ≥ 1.2× at 1,024 tokens on 2 threads)");
-            Write(stdout, BenchText.Table([">tokens", ">threads", ">Headwise tok/s", ">ORT tok/s", ">ratio"],
-                ort.Timings.Select(t => new[] { $"{t.Tokens}", $"{t.Threads}", $"{t.HeadwiseTokensPerSecond:F0}", $"{t.OrtTokensPerSecond:F0}", $"{t.Ratio:F2}×" })));
+            Write(stdout, BenchText.Table([">tokens", ">threads", ">Headwise tok/s", ">ORT tok/s", ">ratio", ">Headwise % of peak", ">ORT % of peak", ">ceiling"],
+                ort.Timings.Select(t => new[] { $"{t.Tokens}", $"{t.Threads}", $"{t.HeadwiseTokensPerSecond:F0}", $"{t.OrtTokensPerSecond:F0}", $"{t.Ratio:F2}×",
+                    $"{t.HeadwiseOfPeak:P0}", $"{t.OrtOfPeak:P0}", $"{t.CeilingRatio:F2}×" })));
+            stdout.WriteLine(PeakNote);
         }
         if (torchRuns is not null)
         {
@@ -617,8 +632,10 @@ public sealed class BenchCommand : ICommand
             {
                 stdout.WriteLine("                       (PyTorch without an optimised BLAS is tens of times slower than it can be: install libopenblas0-pthread, dev/reference/install.sh; these ratios flatter us)");
             }
-            Write(stdout, BenchText.Table([">tokens", ">threads", ">Headwise tok/s", ">PyTorch tok/s", ">ratio"],
-                torchRuns.Timings.Select(t => new[] { $"{t.Tokens}", $"{t.Threads}", $"{t.HeadwiseTokensPerSecond:F0}", $"{t.TorchTokensPerSecond:F1}", $"{t.Ratio:F2}×" })));
+            Write(stdout, BenchText.Table([">tokens", ">threads", ">Headwise tok/s", ">PyTorch tok/s", ">ratio", ">Headwise % of peak", ">PyTorch % of peak", ">ceiling"],
+                torchRuns.Timings.Select(t => new[] { $"{t.Tokens}", $"{t.Threads}", $"{t.HeadwiseTokensPerSecond:F0}", $"{t.TorchTokensPerSecond:F1}", $"{t.Ratio:F2}×",
+                    $"{t.HeadwiseOfPeak:P0}", $"{t.TorchOfPeak:P0}", $"{t.CeilingRatio:F2}×" })));
+            stdout.WriteLine(PeakNote);
         }
         else if (torchSkipped is not null)
         {
@@ -660,6 +677,10 @@ public sealed class BenchCommand : ICommand
     }
 
     /// <summary>Prints a benchmark's description: its lines as they are, its tables through <see cref="CliTable"/>.</summary>
+    // under the ORT and PyTorch tables: what the peak columns mean
+    private const string PeakNote = "                       (% of peak: the forward's matmuls and causal attention (FLOPs) per second ÷ the FMA peak of that many threads, " +
+        "measured in this run; ceiling: the ratio a forward at that peak would reach — no engine can beat it on this machine)";
+
     internal static void Write(TextWriter stdout, params IEnumerable<BenchText> items)
     {
         foreach (var item in items)

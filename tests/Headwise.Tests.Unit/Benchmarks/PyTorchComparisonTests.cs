@@ -54,6 +54,15 @@ public sealed class PyTorchComparisonTests
             // the stand-in's 0.25 s is PyTorch's time; the ratio is that over ours, so tokens/s ours ÷ theirs
             Assert.All(r.Timings, t => Assert.True(Math.Abs(t.TorchSeconds - 0.25) < 1e-12 && Math.Abs(t.Ratio - 0.25 / t.HeadwiseSeconds) < 1e-9,
                 $"T={t.Tokens}: torch {t.TorchSeconds} s, ours {t.HeadwiseSeconds} s, ratio {t.Ratio}"));
+            // the peak columns: the forward's FLOPs by the model's shape, a measured peak, and the stand-in's 0.25 s
+            Assert.All(r.Timings, t =>
+            {
+                AssertNear(ModelBenchmarks.ForwardFlops(model.Config, t.Tokens) / 1e9, t.ForwardGFlop);
+                Assert.True(t.PeakGFlops > 0, $"peak {t.PeakGFlops}");
+                AssertNear(t.ForwardGFlop / 0.25 / t.PeakGFlops, t.TorchOfPeak);
+                AssertNear(0.25 * t.PeakGFlops / t.ForwardGFlop, t.CeilingRatio);
+                AssertNear(t.Ratio, t.CeilingRatio * t.HeadwiseOfPeak); // ours at the peak would be the ceiling
+            });
         }
         finally
         {
@@ -81,4 +90,8 @@ public sealed class PyTorchComparisonTests
             File.Delete(script);
         }
     }
+
+    // equal within 1e-9 relative: the same quantity computed two ways
+    private static void AssertNear(double expected, double actual) =>
+        Assert.True(Math.Abs(expected - actual) <= 1e-9 * Math.Abs(expected), $"expected {expected:R}, got {actual:R}");
 }

@@ -4,27 +4,38 @@ using Microsoft.ML.OnnxRuntime;
 
 namespace Headwise.Benchmarks;
 
-/// <param name="Ratio">Headwise tokens/s ÷ ONNX Runtime tokens/s: the median over rounds of (ORT time ÷ ours) in that round.</param>
+/// <summary>One (token count, thread count) of a prefill comparison against another engine (ONNX Runtime, PyTorch).</summary>
+/// <param name="OtherSeconds">The other engine's forward time (the median over rounds of ours × that round's ratio).</param>
+/// <param name="Ratio">Headwise tokens/s ÷ the other engine's: the median over rounds of (its time ÷ ours) in that round.</param>
 /// <param name="ForwardGFlop">The forward's necessary arithmetic (<see cref="ModelBenchmarks.ForwardFlops"/>: its matmuls and
 /// the causal half of attention), GFLOP.</param>
 /// <param name="PeakGFlops">The FMA peak of <paramref name="Threads"/> threads at once, measured in the same run
 /// (<see cref="PeakOf"/>).</param>
-public sealed record OnnxTiming(int Tokens, int Threads, double HeadwiseSeconds, double OrtSeconds, double Ratio, double ForwardGFlop, double PeakGFlops)
+public abstract record PrefillComparisonTiming(int Tokens, int Threads, double HeadwiseSeconds, double OtherSeconds, double Ratio,
+    double ForwardGFlop, double PeakGFlops)
 {
     public double HeadwiseTokensPerSecond => Tokens / HeadwiseSeconds;
-    public double OrtTokensPerSecond => Tokens / OrtSeconds;
+    public double OtherTokensPerSecond => Tokens / OtherSeconds;
     /// <summary>Our forward's FLOP rate as a share of the FMA peak.</summary>
     public double HeadwiseOfPeak => ForwardGFlop / HeadwiseSeconds / PeakGFlops;
-    /// <summary>ORT's, the same way.</summary>
-    public double OrtOfPeak => ForwardGFlop / OrtSeconds / PeakGFlops;
-    /// <summary>The ratio a forward doing only the necessary arithmetic at the FMA peak would reach against ORT's time: no
-    /// engine exceeds it on this machine (a target above it cannot be met here).</summary>
-    public double CeilingRatio => OrtSeconds * PeakGFlops / ForwardGFlop;
+    /// <summary>The other engine's, the same way.</summary>
+    public double OtherOfPeak => ForwardGFlop / OtherSeconds / PeakGFlops;
+    /// <summary>The ratio a forward doing only the necessary arithmetic at the FMA peak would reach against the other
+    /// engine's time: no engine exceeds it on this machine (a target above it cannot be met here).</summary>
+    public double CeilingRatio => OtherSeconds * PeakGFlops / ForwardGFlop;
 
     /// <summary>The FMA peak of <paramref name="threads"/> threads at once, GFLOP/s (<see cref="GemmBenchmark"/>'s probe:
     /// independent FMA chains, no memory).</summary>
     public static double PeakOf(int threads, CancellationToken cancel = default) =>
         threads > 1 ? GemmBenchmark.FmaPeakOnThreads(threads, cancel) : GemmBenchmark.FmaPeak(cancel);
+}
+
+/// <summary>Against ONNX Runtime (<see cref="PrefillComparisonTiming"/>, the other engine's figures under ORT's name).</summary>
+public sealed record OnnxTiming(int Tokens, int Threads, double HeadwiseSeconds, double OrtSeconds, double Ratio, double ForwardGFlop, double PeakGFlops)
+    : PrefillComparisonTiming(Tokens, Threads, HeadwiseSeconds, OrtSeconds, Ratio, ForwardGFlop, PeakGFlops)
+{
+    public double OrtTokensPerSecond => OtherTokensPerSecond;
+    public double OrtOfPeak => OtherOfPeak;
 }
 
 /// <param name="MaxLogitDiff">Largest |Δlogit| between the two engines over every checked token count.</param>
@@ -161,7 +172,7 @@ public static class OnnxComparison
             for (int s = 0; s < threadCounts.Length; s++)
             {
                 Kernels.MaxThreads = threadCounts[s];
-                double peak = OnnxTiming.PeakOf(threadCounts[s], cancel);
+                double peak = PrefillComparisonTiming.PeakOf(threadCounts[s], cancel);
                 foreach (int T in tokenCounts)
                 {
                     var input = ModelInput.Single(inputs[T]);

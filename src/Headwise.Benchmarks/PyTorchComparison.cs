@@ -6,19 +6,12 @@ using Headwise.Models;
 
 namespace Headwise.Benchmarks;
 
-/// <param name="Ratio">Headwise tokens/s ÷ PyTorch tokens/s: the median over rounds of (PyTorch time ÷ ours) in that round.</param>
-/// <param name="ForwardGFlop">As <see cref="OnnxTiming.ForwardGFlop"/>.</param>
-/// <param name="PeakGFlops">As <see cref="OnnxTiming.PeakGFlops"/>.</param>
+/// <summary>Against PyTorch eager (<see cref="PrefillComparisonTiming"/>, the other engine's figures under PyTorch's name).</summary>
 public sealed record PyTorchTiming(int Tokens, int Threads, double HeadwiseSeconds, double TorchSeconds, double Ratio, double ForwardGFlop, double PeakGFlops)
+    : PrefillComparisonTiming(Tokens, Threads, HeadwiseSeconds, TorchSeconds, Ratio, ForwardGFlop, PeakGFlops)
 {
-    public double HeadwiseTokensPerSecond => Tokens / HeadwiseSeconds;
-    public double TorchTokensPerSecond => Tokens / TorchSeconds;
-    /// <summary>Our forward's FLOP rate as a share of the FMA peak.</summary>
-    public double HeadwiseOfPeak => ForwardGFlop / HeadwiseSeconds / PeakGFlops;
-    /// <summary>PyTorch's, the same way.</summary>
-    public double TorchOfPeak => ForwardGFlop / TorchSeconds / PeakGFlops;
-    /// <summary>The ratio a forward at the FMA peak would reach against PyTorch's time (see <see cref="OnnxTiming.CeilingRatio"/>).</summary>
-    public double CeilingRatio => TorchSeconds * PeakGFlops / ForwardGFlop;
+    public double TorchTokensPerSecond => OtherTokensPerSecond;
+    public double TorchOfPeak => OtherOfPeak;
 }
 
 /// <param name="TorchVersion">torch.__version__ of the interpreter that ran the script.</param>
@@ -182,7 +175,7 @@ public static class PyTorchComparison
             foreach (int threads in threadCounts)
             {
                 Kernels.MaxThreads = threads;
-                double peak = OnnxTiming.PeakOf(threads, cancel);
+                double peak = PrefillComparisonTiming.PeakOf(threads, cancel);
                 foreach (int T in tokenCounts)
                 {
                     var input = ModelInput.Single(inputs[T]);

@@ -103,11 +103,10 @@ public static unsafe partial class Kernels
                 {
                     for (int task = 0; task < tasks; task++) job.Body(task);
                 }
-                else if (!(PrefillTeam && WorkerTeam.Shared.TryRun(job.Body, tasks, threads)))
+                else
                 {
                     // the worker team, as prefill's GEMMs (Kernels.MatMul.cs): its workers stay awake between the two
-                    job.Options.MaxDegreeOfParallelism = threads;
-                    Parallel.For(0, tasks, job.Options, job.Body);
+                    RunPrefillTasks(job.Body, tasks, threads, job.Options);
                 }
             }
             finally

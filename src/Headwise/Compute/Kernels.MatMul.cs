@@ -245,11 +245,16 @@ public static unsafe partial class Kernels
         // the parked worker team (WorkerTeam.cs, shared with decode's GEMVs): a prefill makes 4 GEMMs and an attention per
         // layer, each hand-off through the pool costs several µs and wakes a pool thread, and a team worker still spinning
         // after one job would compete with the pool's threads for the next; Parallel.For when another thread holds the team
-        if (!(PrefillTeam && WorkerTeam.Shared.TryRun(job.Body, tasks, threads)))
-        {
-            job.Options.MaxDegreeOfParallelism = Math.Min(threads, tasks);
-            Parallel.For(0, tasks, job.Options, job.Body);
-        }
+        RunPrefillTasks(job.Body, tasks, threads, job.Options);
+    }
+
+    // body(0 .. tasks − 1) of a prefill job (a GEMM, the blocked attention, a row pass) on the worker team, or through
+    // Parallel.For when another thread holds the team or HEADWISE_PREFILL_TEAM=0
+    private static void RunPrefillTasks(Action<int> body, int tasks, int threads, ParallelOptions options)
+    {
+        if (PrefillTeam && WorkerTeam.Shared.TryRun(body, tasks, threads)) return;
+        options.MaxDegreeOfParallelism = Math.Min(threads, tasks);
+        Parallel.For(0, tasks, options, body);
     }
 
     // HEADWISE_PREFILL_TEAM=0 sends the GEMM's and the blocked attention's tasks back to Parallel.For (to measure the

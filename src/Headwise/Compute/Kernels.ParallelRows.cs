@@ -46,11 +46,7 @@ public static unsafe partial class Kernels
         job.Rows = rows;
         job.Chunk = (rows + threads - 1) / threads;
         int tasks = (rows + job.Chunk - 1) / job.Chunk;
-        if (!(PrefillTeam && WorkerTeam.Shared.TryRun(job.Body, tasks, threads)))
-        {
-            job.Options.MaxDegreeOfParallelism = threads;
-            Parallel.For(0, tasks, job.Options, job.Body);
-        }
+        RunPrefillTasks(job.Body, tasks, threads, job.Options);
         job.Pass = default; // drop the pointers: the job is per thread and long-lived
     }
 

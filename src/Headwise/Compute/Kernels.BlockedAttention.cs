@@ -87,7 +87,9 @@ public static unsafe partial class Kernels
         fixed (byte* pm = keyMask)
         {
             var job = t_blockedJob ??= new BlockedAttentionJob();
-            job.Q = pq; job.K = pk; job.V = pv; job.Z = pz; job.Mask = keyMask.IsEmpty ? null : pm;
+            // a mask that hides no key (a model's unpadded batch) is no mask: the tiles then skip its per-element tests
+            bool hidesKeys = !keyMask.IsEmpty && keyMask[..S].Contains((byte)0);
+            job.Q = pq; job.K = pk; job.V = pv; job.Z = pz; job.Mask = hidesKeys ? pm : null;
             job.T = T; job.S = S; job.NH = NH; job.NKV = NKV; job.HD = HD; job.PastLen = pastLen; job.Scale = scale;
             job.Window = window; job.Sparsity = sparsity;
             job.QueryTiles = (pastLen + T - 1) / BlockQ - pastLen / BlockQ + 1;

@@ -16,7 +16,8 @@ namespace Headwise.Compute;
 //     for pc in C step KC:   pack B(KC × NC) into NR-wide panels (reused for every row block)
 //       for ic step MC:      pack A(MC × KC) into MR-tall panels
 //         for jr step NR, for ir step MR: MR×NR register-tile microkernel with FMA
-// The B micro-panel (KC·NR floats) stays in L1, the A block (MC·KC) in L2.
+// The B micro-panel (KC·NR floats) stays in L1, the A block (MC·KC) in L2. A prepacked weight swaps the pc and ic loops
+// (nothing to pack, and the out block stays in L2 across the depth), or keeps A for the whole depth (GemmTaskResidentA).
 // Weights come from memory-mapped files, so panels are packed on the fly into per-thread buffers, unless the caller hands
 // over the weight already packed once (PackedWeight, Kernels.Prepack.cs): then the B panels are read from there.
 // The epilogue (an activation, or the residual add) runs on each finished tile right after its last depth block is stored,
@@ -284,7 +285,7 @@ public static unsafe partial class Kernels
         {
             // the A-resident order for a prepacked weight: all the rows at once when their A fits, else in equal chunks of
             // at least MC rows that fit (C ≤ 1,024: every 768-deep GEMM of a long prompt); a deeper A (the MLP's 3,072)
-            // would leave chunks of under 42 rows, each streaming the whole weight: the NC-wide order below is faster there
+            // would leave chunks of under 42 rows, each streaming the whole weight: the row-block order below is faster there
             int maxRows = (int)Math.Min(GemmResidentAFloats / C, int.MaxValue) / mr * mr;
             int rows = r1 - r0;
             if (RoundUp(rows, mr) <= maxRows)
@@ -309,46 +310,66 @@ public static unsafe partial class Kernels
         {
             int block = n / GemmNC * GemmNC, blockEnd = Math.Min(block + GemmNC, OC);
             nc = Math.Min(blockEnd, n1) - n;
-            for (int pc = 0; pc < C; pc += GemmKC)
+            if (packedB != null)
             {
-                int kc = Math.Min(GemmKC, C - pc);
-                bool first = pc == 0;
-                bool finish = pc + kc == C && epilogue != GemmEpilogue.None; // the last depth block: the values are final
-                if (packedB != null)
-                {
-                    // n − block is a whole number of panels: task columns start on NR boundaries
-                    packB = packedB + PackedBlockOffset(block, pc, blockEnd - block, C, nr) + (long)(n - block) * kc;
-                }
-                else
-                {
-                    PackB(w, C, OC, layout, pc, kc, n, nc, nr, packB);
-                }
+                // row block outermost: its out block (MC × NC, 384 KiB at NC = 768) stays in L2 across the depth blocks,
+                // where depth-outer reads and writes all the task's rows of out per depth block (3 MiB at 1,024 rows of
+                // the MLP output); the B blocks are read from the packed weight, so the order costs no packing
                 for (int ic = r0; ic < r1; ic += GemmMC)
                 {
-                    int mc = Math.Min(GemmMC, r1 - ic);
-                    PackA(x + (long)ic * C + pc, C, mc, kc, mr, packA);
-                    for (int jr = 0; jr < nc; jr += nr)
+                    for (int pc = 0; pc < C; pc += GemmKC)
                     {
-                        int nrr = Math.Min(nr, nc - jr);
-                        float* bp = packB + (long)jr * kc;
-                        float* biasTile = bias == null ? null : bias + n + jr;
-                        for (int ir = 0; ir < mc; ir += mr)
-                        {
-                            int mrr = Math.Min(mr, mc - ir);
-                            float* ap = packA + (long)ir * kc;
-                            long offset = (long)(ic + ir) * OC + n + jr;
-                            GemmTile(ap, bp, kc, output + offset, OC, biasTile, first, mrr, nrr, edge,
-                                finish ? epilogue : GemmEpilogue.None, residual == null ? null : residual + offset);
-                        }
+                        int kc = Math.Min(GemmKC, C - pc);
+                        // n − block is a whole number of panels: task columns start on NR boundaries
+                        float* panels = packedB + PackedBlockOffset(block, pc, blockEnd - block, C, nr) + (long)(n - block) * kc;
+                        GemmBlock(x, panels, bias, output, C, OC, epilogue, residual, ic, Math.Min(GemmMC, r1 - ic), pc, kc, n, nc, packA, edge);
+                    }
+                }
+            }
+            else
+            {
+                // depth block outermost: each B block is packed once and reused by every row block
+                for (int pc = 0; pc < C; pc += GemmKC)
+                {
+                    int kc = Math.Min(GemmKC, C - pc);
+                    PackB(w, C, OC, layout, pc, kc, n, nc, nr, packB);
+                    for (int ic = r0; ic < r1; ic += GemmMC)
+                    {
+                        GemmBlock(x, packB, bias, output, C, OC, epilogue, residual, ic, Math.Min(GemmMC, r1 - ic), pc, kc, n, nc, packA, edge);
                     }
                 }
             }
         }
     }
 
+    // One depth block [pc, pc + kc) of out's rows [ic, ic + mc) × columns [n, n + nc): A packed into packA, then every
+    // register tile against the B block's NR-wide panels (panels: kc × NR each, the first at column n). The depth blocks
+    // of a tile must come in order (each partial from zero, added to out in depth order): the order of the sums.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void GemmBlock(float* x, float* panels, float* bias, float* output, int C, int OC, GemmEpilogue epilogue,
+        float* residual, int ic, int mc, int pc, int kc, int n, int nc, float* packA, float* edge)
+    {
+        int mr = GemmMR, nr = GemmNR;
+        bool first = pc == 0;
+        GemmEpilogue finish = pc + kc == C ? epilogue : GemmEpilogue.None; // the last depth block: the values are final
+        PackA(x + (long)ic * C + pc, C, mc, kc, mr, packA);
+        for (int jr = 0; jr < nc; jr += nr)
+        {
+            int nrr = Math.Min(nr, nc - jr);
+            float* bp = panels + (long)jr * kc;
+            float* biasTile = bias == null ? null : bias + n + jr;
+            for (int ir = 0; ir < mc; ir += mr)
+            {
+                long offset = (long)(ic + ir) * OC + n + jr;
+                GemmTile(packA + (long)ir * kc, bp, kc, output + offset, OC, biasTile, first, Math.Min(mr, mc - ir), nrr, edge,
+                    finish, residual == null ? null : residual + offset);
+            }
+        }
+    }
+
     // Output rows [r0, r1) × columns [n0, n1) of a prepacked weight when the rows' A fits in L2 for the whole depth: A is
     // packed once, then each NR-wide column panel runs every depth block over every row tile before the next panel.
-    // The out panel (rows × NR, 16 KiB at 128 rows) stays in L1/L2 across the depth blocks, where the NC-wide order reads
+    // The out panel (rows × NR, 16 KiB at 128 rows) stays in L1/L2 across the depth blocks, where the depth-outer order reads
     // and writes rows × NC of out per depth block, as much traffic as the weight's own at 128 rows (the unembedding);
     // each B micro-panel is read from memory once and reused from L1 by every row tile. The same sums in the same order
     // as GemmTask's loops (each depth block's partial from zero, added to out in depth order): bitwise the same out.

@@ -3,6 +3,7 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Headwise.Compute;
 
@@ -52,27 +53,34 @@ public static unsafe partial class Kernels
     }
 
     // x: (16 lanes) — e^x in float for softmax (x ≤ 0 there). Cody–Waite reduction and the Cephes expf minimax
-    // polynomial: ≤ 2 ulp (rel ≤ 2.4e-7). x < −87.3 (including −∞) gives exactly 0, so masked scores vanish.
+    // polynomial: ≤ 2 ulp (rel ≤ 2.4e-7). x < −87.3 (including −∞) gives exactly 0, so masked scores vanish; e^x past the
+    // float range gives ∞; NaN stays NaN.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector512<float> ExpSingle(Vector512<float> x)
     {
-        // the *Native forms, as in ExpDouble: the same bits (a NaN x is returned as itself, n is a small whole number)
-        var xc = Vector512.MinNative(Vector512.MaxNative(x, Vector512.Create(-87.3f)), Vector512.Create(88.3f));
+        // x clamped to [−87.3, 89]: vmaxps/vminps return their second operand when either is NaN, so a NaN x passes through
+        var xc = Avx512F.Min(Vector512.Create(89f), Avx512F.Max(Vector512.Create(-87.3f), x));
         var n = Vector512.Round(xc * Vector512.Create(1.44269504088896341f));
         var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), xc);
         r = Vector512.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
+        var p = ExpReducedSingle(r);
+        // p·2ⁿ by vscalefps: the same rounded product as multiplying by 2ⁿ built from exponent bits (n ≥ −126 here), and
+        // ∞ past the float range (n = 128 at x = 89) without a compare and select
+        var result = Avx512F.Scale(p, n);
+        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(-87.3f)), Vector512<float>.Zero, result);
+    }
+
+    // e^r for a reduced argument |r| ≤ ln 2 / 2: the Cephes expf minimax polynomial (ExpSingle, and the float GELU's lanes)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> ExpReducedSingle(Vector512<float> r)
+    {
         var p = Vector512.Create(1.9875691500E-4f);
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1.3981999507E-3f));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(8.3334519073E-3f));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(4.1665795894E-2f));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1.6666665459E-1f));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(5.0000001201E-1f));
-        p = Vector512.FusedMultiplyAdd(p * r, r, r) + Vector512<float>.One;
-        var scale = Vector512.ShiftLeft(Vector512.ConvertToInt32Native(n) + Vector512.Create(127), 23).AsSingle();
-        var result = p * scale;
-        result = Vector512.ConditionalSelect(Vector512.GreaterThan(x, Vector512.Create(88.3f)), Vector512.Create(float.PositiveInfinity), result);
-        result = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(-87.3f)), Vector512<float>.Zero, result);
-        return Vector512.ConditionalSelect(Vector512.Equals(x, x), result, x);
+        return Vector512.FusedMultiplyAdd(p * r, r, r) + Vector512<float>.One;
     }
 
     // Σ a[i]·b[i] with independent accumulators (FMA latency hiding)

@@ -99,6 +99,32 @@ public sealed class BlockedAttentionTests
         }
     }
 
+    // A model passes its key mask on every step, all ones when nothing is padded (and longer than S: the cache's capacity,
+    // zero past the keys written). Such a mask hides no key and must give the bits of no mask, on the tile path and the
+    // decode path; a mask that does hide a key must change the result.
+    [Theory]
+    [MemberData(nameof(Threads))]
+    public void AMaskThatHidesNoKeyIsNoMask(int threads)
+    {
+        var rng = new Random(71 + threads);
+        using var scope = new ThreadScope(threads);
+        foreach (var (T, pastLen) in new[] { (100, 0), (3, 60), (1, 90) })
+        {
+            int S = pastLen + T, NH = 4, NKV = 2, HD = 32;
+            var (q, k, v, _) = Inputs(rng, T, S, NH, NKV, HD, false);
+            var mask = new byte[S + 20]; // zero past S
+            mask.AsSpan(0, S).Fill(1);
+            float[] none = new float[T * NH * HD], ones = new float[T * NH * HD], hiding = new float[T * NH * HD];
+            float scale = 1f / MathF.Sqrt(HD);
+            K.BlockedAttention(q, k, v, none, T, S, NH, NKV, HD, pastLen, scale, [], 0, AttentionSparsity.Dense);
+            K.BlockedAttention(q, k, v, ones, T, S, NH, NKV, HD, pastLen, scale, mask, 0, AttentionSparsity.Dense);
+            AssertExact(none, ones, $"T={T} past={pastLen}");
+            mask[0] = 0;
+            K.BlockedAttention(q, k, v, hiding, T, S, NH, NKV, HD, pastLen, scale, mask, 0, AttentionSparsity.Dense);
+            Assert.NotEqual(none, hiding);
+        }
+    }
+
     [Fact]
     public void BidirectionalEqualsFusedKernel()
     {

@@ -116,9 +116,11 @@ public sealed class PrepackTests
         // (T, C, OC): 128·768 and 166·768 resident (166 leaves a ragged 6-row tile); 169·768 just past the limit;
         // 260·600 and 128·1100 blocked (MC blocks 128 + 128 + 4; a depth not a multiple of KC); 40·3072 resident with
         // 12 depth blocks; OC 1,100 crosses a column block with a ragged last panel; 300·768 and 530·1000 A-resident in
-        // row chunks (152 + 148 and 4 × 112 + 82 rows; on two threads split by rows first, 2 × 272 rows in chunks of 96)
+        // row chunks (152 + 148 and 4 × 112 + 82 rows; on two threads split by rows first, 2 × 272 rows in chunks of 96);
+        // 300·1500 too deep for A-resident chunks: row blocks outermost, 128 + 128 + 44 rows (two threads: 128 + 24 each)
+        // over 6 depth blocks, the last 220 deep, across two column blocks
         (int T, int C, int OC)[] shapes = [(128, 768, 1100), (166, 768, 97), (169, 768, 97), (260, 600, 1100), (128, 1100, 64), (40, 3072, 65),
-            (300, 768, 97), (530, 1000, 70)];
+            (300, 768, 97), (530, 1000, 70), (300, 1500, 1100)];
         var rng = new Random(77 + (int)layout * 10 + threads);
         using var scope = new ThreadScope(threads);
         foreach (var (T, C, OC) in shapes)
